@@ -1,0 +1,300 @@
+//! Argument groups shared by the probing tools, value parsers, and the one way every binary
+//! turns a result into an exit status.
+
+use crate::alert::Thresholds;
+use crate::engine::RunConfig;
+use crate::net::socket::SocketOptions;
+use crate::output::Format;
+use crate::record::Tags;
+use crate::target::{parse_tag, Family};
+use clap::Args;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Exit status: every target answered.
+pub const EXIT_OK: u8 = 0;
+/// Exit status: some target never answered.
+pub const EXIT_NO_REPLY: u8 = 1;
+/// Exit status: usage or system error.
+pub const EXIT_ERROR: u8 = 2;
+
+/// Default period of windowed summaries in continuous runs.
+pub const DEFAULT_SUMMARY_EVERY: Duration = Duration::from_secs(60);
+
+/// Targets, fping-style.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Targets")]
+pub struct TargetArgs {
+    /// Hosts, addresses or CIDR blocks (e.g. 10.0.0.0/24).
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+    /// Read targets from FILE ("-" for stdin): one per line, optional key=value tags, # comments.
+    #[arg(short = 'f', long = "targets", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Use IPv4 only.
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// Use IPv6 only.
+    #[arg(short = '6')]
+    pub ipv6: bool,
+}
+
+impl TargetArgs {
+    pub fn family(&self) -> Family {
+        match (self.ipv4, self.ipv6) {
+            (true, _) => Family::V4,
+            (_, true) => Family::V6,
+            _ => Family::Any,
+        }
+    }
+}
+
+/// How long and how fast.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Run")]
+pub struct RunArgs {
+    /// Stop after N probes per target.
+    #[arg(short = 'c', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+    /// Stop sending after this long (seconds, or with a unit: 500ms, 30s, 5m).
+    #[arg(short = 'w', long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub duration: Option<Duration>,
+    /// Time between two probes to the same target.
+    #[arg(short = 'i', long, value_name = "DURATION", default_value = "1", value_parser = parse_positive_duration)]
+    pub interval: Duration,
+    /// How long a probe waits for its reply.
+    #[arg(short = 'W', long, value_name = "DURATION", default_value = "1", value_parser = parse_positive_duration)]
+    pub timeout: Duration,
+    /// Write a summary per target every DURATION, over that window (default 60s in
+    /// continuous runs or with alerts; 0 turns windows off).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub summary_every: Option<Duration>,
+}
+
+/// Threshold alerts.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Alerts")]
+pub struct AlertArgs {
+    /// Write an alert when a window's loss exceeds PCT percent, and again when it recovers.
+    #[arg(long, value_name = "PCT", value_parser = parse_percent)]
+    pub alert_loss: Option<f64>,
+    /// Write an alert when a window's average RTT exceeds MS milliseconds, and when it recovers.
+    #[arg(long, value_name = "MS", value_parser = parse_non_negative)]
+    pub alert_rtt: Option<f64>,
+}
+
+/// What is written.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Output")]
+pub struct OutputArgs {
+    /// Record format.
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: Format,
+    /// Add key=value to every record's tags (repeatable).
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
+    pub tags: Vec<(String, String)>,
+    /// Summaries and alerts only: no reply, timeout or unreachable records.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+impl OutputArgs {
+    pub fn tag_map(&self) -> Tags {
+        self.tags.iter().cloned().collect()
+    }
+}
+
+/// Socket options shared by the probes.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Socket")]
+pub struct SocketArgs {
+    /// TTL (IPv4) or hop limit (IPv6) of the probes.
+    #[arg(short = 't', long, value_name = "TTL", value_parser = clap::value_parser!(u8).range(1..))]
+    pub ttl: Option<u8>,
+    /// TOS byte (IPv4) or traffic class (IPv6), decimal or hex (0xb8).
+    #[arg(short = 'Q', long, value_name = "TOS", value_parser = parse_u8)]
+    pub tos: Option<u8>,
+    /// Send from this interface (name) or source address.
+    #[arg(short = 'I', long, value_name = "IFACE|ADDR")]
+    pub interface: Option<String>,
+    /// Set SO_MARK on the probes (policy routing), decimal or hex.
+    #[arg(short = 'm', long, value_name = "MARK", value_parser = parse_u32)]
+    pub mark: Option<u32>,
+}
+
+impl SocketArgs {
+    pub fn options(&self) -> SocketOptions {
+        let (device, source) = match self.interface.as_deref() {
+            Some(s) => match s.parse::<IpAddr>() {
+                Ok(a) => (None, Some(a)),
+                Err(_) => (Some(s.to_string()), None),
+            },
+            None => (None, None),
+        };
+        SocketOptions {
+            ttl: self.ttl,
+            tos: self.tos,
+            mark: self.mark,
+            device,
+            source,
+        }
+    }
+}
+
+/// Builds the engine's configuration from the shared groups.
+pub fn run_config(
+    tool: &'static str,
+    run: &RunArgs,
+    alerts: &AlertArgs,
+    output: &OutputArgs,
+) -> RunConfig {
+    let thresholds = Thresholds {
+        loss_pct: alerts.alert_loss,
+        rtt_ms: alerts.alert_rtt,
+    };
+    let continuous = run.count.is_none() && run.duration.is_none();
+    let summary_every = match run.summary_every {
+        Some(d) if d.is_zero() => None,
+        Some(d) => Some(d),
+        None if continuous || thresholds.any() => Some(DEFAULT_SUMMARY_EVERY),
+        None => None,
+    };
+    RunConfig {
+        tool,
+        count: run.count,
+        duration: run.duration,
+        interval: run.interval,
+        timeout: run.timeout,
+        summary_every,
+        thresholds,
+        quiet: output.quiet,
+    }
+}
+
+/// A duration as ping takes it (`0.2` seconds) or with a unit (`200ms`, `30s`, `5m`, `1h`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("'{s}' is not a valid number of seconds"));
+    }
+    humantime::parse_duration(s).map_err(|_| {
+        format!("'{s}' is not a duration: use seconds (0.2) or a unit (200ms, 30s, 5m)")
+    })
+}
+
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err("must be greater than 0".into());
+    }
+    Ok(d)
+}
+
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let v = parse_non_negative(s)?;
+    if v > 100.0 {
+        return Err(format!("{v} is not a percentage between 0 and 100"));
+    }
+    Ok(v)
+}
+
+fn parse_non_negative(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("'{s}' is not a non-negative number")),
+    }
+}
+
+fn parse_int(s: &str) -> Result<u64, String> {
+    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => s.parse(),
+    };
+    r.map_err(|_| format!("'{s}' is not a number (decimal or 0x hex)"))
+}
+
+/// A byte in decimal or hex (`-Q 0x10`, which clap's integer parser rejects).
+pub fn parse_u8(s: &str) -> Result<u8, String> {
+    let v = parse_int(s)?;
+    u8::try_from(v).map_err(|_| format!("{s} is out of range 0-255"))
+}
+
+pub fn parse_u32(s: &str) -> Result<u32, String> {
+    let v = parse_int(s)?;
+    u32::try_from(v).map_err(|_| format!("{s} is out of range 0-4294967295"))
+}
+
+/// Parses arguments; a usage error is one line on stderr and exit status 2 (help and
+/// version go to stdout with status 0, as usual).
+pub fn parse_args<A: clap::Parser>(tool: &str) -> Result<A, ExitCode> {
+    match A::try_parse() {
+        Ok(a) => Ok(a),
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            Err(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("{tool}: {first} (see '{tool} --help')");
+            Err(ExitCode::from(EXIT_ERROR))
+        }
+    }
+}
+
+/// Turns a run's result into the exit status: errors are one `tool: cause: cause` line and
+/// status 2, except a closed stdout (`| head -1`), which ends quietly with status 0.
+pub fn exit_code(tool: &str, result: anyhow::Result<ExitCode>) -> ExitCode {
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            let broken_pipe = err.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            });
+            if broken_pipe {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("{tool}: {err:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_seconds_or_units() {
+        assert_eq!(parse_duration("0.2"), Ok(Duration::from_millis(200)));
+        assert_eq!(parse_duration("200ms"), Ok(Duration::from_millis(200)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1"), Ok(Duration::from_secs(1)));
+        assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("soon")
+            .unwrap_err()
+            .contains("not a duration"));
+        assert!(parse_positive_duration("0").is_err());
+    }
+
+    #[test]
+    fn tos_takes_hex() {
+        assert_eq!(parse_u8("0x10"), Ok(16));
+        assert_eq!(parse_u8("184"), Ok(184));
+        assert!(parse_u8("256").is_err());
+        assert!(parse_u8("0xzz").is_err());
+        assert_eq!(parse_u32("0xff00"), Ok(0xff00));
+    }
+
+    #[test]
+    fn percent_bounds() {
+        assert_eq!(parse_percent("12.5"), Ok(12.5));
+        assert!(parse_percent("101").is_err());
+        assert!(parse_percent("nan").is_err());
+    }
+}

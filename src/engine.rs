@@ -1,0 +1,629 @@
+//! The event loop every probing tool shares: one mio `Poll`, non-blocking sockets, timers in
+//! user space (a deadline heap whose nearest deadline is the poll timeout), signals through
+//! signal-hook-mio. Sends are scheduled on absolute deadlines (`start + k × interval`), so the
+//! schedule never drifts. The loop never formats output itself: records go to the writer.
+
+use crate::alert::{Alerts, Thresholds};
+use crate::output::RecordWriter;
+use crate::probe::{ProbeEvent, ProbeId, ProbeLookup, Prober, SendStamp};
+use crate::record::{self, Alert, Body, Record, Reply, Timeout, Unreachable};
+use crate::stats::Stats;
+use crate::target::Target;
+use anyhow::{Context, Result};
+use mio::{Events, Poll, Token};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::io::Write;
+use std::net::IpAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+/// How a run goes: its length, pace and what it reports.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub tool: &'static str,
+    /// Probes per target; `None` with no duration: until a signal.
+    pub count: Option<u64>,
+    /// No probe is sent after this long.
+    pub duration: Option<Duration>,
+    /// Between two probes to one target.
+    pub interval: Duration,
+    /// How long a probe waits for its answer.
+    pub timeout: Duration,
+    /// Period of the windowed `summary` records (and of alert evaluation).
+    pub summary_every: Option<Duration>,
+    pub thresholds: Thresholds,
+    /// Summaries and alerts only.
+    pub quiet: bool,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// Every target answered at least one probe.
+    pub all_answered: bool,
+    /// Datagrams that could not be decoded.
+    pub malformed: u64,
+    /// Ended by SIGINT or SIGTERM.
+    pub interrupted: bool,
+}
+
+/// Deadlines, earliest first; ties in insertion order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Send(usize),
+    Expire(ProbeId),
+    Window,
+}
+
+/// What became of a probe. Kept for a while after settling, to recognise duplicates and
+/// late replies.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    Pending(SendStamp),
+    Received(SendStamp),
+    Lost,
+    Failed,
+}
+
+/// Settled slots kept behind the oldest pending one.
+const SETTLED_HISTORY: usize = 256;
+
+struct TargetState {
+    target: Target,
+    /// The next sequence number to send (sequence numbers start at 1).
+    next_seq: u64,
+    /// When the first probe was due; probe k is due at `first_due + k × interval`.
+    first_due: Instant,
+    sending: bool,
+    /// Slots of sequence numbers `base_seq..`.
+    slots: VecDeque<Slot>,
+    base_seq: u64,
+    pending: usize,
+    highest_received: u64,
+    answered: bool,
+    total: Stats,
+    window: Stats,
+    alerts: Alerts,
+}
+
+impl TargetState {
+    fn slot_mut(&mut self, seq: u64) -> Option<&mut Slot> {
+        let i = usize::try_from(seq.checked_sub(self.base_seq)?).ok()?;
+        self.slots.get_mut(i)
+    }
+
+    fn trim(&mut self) {
+        while self.slots.len() > SETTLED_HISTORY
+            && !matches!(self.slots.front(), Some(Slot::Pending(_)))
+        {
+            self.slots.pop_front();
+            self.base_seq += 1;
+        }
+    }
+}
+
+struct Lookup<'a> {
+    states: &'a [TargetState],
+    by_addr: &'a HashMap<IpAddr, Vec<usize>>,
+}
+
+impl ProbeLookup for Lookup<'_> {
+    fn by_addr_seq16(&self, addr: IpAddr, seq16: u16) -> Option<ProbeId> {
+        for &t in self.by_addr.get(&addr.to_canonical())? {
+            let st = &self.states[t];
+            // The newest sequence number with these low 16 bits that we still know.
+            let found = (0..st.slots.len())
+                .rev()
+                .map(|i| st.base_seq + i as u64)
+                .find(|seq| *seq as u16 == seq16);
+            if let Some(seq) = found {
+                return Some(ProbeId { target: t, seq });
+            }
+        }
+        None
+    }
+}
+
+/// The run: targets, their state and the deadline heap.
+pub struct Engine<'w, W: Write> {
+    cfg: RunConfig,
+    states: Vec<TargetState>,
+    by_addr: HashMap<IpAddr, Vec<usize>>,
+    timers: BinaryHeap<Reverse<(Instant, u64, Timer)>>,
+    timer_serial: u64,
+    out: &'w mut RecordWriter<W>,
+    window_name: String,
+    stopping: bool,
+    malformed: u64,
+}
+
+const SIGNAL_TOKEN: Token = Token(0);
+const FIRST_SOCKET_TOKEN: usize = 1;
+
+impl<'w, W: Write> Engine<'w, W> {
+    pub fn new(cfg: RunConfig, targets: Vec<Target>, out: &'w mut RecordWriter<W>) -> Self {
+        let mut by_addr: HashMap<IpAddr, Vec<usize>> = HashMap::new();
+        for (i, t) in targets.iter().enumerate() {
+            by_addr.entry(t.addr.to_canonical()).or_default().push(i);
+        }
+        let window_name = cfg
+            .summary_every
+            .map(|d| humantime::format_duration(d).to_string())
+            .unwrap_or_default();
+        let now = Instant::now();
+        let states = targets
+            .into_iter()
+            .map(|target| TargetState {
+                target,
+                next_seq: 1,
+                first_due: now,
+                sending: true,
+                slots: VecDeque::new(),
+                base_seq: 1,
+                pending: 0,
+                highest_received: 0,
+                answered: false,
+                total: Stats::new(),
+                window: Stats::new(),
+                alerts: Alerts::default(),
+            })
+            .collect();
+        Engine {
+            cfg,
+            states,
+            by_addr,
+            timers: BinaryHeap::new(),
+            timer_serial: 0,
+            out,
+            window_name,
+            stopping: false,
+            malformed: 0,
+        }
+    }
+
+    fn schedule(&mut self, at: Instant, timer: Timer) {
+        self.timer_serial += 1;
+        self.timers.push(Reverse((at, self.timer_serial, timer)));
+    }
+
+    fn emit(&mut self, ts: SystemTime, t: usize, body: Body) -> std::io::Result<()> {
+        let record = Record {
+            tool: self.cfg.tool,
+            ts,
+            tags: self.states[t].target.tags.clone(),
+            body,
+        };
+        self.out.write(&record)
+    }
+
+    /// Runs until every target sent its count (or the duration ran out, or a signal came)
+    /// and every probe is settled; then writes the final summaries.
+    pub fn run<P: Prober>(mut self, prober: &mut P) -> Result<Outcome> {
+        let mut poll = Poll::new().context("cannot create the event loop")?;
+        let mut signals =
+            Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
+        poll.registry()
+            .register(&mut signals, SIGNAL_TOKEN, mio::Interest::READABLE)?;
+        let sockets = prober
+            .register(poll.registry(), FIRST_SOCKET_TOKEN)
+            .context("cannot register sockets")?;
+
+        // Spread the first probes of many targets evenly over one interval.
+        let start = Instant::now();
+        let n = self.states.len().max(1) as u32;
+        for t in 0..self.states.len() {
+            let due = start + self.cfg.interval * t as u32 / n;
+            self.states[t].first_due = due;
+            self.schedule(due, Timer::Send(t));
+        }
+        let stop_at = self.cfg.duration.map(|d| start + d);
+        if let Some(every) = self.cfg.summary_every {
+            self.schedule(start + every, Timer::Window);
+        }
+
+        let mut events = Events::with_capacity(256);
+        let mut found = Vec::new();
+        let mut interrupted = false;
+        let mut signals_seen = 0;
+        loop {
+            let now = Instant::now();
+            while let Some(Reverse((at, _, timer))) = self.timers.peek().copied() {
+                if at > now {
+                    break;
+                }
+                self.timers.pop();
+                self.fire(timer, at, stop_at, prober)?;
+            }
+            if self.finished() {
+                break;
+            }
+            let timeout = self
+                .timers
+                .peek()
+                .map(|Reverse((at, _, _))| at.saturating_duration_since(Instant::now()));
+            match poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e).context("poll failed"),
+            }
+            for ev in events.iter() {
+                let token = ev.token().0;
+                if ev.token() == SIGNAL_TOKEN {
+                    for _ in signals.pending() {
+                        signals_seen += 1;
+                        interrupted = true;
+                    }
+                } else if (FIRST_SOCKET_TOKEN..FIRST_SOCKET_TOKEN + sockets).contains(&token) {
+                    found.clear();
+                    let lookup = Lookup {
+                        states: &self.states,
+                        by_addr: &self.by_addr,
+                    };
+                    prober.drain(token - FIRST_SOCKET_TOKEN, &lookup, &mut found);
+                    for e in found.drain(..) {
+                        self.on_event(e)?;
+                    }
+                }
+            }
+            if signals_seen == 1 && !self.stopping {
+                // First signal: stop sending, let outstanding probes settle.
+                self.stop_sending();
+            } else if signals_seen > 1 {
+                // Second signal: settle everything now.
+                self.expire_all()?;
+                break;
+            }
+        }
+
+        for t in 0..self.states.len() {
+            let st = &self.states[t];
+            let summary = st
+                .total
+                .summary(&st.target.name, st.target.addr, None, "total");
+            self.emit(SystemTime::now(), t, Body::Summary(summary))?;
+        }
+        Ok(Outcome {
+            all_answered: self.states.iter().all(|s| s.answered),
+            malformed: self.malformed,
+            interrupted,
+        })
+    }
+
+    fn finished(&self) -> bool {
+        self.states.iter().all(|s| !s.sending && s.pending == 0)
+    }
+
+    fn stop_sending(&mut self) {
+        self.stopping = true;
+        for st in &mut self.states {
+            st.sending = false;
+        }
+    }
+
+    fn fire<P: Prober>(
+        &mut self,
+        timer: Timer,
+        at: Instant,
+        stop_at: Option<Instant>,
+        prober: &mut P,
+    ) -> Result<()> {
+        match timer {
+            Timer::Send(t) => self.send(t, at, stop_at, prober)?,
+            Timer::Expire(id) => {
+                let st = &mut self.states[id.target];
+                if let Some(slot @ Slot::Pending(_)) = st.slot_mut(id.seq) {
+                    *slot = Slot::Lost;
+                    st.pending -= 1;
+                    st.total.lost();
+                    st.window.lost();
+                    st.trim();
+                    if !self.cfg.quiet {
+                        let body = Body::Timeout(Timeout {
+                            target: st.target.name.clone(),
+                            addr: st.target.addr,
+                            seq: id.seq,
+                            flow: None,
+                        });
+                        self.emit(SystemTime::now(), id.target, body)?;
+                    }
+                }
+            }
+            Timer::Window => {
+                self.close_window()?;
+                if let Some(every) = self.cfg.summary_every {
+                    if !self.finished() {
+                        self.schedule(at + every, Timer::Window);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn send<P: Prober>(
+        &mut self,
+        t: usize,
+        due: Instant,
+        stop_at: Option<Instant>,
+        prober: &mut P,
+    ) -> Result<()> {
+        let cfg_count = self.cfg.count;
+        let st = &mut self.states[t];
+        if !st.sending {
+            return Ok(());
+        }
+        if stop_at.is_some_and(|s| due >= s) {
+            st.sending = false;
+            return Ok(());
+        }
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        let id = ProbeId { target: t, seq };
+        if st.slots.is_empty() {
+            st.base_seq = seq;
+        }
+        let sent = prober.send(&st.target, id);
+        let st = &mut self.states[t];
+        match sent {
+            Ok(stamp) => {
+                st.slots.push_back(Slot::Pending(stamp));
+                st.pending += 1;
+                self.schedule(stamp.mono + self.cfg.timeout, Timer::Expire(id));
+            }
+            Err(e) => {
+                // The probe could not leave (no route, firewall, interface down): an answer
+                // of sorts, from the local host.
+                st.slots.push_back(Slot::Failed);
+                st.total.unreachable();
+                st.window.unreachable();
+                if !self.cfg.quiet {
+                    let body = Body::Unreachable(Unreachable {
+                        target: st.target.name.clone(),
+                        addr: st.target.addr,
+                        seq,
+                        from: None,
+                        icmp_type: None,
+                        icmp_code: None,
+                        reason: e.to_string(),
+                        flow: None,
+                    });
+                    self.emit(SystemTime::now(), t, body)?;
+                }
+            }
+        }
+        let st = &mut self.states[t];
+        st.trim();
+        if cfg_count.is_some_and(|c| seq >= c) {
+            st.sending = false;
+        } else {
+            // Absolute deadlines: probe k is due at first_due + k × interval.
+            let next = st.first_due
+                + self
+                    .cfg
+                    .interval
+                    .saturating_mul(u32::try_from(seq).unwrap_or(u32::MAX));
+            let next = if seq > u64::from(u32::MAX) {
+                due + self.cfg.interval
+            } else {
+                next
+            };
+            self.schedule(next, Timer::Send(t));
+        }
+        Ok(())
+    }
+
+    fn on_event(&mut self, event: ProbeEvent) -> Result<()> {
+        match event {
+            ProbeEvent::Malformed(_) => self.malformed += 1,
+            ProbeEvent::Reply {
+                id,
+                from,
+                rx_wall,
+                rx_mono,
+                ttl,
+                size,
+                tos,
+                flow,
+            } => {
+                let quiet = self.cfg.quiet;
+                let Some(st) = self.states.get_mut(id.target) else {
+                    return Ok(());
+                };
+                if from.to_canonical() != st.target.addr.to_canonical() {
+                    return Ok(()); // an answer from someone else: not a reply to this probe
+                }
+                let Some(slot) = st.slot_mut(id.seq) else {
+                    return Ok(());
+                };
+                match *slot {
+                    Slot::Pending(sent) => {
+                        *slot = Slot::Received(sent);
+                        st.pending -= 1;
+                        let rtt = rtt(sent, rx_wall, rx_mono);
+                        let reordered = id.seq < st.highest_received;
+                        st.highest_received = st.highest_received.max(id.seq);
+                        st.answered = true;
+                        st.total.reply(rtt, reordered);
+                        st.window.reply(rtt, reordered);
+                        st.trim();
+                        if !quiet {
+                            let body = Body::Reply(Reply {
+                                target: st.target.name.clone(),
+                                addr: st.target.addr,
+                                seq: id.seq,
+                                rtt_ms: record::ms(rtt),
+                                ttl,
+                                size,
+                                tos,
+                                flow,
+                                dup: None,
+                            });
+                            self.emit(rx_wall.unwrap_or_else(SystemTime::now), id.target, body)?;
+                        }
+                    }
+                    Slot::Received(sent) => {
+                        st.total.duplicate();
+                        st.window.duplicate();
+                        if !quiet {
+                            let body = Body::Reply(Reply {
+                                target: st.target.name.clone(),
+                                addr: st.target.addr,
+                                seq: id.seq,
+                                rtt_ms: record::ms(rtt(sent, rx_wall, rx_mono)),
+                                ttl,
+                                size,
+                                tos,
+                                flow,
+                                dup: Some(true),
+                            });
+                            self.emit(rx_wall.unwrap_or_else(SystemTime::now), id.target, body)?;
+                        }
+                    }
+                    Slot::Lost => {
+                        st.total.late();
+                        st.window.late();
+                    }
+                    Slot::Failed => {}
+                }
+            }
+            ProbeEvent::Error {
+                id,
+                from,
+                icmp_type,
+                icmp_code,
+                reason,
+            } => {
+                let quiet = self.cfg.quiet;
+                let Some(st) = self.states.get_mut(id.target) else {
+                    return Ok(());
+                };
+                let Some(slot) = st.slot_mut(id.seq) else {
+                    return Ok(());
+                };
+                if let Slot::Pending(_) = slot {
+                    *slot = Slot::Failed;
+                    st.pending -= 1;
+                    st.total.unreachable();
+                    st.window.unreachable();
+                    st.trim();
+                    if !quiet {
+                        let body = Body::Unreachable(Unreachable {
+                            target: st.target.name.clone(),
+                            addr: st.target.addr,
+                            seq: id.seq,
+                            from,
+                            icmp_type,
+                            icmp_code,
+                            reason,
+                            flow: None,
+                        });
+                        self.emit(SystemTime::now(), id.target, body)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes each target's window summary, evaluates alerts, starts new windows.
+    fn close_window(&mut self) -> Result<()> {
+        let now = SystemTime::now();
+        for t in 0..self.states.len() {
+            let st = &mut self.states[t];
+            let window = std::mem::take(&mut st.window);
+            let transitions = st.alerts.evaluate(&self.cfg.thresholds, &window);
+            let summary = window.summary(&st.target.name, st.target.addr, None, &self.window_name);
+            let (name, addr) = (st.target.name.clone(), st.target.addr);
+            self.emit(now, t, Body::Summary(summary))?;
+            for tr in transitions {
+                let body = Body::Alert(Alert {
+                    state: tr.state,
+                    target: name.clone(),
+                    addr,
+                    flow: None,
+                    metric: tr.metric.to_string(),
+                    value: tr.value,
+                    threshold: tr.threshold,
+                    window: self.window_name.clone(),
+                });
+                self.emit(now, t, body)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Settles every pending probe as lost, now.
+    fn expire_all(&mut self) -> Result<()> {
+        self.stop_sending();
+        let pending: Vec<ProbeId> = self
+            .timers
+            .iter()
+            .filter_map(|Reverse((_, _, t))| match t {
+                Timer::Expire(id) => Some(*id),
+                _ => None,
+            })
+            .collect();
+        let mut pending = pending;
+        pending.sort();
+        for id in pending {
+            self.fire(Timer::Expire(id), Instant::now(), None, &mut NoProber)?;
+        }
+        Ok(())
+    }
+}
+
+/// Stands in for the prober where a timer cannot send.
+struct NoProber;
+
+impl Prober for NoProber {
+    fn register(&mut self, _: &mio::Registry, _: usize) -> std::io::Result<usize> {
+        Ok(0)
+    }
+    fn send(&mut self, _: &Target, _: ProbeId) -> std::io::Result<SendStamp> {
+        Err(std::io::ErrorKind::Unsupported.into())
+    }
+    fn drain(&mut self, _: usize, _: &dyn ProbeLookup, _: &mut Vec<ProbeEvent>) {}
+}
+
+/// The round-trip time of a probe. The kernel's receive stamp against the wall clock read at
+/// send is the precise figure; the monotonic clock bounds it, because the kernel stamps a
+/// datagram before it is read. A wall-clock step (NTP, an operator) between send and receive
+/// makes the precise figure negative or larger than the bound: then the bound is used.
+pub fn rtt(sent: SendStamp, rx_wall: Option<SystemTime>, rx_mono: Instant) -> Duration {
+    let bound = rx_mono.saturating_duration_since(sent.mono);
+    match rx_wall.and_then(|w| w.duration_since(sent.wall).ok()) {
+        Some(precise) if precise <= bound => precise,
+        _ => bound,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rtt_prefers_kernel_stamp_and_survives_clock_steps() {
+        let mono = Instant::now();
+        let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let sent = SendStamp { wall, mono };
+        let read = mono + Duration::from_micros(120);
+        // Kernel stamped 40 µs after the send; user space read it 120 µs after.
+        assert_eq!(
+            rtt(sent, Some(wall + Duration::from_micros(40)), read),
+            Duration::from_micros(40)
+        );
+        // Clock stepped back an hour: not negative, the monotonic bound instead.
+        assert_eq!(
+            rtt(sent, Some(wall - Duration::from_secs(3600)), read),
+            Duration::from_micros(120)
+        );
+        // Clock stepped forward: not absurd.
+        assert_eq!(
+            rtt(sent, Some(wall + Duration::from_secs(3600)), read),
+            Duration::from_micros(120)
+        );
+        assert_eq!(rtt(sent, None, read), Duration::from_micros(120));
+    }
+}

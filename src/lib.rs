@@ -1,0 +1,29 @@
+//! lopa: small, fast, correct Unix tools for network quality measurement.
+//!
+//! The library owns everything; the binaries under `src/bin/` only parse their arguments and
+//! call a `run` function here. Map of the crate:
+//!
+//! - [`record`]: the serde types of every record (the output contract).
+//! - [`output`]: the writer (JSON lines or InfluxDB line protocol).
+//! - [`cli`]: argument groups shared by the probing tools, and value parsers.
+//! - [`target`]: target lists (hosts, CIDRs, files with tags) and name resolution.
+//! - [`stats`], [`alert`]: accumulators and the threshold state machine.
+//! - [`engine`]: the event loop every probing tool shares (schedule, timeouts, signals).
+//! - [`probe`]: the probe kinds behind one trait ([`probe::Prober`]).
+//! - [`wire`]: pure encode/decode of packet formats.
+//! - [`net`]: socket set-up and `recvmsg` with control messages.
+//! - [`ping`]: the `lping` tool.
+//! - [`man`]: man page generation from the clap definitions.
+
+pub mod alert;
+pub mod cli;
+pub mod engine;
+pub mod man;
+pub mod net;
+pub mod output;
+pub mod ping;
+pub mod probe;
+pub mod record;
+pub mod stats;
+pub mod target;
+pub mod wire;

@@ -1,0 +1,202 @@
+//! Socket creation and `recvmsg`. All `unsafe` of the crate lives here, around `libc` calls.
+
+use super::cmsg::{self, Ancillary};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, RawFd};
+
+/// Which kind of ICMP socket to use (`--socket`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum IcmpSocketMode {
+    /// Datagram ("ping") socket when `net.ipv4.ping_group_range` allows it, else raw.
+    #[default]
+    Auto,
+    /// Unprivileged ICMP datagram socket only.
+    Dgram,
+    /// Raw socket only (needs CAP_NET_RAW).
+    Raw,
+}
+
+/// Options applied to every probe socket.
+#[derive(Debug, Clone, Default)]
+pub struct SocketOptions {
+    pub ttl: Option<u8>,
+    /// TOS byte (IPv4) or traffic class (IPv6).
+    pub tos: Option<u8>,
+    pub mark: Option<u32>,
+    /// `SO_BINDTODEVICE`.
+    pub device: Option<String>,
+    /// Source address to bind.
+    pub source: Option<IpAddr>,
+}
+
+fn domain(v6: bool) -> Domain {
+    if v6 {
+        Domain::IPV6
+    } else {
+        Domain::IPV4
+    }
+}
+
+/// Opens an ICMP socket for the family; returns it and whether it is raw.
+pub fn open_icmp(v6: bool, mode: IcmpSocketMode) -> io::Result<(Socket, bool)> {
+    let proto = if v6 {
+        Protocol::ICMPV6
+    } else {
+        Protocol::ICMPV4
+    };
+    let dgram = || Socket::new(domain(v6), Type::DGRAM, Some(proto));
+    let raw = || Socket::new(domain(v6), Type::RAW, Some(proto));
+    match mode {
+        IcmpSocketMode::Dgram => dgram().map(|s| (s, false)),
+        IcmpSocketMode::Raw => raw().map(|s| (s, true)),
+        IcmpSocketMode::Auto => match dgram() {
+            Ok(s) => Ok((s, false)),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES) | Some(libc::EPERM)) => {
+                raw().map(|s| (s, true))
+            }
+            Err(e) => Err(e),
+        },
+    }
+}
+
+/// Sets an integer socket option.
+pub fn setsockopt_int(fd: RawFd, level: i32, name: i32, value: i32) -> io::Result<()> {
+    // SAFETY: `value` outlives the call and its size is passed exactly.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&value as *const i32).cast(),
+            std::mem::size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Asks for everything `recv_msg` decodes: kernel receive timestamps (enabled now, before the
+/// first probe, because the kernel turns timestamping on lazily), TTL/hop limit, TOS/traffic
+/// class and, when `errors`, ICMP errors on the error queue.
+pub fn enable_ancillary(sock: &Socket, v6: bool, errors: bool) -> io::Result<()> {
+    let fd = sock.as_raw_fd();
+    setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1)?;
+    if v6 {
+        setsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT, 1)?;
+        setsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVTCLASS, 1)?;
+        if errors {
+            setsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVERR, 1)?;
+        }
+    } else {
+        setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_RECVTTL, 1)?;
+        setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_RECVTOS, 1)?;
+        if errors {
+            setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_RECVERR, 1)?;
+        }
+    }
+    Ok(())
+}
+
+/// Applies TTL, TOS, mark, device and source address; each failure names the option.
+pub fn apply_options(sock: &Socket, v6: bool, opts: &SocketOptions) -> anyhow::Result<()> {
+    use anyhow::Context;
+    if let Some(ttl) = opts.ttl {
+        if v6 {
+            sock.set_unicast_hops_v6(u32::from(ttl))
+        } else {
+            sock.set_ttl_v4(u32::from(ttl))
+        }
+        .context("cannot set the TTL")?;
+    }
+    if let Some(tos) = opts.tos {
+        if v6 {
+            sock.set_tclass_v6(u32::from(tos))
+        } else {
+            sock.set_tos_v4(u32::from(tos))
+        }
+        .context("cannot set the TOS")?;
+    }
+    if let Some(mark) = opts.mark {
+        sock.set_mark(mark)
+            .context("cannot set the socket mark (SO_MARK needs CAP_NET_ADMIN)")?;
+    }
+    if let Some(dev) = &opts.device {
+        sock.bind_device(Some(dev.as_bytes()))
+            .with_context(|| format!("cannot bind to interface {dev}"))?;
+    }
+    if let Some(src) = opts.source {
+        if src.is_ipv6() == v6 {
+            sock.bind(&SockAddr::from(SocketAddr::new(src, 0)))
+                .with_context(|| format!("cannot bind to source address {src}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// One datagram (or error-queue entry) read by [`recv_msg`].
+#[derive(Debug, Clone, Copy)]
+pub struct Received {
+    /// Bytes of the datagram (may exceed the buffer if `truncated`).
+    pub len: usize,
+    pub truncated: bool,
+    pub from: Option<IpAddr>,
+    pub anc: Ancillary,
+}
+
+/// Control buffer size: timestamp, TTL, TOS and an extended error with its offender, each
+/// with its header, with room to spare (a short buffer truncates messages).
+const CONTROL_LEN: usize = 512;
+
+/// `recvmsg` on a non-blocking socket; `errqueue` reads the error queue (`MSG_ERRQUEUE`).
+pub fn recv_msg(fd: RawFd, buf: &mut [u8], errqueue: bool) -> io::Result<Received> {
+    let mut control = [0u64; CONTROL_LEN / 8];
+    // SAFETY: zeroed sockaddr_storage is a valid value.
+    let mut from: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: zeroed msghdr is valid; every pointer set below outlives the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = (&mut from as *mut libc::sockaddr_storage).cast();
+    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = CONTROL_LEN;
+    let flags =
+        libc::MSG_DONTWAIT | libc::MSG_TRUNC | if errqueue { libc::MSG_ERRQUEUE } else { 0 };
+    // SAFETY: msg describes valid buffers of the stated lengths.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, flags) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let control_len = msg.msg_controllen.min(CONTROL_LEN);
+    // SAFETY: the control buffer is CONTROL_LEN initialised bytes.
+    let control_bytes =
+        unsafe { std::slice::from_raw_parts(control.as_ptr().cast::<u8>(), control_len) };
+    let name_len = (msg.msg_namelen as usize).min(std::mem::size_of::<libc::sockaddr_storage>());
+    // SAFETY: sockaddr_storage is plain bytes of this size.
+    let name = unsafe {
+        std::slice::from_raw_parts(
+            (&from as *const libc::sockaddr_storage).cast::<u8>(),
+            name_len,
+        )
+    };
+    Ok(Received {
+        len: n as usize,
+        truncated: n as usize > buf.len(),
+        from: cmsg::parse_sockaddr_ip(name),
+        anc: cmsg::parse(control_bytes),
+    })
+}
+
+/// Sends a datagram to `to` (port 0 for ICMP).
+pub fn send_to(sock: &Socket, buf: &[u8], to: IpAddr) -> io::Result<usize> {
+    sock.send_to(buf, &SockAddr::from(SocketAddr::new(to, 0)))
+}

@@ -1,0 +1,298 @@
+//! The record writer: JSON lines or InfluxDB line protocol, one flushed line per record.
+//!
+//! Every record is flushed as soon as it is written, so `lping host | jq` is live. A closed
+//! pipe surfaces as an `io::ErrorKind::BrokenPipe` error that the binaries turn into a quiet
+//! exit with status 0 (see [`crate::cli::exit_code`]).
+
+use crate::record::{rfc3339, Record};
+use serde_json::{Map, Value};
+use std::io::{self, Write};
+use std::time::UNIX_EPOCH;
+
+/// How records are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One JSON object per line.
+    Json,
+    /// InfluxDB line protocol: measurement = record type, strings are tags, numbers are
+    /// fields, nanosecond timestamps.
+    Influx,
+}
+
+/// Writes records to a byte sink, one line each, flushing after every line.
+pub struct RecordWriter<W: Write> {
+    out: W,
+    format: Format,
+    line: Vec<u8>,
+}
+
+impl RecordWriter<io::Stdout> {
+    /// A writer on standard output.
+    pub fn stdout(format: Format) -> Self {
+        RecordWriter::new(io::stdout(), format)
+    }
+}
+
+impl<W: Write> RecordWriter<W> {
+    pub fn new(out: W, format: Format) -> Self {
+        RecordWriter {
+            out,
+            format,
+            line: Vec::with_capacity(512),
+        }
+    }
+
+    /// Writes one record as one line and flushes it.
+    pub fn write(&mut self, record: &Record) -> io::Result<()> {
+        self.line.clear();
+        match self.format {
+            Format::Json => json_line(record, &mut self.line)?,
+            Format::Influx => influx_line(record, &mut self.line)?,
+        }
+        self.line.push(b'\n');
+        self.out.write_all(&self.line)?;
+        self.out.flush()
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
+/// `{"type":…,"tool":…,"ts":…, <body members>, "tags":{…}}`.
+pub fn json_line(record: &Record, line: &mut Vec<u8>) -> io::Result<()> {
+    line.extend_from_slice(b"{\"type\":\"");
+    line.extend_from_slice(record.body.kind().as_bytes());
+    line.extend_from_slice(b"\",\"tool\":");
+    serde_json::to_writer(&mut *line, record.tool)?;
+    line.extend_from_slice(b",\"ts\":\"");
+    line.extend_from_slice(rfc3339(record.ts).as_bytes());
+    line.push(b'"');
+    let body = record.body.to_json_object()?;
+    // The body is a JSON object: splice its members in after the header.
+    if body.len() > 2 {
+        line.push(b',');
+        line.extend_from_slice(&body[1..body.len() - 1]);
+    }
+    if let Some(tags) = record.tags.as_deref().filter(|t| !t.is_empty()) {
+        line.extend_from_slice(b",\"tags\":");
+        serde_json::to_writer(&mut *line, tags)?;
+    }
+    line.push(b'}');
+    Ok(())
+}
+
+/// Members that are free text, written as string fields rather than tags.
+const TEXT_FIELDS: &[&str] = &["reason"];
+
+/// One InfluxDB line: `type,tool=…,<string members and tags> <numeric members> <ns>`.
+pub fn influx_line(record: &Record, line: &mut Vec<u8>) -> io::Result<()> {
+    let body: Map<String, Value> = serde_json::from_slice(&record.body.to_json_object()?)?;
+    let mut tags: Vec<(String, String)> = vec![("tool".into(), record.tool.into())];
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for (key, value) in &body {
+        match value {
+            Value::Object(members) if key == "flow" => {
+                // A flow is identity: its ports become tags.
+                for (k, v) in members {
+                    tags.push((format!("flow_{k}"), scalar_text(v)));
+                }
+            }
+            Value::Object(members) => {
+                for (k, v) in members {
+                    if let Some(f) = field_value(v) {
+                        fields.push((nested_name(key, k), f));
+                    }
+                }
+            }
+            Value::String(s) if !TEXT_FIELDS.contains(&key.as_str()) => {
+                tags.push((key.clone(), s.clone()))
+            }
+            other => {
+                if let Some(f) = field_value(other) {
+                    fields.push((key.clone(), f));
+                }
+            }
+        }
+    }
+    if let Some(user) = record.tags.as_deref() {
+        for (k, v) in user {
+            tags.push((k.clone(), v.clone()));
+        }
+    }
+    tags.retain(|(_, v)| !v.is_empty());
+    // Sorted tag keys are what InfluxDB recommends; the first occurrence of a key wins.
+    tags.sort_by(|a, b| a.0.cmp(&b.0));
+    tags.dedup_by(|b, a| a.0 == b.0);
+
+    escape_into(line, record.body.kind(), &[',', ' ']);
+    for (k, v) in &tags {
+        line.push(b',');
+        escape_into(line, k, &[',', '=', ' ']);
+        line.push(b'=');
+        escape_into(line, v, &[',', '=', ' ']);
+    }
+    for (i, (k, v)) in fields.iter().enumerate() {
+        line.push(if i == 0 { b' ' } else { b',' });
+        escape_into(line, k, &[',', '=', ' ']);
+        line.push(b'=');
+        line.extend_from_slice(v.as_bytes());
+    }
+    let ns = record
+        .ts
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    write!(line, " {ns}")?;
+    Ok(())
+}
+
+/// `rtt_ms` + `p50` → `rtt_p50_ms`, keeping the unit suffix last; else `key_sub`.
+fn nested_name(key: &str, sub: &str) -> String {
+    match key.strip_suffix("_ms") {
+        Some(stem) => format!("{stem}_{sub}_ms"),
+        None => format!("{key}_{sub}"),
+    }
+}
+
+fn scalar_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A JSON scalar as a line-protocol field value: integers get `i`, strings are quoted.
+fn field_value(v: &Value) -> Option<String> {
+    match v {
+        Value::Number(n) if n.is_f64() => Some(n.to_string()),
+        Value::Number(n) => Some(format!("{n}i")),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::String(s) => {
+            let mut out = String::with_capacity(s.len() + 2);
+            out.push('"');
+            for c in s.chars() {
+                match c {
+                    '"' | '\\' => {
+                        out.push('\\');
+                        out.push(c)
+                    }
+                    '\n' | '\r' => out.push(' '),
+                    c => out.push(c),
+                }
+            }
+            out.push('"');
+            Some(out)
+        }
+        _ => None,
+    }
+}
+
+fn escape_into(line: &mut Vec<u8>, s: &str, special: &[char]) {
+    for c in s.chars() {
+        if c == '\n' || c == '\r' {
+            line.push(b' ');
+            continue;
+        }
+        if special.contains(&c) || c == '\\' {
+            line.push(b'\\');
+        }
+        let mut buf = [0; 4];
+        line.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::*;
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    fn record(body: Body, tags: Option<Tags>) -> Record {
+        Record {
+            tool: "lping",
+            ts: SystemTime::UNIX_EPOCH + Duration::new(1_795_341_600, 5),
+            tags: tags.map(Arc::new),
+            body,
+        }
+    }
+
+    fn reply() -> Body {
+        Body::Reply(Reply {
+            target: "db 1".into(),
+            addr: "10.0.0.2".parse().unwrap(),
+            seq: 7,
+            rtt_ms: 0.25,
+            ttl: Some(64),
+            size: Some(64),
+            tos: None,
+            flow: None,
+            dup: None,
+        })
+    }
+
+    #[test]
+    fn json_header_comes_first_and_tags_last() {
+        let mut tags = Tags::new();
+        tags.insert("dc".into(), "fra1".into());
+        let mut line = Vec::new();
+        json_line(&record(reply(), Some(tags)), &mut line).unwrap();
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            r#"{"type":"reply","tool":"lping","ts":"2026-11-22T10:00:00.000000005Z","target":"db 1","addr":"10.0.0.2","seq":7,"rtt_ms":0.25,"ttl":64,"size":64,"tags":{"dc":"fra1"}}"#
+        );
+    }
+
+    #[test]
+    fn influx_strings_are_tags_numbers_fields() {
+        let mut tags = Tags::new();
+        tags.insert("dc".into(), "fra,1".into());
+        let mut line = Vec::new();
+        influx_line(&record(reply(), Some(tags)), &mut line).unwrap();
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            r"reply,addr=10.0.0.2,dc=fra\,1,target=db\ 1,tool=lping rtt_ms=0.25,seq=7i,size=64i,ttl=64i 1795341600000000005"
+        );
+    }
+
+    #[test]
+    fn influx_flattens_nested_stats_and_quotes_text() {
+        let body = Body::Unreachable(Unreachable {
+            target: "t".into(),
+            addr: "10.0.0.2".parse().unwrap(),
+            seq: 1,
+            from: None,
+            icmp_type: Some(3),
+            icmp_code: Some(1),
+            reason: "host \"unreachable\"".into(),
+            flow: Some(Flow {
+                sport: 40000,
+                dport: 8081,
+                dscp: None,
+            }),
+        });
+        let mut line = Vec::new();
+        influx_line(&record(body, None), &mut line).unwrap();
+        let s = String::from_utf8(line).unwrap();
+        assert!(s.starts_with("unreachable,addr=10.0.0.2,flow_dport=8081,flow_sport=40000,target=t,tool=lping icmp_code=1i,icmp_type=3i,reason=\"host \\\"unreachable\\\"\",seq=1i "), "{s}");
+        assert_eq!(nested_name("rtt_ms", "p99"), "rtt_p99_ms");
+        assert_eq!(nested_name("counts", "x"), "counts_x");
+    }
+
+    #[test]
+    fn writer_reports_broken_pipe() {
+        struct Closed;
+        impl Write for Closed {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut w = RecordWriter::new(Closed, Format::Json);
+        let err = w.write(&record(reply(), None)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
+    }
+}

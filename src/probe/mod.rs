@@ -1,0 +1,83 @@
+//! The probe kinds behind one narrow trait, so the engine (schedule, timeouts, statistics,
+//! output) is written once for every probing tool.
+
+pub mod icmp;
+
+use crate::record::Flow;
+use crate::target::Target;
+use std::io;
+use std::net::IpAddr;
+use std::time::{Instant, SystemTime};
+
+/// Identifies one probe: the target's index in the run and the target's sequence number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProbeId {
+    pub target: usize,
+    pub seq: u64,
+}
+
+/// When a probe left: both clocks, read right before the send system call. The wall clock
+/// pairs with the kernel's receive stamp; the monotonic clock guards against clock steps.
+#[derive(Debug, Clone, Copy)]
+pub struct SendStamp {
+    pub wall: SystemTime,
+    pub mono: Instant,
+}
+
+impl SendStamp {
+    pub fn now() -> SendStamp {
+        // Monotonic last: it is the bound the wall-clock RTT is checked against.
+        let wall = SystemTime::now();
+        SendStamp {
+            wall,
+            mono: Instant::now(),
+        }
+    }
+}
+
+/// What a prober found on its sockets.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProbeEvent {
+    Reply {
+        id: ProbeId,
+        from: IpAddr,
+        /// Kernel receive stamp (CLOCK_REALTIME), when the kernel gave one.
+        rx_wall: Option<SystemTime>,
+        /// Monotonic time the datagram was read.
+        rx_mono: Instant,
+        ttl: Option<u8>,
+        size: Option<usize>,
+        tos: Option<u8>,
+        flow: Option<Flow>,
+    },
+    /// An ICMP error answered the probe.
+    Error {
+        id: ProbeId,
+        from: Option<IpAddr>,
+        icmp_type: Option<u8>,
+        icmp_code: Option<u8>,
+        reason: String,
+    },
+    /// A datagram that could not be decoded; counted and dropped.
+    Malformed(crate::wire::Error),
+}
+
+/// Maps a reply that carries only its address and 16-bit sequence number (a payload too short
+/// for the probe mark) to the probe it answers.
+pub trait ProbeLookup {
+    fn by_addr_seq16(&self, addr: IpAddr, seq16: u16) -> Option<ProbeId>;
+}
+
+/// One kind of probe (ICMP echo, UDP, TCP, TWAMP): sockets, sending and matching replies.
+pub trait Prober {
+    /// Registers the prober's sockets with the poll, using tokens `first..first + n`;
+    /// returns `n`.
+    fn register(&mut self, registry: &mio::Registry, first: usize) -> io::Result<usize>;
+
+    /// Sends probe `id` to `target`; the stamp is taken right before the send.
+    fn send(&mut self, target: &Target, id: ProbeId) -> io::Result<SendStamp>;
+
+    /// Reads everything waiting on socket `token` (relative to `first`), including its error
+    /// queue, and appends what it found to `events`.
+    fn drain(&mut self, token: usize, lookup: &dyn ProbeLookup, events: &mut Vec<ProbeEvent>);
+}

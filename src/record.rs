@@ -1,0 +1,232 @@
+//! The records every tool writes: the one place the output schema lives.
+//!
+//! # Wire format
+//! Every record is one JSON object on one line. The first three members are always
+//! `type` (the record kind: `reply`, `timeout`, `unreachable`, `summary`, `alert`),
+//! `tool` (e.g. `lping`) and `ts` (RFC 3339 UTC with nanoseconds). The members of the kind
+//! follow, then `tags` when `--tag` or a targets file gave any. Durations are milliseconds as
+//! floats whose names end in `_ms`; absent values are omitted, never `null`. Readers must
+//! ignore members they do not know: members may be added, never renamed. The JSON Schemas in
+//! `schemas/` describe each kind and the tests validate real output against them.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// `key=value` labels attached to every record (`--tag`, targets file).
+pub type Tags = BTreeMap<String, String>;
+
+/// One output record: the common header plus the kind-specific body.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub tool: &'static str,
+    pub ts: SystemTime,
+    pub tags: Option<Arc<Tags>>,
+    pub body: Body,
+}
+
+/// The kind-specific part of a record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    Reply(Reply),
+    Timeout(Timeout),
+    Unreachable(Unreachable),
+    Summary(Summary),
+    Alert(Alert),
+}
+
+impl Body {
+    /// The value of the `type` member.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Body::Reply(_) => "reply",
+            Body::Timeout(_) => "timeout",
+            Body::Unreachable(_) => "unreachable",
+            Body::Summary(_) => "summary",
+            Body::Alert(_) => "alert",
+        }
+    }
+
+    /// The body as a JSON object (without `type`, `tool`, `ts`, `tags`).
+    pub fn to_json_object(&self) -> serde_json::Result<Vec<u8>> {
+        match self {
+            Body::Reply(b) => serde_json::to_vec(b),
+            Body::Timeout(b) => serde_json::to_vec(b),
+            Body::Unreachable(b) => serde_json::to_vec(b),
+            Body::Summary(b) => serde_json::to_vec(b),
+            Body::Alert(b) => serde_json::to_vec(b),
+        }
+    }
+}
+
+/// The flow a probe belonged to (ports and DSCP), for tools that probe many flows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flow {
+    pub sport: u16,
+    pub dport: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dscp: Option<u8>,
+}
+
+/// `reply`: a probe was answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    /// The target as the user gave it.
+    pub target: String,
+    /// The address probed.
+    pub addr: IpAddr,
+    /// Probe sequence number, per target, starting at 1.
+    pub seq: u64,
+    /// Round-trip time from the send stamp to the kernel receive stamp.
+    pub rtt_ms: f64,
+    /// TTL (IPv4) or hop limit (IPv6) the reply arrived with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u8>,
+    /// Bytes of the reply above the IP header (ICMP header and data for lping, as ping shows).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<usize>,
+    /// TOS byte (IPv4) or traffic class (IPv6) the reply arrived with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tos: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow: Option<Flow>,
+    /// `true` on a duplicate: a second answer to an answered probe (not counted as received).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dup: Option<bool>,
+}
+
+/// `timeout`: no reply within the probe timeout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Timeout {
+    pub target: String,
+    pub addr: IpAddr,
+    pub seq: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow: Option<Flow>,
+}
+
+/// `unreachable`: an ICMP error (or a local send error) answered the probe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Unreachable {
+    pub target: String,
+    pub addr: IpAddr,
+    pub seq: u64,
+    /// The router or host that sent the ICMP error; absent for local send errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub icmp_type: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub icmp_code: Option<u8>,
+    /// What happened, in words (e.g. "host unreachable", "time exceeded").
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow: Option<Flow>,
+}
+
+/// RTT statistics of a summary, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RttStats {
+    pub min: f64,
+    pub avg: f64,
+    pub max: f64,
+    /// Standard deviation (population), as ping's `mdev`.
+    pub mdev: f64,
+    /// Percentiles by nearest rank.
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+}
+
+/// `summary`: statistics per target (and flow) over a window or the whole run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub target: String,
+    pub addr: IpAddr,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow: Option<Flow>,
+    /// `"total"` for the whole run, else the window length (e.g. `"10s"`).
+    pub window: String,
+    /// Probes settled in the window (answered or timed out).
+    pub sent: u64,
+    /// Probes answered (duplicates not counted).
+    pub received: u64,
+    pub loss_pct: f64,
+    /// Duplicate replies.
+    pub dup: u64,
+    /// Replies that arrived after a reply to a later probe.
+    pub reordered: u64,
+    /// Replies that arrived after their probe had timed out (the probe counts as lost).
+    pub late: u64,
+    /// Probes answered by an ICMP error (counted as lost).
+    pub unreachable: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<RttStats>,
+    /// Interarrival jitter of the RTT (RFC 3550, section 6.4.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jitter_ms: Option<f64>,
+}
+
+/// Whether an alert starts or ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertState {
+    Firing,
+    Resolved,
+}
+
+/// `alert`: a window crossed a threshold (`firing`) or came back under it (`resolved`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    pub state: AlertState,
+    pub target: String,
+    pub addr: IpAddr,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow: Option<Flow>,
+    /// `loss_pct` or `rtt_ms` (the window's average RTT).
+    pub metric: String,
+    pub value: f64,
+    pub threshold: f64,
+    pub window: String,
+}
+
+/// A duration as fractional milliseconds, with nanosecond precision.
+pub fn ms(d: Duration) -> f64 {
+    d.as_nanos() as f64 / 1e6
+}
+
+/// RFC 3339 UTC with nanoseconds, e.g. `2026-11-22T10:00:00.123456789Z`.
+pub fn rfc3339(ts: SystemTime) -> String {
+    humantime::format_rfc3339_nanos(ts).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ms_keeps_nanoseconds() {
+        assert_eq!(ms(Duration::from_nanos(23_456)), 0.023456);
+        assert_eq!(ms(Duration::from_secs(2)), 2000.0);
+    }
+
+    #[test]
+    fn timestamps_have_nanoseconds_and_z() {
+        let ts = SystemTime::UNIX_EPOCH + Duration::new(1_795_341_600, 123_456_789);
+        assert_eq!(rfc3339(ts), "2026-11-22T10:00:00.123456789Z");
+    }
+
+    #[test]
+    fn absent_values_are_omitted() {
+        let t = Timeout {
+            target: "h".into(),
+            addr: "10.0.0.1".parse().unwrap(),
+            seq: 3,
+            flow: None,
+        };
+        let s = serde_json::to_string(&t).unwrap();
+        assert_eq!(s, r#"{"target":"h","addr":"10.0.0.1","seq":3}"#);
+    }
+}

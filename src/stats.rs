@@ -1,0 +1,297 @@
+//! Accumulators for probe results: loss, RTT (exact min/avg/max/mdev from integer sums,
+//! percentiles by nearest rank), RFC 3550 jitter, duplicates, reordering.
+
+use crate::record::{ms, Flow, RttStats, Summary};
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// Samples kept exactly for percentiles; past this many, a uniform reservoir sample of this
+/// size is kept instead (memory stays bounded in runs of any length).
+pub const RESERVOIR_CAP: usize = 100_000;
+
+/// Statistics over one window (or the whole run) of one target or flow.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    /// Probes settled: answered, lost or answered by an error.
+    sent: u64,
+    received: u64,
+    dup: u64,
+    reordered: u64,
+    late: u64,
+    unreachable: u64,
+    sum_ns: u128,
+    sum_sq_ns: u128,
+    min_ns: u64,
+    max_ns: u64,
+    /// RFC 3550 interarrival jitter estimate, in nanoseconds.
+    jitter_ns: f64,
+    last_rtt_ns: Option<u64>,
+    samples: Reservoir,
+}
+
+impl Stats {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A probe was answered after `rtt`; `reordered` when a later probe was answered first.
+    pub fn reply(&mut self, rtt: Duration, reordered: bool) {
+        let ns = u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX);
+        self.sent += 1;
+        self.received += 1;
+        if reordered {
+            self.reordered += 1;
+        }
+        self.sum_ns += u128::from(ns);
+        self.sum_sq_ns += u128::from(ns) * u128::from(ns);
+        self.min_ns = if self.received == 1 {
+            ns
+        } else {
+            self.min_ns.min(ns)
+        };
+        self.max_ns = self.max_ns.max(ns);
+        // RFC 3550 6.4.1: J += (|D| - J) / 16, D the difference of consecutive transit times.
+        if let Some(last) = self.last_rtt_ns {
+            let d = ns.abs_diff(last) as f64;
+            self.jitter_ns += (d - self.jitter_ns) / 16.0;
+        }
+        self.last_rtt_ns = Some(ns);
+        self.samples.push(ns);
+    }
+
+    /// A probe got no answer within its timeout.
+    pub fn lost(&mut self) {
+        self.sent += 1;
+    }
+
+    /// A probe was answered by an ICMP error or could not be sent: lost, and counted apart.
+    pub fn unreachable(&mut self) {
+        self.sent += 1;
+        self.unreachable += 1;
+    }
+
+    /// A second reply to an already answered probe.
+    pub fn duplicate(&mut self) {
+        self.dup += 1;
+    }
+
+    /// A reply to a probe that had already timed out (it stays counted as lost).
+    pub fn late(&mut self) {
+        self.late += 1;
+    }
+
+    pub fn sent(&self) -> u64 {
+        self.sent
+    }
+
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// Lost share of the settled probes, in percent; `None` before any probe settled.
+    pub fn loss_pct(&self) -> Option<f64> {
+        (self.sent > 0).then(|| (self.sent - self.received) as f64 * 100.0 / self.sent as f64)
+    }
+
+    /// Mean RTT of the answered probes.
+    pub fn avg_rtt(&self) -> Option<Duration> {
+        (self.received > 0)
+            .then(|| Duration::from_nanos((self.sum_ns / u128::from(self.received)) as u64))
+    }
+
+    /// RTT statistics in milliseconds; `None` without replies.
+    pub fn rtt(&self) -> Option<RttStats> {
+        if self.received == 0 {
+            return None;
+        }
+        let n = u128::from(self.received);
+        // Population variance times n², exact in integers: n·Σx² − (Σx)².
+        let var_n2 = n
+            .checked_mul(self.sum_sq_ns)
+            .and_then(|a| a.checked_sub(self.sum_ns * self.sum_ns))
+            .map(|v| v as f64)
+            .unwrap_or_else(|| {
+                let mean = self.sum_ns as f64 / n as f64;
+                (self.sum_sq_ns as f64 / n as f64 - mean * mean).max(0.0) * (n as f64).powi(2)
+            });
+        let mut sorted = self.samples.values.clone();
+        sorted.sort_unstable();
+        let pct = |p: f64| ns_ms(nearest_rank(&sorted, p));
+        Some(RttStats {
+            min: ns_ms(self.min_ns),
+            max: ns_ms(self.max_ns),
+            avg: self.sum_ns as f64 / n as f64 / 1e6,
+            mdev: var_n2.sqrt() / n as f64 / 1e6,
+            p50: pct(50.0),
+            p90: pct(90.0),
+            p99: pct(99.0),
+        })
+    }
+
+    /// Jitter in milliseconds; `None` before two replies.
+    pub fn jitter(&self) -> Option<f64> {
+        (self.received > 1).then(|| self.jitter_ns / 1e6)
+    }
+
+    /// The `summary` record body for these statistics.
+    pub fn summary(&self, target: &str, addr: IpAddr, flow: Option<Flow>, window: &str) -> Summary {
+        Summary {
+            target: target.to_string(),
+            addr,
+            flow,
+            window: window.to_string(),
+            sent: self.sent,
+            received: self.received,
+            loss_pct: self.loss_pct().unwrap_or(0.0),
+            dup: self.dup,
+            reordered: self.reordered,
+            late: self.late,
+            unreachable: self.unreachable,
+            rtt_ms: self.rtt(),
+            jitter_ms: self.jitter(),
+        }
+    }
+}
+
+fn ns_ms(ns: u64) -> f64 {
+    ms(Duration::from_nanos(ns))
+}
+
+/// The nearest-rank percentile of sorted values: the smallest value with at least p % of the
+/// values at or below it.
+fn nearest_rank(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Up to [`RESERVOIR_CAP`] values: all of them, or a uniform sample (Vitter's algorithm R)
+/// once more arrived. Deterministic: the generator is seeded the same way every time.
+#[derive(Debug, Clone)]
+struct Reservoir {
+    values: Vec<u64>,
+    seen: u64,
+    rng: u64,
+}
+
+impl Default for Reservoir {
+    fn default() -> Self {
+        Reservoir {
+            values: Vec::new(),
+            seen: 0,
+            rng: 0x9e37_79b9_7f4a_7c15,
+        }
+    }
+}
+
+impl Reservoir {
+    fn push(&mut self, v: u64) {
+        self.seen += 1;
+        if self.values.len() < RESERVOIR_CAP {
+            self.values.push(v);
+            return;
+        }
+        // xorshift64*: plenty for sampling, no dependency.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        let r = self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d) % self.seen;
+        if (r as usize) < RESERVOIR_CAP {
+            self.values[r as usize] = v;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn us(n: u64) -> Duration {
+        Duration::from_micros(n)
+    }
+
+    #[test]
+    fn min_avg_max_mdev_match_ping_formula() {
+        let mut s = Stats::new();
+        for v in [100, 200, 300, 400] {
+            s.reply(us(v), false);
+        }
+        let r = s.rtt().unwrap();
+        assert_eq!((r.min, r.avg, r.max), (0.1, 0.25, 0.4));
+        // sqrt(mean(x²) − mean(x)²) = sqrt(75000 − 62500) µs = 111.803… µs
+        assert!(
+            (r.mdev - 0.111_803_398_874_989_5).abs() < 1e-12,
+            "{}",
+            r.mdev
+        );
+    }
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let mut s = Stats::new();
+        for v in 1..=100 {
+            s.reply(us(v), false);
+        }
+        let r = s.rtt().unwrap();
+        assert_eq!((r.p50, r.p90, r.p99), (0.05, 0.09, 0.099));
+        let mut one = Stats::new();
+        one.reply(us(7), false);
+        let r = one.rtt().unwrap();
+        assert_eq!((r.p50, r.p99), (0.007, 0.007));
+    }
+
+    #[test]
+    fn loss_counts_timeouts_and_errors_but_not_duplicates() {
+        let mut s = Stats::new();
+        assert_eq!(s.loss_pct(), None);
+        s.reply(us(10), false);
+        s.duplicate();
+        s.lost();
+        s.unreachable();
+        s.late();
+        let sum = s.summary("t", "10.0.0.1".parse().unwrap(), None, "total");
+        assert_eq!((sum.sent, sum.received, sum.dup), (3, 1, 1));
+        assert_eq!((sum.unreachable, sum.late), (1, 1));
+        assert!((sum.loss_pct - 200.0 / 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn jitter_follows_rfc3550() {
+        let mut s = Stats::new();
+        assert_eq!(s.jitter(), None);
+        s.reply(us(100), false);
+        s.reply(us(260), false); // D = 160 µs: J = 10 µs
+        s.reply(us(100), false); // D = 160 µs: J = 10 + 150/16 = 19.375 µs
+        assert!((s.jitter().unwrap() - 0.019375).abs() < 1e-12);
+    }
+
+    #[test]
+    fn reordered_is_counted() {
+        let mut s = Stats::new();
+        s.reply(us(1), false);
+        s.reply(us(1), true);
+        assert_eq!(
+            s.summary("t", "::1".parse().unwrap(), None, "total")
+                .reordered,
+            1
+        );
+    }
+
+    #[test]
+    fn reservoir_bounds_memory_and_stays_representative() {
+        let mut s = Stats::new();
+        let n = RESERVOIR_CAP as u64 * 3;
+        for i in 0..n {
+            s.reply(Duration::from_nanos(i % 1000 + 1), false);
+        }
+        assert_eq!(s.samples.values.len(), RESERVOIR_CAP);
+        let r = s.rtt().unwrap();
+        // Uniform 1..=1000 ns: the median of a 100k sample is within 2 % of 500 ns.
+        assert!((r.p50 * 1e6 - 500.0).abs() < 10.0, "p50 {}", r.p50);
+        // min/max/avg stay exact over all values.
+        assert_eq!((r.min, r.max), (1e-6, 1e-3));
+        assert!((r.avg - 500.5e-6).abs() < 1e-12);
+    }
+}

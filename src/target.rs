@@ -1,0 +1,306 @@
+//! Target lists, fping-style: hosts, CIDR blocks and `--targets FILE` with per-line tags;
+//! names are resolved once, before the first probe.
+
+use crate::record::Tags;
+use anyhow::{anyhow, bail, Context, Result};
+use ipnet::IpNet;
+use std::io::{BufRead, BufReader, Read};
+use std::net::{IpAddr, ToSocketAddrs};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Most addresses one CIDR may expand to.
+pub const MAX_CIDR_HOSTS: usize = 65_536;
+
+/// Address family restriction (`-4`, `-6`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Family {
+    #[default]
+    Any,
+    V4,
+    V6,
+}
+
+impl Family {
+    pub fn admits(self, addr: &IpAddr) -> bool {
+        match self {
+            Family::Any => true,
+            Family::V4 => addr.is_ipv4(),
+            Family::V6 => addr.is_ipv6(),
+        }
+    }
+}
+
+/// A target as written by the user, with the tags of its targets-file line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetSpec {
+    pub name: String,
+    pub tags: Tags,
+}
+
+/// A resolved target: what every record names.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// As given (a host name, an address, or one address of a CIDR).
+    pub name: String,
+    pub addr: IpAddr,
+    /// Global `--tag`s merged with the target's own (the target's win).
+    pub tags: Option<Arc<Tags>>,
+}
+
+/// Expands positional targets (hosts or CIDRs) and the lines of a targets file.
+pub fn expand(positional: &[String], file: Option<&Path>) -> Result<Vec<TargetSpec>> {
+    let mut specs = Vec::new();
+    for arg in positional {
+        push_target(&mut specs, arg, Tags::new())?;
+    }
+    if let Some(path) = file {
+        let before = specs.len();
+        let reader: Box<dyn Read> = if path == Path::new("-") {
+            Box::new(std::io::stdin())
+        } else {
+            Box::new(
+                std::fs::File::open(path)
+                    .with_context(|| format!("cannot read targets file {}", path.display()))?,
+            )
+        };
+        parse_targets(
+            BufReader::new(reader),
+            &path.display().to_string(),
+            &mut specs,
+        )?;
+        if specs.len() == before {
+            bail!("no targets in {}", path.display());
+        }
+    }
+    if specs.is_empty() {
+        bail!("no target given: name a host, an address, a CIDR or --targets FILE");
+    }
+    Ok(specs)
+}
+
+/// Reads `host [key=value ...]` lines; `#` starts a comment, blank lines are skipped.
+pub fn parse_targets(
+    reader: impl BufRead,
+    origin: &str,
+    specs: &mut Vec<TargetSpec>,
+) -> Result<()> {
+    for (i, line) in reader.lines().enumerate() {
+        let lineno = i + 1;
+        let line = line.with_context(|| format!("{origin}:{lineno}: cannot read line"))?;
+        let line = line.split('#').next().unwrap_or("");
+        let mut words = line.split_whitespace();
+        let Some(host) = words.next() else { continue };
+        let mut tags = Tags::new();
+        for word in words {
+            let (k, v) = parse_tag(word).map_err(|e| anyhow!("{origin}:{lineno}: {e}"))?;
+            tags.insert(k, v);
+        }
+        push_target(specs, host, tags).map_err(|e| anyhow!("{origin}:{lineno}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Parses `key=value` (a `--tag` or a targets-file tag).
+pub fn parse_tag(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() && !k.contains(char::is_whitespace) => {
+            Ok((k.to_string(), v.to_string()))
+        }
+        _ => Err(format!("tag '{s}' is not key=value")),
+    }
+}
+
+fn push_target(specs: &mut Vec<TargetSpec>, word: &str, tags: Tags) -> Result<()> {
+    if word.contains('/') {
+        let net: IpNet = word.parse().map_err(|_| {
+            anyhow!("invalid CIDR '{word}': expected e.g. 10.0.0.0/24 or fd00::/120")
+        })?;
+        for addr in cidr_hosts(&net)? {
+            specs.push(TargetSpec {
+                name: addr.to_string(),
+                tags: tags.clone(),
+            });
+        }
+    } else {
+        specs.push(TargetSpec {
+            name: word.to_string(),
+            tags,
+        });
+    }
+    Ok(())
+}
+
+/// The host addresses of a block, as fping -g: IPv4 blocks up to /30 leave out the network
+/// and broadcast addresses.
+pub fn cidr_hosts(net: &IpNet) -> Result<Vec<IpAddr>> {
+    let net = net.trunc();
+    let size_bits = u32::from(net.max_prefix_len() - net.prefix_len());
+    if size_bits > MAX_CIDR_HOSTS.trailing_zeros() {
+        bail!("CIDR {net} has more than {MAX_CIDR_HOSTS} addresses; split it into smaller blocks");
+    }
+    let hosts: Vec<IpAddr> = match net {
+        IpNet::V4(v4) if v4.prefix_len() <= 30 => v4.hosts().map(IpAddr::V4).collect(),
+        IpNet::V4(v4) => {
+            let base = u32::from(v4.network());
+            (0..(1u32 << size_bits))
+                .map(|i| IpAddr::V4((base + i).into()))
+                .collect()
+        }
+        IpNet::V6(v6) => {
+            let base = u128::from(v6.network());
+            (0..(1u128 << size_bits))
+                .map(|i| IpAddr::V6((base + i).into()))
+                .collect()
+        }
+    };
+    Ok(hosts)
+}
+
+/// Resolves every target once; an unresolvable name is an error naming the host.
+pub fn resolve(specs: Vec<TargetSpec>, family: Family, global_tags: &Tags) -> Result<Vec<Target>> {
+    let shared_global = Arc::new(global_tags.clone());
+    specs
+        .into_iter()
+        .map(|spec| {
+            let addr = resolve_one(&spec.name, family)?;
+            let tags = if spec.tags.is_empty() {
+                (!global_tags.is_empty()).then(|| shared_global.clone())
+            } else {
+                let mut merged = global_tags.clone();
+                merged.extend(spec.tags);
+                Some(Arc::new(merged))
+            };
+            Ok(Target {
+                name: spec.name,
+                addr,
+                tags,
+            })
+        })
+        .collect()
+}
+
+fn resolve_one(name: &str, family: Family) -> Result<IpAddr> {
+    let literal = name
+        .strip_prefix('[')
+        .and_then(|s| s.strip_suffix(']'))
+        .unwrap_or(name);
+    if let Ok(addr) = literal.parse::<IpAddr>() {
+        if !family.admits(&addr) {
+            bail!(
+                "{name} is not an {} address",
+                if family == Family::V4 { "IPv4" } else { "IPv6" }
+            );
+        }
+        return Ok(addr);
+    }
+    let addrs = (literal, 0)
+        .to_socket_addrs()
+        .map_err(|e| anyhow!("cannot resolve host '{name}': {e}"))?;
+    addrs
+        .map(|sa| sa.ip())
+        .find(|a| family.admits(a))
+        .ok_or_else(|| {
+            anyhow!(
+                "host '{name}' has no {} address",
+                match family {
+                    Family::V4 => "IPv4",
+                    Family::V6 => "IPv6",
+                    Family::Any => "usable",
+                }
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(specs: &[TargetSpec]) -> Vec<&str> {
+        specs.iter().map(|s| s.name.as_str()).collect()
+    }
+
+    #[test]
+    fn cidr_expands_like_fping() {
+        let s = expand(&["10.1.2.0/30".into()], None).unwrap();
+        assert_eq!(names(&s), ["10.1.2.1", "10.1.2.2"]);
+        let s = expand(&["10.1.2.4/31".into(), "10.1.2.9/32".into()], None).unwrap();
+        assert_eq!(names(&s), ["10.1.2.4", "10.1.2.5", "10.1.2.9"]);
+        let s = expand(&["fd00::/126".into()], None).unwrap();
+        assert_eq!(names(&s), ["fd00::", "fd00::1", "fd00::2", "fd00::3"]);
+        assert_eq!(expand(&["127.0.0.0/22".into()], None).unwrap().len(), 1022);
+    }
+
+    #[test]
+    fn bad_and_huge_cidrs_are_errors() {
+        let e = expand(&["10.0.0.0/33".into()], None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("invalid CIDR '10.0.0.0/33'"), "{e}");
+        let e = expand(&["10.0.0.0/8".into()], None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("more than 65536"), "{e}");
+    }
+
+    #[test]
+    fn targets_file_has_tags_comments_and_line_numbers() {
+        let text = "# edge routers\n\nr1.example dc=fra role=edge\n10.0.0.1   # inline\n";
+        let mut specs = Vec::new();
+        parse_targets(text.as_bytes(), "t.txt", &mut specs).unwrap();
+        assert_eq!(names(&specs), ["r1.example", "10.0.0.1"]);
+        assert_eq!(specs[0].tags.get("dc").map(String::as_str), Some("fra"));
+        let e = parse_targets("ok\nhost nokey\n".as_bytes(), "t.txt", &mut Vec::new()).unwrap_err();
+        assert_eq!(e.to_string(), "t.txt:2: tag 'nokey' is not key=value");
+    }
+
+    #[test]
+    fn resolution_respects_family_and_merges_tags() {
+        let mut global = Tags::new();
+        global.insert("site".into(), "a".into());
+        global.insert("dc".into(), "x".into());
+        let mut own = Tags::new();
+        own.insert("dc".into(), "y".into());
+        let specs = vec![
+            TargetSpec {
+                name: "[::1]".into(),
+                tags: Tags::new(),
+            },
+            TargetSpec {
+                name: "127.0.0.1".into(),
+                tags: own,
+            },
+        ];
+        let t = resolve(specs, Family::Any, &global).unwrap();
+        assert_eq!(t[0].addr, "::1".parse::<IpAddr>().unwrap());
+        assert_eq!(t[1].tags.as_ref().unwrap().get("dc").unwrap(), "y");
+        assert_eq!(t[1].tags.as_ref().unwrap().get("site").unwrap(), "a");
+        let e = resolve(
+            vec![TargetSpec {
+                name: "::1".into(),
+                tags: Tags::new(),
+            }],
+            Family::V4,
+            &Tags::new(),
+        );
+        assert!(e.unwrap_err().to_string().contains("not an IPv4 address"));
+    }
+
+    #[test]
+    fn unknown_host_names_the_host() {
+        let e = resolve(
+            vec![TargetSpec {
+                name: "no-such-host.invalid".into(),
+                tags: Tags::new(),
+            }],
+            Family::Any,
+            &Tags::new(),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("cannot resolve host 'no-such-host.invalid'"),
+            "{e}"
+        );
+    }
+}
