@@ -386,7 +386,7 @@ impl<'w, W: Write> Engine<'w, W> {
                         from: None,
                         icmp_type: None,
                         icmp_code: None,
-                        reason: e.to_string(),
+                        reason: crate::net::socket::error_reason(&e),
                         flow: None,
                     });
                     self.emit(SystemTime::now(), t, body)?;
@@ -602,6 +602,262 @@ pub fn rtt(sent: SendStamp, rx_wall: Option<SystemTime>, rx_mono: Instant) -> Du
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::output::{Format, RecordWriter};
+    use crate::probe::ProbeEvent;
+    use serde_json::Value;
+    use std::io::Read;
+
+    /// What the fake network does with each probe, by sequence number.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Fate {
+        Reply,
+        /// Answered twice.
+        Dup,
+        Drop,
+        /// Answered by an ICMP error.
+        Error,
+        /// Answered only after the next probe's answer.
+        Hold,
+    }
+
+    /// A prober whose "network" is a script; a pipe makes its answers pollable.
+    struct FakeProber {
+        fates: Vec<Fate>,
+        wake_tx: mio::unix::pipe::Sender,
+        wake_rx: mio::unix::pipe::Receiver,
+        ready: Vec<ProbeEvent>,
+        held: Vec<ProbeEvent>,
+        sends: Vec<Instant>,
+    }
+
+    impl FakeProber {
+        fn new(fates: &[Fate]) -> Self {
+            let (wake_tx, wake_rx) = mio::unix::pipe::new().unwrap();
+            FakeProber {
+                fates: fates.to_vec(),
+                wake_tx,
+                wake_rx,
+                ready: Vec::new(),
+                held: Vec::new(),
+                sends: Vec::new(),
+            }
+        }
+    }
+
+    impl Prober for FakeProber {
+        fn register(&mut self, registry: &mio::Registry, first: usize) -> std::io::Result<usize> {
+            registry.register(&mut self.wake_rx, Token(first), mio::Interest::READABLE)?;
+            Ok(1)
+        }
+
+        fn send(&mut self, target: &Target, id: ProbeId) -> std::io::Result<SendStamp> {
+            let stamp = SendStamp::now();
+            self.sends.push(stamp.mono);
+            // The kernel stamp says 100 µs; user space read it 300 µs after the send.
+            let reply = ProbeEvent::Reply {
+                id,
+                from: target.addr,
+                rx_wall: Some(stamp.wall + Duration::from_micros(100 * id.seq)),
+                rx_mono: stamp.mono + Duration::from_micros(300 * id.seq),
+                ttl: Some(64),
+                size: Some(64),
+                tos: None,
+                flow: None,
+            };
+            match self.fates[(id.seq - 1) as usize] {
+                Fate::Reply => {
+                    self.ready.push(reply);
+                    self.ready.append(&mut self.held);
+                }
+                Fate::Dup => {
+                    self.ready.push(reply.clone());
+                    self.ready.push(reply);
+                }
+                Fate::Hold => self.held.push(reply),
+                Fate::Drop => {}
+                Fate::Error => self.ready.push(ProbeEvent::Error {
+                    id,
+                    from: Some("10.0.1.254".parse().unwrap()),
+                    icmp_type: Some(3),
+                    icmp_code: Some(1),
+                    reason: "host unreachable".into(),
+                }),
+            }
+            if !self.ready.is_empty() {
+                self.wake_tx.write_all(&[1])?;
+            }
+            Ok(stamp)
+        }
+
+        fn drain(&mut self, _: usize, _: &dyn ProbeLookup, events: &mut Vec<ProbeEvent>) {
+            let mut buf = [0u8; 64];
+            while matches!(self.wake_rx.read(&mut buf), Ok(n) if n > 0) {}
+            events.append(&mut self.ready);
+        }
+    }
+
+    fn config(count: u64, interval_ms: u64, timeout_ms: u64) -> RunConfig {
+        RunConfig {
+            tool: "test",
+            count: Some(count),
+            duration: None,
+            interval: Duration::from_millis(interval_ms),
+            timeout: Duration::from_millis(timeout_ms),
+            summary_every: None,
+            thresholds: Thresholds::default(),
+            quiet: false,
+        }
+    }
+
+    fn run(cfg: RunConfig, fates: &[Fate]) -> (Outcome, Vec<Value>) {
+        let target = Target {
+            name: "fake".into(),
+            addr: "10.0.0.2".parse().unwrap(),
+            tags: None,
+        };
+        let mut out = RecordWriter::new(Vec::new(), Format::Json);
+        let mut prober = FakeProber::new(fates);
+        let outcome = Engine::new(cfg, vec![target], &mut out)
+            .run(&mut prober)
+            .unwrap();
+        let text = String::from_utf8(out.into_inner()).unwrap();
+        let records = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        (outcome, records)
+    }
+
+    fn kinds(records: &[Value]) -> Vec<String> {
+        records
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}{}",
+                    r["type"].as_str().unwrap(),
+                    r["seq"].as_u64().map(|s| s.to_string()).unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_fate_is_settled_and_counted() {
+        use Fate::*;
+        let (outcome, records) = run(config(6, 10, 100), &[Reply, Hold, Reply, Dup, Drop, Error]);
+        assert_eq!(
+            kinds(&records),
+            [
+                "reply1",
+                "reply3",
+                "reply2",
+                "reply4",
+                "reply4",
+                "unreachable6",
+                "timeout5",
+                "summary"
+            ]
+        );
+        assert_eq!(records[4]["dup"], true);
+        assert_eq!(
+            records[0]["rtt_ms"], 0.1,
+            "kernel stamp wins over the later read"
+        );
+        assert_eq!(records[5]["from"], "10.0.1.254");
+        let total = &records[7];
+        assert_eq!(
+            (total["sent"].as_u64(), total["received"].as_u64()),
+            (Some(6), Some(4))
+        );
+        assert_eq!(
+            (total["dup"].as_u64(), total["reordered"].as_u64()),
+            (Some(1), Some(1))
+        );
+        assert_eq!(total["unreachable"].as_u64(), Some(1));
+        assert_eq!(total["window"], "total");
+        assert!(outcome.all_answered);
+    }
+
+    #[test]
+    fn a_reply_after_its_timeout_is_late_not_received() {
+        use Fate::*;
+        let (outcome, records) = run(config(2, 60, 20), &[Hold, Reply]);
+        assert_eq!(kinds(&records), ["timeout1", "reply2", "summary"]);
+        let total = &records[2];
+        assert_eq!(
+            (total["received"].as_u64(), total["late"].as_u64()),
+            (Some(1), Some(1))
+        );
+        assert_eq!(total["loss_pct"], 50.0);
+        assert!(outcome.all_answered);
+    }
+
+    #[test]
+    fn silence_is_exit_status_one_material() {
+        let (outcome, records) = run(config(2, 5, 10), &[Fate::Drop, Fate::Drop]);
+        assert_eq!(kinds(&records), ["timeout1", "timeout2", "summary"]);
+        assert!(!outcome.all_answered);
+        assert!(records[2].get("rtt_ms").is_none(), "no RTT without replies");
+    }
+
+    #[test]
+    fn windows_write_summaries_and_alerts_fire_and_resolve() {
+        use Fate::*;
+        let mut cfg = config(40, 10, 5);
+        cfg.summary_every = Some(Duration::from_millis(100));
+        cfg.thresholds.loss_pct = Some(20.0);
+        cfg.quiet = true;
+        let mut fates = vec![Reply; 10];
+        fates.extend([Drop; 10]);
+        fates.extend([Reply; 20]);
+        let (_, records) = run(cfg, &fates);
+        let windows: Vec<&Value> = records.iter().filter(|r| r["window"] == "100ms").collect();
+        assert!(windows.len() >= 2, "{records:?}");
+        assert!(
+            records
+                .iter()
+                .all(|r| r["type"] != "reply" && r["type"] != "timeout"),
+            "quiet"
+        );
+        let alerts: Vec<(&str, &str)> = records
+            .iter()
+            .filter(|r| r["type"] == "alert")
+            .map(|r| (r["state"].as_str().unwrap(), r["metric"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            alerts,
+            [("firing", "loss_pct"), ("resolved", "loss_pct")],
+            "{records:?}"
+        );
+        let total = records.last().unwrap();
+        assert_eq!(
+            (total["sent"].as_u64(), total["received"].as_u64()),
+            (Some(40), Some(30))
+        );
+    }
+
+    #[test]
+    fn sends_follow_absolute_deadlines() {
+        let target = Target {
+            name: "fake".into(),
+            addr: "10.0.0.2".parse().unwrap(),
+            tags: None,
+        };
+        let mut out = RecordWriter::new(Vec::new(), Format::Json);
+        let mut prober = FakeProber::new(&[Fate::Reply; 20]);
+        Engine::new(config(20, 5, 100), vec![target], &mut out)
+            .run(&mut prober)
+            .unwrap();
+        let first = prober.sends[0];
+        for (k, at) in prober.sends.iter().enumerate() {
+            // Never early: probe k leaves at or after first + k × interval.
+            assert!(
+                at.duration_since(first) >= Duration::from_millis(5 * k as u64),
+                "probe {k}"
+            );
+        }
+    }
 
     #[test]
     fn rtt_prefers_kernel_stamp_and_survives_clock_steps() {

@@ -200,3 +200,31 @@ pub fn recv_msg(fd: RawFd, buf: &mut [u8], errqueue: bool) -> io::Result<Receive
 pub fn send_to(sock: &Socket, buf: &[u8], to: IpAddr) -> io::Result<usize> {
     sock.send_to(buf, &SockAddr::from(SocketAddr::new(to, 0)))
 }
+
+/// An OS error in words, as a record's `reason`: "no route to host", without the errno suffix
+/// that `io::Error` appends.
+pub fn error_reason(e: &io::Error) -> String {
+    let text = e.to_string();
+    let text = match text.find(" (os error ") {
+        Some(i) => &text[..i],
+        None => &text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_read_like_words() {
+        let e = io::Error::from_raw_os_error(libc::EHOSTUNREACH);
+        assert_eq!(error_reason(&e), "no route to host");
+        let e = io::Error::other("Custom");
+        assert_eq!(error_reason(&e), "custom");
+    }
+}

@@ -218,7 +218,7 @@ impl IcmpProber {
                 from: None,
                 icmp_type: None,
                 icmp_code: None,
-                reason: io::Error::from_raw_os_error(err.errno as i32).to_string(),
+                reason: socket::error_reason(&io::Error::from_raw_os_error(err.errno as i32)),
             },
             _ => return,
         };

@@ -288,7 +288,10 @@ mod tests {
         assert_eq!(buf, PING_REQUEST);
         assert_eq!(IcmpRepr::parse(Version::V4, &buf, true).unwrap(), repr);
         let theirs = etherparse::Icmpv4Slice::from_slice(&PING_REQUEST).unwrap();
-        assert_eq!(theirs.checksum(), theirs.header().icmp_type.calc_checksum(theirs.payload()));
+        assert_eq!(
+            theirs.checksum(),
+            theirs.header().icmp_type.calc_checksum(theirs.payload())
+        );
     }
 
     #[test]

@@ -134,7 +134,10 @@ mod tests {
         let theirs = etherparse::Ipv4HeaderSlice::from_slice(&V4).unwrap();
         assert_eq!((theirs.ttl(), theirs.protocol().0), (ip.ttl, ip.protocol));
         assert_eq!(theirs.source_addr(), ip.src);
-        assert_eq!(theirs.header_checksum(), theirs.to_header().calc_header_checksum());
+        assert_eq!(
+            theirs.header_checksum(),
+            theirs.to_header().calc_header_checksum()
+        );
     }
 
     #[test]

@@ -1,0 +1,442 @@
+//! A tiny network test lab built from Linux network namespaces, veth pairs
+//! and nftables. Everything lives in namespaces created by the tests
+//! themselves, so no traffic ever reaches a real network and tests can run
+//! in parallel. Requires root (see [`require_root`]).
+
+use std::ffi::OsStr;
+use std::fs;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Per-process counter that keeps namespace names unique.
+static NETNS_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// Serialises `ip netns add`: the very first concurrent calls can race while
+/// iproute2 sets up the shared `/run/netns` mount.
+static NETNS_ADD_LOCK: Mutex<()> = Mutex::new(());
+
+/// Panics with one clear line ("lab tests need root (network namespaces);
+/// run as root or via .ci/run") when the effective uid is not 0.
+pub fn require_root() {
+    let euid = fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|ids| ids.split_whitespace().nth(1).map(str::to_owned))
+        })
+        .and_then(|euid| euid.parse::<u32>().ok());
+    if euid != Some(0) {
+        panic!("lab tests need root (network namespaces); run as root or via .ci/run");
+    }
+}
+
+/// Runs a command to completion, capturing stdout and stderr; panics only
+/// if the program cannot be started at all.
+fn output(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {:?}: {}", cmd, e))
+}
+
+/// Runs a command and panics with the command line and its stderr if it
+/// fails; returns stdout.
+fn check(cmd: &mut Command) -> String {
+    let out = output(cmd);
+    if !out.status.success() {
+        panic!(
+            "command failed ({}): {:?}\nstderr: {}\nstdout: {}",
+            out.status,
+            cmd,
+            String::from_utf8_lossy(&out.stderr).trim_end(),
+            String::from_utf8_lossy(&out.stdout).trim_end(),
+        );
+    }
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Turns a test name into something safe for a namespace name.
+fn sanitize(test: &str) -> String {
+    let s: String = test
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    if s.is_empty() {
+        "test".to_owned()
+    } else {
+        s
+    }
+}
+
+/// A network namespace with a unique name `lopa-<test>-<pid>-<counter>`, so
+/// tests can run in parallel. Loopback is up, IPv6 DAD is disabled and no
+/// link-local addresses are generated (`addr_gen_mode=1`), so no link-local
+/// noise appears. Every process inside is killed and the namespace deleted
+/// on drop (also when the test panics).
+pub struct Netns {
+    /// The name as shown by `ip netns list`.
+    pub name: String,
+}
+
+impl Netns {
+    /// Creates the namespace, brings up `lo` and applies the quiet IPv6
+    /// defaults described on [`Netns`].
+    pub fn new(test: &str) -> Netns {
+        let n = NETNS_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name = format!("lopa-{}-{}-{}", sanitize(test), std::process::id(), n);
+        {
+            let _guard = NETNS_ADD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+            check(Command::new("ip").args(["netns", "add", &name]));
+        }
+        // From here on, a panic deletes the namespace via Drop.
+        let ns = Netns { name };
+        ns.sysctl("net.ipv6.conf.all.accept_dad", "0");
+        ns.sysctl("net.ipv6.conf.default.accept_dad", "0");
+        ns.sysctl("net.ipv6.conf.all.addr_gen_mode", "1");
+        ns.sysctl("net.ipv6.conf.default.addr_gen_mode", "1");
+        ns.run("ip link set lo up");
+        ns
+    }
+
+    /// Runs `sh -c cmd` inside the namespace; panics with the command and
+    /// its stderr on failure; returns stdout.
+    pub fn run(&self, cmd: &str) -> String {
+        let out = self.try_run(cmd);
+        if !out.status.success() {
+            panic!(
+                "command failed in netns {} ({}): {}\nstderr: {}\nstdout: {}",
+                self.name,
+                out.status,
+                cmd,
+                String::from_utf8_lossy(&out.stderr).trim_end(),
+                String::from_utf8_lossy(&out.stdout).trim_end(),
+            );
+        }
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs `sh -c cmd` inside the namespace and returns its Output without
+    /// panicking on failure.
+    pub fn try_run(&self, cmd: &str) -> Output {
+        output(self.command("sh").arg("-c").arg(cmd))
+    }
+
+    /// Sets a sysctl (dotted key, e.g. `net.ipv4.ip_forward`) inside the
+    /// namespace by writing `/proc/sys/...` directly; panics on failure.
+    pub fn sysctl(&self, key: &str, value: &str) {
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        check(
+            self.command("sh")
+                .arg("-c")
+                .arg(r#"printf '%s\n' "$1" > "$2""#)
+                .arg("sh")
+                .arg(value)
+                .arg(&path),
+        );
+    }
+
+    /// `ip netns exec <name> <program>` as a Command, for running the tool
+    /// under test inside the namespace.
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name]).arg(program);
+        cmd
+    }
+
+    /// Widens `net.ipv4.ping_group_range` to "0 2147483647" so unprivileged
+    /// ICMP datagram sockets work (a new namespace defaults to "1 0", i.e.
+    /// disabled).
+    pub fn allow_ping_sockets(&self) {
+        self.sysctl("net.ipv4.ping_group_range", "0 2147483647");
+    }
+
+    /// Enables IPv4 and IPv6 forwarding (router role). Note: to forward
+    /// IPv6 the namespace also needs a link-local address on each egress
+    /// interface (see [`Routed`]), since [`Netns::new`] generates none.
+    pub fn enable_forwarding(&self) {
+        self.sysctl("net.ipv4.ip_forward", "1");
+        self.sysctl("net.ipv6.conf.all.forwarding", "1");
+    }
+}
+
+impl Drop for Netns {
+    /// Kills every process in the namespace, then deletes it. Never panics.
+    fn drop(&mut self) {
+        if let Ok(out) = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+        {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                if pid.bytes().all(|b| b.is_ascii_digit()) {
+                    let _ = Command::new("kill")
+                        .args(["-KILL", pid])
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .status();
+                }
+            }
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Adds one CIDR address (IPv4 or IPv6; v6 gets `nodad`) to `iface` in `ns`.
+fn add_addr(ns: &Netns, iface: &str, cidr: &str) {
+    let mut cmd = Command::new("ip");
+    cmd.args(["-n", &ns.name]);
+    if cidr.contains(':') {
+        cmd.args(["-6", "addr", "add", cidr, "dev", iface, "nodad"]);
+    } else {
+        cmd.args(["-4", "addr", "add", cidr, "dev", iface]);
+    }
+    check(&mut cmd);
+}
+
+/// Creates a veth pair directly inside the two namespaces (`a_if` in `a`,
+/// `b_if` in `b`; nothing is created in the root namespace, so names never
+/// collide across tests), assigns the given CIDR addresses (any number,
+/// IPv4 or IPv6, v6 with `nodad`), brings both ends up and waits until they
+/// pass traffic. Interface names must be at most 15 characters.
+pub fn link(a: &Netns, a_if: &str, a_addrs: &[&str], b: &Netns, b_if: &str, b_addrs: &[&str]) {
+    for ifname in [a_if, b_if] {
+        assert!(
+            !ifname.is_empty() && ifname.len() <= 15,
+            "interface name {:?} must be 1..=15 characters",
+            ifname
+        );
+    }
+    check(Command::new("ip").args([
+        "-n", &a.name, "link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", &b.name,
+    ]));
+    for addr in a_addrs {
+        add_addr(a, a_if, addr);
+    }
+    for addr in b_addrs {
+        add_addr(b, b_if, addr);
+    }
+    check(Command::new("ip").args(["-n", &a.name, "link", "set", a_if, "up"]));
+    check(Command::new("ip").args(["-n", &b.name, "link", "set", b_if, "up"]));
+    wait_link_ready(a, a_if);
+    wait_link_ready(b, b_if);
+}
+
+/// Waits until `iface` in `ns` is operationally UP with a real qdisc.
+/// Right after `ip link set up` the kernel's linkwatch has not yet attached
+/// the qdisc (it is still `noop`, which drops everything), so the first
+/// ARP/ND packets would be lost and a 1 s ping would time out.
+fn wait_link_ready(ns: &Netns, iface: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let out =
+            check(Command::new("ip").args(["-n", &ns.name, "-o", "link", "show", "dev", iface]));
+        if out.contains(" state UP ") && !out.contains(" qdisc noop ") {
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "{} in netns {} not ready after 5 s: {}",
+                iface,
+                ns.name,
+                out.trim_end()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Runs an nftables script inside `ns` via `nft -f -`; panics on failure.
+fn nft(ns: &Netns, script: &str) {
+    use std::io::Write;
+    let mut child = ns
+        .command("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run nft in netns {}: {}", ns.name, e));
+    child
+        .stdin
+        .take()
+        .expect("nft stdin")
+        .write_all(script.as_bytes())
+        .unwrap_or_else(|e| panic!("cannot feed nft in netns {}: {}", ns.name, e));
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("nft in netns {}: {}", ns.name, e));
+    if !out.status.success() {
+        panic!(
+            "nft failed in netns {} ({}):\n{}\nstderr: {}",
+            ns.name,
+            out.status,
+            script,
+            String::from_utf8_lossy(&out.stderr).trim_end()
+        );
+    }
+}
+
+/// Installs random loss with nftables in `ns`: table `inet lopa_loss`, one
+/// chain on `hook` ("input", "output" or "forward") whose rule
+/// `[iifname|oifname IFACE] numgen random mod 100 < PCT drop` drops `pct`%
+/// of the ICMP/ICMPv6/UDP/TCP packets on `iface` (iifname for input and
+/// forward, oifname for output). IPv6 neighbour discovery is exempt, like
+/// ARP (which nftables' inet family never sees), so loss hits only the
+/// data plane. Calling it again replaces the previous rule set.
+pub fn add_loss(ns: &Netns, hook: &str, iface: &str, pct: u32) {
+    assert!(pct <= 100, "loss percentage {} > 100", pct);
+    let ifmatch = match hook {
+        "input" | "forward" => "iifname",
+        "output" => "oifname",
+        other => panic!(
+            "add_loss: unknown hook {:?} (input, output or forward)",
+            other
+        ),
+    };
+    // `numgen random mod 100` yields 0..=99 and nft rejects `< 100`, so 100%
+    // is an unconditional drop and 0% installs no drop rule at all.
+    let chance = match pct {
+        100 => String::new(),
+        pct => format!("numgen random mod 100 < {} ", pct),
+    };
+    let drop_rule = if pct == 0 {
+        String::new()
+    } else {
+        format!(
+            "{} \"{}\" meta l4proto {{ icmp, ipv6-icmp, udp, tcp }} {}drop",
+            ifmatch, iface, chance
+        )
+    };
+    // Creating then deleting the table makes the script work whether or not
+    // it already exists; the whole file is applied atomically.
+    let script = format!(
+        r#"table inet lopa_loss
+delete table inet lopa_loss
+table inet lopa_loss {{
+    chain loss {{
+        type filter hook {hook} priority filter; policy accept;
+        icmpv6 type {{ nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, nd-redirect }} accept
+        {drop_rule}
+    }}
+}}
+"#
+    );
+    nft(ns, &script);
+}
+
+/// Removes the loss installed by [`add_loss`] (no-op if there is none).
+pub fn clear_loss(ns: &Netns) {
+    nft(ns, "table inet lopa_loss\ndelete table inet lopa_loss\n");
+}
+
+/// Two namespaces joined by one veth: `client` eth0 10.0.0.1/24 and
+/// fd00::1/64, `server` eth0 10.0.0.2/24 and fd00::2/64.
+pub struct Pair {
+    /// The namespace that runs the tool under test.
+    pub client: Netns,
+    /// The namespace that is probed.
+    pub server: Netns,
+}
+
+impl Pair {
+    /// Builds the topology; `test` becomes part of the namespace names.
+    pub fn new(test: &str) -> Pair {
+        let client = Netns::new(&format!("{}-cli", test));
+        let server = Netns::new(&format!("{}-srv", test));
+        link(
+            &client,
+            "eth0",
+            &["10.0.0.1/24", "fd00::1/64"],
+            &server,
+            "eth0",
+            &["10.0.0.2/24", "fd00::2/64"],
+        );
+        Pair { client, server }
+    }
+}
+
+/// client -- router -- server.
+///
+/// * client eth0 10.0.1.1/24, fd01::1/64, default routes via 10.0.1.254 /
+///   fd01::254;
+/// * router eth0 10.0.1.254/24, fd01::254/64 and eth1 10.0.2.254/24,
+///   fd02::254/64 (plus fe80::254/64 on both, which IPv6 forwarding
+///   needs), forwarding on, ICMP rate limits off; `10.99.0.0/16` and
+///   `fd99::/16` are `unreachable` routes, so targets there get ICMP
+///   destination-unreachable from 10.0.1.254 / fd01::254;
+/// * server eth0 10.0.2.1/24, fd02::1/64, default routes via the router.
+pub struct Routed {
+    /// The namespace that runs the tool under test.
+    pub client: Netns,
+    /// The forwarding hop in the middle.
+    pub router: Netns,
+    /// The namespace that is probed.
+    pub server: Netns,
+}
+
+impl Routed {
+    /// Builds the topology; `test` becomes part of the namespace names.
+    pub fn new(test: &str) -> Routed {
+        let client = Netns::new(&format!("{}-cli", test));
+        let router = Netns::new(&format!("{}-rtr", test));
+        let server = Netns::new(&format!("{}-srv", test));
+        link(
+            &client,
+            "eth0",
+            &["10.0.1.1/24", "fd01::1/64"],
+            &router,
+            "eth0",
+            &["10.0.1.254/24", "fd01::254/64"],
+        );
+        link(
+            &router,
+            "eth1",
+            &["10.0.2.254/24", "fd02::254/64"],
+            &server,
+            "eth0",
+            &["10.0.2.1/24", "fd02::1/64"],
+        );
+        router.enable_forwarding();
+        // A router needs a link-local address: the kernel solicits the
+        // next hop of a *forwarded* IPv6 packet from a link-local source
+        // and silently skips the solicitation when there is none.
+        router.run(
+            "ip addr add fe80::254/64 dev eth0 nodad && ip addr add fe80::254/64 dev eth1 nodad",
+        );
+        router.sysctl("net.ipv4.icmp_ratelimit", "0");
+        router.sysctl("net.ipv6.icmp.ratelimit", "0");
+        // The per-type limits above are not the only ones: ICMP errors also
+        // draw from a global token bucket (1000/s, burst 50), which a fast
+        // traceroute easily exhausts. ratemask=0 exempts every IPv4 type;
+        // IPv6 still uses the shared bucket, so make it huge.
+        router.sysctl("net.ipv4.icmp_ratemask", "0");
+        router.sysctl("net.ipv4.icmp_msgs_per_sec", "1000000");
+        router.sysctl("net.ipv4.icmp_msgs_burst", "1000000");
+        router
+            .run("ip route add unreachable 10.99.0.0/16 && ip -6 route add unreachable fd99::/16");
+        client.run("ip route add default via 10.0.1.254 && ip -6 route add default via fd01::254");
+        server.run("ip route add default via 10.0.2.254 && ip -6 route add default via fd02::254");
+        Routed {
+            client,
+            router,
+            server,
+        }
+    }
+}

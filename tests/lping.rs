@@ -1,0 +1,376 @@
+//! lping against real kernels: network namespaces, veth links, nftables loss, a router.
+//! Needs root (CI runs as root); without it every test fails with one line saying so.
+
+mod common;
+
+use common::lab::*;
+use serde_json::Value;
+use std::process::Output;
+
+struct Run {
+    status: i32,
+    records: Vec<Value>,
+    stderr: String,
+}
+
+impl Run {
+    fn of(kind: &str, records: &[Value]) -> Vec<Value> {
+        records
+            .iter()
+            .filter(|r| r["type"] == kind)
+            .cloned()
+            .collect()
+    }
+
+    fn kind(&self, kind: &str) -> Vec<Value> {
+        Run::of(kind, &self.records)
+    }
+
+    fn summary(&self, target: &str) -> Value {
+        self.records
+            .iter()
+            .find(|r| r["type"] == "summary" && r["window"] == "total" && r["target"] == target)
+            .cloned()
+            .unwrap_or_else(|| panic!("no total summary for {target}: {:?}", self.records))
+    }
+}
+
+fn lping(ns: &Netns, args: &[&str]) -> Run {
+    require_root();
+    let out: Output = ns
+        .command(env!("CARGO_BIN_EXE_lping"))
+        .args(args)
+        .output()
+        .expect("run lping");
+    let stdout = String::from_utf8(out.stdout).expect("utf-8 output");
+    let records = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    Run {
+        status: out.status.code().unwrap_or(-1),
+        records,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not an integer: {v}"))
+}
+
+/// Replies over IPv4 and IPv6 with the right seq, ttl and size, on both socket kinds.
+fn neighbour_replies(ns_setup: impl Fn(&Pair), socket: &str) {
+    let lab = Pair::new(&format!("nb-{socket}"));
+    ns_setup(&lab);
+    let run = lping(
+        &lab.client,
+        &[
+            "-c", "3", "-i", "0.05", "-s", "100", "--socket", socket, "10.0.0.2", "fd00::2",
+        ],
+    );
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert_eq!(run.stderr, "");
+    for target in ["10.0.0.2", "fd00::2"] {
+        let replies: Vec<Value> = run
+            .kind("reply")
+            .into_iter()
+            .filter(|r| r["target"] == target)
+            .collect();
+        let seqs: Vec<u64> = replies.iter().map(|r| u(&r["seq"])).collect();
+        assert_eq!(seqs, [1, 2, 3], "{target}");
+        for r in &replies {
+            assert_eq!(u(&r["ttl"]), 64, "{r}");
+            assert_eq!(u(&r["size"]), 108, "ICMP header + 100 data bytes: {r}");
+            assert_eq!(r["addr"], target);
+            let rtt = r["rtt_ms"].as_f64().unwrap();
+            assert!(rtt > 0.0 && rtt < 1000.0, "{r}");
+        }
+        let s = run.summary(target);
+        assert_eq!((u(&s["sent"]), u(&s["received"])), (3, 3));
+        assert_eq!(s["loss_pct"], 0.0);
+    }
+}
+
+#[test]
+fn neighbour_replies_on_datagram_sockets() {
+    neighbour_replies(|lab| lab.client.allow_ping_sockets(), "dgram");
+}
+
+#[test]
+fn neighbour_replies_on_raw_sockets() {
+    // ping_group_range stays "1 0" here: datagram sockets are refused, raw is the only way.
+    neighbour_replies(|_| {}, "raw");
+}
+
+#[test]
+fn auto_falls_back_to_raw_and_dgram_refusal_says_what_to_do() {
+    let lab = Pair::new("auto");
+    let run = lping(&lab.client, &["-c", "1", "10.0.0.2"]);
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert_eq!(run.kind("reply").len(), 1);
+    let refused = lping(&lab.client, &["-c", "1", "--socket", "dgram", "10.0.0.2"]);
+    assert_eq!(refused.status, 2);
+    assert_eq!(refused.stderr.lines().count(), 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("ping_group_range"),
+        "{}",
+        refused.stderr
+    );
+}
+
+#[test]
+fn ttl_counts_the_router_hop() {
+    let lab = Routed::new("hop");
+    let run = lping(
+        &lab.client,
+        &["-c", "2", "-i", "0.05", "10.0.2.1", "fd02::1"],
+    );
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    for r in run.kind("reply") {
+        assert_eq!(u(&r["ttl"]), 63, "one router on the way back: {r}");
+    }
+}
+
+#[test]
+fn twenty_percent_loss_is_measured_within_the_binomial_band() {
+    let lab = Pair::new("loss");
+    lab.client.allow_ping_sockets();
+    add_loss(&lab.server, "input", "eth0", 20);
+    let n = 400;
+    let run = lping(
+        &lab.client,
+        &[
+            "-q",
+            "-c",
+            &n.to_string(),
+            "-i",
+            "0.005",
+            "-W",
+            "0.5",
+            "10.0.0.2",
+        ],
+    );
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert!(
+        run.kind("reply").is_empty() && run.kind("timeout").is_empty(),
+        "-q writes summaries only"
+    );
+    let s = run.summary("10.0.0.2");
+    assert_eq!(u(&s["sent"]), n);
+    let lost = n - u(&s["received"]);
+    // Binomial(400, 0.2): mean 80, sd 8; ±4.5 sd is a false-failure rate below 1e-5.
+    assert!((44..=116).contains(&lost), "lost {lost} of {n}");
+    let loss_pct = s["loss_pct"].as_f64().unwrap();
+    assert!((loss_pct - lost as f64 * 100.0 / n as f64).abs() < 1e-9);
+}
+
+#[test]
+fn silent_target_times_out_with_exit_status_one() {
+    let lab = Pair::new("silent");
+    add_loss(&lab.server, "input", "eth0", 100);
+    let run = lping(
+        &lab.client,
+        &["-c", "3", "-i", "0.05", "-W", "0.2", "10.0.0.2"],
+    );
+    assert_eq!(run.status, 1, "{}", run.stderr);
+    let seqs: Vec<u64> = run.kind("timeout").iter().map(|r| u(&r["seq"])).collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    let s = run.summary("10.0.0.2");
+    assert_eq!(
+        (u(&s["sent"]), u(&s["received"]), s["loss_pct"].as_f64()),
+        (3, 0, Some(100.0))
+    );
+}
+
+#[test]
+fn some_answering_is_status_one_all_answering_is_zero() {
+    let lab = Pair::new("mixed");
+    // 10.0.0.3 is on the link but nobody has it.
+    let run = lping(
+        &lab.client,
+        &["-c", "2", "-i", "0.05", "-W", "0.2", "10.0.0.2", "10.0.0.3"],
+    );
+    assert_eq!(run.status, 1);
+    assert_eq!(u(&run.summary("10.0.0.2")["received"]), 2);
+    assert_eq!(u(&run.summary("10.0.0.3")["received"]), 0);
+}
+
+/// A router answers for a prefix it has an `unreachable` route to.
+fn route_to_nowhere(socket: &str) {
+    let lab = Routed::new(&format!("nowhere-{socket}"));
+    if socket == "dgram" {
+        lab.client.allow_ping_sockets();
+    }
+    let run = lping(
+        &lab.client,
+        &[
+            "-c",
+            "2",
+            "-i",
+            "0.05",
+            "--socket",
+            socket,
+            "10.99.0.1",
+            "fd99::1",
+        ],
+    );
+    assert_eq!(run.status, 1, "{}", run.stderr);
+    let v4: Vec<Value> = run
+        .kind("unreachable")
+        .into_iter()
+        .filter(|r| r["target"] == "10.99.0.1")
+        .collect();
+    assert_eq!(v4.len(), 2, "{:?}", run.records);
+    for r in &v4 {
+        assert_eq!(r["from"], "10.0.1.254");
+        assert_eq!((u(&r["icmp_type"]), u(&r["icmp_code"])), (3, 1));
+        assert_eq!(r["reason"], "host unreachable");
+    }
+    let v6: Vec<Value> = run
+        .kind("unreachable")
+        .into_iter()
+        .filter(|r| r["target"] == "fd99::1")
+        .collect();
+    assert_eq!(v6.len(), 2, "{:?}", run.records);
+    for r in &v6 {
+        assert_eq!(r["from"], "fd01::254");
+        assert_eq!(u(&r["icmp_type"]), 1, "ICMPv6 destination unreachable: {r}");
+    }
+    let s = run.summary("10.99.0.1");
+    assert_eq!((u(&s["unreachable"]), u(&s["received"])), (2, 0));
+}
+
+#[test]
+fn route_to_nowhere_is_unreachable_on_raw_sockets() {
+    route_to_nowhere("raw");
+}
+
+#[test]
+fn route_to_nowhere_is_unreachable_on_datagram_sockets() {
+    route_to_nowhere("dgram");
+}
+
+#[test]
+fn ttl_too_small_gives_time_exceeded_from_the_router() {
+    for socket in ["raw", "dgram"] {
+        let lab = Routed::new(&format!("ttl-{socket}"));
+        lab.client.allow_ping_sockets();
+        let run = lping(
+            &lab.client,
+            &[
+                "-c", "1", "-t", "1", "--socket", socket, "10.0.2.1", "fd02::1",
+            ],
+        );
+        assert_eq!(run.status, 1, "{}", run.stderr);
+        let errs = run.kind("unreachable");
+        assert_eq!(errs.len(), 2, "{socket}: {:?}", run.records);
+        let r4 = errs.iter().find(|r| r["target"] == "10.0.2.1").unwrap();
+        assert_eq!(
+            (u(&r4["icmp_type"]), r4["reason"].as_str()),
+            (11, Some("time exceeded in transit"))
+        );
+        assert_eq!(r4["from"], "10.0.1.254");
+        let r6 = errs.iter().find(|r| r["target"] == "fd02::1").unwrap();
+        assert_eq!(
+            (u(&r6["icmp_type"]), r6["reason"].as_str()),
+            (3, Some("hop limit exceeded in transit"))
+        );
+    }
+}
+
+#[test]
+fn local_route_failure_is_unreachable_without_from() {
+    let lab = Pair::new("localerr");
+    lab.client.run("ip route add unreachable 198.51.100.0/24");
+    let run = lping(&lab.client, &["-c", "1", "198.51.100.7"]);
+    assert_eq!(run.status, 1);
+    let r = &run.kind("unreachable")[0];
+    assert_eq!(r["reason"], "no route to host");
+    assert!(
+        r.get("from").is_none() && r.get("icmp_type").is_none(),
+        "{r}"
+    );
+}
+
+#[test]
+fn two_raw_pingers_never_take_each_others_replies() {
+    let lab = Pair::new("twoproc");
+    require_root();
+    let spawn = || {
+        lab.client
+            .command(env!("CARGO_BIN_EXE_lping"))
+            .args(["-c", "40", "-i", "0.01", "--socket", "raw", "10.0.0.2"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        let records: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let replies = Run::of("reply", &records);
+        assert_eq!(
+            replies.len(),
+            40,
+            "each process sees exactly its own replies"
+        );
+        assert!(replies.iter().all(|r| r.get("dup").is_none()));
+        let s = records.last().unwrap();
+        assert_eq!((u(&s["received"]), u(&s["dup"])), (40, 0));
+    }
+}
+
+#[test]
+fn tos_size_interface_and_mark_reach_the_wire() {
+    let lab = Pair::new("opts");
+    // Count what arrives at the server: TOS 0x10 and 300-byte ICMP messages (+20 IP).
+    lab.server.run(
+        "nft add table inet probe; \
+         nft add chain inet probe in '{ type filter hook input priority 0; }'; \
+         nft add rule inet probe in ip dscp cs0 ip length 328 meta l4proto icmp counter drop; \
+         nft add rule inet probe in ip dscp 0x04 ip length 328 meta l4proto icmp counter",
+    );
+    lab.client.run(
+        "nft add table inet probe; \
+         nft add chain inet probe out '{ type filter hook output priority 0; }'; \
+         nft add rule inet probe out meta mark 0x2a meta l4proto icmp counter",
+    );
+    let run = lping(
+        &lab.client,
+        &[
+            "-c", "3", "-i", "0.05", "-Q", "0x10", "-s", "300", "-m", "0x2a", "-I", "eth0",
+            "10.0.0.2",
+        ],
+    );
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let server = lab.server.run("nft list chain inet probe in");
+    assert!(
+        server.contains("packets 0 bytes 0 drop"),
+        "no probe left without its TOS: {server}"
+    );
+    assert!(
+        server.contains("counter packets 3 "),
+        "three probes with TOS 0x10 and 300 data bytes: {server}"
+    );
+    let client = lab.client.run("nft list chain inet probe out");
+    assert!(
+        client.contains("counter packets 3 "),
+        "three probes with mark 42: {client}"
+    );
+    // Bound to a source address, too; and a missing interface is a clear error.
+    let run = lping(&lab.client, &["-c", "1", "-I", "10.0.0.1", "10.0.0.2"]);
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let bad = lping(&lab.client, &["-c", "1", "-I", "nosuch0", "10.0.0.2"]);
+    assert_eq!(bad.status, 2);
+    assert!(
+        bad.stderr
+            .starts_with("lping: cannot bind to interface nosuch0"),
+        "{}",
+        bad.stderr
+    );
+}
