@@ -56,16 +56,16 @@ impl TargetArgs {
 #[command(next_help_heading = "Run")]
 pub struct RunArgs {
     /// Stop after N probes per target.
-    #[arg(short = 'c', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(short = 'c', long, value_name = "N", value_parser = parse_count)]
     pub count: Option<u64>,
     /// Stop sending after this long (seconds, or with a unit: 500ms, 30s, 5m).
     #[arg(short = 'w', long, value_name = "DURATION", value_parser = parse_positive_duration)]
     pub duration: Option<Duration>,
     /// Time between two probes to the same target.
-    #[arg(short = 'i', long, value_name = "DURATION", default_value = "1", value_parser = parse_positive_duration)]
+    #[arg(short = 'i', long, value_name = "DURATION", default_value = "1", value_parser = parse_interval)]
     pub interval: Duration,
     /// How long a probe waits for its reply.
-    #[arg(short = 'W', long, value_name = "DURATION", default_value = "1", value_parser = parse_positive_duration)]
+    #[arg(short = 'W', long, value_name = "DURATION", default_value = "1", value_parser = parse_interval)]
     pub timeout: Duration,
     /// Write a summary per target every DURATION, over that window (default 60s in
     /// continuous runs or with alerts; 0 turns windows off).
@@ -173,16 +173,27 @@ pub fn run_config(
     }
 }
 
+/// Longest duration any flag takes: a year, far beyond any useful probe schedule, and small
+/// enough that deadline arithmetic never overflows.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Shortest interval and timeout: the event loop schedules with millisecond resolution.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(1);
+
 /// A duration as ping takes it (`0.2` seconds) or with a unit (`200ms`, `30s`, `5m`, `1h`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    if let Ok(secs) = s.parse::<f64>() {
-        return Duration::try_from_secs_f64(secs)
-            .map_err(|_| format!("'{s}' is not a valid number of seconds"));
+    let d = match s.parse::<f64>() {
+        Ok(secs) => Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("'{s}' is not a valid number of seconds"))?,
+        Err(_) => humantime::parse_duration(s).map_err(|_| {
+            format!("'{s}' is not a duration: use seconds (0.2) or a unit (200ms, 30s, 5m)")
+        })?,
+    };
+    if d > MAX_DURATION {
+        return Err(format!("'{s}' is too long: at most 365 days"));
     }
-    humantime::parse_duration(s).map_err(|_| {
-        format!("'{s}' is not a duration: use seconds (0.2) or a unit (200ms, 30s, 5m)")
-    })
+    Ok(d)
 }
 
 fn parse_positive_duration(s: &str) -> Result<Duration, String> {
@@ -191,6 +202,22 @@ fn parse_positive_duration(s: &str) -> Result<Duration, String> {
         return Err("must be greater than 0".into());
     }
     Ok(d)
+}
+
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < MIN_INTERVAL {
+        return Err("must be at least 1ms".into());
+    }
+    Ok(d)
+}
+
+fn parse_count(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("'{s}' is not a whole number")),
+    }
 }
 
 fn parse_percent(s: &str) -> Result<f64, String> {
@@ -237,13 +264,31 @@ pub fn parse_args<A: clap::Parser>(tool: &str) -> Result<A, ExitCode> {
             Err(ExitCode::SUCCESS)
         }
         Err(e) => {
-            let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("{tool}: {first} (see '{tool} --help')");
+            eprintln!(
+                "{tool}: {}",
+                one_line_usage_error(tool, &e.render().to_string())
+            );
             Err(ExitCode::from(EXIT_ERROR))
         }
     }
+}
+
+/// Folds clap's multi-line error into one line, keeping the parts that help: the possible
+/// values and the "similar argument" tip.
+fn one_line_usage_error(tool: &str, text: &str) -> String {
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("invalid arguments");
+    let mut msg = first.strip_prefix("error: ").unwrap_or(first).to_string();
+    for line in lines {
+        if line.starts_with("[possible values:") {
+            msg.push(' ');
+            msg.push_str(line);
+        } else if let Some(tip) = line.strip_prefix("tip: ") {
+            msg.push_str("; ");
+            msg.push_str(tip);
+        }
+    }
+    format!("{msg} (see '{tool} --help')")
 }
 
 /// Turns a run's result into the exit status: errors are one `tool: cause: cause` line and
@@ -280,6 +325,24 @@ mod tests {
             .unwrap_err()
             .contains("not a duration"));
         assert!(parse_positive_duration("0").is_err());
+        assert!(parse_duration("1e19").unwrap_err().contains("too long"));
+        assert!(parse_duration("366d").is_err());
+        assert_eq!(parse_interval("0.5ms"), Err("must be at least 1ms".into()));
+        assert_eq!(parse_count("0"), Err("must be at least 1".into()));
+    }
+
+    #[test]
+    fn usage_errors_fold_into_one_line() {
+        let text = "error: invalid value 'xml' for '--format <FORMAT>'\n  [possible values: json, influx]\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            one_line_usage_error("lping", text),
+            "invalid value 'xml' for '--format <FORMAT>' [possible values: json, influx] (see 'lping --help')"
+        );
+        let text = "error: unexpected argument '--cout' found\n\n  tip: a similar argument exists: '--count'\n\nUsage: lping\n";
+        assert_eq!(
+            one_line_usage_error("lping", text),
+            "unexpected argument '--cout' found; a similar argument exists: '--count' (see 'lping --help')"
+        );
     }
 
     #[test]

@@ -137,6 +137,9 @@ pub struct Engine<'w, W: Write> {
     window_name: String,
     stopping: bool,
     malformed: u64,
+    /// Targets still sending, and probes awaiting an answer: the run ends when both are 0.
+    sending_targets: usize,
+    pending_probes: usize,
 }
 
 const SIGNAL_TOKEN: Token = Token(0);
@@ -153,7 +156,8 @@ impl<'w, W: Write> Engine<'w, W> {
             .map(|d| humantime::format_duration(d).to_string())
             .unwrap_or_default();
         let now = Instant::now();
-        let states = targets
+        let n_targets = targets.len();
+        let states: Vec<TargetState> = targets
             .into_iter()
             .map(|target| TargetState {
                 target,
@@ -180,6 +184,8 @@ impl<'w, W: Write> Engine<'w, W> {
             window_name,
             stopping: false,
             malformed: 0,
+            sending_targets: n_targets,
+            pending_probes: 0,
         }
     }
 
@@ -292,11 +298,12 @@ impl<'w, W: Write> Engine<'w, W> {
     }
 
     fn finished(&self) -> bool {
-        self.states.iter().all(|s| !s.sending && s.pending == 0)
+        self.sending_targets == 0 && self.pending_probes == 0
     }
 
     fn stop_sending(&mut self) {
         self.stopping = true;
+        self.sending_targets = 0;
         for st in &mut self.states {
             st.sending = false;
         }
@@ -316,6 +323,7 @@ impl<'w, W: Write> Engine<'w, W> {
                 if let Some(slot @ Slot::Pending(_)) = st.slot_mut(id.seq) {
                     *slot = Slot::Lost;
                     st.pending -= 1;
+                    self.pending_probes -= 1;
                     st.total.lost();
                     st.window.lost();
                     st.trim();
@@ -356,6 +364,7 @@ impl<'w, W: Write> Engine<'w, W> {
         }
         if stop_at.is_some_and(|s| due >= s) {
             st.sending = false;
+            self.sending_targets -= 1;
             return Ok(());
         }
         let seq = st.next_seq;
@@ -370,6 +379,7 @@ impl<'w, W: Write> Engine<'w, W> {
             Ok(stamp) => {
                 st.slots.push_back(Slot::Pending(stamp));
                 st.pending += 1;
+                self.pending_probes += 1;
                 self.schedule(stamp.mono + self.cfg.timeout, Timer::Expire(id));
             }
             Err(e) => {
@@ -397,6 +407,7 @@ impl<'w, W: Write> Engine<'w, W> {
         st.trim();
         if cfg_count.is_some_and(|c| seq >= c) {
             st.sending = false;
+            self.sending_targets -= 1;
         } else {
             // Absolute deadlines: probe k is due at first_due + k × interval.
             let next = st.first_due
@@ -441,6 +452,7 @@ impl<'w, W: Write> Engine<'w, W> {
                     Slot::Pending(sent) => {
                         *slot = Slot::Received(sent);
                         st.pending -= 1;
+                        self.pending_probes -= 1;
                         let rtt = rtt(sent, rx_wall, rx_mono);
                         let reordered = id.seq < st.highest_received;
                         st.highest_received = st.highest_received.max(id.seq);
@@ -505,6 +517,7 @@ impl<'w, W: Write> Engine<'w, W> {
                 if let Slot::Pending(_) = slot {
                     *slot = Slot::Failed;
                     st.pending -= 1;
+                    self.pending_probes -= 1;
                     st.total.unreachable();
                     st.window.unreachable();
                     st.trim();

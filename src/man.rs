@@ -3,15 +3,51 @@
 //! `LOPA_UPDATE_MAN=1 cargo test --test cli man_pages`).
 
 use clap::CommandFactory;
+use std::io::Write;
 
-/// Every tool's clap command, by name.
+/// Every tool's clap command.
 pub fn commands() -> Vec<clap::Command> {
     vec![crate::ping::Args::command()]
 }
 
-/// The roff source of a tool's man page.
+/// The roff source of a tool's man page: clap_mangen's sections, then EXAMPLES (the
+/// `after_help` text, kept verbatim so its columns stay aligned) and EXIT STATUS.
 pub fn render(cmd: clap::Command) -> std::io::Result<Vec<u8>> {
+    let examples = cmd
+        .get_after_help()
+        .map(|h| h.to_string())
+        .unwrap_or_default();
+    let man = clap_mangen::Man::new(cmd);
     let mut out = Vec::new();
-    clap_mangen::Man::new(cmd).render(&mut out)?;
+    man.render_title(&mut out)?;
+    man.render_name_section(&mut out)?;
+    man.render_synopsis_section(&mut out)?;
+    man.render_description_section(&mut out)?;
+    man.render_options_section(&mut out)?;
+    let (examples, exit_status) = match examples.split_once("\nExit status: ") {
+        Some((ex, st)) => (ex.to_string(), Some(st.to_string())),
+        None => (examples, None),
+    };
+    let examples = examples.trim_start_matches("Examples:\n");
+    if !examples.trim().is_empty() {
+        writeln!(out, ".SH EXAMPLES\n.nf")?;
+        for line in examples.lines() {
+            writeln!(out, "{}", roff_escape(line))?;
+        }
+        writeln!(out, ".fi")?;
+    }
+    if let Some(status) = exit_status {
+        writeln!(out, ".SH \"EXIT STATUS\"\n{}", roff_escape(status.trim()))?;
+    }
+    man.render_version_section(&mut out)?;
     Ok(out)
+}
+
+/// Escapes text for roff: backslashes, leading dots and quotes, hyphens.
+fn roff_escape(line: &str) -> String {
+    let mut s = line.replace('\\', "\\e").replace('-', "\\-");
+    if s.starts_with('.') || s.starts_with('\'') {
+        s.insert_str(0, "\\&");
+    }
+    s
 }

@@ -1,0 +1,1151 @@
+//! The command-line contract of `lping`, end to end: the output of real runs validated against
+//! the JSON Schemas in `schemas/`, the InfluxDB line protocol, exit statuses and one-line
+//! errors, a closed stdout, SIGINT and SIGTERM, and the checked-in man pages.
+//!
+//! Tests that open ICMP sockets or network namespaces need root (CI runs as root): they fail
+//! with one clear message otherwise, they never skip. Namespaces are named
+//! `lopa-cli-<pid>-<n>` and deleted by a guard, also when a test panics.
+
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+mod common;
+
+use common::lab::{require_root, Netns};
+
+const LPING: &str = env!("CARGO_BIN_EXE_lping");
+const KINDS: [&str; 5] = ["reply", "timeout", "unreachable", "summary", "alert"];
+/// No run here takes more than about a second; past this the child is killed and the test fails.
+const DEADLINE: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
+fn lping() -> Command {
+    Command::new(LPING)
+}
+
+fn describe(cmd: &Command) -> String {
+    format!("{cmd:?}")
+}
+
+/// Sends `sig` (e.g. "INT") to a process this test started and has not reaped yet.
+fn kill(pid: u32, sig: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("cannot run kill");
+    assert!(status.success(), "kill -{sig} {pid} failed");
+}
+
+/// Runs a command to completion with stdin closed, capturing stdout and stderr; kills it and
+/// fails past [`DEADLINE`].
+fn run(cmd: &mut Command) -> Output {
+    let what = describe(cmd);
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(DEADLINE) {
+        Ok(out) => out.unwrap_or_else(|e| panic!("cannot wait for {what}: {e}")),
+        Err(_) => {
+            // Not reaped yet (the waiting thread still waits), so the pid is still ours.
+            kill(pid, "KILL");
+            let out = rx.recv().expect("waiter thread").expect("wait");
+            panic!(
+                "{what} still running after {DEADLINE:?}; killed.\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+fn stdout_text(out: &Output) -> &str {
+    std::str::from_utf8(&out.stdout).expect("stdout is UTF-8")
+}
+
+fn stderr_text(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A running lping whose stdout is read line by line.
+struct Running {
+    what: String,
+    child: Child,
+    lines: Receiver<String>,
+    stderr: Option<JoinHandle<String>>,
+    started: Instant,
+}
+
+impl Running {
+    fn spawn(cmd: &mut Command) -> Running {
+        let what = describe(cmd);
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut stderr = child.stderr.take().expect("piped stderr");
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        Running {
+            what,
+            child,
+            lines,
+            stderr: Some(stderr),
+            started: Instant::now(),
+        }
+    }
+
+    fn left(&self) -> Duration {
+        DEADLINE.saturating_sub(self.started.elapsed())
+    }
+
+    /// The next line of stdout; fails on end of output or past the deadline.
+    fn next_line(&mut self) -> String {
+        match self.lines.recv_timeout(self.left()) {
+            Ok(line) => line,
+            Err(RecvTimeoutError::Timeout) => {
+                panic!("{}: no output within {DEADLINE:?}", self.what)
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                panic!(
+                    "{}: stdout ended early (status {:?})",
+                    self.what,
+                    self.child.wait()
+                )
+            }
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        kill(self.child.id(), sig);
+    }
+
+    /// Reads the rest of stdout and waits for the exit: (status, remaining lines, stderr).
+    fn finish(mut self) -> (ExitStatus, Vec<String>, String) {
+        let mut rest = Vec::new();
+        loop {
+            match self.lines.recv_timeout(self.left()) {
+                Ok(line) => rest.push(line),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "{}: still writing after {DEADLINE:?}; output so far:\n{}",
+                    self.what,
+                    rest.join("\n")
+                ),
+            }
+        }
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            assert!(
+                !self.left().is_zero(),
+                "{}: stdout closed but the process did not exit within {DEADLINE:?}",
+                self.what
+            );
+            thread::sleep(Duration::from_millis(10));
+        };
+        let stderr = self
+            .stderr
+            .take()
+            .expect("stderr reader")
+            .join()
+            .expect("stderr thread");
+        (status, rest, stderr)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // Only reached with the child still running when a test failed half-way.
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Network namespaces and temporary files
+
+static SERIAL: AtomicUsize = AtomicUsize::new(0);
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        SERIAL.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// lping, started inside a lab namespace.
+fn lping_in(ns: &Netns) -> Command {
+    ns.command(LPING)
+}
+
+/// A namespace where echo requests to 192.0.2.1 leave through `lo` and are never answered.
+fn silent_netns() -> Netns {
+    let ns = Netns::new("cli");
+    ns.run("ip route add 192.0.2.0/24 dev lo");
+    ns
+}
+
+/// A temporary directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        let dir = std::env::temp_dir().join(unique("lopa-cli"));
+        fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    fn file(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        fs::write(&path, text).expect("write temp file");
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schemas
+
+fn schema_path(kind: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("schemas")
+        .join(format!("{kind}.schema.json"))
+}
+
+/// The five schemas, compiled (format assertions on), and their documents.
+struct Contract {
+    schemas: boon::Schemas,
+    index: HashMap<&'static str, boon::SchemaIndex>,
+    docs: HashMap<&'static str, Value>,
+}
+
+impl Contract {
+    fn load() -> Contract {
+        let mut compiler = boon::Compiler::new();
+        compiler.enable_format_assertions();
+        let mut schemas = boon::Schemas::new();
+        let mut index = HashMap::new();
+        let mut docs = HashMap::new();
+        for kind in KINDS {
+            let path = schema_path(kind);
+            let text = fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+            let doc: Value = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()));
+            let loc = path.to_str().expect("UTF-8 path");
+            compiler
+                .add_resource(loc, doc.clone())
+                .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            let idx = compiler
+                .compile(loc, &mut schemas)
+                .unwrap_or_else(|e| panic!("{} does not compile: {e:#}", path.display()));
+            index.insert(kind, idx);
+            docs.insert(kind, doc);
+        }
+        Contract {
+            schemas,
+            index,
+            docs,
+        }
+    }
+
+    fn kind_of(v: &Value) -> &'static str {
+        let kind = v.get("type").and_then(Value::as_str);
+        KINDS
+            .into_iter()
+            .find(|k| Some(*k) == kind)
+            .unwrap_or_else(|| panic!("record without a known type: {v}"))
+    }
+
+    /// Schema validation alone, against the schema of the record's `type`.
+    fn validate(&self, v: &Value) -> Result<(), String> {
+        self.validate_as(Contract::kind_of(v), v)
+    }
+
+    /// Schema validation against the schema of `kind`: `Err` with the validator's explanation.
+    fn validate_as(&self, kind: &str, v: &Value) -> Result<(), String> {
+        self.schemas
+            .validate(v, self.index[kind])
+            .map_err(|e| format!("{e:#}"))
+    }
+
+    /// Everything a written line must satisfy: its schema, no member the schema does not
+    /// declare, header order, `tags` last, and a timestamp that parses and is recent.
+    fn check_line(&self, line: &str) -> Value {
+        let v: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        let kind = Contract::kind_of(&v);
+        if let Err(e) = self.validate(&v) {
+            panic!("{kind} record does not match schemas/{kind}.schema.json:\n{line}\n{e}");
+        }
+        let doc = &self.docs[kind];
+        let declared = declared_members(doc, doc, "");
+        let undeclared: Vec<String> = emitted_members(doc, doc, &v, "")
+            .into_iter()
+            .filter(|m| !declared.contains(m))
+            .collect();
+        assert!(
+            undeclared.is_empty(),
+            "members {undeclared:?} are not declared in schemas/{kind}.schema.json:\n{line}"
+        );
+        let header = format!(
+            "{{\"type\":{},\"tool\":{},\"ts\":{}",
+            v["type"], v["tool"], v["ts"]
+        );
+        assert!(
+            line.starts_with(&header),
+            "the first members must be type, tool, ts:\n{line}"
+        );
+        if let Some(tags) = v.get("tags") {
+            assert!(
+                line.ends_with(&format!(",\"tags\":{tags}}}")),
+                "tags must be the last member:\n{line}"
+            );
+        }
+        let ts = v["ts"].as_str().expect("ts is a string");
+        let ts = humantime::parse_rfc3339(ts)
+            .unwrap_or_else(|e| panic!("ts does not parse ({e}): {line}"));
+        let age = SystemTime::now()
+            .duration_since(ts)
+            .unwrap_or_else(|e| e.duration());
+        assert!(
+            age < Duration::from_secs(60),
+            "ts is not the current time: {line}"
+        );
+        v
+    }
+
+    /// Checks every line of a run's stdout; returns the records.
+    fn check_output(&self, out: &Output) -> Vec<Value> {
+        stdout_text(out)
+            .lines()
+            .map(|l| self.check_line(l))
+            .collect()
+    }
+}
+
+/// Follows local `$ref`s (`#/$defs/...`).
+fn resolve<'a>(root: &'a Value, mut node: &'a Value) -> &'a Value {
+    while let Some(r) = node.get("$ref").and_then(Value::as_str) {
+        let pointer = r
+            .strip_prefix('#')
+            .unwrap_or_else(|| panic!("non-local $ref {r}"));
+        node = root
+            .pointer(pointer)
+            .unwrap_or_else(|| panic!("dangling $ref {r}"));
+    }
+    node
+}
+
+fn properties<'a>(root: &'a Value, node: &'a Value) -> Option<&'a Map<String, Value>> {
+    resolve(root, node)
+        .get("properties")
+        .and_then(Value::as_object)
+}
+
+/// Paths (`/flow/dport`) of every member the schema declares, nested objects included.
+fn declared_members(root: &Value, node: &Value, at: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for (name, sub) in properties(root, node).into_iter().flatten() {
+        let path = format!("{at}/{name}");
+        out.extend(declared_members(root, sub, &path));
+        out.insert(path);
+    }
+    out
+}
+
+/// Paths of the members present in `instance`, descending where the schema declares members
+/// (so not into `tags`, whose keys are the user's).
+fn emitted_members(root: &Value, node: &Value, instance: &Value, at: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let Some(props) = properties(root, node) else {
+        return out;
+    };
+    for (name, v) in instance.as_object().into_iter().flatten() {
+        let path = format!("{at}/{name}");
+        if let Some(sub) = props.get(name) {
+            out.extend(emitted_members(root, sub, v, &path));
+        }
+        out.insert(path);
+    }
+    out
+}
+
+/// Whether any subschema forbids members it does not list.
+fn closes_objects(node: &Value) -> bool {
+    match node {
+        Value::Object(m) => {
+            ["additionalProperties", "unevaluatedProperties"]
+                .iter()
+                .any(|k| m.get(*k) == Some(&Value::Bool(false)))
+                || m.values().any(closes_objects)
+        }
+        Value::Array(a) => a.iter().any(closes_objects),
+        _ => false,
+    }
+}
+
+fn of_kind<'a>(records: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    records.iter().filter(|r| r["type"] == kind).collect()
+}
+
+fn kinds(records: &[Value]) -> Vec<&str> {
+    records
+        .iter()
+        .map(|r| r["type"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn schemas_are_well_formed_and_share_their_definitions() {
+    // Compiling checks each document against the draft 2020-12 meta-schema.
+    let contract = Contract::load();
+    let reference = &contract.docs["reply"]["$defs"];
+    for kind in KINDS {
+        let doc = &contract.docs[kind];
+        let name = format!("schemas/{kind}.schema.json");
+        assert_eq!(
+            doc["$schema"], "https://json-schema.org/draft/2020-12/schema",
+            "{name}"
+        );
+        assert_eq!(doc["properties"]["type"]["const"], kind, "{name}");
+        let required: Vec<&str> = doc["required"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name}: no required list"))
+            .iter()
+            .map(|r| r.as_str().unwrap())
+            .collect();
+        assert_eq!(required[..3], ["type", "tool", "ts"], "{name}");
+        let declared = declared_members(doc, doc, "");
+        for r in &required {
+            assert!(
+                declared.contains(&format!("/{r}")),
+                "{name}: {r} required, not declared"
+            );
+        }
+        assert!(declared.contains("/tags"), "{name}: tags not declared");
+        // Readers ignore unknown members, so the schemas must let them through, at any depth.
+        assert!(
+            !closes_objects(doc),
+            "{name} forbids unknown members somewhere"
+        );
+        assert_eq!(
+            &doc["$defs"], reference,
+            "{name}: $defs differ from reply.schema.json"
+        );
+    }
+    let readme =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/README.md"))
+            .expect("schemas/README.md");
+    for kind in KINDS {
+        assert!(
+            readme.contains(&format!("{kind}.schema.json")),
+            "README misses {kind}"
+        );
+    }
+}
+
+/// Every member the library can write, each Option set, for each kind.
+fn every_member_records() -> Vec<Vec<u8>> {
+    use lopa::record::*;
+    use std::sync::Arc;
+    let addr: std::net::IpAddr = "fd00::1".parse().unwrap();
+    let flow = Some(Flow {
+        sport: 40000,
+        dport: 65535,
+        dscp: Some(63),
+    });
+    let mut tags = Tags::new();
+    tags.insert("dc".into(), "fra 1".into());
+    let tags = Some(Arc::new(tags));
+    let bodies = [
+        Body::Reply(Reply {
+            target: "db1".into(),
+            addr,
+            seq: 1,
+            rtt_ms: 0.25,
+            ttl: Some(255),
+            size: Some(0),
+            tos: Some(0xb8),
+            flow,
+            dup: Some(true),
+        }),
+        Body::Timeout(Timeout {
+            target: "db1".into(),
+            addr,
+            seq: 2,
+            flow,
+        }),
+        Body::Unreachable(Unreachable {
+            target: "db1".into(),
+            addr,
+            seq: 3,
+            from: Some("10.0.0.1".parse().unwrap()),
+            icmp_type: Some(3),
+            icmp_code: Some(1),
+            reason: "host unreachable".into(),
+            flow,
+        }),
+        Body::Summary(Summary {
+            target: "db1".into(),
+            addr,
+            flow,
+            window: "1m 30s".into(),
+            sent: 10,
+            received: 9,
+            loss_pct: 10.0,
+            dup: 1,
+            reordered: 1,
+            late: 1,
+            unreachable: 0,
+            rtt_ms: Some(RttStats {
+                min: 0.1,
+                avg: 0.2,
+                max: 0.3,
+                mdev: 0.05,
+                p50: 0.2,
+                p90: 0.3,
+                p99: 0.3,
+            }),
+            jitter_ms: Some(0.01),
+        }),
+        Body::Alert(Alert {
+            state: AlertState::Resolved,
+            target: "db1".into(),
+            addr,
+            flow,
+            metric: "rtt_ms".into(),
+            value: 0.2,
+            threshold: 1.0,
+            window: "10s".into(),
+        }),
+    ];
+    bodies
+        .into_iter()
+        .map(|body| {
+            let mut line = Vec::new();
+            let record = Record {
+                tool: "lping",
+                ts: SystemTime::now(),
+                tags: tags.clone(),
+                body,
+            };
+            lopa::output::json_line(&record, &mut line).expect("json_line");
+            line
+        })
+        .collect()
+}
+
+#[test]
+fn schemas_declare_exactly_what_the_writer_can_emit() {
+    let contract = Contract::load();
+    let mut seen = BTreeSet::new();
+    for line in every_member_records() {
+        let line = String::from_utf8(line).unwrap();
+        let v = contract.check_line(&line);
+        let kind = Contract::kind_of(&v);
+        seen.insert(kind);
+        let doc = &contract.docs[kind];
+        let emitted = emitted_members(doc, doc, &v, "");
+        let declared = declared_members(doc, doc, "");
+        let never: Vec<&String> = declared.difference(&emitted).collect();
+        assert!(
+            never.is_empty(),
+            "schemas/{kind}.schema.json declares {never:?}, which src/record.rs never writes:\n{line}"
+        );
+    }
+    assert_eq!(seen.len(), KINDS.len());
+}
+
+#[test]
+fn schemas_reject_what_the_contract_forbids() {
+    let contract = Contract::load();
+    let reply = json!({
+        "type": "reply", "tool": "lping", "ts": "2026-11-22T10:00:00.123456789Z",
+        "target": "h", "addr": "10.0.0.2", "seq": 1, "rtt_ms": 0.25, "ttl": 64, "size": 64,
+        "tags": {"dc": "fra1"}
+    });
+    let summary = json!({
+        "type": "summary", "tool": "lping", "ts": "2026-11-22T10:00:00.000000000Z",
+        "target": "h", "addr": "::1", "window": "total", "sent": 2, "received": 2,
+        "loss_pct": 0.0, "dup": 0, "reordered": 0, "late": 0, "unreachable": 0,
+        "rtt_ms": {"min": 0.1, "avg": 0.1, "max": 0.1, "mdev": 0.0, "p50": 0.1, "p90": 0.1, "p99": 0.1}
+    });
+    let alert = json!({
+        "type": "alert", "tool": "lping", "ts": "2026-11-22T10:00:00.000000000Z",
+        "state": "firing", "target": "h", "addr": "10.0.0.2", "metric": "loss_pct",
+        "value": 30.0, "threshold": 10.0, "window": "10s"
+    });
+    for good in [&reply, &summary, &alert] {
+        contract
+            .validate(good)
+            .unwrap_or_else(|e| panic!("{good}: {e}"));
+        let mut future = good.clone();
+        future["added_later"] = json!({"any": ["thing"]});
+        contract
+            .validate(&future)
+            .unwrap_or_else(|e| panic!("unknown members must be allowed: {e}"));
+    }
+    let bad: &[(&Value, &str, Value)] = &[
+        (&reply, "ttl", Value::Null),
+        (&reply, "ttl", json!(256)),
+        (&reply, "size", json!(-1)),
+        (&reply, "seq", json!(0)),
+        (&reply, "seq", json!("1")),
+        (&reply, "rtt_ms", json!(-0.1)),
+        (&reply, "dup", json!(false)),
+        (&reply, "addr", json!("10.0.0.256")),
+        (&reply, "addr", json!("localhost")),
+        (&reply, "ts", json!("2026-11-22T10:00:00.123456Z")),
+        (&reply, "ts", json!("2026-11-22T10:00:00.123456789+00:00")),
+        (&reply, "ts", json!("2026-11-22 10:00:00.123456789Z")),
+        (&reply, "ts", json!("2026-13-22T10:00:00.123456789Z")),
+        (&reply, "tool", json!(1)),
+        (&reply, "type", json!("timeout")),
+        (&reply, "tags", json!({"dc": 1})),
+        (&reply, "flow", json!({"sport": 1})),
+        (&reply, "flow", json!({"sport": 1, "dport": 65536})),
+        (&reply, "flow", json!({"sport": 1, "dport": 2, "dscp": 64})),
+        (&summary, "loss_pct", json!(100.5)),
+        (&summary, "sent", json!(1.5)),
+        (
+            &summary,
+            "rtt_ms",
+            json!({"min": 0.1, "avg": 0.1, "max": 0.1}),
+        ),
+        (&summary, "jitter_ms", Value::Null),
+        (&alert, "state", json!("pending")),
+        (&alert, "metric", json!("jitter_ms")),
+    ];
+    for (base, member, value) in bad {
+        let kind = base["type"].as_str().unwrap();
+        let mut v = (*base).clone();
+        v[*member] = value.clone();
+        assert!(
+            contract.validate_as(kind, &v).is_err(),
+            "{member} = {value} should be rejected: {v}"
+        );
+    }
+    for (base, member) in [
+        (&reply, "rtt_ms"),
+        (&reply, "ts"),
+        (&summary, "late"),
+        (&alert, "window"),
+    ] {
+        let mut v = base.clone();
+        v.as_object_mut().unwrap().remove(member);
+        assert!(
+            contract.validate(&v).is_err(),
+            "missing {member} should be rejected: {v}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Real runs against the schemas
+
+#[test]
+fn loopback_replies_and_totals_match_their_schemas() {
+    require_root();
+    let contract = Contract::load();
+    let out = run(lping().args([
+        "-c",
+        "3",
+        "-i",
+        "0.05",
+        "127.0.0.1",
+        "::1",
+        "--tag",
+        "site=lab",
+    ]));
+    assert_eq!(stderr_text(&out), "", "nothing on stderr");
+    assert_eq!(out.status.code(), Some(0), "every target answered");
+    let records = contract.check_output(&out);
+    assert_eq!(of_kind(&records, "reply").len(), 6, "{:?}", kinds(&records));
+    let summaries = of_kind(&records, "summary");
+    assert_eq!(summaries.len(), 2);
+    assert_eq!(
+        kinds(&records)[6..],
+        ["summary", "summary"],
+        "summaries come last"
+    );
+    for addr in ["127.0.0.1", "::1"] {
+        let seqs: Vec<u64> = of_kind(&records, "reply")
+            .iter()
+            .filter(|r| r["addr"] == addr)
+            .map(|r| r["seq"].as_u64().unwrap())
+            .collect();
+        assert_eq!(seqs, [1, 2, 3], "{addr}");
+        let s = summaries.iter().find(|s| s["addr"] == addr).unwrap();
+        assert_eq!(
+            (&s["window"], &s["sent"], &s["received"], &s["loss_pct"]),
+            (&json!("total"), &json!(3), &json!(3), &json!(0.0)),
+            "{s}"
+        );
+        assert!(
+            s.get("rtt_ms").is_some() && s.get("jitter_ms").is_some(),
+            "{s}"
+        );
+    }
+    for r in &records {
+        assert_eq!(r["tool"], "lping");
+        assert_eq!(r["tags"], json!({"site": "lab"}), "{r}");
+    }
+}
+
+#[test]
+fn timeouts_match_their_schema_and_exit_1() {
+    let ns = silent_netns();
+    let contract = Contract::load();
+    let out = run(lping_in(&ns).args(["-c", "3", "-i", "0.05", "-W", "0.2", "192.0.2.1"]));
+    assert_eq!(stderr_text(&out), "", "nothing on stderr");
+    assert_eq!(out.status.code(), Some(1), "no target answered");
+    let records = contract.check_output(&out);
+    assert_eq!(
+        kinds(&records),
+        ["timeout", "timeout", "timeout", "summary"]
+    );
+    let seqs: Vec<&Value> = records[..3].iter().map(|r| &r["seq"]).collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    let s = &records[3];
+    assert_eq!(
+        (&s["sent"], &s["received"], &s["loss_pct"]),
+        (&json!(3), &json!(0), &json!(100.0))
+    );
+    assert!(
+        s.get("rtt_ms").is_none(),
+        "no RTT statistics without replies: {s}"
+    );
+}
+
+#[test]
+fn local_send_errors_are_unreachable_records() {
+    let ns = Netns::new("cli");
+    ns.run("ip route add unreachable 198.51.100.0/24");
+    let contract = Contract::load();
+    let out = run(lping_in(&ns).args(["-c", "2", "-i", "0.05", "-W", "0.2", "198.51.100.1"]));
+    assert_eq!(stderr_text(&out), "", "nothing on stderr");
+    assert_eq!(out.status.code(), Some(1), "no target answered");
+    let records = contract.check_output(&out);
+    assert_eq!(kinds(&records), ["unreachable", "unreachable", "summary"]);
+    for r in &records[..2] {
+        assert!(r.get("from").is_none(), "a local error has no sender: {r}");
+        assert!(!r["reason"].as_str().unwrap().is_empty(), "{r}");
+    }
+    let s = &records[2];
+    assert_eq!(
+        (&s["sent"], &s["received"], &s["unreachable"]),
+        (&json!(2), &json!(0), &json!(2))
+    );
+}
+
+#[test]
+fn windowed_summaries_match_their_schema() {
+    require_root();
+    let contract = Contract::load();
+    let out = run(lping().args([
+        "-w",
+        "1",
+        "-i",
+        "0.05",
+        "--summary-every",
+        "0.2",
+        "127.0.0.1",
+    ]));
+    assert_eq!(stderr_text(&out), "", "nothing on stderr");
+    assert_eq!(out.status.code(), Some(0));
+    let records = contract.check_output(&out);
+    let windows: Vec<&Value> = of_kind(&records, "summary")
+        .into_iter()
+        .filter(|s| s["window"] == "200ms")
+        .collect();
+    assert!(
+        windows.len() >= 3,
+        "expected windows of 200ms: {:?}",
+        kinds(&records)
+    );
+    for w in &windows {
+        assert!(w["sent"].as_u64().unwrap() >= 1, "{w}");
+    }
+    let last = records.last().unwrap();
+    assert_eq!(
+        (&last["type"], &last["window"]),
+        (&json!("summary"), &json!("total"))
+    );
+}
+
+#[test]
+fn loss_alert_fires_once_and_matches_its_schema() {
+    let ns = silent_netns();
+    let contract = Contract::load();
+    let out = run(lping_in(&ns).args([
+        "-w",
+        "1",
+        "-i",
+        "0.05",
+        "-W",
+        "0.2",
+        "--summary-every",
+        "0.3",
+        "--alert-loss",
+        "10",
+        "192.0.2.1",
+    ]));
+    assert_eq!(stderr_text(&out), "", "nothing on stderr");
+    assert_eq!(out.status.code(), Some(1));
+    let records = contract.check_output(&out);
+    let alerts = of_kind(&records, "alert");
+    assert_eq!(
+        alerts.len(),
+        1,
+        "one transition, no repeats: {:?}",
+        kinds(&records)
+    );
+    let a = alerts[0];
+    assert_eq!(
+        (
+            &a["state"],
+            &a["metric"],
+            &a["value"],
+            &a["threshold"],
+            &a["window"]
+        ),
+        (
+            &json!("firing"),
+            &json!("loss_pct"),
+            &json!(100.0),
+            &json!(10.0),
+            &json!("300ms")
+        )
+    );
+    let i = records.iter().position(|r| r == a).unwrap();
+    assert_eq!(
+        records[i - 1]["type"],
+        "summary",
+        "the alert follows its window's summary"
+    );
+    assert_eq!(records[i - 1]["ts"], a["ts"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// InfluxDB line protocol
+
+struct InfluxLine<'a> {
+    measurement: &'a str,
+    tags: Vec<(&'a str, &'a str)>,
+    fields: BTreeMap<&'a str, &'a str>,
+    ns: &'a str,
+}
+
+/// Splits a line without escapes (asserted) into its parts.
+fn parse_influx(line: &str) -> InfluxLine<'_> {
+    assert!(!line.contains('\\'), "unexpected escapes: {line}");
+    let parts: Vec<&str> = line.split(' ').collect();
+    assert_eq!(
+        parts.len(),
+        3,
+        "expected `measurement,tags fields timestamp`: {line}"
+    );
+    let mut head = parts[0].split(',');
+    let measurement = head.next().unwrap();
+    InfluxLine {
+        measurement,
+        tags: head
+            .map(|kv| {
+                kv.split_once('=')
+                    .unwrap_or_else(|| panic!("tag {kv}: {line}"))
+            })
+            .collect(),
+        fields: parts[1]
+            .split(',')
+            .map(|kv| {
+                kv.split_once('=')
+                    .unwrap_or_else(|| panic!("field {kv}: {line}"))
+            })
+            .collect(),
+        ns: parts[2],
+    }
+}
+
+#[test]
+fn influx_format_writes_line_protocol() {
+    require_root();
+    let out = run(lping().args(["--format", "influx", "-c", "2", "-i", "0.05", "127.0.0.1"]));
+    assert_eq!(stderr_text(&out), "", "nothing on stderr");
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout_text(&out);
+    let lines: Vec<InfluxLine> = text.lines().map(parse_influx).collect();
+    let measurements: Vec<&str> = lines.iter().map(|l| l.measurement).collect();
+    assert_eq!(measurements, ["reply", "reply", "summary"], "{text}");
+    let now_ns = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    for (i, l) in lines.iter().enumerate() {
+        let keys: Vec<&str> = l.tags.iter().map(|t| t.0).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted, "tags sorted by key: {text}");
+        for tag in [
+            ("addr", "127.0.0.1"),
+            ("target", "127.0.0.1"),
+            ("tool", "lping"),
+        ] {
+            assert!(l.tags.contains(&tag), "{tag:?} missing: {text}");
+        }
+        assert_eq!(l.ns.len(), 19, "nanosecond timestamp: {text}");
+        let ns: u128 =
+            l.ns.parse()
+                .unwrap_or_else(|_| panic!("timestamp {}", l.ns));
+        assert!(
+            now_ns.abs_diff(ns) < 60_000_000_000,
+            "timestamp is not now: {text}"
+        );
+        let float = |name: &str| {
+            let v = l
+                .fields
+                .get(name)
+                .unwrap_or_else(|| panic!("no {name}: {text}"));
+            assert!(!v.ends_with('i'), "{name} is a float: {text}");
+            v.parse::<f64>()
+                .unwrap_or_else(|_| panic!("{name}={v}: {text}"))
+        };
+        if l.measurement == "reply" {
+            assert!(float("rtt_ms") >= 0.0);
+            assert_eq!(
+                l.fields.get("seq"),
+                Some(&format!("{}i", i + 1).as_str()),
+                "{text}"
+            );
+            assert_eq!(l.fields.get("ttl"), Some(&"64i"), "{text}");
+        } else {
+            assert!(l.tags.contains(&("window", "total")), "{text}");
+            assert_eq!(l.fields.get("sent"), Some(&"2i"), "{text}");
+            assert_eq!(l.fields.get("received"), Some(&"2i"), "{text}");
+            assert_eq!(float("loss_pct"), 0.0);
+            for stat in ["min", "avg", "max", "mdev", "p50", "p90", "p99"] {
+                assert!(float(&format!("rtt_{stat}_ms")) >= 0.0);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exit statuses and errors
+
+/// A usage or system error: status 2, nothing on stdout, one `lping: ` line on stderr.
+fn assert_one_line_error(out: &Output, what: &str) -> String {
+    let stderr = stderr_text(out);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{what}: status; stderr: {stderr}"
+    );
+    assert_eq!(stdout_text(out), "", "{what}: nothing on stdout");
+    assert!(
+        stderr.starts_with("lping: ") && stderr.ends_with('\n') && stderr.lines().count() == 1,
+        "{what}: expected one line starting with 'lping: ', got:\n{stderr}"
+    );
+    stderr
+}
+
+#[test]
+fn usage_errors_are_one_line_and_exit_2() {
+    let dir = TempDir::new();
+    let empty = dir.file("empty.txt", "# edge routers\n\n   # none yet\n");
+    let bad_tag = dir.file("bad-tag.txt", "127.0.0.1 dc=fra1\n127.0.0.2 nokey\n");
+    let empty_arg = format!("--targets={}", empty.display());
+    let bad_tag_arg = format!("--targets={}", bad_tag.display());
+    let bad_tag_where = format!("{}:2:", bad_tag.display());
+    let cases: &[(&[&str], &str)] = &[
+        (&["--no-such-flag", "127.0.0.1"], "--no-such-flag"),
+        (&["10.0.0.0/33"], "10.0.0.0/33"),
+        (&[&empty_arg], "no targets"),
+        (&[&bad_tag_arg], &bad_tag_where),
+        (&["-Q", "0x1ff", "127.0.0.1"], "0x1ff"),
+        (&["-c", "0", "127.0.0.1"], "--count"),
+        (&["-i", "1e19", "127.0.0.1"], "--interval"),
+        (
+            &["--format", "xml", "127.0.0.1"],
+            "possible values: json, influx",
+        ),
+        (&[], "no target"),
+    ];
+    for (args, mentions) in cases {
+        let what = format!("lping {}", args.join(" "));
+        let out = run(lping().args(*args));
+        let line = assert_one_line_error(&out, &what);
+        assert!(
+            line.contains(mentions),
+            "{what}: the message should mention {mentions:?}: {line}"
+        );
+    }
+}
+
+#[test]
+fn unknown_host_is_a_one_line_error() {
+    // In a namespace without a route anywhere, resolution fails at once and hermetically.
+    let ns = Netns::new("cli");
+    let out = run(lping_in(&ns).args(["-c", "1", "no-such-host.invalid"]));
+    let line = assert_one_line_error(&out, "lping no-such-host.invalid");
+    assert!(line.contains("'no-such-host.invalid'"), "{line}");
+}
+
+#[test]
+fn help_exits_0_and_shows_examples() {
+    let out = run(lping().arg("--help"));
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(stderr_text(&out), "");
+    let help = stdout_text(&out);
+    assert!(help.contains("\nExamples:\n"), "{help}");
+    assert!(help.contains("Exit status:"), "{help}");
+}
+
+#[test]
+fn tos_takes_hex() {
+    require_root();
+    let contract = Contract::load();
+    let out = run(lping().args(["-c", "1", "-Q", "0x10", "127.0.0.1"]));
+    assert_eq!(stderr_text(&out), "", "-Q 0x10 is accepted");
+    assert_eq!(out.status.code(), Some(0));
+    let records = contract.check_output(&out);
+    assert_eq!(kinds(&records), ["reply", "summary"]);
+    // Linux echoes the request's TOS in the reply.
+    assert_eq!(records[0]["tos"], 16, "{}", records[0]);
+}
+
+#[test]
+fn closed_stdout_ends_quietly_with_status_0() {
+    require_root();
+    let script = r#""$0" -i 0.05 127.0.0.1 | head -1; echo "lping exited ${PIPESTATUS[0]}""#;
+    let out = run(Command::new("bash").args(["-c", script, LPING]));
+    assert_eq!(stderr_text(&out), "", "nothing on stderr");
+    let text = stdout_text(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    Contract::load().check_line(lines[0]);
+    assert_eq!(lines[1], "lping exited 0");
+}
+
+fn signal_ends_run_with_total_summary(sig: &str) {
+    require_root();
+    let contract = Contract::load();
+    let mut lp = Running::spawn(lping().args(["-i", "0.05", "127.0.0.1"]));
+    let mut replies = 0;
+    while replies < 3 {
+        let v = contract.check_line(&lp.next_line());
+        assert_eq!(v["type"], "reply", "{v}");
+        replies += 1;
+    }
+    lp.signal(sig);
+    let (status, rest, stderr) = lp.finish();
+    assert_eq!(stderr, "", "SIG{sig}: nothing on stderr");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "SIG{sig}: every target answered: {status}"
+    );
+    let records: Vec<Value> = rest.iter().map(|l| contract.check_line(l)).collect();
+    let last = records
+        .last()
+        .unwrap_or_else(|| panic!("SIG{sig}: nothing written after the signal"));
+    assert_eq!(
+        (&last["type"], &last["window"]),
+        (&json!("summary"), &json!("total")),
+        "{last}"
+    );
+    let sent = last["sent"].as_u64().unwrap();
+    let received = last["received"].as_u64().unwrap();
+    assert!(sent >= received && received >= 3, "SIG{sig}: {last}");
+    assert_eq!(
+        records.iter().filter(|r| r["type"] == "summary").count(),
+        1,
+        "SIG{sig}: {rest:?}"
+    );
+}
+
+#[test]
+fn sigint_ends_the_run_with_a_total_summary() {
+    signal_ends_run_with_total_summary("INT");
+}
+
+#[test]
+fn sigterm_ends_the_run_with_a_total_summary() {
+    signal_ends_run_with_total_summary("TERM");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Man pages
+
+#[test]
+fn man_pages_are_current() {
+    let update = std::env::var_os("LOPA_UPDATE_MAN").is_some_and(|v| v == "1");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
+    let mut names = BTreeSet::new();
+    let mut stale = Vec::new();
+    for cmd in lopa::man::commands() {
+        let name = cmd.get_name().to_string();
+        let page = lopa::man::render(cmd).expect("render man page");
+        let path = dir.join(format!("{name}.1"));
+        if update {
+            fs::create_dir_all(&dir).expect("create man/");
+            fs::write(&path, &page).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        } else if fs::read(&path).ok().as_deref() != Some(&page[..]) {
+            stale.push(format!("man/{name}.1"));
+        }
+        names.insert(format!("{name}.1"));
+    }
+    assert!(
+        stale.is_empty(),
+        "{stale:?} out of date: regenerate with LOPA_UPDATE_MAN=1 cargo test --test cli man_pages"
+    );
+    let orphans: Vec<String> = fs::read_dir(&dir)
+        .expect("man/")
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|f| f.ends_with(".1") && !names.contains(f))
+        .collect();
+    assert!(orphans.is_empty(), "man pages of no command: {orphans:?}");
+}
