@@ -67,6 +67,9 @@ enum Slot {
     Failed,
 }
 
+/// Longest plausible time from the send call to the kernel's transmit stamp.
+const MAX_TX_DELAY: Duration = Duration::from_secs(1);
+
 /// Settled slots kept behind the oldest pending one.
 const SETTLED_HISTORY: usize = 256;
 
@@ -428,6 +431,21 @@ impl<'w, W: Write> Engine<'w, W> {
     fn on_event(&mut self, event: ProbeEvent) -> Result<()> {
         match event {
             ProbeEvent::Malformed(_) => self.malformed += 1,
+            ProbeEvent::Sent { id, tx_wall } => {
+                let Some(st) = self.states.get_mut(id.target) else {
+                    return Ok(());
+                };
+                if let Some(Slot::Pending(stamp)) = st.slot_mut(id.seq) {
+                    // The kernel stamps the packet after the send call began; anything else
+                    // (a clock step in between) is not trusted.
+                    if tx_wall
+                        .duration_since(stamp.wall)
+                        .is_ok_and(|d| d < MAX_TX_DELAY)
+                    {
+                        stamp.wall = tx_wall;
+                    }
+                }
+            }
             ProbeEvent::Reply {
                 id,
                 from,
@@ -632,6 +650,8 @@ mod tests {
         Error,
         /// Answered only after the next probe's answer.
         Hold,
+        /// Answered, and the kernel stamped the send 30 µs after the call.
+        TxStamped,
     }
 
     /// A prober whose "network" is a script; a pipe makes its answers pollable.
@@ -688,6 +708,13 @@ mod tests {
                     self.ready.push(reply);
                 }
                 Fate::Hold => self.held.push(reply),
+                Fate::TxStamped => {
+                    self.ready.push(ProbeEvent::Sent {
+                        id,
+                        tx_wall: stamp.wall + Duration::from_micros(30),
+                    });
+                    self.ready.push(reply);
+                }
                 Fate::Drop => {}
                 Fate::Error => self.ready.push(ProbeEvent::Error {
                     id,
@@ -790,6 +817,14 @@ mod tests {
         assert_eq!(total["unreachable"].as_u64(), Some(1));
         assert_eq!(total["window"], "total");
         assert!(outcome.all_answered);
+    }
+
+    #[test]
+    fn kernel_transmit_stamp_starts_the_clock() {
+        let (_, records) = run(config(2, 5, 100), &[Fate::TxStamped, Fate::TxStamped]);
+        // Receive stamped at send + 100 µs × seq; transmit stamped at send + 30 µs.
+        assert_eq!(records[0]["rtt_ms"], 0.07);
+        assert_eq!(records[1]["rtt_ms"], 0.17);
     }
 
     #[test]

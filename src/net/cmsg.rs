@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub const SO_EE_ORIGIN_LOCAL: u8 = 1;
 pub const SO_EE_ORIGIN_ICMP: u8 = 2;
 pub const SO_EE_ORIGIN_ICMP6: u8 = 3;
+pub const SO_EE_ORIGIN_TIMESTAMPING: u8 = 4;
 
 /// An error from the socket's error queue (`IP_RECVERR` / `IPV6_RECVERR`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +17,8 @@ pub struct ExtendedError {
     pub icmp_type: u8,
     pub icmp_code: u8,
     pub info: u32,
+    /// For timestamps (`SO_EE_ORIGIN_TIMESTAMPING`): the key of the send (`OPT_ID`).
+    pub data: u32,
     /// The host that sent the ICMP error.
     pub offender: Option<IpAddr>,
 }
@@ -30,6 +33,8 @@ pub struct Ancillary {
     /// TOS (`IP_TOS`) or traffic class (`IPV6_TCLASS`).
     pub tos: Option<u8>,
     pub error: Option<ExtendedError>,
+    /// Software stamp of `SCM_TIMESTAMPING` (on the error queue: when the packet left).
+    pub timestamping: Option<SystemTime>,
 }
 
 const HDR_LEN: usize = std::mem::size_of::<libc::cmsghdr>();
@@ -61,13 +66,9 @@ pub fn parse(buf: &[u8]) -> Ancillary {
         }
         let data = &buf[at + HDR_LEN..at + len];
         match (level, kind) {
-            (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS) if data.len() >= 16 => {
-                let sec = i64::from_ne_bytes(data[..8].try_into().unwrap_or_default());
-                let nsec = i64::from_ne_bytes(data[8..16].try_into().unwrap_or_default());
-                if sec > 0 && (0..1_000_000_000).contains(&nsec) {
-                    out.rx_time = Some(UNIX_EPOCH + Duration::new(sec as u64, nsec as u32));
-                }
-            }
+            (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS) => out.rx_time = timespec(data),
+            // struct scm_timestamping: software, (deprecated), hardware.
+            (libc::SOL_SOCKET, libc::SCM_TIMESTAMPING) => out.timestamping = timespec(data),
             (libc::IPPROTO_IP, libc::IP_TTL) | (libc::IPPROTO_IPV6, libc::IPV6_HOPLIMIT) => {
                 out.ttl = int_at(data).and_then(|v| u8::try_from(v).ok());
             }
@@ -85,6 +86,17 @@ pub fn parse(buf: &[u8]) -> Ancillary {
     out
 }
 
+/// A `struct timespec` (CLOCK_REALTIME); `None` when zero or malformed.
+fn timespec(data: &[u8]) -> Option<SystemTime> {
+    let sec = i64::from_ne_bytes(data.get(..8)?.try_into().ok()?);
+    let nsec = i64::from_ne_bytes(data.get(8..16)?.try_into().ok()?);
+    if sec > 0 && (0..1_000_000_000).contains(&nsec) {
+        Some(UNIX_EPOCH + Duration::new(sec as u64, nsec as u32))
+    } else {
+        None
+    }
+}
+
 /// `struct sock_extended_err` (16 bytes) followed by the offender's `sockaddr`.
 fn parse_extended_error(data: &[u8]) -> Option<ExtendedError> {
     let errno = u32_at(data, 0)?;
@@ -96,6 +108,7 @@ fn parse_extended_error(data: &[u8]) -> Option<ExtendedError> {
         icmp_type,
         icmp_code,
         info,
+        data: u32_at(data, 12)?,
         offender: data.get(16..).and_then(parse_sockaddr_ip),
     })
 }
@@ -166,6 +179,32 @@ mod tests {
             (SO_EE_ORIGIN_ICMP, 3, 1)
         );
         assert_eq!(e.offender, Some("10.0.1.254".parse().unwrap()));
+    }
+
+    #[test]
+    fn decodes_tx_timestamp_with_its_key() {
+        let mut ts = Vec::new();
+        for (sec, nsec) in [(1_795_341_600i64, 42i64), (0, 0), (0, 0)] {
+            ts.extend_from_slice(&sec.to_ne_bytes());
+            ts.extend_from_slice(&nsec.to_ne_bytes());
+        }
+        let mut ee = Vec::new();
+        ee.extend_from_slice(&(libc::ENOMSG as u32).to_ne_bytes());
+        ee.extend_from_slice(&[SO_EE_ORIGIN_TIMESTAMPING, 0, 0, 0]);
+        ee.extend_from_slice(&0u32.to_ne_bytes());
+        ee.extend_from_slice(&1000u32.to_ne_bytes());
+        let mut buf = cmsg(libc::SOL_SOCKET, libc::SCM_TIMESTAMPING, &ts);
+        buf.extend(cmsg(libc::IPPROTO_IP, libc::IP_RECVERR, &ee));
+        let a = parse(&buf);
+        assert_eq!(
+            a.timestamping,
+            Some(UNIX_EPOCH + Duration::new(1_795_341_600, 42))
+        );
+        let e = a.error.unwrap();
+        assert_eq!(
+            (e.origin, e.data, e.offender),
+            (SO_EE_ORIGIN_TIMESTAMPING, 1000, None)
+        );
     }
 
     #[test]

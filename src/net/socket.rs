@@ -102,6 +102,63 @@ pub fn enable_ancillary(sock: &Socket, v6: bool, errors: bool) -> io::Result<()>
     Ok(())
 }
 
+/// `SCM_TS_OPT_ID` (Linux 6.13): the key of a send's timestamp, given per `sendmsg`.
+const SCM_TS_OPT_ID: i32 = 81;
+
+/// Asks the kernel for a software timestamp of every sent packet, reported on the error queue
+/// without a copy of the packet (`OPT_TSONLY`) and with the key each send gives (`OPT_ID`).
+/// `OPT_RX_FILTER` keeps these flags from adding a second stamp to received datagrams.
+pub fn enable_tx_timestamps(sock: &Socket) -> io::Result<()> {
+    let flags = libc::SOF_TIMESTAMPING_TX_SOFTWARE
+        | libc::SOF_TIMESTAMPING_SOFTWARE
+        | libc::SOF_TIMESTAMPING_OPT_ID
+        | libc::SOF_TIMESTAMPING_OPT_TSONLY
+        | libc::SOF_TIMESTAMPING_OPT_RX_FILTER;
+    setsockopt_int(
+        sock.as_raw_fd(),
+        libc::SOL_SOCKET,
+        libc::SO_TIMESTAMPING,
+        flags as i32,
+    )
+}
+
+/// Sends a datagram to `to` (port 0 for ICMP) with `sendmsg`; `tx_key` sets the key of its
+/// transmit timestamp (`SCM_TS_OPT_ID`; kernels before 6.13 refuse it with `EINVAL`).
+pub fn send_keyed(sock: &Socket, buf: &[u8], to: IpAddr, tx_key: Option<u32>) -> io::Result<usize> {
+    let addr = SockAddr::from(SocketAddr::new(to, 0));
+    let mut iov = libc::iovec {
+        iov_base: buf.as_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // One cmsghdr (16 bytes) and a u32, padded: 24 bytes, as u64s for alignment.
+    let mut control = [0u64; 3];
+    // SAFETY: zeroed msghdr is valid; every pointer set below outlives the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = addr.as_ptr() as *mut libc::c_void;
+    msg.msg_namelen = addr.len();
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if let Some(key) = tx_key {
+        // SAFETY: the control buffer holds CMSG_SPACE(4) bytes, aligned for cmsghdr.
+        unsafe {
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = libc::CMSG_SPACE(4) as usize;
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = SCM_TS_OPT_ID;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(4) as usize;
+            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u32>(), key);
+        }
+    }
+    // SAFETY: msg describes valid buffers of the stated lengths.
+    let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, 0) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
 /// Applies TTL, TOS, mark, device and source address; each failure names the option.
 pub fn apply_options(sock: &Socket, v6: bool, opts: &SocketOptions) -> anyhow::Result<()> {
     use anyhow::Context;
@@ -194,11 +251,6 @@ pub fn recv_msg(fd: RawFd, buf: &mut [u8], errqueue: bool) -> io::Result<Receive
         from: cmsg::parse_sockaddr_ip(name),
         anc: cmsg::parse(control_bytes),
     })
-}
-
-/// Sends a datagram to `to` (port 0 for ICMP).
-pub fn send_to(sock: &Socket, buf: &[u8], to: IpAddr) -> io::Result<usize> {
-    sock.send_to(buf, &SockAddr::from(SocketAddr::new(to, 0)))
 }
 
 /// An OS error in words, as a record's `reason`: "no route to host", without the errno suffix

@@ -1,7 +1,9 @@
 //! ICMP echo probes (lping): datagram ("ping") sockets where allowed, raw sockets otherwise.
 
 use super::{ProbeEvent, ProbeId, ProbeLookup, Prober, SendStamp};
-use crate::net::cmsg::{SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6, SO_EE_ORIGIN_LOCAL};
+use crate::net::cmsg::{
+    SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6, SO_EE_ORIGIN_LOCAL, SO_EE_ORIGIN_TIMESTAMPING,
+};
 use crate::net::socket::{self, setsockopt_int, IcmpSocketMode, SocketOptions};
 use crate::net::{recv_msg, Received};
 use crate::target::Target;
@@ -20,10 +22,19 @@ use std::time::Instant;
 /// Largest echo payload: 65535 minus IPv4 and ICMP headers.
 pub const MAX_PAYLOAD: usize = 65_507;
 
+/// Sends remembered for matching their kernel transmit timestamps, by key modulo this.
+const TX_RING: usize = 4096;
+
 struct IcmpSocket {
     sock: Socket,
     version: Version,
     raw: bool,
+    /// Kernel transmit timestamps are on (and the kernel takes per-send keys).
+    tx_stamps: bool,
+    /// The key of the next send's timestamp.
+    tx_key: u32,
+    /// The probe each recent key belongs to.
+    tx_ring: Vec<Option<(u32, ProbeId)>>,
 }
 
 /// Sends echo requests and matches echo replies and ICMP errors to probes.
@@ -63,10 +74,14 @@ impl IcmpProber {
             }
             // Room for bursts: many targets answer at once.
             let _ = sock.set_recv_buffer_size(4 << 20);
+            let tx_stamps = socket::enable_tx_timestamps(&sock).is_ok();
             sockets.push(IcmpSocket {
                 sock,
                 version: if v6 { Version::V6 } else { Version::V4 },
                 raw,
+                tx_stamps,
+                tx_key: 0,
+                tx_ring: vec![None; if tx_stamps { TX_RING } else { 0 }],
             });
         }
         let rand = random_u64();
@@ -87,11 +102,6 @@ impl IcmpProber {
             .iter()
             .find(|s| (s.version == Version::V6) == v6)
             .map(|s| s.raw)
-    }
-
-    fn socket_for(&self, addr: &IpAddr) -> Option<&IcmpSocket> {
-        let v = Version::of(addr);
-        self.sockets.iter().find(|s| s.version == v)
     }
 
     /// Matches an echo (reply, or the request quoted by an error) to a probe.
@@ -198,6 +208,19 @@ impl IcmpProber {
         events: &mut Vec<ProbeEvent>,
     ) {
         let Some(err) = rx.anc.error else { return };
+        if err.origin == SO_EE_ORIGIN_TIMESTAMPING {
+            let entry = s
+                .tx_ring
+                .get(err.data as usize % TX_RING)
+                .copied()
+                .flatten();
+            if let (Some((key, id)), Some(tx_wall)) = (entry, rx.anc.timestamping) {
+                if key == err.data {
+                    events.push(ProbeEvent::Sent { id, tx_wall });
+                }
+            }
+            return;
+        }
         let Ok(IcmpRepr::EchoRequest(echo)) = IcmpRepr::parse(s.version, data, false) else {
             return;
         };
@@ -249,14 +272,31 @@ impl Prober for IcmpProber {
             data: &self.payload,
         });
         let len = repr.emit(version, &mut self.packet);
-        let sock = self.socket_for(&target.addr).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::Unsupported,
-                "no socket for this address family",
-            )
-        })?;
-        let stamp = SendStamp::now();
-        socket::send_to(&sock.sock, &self.packet[..len], target.addr)?;
+        let s = self
+            .sockets
+            .iter_mut()
+            .find(|s| s.version == version)
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "no socket for this address family",
+                )
+            })?;
+        let packet = &self.packet[..len];
+        let key = s.tx_key;
+        let mut stamp = SendStamp::now();
+        let mut sent = socket::send_keyed(&s.sock, packet, target.addr, s.tx_stamps.then_some(key));
+        if s.tx_stamps && matches!(&sent, Err(e) if e.raw_os_error() == Some(libc::EINVAL)) {
+            // A kernel before 6.13 takes no per-send keys: do without kernel transmit stamps.
+            s.tx_stamps = false;
+            stamp = SendStamp::now();
+            sent = socket::send_keyed(&s.sock, packet, target.addr, None);
+        }
+        sent?;
+        if s.tx_stamps {
+            s.tx_ring[key as usize % TX_RING] = Some((key, id));
+            s.tx_key = key.wrapping_add(1);
+        }
         Ok(stamp)
     }
 
@@ -266,9 +306,10 @@ impl Prober for IcmpProber {
         };
         let fd = s.sock.as_raw_fd();
         let mut buf = std::mem::take(&mut self.recv_buf);
-        for errqueue in [false, true] {
-            if errqueue && s.raw {
-                break;
+        // The error queue first: it holds the transmit stamps the replies are measured from.
+        for errqueue in [true, false] {
+            if errqueue && s.raw && !s.tx_stamps {
+                continue;
             }
             loop {
                 match recv_msg(fd, &mut buf, errqueue) {

@@ -50,6 +50,9 @@ pub enum ProbeEvent {
         tos: Option<u8>,
         flow: Option<Flow>,
     },
+    /// The kernel's transmit timestamp of a probe: when it left, more precisely than the
+    /// stamp read before the send call.
+    Sent { id: ProbeId, tx_wall: SystemTime },
     /// An ICMP error answered the probe.
     Error {
         id: ProbeId,
