@@ -466,56 +466,46 @@ impl<'w, W: Write> Engine<'w, W> {
                 let Some(slot) = st.slot_mut(id.seq) else {
                     return Ok(());
                 };
-                match *slot {
+                let (sent, dup) = match *slot {
                     Slot::Pending(sent) => {
                         *slot = Slot::Received(sent);
                         st.pending -= 1;
                         self.pending_probes -= 1;
-                        let rtt = rtt(sent, rx_wall, rx_mono);
-                        let reordered = id.seq < st.highest_received;
-                        st.highest_received = st.highest_received.max(id.seq);
-                        st.answered = true;
-                        st.total.reply(rtt, reordered);
-                        st.window.reply(rtt, reordered);
-                        st.trim();
-                        if !quiet {
-                            let body = Body::Reply(Reply {
-                                target: st.target.name.clone(),
-                                addr: st.target.addr,
-                                seq: id.seq,
-                                rtt_ms: record::ms(rtt),
-                                ttl,
-                                size,
-                                tos,
-                                flow,
-                                dup: None,
-                            });
-                            self.emit(rx_wall.unwrap_or_else(SystemTime::now), id.target, body)?;
-                        }
+                        (sent, false)
                     }
-                    Slot::Received(sent) => {
-                        st.total.duplicate();
-                        st.window.duplicate();
-                        if !quiet {
-                            let body = Body::Reply(Reply {
-                                target: st.target.name.clone(),
-                                addr: st.target.addr,
-                                seq: id.seq,
-                                rtt_ms: record::ms(rtt(sent, rx_wall, rx_mono)),
-                                ttl,
-                                size,
-                                tos,
-                                flow,
-                                dup: Some(true),
-                            });
-                            self.emit(rx_wall.unwrap_or_else(SystemTime::now), id.target, body)?;
-                        }
-                    }
+                    Slot::Received(sent) => (sent, true),
                     Slot::Lost => {
                         st.total.late();
                         st.window.late();
+                        return Ok(());
                     }
-                    Slot::Failed => {}
+                    Slot::Failed => return Ok(()),
+                };
+                let rtt = rtt(sent, rx_wall, rx_mono);
+                if dup {
+                    st.total.duplicate();
+                    st.window.duplicate();
+                } else {
+                    let reordered = id.seq < st.highest_received;
+                    st.highest_received = st.highest_received.max(id.seq);
+                    st.answered = true;
+                    st.total.reply(rtt, reordered);
+                    st.window.reply(rtt, reordered);
+                    st.trim();
+                }
+                if !quiet {
+                    let body = Body::Reply(Reply {
+                        target: st.target.name.clone(),
+                        addr: st.target.addr,
+                        seq: id.seq,
+                        rtt_ms: record::ms(rtt),
+                        ttl,
+                        size,
+                        tos,
+                        flow,
+                        dup: dup.then_some(true),
+                    });
+                    self.emit(rx_wall.unwrap_or_else(SystemTime::now), id.target, body)?;
                 }
             }
             ProbeEvent::Error {
