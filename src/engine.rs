@@ -744,6 +744,7 @@ mod tests {
         let target = Target {
             name: "fake".into(),
             addr: "10.0.0.2".parse().unwrap(),
+            scope_id: 0,
             tags: None,
         };
         let mut out = RecordWriter::new(Vec::new(), Format::Json);
@@ -880,6 +881,7 @@ mod tests {
         let target = Target {
             name: "fake".into(),
             addr: "10.0.0.2".parse().unwrap(),
+            scope_id: 0,
             tags: None,
         };
         let mut out = RecordWriter::new(Vec::new(), Format::Json);

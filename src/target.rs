@@ -5,7 +5,7 @@ use crate::record::Tags;
 use anyhow::{anyhow, bail, Context, Result};
 use ipnet::IpNet;
 use std::io::{BufRead, BufReader, Read};
-use std::net::{IpAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, SocketAddrV6, ToSocketAddrs};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -44,8 +44,20 @@ pub struct Target {
     /// As given (a host name, an address, or one address of a CIDR).
     pub name: String,
     pub addr: IpAddr,
+    /// IPv6 zone (interface index) of a link-local address, `fe80::1%eth0`; 0 for none.
+    pub scope_id: u32,
     /// Global `--tag`s merged with the target's own (the target's win).
     pub tags: Option<Arc<Tags>>,
+}
+
+impl Target {
+    /// The socket address to send to, with the zone of a link-local target.
+    pub fn socket_addr(&self, port: u16) -> SocketAddr {
+        match self.addr {
+            IpAddr::V6(a) => SocketAddr::V6(SocketAddrV6::new(a, port, 0, self.scope_id)),
+            IpAddr::V4(a) => SocketAddr::new(IpAddr::V4(a), port),
+        }
+    }
 }
 
 /// Expands positional targets (hosts or CIDRs) and the lines of a targets file.
@@ -163,7 +175,7 @@ pub fn resolve(specs: Vec<TargetSpec>, family: Family, global_tags: &Tags) -> Re
     specs
         .into_iter()
         .map(|spec| {
-            let addr = resolve_one(&spec.name, family)?;
+            let (addr, scope_id) = resolve_one(&spec.name, family)?;
             let tags = if spec.tags.is_empty() {
                 (!global_tags.is_empty()).then(|| shared_global.clone())
             } else {
@@ -174,32 +186,48 @@ pub fn resolve(specs: Vec<TargetSpec>, family: Family, global_tags: &Tags) -> Re
             Ok(Target {
                 name: spec.name,
                 addr,
+                scope_id,
                 tags,
             })
         })
         .collect()
 }
 
-fn resolve_one(name: &str, family: Family) -> Result<IpAddr> {
+fn resolve_one(name: &str, family: Family) -> Result<(IpAddr, u32)> {
     let literal = name
         .strip_prefix('[')
         .and_then(|s| s.strip_suffix(']'))
         .unwrap_or(name);
-    if let Ok(addr) = literal.parse::<IpAddr>() {
+    let (host, zone) = match literal.split_once('%') {
+        Some((h, z)) => (h, Some(z)),
+        None => (literal, None),
+    };
+    if let Ok(addr) = host.parse::<IpAddr>() {
         if !family.admits(&addr) {
             bail!(
                 "{name} is not an {} address",
                 if family == Family::V4 { "IPv4" } else { "IPv6" }
             );
         }
-        return Ok(addr);
+        let scope_id = match zone {
+            Some(z) if addr.is_ipv6() => {
+                zone_index(z).ok_or_else(|| anyhow!("{name}: no interface '{z}'"))?
+            }
+            Some(_) => bail!("{name}: only IPv6 addresses take a %zone"),
+            None => 0,
+        };
+        return Ok((addr, scope_id));
     }
     let addrs = (literal, 0)
         .to_socket_addrs()
         .map_err(|e| anyhow!("cannot resolve host '{name}': {e}"))?;
     addrs
-        .map(|sa| sa.ip())
-        .find(|a| family.admits(a))
+        .filter(|sa| family.admits(&sa.ip()))
+        .map(|sa| match sa {
+            SocketAddr::V6(v6) => (IpAddr::V6(*v6.ip()), v6.scope_id()),
+            SocketAddr::V4(v4) => (IpAddr::V4(*v4.ip()), 0),
+        })
+        .next()
         .ok_or_else(|| {
             anyhow!(
                 "host '{name}' has no {} address",
@@ -210,6 +238,17 @@ fn resolve_one(name: &str, family: Family) -> Result<IpAddr> {
                 }
             )
         })
+}
+
+/// An IPv6 zone: an interface name or index.
+fn zone_index(zone: &str) -> Option<u32> {
+    if let Ok(i) = zone.parse::<u32>() {
+        return Some(i);
+    }
+    let c = std::ffi::CString::new(zone).ok()?;
+    // SAFETY: c is a valid NUL-terminated string.
+    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    (i != 0).then_some(i)
 }
 
 #[cfg(test)]
@@ -284,6 +323,30 @@ mod tests {
             &Tags::new(),
         );
         assert!(e.unwrap_err().to_string().contains("not an IPv4 address"));
+    }
+
+    #[test]
+    fn link_local_targets_keep_their_zone() {
+        let one = |n: &str| TargetSpec {
+            name: n.into(),
+            tags: Tags::new(),
+        };
+        let t = resolve(
+            vec![one("fe80::1%lo"), one("fe80::2%7")],
+            Family::Any,
+            &Tags::new(),
+        )
+        .unwrap();
+        assert_eq!(t[0].scope_id, 1, "lo is interface 1");
+        assert_eq!(t[1].scope_id, 7);
+        assert_eq!(t[0].name, "fe80::1%lo");
+        match t[0].socket_addr(0) {
+            SocketAddr::V6(sa) => assert_eq!(sa.scope_id(), 1),
+            other => panic!("{other}"),
+        }
+        let e = resolve(vec![one("fe80::1%nosuch0")], Family::Any, &Tags::new()).unwrap_err();
+        assert!(e.to_string().contains("no interface 'nosuch0'"), "{e}");
+        assert!(resolve(vec![one("10.0.0.1%lo")], Family::Any, &Tags::new()).is_err());
     }
 
     #[test]

@@ -374,3 +374,59 @@ fn tos_size_interface_and_mark_reach_the_wire() {
         bad.stderr
     );
 }
+
+#[test]
+fn link_local_target_with_zone() {
+    let lab = Pair::new("zone");
+    lab.client.run("ip addr add fe80::1/64 dev eth0 nodad");
+    lab.server.run("ip addr add fe80::2/64 dev eth0 nodad");
+    let run = lping(&lab.client, &["-c", "2", "-i", "0.05", "fe80::2%eth0"]);
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let replies = run.kind("reply");
+    assert_eq!(replies.len(), 2);
+    assert_eq!(
+        (replies[0]["target"].as_str(), replies[0]["addr"].as_str()),
+        (Some("fe80::2%eth0"), Some("fe80::2"))
+    );
+}
+
+#[test]
+fn malformed_packets_are_counted_and_dropped() {
+    let lab = Pair::new("malformed");
+    require_root();
+    let child = lab
+        .client
+        .command(env!("CARGO_BIN_EXE_lping"))
+        .args(["-c", "20", "-i", "0.05", "--socket", "raw", "10.0.0.2"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // From the server, five echo replies with a wrong checksum, and a 3-byte message that the
+    // kernel's ICMP_FILTER already drops (it reads an 8-byte header).
+    lab.server.run(
+        "python3 -c \"
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+time.sleep(0.2)
+for i in range(5):
+    s.sendto(bytes([0, 0, 0xde, 0xad, 0x12, 0x34, 0, i]) + bytes(56), ('10.0.0.1', 0))
+s.sendto(bytes([0, 0, 0xff]), ('10.0.0.1', 0))
+\"",
+    );
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let records: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let s = records.last().unwrap();
+    assert_eq!(
+        (u(&s["sent"]), u(&s["received"]), u(&s["dup"])),
+        (20, 20, 0),
+        "the run is undisturbed"
+    );
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr, "lping: dropped 5 malformed packets\n");
+}

@@ -124,8 +124,13 @@ pub fn enable_tx_timestamps(sock: &Socket) -> io::Result<()> {
 
 /// Sends a datagram to `to` (port 0 for ICMP) with `sendmsg`; `tx_key` sets the key of its
 /// transmit timestamp (`SCM_TS_OPT_ID`; kernels before 6.13 refuse it with `EINVAL`).
-pub fn send_keyed(sock: &Socket, buf: &[u8], to: IpAddr, tx_key: Option<u32>) -> io::Result<usize> {
-    let addr = SockAddr::from(SocketAddr::new(to, 0));
+pub fn send_keyed(
+    sock: &Socket,
+    buf: &[u8],
+    to: SocketAddr,
+    tx_key: Option<u32>,
+) -> io::Result<usize> {
+    let addr = SockAddr::from(to);
     let mut iov = libc::iovec {
         iov_base: buf.as_ptr() as *mut libc::c_void,
         iov_len: buf.len(),

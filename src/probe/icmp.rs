@@ -283,14 +283,15 @@ impl Prober for IcmpProber {
                 )
             })?;
         let packet = &self.packet[..len];
+        let to = target.socket_addr(0);
         let key = s.tx_key;
         let mut stamp = SendStamp::now();
-        let mut sent = socket::send_keyed(&s.sock, packet, target.addr, s.tx_stamps.then_some(key));
+        let mut sent = socket::send_keyed(&s.sock, packet, to, s.tx_stamps.then_some(key));
         if s.tx_stamps && matches!(&sent, Err(e) if e.raw_os_error() == Some(libc::EINVAL)) {
             // A kernel before 6.13 takes no per-send keys: do without kernel transmit stamps.
             s.tx_stamps = false;
             stamp = SendStamp::now();
-            sent = socket::send_keyed(&s.sock, packet, target.addr, None);
+            sent = socket::send_keyed(&s.sock, packet, to, None);
         }
         sent?;
         if s.tx_stamps {
