@@ -6,7 +6,7 @@ use crate::net::IcmpSocketMode;
 use crate::output::RecordWriter;
 use crate::probe::icmp::{IcmpProber, MAX_PAYLOAD};
 use crate::target;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Parser;
 use std::process::ExitCode;
 
@@ -68,6 +68,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         args.size as usize,
         &args.socket.options(),
     )?;
+    crate::net::privilege::drop_privileges().context("cannot drop privileges")?;
     let cfg = cli::run_config("lping", &args.run, &args.alerts, &args.output);
     let mut out = RecordWriter::stdout(args.output.format);
     let outcome = Engine::new(cfg, targets, &mut out).run(&mut prober)?;

@@ -430,3 +430,62 @@ s.sendto(bytes([0, 0, 0xff]), ('10.0.0.1', 0))
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(stderr, "lping: dropped 5 malformed packets\n");
 }
+
+#[test]
+fn setcap_install_runs_unprivileged_and_drops_its_capability() {
+    require_root();
+    // A copy of lping with cap_net_raw, run as nobody (ping_group_range stays closed there).
+    let dir = std::env::temp_dir().join(format!("lopa-setcap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = dir.join("lping");
+    std::fs::copy(env!("CARGO_BIN_EXE_lping"), &bin).unwrap();
+    let ns = Netns::new("setcap");
+    let sh = |cmd: &str| {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    sh(&format!(
+        "chmod 755 {0} {1} && setcap cap_net_raw+ep {1}",
+        dir.display(),
+        bin.display()
+    ));
+    let mut child = ns
+        .command("su")
+        .args(["nobody", "-s", "/bin/sh", "-c"])
+        .arg(format!("exec {} -i 0.05 127.0.0.1", bin.display()))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(
+        first["type"], "reply",
+        "nobody pings with the file capability: {first}"
+    );
+    let pid = sh(&format!(
+        "pgrep -f -x '{} -i 0.05 127.0.0.1'",
+        bin.display()
+    ));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", pid.trim()])
+        .status();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    for set in ["CapPrm", "CapEff"] {
+        let line = status.lines().find(|l| l.starts_with(set)).unwrap();
+        assert!(
+            line.ends_with("0000000000000000"),
+            "{set} after the sockets are open: {line}"
+        );
+    }
+}
