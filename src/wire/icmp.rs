@@ -404,6 +404,15 @@ mod tests {
                     }
                 }
                 let _ = crate::wire::payload::ProbeMark::parse(&buf);
+                let _ = crate::wire::probe::ProbeRepr::parse(&buf);
+                let mut copy = buf.clone();
+                let stamps = crate::wire::probe::ReflectorStamps {
+                    rx_ns: 1,
+                    tx_ns: 2,
+                    tos: 3,
+                    synced: true,
+                };
+                crate::wire::probe::stamp(&mut copy, &stamps);
             }
         }
     }

@@ -4,6 +4,7 @@
 pub mod icmp;
 pub mod ip;
 pub mod payload;
+pub mod probe;
 
 use std::fmt;
 
