@@ -2,7 +2,7 @@
 //!
 //! # Wire format
 //! Every record is one JSON object on one line. The first three members are always
-//! `type` (the record kind: `reply`, `timeout`, `unreachable`, `summary`, `alert`),
+//! `type` (the record kind: `reply`, `timeout`, `unreachable`, `summary`, `alert`, `stats`),
 //! `tool` (e.g. `lping`) and `ts` (RFC 3339 UTC with nanoseconds). The members of the kind
 //! follow, then `tags` when `--tag` or a targets file gave any. Durations are milliseconds as
 //! floats whose names end in `_ms`; absent values are omitted, never `null`. Readers must
@@ -35,6 +35,7 @@ pub enum Body {
     Unreachable(Unreachable),
     Summary(Summary),
     Alert(Alert),
+    Stats(ReflectorStats),
 }
 
 impl Body {
@@ -46,6 +47,7 @@ impl Body {
             Body::Unreachable(_) => "unreachable",
             Body::Summary(_) => "summary",
             Body::Alert(_) => "alert",
+            Body::Stats(_) => "stats",
         }
     }
 
@@ -57,6 +59,7 @@ impl Body {
             Body::Unreachable(b) => serde_json::to_vec(b),
             Body::Summary(b) => serde_json::to_vec(b),
             Body::Alert(b) => serde_json::to_vec(b),
+            Body::Stats(b) => serde_json::to_vec(b),
         }
     }
 }
@@ -190,6 +193,35 @@ pub struct Alert {
     pub value: f64,
     pub threshold: f64,
     pub window: String,
+}
+
+/// Datagrams a reflector did not answer, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drops {
+    /// Source not in the `--allow` list.
+    pub acl: u64,
+    /// Over the per-source rate limit.
+    pub rate_limit: u64,
+    /// Over the global rate cap.
+    pub global_cap: u64,
+    /// Empty, truncated or otherwise unusable datagrams.
+    pub malformed: u64,
+    /// The reply could not be sent.
+    pub send_error: u64,
+}
+
+/// `stats`: what a reflector (`lreflect`) received, answered and dropped, per listening socket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReflectorStats {
+    /// The listening address, e.g. `[::]:8081`.
+    pub listen: String,
+    /// `"total"` at exit, else the reporting period (e.g. `"10s"`).
+    pub window: String,
+    pub received: u64,
+    pub reflected: u64,
+    /// ludp payloads that got the reflector's receive/send stamps.
+    pub stamped: u64,
+    pub dropped: Drops,
 }
 
 /// A duration as fractional milliseconds, with nanosecond precision.
