@@ -122,37 +122,54 @@ pub fn enable_tx_timestamps(sock: &Socket) -> io::Result<()> {
     )
 }
 
-/// Sends a datagram to `to` (port 0 for ICMP) with `sendmsg`; `tx_key` sets the key of its
-/// transmit timestamp (`SCM_TS_OPT_ID`; kernels before 6.13 refuse it with `EINVAL`).
-pub fn send_keyed(
+/// Sends a datagram to `to` (port 0 for ICMP) with `sendmsg`. `tx_key` sets the key of its
+/// transmit timestamp (`SCM_TS_OPT_ID`; kernels before 6.13 refuse it with `EINVAL`); `tos`
+/// sets this datagram's TOS byte (IPv4) or traffic class (IPv6).
+pub fn send_msg(
     sock: &Socket,
     buf: &[u8],
     to: SocketAddr,
     tx_key: Option<u32>,
+    tos: Option<u8>,
 ) -> io::Result<usize> {
     let addr = SockAddr::from(to);
     let mut iov = libc::iovec {
         iov_base: buf.as_ptr() as *mut libc::c_void,
         iov_len: buf.len(),
     };
-    // One cmsghdr (16 bytes) and a u32, padded: 24 bytes, as u64s for alignment.
-    let mut control = [0u64; 3];
+    // Room for two cmsgs of a 4-byte value: 2 × CMSG_SPACE(4) = 48 bytes, u64-aligned.
+    let mut control = [0u64; 6];
+    let mut cmsgs: Vec<(i32, i32, u32)> = Vec::with_capacity(2);
+    if let Some(key) = tx_key {
+        cmsgs.push((libc::SOL_SOCKET, SCM_TS_OPT_ID, key));
+    }
+    if let Some(tos) = tos {
+        cmsgs.push(if to.is_ipv4() {
+            (libc::IPPROTO_IP, libc::IP_TOS, u32::from(tos))
+        } else {
+            (libc::IPPROTO_IPV6, libc::IPV6_TCLASS, u32::from(tos))
+        });
+    }
     // SAFETY: zeroed msghdr is valid; every pointer set below outlives the call.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_name = addr.as_ptr() as *mut libc::c_void;
     msg.msg_namelen = addr.len();
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
-    if let Some(key) = tx_key {
-        // SAFETY: the control buffer holds CMSG_SPACE(4) bytes, aligned for cmsghdr.
+    if !cmsgs.is_empty() {
+        // SAFETY: the control buffer holds CMSG_SPACE(4) bytes per cmsg, aligned for cmsghdr;
+        // CMSG_NXTHDR walks only within msg_controllen.
         unsafe {
             msg.msg_control = control.as_mut_ptr().cast();
-            msg.msg_controllen = libc::CMSG_SPACE(4) as usize;
-            let cmsg = libc::CMSG_FIRSTHDR(&msg);
-            (*cmsg).cmsg_level = libc::SOL_SOCKET;
-            (*cmsg).cmsg_type = SCM_TS_OPT_ID;
-            (*cmsg).cmsg_len = libc::CMSG_LEN(4) as usize;
-            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u32>(), key);
+            msg.msg_controllen = libc::CMSG_SPACE(4) as usize * cmsgs.len();
+            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+            for (level, kind, value) in cmsgs {
+                (*cmsg).cmsg_level = level;
+                (*cmsg).cmsg_type = kind;
+                (*cmsg).cmsg_len = libc::CMSG_LEN(4) as usize;
+                std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u32>(), value);
+                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+            }
         }
     }
     // SAFETY: msg describes valid buffers of the stated lengths.

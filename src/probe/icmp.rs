@@ -1,18 +1,16 @@
 //! ICMP echo probes (lping): datagram ("ping") sockets where allowed, raw sockets otherwise.
 
+use super::sock::ProbeSocket;
 use super::{ProbeEvent, ProbeId, ProbeLookup, Prober, SendStamp};
-use crate::net::cmsg::{
-    SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6, SO_EE_ORIGIN_LOCAL, SO_EE_ORIGIN_TIMESTAMPING,
-};
+use crate::net::cmsg::{SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6, SO_EE_ORIGIN_LOCAL};
 use crate::net::socket::{self, setsockopt_int, IcmpSocketMode, SocketOptions};
-use crate::net::{recv_msg, Received};
+use crate::net::Received;
 use crate::target::Target;
 use crate::wire::icmp::{describe, EchoRepr, IcmpRepr, Quoted, Version, HEADER_LEN};
 use crate::wire::ip::Ipv4Repr;
 use crate::wire::payload::{ProbeMark, MARK_LEN};
 use anyhow::{anyhow, Result};
-use mio::unix::SourceFd;
-use mio::{Interest, Token};
+use mio::Token;
 use socket2::Socket;
 use std::io;
 use std::net::IpAddr;
@@ -22,29 +20,32 @@ use std::time::Instant;
 /// Largest echo payload: 65535 minus IPv4 and ICMP headers.
 pub const MAX_PAYLOAD: usize = 65_507;
 
-/// Sends remembered for matching their kernel transmit timestamps, by key modulo this.
-const TX_RING: usize = 4096;
-
-struct IcmpSocket {
-    sock: Socket,
+/// The address family and kind of an ICMP socket: what decoding a datagram depends on.
+#[derive(Clone, Copy)]
+struct SocketKind {
     version: Version,
     raw: bool,
-    /// Kernel transmit timestamps are on (and the kernel takes per-send keys).
-    tx_stamps: bool,
-    /// The key of the next send's timestamp.
-    tx_key: u32,
-    /// The probe each recent key belongs to.
-    tx_ring: Vec<Option<(u32, ProbeId)>>,
 }
 
-/// Sends echo requests and matches echo replies and ICMP errors to probes.
-pub struct IcmpProber {
-    sockets: Vec<IcmpSocket>,
+struct IcmpSocket {
+    probe: ProbeSocket,
+    version: Version,
+    raw: bool,
+}
+
+/// How replies are recognised as ours.
+struct Matcher {
     /// Random per process: a reply whose payload lacks it is not ours.
     cookie: u64,
     /// Echo identifier on raw sockets (datagram sockets get one from the kernel).
     ident: u16,
     payload_len: usize,
+}
+
+/// Sends echo requests and matches echo replies and ICMP errors to probes.
+pub struct IcmpProber {
+    sockets: Vec<IcmpSocket>,
+    matcher: Matcher,
     /// The echo data of the next probe, and the packet built from it.
     payload: Vec<u8>,
     packet: Vec<u8>,
@@ -74,22 +75,20 @@ impl IcmpProber {
             }
             // Room for bursts: many targets answer at once.
             let _ = sock.set_recv_buffer_size(4 << 20);
-            let tx_stamps = socket::enable_tx_timestamps(&sock).is_ok();
             sockets.push(IcmpSocket {
-                sock,
+                probe: ProbeSocket::new(sock, !raw),
                 version: if v6 { Version::V6 } else { Version::V4 },
                 raw,
-                tx_stamps,
-                tx_key: 0,
-                tx_ring: vec![None; if tx_stamps { TX_RING } else { 0 }],
             });
         }
         let rand = random_u64();
         Ok(IcmpProber {
             sockets,
-            cookie: rand,
-            ident: (rand >> 48) as u16 ^ std::process::id() as u16,
-            payload_len,
+            matcher: Matcher {
+                cookie: rand,
+                ident: (rand >> 48) as u16 ^ std::process::id() as u16,
+                payload_len,
+            },
             payload: vec![0; payload_len],
             packet: vec![0; HEADER_LEN + payload_len],
             recv_buf: vec![0; 65_536 + 60],
@@ -103,7 +102,9 @@ impl IcmpProber {
             .find(|s| (s.version == Version::V6) == v6)
             .map(|s| s.raw)
     }
+}
 
+impl Matcher {
     /// Matches an echo (reply, or the request quoted by an error) to a probe.
     fn match_echo(
         &self,
@@ -124,7 +125,7 @@ impl IcmpProber {
 
     fn handle(
         &self,
-        s: &IcmpSocket,
+        kind: SocketKind,
         data: &[u8],
         rx: &Received,
         rx_mono: Instant,
@@ -134,7 +135,7 @@ impl IcmpProber {
         let Some(from) = rx.from else { return };
         let mut ttl = rx.anc.ttl;
         let mut tos = rx.anc.tos;
-        let icmp = if s.raw && s.version == Version::V4 {
+        let icmp = if kind.raw && kind.version == Version::V4 {
             match Ipv4Repr::parse(data) {
                 Ok((ip, rest)) => {
                     ttl = Some(ip.ttl);
@@ -146,14 +147,14 @@ impl IcmpProber {
         } else {
             data
         };
-        let msg = match IcmpRepr::parse(s.version, icmp, s.raw) {
+        let msg = match IcmpRepr::parse(kind.version, icmp, kind.raw) {
             Ok(m) => m,
             Err(e) => return events.push(ProbeEvent::Malformed(e)),
         };
         match msg {
             IcmpRepr::EchoReply(echo) => {
                 // A raw socket sees every echo reply on the host: keep only ours.
-                if s.raw && echo.ident != self.ident {
+                if kind.raw && echo.ident != self.ident {
                     return;
                 }
                 if let Some(id) = self.match_echo(&echo, from, lookup) {
@@ -173,11 +174,11 @@ impl IcmpProber {
                 icmp_type,
                 code,
                 quoted,
-            } if s.raw => {
-                let Ok(q) = Quoted::parse(s.version, quoted) else {
+            } if kind.raw => {
+                let Ok(q) = Quoted::parse(kind.version, quoted) else {
                     return;
                 };
-                let Some(echo) = q.echo(s.version) else {
+                let Some(echo) = q.echo(kind.version) else {
                     return;
                 };
                 if echo.ident != self.ident {
@@ -189,7 +190,7 @@ impl IcmpProber {
                         from: Some(from),
                         icmp_type: Some(icmp_type),
                         icmp_code: Some(code),
-                        reason: describe(s.version, icmp_type, code),
+                        reason: describe(kind.version, icmp_type, code),
                     });
                 }
             }
@@ -201,27 +202,14 @@ impl IcmpProber {
     /// with the ICMP error (or local error) that answered it.
     fn handle_queued_error(
         &self,
-        s: &IcmpSocket,
+        version: Version,
         data: &[u8],
         rx: &Received,
         lookup: &dyn ProbeLookup,
         events: &mut Vec<ProbeEvent>,
     ) {
         let Some(err) = rx.anc.error else { return };
-        if err.origin == SO_EE_ORIGIN_TIMESTAMPING {
-            let entry = s
-                .tx_ring
-                .get(err.data as usize % TX_RING)
-                .copied()
-                .flatten();
-            if let (Some((key, id)), Some(tx_wall)) = (entry, rx.anc.timestamping) {
-                if key == err.data {
-                    events.push(ProbeEvent::Sent { id, tx_wall });
-                }
-            }
-            return;
-        }
-        let Ok(IcmpRepr::EchoRequest(echo)) = IcmpRepr::parse(s.version, data, false) else {
+        let Ok(IcmpRepr::EchoRequest(echo)) = IcmpRepr::parse(version, data, false) else {
             return;
         };
         let Some(dst) = rx.from else { return };
@@ -234,7 +222,7 @@ impl IcmpProber {
                 from: err.offender,
                 icmp_type: Some(err.icmp_type),
                 icmp_code: Some(err.icmp_code),
-                reason: describe(s.version, err.icmp_type, err.icmp_code),
+                reason: describe(version, err.icmp_type, err.icmp_code),
             },
             SO_EE_ORIGIN_LOCAL => ProbeEvent::Error {
                 id,
@@ -252,8 +240,7 @@ impl IcmpProber {
 impl Prober for IcmpProber {
     fn register(&mut self, registry: &mio::Registry, first: usize) -> io::Result<usize> {
         for (i, s) in self.sockets.iter().enumerate() {
-            let fd = s.sock.as_raw_fd();
-            registry.register(&mut SourceFd(&fd), Token(first + i), Interest::READABLE)?;
+            s.probe.register(registry, Token(first + i))?;
         }
         Ok(self.sockets.len())
     }
@@ -261,13 +248,13 @@ impl Prober for IcmpProber {
     fn send(&mut self, target: &Target, id: ProbeId) -> io::Result<SendStamp> {
         let version = Version::of(&target.addr);
         let mark = ProbeMark {
-            cookie: self.cookie,
+            cookie: self.matcher.cookie,
             target: id.target as u32,
             seq: id.seq,
         };
         mark.fill(&mut self.payload);
         let repr = IcmpRepr::EchoRequest(EchoRepr {
-            ident: self.ident,
+            ident: self.matcher.ident,
             seq: id.seq as u16,
             data: &self.payload,
         });
@@ -282,57 +269,31 @@ impl Prober for IcmpProber {
                     "no socket for this address family",
                 )
             })?;
-        let packet = &self.packet[..len];
-        let to = target.socket_addr(0);
-        let key = s.tx_key;
-        let mut stamp = SendStamp::now();
-        let mut sent = socket::send_keyed(&s.sock, packet, to, s.tx_stamps.then_some(key));
-        if s.tx_stamps && matches!(&sent, Err(e) if e.raw_os_error() == Some(libc::EINVAL)) {
-            // A kernel before 6.13 takes no per-send keys: do without kernel transmit stamps.
-            s.tx_stamps = false;
-            stamp = SendStamp::now();
-            sent = socket::send_keyed(&s.sock, packet, to, None);
-        }
-        sent?;
-        if s.tx_stamps {
-            s.tx_ring[key as usize % TX_RING] = Some((key, id));
-            s.tx_key = key.wrapping_add(1);
-        }
-        Ok(stamp)
+        s.probe
+            .send(&self.packet[..len], target.socket_addr(0), id, None)
     }
 
     fn drain(&mut self, token: usize, lookup: &dyn ProbeLookup, events: &mut Vec<ProbeEvent>) {
-        let Some(s) = self.sockets.get(token) else {
+        let Some(s) = self.sockets.get_mut(token) else {
             return;
         };
-        let fd = s.sock.as_raw_fd();
-        let mut buf = std::mem::take(&mut self.recv_buf);
-        // The error queue first: it holds the transmit stamps the replies are measured from.
-        for errqueue in [true, false] {
-            if errqueue && s.raw && !s.tx_stamps {
-                continue;
-            }
-            loop {
-                match recv_msg(fd, &mut buf, errqueue) {
-                    Ok(rx) => {
-                        let rx_mono = Instant::now();
-                        let data = &buf[..rx.len.min(buf.len())];
-                        if rx.truncated {
-                            events.push(ProbeEvent::Malformed(crate::wire::Error::Truncated));
-                        } else if errqueue {
-                            self.handle_queued_error(s, data, &rx, lookup, events);
-                        } else {
-                            self.handle(s, data, &rx, rx_mono, lookup, events);
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    // WouldBlock ends the drain; any other error (e.g. a pending ICMP error
-                    // reported on the normal queue) is left to the error-queue pass.
-                    Err(_) => break,
-                }
-            }
-        }
-        self.recv_buf = buf;
+        let (version, raw) = (s.version, s.raw);
+        let matcher = &self.matcher;
+        s.probe.drain(
+            &mut self.recv_buf,
+            events,
+            |data, rx, events| matcher.handle_queued_error(version, data, rx, lookup, events),
+            |data, rx, rx_mono, events| {
+                matcher.handle(
+                    SocketKind { version, raw },
+                    data,
+                    rx,
+                    rx_mono,
+                    lookup,
+                    events,
+                )
+            },
+        );
     }
 }
 

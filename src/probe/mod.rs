@@ -2,6 +2,7 @@
 //! output) is written once for every probing tool.
 
 pub mod icmp;
+pub mod sock;
 
 use crate::record::Flow;
 use crate::target::Target;
