@@ -5,8 +5,8 @@
 
 use crate::alert::{Alerts, Thresholds};
 use crate::output::RecordWriter;
-use crate::probe::{ProbeEvent, ProbeId, ProbeLookup, Prober, SendStamp};
-use crate::record::{self, Alert, Body, Record, Reply, Timeout, Unreachable};
+use crate::probe::{ProbeEvent, ProbeId, ProbeLookup, Prober, ReflectorTimes, SendStamp};
+use crate::record::{self, Alert, Body, Flow, OneWay, Record, Reply, Timeout, Unreachable};
 use crate::stats::Stats;
 use crate::target::Target;
 use anyhow::{Context, Result};
@@ -84,17 +84,57 @@ struct TargetState {
     slots: VecDeque<Slot>,
     base_seq: u64,
     pending: usize,
-    highest_received: u64,
     answered: bool,
     total: Stats,
     window: Stats,
     alerts: Alerts,
+    /// Flows × classes: probe k goes to stream (k − 1) mod streams.
+    streams: Vec<Stream>,
+}
+
+/// The statistics of one stream (a flow in a class) of a target.
+struct Stream {
+    flow: Option<Flow>,
+    total: Stats,
+    window: Stats,
+    /// Reordering is judged within a stream: different flows may take different paths.
+    highest_received: u64,
+}
+
+impl Stream {
+    fn new(flow: Option<Flow>) -> Stream {
+        Stream {
+            flow,
+            total: Stats::new(),
+            window: Stats::new(),
+            highest_received: 0,
+        }
+    }
 }
 
 impl TargetState {
     fn slot_mut(&mut self, seq: u64) -> Option<&mut Slot> {
         let i = usize::try_from(seq.checked_sub(self.base_seq)?).ok()?;
         self.slots.get_mut(i)
+    }
+
+    fn stream_of(&self, seq: u64) -> usize {
+        (seq.saturating_sub(1) % self.streams.len().max(1) as u64) as usize
+    }
+
+    fn flow(&self, seq: u64) -> Option<Flow> {
+        self.streams.get(self.stream_of(seq)).and_then(|s| s.flow)
+    }
+
+    /// Applies a probe's outcome to the target's and its stream's statistics, run and window.
+    fn settle(&mut self, seq: u64, outcome: impl Fn(&mut Stats)) {
+        outcome(&mut self.total);
+        outcome(&mut self.window);
+        let i = self.stream_of(seq);
+        if let Some(stream) = self.streams.get_mut(i) {
+            outcome(&mut stream.total);
+            outcome(&mut stream.window);
+        }
     }
 
     fn trim(&mut self) {
@@ -170,11 +210,11 @@ impl<'w, W: Write> Engine<'w, W> {
                 slots: VecDeque::new(),
                 base_seq: 1,
                 pending: 0,
-                highest_received: 0,
                 answered: false,
                 total: Stats::new(),
                 window: Stats::new(),
                 alerts: Alerts::default(),
+                streams: vec![Stream::new(None)],
             })
             .collect();
         Engine {
@@ -219,6 +259,12 @@ impl<'w, W: Write> Engine<'w, W> {
             .register(poll.registry(), FIRST_SOCKET_TOKEN)
             .context("cannot register sockets")?;
 
+        let streams = prober.streams().max(1);
+        for (t, st) in self.states.iter_mut().enumerate() {
+            st.streams = (0..streams)
+                .map(|k| Stream::new(prober.flow(&st.target, t, k)))
+                .collect();
+        }
         // Spread the first probes of many targets evenly over one interval.
         let start = Instant::now();
         let n = self.states.len().max(1) as u32;
@@ -288,10 +334,24 @@ impl<'w, W: Write> Engine<'w, W> {
 
         for t in 0..self.states.len() {
             let st = &self.states[t];
-            let summary = st
-                .total
-                .summary(&st.target.name, st.target.addr, None, "total");
-            self.emit(SystemTime::now(), t, Body::Summary(summary))?;
+            let mut summaries = Vec::new();
+            if st.streams.len() > 1 {
+                for stream in &st.streams {
+                    summaries.push(stream.total.summary(
+                        &st.target.name,
+                        st.target.addr,
+                        stream.flow,
+                        "total",
+                    ));
+                }
+            }
+            summaries.push(
+                st.total
+                    .summary(&st.target.name, st.target.addr, None, "total"),
+            );
+            for summary in summaries {
+                self.emit(SystemTime::now(), t, Body::Summary(summary))?;
+            }
         }
         Ok(Outcome {
             all_answered: self.states.iter().all(|s| s.answered),
@@ -327,15 +387,14 @@ impl<'w, W: Write> Engine<'w, W> {
                     *slot = Slot::Lost;
                     st.pending -= 1;
                     self.pending_probes -= 1;
-                    st.total.lost();
-                    st.window.lost();
+                    st.settle(id.seq, Stats::lost);
                     st.trim();
                     if !self.cfg.quiet {
                         let body = Body::Timeout(Timeout {
                             target: st.target.name.clone(),
                             addr: st.target.addr,
                             seq: id.seq,
-                            flow: None,
+                            flow: st.flow(id.seq),
                         });
                         self.emit(SystemTime::now(), id.target, body)?;
                     }
@@ -389,8 +448,7 @@ impl<'w, W: Write> Engine<'w, W> {
                 // The probe could not leave (no route, firewall, interface down): an answer
                 // of sorts, from the local host.
                 st.slots.push_back(Slot::Failed);
-                st.total.unreachable();
-                st.window.unreachable();
+                st.settle(seq, Stats::unreachable);
                 if !self.cfg.quiet {
                     let body = Body::Unreachable(Unreachable {
                         target: st.target.name.clone(),
@@ -400,7 +458,7 @@ impl<'w, W: Write> Engine<'w, W> {
                         icmp_type: None,
                         icmp_code: None,
                         reason: crate::net::socket::error_reason(&e),
-                        flow: None,
+                        flow: st.flow(seq),
                     });
                     self.emit(SystemTime::now(), t, body)?;
                 }
@@ -408,7 +466,8 @@ impl<'w, W: Write> Engine<'w, W> {
         }
         let st = &mut self.states[t];
         st.trim();
-        if cfg_count.is_some_and(|c| seq >= c) {
+        let streams = st.streams.len() as u64;
+        if cfg_count.is_some_and(|c| seq >= c.saturating_mul(streams)) {
             st.sending = false;
             self.sending_targets -= 1;
         } else {
@@ -454,7 +513,7 @@ impl<'w, W: Write> Engine<'w, W> {
                 ttl,
                 size,
                 tos,
-                flow,
+                reflector,
             } => {
                 let quiet = self.cfg.quiet;
                 let Some(st) = self.states.get_mut(id.target) else {
@@ -475,25 +534,25 @@ impl<'w, W: Write> Engine<'w, W> {
                     }
                     Slot::Received(sent) => (sent, true),
                     Slot::Lost => {
-                        st.total.late();
-                        st.window.late();
+                        st.settle(id.seq, Stats::late);
                         return Ok(());
                     }
                     Slot::Failed => return Ok(()),
                 };
                 let rtt = rtt(sent, rx_wall, rx_mono);
                 if dup {
-                    st.total.duplicate();
-                    st.window.duplicate();
+                    st.settle(id.seq, Stats::duplicate);
                 } else {
-                    let reordered = id.seq < st.highest_received;
-                    st.highest_received = st.highest_received.max(id.seq);
+                    let i = st.stream_of(id.seq);
+                    let stream = &mut st.streams[i];
+                    let reordered = id.seq < stream.highest_received;
+                    stream.highest_received = stream.highest_received.max(id.seq);
                     st.answered = true;
-                    st.total.reply(rtt, reordered);
-                    st.window.reply(rtt, reordered);
+                    st.settle(id.seq, |s| s.reply(rtt, reordered));
                     st.trim();
                 }
                 if !quiet {
+                    let one_way = reflector.map(|r| one_way(sent.wall, rx_wall, &r));
                     let body = Body::Reply(Reply {
                         target: st.target.name.clone(),
                         addr: st.target.addr,
@@ -502,8 +561,9 @@ impl<'w, W: Write> Engine<'w, W> {
                         ttl,
                         size,
                         tos,
-                        flow,
+                        flow: st.flow(id.seq),
                         dup: dup.then_some(true),
+                        one_way,
                     });
                     self.emit(rx_wall.unwrap_or_else(SystemTime::now), id.target, body)?;
                 }
@@ -526,8 +586,7 @@ impl<'w, W: Write> Engine<'w, W> {
                     *slot = Slot::Failed;
                     st.pending -= 1;
                     self.pending_probes -= 1;
-                    st.total.unreachable();
-                    st.window.unreachable();
+                    st.settle(id.seq, Stats::unreachable);
                     st.trim();
                     if !quiet {
                         let body = Body::Unreachable(Unreachable {
@@ -538,7 +597,7 @@ impl<'w, W: Write> Engine<'w, W> {
                             icmp_type,
                             icmp_code,
                             reason,
-                            flow: None,
+                            flow: st.flow(id.seq),
                         });
                         self.emit(SystemTime::now(), id.target, body)?;
                     }
@@ -555,9 +614,28 @@ impl<'w, W: Write> Engine<'w, W> {
             let st = &mut self.states[t];
             let window = std::mem::take(&mut st.window);
             let transitions = st.alerts.evaluate(&self.cfg.thresholds, &window);
-            let summary = window.summary(&st.target.name, st.target.addr, None, &self.window_name);
+            let mut summaries = Vec::new();
+            if st.streams.len() > 1 {
+                for stream in &mut st.streams {
+                    let w = std::mem::take(&mut stream.window);
+                    summaries.push(w.summary(
+                        &st.target.name,
+                        st.target.addr,
+                        stream.flow,
+                        &self.window_name,
+                    ));
+                }
+            }
+            summaries.push(window.summary(
+                &st.target.name,
+                st.target.addr,
+                None,
+                &self.window_name,
+            ));
             let (name, addr) = (st.target.name.clone(), st.target.addr);
-            self.emit(now, t, Body::Summary(summary))?;
+            for summary in summaries {
+                self.emit(now, t, Body::Summary(summary))?;
+            }
             for tr in transitions {
                 let body = Body::Alert(Alert {
                     state: tr.state,
@@ -608,6 +686,24 @@ impl Prober for NoProber {
     fn drain(&mut self, _: usize, _: &dyn ProbeLookup, _: &mut Vec<ProbeEvent>) {}
 }
 
+/// One-way delays from a stamping reflector's clock against ours: forward from our send to its
+/// receive, reverse from its send to our receive (negative when the clocks disagree by more
+/// than the delay), and its own hold time. Meaningful only with synchronized clocks, which
+/// `synced` reports.
+pub fn one_way(sent: SystemTime, rx_wall: Option<SystemTime>, r: &ReflectorTimes) -> OneWay {
+    let signed_ms = |later: SystemTime, earlier: SystemTime| match later.duration_since(earlier) {
+        Ok(d) => record::ms(d),
+        Err(e) => -record::ms(e.duration()),
+    };
+    OneWay {
+        fwd_ms: signed_ms(r.rx, sent),
+        rev_ms: rx_wall.map(|w| signed_ms(w, r.tx)),
+        reflector_ms: signed_ms(r.tx, r.rx),
+        dscp_rx: r.tos >> 2,
+        synced: r.synced && crate::clock::synchronized(),
+    }
+}
+
 /// The round-trip time of a probe. The kernel's receive stamp against the wall clock read at
 /// send is the precise figure; the monotonic clock bounds it, because the kernel stamps a
 /// datagram before it is read. A wall-clock step (NTP, an operator) between send and receive
@@ -652,6 +748,7 @@ mod tests {
         ready: Vec<ProbeEvent>,
         held: Vec<ProbeEvent>,
         sends: Vec<Instant>,
+        streams: usize,
     }
 
     impl FakeProber {
@@ -664,11 +761,24 @@ mod tests {
                 ready: Vec::new(),
                 held: Vec::new(),
                 sends: Vec::new(),
+                streams: 1,
             }
         }
     }
 
     impl Prober for FakeProber {
+        fn streams(&self) -> usize {
+            self.streams
+        }
+
+        fn flow(&self, _: &Target, _: usize, stream: usize) -> Option<Flow> {
+            (self.streams > 1).then(|| Flow {
+                sport: 40_000 + stream as u16,
+                dport: 8081,
+                dscp: None,
+            })
+        }
+
         fn register(&mut self, registry: &mio::Registry, first: usize) -> std::io::Result<usize> {
             registry.register(&mut self.wake_rx, Token(first), mio::Interest::READABLE)?;
             Ok(1)
@@ -686,7 +796,7 @@ mod tests {
                 ttl: Some(64),
                 size: Some(64),
                 tos: None,
-                flow: None,
+                reflector: None,
             };
             match self.fates[(id.seq - 1) as usize] {
                 Fate::Reply => {
@@ -808,6 +918,69 @@ mod tests {
         assert_eq!(total["unreachable"].as_u64(), Some(1));
         assert_eq!(total["window"], "total");
         assert!(outcome.all_answered);
+    }
+
+    #[test]
+    fn flows_are_probed_round_robin_with_a_summary_each() {
+        use Fate::*;
+        let target = Target {
+            name: "fake".into(),
+            addr: "10.0.0.2".parse().unwrap(),
+            scope_id: 0,
+            tags: None,
+        };
+        let mut out = RecordWriter::new(Vec::new(), Format::Json);
+        // Three flows, two probes each; the second flow loses everything.
+        let mut prober = FakeProber::new(&[Reply, Drop, Reply, Reply, Drop, Reply]);
+        prober.streams = 3;
+        Engine::new(config(2, 5, 20), vec![target], &mut out)
+            .run(&mut prober)
+            .unwrap();
+        let text = String::from_utf8(out.into_inner()).unwrap();
+        let records: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let mut sports: Vec<(u64, u64)> = records
+            .iter()
+            .filter(|r| r["type"] == "reply" || r["type"] == "timeout")
+            .map(|r| {
+                (
+                    r["seq"].as_u64().unwrap(),
+                    r["flow"]["sport"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        sports.sort();
+        let expected = [
+            (1, 40_000),
+            (2, 40_001),
+            (3, 40_002),
+            (4, 40_000),
+            (5, 40_001),
+            (6, 40_002),
+        ];
+        assert_eq!(sports, expected, "{text}");
+        let summaries: Vec<(Option<u64>, u64, u64)> = records
+            .iter()
+            .filter(|r| r["type"] == "summary")
+            .map(|r| {
+                (
+                    r["flow"]["sport"].as_u64(),
+                    r["sent"].as_u64().unwrap(),
+                    r["received"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summaries,
+            [
+                (Some(40_000), 2, 2),
+                (Some(40_001), 2, 0),
+                (Some(40_002), 2, 2),
+                (None, 6, 4)
+            ]
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@
 
 pub mod alert;
 pub mod cli;
+pub mod clock;
 pub mod engine;
 pub mod man;
 pub mod net;

@@ -98,6 +98,26 @@ pub struct Reply {
     /// `true` on a duplicate: a second answer to an answered probe (not counted as received).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dup: Option<bool>,
+    /// One-way figures, when a stamping reflector answered (ludp against lreflect).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub one_way: Option<OneWay>,
+}
+
+/// One-way figures from a reflector's stamps. They compare two clocks: trust them only when
+/// `synced` is true (both the sender's and the reflector's clocks report synchronized).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct OneWay {
+    /// Sender's send to reflector's receive.
+    pub fwd_ms: f64,
+    /// Reflector's send to sender's receive.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rev_ms: Option<f64>,
+    /// Time the probe spent in the reflector.
+    pub reflector_ms: f64,
+    /// The DSCP the probe arrived with at the reflector (re-marking on the way shows here).
+    pub dscp_rx: u8,
+    /// Both clocks report synchronized (adjtimex), so `fwd_ms` and `rev_ms` are meaningful.
+    pub synced: bool,
 }
 
 /// `timeout`: no reply within the probe timeout.

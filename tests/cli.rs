@@ -512,6 +512,13 @@ fn every_member_records() -> Vec<Vec<u8>> {
             tos: Some(0xb8),
             flow,
             dup: Some(true),
+            one_way: Some(OneWay {
+                fwd_ms: -0.5,
+                rev_ms: Some(0.75),
+                reflector_ms: 0.01,
+                dscp_rx: 46,
+                synced: false,
+            }),
         }),
         Body::Timeout(Timeout {
             target: "db1".into(),

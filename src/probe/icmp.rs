@@ -166,7 +166,7 @@ impl Matcher {
                         ttl,
                         size: Some(icmp.len()),
                         tos,
-                        flow: None,
+                        reflector: None,
                     });
                 }
             }

@@ -36,6 +36,17 @@ impl SendStamp {
     }
 }
 
+/// A reflector's stamps, from the echoed payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReflectorTimes {
+    pub rx: SystemTime,
+    pub tx: SystemTime,
+    /// The TOS byte the probe arrived with at the reflector.
+    pub tos: u8,
+    /// The reflector's clock is synchronized.
+    pub synced: bool,
+}
+
 /// What a prober found on its sockets.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProbeEvent {
@@ -49,7 +60,8 @@ pub enum ProbeEvent {
         ttl: Option<u8>,
         size: Option<usize>,
         tos: Option<u8>,
-        flow: Option<Flow>,
+        /// What a stamping reflector (lreflect) wrote into the echoed payload.
+        reflector: Option<ReflectorTimes>,
     },
     /// The kernel's transmit timestamp of a probe: when it left, more precisely than the
     /// stamp read before the send call.
@@ -74,6 +86,17 @@ pub trait ProbeLookup {
 
 /// One kind of probe (ICMP echo, UDP, TCP, TWAMP): sockets, sending and matching replies.
 pub trait Prober {
+    /// Streams per target (flows × classes); probe k of a target belongs to stream
+    /// (k − 1) mod streams.
+    fn streams(&self) -> usize {
+        1
+    }
+
+    /// The flow of stream `stream` of target `target` (index `index`), for records.
+    fn flow(&self, _target: &Target, _index: usize, _stream: usize) -> Option<Flow> {
+        None
+    }
+
     /// Registers the prober's sockets with the poll, using tokens `first..first + n`;
     /// returns `n`.
     fn register(&mut self, registry: &mio::Registry, first: usize) -> io::Result<usize>;
