@@ -254,6 +254,37 @@ pub fn parse_u32(s: &str) -> Result<u32, String> {
     u32::try_from(v).map_err(|_| format!("{s} is out of range 0-4294967295"))
 }
 
+/// A DSCP class by name (EF, AF41, CS1, LE, VA, BE/DF/DEFAULT; any case) or number 0-63.
+pub fn parse_dscp(s: &str) -> Result<u8, String> {
+    let up = s.trim().to_ascii_uppercase();
+    let named = match up.as_str() {
+        "BE" | "DF" | "DEFAULT" | "CS0" => Some(0),
+        "LE" => Some(1),
+        "EF" => Some(46),
+        "VA" | "VOICE-ADMIT" => Some(44),
+        _ => None,
+    };
+    if let Some(v) = named {
+        return Ok(v);
+    }
+    let class = |d: &str| d.parse::<u8>().ok();
+    if let Some(n) = up.strip_prefix("CS").and_then(class).filter(|n| *n <= 7) {
+        return Ok(n * 8);
+    }
+    if let Some(rest) = up.strip_prefix("AF") {
+        let b = rest.as_bytes();
+        if b.len() == 2 && (b'1'..=b'4').contains(&b[0]) && (b'1'..=b'3').contains(&b[1]) {
+            return Ok((b[0] - b'0') * 8 + (b[1] - b'0') * 2);
+        }
+    }
+    match parse_int(&up.to_ascii_lowercase()) {
+        Ok(v) if v <= 63 => Ok(v as u8),
+        _ => Err(format!(
+            "'{s}' is not a DSCP class: use a name (EF, AF41, CS1) or 0-63"
+        )),
+    }
+}
+
 /// Parses arguments; a usage error is one line on stderr and exit status 2 (help and
 /// version go to stdout with status 0, as usual).
 pub fn parse_args<A: clap::Parser>(tool: &str) -> Result<A, ExitCode> {
@@ -352,6 +383,22 @@ mod tests {
         assert!(parse_u8("256").is_err());
         assert!(parse_u8("0xzz").is_err());
         assert_eq!(parse_u32("0xff00"), Ok(0xff00));
+    }
+
+    #[test]
+    fn dscp_names_follow_rfc_4594() {
+        assert_eq!(parse_dscp("EF"), Ok(46));
+        assert_eq!(parse_dscp("af41"), Ok(34));
+        assert_eq!(parse_dscp("AF11"), Ok(10));
+        assert_eq!(parse_dscp("CS1"), Ok(8));
+        assert_eq!(parse_dscp("cs7"), Ok(56));
+        assert_eq!(parse_dscp("LE"), Ok(1));
+        assert_eq!(parse_dscp("0x2e"), Ok(46));
+        assert_eq!(parse_dscp("63"), Ok(63));
+        assert!(parse_dscp("64").is_err());
+        assert!(parse_dscp("AF44").is_err());
+        assert!(parse_dscp("CS8").is_err());
+        assert!(parse_dscp("gold").unwrap_err().contains("not a DSCP class"));
     }
 
     #[test]

@@ -855,6 +855,7 @@ mod tests {
             name: "fake".into(),
             addr: "10.0.0.2".parse().unwrap(),
             scope_id: 0,
+            port: 0,
             tags: None,
         };
         let mut out = RecordWriter::new(Vec::new(), Format::Json);
@@ -927,6 +928,7 @@ mod tests {
             name: "fake".into(),
             addr: "10.0.0.2".parse().unwrap(),
             scope_id: 0,
+            port: 0,
             tags: None,
         };
         let mut out = RecordWriter::new(Vec::new(), Format::Json);
@@ -1055,6 +1057,7 @@ mod tests {
             name: "fake".into(),
             addr: "10.0.0.2".parse().unwrap(),
             scope_id: 0,
+            port: 0,
             tags: None,
         };
         let mut out = RecordWriter::new(Vec::new(), Format::Json);

@@ -12,7 +12,7 @@
 //! - [`probe`]: the probe kinds behind one trait ([`probe::Prober`]).
 //! - [`wire`]: pure encode/decode of packet formats.
 //! - [`net`]: socket set-up and `recvmsg` with control messages.
-//! - [`ping`]: the `lping` tool.
+//! - [`ping`]: the `lping` tool; [`udp`]: the `ludp` tool.
 //! - [`man`]: man page generation from the clap definitions.
 
 pub mod alert;
@@ -27,4 +27,5 @@ pub mod probe;
 pub mod record;
 pub mod stats;
 pub mod target;
+pub mod udp;
 pub mod wire;

@@ -46,6 +46,8 @@ pub struct Target {
     pub addr: IpAddr,
     /// IPv6 zone (interface index) of a link-local address, `fe80::1%eth0`; 0 for none.
     pub scope_id: u32,
+    /// Destination port (`host:port`, else the tool's default); 0 for ICMP.
+    pub port: u16,
     /// Global `--tag`s merged with the target's own (the target's win).
     pub tags: Option<Arc<Tags>>,
 }
@@ -169,6 +171,65 @@ pub fn cidr_hosts(net: &IpNet) -> Result<Vec<IpAddr>> {
     Ok(hosts)
 }
 
+/// Splits `host:port`, `[v6]:port` or a bare host (an IPv6 literal has several colons and
+/// takes a port only in brackets).
+pub fn split_host_port(name: &str) -> Result<(&str, Option<u16>)> {
+    let parse_port = |p: &str| -> Result<u16> {
+        p.parse::<u16>()
+            .map_err(|_| anyhow!("bad port '{p}' in '{name}': expected 1-65535"))
+            .and_then(|n| {
+                if n == 0 {
+                    bail!("bad port '0' in '{name}': expected 1-65535")
+                } else {
+                    Ok(n)
+                }
+            })
+    };
+    if let Some(rest) = name.strip_prefix('[') {
+        return match rest.split_once(']') {
+            Some((host, "")) => Ok((host, None)),
+            Some((host, port)) => match port.strip_prefix(':') {
+                Some(p) => Ok((host, Some(parse_port(p)?))),
+                None => bail!("bad target '{name}': expected [address]:port"),
+            },
+            None => bail!("bad target '{name}': missing ']'"),
+        };
+    }
+    match name.split_once(':') {
+        Some((host, port)) if !port.contains(':') => Ok((host, Some(parse_port(port)?))),
+        _ => Ok((name, None)),
+    }
+}
+
+/// Resolves every target once; an unresolvable name is an error naming the host. With a
+/// `default_port`, targets may name their own (`host:port`); without, they are hosts only.
+pub fn resolve_with_port(
+    specs: Vec<TargetSpec>,
+    family: Family,
+    global_tags: &Tags,
+    default_port: u16,
+) -> Result<Vec<Target>> {
+    let mut targets = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let (host, port) = split_host_port(&spec.name)?;
+        let host = host.to_string();
+        let name = spec.name.clone();
+        let mut resolved = resolve(
+            vec![TargetSpec {
+                name: host,
+                tags: spec.tags,
+            }],
+            family,
+            global_tags,
+        )?;
+        let mut t = resolved.remove(0);
+        t.name = name;
+        t.port = port.unwrap_or(default_port);
+        targets.push(t);
+    }
+    Ok(targets)
+}
+
 /// Resolves every target once; an unresolvable name is an error naming the host.
 pub fn resolve(specs: Vec<TargetSpec>, family: Family, global_tags: &Tags) -> Result<Vec<Target>> {
     let shared_global = Arc::new(global_tags.clone());
@@ -187,6 +248,7 @@ pub fn resolve(specs: Vec<TargetSpec>, family: Family, global_tags: &Tags) -> Re
                 name: spec.name,
                 addr,
                 scope_id,
+                port: 0,
                 tags,
             })
         })
@@ -323,6 +385,45 @@ mod tests {
             &Tags::new(),
         );
         assert!(e.unwrap_err().to_string().contains("not an IPv4 address"));
+    }
+
+    #[test]
+    fn ports_split_like_a_user_means_them() {
+        assert_eq!(split_host_port("host:9000").unwrap(), ("host", Some(9000)));
+        assert_eq!(
+            split_host_port("[fd00::2]:9000").unwrap(),
+            ("fd00::2", Some(9000))
+        );
+        assert_eq!(split_host_port("[fd00::2]").unwrap(), ("fd00::2", None));
+        assert_eq!(split_host_port("fd00::2").unwrap(), ("fd00::2", None));
+        assert_eq!(split_host_port("10.0.0.1").unwrap(), ("10.0.0.1", None));
+        assert!(split_host_port("host:0").is_err());
+        assert!(split_host_port("host:http")
+            .unwrap_err()
+            .to_string()
+            .contains("bad port 'http'"));
+        assert!(split_host_port("[fd00::2:80").is_err());
+        let t = resolve_with_port(
+            vec![
+                TargetSpec {
+                    name: "127.0.0.1:9000".into(),
+                    tags: Tags::new(),
+                },
+                TargetSpec {
+                    name: "[::1]".into(),
+                    tags: Tags::new(),
+                },
+            ],
+            Family::Any,
+            &Tags::new(),
+            8081,
+        )
+        .unwrap();
+        assert_eq!((t[0].name.as_str(), t[0].port), ("127.0.0.1:9000", 9000));
+        assert_eq!(
+            (t[1].addr, t[1].port),
+            ("::1".parse::<IpAddr>().unwrap(), 8081)
+        );
     }
 
     #[test]

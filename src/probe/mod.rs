@@ -3,6 +3,7 @@
 
 pub mod icmp;
 pub mod sock;
+pub mod udp;
 
 use crate::record::Flow;
 use crate::target::Target;

@@ -1,0 +1,280 @@
+//! UDP echo probes (ludp): one socket per flow (a fixed source port), probes spread
+//! round-robin over flows and DSCP classes, replies matched on the echoed ludp payload, ICMP
+//! errors read from the error queue (`IP_RECVERR`), so no raw socket is needed.
+
+use super::sock::ProbeSocket;
+use super::{ProbeEvent, ProbeId, ProbeLookup, Prober, ReflectorTimes, SendStamp};
+use crate::net::cmsg::{SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6, SO_EE_ORIGIN_LOCAL};
+use crate::net::socket::{self, SocketOptions};
+use crate::net::Received;
+use crate::record::Flow;
+use crate::target::Target;
+use crate::wire::icmp::{describe, Version};
+use crate::wire::probe::{ProbeRepr, ReflectorStamps};
+use anyhow::{bail, Context, Result};
+use mio::Token;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Largest UDP payload over IPv4.
+pub const MAX_PAYLOAD: usize = 65_507;
+
+/// How the probes are spread.
+#[derive(Debug, Clone)]
+pub struct UdpSpread {
+    /// Number of flows (source ports).
+    pub flows: u16,
+    /// First source port; ephemeral ports when `None`.
+    pub sport_base: Option<u16>,
+    /// DSCP classes; every flow is probed in each. Empty: the socket's TOS (`-Q`) only.
+    pub dscp: Vec<u8>,
+}
+
+impl UdpSpread {
+    fn classes(&self) -> usize {
+        self.dscp.len().max(1)
+    }
+}
+
+struct FlowSocket {
+    probe: ProbeSocket,
+    flow: u16,
+    v6: bool,
+    sport: u16,
+}
+
+/// Sends ludp probes and matches their echoes.
+pub struct UdpProber {
+    sockets: Vec<FlowSocket>,
+    spread: UdpSpread,
+    cookie: u32,
+    payload: Vec<u8>,
+    recv_buf: Vec<u8>,
+}
+
+impl UdpProber {
+    /// Binds one socket per flow and address family the targets need.
+    pub fn open(
+        targets: &[Target],
+        spread: UdpSpread,
+        payload_len: usize,
+        opts: &SocketOptions,
+    ) -> Result<UdpProber> {
+        let mut sockets = Vec::new();
+        for v6 in [false, true] {
+            if !targets.iter().any(|t| t.addr.is_ipv6() == v6) {
+                continue;
+            }
+            for flow in 0..spread.flows {
+                let port = match spread.sport_base {
+                    Some(base) => base.checked_add(flow).with_context(|| {
+                        format!(
+                            "--sport {base} with {} flows runs past port 65535",
+                            spread.flows
+                        )
+                    })?,
+                    None => 0,
+                };
+                let sock = open_flow_socket(v6, port, opts)?;
+                let sport = sock
+                    .local_addr()
+                    .ok()
+                    .and_then(|a| a.as_socket())
+                    .map(|a| a.port())
+                    .unwrap_or(port);
+                sockets.push(FlowSocket {
+                    probe: ProbeSocket::new(sock, true),
+                    flow,
+                    v6,
+                    sport,
+                });
+            }
+        }
+        let cookie = super::icmp::random_u64() as u32;
+        Ok(UdpProber {
+            sockets,
+            spread,
+            cookie,
+            payload: vec![0; payload_len],
+            recv_buf: vec![0; 65_536],
+        })
+    }
+
+    /// (flow, DSCP) of stream `stream`: flows first, so consecutive probes change flow.
+    fn stream_class(&self, stream: usize) -> (u16, Option<u8>) {
+        let flows = usize::from(self.spread.flows.max(1));
+        let flow = (stream % flows) as u16;
+        let dscp = self.spread.dscp.get(stream / flows).copied();
+        (flow, dscp)
+    }
+
+    fn socket_index(&self, flow: u16, v6: bool) -> Option<usize> {
+        self.sockets
+            .iter()
+            .position(|s| s.flow == flow && s.v6 == v6)
+    }
+}
+
+fn open_flow_socket(v6: bool, port: u16, opts: &SocketOptions) -> Result<Socket> {
+    let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
+    let sock = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))
+        .context("cannot open a UDP socket")?;
+    if v6 {
+        sock.set_only_v6(true)?;
+    }
+    sock.set_nonblocking(true)?;
+    socket::enable_ancillary(&sock, v6, true)?;
+    let mut opts = opts.clone();
+    let source = opts.source.take().filter(|s| s.is_ipv6() == v6);
+    socket::apply_options(&sock, v6, &opts)?;
+    let ip = source.unwrap_or(if v6 {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    });
+    let local = SocketAddr::new(ip, port);
+    sock.bind(&SockAddr::from(local)).map_err(|e| {
+        if e.kind() == io::ErrorKind::AddrInUse {
+            anyhow::anyhow!("cannot bind {local}: port {port} is in use; pick another --sport")
+        } else {
+            anyhow::anyhow!("cannot bind {local}: {e}")
+        }
+    })?;
+    let _ = sock.set_recv_buffer_size(1 << 20);
+    Ok(sock)
+}
+
+fn ns_time(ns: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_nanos(ns)
+}
+
+impl Prober for UdpProber {
+    fn streams(&self) -> usize {
+        usize::from(self.spread.flows.max(1)) * self.spread.classes()
+    }
+
+    fn flow(&self, target: &Target, _index: usize, stream: usize) -> Option<Flow> {
+        let (flow, dscp) = self.stream_class(stream);
+        let sport = self
+            .socket_index(flow, target.addr.is_ipv6())
+            .map(|i| self.sockets[i].sport)?;
+        Some(Flow {
+            sport,
+            dport: target.port,
+            dscp,
+        })
+    }
+
+    fn register(&mut self, registry: &mio::Registry, first: usize) -> io::Result<usize> {
+        for (i, s) in self.sockets.iter().enumerate() {
+            s.probe.register(registry, Token(first + i))?;
+        }
+        Ok(self.sockets.len())
+    }
+
+    fn send(&mut self, target: &Target, id: ProbeId) -> io::Result<SendStamp> {
+        let stream = ((id.seq - 1) % self.streams() as u64) as usize;
+        let (flow, dscp) = self.stream_class(stream);
+        let i = self
+            .socket_index(flow, target.addr.is_ipv6())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::Unsupported, "no socket for this flow"))?;
+        let sent_ns = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        ProbeRepr {
+            flow,
+            seq: id.seq,
+            sent_ns,
+            cookie: self.cookie,
+            target: id.target as u32,
+        }
+        .emit(&mut self.payload);
+        let tos = dscp.map(|d| d << 2);
+        self.sockets[i]
+            .probe
+            .send(&self.payload, target.socket_addr(target.port), id, tos)
+    }
+
+    fn drain(&mut self, token: usize, _lookup: &dyn ProbeLookup, events: &mut Vec<ProbeEvent>) {
+        let cookie = self.cookie;
+        let Some(s) = self.sockets.get_mut(token) else {
+            return;
+        };
+        let (flow, v6) = (s.flow, s.v6);
+        let ours = |payload: &[u8]| -> Option<(ProbeId, Option<ReflectorStamps>)> {
+            let (repr, stamps) = ProbeRepr::parse(payload).ok()?;
+            (repr.cookie == cookie && repr.flow == flow).then_some((
+                ProbeId {
+                    target: repr.target as usize,
+                    seq: repr.seq,
+                },
+                stamps,
+            ))
+        };
+        s.probe.drain(
+            &mut self.recv_buf,
+            events,
+            |data, rx, events| queued_error(data, rx, v6, &ours, events),
+            |data, rx, rx_mono, events| match (ours(data), rx.from) {
+                (Some((id, stamps)), Some(from)) => events.push(ProbeEvent::Reply {
+                    id,
+                    from,
+                    rx_wall: rx.anc.rx_time,
+                    rx_mono,
+                    ttl: rx.anc.ttl,
+                    size: Some(data.len()),
+                    tos: rx.anc.tos,
+                    reflector: stamps.map(|st| ReflectorTimes {
+                        rx: ns_time(st.rx_ns),
+                        tx: ns_time(st.tx_ns),
+                        tos: st.tos,
+                        synced: st.synced,
+                    }),
+                }),
+                _ => events.push(ProbeEvent::Malformed(crate::wire::Error::NotOurs)),
+            },
+        );
+    }
+}
+
+type Ours<'a> = dyn Fn(&[u8]) -> Option<(ProbeId, Option<ReflectorStamps>)> + 'a;
+
+/// An error-queue entry: the kernel hands back our datagram's payload with the ICMP error
+/// (port or host unreachable, time exceeded) or local error that answered it.
+fn queued_error(data: &[u8], rx: &Received, v6: bool, ours: &Ours, events: &mut Vec<ProbeEvent>) {
+    let Some(err) = rx.anc.error else { return };
+    let Some((id, _)) = ours(data) else { return };
+    let version = if v6 { Version::V6 } else { Version::V4 };
+    let event = match err.origin {
+        SO_EE_ORIGIN_ICMP | SO_EE_ORIGIN_ICMP6 => ProbeEvent::Error {
+            id,
+            from: err.offender,
+            icmp_type: Some(err.icmp_type),
+            icmp_code: Some(err.icmp_code),
+            reason: describe(version, err.icmp_type, err.icmp_code),
+        },
+        SO_EE_ORIGIN_LOCAL => ProbeEvent::Error {
+            id,
+            from: None,
+            icmp_type: None,
+            icmp_code: None,
+            reason: socket::error_reason(&io::Error::from_raw_os_error(err.errno as i32)),
+        },
+        _ => return,
+    };
+    events.push(event);
+}
+
+/// Refuses a payload too short to carry the probe.
+pub fn check_payload_len(len: usize) -> Result<()> {
+    if len < crate::wire::probe::BASE_LEN {
+        bail!(
+            "--size {len} is too small: ludp needs at least {} bytes",
+            crate::wire::probe::BASE_LEN
+        );
+    }
+    Ok(())
+}
