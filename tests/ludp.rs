@@ -1,0 +1,343 @@
+//! ludp against real kernels and real echo services in the namespace lab.
+//! Needs root (CI runs as root); without it every test fails with one line saying so.
+
+mod common;
+
+use common::lab::*;
+use serde_json::Value;
+use std::process::{Child, Stdio};
+
+/// A plain RFC 862 echo service (Python, one datagram at a time) on a dual-stack port: the
+/// simplest far end, which knows nothing of ludp.
+const PY_ECHO: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.bind(("::", int(sys.argv[1])))
+print("ready", flush=True)
+while True:
+    data, peer = s.recvfrom(65535)
+    s.sendto(data, peer)
+"#;
+
+/// A background process in a namespace, killed on drop.
+struct Service(Child);
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn python_echo(ns: &Netns, port: u16) -> Service {
+    let mut child = ns
+        .command("python3")
+        .args(["-c", PY_ECHO, &port.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the python echo service");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "ready");
+    Service(child)
+}
+
+struct Run {
+    status: i32,
+    records: Vec<Value>,
+    stderr: String,
+}
+
+impl Run {
+    fn kind(&self, kind: &str) -> Vec<&Value> {
+        self.records.iter().filter(|r| r["type"] == kind).collect()
+    }
+
+    /// Total summaries: per flow (`flow` set) and per target (no `flow`).
+    fn totals(&self, target: &str) -> (Vec<&Value>, &Value) {
+        let all: Vec<&Value> = self
+            .records
+            .iter()
+            .filter(|r| r["type"] == "summary" && r["window"] == "total" && r["target"] == target)
+            .collect();
+        let per_target = all
+            .iter()
+            .find(|r| r.get("flow").is_none())
+            .copied()
+            .expect("target summary");
+        (
+            all.into_iter()
+                .filter(|r| r.get("flow").is_some())
+                .collect(),
+            per_target,
+        )
+    }
+}
+
+fn ludp(ns: &Netns, args: &[&str]) -> Run {
+    require_root();
+    let out = ns
+        .command(env!("CARGO_BIN_EXE_ludp"))
+        .args(args)
+        .output()
+        .expect("run ludp");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    Run {
+        status: out.status.code().unwrap_or(-1),
+        records: stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not an integer: {v}"))
+}
+
+#[test]
+fn flows_have_fixed_source_ports_and_a_summary_each() {
+    let lab = Pair::new("udpflows");
+    let _echo = python_echo(&lab.server, 7);
+    let run = ludp(
+        &lab.client,
+        &[
+            "-c",
+            "3",
+            "-i",
+            "0.01",
+            "--flows",
+            "4",
+            "--sport",
+            "41000",
+            "10.0.0.2:7",
+            "[fd00::2]:7",
+        ],
+    );
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    for target in ["10.0.0.2:7", "[fd00::2]:7"] {
+        let replies: Vec<&Value> = run
+            .kind("reply")
+            .into_iter()
+            .filter(|r| r["target"] == target)
+            .collect();
+        assert_eq!(replies.len(), 12, "4 flows × 3 probes");
+        for r in &replies {
+            let seq = u(&r["seq"]);
+            // Round-robin: probe k goes to flow (k − 1) mod 4, source port 41000 + flow.
+            assert_eq!(u(&r["flow"]["sport"]), 41000 + (seq - 1) % 4, "{r}");
+            assert_eq!(u(&r["flow"]["dport"]), 7);
+            assert_eq!(u(&r["size"]), 64);
+            assert!(
+                r.get("fwd_ms").is_none(),
+                "a plain echo stamps nothing: {r}"
+            );
+        }
+        let (flows, total) = run.totals(target);
+        let mut sports: Vec<u64> = flows.iter().map(|f| u(&f["flow"]["sport"])).collect();
+        sports.sort();
+        assert_eq!(sports, [41000, 41001, 41002, 41003]);
+        assert!(flows
+            .iter()
+            .all(|f| u(&f["sent"]) == 3 && u(&f["received"]) == 3));
+        assert_eq!((u(&total["sent"]), u(&total["received"])), (12, 12));
+    }
+}
+
+#[test]
+fn per_flow_loss_matches_the_injected_rate() {
+    let lab = Pair::new("udploss");
+    let _echo = python_echo(&lab.server, 7);
+    add_loss(&lab.server, "input", "eth0", 20);
+    let run = ludp(
+        &lab.client,
+        &[
+            "-q",
+            "-c",
+            "150",
+            "-i",
+            "0.002",
+            "-W",
+            "0.5",
+            "--flows",
+            "4",
+            "10.0.0.2:7",
+        ],
+    );
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let (flows, total) = run.totals("10.0.0.2:7");
+    assert_eq!(flows.len(), 4);
+    for f in &flows {
+        let lost = u(&f["sent"]) - u(&f["received"]);
+        assert_eq!(u(&f["sent"]), 150);
+        // Binomial(150, 0.2): mean 30, sd 4.9; ±4.5 sd.
+        assert!(
+            (8..=52).contains(&lost),
+            "flow {}: lost {lost} of 150",
+            f["flow"]
+        );
+    }
+    let lost = u(&total["sent"]) - u(&total["received"]);
+    // Binomial(600, 0.2): mean 120, sd 9.8.
+    assert!((76..=164).contains(&lost), "lost {lost} of 600");
+}
+
+#[test]
+fn every_flow_is_probed_in_every_dscp_class() {
+    let lab = Pair::new("udpdscp");
+    let _echo = python_echo(&lab.server, 7);
+    lab.server.run(
+        "nft add table inet probe; \
+         nft add chain inet probe in '{ type filter hook input priority 0; }'; \
+         nft add rule inet probe in udp dport 7 ip dscp ef counter; \
+         nft add rule inet probe in udp dport 7 ip dscp cs1 counter; \
+         nft add rule inet probe in udp dport 7 ip6 dscp ef counter",
+    );
+    let run = ludp(
+        &lab.client,
+        &[
+            "-c",
+            "5",
+            "-i",
+            "0.005",
+            "--flows",
+            "2",
+            "--dscp",
+            "EF,cs1",
+            "10.0.0.2:7",
+            "[fd00::2]:7",
+        ],
+    );
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let counters = lab.server.run("nft list chain inet probe in");
+    let counts: Vec<&str> = counters
+        .lines()
+        .filter(|l| l.contains("counter packets"))
+        .collect();
+    // 2 flows × 5 probes in each class, per family.
+    assert!(
+        counts[0].contains("ip dscp ef counter packets 10 "),
+        "{counters}"
+    );
+    assert!(
+        counts[1].contains("ip dscp cs1 counter packets 10 "),
+        "{counters}"
+    );
+    assert!(
+        counts[2].contains("ip6 dscp ef counter packets 10 "),
+        "{counters}"
+    );
+    let (flows, _) = run.totals("10.0.0.2:7");
+    let mut classes: Vec<(u64, u64)> = flows
+        .iter()
+        .map(|f| (u(&f["flow"]["dscp"]), u(&f["received"])))
+        .collect();
+    classes.sort();
+    assert_eq!(
+        classes,
+        [(8, 5), (8, 5), (46, 5), (46, 5)],
+        "a summary per flow and class"
+    );
+}
+
+#[test]
+fn icmp_errors_arrive_without_a_raw_socket() {
+    let lab = Routed::new("udperr");
+    // Nothing listens on 10.0.2.1:9: port unreachable from the host; 10.99/16 has an
+    // unreachable route on the router; TTL 1 expires at the router.
+    let run = ludp(
+        &lab.client,
+        &[
+            "-c",
+            "2",
+            "-i",
+            "0.01",
+            "-W",
+            "0.5",
+            "10.0.2.1:9",
+            "10.99.0.1",
+            "[fd02::1]:9",
+        ],
+    );
+    assert_eq!(run.status, 1);
+    let reasons = |target: &str| -> Vec<(String, Option<String>)> {
+        run.kind("unreachable")
+            .iter()
+            .filter(|r| r["target"] == target)
+            .map(|r| {
+                (
+                    r["reason"].as_str().unwrap().to_string(),
+                    r["from"].as_str().map(str::to_string),
+                )
+            })
+            .collect()
+    };
+    let port = ("port unreachable".to_string(), Some("10.0.2.1".to_string()));
+    assert_eq!(reasons("10.0.2.1:9"), [port.clone(), port]);
+    let host = (
+        "host unreachable".to_string(),
+        Some("10.0.1.254".to_string()),
+    );
+    assert_eq!(reasons("10.99.0.1"), [host.clone(), host]);
+    let port6 = ("port unreachable".to_string(), Some("fd02::1".to_string()));
+    assert_eq!(reasons("[fd02::1]:9"), [port6.clone(), port6]);
+    let ttl = ludp(&lab.client, &["-c", "1", "-t", "1", "10.0.2.1:9"]);
+    let r = ttl.kind("unreachable");
+    assert_eq!(
+        r[0]["reason"], "time exceeded in transit",
+        "{:?}",
+        ttl.records
+    );
+    assert_eq!(u(&r[0]["flow"]["dport"]), 9);
+}
+
+#[test]
+fn bad_input_is_one_line_and_exit_2() {
+    let lab = Pair::new("udpbad");
+    for (args, mentions) in [
+        (&["-s", "31", "10.0.0.2"][..], "at least 32"),
+        (&["--dscp", "gold", "10.0.0.2"][..], "not a DSCP class"),
+        (&["10.0.0.2:http"][..], "bad port 'http'"),
+        (
+            &["--sport", "65535", "--flows", "2", "10.0.0.2"][..],
+            "past port 65535",
+        ),
+    ] {
+        let run = ludp(&lab.client, args);
+        assert_eq!(run.status, 2, "{args:?}");
+        assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+        assert!(
+            run.stderr.starts_with("ludp: ") && run.stderr.contains(mentions),
+            "{}",
+            run.stderr
+        );
+    }
+    // A source port someone else holds.
+    let _holder = python_echo(&lab.client, 41000);
+    let run = ludp(&lab.client, &["--sport", "41000", "-c", "1", "10.0.0.2"]);
+    assert_eq!(run.status, 2);
+    assert!(
+        run.stderr.contains("port 41000 is in use"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn ludp_payloads_survive_a_36_byte_echo() {
+    // The LLAMA reflector echoes 36-byte datagrams: ludp's base layout fits in them.
+    let lab = Pair::new("udp36");
+    let _echo = python_echo(&lab.server, 7);
+    let run = ludp(
+        &lab.client,
+        &["-c", "2", "-i", "0.01", "-s", "36", "10.0.0.2:7"],
+    );
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert!(run.kind("reply").iter().all(|r| u(&r["size"]) == 36));
+}
