@@ -387,6 +387,7 @@ impl<'w, W: Write> Engine<'w, W> {
                     *slot = Slot::Lost;
                     st.pending -= 1;
                     self.pending_probes -= 1;
+                    prober.expired(id);
                     st.settle(id.seq, Stats::lost);
                     st.trim();
                     if !self.cfg.quiet {
@@ -514,6 +515,7 @@ impl<'w, W: Write> Engine<'w, W> {
                 size,
                 tos,
                 reflector,
+                result,
             } => {
                 let quiet = self.cfg.quiet;
                 let Some(st) = self.states.get_mut(id.target) else {
@@ -563,6 +565,7 @@ impl<'w, W: Write> Engine<'w, W> {
                         tos,
                         flow: st.flow(id.seq),
                         dup: dup.then_some(true),
+                        result: result.map(str::to_string),
                         one_way,
                     });
                     self.emit(rx_wall.unwrap_or_else(SystemTime::now), id.target, body)?;
@@ -797,6 +800,7 @@ mod tests {
                 size: Some(64),
                 tos: None,
                 reflector: None,
+                result: None,
             };
             match self.fates[(id.seq - 1) as usize] {
                 Fate::Reply => {

@@ -12,7 +12,7 @@
 //! - [`probe`]: the probe kinds behind one trait ([`probe::Prober`]).
 //! - [`wire`]: pure encode/decode of packet formats.
 //! - [`net`]: socket set-up and `recvmsg` with control messages.
-//! - [`ping`]: the `lping` tool; [`udp`]: the `ludp` tool.
+//! - [`ping`], [`udp`], [`tcp`]: the `lping`, `ludp` and `ltcp` tools.
 //! - [`man`]: man page generation from the clap definitions.
 
 pub mod alert;
@@ -27,5 +27,6 @@ pub mod probe;
 pub mod record;
 pub mod stats;
 pub mod target;
+pub mod tcp;
 pub mod udp;
 pub mod wire;

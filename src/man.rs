@@ -7,7 +7,11 @@ use std::io::Write;
 
 /// Every tool's clap command.
 pub fn commands() -> Vec<clap::Command> {
-    vec![crate::ping::Args::command(), crate::udp::Args::command()]
+    vec![
+        crate::ping::Args::command(),
+        crate::udp::Args::command(),
+        crate::tcp::Args::command(),
+    ]
 }
 
 /// The roff source of a tool's man page: clap_mangen's sections, then EXAMPLES (the

@@ -229,6 +229,7 @@ mod tests {
             tos: None,
             flow: None,
             dup: None,
+            result: None,
             one_way: None,
         })
     }

@@ -98,6 +98,10 @@ pub struct Reply {
     /// `true` on a duplicate: a second answer to an answered probe (not counted as received).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dup: Option<bool>,
+    /// How a TCP probe was answered: `open` (handshake completed) or `refused` (RST: the
+    /// path works, the port is closed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
     /// One-way figures, when a stamping reflector answered (ludp against lreflect).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub one_way: Option<OneWay>,

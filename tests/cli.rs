@@ -512,6 +512,7 @@ fn every_member_records() -> Vec<Vec<u8>> {
             tos: Some(0xb8),
             flow,
             dup: Some(true),
+            result: Some("refused".into()),
             one_way: Some(OneWay {
                 fwd_ms: -0.5,
                 rev_ms: Some(0.75),

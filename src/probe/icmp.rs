@@ -167,6 +167,7 @@ impl Matcher {
                         size: Some(icmp.len()),
                         tos,
                         reflector: None,
+                        result: None,
                     });
                 }
             }

@@ -3,6 +3,7 @@
 
 pub mod icmp;
 pub mod sock;
+pub mod tcp;
 pub mod udp;
 
 use crate::record::Flow;
@@ -63,6 +64,8 @@ pub enum ProbeEvent {
         tos: Option<u8>,
         /// What a stamping reflector (lreflect) wrote into the echoed payload.
         reflector: Option<ReflectorTimes>,
+        /// How a TCP probe was answered: `open` (handshake completed) or `refused` (RST).
+        result: Option<&'static str>,
     },
     /// The kernel's transmit timestamp of a probe: when it left, more precisely than the
     /// stamp read before the send call.
@@ -104,6 +107,9 @@ pub trait Prober {
 
     /// Sends probe `id` to `target`; the stamp is taken right before the send.
     fn send(&mut self, target: &Target, id: ProbeId) -> io::Result<SendStamp>;
+
+    /// Probe `id` timed out: release what it holds (a TCP prober closes its connection).
+    fn expired(&mut self, _id: ProbeId) {}
 
     /// Reads everything waiting on socket `token` (relative to `first`), including its error
     /// queue, and appends what it found to `events`.

@@ -233,6 +233,7 @@ impl Prober for UdpProber {
                         tos: st.tos,
                         synced: st.synced,
                     }),
+                    result: None,
                 }),
                 _ => events.push(ProbeEvent::Malformed(crate::wire::Error::NotOurs)),
             },

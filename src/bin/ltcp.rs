@@ -1,0 +1,8 @@
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match lopa::cli::parse_args::<lopa::tcp::Args>("ltcp") {
+        Ok(args) => lopa::cli::exit_code("ltcp", lopa::tcp::run(args)),
+        Err(code) => code,
+    }
+}

@@ -1,0 +1,233 @@
+//! TCP connect probes (ltcp): the time from `connect` to a completed handshake is the RTT; a
+//! refusal (RST) proves the path too. Each flow keeps a fixed source port; every connection is
+//! closed with an RST (linger 0), so neither end keeps TIME_WAIT or a half-open socket and the
+//! next probe can reuse the same 4-tuple.
+
+use super::{ProbeEvent, ProbeId, ProbeLookup, Prober, SendStamp};
+use crate::net::socket::{self, SocketOptions};
+use crate::record::Flow;
+use crate::target::Target;
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+/// Connections in flight at most (tokens reserved for them).
+pub const MAX_IN_FLIGHT: usize = 65_536;
+
+/// How the probes are spread over source ports.
+#[derive(Debug, Clone)]
+pub struct TcpSpread {
+    pub flows: u16,
+    /// First source port; without it a random base is drawn once, so flows stay fixed.
+    pub sport_base: Option<u16>,
+}
+
+struct Conn {
+    sock: Socket,
+    id: ProbeId,
+    /// (target index, flow): one connection per 4-tuple at a time.
+    key: (usize, u16),
+    /// Where it connects to: a handshake's answer comes from there by construction.
+    to: IpAddr,
+}
+
+/// Opens a connection per probe and reports how the handshake ended.
+pub struct TcpProber {
+    spread: TcpSpread,
+    sport_base: u16,
+    opts: SocketOptions,
+    registry: Option<Registry>,
+    first: usize,
+    conns: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    by_probe: HashMap<ProbeId, usize>,
+    by_key: HashMap<(usize, u16), usize>,
+}
+
+impl TcpProber {
+    pub fn new(spread: TcpSpread, opts: SocketOptions) -> TcpProber {
+        let sport_base = spread.sport_base.unwrap_or_else(|| {
+            // A random base in the ephemeral range, leaving room for the flows.
+            let span = 60_999u32
+                .saturating_sub(32_768 + u32::from(spread.flows))
+                .max(1);
+            (32_768 + super::icmp::random_u64() as u32 % span) as u16
+        });
+        TcpProber {
+            spread,
+            sport_base,
+            opts,
+            registry: None,
+            first: 0,
+            conns: Vec::new(),
+            free: Vec::new(),
+            by_probe: HashMap::new(),
+            by_key: HashMap::new(),
+        }
+    }
+
+    /// Checks that the flows fit below port 65536.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if u32::from(self.sport_base) + u32::from(self.spread.flows) > 65_536 {
+            anyhow::bail!(
+                "--sport {} with {} flows runs past port 65535",
+                self.sport_base,
+                self.spread.flows
+            );
+        }
+        Ok(())
+    }
+
+    fn flow_of(&self, seq: u64) -> u16 {
+        ((seq - 1) % u64::from(self.spread.flows.max(1))) as u16
+    }
+
+    fn close(&mut self, slot: usize) {
+        if let Some(conn) = self.conns.get_mut(slot).and_then(Option::take) {
+            if let Some(reg) = &self.registry {
+                let fd = conn.sock.as_raw_fd();
+                let _ = reg.deregister(&mut SourceFd(&fd));
+            }
+            // Linger 0: close with an RST, leaving no TIME_WAIT on either end.
+            let _ = conn.sock.set_linger(Some(Duration::ZERO));
+            self.by_probe.remove(&conn.id);
+            self.by_key.remove(&conn.key);
+            self.free.push(slot);
+        }
+    }
+
+    fn connect(&self, target: &Target, sport: u16) -> io::Result<Socket> {
+        let v6 = target.addr.is_ipv6();
+        let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
+        let sock = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+        sock.set_nonblocking(true)?;
+        sock.set_reuse_address(true)?;
+        let mut opts = self.opts.clone();
+        let source = opts.source.take().filter(|s| s.is_ipv6() == v6);
+        socket::apply_options(&sock, v6, &opts).map_err(io::Error::other)?;
+        let ip = source.unwrap_or(if v6 {
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        });
+        sock.bind(&SockAddr::from(SocketAddr::new(ip, sport)))?;
+        match sock.connect(&SockAddr::from(target.socket_addr(target.port))) {
+            Ok(()) => Ok(sock),
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(sock),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Prober for TcpProber {
+    fn streams(&self) -> usize {
+        usize::from(self.spread.flows.max(1))
+    }
+
+    fn flow(&self, target: &Target, _index: usize, stream: usize) -> Option<Flow> {
+        Some(Flow {
+            sport: self.sport_base.wrapping_add(stream as u16),
+            dport: target.port,
+            dscp: self.opts.tos.map(|t| t >> 2),
+        })
+    }
+
+    fn register(&mut self, registry: &Registry, first: usize) -> io::Result<usize> {
+        self.registry = Some(registry.try_clone()?);
+        self.first = first;
+        Ok(MAX_IN_FLIGHT)
+    }
+
+    fn send(&mut self, target: &Target, id: ProbeId) -> io::Result<SendStamp> {
+        let flow = self.flow_of(id.seq);
+        let key = (id.target, flow);
+        // The flow's previous probe still waits: it cannot share the 4-tuple, so it is given
+        // up (it will time out as it would have).
+        if let Some(&slot) = self.by_key.get(&key) {
+            self.close(slot);
+        }
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None if self.conns.len() < MAX_IN_FLIGHT => {
+                self.conns.push(None);
+                self.conns.len() - 1
+            }
+            None => return Err(io::Error::other("too many connections in flight")),
+        };
+        let stamp = SendStamp::now();
+        let sock = match self.connect(target, self.sport_base.wrapping_add(flow)) {
+            Ok(s) => s,
+            Err(e) => {
+                self.free.push(slot);
+                return Err(e);
+            }
+        };
+        let fd = sock.as_raw_fd();
+        if let Some(reg) = &self.registry {
+            reg.register(
+                &mut SourceFd(&fd),
+                Token(self.first + slot),
+                Interest::WRITABLE,
+            )?;
+        }
+        self.conns[slot] = Some(Conn {
+            sock,
+            id,
+            key,
+            to: target.addr,
+        });
+        self.by_probe.insert(id, slot);
+        self.by_key.insert(key, slot);
+        Ok(stamp)
+    }
+
+    fn expired(&mut self, id: ProbeId) {
+        if let Some(&slot) = self.by_probe.get(&id) {
+            self.close(slot);
+        }
+    }
+
+    fn drain(&mut self, token: usize, _lookup: &dyn ProbeLookup, events: &mut Vec<ProbeEvent>) {
+        let Some(Some(conn)) = self.conns.get(token) else {
+            return;
+        };
+        let (id, from) = (conn.id, conn.to);
+        let rx_mono = Instant::now();
+        let outcome = match conn.sock.take_error() {
+            Ok(None) => match conn.sock.peer_addr() {
+                Ok(_) => Some(Ok("open")),
+                // Not connected yet: a spurious wake-up.
+                Err(_) => None,
+            },
+            Ok(Some(e)) if e.raw_os_error() == Some(libc::ECONNREFUSED) => Some(Ok("refused")),
+            Ok(Some(e)) | Err(e) => Some(Err(e)),
+        };
+        let Some(outcome) = outcome else { return };
+        match outcome {
+            Ok(result) => events.push(ProbeEvent::Reply {
+                id,
+                from,
+                rx_wall: None,
+                rx_mono,
+                ttl: None,
+                size: None,
+                tos: None,
+                reflector: None,
+                result: Some(result),
+            }),
+            Err(e) => events.push(ProbeEvent::Error {
+                id,
+                from: None,
+                icmp_type: None,
+                icmp_code: None,
+                reason: socket::error_reason(&e),
+            }),
+        }
+        self.close(token);
+    }
+}
