@@ -1,0 +1,167 @@
+//! ltcp against a real TCP listener in the namespace lab.
+//! Needs root (CI runs as root); without it every test fails with one line saying so.
+
+mod common;
+
+use common::lab::*;
+use serde_json::Value;
+use std::process::{Child, Stdio};
+
+/// A TCP listener (Python's http.server) on a dual-stack port, killed on drop.
+struct Listener(Child);
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn listener(ns: &Netns, port: u16) -> Listener {
+    let child = ns
+        .command("python3")
+        .args(["-m", "http.server", &port.to_string(), "--bind", "::"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start a TCP listener");
+    let l = Listener(child);
+    for _ in 0..200 {
+        if ns.run("ss -Htln").contains(&format!(":{port} ")) {
+            return l;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("the listener on port {port} did not come up");
+}
+
+fn ltcp(ns: &Netns, args: &[&str]) -> (i32, Vec<Value>, String) {
+    require_root();
+    let out = ns
+        .command(env!("CARGO_BIN_EXE_ltcp"))
+        .args(args)
+        .output()
+        .expect("run ltcp");
+    let records = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    (
+        out.status.code().unwrap_or(-1),
+        records,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn of<'a>(records: &'a [Value], kind: &str, target: &str) -> Vec<&'a Value> {
+    records
+        .iter()
+        .filter(|r| r["type"] == kind && r["target"] == target)
+        .collect()
+}
+
+#[test]
+fn open_refused_and_filtered_ports() {
+    let lab = Pair::new("tcpports");
+    let _l = listener(&lab.server, 8080);
+    // 8443: packets dropped, as a firewall would.
+    lab.server.run(
+        "nft add table inet fw; \
+         nft add chain inet fw in '{ type filter hook input priority 0; }'; \
+         nft add rule inet fw in tcp dport 8443 drop",
+    );
+    let (status, records, stderr) = ltcp(
+        &lab.client,
+        &[
+            "-c",
+            "3",
+            "-i",
+            "0.05",
+            "-W",
+            "0.3",
+            "10.0.0.2:8080",
+            "[fd00::2]:8080",
+            "10.0.0.2:9",
+            "10.0.0.2:8443",
+        ],
+    );
+    assert_eq!(status, 1, "the filtered port never answers: {stderr}");
+    for target in ["10.0.0.2:8080", "[fd00::2]:8080"] {
+        let replies = of(&records, "reply", target);
+        assert_eq!(replies.len(), 3, "{target}: {records:?}");
+        assert!(replies
+            .iter()
+            .all(|r| r["result"] == "open" && r["rtt_ms"].as_f64().unwrap() > 0.0));
+    }
+    let refused = of(&records, "reply", "10.0.0.2:9");
+    assert_eq!(refused.len(), 3);
+    assert!(
+        refused.iter().all(|r| r["result"] == "refused"),
+        "an RST proves the path"
+    );
+    assert_eq!(of(&records, "timeout", "10.0.0.2:8443").len(), 3);
+    let s = of(&records, "summary", "10.0.0.2:8443")[0];
+    assert_eq!(
+        (s["sent"].as_u64(), s["received"].as_u64()),
+        (Some(3), Some(0))
+    );
+    // Every connection ended with an RST: nothing established, half-open or in TIME_WAIT.
+    let sockets = lab
+        .server
+        .run("ss -Htan state established state syn-recv state time-wait");
+    assert_eq!(sockets.trim(), "", "left on the target: {sockets}");
+    let mine = lab
+        .client
+        .run("ss -Htan state established state time-wait state syn-sent");
+    assert_eq!(mine.trim(), "", "left on the prober: {mine}");
+}
+
+#[test]
+fn flows_keep_their_source_ports() {
+    let lab = Pair::new("tcpflows");
+    let _l = listener(&lab.server, 8080);
+    lab.server.run(
+        "nft add table inet probe; \
+         nft add chain inet probe in '{ type filter hook input priority 0; }'; \
+         nft add rule inet probe in tcp sport 42001 tcp flags syn counter",
+    );
+    let (status, records, stderr) = ltcp(
+        &lab.client,
+        &[
+            "-c",
+            "4",
+            "-i",
+            "0.02",
+            "--flows",
+            "3",
+            "--sport",
+            "42000",
+            "10.0.0.2:8080",
+        ],
+    );
+    assert_eq!(status, 0, "{stderr}");
+    let sports: Vec<u64> = of(&records, "reply", "10.0.0.2:8080")
+        .iter()
+        .map(|r| r["flow"]["sport"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sports.len(), 12);
+    let summaries = of(&records, "summary", "10.0.0.2:8080");
+    assert_eq!(summaries.len(), 4, "three flows and the target");
+    let counter = lab.server.run("nft list chain inet probe in");
+    assert!(
+        counter.contains("counter packets 4 "),
+        "four SYNs from port 42001: {counter}"
+    );
+}
+
+#[test]
+fn a_target_without_a_port_is_a_usage_error() {
+    let lab = Pair::new("tcpnoport");
+    let (status, records, stderr) = ltcp(&lab.client, &["-c", "1", "10.0.0.2"]);
+    assert_eq!((status, records.len()), (2, 0));
+    assert_eq!(
+        stderr,
+        "ltcp: 10.0.0.2 names no port: use host:port or --port\n"
+    );
+}
