@@ -176,14 +176,7 @@ pub fn cidr_hosts(net: &IpNet) -> Result<Vec<IpAddr>> {
 pub fn split_host_port(name: &str) -> Result<(&str, Option<u16>)> {
     let parse_port = |p: &str| -> Result<u16> {
         p.parse::<u16>()
-            .map_err(|_| anyhow!("bad port '{p}' in '{name}': expected 1-65535"))
-            .and_then(|n| {
-                if n == 0 {
-                    bail!("bad port '0' in '{name}': expected 1-65535")
-                } else {
-                    Ok(n)
-                }
-            })
+            .map_err(|_| anyhow!("bad port '{p}' in '{name}': expected 0-65535"))
     };
     if let Some(rest) = name.strip_prefix('[') {
         return match rest.split_once(']') {
@@ -201,13 +194,13 @@ pub fn split_host_port(name: &str) -> Result<(&str, Option<u16>)> {
     }
 }
 
-/// Resolves every target once; an unresolvable name is an error naming the host. With a
-/// `default_port`, targets may name their own (`host:port`); without, they are hosts only.
+/// Resolves `host[:port]` targets once; an unresolvable name is an error naming the host, and
+/// so is a target without a port when there is no `default_port`.
 pub fn resolve_with_port(
     specs: Vec<TargetSpec>,
     family: Family,
     global_tags: &Tags,
-    default_port: u16,
+    default_port: Option<u16>,
 ) -> Result<Vec<Target>> {
     let mut targets = Vec::with_capacity(specs.len());
     for spec in specs {
@@ -224,7 +217,9 @@ pub fn resolve_with_port(
         )?;
         let mut t = resolved.remove(0);
         t.name = name;
-        t.port = port.unwrap_or(default_port);
+        t.port = port
+            .or(default_port)
+            .ok_or_else(|| anyhow!("{} names no port: use host:port or --port", t.name))?;
         targets.push(t);
     }
     Ok(targets)
@@ -397,7 +392,8 @@ mod tests {
         assert_eq!(split_host_port("[fd00::2]").unwrap(), ("fd00::2", None));
         assert_eq!(split_host_port("fd00::2").unwrap(), ("fd00::2", None));
         assert_eq!(split_host_port("10.0.0.1").unwrap(), ("10.0.0.1", None));
-        assert!(split_host_port("host:0").is_err());
+        assert_eq!(split_host_port("host:0").unwrap(), ("host", Some(0)));
+        assert!(split_host_port("host:65536").is_err());
         assert!(split_host_port("host:http")
             .unwrap_err()
             .to_string()
@@ -416,7 +412,7 @@ mod tests {
             ],
             Family::Any,
             &Tags::new(),
-            8081,
+            Some(8081),
         )
         .unwrap();
         assert_eq!((t[0].name.as_str(), t[0].port), ("127.0.0.1:9000", 9000));

@@ -3,6 +3,7 @@
 use crate::cli::{self, AlertArgs, OutputArgs, RunArgs, SocketArgs, TargetArgs};
 use crate::engine::Engine;
 use crate::output::RecordWriter;
+use crate::probe::syn::SynProber;
 use crate::probe::tcp::{TcpProber, TcpSpread};
 use crate::target;
 use anyhow::{bail, Context, Result};
@@ -15,11 +16,13 @@ Examples:
   ltcp --flows 8 --sport 42000 -c 20 -q 10.0.0.2:22
                                             8 fixed source ports, a summary per flow
   ltcp -c 3 10.0.0.2:9                      a closed port answers with RST: \"result\":\"refused\"
+  ltcp --syn -c 5 10.0.0.2:0                raw SYNs to port 0: the host answers RST
   ltcp -f services.txt --alert-rtt 50 --summary-every 1m
                                             continuous, windowed summaries and alerts
 
 A reply's rtt_ms is the time from connect() to the completed handshake (or the RST), read in
-user space. Every connection is closed with an RST, so no TIME_WAIT is left behind.
+user space; with --syn, from the kernel's transmit stamp of the SYN to its receive stamp of the
+answer. Every connection is closed with an RST, so no TIME_WAIT or half-open socket is left.
 
 Exit status: 0 every target answered, 1 some target never answered, 2 usage or system error.";
 
@@ -51,6 +54,10 @@ pub struct Args {
     /// Source port of the first flow (the next flows take the next ports); random if unset.
     #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..), help_heading = "Probe")]
     pub sport: Option<u16>,
+    /// Raw mode: a hand-built SYN, RTT to the SYN-ACK or RST (kernel stamps), then an RST;
+    /// port 0 works (hosts answer RST). Needs CAP_NET_RAW.
+    #[arg(long, help_heading = "Probe")]
+    pub syn: bool,
     #[command(flatten)]
     pub socket: SocketArgs,
     #[command(flatten)]
@@ -66,21 +73,30 @@ pub fn run(args: Args) -> Result<ExitCode> {
         specs,
         args.targets.family(),
         &args.output.tag_map(),
-        args.port.unwrap_or(0),
+        args.port,
     )?;
-    if let Some(t) = targets.iter().find(|t| t.port == 0) {
-        bail!("{} names no port: use host:port or --port", t.name);
+    if let Some(t) = targets.iter().find(|t| t.port == 0 && !args.syn) {
+        bail!(
+            "{}: port 0 takes no connection; use --syn, to which hosts answer RST",
+            t.name
+        );
     }
-    let prober_spread = TcpSpread {
+    let spread = TcpSpread {
         flows: args.flows,
         sport_base: args.sport,
     };
-    let mut prober = TcpProber::new(prober_spread, args.socket.options());
-    prober.check()?;
-    crate::net::privilege::drop_privileges().context("cannot drop privileges")?;
-    let cfg = cli::run_config("ltcp", &args.run, &args.alerts, &args.output);
+    let sport_base = spread.base()?;
     let mut out = RecordWriter::stdout(args.output.format);
-    let outcome = Engine::new(cfg, targets, &mut out).run(&mut prober)?;
+    let cfg = cli::run_config("ltcp", &args.run, &args.alerts, &args.output);
+    let outcome = if args.syn {
+        let mut prober = SynProber::open(&targets, spread, sport_base, &args.socket.options())?;
+        crate::net::privilege::drop_privileges().context("cannot drop privileges")?;
+        Engine::new(cfg, targets, &mut out).run(&mut prober)?
+    } else {
+        let mut prober = TcpProber::new(spread, sport_base, args.socket.options());
+        crate::net::privilege::drop_privileges().context("cannot drop privileges")?;
+        Engine::new(cfg, targets, &mut out).run(&mut prober)?
+    };
     Ok(ExitCode::from(if outcome.all_answered {
         cli::EXIT_OK
     } else {

@@ -5,7 +5,7 @@ use crate::engine::Engine;
 use crate::output::RecordWriter;
 use crate::probe::udp::{check_payload_len, UdpProber, UdpSpread, MAX_PAYLOAD};
 use crate::target;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Parser;
 use std::process::ExitCode;
 
@@ -79,8 +79,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         specs,
         args.targets.family(),
         &args.output.tag_map(),
-        args.port,
+        Some(args.port),
     )?;
+    if let Some(t) = targets.iter().find(|t| t.port == 0) {
+        bail!("{}: UDP port 0 cannot be probed", t.name);
+    }
     let spread = UdpSpread {
         flows: args.flows,
         sport_base: args.sport,

@@ -165,3 +165,77 @@ fn a_target_without_a_port_is_a_usage_error() {
         "ltcp: 10.0.0.2 names no port: use host:port or --port\n"
     );
 }
+
+#[test]
+fn syn_mode_answers_open_refused_and_port_zero_and_leaves_nothing_half_open() {
+    let lab = Pair::new("tcpsyn");
+    let _l = listener(&lab.server, 8080);
+    lab.server.run(
+        "nft add table inet fw; \
+         nft add chain inet fw in '{ type filter hook input priority 0; }'; \
+         nft add rule inet fw in tcp dport 8443 drop",
+    );
+    let (status, records, stderr) = ltcp(
+        &lab.client,
+        &[
+            "--syn",
+            "-c",
+            "3",
+            "-i",
+            "0.05",
+            "-W",
+            "0.3",
+            "--sport",
+            "43000",
+            "10.0.0.2:8080",
+            "[fd00::2]:8080",
+            "10.0.0.2:0",
+            "10.0.0.2:8443",
+        ],
+    );
+    assert_eq!(status, 1, "the filtered port never answers: {stderr}");
+    for target in ["10.0.0.2:8080", "[fd00::2]:8080"] {
+        let replies = of(&records, "reply", target);
+        assert_eq!(replies.len(), 3, "{target}: {records:?}");
+        for r in &replies {
+            assert_eq!(r["result"], "open");
+            assert_eq!(r["ttl"], 64, "read from the SYN-ACK: {r}");
+            assert_eq!(r["flow"]["sport"], 43000);
+        }
+    }
+    let port0 = of(&records, "reply", "10.0.0.2:0");
+    assert_eq!(port0.len(), 3);
+    assert!(
+        port0.iter().all(|r| r["result"] == "refused"),
+        "port 0 is answered by RST"
+    );
+    assert_eq!(of(&records, "timeout", "10.0.0.2:8443").len(), 3);
+    // Our RST closed every half-open connection on the target.
+    let left = lab
+        .server
+        .run("ss -Htan state syn-recv state established state time-wait");
+    assert_eq!(left.trim(), "", "left on the target: {left}");
+}
+
+#[test]
+fn syn_mode_without_cap_net_raw_says_what_to_do() {
+    let lab = Pair::new("tcpsynperm");
+    require_root();
+    let out = lab
+        .client
+        .command("su")
+        .args(["nobody", "-s", "/bin/sh", "-c"])
+        .arg(format!(
+            "{} --syn -c 1 10.0.0.2:80",
+            env!("CARGO_BIN_EXE_ltcp")
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("CAP_NET_RAW") && stderr.contains("setcap"),
+        "{stderr}"
+    );
+}

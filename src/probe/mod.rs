@@ -3,6 +3,7 @@
 
 pub mod icmp;
 pub mod sock;
+pub mod syn;
 pub mod tcp;
 pub mod udp;
 

@@ -27,6 +27,26 @@ pub struct TcpSpread {
     pub sport_base: Option<u16>,
 }
 
+impl TcpSpread {
+    /// The first flow's source port: as given, or drawn once from the ephemeral range.
+    /// The flows must fit below port 65536.
+    pub fn base(&self) -> anyhow::Result<u16> {
+        let base = self.sport_base.unwrap_or_else(|| {
+            let span = 60_999u32
+                .saturating_sub(32_768 + u32::from(self.flows))
+                .max(1);
+            (32_768 + super::icmp::random_u64() as u32 % span) as u16
+        });
+        if u32::from(base) + u32::from(self.flows) > 65_536 {
+            anyhow::bail!(
+                "--sport {base} with {} flows runs past port 65535",
+                self.flows
+            );
+        }
+        Ok(base)
+    }
+}
+
 struct Conn {
     sock: Socket,
     id: ProbeId,
@@ -50,14 +70,7 @@ pub struct TcpProber {
 }
 
 impl TcpProber {
-    pub fn new(spread: TcpSpread, opts: SocketOptions) -> TcpProber {
-        let sport_base = spread.sport_base.unwrap_or_else(|| {
-            // A random base in the ephemeral range, leaving room for the flows.
-            let span = 60_999u32
-                .saturating_sub(32_768 + u32::from(spread.flows))
-                .max(1);
-            (32_768 + super::icmp::random_u64() as u32 % span) as u16
-        });
+    pub fn new(spread: TcpSpread, sport_base: u16, opts: SocketOptions) -> TcpProber {
         TcpProber {
             spread,
             sport_base,
@@ -69,18 +82,6 @@ impl TcpProber {
             by_probe: HashMap::new(),
             by_key: HashMap::new(),
         }
-    }
-
-    /// Checks that the flows fit below port 65536.
-    pub fn check(&self) -> anyhow::Result<()> {
-        if u32::from(self.sport_base) + u32::from(self.spread.flows) > 65_536 {
-            anyhow::bail!(
-                "--sport {} with {} flows runs past port 65535",
-                self.sport_base,
-                self.spread.flows
-            );
-        }
-        Ok(())
     }
 
     fn flow_of(&self, seq: u64) -> u16 {

@@ -5,6 +5,7 @@ pub mod icmp;
 pub mod ip;
 pub mod payload;
 pub mod probe;
+pub mod tcp;
 
 use std::fmt;
 
