@@ -180,6 +180,35 @@ pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Shortest interval and timeout: the event loop schedules with millisecond resolution.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(1);
 
+/// The common end of every probing tool: give up privileges (the sockets are open), run the
+/// engine over the targets, report dropped datagrams, and turn the outcome into the exit status
+/// ping and fping use.
+pub fn run_probe<P: crate::probe::Prober>(
+    tool: &'static str,
+    prober: &mut P,
+    targets: Vec<crate::target::Target>,
+    run: &RunArgs,
+    alerts: &AlertArgs,
+    output: &OutputArgs,
+) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    crate::net::privilege::drop_privileges().context("cannot drop privileges")?;
+    let cfg = run_config(tool, run, alerts, output);
+    let mut out = crate::output::RecordWriter::stdout(output.format);
+    let outcome = crate::engine::Engine::new(cfg, targets, &mut out).run(prober)?;
+    if outcome.malformed > 0 {
+        eprintln!(
+            "{tool}: dropped {} datagrams that were not answers to its probes",
+            outcome.malformed
+        );
+    }
+    Ok(ExitCode::from(if outcome.all_answered {
+        EXIT_OK
+    } else {
+        EXIT_NO_REPLY
+    }))
+}
+
 /// A duration as ping takes it (`0.2` seconds) or with a unit (`200ms`, `30s`, `5m`, `1h`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();

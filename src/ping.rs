@@ -1,12 +1,10 @@
 //! `lping`: ICMP echo to one or many targets, as JSON lines.
 
 use crate::cli::{self, AlertArgs, OutputArgs, RunArgs, SocketArgs, TargetArgs};
-use crate::engine::Engine;
 use crate::net::IcmpSocketMode;
-use crate::output::RecordWriter;
 use crate::probe::icmp::{IcmpProber, MAX_PAYLOAD};
 use crate::target;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Parser;
 use std::process::ExitCode;
 
@@ -68,16 +66,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
         args.size as usize,
         &args.socket.options(),
     )?;
-    crate::net::privilege::drop_privileges().context("cannot drop privileges")?;
-    let cfg = cli::run_config("lping", &args.run, &args.alerts, &args.output);
-    let mut out = RecordWriter::stdout(args.output.format);
-    let outcome = Engine::new(cfg, targets, &mut out).run(&mut prober)?;
-    if outcome.malformed > 0 {
-        eprintln!("lping: dropped {} malformed packets", outcome.malformed);
-    }
-    Ok(ExitCode::from(if outcome.all_answered {
-        cli::EXIT_OK
-    } else {
-        cli::EXIT_NO_REPLY
-    }))
+    cli::run_probe(
+        "lping",
+        &mut prober,
+        targets,
+        &args.run,
+        &args.alerts,
+        &args.output,
+    )
 }

@@ -1,12 +1,10 @@
 //! `ltcp`: TCP connect probes over many flows, as JSON lines.
 
 use crate::cli::{self, AlertArgs, OutputArgs, RunArgs, SocketArgs, TargetArgs};
-use crate::engine::Engine;
-use crate::output::RecordWriter;
 use crate::probe::syn::SynProber;
 use crate::probe::tcp::{TcpProber, TcpSpread};
 use crate::target;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Parser;
 use std::process::ExitCode;
 
@@ -86,20 +84,26 @@ pub fn run(args: Args) -> Result<ExitCode> {
         sport_base: args.sport,
     };
     let sport_base = spread.base()?;
-    let mut out = RecordWriter::stdout(args.output.format);
-    let cfg = cli::run_config("ltcp", &args.run, &args.alerts, &args.output);
-    let outcome = if args.syn {
-        let mut prober = SynProber::open(&targets, spread, sport_base, &args.socket.options())?;
-        crate::net::privilege::drop_privileges().context("cannot drop privileges")?;
-        Engine::new(cfg, targets, &mut out).run(&mut prober)?
+    let options = args.socket.options();
+    if args.syn {
+        let mut prober = SynProber::open(&targets, spread, sport_base, &options)?;
+        cli::run_probe(
+            "ltcp",
+            &mut prober,
+            targets,
+            &args.run,
+            &args.alerts,
+            &args.output,
+        )
     } else {
-        let mut prober = TcpProber::new(spread, sport_base, args.socket.options());
-        crate::net::privilege::drop_privileges().context("cannot drop privileges")?;
-        Engine::new(cfg, targets, &mut out).run(&mut prober)?
-    };
-    Ok(ExitCode::from(if outcome.all_answered {
-        cli::EXIT_OK
-    } else {
-        cli::EXIT_NO_REPLY
-    }))
+        let mut prober = TcpProber::new(spread, sport_base, options);
+        cli::run_probe(
+            "ltcp",
+            &mut prober,
+            targets,
+            &args.run,
+            &args.alerts,
+            &args.output,
+        )
+    }
 }

@@ -1,11 +1,9 @@
 //! `ludp`: UDP echo probes over many flows and DSCP classes, as JSON lines.
 
 use crate::cli::{self, AlertArgs, OutputArgs, RunArgs, SocketArgs, TargetArgs};
-use crate::engine::Engine;
-use crate::output::RecordWriter;
 use crate::probe::udp::{check_payload_len, UdpProber, UdpSpread, MAX_PAYLOAD};
 use crate::target;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Parser;
 use std::process::ExitCode;
 
@@ -90,19 +88,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
         dscp: args.dscp.clone(),
     };
     let mut prober = UdpProber::open(&targets, spread, args.size as usize, &args.socket.options())?;
-    crate::net::privilege::drop_privileges().context("cannot drop privileges")?;
-    let cfg = cli::run_config("ludp", &args.run, &args.alerts, &args.output);
-    let mut out = RecordWriter::stdout(args.output.format);
-    let outcome = Engine::new(cfg, targets, &mut out).run(&mut prober)?;
-    if outcome.malformed > 0 {
-        eprintln!(
-            "ludp: dropped {} datagrams that were not replies to its probes",
-            outcome.malformed
-        );
-    }
-    Ok(ExitCode::from(if outcome.all_answered {
-        cli::EXIT_OK
-    } else {
-        cli::EXIT_NO_REPLY
-    }))
+    cli::run_probe(
+        "ludp",
+        &mut prober,
+        targets,
+        &args.run,
+        &args.alerts,
+        &args.output,
+    )
 }

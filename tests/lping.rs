@@ -428,7 +428,10 @@ s.sendto(bytes([0, 0, 0xff]), ('10.0.0.1', 0))
         "the run is undisturbed"
     );
     let stderr = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(stderr, "lping: dropped 5 malformed packets\n");
+    assert_eq!(
+        stderr,
+        "lping: dropped 5 datagrams that were not answers to its probes\n"
+    );
 }
 
 #[test]

@@ -5,19 +5,10 @@ mod common;
 
 use common::lab::*;
 use serde_json::Value;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 
-/// A TCP listener (Python's http.server) on a dual-stack port, killed on drop.
-struct Listener(Child);
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn listener(ns: &Netns, port: u16) -> Listener {
+/// A TCP listener (Python's http.server) on a dual-stack port.
+fn listener(ns: &Netns, port: u16) -> Background {
     let child = ns
         .command("python3")
         .args(["-m", "http.server", &port.to_string(), "--bind", "::"])
@@ -25,7 +16,7 @@ fn listener(ns: &Netns, port: u16) -> Listener {
         .stderr(Stdio::null())
         .spawn()
         .expect("start a TCP listener");
-    let l = Listener(child);
+    let l = Background(child);
     for _ in 0..200 {
         if ns.run("ss -Htln").contains(&format!(":{port} ")) {
             return l;
@@ -33,6 +24,15 @@ fn listener(ns: &Netns, port: u16) -> Listener {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     panic!("the listener on port {port} did not come up");
+}
+
+/// Drops TCP to `port` on `ns`, as a firewall would: the port is filtered.
+fn filter_port(ns: &Netns, port: u16) {
+    ns.run(&format!(
+        "nft add table inet fw; \
+         nft add chain inet fw in '{{ type filter hook input priority 0; }}'; \
+         nft add rule inet fw in tcp dport {port} drop"
+    ));
 }
 
 fn ltcp(ns: &Netns, args: &[&str]) -> (i32, Vec<Value>, String) {
@@ -65,12 +65,7 @@ fn of<'a>(records: &'a [Value], kind: &str, target: &str) -> Vec<&'a Value> {
 fn open_refused_and_filtered_ports() {
     let lab = Pair::new("tcpports");
     let _l = listener(&lab.server, 8080);
-    // 8443: packets dropped, as a firewall would.
-    lab.server.run(
-        "nft add table inet fw; \
-         nft add chain inet fw in '{ type filter hook input priority 0; }'; \
-         nft add rule inet fw in tcp dport 8443 drop",
-    );
+    filter_port(&lab.server, 8443);
     let (status, records, stderr) = ltcp(
         &lab.client,
         &[
@@ -170,11 +165,7 @@ fn a_target_without_a_port_is_a_usage_error() {
 fn syn_mode_answers_open_refused_and_port_zero_and_leaves_nothing_half_open() {
     let lab = Pair::new("tcpsyn");
     let _l = listener(&lab.server, 8080);
-    lab.server.run(
-        "nft add table inet fw; \
-         nft add chain inet fw in '{ type filter hook input priority 0; }'; \
-         nft add rule inet fw in tcp dport 8443 drop",
-    );
+    filter_port(&lab.server, 8443);
     let (status, records, stderr) = ltcp(
         &lab.client,
         &[

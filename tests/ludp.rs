@@ -5,7 +5,7 @@ mod common;
 
 use common::lab::*;
 use serde_json::Value;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 
 /// A plain RFC 862 echo service (Python, one datagram at a time) on a dual-stack port: the
 /// simplest far end, which knows nothing of ludp.
@@ -20,17 +20,7 @@ while True:
     s.sendto(data, peer)
 "#;
 
-/// A background process in a namespace, killed on drop.
-struct Service(Child);
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn python_echo(ns: &Netns, port: u16) -> Service {
+fn python_echo(ns: &Netns, port: u16) -> Background {
     let mut child = ns
         .command("python3")
         .args(["-c", PY_ECHO, &port.to_string()])
@@ -44,7 +34,7 @@ fn python_echo(ns: &Netns, port: u16) -> Service {
     )
     .unwrap();
     assert_eq!(line.trim(), "ready");
-    Service(child)
+    Background(child)
 }
 
 struct Run {

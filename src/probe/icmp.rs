@@ -2,7 +2,6 @@
 
 use super::sock::ProbeSocket;
 use super::{ProbeEvent, ProbeId, ProbeLookup, Prober, SendStamp};
-use crate::net::cmsg::{SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6, SO_EE_ORIGIN_LOCAL};
 use crate::net::socket::{self, setsockopt_int, IcmpSocketMode, SocketOptions};
 use crate::net::Received;
 use crate::target::Target;
@@ -217,24 +216,11 @@ impl Matcher {
         let Some(id) = self.match_echo(&echo, dst, lookup) else {
             return;
         };
-        let event = match err.origin {
-            SO_EE_ORIGIN_ICMP | SO_EE_ORIGIN_ICMP6 => ProbeEvent::Error {
-                id,
-                from: err.offender,
-                icmp_type: Some(err.icmp_type),
-                icmp_code: Some(err.icmp_code),
-                reason: describe(version, err.icmp_type, err.icmp_code),
-            },
-            SO_EE_ORIGIN_LOCAL => ProbeEvent::Error {
-                id,
-                from: None,
-                icmp_type: None,
-                icmp_code: None,
-                reason: socket::error_reason(&io::Error::from_raw_os_error(err.errno as i32)),
-            },
-            _ => return,
-        };
-        events.push(event);
+        events.extend(ProbeEvent::from_queued_error(
+            id,
+            version == Version::V6,
+            &err,
+        ));
     }
 }
 

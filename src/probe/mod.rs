@@ -83,6 +83,42 @@ pub enum ProbeEvent {
     Malformed(crate::wire::Error),
 }
 
+impl ProbeEvent {
+    /// The event for an error-queue entry that answered probe `id`: an ICMP error (with the
+    /// router that sent it) or a local one; `None` for other origins.
+    pub fn from_queued_error(
+        id: ProbeId,
+        v6: bool,
+        err: &crate::net::ExtendedError,
+    ) -> Option<ProbeEvent> {
+        use crate::net::cmsg::{SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6, SO_EE_ORIGIN_LOCAL};
+        let version = if v6 {
+            crate::wire::icmp::Version::V6
+        } else {
+            crate::wire::icmp::Version::V4
+        };
+        match err.origin {
+            SO_EE_ORIGIN_ICMP | SO_EE_ORIGIN_ICMP6 => Some(ProbeEvent::Error {
+                id,
+                from: err.offender,
+                icmp_type: Some(err.icmp_type),
+                icmp_code: Some(err.icmp_code),
+                reason: crate::wire::icmp::describe(version, err.icmp_type, err.icmp_code),
+            }),
+            SO_EE_ORIGIN_LOCAL => Some(ProbeEvent::Error {
+                id,
+                from: None,
+                icmp_type: None,
+                icmp_code: None,
+                reason: crate::net::socket::error_reason(&io::Error::from_raw_os_error(
+                    err.errno as i32,
+                )),
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// Maps a reply that carries only its address and 16-bit sequence number (a payload too short
 /// for the probe mark) to the probe it answers.
 pub trait ProbeLookup {

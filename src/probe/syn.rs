@@ -158,11 +158,7 @@ impl Prober for SynProber {
     }
 
     fn flow(&self, target: &Target, _index: usize, stream: usize) -> Option<Flow> {
-        Some(Flow {
-            sport: self.sport_base.wrapping_add(stream as u16),
-            dport: target.port,
-            dscp: self.tos.map(|t| t >> 2),
-        })
+        Some(TcpSpread::flow(self.sport_base, target, stream, self.tos))
     }
 
     fn register(&mut self, registry: &mio::Registry, first: usize) -> io::Result<usize> {

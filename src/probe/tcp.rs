@@ -28,6 +28,15 @@ pub struct TcpSpread {
 }
 
 impl TcpSpread {
+    /// The flow record of stream `stream` towards `target`.
+    pub fn flow(base: u16, target: &Target, stream: usize, tos: Option<u8>) -> Flow {
+        Flow {
+            sport: base.wrapping_add(stream as u16),
+            dport: target.port,
+            dscp: tos.map(|t| t >> 2),
+        }
+    }
+
     /// The first flow's source port: as given, or drawn once from the ephemeral range.
     /// The flows must fit below port 65536.
     pub fn base(&self) -> anyhow::Result<u16> {
@@ -38,6 +47,7 @@ impl TcpSpread {
             (32_768 + super::icmp::random_u64() as u32 % span) as u16
         });
         if u32::from(base) + u32::from(self.flows) > 65_536 {
+            // The last flow's port would wrap.
             anyhow::bail!(
                 "--sport {base} with {} flows runs past port 65535",
                 self.flows
@@ -131,11 +141,12 @@ impl Prober for TcpProber {
     }
 
     fn flow(&self, target: &Target, _index: usize, stream: usize) -> Option<Flow> {
-        Some(Flow {
-            sport: self.sport_base.wrapping_add(stream as u16),
-            dport: target.port,
-            dscp: self.opts.tos.map(|t| t >> 2),
-        })
+        Some(TcpSpread::flow(
+            self.sport_base,
+            target,
+            stream,
+            self.opts.tos,
+        ))
     }
 
     fn register(&mut self, registry: &Registry, first: usize) -> io::Result<usize> {

@@ -4,12 +4,10 @@
 
 use super::sock::ProbeSocket;
 use super::{ProbeEvent, ProbeId, ProbeLookup, Prober, ReflectorTimes, SendStamp};
-use crate::net::cmsg::{SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6, SO_EE_ORIGIN_LOCAL};
 use crate::net::socket::{self, SocketOptions};
 use crate::net::Received;
 use crate::record::Flow;
 use crate::target::Target;
-use crate::wire::icmp::{describe, Version};
 use crate::wire::probe::{ProbeRepr, ReflectorStamps};
 use anyhow::{bail, Context, Result};
 use mio::Token;
@@ -248,25 +246,7 @@ type Ours<'a> = dyn Fn(&[u8]) -> Option<(ProbeId, Option<ReflectorStamps>)> + 'a
 fn queued_error(data: &[u8], rx: &Received, v6: bool, ours: &Ours, events: &mut Vec<ProbeEvent>) {
     let Some(err) = rx.anc.error else { return };
     let Some((id, _)) = ours(data) else { return };
-    let version = if v6 { Version::V6 } else { Version::V4 };
-    let event = match err.origin {
-        SO_EE_ORIGIN_ICMP | SO_EE_ORIGIN_ICMP6 => ProbeEvent::Error {
-            id,
-            from: err.offender,
-            icmp_type: Some(err.icmp_type),
-            icmp_code: Some(err.icmp_code),
-            reason: describe(version, err.icmp_type, err.icmp_code),
-        },
-        SO_EE_ORIGIN_LOCAL => ProbeEvent::Error {
-            id,
-            from: None,
-            icmp_type: None,
-            icmp_code: None,
-            reason: socket::error_reason(&io::Error::from_raw_os_error(err.errno as i32)),
-        },
-        _ => return,
-    };
-    events.push(event);
+    events.extend(ProbeEvent::from_queued_error(id, v6, &err));
 }
 
 /// Refuses a payload too short to carry the probe.

@@ -440,3 +440,13 @@ impl Routed {
         }
     }
 }
+
+/// A process running in the background (a service under test), killed and reaped on drop.
+pub struct Background(pub std::process::Child);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
