@@ -331,3 +331,61 @@ fn ludp_payloads_survive_a_36_byte_echo() {
     assert_eq!(run.status, 0, "{}", run.stderr);
     assert!(run.kind("reply").iter().all(|r| u(&r["size"]) == 36));
 }
+
+#[test]
+fn against_the_legacy_llama_reflector() {
+    // PyPI llama 0.1.1, fetched by tests/fixtures/fetch_llama.py (.ci/run runs it). Its
+    // reflector answers only 36-byte datagrams (struct '<10sBddd?') and sets the reply's TOS
+    // from payload byte 10.
+    let llama = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/llama/llama-0.1.1");
+    assert!(
+        llama.join("llama/udp.py").exists(),
+        "the LLAMA reflector is missing: run `python3 tests/fixtures/fetch_llama.py` (as .ci/run does)"
+    );
+    let lab = Pair::new("llama");
+    let mut child = lab
+        .server
+        .command("python3")
+        .args(["-c", "import sys; sys.path.insert(0, sys.argv[1]); from llama import udp; print('ready', flush=True); udp.Reflector(60000).run()"])
+        .arg(&llama)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let _reflector = Background(child);
+    let run = ludp(
+        &lab.client,
+        &[
+            "-c",
+            "5",
+            "-i",
+            "0.01",
+            "-W",
+            "0.5",
+            "--size",
+            "36",
+            "--flows",
+            "2",
+            "10.0.0.2:60000",
+        ],
+    );
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let replies = run.kind("reply");
+    assert_eq!(replies.len(), 10, "{:?}", run.records);
+    assert!(replies
+        .iter()
+        .all(|r| u(&r["size"]) == 36 && r.get("fwd_ms").is_none()));
+    // Any other size is discarded by that reflector: silence, not a wrong answer.
+    let run = ludp(
+        &lab.client,
+        &["-c", "2", "-i", "0.01", "-W", "0.2", "10.0.0.2:60000"],
+    );
+    assert_eq!(run.status, 1);
+    assert_eq!(run.kind("timeout").len(), 2);
+}
