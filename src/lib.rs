@@ -13,6 +13,7 @@
 //! - [`wire`]: pure encode/decode of packet formats.
 //! - [`net`]: socket set-up and `recvmsg` with control messages.
 //! - [`ping`], [`udp`], [`tcp`]: the `lping`, `ludp` and `ltcp` tools.
+//! - [`reflect`]: the `lreflect` echo reflector (access list, rate limits, batched I/O).
 //! - [`man`]: man page generation from the clap definitions.
 
 pub mod alert;
@@ -25,6 +26,7 @@ pub mod output;
 pub mod ping;
 pub mod probe;
 pub mod record;
+pub mod reflect;
 pub mod stats;
 pub mod target;
 pub mod tcp;

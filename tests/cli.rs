@@ -22,7 +22,14 @@ mod common;
 use common::lab::{require_root, Netns};
 
 const LPING: &str = env!("CARGO_BIN_EXE_lping");
-const KINDS: [&str; 5] = ["reply", "timeout", "unreachable", "summary", "alert"];
+const KINDS: [&str; 6] = [
+    "reply",
+    "timeout",
+    "unreachable",
+    "summary",
+    "alert",
+    "stats",
+];
 /// No run here takes more than about a second; past this the child is killed and the test fails.
 const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -569,6 +576,20 @@ fn every_member_records() -> Vec<Vec<u8>> {
             value: 0.2,
             threshold: 1.0,
             window: "10s".into(),
+        }),
+        Body::Stats(ReflectorStats {
+            listen: "[::]:8081".into(),
+            window: "1m".into(),
+            received: 10,
+            reflected: 5,
+            stamped: 2,
+            dropped: Drops {
+                acl: 1,
+                rate_limit: 1,
+                global_cap: 1,
+                malformed: 1,
+                send_error: 1,
+            },
         }),
     ];
     bodies

@@ -1,0 +1,546 @@
+//! Batched datagram I/O for the reflector: up to [`BATCH`] datagrams per `recvmmsg`, the
+//! answers in place (same buffers, same lengths) with `sendmmsg`, and the control messages of
+//! both directions: kernel receive timestamp, TOS / traffic class and the local address
+//! (`IP_PKTINFO` / `IPV6_PKTINFO`) in, TOS and source address out.
+//!
+//! Memory is allocated once and written at start (so it is resident from the first packet and
+//! the resident size never grows); nothing is allocated per datagram.
+
+use crate::net::cmsg::parse_sockaddr_ip;
+use crate::wire::probe::{self, ReflectorStamps, REFLECTOR_LEN};
+use std::io;
+use std::net::IpAddr;
+use std::os::fd::RawFd;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Datagrams per `recvmmsg` / `sendmmsg`.
+pub const BATCH: usize = 64;
+
+/// Replies that carry stamps are sent at most this many per `sendmmsg`, each group stamped
+/// right before its call, so a stamp is never more than a few sends older than its reply.
+pub const STAMP_CHUNK: usize = 8;
+
+/// Receive control space per datagram: timestamp (32 bytes with its header), IPv6 packet info
+/// (40), TOS or traffic class (24), with room to spare.
+const RX_CONTROL: usize = 160;
+/// Send control space per datagram: packet info (at most 40) and TOS (24).
+const TX_CONTROL: usize = 64;
+
+const HDR_LEN: usize = std::mem::size_of::<libc::cmsghdr>();
+
+fn align(len: usize) -> usize {
+    let a = std::mem::size_of::<usize>();
+    (len + a - 1) & !(a - 1)
+}
+
+/// The local address a datagram was sent to, to answer from it (bound to a wildcard address,
+/// the kernel would otherwise pick the source by route, and a client that sent to a secondary
+/// address would not recognise the answer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Local {
+    /// `ipi_spec_dst` of `IP_PKTINFO` (an IPv4 socket).
+    V4([u8; 4]),
+    /// `ipi6_addr` of `IPV6_PKTINFO` (an IPv6 socket; IPv4-mapped for IPv4 clients).
+    V6([u8; 16]),
+}
+
+/// What the kernel said about one received datagram.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Control {
+    /// Kernel receive time (`SO_TIMESTAMPNS`), ns since the Unix epoch.
+    pub rx_ns: Option<u64>,
+    /// TOS (`IP_TOS`, also for IPv4 clients of a dual-stack socket) or traffic class
+    /// (`IPV6_TCLASS`).
+    pub tos: Option<u8>,
+    pub local: Option<Local>,
+}
+
+/// Decodes a receive control buffer (`msg_controllen` bytes). Unknown messages are skipped;
+/// decoding stops at the first header that does not fit.
+pub fn parse_control(buf: &[u8]) -> Control {
+    let mut out = Control::default();
+    let mut at = 0;
+    while at + HDR_LEN <= buf.len() {
+        let word = |o: usize, n: usize| &buf[at + o..at + o + n];
+        let len = usize::from_ne_bytes(word(0, 8).try_into().unwrap_or_default());
+        let level = i32::from_ne_bytes(word(8, 4).try_into().unwrap_or_default());
+        let kind = i32::from_ne_bytes(word(12, 4).try_into().unwrap_or_default());
+        if len < HDR_LEN || at + len > buf.len() {
+            break;
+        }
+        let data = &buf[at + HDR_LEN..at + len];
+        match (level, kind) {
+            (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS) if data.len() >= 16 => {
+                let sec = i64::from_ne_bytes(data[..8].try_into().unwrap_or_default());
+                let nsec = i64::from_ne_bytes(data[8..16].try_into().unwrap_or_default());
+                if sec > 0 && (0..1_000_000_000).contains(&nsec) {
+                    out.rx_ns = Some(sec as u64 * 1_000_000_000 + nsec as u64);
+                }
+            }
+            // IPv4 gives the TOS as one byte.
+            (libc::IPPROTO_IP, libc::IP_TOS) => out.tos = data.first().copied(),
+            (libc::IPPROTO_IPV6, libc::IPV6_TCLASS) if data.len() >= 4 => {
+                let v = i32::from_ne_bytes(data[..4].try_into().unwrap_or_default());
+                out.tos = u8::try_from(v).ok();
+            }
+            // struct in_pktinfo: ifindex, spec_dst, addr.
+            (libc::IPPROTO_IP, libc::IP_PKTINFO) if data.len() >= 12 => {
+                out.local = Some(Local::V4(data[4..8].try_into().unwrap_or_default()));
+            }
+            // struct in6_pktinfo: addr, ifindex.
+            (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) if data.len() >= 20 => {
+                out.local = Some(Local::V6(data[..16].try_into().unwrap_or_default()));
+            }
+            _ => {}
+        }
+        at += align(len);
+    }
+    out
+}
+
+/// Appends one control message to `buf` at `at`; returns the offset after it (aligned).
+fn put_cmsg(buf: &mut [u8], at: usize, level: i32, kind: i32, data: &[u8]) -> usize {
+    let len = HDR_LEN + data.len();
+    buf[at..at + 8].copy_from_slice(&len.to_ne_bytes());
+    buf[at + 8..at + 12].copy_from_slice(&level.to_ne_bytes());
+    buf[at + 12..at + 16].copy_from_slice(&kind.to_ne_bytes());
+    buf[at + HDR_LEN..at + len].copy_from_slice(data);
+    let end = at + align(len);
+    buf[at + len..end].fill(0);
+    end
+}
+
+/// Writes the send control messages of one answer into `buf`; returns their length.
+/// `local`: answer from this address. `tos`: set this TOS on the answer; `ipv4` says whether
+/// the client is IPv4 (also on a dual-stack socket, where the kernel then takes `IP_TOS` and
+/// ignores `IPV6_TCLASS`).
+pub fn build_control(buf: &mut [u8], local: Option<Local>, tos: Option<u8>, ipv4: bool) -> usize {
+    let mut at = 0;
+    match local {
+        Some(Local::V4(spec_dst)) => {
+            let mut info = [0u8; 12];
+            info[4..8].copy_from_slice(&spec_dst);
+            at = put_cmsg(buf, at, libc::IPPROTO_IP, libc::IP_PKTINFO, &info);
+        }
+        // A multicast destination is no source address; let the kernel choose.
+        Some(Local::V6(addr)) if addr[0] != 0xff => {
+            let mut info = [0u8; 20];
+            info[..16].copy_from_slice(&addr);
+            at = put_cmsg(buf, at, libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, &info);
+        }
+        _ => {}
+    }
+    if let Some(tos) = tos {
+        let v = i32::from(tos).to_ne_bytes();
+        at = if ipv4 {
+            put_cmsg(buf, at, libc::IPPROTO_IP, libc::IP_TOS, &v)
+        } else {
+            put_cmsg(buf, at, libc::IPPROTO_IPV6, libc::IPV6_TCLASS, &v)
+        };
+    }
+    at
+}
+
+/// One received datagram.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Meta {
+    pub len: usize,
+    /// Longer than the buffer (`MSG_TRUNC`): only a prefix was read, and `len` is the length
+    /// the datagram had.
+    pub truncated: bool,
+    /// The source, canonical (IPv4 clients of a dual-stack socket as IPv4).
+    pub src: Option<IpAddr>,
+    namelen: libc::socklen_t,
+    pub control: Control,
+}
+
+/// How answers are sent.
+#[derive(Debug, Clone, Copy)]
+pub struct SendOptions {
+    /// Answer from the address each datagram was sent to (the socket is bound to a wildcard).
+    pub pktinfo: bool,
+    /// Give each answer the TOS its request arrived with.
+    pub reflect_tos: bool,
+    /// The clock is synchronized (the stamps' `SYNCED` flag).
+    pub synced: bool,
+}
+
+/// What became of the queued answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sent {
+    pub reflected: u64,
+    /// Of those, ludp payloads that carry the reflector's stamps.
+    pub stamped: u64,
+    pub failed: u64,
+    /// The error of the last failed send, for a diagnostic.
+    pub last_error: Option<i32>,
+}
+
+/// The buffers of one batch. The `mmsghdr`s point into the other vectors, which are
+/// allocated once in [`Batch::new`] and never resized, so the pointers stay valid when the
+/// `Batch` itself moves.
+pub struct Batch {
+    slot_len: usize,
+    bufs: Vec<u8>,
+    names: Vec<libc::sockaddr_in6>,
+    rx_iovs: Vec<libc::iovec>,
+    rx_control: Vec<u8>,
+    rx_msgs: Vec<libc::mmsghdr>,
+    tx_iovs: Vec<libc::iovec>,
+    tx_control: Vec<u8>,
+    tx_msgs: Vec<libc::mmsghdr>,
+    /// Per received datagram, valid for the first `received` slots.
+    pub meta: Vec<Meta>,
+    received: usize,
+    /// Slots to answer, in order.
+    queue: Vec<usize>,
+    is_probe: Vec<bool>,
+}
+
+impl Batch {
+    /// Buffers for [`BATCH`] datagrams of up to `max_len` bytes each; longer ones are read
+    /// truncated and flagged.
+    pub fn new(max_len: usize) -> Batch {
+        let slot_len = max_len.max(1);
+        // Non-zero fill: a zeroed vector comes lazily from calloc, and its pages would become
+        // resident only as traffic touches them.
+        let mut bufs = vec![0x55u8; BATCH * slot_len];
+        let mut rx_control = vec![0x55u8; BATCH * RX_CONTROL];
+        let tx_control = vec![0x55u8; BATCH * TX_CONTROL];
+        // SAFETY: sockaddr_in6, iovec and mmsghdr are plain C structs; all-zero is valid.
+        let (zero_name, zero_msg): (libc::sockaddr_in6, libc::mmsghdr) =
+            unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
+        let mut names = vec![zero_name; BATCH];
+        let mut rx_iovs: Vec<libc::iovec> = (0..BATCH)
+            .map(|i| libc::iovec {
+                iov_base: bufs[i * slot_len..].as_mut_ptr().cast(),
+                iov_len: slot_len,
+            })
+            .collect();
+        let mut tx_iovs = rx_iovs.clone();
+        let mut rx_msgs = vec![zero_msg; BATCH];
+        let mut tx_msgs = vec![zero_msg; BATCH];
+        for i in 0..BATCH {
+            let h = &mut rx_msgs[i].msg_hdr;
+            h.msg_name = (&mut names[i] as *mut libc::sockaddr_in6).cast();
+            h.msg_iov = &mut rx_iovs[i];
+            h.msg_iovlen = 1;
+            h.msg_control = rx_control[i * RX_CONTROL..].as_mut_ptr().cast();
+            let t = &mut tx_msgs[i].msg_hdr;
+            t.msg_iov = &mut tx_iovs[i];
+            t.msg_iovlen = 1;
+        }
+        Batch {
+            slot_len,
+            bufs,
+            names,
+            rx_iovs,
+            rx_control,
+            rx_msgs,
+            tx_iovs,
+            tx_control,
+            tx_msgs,
+            meta: vec![Meta::default(); BATCH],
+            received: 0,
+            queue: Vec::with_capacity(BATCH),
+            is_probe: vec![false; BATCH],
+        }
+    }
+
+    /// Bytes of buffers this batch holds (fixed for its lifetime).
+    pub fn bytes(&self) -> usize {
+        self.bufs.len() + self.rx_control.len() + self.tx_control.len()
+    }
+
+    /// The payload of received slot `i`, as much as was read.
+    pub fn payload(&self, i: usize) -> &[u8] {
+        let len = self.meta[i].len.min(self.slot_len);
+        &self.bufs[i * self.slot_len..i * self.slot_len + len]
+    }
+
+    /// Reads up to [`BATCH`] datagrams without blocking; returns how many (0 never: an empty
+    /// queue is `WouldBlock`). Clears the answer queue.
+    pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
+        self.queue.clear();
+        self.received = 0;
+        for m in &mut self.rx_msgs {
+            m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+            m.msg_hdr.msg_controllen = RX_CONTROL as _;
+            m.msg_hdr.msg_flags = 0;
+            m.msg_len = 0;
+        }
+        // SAFETY: every mmsghdr points at live buffers of the lengths it states (see `new`).
+        let n = unsafe {
+            libc::recvmmsg(
+                fd,
+                self.rx_msgs.as_mut_ptr(),
+                BATCH as libc::c_uint,
+                // MSG_TRUNC: the length of a truncated datagram is its real length.
+                libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = n as usize;
+        for i in 0..n {
+            let h = &self.rx_msgs[i].msg_hdr;
+            let namelen = (h.msg_namelen as usize).min(std::mem::size_of::<libc::sockaddr_in6>());
+            // SAFETY: names[i] is a plain struct of at least `namelen` bytes.
+            let name = unsafe {
+                std::slice::from_raw_parts(
+                    (&self.names[i] as *const libc::sockaddr_in6).cast::<u8>(),
+                    namelen,
+                )
+            };
+            // msg_controllen is a usize with glibc, a u32 with musl.
+            #[allow(clippy::unnecessary_cast)]
+            let control_len = (h.msg_controllen as usize).min(RX_CONTROL);
+            let control = &self.rx_control[i * RX_CONTROL..i * RX_CONTROL + control_len];
+            self.meta[i] = Meta {
+                len: self.rx_msgs[i].msg_len as usize,
+                truncated: h.msg_flags & libc::MSG_TRUNC != 0,
+                src: parse_sockaddr_ip(name),
+                namelen: namelen as libc::socklen_t,
+                control: parse_control(control),
+            };
+        }
+        self.received = n;
+        Ok(n)
+    }
+
+    /// Queues received slot `i` to be answered by the next [`Batch::send`].
+    pub fn answer(&mut self, i: usize) {
+        debug_assert!(i < self.received);
+        self.queue.push(i);
+    }
+
+    /// Sends the queued answers: each the datagram as received, to its source, stamped if it
+    /// is a ludp payload with room for the stamps.
+    pub fn send(&mut self, fd: RawFd, opts: SendOptions) -> Sent {
+        let mut sent = Sent::default();
+        let q = self.queue.len();
+        let mut last_probe = None;
+        for (j, &i) in self.queue.iter().enumerate() {
+            let mut m = self.meta[i];
+            // Truncated datagrams are not answered; if one were, only what was read goes back.
+            m.len = m.len.min(self.slot_len);
+            self.meta[i].len = m.len;
+            let buf = &self.bufs[i * self.slot_len..i * self.slot_len + m.len];
+            self.is_probe[j] = m.len >= REFLECTOR_LEN && probe::is_probe(buf);
+            if self.is_probe[j] {
+                last_probe = Some(j);
+            }
+            self.tx_iovs[j].iov_base = self.rx_iovs[i].iov_base;
+            self.tx_iovs[j].iov_len = m.len;
+            let ctl = &mut self.tx_control[j * TX_CONTROL..(j + 1) * TX_CONTROL];
+            let ipv4 = matches!(m.src, Some(IpAddr::V4(_)));
+            let tos = if opts.reflect_tos {
+                m.control.tos
+            } else {
+                None
+            };
+            let local = if opts.pktinfo { m.control.local } else { None };
+            let clen = build_control(ctl, local, tos, ipv4);
+            let h = &mut self.tx_msgs[j].msg_hdr;
+            h.msg_name = (&mut self.names[i] as *mut libc::sockaddr_in6).cast();
+            h.msg_namelen = m.namelen;
+            h.msg_controllen = clen as _;
+            if clen == 0 {
+                h.msg_control = std::ptr::null_mut();
+            } else {
+                // SAFETY: in bounds: j * TX_CONTROL < tx_control.len().
+                h.msg_control = unsafe { self.tx_control.as_mut_ptr().add(j * TX_CONTROL) }.cast();
+            }
+            h.msg_flags = 0;
+        }
+        let mut at = 0;
+        while at < q {
+            // Stamped answers go out in small groups, each stamped right before its call.
+            let end = match last_probe {
+                Some(last) if at <= last => (at + STAMP_CHUNK).min(q),
+                _ => q,
+            };
+            if self.is_probe[at..end].iter().any(|p| *p) {
+                let tx_ns = wall_ns();
+                for j in at..end {
+                    if self.is_probe[j] {
+                        let i = self.queue[j];
+                        let m = self.meta[i];
+                        let rx_ns = m.control.rx_ns.unwrap_or(tx_ns);
+                        let stamps = ReflectorStamps {
+                            rx_ns,
+                            // A wall clock stepped back between the two reads would give
+                            // a negative hold time: clamp to zero instead.
+                            tx_ns: tx_ns.max(rx_ns),
+                            tos: m.control.tos.unwrap_or(0),
+                            synced: opts.synced,
+                        };
+                        let buf = &mut self.bufs[i * self.slot_len..i * self.slot_len + m.len];
+                        probe::stamp(buf, &stamps);
+                    }
+                }
+            }
+            // SAFETY: tx_msgs[at..end] point at live buffers of the stated lengths.
+            let r = unsafe {
+                libc::sendmmsg(
+                    fd,
+                    self.tx_msgs.as_mut_ptr().add(at),
+                    (end - at) as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if r < 0 {
+                let errno = io::Error::last_os_error().raw_os_error().unwrap_or(0);
+                if errno == libc::EINTR {
+                    continue;
+                }
+                // The first datagram of the group could not be sent: drop it, go on.
+                sent.failed += 1;
+                sent.last_error = Some(errno);
+                at += 1;
+                continue;
+            }
+            let r = r as usize;
+            sent.reflected += r as u64;
+            sent.stamped += self.is_probe[at..at + r].iter().filter(|p| **p).count() as u64;
+            at += r;
+        }
+        self.queue.clear();
+        sent
+    }
+}
+
+/// The wall clock, ns since the Unix epoch.
+pub fn wall_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::probe::ProbeRepr;
+    use std::net::{Ipv6Addr, UdpSocket};
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn control_round_trips_through_the_encoder() {
+        let mut buf = [0u8; TX_CONTROL];
+        let n = build_control(&mut buf, Some(Local::V4([10, 0, 0, 2])), Some(0xb8), true);
+        assert_eq!(n, 32 + 24, "in_pktinfo and an int, each with its header");
+        let c = parse_control(&buf[..n]);
+        assert_eq!(c.local, Some(Local::V4([10, 0, 0, 2])));
+        // IP_TOS goes out as an int and comes in as one byte, which the decoder reads: on a
+        // little-endian host the int's first byte is the value.
+        if cfg!(target_endian = "little") {
+            assert_eq!(c.tos, Some(0xb8));
+        }
+        let addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2).octets();
+        let n = build_control(&mut buf, Some(Local::V6(addr)), Some(0x28), false);
+        assert_eq!(n, 40 + 24);
+        let c = parse_control(&buf[..n]);
+        assert_eq!((c.local, c.tos), (Some(Local::V6(addr)), Some(0x28)));
+        let multicast = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1).octets();
+        assert_eq!(
+            build_control(&mut buf, Some(Local::V6(multicast)), None, false),
+            0
+        );
+    }
+
+    #[test]
+    fn lying_control_lengths_stop_the_decoder() {
+        let mut buf = [0u8; 64];
+        let n = build_control(&mut buf, None, Some(1), false);
+        let mut bad = buf;
+        bad[..8].copy_from_slice(&1000usize.to_ne_bytes());
+        assert_eq!(parse_control(&bad[..n]), Control::default());
+        bad[..8].copy_from_slice(&3usize.to_ne_bytes());
+        assert_eq!(parse_control(&bad[..n]), Control::default());
+        assert_eq!(parse_control(&buf[..10]), Control::default());
+        assert_eq!(parse_control(&[]), Control::default());
+    }
+
+    /// A real round trip on loopback: a batch in, answers out, stamped where they should be.
+    #[test]
+    fn echoes_a_batch_on_loopback() {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        crate::net::socket::setsockopt_int(
+            server.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            1,
+        )
+        .unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client
+            .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        let to = server.local_addr().unwrap();
+        let mut probe = [0u8; 64];
+        ProbeRepr {
+            flow: 1,
+            seq: 7,
+            sent_ns: 1,
+            cookie: 2,
+            target: 0,
+        }
+        .emit(&mut probe);
+        let datagrams: Vec<Vec<u8>> = vec![b"x".to_vec(), probe.to_vec(), vec![7u8; 200]];
+        for d in &datagrams {
+            client.send_to(d, to).unwrap();
+        }
+        let mut batch = Batch::new(100);
+        let mut got = 0;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let mut metas = Vec::new();
+        while got < 3 && std::time::Instant::now() < deadline {
+            match batch.recv(server.as_raw_fd()) {
+                Ok(n) => {
+                    for i in 0..n {
+                        metas.push(batch.meta[i]);
+                        if !batch.meta[i].truncated {
+                            batch.answer(i);
+                        }
+                    }
+                    got += n;
+                    let sent = batch.send(
+                        server.as_raw_fd(),
+                        SendOptions {
+                            pktinfo: false,
+                            reflect_tos: false,
+                            synced: true,
+                        },
+                    );
+                    assert_eq!(sent.failed, 0);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(std::time::Duration::from_millis(1))
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(got, 3);
+        assert_eq!(
+            metas
+                .iter()
+                .map(|m| (m.len, m.truncated))
+                .collect::<Vec<_>>(),
+            [(1, false), (64, false), (200, true)]
+        );
+        assert!(metas.iter().all(|m| m.control.rx_ns.is_some()));
+        let mut buf = [0u8; 300];
+        let (n, _) = client.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"x");
+        let (n, _) = client.recv_from(&mut buf).unwrap();
+        assert_eq!(n, 64);
+        let (repr, stamps) = ProbeRepr::parse(&buf[..n]).unwrap();
+        assert_eq!(repr.seq, 7);
+        let stamps = stamps.expect("stamped");
+        assert!(stamps.rx_ns <= stamps.tx_ns && stamps.synced);
+        assert_eq!(&buf[52..64], &probe[52..64], "padding untouched");
+    }
+}

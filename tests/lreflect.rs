@@ -1,0 +1,1048 @@
+//! lreflect in the namespace lab, against a small test-side UDP client (std and socket2
+//! sockets created inside the lab's namespaces), so these tests depend on no other tool.
+//! Needs root (CI runs as root); without it every test fails with one line saying so.
+
+mod common;
+
+use common::lab::*;
+use lopa::wire::probe::{self, ProbeRepr};
+use serde_json::Value;
+use socket2::{Domain, SockAddr, Socket, Type};
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const LREFLECT: &str = env!("CARGO_BIN_EXE_lreflect");
+/// Longest any lreflect process may live in a test; past it the test fails.
+const DEADLINE: Duration = Duration::from_secs(5);
+
+// ---------------------------------------------------------------------------------------------
+// Namespaces from inside the test process
+
+/// Runs `f` on a thread that has entered `ns`'s network namespace: sockets it creates live
+/// there, and keep working from any thread afterwards.
+fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/run/netns/{}", ns.name);
+    thread::spawn(move || {
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("cannot open {path}: {e}"));
+        // SAFETY: setns on a namespace file descriptor; affects this thread only.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+        f()
+    })
+    .join()
+    .expect("namespace thread panicked")
+}
+
+fn wall_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+/// `VmRSS` of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// A small deterministic generator for payload bytes and sizes.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// `len` bytes that do not start like a ludp payload.
+    fn bytes(&mut self, len: usize) -> Vec<u8> {
+        let mut v: Vec<u8> = (0..len).map(|_| self.next() as u8).collect();
+        if let Some(b) = v.first_mut() {
+            *b = b'x';
+        }
+        v
+    }
+}
+
+/// A ludp payload of `len` bytes (at least 32).
+fn ludp_payload(seq: u64, len: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; len];
+    ProbeRepr {
+        flow: 7,
+        seq,
+        sent_ns: wall_ns(),
+        cookie: 0x1234_5678,
+        target: 0,
+    }
+    .emit(&mut buf);
+    buf
+}
+
+// ---------------------------------------------------------------------------------------------
+// lreflect under test
+
+/// What a stopped lreflect left behind.
+struct Finished {
+    status: ExitStatus,
+    records: Vec<Value>,
+    stderr: String,
+}
+
+impl Finished {
+    /// The `total` stats record of the socket bound to `listen`.
+    fn total(&self, listen: &str) -> &Value {
+        self.records
+            .iter()
+            .find(|r| r["window"] == "total" && r["listen"] == listen)
+            .unwrap_or_else(|| panic!("no total for {listen}: {:?}", self.records))
+    }
+}
+
+struct Reflector {
+    child: Child,
+    lines: Receiver<String>,
+    stderr: Option<JoinHandle<String>>,
+    notify: UnixDatagram,
+    dir: PathBuf,
+    started: Instant,
+}
+
+fn stats_schema() -> (boon::Schemas, boon::SchemaIndex) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/stats.schema.json");
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("schema"))
+        .expect("schema is JSON");
+    let mut compiler = boon::Compiler::new();
+    compiler.enable_format_assertions();
+    compiler.add_resource(path, doc).expect("add schema");
+    let mut schemas = boon::Schemas::new();
+    let idx = compiler
+        .compile(path, &mut schemas)
+        .expect("compile schema");
+    (schemas, idx)
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not an integer: {v}"))
+}
+
+/// Every stats record matches its schema, and its counts add up: each datagram received
+/// was reflected or dropped for one reason.
+fn check_stats(records: &[Value]) {
+    let (schemas, idx) = stats_schema();
+    for r in records {
+        if let Err(e) = schemas.validate(r, idx) {
+            panic!("does not match schemas/stats.schema.json: {r}\n{e:#}");
+        }
+        assert_eq!(r["tool"], "lreflect");
+        let d = &r["dropped"];
+        let dropped: u64 = ["acl", "rate_limit", "global_cap", "malformed", "send_error"]
+            .iter()
+            .map(|k| u(&d[*k]))
+            .sum();
+        assert_eq!(
+            u(&r["received"]),
+            u(&r["reflected"]) + dropped,
+            "received = reflected + dropped: {r}"
+        );
+        assert!(u(&r["stamped"]) <= u(&r["reflected"]), "{r}");
+    }
+}
+
+impl Reflector {
+    /// Starts lreflect in `ns` and waits for its READY=1 (sent once its sockets are bound).
+    fn start(ns: &Netns, args: &[&str]) -> Reflector {
+        require_root();
+        let dir =
+            std::env::temp_dir().join(format!("lopa-lreflect-{}-{}", std::process::id(), ns.name));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("notify");
+        let notify = UnixDatagram::bind(&path).expect("bind the notify socket");
+        let mut child = ns
+            .command(LREFLECT)
+            .args(args)
+            .env("NOTIFY_SOCKET", &path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start lreflect");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stderr.read_to_string(&mut s);
+            s
+        });
+        let mut r = Reflector {
+            child,
+            lines,
+            stderr: Some(stderr),
+            notify,
+            dir,
+            started: Instant::now(),
+        };
+        r.expect_notification("READY=1");
+        r
+    }
+
+    fn expect_notification(&mut self, what: &str) {
+        self.notify
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .unwrap();
+        let mut buf = [0u8; 256];
+        match self.notify.recv(&mut buf) {
+            Ok(n) => assert_eq!(std::str::from_utf8(&buf[..n]).unwrap(), what),
+            Err(e) => panic!(
+                "no {what} from lreflect within 3 s ({e}); stderr: {}",
+                self.stderr_now()
+            ),
+        }
+    }
+
+    fn stderr_now(&mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.stderr
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The next stdout line, within the deadline.
+    fn next_record(&self) -> Value {
+        let left = DEADLINE.saturating_sub(self.started.elapsed());
+        let line = self
+            .lines
+            .recv_timeout(left)
+            .unwrap_or_else(|e| panic!("no record from lreflect: {e}"));
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+    }
+
+    /// Sends `sig` (SIGTERM, SIGINT) and collects everything until the exit.
+    fn stop_with(mut self, sig: i32) -> Finished {
+        // SAFETY: kill on the pid of a child not yet reaped.
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
+        let mut records = Vec::new();
+        loop {
+            let left = DEADLINE.saturating_sub(self.started.elapsed());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => records.push(
+                    serde_json::from_str(&line)
+                        .unwrap_or_else(|e| panic!("not JSON ({e}): {line}")),
+                ),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("lreflect still running {DEADLINE:?} after its start")
+                }
+            }
+        }
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(self.started.elapsed() < DEADLINE, "lreflect did not exit");
+            thread::sleep(Duration::from_millis(5));
+        };
+        let stderr = self.stderr.take().unwrap().join().unwrap();
+        check_stats(&records);
+        Finished {
+            status,
+            records,
+            stderr,
+        }
+    }
+
+    /// SIGTERM: a clean end with exit status 0 and nothing on stderr.
+    fn stop(self) -> Finished {
+        let f = self.stop_with(libc::SIGTERM);
+        assert_eq!(f.status.code(), Some(0), "stderr: {}", f.stderr);
+        assert_eq!(f.stderr, "");
+        f
+    }
+}
+
+impl Drop for Reflector {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The test-side client
+
+/// One UDP socket in a lab namespace, connected to the reflector (so the kernel hands it only
+/// datagrams from exactly that address and port), with the TOS of its requests set and the
+/// TOS of the answers reported.
+struct Client {
+    sock: Socket,
+    server: SocketAddr,
+}
+
+/// One answer.
+struct Answer {
+    data: Vec<u8>,
+    tos: Option<u8>,
+}
+
+impl Client {
+    /// A socket bound to `local` (port 0: any) in `ns`, connected to `server`, sending with
+    /// `tos`.
+    fn new(ns: &Netns, local: &str, server: &str, tos: u8) -> Client {
+        let local: SocketAddr = local.parse().unwrap();
+        let server: SocketAddr = server.parse().unwrap();
+        let sock = in_netns(ns, move || {
+            let s = Socket::new(Domain::for_address(local), Type::DGRAM, None).unwrap();
+            if local.is_ipv6() {
+                s.set_only_v6(true).unwrap();
+                s.set_tclass_v6(u32::from(tos)).unwrap();
+                s.set_recv_tclass_v6(true).unwrap();
+            } else {
+                s.set_tos_v4(u32::from(tos)).unwrap();
+                s.set_recv_tos_v4(true).unwrap();
+            }
+            // Room for a burst of answers that is read only afterwards.
+            s.set_recv_buffer_size(1 << 20).unwrap();
+            s.bind(&SockAddr::from(local)).unwrap();
+            s.connect(&SockAddr::from(server)).unwrap();
+            s
+        });
+        Client { sock, server }
+    }
+
+    fn send(&self, data: &[u8]) {
+        let n = self
+            .sock
+            .send(data)
+            .unwrap_or_else(|e| panic!("send {} bytes to {}: {e}", data.len(), self.server));
+        assert_eq!(n, data.len());
+    }
+
+    /// The next answer, or `None` after `wait` without one.
+    fn recv(&self, wait: Duration) -> Option<Answer> {
+        let mut pfd = libc::pollfd {
+            fd: self.sock.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, wait.as_millis() as i32) };
+        if n <= 0 {
+            return None;
+        }
+        let mut buf = vec![0u8; 65536];
+        let r = lopa::net::recv_msg(self.sock.as_raw_fd(), &mut buf, false).expect("recvmsg");
+        assert!(!r.truncated);
+        assert_eq!(r.from, Some(self.server.ip().to_canonical()));
+        buf.truncate(r.len);
+        Some(Answer {
+            data: buf,
+            tos: r.anc.tos,
+        })
+    }
+
+    /// Sends `data` and waits up to a second for its answer.
+    fn echo(&self, data: &[u8]) -> Answer {
+        self.send(data);
+        self.recv(Duration::from_secs(1))
+            .unwrap_or_else(|| panic!("no answer from {} to {} bytes", self.server, data.len()))
+    }
+
+    /// Collects answers until none came for `quiet`.
+    fn drain(&self, quiet: Duration) -> Vec<Answer> {
+        std::iter::from_fn(|| self.recv(quiet)).collect()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Echo
+
+#[test]
+fn every_datagram_comes_back_unchanged_at_its_size() {
+    let lab = Pair::new("lr-echo");
+    // The default: [::]:8081, dual-stack.
+    let r = Reflector::start(&lab.server, &[]);
+    let v4 = Client::new(&lab.client, "10.0.0.1:0", "10.0.0.2:8081", 0);
+    let v6 = Client::new(&lab.client, "[fd00::1]:0", "[fd00::2]:8081", 0);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut sent = 0;
+    for (client, max) in [(&v4, 1472), (&v6, 1452)] {
+        for len in [1, 2, 31, 32, 35, 36, 51, 52, 100, 512, 1000, 1400, max] {
+            let data = rng.bytes(len);
+            let a = client.echo(&data);
+            assert_eq!(a.data, data, "{len} bytes via {}", client.server);
+            sent += 1;
+        }
+        // Starts like a ludp payload but is another version: not ours, not touched.
+        let mut other = ludp_payload(1, 64);
+        other[4] = 2;
+        assert_eq!(client.echo(&other).data, other);
+        sent += 1;
+    }
+    let f = r.stop();
+    let t = f.total("[::]:8081");
+    assert_eq!((u(&t["received"]), u(&t["reflected"])), (sent, sent), "{t}");
+    assert_eq!(u(&t["stamped"]), 0, "{t}");
+    assert_eq!(f.records.len(), 1, "only the total: {:?}", f.records);
+}
+
+/// Checks one stamped answer against its request: only the flags and the reflector section
+/// changed, the times lie between the request's send and the answer's arrival, in order, and
+/// the TOS is the one the request was sent with.
+fn check_stamped(request: &[u8], answer: &Answer, before_ns: u64, after_ns: u64, tos: u8) {
+    let (repr, stamps) = ProbeRepr::parse(&answer.data).expect("a ludp payload");
+    assert_eq!(answer.data.len(), request.len());
+    let stamps = stamps.unwrap_or_else(|| panic!("{} bytes: not stamped", request.len()));
+    assert_eq!(repr, ProbeRepr::parse(request).unwrap().0);
+    assert!(
+        before_ns <= stamps.rx_ns && stamps.rx_ns <= stamps.tx_ns && stamps.tx_ns <= after_ns,
+        "send {before_ns} <= rx {} <= tx {} <= receive {after_ns}",
+        stamps.rx_ns,
+        stamps.tx_ns
+    );
+    assert_eq!(stamps.tos, tos, "the TOS the request arrived with");
+    assert_eq!(stamps.synced, lopa::clock::synchronized());
+    let mut expected = request.to_vec();
+    assert!(probe::stamp(&mut expected, &stamps));
+    assert_eq!(answer.data, expected, "nothing else changed");
+}
+
+#[test]
+fn ludp_payloads_with_room_are_stamped_others_come_back_as_sent() {
+    let lab = Pair::new("lr-stamp");
+    // An IPv4 socket of its own on 8081, a dual-stack one on 8082 (IPv4 clients there are
+    // IPv4-mapped, with their TOS in IP_TOS).
+    let r = Reflector::start(
+        &lab.server,
+        &["--echo", "10.0.0.2:8081", "--echo", "[::]:8082"],
+    );
+    let clients = [
+        Client::new(&lab.client, "10.0.0.1:0", "10.0.0.2:8081", 0xb8),
+        Client::new(&lab.client, "10.0.0.1:0", "10.0.0.2:8082", 0x28),
+        Client::new(&lab.client, "[fd00::1]:0", "[fd00::2]:8082", 0x88),
+    ];
+    let tos = [0xb8, 0x28, 0x88];
+    for (c, tos) in clients.iter().zip(tos) {
+        for (seq, len) in [52usize, 64, 1000].into_iter().enumerate() {
+            let request = ludp_payload(seq as u64, len);
+            let before = wall_ns();
+            let a = c.echo(&request);
+            let after = wall_ns();
+            check_stamped(&request, &a, before, after, tos);
+            assert_eq!(
+                a.tos,
+                Some(0),
+                "without --reflect-tos answers leave with TOS 0"
+            );
+        }
+        // No room for the stamps (LLAMA's 36 bytes among them): echoed as they are.
+        for len in [32, 36, 51] {
+            let request = ludp_payload(9, len);
+            assert_eq!(c.echo(&request).data, request, "{len} bytes");
+        }
+    }
+    let f = r.stop();
+    let v4 = f.total("10.0.0.2:8081");
+    assert_eq!(
+        (u(&v4["received"]), u(&v4["reflected"]), u(&v4["stamped"])),
+        (6, 6, 3),
+        "{v4}"
+    );
+    let dual = f.total("[::]:8082");
+    assert_eq!(
+        (
+            u(&dual["received"]),
+            u(&dual["reflected"]),
+            u(&dual["stamped"])
+        ),
+        (12, 12, 6),
+        "{dual}"
+    );
+}
+
+/// Installs, in `ns`, counters of incoming UDP from port 8081 whose DSCP is EF.
+fn count_ef(ns: &Netns) {
+    ns.run(
+        "nft add table inet lr && \
+         nft add chain inet lr in '{ type filter hook input priority 0; }' && \
+         nft add rule inet lr in udp sport 8081 ip dscp ef counter && \
+         nft add rule inet lr in udp sport 8081 ip6 dscp ef counter",
+    );
+}
+
+/// The two EF counters installed by [`count_ef`]: (IPv4, IPv6) packets.
+fn ef_counts(ns: &Netns) -> (u64, u64) {
+    let out = ns.run("nft list chain inet lr in");
+    let counts: Vec<u64> = out
+        .lines()
+        .filter_map(|l| l.split("counter packets ").nth(1))
+        .map(|rest| rest.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(counts.len(), 2, "{out}");
+    (counts[0], counts[1])
+}
+
+#[test]
+fn reflect_tos_gives_answers_the_tos_of_their_request() {
+    let lab = Pair::new("lr-tos");
+    count_ef(&lab.client);
+    let r = Reflector::start(&lab.server, &["--reflect-tos"]);
+    // EF is DSCP 46, TOS 0xb8; the ECN bits are reflected too.
+    let v4 = Client::new(&lab.client, "10.0.0.1:0", "10.0.0.2:8081", 0xb8);
+    let v6 = Client::new(&lab.client, "[fd00::1]:0", "[fd00::2]:8081", 0xb8);
+    let af41 = Client::new(&lab.client, "10.0.0.1:0", "10.0.0.2:8081", 0x88);
+    let plain = Client::new(&lab.client, "[fd00::1]:0", "[fd00::2]:8081", 0);
+    for _ in 0..3 {
+        assert_eq!(v4.echo(b"tos").tos, Some(0xb8));
+        assert_eq!(v6.echo(b"tos").tos, Some(0xb8));
+        assert_eq!(af41.echo(&ludp_payload(1, 64)).tos, Some(0x88));
+        assert_eq!(plain.echo(b"tos").tos, Some(0));
+    }
+    assert_eq!(ef_counts(&lab.client), (3, 3), "nftables saw EF answers");
+    r.stop();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Access list and limits
+
+#[test]
+fn the_access_list_drops_others_and_counts_them() {
+    let lab = Pair::new("lr-acl");
+    lab.client
+        .run("ip addr add 10.0.0.3/24 dev eth0 && ip addr add fd00::3/64 dev eth0 nodad");
+    let r = Reflector::start(
+        &lab.server,
+        &["--allow", "10.0.0.1", "--allow", "fd00::/127"],
+    );
+    let allowed = [
+        Client::new(&lab.client, "10.0.0.1:0", "10.0.0.2:8081", 0),
+        Client::new(&lab.client, "[fd00::1]:0", "[fd00::2]:8081", 0),
+    ];
+    let refused = [
+        Client::new(&lab.client, "10.0.0.3:0", "10.0.0.2:8081", 0),
+        Client::new(&lab.client, "[fd00::3]:0", "[fd00::2]:8081", 0),
+    ];
+    for c in &refused {
+        for _ in 0..5 {
+            c.send(b"let me in");
+        }
+    }
+    for c in &allowed {
+        for _ in 0..5 {
+            assert_eq!(c.echo(b"hello").data, b"hello");
+        }
+    }
+    for c in &refused {
+        assert!(c.recv(Duration::from_millis(100)).is_none(), "{}", c.server);
+    }
+    let f = r.stop();
+    let t = f.total("[::]:8081");
+    assert_eq!((u(&t["received"]), u(&t["reflected"])), (20, 10), "{t}");
+    assert_eq!(u(&t["dropped"]["acl"]), 10, "{t}");
+}
+
+#[test]
+fn the_per_source_rate_limit_drops_and_counts() {
+    let lab = Pair::new("lr-rate");
+    lab.client.run("ip addr add 10.0.0.3/24 dev eth0");
+    let r = Reflector::start(
+        &lab.server,
+        &["--rate-limit", "50", "--burst", "10", "--max-pps", "0"],
+    );
+    let busy = Client::new(&lab.client, "10.0.0.1:0", "10.0.0.2:8081", 0);
+    let other = Client::new(&lab.client, "10.0.0.3:0", "10.0.0.2:8081", 0);
+    let start = Instant::now();
+    for _ in 0..200 {
+        busy.send(b"flood");
+    }
+    let sending = start.elapsed();
+    for _ in 0..5 {
+        assert_eq!(other.echo(b"me too").data, b"me too", "a bucket of its own");
+    }
+    let answered = busy.drain(Duration::from_millis(100)).len() as u64;
+    // The burst, plus what 50/s refills while the 200 were sent (at most a few ms).
+    let most = 10 + (sending.as_secs_f64() * 50.0).ceil() as u64 + 1;
+    assert!(
+        (10..=most).contains(&answered),
+        "{answered} answered, expected 10..={most}"
+    );
+    let f = r.stop();
+    let t = f.total("[::]:8081");
+    assert_eq!(u(&t["received"]), 205, "{t}");
+    assert_eq!(u(&t["reflected"]), answered + 5, "{t}");
+    assert_eq!(u(&t["dropped"]["rate_limit"]), 200 - answered, "{t}");
+    assert_eq!(u(&t["dropped"]["global_cap"]), 0, "{t}");
+}
+
+#[test]
+fn the_global_cap_drops_and_counts() {
+    let lab = Pair::new("lr-cap");
+    lab.client.run("ip addr add 10.0.0.3/24 dev eth0");
+    // 50/s in all: bursts of 5.
+    let r = Reflector::start(&lab.server, &["--rate-limit", "0", "--max-pps", "50"]);
+    let a = Client::new(&lab.client, "10.0.0.1:0", "10.0.0.2:8081", 0);
+    let b = Client::new(&lab.client, "[fd00::1]:0", "[fd00::2]:8081", 0);
+    let start = Instant::now();
+    for _ in 0..20 {
+        a.send(b"a");
+        b.send(b"b");
+    }
+    let sending = start.elapsed();
+    let answered = (a.drain(Duration::from_millis(100)).len()
+        + b.drain(Duration::from_millis(10)).len()) as u64;
+    let most = 5 + (sending.as_secs_f64() * 50.0).ceil() as u64 + 1;
+    assert!(
+        (5..=most).contains(&answered),
+        "{answered} answered, expected 5..={most}"
+    );
+    let f = r.stop();
+    let t = f.total("[::]:8081");
+    assert_eq!(
+        (u(&t["received"]), u(&t["reflected"])),
+        (40, answered),
+        "{t}"
+    );
+    assert_eq!(u(&t["dropped"]["global_cap"]), 40 - answered, "{t}");
+    assert_eq!(u(&t["dropped"]["rate_limit"]), 0, "{t}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Floods
+
+/// `Udp: RcvbufErrors` of a namespace: datagrams the kernel dropped because a socket's
+/// receive buffer was full.
+fn rcvbuf_errors(ns: &Netns) -> u64 {
+    let snmp = ns.run("cat /proc/net/snmp");
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp: "));
+    let (names, values) = (udp.next().unwrap(), udp.next().unwrap());
+    let i = names
+        .split_whitespace()
+        .position(|n| n == "RcvbufErrors")
+        .unwrap();
+    values.split_whitespace().nth(i).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_malformed_flood_leaves_a_legitimate_client_undisturbed() {
+    let lab = Pair::new("lr-flood");
+    let flood_ns = Netns::new("lr-flood-src");
+    link(
+        &flood_ns,
+        "eth0",
+        &["10.0.1.1/24"],
+        &lab.server,
+        "eth1",
+        &["10.0.1.2/24"],
+    );
+    let r = Reflector::start(&lab.server, &["--echo", "0.0.0.0:8081"]);
+    let client = Client::new(&lab.client, "10.0.0.1:0", "10.0.0.2:8081", 0);
+    // Warm up every path (sizes, stamping) before the first memory reading.
+    for len in [1, 64, 1472] {
+        client.echo(&ludp_payload(0, len.max(32))[..len]);
+    }
+    let rss_before = rss_kib(r.pid());
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = {
+        let sock = in_netns(&flood_ns, || {
+            std::net::UdpSocket::bind("10.0.1.1:0").unwrap()
+        });
+        let stop = stop.clone();
+        thread::spawn(move || {
+            let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+            let big = vec![0xffu8; 65507];
+            let (mut sent, mut malformed) = (0u64, 0u64);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let data = match sent % 100 {
+                    0 => big.clone(),
+                    1..=29 => Vec::new(),
+                    30..=59 => vec![0x42],
+                    _ => {
+                        let len = 2 + (rng.next() % 1400) as usize;
+                        rng.bytes(len)
+                    }
+                };
+                if sock.send_to(&data, "10.0.1.2:8081").is_ok() {
+                    sent += 1;
+                    malformed += u64::from(data.is_empty() || data.len() > 9000);
+                }
+            }
+            (sent, malformed)
+        })
+    };
+    let mut lost = 0;
+    let probes = 200;
+    for seq in 1..=probes {
+        let request = ludp_payload(seq, 64);
+        client.send(&request);
+        match client.recv(Duration::from_millis(500)) {
+            Some(a) => assert_eq!(ProbeRepr::parse(&a.data).unwrap().0.seq, seq),
+            None => lost += 1,
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (flooded, flooded_malformed) = flood.join().unwrap();
+    let rss_after = rss_kib(r.pid());
+    let kernel_drops = rcvbuf_errors(&lab.server);
+    let f = r.stop();
+    let t = f.total("0.0.0.0:8081");
+    eprintln!(
+        "flood: {flooded} sent, rss {rss_before} -> {rss_after} KiB, rcvbuf errors {kernel_drops}, {t}"
+    );
+    assert_eq!(lost, 0, "the legitimate client lost {lost} of {probes}");
+    assert!(flooded >= 50_000, "the flood was only {flooded} datagrams");
+    let d = &t["dropped"];
+    // Everything sent arrived, unless the kernel said it dropped some.
+    let legit = probes + 3;
+    assert!(u(&t["received"]) <= flooded + legit, "{t}");
+    assert!(u(&t["received"]) + kernel_drops >= flooded + legit, "{t}");
+    // Empty and 65507-byte datagrams (longer than --max-size 9000) are malformed.
+    assert!(u(&d["malformed"]) <= flooded_malformed, "{t}");
+    assert!(
+        u(&d["malformed"]) + kernel_drops >= flooded_malformed,
+        "{t}"
+    );
+    assert!(
+        u(&d["rate_limit"]) > 0,
+        "the random datagrams over 1000/s: {t}"
+    );
+    assert!(
+        rss_after <= rss_before + 256,
+        "resident memory grew from {rss_before} to {rss_after} KiB"
+    );
+}
+
+/// An IPv4/UDP datagram with a made-up source address, for a raw socket (`IPPROTO_RAW`: the
+/// kernel fills in the IP checksum and length; a zero UDP checksum means none).
+fn spoofed(src: [u8; 4], dst: [u8; 4], dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0u8; 28];
+    p[0] = 0x45;
+    p[8] = 64;
+    p[9] = libc::IPPROTO_UDP as u8;
+    p[12..16].copy_from_slice(&src);
+    p[16..20].copy_from_slice(&dst);
+    p[20..22].copy_from_slice(&40000u16.to_be_bytes());
+    p[22..24].copy_from_slice(&dport.to_be_bytes());
+    p[24..26].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+#[test]
+fn a_flood_from_many_sources_keeps_memory_flat() {
+    let lab = Pair::new("lr-spoof");
+    // Answers to the made-up sources go to the client namespace, which drops them.
+    lab.server.run("ip route add default via 10.0.0.1");
+    // No global cap: every one of these sources is to be answered.
+    let r = Reflector::start(&lab.server, &["--echo", "10.0.0.2:8081", "--max-pps", "0"]);
+    let client = Client::new(&lab.client, "10.0.0.1:0", "10.0.0.2:8081", 0);
+    client.echo(&ludp_payload(0, 64));
+    let rss_before = rss_kib(r.pid());
+    let raw = in_netns(&lab.client, || {
+        Socket::new(
+            Domain::IPV4,
+            Type::RAW,
+            Some(socket2::Protocol::from(libc::IPPROTO_RAW)),
+        )
+        .unwrap()
+    });
+    let to = SockAddr::from("10.0.0.2:0".parse::<SocketAddr>().unwrap());
+    // More sources than the table holds (65536 by default), one datagram each.
+    let sources = 100_000u32;
+    for i in 0..sources {
+        let src = (0x0a40_0000 + i).to_be_bytes();
+        raw.send_to(&spoofed(src, [10, 0, 0, 2], 8081, b"spoof"), &to)
+            .unwrap();
+    }
+    // Once the client has an answer, everything sent before it was read. The flood can fill
+    // the socket's buffer (the kernel counts that), so the client may need a few tries.
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        client.send(b"after");
+        if client.recv(Duration::from_millis(300)).is_some() {
+            break;
+        }
+        assert!(tries < 10, "no answer after the flood");
+    }
+    let rss_after = rss_kib(r.pid());
+    let f = r.stop();
+    let t = f.total("10.0.0.2:8081");
+    let d = &t["dropped"];
+    assert_eq!(
+        u(&t["received"]) + rcvbuf_errors(&lab.server),
+        u64::from(sources) + 1 + tries,
+        "{t}"
+    );
+    assert_eq!(u(&d["rate_limit"]), 0, "one datagram per source: {t}");
+    assert_eq!(u(&t["reflected"]), u(&t["received"]), "{t}");
+    assert!(
+        rss_after <= rss_before + 256,
+        "resident memory grew from {rss_before} to {rss_after} KiB"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Answering from the right address
+
+#[test]
+fn answers_come_from_the_address_the_request_was_sent_to() {
+    let lab = Pair::new("lr-src");
+    // Secondary addresses: a reply by route alone would leave from the primary ones.
+    lab.server
+        .run("ip addr add 10.0.0.22/24 dev eth0 && ip addr add fd00::22/64 dev eth0 nodad");
+    let r = Reflector::start(
+        &lab.server,
+        &["--echo", "[::]:8081", "--echo", "0.0.0.0:8082"],
+    );
+    for server in [
+        "10.0.0.2:8081",
+        "10.0.0.22:8081",
+        "[fd00::2]:8081",
+        "[fd00::22]:8081",
+        "10.0.0.2:8082",
+        "10.0.0.22:8082",
+    ] {
+        let local = if server.starts_with('[') {
+            "[fd00::1]:0"
+        } else {
+            "10.0.0.1:0"
+        };
+        let c = Client::new(&lab.client, local, server, 0);
+        // The client is connected: only an answer from exactly this address and port counts.
+        assert_eq!(
+            c.echo(server.as_bytes()).data,
+            server.as_bytes(),
+            "{server}"
+        );
+    }
+    r.stop();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Service life: notification, signals, stats periods, errors
+
+#[test]
+fn periodic_stats_and_sigint_give_windows_and_a_total_that_add_up() {
+    let lab = Pair::new("lr-periods");
+    let r = Reflector::start(
+        &lab.server,
+        &[
+            "--stats-every",
+            "200ms",
+            "--tag",
+            "site=lab",
+            "--echo",
+            "10.0.0.2:8081",
+        ],
+    );
+    let c = Client::new(&lab.client, "10.0.0.1:0", "10.0.0.2:8081", 0);
+    c.send(b"");
+    for i in 0..10 {
+        c.echo(&ludp_payload(i, 64));
+    }
+    // Two windows, at 200 ms and 400 ms.
+    let windows = [r.next_record(), r.next_record()];
+    c.echo(b"late");
+    let f = r.stop_with(libc::SIGINT);
+    assert_eq!(f.status.code(), Some(0), "{}", f.stderr);
+    assert_eq!(f.stderr, "");
+    let mut all = windows.to_vec();
+    all.extend(f.records.iter().cloned());
+    check_stats(&all);
+    let (periodic, total): (Vec<&Value>, Vec<&Value>) =
+        all.iter().partition(|r| r["window"] != "total");
+    assert_eq!(total.len(), 1, "{all:?}");
+    let total = total[0];
+    assert_eq!(all.last(), Some(total), "the total comes last");
+    for w in &periodic {
+        assert_eq!(w["window"], "200ms", "{w}");
+        assert_eq!(w["tags"]["site"], "lab", "{w}");
+        assert_eq!(w["listen"], "10.0.0.2:8081", "{w}");
+    }
+    let sum = |k: &str| periodic.iter().map(|w| u(&w[k])).sum::<u64>();
+    assert!(sum("received") <= u(&total["received"]));
+    assert_eq!(u(&total["received"]), 12, "{total}");
+    assert_eq!(u(&total["reflected"]), 11, "{total}");
+    assert_eq!(u(&total["stamped"]), 10, "{total}");
+    assert_eq!(
+        u(&total["dropped"]["malformed"]),
+        1,
+        "the empty datagram: {total}"
+    );
+    assert_eq!(sum("received"), 11, "the first two windows: {periodic:?}");
+}
+
+#[test]
+fn ready_and_stopping_go_to_an_abstract_notify_socket() {
+    require_root();
+    let ns = Netns::new("lr-notify");
+    // Abstract socket names belong to a network namespace: bind it in lreflect's.
+    let name = format!("lopa-lreflect-notify-{}", std::process::id());
+    let notify = {
+        let name = name.clone();
+        in_netns(&ns, move || {
+            use std::os::linux::net::SocketAddrExt;
+            let addr = std::os::unix::net::SocketAddr::from_abstract_name(name).unwrap();
+            UnixDatagram::bind_addr(&addr).unwrap()
+        })
+    };
+    notify
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let child = ns
+        .command(LREFLECT)
+        .args(["--echo", "127.0.0.1:8081"])
+        .env("NOTIFY_SOCKET", format!("@{name}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let n = notify.recv(&mut buf).expect("READY=1 within 3 s");
+    assert_eq!(&buf[..n], b"READY=1");
+    // SAFETY: kill on our unreaped child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let n = notify.recv(&mut buf).expect("STOPPING=1");
+    assert_eq!(&buf[..n], b"STOPPING=1");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
+
+/// Runs lreflect to its end (it must fail at once) and checks for one line and status 2.
+fn fails_with_one_line(mut cmd: Command, mentions: &[&str]) {
+    let what = format!("{cmd:?}");
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let pid = child.id();
+    thread::spawn(move || tx.send(child.wait_with_output()));
+    let out = match rx.recv_timeout(DEADLINE) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            // SAFETY: the waiting thread has not reaped it.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            panic!("{what}: still running, expected an error");
+        }
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{what}: {stderr}");
+    assert_eq!(out.stdout, b"", "{what}");
+    assert!(
+        stderr.starts_with("lreflect: ") && stderr.lines().count() == 1 && stderr.ends_with('\n'),
+        "{what}: expected one line, got {stderr:?}"
+    );
+    for m in mentions {
+        assert!(
+            stderr.contains(m),
+            "{what}: {stderr:?} should mention {m:?}"
+        );
+    }
+}
+
+#[test]
+fn bind_failures_are_one_line_and_exit_2() {
+    let lab = Pair::new("lr-bind");
+    let _held = in_netns(&lab.server, || {
+        std::net::UdpSocket::bind("10.0.0.2:8081").unwrap()
+    });
+    let lreflect = |args: &[&str]| {
+        let mut c = lab.server.command(LREFLECT);
+        c.args(args);
+        c
+    };
+    fails_with_one_line(
+        lreflect(&["--echo", "10.0.0.2:8081"]),
+        &["10.0.0.2:8081", "in use"],
+    );
+    fails_with_one_line(
+        lreflect(&[
+            "--echo",
+            "[::]:8082",
+            "--echo",
+            "[fd00::2]:8081",
+            "--echo",
+            "10.0.0.2:8081",
+        ]),
+        &["10.0.0.2:8081", "in use"],
+    );
+    fails_with_one_line(
+        lreflect(&["--echo", "192.0.2.1:8081"]),
+        &["192.0.2.1:8081", "no interface has this address"],
+    );
+    fails_with_one_line(
+        lreflect(&["--echo", "10.0.0.2:9000", "--echo", "10.0.0.2:9000"]),
+        &["given twice"],
+    );
+    // No permission: a port below 1024 as nobody (a copy of the binary it may run).
+    let dir = std::env::temp_dir().join(format!("lopa-lreflect-bind-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = dir.join("lreflect");
+    std::fs::copy(LREFLECT, &bin).unwrap();
+    lab.server
+        .run(&format!("chmod 755 {} {}", dir.display(), bin.display()));
+    let mut su = lab.server.command("su");
+    su.args(["nobody", "-s", "/bin/sh", "-c"])
+        .arg(format!("exec {} --echo 10.0.0.2:81", bin.display()));
+    fails_with_one_line(su, &["10.0.0.2:81", "CAP_NET_BIND_SERVICE"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_arguments_are_one_line_and_exit_2() {
+    for (args, mention) in [
+        (&["--echo", "localhost"][..], "ADDR:PORT"),
+        (&["--echo", "10.0.0.1"][..], "ADDR:PORT"),
+        (&["--echo", "[::]:70000"][..], "ADDR:PORT"),
+        (&["--allow", "10.0.0.0/33"][..], "CIDR"),
+        (&["--allow", "everyone"][..], "CIDR"),
+        (&["--rate-limit", "-1"][..], "--rate-limit"),
+        (&["--max-pps", "lots"][..], "--max-pps"),
+        (&["--burst", "0"][..], "--burst"),
+        (&["--max-size", "65536"][..], "--max-size"),
+        (&["--stats-every", "soon"][..], "not a duration"),
+        (&["--format", "xml"][..], "possible values"),
+        (&["--tag", "novalue"][..], "key=value"),
+        (&["extra"][..], "unexpected argument"),
+    ] {
+        let mut c = Command::new(LREFLECT);
+        c.args(args);
+        fails_with_one_line(c, &[mention]);
+    }
+}
