@@ -1,0 +1,475 @@
+//! The estimators: the likelihood model (default), 007-style voting, and the seed's
+//! difference of means. Each scores groups of links (see [`super::graph`]).
+//!
+//! # The likelihood model (`flock`)
+//! Group g drops each packet independently with rate x_g, so route r delivers with
+//! probability s_r = Π (1 − x_g) over its groups, and its `lost` out of `sent` is binomial.
+//! As in Flock (CoNEXT 2023) a link is either healthy or faulty, with a prior that makes
+//! faults rare: a healthy link's rate is at most `min_loss` (background noise lives there), a
+//! faulty one's is free, and declaring a link faulty costs `penalty` (−log of the prior odds)
+//! in log-likelihood. The fault set is found greedily: add the link whose freedom gains the
+//! most likelihood while that gain beats the penalty, refit every rate by coordinate ascent
+//! (each step is an exact one-dimensional maximization, so the likelihood never falls), and
+//! drop members the final fit no longer needs. A link's `score` is that gain with the others
+//! at their fitted rates: how much worse the data fit if this link were healthy.
+
+use super::graph::Problem;
+
+/// Rates never reach 0 or 1, so every log stays finite.
+const MIN_RATE: f64 = 1e-7;
+const MAX_RATE: f64 = 1.0 - 1e-9;
+
+/// Tuning of the estimators.
+#[derive(Debug, Clone, Copy)]
+pub struct Params {
+    /// Loss a healthy link may have (fraction); a faulty link loses more.
+    pub min_loss: f64,
+    /// Log-likelihood a link must explain to be declared faulty.
+    pub penalty: f64,
+    /// Groups with fewer probes across them are neither candidates nor reported.
+    pub min_samples: u64,
+    /// vote: share of all votes the picked link must hold to be faulty.
+    pub vote_share: f64,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            min_loss: 0.0005,
+            penalty: 12.0,
+            min_samples: 1,
+            vote_share: 0.05,
+        }
+    }
+}
+
+/// Per group: a score (higher is more suspect), and whether the method calls it faulty.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scores {
+    pub score: Vec<f64>,
+    pub faulty: Vec<bool>,
+    /// The likelihood model's loss rate per group.
+    pub loss_est: Vec<f64>,
+}
+
+/// The seed's score: sample-weighted loss of routes through the group minus that of the
+/// routes not through it (0 when there are none).
+pub fn diff(p: &Problem) -> Vec<f64> {
+    let (total_sent, total_lost) = p
+        .routes
+        .iter()
+        .fold((0u64, 0u64), |(s, l), r| (s + r.sent, l + r.lost));
+    p.groups
+        .iter()
+        .map(|g| {
+            let through = ratio(g.lost, g.sent);
+            let not = ratio(total_lost - g.lost, total_sent - g.sent);
+            through - not
+        })
+        .collect()
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+fn eligible(p: &Problem, params: &Params, g: usize) -> bool {
+    p.groups[g].sent >= params.min_samples.max(1)
+}
+
+/// 007 (NSDI 2018): every lost packet votes 1/h for each of the h links of its route; the
+/// link with the most votes is blamed, the routes it explains stop voting, and so on. The
+/// score is a link's votes when it was picked (its remaining votes if never picked) as a
+/// share of all votes; picked links holding at least `vote_share` are faulty.
+pub fn vote(p: &Problem, params: &Params) -> (Vec<f64>, Vec<bool>) {
+    let n = p.groups.len();
+    let mut votes = vec![0.0; n];
+    let mut active = vec![true; p.routes.len()];
+    let cast = |r: &super::graph::Route| r.lost as f64 / r.groups.len().max(1) as f64;
+    for r in &p.routes {
+        for &g in &r.groups {
+            votes[g as usize] += cast(r);
+        }
+    }
+    let total: f64 = votes.iter().sum();
+    let mut score = vec![0.0; n];
+    let mut faulty = vec![false; n];
+    let mut picked = vec![false; n];
+    loop {
+        let best = (0..n)
+            .filter(|&g| !picked[g] && eligible(p, params, g))
+            .max_by(|&a, &b| votes[a].total_cmp(&votes[b]).then(b.cmp(&a)));
+        let Some(b) = best else { break };
+        if votes[b] <= 0.0 {
+            break;
+        }
+        picked[b] = true;
+        // Picked links rank above all others: their share plus 1.
+        score[b] = 1.0 + votes[b] / total;
+        let through = ratio(p.groups[b].lost, p.groups[b].sent);
+        faulty[b] = votes[b] / total >= params.vote_share && through >= params.min_loss;
+        for &r in &p.groups[b].routes {
+            if std::mem::replace(&mut active[r as usize], false) {
+                let route = &p.routes[r as usize];
+                for &g in &route.groups {
+                    votes[g as usize] -= cast(route);
+                }
+            }
+        }
+    }
+    for g in 0..n {
+        if !picked[g] && total > 0.0 {
+            score[g] = votes[g].max(0.0) / total;
+        }
+    }
+    (score, faulty)
+}
+
+/// The likelihood model's state: rates per group and log-success per route.
+struct Fit<'a> {
+    p: &'a Problem,
+    x: Vec<f64>,
+    log_s: Vec<f64>,
+}
+
+impl<'a> Fit<'a> {
+    fn new(p: &'a Problem, x0: f64) -> Self {
+        let x = vec![x0; p.groups.len()];
+        let log_s = p
+            .routes
+            .iter()
+            .map(|r| r.groups.len() as f64 * (1.0 - x0).ln())
+            .collect();
+        Fit { p, x, log_s }
+    }
+
+    /// Success probability of each route through g, with g itself left out.
+    fn others(&self, g: usize, c: &mut Vec<(f64, f64, f64)>) {
+        c.clear();
+        let own = (1.0 - self.x[g]).ln();
+        for &r in &self.p.groups[g].routes {
+            let route = &self.p.routes[r as usize];
+            let rest = (self.log_s[r as usize] - own).exp().min(1.0);
+            c.push((route.sent as f64, route.lost as f64, rest));
+        }
+    }
+
+    fn set(&mut self, g: usize, v: f64) {
+        let delta = (1.0 - v).ln() - (1.0 - self.x[g]).ln();
+        if delta == 0.0 {
+            return;
+        }
+        for &r in &self.p.groups[g].routes {
+            self.log_s[r as usize] += delta;
+        }
+        self.x[g] = v;
+    }
+
+    /// Coordinate ascent: every rate in turn set to its exact maximizer, the others fixed;
+    /// healthy links capped at `cap`.
+    fn refit(&mut self, in_set: &[bool], cap: f64, c: &mut Vec<(f64, f64, f64)>) {
+        for _ in 0..4 {
+            for (g, &faulty) in in_set.iter().enumerate() {
+                self.others(g, c);
+                let v = argmax(c, MIN_RATE, if faulty { MAX_RATE } else { cap });
+                self.set(g, v);
+            }
+        }
+    }
+
+    /// Gain of freeing g, the others as fitted: best free fit minus best healthy fit; and
+    /// the free rate.
+    fn gain(&self, g: usize, cap: f64, c: &mut Vec<(f64, f64, f64)>) -> (f64, f64) {
+        self.others(g, c);
+        let free = argmax(c, MIN_RATE, MAX_RATE);
+        if free <= cap {
+            return (0.0, free);
+        }
+        (loglik(c, free) - loglik(c, cap), free)
+    }
+}
+
+/// Log-likelihood of g's routes as a function of g's rate x, the others fixed.
+fn loglik(c: &[(f64, f64, f64)], x: f64) -> f64 {
+    c.iter()
+        .map(|&(n, m, rest)| {
+            let s = rest * (1.0 - x);
+            (n - m) * s.ln()
+                + if m > 0.0 {
+                    m * (1.0 - s).max(1e-300).ln()
+                } else {
+                    0.0
+                }
+        })
+        .sum()
+}
+
+/// The rate in [lo, hi] that maximizes [`loglik`] (concave in x): Newton steps kept inside
+/// a shrinking bracket, bisection when a step leaves it.
+fn argmax(c: &[(f64, f64, f64)], lo: f64, hi: f64) -> f64 {
+    let deriv = |x: f64| -> (f64, f64) {
+        let mut d1 = 0.0;
+        let mut d2 = 0.0;
+        for &(n, m, rest) in c {
+            d1 -= (n - m) / (1.0 - x);
+            d2 -= (n - m) / ((1.0 - x) * (1.0 - x));
+            if m > 0.0 {
+                let q = (1.0 - rest * (1.0 - x)).max(1e-300);
+                d1 += m * rest / q;
+                d2 -= m * rest * rest / (q * q);
+            }
+        }
+        (d1, d2)
+    };
+    if c.iter().all(|&(_, m, _)| m == 0.0) || deriv(lo).0 <= 0.0 {
+        return lo;
+    }
+    if deriv(hi).0 >= 0.0 {
+        return hi;
+    }
+    let (mut a, mut b) = (lo, hi);
+    let mut x = lo;
+    for _ in 0..60 {
+        let (d1, d2) = deriv(x);
+        if d1 > 0.0 {
+            a = x;
+        } else {
+            b = x;
+        }
+        let step = if d2 < 0.0 { x - d1 / d2 } else { f64::NAN };
+        x = if step > a && step < b {
+            step
+        } else {
+            0.5 * (a + b)
+        };
+        if b - a < 1e-12 * b.max(1e-9) || d1.abs() < 1e-9 {
+            break;
+        }
+    }
+    x.clamp(lo, hi)
+}
+
+/// The likelihood model (see the module docs). `score` is the log-likelihood gain of the
+/// link's own rate over the best healthy one, `faulty` the fault set found.
+pub fn flock(p: &Problem, params: &Params) -> Scores {
+    let n = p.groups.len();
+    let cap = params.min_loss.max(MIN_RATE);
+    // Start where every link shares the overall loss evenly, capped at healthy.
+    let (sent, lost, hops) = p.routes.iter().fold((0.0, 0.0, 0.0), |(s, l, h), r| {
+        (
+            s + r.sent as f64,
+            l + r.lost as f64,
+            h + r.sent as f64 * r.groups.len() as f64,
+        )
+    });
+    let x0 = if hops > 0.0 {
+        (lost / sent) * (sent / hops)
+    } else {
+        0.0
+    };
+    let mut fit = Fit::new(p, x0.clamp(MIN_RATE, cap));
+    let mut in_set = vec![false; n];
+    let mut c = Vec::new();
+
+    fit.refit(&in_set, cap, &mut c);
+    // Greedy forward search; each added link must pay for itself.
+    for _ in 0..n {
+        let mut best: Option<(usize, f64)> = None;
+        for (g, _) in in_set.iter().enumerate().filter(|(_, &f)| !f) {
+            if !eligible(p, params, g) {
+                continue;
+            }
+            let (gn, _) = fit.gain(g, cap, &mut c);
+            if gn > best.map_or(params.penalty, |b| b.1) {
+                best = Some((g, gn));
+            }
+        }
+        let Some((g, _)) = best else { break };
+        in_set[g] = true;
+        fit.others(g, &mut c);
+        let v = argmax(&c, MIN_RATE, MAX_RATE);
+        fit.set(g, v);
+        fit.refit(&in_set, cap, &mut c);
+    }
+    // Backward pass: a member that later ones explain away goes back to healthy.
+    loop {
+        let weakest = (0..n)
+            .filter(|&g| in_set[g])
+            .map(|g| (g, fit.gain(g, cap, &mut c).0))
+            .filter(|&(_, gn)| gn <= params.penalty)
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        let Some((g, _)) = weakest else { break };
+        in_set[g] = false;
+        fit.refit(&in_set, cap, &mut c);
+    }
+    let mut score = vec![0.0; n];
+    let mut loss_est = fit.x.clone();
+    for g in 0..n {
+        let (gn, free) = fit.gain(g, cap, &mut c);
+        score[g] = gn;
+        if !in_set[g] {
+            // Not faulty: report the rate the data point to, which may exceed healthy.
+            loss_est[g] = free;
+        }
+    }
+    Scores {
+        score,
+        faulty: in_set,
+        loss_est,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::correlate::graph::Problem;
+
+    /// A small leaf-spine: hosts h0..h5 on leaves l0..l2 (two each), spines s0,s1; every
+    /// host pair across leaves over both spines. `loss(from, to)` gives each link's rate.
+    fn leaf_spine(loss: &dyn Fn(&str, &str) -> f64, sent: u64) -> Problem {
+        let hosts = ["h0", "h1", "h2", "h3", "h4", "h5"];
+        let names: Vec<Box<str>> = hosts
+            .iter()
+            .chain(&["l0", "l1", "l2", "s0", "s1"])
+            .map(|s| (*s).into())
+            .collect();
+        let id = |s: &str| names.iter().position(|n| &**n == s).unwrap() as u32;
+        let leaf = |h: &str| ["l0", "l0", "l1", "l1", "l2", "l2"][id(h) as usize];
+        let mut routes: Vec<(Vec<u32>, u64, u64)> = Vec::new();
+        for a in hosts {
+            for b in hosts {
+                if leaf(a) == leaf(b) {
+                    continue;
+                }
+                for s in ["s0", "s1"] {
+                    let path = [a, leaf(a), s, leaf(b), b];
+                    let ok: f64 = path.windows(2).map(|w| 1.0 - loss(w[0], w[1])).product();
+                    // Expected counts: the estimators must get these exactly right.
+                    let lost = (sent as f64 * (1.0 - ok)).round() as u64;
+                    routes.push((path.iter().map(|n| id(n)).collect(), sent, lost));
+                }
+            }
+        }
+        let raw = routes.iter().map(|(r, s, l)| (&r[..], *s, *l)).collect();
+        Problem::build(names, raw)
+    }
+
+    fn top(p: &Problem, score: &[f64]) -> Vec<(String, String)> {
+        let mut order: Vec<usize> = (0..score.len()).collect();
+        order.sort_by(|&a, &b| score[b].total_cmp(&score[a]));
+        let g = &p.groups[order[0]];
+        g.links
+            .iter()
+            .map(|&l| {
+                let (a, b) = p.link_name(l);
+                (a.to_string(), b.to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_lossy_link_among_healthy_ones_is_found() {
+        let p = leaf_spine(
+            &|a, b| {
+                if (a, b) == ("s1", "l1") {
+                    0.02
+                } else {
+                    0.00005
+                }
+            },
+            100_000,
+        );
+        let params = Params::default();
+        let s = flock(&p, &params);
+        assert_eq!(top(&p, &s.score), [("s1".into(), "l1".into())]);
+        let faulty: Vec<usize> = (0..s.faulty.len()).filter(|&g| s.faulty[g]).collect();
+        assert_eq!(faulty.len(), 1, "{s:?}");
+        let g = faulty[0];
+        assert!((s.loss_est[g] - 0.02).abs() < 0.001, "{}", s.loss_est[g]);
+        assert_eq!(top(&p, &diff(&p)), [("s1".into(), "l1".into())]);
+        let (v, vf) = vote(&p, &params);
+        assert_eq!(top(&p, &v), [("s1".into(), "l1".into())]);
+        assert_eq!(vf.iter().filter(|f| **f).count(), 1);
+    }
+
+    #[test]
+    fn healthy_network_has_no_faulty_link() {
+        let p = leaf_spine(&|_, _| 0.0001, 100_000);
+        let s = flock(&p, &Params::default());
+        assert!(s.faulty.iter().all(|f| !f), "{s:?}");
+    }
+
+    #[test]
+    fn a_link_on_every_route_is_found_by_the_model() {
+        // Only h0 sends, and its uplink loses 3 %: every route crosses h0>l0.
+        let names: Vec<Box<str>> = ["h0", "l0", "s0", "s1", "l1", "h2", "h3"]
+            .iter()
+            .map(|s| (*s).into())
+            .collect();
+        let mut raw_routes = Vec::new();
+        for (s, d) in [(2, 5), (2, 6), (3, 5), (3, 6)] {
+            raw_routes.push(vec![0u32, 1, s, 4, d]);
+        }
+        let raw = raw_routes
+            .iter()
+            .map(|r| (&r[..], 100_000u64, 3_000u64 + 20))
+            .collect();
+        let p = Problem::build(names, raw);
+        let s = flock(&p, &Params::default());
+        assert_eq!(top(&p, &s.score), [("h0".into(), "l0".into())]);
+        assert_eq!(s.faulty.iter().filter(|f| **f).count(), 1, "{s:?}");
+    }
+
+    #[test]
+    fn two_faults_at_once_are_both_found() {
+        let p = leaf_spine(
+            &|a, b| match (a, b) {
+                ("s0", "l1") => 0.01,
+                ("l0", "s1") => 0.005,
+                _ => 0.00002,
+            },
+            200_000,
+        );
+        let s = flock(&p, &Params::default());
+        let mut found: Vec<(String, String)> = (0..s.faulty.len())
+            .filter(|&g| s.faulty[g])
+            .flat_map(|g| p.groups[g].links.clone())
+            .map(|l| {
+                let (a, b) = p.link_name(l);
+                (a.to_string(), b.to_string())
+            })
+            .collect();
+        found.sort();
+        assert_eq!(
+            found,
+            [("l0".into(), "s1".into()), ("s0".into(), "l1".into())]
+        );
+    }
+
+    #[test]
+    fn inseparable_links_are_one_group() {
+        // a>b and b>c are on the same single route: one group, scored once.
+        let names: Vec<Box<str>> = ["a", "b", "c"].iter().map(|s| (*s).into()).collect();
+        let r = [0u32, 1, 2];
+        let p = Problem::build(names, vec![(&r, 10_000, 500)]);
+        assert_eq!(p.groups.len(), 1);
+        assert_eq!(p.groups[0].links.len(), 2);
+        let s = flock(&p, &Params::default());
+        assert_eq!(s.faulty, [true]);
+        assert!((s.loss_est[0] - 0.05).abs() < 1e-6, "{s:?}");
+    }
+
+    #[test]
+    fn argmax_solves_the_single_route_case_exactly() {
+        // One route, nothing else on it: the rate is lost / sent.
+        let c = [(1000.0, 37.0, 1.0)];
+        assert!((argmax(&c, MIN_RATE, MAX_RATE) - 0.037).abs() < 1e-9);
+        assert_eq!(argmax(&c, MIN_RATE, 0.01), 0.01);
+        assert_eq!(argmax(&[(10.0, 0.0, 1.0)], MIN_RATE, MAX_RATE), MIN_RATE);
+        assert_eq!(argmax(&[(10.0, 10.0, 1.0)], MIN_RATE, MAX_RATE), MAX_RATE);
+    }
+}

@@ -1,0 +1,480 @@
+//! Reading `path` records and aggregating them per route while streaming.
+//!
+//! A route is the node sequence a flow took, from its source host through the hops to its
+//! destination, after aliases and anonymous-hop naming. Flows that took the same route are
+//! summed (`sent`, `lost`), which is exact for the loss model: so memory grows with the
+//! number of distinct routes, never with the number of records, and a pre-aggregated line
+//! counts the same as the raw lines it sums.
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+/// Malformed lines reported per input before the rest are only counted.
+pub const MAX_REPORTED_PER_INPUT: u64 = 20;
+
+/// What one route accumulated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RouteStats {
+    pub sent: u64,
+    pub lost: u64,
+}
+
+/// Interface address (or any node name) to router name.
+pub type Aliases = HashMap<String, String>;
+
+/// Reads an alias file: `ROUTER ADDR [ADDR…]` per line, `#` comments.
+pub fn read_aliases(path: &Path) -> anyhow::Result<Aliases> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read alias file {}", path.display()))?;
+    parse_aliases(&text).with_context(|| format!("{}", path.display()))
+}
+
+pub fn parse_aliases(text: &str) -> anyhow::Result<Aliases> {
+    let mut map = Aliases::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        let mut words = line.split_whitespace();
+        let Some(router) = words.next() else { continue };
+        let addrs: Vec<&str> = words.collect();
+        if addrs.is_empty() {
+            bail!(
+                "{}: '{router}' has no address: write ROUTER ADDR [ADDR...]",
+                i + 1
+            );
+        }
+        for a in addrs {
+            if let Some(prev) = map.insert(a.to_string(), router.to_string()) {
+                if prev != router {
+                    bail!("{}: {a} is already an address of {prev}", i + 1);
+                }
+            }
+        }
+    }
+    Ok(map)
+}
+
+/// The members of a line lcorrelate reads; everything else is ignored. Borrowed where the
+/// JSON has no escapes, so the hot path does not allocate per member.
+#[derive(Deserialize)]
+struct LineIn<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    src: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    dst: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    hops: Option<Vec<HopIn<'a>>>,
+    reached: Option<bool>,
+    sent: Option<u64>,
+    lost: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct HopIn<'a> {
+    #[serde(borrow)]
+    addr: Option<Cow<'a, str>>,
+}
+
+/// Only the type, to tell a record of another kind from a malformed `path` record.
+#[derive(Deserialize)]
+struct KindOnly<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+}
+
+/// Streams records in and keeps one entry per distinct route.
+#[derive(Debug, Default)]
+pub struct Aggregator {
+    aliases: Aliases,
+    names: Vec<Box<str>>,
+    ids: HashMap<Box<str>, u32>,
+    routes: HashMap<Box<[u32]>, RouteStats>,
+    /// `path` records taken in.
+    pub records: u64,
+    /// Lines of other record types.
+    pub ignored: u64,
+    // Scratch buffers reused across lines.
+    known: Vec<Option<u32>>,
+    seq: Vec<u32>,
+    name_buf: String,
+}
+
+impl Aggregator {
+    pub fn new(aliases: Aliases) -> Self {
+        Aggregator {
+            aliases,
+            ..Default::default()
+        }
+    }
+
+    /// Node names, indexed by node id.
+    pub fn names(&self) -> &[Box<str>] {
+        &self.names
+    }
+
+    /// Distinct routes (node id sequences) and what they carried.
+    pub fn routes(&self) -> impl Iterator<Item = (&[u32], RouteStats)> {
+        self.routes.iter().map(|(k, v)| (&k[..], *v))
+    }
+
+    pub fn route_count(&self) -> usize {
+        self.routes.len()
+    }
+
+    fn intern(&mut self, name: &str) -> u32 {
+        let name = self.aliases.get(name).map(String::as_str).unwrap_or(name);
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(name.into());
+        self.ids.insert(name.into(), id);
+        id
+    }
+
+    /// Takes one line. `Ok(false)`: not a `path` record (or blank), ignored; `Err`: malformed,
+    /// with what is wrong.
+    pub fn add_line(&mut self, line: &[u8]) -> Result<bool, String> {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return Ok(false);
+        }
+        let rec: LineIn = match serde_json::from_slice(line) {
+            Ok(r) => r,
+            Err(e) => {
+                // A record of another kind may use these member names with other types.
+                return match serde_json::from_slice::<KindOnly>(line) {
+                    Ok(k) if k.kind.as_deref().is_some_and(|k| k != "path") => {
+                        self.ignored += 1;
+                        Ok(false)
+                    }
+                    _ => Err(format!("not a JSON record: {e}")),
+                };
+            }
+        };
+        match rec.kind.as_deref() {
+            Some("path") => {}
+            Some(_) => {
+                self.ignored += 1;
+                return Ok(false);
+            }
+            None => return Err("no \"type\" member".into()),
+        }
+        let src = nonempty(rec.src.as_deref(), "src")?;
+        let dst = nonempty(rec.dst.as_deref(), "dst")?;
+        let hops = rec.hops.ok_or("path record without \"hops\"")?;
+        let (sent, lost) = match (rec.sent, rec.lost) {
+            (Some(s), Some(l)) if l <= s => (s, l),
+            (Some(s), Some(l)) => return Err(format!("lost ({l}) is more than sent ({s})")),
+            (None, None) => (0, 0),
+            (Some(_), None) => return Err("\"sent\" without \"lost\"".into()),
+            (None, Some(_)) => return Err("\"lost\" without \"sent\"".into()),
+        };
+        if hops
+            .iter()
+            .any(|h| h.addr.as_deref().is_some_and(str::is_empty))
+        {
+            return Err("a hop with an empty \"addr\"".into());
+        }
+        let reached = rec.reached.unwrap_or(true);
+        self.add_path(src, dst, &hops, reached, sent, lost);
+        Ok(true)
+    }
+
+    fn add_path(
+        &mut self,
+        src: &str,
+        dst: &str,
+        hops: &[HopIn],
+        reached: bool,
+        sent: u64,
+        lost: u64,
+    ) {
+        let src_id = self.intern(src);
+        let dst_id = self.intern(dst);
+        let mut known = std::mem::take(&mut self.known);
+        known.clear();
+        known.push(Some(src_id));
+        for h in hops {
+            let id = h.addr.as_deref().map(|a| self.intern(a));
+            known.push(id);
+        }
+        // The destination answering the last probe is the destination, not a hop before it.
+        if known.len() > 1 && known.last() == Some(&Some(dst_id)) {
+            known.pop();
+        }
+        if !reached {
+            // A trace that gave up ends in a run of silent TTLs (up to the maximum): they
+            // stand for one unknown stretch before the destination, not for many routers.
+            while known.len() > 2
+                && known[known.len() - 1].is_none()
+                && known[known.len() - 2].is_none()
+            {
+                known.pop();
+            }
+        }
+        known.push(Some(dst_id));
+
+        let mut seq = std::mem::take(&mut self.seq);
+        seq.clear();
+        let mut prev_known = 0;
+        for i in 0..known.len() {
+            let id = match known[i] {
+                Some(id) => {
+                    prev_known = i;
+                    id
+                }
+                None => {
+                    // Named from its known neighbours and its place between them, so silent
+                    // hops on different stretches stay apart and this one is not dropped.
+                    let next = (i + 1..known.len())
+                        .find_map(|j| known[j])
+                        .unwrap_or(dst_id);
+                    let prev = known[prev_known].unwrap_or(src_id);
+                    let mut name = std::mem::take(&mut self.name_buf);
+                    name.clear();
+                    let _ = write!(
+                        name,
+                        "?{}>{}#{}",
+                        self.names[prev as usize],
+                        self.names[next as usize],
+                        i - prev_known
+                    );
+                    let id = self.intern(&name);
+                    self.name_buf = name;
+                    id
+                }
+            };
+            // Two interfaces of one router in a row (aliases) are one node, not a link.
+            if seq.last() != Some(&id) {
+                seq.push(id);
+            }
+        }
+        if let Some(r) = self.routes.get_mut(&seq[..]) {
+            r.sent += sent;
+            r.lost += lost;
+        } else {
+            self.routes
+                .insert(seq.clone().into_boxed_slice(), RouteStats { sent, lost });
+        }
+        self.records += 1;
+        self.known = known;
+        self.seq = seq;
+    }
+}
+
+fn nonempty<'a>(v: Option<&'a str>, what: &str) -> Result<&'a str, String> {
+    match v {
+        Some(s) if !s.is_empty() => Ok(s),
+        Some(_) => Err(format!("empty \"{what}\"")),
+        None => Err(format!("path record without \"{what}\"")),
+    }
+}
+
+/// What reading the inputs found wrong.
+#[derive(Debug, Default)]
+pub struct ReadReport {
+    pub skipped: u64,
+}
+
+/// Opens an input (`-` is stdin); gzip is recognized by its magic bytes.
+pub fn open(name: &str) -> anyhow::Result<Box<dyn BufRead>> {
+    let raw: Box<dyn Read> = if name == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::fs::File::open(name).with_context(|| format!("cannot open {name}"))?)
+    };
+    let mut buf = BufReader::with_capacity(1 << 16, raw);
+    let magic = buf
+        .fill_buf()
+        .with_context(|| format!("cannot read {name}"))?;
+    if magic.starts_with(&[0x1f, 0x8b]) {
+        Ok(Box::new(BufReader::with_capacity(
+            1 << 16,
+            flate2::bufread::MultiGzDecoder::new(buf),
+        )))
+    } else {
+        Ok(Box::new(buf))
+    }
+}
+
+/// Reads every line of `input` into `agg`. Malformed lines are reported on stderr as
+/// `lcorrelate: NAME:LINE: what` and counted; with `strict` the first one is an error.
+pub fn read_into(
+    agg: &mut Aggregator,
+    name: &str,
+    input: &mut dyn BufRead,
+    strict: bool,
+    report: &mut ReadReport,
+    stderr: &mut dyn std::io::Write,
+) -> anyhow::Result<()> {
+    let mut line = Vec::with_capacity(1024);
+    let mut lineno = 0u64;
+    let mut reported = 0u64;
+    loop {
+        line.clear();
+        let n = input
+            .read_until(b'\n', &mut line)
+            .with_context(|| format!("cannot read {name}"))?;
+        if n == 0 {
+            break;
+        }
+        lineno += 1;
+        if let Err(what) = agg.add_line(&line) {
+            if strict {
+                bail!("{name}:{lineno}: {what} (--strict)");
+            }
+            report.skipped += 1;
+            reported += 1;
+            if reported <= MAX_REPORTED_PER_INPUT {
+                let _ = writeln!(stderr, "lcorrelate: {name}:{lineno}: {what}");
+            } else if reported == MAX_REPORTED_PER_INPUT + 1 {
+                let _ = writeln!(
+                    stderr,
+                    "lcorrelate: {name}: more malformed lines; only counted from here"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn routes(agg: &Aggregator) -> Vec<(Vec<String>, RouteStats)> {
+        let mut v: Vec<_> = agg
+            .routes()
+            .map(|(r, s)| {
+                (
+                    r.iter()
+                        .map(|&i| agg.names()[i as usize].to_string())
+                        .collect::<Vec<String>>(),
+                    s,
+                )
+            })
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    #[test]
+    fn anonymous_hops_are_named_by_neighbours_and_position() {
+        let mut agg = Aggregator::new(Aliases::new());
+        let l = r#"{"type":"path","src":"h1","dst":"h2","hops":[{"ttl":1,"addr":"r1"},{"ttl":2},{"ttl":3},{"ttl":4,"addr":"r4"},{"ttl":5,"addr":"h2"}],"reached":true,"sent":10,"lost":1}"#;
+        assert_eq!(agg.add_line(l.as_bytes()), Ok(true));
+        let r = routes(&agg);
+        assert_eq!(
+            r[0].0,
+            ["h1", "r1", "?r1>r4#1", "?r1>r4#2", "r4", "h2"],
+            "the destination answering the last TTL is not a hop of its own"
+        );
+        assert_eq!(r[0].1, RouteStats { sent: 10, lost: 1 });
+    }
+
+    #[test]
+    fn unreached_traces_end_in_one_unknown_stretch() {
+        let mut agg = Aggregator::new(Aliases::new());
+        let l = r#"{"type":"path","src":"h1","dst":"h2","hops":[{"ttl":1,"addr":"r1"},{"ttl":2},{"ttl":3},{"ttl":4}],"reached":false}"#;
+        agg.add_line(l.as_bytes()).unwrap();
+        assert_eq!(routes(&agg)[0].0, ["h1", "r1", "?r1>h2#1", "h2"]);
+    }
+
+    #[test]
+    fn aliases_merge_interfaces_into_routers() {
+        let aliases = parse_aliases("# router addrs\nspine1 10.0.0.1 10.0.1.1\n").unwrap();
+        let mut agg = Aggregator::new(aliases);
+        let a = r#"{"type":"path","src":"h1","dst":"h2","hops":[{"ttl":1,"addr":"10.0.0.1"}],"sent":5,"lost":0}"#;
+        let b = r#"{"type":"path","src":"h1","dst":"h2","hops":[{"ttl":1,"addr":"10.0.1.1"}],"sent":5,"lost":2}"#;
+        agg.add_line(a.as_bytes()).unwrap();
+        agg.add_line(b.as_bytes()).unwrap();
+        let r = routes(&agg);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].0, ["h1", "spine1", "h2"]);
+        assert_eq!(r[0].1, RouteStats { sent: 10, lost: 2 });
+        assert!(parse_aliases("r1\n")
+            .unwrap_err()
+            .to_string()
+            .contains("no address"));
+        assert!(parse_aliases("r1 a\nr2 a\n").is_err());
+    }
+
+    #[test]
+    fn other_records_are_ignored_and_bad_ones_explained() {
+        let mut agg = Aggregator::new(Aliases::new());
+        let reply = r#"{"type":"reply","tool":"lping","addr":"10.0.0.1","seq":1,"rtt_ms":0.1}"#;
+        assert_eq!(agg.add_line(reply.as_bytes()), Ok(false));
+        // Another kind with a member of the same name but another type is still ignored.
+        let odd = r#"{"type":"route","src":{"a":1},"hops":3}"#;
+        assert_eq!(agg.add_line(odd.as_bytes()), Ok(false));
+        assert_eq!(agg.add_line(b"  \n"), Ok(false));
+        assert_eq!(agg.ignored, 2);
+        for (line, what) in [
+            ("{", "not a JSON record"),
+            ("[1]", "not a JSON record"),
+            (r#"{"src":"a"}"#, "no \"type\""),
+            (r#"{"type":"path","src":"a","dst":"b"}"#, "without \"hops\""),
+            (r#"{"type":"path","dst":"b","hops":[]}"#, "without \"src\""),
+            (
+                r#"{"type":"path","src":"a","dst":"b","hops":[],"sent":1,"lost":2}"#,
+                "more than sent",
+            ),
+            (
+                r#"{"type":"path","src":"a","dst":"b","hops":[],"sent":-1,"lost":0}"#,
+                "not a JSON record",
+            ),
+            (
+                r#"{"type":"path","src":"a","dst":"b","hops":[],"sent":1}"#,
+                "without \"lost\"",
+            ),
+            (
+                r#"{"type":"path","src":"a","dst":"b","hops":[{"addr":""}]}"#,
+                "empty \"addr\"",
+            ),
+        ] {
+            let err = agg.add_line(line.as_bytes()).unwrap_err();
+            assert!(err.contains(what), "{line}: {err}");
+        }
+        assert_eq!(agg.records, 0);
+    }
+
+    #[test]
+    fn malformed_lines_are_counted_and_located() {
+        let text = "{\"type\":\"path\",\"src\":\"a\",\"dst\":\"b\",\"hops\":[],\"sent\":1,\"lost\":0}\nnope\n";
+        let mut agg = Aggregator::new(Aliases::new());
+        let mut report = ReadReport::default();
+        let mut err = Vec::new();
+        read_into(
+            &mut agg,
+            "f.jsonl",
+            &mut text.as_bytes(),
+            false,
+            &mut report,
+            &mut err,
+        )
+        .unwrap();
+        assert_eq!(report.skipped, 1);
+        let err = String::from_utf8(err).unwrap();
+        assert!(
+            err.starts_with("lcorrelate: f.jsonl:2: not a JSON record"),
+            "{err}"
+        );
+        let mut agg = Aggregator::new(Aliases::new());
+        let e = read_into(
+            &mut agg,
+            "f.jsonl",
+            &mut text.as_bytes(),
+            true,
+            &mut report,
+            &mut Vec::new(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("f.jsonl:2: "), "{e}");
+    }
+}

@@ -1,0 +1,167 @@
+//! `lcorrelate`: per-flow paths and loss, from many hosts, into per-link suspicion.
+//!
+//! - [`input`]: reading `path` records (files, stdin, gzip), aggregation per route, aliases.
+//! - [`graph`]: links, the petgraph graph, and groups of inseparable links.
+//! - [`estimate`]: the likelihood model (default), 007 voting, difference of means.
+//! - [`report`]: ranking into `link` records, Graphviz output.
+//! - [`sim`]: the simulator and evaluation behind the benchmark.
+
+pub mod estimate;
+pub mod graph;
+pub mod input;
+pub mod report;
+pub mod sim;
+
+use crate::cli::EXIT_OK;
+use crate::output::{Format as RecordFormat, RecordWriter};
+use crate::record::{Body, Record, Verdict};
+use anyhow::Result;
+use clap::Parser;
+use estimate::Params;
+use report::Method;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+const EXAMPLES: &str = "\
+Examples:
+  cat */ludp.jsonl | lcorrelate          mixed logs: only path records are read
+  lcorrelate --top 5 a.jsonl b.jsonl.gz  the five best suspects
+  lcorrelate --alias routers.txt --format dot paths.jsonl | dot -Tsvg > links.svg
+                                         one node per router, links colored by score
+  lcorrelate --method diff paths.jsonl | jq -c 'select(.verdict == \"faulty\")'
+
+Alias file: one router per line, its name then its interface addresses, # comments:
+  spine1 10.0.1.1 10.0.2.1 fd00:1::1
+
+Exit status: 0 no link faulty, 1 some link faulty, 2 usage or input error (--strict: a \
+malformed line).";
+
+/// Exit status: some link is faulty.
+pub const EXIT_FAULTY: u8 = 1;
+
+/// How lcorrelate writes its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One `link` record per line.
+    Json,
+    /// A Graphviz digraph, links colored by score.
+    Dot,
+}
+
+/// Command-line arguments of `lcorrelate`.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "lcorrelate",
+    version,
+    about = "Find the lossy link from per-flow paths and loss collected on many hosts",
+    long_about = "Reads path records (a traced flow with the probes it sent and lost) from files \
+or stdin, builds the link graph, and writes one link record per link, best suspect first, with \
+a score, an estimated loss rate, the difference-of-means suspicion and a verdict. Other record \
+types are ignored, so mixed logs work; gzip files are read as they are. Links that every flow \
+crosses together are one group: no measurement can tell them apart.",
+    after_help = EXAMPLES
+)]
+pub struct Args {
+    /// Files of JSON lines, plain or gzip; stdin when none, or "-".
+    #[arg(value_name = "FILE")]
+    pub files: Vec<String>,
+    /// Ranking method: flock (likelihood model), vote (007), diff (difference of means).
+    #[arg(long, value_enum, default_value = "flock")]
+    pub method: Method,
+    /// Map interface addresses to router names: lines of "ROUTER ADDR [ADDR...]".
+    #[arg(long, value_name = "FILE")]
+    pub alias: Option<PathBuf>,
+    /// Write only the N best suspects.
+    #[arg(long, value_name = "N")]
+    pub top: Option<usize>,
+    /// Leave out links crossed by fewer than N probes.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub min_samples: u64,
+    /// Loss a healthy link may have, in percent; a faulty link loses more.
+    #[arg(long, value_name = "PCT", default_value_t = 0.05, value_parser = parse_pct)]
+    pub min_loss: f64,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: Format,
+    /// A malformed line is an error (exit 2) instead of being reported and skipped.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+fn parse_pct(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v < 100.0 => Ok(v),
+        _ => Err(format!("'{s}' is not a percentage between 0 and 100")),
+    }
+}
+
+impl Args {
+    pub fn params(&self) -> Params {
+        Params {
+            min_loss: self.min_loss / 100.0,
+            min_samples: self.min_samples,
+            ..Params::default()
+        }
+    }
+}
+
+/// Runs lcorrelate: 0 when no link is faulty, 1 when some is.
+pub fn run(args: Args) -> Result<ExitCode> {
+    let aliases = match &args.alias {
+        Some(path) => input::read_aliases(path)?,
+        None => input::Aliases::new(),
+    };
+    let mut agg = input::Aggregator::new(aliases);
+    let mut report = input::ReadReport::default();
+    let files = if args.files.is_empty() {
+        vec!["-".to_string()]
+    } else {
+        args.files.clone()
+    };
+    let mut stderr = std::io::stderr();
+    for name in &files {
+        let mut reader = input::open(name)?;
+        input::read_into(
+            &mut agg,
+            name,
+            &mut *reader,
+            args.strict,
+            &mut report,
+            &mut stderr,
+        )?;
+    }
+    if report.skipped > 0 {
+        eprintln!("lcorrelate: skipped {} malformed lines", report.skipped);
+    }
+    let problem = graph::Problem::from_aggregator(&agg);
+    let params = args.params();
+    let scores = report::score(&problem, args.method, &params);
+    let mut links = report::rank(&problem, &scores, &params);
+    let faulty = links.iter().any(|l| l.verdict == Verdict::Faulty);
+    if let Some(n) = args.top {
+        links.truncate(n);
+    }
+    match args.format {
+        Format::Json => {
+            let mut out = RecordWriter::stdout(RecordFormat::Json);
+            let ts = SystemTime::now();
+            for link in links {
+                out.write(&Record {
+                    tool: "lcorrelate",
+                    ts,
+                    tags: None,
+                    body: Body::Link(link),
+                })?;
+            }
+        }
+        Format::Dot => {
+            let text = report::dot(&problem, &links, params.penalty);
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
+        }
+    }
+    Ok(ExitCode::from(if faulty { EXIT_FAULTY } else { EXIT_OK }))
+}

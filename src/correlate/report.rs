@@ -1,0 +1,190 @@
+//! From scores to `link` records, best suspect first, and to Graphviz.
+
+use super::estimate::{self, Params, Scores};
+use super::graph::Problem;
+use crate::record::{LinkEnds, LinkScore, Verdict};
+use std::fmt::Write as _;
+
+/// The ranking methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Method {
+    /// Likelihood model of every flow's loss given its links, with a prior on faults (Flock).
+    Flock,
+    /// Iterative voting (007).
+    Vote,
+    /// Difference of means (the seed's score, also written as `suspicion`).
+    Diff,
+}
+
+/// Scores every group with the chosen method; `loss_est` always comes from the model.
+pub fn score(p: &Problem, method: Method, params: &Params) -> Scores {
+    let model = estimate::flock(p, params);
+    match method {
+        Method::Flock => model,
+        Method::Vote => {
+            let (score, faulty) = estimate::vote(p, params);
+            Scores {
+                score,
+                faulty,
+                loss_est: model.loss_est,
+            }
+        }
+        Method::Diff => {
+            let score = estimate::diff(p);
+            let faulty = score.iter().map(|&s| s >= params.min_loss).collect();
+            Scores {
+                score,
+                faulty,
+                loss_est: model.loss_est,
+            }
+        }
+    }
+}
+
+/// One `link` record per group with enough samples, best suspect first: faulty before ok,
+/// then by score, then by lost packets.
+pub fn rank(p: &Problem, s: &Scores, params: &Params) -> Vec<LinkScore> {
+    let suspicion = estimate::diff(p);
+    let mut order: Vec<usize> = (0..p.groups.len())
+        .filter(|&g| p.groups[g].sent >= params.min_samples.max(1))
+        .collect();
+    order.sort_by(|&a, &b| {
+        s.faulty[b]
+            .cmp(&s.faulty[a])
+            .then(s.score[b].total_cmp(&s.score[a]))
+            .then(p.groups[b].lost.cmp(&p.groups[a].lost))
+            .then(a.cmp(&b))
+    });
+    order
+        .iter()
+        .enumerate()
+        .map(|(i, &g)| {
+            let grp = &p.groups[g];
+            let ends: Vec<LinkEnds> = grp
+                .links
+                .iter()
+                .map(|&l| {
+                    let (from, to) = p.link_name(l);
+                    LinkEnds {
+                        from: from.into(),
+                        to: to.into(),
+                    }
+                })
+                .collect();
+            LinkScore {
+                from: ends[0].from.clone(),
+                to: ends[0].to.clone(),
+                rank: i as u32 + 1,
+                score: finite(s.score[g]),
+                loss_est: finite(s.loss_est[g]),
+                suspicion: finite(suspicion[g]),
+                routes: grp.routes.len() as u64,
+                sent: grp.sent,
+                lost: grp.lost,
+                verdict: if s.faulty[g] {
+                    Verdict::Faulty
+                } else {
+                    Verdict::Ok
+                },
+                group: (ends.len() > 1).then_some(ends),
+            }
+        })
+        .collect()
+}
+
+/// JSON has no NaN or infinity.
+fn finite(v: f64) -> f64 {
+    if v.is_finite() {
+        v
+    } else {
+        0.0
+    }
+}
+
+/// The graph for Graphviz: every node, every link; scored links colored from grey (no
+/// evidence) through orange to red (faulty), labelled with their estimated loss and rank.
+pub fn dot(p: &Problem, links: &[LinkScore], penalty: f64) -> String {
+    use petgraph::dot::{Config, Dot};
+    use std::collections::HashMap;
+    let mut by_link: HashMap<(&str, &str), &LinkScore> = HashMap::new();
+    for ls in links {
+        match &ls.group {
+            Some(members) => {
+                for m in members {
+                    by_link.insert((&m.from, &m.to), ls);
+                }
+            }
+            None => {
+                by_link.insert((&ls.from, &ls.to), ls);
+            }
+        }
+    }
+    let edge_attrs = |_, e: petgraph::graph::EdgeReference<'_, u32>| {
+        let (a, b) = p.link_name(*e.weight());
+        match by_link.get(&(a, b)) {
+            Some(ls) => {
+                let (color, width) = match ls.verdict {
+                    Verdict::Faulty => ("#d62728".to_string(), 3.0),
+                    Verdict::Ok => (heat(ls.score / penalty.max(f64::MIN_POSITIVE)), 1.0),
+                };
+                format!(
+                    "color=\"{color}\" penwidth={width} label=\"{:.3}% #{}\"",
+                    ls.loss_est * 100.0,
+                    ls.rank
+                )
+            }
+            None => "color=\"#cccccc\" style=dashed".to_string(),
+        }
+    };
+    let node_attrs = |_, (_, id): (petgraph::graph::NodeIndex, &u32)| {
+        let name = &p.names[*id as usize];
+        let mut s = String::from("label=\"");
+        for c in name.chars() {
+            if c == '"' || c == '\\' {
+                s.push('\\');
+            }
+            s.push(c);
+        }
+        s.push('"');
+        if name.starts_with('?') {
+            s.push_str(" shape=box style=dashed");
+        }
+        s
+    };
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "{:?}",
+        Dot::with_attr_getters(
+            &p.graph,
+            &[Config::EdgeNoLabel, Config::NodeNoLabel],
+            &edge_attrs,
+            &node_attrs
+        )
+    );
+    out
+}
+
+/// Grey for no evidence to orange at the faulty threshold.
+fn heat(x: f64) -> String {
+    let t = if x.is_nan() { 0.0 } else { x.clamp(0.0, 1.0) };
+    let lerp = |a: f64, b: f64| (a + (b - a) * t).round() as u8;
+    format!(
+        "#{:02x}{:02x}{:02x}",
+        lerp(170.0, 255.0),
+        lerp(170.0, 127.0),
+        lerp(170.0, 14.0)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heat_runs_from_grey_to_orange() {
+        assert_eq!(heat(0.0), "#aaaaaa");
+        assert_eq!(heat(1.0), "#ff7f0e");
+        assert_eq!(heat(f64::NAN), heat(0.0));
+    }
+}

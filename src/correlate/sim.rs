@@ -1,0 +1,557 @@
+//! The benchmark: a simulator that writes realistic `path` records, and an evaluation of
+//! every method against the faults it injected. Reproducible: everything follows the seed.
+//!
+//! Topologies are leaf-spine and k-ary fat-trees; each flow (5-tuple) takes one ECMP path
+//! chosen by a hash, as switches do. Every link has background loss (log-uniform 0.0001 % to
+//! 0.01 %); k links are faulty (log-uniform 0.1 % to 10 %), half the time all on one switch.
+//! Traffic is skewed: hosts probe with weights from a heavy-tailed distribution.
+
+use super::estimate::Params;
+use super::graph::Problem;
+use super::input::{Aggregator, Aliases};
+use super::report::{self, Method};
+use crate::record::Verdict;
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+
+/// SplitMix64: small, fast, and good enough for simulation.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed ^ 0x5851_f42d_4c95_7f2d)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+
+    fn log_uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        (lo.ln() + self.f64() * (hi.ln() - lo.ln())).exp()
+    }
+
+    /// Binomial(n, p): by geometric skips while the mean is small, else a normal draw.
+    pub fn binomial(&mut self, n: u64, p: f64) -> u64 {
+        if p <= 0.0 || n == 0 {
+            return 0;
+        }
+        let mean = n as f64 * p;
+        if mean < 50.0 {
+            let log_q = (1.0 - p).ln();
+            let mut k = 0;
+            let mut pos = 0u64;
+            loop {
+                let u = 1.0 - self.f64();
+                let skip = (u.ln() / log_q).floor();
+                if skip >= (n - pos) as f64 || skip.is_nan() {
+                    return k;
+                }
+                pos += skip as u64 + 1;
+                k += 1;
+                if pos >= n {
+                    return k;
+                }
+            }
+        }
+        // Box-Muller.
+        let (u1, u2) = (1.0 - self.f64(), self.f64());
+        let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+        let v = mean + z * (mean * (1.0 - p)).sqrt();
+        v.round().clamp(0.0, n as f64) as u64
+    }
+}
+
+/// A topology to simulate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topology {
+    LeafSpine {
+        leaves: usize,
+        spines: usize,
+        hosts_per_leaf: usize,
+    },
+    /// k-ary fat-tree: k pods of k/2 edge and k/2 aggregation switches, (k/2)² cores,
+    /// k/2 hosts per edge switch.
+    FatTree { k: usize },
+}
+
+impl std::fmt::Display for Topology {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Topology::LeafSpine {
+                leaves,
+                spines,
+                hosts_per_leaf,
+            } => write!(
+                f,
+                "leaf-spine {leaves}x{spines}, {} hosts",
+                leaves * hosts_per_leaf
+            ),
+            Topology::FatTree { k } => write!(f, "fat-tree k={k}, {} hosts", k * k * k / 4),
+        }
+    }
+}
+
+/// The simulation's knobs.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub topology: Topology,
+    /// Faulty links.
+    pub faults: usize,
+    /// Destinations each host probes.
+    pub dsts_per_host: usize,
+    /// Flows (source ports) per host pair.
+    pub flows_per_pair: usize,
+    /// Probes per flow and round, before the host's traffic weight.
+    pub probes: u64,
+    /// Path records per flow (one per round).
+    pub rounds: usize,
+}
+
+impl Scenario {
+    pub fn new(topology: Topology, faults: usize) -> Self {
+        Scenario {
+            topology,
+            faults,
+            dsts_per_host: 8,
+            flows_per_pair: 4,
+            probes: 100,
+            rounds: 6,
+        }
+    }
+}
+
+/// A built network: node names, hosts, and per-flow paths.
+struct Net {
+    names: Vec<String>,
+    hosts: Vec<u32>,
+    topo: Topology,
+    first_router: usize,
+}
+
+impl Net {
+    fn new(topo: Topology) -> Net {
+        let (hosts, routers) = match topo {
+            Topology::LeafSpine {
+                leaves,
+                spines,
+                hosts_per_leaf,
+            } => (leaves * hosts_per_leaf, leaves + spines),
+            Topology::FatTree { k } => (k * k * k / 4, k * k + k * k / 4),
+        };
+        let mut names = Vec::with_capacity(hosts + routers);
+        for i in 0..hosts {
+            names.push(format!("10.1.{}.{}", i / 250, i % 250 + 1));
+        }
+        for j in 0..routers {
+            names.push(format!("10.0.{}.{}", j / 250, j % 250 + 1));
+        }
+        Net {
+            names,
+            hosts: (0..hosts as u32).collect(),
+            topo,
+            first_router: hosts,
+        }
+    }
+
+    fn router(&self, j: usize) -> u32 {
+        (self.first_router + j) as u32
+    }
+
+    /// Node sequence of a flow from host a to host b, the ECMP choices from `hash`.
+    fn path(&self, a: usize, b: usize, hash: u64) -> Vec<u32> {
+        match self.topo {
+            Topology::LeafSpine {
+                leaves,
+                spines,
+                hosts_per_leaf,
+            } => {
+                let (la, lb) = (a / hosts_per_leaf, b / hosts_per_leaf);
+                if la == lb {
+                    return vec![a as u32, self.router(la), b as u32];
+                }
+                let s = leaves + (hash % spines as u64) as usize;
+                vec![
+                    a as u32,
+                    self.router(la),
+                    self.router(s),
+                    self.router(lb),
+                    b as u32,
+                ]
+            }
+            Topology::FatTree { k } => {
+                let h = k / 2;
+                // Switch numbering: edge (pod, e) = pod*h + e; agg (pod, i) = k*h + pod*h + i;
+                // core (i, j) = k*k + i*h + j.
+                let edge = |host: usize| host / h;
+                let pod = |host: usize| host / (h * h);
+                let agg = |p: usize, i: usize| k * h + p * h + i;
+                let (ea, eb) = (edge(a), edge(b));
+                if ea == eb {
+                    return vec![a as u32, self.router(ea), b as u32];
+                }
+                let i = (hash % h as u64) as usize;
+                let (pa, pb) = (pod(a), pod(b));
+                if pa == pb {
+                    return vec![
+                        a as u32,
+                        self.router(ea),
+                        self.router(agg(pa, i)),
+                        self.router(eb),
+                        b as u32,
+                    ];
+                }
+                let j = ((hash >> 20) % h as u64) as usize;
+                vec![
+                    a as u32,
+                    self.router(ea),
+                    self.router(agg(pa, i)),
+                    self.router(k * k + i * h + j),
+                    self.router(agg(pb, i)),
+                    self.router(eb),
+                    b as u32,
+                ]
+            }
+        }
+    }
+}
+
+/// One simulated flow.
+struct Flow {
+    src: usize,
+    dst: usize,
+    sport: u16,
+    path: Vec<u32>,
+    probes: u64,
+}
+
+/// A simulated run: its path lines and the faults behind them.
+pub struct Run {
+    pub lines: Vec<String>,
+    /// Faulty links, as (from, to) names, with their loss rates.
+    pub faults: Vec<(String, String, f64)>,
+}
+
+/// Simulates one run, keeping its lines.
+pub fn simulate(sc: &Scenario, seed: u64) -> Run {
+    let mut lines = Vec::new();
+    let faults = simulate_into(sc, seed, &mut |l: &str| lines.push(l.to_string()));
+    Run { lines, faults }
+}
+
+/// Simulates one run, handing each line to `sink`; returns the faults.
+pub fn simulate_into(
+    sc: &Scenario,
+    seed: u64,
+    sink: &mut dyn FnMut(&str),
+) -> Vec<(String, String, f64)> {
+    let mut rng = Rng::new(seed);
+    let net = Net::new(sc.topology);
+    let n_hosts = net.hosts.len();
+    // Heavy-tailed host weights (Pareto, shape 1.2), so a few hosts send most probes.
+    let weights: Vec<f64> = (0..n_hosts)
+        .map(|_| (1.0 - rng.f64()).powf(-1.0 / 1.2).min(20.0))
+        .collect();
+    let mut flows = Vec::new();
+    for (a, &weight) in weights.iter().enumerate() {
+        let mut dsts = HashSet::new();
+        while dsts.len() < sc.dsts_per_host.min(n_hosts - 1) {
+            let b = rng.below(n_hosts);
+            if b != a {
+                dsts.insert(b);
+            }
+        }
+        let mut dsts: Vec<usize> = dsts.into_iter().collect();
+        dsts.sort_unstable();
+        for b in dsts {
+            for f in 0..sc.flows_per_pair {
+                let sport = 33434 + (rng.below(20000) as u16) + f as u16;
+                let hash = rng.next_u64();
+                flows.push(Flow {
+                    src: a,
+                    dst: b,
+                    sport,
+                    path: net.path(a, b, hash),
+                    probes: ((sc.probes as f64 * weight).round() as u64).max(1),
+                });
+            }
+        }
+    }
+    // Links that carry traffic, in a stable order.
+    let mut used: Vec<(u32, u32)> = flows
+        .iter()
+        .flat_map(|f| f.path.windows(2).map(|w| (w[0], w[1])))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    used.sort_unstable();
+    let mut loss: HashMap<(u32, u32), f64> = used
+        .iter()
+        .map(|&l| (l, rng.log_uniform(1e-6, 1e-4)))
+        .collect();
+    let mut faulty: Vec<(u32, u32)> = Vec::new();
+    if sc.faults > 0 {
+        let mut pool: Vec<(u32, u32)> = used.clone();
+        if rng.f64() < 0.5 {
+            // Concentrated: the faults sit on one switch's links, as far as it has enough.
+            let sw = net.router(rng.below(net.names.len() - net.first_router));
+            let mut on: Vec<(u32, u32)> = used
+                .iter()
+                .copied()
+                .filter(|&(u, v)| u == sw || v == sw)
+                .collect();
+            let mut off: Vec<(u32, u32)> = used
+                .iter()
+                .copied()
+                .filter(|&(u, v)| u != sw && v != sw)
+                .collect();
+            shuffle(&mut rng, &mut on);
+            shuffle(&mut rng, &mut off);
+            on.extend(off);
+            pool = on;
+        } else {
+            shuffle(&mut rng, &mut pool);
+        }
+        faulty = pool.into_iter().take(sc.faults).collect();
+    }
+    let mut faults = Vec::new();
+    for &l in &faulty {
+        let p = rng.log_uniform(0.001, 0.1);
+        loss.insert(l, p);
+        faults.push((
+            net.names[l.0 as usize].clone(),
+            net.names[l.1 as usize].clone(),
+            p,
+        ));
+    }
+    let route_loss: Vec<f64> = flows
+        .iter()
+        .map(|f| {
+            let ok: f64 = f
+                .path
+                .windows(2)
+                .map(|w| 1.0 - loss[&(w[0], w[1])])
+                .product();
+            1.0 - ok
+        })
+        .collect();
+    for _ in 0..sc.rounds {
+        for (f, &p) in flows.iter().zip(&route_loss) {
+            let lost = rng.binomial(f.probes, p);
+            sink(&path_line(&net, f, f.probes, lost));
+        }
+    }
+    faults
+}
+
+fn shuffle<T>(rng: &mut Rng, v: &mut [T]) {
+    for i in (1..v.len()).rev() {
+        let j = rng.below(i + 1);
+        v.swap(i, j);
+    }
+}
+
+fn path_line(net: &Net, f: &Flow, sent: u64, lost: u64) -> String {
+    let mut s = String::with_capacity(400);
+    let _ = write!(
+        s,
+        "{{\"type\":\"path\",\"tool\":\"ludp\",\"ts\":\"2026-11-22T10:00:00.000000000Z\",\"src\":\"{}\",\"dst\":\"{}\",\"proto\":\"udp\",\"sport\":{},\"dport\":8081,\"hops\":[",
+        net.names[f.src], net.names[f.dst], f.sport
+    );
+    for (i, &n) in f.path[1..].iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        let _ = write!(
+            s,
+            "{{\"ttl\":{},\"addr\":\"{}\",\"rtt_ms\":{:.3}}}",
+            i + 1,
+            net.names[n as usize],
+            0.05 * (i + 1) as f64
+        );
+    }
+    let _ = write!(s, "],\"reached\":true,\"sent\":{sent},\"lost\":{lost}}}");
+    s
+}
+
+/// What one method got right and wrong in one run.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Outcome {
+    /// Distinct link groups holding a fault.
+    pub k: usize,
+    pub top1: bool,
+    /// Faulty groups among the first k, over k.
+    pub recall_at_k: f64,
+    pub tp: usize,
+    pub fp: usize,
+    pub fn_: usize,
+}
+
+/// Runs every method on one simulated run.
+pub fn evaluate(run: &Run, methods: &[Method], params: &Params) -> Vec<Outcome> {
+    let mut agg = Aggregator::new(Aliases::new());
+    for l in &run.lines {
+        // The simulator writes valid lines only.
+        let _ = agg.add_line(l.as_bytes());
+    }
+    let p = Problem::from_aggregator(&agg);
+    let truth: HashSet<(String, String)> = run
+        .faults
+        .iter()
+        .map(|(a, b, _)| (a.clone(), b.clone()))
+        .collect();
+    methods
+        .iter()
+        .map(|&m| {
+            let scores = report::score(&p, m, params);
+            let ranked = report::rank(&p, &scores, params);
+            let is_true = |ls: &crate::record::LinkScore| match &ls.group {
+                Some(g) => g
+                    .iter()
+                    .any(|e| truth.contains(&(e.from.clone(), e.to.clone()))),
+                None => truth.contains(&(ls.from.clone(), ls.to.clone())),
+            };
+            let hits: Vec<bool> = ranked.iter().map(is_true).collect();
+            let k = hits.iter().filter(|h| **h).count();
+            let mut o = Outcome {
+                k,
+                ..Default::default()
+            };
+            o.top1 = hits.first().copied().unwrap_or(false);
+            o.recall_at_k = if k == 0 {
+                1.0
+            } else {
+                hits.iter().take(k).filter(|h| **h).count() as f64 / k as f64
+            };
+            for (ls, &hit) in ranked.iter().zip(&hits) {
+                match (ls.verdict == Verdict::Faulty, hit) {
+                    (true, true) => o.tp += 1,
+                    (true, false) => o.fp += 1,
+                    (false, true) => o.fn_ += 1,
+                    _ => {}
+                }
+            }
+            o
+        })
+        .collect()
+}
+
+/// Totals over many runs of one scenario, for one method.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tally {
+    pub runs: usize,
+    pub runs_with_faults: usize,
+    pub top1: usize,
+    pub recall_sum: f64,
+    pub tp: usize,
+    pub fp: usize,
+    pub fn_: usize,
+}
+
+impl Tally {
+    pub fn add(&mut self, o: &Outcome) {
+        self.runs += 1;
+        if o.k > 0 {
+            self.runs_with_faults += 1;
+            self.top1 += o.top1 as usize;
+            self.recall_sum += o.recall_at_k;
+        }
+        self.tp += o.tp;
+        self.fp += o.fp;
+        self.fn_ += o.fn_;
+    }
+
+    pub fn top1(&self) -> f64 {
+        self.top1 as f64 / self.runs_with_faults.max(1) as f64
+    }
+    pub fn recall_at_k(&self) -> f64 {
+        self.recall_sum / self.runs_with_faults.max(1) as f64
+    }
+    pub fn precision(&self) -> f64 {
+        if self.tp + self.fp == 0 {
+            1.0
+        } else {
+            self.tp as f64 / (self.tp + self.fp) as f64
+        }
+    }
+    pub fn recall(&self) -> f64 {
+        if self.tp + self.fn_ == 0 {
+            1.0
+        } else {
+            self.tp as f64 / (self.tp + self.fn_) as f64
+        }
+    }
+    pub fn f1(&self) -> f64 {
+        let (p, r) = (self.precision(), self.recall());
+        if p + r == 0.0 {
+            0.0
+        } else {
+            2.0 * p * r / (p + r)
+        }
+    }
+    pub fn false_alarms_per_run(&self) -> f64 {
+        self.fp as f64 / self.runs.max(1) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binomial_has_the_right_mean() {
+        let mut rng = Rng::new(7);
+        for (n, p) in [(1000u64, 0.001), (1000, 0.2), (50, 0.5)] {
+            let draws = 4000;
+            let sum: u64 = (0..draws).map(|_| rng.binomial(n, p)).sum();
+            let mean = sum as f64 / draws as f64;
+            let expect = n as f64 * p;
+            let sd = (n as f64 * p * (1.0 - p) / draws as f64).sqrt();
+            assert!(
+                (mean - expect).abs() < 5.0 * sd + 1e-9,
+                "n={n} p={p}: {mean} vs {expect}"
+            );
+        }
+    }
+
+    #[test]
+    fn fat_tree_paths_cross_pods_through_a_core() {
+        let net = Net::new(Topology::FatTree { k: 4 });
+        // 16 hosts, 2 per edge, 4 per pod; host 0 to host 15 crosses pods.
+        let p = net.path(0, 15, 0);
+        assert_eq!(p.len(), 7);
+        assert_eq!(net.path(0, 1, 0).len(), 3);
+        assert_eq!(net.path(0, 2, 0).len(), 5);
+    }
+
+    #[test]
+    fn simulation_is_reproducible_and_the_model_finds_a_fault() {
+        let sc = Scenario::new(
+            Topology::LeafSpine {
+                leaves: 4,
+                spines: 2,
+                hosts_per_leaf: 4,
+            },
+            1,
+        );
+        let a = simulate(&sc, 3);
+        let b = simulate(&sc, 3);
+        assert_eq!(a.lines, b.lines);
+        assert_eq!(a.faults.len(), 1);
+        let o = evaluate(&a, &[Method::Flock], &Params::default());
+        assert_eq!(o[0].k, 1);
+    }
+}
