@@ -57,7 +57,9 @@ impl Alerts {
     }
 }
 
-fn step(
+/// One threshold's state machine: pushes a transition when `value` crosses `threshold`
+/// (above fires, at or under resolves).
+pub fn step(
     firing: &mut bool,
     metric: &'static str,
     value: f64,
