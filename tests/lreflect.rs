@@ -165,15 +165,27 @@ fn check_stats(records: &[Value]) {
 impl Reflector {
     /// Starts lreflect in `ns` and waits for its READY=1 (sent once its sockets are bound).
     fn start(ns: &Netns, args: &[&str]) -> Reflector {
+        let mut cmd = ns.command(LREFLECT);
+        cmd.args(args);
+        Reflector::spawn(ns, cmd)
+    }
+
+    /// Runs `cmd` (lreflect, maybe behind a wrapper) with `NOTIFY_SOCKET` set, and waits for
+    /// READY=1. The socket is writable by anyone, so lreflect may run as another user.
+    fn spawn(ns: &Netns, mut cmd: Command) -> Reflector {
         require_root();
         let dir =
             std::env::temp_dir().join(format!("lopa-lreflect-{}-{}", std::process::id(), ns.name));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("notify");
         let notify = UnixDatagram::bind(&path).expect("bind the notify socket");
-        let mut child = ns
-            .command(LREFLECT)
-            .args(args)
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let perms = |mode| std::fs::Permissions::from_mode(mode);
+            std::fs::set_permissions(&dir, perms(0o755)).unwrap();
+            std::fs::set_permissions(&path, perms(0o777)).unwrap();
+        }
+        let mut child = cmd
             .env("NOTIFY_SOCKET", &path)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -721,7 +733,8 @@ fn a_malformed_flood_leaves_a_legitimate_client_undisturbed() {
         "flood: {flooded} sent, rss {rss_before} -> {rss_after} KiB, rcvbuf errors {kernel_drops}, {t}"
     );
     assert_eq!(lost, 0, "the legitimate client lost {lost} of {probes}");
-    assert!(flooded >= 50_000, "the flood was only {flooded} datagrams");
+    // About 100,000 a second on an idle 2-CPU VM; far fewer only on a machine busy elsewhere.
+    assert!(flooded >= 20_000, "the flood was only {flooded} datagrams");
     let d = &t["dropped"];
     // Everything sent arrived, unless the kernel said it dropped some.
     let legit = probes + 3;
@@ -1045,4 +1058,103 @@ fn bad_arguments_are_one_line_and_exit_2() {
         c.args(args);
         fails_with_one_line(c, &[mention]);
     }
+}
+
+#[test]
+fn as_a_service_user_it_binds_a_low_port_and_drops_the_capability() {
+    let lab = Pair::new("lr-svc");
+    // As the systemd unit runs it: an unprivileged user with CAP_NET_BIND_SERVICE as an ambient
+    // capability. A copy of the binary that user may run.
+    let dir = std::env::temp_dir().join(format!("lopa-lreflect-svc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = dir.join("lreflect");
+    std::fs::copy(LREFLECT, &bin).unwrap();
+    lab.server
+        .run(&format!("chmod 755 {} {}", dir.display(), bin.display()));
+    let mut cmd = lab.server.command("setpriv");
+    cmd.args([
+        "--reuid=nobody",
+        "--regid=nogroup",
+        "--clear-groups",
+        "--inh-caps=+net_bind_service",
+        "--ambient-caps=+net_bind_service",
+    ])
+    .arg(&bin)
+    .args(["--echo", "10.0.0.2:81"]);
+    let r = Reflector::spawn(&lab.server, cmd);
+    // READY=1 comes after the privileges are gone.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", r.pid())).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in {status}"))
+            .trim()
+            .to_string()
+    };
+    for set in ["CapPrm:", "CapEff:", "CapAmb:"] {
+        assert_eq!(field(set), "0000000000000000", "{set} once bound");
+    }
+    assert_ne!(field("Uid:").split_whitespace().next(), Some("0"));
+    let c = Client::new(&lab.client, "10.0.0.1:0", "10.0.0.2:81", 0);
+    assert_eq!(c.echo(b"low port").data, b"low port");
+    let f = r.stop();
+    assert_eq!(u(&f.total("10.0.0.2:81")["reflected"]), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Stops lreflect while `f` sends, so everything sent arrives in its socket at once and is read
+/// in one batch when it continues.
+fn while_stopped(r: &Reflector, f: impl FnOnce()) {
+    // SAFETY: signals to our unreaped child.
+    unsafe { libc::kill(r.pid() as i32, libc::SIGSTOP) };
+    f();
+    unsafe { libc::kill(r.pid() as i32, libc::SIGCONT) };
+}
+
+#[test]
+fn answers_read_in_one_batch_come_back_one_by_one_in_order() {
+    let lab = Pair::new("lr-batch");
+    // A path MTU of 1000: 1100-byte answers cannot be coalesced (each must be fragmented), so
+    // that send is refused and they go one by one.
+    lab.client.run("ip link set eth0 mtu 1000");
+    lab.server.run("ip link set eth0 mtu 1000");
+    let r = Reflector::start(&lab.server, &["--rate-limit", "0"]);
+    let c = Client::new(&lab.client, "10.0.0.1:0", "10.0.0.2:8081", 0);
+    let mut rng = Rng(7);
+    let mut sent = Vec::new();
+    // Runs of one size (coalesced), sizes changing, ludp payloads among them, and the
+    // 1100-byte run last.
+    let mut plan = vec![20; 30];
+    plan.extend([20, 21, 21, 64, 64, 64, 5]);
+    plan.extend([1100; 3]);
+    while_stopped(&r, || {
+        for (k, len) in plan.iter().enumerate() {
+            let data = if (33..36).contains(&k) {
+                ludp_payload(k as u64, *len)
+            } else {
+                rng.bytes(*len)
+            };
+            c.send(&data);
+            sent.push(data);
+        }
+    });
+    let answers = c.drain(Duration::from_millis(300));
+    assert_eq!(answers.len(), sent.len());
+    for (k, (a, d)) in answers.iter().zip(&sent).enumerate() {
+        assert_eq!(a.data.len(), d.len(), "answer {k}");
+        if probe::is_probe(d) {
+            assert_eq!(
+                ProbeRepr::parse(&a.data).unwrap().0,
+                ProbeRepr::parse(d).unwrap().0
+            );
+            assert!(ProbeRepr::parse(&a.data).unwrap().1.is_some(), "stamped");
+        } else {
+            assert_eq!(&a.data, d, "answer {k}");
+        }
+    }
+    let f = r.stop();
+    let t = f.total("[::]:8081");
+    assert_eq!(u(&t["reflected"]), sent.len() as u64, "{t}");
+    assert_eq!(u(&t["dropped"]["send_error"]), 0, "{t}");
 }

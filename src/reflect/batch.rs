@@ -3,6 +3,11 @@
 //! both directions: kernel receive timestamp, TOS / traffic class and the local address
 //! (`IP_PKTINFO` / `IPV6_PKTINFO`) in, TOS and source address out.
 //!
+//! Batching saves system calls, but on Linux most of the cost of an answer is the kernel's
+//! trip through the IP stack, once per datagram. So answers that go back to back to one client
+//! at one size are coalesced into a single UDP GSO send (`UDP_SEGMENT`): the kernel cuts it
+//! into the same datagrams, on the wire or at the receiving socket, after one trip.
+//!
 //! Memory is allocated once and written at start (so it is resident from the first packet and
 //! the resident size never grows); nothing is allocated per datagram.
 
@@ -20,11 +25,19 @@ pub const BATCH: usize = 64;
 /// right before its call, so a stamp is never more than a few sends older than its reply.
 pub const STAMP_CHUNK: usize = 8;
 
+/// Largest answer coalesced with others into one UDP GSO send: each datagram of the send, with
+/// its headers, must fit the path MTU (1200 + 48 fits IPv6's minimum of 1280), or the kernel
+/// refuses the send.
+pub const GSO_MAX_LEN: usize = 1200;
+
+/// `UDP_SEGMENT` (linux/udp.h): the GSO segment size, as a socket option or per send.
+pub const UDP_SEGMENT: i32 = 103;
+
 /// Receive control space per datagram: timestamp (32 bytes with its header), IPv6 packet info
 /// (40), TOS or traffic class (24), with room to spare.
 const RX_CONTROL: usize = 160;
-/// Send control space per datagram: packet info (at most 40) and TOS (24).
-const TX_CONTROL: usize = 64;
+/// Send control space per message: packet info (at most 40), TOS (24), segment size (24).
+const TX_CONTROL: usize = 96;
 
 const HDR_LEN: usize = std::mem::size_of::<libc::cmsghdr>();
 
@@ -163,6 +176,8 @@ pub struct SendOptions {
     pub reflect_tos: bool,
     /// The clock is synchronized (the stamps' `SYNCED` flag).
     pub synced: bool,
+    /// Coalesce answers to one destination into UDP GSO sends.
+    pub gso: bool,
 }
 
 /// What became of the queued answers.
@@ -174,6 +189,19 @@ pub struct Sent {
     pub failed: u64,
     /// The error of the last failed send, for a diagnostic.
     pub last_error: Option<i32>,
+    /// A coalesced send was refused (its datagrams then went one by one): stop coalescing.
+    pub gso_refused: bool,
+}
+
+/// Answers that leave in one message: queue positions `start..start + len`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Group {
+    start: usize,
+    len: usize,
+    /// The group's answers are ludp payloads to stamp (groups never mix).
+    probes: bool,
+    /// Length of the group's control messages without the segment size.
+    base_control: usize,
 }
 
 /// The buffers of one batch. The `mmsghdr`s point into the other vectors, which are
@@ -195,6 +223,7 @@ pub struct Batch {
     /// Slots to answer, in order.
     queue: Vec<usize>,
     is_probe: Vec<bool>,
+    groups: Vec<Group>,
 }
 
 impl Batch {
@@ -244,6 +273,7 @@ impl Batch {
             received: 0,
             queue: Vec::with_capacity(BATCH),
             is_probe: vec![false; BATCH],
+            groups: vec![Group::default(); BATCH],
         }
     }
 
@@ -317,24 +347,29 @@ impl Batch {
     }
 
     /// Sends the queued answers: each the datagram as received, to its source, stamped if it
-    /// is a ludp payload with room for the stamps.
+    /// is a ludp payload with room for the stamps. With `opts.gso`, answers that go back to
+    /// back to the same address and port, at the same size and with the same options, leave
+    /// in one send that the kernel cuts into datagrams (UDP GSO): one trip through the IP
+    /// stack instead of one each. If such a send fails, its datagrams are sent one by one
+    /// and `Sent::gso_refused` tells the caller to stop coalescing on this socket.
     pub fn send(&mut self, fd: RawFd, opts: SendOptions) -> Sent {
         let mut sent = Sent::default();
         let q = self.queue.len();
-        let mut last_probe = None;
         for (j, &i) in self.queue.iter().enumerate() {
-            let mut m = self.meta[i];
             // Truncated datagrams are not answered; if one were, only what was read goes back.
-            m.len = m.len.min(self.slot_len);
-            self.meta[i].len = m.len;
-            let buf = &self.bufs[i * self.slot_len..i * self.slot_len + m.len];
-            self.is_probe[j] = m.len >= REFLECTOR_LEN && probe::is_probe(buf);
-            if self.is_probe[j] {
-                last_probe = Some(j);
-            }
+            let len = self.meta[i].len.min(self.slot_len);
+            self.meta[i].len = len;
+            let buf = &self.bufs[i * self.slot_len..i * self.slot_len + len];
+            self.is_probe[j] = len >= REFLECTOR_LEN && probe::is_probe(buf);
             self.tx_iovs[j].iov_base = self.rx_iovs[i].iov_base;
-            self.tx_iovs[j].iov_len = m.len;
-            let ctl = &mut self.tx_control[j * TX_CONTROL..(j + 1) * TX_CONTROL];
+            self.tx_iovs[j].iov_len = len;
+        }
+        // Groups of answers, one message each: [start, start + len) in queue order.
+        let mut groups = 0;
+        let mut j = 0;
+        while j < q {
+            let i = self.queue[j];
+            let m = self.meta[i];
             let ipv4 = matches!(m.src, Some(IpAddr::V4(_)));
             let tos = if opts.reflect_tos {
                 m.control.tos
@@ -342,52 +377,81 @@ impl Batch {
                 None
             };
             let local = if opts.pktinfo { m.control.local } else { None };
-            let clen = build_control(ctl, local, tos, ipv4);
-            let h = &mut self.tx_msgs[j].msg_hdr;
-            h.msg_name = (&mut self.names[i] as *mut libc::sockaddr_in6).cast();
-            h.msg_namelen = m.namelen;
-            h.msg_controllen = clen as _;
-            if clen == 0 {
-                h.msg_control = std::ptr::null_mut();
-            } else {
-                // SAFETY: in bounds: j * TX_CONTROL < tx_control.len().
-                h.msg_control = unsafe { self.tx_control.as_mut_ptr().add(j * TX_CONTROL) }.cast();
-            }
-            h.msg_flags = 0;
-        }
-        let mut at = 0;
-        while at < q {
-            // Stamped answers go out in small groups, each stamped right before its call.
-            let end = match last_probe {
-                Some(last) if at <= last => (at + STAMP_CHUNK).min(q),
-                _ => q,
-            };
-            if self.is_probe[at..end].iter().any(|p| *p) {
-                let tx_ns = wall_ns();
-                for j in at..end {
-                    if self.is_probe[j] {
-                        let i = self.queue[j];
-                        let m = self.meta[i];
-                        let rx_ns = m.control.rx_ns.unwrap_or(tx_ns);
-                        let stamps = ReflectorStamps {
-                            rx_ns,
-                            // A wall clock stepped back between the two reads would give
-                            // a negative hold time: clamp to zero instead.
-                            tx_ns: tx_ns.max(rx_ns),
-                            tos: m.control.tos.unwrap_or(0),
-                            synced: opts.synced,
-                        };
-                        let buf = &mut self.bufs[i * self.slot_len..i * self.slot_len + m.len];
-                        probe::stamp(buf, &stamps);
+            let cap = if self.is_probe[j] { STAMP_CHUNK } else { BATCH };
+            let mut k = j + 1;
+            if opts.gso && m.len <= GSO_MAX_LEN {
+                while k < q && k - j < cap {
+                    let n = self.meta[self.queue[k]];
+                    let same = n.len == m.len
+                        && self.is_probe[k] == self.is_probe[j]
+                        && n.namelen == m.namelen
+                        && same_name(&self.names[i], &self.names[self.queue[k]])
+                        && (!opts.reflect_tos || n.control.tos == m.control.tos)
+                        && (!opts.pktinfo || n.control.local == m.control.local);
+                    if !same {
+                        break;
                     }
+                    k += 1;
                 }
             }
-            // SAFETY: tx_msgs[at..end] point at live buffers of the stated lengths.
+            let ctl = &mut self.tx_control[groups * TX_CONTROL..(groups + 1) * TX_CONTROL];
+            let base_len = build_control(ctl, local, tos, ipv4);
+            let clen = if k - j > 1 {
+                // u16 segment size: every datagram of the group is m.len bytes.
+                put_cmsg(
+                    ctl,
+                    base_len,
+                    libc::SOL_UDP,
+                    UDP_SEGMENT,
+                    &(m.len as u16).to_ne_bytes(),
+                )
+            } else {
+                base_len
+            };
+            self.groups[groups] = Group {
+                start: j,
+                len: k - j,
+                probes: self.is_probe[j],
+                base_control: base_len,
+            };
+            let h = &mut self.tx_msgs[groups].msg_hdr;
+            h.msg_name = (&mut self.names[i] as *mut libc::sockaddr_in6).cast();
+            h.msg_namelen = m.namelen;
+            h.msg_iov = &mut self.tx_iovs[j];
+            h.msg_iovlen = (k - j) as _;
+            h.msg_controllen = clen as _;
+            h.msg_control = if clen == 0 {
+                std::ptr::null_mut()
+            } else {
+                ctl.as_mut_ptr().cast()
+            };
+            h.msg_flags = 0;
+            groups += 1;
+            j = k;
+        }
+        let mut g = 0;
+        while g < groups {
+            // Stamped answers leave at most STAMP_CHUNK per call, each call stamped right
+            // before it is made; the others all in one call.
+            let mut end = g + 1;
+            if self.groups[g].probes {
+                let mut n = self.groups[g].len;
+                while end < groups && n + self.groups[end].len <= STAMP_CHUNK {
+                    n += self.groups[end].len;
+                    end += 1;
+                }
+                self.stamp(g, end, opts.synced);
+            } else {
+                while end < groups && !self.groups[end].probes {
+                    end += 1;
+                }
+            }
+            // SAFETY: tx_msgs[g..end] point at live buffers of the stated lengths.
             let r = unsafe {
                 libc::sendmmsg(
                     fd,
-                    self.tx_msgs.as_mut_ptr().add(at),
-                    (end - at) as libc::c_uint,
+                    self.tx_msgs.as_mut_ptr().add(g),
+                    (end - g) as libc::c_uint,
                     libc::MSG_DONTWAIT,
                 )
             };
@@ -396,20 +460,87 @@ impl Batch {
                 if errno == libc::EINTR {
                     continue;
                 }
-                // The first datagram of the group could not be sent: drop it, go on.
-                sent.failed += 1;
-                sent.last_error = Some(errno);
-                at += 1;
+                if self.groups[g].len > 1 {
+                    sent.gso_refused = true;
+                    self.send_one_by_one(fd, g, &mut sent);
+                } else {
+                    // The answer could not be sent: drop it, go on.
+                    sent.failed += 1;
+                    sent.last_error = Some(errno);
+                }
+                g += 1;
                 continue;
             }
-            let r = r as usize;
-            sent.reflected += r as u64;
-            sent.stamped += self.is_probe[at..at + r].iter().filter(|p| **p).count() as u64;
-            at += r;
+            for group in &self.groups[g..g + r as usize] {
+                sent.reflected += group.len as u64;
+                if group.probes {
+                    sent.stamped += group.len as u64;
+                }
+            }
+            g += r as usize;
         }
         self.queue.clear();
         sent
     }
+
+    /// Writes the stamps into the ludp payloads of groups `g..end`, with one clock reading.
+    fn stamp(&mut self, g: usize, end: usize, synced: bool) {
+        let tx_ns = wall_ns();
+        for group in &self.groups[g..end] {
+            for j in group.start..group.start + group.len {
+                if !self.is_probe[j] {
+                    continue;
+                }
+                let i = self.queue[j];
+                let m = self.meta[i];
+                let rx_ns = m.control.rx_ns.unwrap_or(tx_ns);
+                let stamps = ReflectorStamps {
+                    rx_ns,
+                    // A wall clock stepped back between the two readings would give a
+                    // negative hold time: clamp it to zero instead.
+                    tx_ns: tx_ns.max(rx_ns),
+                    tos: m.control.tos.unwrap_or(0),
+                    synced,
+                };
+                probe::stamp(
+                    &mut self.bufs[i * self.slot_len..i * self.slot_len + m.len],
+                    &stamps,
+                );
+            }
+        }
+    }
+
+    /// Sends the datagrams of coalesced group `g` one message each (its send was refused).
+    fn send_one_by_one(&mut self, fd: RawFd, g: usize, sent: &mut Sent) {
+        let group = self.groups[g];
+        let mut h = self.tx_msgs[g].msg_hdr;
+        // The same options without the segment size, which comes last.
+        h.msg_controllen = group.base_control as _;
+        if group.base_control == 0 {
+            h.msg_control = std::ptr::null_mut();
+        }
+        h.msg_iovlen = 1;
+        for j in group.start..group.start + group.len {
+            h.msg_iov = &mut self.tx_iovs[j];
+            // SAFETY: h points at live buffers of the stated lengths.
+            let n = unsafe { libc::sendmsg(fd, &h, libc::MSG_DONTWAIT) };
+            if n < 0 {
+                sent.failed += 1;
+                sent.last_error = io::Error::last_os_error().raw_os_error();
+            } else {
+                sent.reflected += 1;
+                sent.stamped += u64::from(self.is_probe[j]);
+            }
+        }
+    }
+}
+
+/// Whether two source addresses (as `recvmmsg` wrote them) are the same address and port.
+fn same_name(a: &libc::sockaddr_in6, b: &libc::sockaddr_in6) -> bool {
+    a.sin6_family == b.sin6_family
+        && a.sin6_port == b.sin6_port
+        && a.sin6_addr.s6_addr == b.sin6_addr.s6_addr
+        && a.sin6_scope_id == b.sin6_scope_id
 }
 
 /// The wall clock, ns since the Unix epoch.
@@ -513,6 +644,7 @@ mod tests {
                             pktinfo: false,
                             reflect_tos: false,
                             synced: true,
+                            gso: true,
                         },
                     );
                     assert_eq!(sent.failed, 0);

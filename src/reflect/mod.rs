@@ -8,7 +8,8 @@
 //! failed (`send_error`). Counters per listening socket are written as `stats` records.
 //!
 //! - [`acl`]: `--allow`; [`limit`]: the per-source table and the global cap;
-//! - [`batch`]: `recvmmsg`/`sendmmsg` with control messages, and the stamping;
+//! - [`batch`]: `recvmmsg`/`sendmmsg` with control messages, UDP GSO for runs of answers to
+//!   one client, and the stamping;
 //! - [`stats`]: the counters; [`notify`]: `READY=1` to systemd.
 
 pub mod acl;
@@ -155,6 +156,8 @@ struct Listener {
     stats: SocketStats,
     /// Readable, and not yet drained.
     ready: bool,
+    /// Answers to one destination may be coalesced into UDP GSO sends.
+    gso: bool,
 }
 
 /// Opens and binds one socket with every receive option the reflector reads.
@@ -197,6 +200,14 @@ fn open(addr: SocketAddr, dual: bool) -> io::Result<Socket> {
     Ok(sock)
 }
 
+/// Whether the kernel takes UDP GSO on this socket. Asked with a segment size of 0 (none by
+/// default): a kernel that does not know the option would ignore the per-send one too, and
+/// send the coalesced answers as one long datagram.
+fn gso_supported(sock: &Socket) -> bool {
+    crate::net::socket::setsockopt_int(sock.as_raw_fd(), libc::SOL_UDP, batch::UDP_SEGMENT, 0)
+        .is_ok()
+}
+
 /// What to do about a bind error, in words.
 fn bind_hint(e: &io::Error) -> &'static str {
     match e.raw_os_error() {
@@ -232,6 +243,7 @@ fn bind_all(echo: &[SocketAddr]) -> Result<Vec<Listener>> {
             .and_then(|a| a.as_socket())
             .unwrap_or(addr);
         out.push(Listener {
+            gso: gso_supported(&sock),
             sock,
             listen: local.to_string(),
             wildcard: addr.ip().is_unspecified(),
@@ -293,8 +305,12 @@ impl Reflector {
                     pktinfo: l.wildcard,
                     reflect_tos: self.reflect_tos,
                     synced: self.synced,
+                    gso: l.gso,
                 },
             );
+            if sent.gso_refused {
+                l.gso = false;
+            }
             w.reflected += sent.reflected;
             w.stamped += sent.stamped;
             w.dropped.send_error += sent.failed;
