@@ -44,11 +44,31 @@ pub struct Problem {
 
 impl Problem {
     pub fn from_aggregator(agg: &Aggregator) -> Problem {
-        // Sorted, so the result does not depend on hash order.
-        let mut raw: Vec<(&[u32], u64, u64)> =
-            agg.routes().map(|(r, s)| (r, s.sent, s.lost)).collect();
-        raw.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        Problem::build(agg.names().to_vec(), raw)
+        // Node ids by name and routes sorted, so the result depends on neither the order
+        // of the input nor hash order: pre-aggregated input gives the very same answer.
+        let names = agg.names();
+        let mut by_name: Vec<u32> = (0..names.len() as u32).collect();
+        by_name.sort_unstable_by(|&a, &b| names[a as usize].cmp(&names[b as usize]));
+        let mut new_id = vec![0u32; names.len()];
+        for (new, &old) in by_name.iter().enumerate() {
+            new_id[old as usize] = new as u32;
+        }
+        let mut routes: Vec<(Vec<u32>, u64, u64)> = agg
+            .routes()
+            .map(|(r, s)| {
+                (
+                    r.iter().map(|&n| new_id[n as usize]).collect(),
+                    s.sent,
+                    s.lost,
+                )
+            })
+            .collect();
+        routes.sort_unstable();
+        let sorted_names = by_name.iter().map(|&i| names[i as usize].clone()).collect();
+        Problem::build(
+            sorted_names,
+            routes.iter().map(|(r, s, l)| (&r[..], *s, *l)).collect(),
+        )
     }
 
     /// Routes as node sequences with their sent and lost counts.

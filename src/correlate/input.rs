@@ -31,7 +31,8 @@ pub type Aliases = HashMap<String, String>;
 pub fn read_aliases(path: &Path) -> anyhow::Result<Aliases> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read alias file {}", path.display()))?;
-    parse_aliases(&text).with_context(|| format!("{}", path.display()))
+    // Parse errors start with the line number: FILE:LINE: what.
+    parse_aliases(&text).map_err(|e| anyhow::anyhow!("{}:{e}", path.display()))
 }
 
 pub fn parse_aliases(text: &str) -> anyhow::Result<Aliases> {

@@ -165,3 +165,62 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     Ok(ExitCode::from(if faulty { EXIT_FAULTY } else { EXIT_OK }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs the whole pipeline over lines; the records as JSON values.
+    fn correlate(lines: &[String]) -> Vec<crate::record::LinkScore> {
+        let mut agg = input::Aggregator::new(input::Aliases::new());
+        for l in lines {
+            agg.add_line(l.as_bytes()).unwrap();
+        }
+        let p = graph::Problem::from_aggregator(&agg);
+        let params = Params::default();
+        let s = report::score(&p, Method::Flock, &params);
+        report::rank(&p, &s, &params)
+    }
+
+    #[test]
+    fn pre_aggregated_lines_give_the_same_result_as_raw_ones() {
+        let sc = sim::Scenario::new(
+            sim::Topology::LeafSpine {
+                leaves: 4,
+                spines: 2,
+                hosts_per_leaf: 3,
+            },
+            2,
+        );
+        let run = sim::simulate(&sc, 11);
+        // GROUP BY everything but the counts, as a database would, summing sent and lost.
+        let mut sums: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+        for l in &run.lines {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let sent = v["sent"].as_u64().unwrap();
+            let lost = v["lost"].as_u64().unwrap();
+            let o = v.as_object_mut().unwrap();
+            o.remove("sent");
+            o.remove("lost");
+            let e = sums.entry(serde_json::to_string(&v).unwrap()).or_default();
+            e.0 += sent;
+            e.1 += lost;
+        }
+        let pre: Vec<String> = sums
+            .into_iter()
+            .map(|(k, (s, l))| {
+                let mut v: serde_json::Value = serde_json::from_str(&k).unwrap();
+                v["sent"] = s.into();
+                v["lost"] = l.into();
+                v.to_string()
+            })
+            .collect();
+        assert!(
+            pre.len() * 3 <= run.lines.len(),
+            "pre-aggregation merges lines"
+        );
+        let raw = correlate(&run.lines);
+        assert!(raw.iter().any(|l| l.verdict == Verdict::Faulty));
+        assert_eq!(correlate(&pre), raw);
+    }
+}

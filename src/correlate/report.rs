@@ -18,7 +18,11 @@ pub enum Method {
 
 /// Scores every group with the chosen method; `loss_est` always comes from the model.
 pub fn score(p: &Problem, method: Method, params: &Params) -> Scores {
-    let model = estimate::flock(p, params);
+    score_with(p, method, params, estimate::flock(p, params))
+}
+
+/// [`score`] with the likelihood model's result already at hand.
+pub fn score_with(p: &Problem, method: Method, params: &Params, model: Scores) -> Scores {
     match method {
         Method::Flock => model,
         Method::Vote => {

@@ -413,10 +413,11 @@ pub fn evaluate(run: &Run, methods: &[Method], params: &Params) -> Vec<Outcome> 
         .iter()
         .map(|(a, b, _)| (a.clone(), b.clone()))
         .collect();
+    let model = super::estimate::flock(&p, params);
     methods
         .iter()
         .map(|&m| {
-            let scores = report::score(&p, m, params);
+            let scores = report::score_with(&p, m, params, model.clone());
             let ranked = report::rank(&p, &scores, params);
             let is_true = |ls: &crate::record::LinkScore| match &ls.group {
                 Some(g) => g
