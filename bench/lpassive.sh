@@ -2,9 +2,10 @@
 # CPU time per sampling round with 1,000 interfaces: lpassive against the two other ways to
 # read every interface's counters, in the same run, on the same namespace.
 #
-#   - lpassive: one netlink RTM_GETLINK dump per round (IFLA_STATS64 of every interface),
-#     deltas, and one JSON `sample` record per interface written to /dev/null; and with -q
-#     (the dump and the deltas, no sample records), which isolates what the output costs.
+#   - lpassive: one netlink dump per round (RTM_GETSTATS for the counters, RTM_GETLINK when a
+#     link notification says names or states changed), deltas, and one JSON `sample` record
+#     per interface written to /dev/null; and with -q (the dump and the deltas, no sample
+#     records), which isolates what the output costs.
 #   - /proc/net/dev: read and split into fields by one long-lived python3 process, the
 #     cheapest way a script gets every counter (the kernel formats text, the reader parses it).
 #   - `ip -s -j link`: one process per round, as a shell loop or a cron job would use it.

@@ -1,14 +1,18 @@
-//! rtnetlink over a plain `NETLINK_ROUTE` socket: one `RTM_GETLINK` dump returns every
-//! interface with its flags, state and `IFLA_STATS64` counters.
+//! rtnetlink over a plain `NETLINK_ROUTE` socket: an `RTM_GETLINK` dump returns every
+//! interface with its flags, state and `IFLA_STATS64` counters; an `RTM_GETSTATS` dump only the
+//! counters, at a fraction of the kernel's cost; [`LinkEvents`] says when a link changed.
 //!
-//! Hand-written rather than through neli or netlink-packet-route: lopa needs one request and
-//! six attributes, which is less code than either crate's API and adds no dependency. The
-//! decoding is in [`parse`] (pure, unit-tested); this module only does the I/O.
+//! Hand-written rather than through neli or netlink-packet-route: lopa needs two requests and
+//! a handful of attributes, which is less code than either crate's API and adds no dependency.
+//! The decoding is in [`parse`] (pure, unit-tested); this module only does the I/O.
 
 pub mod parse;
 
 use anyhow::{bail, Context, Result};
-use parse::{getlink_dump_request, parse_dump, Link};
+use parse::{
+    getlink_dump_request, getstats_dump_request, parse_dump, parse_stats_dump, Counters, Error,
+    Link, Progress,
+};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -55,22 +59,38 @@ impl RouteSocket {
     pub fn dump_links(&mut self, links: &mut Vec<Link>) -> Result<()> {
         for _ in 0..DUMP_ATTEMPTS {
             links.clear();
-            if self.try_dump(links)? {
+            if self.try_dump(getlink_dump_request, |buf, seq| parse_dump(buf, seq, links))? {
                 return Ok(());
             }
         }
         bail!("the interface dump kept changing while it was read ({DUMP_ATTEMPTS} attempts)")
     }
 
+    /// The 64-bit counters of every interface, by ifindex (`RTM_GETSTATS`).
+    pub fn dump_stats(&mut self, stats: &mut Vec<(u32, Counters)>) -> Result<()> {
+        for _ in 0..DUMP_ATTEMPTS {
+            stats.clear();
+            let parse = |buf: &[u8], seq| parse_stats_dump(buf, seq, stats);
+            if self.try_dump(getstats_dump_request, parse)? {
+                return Ok(());
+            }
+        }
+        bail!("the counter dump kept changing while it was read ({DUMP_ATTEMPTS} attempts)")
+    }
+
     /// One dump; `false` when it must be retried (interrupted or truncated).
-    fn try_dump(&mut self, links: &mut Vec<Link>) -> Result<bool> {
+    fn try_dump(
+        &mut self,
+        request: fn(u32) -> Vec<u8>,
+        mut parse: impl FnMut(&[u8], u32) -> Result<Progress, Error>,
+    ) -> Result<bool> {
         self.seq = self.seq.wrapping_add(1);
-        let req = getlink_dump_request(self.seq);
+        let req = request(self.seq);
         // SAFETY: req is a valid buffer of req.len() bytes; an unbound netlink socket sends
         // to the kernel.
         let sent = unsafe { libc::send(self.fd.as_raw_fd(), req.as_ptr().cast(), req.len(), 0) };
         if sent < 0 {
-            return Err(io::Error::last_os_error()).context("cannot send the netlink dump request");
+            return Err(io::Error::last_os_error()).context("cannot send a netlink dump request");
         }
         let deadline = Instant::now() + DUMP_TIMEOUT;
         let mut interrupted = false;
@@ -90,11 +110,11 @@ impl RouteSocket {
                 let err = io::Error::last_os_error();
                 match err.kind() {
                     io::ErrorKind::WouldBlock => {
-                        self.wait(deadline)?;
+                        wait(&self.fd, deadline)?;
                         continue;
                     }
                     io::ErrorKind::Interrupted => continue,
-                    _ => return Err(err).context("cannot read the netlink dump"),
+                    _ => return Err(err).context("cannot read a netlink dump"),
                 }
             }
             let n = n as usize;
@@ -104,34 +124,107 @@ impl RouteSocket {
                 truncated = true;
                 continue;
             }
-            let progress =
-                parse_dump(&self.buf[..n], self.seq, links).context("bad netlink dump")?;
+            let progress = parse(&self.buf[..n], self.seq).context("bad netlink dump")?;
             interrupted |= progress.interrupted;
             if progress.done {
                 return Ok(!interrupted && !truncated);
             }
         }
     }
+}
 
-    fn wait(&self, deadline: Instant) -> Result<()> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            bail!("the kernel did not finish the interface dump within {DUMP_TIMEOUT:?}");
-        }
-        let mut pfd = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
+/// Link change notifications (`RTMGRP_LINK`: new, deleted, renamed, carrier, admin state,
+/// MTU…). Only whether something changed matters: the caller then re-reads the truth with a
+/// dump, so an overflowed queue (`ENOBUFS`) is just another "changed".
+pub struct LinkEvents {
+    fd: OwnedFd,
+    buf: Vec<u8>,
+}
+
+impl LinkEvents {
+    /// Subscribes; do it before the first dump, so no change falls between the two.
+    pub fn subscribe() -> Result<LinkEvents> {
+        // SAFETY: plain socket(2) call; the result is checked before use.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                libc::NETLINK_ROUTE,
+            )
         };
-        let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
-        // SAFETY: pfd is one valid pollfd.
-        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if r < 0 {
+        if fd < 0 {
+            return Err(io::Error::last_os_error()).context("cannot open a netlink socket");
+        }
+        // SAFETY: fd is a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: a zeroed sockaddr_nl is valid; the fields are set below.
+        let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+        addr.nl_groups = libc::RTMGRP_LINK as u32;
+        // SAFETY: addr is a valid sockaddr_nl of the given length.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&addr as *const libc::sockaddr_nl).cast(),
+                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error()).context("cannot subscribe to link changes");
+        }
+        Ok(LinkEvents {
+            fd,
+            buf: vec![0; 64 * 1024],
+        })
+    }
+
+    /// Drains the queue: whether any link changed since the last call.
+    pub fn changed(&mut self) -> Result<bool> {
+        let mut changed = false;
+        loop {
+            // SAFETY: buf is valid for buf.len() bytes.
+            let n = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    self.buf.as_mut_ptr().cast(),
+                    self.buf.len(),
+                    libc::MSG_TRUNC,
+                )
+            };
+            if n >= 0 {
+                changed = true;
+                continue;
+            }
             let err = io::Error::last_os_error();
-            if err.kind() != io::ErrorKind::Interrupted {
-                return Err(err).context("poll on the netlink socket failed");
+            match err.raw_os_error() {
+                Some(libc::EAGAIN) => return Ok(changed),
+                Some(libc::EINTR) => {}
+                // Notifications were lost: something changed.
+                Some(libc::ENOBUFS) => changed = true,
+                _ => return Err(err).context("cannot read link notifications"),
             }
         }
-        Ok(())
     }
+}
+
+fn wait(fd: &OwnedFd, deadline: Instant) -> Result<()> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        bail!("the kernel did not finish a netlink dump within {DUMP_TIMEOUT:?}");
+    }
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+    // SAFETY: pfd is one valid pollfd.
+    let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+    if r < 0 {
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err).context("poll on the netlink socket failed");
+        }
+    }
+    Ok(())
 }

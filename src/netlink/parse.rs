@@ -15,6 +15,11 @@ pub const NLMSG_DONE: u16 = 3;
 pub const NLMSG_OVERRUN: u16 = 4;
 pub const RTM_NEWLINK: u16 = 16;
 pub const RTM_GETLINK: u16 = 18;
+pub const RTM_NEWSTATS: u16 = 92;
+pub const RTM_GETSTATS: u16 = 94;
+/// `struct if_stats_msg`.
+pub const IF_STATS_MSG_LEN: usize = 12;
+pub const IFLA_STATS_LINK_64: u16 = 1;
 
 pub const NLM_F_REQUEST: u16 = 0x1;
 /// `NLM_F_ROOT | NLM_F_MATCH`.
@@ -195,9 +200,13 @@ pub fn getlink_dump_request(seq: u32) -> Vec<u8> {
     req
 }
 
-/// Decodes one datagram of an `RTM_GETLINK` dump answering request `seq`: appends every
-/// interface to `links`. Messages of other requests are skipped.
-pub fn parse_dump(buf: &[u8], seq: u32, links: &mut Vec<Link>) -> Result<Progress, Error> {
+/// Walks the messages of one dump datagram answering request `seq`, handing each data
+/// message to `f` as `(type, payload)`. Messages of other requests are skipped.
+pub fn walk(
+    buf: &[u8],
+    seq: u32,
+    mut f: impl FnMut(u16, &[u8]) -> Result<(), Error>,
+) -> Result<Progress, Error> {
     let mut progress = Progress::default();
     let mut at = 0;
     while at + NLMSG_HDRLEN <= buf.len() {
@@ -230,11 +239,63 @@ pub fn parse_dump(buf: &[u8], seq: u32, links: &mut Vec<Link>) -> Result<Progres
                     return Ok(progress);
                 }
             }
-            RTM_NEWLINK => links.push(parse_link(payload)?),
-            _ => {}
+            _ => f(kind, payload)?,
         }
     }
     Ok(progress)
+}
+
+/// Decodes one datagram of an `RTM_GETLINK` dump answering request `seq`: appends every
+/// interface to `links`.
+pub fn parse_dump(buf: &[u8], seq: u32, links: &mut Vec<Link>) -> Result<Progress, Error> {
+    walk(buf, seq, |kind, payload| {
+        if kind == RTM_NEWLINK {
+            links.push(parse_link(payload)?);
+        }
+        Ok(())
+    })
+}
+
+/// The `RTM_GETSTATS` dump request for the 64-bit link counters of every interface: the
+/// kernel sends only `if_stats_msg` and `IFLA_STATS_LINK_64`, a tenth of a link message.
+pub fn getstats_dump_request(seq: u32) -> Vec<u8> {
+    let len = NLMSG_HDRLEN + IF_STATS_MSG_LEN;
+    let mut req = Vec::with_capacity(len);
+    req.extend_from_slice(&(len as u32).to_ne_bytes());
+    req.extend_from_slice(&RTM_GETSTATS.to_ne_bytes());
+    req.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    req.extend_from_slice(&seq.to_ne_bytes());
+    req.extend_from_slice(&0u32.to_ne_bytes());
+    // if_stats_msg: family, pad, pad, ifindex 0 (all), filter_mask.
+    req.extend_from_slice(&[0; 8]);
+    req.extend_from_slice(&(1u32 << (IFLA_STATS_LINK_64 - 1)).to_ne_bytes());
+    req
+}
+
+/// Decodes one datagram of an `RTM_GETSTATS` dump: appends `(ifindex, counters)`.
+pub fn parse_stats_dump(
+    buf: &[u8],
+    seq: u32,
+    out: &mut Vec<(u32, Counters)>,
+) -> Result<Progress, Error> {
+    walk(buf, seq, |kind, payload| {
+        if kind != RTM_NEWSTATS {
+            return Ok(());
+        }
+        if payload.len() < IF_STATS_MSG_LEN {
+            return Err(Error::Truncated("if_stats_msg"));
+        }
+        let index = u32_at(payload, 4).unwrap_or(0);
+        for attr in Attrs::new(&payload[IF_STATS_MSG_LEN..]) {
+            let (t, data) = attr?;
+            if t == IFLA_STATS_LINK_64 {
+                if let Some(c) = Counters::decode(data, 8) {
+                    out.push((index, c));
+                }
+            }
+        }
+        Ok(())
+    })
 }
 
 /// Decodes the payload of an `RTM_NEWLINK` message: `ifinfomsg` and its attributes.
@@ -413,6 +474,35 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_stats_dump_yields_counters_by_index() {
+        let r = getstats_dump_request(3);
+        assert_eq!(
+            (r.len(), u16_at(&r, 4), u32_at(&r, 24)),
+            (28, Some(RTM_GETSTATS), Some(1))
+        );
+        let mut p = vec![0u8; IF_STATS_MSG_LEN];
+        p[4..8].copy_from_slice(&7u32.to_ne_bytes());
+        let stats: Vec<u8> = (1..=25u64).flat_map(|v| (v * 100).to_ne_bytes()).collect();
+        attr(&mut p, IFLA_STATS_LINK_64, &stats);
+        let mut buf = Vec::new();
+        message(&mut buf, RTM_NEWSTATS, 2, 3, &p);
+        message(&mut buf, NLMSG_DONE, 2, 3, &0i32.to_ne_bytes());
+        let mut out = Vec::new();
+        assert!(parse_stats_dump(&buf, 3, &mut out).unwrap().done);
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            (out[0].0, out[0].1.rx_bytes, out[0].1.rx_missed),
+            (7, 300, Some(1600))
+        );
+        let mut short = Vec::new();
+        message(&mut short, RTM_NEWSTATS, 2, 3, &[0; 8]);
+        assert_eq!(
+            parse_stats_dump(&short, 3, &mut out),
+            Err(Error::Truncated("if_stats_msg"))
+        );
+    }
+
+    #[test]
     fn counters_are_decoded_by_length() {
         let bytes = |n: u64, w: usize| -> Vec<u8> {
             (1..=n)
@@ -487,6 +577,7 @@ pub(crate) mod tests {
                 let mut b = buf.clone();
                 b[i] = v;
                 let _ = parse_dump(&b, 1, &mut Vec::new());
+                let _ = parse_stats_dump(&b, 1, &mut Vec::new());
             }
         }
         assert_eq!(parse_link(&[0; 15]), Err(Error::Truncated("ifinfomsg")));
