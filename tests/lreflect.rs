@@ -835,6 +835,16 @@ fn answers_come_from_the_address_the_request_was_sent_to() {
     // Secondary addresses: a reply by route alone would leave from the primary ones.
     lab.server
         .run("ip addr add 10.0.0.22/24 dev eth0 && ip addr add fd00::22/64 dev eth0 nodad");
+    // Link-local addresses: the answer must leave from the right one, on the right link.
+    lab.server
+        .run("ip addr add fe80::2/64 dev eth0 nodad && ip addr add fe80::22/64 dev eth0 nodad");
+    lab.client.run("ip addr add fe80::1/64 dev eth0 nodad");
+    let ifindex = lab.client.run("cat /sys/class/net/eth0/ifindex");
+    let ifindex = ifindex.trim();
+    let link_local = [
+        format!("[fe80::2%{ifindex}]:8081"),
+        format!("[fe80::22%{ifindex}]:8081"),
+    ];
     let r = Reflector::start(
         &lab.server,
         &["--echo", "[::]:8081", "--echo", "0.0.0.0:8082"],
@@ -846,13 +856,17 @@ fn answers_come_from_the_address_the_request_was_sent_to() {
         "[fd00::22]:8081",
         "10.0.0.2:8082",
         "10.0.0.22:8082",
+        &link_local[0],
+        &link_local[1],
     ] {
-        let local = if server.starts_with('[') {
-            "[fd00::1]:0"
+        let local = if server.starts_with("[fe80") {
+            format!("[fe80::1%{ifindex}]:0")
+        } else if server.starts_with('[') {
+            "[fd00::1]:0".to_string()
         } else {
-            "10.0.0.1:0"
+            "10.0.0.1:0".to_string()
         };
-        let c = Client::new(&lab.client, local, server, 0);
+        let c = Client::new(&lab.client, &local, server, 0);
         // The client is connected: only an answer from exactly this address and port counts.
         assert_eq!(
             c.echo(server.as_bytes()).data,

@@ -21,6 +21,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Datagrams per `recvmmsg` / `sendmmsg`.
 pub const BATCH: usize = 64;
 
+/// Most datagrams in one UDP GSO send: `UDP_MAX_SEGMENTS` of older kernels (newer ones take
+/// 128); more and the kernel refuses the send.
+pub const GSO_MAX_SEGMENTS: usize = 64;
+
 /// Replies that carry stamps are sent at most this many per `sendmmsg`, each group stamped
 /// right before its call, so a stamp is never more than a few sends older than its reply.
 pub const STAMP_CHUNK: usize = 8;
@@ -377,7 +381,11 @@ impl Batch {
                 None
             };
             let local = if opts.pktinfo { m.control.local } else { None };
-            let cap = if self.is_probe[j] { STAMP_CHUNK } else { BATCH };
+            let cap = if self.is_probe[j] {
+                STAMP_CHUNK
+            } else {
+                GSO_MAX_SEGMENTS
+            };
             let mut k = j + 1;
             if opts.gso && m.len <= GSO_MAX_LEN {
                 while k < q && k - j < cap {

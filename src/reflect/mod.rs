@@ -84,6 +84,10 @@ pub struct Args {
     /// otherwise answers leave with TOS 0.
     #[arg(long, help_heading = "Service")]
     pub reflect_tos: bool,
+    /// Send every answer on its own, never coalesced into UDP GSO sends (for a network
+    /// interface or tunnel that mishandles UDP segmentation offload).
+    #[arg(long, help_heading = "Service")]
+    pub no_gso: bool,
     /// Longest datagram answered, in bytes; longer ones are dropped as malformed.
     #[arg(long, value_name = "BYTES", default_value_t = 9000,
           value_parser = clap::value_parser!(u32).range(1..=65535), help_heading = "Service")]
@@ -100,9 +104,10 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 100,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000), help_heading = "Limits")]
     pub burst: u64,
-    /// Sources tracked by the rate limit at once (a fixed table; the idlest source gives way).
+    /// Sources tracked by the rate limit at once: a fixed table of 32 bytes per source,
+    /// allocated at start; when it is full, the source with the fullest bucket gives way.
     #[arg(long, value_name = "N", default_value_t = 65536,
-          value_parser = clap::value_parser!(u64).range(8..=16_777_216), help_heading = "Limits")]
+          value_parser = clap::value_parser!(u64).range(8..=1_048_576), help_heading = "Limits")]
     pub sources: u64,
     /// Datagrams per second answered in all, over every socket (0: no cap); bursts up to a
     /// tenth of a second's worth.
@@ -222,7 +227,7 @@ fn bind_hint(e: &io::Error) -> &'static str {
 
 /// Binds every `--echo` address. IPv6 wildcards are dual-stack unless an IPv4 address on the
 /// same port is listed too (both would want the IPv4 side of the port).
-fn bind_all(echo: &[SocketAddr]) -> Result<Vec<Listener>> {
+fn bind_all(echo: &[SocketAddr], gso: bool) -> Result<Vec<Listener>> {
     let mut out = Vec::with_capacity(echo.len());
     for (k, &addr) in echo.iter().enumerate() {
         if echo[..k].contains(&addr) {
@@ -243,7 +248,7 @@ fn bind_all(echo: &[SocketAddr]) -> Result<Vec<Listener>> {
             .and_then(|a| a.as_socket())
             .unwrap_or(addr);
         out.push(Listener {
-            gso: gso_supported(&sock),
+            gso: gso && gso_supported(&sock),
             sock,
             listen: local.to_string(),
             wildcard: addr.ip().is_unspecified(),
@@ -331,7 +336,7 @@ impl Reflector {
 
 /// Runs lreflect until SIGINT or SIGTERM.
 pub fn run(args: Args) -> Result<ExitCode> {
-    let mut listeners = bind_all(&args.echo)?;
+    let mut listeners = bind_all(&args.echo, !args.no_gso)?;
     crate::net::privilege::drop_privileges().context("cannot drop privileges")?;
 
     let per_source = (args.rate_limit > 0.0).then(|| {
