@@ -25,9 +25,14 @@ pub const BATCH: usize = 64;
 /// 128); more and the kernel refuses the send.
 pub const GSO_MAX_SEGMENTS: usize = 64;
 
-/// Replies that carry stamps are sent at most this many per `sendmmsg`, each group stamped
-/// right before its call, so a stamp is never more than a few sends older than its reply.
+/// Stamped answers sent one by one go at most this many per `sendmmsg`, each group stamped
+/// right before its call, so a stamp is never more than a few sends older than its answer.
 pub const STAMP_CHUNK: usize = 8;
+
+/// Stamped answers coalesced into one UDP GSO send: at most this many. They leave after one
+/// trip through the stack, cut apart within a few microseconds, sooner than
+/// [`STAMP_CHUNK`] separate sends.
+pub const STAMP_GSO_CHUNK: usize = 32;
 
 /// Largest answer coalesced with others into one UDP GSO send: each datagram of the send, with
 /// its headers, must fit the path MTU (1200 + 48 fits IPv6's minimum of 1280), or the kernel
@@ -382,7 +387,7 @@ impl Batch {
             };
             let local = if opts.pktinfo { m.control.local } else { None };
             let cap = if self.is_probe[j] {
-                STAMP_CHUNK
+                STAMP_GSO_CHUNK
             } else {
                 GSO_MAX_SEGMENTS
             };
@@ -439,12 +444,15 @@ impl Batch {
         }
         let mut g = 0;
         while g < groups {
-            // Stamped answers leave at most STAMP_CHUNK per call, each call stamped right
-            // before it is made; the others all in one call.
+            // Stamped answers leave in calls of one coalesced group or of at most STAMP_CHUNK
+            // datagrams, each call stamped right before it is made; the others all in one call.
             let mut end = g + 1;
             if self.groups[g].probes {
                 let mut n = self.groups[g].len;
-                while end < groups && n + self.groups[end].len <= STAMP_CHUNK {
+                while end < groups
+                    && self.groups[end].probes
+                    && n + self.groups[end].len <= STAMP_CHUNK
+                {
                     n += self.groups[end].len;
                     end += 1;
                 }
