@@ -40,6 +40,12 @@ fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'stati
     .expect("namespace thread panicked")
 }
 
+/// The lab's two namespaces, after the one-line root check.
+fn pair(test: &str) -> Pair {
+    require_root();
+    Pair::new(test)
+}
+
 fn wall_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -401,7 +407,7 @@ impl Client {
 
 #[test]
 fn every_datagram_comes_back_unchanged_at_its_size() {
-    let lab = Pair::new("lr-echo");
+    let lab = pair("lr-echo");
     // The default: [::]:8081, dual-stack.
     let r = Reflector::start(&lab.server, &[]);
     let v4 = Client::new(&lab.client, "10.0.0.1:0", "10.0.0.2:8081", 0);
@@ -451,7 +457,7 @@ fn check_stamped(request: &[u8], answer: &Answer, before_ns: u64, after_ns: u64,
 
 #[test]
 fn ludp_payloads_with_room_are_stamped_others_come_back_as_sent() {
-    let lab = Pair::new("lr-stamp");
+    let lab = pair("lr-stamp");
     // An IPv4 socket of its own on 8081, a dual-stack one on 8082 (IPv4 clients there are
     // IPv4-mapped, with their TOS in IP_TOS).
     let r = Reflector::start(
@@ -526,7 +532,7 @@ fn ef_counts(ns: &Netns) -> (u64, u64) {
 
 #[test]
 fn reflect_tos_gives_answers_the_tos_of_their_request() {
-    let lab = Pair::new("lr-tos");
+    let lab = pair("lr-tos");
     count_ef(&lab.client);
     let r = Reflector::start(&lab.server, &["--reflect-tos"]);
     // EF is DSCP 46, TOS 0xb8; the ECN bits are reflected too.
@@ -549,7 +555,7 @@ fn reflect_tos_gives_answers_the_tos_of_their_request() {
 
 #[test]
 fn the_access_list_drops_others_and_counts_them() {
-    let lab = Pair::new("lr-acl");
+    let lab = pair("lr-acl");
     lab.client
         .run("ip addr add 10.0.0.3/24 dev eth0 && ip addr add fd00::3/64 dev eth0 nodad");
     let r = Reflector::start(
@@ -585,7 +591,7 @@ fn the_access_list_drops_others_and_counts_them() {
 
 #[test]
 fn the_per_source_rate_limit_drops_and_counts() {
-    let lab = Pair::new("lr-rate");
+    let lab = pair("lr-rate");
     lab.client.run("ip addr add 10.0.0.3/24 dev eth0");
     let r = Reflector::start(
         &lab.server,
@@ -618,7 +624,7 @@ fn the_per_source_rate_limit_drops_and_counts() {
 
 #[test]
 fn the_global_cap_drops_and_counts() {
-    let lab = Pair::new("lr-cap");
+    let lab = pair("lr-cap");
     lab.client.run("ip addr add 10.0.0.3/24 dev eth0");
     // 50/s in all: bursts of 5.
     let r = Reflector::start(&lab.server, &["--rate-limit", "0", "--max-pps", "50"]);
@@ -666,7 +672,7 @@ fn rcvbuf_errors(ns: &Netns) -> u64 {
 
 #[test]
 fn a_malformed_flood_leaves_a_legitimate_client_undisturbed() {
-    let lab = Pair::new("lr-flood");
+    let lab = pair("lr-flood");
     let flood_ns = Netns::new("lr-flood-src");
     link(
         &flood_ns,
@@ -774,7 +780,7 @@ fn spoofed(src: [u8; 4], dst: [u8; 4], dport: u16, payload: &[u8]) -> Vec<u8> {
 
 #[test]
 fn a_flood_from_many_sources_keeps_memory_flat() {
-    let lab = Pair::new("lr-spoof");
+    let lab = pair("lr-spoof");
     // Answers to the made-up sources go to the client namespace, which drops them.
     lab.server.run("ip route add default via 10.0.0.1");
     // No global cap: every one of these sources is to be answered.
@@ -831,7 +837,7 @@ fn a_flood_from_many_sources_keeps_memory_flat() {
 
 #[test]
 fn answers_come_from_the_address_the_request_was_sent_to() {
-    let lab = Pair::new("lr-src");
+    let lab = pair("lr-src");
     // Secondary addresses: a reply by route alone would leave from the primary ones.
     lab.server
         .run("ip addr add 10.0.0.22/24 dev eth0 && ip addr add fd00::22/64 dev eth0 nodad");
@@ -882,7 +888,7 @@ fn answers_come_from_the_address_the_request_was_sent_to() {
 
 #[test]
 fn periodic_stats_and_sigint_give_windows_and_a_total_that_add_up() {
-    let lab = Pair::new("lr-periods");
+    let lab = pair("lr-periods");
     let r = Reflector::start(
         &lab.server,
         &[
@@ -1005,7 +1011,7 @@ fn fails_with_one_line(mut cmd: Command, mentions: &[&str]) {
 
 #[test]
 fn bind_failures_are_one_line_and_exit_2() {
-    let lab = Pair::new("lr-bind");
+    let lab = pair("lr-bind");
     let _held = in_netns(&lab.server, || {
         std::net::UdpSocket::bind("10.0.0.2:8081").unwrap()
     });
@@ -1076,7 +1082,7 @@ fn bad_arguments_are_one_line_and_exit_2() {
 
 #[test]
 fn as_a_service_user_it_binds_a_low_port_and_drops_the_capability() {
-    let lab = Pair::new("lr-svc");
+    let lab = pair("lr-svc");
     // As the systemd unit runs it: an unprivileged user with CAP_NET_BIND_SERVICE as an ambient
     // capability. A copy of the binary that user may run.
     let dir = std::env::temp_dir().join(format!("lopa-lreflect-svc-{}", std::process::id()));
@@ -1128,7 +1134,7 @@ fn while_stopped(r: &Reflector, f: impl FnOnce()) {
 
 #[test]
 fn answers_read_in_one_batch_come_back_one_by_one_in_order() {
-    let lab = Pair::new("lr-batch");
+    let lab = pair("lr-batch");
     // A path MTU of 1000: 1100-byte answers cannot be coalesced (each must be fragmented), so
     // that send is refused and they go one by one.
     lab.client.run("ip link set eth0 mtu 1000");
