@@ -14,15 +14,21 @@
 //! - [`net`]: socket set-up and `recvmsg` with control messages.
 //! - [`ping`], [`udp`], [`tcp`]: the `lping`, `ludp` and `ltcp` tools.
 //! - [`reflect`]: the `lreflect` echo reflector (access list, rate limits, batched I/O).
+//! - [`netlink`]: the rtnetlink interface dump (pure decoding in `netlink::parse`).
+//! - [`passive`]: the `lpassive` interface counter sampler.
+//! - [`correlate`]: the `lcorrelate` tool (path records into per-link loss suspicion).
 //! - [`man`]: man page generation from the clap definitions.
 
 pub mod alert;
 pub mod cli;
 pub mod clock;
+pub mod correlate;
 pub mod engine;
 pub mod man;
 pub mod net;
+pub mod netlink;
 pub mod output;
+pub mod passive;
 pub mod ping;
 pub mod probe;
 pub mod record;

@@ -2,7 +2,8 @@
 //!
 //! # Wire format
 //! Every record is one JSON object on one line. The first three members are always
-//! `type` (the record kind: `reply`, `timeout`, `unreachable`, `summary`, `alert`, `stats`),
+//! `type` (the record kind: `reply`, `timeout`, `unreachable`, `summary`, `alert`, `stats`,
+//! `sample`, `link`, `iface_summary`),
 //! `tool` (e.g. `lping`) and `ts` (RFC 3339 UTC with nanoseconds). The members of the kind
 //! follow, then `tags` when `--tag` or a targets file gave any. Durations are milliseconds as
 //! floats whose names end in `_ms`; absent values are omitted, never `null`. Readers must
@@ -36,6 +37,16 @@ pub enum Body {
     Summary(Summary),
     Alert(Alert),
     Stats(ReflectorStats),
+    Path(Path),
+    Link(LinkScore),
+    Sample(Sample),
+    /// `link` about an interface (lpassive): it appeared, went, was renamed, or went up or
+    /// down. Same `type` as lcorrelate's [`Body::Link`], different members.
+    LinkState(LinkChange),
+    IfaceSummary(IfaceSummary),
+    /// `alert` about an interface (lpassive): the same kind as [`Body::Alert`], keyed by
+    /// interface instead of target address.
+    IfaceAlert(IfaceAlert),
 }
 
 impl Body {
@@ -48,6 +59,12 @@ impl Body {
             Body::Summary(_) => "summary",
             Body::Alert(_) => "alert",
             Body::Stats(_) => "stats",
+            Body::Sample(_) => "sample",
+            Body::LinkState(_) => "link",
+            Body::IfaceSummary(_) => "iface_summary",
+            Body::IfaceAlert(_) => "alert",
+            Body::Path(_) => "path",
+            Body::Link(_) => "link",
         }
     }
 
@@ -60,6 +77,12 @@ impl Body {
             Body::Summary(b) => serde_json::to_vec(b),
             Body::Alert(b) => serde_json::to_vec(b),
             Body::Stats(b) => serde_json::to_vec(b),
+            Body::Sample(b) => serde_json::to_vec(b),
+            Body::LinkState(b) => serde_json::to_vec(b),
+            Body::IfaceSummary(b) => serde_json::to_vec(b),
+            Body::IfaceAlert(b) => serde_json::to_vec(b),
+            Body::Path(b) => serde_json::to_vec(b),
+            Body::Link(b) => serde_json::to_vec(b),
         }
     }
 }
@@ -246,6 +269,198 @@ pub struct ReflectorStats {
     /// ludp payloads that got the reflector's receive/send stamps.
     pub stamped: u64,
     pub dropped: Drops,
+}
+
+/// One hop of a traced path: the TTL probed and, when a router answered, its address.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hop {
+    pub ttl: u8,
+    /// The address that answered; absent when nothing did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addr: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<f64>,
+}
+
+/// `path`: one traced flow (Paris traceroute, the flow's own 5-tuple) and, when the same flow
+/// was probed, its loss. `lcorrelate` reads these.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Path {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// `udp`, `tcp` or `icmp`.
+    pub proto: String,
+    pub sport: u16,
+    pub dport: u16,
+    /// TTL 1 up, in order; the destination itself is the last hop when it was reached.
+    pub hops: Vec<Hop>,
+    /// The destination answered the trace.
+    pub reached: bool,
+    /// Probes sent on this flow (when it was also probed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent: Option<u64>,
+    /// Of those, probes that got no answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost: Option<u64>,
+}
+
+/// What `lcorrelate` concludes about a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Faulty,
+    Ok,
+}
+
+/// One end-to-end pair of nodes: a directed link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkEnds {
+    pub from: String,
+    pub to: String,
+}
+
+/// `link` (written by `lcorrelate`): one link, or one group of links that every flow crosses
+/// together, scored for loss. Loss figures are fractions (0.01 is 1 %).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinkScore {
+    /// The node the link leaves: an address, an alias, or an anonymous hop (`?a>b#n`).
+    pub from: String,
+    pub to: String,
+    /// 1 for the best suspect.
+    pub rank: u32,
+    /// The ranking method's score (for `flock`, the log-likelihood gain of letting this
+    /// link lose packets rather than keeping it at the background rate).
+    pub score: f64,
+    /// Estimated loss rate of the link.
+    pub loss_est: f64,
+    /// Difference of means: loss of the routes through the link minus that of the others.
+    pub suspicion: f64,
+    /// Distinct routes (hop sequences) through the link.
+    pub routes: u64,
+    /// Probes sent, and lost, on the flows through the link.
+    pub sent: u64,
+    pub lost: u64,
+    pub verdict: Verdict,
+    /// All links of an inseparable group (crossed by exactly the same flows), this one first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<Vec<LinkEnds>>,
+}
+
+/// Interface counters over an interval or a run (lpassive), as the kernel counts them:
+/// bytes include the link-layer header (14 bytes on Ethernet and veth).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IfaceCounters {
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+    pub rx_dropped: u64,
+    pub tx_dropped: u64,
+    /// Received packets the NIC had no room for. Absent when the kernel does not send it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rx_missed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub multicast: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub collisions: Option<u64>,
+}
+
+/// `sample`: one interface's counters over one interval (lpassive).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub ifname: String,
+    pub ifindex: u32,
+    /// The measured time between the two counter readings, in seconds.
+    pub interval_s: f64,
+    /// RFC 2863 operational state as `ip link` shows it: `up`, `down`, `lowerlayerdown`,
+    /// `dormant`, `testing`, `notpresent`, `unknown`.
+    pub oper: String,
+    pub carrier: bool,
+    /// Administratively up (`IFF_UP`).
+    pub admin: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    /// Link speed in Mbit/s, where the driver reports one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speed_mbps: Option<u32>,
+    /// The deltas over the interval.
+    #[serde(flatten)]
+    pub counters: IfaceCounters,
+    pub rx_bps: f64,
+    pub tx_bps: f64,
+    pub rx_pps: f64,
+    pub tx_pps: f64,
+    /// `true` when a counter went backwards (interface re-created, driver reset): the
+    /// deltas are then the counters since the reset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reset: Option<bool>,
+}
+
+/// `link`: an interface appeared (`new`), went (`del`), was renamed (`rename`), or its
+/// judged state went `up` or `down` (lpassive).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinkChange {
+    pub event: String,
+    pub ifname: String,
+    pub ifindex: u32,
+    /// The name before a rename.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_ifname: Option<String>,
+    /// For `up`/`down`: `admin`, `carrier` or `rx_threshold`, the condition that failed
+    /// (down) or came back (up).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oper: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub carrier: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin: Option<bool>,
+}
+
+/// `iface_summary`: one interface over the whole run (lpassive).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IfaceSummary {
+    pub ifname: String,
+    pub ifindex: u32,
+    /// `"total"`.
+    pub window: String,
+    pub samples: u64,
+    /// Samples whose counters had been reset.
+    pub resets: u64,
+    /// Seconds covered by the samples.
+    pub duration_s: f64,
+    /// Sums of the deltas.
+    #[serde(flatten)]
+    pub counters: IfaceCounters,
+    /// Averages over `duration_s`.
+    pub rx_bps: f64,
+    pub tx_bps: f64,
+    pub rx_pps: f64,
+    pub tx_pps: f64,
+    /// The highest rate of any one sample.
+    pub peak_rx_bps: f64,
+    pub peak_tx_bps: f64,
+    pub peak_rx_pps: f64,
+    pub peak_tx_pps: f64,
+}
+
+/// `alert` about an interface: its errors or drops per second crossed a threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IfaceAlert {
+    pub state: AlertState,
+    /// The interface name, as `ifname` (the member every alert has).
+    pub target: String,
+    pub ifname: String,
+    pub ifindex: u32,
+    /// `errors_pps` (rx + tx errors) or `drops_pps` (rx + tx dropped + rx missed).
+    pub metric: String,
+    pub value: f64,
+    pub threshold: f64,
+    /// The sampling interval the value was measured over.
+    pub window: String,
 }
 
 /// A duration as fractional milliseconds, with nanosecond precision.

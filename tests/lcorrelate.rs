@@ -1,0 +1,291 @@
+//! `lcorrelate` end to end on files and stdin: mixed logs, malformed lines, `--strict`,
+//! gzip, aliases, `--top`, `--format dot`, and its records against `schemas/link.schema.json`.
+//!
+//! The namespace test of the issue (ludp --trace over a leaf-spine lab with nftables loss)
+//! needs path tracing, which does not exist yet: it is not here.
+
+use lopa::correlate::sim::{simulate, Scenario, Topology};
+use serde_json::Value;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const LCORRELATE: &str = env!("CARGO_BIN_EXE_lcorrelate");
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("lcorrelate-{}-{tag}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+    fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(LCORRELATE)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn lcorrelate");
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.unwrap_or_default().to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+fn records(out: &Output) -> Vec<Value> {
+    String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A small leaf-spine run with one faulty link: its lines and the faulty link.
+fn one_fault(seed: u64) -> (String, (String, String)) {
+    let sc = Scenario::new(
+        Topology::LeafSpine {
+            leaves: 4,
+            spines: 2,
+            hosts_per_leaf: 4,
+        },
+        1,
+    );
+    let run = simulate(&sc, seed);
+    let (a, b, _) = run.faults[0].clone();
+    (run.lines.join("\n") + "\n", (a, b))
+}
+
+fn names_link(v: &Value, link: &(String, String)) -> bool {
+    let is = |e: &Value| e["from"] == link.0.as_str() && e["to"] == link.1.as_str();
+    is(v) || v["group"].as_array().is_some_and(|g| g.iter().any(is))
+}
+
+#[test]
+fn mixed_logs_on_stdin_name_the_faulty_link_first() {
+    let (lines, fault) = one_fault(5);
+    let reply = r#"{"type":"reply","tool":"lping","ts":"2026-11-22T10:00:00.000000000Z","target":"h","addr":"10.0.0.2","seq":1,"rtt_ms":0.2}"#;
+    let summary = r#"{"type":"summary","tool":"ludp","ts":"2026-11-22T10:00:00.000000000Z","target":"h","addr":"10.0.0.2","window":"total","sent":3,"received":3,"loss_pct":0.0}"#;
+    let mixed = format!("{reply}\n{lines}{summary}\n");
+    let out = run(&[], Some(mixed.as_bytes()));
+    assert_eq!(stderr(&out), "", "other record types are not errors");
+    assert_eq!(out.status.code(), Some(1), "a faulty link: exit 1");
+    let recs = records(&out);
+    assert!(names_link(&recs[0], &fault), "{} vs {fault:?}", recs[0]);
+    assert_eq!(recs[0]["verdict"], "faulty");
+    assert_eq!(recs[0]["rank"], 1);
+    let faulty = recs.iter().filter(|r| r["verdict"] == "faulty").count();
+    assert_eq!(faulty, 1, "{recs:?}");
+    for (i, r) in recs.iter().enumerate() {
+        assert_eq!(r["type"], "link");
+        assert_eq!(r["tool"], "lcorrelate");
+        assert_eq!(r["rank"], i + 1);
+    }
+    // "-" is stdin too, and --top cuts the list.
+    let out = run(&["--top", "1", "-"], Some(mixed.as_bytes()));
+    assert_eq!(records(&out).len(), 1);
+}
+
+#[test]
+fn malformed_lines_are_reported_with_file_and_line_and_skipped() {
+    let dir = TempDir::new("bad");
+    let (lines, fault) = one_fault(6);
+    let mut text = String::from("{\"type\":\"path\",\"src\":\"a\"}\n");
+    text.push_str(&lines);
+    text.push_str("not json\n");
+    let n = text.lines().count();
+    let f = dir.file("paths.jsonl", text.as_bytes());
+    let name = f.to_str().unwrap();
+    let out = run(&[name], None);
+    let err = stderr(&out);
+    let err_lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        err_lines,
+        [
+            format!("lcorrelate: {name}:1: path record without \"dst\""),
+            format!("lcorrelate: {name}:{n}: not a JSON record: expected ident at line 1 column 2"),
+            "lcorrelate: skipped 2 malformed lines".to_string(),
+        ],
+        "{err}"
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(names_link(&records(&out)[0], &fault));
+
+    let out = run(&["--strict", name], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        format!("lcorrelate: {name}:1: path record without \"dst\" (--strict)\n")
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn gzip_files_and_plain_files_read_alike() {
+    let dir = TempDir::new("gz");
+    let (lines, _) = one_fault(7);
+    let (a, b) = lines.split_at(lines.len() / 2);
+    let cut = a.rfind('\n').unwrap() + 1;
+    let (a, b) = (&lines[..cut], format!("{}{b}", &a[cut..]));
+    let plain = dir.file("a.jsonl", a.as_bytes());
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(b.as_bytes()).unwrap();
+    let gz = dir.file("b.jsonl.gz", &gz.finish().unwrap());
+    let both = run(&[plain.to_str().unwrap(), gz.to_str().unwrap()], None);
+    assert_eq!(stderr(&both), "");
+    let all = run(&[], Some(lines.as_bytes()));
+    let strip = |v: Vec<Value>| -> Vec<Value> {
+        v.into_iter()
+            .map(|mut r| {
+                r.as_object_mut().unwrap().remove("ts");
+                r
+            })
+            .collect()
+    };
+    assert_eq!(strip(records(&both)), strip(records(&all)));
+}
+
+#[test]
+fn aliases_merge_interfaces_and_dot_draws_the_graph() {
+    let dir = TempDir::new("alias");
+    let path = |hop: &str, lost: u64| {
+        format!(
+            "{{\"type\":\"path\",\"src\":\"10.1.0.1\",\"dst\":\"10.1.0.2\",\"hops\":[{{\"ttl\":1,\"addr\":\"{hop}\"}},{{\"ttl\":2}},{{\"ttl\":3,\"addr\":\"10.1.0.2\"}}],\"reached\":true,\"sent\":1000,\"lost\":{lost}}}\n"
+        )
+    };
+    let text = path("10.0.0.1", 50) + &path("10.0.9.1", 50);
+    let f = dir.file("p.jsonl", text.as_bytes());
+    let alias = dir.file("aliases", b"# router interfaces\nleaf1 10.0.0.1 10.0.9.1\n");
+    let out = run(
+        &["--alias", alias.to_str().unwrap(), f.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(stderr(&out), "");
+    let recs = records(&out);
+    assert_eq!(recs.len(), 1, "one route, one group: {recs:?}");
+    let group: Vec<(String, String)> = recs[0]["group"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["from"].as_str().unwrap().into(),
+                e["to"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let anon = "?leaf1>10.1.0.2#1".to_string();
+    assert_eq!(
+        group,
+        [
+            ("10.1.0.1".into(), "leaf1".into()),
+            ("leaf1".into(), anon.clone()),
+            (anon, "10.1.0.2".into())
+        ]
+    );
+    assert_eq!(
+        (recs[0]["sent"].as_u64(), recs[0]["lost"].as_u64()),
+        (Some(2000), Some(100))
+    );
+
+    let out = run(
+        &[
+            "--alias",
+            alias.to_str().unwrap(),
+            "--format",
+            "dot",
+            f.to_str().unwrap(),
+        ],
+        None,
+    );
+    let dot = String::from_utf8(out.stdout).unwrap();
+    assert!(dot.starts_with("digraph {"), "{dot}");
+    assert!(dot.contains("label=\"leaf1\""), "{dot}");
+    assert_eq!(
+        dot.matches("color=\"#d62728\"").count(),
+        3,
+        "the faulty group in red: {dot}"
+    );
+
+    let bad = dir.file("bad-aliases", b"leaf1\n");
+    let out = run(
+        &["--alias", bad.to_str().unwrap(), f.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("lcorrelate: ") && err.contains(":1: 'leaf1' has no address"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1);
+}
+
+#[test]
+fn link_records_match_their_schema() {
+    let schema_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/link.schema.json");
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(&schema_path).unwrap()).unwrap();
+    let mut compiler = boon::Compiler::new();
+    compiler.enable_format_assertions();
+    let mut schemas = boon::Schemas::new();
+    let loc = schema_path.to_str().unwrap();
+    compiler.add_resource(loc, schema).unwrap();
+    let idx = compiler.compile(loc, &mut schemas).unwrap();
+    let (lines, _) = one_fault(8);
+    // An inseparable group too: one route of two links.
+    let group = "{\"type\":\"path\",\"src\":\"x\",\"dst\":\"y\",\"hops\":[{\"ttl\":1,\"addr\":\"m\"}],\"sent\":10,\"lost\":1}\n";
+    let out = run(&[], Some(format!("{lines}{group}").as_bytes()));
+    let recs = records(&out);
+    assert!(recs.iter().any(|r| r.get("group").is_some()));
+    for r in &recs {
+        schemas
+            .validate(r, idx)
+            .unwrap_or_else(|e| panic!("{r}: {e:#}"));
+    }
+}
+
+#[test]
+fn usage_errors_and_missing_files_are_one_line() {
+    let out = run(&["/nonexistent/paths.jsonl"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "lcorrelate: cannot open /nonexistent/paths.jsonl: No such file or directory (os error 2)\n"
+    );
+    let out = run(&["--method", "magic"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    let out = run(&["--help"], None);
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        help.contains("\nExamples:\n") && help.contains("Exit status:"),
+        "{help}"
+    );
+    // Nothing to read is no error: no links, nothing faulty.
+    let out = run(&[], Some(b""));
+    assert_eq!((out.status.code(), out.stdout.len()), (Some(0), 0));
+}
