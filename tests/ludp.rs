@@ -389,3 +389,96 @@ fn against_the_legacy_llama_reflector() {
     assert_eq!(run.status, 1);
     assert_eq!(run.kind("timeout").len(), 2);
 }
+
+/// lreflect in `ns` on port 8081, up once its socket is bound.
+fn lreflect(ns: &Netns, extra: &[&str]) -> Background {
+    let child = ns
+        .command(env!("CARGO_BIN_EXE_lreflect"))
+        .args(extra)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start lreflect");
+    let service = Background(child);
+    for _ in 0..300 {
+        if ns.run("ss -Hluln").contains(":8081 ") {
+            return service;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("lreflect did not bind port 8081");
+}
+
+#[test]
+fn lreflect_stamps_give_one_way_figures_and_show_remarking() {
+    let lab = Routed::new("udpremark");
+    let _reflector = lreflect(&lab.server, &[]);
+    // Unchanged path first: the reflector sees the DSCP we sent.
+    let run = ludp(
+        &lab.client,
+        &[
+            "-c",
+            "4",
+            "-i",
+            "0.01",
+            "--dscp",
+            "EF",
+            "10.0.2.1",
+            "[fd02::1]",
+        ],
+    );
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let replies = run.kind("reply");
+    assert_eq!(replies.len(), 8);
+    for r in &replies {
+        assert_eq!(u(&r["dscp_rx"]), 46, "{r}");
+        let (fwd, rev, held) = (
+            r["fwd_ms"].as_f64().unwrap(),
+            r["rev_ms"].as_f64().unwrap(),
+            r["reflector_ms"].as_f64().unwrap(),
+        );
+        let rtt = r["rtt_ms"].as_f64().unwrap();
+        // One host, one clock: the one-way figures add up to the round trip (within the
+        // difference between user-space and kernel stamps).
+        assert!(held >= 0.0 && fwd > 0.0 && rev > 0.0, "{r}");
+        assert!((fwd + held + rev - rtt).abs() < 0.5, "{r}");
+        assert!(r["synced"].is_boolean());
+    }
+    // The router re-marks everything it forwards to CS0: dscp_rx says so.
+    lab.router.run(
+        "nft add table inet remark; \
+         nft add chain inet remark forward_remark '{ type filter hook forward priority 0; }'; \
+         nft add rule inet remark forward_remark ip dscp set cs0; \
+         nft add rule inet remark forward_remark ip6 dscp set cs0",
+    );
+    let run = ludp(
+        &lab.client,
+        &[
+            "-c",
+            "2",
+            "-i",
+            "0.01",
+            "--dscp",
+            "EF",
+            "10.0.2.1",
+            "[fd02::1]",
+        ],
+    );
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let replies = run.kind("reply");
+    assert_eq!(replies.len(), 4);
+    assert!(
+        replies
+            .iter()
+            .all(|r| u(&r["dscp_rx"]) == 0 && u(&r["flow"]["dscp"]) == 46),
+        "{replies:?}"
+    );
+    // A payload too short for the stamps comes back as it went.
+    let run = ludp(
+        &lab.client,
+        &["-c", "2", "-i", "0.01", "-s", "40", "10.0.2.1"],
+    );
+    assert!(run
+        .kind("reply")
+        .iter()
+        .all(|r| r.get("fwd_ms").is_none() && u(&r["size"]) == 40));
+}
