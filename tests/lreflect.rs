@@ -40,6 +40,33 @@ fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'stati
     .expect("namespace thread panicked")
 }
 
+/// A directory with a copy of lreflect that any user may run; removed on drop, also when the
+/// test fails.
+struct BinCopy {
+    dir: PathBuf,
+    bin: PathBuf,
+}
+
+impl BinCopy {
+    fn new(what: &str) -> BinCopy {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("lopa-lreflect-{what}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bin = dir.join("lreflect");
+        std::fs::copy(LREFLECT, &bin).unwrap();
+        for p in [&dir, &bin] {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        BinCopy { dir, bin }
+    }
+}
+
+impl Drop for BinCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// The lab's two namespaces, after the one-line root check.
 fn pair(test: &str) -> Pair {
     require_root();
@@ -1044,17 +1071,11 @@ fn bind_failures_are_one_line_and_exit_2() {
         &["given twice"],
     );
     // No permission: a port below 1024 as nobody (a copy of the binary it may run).
-    let dir = std::env::temp_dir().join(format!("lopa-lreflect-bind-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let bin = dir.join("lreflect");
-    std::fs::copy(LREFLECT, &bin).unwrap();
-    lab.server
-        .run(&format!("chmod 755 {} {}", dir.display(), bin.display()));
+    let copy = BinCopy::new("bind");
     let mut su = lab.server.command("su");
     su.args(["nobody", "-s", "/bin/sh", "-c"])
-        .arg(format!("exec {} --echo 10.0.0.2:81", bin.display()));
+        .arg(format!("exec {} --echo 10.0.0.2:81", copy.bin.display()));
     fails_with_one_line(su, &["10.0.0.2:81", "CAP_NET_BIND_SERVICE"]);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -1085,12 +1106,7 @@ fn as_a_service_user_it_binds_a_low_port_and_drops_the_capability() {
     let lab = pair("lr-svc");
     // As the systemd unit runs it: an unprivileged user with CAP_NET_BIND_SERVICE as an ambient
     // capability. A copy of the binary that user may run.
-    let dir = std::env::temp_dir().join(format!("lopa-lreflect-svc-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let bin = dir.join("lreflect");
-    std::fs::copy(LREFLECT, &bin).unwrap();
-    lab.server
-        .run(&format!("chmod 755 {} {}", dir.display(), bin.display()));
+    let copy = BinCopy::new("svc");
     let mut cmd = lab.server.command("setpriv");
     cmd.args([
         "--reuid=nobody",
@@ -1099,7 +1115,7 @@ fn as_a_service_user_it_binds_a_low_port_and_drops_the_capability() {
         "--inh-caps=+net_bind_service",
         "--ambient-caps=+net_bind_service",
     ])
-    .arg(&bin)
+    .arg(&copy.bin)
     .args(["--echo", "10.0.0.2:81"]);
     let r = Reflector::spawn(&lab.server, cmd);
     // READY=1 comes after the privileges are gone.
@@ -1120,7 +1136,6 @@ fn as_a_service_user_it_binds_a_low_port_and_drops_the_capability() {
     assert_eq!(c.echo(b"low port").data, b"low port");
     let f = r.stop();
     assert_eq!(u(&f.total("10.0.0.2:81")["reflected"]), 1);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Stops lreflect while `f` sends, so everything sent arrives in its socket at once and is read
