@@ -1,4 +1,4 @@
-//! Socket creation and `recvmsg`. All `unsafe` of the crate lives here, around `libc` calls.
+//! Socket creation, `sendmsg` and `recvmsg` around `libc` calls (with their `unsafe`).
 
 use super::cmsg::{self, Ancillary};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
