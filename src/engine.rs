@@ -38,8 +38,19 @@ pub struct RunConfig {
     pub quiet: bool,
 }
 
-/// How a run ended.
+/// The run's totals of one stream (a flow in a class) of a target, for records written after
+/// the run (a traced flow's `path` with its `sent`/`lost`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamTotal {
+    /// The target's index in the run.
+    pub target: usize,
+    pub flow: Option<Flow>,
+    pub sent: u64,
+    pub received: u64,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     /// Every target answered at least one probe.
     pub all_answered: bool,
@@ -47,6 +58,8 @@ pub struct Outcome {
     pub malformed: u64,
     /// Ended by SIGINT or SIGTERM.
     pub interrupted: bool,
+    /// Every stream of every target.
+    pub streams: Vec<StreamTotal>,
 }
 
 /// Deadlines, earliest first; ties in insertion order.
@@ -353,10 +366,23 @@ impl<'w, W: Write> Engine<'w, W> {
                 self.emit(SystemTime::now(), t, Body::Summary(summary))?;
             }
         }
+        let mut streams = Vec::new();
+        for (t, st) in self.states.iter().enumerate() {
+            for stream in &st.streams {
+                let s = stream.total.summary("", st.target.addr, None, "total");
+                streams.push(StreamTotal {
+                    target: t,
+                    flow: stream.flow,
+                    sent: s.sent,
+                    received: s.received,
+                });
+            }
+        }
         Ok(Outcome {
             all_answered: self.states.iter().all(|s| s.answered),
             malformed: self.malformed,
             interrupted,
+            streams,
         })
     }
 

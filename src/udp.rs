@@ -1,11 +1,17 @@
 //! `ludp`: UDP echo probes over many flows and DSCP classes, as JSON lines.
 
 use crate::cli::{self, AlertArgs, OutputArgs, RunArgs, SocketArgs, TargetArgs};
-use crate::probe::udp::{check_payload_len, UdpProber, UdpSpread, MAX_PAYLOAD};
+use crate::engine::Engine;
+use crate::output::RecordWriter;
+use crate::probe::trace::TraceConfig;
+use crate::probe::udp::{check_payload_len, TracedFlow, UdpProber, UdpSpread, MAX_PAYLOAD};
+use crate::record::{Body, Path, Record};
 use crate::target;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Parser;
+use std::collections::HashSet;
 use std::process::ExitCode;
+use std::time::SystemTime;
 
 /// The lreflect echo port.
 pub const DEFAULT_PORT: u16 = 8081;
@@ -61,6 +67,22 @@ pub struct Args {
     /// DSCP classes to probe every flow in (EF, AF41, CS1, … or 0-63; comma-separated or repeated).
     #[arg(long, value_name = "CLASS", value_delimiter = ',', value_parser = cli::parse_dscp, help_heading = "Probe")]
     pub dscp: Vec<u8>,
+    /// Trace every flow first (Paris traceroute: the flow's own ports and addresses, only the
+    /// TTL changes); a path record per flow at the end, with the flow's sent and lost.
+    #[arg(long, help_heading = "Trace")]
+    pub trace: bool,
+    /// Trace every flow and stop (no probes): path records, and the number of distinct paths
+    /// per target on stderr (fast ECMP path discovery).
+    #[arg(long, help_heading = "Trace")]
+    pub trace_only: bool,
+    /// Highest TTL (hop limit) a trace probes.
+    #[arg(long, value_name = "N", default_value_t = 30,
+          value_parser = clap::value_parser!(u8).range(1..=crate::probe::trace::MAX_TTL as i64), help_heading = "Trace")]
+    pub max_ttl: u8,
+    /// Trace probes per TTL (a hop answering from several addresses shows up as a path change).
+    #[arg(long, value_name = "N", default_value_t = 3,
+          value_parser = clap::value_parser!(u8).range(1..=16), help_heading = "Trace")]
+    pub trace_probes: u8,
     #[command(flatten)]
     pub socket: SocketArgs,
     #[command(flatten)]
@@ -88,12 +110,82 @@ pub fn run(args: Args) -> Result<ExitCode> {
         dscp: args.dscp.clone(),
     };
     let mut prober = UdpProber::open(&targets, spread, args.size as usize, &args.socket.options())?;
-    cli::run_probe(
-        "ludp",
-        &mut prober,
-        targets,
-        &args.run,
-        &args.alerts,
-        &args.output,
-    )
+    if !args.trace && !args.trace_only {
+        return cli::run_probe(
+            "ludp",
+            &mut prober,
+            targets,
+            &args.run,
+            &args.alerts,
+            &args.output,
+        );
+    }
+    crate::net::privilege::drop_privileges().context("cannot drop privileges")?;
+    let cfg = TraceConfig {
+        max_ttl: args.max_ttl,
+        probes: args.trace_probes,
+        timeout: args.run.timeout,
+    };
+    let traced = prober.trace(&targets, &cfg)?;
+    let tags: Vec<_> = targets.iter().map(|t| t.tags.clone()).collect();
+    let mut out = RecordWriter::stdout(args.output.format);
+    let write_path = |out: &mut RecordWriter<_>, tf: &TracedFlow, path: Path| {
+        out.write(&Record {
+            tool: "ludp",
+            ts: SystemTime::now(),
+            tags: tags.get(tf.target).cloned().flatten(),
+            body: Body::Path(path),
+        })
+    };
+    if args.trace_only {
+        for tf in &traced {
+            write_path(&mut out, tf, tf.path.clone())?;
+        }
+        let mut all_reached = true;
+        for (t, target) in targets.iter().enumerate() {
+            let flows: Vec<&TracedFlow> = traced.iter().filter(|f| f.target == t).collect();
+            let paths: HashSet<_> = flows.iter().map(|f| f.result.key()).collect();
+            let reached = flows.iter().filter(|f| f.result.reached).count();
+            all_reached &= reached > 0;
+            eprintln!(
+                "ludp: {}: {} distinct paths over {} flows, {} reached the destination",
+                target.name,
+                paths.len(),
+                flows.len(),
+                reached
+            );
+        }
+        return Ok(ExitCode::from(if all_reached {
+            cli::EXIT_OK
+        } else {
+            cli::EXIT_NO_REPLY
+        }));
+    }
+    let run_cfg = cli::run_config("ludp", &args.run, &args.alerts, &args.output);
+    let outcome = Engine::new(run_cfg, targets, &mut out).run(&mut prober)?;
+    if outcome.malformed > 0 {
+        eprintln!(
+            "ludp: dropped {} datagrams that were not answers to its probes",
+            outcome.malformed
+        );
+    }
+    for tf in &traced {
+        // Every class of a flow shares its 5-tuple, hence its path.
+        let (sent, received) = outcome
+            .streams
+            .iter()
+            .filter(|s| s.target == tf.target && s.flow.map(|f| f.sport) == Some(tf.path.sport))
+            .fold((0, 0), |(a, b), s| (a + s.sent, b + s.received));
+        let path = Path {
+            sent: Some(sent),
+            lost: Some(sent.saturating_sub(received)),
+            ..tf.path.clone()
+        };
+        write_path(&mut out, tf, path)?;
+    }
+    Ok(ExitCode::from(if outcome.all_answered {
+        cli::EXIT_OK
+    } else {
+        cli::EXIT_NO_REPLY
+    }))
 }

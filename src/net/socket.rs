@@ -132,14 +132,27 @@ pub fn send_msg(
     tx_key: Option<u32>,
     tos: Option<u8>,
 ) -> io::Result<usize> {
+    send_msg_ttl(sock, buf, to, tx_key, tos, None)
+}
+
+/// [`send_msg`] that may also set this datagram's TTL (IPv4) or hop limit (IPv6), so probes
+/// of many TTLs can leave one socket back to back (path tracing).
+pub fn send_msg_ttl(
+    sock: &Socket,
+    buf: &[u8],
+    to: SocketAddr,
+    tx_key: Option<u32>,
+    tos: Option<u8>,
+    ttl: Option<u8>,
+) -> io::Result<usize> {
     let addr = SockAddr::from(to);
     let mut iov = libc::iovec {
         iov_base: buf.as_ptr() as *mut libc::c_void,
         iov_len: buf.len(),
     };
-    // Room for two cmsgs of a 4-byte value: 2 × CMSG_SPACE(4) = 48 bytes, u64-aligned.
-    let mut control = [0u64; 6];
-    let mut cmsgs: Vec<(i32, i32, u32)> = Vec::with_capacity(2);
+    // Room for three cmsgs of a 4-byte value: 3 × CMSG_SPACE(4) = 72 bytes, u64-aligned.
+    let mut control = [0u64; 9];
+    let mut cmsgs: Vec<(i32, i32, u32)> = Vec::with_capacity(3);
     if let Some(key) = tx_key {
         cmsgs.push((libc::SOL_SOCKET, SCM_TS_OPT_ID, key));
     }
@@ -148,6 +161,13 @@ pub fn send_msg(
             (libc::IPPROTO_IP, libc::IP_TOS, u32::from(tos))
         } else {
             (libc::IPPROTO_IPV6, libc::IPV6_TCLASS, u32::from(tos))
+        });
+    }
+    if let Some(ttl) = ttl {
+        cmsgs.push(if to.is_ipv4() {
+            (libc::IPPROTO_IP, libc::IP_TTL, u32::from(ttl))
+        } else {
+            (libc::IPPROTO_IPV6, libc::IPV6_HOPLIMIT, u32::from(ttl))
         });
     }
     // SAFETY: zeroed msghdr is valid; every pointer set below outlives the call.

@@ -5,6 +5,7 @@ pub mod icmp;
 pub mod sock;
 pub mod syn;
 pub mod tcp;
+pub mod trace;
 pub mod udp;
 
 use crate::record::Flow;

@@ -115,6 +115,119 @@ impl UdpProber {
     }
 }
 
+/// Trace probes carry this bit in their sequence number (measurement probes count from 1 and
+/// never reach it), the TTL in bits 8..16 and the probe number in bits 0..8.
+const TRACE_SEQ: u64 = 1 << 63;
+
+/// One traced flow of one target.
+pub struct TracedFlow {
+    /// The target's index in the run.
+    pub target: usize,
+    pub result: crate::probe::trace::TraceResult,
+    pub path: crate::record::Path,
+}
+
+/// The ludp payload as trace probes: flow `i` of the trace is `flows[i]` (target, flow id).
+struct TraceCodec {
+    flows: Vec<(usize, u16)>,
+    cookie: u32,
+    len: usize,
+}
+
+impl crate::probe::trace::TraceCodec for TraceCodec {
+    fn encode(&mut self, flow: usize, ttl: u8, n: u8, buf: &mut Vec<u8>) {
+        let (target, flow) = self.flows.get(flow).copied().unwrap_or_default();
+        buf.clear();
+        buf.resize(self.len, 0);
+        let sent_ns = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        ProbeRepr {
+            flow,
+            seq: TRACE_SEQ | u64::from(ttl) << 8 | u64::from(n),
+            sent_ns,
+            cookie: self.cookie,
+            target: target as u32,
+        }
+        .emit(buf);
+    }
+
+    fn decode(&self, flow: usize, data: &[u8]) -> Option<(u8, u8)> {
+        let (target, flow) = self.flows.get(flow).copied()?;
+        let (repr, _) = ProbeRepr::parse(data).ok()?;
+        (repr.cookie == self.cookie
+            && repr.flow == flow
+            && repr.target as usize == target
+            && repr.seq & TRACE_SEQ != 0)
+            .then_some(((repr.seq >> 8) as u8, repr.seq as u8))
+    }
+}
+
+impl UdpProber {
+    /// Traces every flow to every target with the flow's own socket (Paris traceroute: only
+    /// the TTL changes), all at once; one `path` per (target, flow), targets first.
+    pub fn trace(
+        &mut self,
+        targets: &[Target],
+        cfg: &crate::probe::trace::TraceConfig,
+    ) -> Result<Vec<TracedFlow>> {
+        let tos = self.spread.dscp.first().map(|d| d << 2);
+        let mut ids = Vec::new();
+        let mut flows = Vec::new();
+        for (t, target) in targets.iter().enumerate() {
+            for flow in 0..self.spread.flows {
+                let Some(i) = self.socket_index(flow, target.addr.is_ipv6()) else {
+                    continue;
+                };
+                ids.push((t, flow));
+                flows.push(crate::probe::trace::TraceFlow {
+                    sock: &self.sockets[i].probe.sock,
+                    dst: target.socket_addr(target.port),
+                    tos,
+                });
+            }
+        }
+        let mut codec = TraceCodec {
+            flows: ids.clone(),
+            cookie: self.cookie,
+            len: self.payload.len(),
+        };
+        let results = crate::probe::trace::trace(&flows, &mut codec, cfg)?;
+        Ok(ids
+            .into_iter()
+            .zip(flows)
+            .zip(results)
+            .map(|(((t, flow), f), result)| {
+                let bound = f
+                    .sock
+                    .local_addr()
+                    .ok()
+                    .and_then(|a| a.as_socket())
+                    .map(|a| a.ip())
+                    .filter(|ip| !ip.is_unspecified());
+                let src = bound
+                    .or_else(|| crate::probe::trace::source_for(f.dst))
+                    .unwrap_or(if f.dst.is_ipv6() {
+                        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+                    } else {
+                        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+                    });
+                let sport = self
+                    .socket_index(flow, f.dst.is_ipv6())
+                    .map(|i| self.sockets[i].sport)
+                    .unwrap_or(0);
+                let path = result.to_path(src, f.dst, "udp", sport);
+                TracedFlow {
+                    target: t,
+                    result,
+                    path,
+                }
+            })
+            .collect())
+    }
+}
+
 fn open_flow_socket(v6: bool, port: u16, opts: &SocketOptions) -> Result<Socket> {
     let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
     let sock = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))

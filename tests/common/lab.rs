@@ -450,3 +450,115 @@ impl Drop for Background {
         let _ = self.0.wait();
     }
 }
+
+/// Leaf-spine: two hosts behind two leaves, two spines, ECMP at the leaves (IPv4).
+///
+/// * `h1` eth0 10.1.1.1/24, default via `leaf1` 10.1.1.254;
+/// * `leaf1` eth0 10.1.1.254/24, s1 10.0.11.1/24 (to `spine1` 10.0.11.2), s2 10.0.12.1/24
+///   (to `spine2` 10.0.12.2); 10.2.1.0/24 over both spines;
+/// * `leaf2` eth0 10.2.1.254/24, s1 10.0.21.1/24 (to `spine1` 10.0.21.2), s2 10.0.22.1/24
+///   (to `spine2` 10.0.22.2); 10.1.1.0/24 over both spines;
+/// * `h2` eth0 10.2.1.1/24, default via `leaf2` 10.2.1.254;
+/// * every router forwards, hashes the 5-tuple only (`fib_multipath_hash_policy=3`,
+///   `fib_multipath_hash_fields=0x37`: a flow keeps its path, flows spread), answers from the
+///   interface a probe came in on (`icmp_errors_use_inbound_ifaddr=1`, so spine1 shows as
+///   10.0.11.2 and spine2 as 10.0.12.2 from h1) with no ICMP rate limit; `h2` is not rate
+///   limited either (port unreachables). 10.99.0.0/16 is an `unreachable` route on `leaf1`.
+pub struct LeafSpine {
+    pub h1: Netns,
+    pub leaf1: Netns,
+    pub spine1: Netns,
+    pub spine2: Netns,
+    pub leaf2: Netns,
+    pub h2: Netns,
+}
+
+impl LeafSpine {
+    /// Builds the topology; `test` becomes part of the namespace names.
+    pub fn new(test: &str) -> LeafSpine {
+        let ns = |role: &str| Netns::new(&format!("{test}-{role}"));
+        let (h1, leaf1, spine1, spine2, leaf2, h2) =
+            (ns("h1"), ns("l1"), ns("s1"), ns("s2"), ns("l2"), ns("h2"));
+        link(
+            &h1,
+            "eth0",
+            &["10.1.1.1/24"],
+            &leaf1,
+            "eth0",
+            &["10.1.1.254/24"],
+        );
+        link(
+            &leaf1,
+            "s1",
+            &["10.0.11.1/24"],
+            &spine1,
+            "l1",
+            &["10.0.11.2/24"],
+        );
+        link(
+            &leaf1,
+            "s2",
+            &["10.0.12.1/24"],
+            &spine2,
+            "l1",
+            &["10.0.12.2/24"],
+        );
+        link(
+            &leaf2,
+            "s1",
+            &["10.0.21.1/24"],
+            &spine1,
+            "l2",
+            &["10.0.21.2/24"],
+        );
+        link(
+            &leaf2,
+            "s2",
+            &["10.0.22.1/24"],
+            &spine2,
+            "l2",
+            &["10.0.22.2/24"],
+        );
+        link(
+            &leaf2,
+            "eth0",
+            &["10.2.1.254/24"],
+            &h2,
+            "eth0",
+            &["10.2.1.1/24"],
+        );
+        for r in [&leaf1, &spine1, &spine2, &leaf2, &h2] {
+            r.sysctl("net.ipv4.icmp_ratelimit", "0");
+            r.sysctl("net.ipv4.icmp_ratemask", "0");
+            r.sysctl("net.ipv4.icmp_msgs_per_sec", "1000000");
+            r.sysctl("net.ipv4.icmp_msgs_burst", "1000000");
+        }
+        for r in [&leaf1, &spine1, &spine2, &leaf2] {
+            r.enable_forwarding();
+            r.sysctl("net.ipv4.fib_multipath_hash_policy", "3");
+            r.sysctl("net.ipv4.fib_multipath_hash_fields", "0x37");
+            r.sysctl("net.ipv4.icmp_errors_use_inbound_ifaddr", "1");
+        }
+        h1.run("ip route add default via 10.1.1.254");
+        h2.run("ip route add default via 10.2.1.254");
+        leaf1.run(
+            "ip route add 10.2.1.0/24 nexthop via 10.0.11.2 nexthop via 10.0.12.2 \
+             && ip route add unreachable 10.99.0.0/16",
+        );
+        leaf2.run("ip route add 10.1.1.0/24 nexthop via 10.0.21.2 nexthop via 10.0.22.2");
+        spine1.run(
+            "ip route add 10.1.1.0/24 via 10.0.11.1 && ip route add 10.2.1.0/24 via 10.0.21.1",
+        );
+        spine2.run(
+            "ip route add 10.1.1.0/24 via 10.0.12.1 && ip route add 10.2.1.0/24 via 10.0.22.1",
+        );
+        LeafSpine {
+            h1,
+            leaf1,
+            spine1,
+            spine2,
+            leaf2,
+            h2,
+        }
+    }
+}
