@@ -287,3 +287,34 @@ fn loss_on_one_spine_shows_only_in_its_flows_paths() {
         17
     );
 }
+
+#[test]
+fn a_silent_hop_has_no_address_and_the_path_goes_on() {
+    let lab = LeafSpine::new("trsilent");
+    let _echo = python_echo(&lab.h2, 7);
+    // spine2 forwards but never answers: its own ICMP errors towards leaf1 are dropped.
+    add_loss(&lab.spine2, "output", "l1", 100);
+    let run = ludp(
+        &lab.h1,
+        &["--trace-only", "--flows", "16", "-W", "0.5", "10.2.1.1:7"],
+    );
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let mut silent = 0;
+    for p in &run.paths {
+        assert_eq!(p["reached"], true, "{p}");
+        let hops = p["hops"].as_array().unwrap();
+        assert_eq!(hops.len(), 4, "{p}");
+        match hops[2]["addr"].as_str() {
+            Some("10.0.22.1") => {
+                assert_eq!(hops[1], serde_json::json!({"ttl": 2}), "{p}");
+                silent += 1;
+            }
+            Some("10.0.21.1") => assert_eq!(hops[1]["addr"], SPINES[0], "{p}"),
+            other => panic!("unexpected third hop {other:?}: {p}"),
+        }
+    }
+    assert!(
+        silent > 0 && silent < 16,
+        "both spines carry flows: {silent} silent"
+    );
+}
