@@ -14,8 +14,10 @@
 //! - [`net`]: socket set-up and `recvmsg` with control messages.
 //! - [`ping`], [`udp`], [`tcp`]: the `lping`, `ludp` and `ltcp` tools.
 //! - [`reflect`]: the `lreflect` echo reflector (access list, rate limits, batched I/O).
-//! - [`netlink`]: the rtnetlink interface dump (pure decoding in `netlink::parse`).
+//! - [`netlink`]: rtnetlink dumps and subscriptions (pure decoding in `netlink::parse` and
+//!   `netlink::rt`).
 //! - [`passive`]: the `lpassive` interface counter sampler.
+//! - [`watch`]: the `lwatch` netlink monitor (links, addresses, routes).
 //! - [`correlate`]: the `lcorrelate` tool (path records into per-link loss suspicion).
 //! - [`man`]: man page generation from the clap definitions.
 
@@ -37,4 +39,5 @@ pub mod stats;
 pub mod target;
 pub mod tcp;
 pub mod udp;
+pub mod watch;
 pub mod wire;

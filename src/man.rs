@@ -14,6 +14,7 @@ pub fn commands() -> Vec<clap::Command> {
         crate::correlate::Args::command(),
         crate::reflect::Args::command(),
         crate::passive::Args::command(),
+        crate::watch::Args::command(),
     ]
 }
 

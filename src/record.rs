@@ -3,7 +3,7 @@
 //! # Wire format
 //! Every record is one JSON object on one line. The first three members are always
 //! `type` (the record kind: `reply`, `timeout`, `unreachable`, `summary`, `alert`, `stats`,
-//! `sample`, `link`, `iface_summary`),
+//! `sample`, `link`, `iface_summary`, `addr`, `route`, `resync`),
 //! `tool` (e.g. `lping`) and `ts` (RFC 3339 UTC with nanoseconds). The members of the kind
 //! follow, then `tags` when `--tag` or a targets file gave any. Durations are milliseconds as
 //! floats whose names end in `_ms`; absent values are omitted, never `null`. Readers must
@@ -47,6 +47,15 @@ pub enum Body {
     /// `alert` about an interface (lpassive): the same kind as [`Body::Alert`], keyed by
     /// interface instead of target address.
     IfaceAlert(IfaceAlert),
+    /// `link` about an interface (lwatch): one change the kernel announced. Same `type` and
+    /// overlapping members as lpassive's [`Body::LinkState`].
+    WatchLink(WatchLink),
+    /// `addr` (lwatch): an address was added or removed.
+    WatchAddr(WatchAddr),
+    /// `route` (lwatch): a route was added, replaced or removed.
+    WatchRoute(WatchRoute),
+    /// `resync` (lwatch): notifications were lost and the state was re-read.
+    WatchResync(WatchResync),
 }
 
 impl Body {
@@ -65,6 +74,10 @@ impl Body {
             Body::IfaceAlert(_) => "alert",
             Body::Path(_) => "path",
             Body::Link(_) => "link",
+            Body::WatchLink(_) => "link",
+            Body::WatchAddr(_) => "addr",
+            Body::WatchRoute(_) => "route",
+            Body::WatchResync(_) => "resync",
         }
     }
 
@@ -83,6 +96,10 @@ impl Body {
             Body::IfaceAlert(b) => serde_json::to_vec(b),
             Body::Path(b) => serde_json::to_vec(b),
             Body::Link(b) => serde_json::to_vec(b),
+            Body::WatchLink(b) => serde_json::to_vec(b),
+            Body::WatchAddr(b) => serde_json::to_vec(b),
+            Body::WatchRoute(b) => serde_json::to_vec(b),
+            Body::WatchResync(b) => serde_json::to_vec(b),
         }
     }
 }
@@ -461,6 +478,114 @@ pub struct IfaceAlert {
     pub threshold: f64,
     /// The sampling interval the value was measured over.
     pub window: String,
+}
+
+/// `link` (lwatch): `event` is `new`, `del`, `present` (`--dump`), `rename`, `up`/`down`
+/// (admin state), `carrier` (on or off: see `carrier`), `oper`, `mtu` or `address`. The
+/// interface's whole state after the change follows, so each record stands alone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WatchLink {
+    pub event: String,
+    pub ifname: String,
+    pub ifindex: u32,
+    /// The name before a rename.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_ifname: Option<String>,
+    pub oper: String,
+    pub carrier: bool,
+    pub admin: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    /// The link-layer (MAC) address, as `ip link` prints it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// `true` when the change was found by re-reading the state after lost notifications.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resync: Option<bool>,
+}
+
+/// `addr` (lwatch): `event` is `add`, `del` or `present`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WatchAddr {
+    pub event: String,
+    pub ifname: String,
+    pub ifindex: u32,
+    /// `inet` or `inet6`, as `ip -j addr` names them.
+    pub family: String,
+    pub addr: IpAddr,
+    pub prefixlen: u8,
+    /// `global`, `site`, `link`, `host`, `nowhere`, or the number.
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resync: Option<bool>,
+}
+
+/// One nexthop of a multipath route.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WatchNexthop {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dev: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ifindex: Option<u32>,
+    pub weight: u16,
+}
+
+/// `route` (lwatch): `event` is `add`, `replace`, `del` or `present`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WatchRoute {
+    pub event: String,
+    pub family: String,
+    /// The destination prefix, e.g. `10.1.0.0/24` or `::/0` for a default route.
+    pub dst: String,
+    /// The routing table (`main` is 254, `local` 255).
+    pub table: u32,
+    /// `unicast`, `local`, `broadcast`, `multicast`, `blackhole`, `unreachable`, `prohibit`,
+    /// `throw`, `anycast`, …
+    #[serde(rename = "route_type")]
+    pub kind: String,
+    /// Who installed it: `kernel`, `boot`, `static`, `ra`, `dhcp`, … or the number.
+    pub protocol: String,
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dev: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ifindex: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<IpAddr>,
+    /// Every path of a multipath route.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nexthops: Option<Vec<WatchNexthop>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metric: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefsrc: Option<IpAddr>,
+    /// A source prefix (IPv6 source-specific routes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub src: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tos: Option<u8>,
+    /// `true` for a deletion found by re-reading the routes, because the kernel flushes IPv4
+    /// routes without a notification when their link goes down or away.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flushed: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resync: Option<bool>,
+}
+
+/// `resync` (lwatch): notifications were lost (the receive buffer overflowed); links,
+/// addresses and routes were re-read and what changed was written with `"resync":true`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WatchResync {
+    /// `overflow`.
+    pub reason: String,
+    /// Records written with `"resync":true` before this one.
+    pub changes: u64,
+    /// The receive buffer the kernel granted, in bytes.
+    pub rcvbuf: u64,
 }
 
 /// A duration as fractional milliseconds, with nanosecond precision.

@@ -22,7 +22,7 @@ mod common;
 use common::lab::{require_root, Netns};
 
 const LPING: &str = env!("CARGO_BIN_EXE_lping");
-const KINDS: [&str; 10] = [
+const KINDS: [&str; 13] = [
     "reply",
     "timeout",
     "unreachable",
@@ -33,6 +33,9 @@ const KINDS: [&str; 10] = [
     "link",
     "sample",
     "iface_summary",
+    "addr",
+    "route",
+    "resync",
 ];
 /// No run here takes more than about a second; past this the child is killed and the test fails.
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -705,6 +708,58 @@ fn every_member_records() -> Vec<Vec<u8>> {
             threshold: 1.0,
             window: "1s".into(),
         }),
+        Body::WatchLink(WatchLink {
+            event: "rename".into(),
+            ifname: "wan0".into(),
+            ifindex: 2,
+            old_ifname: Some("eth0".into()),
+            oper: "up".into(),
+            carrier: true,
+            admin: true,
+            mtu: Some(1500),
+            address: Some("02:00:00:00:00:01".into()),
+            resync: Some(true),
+        }),
+        Body::WatchAddr(WatchAddr {
+            event: "add".into(),
+            ifname: "eth0".into(),
+            ifindex: 2,
+            family: "inet".into(),
+            addr: "10.0.0.1".parse().unwrap(),
+            prefixlen: 24,
+            scope: "global".into(),
+            label: Some("eth0:1".into()),
+            resync: Some(true),
+        }),
+        Body::WatchRoute(WatchRoute {
+            event: "del".into(),
+            family: "inet6".into(),
+            dst: "fd00::/64".into(),
+            table: 1000,
+            kind: "unicast".into(),
+            protocol: "static".into(),
+            scope: "global".into(),
+            dev: Some("eth0".into()),
+            ifindex: Some(2),
+            gateway: Some(addr),
+            nexthops: Some(vec![WatchNexthop {
+                gateway: Some(addr),
+                dev: Some("eth0".into()),
+                ifindex: Some(2),
+                weight: 1,
+            }]),
+            metric: Some(1024),
+            prefsrc: Some(addr),
+            src: Some("fd01::/64".into()),
+            tos: Some(4),
+            flushed: Some(true),
+            resync: Some(true),
+        }),
+        Body::WatchResync(WatchResync {
+            reason: "overflow".into(),
+            changes: 3,
+            rcvbuf: 4608,
+        }),
     ];
     bodies
         .into_iter()
@@ -717,6 +772,10 @@ fn every_member_records() -> Vec<Vec<u8>> {
                 | Body::LinkState(_)
                 | Body::IfaceSummary(_)
                 | Body::IfaceAlert(_) => "lpassive",
+                Body::WatchLink(_)
+                | Body::WatchAddr(_)
+                | Body::WatchRoute(_)
+                | Body::WatchResync(_) => "lwatch",
                 _ => "lping",
             };
             let record = Record {
@@ -1363,5 +1422,46 @@ fn lpassive_records_match_their_schemas() {
         (&firing["state"], &firing["metric"], &firing["ifname"]),
         (&json!("firing"), &json!("drops_pps"), &json!("v0"))
     );
+    assert!(records.iter().all(|r| r["tags"]["dc"] == "fra1"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// lwatch
+
+const LWATCH: &str = env!("CARGO_BIN_EXE_lwatch");
+
+#[test]
+fn lwatch_records_match_their_schemas() {
+    require_root();
+    let contract = Contract::load();
+    let ns = Netns::new("cli-watch");
+    let mut lw = Running::spawn(ns.command(LWATCH).args(["--dump", "--tag", "dc=fra1"]));
+    // The first present record means the subscription and the dump are done.
+    let mut records = vec![contract.check_line(&lw.next_line())];
+    ns.run(
+        "ip link add v0 type veth peer name v1 && ip link set v0 up && \
+         ip addr add 10.9.0.1/24 dev v0 && ip addr add fd09::1/64 dev v0 && \
+         ip route add 10.8.0.0/24 nexthop via 10.9.0.2 nexthop via 10.9.0.3 && \
+         ip route add 10.7.0.0/24 via 10.9.0.2 table 1000 && ip link del v0",
+    );
+    while !records
+        .iter()
+        .any(|r| r["type"] == "link" && r["event"] == "del")
+    {
+        records.push(contract.check_line(&lw.next_line()));
+    }
+    lw.signal("TERM");
+    let (status, rest, stderr) = lw.finish();
+    assert!(status.success(), "{stderr}");
+    records.extend(rest.iter().map(|l| contract.check_line(l)));
+    for kind in ["link", "addr", "route"] {
+        assert!(
+            records.iter().any(|r| r["type"] == kind),
+            "no {kind} record: {records:?}"
+        );
+    }
+    assert!(records
+        .iter()
+        .any(|r| r["type"] == "route" && r["nexthops"].as_array().is_some_and(|n| n.len() == 2)));
     assert!(records.iter().all(|r| r["tags"]["dc"] == "fra1"));
 }

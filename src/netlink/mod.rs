@@ -7,6 +7,7 @@
 //! The decoding is in [`parse`] (pure, unit-tested); this module only does the I/O.
 
 pub mod parse;
+pub mod rt;
 
 use anyhow::{bail, Context, Result};
 use parse::{
@@ -76,6 +77,28 @@ impl RouteSocket {
             }
         }
         bail!("the counter dump kept changing while it was read ({DUMP_ATTEMPTS} attempts)")
+    }
+
+    /// Every message of one consistent dump made by `request` (retried while the kernel flags
+    /// it as interrupted), as `(type, payload)`.
+    pub fn dump_raw(
+        &mut self,
+        request: fn(u32) -> Vec<u8>,
+        out: &mut Vec<(u16, Vec<u8>)>,
+    ) -> Result<()> {
+        for _ in 0..DUMP_ATTEMPTS {
+            out.clear();
+            let parse = |buf: &[u8], seq| {
+                parse::walk(buf, seq, |kind, payload| {
+                    out.push((kind, payload.to_vec()));
+                    Ok(())
+                })
+            };
+            if self.try_dump(request, parse)? {
+                return Ok(());
+            }
+        }
+        bail!("a netlink dump kept changing while it was read ({DUMP_ATTEMPTS} attempts)")
     }
 
     /// One dump; `false` when it must be retried (interrupted or truncated).
@@ -205,6 +228,143 @@ impl LinkEvents {
             }
         }
     }
+}
+
+/// What one read of a [`Subscription`] gave.
+pub enum Received<'a> {
+    /// One datagram of notifications.
+    Datagram(&'a [u8]),
+    /// Nothing queued.
+    Empty,
+    /// Notifications were lost (`ENOBUFS`, or a datagram larger than the buffer): the
+    /// caller must re-read the state it follows.
+    Lost,
+}
+
+/// A non-blocking socket subscribed to rtnetlink multicast groups, for a mio loop: every
+/// notification is handed over, and a lost one is reported, never hidden.
+pub struct Subscription {
+    fd: OwnedFd,
+    buf: Vec<u8>,
+    /// The receive buffer the kernel granted, in bytes.
+    pub rcvbuf: usize,
+}
+
+impl Subscription {
+    /// Joins `groups` (`RTNLGRP_*` numbers) with a receive buffer of `rcvbuf` bytes, forced
+    /// past `rmem_max` where the process may (`SO_RCVBUFFORCE`, CAP_NET_ADMIN). Subscribe
+    /// before dumping, so no change falls between the dump and the first notification.
+    pub fn open(groups: &[u32], rcvbuf: usize) -> Result<Subscription> {
+        // SAFETY: plain socket(2) call; the result is checked before use.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                libc::NETLINK_ROUTE,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error()).context("cannot open a netlink socket");
+        }
+        // SAFETY: fd is a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let size = rcvbuf.min(i32::MAX as usize / 2) as libc::c_int;
+        if setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, size).is_err() {
+            setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, size)
+                .context("cannot set the netlink receive buffer")?;
+        }
+        // SAFETY: a zeroed sockaddr_nl is valid; bound with no legacy groups.
+        let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+        // SAFETY: addr is a valid sockaddr_nl of the given length.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&addr as *const libc::sockaddr_nl).cast(),
+                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error()).context("cannot bind a netlink socket");
+        }
+        for &g in groups {
+            setsockopt_int(
+                &fd,
+                libc::SOL_NETLINK,
+                libc::NETLINK_ADD_MEMBERSHIP,
+                g as i32,
+            )
+            .with_context(|| format!("cannot join rtnetlink group {g}"))?;
+        }
+        let mut got: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: got and len are valid for getsockopt's writes.
+        unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&mut got as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        Ok(Subscription {
+            fd,
+            buf: vec![0; 64 * 1024],
+            rcvbuf: got.max(0) as usize,
+        })
+    }
+
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Reads one datagram without blocking.
+    pub fn recv(&mut self) -> Result<Received<'_>> {
+        loop {
+            // SAFETY: buf is valid for buf.len() bytes.
+            let n = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    self.buf.as_mut_ptr().cast(),
+                    self.buf.len(),
+                    libc::MSG_TRUNC,
+                )
+            };
+            if n >= 0 {
+                let n = n as usize;
+                if n > self.buf.len() {
+                    self.buf.resize(n, 0);
+                    return Ok(Received::Lost);
+                }
+                return Ok(Received::Datagram(&self.buf[..n]));
+            }
+            let err = io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::EAGAIN) => return Ok(Received::Empty),
+                Some(libc::EINTR) => {}
+                Some(libc::ENOBUFS) => return Ok(Received::Lost),
+                _ => return Err(err).context("cannot read netlink notifications"),
+            }
+        }
+    }
+}
+
+fn setsockopt_int(fd: &OwnedFd, level: i32, name: i32, value: libc::c_int) -> io::Result<()> {
+    // SAFETY: value is a valid c_int for the length given.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn wait(fd: &OwnedFd, deadline: Instant) -> Result<()> {

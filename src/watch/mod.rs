@@ -1,0 +1,499 @@
+//! `lwatch`: link, address and route changes as the kernel announces them over rtnetlink,
+//! one record per real change, with no change ever silently lost.
+//!
+//! - [`state`]: the links, addresses and routes last seen, and the diffing that turns
+//!   messages into records;
+//! - this module: the arguments, the filters, the subscription and the mio loop (signals,
+//!   `-w`, `-c`), the re-reads after silent IPv4 route flushes and after lost notifications.
+
+pub mod state;
+
+use crate::cli::{parse_count, parse_positive_duration, OutputArgs};
+use crate::netlink::parse::{getlink_dump_request, parse_link, RTM_NEWLINK};
+use crate::netlink::rt::{
+    getaddr_dump_request, getroute4_dump_request, getroute6_dump_request, link_address, parse_addr,
+    parse_route, walk_notifications, Route, RTM_DELADDR, RTM_DELLINK, RTM_DELROUTE, RTM_NEWADDR,
+    RTM_NEWROUTE,
+};
+use crate::netlink::{Received, RouteSocket, Subscription};
+use crate::output::RecordWriter;
+use crate::record::{Body, Record, Tags, WatchResync};
+use anyhow::{Context, Result};
+use clap::Parser;
+use ipnet::IpNet;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+use state::{LinkInfo, State};
+use std::collections::BTreeSet;
+use std::ffi::CString;
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+const TOOL: &str = "lwatch";
+
+/// `RTNLGRP_LINK`, `IPV4_IFADDR`, `IPV4_ROUTE`, `IPV6_IFADDR`, `IPV6_ROUTE` (not
+/// `IPV6_IFINFO`, whose partial AF_INET6 link messages would look like changes).
+const GROUPS: [u32; 5] = [1, 5, 7, 9, 11];
+
+const EXAMPLES: &str = "\
+Examples:
+  lwatch                                  every link, address and route change, as it happens
+  lwatch --dump -c 1                      the current state as 'present' records, then the next change
+  lwatch --type route --table 1000        routes of table 1000 only
+  lwatch --type addr --family 6 --interface 'eth*'
+                                          IPv6 addresses on the eth interfaces
+  lwatch --type route --dst 10.0.0.0/8    routes inside 10.0.0.0/8 (or equal to it)
+  lwatch -w 1h --tag host=$(hostname) >> /var/log/lwatch.jsonl
+
+Records: link (event new, del, rename, up, down, carrier, oper, mtu, address, present), addr
+(add, del, present), route (add, replace, del, present; \"flushed\":true for IPv4 routes the
+kernel removed without a notice when their link went down or away), and resync after the
+receive buffer overflowed (the records before it marked \"resync\":true are what changed
+meanwhile). --table and --dst select among routes, --family among addresses and routes; other
+records pass them.
+
+Exit status: 0 the run ended (count, duration or a signal), 2 usage or system error.";
+
+/// The record kinds lwatch writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Kind {
+    Link,
+    Addr,
+    Route,
+}
+
+/// Command-line arguments of `lwatch`.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "lwatch",
+    version,
+    about = "Netlink monitor: link, address and route changes",
+    long_about = "Follows the kernel's link, address and route changes over rtnetlink (the groups \
+of links, IPv4 and IPv6 addresses, IPv4 and IPv6 routes) and writes one record per real change: \
+the state of every interface, address and route is kept, so repeated or unrelated kernel \
+messages write nothing. IPv4 routes the kernel removes without a notification when their link \
+goes down or is deleted are reported deleted, from a re-read. When the receive buffer overflows \
+(ENOBUFS) everything is re-read and what changed meanwhile is written, then a 'resync' record, \
+so a consumer's picture is right again.",
+    after_help = EXAMPLES,
+    mut_arg("quiet", |a| a.help("No warnings on stderr (a receive buffer smaller than asked)."))
+)]
+pub struct Args {
+    /// First write the current state as 'present' records, then follow the changes.
+    #[arg(long)]
+    pub dump: bool,
+    /// Only these record kinds (comma-separated).
+    #[arg(
+        long = "type",
+        value_name = "KINDS",
+        value_enum,
+        value_delimiter = ',',
+        help_heading = "Filters"
+    )]
+    pub types: Vec<Kind>,
+    /// Only links, addresses and routes of interfaces matching GLOB (a name or a shell
+    /// pattern, 'veth*'); a route matches through its device or any nexthop's.
+    #[arg(long, value_name = "GLOB", help_heading = "Filters")]
+    pub interface: Option<String>,
+    /// Only routes of routing table N (main is 254, local 255).
+    #[arg(long, value_name = "N", help_heading = "Filters")]
+    pub table: Option<u32>,
+    /// Only routes whose destination is inside CIDR, or equal to it.
+    #[arg(long, value_name = "CIDR", value_parser = parse_cidr, help_heading = "Filters")]
+    pub dst: Option<IpNet>,
+    /// Only addresses and routes of this IP version.
+    #[arg(long, value_name = "4|6", value_parser = ["4", "6"], help_heading = "Filters")]
+    pub family: Option<String>,
+    /// Stop after N change records.
+    #[arg(short = 'c', long, value_name = "N", value_parser = parse_count, help_heading = "Run")]
+    pub count: Option<u64>,
+    /// Stop after this long (seconds, or with a unit: 500ms, 30s, 5m).
+    #[arg(short = 'w', long, value_name = "DURATION", value_parser = parse_positive_duration,
+          help_heading = "Run")]
+    pub duration: Option<Duration>,
+    /// Receive buffer to ask for, in bytes (the kernel doubles it; past net.core.rmem_max only
+    /// with CAP_NET_ADMIN). Small values are for testing the overflow path.
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value = "4194304",
+        help_heading = "Run"
+    )]
+    pub rcvbuf: usize,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+fn parse_cidr(s: &str) -> Result<IpNet, String> {
+    if let Ok(net) = s.parse::<IpNet>() {
+        return Ok(net);
+    }
+    match s.parse::<std::net::IpAddr>() {
+        Ok(ip) => Ok(IpNet::from(ip)),
+        Err(_) => Err(format!(
+            "'{s}' is not a CIDR prefix (like 10.0.0.0/8 or 2001:db8::/32)"
+        )),
+    }
+}
+
+/// What the filters let through.
+struct Filter {
+    types: BTreeSet<Kind>,
+    interface: Option<CString>,
+    table: Option<u32>,
+    dst: Option<IpNet>,
+    family: Option<&'static str>,
+}
+
+impl Filter {
+    fn new(args: &Args) -> Result<Filter> {
+        let interface = match &args.interface {
+            Some(g) => Some(
+                CString::new(g.as_str())
+                    .map_err(|_| anyhow::anyhow!("interface pattern {g:?} contains a NUL byte"))?,
+            ),
+            None => None,
+        };
+        Ok(Filter {
+            types: args.types.iter().copied().collect(),
+            interface,
+            table: args.table,
+            dst: args.dst,
+            family: args
+                .family
+                .as_deref()
+                .map(|f| if f == "4" { "inet" } else { "inet6" }),
+        })
+    }
+
+    fn name_matches(&self, name: Option<&str>) -> bool {
+        let Some(glob) = &self.interface else {
+            return true;
+        };
+        let Some(Ok(name)) = name.map(CString::new) else {
+            return false;
+        };
+        // SAFETY: both are valid NUL-terminated strings.
+        unsafe { libc::fnmatch(glob.as_ptr(), name.as_ptr(), 0) == 0 }
+    }
+
+    fn pass(&self, body: &Body) -> bool {
+        let kind = match body {
+            Body::WatchLink(_) => Kind::Link,
+            Body::WatchAddr(_) => Kind::Addr,
+            Body::WatchRoute(_) => Kind::Route,
+            _ => return true,
+        };
+        if !self.types.is_empty() && !self.types.contains(&kind) {
+            return false;
+        }
+        match body {
+            Body::WatchLink(l) => self.name_matches(Some(&l.ifname)),
+            Body::WatchAddr(a) => {
+                self.family.is_none_or(|f| f == a.family) && self.name_matches(Some(&a.ifname))
+            }
+            Body::WatchRoute(r) => {
+                let dev = self.interface.is_none()
+                    || self.name_matches(r.dev.as_deref())
+                    || r.nexthops
+                        .iter()
+                        .flatten()
+                        .any(|n| self.name_matches(n.dev.as_deref()));
+                let dst = self
+                    .dst
+                    .is_none_or(|net| r.dst.parse::<IpNet>().is_ok_and(|d| net.contains(&d)));
+                dev && dst
+                    && self.table.is_none_or(|t| t == r.table)
+                    && self.family.is_none_or(|f| f == r.family)
+            }
+            _ => true,
+        }
+    }
+}
+
+/// Reads links, addresses and routes, each from one consistent dump.
+fn read_state(sock: &mut RouteSocket, msgs: &mut Vec<(u16, Vec<u8>)>) -> Result<State> {
+    let mut s = State::default();
+    sock.dump_raw(getlink_dump_request, msgs)?;
+    for (kind, payload) in msgs.iter() {
+        if *kind == RTM_NEWLINK {
+            let info = link_info(payload).context("bad link in the dump")?;
+            s.names.insert(info.link.index, info.link.name.clone());
+            s.links.insert(info.link.index, info);
+        }
+    }
+    sock.dump_raw(getaddr_dump_request, msgs)?;
+    for (_, payload) in msgs.iter() {
+        if let Some(a) = parse_addr(payload).context("bad address in the dump")? {
+            s.addrs.insert((a.index, a.addr, a.prefixlen), a);
+        }
+    }
+    for req in [getroute4_dump_request, getroute6_dump_request] {
+        sock.dump_raw(req, msgs)?;
+        for (_, payload) in msgs.iter() {
+            if let Some(r) = parse_route(payload).context("bad route in the dump")? {
+                s.new_route(r, &mut Vec::new());
+            }
+        }
+    }
+    Ok(s)
+}
+
+fn link_info(payload: &[u8]) -> Result<LinkInfo, crate::netlink::parse::Error> {
+    Ok(LinkInfo {
+        link: parse_link(payload)?,
+        address: link_address(payload)?,
+    })
+}
+
+fn ipv4_routes(sock: &mut RouteSocket, msgs: &mut Vec<(u16, Vec<u8>)>) -> Result<Vec<Route>> {
+    sock.dump_raw(getroute4_dump_request, msgs)?;
+    let mut out = Vec::new();
+    for (_, payload) in msgs.iter() {
+        if let Some(r) = parse_route(payload).context("bad route in the dump")? {
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
+/// Applies one notification to the state; notes the links whose IPv4 routes the kernel may
+/// have flushed silently (admin down, deleted).
+fn apply(
+    state: &mut State,
+    kind: u16,
+    payload: &[u8],
+    flush: &mut BTreeSet<u32>,
+    out: &mut Vec<Body>,
+) -> Result<(), crate::netlink::parse::Error> {
+    match kind {
+        RTM_NEWLINK => {
+            let info = link_info(payload)?;
+            let index = info.link.index;
+            let was_up = state.links.get(&index).map(|l| l.link.admin_up());
+            let up = info.link.admin_up();
+            state.new_link(info, out);
+            if was_up == Some(true) && !up {
+                flush.insert(index);
+            }
+        }
+        RTM_DELLINK => {
+            let link = parse_link(payload)?;
+            state.del_link(link.index, out);
+            flush.insert(link.index);
+        }
+        RTM_NEWADDR => {
+            if let Some(a) = parse_addr(payload)? {
+                state.new_addr(a, out);
+            }
+        }
+        RTM_DELADDR => {
+            if let Some(a) = parse_addr(payload)? {
+                state.del_addr(&a, out);
+            }
+        }
+        RTM_NEWROUTE => {
+            if let Some(r) = parse_route(payload)? {
+                state.new_route(r, out);
+            }
+        }
+        RTM_DELROUTE => {
+            if let Some(r) = parse_route(payload)? {
+                state.del_route(&r, out);
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// How long after a link went down or away its IPv4 routes are re-read a second time.
+const FLUSH_RECHECK: Duration = Duration::from_millis(200);
+
+const SIGNAL_TOKEN: Token = Token(0);
+const NETLINK_TOKEN: Token = Token(1);
+
+/// Writes records through the filter and counts the changes.
+struct Sink {
+    out: RecordWriter<std::io::Stdout>,
+    tags: Option<Arc<Tags>>,
+    filter: Filter,
+    changes: u64,
+    limit: Option<u64>,
+}
+
+impl Sink {
+    fn done(&self) -> bool {
+        self.limit.is_some_and(|n| self.changes >= n)
+    }
+
+    /// Writes `bodies` (stopping at the count); `change`: they count towards `-c`.
+    fn write(&mut self, bodies: &mut Vec<Body>, change: bool) -> Result<()> {
+        let ts = SystemTime::now();
+        for body in bodies.drain(..) {
+            if self.done() {
+                break;
+            }
+            if !self.filter.pass(&body) {
+                continue;
+            }
+            let counts = change && !matches!(body, Body::WatchResync(_));
+            self.out.write(&Record {
+                tool: TOOL,
+                ts,
+                tags: self.tags.clone(),
+                body,
+            })?;
+            if counts {
+                self.changes += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs lwatch until the count or duration is reached, or a signal comes.
+pub fn run(args: Args) -> Result<ExitCode> {
+    let filter = Filter::new(&args)?;
+    let mut poll = Poll::new().context("cannot create the event loop")?;
+    let mut signals = Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
+    poll.registry()
+        .register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)?;
+    // Subscribed before the first dump, so no change falls between the two.
+    let mut sub = Subscription::open(&GROUPS, args.rcvbuf)?;
+    poll.registry().register(
+        &mut SourceFd(&sub.raw_fd()),
+        NETLINK_TOKEN,
+        Interest::READABLE,
+    )?;
+    if !args.output.quiet && sub.rcvbuf < args.rcvbuf {
+        eprintln!(
+            "lwatch: the receive buffer is {} bytes, less than the {} asked for (needs \
+             CAP_NET_ADMIN, or a higher net.core.rmem_max)",
+            sub.rcvbuf, args.rcvbuf
+        );
+    }
+    let mut sock = RouteSocket::open()?;
+    let mut msgs = Vec::new();
+    let mut state = read_state(&mut sock, &mut msgs)?;
+    let start = Instant::now();
+    let deadline = args.duration.map(|d| start + d);
+
+    let mut sink = Sink {
+        out: RecordWriter::stdout(args.output.format),
+        tags: (!args.output.tags.is_empty()).then(|| Arc::new(args.output.tag_map())),
+        filter,
+        changes: 0,
+        limit: args.count,
+    };
+    let mut bodies = Vec::new();
+    if args.dump {
+        state.present(&mut bodies);
+        sink.write(&mut bodies, false)?;
+    }
+
+    let mut events = Events::with_capacity(8);
+    let mut flush = BTreeSet::new();
+    // Links to check once more for flushed routes, and when: the kernel announces a link
+    // going down before it flushes the link's IPv4 routes, so a re-read at once can be early.
+    let mut recheck: Option<(Instant, BTreeSet<u32>)> = None;
+    while !sink.done() {
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            break;
+        }
+        if let Some((_, indexes)) = recheck.take_if(|(at, _)| *at <= now) {
+            let routes = ipv4_routes(&mut sock, &mut msgs)?;
+            for index in indexes {
+                state.flushed(index, &routes, &mut bodies);
+            }
+            sink.write(&mut bodies, true)?;
+            continue;
+        }
+        let timeout = [deadline, recheck.as_ref().map(|(at, _)| *at)]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|t| t.saturating_duration_since(now));
+        match poll.poll(&mut events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).context("poll failed"),
+        }
+        if events.iter().any(|e| e.token() == SIGNAL_TOKEN) && signals.pending().count() > 0 {
+            break;
+        }
+        // Drain the queue: every notification already sent is applied before any re-read.
+        let mut lost = false;
+        loop {
+            match sub.recv()? {
+                Received::Empty => break,
+                Received::Lost => lost = true,
+                Received::Datagram(buf) => {
+                    walk_notifications(buf, |kind, payload| {
+                        apply(&mut state, kind, payload, &mut flush, &mut bodies)
+                    })
+                    .context("bad netlink notification")?;
+                }
+            }
+        }
+        sink.write(&mut bodies, true)?;
+        if lost {
+            flush.clear();
+            let fresh = read_state(&mut sock, &mut msgs)?;
+            state.resync(fresh, &mut bodies);
+            let changes = bodies.len() as u64;
+            for b in bodies.iter_mut() {
+                mark_resync(b);
+            }
+            bodies.push(Body::WatchResync(WatchResync {
+                reason: "overflow".into(),
+                changes,
+                rcvbuf: sub.rcvbuf as u64,
+            }));
+            sink.write(&mut bodies, true)?;
+        } else if !flush.is_empty() {
+            let routes = ipv4_routes(&mut sock, &mut msgs)?;
+            let again = &mut recheck
+                .get_or_insert_with(|| (Instant::now() + FLUSH_RECHECK, BTreeSet::new()))
+                .1;
+            for index in std::mem::take(&mut flush) {
+                state.flushed(index, &routes, &mut bodies);
+                again.insert(index);
+            }
+            sink.write(&mut bodies, true)?;
+        }
+    }
+    sink.out.into_inner().flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn mark_resync(body: &mut Body) {
+    match body {
+        Body::WatchLink(b) => b.resync = Some(true),
+        Body::WatchAddr(b) => b.resync = Some(true),
+        Body::WatchRoute(b) => b.resync = Some(true),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs_and_plain_addresses_parse_and_garbage_is_explained() {
+        assert_eq!(
+            parse_cidr("10.0.0.0/8").unwrap(),
+            "10.0.0.0/8".parse::<IpNet>().unwrap()
+        );
+        assert_eq!(parse_cidr("fd00::1").unwrap().prefix_len(), 128);
+        assert!(parse_cidr("10.0.0.0/33")
+            .unwrap_err()
+            .contains("not a CIDR"));
+    }
+}

@@ -1,0 +1,697 @@
+//! lwatch in the namespace lab: the oracle sequence (a veth pair, up/down, MTU, rename, MAC,
+//! IPv4 and IPv6 addresses, routes in main and in table 1000, a multipath route, link down and
+//! delete) gives exactly the expected records, step by step; IPv4 routes the kernel flushes
+//! silently are reported; an overflow burst ends with a `resync` after which the picture built
+//! from the stream equals `ip -j addr` and `ip -j route show table all`; filters and bad
+//! input. Needs root (CI runs as root); without it every test fails with one line saying so.
+
+mod common;
+
+use common::lab::*;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const LWATCH: &str = env!("CARGO_BIN_EXE_lwatch");
+/// Longest a test waits for the records of one step.
+const STEP: Duration = Duration::from_secs(5);
+
+/// A running lwatch and its stdout, line by line.
+struct Watch {
+    child: Child,
+    lines: Receiver<String>,
+}
+
+impl Watch {
+    /// Starts `lwatch ARGS` in `ns` and waits until it has subscribed and read the state
+    /// (its socket shows in `/proc/net/netlink` with the five groups; the dump that follows
+    /// takes milliseconds in a fresh namespace).
+    fn start(ns: &Netns, args: &[&str]) -> Watch {
+        let mut child = ns
+            .command(LWATCH)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start lwatch");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let t0 = Instant::now();
+        // Groups 1, 5, 7, 9 and 11 are bits 0, 4, 6, 8 and 10 of the first group word.
+        while !ns.run("cat /proc/net/netlink").contains("00000551") {
+            assert!(t0.elapsed() < STEP, "lwatch never subscribed");
+            thread::sleep(Duration::from_millis(10));
+        }
+        thread::sleep(Duration::from_millis(300));
+        Watch { child, lines }
+    }
+
+    /// The next `n` records, each within [`STEP`].
+    fn take(&mut self, n: usize, what: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            match self.lines.recv_timeout(STEP) {
+                Ok(line) => out.push(serde_json::from_str(&line).expect("a JSON line")),
+                Err(e) => panic!(
+                    "{what}: {e} after {} of {n} records: {:#?}",
+                    out.len(),
+                    out.iter().map(brief).collect::<Vec<_>>()
+                ),
+            }
+        }
+        out
+    }
+
+    /// Records that arrive within `wait`.
+    fn rest(&mut self, wait: Duration) -> Vec<Value> {
+        let mut out = Vec::new();
+        let end = Instant::now() + wait;
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(end.saturating_duration_since(Instant::now()))
+        {
+            out.push(serde_json::from_str(&line).expect("a JSON line"));
+        }
+        out
+    }
+
+    /// SIGINT; the exit status must be 0.
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .expect("kill");
+        let t0 = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                assert!(status.success(), "lwatch ended with {status}");
+                return;
+            }
+            assert!(t0.elapsed() < STEP, "lwatch ignored SIGINT");
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// One record in a line of text, with what the tests compare.
+fn brief(r: &Value) -> String {
+    let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
+    match r["type"].as_str() {
+        Some("link") => format!(
+            "link {} {}{} admin={} carrier={} oper={} mtu={}",
+            s("event"),
+            s("ifname"),
+            r["old_ifname"]
+                .as_str()
+                .map(|o| format!(" (was {o})"))
+                .unwrap_or_default(),
+            r["admin"],
+            r["carrier"],
+            s("oper"),
+            r["mtu"]
+        ),
+        Some("addr") => format!(
+            "addr {} {} {}/{} {}",
+            s("event"),
+            s("ifname"),
+            s("addr"),
+            r["prefixlen"],
+            s("scope")
+        ),
+        Some("route") => {
+            let mut t = format!(
+                "route {} {} t{} {} {}",
+                s("event"),
+                s("dst"),
+                r["table"],
+                s("route_type"),
+                s("protocol")
+            );
+            if let Some(d) = r["dev"].as_str() {
+                t += &format!(" dev {d}");
+            }
+            if let Some(g) = r["gateway"].as_str() {
+                t += &format!(" via {g}");
+            }
+            for n in r["nexthops"].as_array().into_iter().flatten() {
+                t += &format!(
+                    " nh({} {} w{})",
+                    n["gateway"].as_str().unwrap_or("-"),
+                    n["dev"].as_str().unwrap_or("-"),
+                    n["weight"]
+                );
+            }
+            if r["flushed"] == true {
+                t += " flushed";
+            }
+            t
+        }
+        _ => r.to_string(),
+    }
+}
+
+/// Runs one step of the oracle: `cmd` in `ns`, then exactly `expect` (in order; records
+/// marked flushed in any order after the others, since lwatch finds them by a re-read).
+fn step(w: &mut Watch, ns: &Netns, cmd: &str, expect: &[&str]) {
+    ns.run(cmd);
+    let got: Vec<String> = w.take(expect.len(), cmd).iter().map(brief).collect();
+    let (flushed, ordered): (Vec<&String>, Vec<&String>) =
+        got.iter().partition(|g| g.ends_with(" flushed"));
+    let (want_flushed, want_ordered): (Vec<&&str>, Vec<&&str>) =
+        expect.iter().partition(|e| e.ends_with(" flushed"));
+    assert_eq!(ordered, want_ordered, "{cmd}: got {got:#?}");
+    let f: BTreeSet<&str> = flushed.iter().map(|s| s.as_str()).collect();
+    let wf: BTreeSet<&str> = want_flushed.iter().map(|s| **s).collect();
+    assert_eq!(f, wf, "{cmd}: flushed routes; got {got:#?}");
+    let last_ordered = got.iter().rposition(|g| !g.ends_with(" flushed"));
+    let first_flushed = got.iter().position(|g| g.ends_with(" flushed"));
+    if let (Some(first), Some(_)) = (first_flushed, last_ordered) {
+        assert!(
+            got[..first]
+                .iter()
+                .any(|g| g.starts_with("link down") || g.starts_with("link del")),
+            "{cmd}: flushed routes before the link went: {got:#?}"
+        );
+    }
+}
+
+/// The oracle: every step's records, exactly. Run alongside, `ip monitor` shows the same
+/// changes plus the raw repeats lwatch leaves out (a second RTM_NEWLINK per carrier change,
+/// the RTM_NEWADDR of `ip addr change`), and no IPv4 route deletions at link down.
+#[test]
+fn the_oracle_sequence_gives_exactly_the_expected_records() {
+    require_root();
+    let ns = Netns::new("lwatch-oracle");
+    let peer = Netns::new("lwatch-oracle-peer");
+    let mut w = Watch::start(&ns, &["--dump"]);
+    // lo as a fresh namespace has it, as `ip -j addr` and `ip route show table all` list it.
+    let present: Vec<String> = w.take(8, "dump").iter().map(brief).collect();
+    assert_eq!(
+        present,
+        [
+            "link present lo admin=true carrier=true oper=unknown mtu=65536",
+            "addr present lo 127.0.0.1/8 host",
+            "addr present lo ::1/128 host",
+            "route present 127.0.0.0/8 t255 local kernel dev lo",
+            "route present 127.0.0.1/32 t255 local kernel dev lo",
+            "route present 127.255.255.255/32 t255 broadcast kernel dev lo",
+            "route present ::1/128 t254 unicast kernel dev lo",
+            "route present ::1/128 t255 local kernel dev lo",
+        ]
+    );
+    let p = &peer.name;
+    step(
+        &mut w,
+        &ns,
+        &format!("ip link add v0 type veth peer name v1 netns {p}"),
+        &["link new v0 admin=false carrier=false oper=down mtu=1500"],
+    );
+    step(
+        &mut w,
+        &ns,
+        "ip link set v0 up",
+        &["link up v0 admin=true carrier=false oper=down mtu=1500"],
+    );
+    // IPv6 configures a link once it has carrier.
+    step(
+        &mut w,
+        &peer,
+        "ip link set v1 up",
+        &[
+            "route add ff00::/8 t255 multicast kernel dev v0",
+            "link carrier v0 admin=true carrier=true oper=up mtu=1500",
+        ],
+    );
+    step(
+        &mut w,
+        &ns,
+        "ip link set v0 mtu 1400",
+        &["link mtu v0 admin=true carrier=true oper=up mtu=1400"],
+    );
+    step(
+        &mut w,
+        &ns,
+        "ip link set v0 name w0",
+        &["link rename w0 (was v0) admin=true carrier=true oper=up mtu=1400"],
+    );
+    step(
+        &mut w,
+        &ns,
+        "ip link set w0 address 02:00:00:00:00:0a",
+        &["link address w0 admin=true carrier=true oper=up mtu=1400"],
+    );
+    step(
+        &mut w,
+        &ns,
+        "ip link set w0 down",
+        &[
+            "link down w0 admin=false carrier=false oper=down mtu=1400",
+            "link carrier w0 admin=false carrier=false oper=down mtu=1400",
+            "route del ff00::/8 t255 multicast kernel dev w0",
+        ],
+    );
+    step(
+        &mut w,
+        &ns,
+        "ip link set w0 up",
+        &[
+            "link up w0 admin=true carrier=true oper=down mtu=1400",
+            "link carrier w0 admin=true carrier=true oper=down mtu=1400",
+            "route add ff00::/8 t255 multicast kernel dev w0",
+            "link oper w0 admin=true carrier=true oper=up mtu=1400",
+        ],
+    );
+    step(
+        &mut w,
+        &ns,
+        "ip addr add 10.1.0.1/24 dev w0",
+        &[
+            "addr add w0 10.1.0.1/24 global",
+            "route add 10.1.0.1/32 t255 local kernel dev w0",
+            "route add 10.1.0.0/24 t254 unicast kernel dev w0",
+            "route add 10.1.0.255/32 t255 broadcast kernel dev w0",
+        ],
+    );
+    step(
+        &mut w,
+        &ns,
+        "ip addr add fd01::1/64 dev w0",
+        &[
+            "route add fd01::/64 t254 unicast kernel dev w0",
+            "addr add w0 fd01::1/64 global",
+            "route add fd01::1/128 t255 local kernel dev w0",
+        ],
+    );
+    // A repeated RTM_NEWADDR is no add: the next step's record comes first.
+    ns.run("ip addr change 10.1.0.1/24 dev w0");
+    step(
+        &mut w,
+        &ns,
+        "ip route add 10.9.0.0/24 via 10.1.0.2",
+        &["route add 10.9.0.0/24 t254 unicast boot dev w0 via 10.1.0.2"],
+    );
+    step(
+        &mut w,
+        &ns,
+        "ip route add 10.8.0.0/24 via 10.1.0.2 table 1000",
+        &["route add 10.8.0.0/24 t1000 unicast boot dev w0 via 10.1.0.2"],
+    );
+    step(
+        &mut w,
+        &ns,
+        "ip route add 10.7.0.0/24 nexthop via 10.1.0.2 weight 1 nexthop via 10.1.0.3 weight 2",
+        &["route add 10.7.0.0/24 t254 unicast boot nh(10.1.0.2 w0 w1) nh(10.1.0.3 w0 w2)"],
+    );
+    step(
+        &mut w,
+        &ns,
+        "ip -6 route add fd09::/64 via fd01::2",
+        &["route add fd09::/64 t254 unicast boot dev w0 via fd01::2"],
+    );
+    step(
+        &mut w,
+        &ns,
+        "ip route replace 10.9.0.0/24 via 10.1.0.3",
+        &["route replace 10.9.0.0/24 t254 unicast boot dev w0 via 10.1.0.3"],
+    );
+    step(
+        &mut w,
+        &ns,
+        "ip route del 10.8.0.0/24 table 1000",
+        &["route del 10.8.0.0/24 t1000 unicast boot dev w0 via 10.1.0.2"],
+    );
+    step(
+        &mut w,
+        &ns,
+        "ip addr del fd01::1/64 dev w0",
+        &[
+            "addr del w0 fd01::1/64 global",
+            "route del fd01::1/128 t255 local kernel dev w0",
+            "route del fd01::/64 t254 unicast kernel dev w0",
+        ],
+    );
+    // IPv4 routes through w0 go without a notification; IPv6 routes with one.
+    step(
+        &mut w,
+        &ns,
+        "ip link set w0 down",
+        &[
+            "link down w0 admin=false carrier=false oper=down mtu=1400",
+            "link carrier w0 admin=false carrier=false oper=down mtu=1400",
+            "route del fd09::/64 t254 unicast boot dev w0 via fd01::2",
+            "route del ff00::/8 t255 multicast kernel dev w0",
+            "route del 10.1.0.0/24 t254 unicast kernel dev w0 flushed",
+            "route del 10.9.0.0/24 t254 unicast boot dev w0 via 10.1.0.3 flushed",
+            "route del 10.7.0.0/24 t254 unicast boot nh(10.1.0.2 w0 w1) nh(10.1.0.3 w0 w2) flushed",
+            "route del 10.1.0.255/32 t255 broadcast kernel dev w0 flushed",
+        ],
+    );
+    step(
+        &mut w,
+        &ns,
+        "ip link del w0",
+        &[
+            "addr del w0 10.1.0.1/24 global",
+            "route del 10.1.0.1/32 t255 local kernel dev w0",
+            "link del w0 admin=false carrier=false oper=down mtu=1400",
+        ],
+    );
+    let extra: Vec<String> = w
+        .rest(Duration::from_millis(500))
+        .iter()
+        .map(brief)
+        .collect();
+    assert!(extra.is_empty(), "records nobody asked for: {extra:#?}");
+    w.stop();
+}
+
+#[test]
+fn deleting_an_up_link_reports_the_ipv4_routes_that_went_with_it() {
+    require_root();
+    let ns = Netns::new("lwatch-del");
+    ns.run(
+        "ip link add w0 type veth peer name w1 && ip link set w0 up && ip link set w1 up && \
+         ip addr add 10.1.0.1/24 dev w0 && ip route add 10.9.0.0/24 via 10.1.0.2 && \
+         ip route add 10.8.0.0/24 via 10.1.0.2 table 1000 && \
+         ip route add 10.6.0.0/24 via 10.1.0.2 dev w0 table 1000 metric 5",
+    );
+    let mut w = Watch::start(&ns, &["--type", "route,link", "--family", "4"]);
+    ns.run("ip link del w0");
+    // Up to the last link del and the flushed routes: the set, not the order (w1 goes too).
+    let mut got = Vec::new();
+    let want: BTreeSet<&str> = [
+        "route del 10.1.0.0/24 t254 unicast kernel dev w0 flushed",
+        "route del 10.9.0.0/24 t254 unicast boot dev w0 via 10.1.0.2 flushed",
+        "route del 10.8.0.0/24 t1000 unicast boot dev w0 via 10.1.0.2 flushed",
+        "route del 10.6.0.0/24 t1000 unicast boot dev w0 via 10.1.0.2 flushed",
+        "route del 10.1.0.255/32 t255 broadcast kernel dev w0 flushed",
+    ]
+    .into();
+    while !want
+        .iter()
+        .all(|x| got.iter().any(|g: &String| g.as_str() == *x))
+    {
+        got.extend(w.take(1, "link deletion").iter().map(brief));
+    }
+    got.extend(w.rest(Duration::from_millis(500)).iter().map(brief));
+    let flushed: BTreeSet<&str> = got
+        .iter()
+        .filter(|g| g.ends_with("flushed"))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(flushed, want, "{got:#?}");
+    assert!(got.iter().any(|g| g.starts_with("link del w0")), "{got:#?}");
+    assert!(
+        got.iter()
+            .any(|g| g == "route del 10.1.0.1/32 t255 local kernel dev w0"),
+        "the local route goes with a notification: {got:#?}"
+    );
+    w.stop();
+}
+
+/// The kernel's addresses and routes as `ip -j` lists them, in the form [`Picture`] keeps.
+fn kernel_picture(ns: &Netns) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut addrs = BTreeSet::new();
+    let a: Value = serde_json::from_str(&ns.run("ip -j addr")).expect("ip -j addr");
+    for link in a.as_array().expect("links") {
+        for ai in link["addr_info"].as_array().into_iter().flatten() {
+            addrs.insert(format!(
+                "{} {}/{}",
+                link["ifname"].as_str().unwrap_or("?"),
+                ai["local"].as_str().unwrap_or("?"),
+                ai["prefixlen"]
+            ));
+        }
+    }
+    let mut routes = BTreeSet::new();
+    for (fam, host) in [("-4", 32), ("-6", 128)] {
+        let r: Value = serde_json::from_str(&ns.run(&format!("ip {fam} -j route show table all")))
+            .expect("ip -j route");
+        for route in r.as_array().expect("routes") {
+            let dst = route["dst"].as_str().unwrap_or("?");
+            let dst = match dst {
+                "default" if fam == "-4" => "0.0.0.0/0".to_string(),
+                "default" => "::/0".to_string(),
+                d if d.contains('/') => d.to_string(),
+                d => format!("{d}/{host}"),
+            };
+            let table = match route["table"].as_str() {
+                None | Some("main") => "254".to_string(),
+                Some("local") => "255".to_string(),
+                Some("default") => "253".to_string(),
+                Some(t) => t.to_string(),
+            };
+            routes.insert(format!(
+                "{dst} t{table} {}",
+                route["dev"].as_str().unwrap_or("-")
+            ));
+        }
+    }
+    (addrs, routes)
+}
+
+/// The state a consumer builds by applying lwatch's records.
+#[derive(Default)]
+struct Picture {
+    addrs: BTreeSet<String>,
+    routes: BTreeSet<String>,
+    resyncs: usize,
+}
+
+impl Picture {
+    fn apply(&mut self, r: &Value) {
+        let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
+        let add = matches!(r["event"].as_str(), Some("add" | "present"));
+        match r["type"].as_str() {
+            Some("addr") => {
+                let key = format!("{} {}/{}", s("ifname"), s("addr"), r["prefixlen"]);
+                if add {
+                    self.addrs.insert(key);
+                } else if r["event"] == "del" {
+                    self.addrs.remove(&key);
+                }
+            }
+            Some("route") => {
+                let key = format!("{} t{} {}", s("dst"), r["table"], s("dev"));
+                match r["event"].as_str() {
+                    Some("del") => {
+                        self.routes.remove(&key);
+                    }
+                    _ => {
+                        self.routes.insert(key);
+                    }
+                }
+            }
+            Some("resync") => self.resyncs += 1,
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn an_overflow_ends_with_a_resync_after_which_the_picture_is_the_kernels() {
+    require_root();
+    let ns = Netns::new("lwatch-burst");
+    ns.run("ip link add w0 type veth peer name w1 && ip link set w0 up && ip link set w1 up");
+    let mut w = Watch::start(&ns, &["--dump", "--rcvbuf", "4096"]);
+    // Thousands of changes in one go: routes and addresses added, some of them removed again.
+    let mut batch = String::new();
+    for i in 0..1500 {
+        batch += &format!(
+            "route add 10.50.{}.{}/32 dev w0 table 1000\n",
+            i / 250,
+            i % 250
+        );
+    }
+    for i in 0..300 {
+        batch += &format!("addr add 10.60.{}.{}/32 dev w1\n", i / 250, i % 250);
+    }
+    for i in 0..500 {
+        batch += &format!(
+            "route del 10.50.{}.{}/32 dev w0 table 1000\n",
+            i / 250,
+            i % 250
+        );
+    }
+    std::fs::write(format!("/tmp/{}.batch", ns.name), batch).expect("batch file");
+    ns.run(&format!(
+        "ip -batch /tmp/{0}.batch; rm /tmp/{0}.batch",
+        ns.name
+    ));
+    // A last change after the burst: once it shows, lwatch has caught up.
+    ns.run("ip addr add 10.99.0.1/32 dev w0");
+    let mut pic = Picture::default();
+    let mut marked = 0;
+    let t0 = Instant::now();
+    while !(pic.resyncs > 0 && pic.addrs.contains("w0 10.99.0.1/32")) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "lwatch never caught up"
+        );
+        for r in w.take(1, "burst") {
+            marked += usize::from(r["resync"] == true);
+            pic.apply(&r);
+        }
+    }
+    for r in w.rest(Duration::from_millis(500)) {
+        pic.apply(&r);
+    }
+    assert!(
+        marked > 0,
+        "the resync wrote what changed, marked resync:true"
+    );
+    let (addrs, routes) = kernel_picture(&ns);
+    assert_eq!(pic.addrs, addrs, "addresses");
+    let missing: Vec<&String> = routes.difference(&pic.routes).collect();
+    let extra: Vec<&String> = pic.routes.difference(&routes).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "routes: missing {missing:?}, extra {extra:?}"
+    );
+    assert_eq!(
+        routes.iter().filter(|r| r.contains(" t1000 ")).count(),
+        1000
+    );
+    w.stop();
+}
+
+#[test]
+fn filters_select_exactly_what_they_say() {
+    require_root();
+    let ns = Netns::new("lwatch-filter");
+    ns.run("ip link add w0 type veth peer name x0 && ip link set w0 up && ip link set x0 up");
+    let changes = "ip addr add 10.1.0.1/24 dev w0 && ip addr add fd01::1/64 dev w0 && \
+                   ip addr add 10.2.0.1/24 dev x0 && \
+                   ip route add 10.8.1.0/24 via 10.1.0.2 table 1000 && \
+                   ip route add 10.8.0.0/16 via 10.1.0.2 && \
+                   ip route add 10.9.0.0/24 via 10.2.0.2 table 1000 && \
+                   ip -6 route add fd08::/64 via fd01::2 table 1000 && ip link set w0 mtu 1400";
+    let run = |args: &[&str]| -> Vec<String> {
+        let mut w = Watch::start(&ns, args);
+        ns.run(changes);
+        let got = w
+            .rest(Duration::from_millis(800))
+            .iter()
+            .map(brief)
+            .collect();
+        w.stop();
+        // Undo, for the next run.
+        ns.run(
+            "ip addr flush dev w0 && ip addr flush dev x0 && ip route flush table 1000 && \
+             ip -6 route flush table 1000 && ip route flush table main && \
+             ip link set w0 mtu 1500",
+        );
+        got
+    };
+    assert_eq!(
+        run(&["--type", "route", "--table", "1000"]),
+        [
+            "route add 10.8.1.0/24 t1000 unicast boot dev w0 via 10.1.0.2",
+            "route add 10.9.0.0/24 t1000 unicast boot dev x0 via 10.2.0.2",
+            "route add fd08::/64 t1000 unicast boot dev w0 via fd01::2",
+        ]
+    );
+    assert_eq!(
+        run(&["--type", "route", "--dst", "10.8.0.0/16"]),
+        [
+            "route add 10.8.1.0/24 t1000 unicast boot dev w0 via 10.1.0.2",
+            "route add 10.8.0.0/16 t254 unicast boot dev w0 via 10.1.0.2",
+        ]
+    );
+    assert_eq!(
+        run(&["--type", "addr,link", "--interface", "w*", "--family", "6"]),
+        [
+            "addr add w0 fd01::1/64 global",
+            "link mtu w0 admin=true carrier=true oper=up mtu=1400",
+        ]
+    );
+    assert_eq!(
+        run(&["--type", "addr", "--interface", "x0"]),
+        ["addr add x0 10.2.0.1/24 global"]
+    );
+}
+
+#[test]
+fn count_and_duration_end_the_run() {
+    require_root();
+    let ns = Netns::new("lwatch-count");
+    let w = Watch::start(&ns, &["-c", "2", "--type", "addr"]);
+    ns.run("ip addr add 10.1.0.1/32 dev lo && ip addr add 10.1.0.2/32 dev lo && ip addr add 10.1.0.3/32 dev lo");
+    let mut w = w;
+    let got: Vec<String> = w
+        .rest(Duration::from_millis(800))
+        .iter()
+        .map(brief)
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "addr add lo 10.1.0.1/32 global",
+            "addr add lo 10.1.0.2/32 global"
+        ]
+    );
+    let status = w.child.wait().expect("wait");
+    assert!(status.success(), "{status}");
+    let t0 = Instant::now();
+    let out = ns
+        .command(LWATCH)
+        .args(["-w", "0.3"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("lwatch -w");
+    assert!(out.status.success());
+    assert!(t0.elapsed() < Duration::from_secs(3));
+}
+
+fn one_line_error(out: &Output, mentions: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr.starts_with("lwatch: ") && stderr.lines().count() == 1,
+        "one line: {stderr}"
+    );
+    assert!(stderr.contains(mentions), "{mentions:?} in {stderr}");
+}
+
+#[test]
+fn bad_input_is_one_clear_line_and_exit_2() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--dst", "10.0.0.0/33"], "10.0.0.0/33"),
+        (&["--dst", "banana"], "not a CIDR"),
+        (&["--type", "neigh"], "possible values: link, addr, route"),
+        (&["--family", "5"], "possible values: 4, 6"),
+        (&["--table", "main"], "'main'"),
+    ];
+    for (args, mentions) in cases {
+        let out = Command::new(LWATCH)
+            .args(*args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("lwatch");
+        one_line_error(&out, mentions);
+    }
+}
