@@ -695,3 +695,35 @@ fn bad_input_is_one_clear_line_and_exit_2() {
         one_line_error(&out, mentions);
     }
 }
+
+#[test]
+fn exec_gets_every_record_in_order_without_holding_up_the_stream() {
+    require_root();
+    let ns = Netns::new("lwatch-exec");
+    let file = format!("/tmp/{}.exec", ns.name);
+    let _ = std::fs::remove_file(&file);
+    // Each command takes half a second: stdout must not wait for them.
+    let cmd = format!("sleep 0.5; cat >> {file}");
+    let mut w = Watch::start(&ns, &["--type", "addr", "--exec", &cmd]);
+    ns.run("ip addr add 10.1.0.1/32 dev lo && ip addr add 10.1.0.2/32 dev lo && ip addr add 10.1.0.3/32 dev lo");
+    let t0 = Instant::now();
+    let got = w.take(3, "exec");
+    assert!(
+        t0.elapsed() < Duration::from_millis(400),
+        "stdout waited for --exec"
+    );
+    let lines = || std::fs::read_to_string(&file).unwrap_or_default();
+    assert!(
+        lines().lines().count() < 3,
+        "the commands run one after another"
+    );
+    // SIGINT lets the queued commands finish.
+    w.stop();
+    let text = lines();
+    let execd: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(execd, got, "every record, in order, on the commands' stdin");
+}

@@ -6,6 +6,7 @@
 //! - this module: the arguments, the filters, the subscription and the mio loop (signals,
 //!   `-w`, `-c`), the re-reads after silent IPv4 route flushes and after lost notifications.
 
+pub mod exec;
 pub mod state;
 
 use crate::cli::{parse_count, parse_positive_duration, OutputArgs};
@@ -48,6 +49,8 @@ Examples:
                                           IPv6 addresses on the eth interfaces
   lwatch --type route --dst 10.0.0.0/8    routes inside 10.0.0.0/8 (or equal to it)
   lwatch -w 1h --tag host=$(hostname) >> /var/log/lwatch.jsonl
+  lwatch --type link --exec 'curl -sd @- http://hooks.example/lwatch'
+                                          a webhook per link change, in order
 
 Records: link (event new, del, rename, up, down, carrier, oper, mtu, address, present), addr
 (add, del, present), route (add, replace, del, present; \"flushed\":true for IPv4 routes the
@@ -80,7 +83,8 @@ goes down or is deleted are reported deleted, from a re-read. When the receive b
 (ENOBUFS) everything is re-read and what changed meanwhile is written, then a 'resync' record, \
 so a consumer's picture is right again.",
     after_help = EXAMPLES,
-    mut_arg("quiet", |a| a.help("No warnings on stderr (a receive buffer smaller than asked)."))
+    mut_arg("quiet", |a| a.help("No warnings on stderr (a receive buffer smaller than asked, \
+--exec failures)."))
 )]
 pub struct Args {
     /// First write the current state as 'present' records, then follow the changes.
@@ -124,6 +128,11 @@ pub struct Args {
         help_heading = "Run"
     )]
     pub rcvbuf: usize,
+    /// Run 'sh -c CMD' for every record written, with the record's JSON line on its stdin
+    /// (e.g. curl -d @- for a webhook). One command at a time, in record order, on a thread of
+    /// its own: a slow command never holds up the watch. Its output goes to stderr.
+    #[arg(long, value_name = "CMD", help_heading = "Output")]
+    pub exec: Option<String>,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -324,6 +333,8 @@ struct Sink {
     filter: Filter,
     changes: u64,
     limit: Option<u64>,
+    exec: Option<exec::Exec>,
+    line: Vec<u8>,
 }
 
 impl Sink {
@@ -342,12 +353,19 @@ impl Sink {
                 continue;
             }
             let counts = change && !matches!(body, Body::WatchResync(_));
-            self.out.write(&Record {
+            let record = Record {
                 tool: TOOL,
                 ts,
                 tags: self.tags.clone(),
                 body,
-            })?;
+            };
+            self.out.write(&record)?;
+            if let Some(exec) = &mut self.exec {
+                self.line.clear();
+                crate::output::json_line(&record, &mut self.line)?;
+                self.line.push(b'\n');
+                exec.send(self.line.clone());
+            }
             if counts {
                 self.changes += 1;
             }
@@ -389,6 +407,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         filter,
         changes: 0,
         limit: args.count,
+        exec: args
+            .exec
+            .clone()
+            .map(|cmd| exec::Exec::start(cmd, args.output.quiet)),
+        line: Vec::new(),
     };
     let mut bodies = Vec::new();
     if args.dump {
@@ -467,6 +490,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             }
             sink.write(&mut bodies, true)?;
         }
+    }
+    if let Some(exec) = sink.exec.take() {
+        exec.finish();
     }
     sink.out.into_inner().flush()?;
     Ok(ExitCode::SUCCESS)
