@@ -464,6 +464,8 @@ impl Drop for Background {
 ///   interface a probe came in on (`icmp_errors_use_inbound_ifaddr=1`, so spine1 shows as
 ///   10.0.11.2 and spine2 as 10.0.12.2 from h1) with no ICMP rate limit; `h2` is not rate
 ///   limited either (port unreachables). 10.99.0.0/16 is an `unreachable` route on `leaf1`.
+///
+/// [`LeafSpine::with_hosts`] adds more hosts behind each leaf (`more1`, `more2`).
 pub struct LeafSpine {
     pub h1: Netns,
     pub leaf1: Netns,
@@ -471,11 +473,27 @@ pub struct LeafSpine {
     pub spine2: Netns,
     pub leaf2: Netns,
     pub h2: Netns,
+    /// Hosts behind `leaf1` after `h1`: the k-th (from 0) has eth0 10.1.(k+2).1/24, default
+    /// via `leaf1` eth(k+1) 10.1.(k+2).254. Empty from [`LeafSpine::new`].
+    pub more1: Vec<Netns>,
+    /// Hosts behind `leaf2` after `h2`, numbered like `more1`: 10.2.(k+2).1/24.
+    pub more2: Vec<Netns>,
 }
 
 impl LeafSpine {
     /// Builds the topology; `test` becomes part of the namespace names.
     pub fn new(test: &str) -> LeafSpine {
+        Self::with_hosts(test, 1)
+    }
+
+    /// The same topology with `per_leaf` hosts (1 to 8) behind each leaf: `h1` and `more1`
+    /// behind `leaf1`, `h2` and `more2` behind `leaf2`, each host on its own /24, reachable over
+    /// both spines from the other leaf.
+    pub fn with_hosts(test: &str, per_leaf: usize) -> LeafSpine {
+        assert!(
+            (1..=8).contains(&per_leaf),
+            "{per_leaf} hosts per leaf: 1 to 8"
+        );
         let ns = |role: &str| Netns::new(&format!("{test}-{role}"));
         let (h1, leaf1, spine1, spine2, leaf2, h2) =
             (ns("h1"), ns("l1"), ns("s1"), ns("s2"), ns("l2"), ns("h2"));
@@ -552,6 +570,39 @@ impl LeafSpine {
         spine2.run(
             "ip route add 10.1.1.0/24 via 10.0.12.1 && ip route add 10.2.1.0/24 via 10.0.22.1",
         );
+        let mut more = [Vec::new(), Vec::new()];
+        for k in 0..per_leaf - 1 {
+            for (l, leaf) in [(1, &leaf1), (2, &leaf2)] {
+                let host = ns(&format!("h{}", 2 * k + 2 + l));
+                let net = format!("10.{l}.{}", k + 2);
+                link(
+                    leaf,
+                    &format!("eth{}", k + 1),
+                    &[&format!("{net}.254/24")],
+                    &host,
+                    "eth0",
+                    &[&format!("{net}.1/24")],
+                );
+                host.sysctl("net.ipv4.icmp_ratelimit", "0");
+                host.sysctl("net.ipv4.icmp_ratemask", "0");
+                host.sysctl("net.ipv4.icmp_msgs_per_sec", "1000000");
+                host.sysctl("net.ipv4.icmp_msgs_burst", "1000000");
+                host.run(&format!("ip route add default via {net}.254"));
+                // The other leaf reaches it over both spines; each spine via this leaf.
+                let (far, via1, via2, back1, back2) = if l == 1 {
+                    (&leaf2, "10.0.21.2", "10.0.22.2", "10.0.11.1", "10.0.12.1")
+                } else {
+                    (&leaf1, "10.0.11.2", "10.0.12.2", "10.0.21.1", "10.0.22.1")
+                };
+                far.run(&format!(
+                    "ip route add {net}.0/24 nexthop via {via1} nexthop via {via2}"
+                ));
+                spine1.run(&format!("ip route add {net}.0/24 via {back1}"));
+                spine2.run(&format!("ip route add {net}.0/24 via {back2}"));
+                more[l - 1].push(host);
+            }
+        }
+        let [more1, more2] = more;
         LeafSpine {
             h1,
             leaf1,
@@ -559,6 +610,8 @@ impl LeafSpine {
             spine2,
             leaf2,
             h2,
+            more1,
+            more2,
         }
     }
 }
