@@ -87,30 +87,25 @@ fn loss_on_one_spine_link_is_named_first_and_alone() {
     );
 
     // Every host probes the hosts behind the other leaf and its neighbour behind its own, all
-    // at once. 16 flows per target, 40 probes per flow: a flow through the lossy link loses
-    // 8 on average (P(0) = 0.8^40 ≈ 1e-4), a clean one none. One ludp per target: `ludp
-    // --trace` with several targets fails (their flows share a socket, which the trace loop
-    // registers once per target: "cannot register a trace socket: File exists").
-    let pairs: Vec<(&Netns, &str)> = hosts
-        .iter()
-        .flat_map(|(ns, me, _)| {
-            hosts
-                .iter()
-                .filter(move |(_, addr, _)| addr != me)
-                .map(move |(_, addr, _)| (*ns, *addr))
-        })
-        .collect();
+    // at once, one ludp per host. 16 flows per target, 40 probes per flow: a flow through the
+    // lossy link loses 8 on average (P(0) = 0.8^40 ≈ 1e-4), a clean one none.
     let runs: Vec<(String, String)> = std::thread::scope(|s| {
-        let handles: Vec<_> = pairs
+        let handles: Vec<_> = hosts
             .iter()
-            .map(|&(ns, target)| {
+            .map(|(ns, me, _)| {
+                let targets: Vec<&str> = hosts
+                    .iter()
+                    .map(|(_, a, _)| *a)
+                    .filter(|a| a != me)
+                    .collect();
                 s.spawn(move || {
                     let out = ns
                         .command(env!("CARGO_BIN_EXE_ludp"))
                         .args([
                             "--flows", "16", "--trace", "-c", "40", "-i", "0.002", "-W", "0.5",
-                            "-q", target,
+                            "-q",
                         ])
+                        .args(&targets)
                         .stdin(Stdio::null())
                         .output()
                         .expect("run ludp");
@@ -118,7 +113,7 @@ fn loss_on_one_spine_link_is_named_first_and_alone() {
                     assert_eq!(
                         out.status.code(),
                         Some(0),
-                        "ludp in {} to {target}: {stderr}",
+                        "ludp in {} to {targets:?}: {stderr}",
                         ns.name
                     );
                     (String::from_utf8(out.stdout).unwrap(), stderr)
@@ -128,8 +123,8 @@ fn loss_on_one_spine_link_is_named_first_and_alone() {
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
 
-    // The data is what the test claims: 16 traced flows per host and target, every one reached its
-    // target, and only flows through spine1 from leaf1 lost probes.
+    // The data is what the test claims: 16 traced flows per host and target (three targets per
+    // host), every one reached its target, and only flows through spine1 from leaf1 lost probes.
     let mut lossy_flows = 0;
     for (stdout, stderr) in &runs {
         let paths: Vec<Value> = stdout
@@ -137,7 +132,7 @@ fn loss_on_one_spine_link_is_named_first_and_alone() {
             .map(|l| serde_json::from_str::<Value>(l).unwrap())
             .filter(|r| r["type"] == "path")
             .collect();
-        assert_eq!(paths.len(), 16, "{stderr}");
+        assert_eq!(paths.len(), 48, "{stderr}");
         for p in &paths {
             assert_eq!(p["reached"], true, "{p}");
             assert_eq!(p["sent"], 40, "{p}");

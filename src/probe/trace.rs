@@ -18,7 +18,7 @@ use mio::{Events, Interest, Poll, Token};
 use socket2::{Domain, Socket, Type};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 /// Highest TTL `--max-ttl` takes.
@@ -135,11 +135,20 @@ pub fn trace(
             stop_ttl: None,
         })
         .collect();
-    let mut poll = Poll::new().context("cannot create the trace loop")?;
+    // Flows to several targets share a socket (one per flow and family): register each socket
+    // once, and hand each answer to the flow it decodes to.
+    let mut sockets: Vec<(RawFd, Vec<usize>)> = Vec::new();
     for (i, f) in flows.iter().enumerate() {
         let fd = f.sock.as_raw_fd();
+        match sockets.iter_mut().find(|(s, _)| *s == fd) {
+            Some((_, members)) => members.push(i),
+            None => sockets.push((fd, vec![i])),
+        }
+    }
+    let mut poll = Poll::new().context("cannot create the trace loop")?;
+    for (k, (fd, _)) in sockets.iter().enumerate() {
         poll.registry()
-            .register(&mut SourceFd(&fd), Token(i), Interest::READABLE)
+            .register(&mut SourceFd(fd), Token(k), Interest::READABLE)
             .context("cannot register a trace socket")?;
     }
     let mut buf = vec![0u8; 65_536];
@@ -157,8 +166,8 @@ pub fn trace(
             }
         }
         // Read what already came back so the receive queues never overflow.
-        for (i, f) in flows.iter().enumerate() {
-            drain(f, i, &mut states[i], codec, &cfg, &mut buf);
+        for (fd, members) in &sockets {
+            drain(*fd, members, flows, &mut states, codec, &cfg, &mut buf);
         }
     }
     let deadline = Instant::now() + cfg.timeout;
@@ -174,15 +183,15 @@ pub fn trace(
             Err(e) => return Err(e).context("poll failed"),
         }
         for ev in events.iter() {
-            let i = ev.token().0;
-            if let Some(f) = flows.get(i) {
-                drain(f, i, &mut states[i], codec, &cfg, &mut buf);
+            if let Some((fd, members)) = sockets.get(ev.token().0) {
+                drain(*fd, members, flows, &mut states, codec, &cfg, &mut buf);
             }
         }
     }
+    for (fd, _) in &sockets {
+        let _ = poll.registry().deregister(&mut SourceFd(fd));
+    }
     for f in flows {
-        let fd = f.sock.as_raw_fd();
-        let _ = poll.registry().deregister(&mut SourceFd(&fd));
         // ICMP errors also set the socket's pending error, which would fail the flow's next
         // send: clear it before the socket goes back to probing.
         let _ = f.sock.take_error();
@@ -211,17 +220,17 @@ fn send(f: &TraceFlow, payload: &[u8], ttl: u8) -> io::Result<usize> {
     }
 }
 
-/// Reads one flow's error queue (ICMP answers) and datagrams (the destination's echoes).
+/// Reads one socket's error queue (ICMP answers) and datagrams (the destinations' echoes),
+/// handing each to the flow among `members` (the flows sharing the socket) it decodes to.
 fn drain(
-    f: &TraceFlow,
-    flow: usize,
-    st: &mut FlowState,
+    fd: RawFd,
+    members: &[usize],
+    flows: &[TraceFlow],
+    states: &mut [FlowState],
     codec: &dyn TraceCodec,
     cfg: &TraceConfig,
     buf: &mut [u8],
 ) {
-    let fd = f.sock.as_raw_fd();
-    let dst = f.dst.ip().to_canonical();
     for errqueue in [true, false] {
         loop {
             let rx = match recv_msg(fd, buf, errqueue) {
@@ -231,9 +240,14 @@ fn drain(
             };
             let at = Instant::now();
             let data = &buf[..rx.len.min(buf.len())];
-            let Some((ttl, n)) = codec.decode(flow, data) else {
+            let Some((flow, (ttl, n))) = members
+                .iter()
+                .find_map(|&i| codec.decode(i, data).map(|tn| (i, tn)))
+            else {
                 continue;
             };
+            let dst = flows[flow].dst.ip().to_canonical();
+            let st = &mut states[flow];
             if errqueue {
                 let Some(err) = rx.anc.error else { continue };
                 if err.origin != SO_EE_ORIGIN_ICMP && err.origin != SO_EE_ORIGIN_ICMP6 {
