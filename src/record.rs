@@ -295,6 +295,10 @@ pub struct Hop {
     /// The address that answered; absent when nothing did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub addr: Option<IpAddr>,
+    /// Every address that answered this TTL, when there was more than one (a path change
+    /// or per-packet balancing, not one ECMP flow); `addr` is the first of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addrs: Vec<IpAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rtt_ms: Option<f64>,
 }

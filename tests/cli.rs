@@ -621,11 +621,13 @@ fn every_member_records() -> Vec<Vec<u8>> {
                 Hop {
                     ttl: 1,
                     addr: Some("fd00::9".parse().unwrap()),
+                    addrs: vec!["fd00::9".parse().unwrap(), "fd00::a".parse().unwrap()],
                     rtt_ms: Some(0.1),
                 },
                 Hop {
                     ttl: 2,
                     addr: None,
+                    addrs: Vec::new(),
                     rtt_ms: None,
                 },
             ],

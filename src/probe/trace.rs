@@ -304,6 +304,11 @@ impl TraceResult {
                 .map(|(i, h)| Hop {
                     ttl: u8::try_from(i + 1).unwrap_or(u8::MAX),
                     addr: h.addrs.first().copied(),
+                    addrs: if h.addrs.len() > 1 {
+                        h.addrs.clone()
+                    } else {
+                        Vec::new()
+                    },
                     rtt_ms: h.rtt.map(record::ms),
                 })
                 .collect(),
@@ -328,6 +333,43 @@ impl TraceResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hop_with_several_addresses_lists_them_all() {
+        let a: IpAddr = "10.0.1.1".parse().unwrap();
+        let b: IpAddr = "10.0.2.1".parse().unwrap();
+        let t = TraceResult {
+            hops: vec![
+                HopResult {
+                    addrs: vec![a, b],
+                    rtt: Some(Duration::from_micros(50)),
+                },
+                HopResult {
+                    addrs: vec![b],
+                    rtt: None,
+                },
+                HopResult::default(),
+            ],
+            reached: false,
+        };
+        let p = t.to_path(a, "10.0.9.9:8081".parse().unwrap(), "udp", 40000);
+        assert_eq!(
+            (p.hops[0].addr, p.hops[0].addrs.clone()),
+            (Some(a), vec![a, b])
+        );
+        assert_eq!(
+            (p.hops[1].addr, p.hops[1].addrs.len()),
+            (Some(b), 0),
+            "one address: addr only"
+        );
+        assert_eq!((p.hops[2].ttl, p.hops[2].addr), (3, None));
+        let json = serde_json::to_value(&p.hops).unwrap();
+        assert_eq!(
+            json[0]["addrs"],
+            serde_json::json!(["10.0.1.1", "10.0.2.1"])
+        );
+        assert!(json[1].get("addrs").is_none() && json[2].get("addr").is_none());
+    }
 
     fn state(max_ttl: u8, probes: u8) -> FlowState {
         let slots = usize::from(max_ttl) * usize::from(probes);
