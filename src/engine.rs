@@ -68,6 +68,7 @@ enum Timer {
     Send(usize),
     Expire(ProbeId),
     Window,
+    Retrace,
 }
 
 /// What became of a probe. Kept for a while after settling, to recognise duplicates and
@@ -196,6 +197,9 @@ pub struct Engine<'w, W: Write> {
     /// Targets still sending, and probes awaiting an answer: the run ends when both are 0.
     sending_targets: usize,
     pending_probes: usize,
+    /// A trace round is due (since then): no probe leaves until the probes in flight settled
+    /// and the round ran.
+    retrace_due: Option<Instant>,
 }
 
 const SIGNAL_TOKEN: Token = Token(0);
@@ -242,6 +246,7 @@ impl<'w, W: Write> Engine<'w, W> {
             malformed: 0,
             sending_targets: n_targets,
             pending_probes: 0,
+            retrace_due: None,
         }
     }
 
@@ -290,6 +295,9 @@ impl<'w, W: Write> Engine<'w, W> {
         if let Some(every) = self.cfg.summary_every {
             self.schedule(start + every, Timer::Window);
         }
+        if let Some(every) = prober.retrace_every() {
+            self.schedule(start + every, Timer::Retrace);
+        }
 
         let mut events = Events::with_capacity(256);
         let mut found = Vec::new();
@@ -303,6 +311,10 @@ impl<'w, W: Write> Engine<'w, W> {
                 }
                 self.timers.pop();
                 self.fire(timer, at, stop_at, prober)?;
+            }
+            if self.retrace_due.is_some() && self.pending_probes == 0 && !self.stopping {
+                self.retrace(prober)?;
+                continue;
             }
             if self.finished() {
                 break;
@@ -366,6 +378,17 @@ impl<'w, W: Write> Engine<'w, W> {
                 self.emit(SystemTime::now(), t, Body::Summary(summary))?;
             }
         }
+        let streams = self.stream_totals();
+        Ok(Outcome {
+            all_answered: self.states.iter().all(|s| s.answered),
+            malformed: self.malformed,
+            interrupted,
+            streams,
+        })
+    }
+
+    /// Every stream's totals so far.
+    fn stream_totals(&self) -> Vec<StreamTotal> {
         let mut streams = Vec::new();
         for (t, st) in self.states.iter().enumerate() {
             for stream in &st.streams {
@@ -378,12 +401,44 @@ impl<'w, W: Write> Engine<'w, W> {
                 });
             }
         }
-        Ok(Outcome {
-            all_answered: self.states.iter().all(|s| s.answered),
-            malformed: self.malformed,
-            interrupted,
-            streams,
-        })
+        streams
+    }
+
+    /// Runs the prober's trace round (no probe is in flight), writes its records, and moves
+    /// every target's send schedule later by the pause, so no probe is sent in a burst to
+    /// catch up.
+    fn retrace<P: Prober>(&mut self, prober: &mut P) -> Result<()> {
+        let Some(paused_at) = self.retrace_due.take() else {
+            return Ok(());
+        };
+        let totals = self.stream_totals();
+        for (t, path) in prober.retrace(&totals)? {
+            if t < self.states.len() {
+                self.emit(SystemTime::now(), t, Body::Path(path))?;
+            }
+        }
+        let now = Instant::now();
+        let pause = now.saturating_duration_since(paused_at);
+        self.timers
+            .retain(|Reverse((_, _, t))| !matches!(t, Timer::Send(_)));
+        let interval = self.cfg.interval;
+        let mut sends = Vec::new();
+        for (t, st) in self.states.iter_mut().enumerate() {
+            st.first_due += pause;
+            if st.sending {
+                let k = u32::try_from(st.next_seq - 1).unwrap_or(u32::MAX);
+                sends.push((st.first_due + interval.saturating_mul(k), t));
+            }
+        }
+        for (at, t) in sends {
+            self.schedule(at.max(now), Timer::Send(t));
+        }
+        if let Some(every) = prober.retrace_every() {
+            if self.sending_targets > 0 {
+                self.schedule(now + every, Timer::Retrace);
+            }
+        }
+        Ok(())
     }
 
     fn finished(&self) -> bool {
@@ -427,6 +482,11 @@ impl<'w, W: Write> Engine<'w, W> {
                     }
                 }
             }
+            Timer::Retrace => {
+                if self.sending_targets > 0 && !self.stopping {
+                    self.retrace_due = Some(at);
+                }
+            }
             Timer::Window => {
                 self.close_window()?;
                 if let Some(every) = self.cfg.summary_every {
@@ -447,6 +507,10 @@ impl<'w, W: Write> Engine<'w, W> {
         prober: &mut P,
     ) -> Result<()> {
         let cfg_count = self.cfg.count;
+        if self.retrace_due.is_some() {
+            // Paused for a trace round, which reschedules the send.
+            return Ok(());
+        }
         let st = &mut self.states[t];
         if !st.sending {
             return Ok(());
@@ -778,6 +842,9 @@ mod tests {
         held: Vec<ProbeEvent>,
         sends: Vec<Instant>,
         streams: usize,
+        retrace_every: Option<Duration>,
+        /// Each trace round: when it began and ended, and the probes sent before it.
+        retraces: Vec<(Instant, Instant, u64)>,
     }
 
     impl FakeProber {
@@ -791,6 +858,8 @@ mod tests {
                 held: Vec::new(),
                 sends: Vec::new(),
                 streams: 1,
+                retrace_every: None,
+                retraces: Vec::new(),
             }
         }
     }
@@ -858,6 +927,30 @@ mod tests {
                 self.wake_tx.write_all(&[1])?;
             }
             Ok(stamp)
+        }
+
+        fn retrace_every(&self) -> Option<Duration> {
+            self.retrace_every
+        }
+
+        fn retrace(&mut self, totals: &[StreamTotal]) -> Result<Vec<(usize, record::Path)>> {
+            let begin = Instant::now();
+            // A trace round takes a while, during which nothing may be sent.
+            std::thread::sleep(Duration::from_millis(30));
+            let sent = totals.iter().map(|s| s.sent).sum();
+            self.retraces.push((begin, Instant::now(), sent));
+            let path = record::Path {
+                src: "10.0.0.1".parse().unwrap(),
+                dst: "10.0.0.2".parse().unwrap(),
+                proto: "udp".into(),
+                sport: 40_000,
+                dport: 8081,
+                hops: Vec::new(),
+                reached: true,
+                sent: Some(sent),
+                lost: Some(0),
+            };
+            Ok(vec![(0, path)])
         }
 
         fn drain(&mut self, _: usize, _: &dyn ProbeLookup, events: &mut Vec<ProbeEvent>) {
@@ -1101,6 +1194,57 @@ mod tests {
             assert!(
                 at.duration_since(first) >= Duration::from_millis(5 * k as u64),
                 "probe {k}"
+            );
+        }
+    }
+
+    #[test]
+    fn trace_rounds_pause_probing_and_shift_the_schedule() {
+        let target = Target {
+            name: "fake".into(),
+            addr: "10.0.0.2".parse().unwrap(),
+            scope_id: 0,
+            port: 0,
+            tags: None,
+        };
+        let mut out = RecordWriter::new(Vec::new(), Format::Json);
+        // Every fifth probe is lost, so a round must wait for it to time out.
+        let fates: Vec<Fate> = (0..30)
+            .map(|k| if k % 5 == 4 { Fate::Drop } else { Fate::Reply })
+            .collect();
+        let mut prober = FakeProber::new(&fates);
+        prober.retrace_every = Some(Duration::from_millis(50));
+        Engine::new(config(30, 10, 15), vec![target], &mut out)
+            .run(&mut prober)
+            .unwrap();
+        assert_eq!(prober.sends.len(), 30);
+        assert!(prober.retraces.len() >= 3, "{:?}", prober.retraces);
+        let text = String::from_utf8(out.into_inner()).unwrap();
+        let paths: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|r| r["type"] == "path")
+            .collect();
+        assert_eq!(
+            paths.len(),
+            prober.retraces.len(),
+            "the rounds' records are written"
+        );
+        for (begin, end, sent) in &prober.retraces {
+            let before = prober.sends.iter().filter(|s| *s < begin).count() as u64;
+            assert_eq!(
+                *sent, before,
+                "the totals count every probe sent before the round"
+            );
+            assert!(
+                !prober.sends.iter().any(|s| s >= begin && s <= end),
+                "no probe leaves during a round"
+            );
+        }
+        for pair in prober.sends.windows(2) {
+            assert!(
+                pair[1].duration_since(pair[0]) >= Duration::from_millis(5),
+                "no burst to catch up after a pause"
             );
         }
     }

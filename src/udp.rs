@@ -75,6 +75,11 @@ pub struct Args {
     /// per target on stderr (fast ECMP path discovery).
     #[arg(long, help_heading = "Trace")]
     pub trace_only: bool,
+    /// With --trace: trace every flow again every DURATION (probing pauses for each round, about
+    /// one -W); a path record when a flow's path changed, with its sent and lost since its last.
+    #[arg(long, value_name = "DURATION", requires = "trace", conflicts_with = "trace_only",
+          value_parser = cli::parse_positive_duration, help_heading = "Trace")]
+    pub trace_every: Option<std::time::Duration>,
     /// Highest TTL (hop limit) a trace probes.
     #[arg(long, value_name = "N", default_value_t = 30,
           value_parser = clap::value_parser!(u8).range(1..=crate::probe::trace::MAX_TTL as i64), help_heading = "Trace")]
@@ -126,20 +131,20 @@ pub fn run(args: Args) -> Result<ExitCode> {
         probes: args.trace_probes,
         timeout: args.run.timeout,
     };
-    let traced = prober.trace(&targets, &cfg)?;
+    let mut traced = prober.trace(&targets, &cfg)?;
     let tags: Vec<_> = targets.iter().map(|t| t.tags.clone()).collect();
     let mut out = RecordWriter::stdout(args.output.format);
-    let write_path = |out: &mut RecordWriter<_>, tf: &TracedFlow, path: Path| {
+    let write_path = |out: &mut RecordWriter<_>, target: usize, path: Path| {
         out.write(&Record {
             tool: "ludp",
             ts: SystemTime::now(),
-            tags: tags.get(tf.target).cloned().flatten(),
+            tags: tags.get(target).cloned().flatten(),
             body: Body::Path(path),
         })
     };
     if args.trace_only {
         for tf in &traced {
-            write_path(&mut out, tf, tf.path.clone())?;
+            write_path(&mut out, tf.target, tf.path.clone())?;
         }
         let mut all_reached = true;
         for (t, target) in targets.iter().enumerate() {
@@ -161,6 +166,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
             cli::EXIT_NO_REPLY
         }));
     }
+    let followed = args.trace_every.is_some();
+    if let Some(every) = args.trace_every {
+        for (t, path) in prober.follow_paths(&targets, &cfg, every, traced) {
+            write_path(&mut out, t, path)?;
+        }
+        traced = Vec::new();
+    }
     let run_cfg = cli::run_config("ludp", &args.run, &args.alerts, &args.output);
     let outcome = Engine::new(run_cfg, targets, &mut out).run(&mut prober)?;
     if outcome.malformed > 0 {
@@ -169,19 +181,20 @@ pub fn run(args: Args) -> Result<ExitCode> {
             outcome.malformed
         );
     }
+    if followed {
+        for (t, path) in prober.final_paths(&outcome.streams) {
+            write_path(&mut out, t, path)?;
+        }
+    }
     for tf in &traced {
-        // Every class of a flow shares its 5-tuple, hence its path.
-        let (sent, received) = outcome
-            .streams
-            .iter()
-            .filter(|s| s.target == tf.target && s.flow.map(|f| f.sport) == Some(tf.path.sport))
-            .fold((0, 0), |(a, b), s| (a + s.sent, b + s.received));
+        let (sent, received) =
+            crate::probe::trace::flow_totals(&outcome.streams, tf.target, tf.path.sport);
         let path = Path {
             sent: Some(sent),
             lost: Some(sent.saturating_sub(received)),
             ..tf.path.clone()
         };
-        write_path(&mut out, tf, path)?;
+        write_path(&mut out, tf.target, path)?;
     }
     Ok(ExitCode::from(if outcome.all_answered {
         cli::EXIT_OK

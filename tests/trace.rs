@@ -318,3 +318,100 @@ fn a_silent_hop_has_no_address_and_the_path_goes_on() {
         "both spines carry flows: {silent} silent"
     );
 }
+
+#[test]
+fn a_spine_route_removed_mid_run_gives_a_new_path_record_to_its_flows_only() {
+    let lab = LeafSpine::new("trevery");
+    let _echo = python_echo(&lab.h2, 7);
+    let leaf1 = &lab.leaf1;
+    let run = std::thread::scope(|s| {
+        let run = s.spawn(|| {
+            ludp(
+                &lab.h1,
+                &[
+                    "--trace",
+                    "--trace-every",
+                    "1s",
+                    "--flows",
+                    "16",
+                    "--sport",
+                    "44000",
+                    "-w",
+                    "5",
+                    "-i",
+                    "0.005",
+                    "-W",
+                    "0.3",
+                    "-q",
+                    "10.2.1.1:7",
+                ],
+            )
+        });
+        std::thread::sleep(std::time::Duration::from_millis(2300));
+        // leaf1 forgets spine1: every flow to h2 now goes through spine2.
+        leaf1.run("ip route replace 10.2.1.0/24 via 10.0.12.2");
+        run.join().unwrap()
+    });
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let mut by_sport: BTreeMap<u64, Vec<&Value>> = BTreeMap::new();
+    for p in &run.paths {
+        by_sport
+            .entry(p["sport"].as_u64().unwrap())
+            .or_default()
+            .push(p);
+    }
+    assert_eq!(by_sport.len(), 16, "{:?}", run.paths);
+    let totals: BTreeMap<u64, (u64, u64)> = run
+        .records
+        .iter()
+        .filter(|r| r["type"] == "summary" && r["flow"].is_object())
+        .map(|r| {
+            let sent = r["sent"].as_u64().unwrap();
+            (
+                r["flow"]["sport"].as_u64().unwrap(),
+                (sent, sent - r["received"].as_u64().unwrap()),
+            )
+        })
+        .collect();
+    let spine = |p: &Value| p["hops"][1]["addr"].as_str().unwrap().to_string();
+    let mut moved = 0;
+    for (sport, records) in &by_sport {
+        let first = records[0];
+        assert_eq!(
+            (first["sent"].as_u64(), first["lost"].as_u64()),
+            (Some(0), Some(0)),
+            "{first}"
+        );
+        let last = records.last().unwrap();
+        assert_eq!(spine(last), SPINES[1], "every flow ends on spine2: {last}");
+        if spine(first) == SPINES[0] {
+            moved += 1;
+            assert_eq!(records.len(), 3, "first, changed, final: {records:?}");
+            assert_eq!(
+                records[1]["hops"], last["hops"],
+                "the final record repeats the new path"
+            );
+            assert_eq!(records[1]["hops"][2]["addr"], "10.0.22.1", "{}", records[1]);
+            assert!(records[1]["sent"].as_u64().unwrap() > 0, "{}", records[1]);
+        } else {
+            assert_eq!(spine(first), SPINES[1], "{first}");
+            assert_eq!(records.len(), 2, "first and final only: {records:?}");
+        }
+        assert!(last["sent"].as_u64().unwrap() > 0, "{last}");
+        let sum = records.iter().fold((0, 0), |(s, l), p| {
+            (
+                s + p["sent"].as_u64().unwrap(),
+                l + p["lost"].as_u64().unwrap(),
+            )
+        });
+        assert_eq!(
+            Some(&sum),
+            totals.get(sport),
+            "flow {sport}: deltas add up to its total"
+        );
+    }
+    assert!(
+        moved > 0 && moved < 16,
+        "both spines carried flows: {moved} moved"
+    );
+}

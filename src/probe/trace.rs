@@ -330,6 +330,94 @@ impl TraceResult {
     }
 }
 
+/// One flow's path over a run traced again and again (`--trace-every`): a `path` record the
+/// first time, again only when the path changed, and once at the end, each with the flow's
+/// `sent`/`lost` since its previous record.
+pub struct PathHistory {
+    flows: Vec<FollowedFlow>,
+}
+
+struct FollowedFlow {
+    target: usize,
+    key: (Vec<Vec<IpAddr>>, bool),
+    path: Path,
+    /// The flow's run totals (sent, received) when its last record was written.
+    at_last: (u64, u64),
+}
+
+/// A flow's run totals (sent, received) over every class of its 5-tuple (every class shares
+/// it, hence its path).
+pub fn flow_totals(totals: &[crate::engine::StreamTotal], target: usize, sport: u16) -> (u64, u64) {
+    totals
+        .iter()
+        .filter(|s| s.target == target && s.flow.map(|f| f.sport) == Some(sport))
+        .fold((0, 0), |(a, b), s| (a + s.sent, b + s.received))
+}
+
+impl PathHistory {
+    /// Starts following the flows of a first trace, `(target, result, path)` each; returns
+    /// their first records (nothing sent yet).
+    pub fn start(traced: Vec<(usize, TraceResult, Path)>) -> (PathHistory, Vec<(usize, Path)>) {
+        let mut history = PathHistory { flows: Vec::new() };
+        let mut records = Vec::new();
+        for (target, result, path) in traced {
+            records.push((target, with_counts(&path, (0, 0), (0, 0))));
+            history.flows.push(FollowedFlow {
+                target,
+                key: result.key(),
+                path,
+                at_last: (0, 0),
+            });
+        }
+        (history, records)
+    }
+
+    /// A new trace of the same flows, in the same order: the records of the flows whose path
+    /// changed, with their counts since their last record.
+    pub fn update(
+        &mut self,
+        traced: Vec<(usize, TraceResult, Path)>,
+        totals: &[crate::engine::StreamTotal],
+    ) -> Vec<(usize, Path)> {
+        let mut records = Vec::new();
+        for (f, (target, result, path)) in self.flows.iter_mut().zip(traced) {
+            let key = result.key();
+            if target != f.target || key == f.key {
+                continue;
+            }
+            let now = flow_totals(totals, f.target, f.path.sport);
+            records.push((f.target, with_counts(&path, f.at_last, now)));
+            f.key = key;
+            f.path = path;
+            f.at_last = now;
+        }
+        records
+    }
+
+    /// Every flow's last path with its counts since its last record: the end of the run.
+    pub fn finish(&self, totals: &[crate::engine::StreamTotal]) -> Vec<(usize, Path)> {
+        self.flows
+            .iter()
+            .map(|f| {
+                let now = flow_totals(totals, f.target, f.path.sport);
+                (f.target, with_counts(&f.path, f.at_last, now))
+            })
+            .collect()
+    }
+}
+
+/// `path` with the probes sent and lost between two readings of a flow's (sent, received)
+/// totals. No probe is in flight at either reading, so every probe counted is settled.
+fn with_counts(path: &Path, before: (u64, u64), now: (u64, u64)) -> Path {
+    let sent = now.0.saturating_sub(before.0);
+    let received = now.1.saturating_sub(before.1);
+    Path {
+        sent: Some(sent),
+        lost: Some(sent.saturating_sub(received)),
+        ..path.clone()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -50,6 +50,15 @@ pub struct UdpProber {
     cookie: u32,
     payload: Vec<u8>,
     recv_buf: Vec<u8>,
+    /// `--trace-every`: what to trace again, how, how often, and the paths so far.
+    followed: Option<Followed>,
+}
+
+struct Followed {
+    targets: Vec<Target>,
+    cfg: crate::probe::trace::TraceConfig,
+    every: Duration,
+    history: crate::probe::trace::PathHistory,
 }
 
 impl UdpProber {
@@ -97,6 +106,7 @@ impl UdpProber {
             cookie,
             payload: vec![0; payload_len],
             recv_buf: vec![0; 65_536],
+            followed: None,
         })
     }
 
@@ -228,6 +238,43 @@ impl UdpProber {
     }
 }
 
+impl UdpProber {
+    /// Follows the flows of a first trace (`traced`, from [`UdpProber::trace`]): the engine
+    /// traces them again every `every`; returns the first `path` records.
+    pub fn follow_paths(
+        &mut self,
+        targets: &[Target],
+        cfg: &crate::probe::trace::TraceConfig,
+        every: Duration,
+        traced: Vec<TracedFlow>,
+    ) -> Vec<(usize, crate::record::Path)> {
+        let (history, records) = crate::probe::trace::PathHistory::start(
+            traced
+                .into_iter()
+                .map(|tf| (tf.target, tf.result, tf.path))
+                .collect(),
+        );
+        self.followed = Some(Followed {
+            targets: targets.to_vec(),
+            cfg: *cfg,
+            every,
+            history,
+        });
+        records
+    }
+
+    /// The followed flows' last `path` records, with their counts since their previous one.
+    pub fn final_paths(
+        &self,
+        totals: &[crate::engine::StreamTotal],
+    ) -> Vec<(usize, crate::record::Path)> {
+        self.followed
+            .as_ref()
+            .map(|f| f.history.finish(totals))
+            .unwrap_or_default()
+    }
+}
+
 fn open_flow_socket(v6: bool, port: u16, opts: &SocketOptions) -> Result<Socket> {
     let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
     let sock = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))
@@ -307,6 +354,31 @@ impl Prober for UdpProber {
         self.sockets[i]
             .probe
             .send(&self.payload, target.socket_addr(target.port), id, tos)
+    }
+
+    fn retrace_every(&self) -> Option<Duration> {
+        self.followed.as_ref().map(|f| f.every)
+    }
+
+    fn retrace(
+        &mut self,
+        totals: &[crate::engine::StreamTotal],
+    ) -> Result<Vec<(usize, crate::record::Path)>> {
+        let Some(mut followed) = self.followed.take() else {
+            return Ok(Vec::new());
+        };
+        let traced = self.trace(&followed.targets, &followed.cfg);
+        let records = traced.map(|traced| {
+            followed.history.update(
+                traced
+                    .into_iter()
+                    .map(|tf| (tf.target, tf.result, tf.path))
+                    .collect(),
+                totals,
+            )
+        });
+        self.followed = Some(followed);
+        records
     }
 
     fn drain(&mut self, token: usize, _lookup: &dyn ProbeLookup, events: &mut Vec<ProbeEvent>) {
