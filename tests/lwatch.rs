@@ -727,3 +727,151 @@ fn exec_gets_every_record_in_order_without_holding_up_the_stream() {
     let _ = std::fs::remove_file(&file);
     assert_eq!(execd, got, "every record, in order, on the commands' stdin");
 }
+
+/// IPv6 keeps one route per device for a destination and metric, so a route that moves to
+/// another device (`ip -6 route replace`) or becomes multipath (`ip -6 route append`) is
+/// found through the message's NLM_F_REPLACE flag and its nexthops: a `replace`, and no
+/// stale route left behind (putting the old routes back is an `add` again, which a stale
+/// copy would have swallowed as a repeat).
+#[test]
+fn ipv6_replace_and_append_are_replaces_and_leave_nothing_stale() {
+    require_root();
+    let ns = Netns::new("lwatch-v6rep");
+    ns.run(
+        "ip link add w0 type veth peer name w1 && ip link set w0 up && ip link set w1 up && \
+         ip link add w2 type veth peer name w3 && ip link set w2 up && ip link set w3 up",
+    );
+    let mut w = Watch::start(
+        &ns,
+        &["--type", "route", "--family", "6", "--dst", "2001:db8::/32"],
+    );
+    let a = "2001:db8:1::/64 t254 unicast boot";
+    let b = "2001:db8:2::/64 t254 unicast boot";
+    step(
+        &mut w,
+        &ns,
+        "ip -6 route add 2001:db8:1::/64 dev w0 metric 100",
+        &[&format!("route add {a} dev w0")],
+    );
+    step(
+        &mut w,
+        &ns,
+        "ip -6 route replace 2001:db8:1::/64 dev w1 metric 100",
+        &[&format!("route replace {a} dev w1")],
+    );
+    step(
+        &mut w,
+        &ns,
+        "ip -6 route add 2001:db8:2::/64 via fe80::2 dev w0",
+        &[&format!("route add {b} dev w0 via fe80::2")],
+    );
+    step(
+        &mut w,
+        &ns,
+        "ip -6 route append 2001:db8:2::/64 via fe80::3 dev w1",
+        &[&format!(
+            "route replace {b} nh(fe80::2 w0 w1) nh(fe80::3 w1 w1)"
+        )],
+    );
+    step(
+        &mut w,
+        &ns,
+        "ip -6 route append 2001:db8:2::/64 via fe80::5 dev w1",
+        &[&format!(
+            "route replace {b} nh(fe80::2 w0 w1) nh(fe80::3 w1 w1) nh(fe80::5 w1 w1)"
+        )],
+    );
+    // Deleting one path of a multipath route leaves the others.
+    step(
+        &mut w,
+        &ns,
+        "ip -6 route del 2001:db8:2::/64 via fe80::3 dev w1",
+        &[&format!(
+            "route replace {b} nh(fe80::2 w0 w1) nh(fe80::5 w1 w1)"
+        )],
+    );
+    step(
+        &mut w,
+        &ns,
+        "ip -6 route del 2001:db8:2::/64 via fe80::2 dev w0",
+        &[&format!("route replace {b} dev w1 via fe80::5")],
+    );
+    step(
+        &mut w,
+        &ns,
+        "ip -6 route replace 2001:db8:2::/64 via fe80::4 dev w0",
+        &[&format!("route replace {b} dev w0 via fe80::4")],
+    );
+    step(
+        &mut w,
+        &ns,
+        "ip -6 route del 2001:db8:2::/64 via fe80::4 dev w0",
+        &[&format!("route del {b} dev w0 via fe80::4")],
+    );
+    step(
+        &mut w,
+        &ns,
+        "ip -6 route add 2001:db8:2::/64 via fe80::2 dev w0",
+        &[&format!("route add {b} dev w0 via fe80::2")],
+    );
+    step(
+        &mut w,
+        &ns,
+        "ip -6 route del 2001:db8:1::/64 dev w1 metric 100",
+        &[&format!("route del {a} dev w1")],
+    );
+    step(
+        &mut w,
+        &ns,
+        "ip -6 route add 2001:db8:1::/64 dev w0 metric 100",
+        &[&format!("route add {a} dev w0")],
+    );
+    // Two device routes of one metric are two routes; a replace takes the first.
+    step(
+        &mut w,
+        &ns,
+        "ip -6 route append 2001:db8:1::/64 dev w1 metric 100",
+        &[&format!("route add {a} dev w1")],
+    );
+    step(
+        &mut w,
+        &ns,
+        "ip -6 route replace 2001:db8:1::/64 dev w2 metric 100",
+        &[&format!("route replace {a} dev w2")],
+    );
+    step(
+        &mut w,
+        &ns,
+        "ip -6 route del 2001:db8:1::/64 dev w1 metric 100",
+        &[&format!("route del {a} dev w1")],
+    );
+    step(
+        &mut w,
+        &ns,
+        "ip -6 route append 2001:db8:1::/64 dev w0 metric 100",
+        &[&format!("route add {a} dev w0")],
+    );
+    step(
+        &mut w,
+        &ns,
+        "ip -6 route del 2001:db8:1::/64 dev w0 metric 100",
+        &[&format!("route del {a} dev w0")],
+    );
+    step(
+        &mut w,
+        &ns,
+        "ip -6 route del 2001:db8:1::/64 dev w2 metric 100",
+        &[&format!("route del {a} dev w2")],
+    );
+    let extra = w.rest(Duration::from_millis(300));
+    assert!(
+        extra.is_empty(),
+        "{:#?}",
+        extra.iter().map(brief).collect::<Vec<_>>()
+    );
+    assert!(
+        !ns.run("ip -6 route show 2001:db8:1::/64").contains("2001"),
+        "the kernel has no 2001:db8:1::/64 left either"
+    );
+    w.stop();
+}

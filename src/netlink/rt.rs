@@ -16,6 +16,11 @@ pub const RTM_GETADDR: u16 = 22;
 pub const RTM_NEWROUTE: u16 = 24;
 pub const RTM_DELROUTE: u16 = 25;
 pub const RTM_GETROUTE: u16 = 26;
+/// `nlmsg_flags` of a `RTM_NEWROUTE` notification: the route took the place of another
+/// (`ip route replace`).
+pub const NLM_F_REPLACE: u16 = 0x100;
+/// `nlmsg_flags` of a `RTM_NEWROUTE` notification: the route was appended (`ip route append`).
+pub const NLM_F_APPEND: u16 = 0x800;
 
 pub const IFLA_ADDRESS: u16 = 1;
 
@@ -262,10 +267,19 @@ pub fn walk_notifications(
     buf: &[u8],
     mut f: impl FnMut(u16, &[u8]) -> Result<(), Error>,
 ) -> Result<(), Error> {
+    walk_notifications_flagged(buf, |kind, _, payload| f(kind, payload))
+}
+
+/// [`walk_notifications`], handing `(type, nlmsg_flags, payload)` to `f`.
+pub fn walk_notifications_flagged(
+    buf: &[u8],
+    mut f: impl FnMut(u16, u16, &[u8]) -> Result<(), Error>,
+) -> Result<(), Error> {
     let mut at = 0;
     while at + NLMSG_HDRLEN <= buf.len() {
         let len = u32_at(buf, at).unwrap_or(0) as usize;
         let kind = u16_at(buf, at + 4).unwrap_or(0);
+        let flags = u16_at(buf, at + 6).unwrap_or(0);
         if len < NLMSG_HDRLEN || at + len > buf.len() {
             return Err(Error::Truncated("message"));
         }
@@ -274,7 +288,7 @@ pub fn walk_notifications(
         match kind {
             NLMSG_NOOP | NLMSG_ERROR | NLMSG_DONE => {}
             NLMSG_OVERRUN => return Err(Error::Overrun),
-            _ => f(kind, payload)?,
+            _ => f(kind, flags, payload)?,
         }
     }
     Ok(())

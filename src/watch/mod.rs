@@ -13,8 +13,8 @@ use crate::cli::{parse_count, parse_positive_duration, OutputArgs};
 use crate::netlink::parse::{getlink_dump_request, parse_link, RTM_NEWLINK};
 use crate::netlink::rt::{
     getaddr_dump_request, getroute4_dump_request, getroute6_dump_request, link_address, parse_addr,
-    parse_route, walk_notifications, Route, RTM_DELADDR, RTM_DELLINK, RTM_DELROUTE, RTM_NEWADDR,
-    RTM_NEWROUTE,
+    parse_route, walk_notifications_flagged, Route, RTM_DELADDR, RTM_DELLINK, RTM_DELROUTE,
+    RTM_NEWADDR, RTM_NEWROUTE,
 };
 use crate::netlink::{Received, RouteSocket, Subscription};
 use crate::output::RecordWriter;
@@ -275,6 +275,7 @@ fn ipv4_routes(sock: &mut RouteSocket, msgs: &mut Vec<(u16, Vec<u8>)>) -> Result
 fn apply(
     state: &mut State,
     kind: u16,
+    flags: u16,
     payload: &[u8],
     flush: &mut BTreeSet<u32>,
     out: &mut Vec<Body>,
@@ -307,7 +308,7 @@ fn apply(
         }
         RTM_NEWROUTE => {
             if let Some(r) = parse_route(payload)? {
-                state.new_route(r, out);
+                state.new_route_flagged(r, flags, out);
             }
         }
         RTM_DELROUTE => {
@@ -457,8 +458,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 Received::Empty => break,
                 Received::Lost => lost = true,
                 Received::Datagram(buf) => {
-                    walk_notifications(buf, |kind, payload| {
-                        apply(&mut state, kind, payload, &mut flush, &mut bodies)
+                    walk_notifications_flagged(buf, |kind, flags, payload| {
+                        apply(&mut state, kind, flags, payload, &mut flush, &mut bodies)
                     })
                     .context("bad netlink notification")?;
                 }

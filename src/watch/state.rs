@@ -6,7 +6,7 @@
 //! and only real changes become records.
 
 use crate::netlink::parse::{oper_name, Link};
-use crate::netlink::rt::{Addr, Route, AF_INET};
+use crate::netlink::rt::{Addr, Route, AF_INET, NLM_F_REPLACE};
 use crate::record::{Body, WatchAddr, WatchLink, WatchNexthop, WatchRoute};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -53,6 +53,20 @@ pub struct State {
     /// The last name of every interface seen, kept after it goes, so routes flushed with a
     /// deleted link still name it.
     pub names: BTreeMap<u32, String>,
+    /// When each route arrived (a counter): the kernel keeps IPv6 routes of one table,
+    /// destination, source and metric in that order, and a replace takes the first.
+    pub route_seq: BTreeMap<RouteKey, u64>,
+    next_seq: u64,
+}
+
+/// An IPv6 route's place in the kernel's FIB: the key without the device.
+fn group(k: &RouteKey) -> (u8, u32, IpAddr, u8, Option<IpAddr>, u8, u8, Option<u32>) {
+    (k.0, k.1, k.2, k.3, k.4, k.5, k.6, k.7)
+}
+
+/// Whether the kernel may make the route an ECMP sibling of another (it has a gateway).
+fn ecmp(r: &Route) -> bool {
+    r.gateway.is_some() || !r.nexthops.is_empty()
 }
 
 fn family(f: u8) -> &'static str {
@@ -260,20 +274,122 @@ impl State {
     /// An `RTM_NEWROUTE`: `add`, `replace` when the same destination changed, nothing for a
     /// repeat.
     pub fn new_route(&mut self, r: Route, out: &mut Vec<Body>) {
+        self.new_route_flagged(r, 0, out);
+    }
+
+    /// An `RTM_NEWROUTE` with the `nlmsg_flags` of its notification. IPv6 routes are kept per
+    /// device, so a route that takes the place of others on another device is found here:
+    /// with `NLM_F_REPLACE` the kernel replaced the first route of the same table,
+    /// destination, source and metric (and its ECMP siblings, which lwatch holds as one
+    /// multipath route); a multipath route (`ip -6 route append` of a route with a gateway)
+    /// takes in the single routes that are now its nexthops. Either is a `replace`.
+    ///
+    /// The nexthops of an IPv6 multipath route are kept in order of gateway: the kernel
+    /// announces an appended route's nexthop first but dumps them in the order they came.
+    pub fn new_route_flagged(&mut self, mut r: Route, flags: u16, out: &mut Vec<Body>) {
+        if r.family != AF_INET {
+            r.nexthops.sort_by_key(|n| (n.gateway, n.index));
+        }
         let key = route_key(&r);
+        let mut taken: Vec<RouteKey> = Vec::new();
+        if r.family != AF_INET {
+            let mut same: Vec<(u64, RouteKey)> = self
+                .routes
+                .keys()
+                .filter(|k| group(k) == group(&key))
+                .map(|k| (self.route_seq.get(k).copied().unwrap_or(0), *k))
+                .collect();
+            same.sort();
+            if flags & NLM_F_REPLACE != 0 {
+                // The first of the same kind (both with or both without a gateway), else the
+                // first, as fib6_add_rt2node picks it.
+                let first = same
+                    .iter()
+                    .find(|(_, k)| ecmp(&self.routes[k]) == ecmp(&r))
+                    .or(same.first());
+                taken.extend(first.map(|(_, k)| *k).filter(|k| *k != key));
+            } else if !r.nexthops.is_empty() {
+                taken.extend(same.iter().map(|(_, k)| *k).filter(|k| {
+                    let old = &self.routes[k];
+                    old.nexthops.is_empty()
+                        && r.nexthops
+                            .iter()
+                            .any(|n| n.gateway == old.gateway && n.index == old.index)
+                }));
+            }
+        }
+        let mut seq = None;
+        let mut replaced = false;
+        for k in &taken {
+            self.routes.remove(k);
+            let s = self.route_seq.remove(k);
+            seq = seq.or(s);
+            replaced = true;
+        }
         match self.routes.get(&key) {
-            Some(old) if *old == r => {}
+            Some(old) if *old == r && !replaced => {}
             Some(_) => out.push(self.route_body("replace", &r)),
+            None if replaced => out.push(self.route_body("replace", &r)),
             None => out.push(self.route_body("add", &r)),
+        }
+        if !self.route_seq.contains_key(&key) {
+            let s = seq.unwrap_or_else(|| {
+                self.next_seq += 1;
+                self.next_seq
+            });
+            self.route_seq.insert(key, s);
         }
         self.routes.insert(key, r);
     }
 
-    /// An `RTM_DELROUTE`.
+    /// An `RTM_DELROUTE`. For IPv6 it may name one nexthop of a multipath route (`ip -6
+    /// route del ... via G dev D` of an ECMP sibling): the route loses that path, a
+    /// `replace`, and with one path left it is a single-path route again, as the kernel
+    /// dumps it.
     pub fn del_route(&mut self, r: &Route, out: &mut Vec<Body>) {
-        if let Some(old) = self.routes.remove(&route_key(r)) {
+        let key = route_key(r);
+        if let Some(old) = self.routes.remove(&key) {
+            self.route_seq.remove(&key);
             out.push(self.route_body("del", &old));
+            return;
         }
+        if r.family == AF_INET || !r.nexthops.is_empty() {
+            return;
+        }
+        let Some(mkey) = self
+            .routes
+            .iter()
+            .find(|(k, m)| {
+                group(k) == group(&key)
+                    && m.nexthops
+                        .iter()
+                        .any(|n| n.gateway == r.gateway && n.index == r.index)
+            })
+            .map(|(k, _)| *k)
+        else {
+            return;
+        };
+        let Some(mut m) = self.routes.remove(&mkey) else {
+            return;
+        };
+        let seq = self.route_seq.remove(&mkey);
+        m.nexthops
+            .retain(|n| !(n.gateway == r.gateway && n.index == r.index));
+        if m.nexthops.len() == 1 {
+            let n = m.nexthops.remove(0);
+            m.gateway = n.gateway;
+            m.index = n.index;
+        }
+        if m.nexthops.is_empty() && m.index.is_none() {
+            out.push(self.route_body("del", &m));
+            return;
+        }
+        out.push(self.route_body("replace", &m));
+        let k = route_key(&m);
+        if let Some(seq) = seq {
+            self.route_seq.insert(k, seq);
+        }
+        self.routes.insert(k, m);
     }
 
     /// The IPv4 routes through `index` that a fresh dump (`now`, IPv4 routes) no longer has:
@@ -287,6 +403,7 @@ impl State {
             .map(|(k, _)| *k)
             .collect();
         for k in gone {
+            self.route_seq.remove(&k);
             if let Some(r) = self.routes.remove(&k) {
                 let mut body = self.route_body("del", &r);
                 if let Body::WatchRoute(w) = &mut body {
@@ -329,7 +446,13 @@ impl State {
         for a in fresh.addrs.into_values() {
             self.new_addr(a, out);
         }
-        for r in fresh.routes.into_values() {
+        let mut routes: Vec<(u64, Route)> = fresh
+            .routes
+            .iter()
+            .map(|(k, r)| (fresh.route_seq.get(k).copied().unwrap_or(0), r.clone()))
+            .collect();
+        routes.sort_by_key(|(s, _)| *s);
+        for (_, r) in routes {
             self.new_route(r, out);
         }
         let gone: Vec<u32> = self
@@ -504,6 +627,95 @@ mod tests {
                 "route add 10.9.0.0/24 254",
                 "link del v1"
             ]
+        );
+    }
+
+    fn route6(dst: &str, dev: u32, gateway: Option<&str>) -> Route {
+        Route {
+            family: crate::netlink::rt::AF_INET6,
+            priority: Some(1024),
+            gateway: gateway.map(|g| g.parse().unwrap()),
+            ..route(dst, 64, 254, dev)
+        }
+    }
+
+    fn nh(gateway: &str, dev: u32) -> Nexthop {
+        Nexthop {
+            gateway: Some(gateway.parse().unwrap()),
+            index: Some(dev),
+            weight: 1,
+        }
+    }
+
+    /// What a dump of the kernel's routes gives, as a state.
+    fn dumped(routes: &[Route]) -> State {
+        let mut s = State::default();
+        for r in routes {
+            s.new_route(r.clone(), &mut Vec::new());
+        }
+        s
+    }
+
+    #[test]
+    fn ipv6_replaces_and_appends_take_the_place_of_the_routes_they_replace() {
+        use crate::netlink::rt::NLM_F_APPEND;
+        let mut s = State::default();
+        let mut out = Vec::new();
+        // A device route moved to another device: the first of its metric is replaced.
+        s.new_route_flagged(route6("2001:db8:1::", 5, None), 0x600, &mut out);
+        s.new_route_flagged(
+            route6("2001:db8:1::", 6, None),
+            NLM_F_APPEND | 0x400,
+            &mut out,
+        );
+        s.new_route_flagged(route6("2001:db8:1::", 7, None), NLM_F_REPLACE, &mut out);
+        assert_eq!(
+            events(&out),
+            [
+                "route add 2001:db8:1::/64 254",
+                "route add 2001:db8:1::/64 254",
+                "route replace 2001:db8:1::/64 254"
+            ]
+        );
+        let devs: Vec<Option<u32>> = s.routes.values().map(|r| r.index).collect();
+        assert_eq!(devs, [Some(6), Some(7)], "dev 5 was the one replaced");
+        // An appended gateway route: the multipath message (new path first) takes in the
+        // single route.
+        out.clear();
+        s.new_route(route6("2001:db8:2::", 5, Some("fe80::2")), &mut out);
+        let mut mp = route6("2001:db8:2::", 0, None);
+        mp.index = None;
+        mp.nexthops = vec![nh("fe80::3", 6), nh("fe80::2", 5)];
+        s.new_route_flagged(mp.clone(), NLM_F_APPEND | 0x400, &mut out);
+        assert_eq!(
+            events(&out),
+            [
+                "route add 2001:db8:2::/64 254",
+                "route replace 2001:db8:2::/64 254"
+            ]
+        );
+        mp.nexthops.reverse();
+        let mut kernel = vec![
+            route6("2001:db8:1::", 7, None),
+            route6("2001:db8:1::", 6, None),
+            mp.clone(),
+        ];
+        let mut check = s.clone();
+        check.resync(dumped(&kernel), &mut out);
+        assert_eq!(
+            out.len(),
+            2,
+            "nothing differs from the kernel's dump: {out:?}"
+        );
+        // One path deleted: one left, a single-path route as the dump shows it.
+        s.del_route(&route6("2001:db8:2::", 5, Some("fe80::2")), &mut out);
+        assert_eq!(events(&out[2..]), ["route replace 2001:db8:2::/64 254"]);
+        kernel[2] = route6("2001:db8:2::", 6, Some("fe80::3"));
+        s.resync(dumped(&kernel), &mut out);
+        assert_eq!(
+            out.len(),
+            3,
+            "nothing differs from the kernel's dump: {out:?}"
         );
     }
 }
