@@ -1214,11 +1214,13 @@ mod tests {
             .collect();
         let mut prober = FakeProber::new(&fates);
         prober.retrace_every = Some(Duration::from_millis(50));
-        Engine::new(config(30, 10, 15), vec![target], &mut out)
+        // Rounds wait up to a timeout (50 ms) for lost probes, ten intervals (5 ms): without
+        // the shift of the schedule, about ten overdue probes would leave at once after each.
+        Engine::new(config(30, 5, 50), vec![target], &mut out)
             .run(&mut prober)
             .unwrap();
         assert_eq!(prober.sends.len(), 30);
-        assert!(prober.retraces.len() >= 3, "{:?}", prober.retraces);
+        assert!(prober.retraces.len() >= 2, "{:?}", prober.retraces);
         let text = String::from_utf8(out.into_inner()).unwrap();
         let paths: Vec<Value> = text
             .lines()
@@ -1241,10 +1243,17 @@ mod tests {
                 "no probe leaves during a round"
             );
         }
-        for pair in prober.sends.windows(2) {
+        // No burst to catch up: never four sends within one interval. (One late wake-up on a
+        // loaded machine can bunch two or three; a catch-up after a 50 ms pause bunches ten.)
+        for w in prober.sends.windows(4) {
             assert!(
-                pair[1].duration_since(pair[0]) >= Duration::from_millis(5),
-                "no burst to catch up after a pause"
+                w[3].duration_since(w[0]) >= Duration::from_millis(5),
+                "no burst to catch up after a pause: {:?}",
+                prober
+                    .sends
+                    .windows(2)
+                    .map(|p| p[1].duration_since(p[0]))
+                    .collect::<Vec<_>>()
             );
         }
     }
