@@ -706,16 +706,14 @@ fn exec_gets_every_record_in_order_without_holding_up_the_stream() {
     let cmd = format!("sleep 0.5; cat >> {file}");
     let mut w = Watch::start(&ns, &["--type", "addr", "--exec", &cmd]);
     ns.run("ip addr add 10.1.0.1/32 dev lo && ip addr add 10.1.0.2/32 dev lo && ip addr add 10.1.0.3/32 dev lo");
-    let t0 = Instant::now();
     let got = w.take(3, "exec");
-    assert!(
-        t0.elapsed() < Duration::from_millis(400),
-        "stdout waited for --exec"
-    );
     let lines = || std::fs::read_to_string(&file).unwrap_or_default();
+    // Had the watch waited for each command, two of them (half a second each) would have
+    // finished before the third record reached stdout.
     assert!(
-        lines().lines().count() < 3,
-        "the commands run one after another"
+        lines().lines().count() < 2,
+        "stdout waited for --exec: {}",
+        lines()
     );
     // SIGINT lets the queued commands finish.
     w.stop();

@@ -135,8 +135,10 @@ fn sixteen_flows_find_both_spines_stably_and_match_traceroute() {
     let first = ludp(&lab.h1, &args);
     let took = start.elapsed();
     assert_eq!(first.status, 0, "{}", first.stderr);
+    // All flows and hops at once: about one -W (1 s). One flow after another would take at
+    // least 16 × 1 s, so the bound is loose enough for a loaded machine and still tells.
     assert!(
-        took < std::time::Duration::from_secs(3),
+        took < std::time::Duration::from_secs(8),
         "all flows and hops are traced at once: {took:?}"
     );
     assert_eq!(first.paths.len(), 16);
