@@ -417,17 +417,20 @@ fn deleting_an_up_link_reports_the_ipv4_routes_that_went_with_it() {
         got.extend(w.take(1, "link deletion").iter().map(brief));
     }
     got.extend(w.rest(Duration::from_millis(500)).iter().map(brief));
+    // The local route goes with a notification of its own; on a loaded machine the re-read
+    // can see it gone first and report it as flushed. Either way: reported once.
+    let local = "route del 10.1.0.1/32 t255 local kernel dev w0";
     let flushed: BTreeSet<&str> = got
         .iter()
-        .filter(|g| g.ends_with("flushed"))
+        .filter(|g| g.ends_with("flushed") && !g.starts_with(local))
         .map(String::as_str)
         .collect();
     assert_eq!(flushed, want, "{got:#?}");
     assert!(got.iter().any(|g| g.starts_with("link del w0")), "{got:#?}");
-    assert!(
-        got.iter()
-            .any(|g| g == "route del 10.1.0.1/32 t255 local kernel dev w0"),
-        "the local route goes with a notification: {got:#?}"
+    assert_eq!(
+        got.iter().filter(|g| g.starts_with(local)).count(),
+        1,
+        "the local route is reported deleted once: {got:#?}"
     );
     w.stop();
 }
