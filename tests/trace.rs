@@ -6,35 +6,6 @@ mod common;
 use common::lab::*;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Stdio;
-
-/// A plain RFC 862 echo service on port `argv[1]`.
-const PY_ECHO: &str = r#"
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("0.0.0.0", int(sys.argv[1])))
-print("ready", flush=True)
-while True:
-    data, peer = s.recvfrom(65535)
-    s.sendto(data, peer)
-"#;
-
-fn python_echo(ns: &Netns, port: u16) -> Background {
-    let mut child = ns
-        .command("python3")
-        .args(["-c", PY_ECHO, &port.to_string()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the python echo service");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert_eq!(line.trim(), "ready");
-    Background(child)
-}
 
 struct Run {
     status: i32,

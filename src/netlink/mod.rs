@@ -32,21 +32,26 @@ pub struct RouteSocket {
     buf: Vec<u8>,
 }
 
+/// A non-blocking, close-on-exec `NETLINK_ROUTE` socket.
+fn open_route_socket() -> Result<OwnedFd> {
+    // SAFETY: plain socket(2) call; the result is checked before use.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            libc::NETLINK_ROUTE,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error()).context("cannot open a netlink socket");
+    }
+    // SAFETY: fd is a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 impl RouteSocket {
     pub fn open() -> Result<RouteSocket> {
-        // SAFETY: plain socket(2) call; the result is checked before use.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-                libc::NETLINK_ROUTE,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error()).context("cannot open a netlink socket");
-        }
-        // SAFETY: fd is a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let fd = open_route_socket()?;
         Ok(RouteSocket {
             fd,
             seq: 0,
@@ -167,19 +172,7 @@ pub struct LinkEvents {
 impl LinkEvents {
     /// Subscribes; do it before the first dump, so no change falls between the two.
     pub fn subscribe() -> Result<LinkEvents> {
-        // SAFETY: plain socket(2) call; the result is checked before use.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-                libc::NETLINK_ROUTE,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error()).context("cannot open a netlink socket");
-        }
-        // SAFETY: fd is a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let fd = open_route_socket()?;
         // SAFETY: a zeroed sockaddr_nl is valid; the fields are set below.
         let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
         addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
@@ -255,19 +248,7 @@ impl Subscription {
     /// past `rmem_max` where the process may (`SO_RCVBUFFORCE`, CAP_NET_ADMIN). Subscribe
     /// before dumping, so no change falls between the dump and the first notification.
     pub fn open(groups: &[u32], rcvbuf: usize) -> Result<Subscription> {
-        // SAFETY: plain socket(2) call; the result is checked before use.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-                libc::NETLINK_ROUTE,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error()).context("cannot open a netlink socket");
-        }
-        // SAFETY: fd is a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let fd = open_route_socket()?;
         let size = rcvbuf.min(i32::MAX as usize / 2) as libc::c_int;
         if setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, size).is_err() {
             setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, size)

@@ -615,3 +615,32 @@ impl LeafSpine {
         }
     }
 }
+
+/// A plain RFC 862 UDP echo service (Python, one datagram at a time) on a dual-stack port:
+/// the simplest far end, which knows nothing of lopa. Returns once it is bound.
+pub fn python_echo(ns: &Netns, port: u16) -> Background {
+    const PY_ECHO: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.bind(("::", int(sys.argv[1])))
+print("ready", flush=True)
+while True:
+    data, peer = s.recvfrom(65535)
+    s.sendto(data, peer)
+"#;
+    let mut child = ns
+        .command("python3")
+        .args(["-c", PY_ECHO, &port.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the python echo service");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().expect("stdout")),
+        &mut line,
+    )
+    .expect("the echo service's first line");
+    assert_eq!(line.trim(), "ready");
+    Background(child)
+}
