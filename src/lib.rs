@@ -11,7 +11,8 @@
 //! - [`engine`]: the event loop every probing tool shares (schedule, timeouts, signals).
 //! - [`probe`]: the probe kinds behind one trait ([`probe::Prober`]).
 //! - [`wire`]: pure encode/decode of packet formats.
-//! - [`net`]: socket set-up and `recvmsg` with control messages.
+//! - [`net`]: socket set-up, `sendmsg`/`recvmsg` with control messages, privilege drop.
+//! - [`clock`]: whether the host clock is synchronized (for one-way figures).
 //! - [`ping`], [`udp`], [`tcp`]: the `lping`, `ludp` and `ltcp` tools.
 //! - [`reflect`]: the `lreflect` echo reflector (access list, rate limits, batched I/O).
 //! - [`netlink`]: rtnetlink dumps and subscriptions (pure decoding in `netlink::parse` and
