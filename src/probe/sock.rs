@@ -48,7 +48,7 @@ impl ProbeSocket {
     }
 
     /// Sends probe `id`; the stamp is read right before the send call, and the kernel's
-    /// transmit stamp, when it comes, arrives as a [`ProbeEvent::Sent`] from [`drain`].
+    /// transmit stamp, when it comes, arrives as a [`ProbeEvent::Sent`] from [`ProbeSocket::drain`].
     pub fn send(
         &mut self,
         packet: &[u8],
