@@ -3,9 +3,11 @@
 
 pub mod icmp;
 pub mod ip;
+pub mod ntp;
 pub mod payload;
 pub mod probe;
 pub mod tcp;
+pub mod twamp;
 
 use std::fmt;
 
@@ -20,6 +22,8 @@ pub enum Error {
     BadChecksum,
     /// A version, magic or cookie that is not ours.
     NotOurs,
+    /// A field with a value its format forbids (e.g. an Error Estimate multiplier of 0).
+    BadField,
 }
 
 impl fmt::Display for Error {
@@ -29,6 +33,7 @@ impl fmt::Display for Error {
             Error::BadLength => "bad length",
             Error::BadChecksum => "bad checksum",
             Error::NotOurs => "not ours",
+            Error::BadField => "bad field",
         })
     }
 }
