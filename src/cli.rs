@@ -180,6 +180,62 @@ pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Shortest interval and timeout: the event loop schedules with millisecond resolution.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(1);
 
+/// How a probing tool's targets name ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ports {
+    /// Addresses only (ICMP): a target is a host, an address or a CIDR, never split at `:`.
+    None,
+    /// `host[:port]` and `[v6]:port`; a target without a port takes this default, and is an
+    /// error when there is none.
+    Default(Option<u16>),
+}
+
+/// The argument groups every probing tool shares.
+#[derive(Debug, Clone, Copy)]
+pub struct ProbeArgs<'a> {
+    pub targets: &'a TargetArgs,
+    pub run: &'a RunArgs,
+    pub alerts: &'a AlertArgs,
+    pub output: &'a OutputArgs,
+}
+
+/// Expands the targets (positional, CIDRs, `--targets FILE`) and resolves them once, with the
+/// tags of `--tag` and of the targets file.
+pub fn resolve_targets(
+    targets: &TargetArgs,
+    output: &OutputArgs,
+    ports: Ports,
+) -> anyhow::Result<Vec<crate::target::Target>> {
+    let specs = crate::target::expand(&targets.targets, targets.file.as_deref())?;
+    let tags = output.tag_map();
+    match ports {
+        Ports::None => crate::target::resolve(specs, targets.family(), &tags),
+        Ports::Default(port) => {
+            crate::target::resolve_with_port(specs, targets.family(), &tags, port)
+        }
+    }
+}
+
+/// A probing tool from arguments to exit status: resolve the targets, open the prober over
+/// them (`open` may also refuse them), then [`run_probe`].
+pub fn probe<P: crate::probe::Prober>(
+    tool: &'static str,
+    args: ProbeArgs<'_>,
+    ports: Ports,
+    open: impl FnOnce(&[crate::target::Target]) -> anyhow::Result<P>,
+) -> anyhow::Result<ExitCode> {
+    let targets = resolve_targets(args.targets, args.output, ports)?;
+    let mut prober = open(&targets)?;
+    run_probe(
+        tool,
+        &mut prober,
+        targets,
+        args.run,
+        args.alerts,
+        args.output,
+    )
+}
+
 /// The common end of every probing tool: give up privileges (the sockets are open), run the
 /// engine over the targets, report dropped datagrams, and turn the outcome into the exit status
 /// ping and fping use.

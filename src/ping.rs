@@ -3,7 +3,6 @@
 use crate::cli::{self, AlertArgs, OutputArgs, RunArgs, SocketArgs, TargetArgs};
 use crate::net::IcmpSocketMode;
 use crate::probe::icmp::{IcmpProber, MAX_PAYLOAD};
-use crate::target;
 use anyhow::Result;
 use clap::Parser;
 use std::process::ExitCode;
@@ -58,20 +57,18 @@ pub struct Args {
 
 /// Runs lping; the exit status follows ping and fping.
 pub fn run(args: Args) -> Result<ExitCode> {
-    let specs = target::expand(&args.targets.targets, args.targets.file.as_deref())?;
-    let targets = target::resolve(specs, args.targets.family(), &args.output.tag_map())?;
-    let mut prober = IcmpProber::open(
-        &targets,
-        args.socket_mode,
-        args.size as usize,
-        &args.socket.options(),
-    )?;
-    cli::run_probe(
-        "lping",
-        &mut prober,
-        targets,
-        &args.run,
-        &args.alerts,
-        &args.output,
-    )
+    let common = cli::ProbeArgs {
+        targets: &args.targets,
+        run: &args.run,
+        alerts: &args.alerts,
+        output: &args.output,
+    };
+    cli::probe("lping", common, cli::Ports::None, |targets| {
+        IcmpProber::open(
+            targets,
+            args.socket_mode,
+            args.size as usize,
+            &args.socket.options(),
+        )
+    })
 }

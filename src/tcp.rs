@@ -3,7 +3,6 @@
 use crate::cli::{self, AlertArgs, OutputArgs, RunArgs, SocketArgs, TargetArgs};
 use crate::probe::syn::SynProber;
 use crate::probe::tcp::{TcpProber, TcpSpread};
-use crate::target;
 use anyhow::{bail, Result};
 use clap::Parser;
 use std::process::ExitCode;
@@ -66,44 +65,32 @@ pub struct Args {
 
 /// Runs ltcp; the exit status follows ping and fping.
 pub fn run(args: Args) -> Result<ExitCode> {
-    let specs = target::expand(&args.targets.targets, args.targets.file.as_deref())?;
-    let targets = target::resolve_with_port(
-        specs,
-        args.targets.family(),
-        &args.output.tag_map(),
-        args.port,
-    )?;
-    if let Some(t) = targets.iter().find(|t| t.port == 0 && !args.syn) {
-        bail!(
-            "{}: port 0 takes no connection; use --syn, to which hosts answer RST",
-            t.name
-        );
-    }
     let spread = TcpSpread {
         flows: args.flows,
         sport_base: args.sport,
     };
     let sport_base = spread.base()?;
     let options = args.socket.options();
+    let common = cli::ProbeArgs {
+        targets: &args.targets,
+        run: &args.run,
+        alerts: &args.alerts,
+        output: &args.output,
+    };
+    let ports = cli::Ports::Default(args.port);
     if args.syn {
-        let mut prober = SynProber::open(&targets, spread, sport_base, &options)?;
-        cli::run_probe(
-            "ltcp",
-            &mut prober,
-            targets,
-            &args.run,
-            &args.alerts,
-            &args.output,
-        )
+        cli::probe("ltcp", common, ports, |targets| {
+            SynProber::open(targets, spread, sport_base, &options)
+        })
     } else {
-        let mut prober = TcpProber::new(spread, sport_base, options);
-        cli::run_probe(
-            "ltcp",
-            &mut prober,
-            targets,
-            &args.run,
-            &args.alerts,
-            &args.output,
-        )
+        cli::probe("ltcp", common, ports, |targets| {
+            if let Some(t) = targets.iter().find(|t| t.port == 0) {
+                bail!(
+                    "{}: port 0 takes no connection; use --syn, to which hosts answer RST",
+                    t.name
+                );
+            }
+            Ok(TcpProber::new(spread, sport_base, options))
+        })
     }
 }

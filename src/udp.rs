@@ -6,7 +6,6 @@ use crate::output::RecordWriter;
 use crate::probe::trace::TraceConfig;
 use crate::probe::udp::{check_payload_len, TracedFlow, UdpProber, UdpSpread, MAX_PAYLOAD};
 use crate::record::{Body, Path, Record};
-use crate::target;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use std::collections::HashSet;
@@ -99,12 +98,10 @@ pub struct Args {
 /// Runs ludp; the exit status follows ping and fping.
 pub fn run(args: Args) -> Result<ExitCode> {
     check_payload_len(args.size as usize)?;
-    let specs = target::expand(&args.targets.targets, args.targets.file.as_deref())?;
-    let targets = target::resolve_with_port(
-        specs,
-        args.targets.family(),
-        &args.output.tag_map(),
-        Some(args.port),
+    let targets = cli::resolve_targets(
+        &args.targets,
+        &args.output,
+        cli::Ports::Default(Some(args.port)),
     )?;
     if let Some(t) = targets.iter().find(|t| t.port == 0) {
         bail!("{}: UDP port 0 cannot be probed", t.name);
