@@ -190,6 +190,27 @@ pub fn reflect(request: &[u8], r: &Reflection, out: &mut [u8]) -> Result<usize> 
     Ok(len)
 }
 
+/// [`reflect`] in place, for a reflector that answers from its receive buffer: `buf` holds the
+/// request in its first `request_len` bytes and has room for the reply
+/// (`reply_len(request_len)` bytes). The reply's first 44 bytes overwrite the request's; bytes
+/// beyond 44 are the request's own, so they are copied by staying where they are. Returns the
+/// reply's length, or an error (and leaves `buf` as it was) for a request under 14 bytes or a
+/// `buf` too small.
+pub fn reflect_in_place(buf: &mut [u8], request_len: usize, r: &Reflection) -> Result<usize> {
+    if request_len < SENDER_MIN_LEN {
+        return Err(Error::Truncated);
+    }
+    let len = reply_len(request_len);
+    if buf.len() < len || buf.len() < request_len {
+        return Err(Error::BadLength);
+    }
+    let n = request_len.min(STAMP_LEN);
+    let mut head = [0u8; STAMP_LEN];
+    head[..n].copy_from_slice(&buf[..n]);
+    reflect(&head[..n], r, &mut buf[..STAMP_LEN])?;
+    Ok(len)
+}
+
 /// Writes T3 into a reply built by [`reflect`].
 pub fn set_transmit_timestamp(reply: &mut [u8], t3: Timestamp) {
     if let Some(f) = reply.get_mut(field::TIMESTAMP) {
@@ -334,6 +355,46 @@ mod tests {
             ),
             Err(Error::BadLength)
         );
+    }
+
+    #[test]
+    fn reflecting_in_place_gives_the_same_reply() {
+        let r = Reflection {
+            seq: 5,
+            error: 0x8101,
+            receive_timestamp: Timestamp {
+                secs: 0xe100_0000,
+                frac: 7,
+            },
+            ttl: 63,
+        };
+        for len in [14, 20, 41, 43, 44, 45, 100, 1000] {
+            let mut req = stamp_request(11, 0xbeef, len);
+            for (k, b) in req.iter_mut().enumerate().skip(44) {
+                *b = k as u8;
+            }
+            let mut expected = vec![0u8; reply_len(len)];
+            let n = reflect(&req, &r, &mut expected).unwrap();
+            // The request in a buffer with room, the rest of it garbage.
+            let mut buf = vec![0xa5u8; len.max(44) + 8];
+            buf[..len].copy_from_slice(&req);
+            assert_eq!(reflect_in_place(&mut buf, len, &r), Ok(n), "{len}");
+            assert_eq!(&buf[..n], &expected[..], "{len}");
+            assert_eq!(
+                &buf[n..],
+                &[0xa5; 8],
+                "{len}: nothing written past the reply"
+            );
+        }
+        // Too short, or no room: an error, the buffer untouched.
+        let mut buf = [0x11u8; 44];
+        assert_eq!(reflect_in_place(&mut buf, 13, &r), Err(Error::Truncated));
+        assert_eq!(
+            reflect_in_place(&mut buf[..43], 20, &r),
+            Err(Error::BadLength)
+        );
+        assert_eq!(reflect_in_place(&mut buf, 45, &r), Err(Error::BadLength));
+        assert_eq!(buf, [0x11u8; 44]);
     }
 
     #[test]
