@@ -538,7 +538,8 @@ pub struct WatchNexthop {
     pub weight: u16,
 }
 
-/// `route` (lwatch): `event` is `add`, `replace`, `del` or `present`.
+/// `route` (lwatch): `event` is `add`, `replace`, `del` or `present`. A `replace` names the
+/// route it took the place of in `old_dev`, `old_ifindex`, `old_gateway` or `old_nexthops`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WatchRoute {
     pub event: String,
@@ -572,6 +573,18 @@ pub struct WatchRoute {
     pub src: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tos: Option<u8>,
+    /// `replace` only: the replaced route's device.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_dev: Option<String>,
+    /// `replace` only: the replaced route's interface index.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_ifindex: Option<u32>,
+    /// `replace` only: the replaced route's gateway.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_gateway: Option<IpAddr>,
+    /// `replace` only: the replaced route's paths, when it was a multipath route.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_nexthops: Option<Vec<WatchNexthop>>,
     /// `true` for a deletion found by re-reading the routes, because the kernel flushes IPv4
     /// routes without a notification when their link goes down or away.
     #[serde(skip_serializing_if = "Option::is_none")]

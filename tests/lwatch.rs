@@ -1,15 +1,16 @@
 //! lwatch in the namespace lab: the oracle sequence (a veth pair, up/down, MTU, rename, MAC,
 //! IPv4 and IPv6 addresses, routes in main and in table 1000, a multipath route, link down and
 //! delete) gives exactly the expected records, step by step; IPv4 routes the kernel flushes
-//! silently are reported; an overflow burst ends with a `resync` after which the picture built
-//! from the stream equals `ip -j addr` and `ip -j route show table all`; filters and bad
-//! input. Needs root (CI runs as root); without it every test fails with one line saying so.
+//! silently are reported; routes sharing one destination, table and metric are each kept, and
+//! a replace names the route it replaced; an overflow burst ends with a `resync` after which
+//! the picture built from the stream equals `ip -j addr` and `ip -j route show table all`;
+//! filters and bad input. Needs root (CI runs as root); without it every test fails with one line saying so.
 
 mod common;
 
 use common::lab::*;
 use serde_json::Value;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::{self, Receiver};
@@ -163,6 +164,24 @@ fn brief(r: &Value) -> String {
                     n["dev"].as_str().unwrap_or("-"),
                     n["weight"]
                 );
+            }
+            if r["event"] == "replace" {
+                t += " (was";
+                if let Some(d) = r["old_dev"].as_str() {
+                    t += &format!(" dev {d}");
+                }
+                if let Some(g) = r["old_gateway"].as_str() {
+                    t += &format!(" via {g}");
+                }
+                for n in r["old_nexthops"].as_array().into_iter().flatten() {
+                    t += &format!(
+                        " nh({} {} w{})",
+                        n["gateway"].as_str().unwrap_or("-"),
+                        n["dev"].as_str().unwrap_or("-"),
+                        n["weight"]
+                    );
+                }
+                t += ")";
             }
             if r["flushed"] == true {
                 t += " flushed";
@@ -335,7 +354,7 @@ fn the_oracle_sequence_gives_exactly_the_expected_records() {
         &mut w,
         &ns,
         "ip route replace 10.9.0.0/24 via 10.1.0.3",
-        &["route replace 10.9.0.0/24 t254 unicast boot dev w0 via 10.1.0.3"],
+        &["route replace 10.9.0.0/24 t254 unicast boot dev w0 via 10.1.0.3 (was dev w0 via 10.1.0.2)"],
     );
     step(
         &mut w,
@@ -435,8 +454,38 @@ fn deleting_an_up_link_reports_the_ipv4_routes_that_went_with_it() {
     w.stop();
 }
 
-/// The kernel's addresses and routes as `ip -j` lists them, in the form [`Picture`] keeps.
-fn kernel_picture(ns: &Netns) -> (BTreeSet<String>, BTreeSet<String>) {
+/// A route as [`Picture`] keeps it: destination, table, then the device and gateway or every
+/// path (`nh(gateway dev)`, in order of gateway as lwatch lists IPv6 paths). Fields come from
+/// a record (`prefix` "" for the route, "old_" for the one a replace replaced) or from `ip -j
+/// route`, whose members have the same names.
+fn route_key(r: &Value, prefix: &str, dst: &str, table: &str) -> String {
+    let f = |k: &str| r[format!("{prefix}{k}")].as_str().map(str::to_string);
+    let mut key = format!("{dst} t{table}");
+    if let Some(d) = f("dev") {
+        key += &format!(" dev {d}");
+    }
+    if let Some(g) = f("gateway") {
+        key += &format!(" via {g}");
+    }
+    let mut hops: Vec<String> = r[format!("{prefix}nexthops")]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|n| {
+            format!(
+                " nh({} {})",
+                n["gateway"].as_str().unwrap_or("-"),
+                n["dev"].as_str().unwrap_or("-")
+            )
+        })
+        .collect();
+    hops.sort();
+    key + &hops.concat()
+}
+
+/// The kernel's addresses and routes as `ip -j` lists them, in the form [`Picture`] keeps;
+/// routes of `ip -j route show TABLE`, counted (one place may hold the same route twice).
+fn kernel_picture(ns: &Netns, table: &str) -> (BTreeSet<String>, BTreeMap<String, usize>) {
     let mut addrs = BTreeSet::new();
     let a: Value = serde_json::from_str(&ns.run("ip -j addr")).expect("ip -j addr");
     for link in a.as_array().expect("links") {
@@ -449,10 +498,17 @@ fn kernel_picture(ns: &Netns) -> (BTreeSet<String>, BTreeSet<String>) {
             ));
         }
     }
-    let mut routes = BTreeSet::new();
+    let mut routes = BTreeMap::new();
     for (fam, host) in [("-4", 32), ("-6", 128)] {
-        let r: Value = serde_json::from_str(&ns.run(&format!("ip {fam} -j route show table all")))
-            .expect("ip -j route");
+        let cmd = format!("ip {fam} -j route show table {table}");
+        let out = ns.try_run(&cmd);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // IPv6 has no table until a route is put in it.
+        if !out.status.success() && stderr.contains("FIB table does not exist") {
+            continue;
+        }
+        assert!(out.status.success(), "{cmd}: {stderr}");
+        let r: Value = serde_json::from_slice(&out.stdout).expect("ip -j route");
         for route in r.as_array().expect("routes") {
             let dst = route["dst"].as_str().unwrap_or("?");
             let dst = match dst {
@@ -461,16 +517,14 @@ fn kernel_picture(ns: &Netns) -> (BTreeSet<String>, BTreeSet<String>) {
                 d if d.contains('/') => d.to_string(),
                 d => format!("{d}/{host}"),
             };
-            let table = match route["table"].as_str() {
+            let t = match route["table"].as_str() {
+                None if table != "all" => table.to_string(),
                 None | Some("main") => "254".to_string(),
                 Some("local") => "255".to_string(),
                 Some("default") => "253".to_string(),
                 Some(t) => t.to_string(),
             };
-            routes.insert(format!(
-                "{dst} t{table} {}",
-                route["dev"].as_str().unwrap_or("-")
-            ));
+            *routes.entry(route_key(route, "", &dst, &t)).or_default() += 1;
         }
     }
     (addrs, routes)
@@ -480,7 +534,7 @@ fn kernel_picture(ns: &Netns) -> (BTreeSet<String>, BTreeSet<String>) {
 #[derive(Default)]
 struct Picture {
     addrs: BTreeSet<String>,
-    routes: BTreeSet<String>,
+    routes: BTreeMap<String, usize>,
     resyncs: usize,
 }
 
@@ -498,14 +552,22 @@ impl Picture {
                 }
             }
             Some("route") => {
-                let key = format!("{} t{} {}", s("dst"), r["table"], s("dev"));
-                match r["event"].as_str() {
-                    Some("del") => {
+                let (dst, table) = (s("dst"), r["table"].to_string());
+                let key = route_key(r, "", &dst, &table);
+                let mut remove = |key: String| match self.routes.get_mut(&key) {
+                    Some(1) => {
                         self.routes.remove(&key);
                     }
-                    _ => {
-                        self.routes.insert(key);
+                    Some(n) => *n -= 1,
+                    None => panic!("{key} goes, but the picture does not have it: {r}"),
+                };
+                match r["event"].as_str() {
+                    Some("del") => remove(key),
+                    Some("replace") => {
+                        remove(route_key(r, "old_", &dst, &table));
+                        *self.routes.entry(key).or_default() += 1;
                     }
+                    _ => *self.routes.entry(key).or_default() += 1,
                 }
             }
             Some("resync") => self.resyncs += 1,
@@ -578,16 +640,23 @@ fn an_overflow_ends_with_a_resync_after_which_the_picture_is_the_kernels() {
         marked > 0,
         "the resync wrote what changed, marked resync:true"
     );
-    let (addrs, routes) = kernel_picture(&ns);
+    let (addrs, routes) = kernel_picture(&ns, "all");
     assert_eq!(pic.addrs, addrs, "addresses");
-    let missing: Vec<&String> = routes.difference(&pic.routes).collect();
-    let extra: Vec<&String> = pic.routes.difference(&routes).collect();
+    let missing: Vec<&String> = routes
+        .keys()
+        .filter(|k| pic.routes.get(*k) != routes.get(*k))
+        .collect();
+    let extra: Vec<&String> = pic
+        .routes
+        .keys()
+        .filter(|k| !routes.contains_key(*k))
+        .collect();
     assert!(
         missing.is_empty() && extra.is_empty(),
-        "routes: missing {missing:?}, extra {extra:?}"
+        "routes: missing or miscounted {missing:?}, extra {extra:?}"
     );
     assert_eq!(
-        routes.iter().filter(|r| r.contains(" t1000 ")).count(),
+        routes.keys().filter(|r| r.contains(" t1000 ")).count(),
         1000
     );
     w.stop();
@@ -770,7 +839,7 @@ fn ipv6_replace_and_append_are_replaces_and_leave_nothing_stale() {
         &mut w,
         &ns,
         "ip -6 route replace 2001:db8:1::/64 dev w1 metric 100",
-        &[&format!("route replace {a} dev w1")],
+        &[&format!("route replace {a} dev w1 (was dev w0)")],
     );
     step(
         &mut w,
@@ -783,7 +852,7 @@ fn ipv6_replace_and_append_are_replaces_and_leave_nothing_stale() {
         &ns,
         "ip -6 route append 2001:db8:2::/64 via fe80::3 dev w1",
         &[&format!(
-            "route replace {b} nh(fe80::2 w0 w1) nh(fe80::3 w1 w1)"
+            "route replace {b} nh(fe80::2 w0 w1) nh(fe80::3 w1 w1) (was dev w0 via fe80::2)"
         )],
     );
     step(
@@ -791,7 +860,8 @@ fn ipv6_replace_and_append_are_replaces_and_leave_nothing_stale() {
         &ns,
         "ip -6 route append 2001:db8:2::/64 via fe80::5 dev w1",
         &[&format!(
-            "route replace {b} nh(fe80::2 w0 w1) nh(fe80::3 w1 w1) nh(fe80::5 w1 w1)"
+            "route replace {b} nh(fe80::2 w0 w1) nh(fe80::3 w1 w1) nh(fe80::5 w1 w1) \
+             (was nh(fe80::2 w0 w1) nh(fe80::3 w1 w1))"
         )],
     );
     // Deleting one path of a multipath route leaves the others.
@@ -800,20 +870,25 @@ fn ipv6_replace_and_append_are_replaces_and_leave_nothing_stale() {
         &ns,
         "ip -6 route del 2001:db8:2::/64 via fe80::3 dev w1",
         &[&format!(
-            "route replace {b} nh(fe80::2 w0 w1) nh(fe80::5 w1 w1)"
+            "route replace {b} nh(fe80::2 w0 w1) nh(fe80::5 w1 w1) \
+             (was nh(fe80::2 w0 w1) nh(fe80::3 w1 w1) nh(fe80::5 w1 w1))"
         )],
     );
     step(
         &mut w,
         &ns,
         "ip -6 route del 2001:db8:2::/64 via fe80::2 dev w0",
-        &[&format!("route replace {b} dev w1 via fe80::5")],
+        &[&format!(
+            "route replace {b} dev w1 via fe80::5 (was nh(fe80::2 w0 w1) nh(fe80::5 w1 w1))"
+        )],
     );
     step(
         &mut w,
         &ns,
         "ip -6 route replace 2001:db8:2::/64 via fe80::4 dev w0",
-        &[&format!("route replace {b} dev w0 via fe80::4")],
+        &[&format!(
+            "route replace {b} dev w0 via fe80::4 (was dev w1 via fe80::5)"
+        )],
     );
     step(
         &mut w,
@@ -850,7 +925,7 @@ fn ipv6_replace_and_append_are_replaces_and_leave_nothing_stale() {
         &mut w,
         &ns,
         "ip -6 route replace 2001:db8:1::/64 dev w2 metric 100",
-        &[&format!("route replace {a} dev w2")],
+        &[&format!("route replace {a} dev w2 (was dev w0)")],
     );
     step(
         &mut w,
@@ -885,6 +960,140 @@ fn ipv6_replace_and_append_are_replaces_and_leave_nothing_stale() {
     assert!(
         !ns.run("ip -6 route show 2001:db8:1::/64").contains("2001"),
         "the kernel has no 2001:db8:1::/64 left either"
+    );
+    w.stop();
+}
+
+/// Several routes share one place (destination, table, TOS, metric): IPv4 keeps every route
+/// `ip route append`/`prepend` put there (even one that differs only in its metrics), IPv6
+/// one per device and gateway, and after a replace even two identical ones. Each is a route
+/// of its own in lwatch's picture: deleting one leaves the others, a replace names the route
+/// it replaced (`old_dev`, `old_gateway`, `old_nexthops`), and after every step the picture
+/// built from the records equals `ip -j route show table 1000`.
+#[test]
+fn routes_sharing_a_place_are_each_kept_and_a_replace_names_the_route_it_replaced() {
+    require_root();
+    let ns = Netns::new("lwatch-place");
+    ns.run(
+        "ip link add w0 type veth peer name w1 && ip link set w0 up && ip link set w1 up && \
+         ip addr add 10.1.0.1/24 dev w0 && ip addr add 10.2.0.1/24 dev w1",
+    );
+    let mut w = Watch::start(&ns, &["--dump", "--type", "route", "--table", "1000"]);
+    let mut pic = Picture::default();
+    let mut step = |cmd: &str, expect: &[&str]| {
+        ns.run(cmd);
+        let got = w.take(expect.len(), cmd);
+        for r in &got {
+            pic.apply(r);
+        }
+        let briefs: Vec<String> = got.iter().map(brief).collect();
+        assert_eq!(briefs, expect, "{cmd}");
+        let (_, kernel) = kernel_picture(&ns, "1000");
+        assert_eq!(pic.routes, kernel, "after {cmd}");
+    };
+    let v4 = "10.9.0.0/24 t1000 unicast boot dev";
+    step(
+        "ip route add 10.9.0.0/24 via 10.1.0.2 table 1000",
+        &[&format!("route add {v4} w0 via 10.1.0.2")],
+    );
+    step(
+        "ip route append 10.9.0.0/24 via 10.2.0.3 table 1000",
+        &[&format!("route add {v4} w1 via 10.2.0.3")],
+    );
+    step(
+        "ip route prepend 10.9.0.0/24 via 10.1.0.4 table 1000",
+        &[&format!("route add {v4} w0 via 10.1.0.4")],
+    );
+    // A replace takes the first route of the place: the prepended one.
+    step(
+        "ip route replace 10.9.0.0/24 via 10.2.0.5 table 1000",
+        &[&format!(
+            "route replace {v4} w1 via 10.2.0.5 (was dev w0 via 10.1.0.4)"
+        )],
+    );
+    step(
+        "ip route append 10.9.0.0/24 via 10.1.0.2 mtu 1400 table 1000",
+        &[&format!("route add {v4} w0 via 10.1.0.2")],
+    );
+    step(
+        "ip route del 10.9.0.0/24 via 10.2.0.3 table 1000",
+        &[&format!("route del {v4} w1 via 10.2.0.3")],
+    );
+    // Without a gateway, the kernel deletes the first route of the place.
+    step(
+        "ip route del 10.9.0.0/24 table 1000",
+        &[&format!("route del {v4} w1 via 10.2.0.5")],
+    );
+    step(
+        "ip route del 10.9.0.0/24 via 10.1.0.2 table 1000",
+        &[&format!("route del {v4} w0 via 10.1.0.2")],
+    );
+    step(
+        "ip route del 10.9.0.0/24 via 10.1.0.2 table 1000",
+        &[&format!("route del {v4} w0 via 10.1.0.2")],
+    );
+    let v6 = "fd09::/64 t1000 unicast boot";
+    step(
+        "ip -6 route add fd09::/64 dev w0 table 1000",
+        &[&format!("route add {v6} dev w0")],
+    );
+    // A gateway route through the same link is a second route, no sibling of a device route.
+    step(
+        "ip -6 route append fd09::/64 via fe80::2 dev w0 table 1000",
+        &[&format!("route add {v6} dev w0 via fe80::2")],
+    );
+    step(
+        "ip -6 route append fd09::/64 via fe80::3 dev w1 table 1000",
+        &[&format!(
+            "route replace {v6} nh(fe80::2 w0 w1) nh(fe80::3 w1 w1) (was dev w0 via fe80::2)"
+        )],
+    );
+    step(
+        "ip -6 route replace fd09::/64 via fe80::4 dev w0 table 1000",
+        &[&format!(
+            "route replace {v6} dev w0 via fe80::4 (was nh(fe80::2 w0 w1) nh(fe80::3 w1 w1))"
+        )],
+    );
+    step(
+        "ip -6 route del fd09::/64 dev w0 table 1000",
+        &[&format!("route del {v6} dev w0")],
+    );
+    // Two device routes; a replace takes the first, and the two left are the same route.
+    step(
+        "ip -6 route append fd09::/64 dev w0 table 1000 && \
+         ip -6 route append fd09::/64 dev w1 table 1000 && \
+         ip -6 route replace fd09::/64 dev w1 table 1000",
+        &[
+            &format!("route add {v6} dev w0"),
+            &format!("route add {v6} dev w1"),
+            &format!("route replace {v6} dev w1 (was dev w0)"),
+        ],
+    );
+    assert_eq!(
+        ns.run("ip -6 route show table 1000 fd09::/64 dev w1")
+            .lines()
+            .count(),
+        2,
+        "the kernel holds the same route twice"
+    );
+    step(
+        "ip -6 route del fd09::/64 dev w1 table 1000",
+        &[&format!("route del {v6} dev w1")],
+    );
+    step(
+        "ip -6 route del fd09::/64 dev w1 table 1000 && \
+         ip -6 route del fd09::/64 via fe80::4 table 1000",
+        &[
+            &format!("route del {v6} dev w1"),
+            &format!("route del {v6} dev w0 via fe80::4"),
+        ],
+    );
+    assert!(pic.routes.is_empty(), "{:?}", pic.routes);
+    let extra = w.rest(Duration::from_millis(300));
+    assert!(
+        extra.is_empty(),
+        "{:#?}",
+        extra.iter().map(brief).collect::<Vec<_>>()
     );
     w.stop();
 }

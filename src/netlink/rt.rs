@@ -36,6 +36,7 @@ const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
 const RTA_PRIORITY: u16 = 6;
 const RTA_PREFSRC: u16 = 7;
+const RTA_METRICS: u16 = 8;
 const RTA_MULTIPATH: u16 = 9;
 const RTA_TABLE: u16 = 15;
 const RTNEXTHOP_LEN: usize = 8;
@@ -144,6 +145,9 @@ pub struct Route {
     pub index: Option<u32>,
     /// `RTA_MULTIPATH`: empty for a single-path route.
     pub nexthops: Vec<Nexthop>,
+    /// The `RTA_METRICS` nest as sent (MTU, window, …): not reported, but two IPv4 routes of
+    /// one destination, TOS and metric may differ only in these (`ip route append ... mtu N`).
+    pub metrics: Option<Vec<u8>>,
 }
 
 impl Route {
@@ -186,6 +190,7 @@ pub fn parse_route(payload: &[u8]) -> Result<Option<Route>, Error> {
         gateway: None,
         index: None,
         nexthops: Vec::new(),
+        metrics: None,
     };
     for attr in Attrs::new(&payload[RTMSG_LEN..]) {
         let (kind, data) = attr?;
@@ -198,6 +203,7 @@ pub fn parse_route(payload: &[u8]) -> Result<Option<Route>, Error> {
             RTA_PREFSRC => r.prefsrc = ip(family, data),
             RTA_TABLE => r.table = u32_at(data, 0).unwrap_or(r.table),
             RTA_MULTIPATH => r.nexthops = parse_nexthops(family, data)?,
+            RTA_METRICS if !data.is_empty() => r.metrics = Some(data.to_vec()),
             _ => {}
         }
     }

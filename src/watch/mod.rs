@@ -53,8 +53,9 @@ Examples:
                                           a webhook per link change, in order
 
 Records: link (event new, del, rename, up, down, carrier, oper, mtu, address, present), addr
-(add, del, present), route (add, replace, del, present; \"flushed\":true for IPv4 routes the
-kernel removed without a notice when their link went down or away), and resync after the
+(add, del, present), route (add, replace, del, present; a replace names the route it replaced
+in old_dev, old_gateway or old_nexthops; \"flushed\":true for IPv4 routes the kernel removed
+without a notice when their link went down or away), and resync after the
 receive buffer overflowed (the records before it marked \"resync\":true are what changed
 meanwhile). --table and --dst select among routes, --family among addresses and routes; other
 records pass them.
@@ -245,7 +246,7 @@ fn read_state(sock: &mut RouteSocket, msgs: &mut Vec<(u16, Vec<u8>)>) -> Result<
         sock.dump_raw(req, msgs)?;
         for (_, payload) in msgs.iter() {
             if let Some(r) = parse_route(payload).context("bad route in the dump")? {
-                s.new_route(r, &mut Vec::new());
+                s.push_dumped(r);
             }
         }
     }

@@ -6,7 +6,7 @@
 //! and only real changes become records.
 
 use crate::netlink::parse::{oper_name, Link};
-use crate::netlink::rt::{Addr, Route, AF_INET, NLM_F_REPLACE};
+use crate::netlink::rt::{Addr, Route, AF_INET, NLM_F_APPEND, NLM_F_REPLACE};
 use crate::record::{Body, WatchAddr, WatchLink, WatchNexthop, WatchRoute};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -22,26 +22,32 @@ pub struct LinkInfo {
 /// with different prefixes).
 pub type AddrKey = (u32, IpAddr, u8);
 
-/// A route's identity in the kernel's FIB: family, table, destination, source, TOS, metric,
-/// and for IPv6 the device (IPv6 keeps one route per device for the same prefix and metric,
-/// e.g. `ff00::/8` on every link; IPv4 replaces it).
-pub type RouteKey = (
-    u8,
-    u32,
-    IpAddr,
-    u8,
-    Option<IpAddr>,
-    u8,
-    u8,
-    Option<u32>,
-    Option<u32>,
-);
+/// Where a route sits in the kernel's FIB: family, table, destination and its length, source
+/// and its length, TOS, metric. One place may hold several routes: IPv4 keeps every route
+/// `ip route append`/`prepend` put there (they differ in gateway, device, type, metrics …;
+/// only the first is used), IPv6 one per device and gateway (`ff00::/8` on every link; a
+/// device route and a gateway route on one link), its ECMP siblings as one multipath route.
+pub type Place = (u8, u32, IpAddr, u8, Option<IpAddr>, u8, u8, Option<u32>);
 
-fn route_key(r: &Route) -> RouteKey {
-    let dev = (r.family != AF_INET).then_some(r.index).flatten();
+fn place(r: &Route) -> Place {
     (
-        r.family, r.table, r.dst, r.dst_len, r.src, r.src_len, r.tos, r.priority, dev,
+        r.family, r.table, r.dst, r.dst_len, r.src, r.src_len, r.tos, r.priority,
     )
+}
+
+/// Whether `a` and `b` are one route to the kernel (one replaces the other in its place).
+/// IPv4 refuses an exact duplicate, so a route is all its contents; IPv6 tells the routes of
+/// a place apart by device and gateway, and holds at most one multipath route there (every
+/// gateway route of a place is a sibling of the others).
+fn same_route(a: &Route, b: &Route) -> bool {
+    if a.family == AF_INET {
+        return a == b;
+    }
+    match (a.nexthops.is_empty(), b.nexthops.is_empty()) {
+        (true, true) => a.index == b.index && a.gateway == b.gateway,
+        (false, false) => true,
+        _ => false,
+    }
 }
 
 /// Everything lwatch follows.
@@ -49,19 +55,11 @@ fn route_key(r: &Route) -> RouteKey {
 pub struct State {
     pub links: BTreeMap<u32, LinkInfo>,
     pub addrs: BTreeMap<AddrKey, Addr>,
-    pub routes: BTreeMap<RouteKey, Route>,
+    /// The routes of each place, in the kernel's order (a replace takes the first).
+    pub routes: BTreeMap<Place, Vec<Route>>,
     /// The last name of every interface seen, kept after it goes, so routes flushed with a
     /// deleted link still name it.
     pub names: BTreeMap<u32, String>,
-    /// When each route arrived (a counter): the kernel keeps IPv6 routes of one table,
-    /// destination, source and metric in that order, and a replace takes the first.
-    pub route_seq: BTreeMap<RouteKey, u64>,
-    next_seq: u64,
-}
-
-/// An IPv6 route's place in the kernel's FIB: the key without the device.
-fn group(k: &RouteKey) -> (u8, u32, IpAddr, u8, Option<IpAddr>, u8, u8, Option<u32>) {
-    (k.0, k.1, k.2, k.3, k.4, k.5, k.6, k.7)
 }
 
 /// Whether the kernel may make the route an ECMP sibling of another (it has a gateway).
@@ -159,8 +157,8 @@ impl State {
         })
     }
 
-    pub fn route_body(&self, event: &str, r: &Route) -> Body {
-        let nexthops = (!r.nexthops.is_empty()).then(|| {
+    fn nexthops(&self, r: &Route) -> Option<Vec<WatchNexthop>> {
+        (!r.nexthops.is_empty()).then(|| {
             r.nexthops
                 .iter()
                 .map(|n| WatchNexthop {
@@ -170,7 +168,11 @@ impl State {
                     weight: n.weight,
                 })
                 .collect()
-        });
+        })
+    }
+
+    pub fn route_body(&self, event: &str, r: &Route) -> Body {
+        let nexthops = self.nexthops(r);
         Body::WatchRoute(WatchRoute {
             event: event.into(),
             family: family(r.family).into(),
@@ -187,9 +189,26 @@ impl State {
             prefsrc: r.prefsrc,
             src: r.src.map(|s| format!("{s}/{}", r.src_len)),
             tos: (r.tos != 0).then_some(r.tos),
+            old_dev: None,
+            old_ifindex: None,
+            old_gateway: None,
+            old_nexthops: None,
             flushed: None,
             resync: None,
         })
+    }
+
+    /// A `replace` of `old` by `r`: `r`, with what identified `old` (its device, gateway or
+    /// paths), so a consumer knows which route of the place went.
+    pub fn replace_body(&self, r: &Route, old: &Route) -> Body {
+        let mut body = self.route_body("replace", r);
+        if let Body::WatchRoute(w) = &mut body {
+            w.old_dev = old.index.map(|i| self.name(i));
+            w.old_ifindex = old.index;
+            w.old_gateway = old.gateway;
+            w.old_nexthops = self.nexthops(old);
+        }
+        body
     }
 
     /// Everything as `present` records: links, then addresses, then routes.
@@ -200,7 +219,7 @@ impl State {
         for a in self.addrs.values() {
             out.push(self.addr_body("present", a));
         }
-        for r in self.routes.values() {
+        for r in self.routes.values().flatten() {
             out.push(self.route_body("present", r));
         }
     }
@@ -271,108 +290,122 @@ impl State {
         }
     }
 
-    /// An `RTM_NEWROUTE`: `add`, `replace` when the same destination changed, nothing for a
-    /// repeat.
-    pub fn new_route(&mut self, r: Route, out: &mut Vec<Body>) {
-        self.new_route_flagged(r, 0, out);
+    /// A route of a dump, after those before it.
+    pub fn push_dumped(&mut self, mut r: Route) {
+        normalize(&mut r);
+        self.routes.entry(place(&r)).or_default().push(r);
     }
 
-    /// An `RTM_NEWROUTE` with the `nlmsg_flags` of its notification. IPv6 routes are kept per
-    /// device, so a route that takes the place of others on another device is found here:
-    /// with `NLM_F_REPLACE` the kernel replaced the first route of the same table,
-    /// destination, source and metric (and its ECMP siblings, which lwatch holds as one
-    /// multipath route); a multipath route (`ip -6 route append` of a route with a gateway)
-    /// takes in the single routes that are now its nexthops. Either is a `replace`.
+    /// An `RTM_NEWROUTE` with the `nlmsg_flags` of its notification: `add`, `replace`, or
+    /// nothing for a route lwatch already has.
     ///
-    /// The nexthops of an IPv6 multipath route are kept in order of gateway: the kernel
-    /// announces an appended route's nexthop first but dumps them in the order they came.
+    /// IPv4 (`fib_table_insert`): with `NLM_F_REPLACE` the route takes the place of the first
+    /// route of its place; otherwise it is one more route there, last with `NLM_F_APPEND`
+    /// (`ip route append`), else first (`ip route prepend`, or a place of its own).
+    ///
+    /// IPv6 (`fib6_add_rt2node`): with `NLM_F_REPLACE` the route takes the place of the first
+    /// route of its place that is as ECMP-able as it (both with or both without a gateway),
+    /// else of the first (a multipath route counts as one, as its siblings go with it); a
+    /// multipath route (`ip -6 route append` of a gateway route, `add` of several nexthops)
+    /// arrives whole and takes in the single routes that are now its paths and the multipath
+    /// route it grew from; a route of a device and gateway already there is an update of it;
+    /// any other is one more route of the place, last.
     pub fn new_route_flagged(&mut self, mut r: Route, flags: u16, out: &mut Vec<Body>) {
-        if r.family != AF_INET {
-            r.nexthops.sort_by_key(|n| (n.gateway, n.index));
+        normalize(&mut r);
+        let list = self.routes.entry(place(&r)).or_default();
+        let taken: Vec<usize> = if flags & NLM_F_REPLACE != 0 {
+            let first = if r.family == AF_INET {
+                (!list.is_empty()).then_some(0)
+            } else {
+                list.iter()
+                    .position(|x| ecmp(x) == ecmp(&r))
+                    .or((!list.is_empty()).then_some(0))
+            };
+            first.into_iter().collect()
+        } else if r.family == AF_INET {
+            Vec::new()
+        } else if !r.nexthops.is_empty() {
+            (0..list.len())
+                .filter(|&i| {
+                    let x = &list[i];
+                    !x.nexthops.is_empty()
+                        || (ecmp(x)
+                            && r.nexthops
+                                .iter()
+                                .any(|n| n.gateway == x.gateway && n.index == x.index))
+                })
+                .collect()
+        } else {
+            list.iter()
+                .position(|x| same_route(x, &r))
+                .into_iter()
+                .collect()
+        };
+        // A route exactly as lwatch has it changes nothing (it came with a dump or a re-read;
+        // the kernel refuses an exact IPv4 duplicate).
+        match taken[..] {
+            [] if list.contains(&r) => return,
+            [at] if list[at] == r => return,
+            _ => {}
         }
-        let key = route_key(&r);
-        let mut taken: Vec<RouteKey> = Vec::new();
-        if r.family != AF_INET {
-            let mut same: Vec<(u64, RouteKey)> = self
-                .routes
-                .keys()
-                .filter(|k| group(k) == group(&key))
-                .map(|k| (self.route_seq.get(k).copied().unwrap_or(0), *k))
-                .collect();
-            same.sort();
-            if flags & NLM_F_REPLACE != 0 {
-                // The first of the same kind (both with or both without a gateway), else the
-                // first, as fib6_add_rt2node picks it.
-                let first = same
-                    .iter()
-                    .find(|(_, k)| ecmp(&self.routes[k]) == ecmp(&r))
-                    .or(same.first());
-                taken.extend(first.map(|(_, k)| *k).filter(|k| *k != key));
-            } else if !r.nexthops.is_empty() {
-                taken.extend(same.iter().map(|(_, k)| *k).filter(|k| {
-                    let old = &self.routes[k];
-                    old.nexthops.is_empty()
-                        && r.nexthops
-                            .iter()
-                            .any(|n| n.gateway == old.gateway && n.index == old.index)
-                }));
+        let Some(&at) = taken.first() else {
+            if r.family == AF_INET && flags & NLM_F_APPEND == 0 {
+                list.insert(0, r.clone());
+            } else {
+                list.push(r.clone());
             }
+            out.push(self.route_body("add", &r));
+            return;
+        };
+        let old = list[at].clone();
+        for &i in taken.iter().rev() {
+            list.remove(i);
         }
-        let mut seq = None;
-        let mut replaced = false;
-        for k in &taken {
-            self.routes.remove(k);
-            let s = self.route_seq.remove(k);
-            seq = seq.or(s);
-            replaced = true;
-        }
-        match self.routes.get(&key) {
-            Some(old) if *old == r && !replaced => {}
-            Some(_) => out.push(self.route_body("replace", &r)),
-            None if replaced => out.push(self.route_body("replace", &r)),
-            None => out.push(self.route_body("add", &r)),
-        }
-        if !self.route_seq.contains_key(&key) {
-            let s = seq.unwrap_or_else(|| {
-                self.next_seq += 1;
-                self.next_seq
-            });
-            self.route_seq.insert(key, s);
-        }
-        self.routes.insert(key, r);
+        list.insert(at, r.clone());
+        out.push(self.replace_body(&r, &old));
     }
 
-    /// An `RTM_DELROUTE`. For IPv6 it may name one nexthop of a multipath route (`ip -6
-    /// route del ... via G dev D` of an ECMP sibling): the route loses that path, a
-    /// `replace`, and with one path left it is a single-path route again, as the kernel
-    /// dumps it.
+    /// An `RTM_DELROUTE`: the route it names goes. For IPv6 it may name one path of a
+    /// multipath route (`ip -6 route del ... via G dev D` of an ECMP sibling, or a link going
+    /// down under one path): the route loses that path, a `replace`, and with one path left
+    /// it is a single-path route again, as the kernel dumps it.
     pub fn del_route(&mut self, r: &Route, out: &mut Vec<Body>) {
-        let key = route_key(r);
-        if let Some(old) = self.routes.remove(&key) {
-            self.route_seq.remove(&key);
+        let mut r = r.clone();
+        normalize(&mut r);
+        let key = place(&r);
+        let Some(list) = self.routes.get_mut(&key) else {
+            return;
+        };
+        // IPv4: the route exactly as it is, else (should its metrics read differently) the
+        // first of its gateway, device and type.
+        let at = list.iter().position(|x| *x == r).or_else(|| {
+            list.iter().position(|x| {
+                same_route(x, &r)
+                    || (r.family == AF_INET
+                        && (x.kind, x.gateway, x.index, &x.nexthops)
+                            == (r.kind, r.gateway, r.index, &r.nexthops))
+            })
+        });
+        if let Some(at) = at {
+            let old = list.remove(at);
+            if list.is_empty() {
+                self.routes.remove(&key);
+            }
             out.push(self.route_body("del", &old));
             return;
         }
         if r.family == AF_INET || !r.nexthops.is_empty() {
             return;
         }
-        let Some(mkey) = self
-            .routes
-            .iter()
-            .find(|(k, m)| {
-                group(k) == group(&key)
-                    && m.nexthops
-                        .iter()
-                        .any(|n| n.gateway == r.gateway && n.index == r.index)
-            })
-            .map(|(k, _)| *k)
-        else {
+        let Some(at) = list.iter().position(|m| {
+            m.nexthops
+                .iter()
+                .any(|n| n.gateway == r.gateway && n.index == r.index)
+        }) else {
             return;
         };
-        let Some(mut m) = self.routes.remove(&mkey) else {
-            return;
-        };
-        let seq = self.route_seq.remove(&mkey);
+        let old = list[at].clone();
+        let m = &mut list[at];
         m.nexthops
             .retain(|n| !(n.gateway == r.gateway && n.index == r.index));
         if m.nexthops.len() == 1 {
@@ -380,43 +413,50 @@ impl State {
             m.gateway = n.gateway;
             m.index = n.index;
         }
-        if m.nexthops.is_empty() && m.index.is_none() {
-            out.push(self.route_body("del", &m));
-            return;
-        }
-        out.push(self.route_body("replace", &m));
-        let k = route_key(&m);
-        if let Some(seq) = seq {
-            self.route_seq.insert(k, seq);
-        }
-        self.routes.insert(k, m);
+        let m = m.clone();
+        out.push(self.replace_body(&m, &old));
     }
 
-    /// The IPv4 routes through `index` that a fresh dump (`now`, IPv4 routes) no longer has:
-    /// the kernel flushed them silently when the link went down or away. Reported deleted.
-    pub fn flushed(&mut self, index: u32, now: &[Route], out: &mut Vec<Body>) {
-        let present: std::collections::HashSet<RouteKey> = now.iter().map(route_key).collect();
-        let gone: Vec<RouteKey> = self
-            .routes
-            .iter()
-            .filter(|(k, r)| r.family == AF_INET && r.uses(index) && !present.contains(k))
-            .map(|(k, _)| *k)
-            .collect();
-        for k in gone {
-            self.route_seq.remove(&k);
-            if let Some(r) = self.routes.remove(&k) {
-                let mut body = self.route_body("del", &r);
-                if let Body::WatchRoute(w) = &mut body {
-                    w.flushed = Some(true);
-                }
-                out.push(body);
-            }
+    /// The IPv4 routes through `index` that a fresh read of the IPv4 routes (`now`) no longer
+    /// has: the kernel flushed them silently when the link went down or away. Reported
+    /// deleted, with `flushed`; returned too.
+    pub fn flushed(&mut self, index: u32, now: &[Route], out: &mut Vec<Body>) -> Vec<Route> {
+        let mut fresh: BTreeMap<Place, Vec<&Route>> = BTreeMap::new();
+        for r in now {
+            fresh.entry(place(r)).or_default().push(r);
         }
+        let mut gone = Vec::new();
+        for (key, list) in self.routes.iter_mut() {
+            if key.0 != AF_INET || !list.iter().any(|r| r.uses(index)) {
+                continue;
+            }
+            let mut left = fresh.remove(key).unwrap_or_default();
+            list.retain(|r| {
+                if let Some(i) = left.iter().position(|x| *x == r) {
+                    left.swap_remove(i);
+                    return true;
+                }
+                if !r.uses(index) {
+                    return true;
+                }
+                gone.push(r.clone());
+                false
+            });
+        }
+        self.routes.retain(|_, list| !list.is_empty());
+        for r in &gone {
+            let mut body = self.route_body("del", r);
+            if let Body::WatchRoute(w) = &mut body {
+                w.flushed = Some(true);
+            }
+            out.push(body);
+        }
+        gone
     }
 
     /// Replaces the whole state with a fresh read, writing what differs as ordinary records:
     /// links first (so later records name them), then address and route removals, then
-    /// additions, then links that went away.
+    /// additions and replaced routes, then links that went away.
     pub fn resync(&mut self, fresh: State, out: &mut Vec<Body>) {
         for info in fresh.links.values() {
             self.new_link(info.clone(), out);
@@ -432,29 +472,65 @@ impl State {
                 self.del_addr(&a, out);
             }
         }
-        let gone: Vec<RouteKey> = self
+        // Per place: the routes only the old picture has and those only the fresh one has;
+        // one of each that are the same route to the kernel (or the only ones of a place)
+        // make a replace.
+        let mut changed = Vec::new();
+        let places: std::collections::BTreeSet<Place> = self
             .routes
             .keys()
-            .filter(|k| !fresh.routes.contains_key(k))
+            .chain(fresh.routes.keys())
             .copied()
             .collect();
-        for k in gone {
-            if let Some(r) = self.routes.get(&k).cloned() {
-                self.del_route(&r, out);
+        for key in places {
+            let old = self.routes.get(&key).map(Vec::as_slice).unwrap_or_default();
+            let new = fresh
+                .routes
+                .get(&key)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let mut gone: Vec<&Route> = old.iter().collect();
+            let mut came = Vec::new();
+            for r in new {
+                match gone.iter().position(|x| *x == r) {
+                    Some(i) => {
+                        gone.remove(i);
+                    }
+                    None => came.push(r),
+                }
+            }
+            let mut pairs = Vec::new();
+            came.retain(|r| match gone.iter().position(|x| same_route(x, r)) {
+                Some(i) => {
+                    pairs.push((gone.remove(i), *r));
+                    false
+                }
+                None => true,
+            });
+            if let ([o], [r]) = (&gone[..], &came[..]) {
+                pairs.push((o, r));
+                gone.clear();
+                came.clear();
+            }
+            for r in gone {
+                out.push(self.route_body("del", r));
+            }
+            changed.push((pairs, came));
+        }
+        let mut later = Vec::new();
+        for (pairs, came) in changed {
+            for (old, r) in pairs {
+                later.push(self.replace_body(r, old));
+            }
+            for r in came {
+                later.push(self.route_body("add", r));
             }
         }
         for a in fresh.addrs.into_values() {
             self.new_addr(a, out);
         }
-        let mut routes: Vec<(u64, Route)> = fresh
-            .routes
-            .iter()
-            .map(|(k, r)| (fresh.route_seq.get(k).copied().unwrap_or(0), r.clone()))
-            .collect();
-        routes.sort_by_key(|(s, _)| *s);
-        for (_, r) in routes {
-            self.new_route(r, out);
-        }
+        out.append(&mut later);
+        self.routes = fresh.routes;
         let gone: Vec<u32> = self
             .links
             .keys()
@@ -467,10 +543,24 @@ impl State {
     }
 }
 
+/// IPv6 nexthops in order of gateway: the kernel announces an appended path first but dumps
+/// the paths in the order they came.
+fn normalize(r: &mut Route) {
+    if r.family != AF_INET {
+        r.nexthops.sort_by_key(|n| (n.gateway, n.index));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::netlink::rt::Nexthop;
+
+    /// `nlmsg_flags` of the kernel's notifications: a route in a place of its own
+    /// (`NLM_F_EXCL | NLM_F_CREATE`), `ip route prepend` (`NLM_F_CREATE`), `ip route append`.
+    const FRESH: u16 = 0x600;
+    const PREPEND: u16 = 0x400;
+    const APPEND: u16 = NLM_F_APPEND | 0x400;
 
     fn link(index: u32, name: &str, flags: u32, mtu: u32) -> LinkInfo {
         LinkInfo {
@@ -492,7 +582,33 @@ mod tests {
             .map(|b| match b {
                 Body::WatchLink(l) => format!("link {} {}", l.event, l.ifname),
                 Body::WatchAddr(a) => format!("addr {} {}/{}", a.event, a.addr, a.prefixlen),
-                Body::WatchRoute(r) => format!("route {} {} {}", r.event, r.dst, r.table),
+                Body::WatchRoute(r) => {
+                    let mut t = format!("route {} {} {}", r.event, r.dst, r.table);
+                    if let Some(d) = &r.dev {
+                        t += &format!(" dev {d}");
+                    }
+                    if let Some(g) = r.gateway {
+                        t += &format!(" via {g}");
+                    }
+                    for n in r.nexthops.iter().flatten() {
+                        t += &format!(" nh {}", n.gateway.map_or("-".into(), |g| g.to_string()));
+                    }
+                    if r.event == "replace" {
+                        t += " (was";
+                        if let Some(d) = &r.old_dev {
+                            t += &format!(" dev {d}");
+                        }
+                        if let Some(g) = r.old_gateway {
+                            t += &format!(" via {g}");
+                        }
+                        for n in r.old_nexthops.iter().flatten() {
+                            t +=
+                                &format!(" nh {}", n.gateway.map_or("-".into(), |g| g.to_string()));
+                        }
+                        t += ")";
+                    }
+                    t
+                }
                 _ => "?".into(),
             })
             .collect()
@@ -515,7 +631,39 @@ mod tests {
             gateway: None,
             index: Some(dev),
             nexthops: Vec::new(),
+            metrics: None,
         }
+    }
+
+    fn via(mut r: Route, gateway: &str) -> Route {
+        r.gateway = Some(gateway.parse().unwrap());
+        r
+    }
+
+    fn add(s: &mut State, r: Route, out: &mut Vec<Body>) {
+        s.new_route_flagged(r, FRESH, out);
+    }
+
+    /// What a dump of the kernel's routes gives, as a state.
+    fn dumped(routes: &[Route]) -> State {
+        let mut s = State::default();
+        for r in routes {
+            s.push_dumped(r.clone());
+        }
+        s
+    }
+
+    /// Re-reading `kernel` after `s` changes nothing: `s` holds what the kernel holds.
+    fn same_as_kernel(s: &State, kernel: &[Route]) {
+        let mut check = s.clone();
+        let mut out = Vec::new();
+        check.resync(dumped(kernel), &mut out);
+        assert!(
+            out.is_empty(),
+            "differs from the kernel: {:?}",
+            events(&out)
+        );
+        assert_eq!(s.routes, dumped(kernel).routes, "in the kernel's order");
     }
 
     #[test]
@@ -563,46 +711,103 @@ mod tests {
         s.new_addr(a.clone(), &mut out);
         s.new_addr(a.clone(), &mut out);
         let r = route("10.2.0.0", 24, 1000, 5);
-        s.new_route(r.clone(), &mut out);
-        s.new_route(r.clone(), &mut out);
+        add(&mut s, r.clone(), &mut out);
+        add(&mut s, r.clone(), &mut out);
         let mut r2 = r.clone();
+        r2.index = None;
         r2.nexthops = vec![Nexthop {
             gateway: None,
             index: Some(6),
             weight: 1,
         }];
-        s.new_route(r2, &mut out);
+        s.new_route_flagged(r2, NLM_F_REPLACE, &mut out);
         s.del_addr(&a, &mut out);
         s.del_addr(&a, &mut out);
         assert_eq!(
             events(&out),
             [
                 "addr add 10.1.0.1/24",
-                "route add 10.2.0.0/24 1000",
-                "route replace 10.2.0.0/24 1000",
+                "route add 10.2.0.0/24 1000 dev 5",
+                "route replace 10.2.0.0/24 1000 nh - (was dev 5)",
                 "addr del 10.1.0.1/24"
             ]
         );
+    }
+
+    /// `ip route add/append/prepend/replace/del` of one IPv4 destination, as this kernel
+    /// notifies and orders them (checked with a raw netlink listener and `ip route show`).
+    #[test]
+    fn ipv4_routes_appended_to_one_place_are_each_kept_and_a_replace_takes_the_first() {
+        let mut s = State::default();
+        let mut out = Vec::new();
+        let r = |g: &str| via(route("10.9.0.0", 24, 254, 3), g);
+        s.new_route_flagged(r("10.1.0.2"), FRESH, &mut out);
+        s.new_route_flagged(r("10.1.0.3"), APPEND, &mut out);
+        s.new_route_flagged(r("10.1.0.4"), PREPEND, &mut out);
+        s.new_route_flagged(r("10.1.0.5"), NLM_F_REPLACE, &mut out);
+        // The same gateway with other metrics is one more route.
+        let mut mtu = r("10.1.0.2");
+        mtu.metrics = Some(vec![8, 0, 2, 0, 0x78, 5, 0, 0]);
+        s.new_route_flagged(mtu.clone(), APPEND, &mut out);
+        assert_eq!(
+            events(&out),
+            [
+                "route add 10.9.0.0/24 254 dev 3 via 10.1.0.2",
+                "route add 10.9.0.0/24 254 dev 3 via 10.1.0.3",
+                "route add 10.9.0.0/24 254 dev 3 via 10.1.0.4",
+                "route replace 10.9.0.0/24 254 dev 3 via 10.1.0.5 (was dev 3 via 10.1.0.4)",
+                "route add 10.9.0.0/24 254 dev 3 via 10.1.0.2",
+            ]
+        );
+        same_as_kernel(
+            &s,
+            &[r("10.1.0.5"), r("10.1.0.2"), r("10.1.0.3"), mtu.clone()],
+        );
+        // Deleting one leaves the others; deleting the one with metrics leaves the one
+        // without.
+        out.clear();
+        s.del_route(&r("10.1.0.3"), &mut out);
+        s.del_route(&mtu, &mut out);
+        assert_eq!(
+            events(&out),
+            [
+                "route del 10.9.0.0/24 254 dev 3 via 10.1.0.3",
+                "route del 10.9.0.0/24 254 dev 3 via 10.1.0.2",
+            ]
+        );
+        same_as_kernel(&s, &[r("10.1.0.5"), r("10.1.0.2")]);
     }
 
     #[test]
     fn silently_flushed_ipv4_routes_are_deleted_from_a_reread() {
         let mut s = State::default();
         let mut out = Vec::new();
-        s.new_route(route("10.2.0.0", 24, 254, 5), &mut out);
-        s.new_route(route("10.3.0.0", 24, 254, 6), &mut out);
-        s.new_route(route("10.4.0.0", 24, 1000, 5), &mut out);
+        add(&mut s, route("10.2.0.0", 24, 254, 5), &mut out);
+        add(&mut s, route("10.3.0.0", 24, 254, 6), &mut out);
+        add(&mut s, route("10.4.0.0", 24, 1000, 5), &mut out);
+        // Two routes of one place, one through the link that goes.
+        add(&mut s, route("10.5.0.0", 24, 254, 6), &mut out);
+        s.new_route_flagged(route("10.5.0.0", 24, 254, 5), APPEND, &mut out);
         out.clear();
         let still = [
             route("10.3.0.0", 24, 254, 6),
             route("10.4.0.0", 24, 1000, 5),
+            route("10.5.0.0", 24, 254, 6),
         ];
-        s.flushed(5, &still, &mut out);
-        assert_eq!(events(&out), ["route del 10.2.0.0/24 254"]);
+        let gone = s.flushed(5, &still, &mut out);
+        assert_eq!(
+            events(&out),
+            [
+                "route del 10.2.0.0/24 254 dev 5",
+                "route del 10.5.0.0/24 254 dev 5"
+            ]
+        );
+        assert_eq!(gone.len(), 2);
         let Body::WatchRoute(r) = &out[0] else {
             panic!()
         };
         assert_eq!(r.flushed, Some(true));
+        same_as_kernel(&s, &still);
     }
 
     #[test]
@@ -611,20 +816,27 @@ mod tests {
         let mut out = Vec::new();
         s.new_link(link(5, "v0", 0x1003, 1500), &mut out);
         s.new_link(link(6, "v1", 0x1003, 1500), &mut out);
-        s.new_route(route("10.2.0.0", 24, 254, 5), &mut out);
-        s.new_route(route("10.3.0.0", 24, 254, 6), &mut out);
+        add(&mut s, route("10.2.0.0", 24, 254, 5), &mut out);
+        add(&mut s, route("10.3.0.0", 24, 254, 6), &mut out);
+        add(
+            &mut s,
+            via(route("10.4.0.0", 24, 254, 5), "10.1.0.2"),
+            &mut out,
+        );
         out.clear();
         let mut fresh = State::default();
         fresh.new_link(link(5, "v0", 0x1003, 9000), &mut Vec::new());
-        fresh.new_route(route("10.2.0.0", 24, 254, 5), &mut Vec::new());
-        fresh.new_route(route("10.9.0.0", 24, 254, 5), &mut Vec::new());
+        fresh.push_dumped(route("10.2.0.0", 24, 254, 5));
+        fresh.push_dumped(via(route("10.4.0.0", 24, 254, 5), "10.1.0.3"));
+        fresh.push_dumped(route("10.9.0.0", 24, 254, 5));
         s.resync(fresh, &mut out);
         assert_eq!(
             events(&out),
             [
                 "link mtu v0",
-                "route del 10.3.0.0/24 254",
-                "route add 10.9.0.0/24 254",
+                "route del 10.3.0.0/24 254 dev v1",
+                "route replace 10.4.0.0/24 254 dev v0 via 10.1.0.3 (was dev v0 via 10.1.0.2)",
+                "route add 10.9.0.0/24 254 dev v0",
                 "link del v1"
             ]
         );
@@ -647,51 +859,35 @@ mod tests {
         }
     }
 
-    /// What a dump of the kernel's routes gives, as a state.
-    fn dumped(routes: &[Route]) -> State {
-        let mut s = State::default();
-        for r in routes {
-            s.new_route(r.clone(), &mut Vec::new());
-        }
-        s
-    }
-
     #[test]
     fn ipv6_replaces_and_appends_take_the_place_of_the_routes_they_replace() {
-        use crate::netlink::rt::NLM_F_APPEND;
         let mut s = State::default();
         let mut out = Vec::new();
         // A device route moved to another device: the first of its metric is replaced.
-        s.new_route_flagged(route6("2001:db8:1::", 5, None), 0x600, &mut out);
-        s.new_route_flagged(
-            route6("2001:db8:1::", 6, None),
-            NLM_F_APPEND | 0x400,
-            &mut out,
-        );
+        s.new_route_flagged(route6("2001:db8:1::", 5, None), FRESH, &mut out);
+        s.new_route_flagged(route6("2001:db8:1::", 6, None), APPEND, &mut out);
         s.new_route_flagged(route6("2001:db8:1::", 7, None), NLM_F_REPLACE, &mut out);
         assert_eq!(
             events(&out),
             [
-                "route add 2001:db8:1::/64 254",
-                "route add 2001:db8:1::/64 254",
-                "route replace 2001:db8:1::/64 254"
+                "route add 2001:db8:1::/64 254 dev 5",
+                "route add 2001:db8:1::/64 254 dev 6",
+                "route replace 2001:db8:1::/64 254 dev 7 (was dev 5)"
             ]
         );
-        let devs: Vec<Option<u32>> = s.routes.values().map(|r| r.index).collect();
-        assert_eq!(devs, [Some(6), Some(7)], "dev 5 was the one replaced");
         // An appended gateway route: the multipath message (new path first) takes in the
         // single route.
         out.clear();
-        s.new_route(route6("2001:db8:2::", 5, Some("fe80::2")), &mut out);
+        s.new_route_flagged(route6("2001:db8:2::", 5, Some("fe80::2")), FRESH, &mut out);
         let mut mp = route6("2001:db8:2::", 0, None);
         mp.index = None;
         mp.nexthops = vec![nh("fe80::3", 6), nh("fe80::2", 5)];
-        s.new_route_flagged(mp.clone(), NLM_F_APPEND | 0x400, &mut out);
+        s.new_route_flagged(mp.clone(), APPEND, &mut out);
         assert_eq!(
             events(&out),
             [
-                "route add 2001:db8:2::/64 254",
-                "route replace 2001:db8:2::/64 254"
+                "route add 2001:db8:2::/64 254 dev 5 via fe80::2",
+                "route replace 2001:db8:2::/64 254 nh fe80::2 nh fe80::3 (was dev 5 via fe80::2)"
             ]
         );
         mp.nexthops.reverse();
@@ -700,22 +896,61 @@ mod tests {
             route6("2001:db8:1::", 6, None),
             mp.clone(),
         ];
-        let mut check = s.clone();
-        check.resync(dumped(&kernel), &mut out);
-        assert_eq!(
-            out.len(),
-            2,
-            "nothing differs from the kernel's dump: {out:?}"
-        );
+        same_as_kernel(&s, &kernel);
         // One path deleted: one left, a single-path route as the dump shows it.
+        out.clear();
         s.del_route(&route6("2001:db8:2::", 5, Some("fe80::2")), &mut out);
-        assert_eq!(events(&out[2..]), ["route replace 2001:db8:2::/64 254"]);
-        kernel[2] = route6("2001:db8:2::", 6, Some("fe80::3"));
-        s.resync(dumped(&kernel), &mut out);
         assert_eq!(
-            out.len(),
-            3,
-            "nothing differs from the kernel's dump: {out:?}"
+            events(&out),
+            ["route replace 2001:db8:2::/64 254 dev 6 via fe80::3 (was nh fe80::2 nh fe80::3)"]
         );
+        kernel[2] = route6("2001:db8:2::", 6, Some("fe80::3"));
+        same_as_kernel(&s, &kernel);
+    }
+
+    /// A device route and a gateway route through the same link are two routes of one place
+    /// (`fib6_add_rt2node` keeps both: neither duplicates the other's nexthop, and only
+    /// gateway routes are ECMP siblings). Deleting one leaves the other.
+    #[test]
+    fn ipv6_routes_of_one_place_are_told_apart_by_device_and_gateway() {
+        let mut s = State::default();
+        let mut out = Vec::new();
+        let dev = route6("fd09::", 3, None);
+        let gw = route6("fd09::", 3, Some("fd01::2"));
+        let other = route6("fd09::", 4, None);
+        s.new_route_flagged(dev.clone(), FRESH, &mut out);
+        s.new_route_flagged(gw.clone(), APPEND, &mut out);
+        s.new_route_flagged(other.clone(), APPEND, &mut out);
+        // Repeated, it is no change; with another protocol, an update in place.
+        s.new_route_flagged(gw.clone(), APPEND, &mut out);
+        let mut gw_static = gw.clone();
+        gw_static.protocol = 3;
+        s.new_route_flagged(gw_static.clone(), APPEND, &mut out);
+        assert_eq!(
+            events(&out),
+            [
+                "route add fd09::/64 254 dev 3",
+                "route add fd09::/64 254 dev 3 via fd01::2",
+                "route add fd09::/64 254 dev 4",
+                "route replace fd09::/64 254 dev 3 via fd01::2 (was dev 3 via fd01::2)",
+            ]
+        );
+        same_as_kernel(&s, &[dev.clone(), gw_static.clone(), other.clone()]);
+        out.clear();
+        s.del_route(&dev, &mut out);
+        assert_eq!(events(&out), ["route del fd09::/64 254 dev 3"]);
+        same_as_kernel(&s, &[gw_static.clone(), other.clone()]);
+        out.clear();
+        s.del_route(&gw_static, &mut out);
+        s.del_route(&other, &mut out);
+        s.del_route(&other, &mut out);
+        assert_eq!(
+            events(&out),
+            [
+                "route del fd09::/64 254 dev 3 via fd01::2",
+                "route del fd09::/64 254 dev 4"
+            ]
+        );
+        assert!(s.routes.is_empty());
     }
 }
