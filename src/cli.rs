@@ -390,12 +390,20 @@ pub fn parse_args<A: clap::Parser>(tool: &str) -> Result<A, ExitCode> {
 }
 
 /// Folds clap's multi-line error into one line, keeping the parts that help: the possible
-/// values and the "similar argument" tip.
+/// values, the "similar argument" tip, and the arguments a first line ending in ':' lists
+/// ("the following required arguments were not provided:").
 fn one_line_usage_error(tool: &str, text: &str) -> String {
     let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
     let first = lines.next().unwrap_or("invalid arguments");
     let mut msg = first.strip_prefix("error: ").unwrap_or(first).to_string();
+    let mut listing = msg.ends_with(':');
     for line in lines {
+        if listing && !line.starts_with("Usage:") && !line.starts_with("For more") {
+            msg.push_str(if msg.ends_with(':') { " " } else { ", " });
+            msg.push_str(line);
+            continue;
+        }
+        listing = false;
         if line.starts_with("[possible values:") {
             msg.push(' ');
             msg.push_str(line);
@@ -458,6 +466,11 @@ mod tests {
         assert_eq!(
             one_line_usage_error("lping", text),
             "unexpected argument '--cout' found; a similar argument exists: '--count' (see 'lping --help')"
+        );
+        let text = "error: the following required arguments were not provided:\n  --twamp <ADDR:PORT>\n  --x <X>\n\nUsage: lreflect --twamp <ADDR:PORT> --stateless\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            one_line_usage_error("lreflect", text),
+            "the following required arguments were not provided: --twamp <ADDR:PORT>, --x <X> (see 'lreflect --help')"
         );
     }
 

@@ -274,18 +274,52 @@ pub struct Drops {
     pub send_error: u64,
 }
 
+/// The `malformed` drops of a reflector by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MalformedBy {
+    /// No payload at all.
+    pub empty: u64,
+    /// A TWAMP request under 14 bytes (the smallest TWAMP-Light Session-Sender packet).
+    pub short: u64,
+    /// Longer than `--max-size`, so only part of it could be read.
+    pub too_long: u64,
+    /// Anything else (a datagram without a usable source address).
+    pub other: u64,
+}
+
+/// The sessions of a stateful TWAMP reflector socket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sessions {
+    /// Sessions alive when the record was written (a packet within `--session-timeout`).
+    pub active: u64,
+    /// Sessions that began in the window (a first packet, or the first after an expiry).
+    pub started: u64,
+    /// Sessions found idle past `--session-timeout` in the window, and ended.
+    pub expired: u64,
+    /// Sessions ended in the window to make room for a new one (the session table was full).
+    pub evicted: u64,
+}
+
 /// `stats`: what a reflector (`lreflect`) received, answered and dropped, per listening socket.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReflectorStats {
     /// The listening address, e.g. `[::]:8081`.
     pub listen: String,
+    /// What the socket answers: `"echo"` (UDP echo) or `"twamp"` (TWAMP-Light / STAMP).
+    pub mode: String,
     /// `"total"` at exit, else the reporting period (e.g. `"10s"`).
     pub window: String,
     pub received: u64,
     pub reflected: u64,
-    /// ludp payloads that got the reflector's receive/send stamps.
+    /// Answers that carry the reflector's receive and send times: ludp payloads with room for
+    /// them on echo sockets, every reply on TWAMP sockets.
     pub stamped: u64,
     pub dropped: Drops,
+    /// `dropped.malformed` by reason.
+    pub malformed_by: MalformedBy,
+    /// TWAMP sockets with per-session sequence numbers (not `--stateless`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<Sessions>,
 }
 
 /// One hop of a traced path: the TTL probed and, when a router answered, its address.

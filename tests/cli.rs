@@ -598,7 +598,8 @@ fn every_member_records() -> Vec<Vec<u8>> {
             window: "10s".into(),
         }),
         Body::Stats(ReflectorStats {
-            listen: "[::]:8081".into(),
+            listen: "[::]:862".into(),
+            mode: "twamp".into(),
             window: "1m".into(),
             received: 10,
             reflected: 5,
@@ -610,6 +611,18 @@ fn every_member_records() -> Vec<Vec<u8>> {
                 malformed: 1,
                 send_error: 1,
             },
+            malformed_by: MalformedBy {
+                empty: 0,
+                short: 1,
+                too_long: 0,
+                other: 0,
+            },
+            sessions: Some(Sessions {
+                active: 3,
+                started: 4,
+                expired: 1,
+                evicted: 0,
+            }),
         }),
         Body::Path(lopa::record::Path {
             src: addr,
@@ -1274,6 +1287,39 @@ fn usage_errors_are_one_line_and_exit_2() {
             line.contains(mentions),
             "{what}: the message should mention {mentions:?}: {line}"
         );
+    }
+}
+
+#[test]
+fn trace_every_without_trace_is_a_one_line_usage_error() {
+    let tools = [
+        (env!("CARGO_BIN_EXE_ludp"), "ludp", "127.0.0.1"),
+        (env!("CARGO_BIN_EXE_ltcp"), "ltcp", "127.0.0.1:9"),
+        (LPING, "lping", "127.0.0.1"),
+    ];
+    for (bin, tool, target) in tools {
+        let cases: [(&[&str], &str); 2] = [
+            (
+                &["--trace-every", "10s", target],
+                "required arguments were not provided: --trace",
+            ),
+            (
+                &["--trace-only", "--trace-every", "10s", target],
+                "'--trace-only' cannot be used with '--trace-every",
+            ),
+        ];
+        for (args, mentions) in cases {
+            let what = format!("{tool} {}", args.join(" "));
+            let out = run(Command::new(bin).args(args));
+            let stderr = stderr_text(&out);
+            assert_eq!(out.status.code(), Some(2), "{what}: {stderr}");
+            assert_eq!(stdout_text(&out), "", "{what}: nothing on stdout");
+            assert!(
+                stderr.starts_with(&format!("{tool}: ")) && stderr.lines().count() == 1,
+                "{what}: one line: {stderr}"
+            );
+            assert!(stderr.contains(mentions), "{what}: {stderr}");
+        }
     }
 }
 

@@ -5,7 +5,9 @@
 mod common;
 
 use common::lab::*;
+use lopa::wire::ntp::{ErrorEstimate, Format as NtpFormat, Timestamp};
 use lopa::wire::probe::{self, ProbeRepr};
+use lopa::wire::twamp::{self, ReflectorPacket, SenderPacket};
 use serde_json::Value;
 use socket2::{Domain, SockAddr, Socket, Type};
 use std::io::{BufRead, BufReader, Read};
@@ -192,6 +194,24 @@ fn check_stats(records: &[Value]) {
             "received = reflected + dropped: {r}"
         );
         assert!(u(&r["stamped"]) <= u(&r["reflected"]), "{r}");
+        let by: u64 = ["empty", "short", "too_long", "other"]
+            .iter()
+            .map(|k| u(&r["malformed_by"][*k]))
+            .sum();
+        assert_eq!(by, u(&d["malformed"]), "malformed_by adds up: {r}");
+        match r["mode"].as_str() {
+            Some("echo") => {
+                assert!(r.get("sessions").is_none(), "{r}");
+                assert_eq!(u(&r["malformed_by"]["short"]), 0, "{r}");
+            }
+            Some("twamp") => {
+                assert_eq!(
+                    r["stamped"], r["reflected"],
+                    "every TWAMP reply is stamped: {r}"
+                )
+            }
+            _ => panic!("mode: {r}"),
+        }
     }
 }
 
@@ -207,8 +227,14 @@ impl Reflector {
     /// READY=1. The socket is writable by anyone, so lreflect may run as another user.
     fn spawn(ns: &Netns, mut cmd: Command) -> Reflector {
         require_root();
-        let dir =
-            std::env::temp_dir().join(format!("lopa-lreflect-{}-{}", std::process::id(), ns.name));
+        // Several lreflects may run in one namespace: a directory each.
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!(
+            "lopa-lreflect-{}-{}-{n}",
+            std::process::id(),
+            ns.name
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("notify");
         let notify = UnixDatagram::bind(&path).expect("bind the notify socket");
@@ -358,23 +384,41 @@ struct Client {
 struct Answer {
     data: Vec<u8>,
     tos: Option<u8>,
+    /// The TTL or hop limit it arrived with.
+    ttl: Option<u8>,
 }
 
 impl Client {
     /// A socket bound to `local` (port 0: any) in `ns`, connected to `server`, sending with
     /// `tos`.
     fn new(ns: &Netns, local: &str, server: &str, tos: u8) -> Client {
+        Client::with_ttl(ns, local, server, tos, None)
+    }
+
+    /// [`Client::new`], sending with TTL / hop limit `ttl` (the system's default, 64, if
+    /// `None`) and reporting the TTL answers arrive with.
+    fn with_ttl(ns: &Netns, local: &str, server: &str, tos: u8, ttl: Option<u8>) -> Client {
         let local: SocketAddr = local.parse().unwrap();
         let server: SocketAddr = server.parse().unwrap();
         let sock = in_netns(ns, move || {
             let s = Socket::new(Domain::for_address(local), Type::DGRAM, None).unwrap();
+            let fd = s.as_raw_fd();
+            let set = |level, name, v| lopa::net::socket::setsockopt_int(fd, level, name, v);
             if local.is_ipv6() {
                 s.set_only_v6(true).unwrap();
                 s.set_tclass_v6(u32::from(tos)).unwrap();
                 s.set_recv_tclass_v6(true).unwrap();
+                set(libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT, 1).unwrap();
+                if let Some(ttl) = ttl {
+                    set(libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, i32::from(ttl)).unwrap();
+                }
             } else {
                 s.set_tos_v4(u32::from(tos)).unwrap();
                 s.set_recv_tos_v4(true).unwrap();
+                set(libc::IPPROTO_IP, libc::IP_RECVTTL, 1).unwrap();
+                if let Some(ttl) = ttl {
+                    s.set_ttl_v4(u32::from(ttl)).unwrap();
+                }
             }
             // Room for a burst of answers that is read only afterwards.
             s.set_recv_buffer_size(1 << 20).unwrap();
@@ -413,6 +457,7 @@ impl Client {
         Some(Answer {
             data: buf,
             tos: r.anc.tos,
+            ttl: r.anc.ttl,
         })
     }
 
@@ -1076,6 +1121,18 @@ fn bind_failures_are_one_line_and_exit_2() {
         lreflect(&["--echo", "10.0.0.2:9000", "--echo", "10.0.0.2:9000"]),
         &["given twice"],
     );
+    fails_with_one_line(
+        lreflect(&["--twamp", "[::]:862", "--twamp", "[::]:862"]),
+        &["--twamp [::]:862 is given twice"],
+    );
+    fails_with_one_line(
+        lreflect(&["--echo", "10.0.0.2:862", "--twamp", "10.0.0.2:862"]),
+        &["10.0.0.2:862", "both as --echo and as --twamp"],
+    );
+    fails_with_one_line(
+        lreflect(&["--twamp", "10.0.0.2:8081"]),
+        &["10.0.0.2:8081", "in use"],
+    );
     // No permission: a port below 1024 as nobody (a copy of the binary it may run).
     let copy = BinCopy::new("bind");
     let mut su = lab.server.command("su");
@@ -1100,6 +1157,17 @@ fn bad_arguments_are_one_line_and_exit_2() {
         (&["--format", "xml"][..], "possible values"),
         (&["--tag", "novalue"][..], "key=value"),
         (&["extra"][..], "unexpected argument"),
+        (&["--twamp", "862"][..], "ADDR:PORT"),
+        (&["--stateless"][..], "--twamp"),
+        (&["--session-timeout", "1m"][..], "--twamp"),
+        (
+            &["--twamp", "[::]:862", "--sessions", "7"][..],
+            "--sessions",
+        ),
+        (
+            &["--twamp", "[::]:862", "--session-timeout", "soon"][..],
+            "not a duration",
+        ),
     ] {
         let mut c = Command::new(LREFLECT);
         c.args(args);
@@ -1122,7 +1190,7 @@ fn as_a_service_user_it_binds_a_low_port_and_drops_the_capability() {
         "--ambient-caps=+net_bind_service",
     ])
     .arg(&copy.bin)
-    .args(["--echo", "10.0.0.2:81"]);
+    .args(["--echo", "10.0.0.2:81", "--twamp", "10.0.0.2:862"]);
     let r = Reflector::spawn(&lab.server, cmd);
     // READY=1 comes after the privileges are gone.
     let status = std::fs::read_to_string(format!("/proc/{}/status", r.pid())).unwrap();
@@ -1140,8 +1208,12 @@ fn as_a_service_user_it_binds_a_low_port_and_drops_the_capability() {
     assert_ne!(field("Uid:").split_whitespace().next(), Some("0"));
     let c = Client::new(&lab.client, "10.0.0.1:0", "10.0.0.2:81", 0);
     assert_eq!(c.echo(b"low port").data, b"low port");
+    // The TWAMP port, 862, and TTLs read after the privileges are gone.
+    let tw = Client::new(&lab.client, "10.0.0.1:0", "10.0.0.2:862", 0);
+    twamp_echo(&tw, &twamp_request(9, 1, 44), 0, 64);
     let f = r.stop();
     assert_eq!(u(&f.total("10.0.0.2:81")["reflected"]), 1);
+    assert_eq!(u(&f.total("10.0.0.2:862")["reflected"]), 1);
 }
 
 /// Stops lreflect while `f` sends, so everything sent arrives in its socket at once and is read
@@ -1198,4 +1270,621 @@ fn answers_read_in_one_batch_come_back_one_by_one_in_order() {
     let t = f.total("[::]:8081");
     assert_eq!(u(&t["reflected"]), sent.len() as u64, "{t}");
     assert_eq!(u(&t["dropped"]["send_error"]), 0, "{t}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// TWAMP-Light / STAMP Session-Reflector
+
+/// stamp-suite 1.0.0, the independent STAMP implementation `.ci/run` installs.
+const STAMP_SUITE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/peers/bin/stamp-suite");
+
+/// The Error Estimate in every test request: S set, multiplier 1.
+const SENDER_ERROR: u16 = 0x8001;
+
+/// A Session-Sender packet of `len` bytes (at least 14): `seq`, T1 the wall clock now, and
+/// `ssid` when it is a STAMP packet (44 bytes or more). The rest is a pattern of where each
+/// byte is (TWAMP-Light padding, and whatever follows a STAMP packet's 44 bytes); a STAMP
+/// packet's MBZ bytes are zero.
+fn twamp_request(seq: u32, ssid: u16, len: usize) -> Vec<u8> {
+    let mut b: Vec<u8> = (0..len).map(|k| (k as u8).wrapping_mul(7) ^ 0xa5).collect();
+    let stamp = len >= twamp::STAMP_LEN;
+    if stamp {
+        b[16..twamp::STAMP_LEN].fill(0);
+    }
+    SenderPacket {
+        seq,
+        timestamp: Timestamp::from_unix_ns(wall_ns(), NtpFormat::Ntp),
+        error: SENDER_ERROR,
+        ssid: stamp.then_some(ssid),
+    }
+    .write(&mut b)
+    .unwrap();
+    b
+}
+
+/// A time in a reply, in ns since the Unix epoch.
+fn unix_ns(t: Timestamp) -> u64 {
+    t.to_unix_ns(NtpFormat::Ntp, wall_ns())
+}
+
+/// Checks a reply against its request: the length (max(request, 44), so never more than 30
+/// bytes above the request), sequence number `seq`, the sender's fields and SSID copied, the
+/// TTL the request arrived with, MBZ zero, bytes beyond 44 copied, a valid Error Estimate
+/// whose S bit is the host's sync state, and T2 and T3 in order between the request's send
+/// and the reply's arrival.
+fn check_twamp_reply(
+    request: &[u8],
+    reply: &Answer,
+    before_ns: u64,
+    after_ns: u64,
+    seq: u32,
+    ttl: u8,
+) {
+    let len = request.len();
+    let data = &reply.data;
+    assert_eq!(data.len(), len.max(44), "reply to a {len}-byte request");
+    assert!(data.len() <= len + twamp::MAX_AMPLIFICATION);
+    let p = ReflectorPacket::parse(data).unwrap();
+    let q = SenderPacket::parse(request).unwrap();
+    assert_eq!(p.seq, seq, "{len} bytes: the reflector's sequence number");
+    assert_eq!(
+        (p.sender_seq, p.sender_timestamp, p.sender_error),
+        (q.seq, q.timestamp, Some(q.error)),
+        "{len} bytes: the sender's fields"
+    );
+    assert_eq!(
+        p.ssid,
+        q.ssid.unwrap_or(0),
+        "{len} bytes: SSID of STAMP requests"
+    );
+    assert_eq!(p.sender_ttl, Some(ttl), "{len} bytes: TTL at the reflector");
+    assert_eq!(&data[38..40], &[0, 0], "MBZ");
+    assert_eq!(&data[41..44], &[0, 0, 0], "MBZ");
+    assert_eq!(
+        &data[44..],
+        &request[len.min(44)..],
+        "{len} bytes: beyond 44 copied"
+    );
+    let e = ErrorEstimate::decode(p.error).expect("a valid Error Estimate (multiplier not 0)");
+    assert_eq!(e.synced, lopa::clock::synchronized(), "S bit");
+    assert_eq!(e.format, NtpFormat::Ntp);
+    let (t2, t3) = (unix_ns(p.receive_timestamp), unix_ns(p.timestamp));
+    // Read back from 2^-32 s units, a time may be 1 ns off.
+    assert!(
+        before_ns <= t2 + 1 && t2 <= t3 && t3 <= after_ns + 1,
+        "sent {before_ns} <= T2 {t2} <= T3 {t3} <= received {after_ns}"
+    );
+}
+
+/// Sends a TWAMP request and checks its reply; returns the reply.
+fn twamp_echo(c: &Client, request: &[u8], seq: u32, ttl: u8) -> Answer {
+    let before = wall_ns();
+    let a = c.echo(request);
+    let after = wall_ns();
+    check_twamp_reply(request, &a, before, after, seq, ttl);
+    a
+}
+
+/// The sessions member of a stats record: (active, started, expired, evicted).
+fn sessions(r: &Value) -> (u64, u64, u64, u64) {
+    let s = &r["sessions"];
+    assert!(s.is_object(), "no sessions in {r}");
+    (
+        u(&s["active"]),
+        u(&s["started"]),
+        u(&s["expired"]),
+        u(&s["evicted"]),
+    )
+}
+
+#[test]
+fn twamp_replies_carry_the_stamp_fields_over_both_families() {
+    require_root();
+    let lab = Routed::new("lr-twamp");
+    // A dual-stack wildcard on 862, an IPv4 and an IPv6 socket of their own.
+    let r = Reflector::start(
+        &lab.server,
+        &[
+            "--twamp",
+            "[::]:862",
+            "--twamp",
+            "10.0.2.1:863",
+            "--twamp",
+            "[fd02::1]:864",
+        ],
+    );
+    // One router on the way: a request sent with TTL 64 arrives with 63, one sent with 200
+    // with 199.
+    let ttl = |local: &str, server: &str, ttl: u8| {
+        (
+            Client::with_ttl(&lab.client, local, server, 0, Some(ttl)),
+            ttl - 1,
+        )
+    };
+    let clients = [
+        // An IPv4 client of the dual-stack socket: its TTL comes only from IP_RECVTTL.
+        ttl("10.0.1.1:0", "10.0.2.1:862", 64),
+        ttl("10.0.1.1:0", "10.0.2.1:862", 200),
+        ttl("[fd01::1]:0", "[fd02::1]:862", 64),
+        ttl("10.0.1.1:0", "10.0.2.1:863", 200),
+        ttl("[fd01::1]:0", "[fd02::1]:864", 200),
+    ];
+    let sizes = [14, 30, 41, 43, 44, 45, 100, 1000, 14, 44];
+    for (k, (c, at_reflector)) in clients.iter().enumerate() {
+        let ssid = 0x1000 + k as u16;
+        // Each client is two sessions: SSID 0 (requests under 44 bytes have none) and its own.
+        let mut next = std::collections::HashMap::<u16, u32>::new();
+        for (n, &len) in sizes.iter().enumerate() {
+            let request = twamp_request(1000 + n as u32, ssid, len);
+            let seq = next.entry(if len >= 44 { ssid } else { 0 }).or_default();
+            let a = twamp_echo(c, &request, *seq, *at_reflector);
+            *seq += 1;
+            assert_eq!(a.ttl, Some(254), "replies leave with TTL / hop limit 255");
+        }
+    }
+    let f = r.stop();
+    let n = sizes.len() as u64;
+    for (listen, clients) in [("[::]:862", 3), ("10.0.2.1:863", 1), ("[fd02::1]:864", 1)] {
+        let t = f.total(listen);
+        assert_eq!(t["mode"], "twamp", "{t}");
+        assert_eq!(
+            (u(&t["received"]), u(&t["reflected"]), u(&t["stamped"])),
+            (clients * n, clients * n, clients * n),
+            "{t}"
+        );
+        assert_eq!(sessions(t), (2 * clients, 2 * clients, 0, 0), "{t}");
+    }
+}
+
+#[test]
+fn twamp_sessions_count_apart_and_the_least_recent_gives_way() {
+    let lab = pair("lr-twsess");
+    // A table of 8 sessions (one set): the ninth takes the least recently seen one's place.
+    let r = Reflector::start(
+        &lab.server,
+        &[
+            "--twamp",
+            "10.0.0.2:862",
+            "--sessions",
+            "8",
+            "--rate-limit",
+            "0",
+        ],
+    );
+    let client = |_| Client::new(&lab.client, "10.0.0.1:0", "10.0.0.2:862", 0);
+    let (a, b) = (client(0), client(1));
+    let send = |c: &Client, ssid: u16, seq: u32| {
+        twamp_echo(c, &twamp_request(77, ssid, 44), seq, 64);
+    };
+    // Sessions (client port, SSID) count apart, each from 0.
+    for (c, ssid, seq) in [
+        (&a, 1, 0),
+        (&a, 1, 1),
+        (&b, 1, 0),
+        (&a, 2, 0),
+        (&a, 1, 2),
+        (&b, 1, 1),
+        (&a, 2, 1),
+    ] {
+        send(c, ssid, seq);
+    }
+    // Five new clients fill the table (a1, b1, a2 and these five).
+    let more: Vec<Client> = (2..9).map(client).collect();
+    for c in &more[..5] {
+        send(c, 0, 0);
+    }
+    send(&a, 1, 3);
+    // Two more new ones push out the two least recently seen, b1 and a2; a1 was just seen.
+    for c in &more[5..] {
+        send(c, 0, 0);
+    }
+    send(&a, 1, 4);
+    send(&b, 1, 0);
+    let f = r.stop();
+    let t = f.total("10.0.0.2:862");
+    // Started: a1, b1, a2, seven new, b1 again; evicted: b1, a2, then the first new one.
+    assert_eq!(sessions(t), (8, 11, 0, 3), "{t}");
+    assert_eq!(u(&t["reflected"]), 17, "{t}");
+}
+
+#[test]
+fn an_idle_twamp_session_ends_and_starts_again_from_zero() {
+    let lab = pair("lr-twidle");
+    let r = Reflector::start(
+        &lab.server,
+        &[
+            "--twamp",
+            "[::]:862",
+            "--session-timeout",
+            "200ms",
+            "--stats-every",
+            "1s",
+        ],
+    );
+    let c = Client::new(&lab.client, "[fd00::1]:0", "[fd00::2]:862", 0);
+    twamp_echo(&c, &twamp_request(5, 9, 44), 0, 64);
+    // Idle for well over the timeout (more, never less, on a loaded machine).
+    thread::sleep(Duration::from_millis(600));
+    twamp_echo(&c, &twamp_request(6, 9, 44), 0, 64);
+    // The first window (1 s) ends the session when it has been idle too.
+    thread::sleep(Duration::from_millis(300));
+    let window = r.next_record();
+    let f = r.stop();
+    let (_, started, expired, _) = sessions(&window);
+    assert_eq!((started, expired), (2, 2), "{window}");
+    let (active, started, expired, evicted) = sessions(f.total("[::]:862"));
+    assert_eq!((active, started, expired, evicted), (0, 2, 2, 0));
+}
+
+#[test]
+fn stateless_twamp_replies_carry_the_senders_sequence_numbers() {
+    let lab = pair("lr-twstateless");
+    let r = Reflector::start(&lab.server, &["--twamp", "[::]:862", "--stateless"]);
+    let v4 = Client::new(&lab.client, "10.0.0.1:0", "10.0.0.2:862", 0);
+    let v6 = Client::new(&lab.client, "[fd00::1]:0", "[fd00::2]:862", 0);
+    for c in [&v4, &v6] {
+        for (seq, len) in [(1000, 44), (0, 14), (u32::MAX, 60), (5, 44)] {
+            twamp_echo(c, &twamp_request(seq, 3, len), seq, 64);
+        }
+    }
+    let f = r.stop();
+    let t = f.total("[::]:862");
+    assert!(
+        t.get("sessions").is_none(),
+        "no sessions when stateless: {t}"
+    );
+    assert_eq!((u(&t["reflected"]), u(&t["stamped"])), (8, 8), "{t}");
+}
+
+#[test]
+fn malformed_twamp_requests_are_dropped_and_counted_by_reason() {
+    let lab = pair("lr-twshort");
+    let r = Reflector::start(
+        &lab.server,
+        &[
+            "--twamp",
+            "[::]:862",
+            "--max-size",
+            "100",
+            "--rate-limit",
+            "0",
+        ],
+    );
+    let c = Client::new(&lab.client, "10.0.0.1:0", "10.0.0.2:862", 0);
+    // Under 14 bytes: not a Session-Sender packet.
+    for len in 0..14 {
+        c.send(&vec![0x42; len]);
+    }
+    // Longer than --max-size.
+    c.send(&twamp_request(1, 0, 101));
+    // Every length from 14 to 100 is answered, at max(length, 44); one session (SSID 0), so
+    // the sequence numbers count the answered ones only: nothing dropped took a number.
+    for (seq, len) in (14..=100).enumerate() {
+        twamp_echo(&c, &twamp_request(len as u32, 0, len), seq as u32, 64);
+    }
+    assert!(
+        c.recv(Duration::from_millis(100)).is_none(),
+        "an extra answer"
+    );
+    let f = r.stop();
+    let t = f.total("[::]:862");
+    assert_eq!(u(&t["received"]), 14 + 1 + 87, "{t}");
+    assert_eq!(u(&t["reflected"]), 87, "{t}");
+    assert_eq!(u(&t["dropped"]["malformed"]), 15, "{t}");
+    let by = &t["malformed_by"];
+    assert_eq!(
+        (u(&by["empty"]), u(&by["short"]), u(&by["too_long"])),
+        (1, 13, 1),
+        "{t}"
+    );
+}
+
+#[test]
+fn the_access_list_and_rate_limits_apply_to_twamp() {
+    let lab = pair("lr-twlimit");
+    lab.client.run("ip addr add 10.0.0.3/24 dev eth0");
+    let r = Reflector::start(
+        &lab.server,
+        &[
+            "--twamp",
+            "[::]:862",
+            "--allow",
+            "10.0.0.1",
+            "--rate-limit",
+            "50",
+            "--burst",
+            "5",
+            "--max-pps",
+            "0",
+        ],
+    );
+    let ok = Client::new(&lab.client, "10.0.0.1:0", "10.0.0.2:862", 0);
+    let refused = Client::new(&lab.client, "10.0.0.3:0", "10.0.0.2:862", 0);
+    for seq in 0..5 {
+        refused.send(&twamp_request(seq, 0, 44));
+    }
+    let start = Instant::now();
+    for seq in 0..40 {
+        ok.send(&twamp_request(seq, 0, 44));
+    }
+    let sending = start.elapsed();
+    let answers = ok.drain(Duration::from_millis(100));
+    let most = 5 + (sending.as_secs_f64() * 50.0).ceil() as usize + 1;
+    assert!(
+        (5..=most).contains(&answers.len()),
+        "{} answered, expected 5..={most}",
+        answers.len()
+    );
+    // A refused request takes no sequence number: the answered ones count 0, 1, 2, ...
+    let mut last_sender_seq = None;
+    for (k, a) in answers.iter().enumerate() {
+        let p = ReflectorPacket::parse(&a.data).unwrap();
+        assert_eq!(p.seq, k as u32);
+        assert!(last_sender_seq < Some(p.sender_seq), "in order");
+        last_sender_seq = Some(p.sender_seq);
+    }
+    assert!(refused.recv(Duration::from_millis(50)).is_none());
+    let f = r.stop();
+    let t = f.total("[::]:862");
+    let answered = answers.len() as u64;
+    assert_eq!(u(&t["dropped"]["acl"]), 5, "{t}");
+    assert_eq!(u(&t["dropped"]["rate_limit"]), 40 - answered, "{t}");
+    assert_eq!(u(&t["reflected"]), answered, "{t}");
+    assert_eq!(sessions(t), (1, 1, 0, 0), "{t}");
+}
+
+/// The UDP ports bound in `ns`.
+fn udp_ports(ns: &Netns) -> Vec<u16> {
+    let mut ports: Vec<u16> = ns
+        .run("ss -Hlun")
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(3))
+        .filter_map(|local| local.rsplit(':').next()?.parse().ok())
+        .collect();
+    ports.sort();
+    ports
+}
+
+#[test]
+fn twamp_alone_opens_no_echo_socket_and_both_run_side_by_side() {
+    let lab = pair("lr-twboth");
+    let r = Reflector::start(&lab.server, &["--twamp", "[::]:862"]);
+    assert_eq!(udp_ports(&lab.server), [862]);
+    let f = r.stop();
+    assert_eq!(f.records.len(), 1, "{:?}", f.records);
+    let r = Reflector::start(
+        &lab.server,
+        &["--twamp", "[::]:862", "--echo", "10.0.0.2:8081"],
+    );
+    assert_eq!(udp_ports(&lab.server), [862, 8081]);
+    let echo = Client::new(&lab.client, "10.0.0.1:0", "10.0.0.2:8081", 0);
+    let tw = Client::new(&lab.client, "10.0.0.1:0", "10.0.0.2:862", 0);
+    // A TWAMP request sent to the echo port comes back unchanged; to the TWAMP port, as a
+    // reply.
+    let request = twamp_request(1, 2, 20);
+    assert_eq!(echo.echo(&request).data, request);
+    twamp_echo(&tw, &request, 0, 64);
+    let f = r.stop();
+    assert_eq!(f.total("10.0.0.2:8081")["mode"], "echo");
+    assert_eq!(f.total("[::]:862")["mode"], "twamp");
+}
+
+/// Parses the lines of stamp-suite's `-R` per-packet output on stderr (`seq=0 rtt=0.286ms
+/// ttl=255 ...`) into their `ttl` values, and its JSON summary on stdout.
+fn stamp_suite_run(ns: &Netns, args: &[&str]) -> (Value, Vec<u64>) {
+    let out = ns
+        .command("timeout")
+        .arg("30")
+        .arg(STAMP_SUITE)
+        .args(args)
+        .args(["-R", "--output-format", "json"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run stamp-suite (installed by .ci/run in target/peers)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stamp-suite {args:?}: {stderr}");
+    let summary: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stamp-suite's summary ({e}): {:?}", out.stdout));
+    let ttls = stderr
+        .lines()
+        .filter(|l| l.starts_with("seq="))
+        .map(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix("ttl="))
+                .and_then(|t| t.parse().ok())
+                .unwrap_or_else(|| panic!("no ttl in {l}"))
+        })
+        .collect();
+    (summary, ttls)
+}
+
+#[test]
+fn stamp_suite_sender_sees_no_loss_and_the_sequence_numbers_it_expects() {
+    require_root();
+    let lab = Routed::new("lr-stampsuite");
+    let stateful = Reflector::start(&lab.server, &["--twamp", "[::]:862"]);
+    let stateless = Reflector::start(&lab.server, &["--twamp", "[::]:863", "--stateless"]);
+    const N: u64 = 20;
+    for (dst, local) in [("10.0.2.1", "10.0.1.1"), ("fd02::1", "fd01::1")] {
+        for (port, is_stateful) in [("862", true), ("863", false)] {
+            // Two runs from one local port: one session, for a stateful reflector.
+            for run in 1..=2 {
+                let n = N.to_string();
+                let (s, ttls) = stamp_suite_run(
+                    &lab.client,
+                    &[
+                        "-r", dst, "-S", local, "-p", port, "-o", "40000", "-c", &n, "-d", "5",
+                        "-L", "3",
+                    ],
+                );
+                let what = format!("{dst} port {port} run {run}: {s}");
+                assert_eq!(
+                    (u(&s["packets_sent"]), u(&s["packets_received"])),
+                    (N, N),
+                    "{what}"
+                );
+                assert_eq!(u(&s["packets_lost"]), 0, "{what}");
+                let (min, max) = (
+                    s["min_rtt_ms"].as_f64().unwrap(),
+                    s["max_rtt_ms"].as_f64().unwrap(),
+                );
+                assert!(0.0 < min && min <= max && max < 1000.0, "{what}");
+                // stamp-suite sends with TTL 255; one router on the way.
+                assert_eq!(ttls, vec![254; N as usize], "{what}");
+                let m = &s["measurements"];
+                let (last, independent) = (
+                    u(&m["last_reflector_sequence"]),
+                    u(&m["independent_sequence_observations"]),
+                );
+                if is_stateful {
+                    // The session goes on counting: 0..N-1, then N..2N-1 while the sender
+                    // starts again from 0.
+                    assert_eq!(last, run * N - 1, "{what}");
+                    assert_eq!(independent > 0, run == 2, "{what}");
+                } else {
+                    assert_eq!((last, independent), (N - 1, 0), "{what}");
+                }
+            }
+        }
+    }
+    let f = stateful.stop();
+    let t = f.total("[::]:862");
+    assert_eq!(u(&t["reflected"]), 4 * N, "{t}");
+    assert_eq!(sessions(t), (2, 2, 0, 0), "one session per family: {t}");
+    let f = stateless.stop();
+    assert_eq!(u(&f.total("[::]:863")["reflected"]), 4 * N);
+}
+
+/// Unix ns of a time as tshark prints an absolute time field: `Nov 22, 2026 06:49:32.351655388
+/// UTC`.
+fn tshark_time_ns(s: &str) -> u64 {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let w: Vec<&str> = s.split_whitespace().collect();
+    assert!(w.len() == 5 && w[4] == "UTC", "a tshark time: {s:?}");
+    let month = MONTHS.iter().position(|m| *m == w[0]).expect("month") as i64 + 1;
+    let day: i64 = w[1].trim_end_matches(',').parse().unwrap();
+    let year: i64 = w[2].parse().unwrap();
+    let (hms, frac) = w[3].split_once('.').unwrap();
+    let hms: Vec<i64> = hms.split(':').map(|x| x.parse().unwrap()).collect();
+    let ns: u64 = format!("{frac:0<9}")[..9].parse().unwrap();
+    // Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hms[0] * 3600 + hms[1] * 60 + hms[2];
+    secs as u64 * 1_000_000_000 + ns
+}
+
+#[test]
+fn tshark_decodes_the_replies_as_twamp_and_agrees_on_every_field() {
+    let lab = pair("lr-tshark");
+    let r = Reflector::start(&lab.server, &["--twamp", "[::]:862"]);
+    let pcap = std::env::temp_dir().join(format!("lopa-lreflect-{}.pcap", lab.server.name));
+    let _ = std::fs::remove_file(&pcap);
+    let sizes = [14, 41, 44, 60, 200];
+    let clients = [
+        Client::new(&lab.client, "10.0.0.1:0", "10.0.0.2:862", 0),
+        Client::new(&lab.client, "[fd00::1]:0", "[fd00::2]:862", 0),
+    ];
+    let packets = 2 * sizes.len() * clients.len();
+    let mut capture = lab
+        .server
+        .command("tshark")
+        .args([
+            "-i",
+            "eth0",
+            "-f",
+            "udp port 862",
+            "-c",
+            &packets.to_string(),
+        ])
+        .arg("-w")
+        .arg(&pcap)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tshark");
+    let mut stderr = BufReader::new(capture.stderr.take().unwrap());
+    let mut said = String::new();
+    // "Capturing on 'eth0'" comes before dumpcap captures; "Capture started." once it does.
+    while !said.contains("Capture started") {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            panic!("tshark ended: {said}");
+        }
+        said.push_str(&line);
+    }
+    let capture = Background(capture);
+    let mut replies = Vec::new();
+    for (k, c) in clients.iter().enumerate() {
+        for (n, &len) in sizes.iter().enumerate() {
+            let request = twamp_request(100 * k as u32 + n as u32, 0xabc0 + n as u16, len);
+            replies.push(c.echo(&request).data);
+        }
+    }
+    let mut capture = capture;
+    let started = Instant::now();
+    while capture.0.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "tshark did not see {packets} packets"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    drop(capture);
+    r.stop();
+    let fields = [
+        "udp.length",
+        "twamp.test.seq_number",
+        "twamp.test.error_estimate",
+        "twamp.test.sender_seq_number",
+        "twamp.test.sender_error_estimate",
+        "twamp.test.sender_ttl",
+        "twamp.test.timestamp",
+        "twamp.test.receive_timestamp",
+        "twamp.test.sender_timestamp",
+        "_ws.expert",
+        "_ws.malformed",
+    ];
+    let mut cmd = Command::new("tshark");
+    cmd.arg("-r")
+        .arg(&pcap)
+        .args(["-d", "udp.port==862,twamp.test", "-Y", "udp.srcport == 862"])
+        .args(["-T", "fields", "-E", "separator=|"]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    let out = cmd.stderr(Stdio::null()).output().expect("run tshark");
+    let _ = std::fs::remove_file(&pcap);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), replies.len(), "{text}");
+    for (line, reply) in lines.iter().zip(&replies) {
+        let v: Vec<&str> = line.split('|').collect();
+        assert_eq!(v.len(), fields.len(), "{line}");
+        let p = ReflectorPacket::parse(reply).unwrap();
+        let num = |k: usize| -> u64 { v[k].parse().unwrap_or_else(|_| panic!("{line}")) };
+        assert_eq!(num(0), reply.len() as u64 + 8, "{line}");
+        assert_eq!(num(1), u64::from(p.seq), "{line}");
+        assert_eq!(num(2), u64::from(p.error), "{line}");
+        assert_eq!(num(3), u64::from(p.sender_seq), "{line}");
+        assert_eq!(Some(num(4) as u16), p.sender_error, "{line}");
+        assert_eq!(Some(num(5) as u8), p.sender_ttl, "{line}");
+        let times = [p.timestamp, p.receive_timestamp, p.sender_timestamp];
+        for (k, t) in (6..9).zip(times) {
+            let theirs = tshark_time_ns(v[k]);
+            assert!(theirs.abs_diff(unix_ns(t)) <= 1, "{}: {line}", fields[k]);
+        }
+        assert_eq!(
+            (v[9], v[10]),
+            ("", ""),
+            "no expert info, not malformed: {line}"
+        );
+    }
 }

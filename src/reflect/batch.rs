@@ -1,7 +1,8 @@
 //! Batched datagram I/O for the reflector: up to [`BATCH`] datagrams per `recvmmsg`, the
-//! answers in place (same buffers, same lengths) with `sendmmsg`, and the control messages of
-//! both directions: kernel receive timestamp, TOS / traffic class and the local address
-//! (`IP_PKTINFO` / `IPV6_PKTINFO`) in, TOS and source address out.
+//! answers in place (same buffers; echoes at the same lengths, TWAMP replies built over their
+//! requests) with `sendmmsg`, and the control messages of both directions: kernel receive
+//! timestamp, TOS / traffic class, TTL / hop limit and the local address (`IP_PKTINFO` /
+//! `IPV6_PKTINFO`) in, TOS and source address out.
 //!
 //! Batching saves system calls, but on Linux most of the cost of an answer is the kernel's
 //! trip through the IP stack, once per datagram. So answers that go back to back to one client
@@ -12,7 +13,9 @@
 //! the resident size never grows); nothing is allocated per datagram.
 
 use crate::net::cmsg::parse_sockaddr_ip;
+use crate::wire::ntp::{Format, Timestamp};
 use crate::wire::probe::{self, ReflectorStamps, REFLECTOR_LEN};
+use crate::wire::twamp::{self, Reflection};
 use std::io;
 use std::net::IpAddr;
 use std::os::fd::RawFd;
@@ -43,7 +46,7 @@ pub const GSO_MAX_LEN: usize = 1200;
 pub const UDP_SEGMENT: i32 = 103;
 
 /// Receive control space per datagram: timestamp (32 bytes with its header), IPv6 packet info
-/// (40), TOS or traffic class (24), with room to spare.
+/// (40), TOS or traffic class (24), TTL or hop limit (24), with room to spare.
 const RX_CONTROL: usize = 160;
 /// Send control space per message: packet info (at most 40), TOS (24), segment size (24).
 const TX_CONTROL: usize = 96;
@@ -74,6 +77,9 @@ pub struct Control {
     /// TOS (`IP_TOS`, also for IPv4 clients of a dual-stack socket) or traffic class
     /// (`IPV6_TCLASS`).
     pub tos: Option<u8>,
+    /// TTL (`IP_TTL`, also for IPv4 clients of a dual-stack socket, where only `IP_RECVTTL`
+    /// reports it) or hop limit (`IPV6_HOPLIMIT`); enabled on TWAMP sockets only.
+    pub ttl: Option<u8>,
     pub local: Option<Local>,
 }
 
@@ -104,6 +110,13 @@ pub fn parse_control(buf: &[u8]) -> Control {
             (libc::IPPROTO_IPV6, libc::IPV6_TCLASS) if data.len() >= 4 => {
                 let v = i32::from_ne_bytes(data[..4].try_into().unwrap_or_default());
                 out.tos = u8::try_from(v).ok();
+            }
+            // Both an int.
+            (libc::IPPROTO_IP, libc::IP_TTL) | (libc::IPPROTO_IPV6, libc::IPV6_HOPLIMIT)
+                if data.len() >= 4 =>
+            {
+                let v = i32::from_ne_bytes(data[..4].try_into().unwrap_or_default());
+                out.ttl = u8::try_from(v).ok();
             }
             // struct in_pktinfo: ifindex, spec_dst, addr.
             (libc::IPPROTO_IP, libc::IP_PKTINFO) if data.len() >= 12 => {
@@ -166,9 +179,10 @@ pub fn build_control(buf: &mut [u8], local: Option<Local>, tos: Option<u8>, ipv4
 /// One received datagram.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Meta {
+    /// Its length; once [`Batch::reflect_twamp`] built the reply in its place, the reply's.
     pub len: usize,
-    /// Longer than the buffer (`MSG_TRUNC`): only a prefix was read, and `len` is the length
-    /// the datagram had.
+    /// Longer than the longest datagram answered: `len` is the length the datagram had, of
+    /// which at most a prefix was read.
     pub truncated: bool,
     /// The source, canonical (IPv4 clients of a dual-stack socket as IPv4).
     pub src: Option<IpAddr>,
@@ -187,13 +201,16 @@ pub struct SendOptions {
     pub synced: bool,
     /// Coalesce answers to one destination into UDP GSO sends.
     pub gso: bool,
+    /// Every queued answer is a TWAMP reply built by [`Batch::reflect_twamp`], to get its
+    /// transmit timestamp (T3) right before its send.
+    pub twamp: bool,
 }
 
 /// What became of the queued answers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Sent {
     pub reflected: u64,
-    /// Of those, ludp payloads that carry the reflector's stamps.
+    /// Of those, ludp payloads that carry the reflector's stamps, or TWAMP replies.
     pub stamped: u64,
     pub failed: u64,
     /// The error of the last failed send, for a diagnostic.
@@ -207,7 +224,8 @@ pub struct Sent {
 struct Group {
     start: usize,
     len: usize,
-    /// The group's answers are ludp payloads to stamp (groups never mix).
+    /// The group's answers are to be stamped: ludp payloads or TWAMP replies (groups never
+    /// mix).
     probes: bool,
     /// Length of the group's control messages without the segment size.
     base_control: usize,
@@ -218,6 +236,8 @@ struct Group {
 /// `Batch` itself moves.
 pub struct Batch {
     slot_len: usize,
+    /// Longest datagram answered; longer ones are flagged truncated.
+    max_len: usize,
     bufs: Vec<u8>,
     names: Vec<libc::sockaddr_in6>,
     rx_iovs: Vec<libc::iovec>,
@@ -237,9 +257,10 @@ pub struct Batch {
 
 impl Batch {
     /// Buffers for [`BATCH`] datagrams of up to `max_len` bytes each; longer ones are read
-    /// truncated and flagged.
+    /// truncated and flagged. A slot has room for a STAMP reply (44 bytes) whatever `max_len`.
     pub fn new(max_len: usize) -> Batch {
-        let slot_len = max_len.max(1);
+        let max_len = max_len.max(1);
+        let slot_len = max_len.max(twamp::STAMP_LEN);
         // Non-zero fill: a zeroed vector comes lazily from calloc, and its pages would become
         // resident only as traffic touches them.
         let mut bufs = vec![0x55u8; BATCH * slot_len];
@@ -270,6 +291,7 @@ impl Batch {
         }
         Batch {
             slot_len,
+            max_len,
             bufs,
             names,
             rx_iovs,
@@ -295,6 +317,12 @@ impl Batch {
     pub fn payload(&self, i: usize) -> &[u8] {
         let len = self.meta[i].len.min(self.slot_len);
         &self.bufs[i * self.slot_len..i * self.slot_len + len]
+    }
+
+    /// The source port of received slot `i` (`sin_port` and `sin6_port` are at the same
+    /// offset).
+    pub fn source_port(&self, i: usize) -> u16 {
+        u16::from_be(self.names[i].sin6_port)
     }
 
     /// Reads up to [`BATCH`] datagrams without blocking; returns how many (0 never: an empty
@@ -337,9 +365,10 @@ impl Batch {
             #[allow(clippy::unnecessary_cast)]
             let control_len = (h.msg_controllen as usize).min(RX_CONTROL);
             let control = &self.rx_control[i * RX_CONTROL..i * RX_CONTROL + control_len];
+            let len = self.rx_msgs[i].msg_len as usize;
             self.meta[i] = Meta {
-                len: self.rx_msgs[i].msg_len as usize,
-                truncated: h.msg_flags & libc::MSG_TRUNC != 0,
+                len,
+                truncated: h.msg_flags & libc::MSG_TRUNC != 0 || len > self.max_len,
                 src: parse_sockaddr_ip(name),
                 namelen: namelen as libc::socklen_t,
                 control: parse_control(control),
@@ -349,6 +378,35 @@ impl Batch {
         Ok(n)
     }
 
+    /// Builds the TWAMP reply to the request in received slot `i` over it
+    /// ([`twamp::reflect_in_place`]): sequence number `seq`, Error Estimate `error`, the
+    /// kernel's receive time as T2 (the wall clock now if the kernel gave none) and the TTL or
+    /// hop limit the request arrived with (255 if the kernel did not say). Returns false,
+    /// leaving the slot as it was, for a request no reply can be built from (under 14 bytes,
+    /// or truncated).
+    pub fn reflect_twamp(&mut self, i: usize, seq: u32, error: u16) -> bool {
+        debug_assert!(i < self.received);
+        let m = &mut self.meta[i];
+        if m.truncated {
+            return false;
+        }
+        let rx_ns = m.control.rx_ns.unwrap_or_else(wall_ns);
+        let r = Reflection {
+            seq,
+            error,
+            receive_timestamp: Timestamp::from_unix_ns(rx_ns, Format::Ntp),
+            ttl: m.control.ttl.unwrap_or(255),
+        };
+        let slot = &mut self.bufs[i * self.slot_len..(i + 1) * self.slot_len];
+        match twamp::reflect_in_place(slot, m.len, &r) {
+            Ok(len) => {
+                m.len = len;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     /// Queues received slot `i` to be answered by the next [`Batch::send`].
     pub fn answer(&mut self, i: usize) {
         debug_assert!(i < self.received);
@@ -356,7 +414,8 @@ impl Batch {
     }
 
     /// Sends the queued answers: each the datagram as received, to its source, stamped if it
-    /// is a ludp payload with room for the stamps. With `opts.gso`, answers that go back to
+    /// is a ludp payload with room for the stamps; with `opts.twamp`, the TWAMP replies built
+    /// by [`Batch::reflect_twamp`], each with its T3. With `opts.gso`, answers that go back to
     /// back to the same address and port, at the same size and with the same options, leave
     /// in one send that the kernel cuts into datagrams (UDP GSO): one trip through the IP
     /// stack instead of one each. If such a send fails, its datagrams are sent one by one
@@ -369,7 +428,7 @@ impl Batch {
             let len = self.meta[i].len.min(self.slot_len);
             self.meta[i].len = len;
             let buf = &self.bufs[i * self.slot_len..i * self.slot_len + len];
-            self.is_probe[j] = len >= REFLECTOR_LEN && probe::is_probe(buf);
+            self.is_probe[j] = opts.twamp || (len >= REFLECTOR_LEN && probe::is_probe(buf));
             self.tx_iovs[j].iov_base = self.rx_iovs[i].iov_base;
             self.tx_iovs[j].iov_len = len;
         }
@@ -456,7 +515,7 @@ impl Batch {
                     n += self.groups[end].len;
                     end += 1;
                 }
-                self.stamp(g, end, opts.synced);
+                self.stamp(g, end, opts.synced, opts.twamp);
             } else {
                 while end < groups && !self.groups[end].probes {
                     end += 1;
@@ -499,8 +558,9 @@ impl Batch {
         sent
     }
 
-    /// Writes the stamps into the ludp payloads of groups `g..end`, with one clock reading.
-    fn stamp(&mut self, g: usize, end: usize, synced: bool) {
+    /// Writes the stamps into the ludp payloads of groups `g..end`, or T3 into their TWAMP
+    /// replies, with one clock reading.
+    fn stamp(&mut self, g: usize, end: usize, synced: bool, twamp: bool) {
         let tx_ns = wall_ns();
         for group in &self.groups[g..end] {
             for j in group.start..group.start + group.len {
@@ -510,6 +570,13 @@ impl Batch {
                 let i = self.queue[j];
                 let m = self.meta[i];
                 let rx_ns = m.control.rx_ns.unwrap_or(tx_ns);
+                let buf = &mut self.bufs[i * self.slot_len..i * self.slot_len + m.len];
+                if twamp {
+                    // T3 never before T2, should the wall clock step back in between.
+                    let t3 = Timestamp::from_unix_ns(tx_ns.max(rx_ns), Format::Ntp);
+                    twamp::set_transmit_timestamp(buf, t3);
+                    continue;
+                }
                 let stamps = ReflectorStamps {
                     rx_ns,
                     // A wall clock stepped back between the two readings would give a
@@ -518,10 +585,7 @@ impl Batch {
                     tos: m.control.tos.unwrap_or(0),
                     synced,
                 };
-                probe::stamp(
-                    &mut self.bufs[i * self.slot_len..i * self.slot_len + m.len],
-                    &stamps,
-                );
+                probe::stamp(buf, &stamps);
             }
         }
     }
@@ -661,6 +725,7 @@ mod tests {
                             reflect_tos: false,
                             synced: true,
                             gso: true,
+                            twamp: false,
                         },
                     );
                     assert_eq!(sent.failed, 0);

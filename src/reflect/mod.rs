@@ -1,24 +1,33 @@
-//! `lreflect`: the UDP echo reflector that `ludp` (or any RFC 862 client) measures against.
+//! `lreflect`: the UDP echo reflector that `ludp` (or any RFC 862 client) measures against,
+//! and a TWAMP-Light / STAMP Session-Reflector (`--twamp`) for `ltwamp` and other senders.
 //!
-//! Every datagram goes back unchanged and at the same size to where it came from, from the
-//! address it was sent to; ludp payloads with room get the reflector's receive and send
-//! stamps ([`crate::wire::probe`]). Each datagram is answered or dropped for exactly one
-//! reason, checked in this order: the access list (`acl`), empty or truncated (`malformed`),
-//! the per-source token bucket (`rate_limit`), the global cap (`global_cap`), and a send that
-//! failed (`send_error`). Counters per listening socket are written as `stats` records.
+//! On an echo socket every datagram goes back unchanged and at the same size to where it came
+//! from, from the address it was sent to; ludp payloads with room get the reflector's receive
+//! and send stamps ([`crate::wire::probe`]). On a TWAMP socket every request gets the STAMP
+//! reflector reply ([`crate::wire::twamp`]), built over the request in the receive buffer:
+//! T2 the kernel's receive time, T3 read right before the send call, the TTL the request
+//! arrived with, and a sequence number counted per session ([`session`]) or copied
+//! (`--stateless`). Each datagram is answered or dropped for exactly one reason, checked in
+//! this order: the access list (`acl`), empty, truncated or (TWAMP) under 14 bytes
+//! (`malformed`), the per-source token bucket (`rate_limit`), the global cap (`global_cap`),
+//! and a send that failed (`send_error`). Counters per listening socket are written as
+//! `stats` records.
 //!
 //! - [`acl`]: `--allow`; [`limit`]: the per-source table and the global cap;
 //! - [`batch`]: `recvmmsg`/`sendmmsg` with control messages, UDP GSO for runs of answers to
 //!   one client, and the stamping;
+//! - [`session`]: the TWAMP sessions and their sequence numbers;
 //! - [`stats`]: the counters; [`notify`]: `READY=1` to systemd.
 
 pub mod acl;
 pub mod batch;
 pub mod limit;
 pub mod notify;
+pub mod session;
 pub mod stats;
 
 use crate::cli::{self, parse_duration};
+use crate::clock::ClockState;
 use crate::output::{Format, RecordWriter};
 use crate::record::{Body, Record, Tags};
 use crate::target::parse_tag;
@@ -29,10 +38,11 @@ use ipnet::IpNet;
 use limit::{Gcra, Limits, Refusal, SourceTable};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
+use session::{SessionKey, SessionTable};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-use stats::{Reason, SocketStats};
+use stats::{Malformed, Reason, SessionEvents, SocketStats};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
@@ -51,11 +61,17 @@ Examples:
                                            answer only these networks, 200/s per source
   lreflect --reflect-tos --stats-every 10s --tag site=fra1 | jq -c 'select(.dropped.acl > 0)'
                                            LLAMA-style TOS reflection, stats every 10 s
+  lreflect --twamp [::]:862                TWAMP-Light / STAMP reflector only, IPv4 and IPv6
+  lreflect --echo [::]:8081 --twamp [::]:862 --session-timeout 1m
+                                           both, TWAMP sessions idle for a minute end
+  lreflect --twamp 192.0.2.10:862 --stateless
+                                           replies carry the sender's sequence numbers
   systemctl start lreflect                 as a service: contrib/systemd/lreflect.service
 
 Dropped datagrams are counted, each under the first reason that applies: acl (source not
-allowed), malformed (empty, or longer than --max-size so only part of it could be read),
-rate_limit (over the source's token bucket), global_cap (over --max-pps), send_error.
+allowed), malformed (empty, longer than --max-size so only part of it could be read, or a
+TWAMP request under 14 bytes; by reason in malformed_by), rate_limit (over the source's token
+bucket), global_cap (over --max-pps), send_error.
 
 Exit status: 0 ended by SIGINT or SIGTERM, 2 usage or system error (bad flag, address in use, no permission).";
 
@@ -64,21 +80,29 @@ Exit status: 0 ended by SIGINT or SIGTERM, 2 usage or system error (bad flag, ad
 #[command(
     name = "lreflect",
     version,
-    about = "UDP echo reflector for ludp and RFC 862 clients, with stats records",
+    about = "UDP echo reflector for ludp and RFC 862 clients, and TWAMP-Light/STAMP reflector, with stats records",
     long_about = "UDP echo reflector: sends every datagram back to its source unchanged and at the \
 same size, never more bytes than it received. Payloads that ludp sends get the reflector's kernel \
 receive time, send time, the TOS byte they arrived with and the clock's sync state stamped into \
-their reserved fields (when they have room: 52 bytes or more). An access list, a token bucket per \
-source and a global cap bound what it answers; drops are counted by reason in periodic 'stats' \
-records on stdout. Tells systemd READY=1 once its sockets are bound ($NOTIFY_SOCKET), and gives up \
-its privileges right after binding.",
+their reserved fields (when they have room: 52 bytes or more).\n\n\
+With --twamp it is also (or only) a TWAMP-Light (RFC 5357) / STAMP (RFC 8762) Session-Reflector, \
+unauthenticated: every request of 14 bytes or more gets the STAMP reply, max(request, 44) bytes, \
+with the kernel's receive time (T2), the send time read right before the send (T3), the \
+sender's sequence number, timestamp, error estimate and SSID copied, the TTL or hop limit the \
+request arrived with, bytes beyond 44 copied back, and an Error Estimate whose S bit says \
+whether the host clock is synchronized. Sequence numbers count per session (client and local \
+address and port, SSID) from 0, or copy the sender's with --stateless.\n\n\
+An access list, a token bucket per source and a global cap bound what it answers; drops are \
+counted by reason in periodic 'stats' records on stdout. Tells systemd READY=1 once its \
+sockets are bound ($NOTIFY_SOCKET), and gives up its privileges right after binding.",
     after_help = EXAMPLES
 )]
 pub struct Args {
-    /// Listen on ADDR:PORT (repeatable). An IPv6 wildcard ([::]:PORT) also takes IPv4, unless
-    /// an IPv4 address is given for the same port.
-    #[arg(long = "echo", value_name = "ADDR:PORT", default_value = "[::]:8081",
-          value_parser = parse_echo, help_heading = "Service")]
+    /// Echo on ADDR:PORT (repeatable; default [::]:8081 unless --twamp is given). An IPv6
+    /// wildcard ([::]:PORT) also takes IPv4, unless an IPv4 address is given for the same
+    /// port.
+    #[arg(long = "echo", value_name = "ADDR:PORT", value_parser = parse_echo,
+          help_heading = "Service")]
     pub echo: Vec<SocketAddr>,
     /// Answer with the TOS byte / traffic class the request arrived with (as LLAMA does);
     /// otherwise answers leave with TOS 0.
@@ -88,6 +112,29 @@ pub struct Args {
     /// interface or tunnel that mishandles UDP segmentation offload).
     #[arg(long, help_heading = "Service")]
     pub no_gso: bool,
+    /// Answer TWAMP-Light / STAMP test packets on ADDR:PORT (repeatable; the standard port is
+    /// 862, which needs CAP_NET_BIND_SERVICE). An IPv6 wildcard also takes IPv4, as for
+    /// --echo. Without --echo, no echo socket is opened.
+    #[arg(long = "twamp", value_name = "ADDR:PORT", value_parser = parse_echo,
+          help_heading = "TWAMP")]
+    pub twamp: Vec<SocketAddr>,
+    /// Copy each request's sequence number into its reply, keeping no sessions; otherwise
+    /// replies are counted per session from 0 (RFC 8762 stateful mode), so a sender can tell
+    /// forward from reverse loss.
+    #[arg(long, requires = "twamp", help_heading = "TWAMP")]
+    pub stateless: bool,
+    /// A TWAMP session idle this long ends; its next packet starts it again from 0 (0: never,
+    /// sessions end only to make room).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration,
+          requires = "twamp", help_heading = "TWAMP")]
+    pub session_timeout: Duration,
+    /// TWAMP sessions tracked at once: a fixed table allocated at start (56 bytes each); when
+    /// it is full, a new session takes the place of an idle one, else of the least recently
+    /// seen.
+    #[arg(long, value_name = "N", default_value_t = 65536,
+          value_parser = clap::value_parser!(u64).range(8..=1_048_576),
+          requires = "twamp", help_heading = "TWAMP")]
+    pub sessions: u64,
     /// Longest datagram answered, in bytes; longer ones are dropped as malformed.
     #[arg(long, value_name = "BYTES", default_value_t = 9000,
           value_parser = clap::value_parser!(u32).range(1..=65535), help_heading = "Service")]
@@ -146,6 +193,8 @@ fn parse_pps(s: &str) -> Result<f64, String> {
 const BATCHES_PER_TURN: usize = 16;
 /// Receive buffer asked for: room for bursts while a batch is being answered.
 const RCVBUF: i32 = 4 << 20;
+/// The echo port when neither --echo nor --twamp is given.
+const DEFAULT_ECHO_PORT: u16 = 8081;
 /// How often the clock's sync state is read again.
 const SYNC_CHECK: Duration = Duration::from_secs(1);
 const SIGNAL_TOKEN: Token = Token(0);
@@ -156,6 +205,10 @@ struct Listener {
     sock: Socket,
     /// The bound address, as `stats` records name it.
     listen: String,
+    /// The bound address (a TWAMP session's local address, unless the socket is a wildcard).
+    local: SocketAddr,
+    /// A TWAMP Session-Reflector socket, not an echo one.
+    twamp: bool,
     /// Bound to a wildcard address: answers need the local address given explicitly.
     wildcard: bool,
     stats: SocketStats,
@@ -166,7 +219,7 @@ struct Listener {
 }
 
 /// Opens and binds one socket with every receive option the reflector reads.
-fn open(addr: SocketAddr, dual: bool) -> io::Result<Socket> {
+fn open(addr: SocketAddr, dual: bool, twamp: bool) -> io::Result<Socket> {
     let v6 = addr.is_ipv6();
     let sock = Socket::new(
         Domain::for_address(addr),
@@ -193,6 +246,21 @@ fn open(addr: SocketAddr, dual: bool) -> io::Result<Socket> {
         on(libc::IPPROTO_IP, libc::IP_RECVTOS)?;
         if wildcard {
             on(libc::IPPROTO_IP, libc::IP_PKTINFO)?;
+        }
+    }
+    if twamp {
+        // The TTL or hop limit each request arrived with. IPv4 clients of a dual-stack socket
+        // get theirs only from IP_RECVTTL (IPV6_RECVHOPLIMIT says nothing about them). Replies
+        // leave with 255, as senders' test packets do, so a sender can count the return path's
+        // hops too.
+        let set = |level, name, v| crate::net::socket::setsockopt_int(fd, level, name, v);
+        if v6 {
+            on(libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT)?;
+            set(libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, 255)?;
+        }
+        if !v6 || dual {
+            on(libc::IPPROTO_IP, libc::IP_RECVTTL)?;
+            set(libc::IPPROTO_IP, libc::IP_TTL, 255)?;
         }
     }
     // Beyond net.core.rmem_max only with CAP_NET_ADMIN; else the kernel caps the request.
@@ -225,22 +293,29 @@ fn bind_hint(e: &io::Error) -> &'static str {
     }
 }
 
-/// Binds every `--echo` address. IPv6 wildcards are dual-stack unless an IPv4 address on the
-/// same port is listed too (both would want the IPv4 side of the port).
-fn bind_all(echo: &[SocketAddr], gso: bool) -> Result<Vec<Listener>> {
-    let mut out = Vec::with_capacity(echo.len());
-    for (k, &addr) in echo.iter().enumerate() {
-        if echo[..k].contains(&addr) {
-            bail!("--echo {addr} is given twice");
+/// Binds every `--echo` and `--twamp` address (`(address, twamp)`). IPv6 wildcards are
+/// dual-stack unless an IPv4 address on the same port is listed too (both would want the IPv4
+/// side of the port).
+fn bind_all(addrs: &[(SocketAddr, bool)], gso: bool) -> Result<Vec<Listener>> {
+    let flag = |twamp: bool| if twamp { "--twamp" } else { "--echo" };
+    let mut out = Vec::with_capacity(addrs.len());
+    for (k, &(addr, twamp)) in addrs.iter().enumerate() {
+        if let Some(&(_, other)) = addrs[..k].iter().find(|(a, _)| *a == addr) {
+            if other == twamp {
+                bail!("{} {addr} is given twice", flag(twamp));
+            }
+            bail!("{addr} is given both as --echo and as --twamp");
         }
-        let v4_same_port = echo.iter().any(|o| o.is_ipv4() && o.port() == addr.port());
+        let v4_same_port = addrs
+            .iter()
+            .any(|(o, _)| o.is_ipv4() && o.port() == addr.port());
         let dual = match addr.ip() {
             IpAddr::V6(ip) => {
                 (ip.is_unspecified() && !v4_same_port) || ip.to_ipv4_mapped().is_some()
             }
             IpAddr::V4(_) => false,
         };
-        let sock = open(addr, dual)
+        let sock = open(addr, dual, twamp)
             .map_err(|e| anyhow!("cannot listen on {addr}: {e}{}", bind_hint(&e)))?;
         let local = sock
             .local_addr()
@@ -251,6 +326,8 @@ fn bind_all(echo: &[SocketAddr], gso: bool) -> Result<Vec<Listener>> {
             gso: gso && gso_supported(&sock),
             sock,
             listen: local.to_string(),
+            local,
+            twamp,
             wildcard: addr.ip().is_unspecified(),
             stats: SocketStats::default(),
             ready: false,
@@ -266,14 +343,65 @@ struct Reflector {
     batch: Batch,
     reflect_tos: bool,
     synced: bool,
+    /// The host clock's Error Estimate, as TWAMP replies carry it.
+    error: u16,
+    /// TWAMP sessions (none with `--stateless`, or without TWAMP sockets).
+    sessions: Option<SessionTable>,
+    /// Session events per listening socket since its last `stats` record.
+    events: Vec<SessionEvents>,
     start: Instant,
     /// Last send error reported on stderr, so a persistent one is said once, not per packet.
     reported_send_error: Option<i32>,
 }
 
 impl Reflector {
-    /// Reads and answers datagrams on `l` for one turn; returns whether it may have more.
-    fn serve(&mut self, l: &mut Listener) -> bool {
+    /// Monotonic ns since the start.
+    fn now_ns(&self) -> u64 {
+        self.start.elapsed().as_nanos() as u64
+    }
+
+    /// Reads the clock's sync state and error again.
+    fn read_clock(&mut self) {
+        let c = ClockState::read();
+        self.synced = c.synced;
+        self.error = c.error_estimate().encode();
+    }
+
+    /// The sequence number of the reply to TWAMP request `i` on listener `idx`: the sender's
+    /// own (stateless), or its session's next.
+    fn twamp_seq(&mut self, l: &Listener, idx: usize, i: usize, src: IpAddr, now_ns: u64) -> u32 {
+        let request = self.batch.payload(i);
+        let Some(table) = self.sessions.as_mut() else {
+            return u32::from_be_bytes([request[0], request[1], request[2], request[3]]);
+        };
+        // The SSID of a STAMP request; a shorter (TWAMP-Light) one has none.
+        let ssid = if request.len() >= crate::wire::twamp::STAMP_LEN {
+            u16::from_be_bytes([request[14], request[15]])
+        } else {
+            0
+        };
+        let local = match self.batch.meta[i].control.local {
+            Some(batch::Local::V4(a)) => IpAddr::from(a),
+            Some(batch::Local::V6(a)) => IpAddr::from(a),
+            None => l.local.ip(),
+        };
+        let key = SessionKey::new(src, self.batch.source_port(i), local, l.local.port(), ssid);
+        let up = table.next(&key, idx as u16, now_ns);
+        if up.started {
+            self.events[idx].started += 1;
+        }
+        if let Some(k) = up.expired {
+            self.events[usize::from(k)].expired += 1;
+        }
+        if let Some(k) = up.evicted {
+            self.events[usize::from(k)].evicted += 1;
+        }
+        up.seq
+    }
+
+    /// Reads and answers datagrams on `l` (listener `idx`) for one turn; returns whether it
+    /// may have more.
+    fn serve(&mut self, l: &mut Listener, idx: usize) -> bool {
         let fd: RawFd = l.sock.as_raw_fd();
         for _ in 0..BATCHES_PER_TURN {
             let n = match self.batch.recv(fd) {
@@ -285,25 +413,43 @@ impl Reflector {
                     return false;
                 }
             };
-            let now_ns = self.start.elapsed().as_nanos() as u64;
-            let w = &mut l.stats.window;
-            w.received += n as u64;
+            let now_ns = self.now_ns();
+            l.stats.window.received += n as u64;
             for i in 0..n {
                 let m = self.batch.meta[i];
                 let verdict = match m.src {
-                    None => Err(Reason::Malformed),
+                    None => Err(Reason::Malformed(Malformed::Other)),
                     Some(src) if !self.acl.allows(src) => Err(Reason::Acl),
-                    Some(_) if m.len == 0 || m.truncated => Err(Reason::Malformed),
-                    Some(src) => self.limits.admit(src, now_ns).map_err(|r| match r {
-                        Refusal::RateLimit => Reason::RateLimit,
-                        Refusal::GlobalCap => Reason::GlobalCap,
-                    }),
+                    Some(_) if m.len == 0 => Err(Reason::Malformed(Malformed::Empty)),
+                    Some(_) if m.truncated => Err(Reason::Malformed(Malformed::TooLong)),
+                    Some(_) if l.twamp && m.len < crate::wire::twamp::SENDER_MIN_LEN => {
+                        Err(Reason::Malformed(Malformed::Short))
+                    }
+                    Some(src) => {
+                        self.limits
+                            .admit(src, now_ns)
+                            .map(|()| src)
+                            .map_err(|r| match r {
+                                Refusal::RateLimit => Reason::RateLimit,
+                                Refusal::GlobalCap => Reason::GlobalCap,
+                            })
+                    }
                 };
                 match verdict {
-                    Ok(()) => self.batch.answer(i),
-                    Err(why) => w.drop(why),
+                    Ok(src) if l.twamp => {
+                        let seq = self.twamp_seq(l, idx, i, src, now_ns);
+                        if self.batch.reflect_twamp(i, seq, self.error) {
+                            self.batch.answer(i);
+                        } else {
+                            // Cannot happen: length and truncation were checked above.
+                            l.stats.window.drop(Reason::Malformed(Malformed::Other));
+                        }
+                    }
+                    Ok(_) => self.batch.answer(i),
+                    Err(why) => l.stats.window.drop(why),
                 }
             }
+            let w = &mut l.stats.window;
             let sent = self.batch.send(
                 fd,
                 SendOptions {
@@ -311,6 +457,7 @@ impl Reflector {
                     reflect_tos: self.reflect_tos,
                     synced: self.synced,
                     gso: l.gso,
+                    twamp: l.twamp,
                 },
             );
             if sent.gso_refused {
@@ -332,11 +479,47 @@ impl Reflector {
         }
         true
     }
+
+    /// Ends idle sessions and moves the session events into each listener's open window;
+    /// returns the sessions alive per listener (`None` without a session table).
+    fn settle_sessions(&mut self, listeners: &mut [Listener]) -> Option<Vec<u64>> {
+        let now_ns = self.now_ns();
+        let mut active = vec![0u64; listeners.len()];
+        let table = self.sessions.as_mut()?;
+        let events = &mut self.events;
+        table.sweep(now_ns, &mut active, |k| {
+            if let Some(e) = events.get_mut(usize::from(k)) {
+                e.expired += 1;
+            }
+        });
+        for (l, e) in listeners.iter_mut().zip(self.events.iter_mut()) {
+            let s = &mut l.stats.window.sessions;
+            s.started += e.started;
+            s.expired += e.expired;
+            s.evicted += e.evicted;
+            *e = SessionEvents::default();
+        }
+        Some(active)
+    }
 }
 
 /// Runs lreflect until SIGINT or SIGTERM.
 pub fn run(args: Args) -> Result<ExitCode> {
-    let mut listeners = bind_all(&args.echo, !args.no_gso)?;
+    // Echo on the default port only when nothing at all is asked for.
+    let echo: Vec<SocketAddr> = if args.echo.is_empty() && args.twamp.is_empty() {
+        vec![SocketAddr::from((
+            std::net::Ipv6Addr::UNSPECIFIED,
+            DEFAULT_ECHO_PORT,
+        ))]
+    } else {
+        args.echo.clone()
+    };
+    let addrs: Vec<(SocketAddr, bool)> = echo
+        .iter()
+        .map(|&a| (a, false))
+        .chain(args.twamp.iter().map(|&a| (a, true)))
+        .collect();
+    let mut listeners = bind_all(&addrs, !args.no_gso)?;
     crate::net::privilege::drop_privileges().context("cannot drop privileges")?;
 
     let per_source = (args.rate_limit > 0.0).then(|| {
@@ -347,15 +530,23 @@ pub fn run(args: Args) -> Result<ExitCode> {
     });
     let global = (args.max_pps > 0.0)
         .then(|| Gcra::new(args.max_pps, ((args.max_pps / 10.0) as u64).max(1)));
+    let timeout_ns = (!args.session_timeout.is_zero())
+        .then(|| u64::try_from(args.session_timeout.as_nanos()).unwrap_or(u64::MAX));
+    let sessions = (!args.stateless && listeners.iter().any(|l| l.twamp))
+        .then(|| SessionTable::new(args.sessions as usize, timeout_ns));
     let mut reflector = Reflector {
         acl: acl::Acl::new(args.allow.clone()),
         limits: Limits::new(per_source, global),
         batch: Batch::new(args.max_size as usize),
         reflect_tos: args.reflect_tos,
-        synced: crate::clock::synchronized(),
+        synced: false,
+        error: 0,
+        sessions,
+        events: vec![SessionEvents::default(); listeners.len()],
         start: Instant::now(),
         reported_send_error: None,
     };
+    reflector.read_clock();
 
     let mut poll = Poll::new().context("cannot create the event loop")?;
     let mut signals = Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
@@ -379,14 +570,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let tags: Option<Arc<Tags>> =
         (!args.tags.is_empty()).then(|| Arc::new(args.tags.iter().cloned().collect()));
     let mut out = RecordWriter::stdout(args.format);
-    let mut write = |listen: &str, counters: &stats::Counters, window: &str| {
-        out.write(&Record {
-            tool: TOOL,
-            ts: SystemTime::now(),
-            tags: tags.clone(),
-            body: Body::Stats(counters.record(listen, window)),
-        })
-    };
+    let mut write =
+        |l: &Listener, counters: &stats::Counters, window: &str, active: Option<u64>| {
+            let mode = if l.twamp { "twamp" } else { "echo" };
+            // Sessions only where there are any: TWAMP sockets of a stateful reflector.
+            let active = active.filter(|_| l.twamp);
+            out.write(&Record {
+                tool: TOOL,
+                ts: SystemTime::now(),
+                tags: tags.clone(),
+                body: Body::Stats(counters.record(&l.listen, mode, window, active)),
+            })
+        };
     let window_name = humantime::format_duration(args.stats_every).to_string();
     let every = (!args.stats_every.is_zero()).then_some(args.stats_every);
     let mut next_stats = every.map(|d| Instant::now() + d);
@@ -396,14 +591,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
     'run: loop {
         let now = Instant::now();
         if now >= next_sync {
-            reflector.synced = crate::clock::synchronized();
+            reflector.read_clock();
             next_sync = now + SYNC_CHECK;
         }
         if let (Some(at), Some(d)) = (next_stats, every) {
             if now >= at {
-                for l in &mut listeners {
+                let active = reflector.settle_sessions(&mut listeners);
+                for (k, l) in listeners.iter_mut().enumerate() {
                     let w = l.stats.close_window();
-                    write(&l.listen, &w, &window_name)?;
+                    write(l, &w, &window_name, active.as_ref().map(|a| a[k]))?;
                 }
                 // Absolute deadlines: periods do not drift; a stalled loop skips, not bunches.
                 let mut at = at + d;
@@ -439,16 +635,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 l.ready = true;
             }
         }
-        for l in &mut listeners {
+        for (k, l) in listeners.iter_mut().enumerate() {
             if l.ready {
-                l.ready = reflector.serve(l);
+                l.ready = reflector.serve(l, k);
             }
         }
     }
 
     let _ = notify::notify("STOPPING=1");
-    for l in &listeners {
-        write(&l.listen, &l.stats.total(), "total")?;
+    let active = reflector.settle_sessions(&mut listeners);
+    for (k, l) in listeners.iter().enumerate() {
+        write(l, &l.stats.total(), "total", active.as_ref().map(|a| a[k]))?;
     }
     Ok(ExitCode::from(cli::EXIT_OK))
 }

@@ -1,6 +1,6 @@
 //! Counters of one listening socket, and the `stats` records made of them.
 
-use crate::record::{Drops, ReflectorStats};
+use crate::record::{Drops, MalformedBy, ReflectorStats, Sessions};
 
 /// Why a datagram was not answered; each dropped datagram has exactly one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -8,8 +8,29 @@ pub enum Reason {
     Acl,
     RateLimit,
     GlobalCap,
-    Malformed,
+    Malformed(Malformed),
     SendError,
+}
+
+/// Why a datagram is malformed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Malformed {
+    /// No payload.
+    Empty,
+    /// A TWAMP request under 14 bytes.
+    Short,
+    /// Longer than `--max-size`.
+    TooLong,
+    /// No usable source address.
+    Other,
+}
+
+/// Session events of a TWAMP socket over some period.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionEvents {
+    pub started: u64,
+    pub expired: u64,
+    pub evicted: u64,
 }
 
 /// What one socket received, answered and dropped over some period.
@@ -19,6 +40,8 @@ pub struct Counters {
     pub reflected: u64,
     pub stamped: u64,
     pub dropped: Drops,
+    pub malformed_by: MalformedBy,
+    pub sessions: SessionEvents,
 }
 
 impl Counters {
@@ -28,7 +51,16 @@ impl Counters {
             Reason::Acl => &mut d.acl,
             Reason::RateLimit => &mut d.rate_limit,
             Reason::GlobalCap => &mut d.global_cap,
-            Reason::Malformed => &mut d.malformed,
+            Reason::Malformed(m) => {
+                let by = &mut self.malformed_by;
+                *match m {
+                    Malformed::Empty => &mut by.empty,
+                    Malformed::Short => &mut by.short,
+                    Malformed::TooLong => &mut by.too_long,
+                    Malformed::Other => &mut by.other,
+                } += 1;
+                &mut d.malformed
+            }
             Reason::SendError => &mut d.send_error,
         } += 1;
     }
@@ -48,16 +80,41 @@ impl Counters {
         d.global_cap += e.global_cap;
         d.malformed += e.malformed;
         d.send_error += e.send_error;
+        let (m, f) = (&mut self.malformed_by, &o.malformed_by);
+        m.empty += f.empty;
+        m.short += f.short;
+        m.too_long += f.too_long;
+        m.other += f.other;
+        let (s, t) = (&mut self.sessions, &o.sessions);
+        s.started += t.started;
+        s.expired += t.expired;
+        s.evicted += t.evicted;
     }
 
-    pub fn record(&self, listen: &str, window: &str) -> ReflectorStats {
+    /// The `stats` record of these counters. `active`: the sessions alive now, for a
+    /// stateful TWAMP socket (then the record carries `sessions`).
+    pub fn record(
+        &self,
+        listen: &str,
+        mode: &str,
+        window: &str,
+        active: Option<u64>,
+    ) -> ReflectorStats {
         ReflectorStats {
             listen: listen.to_string(),
+            mode: mode.to_string(),
             window: window.to_string(),
             received: self.received,
             reflected: self.reflected,
             stamped: self.stamped,
             dropped: self.dropped,
+            malformed_by: self.malformed_by,
+            sessions: active.map(|active| Sessions {
+                active,
+                started: self.sessions.started,
+                expired: self.sessions.expired,
+                evicted: self.sessions.evicted,
+            }),
         }
     }
 }
@@ -102,8 +159,9 @@ mod tests {
         assert_eq!(w.received, w.reflected + w.dropped_total());
         assert_eq!(s.window, Counters::default());
         s.window.received = 2;
-        s.window.drop(Reason::Malformed);
+        s.window.drop(Reason::Malformed(Malformed::Short));
         s.window.drop(Reason::GlobalCap);
+        s.window.sessions.started = 2;
         let t = s.total();
         assert_eq!((t.received, t.reflected, t.stamped), (7, 3, 1));
         assert_eq!(
@@ -116,11 +174,29 @@ mod tests {
                 send_error: 1
             }
         );
-        let r = t.record("[::]:8081", "total");
         assert_eq!(
-            (r.listen.as_str(), r.window.as_str()),
-            ("[::]:8081", "total")
+            t.malformed_by,
+            MalformedBy {
+                short: 1,
+                ..MalformedBy::default()
+            }
+        );
+        let r = t.record("[::]:8081", "echo", "total", None);
+        assert_eq!(
+            (r.listen.as_str(), r.mode.as_str(), r.window.as_str()),
+            ("[::]:8081", "echo", "total")
         );
         assert_eq!(r.received, r.reflected + t.dropped_total());
+        assert_eq!(r.sessions, None);
+        let r = t.record("[::]:862", "twamp", "total", Some(1));
+        assert_eq!(
+            r.sessions,
+            Some(Sessions {
+                active: 1,
+                started: 2,
+                expired: 0,
+                evicted: 0
+            })
+        );
     }
 }
