@@ -2,8 +2,9 @@
 
 use crate::cli::{self, AlertArgs, OutputArgs, RunArgs, SocketArgs, TargetArgs};
 use crate::net::IcmpSocketMode;
-use crate::probe::icmp::{IcmpProber, MAX_PAYLOAD};
-use anyhow::Result;
+use crate::probe::icmp::{IcmpProber, MAX_PAYLOAD, STABLE_PAYLOAD};
+use crate::probe::trace::run::TraceArgs;
+use anyhow::{bail, Result};
 use clap::Parser;
 use std::process::ExitCode;
 
@@ -50,6 +51,8 @@ pub struct Args {
     )]
     pub socket_mode: IcmpSocketMode,
     #[command(flatten)]
+    pub trace: TraceArgs,
+    #[command(flatten)]
     pub alerts: AlertArgs,
     #[command(flatten)]
     pub output: OutputArgs,
@@ -63,7 +66,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
         alerts: &args.alerts,
         output: &args.output,
     };
-    cli::probe("lping", common, cli::Ports::None, |targets| {
+    if args.trace.any() && (args.size as usize) < STABLE_PAYLOAD {
+        bail!(
+            "--trace needs --size {STABLE_PAYLOAD} or more: the payload keeps the probes' \
+             checksum constant (Paris traceroute)"
+        );
+    }
+    let ports = cli::Ports::None;
+    crate::probe::trace::run::probe("lping", common, ports, &args.trace, |targets| {
         IcmpProber::open(
             targets,
             args.socket_mode,

@@ -3,6 +3,7 @@
 use crate::cli::{self, AlertArgs, OutputArgs, RunArgs, SocketArgs, TargetArgs};
 use crate::probe::syn::SynProber;
 use crate::probe::tcp::{TcpProber, TcpSpread};
+use crate::probe::trace::run::{probe, TraceArgs};
 use anyhow::{bail, Result};
 use clap::Parser;
 use std::process::ExitCode;
@@ -58,6 +59,8 @@ pub struct Args {
     #[command(flatten)]
     pub socket: SocketArgs,
     #[command(flatten)]
+    pub trace: TraceArgs,
+    #[command(flatten)]
     pub alerts: AlertArgs,
     #[command(flatten)]
     pub output: OutputArgs,
@@ -79,11 +82,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     let ports = cli::Ports::Default(args.port);
     if args.syn {
-        cli::probe("ltcp", common, ports, |targets| {
+        probe("ltcp", common, ports, &args.trace, |targets| {
             SynProber::open(targets, spread, sport_base, &options)
         })
     } else {
-        cli::probe("ltcp", common, ports, |targets| {
+        probe("ltcp", common, ports, &args.trace, |targets| {
             if let Some(t) = targets.iter().find(|t| t.port == 0) {
                 bail!(
                     "{}: port 0 takes no connection; use --syn, to which hosts answer RST",

@@ -380,6 +380,27 @@ mod tests {
     }
 
     #[test]
+    fn a_followed_flows_records_are_route_samples() {
+        // ludp --trace-every: the first path, that path closed with its probes when the route
+        // changed, the new path opened, and the new path at the end with its probes.
+        let mut agg = Aggregator::new(Aliases::new());
+        let a = r#""hops":[{"ttl":1,"addr":"l1"},{"ttl":2,"addr":"s1"},{"ttl":3,"addr":"h2"}]"#;
+        let b = r#""hops":[{"ttl":1,"addr":"l1"},{"ttl":2,"addr":"s2"},{"ttl":3,"addr":"h2"}]"#;
+        for (hops, sent, lost) in [(a, 0, 0), (a, 100, 7), (b, 0, 0), (b, 250, 1)] {
+            let line = format!(
+                r#"{{"type":"path","tool":"ludp","src":"h1","dst":"h2",{hops},"reached":true,"sent":{sent},"lost":{lost}}}"#
+            );
+            assert_eq!(agg.add_line(line.as_bytes()), Ok(true));
+        }
+        let r = routes(&agg);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].0, ["h1", "l1", "s1", "h2"]);
+        assert_eq!(r[0].1, RouteStats { sent: 100, lost: 7 });
+        assert_eq!(r[1].0, ["h1", "l1", "s2", "h2"]);
+        assert_eq!(r[1].1, RouteStats { sent: 250, lost: 1 });
+    }
+
+    #[test]
     fn unreached_traces_end_in_one_unknown_stretch() {
         let mut agg = Aggregator::new(Aliases::new());
         let l = r#"{"type":"path","src":"h1","dst":"h2","hops":[{"ttl":1,"addr":"r1"},{"ttl":2},{"ttl":3},{"ttl":4}],"reached":false}"#;

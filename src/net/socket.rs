@@ -145,17 +145,35 @@ pub fn send_msg_ttl(
     tos: Option<u8>,
     ttl: Option<u8>,
 ) -> io::Result<usize> {
-    let addr = SockAddr::from(to);
-    let mut iov = libc::iovec {
-        iov_base: buf.as_ptr() as *mut libc::c_void,
-        iov_len: buf.len(),
-    };
-    // Room for three cmsgs of a 4-byte value: 3 × CMSG_SPACE(4) = 72 bytes, u64-aligned.
-    let mut control = [0u64; 9];
     let mut cmsgs: Vec<(i32, i32, u32)> = Vec::with_capacity(3);
     if let Some(key) = tx_key {
         cmsgs.push((libc::SOL_SOCKET, SCM_TS_OPT_ID, key));
     }
+    push_tos_ttl(&mut cmsgs, to, tos, ttl);
+    send_with(sock, buf, to, &cmsgs)
+}
+
+/// Sends a trace probe: [`send_msg_ttl`] with no transmit stamp, whatever the socket asked for
+/// (a per-send `SO_TIMESTAMPING` of no flags), so a trace leaves no stamp on the error queue
+/// that the socket's probes, keyed from 0, could take for theirs.
+pub fn send_unstamped(
+    sock: &Socket,
+    buf: &[u8],
+    to: SocketAddr,
+    tos: Option<u8>,
+    ttl: Option<u8>,
+) -> io::Result<usize> {
+    let mut cmsgs: Vec<(i32, i32, u32)> = vec![(libc::SOL_SOCKET, libc::SO_TIMESTAMPING, 0)];
+    push_tos_ttl(&mut cmsgs, to, tos, ttl);
+    send_with(sock, buf, to, &cmsgs)
+}
+
+fn push_tos_ttl(
+    cmsgs: &mut Vec<(i32, i32, u32)>,
+    to: SocketAddr,
+    tos: Option<u8>,
+    ttl: Option<u8>,
+) {
     if let Some(tos) = tos {
         cmsgs.push(if to.is_ipv4() {
             (libc::IPPROTO_IP, libc::IP_TOS, u32::from(tos))
@@ -170,6 +188,23 @@ pub fn send_msg_ttl(
             (libc::IPPROTO_IPV6, libc::IPV6_HOPLIMIT, u32::from(ttl))
         });
     }
+}
+
+/// `sendmsg` with up to three control messages of a 4-byte value each.
+fn send_with(
+    sock: &Socket,
+    buf: &[u8],
+    to: SocketAddr,
+    cmsgs: &[(i32, i32, u32)],
+) -> io::Result<usize> {
+    let addr = SockAddr::from(to);
+    let mut iov = libc::iovec {
+        iov_base: buf.as_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // Room for three cmsgs of a 4-byte value: 3 × CMSG_SPACE(4) = 72 bytes, u64-aligned.
+    let mut control = [0u64; 9];
+    let cmsgs = &cmsgs[..cmsgs.len().min(3)];
     // SAFETY: zeroed msghdr is valid; every pointer set below outlives the call.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_name = addr.as_ptr() as *mut libc::c_void;
@@ -183,7 +218,7 @@ pub fn send_msg_ttl(
             msg.msg_control = control.as_mut_ptr().cast();
             msg.msg_controllen = libc::CMSG_SPACE(4) as usize * cmsgs.len();
             let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-            for (level, kind, value) in cmsgs {
+            for &(level, kind, value) in cmsgs {
                 (*cmsg).cmsg_level = level;
                 (*cmsg).cmsg_type = kind;
                 (*cmsg).cmsg_len = libc::CMSG_LEN(4) as usize;

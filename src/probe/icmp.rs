@@ -1,10 +1,12 @@
 //! ICMP echo probes (lping): datagram ("ping") sockets where allowed, raw sockets otherwise.
 
 use super::sock::ProbeSocket;
+use super::trace::{self, Answer, TraceConfig, TracedFlow, Tracer};
 use super::{ProbeEvent, ProbeId, ProbeLookup, Prober, SendStamp};
 use crate::net::socket::{self, setsockopt_int, IcmpSocketMode, SocketOptions};
 use crate::net::Received;
 use crate::target::Target;
+use crate::wire;
 use crate::wire::icmp::{describe, EchoRepr, IcmpRepr, Quoted, Version, HEADER_LEN};
 use crate::wire::ip::Ipv4Repr;
 use crate::wire::payload::{ProbeMark, MARK_LEN};
@@ -30,6 +32,9 @@ struct IcmpSocket {
     probe: ProbeSocket,
     version: Version,
     raw: bool,
+    /// The echo identifier the probes carry on the wire: ours on a raw socket, the one the
+    /// kernel gave a datagram socket (its port) otherwise.
+    wire_ident: u16,
 }
 
 /// How replies are recognised as ours.
@@ -41,7 +46,18 @@ struct Matcher {
     payload_len: usize,
 }
 
+/// Payload bytes that carry the mark and the two bytes that keep the checksum constant.
+pub const STABLE_PAYLOAD: usize = MARK_LEN + 2;
+
+/// Offset in the echo message of the two bytes that keep its checksum constant (right after
+/// the mark).
+const STABLE_AT: usize = HEADER_LEN + MARK_LEN;
+
 /// Sends echo requests and matches echo replies and ICMP errors to probes.
+///
+/// With room for it in the payload ([`STABLE_PAYLOAD`] bytes), every echo request (probe or
+/// trace probe) carries the same identifier and checksum, the flow identity ECMP routers hash
+/// (Paris traceroute): two payload bytes after the mark absorb the changing sequence number.
 pub struct IcmpProber {
     sockets: Vec<IcmpSocket>,
     matcher: Matcher,
@@ -49,6 +65,12 @@ pub struct IcmpProber {
     payload: Vec<u8>,
     packet: Vec<u8>,
     recv_buf: Vec<u8>,
+    /// The checksum every echo request carries, when the payload has room to keep it.
+    checksum: Option<u16>,
+    /// `--trace-every`: the paths followed.
+    followed: Option<trace::Followed>,
+    /// Trace rounds so far: each round's probes carry its number.
+    round: u32,
 }
 
 impl IcmpProber {
@@ -78,19 +100,32 @@ impl IcmpProber {
                 probe: ProbeSocket::new(sock, !raw),
                 version: if v6 { Version::V6 } else { Version::V4 },
                 raw,
+                wire_ident: 0,
             });
         }
         let rand = random_u64();
+        let ident = (rand >> 48) as u16 ^ std::process::id() as u16;
+        for s in &mut sockets {
+            s.wire_ident = if s.raw {
+                ident
+            } else {
+                datagram_ident(&s.probe.sock, s.version == Version::V6)?
+            };
+        }
         Ok(IcmpProber {
             sockets,
             matcher: Matcher {
                 cookie: rand,
-                ident: (rand >> 48) as u16 ^ std::process::id() as u16,
+                ident,
                 payload_len,
             },
             payload: vec![0; payload_len],
             packet: vec![0; HEADER_LEN + payload_len],
             recv_buf: vec![0; 65_536 + 60],
+            // Any value but 0xffff, which no checksum of a non-zero message is.
+            checksum: (payload_len >= STABLE_PAYLOAD).then_some((rand >> 16) as u16 % 0xffff),
+            followed: None,
+            round: 0,
         })
     }
 
@@ -225,6 +260,17 @@ impl Matcher {
 }
 
 impl Prober for IcmpProber {
+    fn retrace_every(&self) -> Option<std::time::Duration> {
+        self.followed.as_ref().map(|f| f.every)
+    }
+
+    fn retrace(
+        &mut self,
+        totals: &[crate::engine::StreamTotal],
+    ) -> Result<Vec<(usize, crate::record::Path)>> {
+        trace::retrace(self, totals)
+    }
+
     fn register(&mut self, registry: &mio::Registry, first: usize) -> io::Result<usize> {
         for (i, s) in self.sockets.iter().enumerate() {
             s.probe.register(registry, Token(first + i))?;
@@ -246,6 +292,9 @@ impl Prober for IcmpProber {
             data: &self.payload,
         });
         let len = repr.emit(version, &mut self.packet);
+        if let Some(c) = self.checksum {
+            wire::icmp::set_checksum(version, &mut self.packet[..len], STABLE_AT, c);
+        }
         let s = self
             .sockets
             .iter_mut()
@@ -282,6 +331,202 @@ impl Prober for IcmpProber {
             },
         );
     }
+}
+
+/// Trace probes carry this bit in the sequence number of their mark (measurement probes count
+/// from 1 and never reach it), and the round, TTL and probe in its low 32 bits; the echo
+/// sequence number carries them in 16 bits ([`trace::pack`]), for errors that quote only the
+/// first 8 bytes of the probe.
+const TRACE_SEQ: u64 = 1 << 63;
+
+/// Echo requests as trace probes: flow `i` of the trace is target `targets[i]`.
+struct TraceCodec {
+    /// (target index, destination, version, raw, identifier on the wire) per flow.
+    flows: Vec<(usize, IpAddr, Version, bool, u16)>,
+    cookie: u64,
+    /// The identifier written into every echo request (a datagram socket's kernel replaces
+    /// it, for the probes and the trace probes alike, so their checksums stay equal).
+    header_ident: u16,
+    payload_len: usize,
+    checksum: Option<u16>,
+    round: u32,
+    payload: Vec<u8>,
+}
+
+impl TraceCodec {
+    /// The (TTL, probe) of an echo request or reply of this round to flow `flow`'s target.
+    fn decode_echo(&self, flow: usize, echo: &EchoRepr) -> Option<(u8, u8)> {
+        let &(target, _, _, raw, ident) = self.flows.get(flow)?;
+        if raw && echo.ident != ident {
+            return None;
+        }
+        let (round, ttl, n) = trace::unpack(u32::from(echo.seq), 16);
+        if !trace::same_round(round, self.round, 16) {
+            return None;
+        }
+        // An error may quote only the echo header; when it quotes the mark, it must agree.
+        if echo.data.len() >= MARK_LEN {
+            let mark = ProbeMark::parse_ours(echo.data, self.cookie).ok()?;
+            let want = TRACE_SEQ | u64::from(trace::pack(self.round, ttl, n, 32));
+            if mark.target as usize != target || mark.seq != want {
+                return None;
+            }
+        }
+        Some((ttl, n))
+    }
+}
+
+impl trace::TraceCodec for TraceCodec {
+    fn encode(&mut self, flow: usize, ttl: u8, n: u8, buf: &mut Vec<u8>) {
+        let (target, _, version, _, _) = self.flows.get(flow).copied().unwrap_or((
+            0,
+            IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            Version::V4,
+            false,
+            0,
+        ));
+        self.payload.resize(self.payload_len, 0);
+        ProbeMark {
+            cookie: self.cookie,
+            target: target as u32,
+            seq: TRACE_SEQ | u64::from(trace::pack(self.round, ttl, n, 32)),
+        }
+        .fill(&mut self.payload);
+        let repr = IcmpRepr::EchoRequest(EchoRepr {
+            ident: self.header_ident,
+            seq: trace::pack(self.round, ttl, n, 16) as u16,
+            data: &self.payload,
+        });
+        buf.clear();
+        buf.resize(repr.buffer_len(), 0);
+        let len = repr.emit(version, buf);
+        if let Some(c) = self.checksum {
+            wire::icmp::set_checksum(version, &mut buf[..len], STABLE_AT, c);
+        }
+    }
+
+    /// An error-queue entry of a datagram socket: the quoted echo request.
+    fn decode(&self, flow: usize, data: &[u8]) -> Option<(u8, u8)> {
+        let &(_, _, version, _, _) = self.flows.get(flow)?;
+        match IcmpRepr::parse(version, data, false) {
+            Ok(IcmpRepr::EchoRequest(e)) => self.decode_echo(flow, &e),
+            _ => None,
+        }
+    }
+
+    fn decode_datagram(
+        &self,
+        flow: usize,
+        data: &[u8],
+        from: IpAddr,
+        dst: IpAddr,
+    ) -> Option<(u8, u8, IpAddr, Answer)> {
+        let &(_, _, version, raw, _) = self.flows.get(flow)?;
+        let icmp = if raw && version == Version::V4 {
+            Ipv4Repr::parse(data).ok()?.1
+        } else {
+            data
+        };
+        match IcmpRepr::parse(version, icmp, false).ok()? {
+            IcmpRepr::EchoReply(e) if from.to_canonical() == dst.to_canonical() => {
+                let (ttl, n) = self.decode_echo(flow, &e)?;
+                Some((ttl, n, from, Answer::Destination))
+            }
+            // A raw socket reads the ICMP errors about its probes itself.
+            IcmpRepr::Error {
+                icmp_type, quoted, ..
+            } if raw => {
+                let q = Quoted::parse(version, quoted).ok()?;
+                if q.dst.to_canonical() != dst.to_canonical() {
+                    return None;
+                }
+                let (ttl, n) = self.decode_echo(flow, &q.echo(version)?)?;
+                let v6 = version == Version::V6;
+                Some((
+                    ttl,
+                    n,
+                    from,
+                    trace::classify_error(v6, icmp_type, from, dst),
+                ))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl Tracer for IcmpProber {
+    /// Traces every target with echo requests that keep the probes' identifier and checksum
+    /// (Paris traceroute); one `path` per target, `sport` the echo identifier.
+    fn trace_flows(&mut self, targets: &[Target], cfg: &TraceConfig) -> Result<Vec<TracedFlow>> {
+        let mut ids = Vec::new();
+        let mut flows = Vec::new();
+        for (t, target) in targets.iter().enumerate() {
+            let version = Version::of(&target.addr);
+            let Some(s) = self.sockets.iter().find(|s| s.version == version) else {
+                continue;
+            };
+            ids.push((t, target.addr, version, s.raw, s.wire_ident));
+            flows.push(trace::TraceFlow {
+                sock: &s.probe.sock,
+                dst: target.socket_addr(0),
+                tos: None,
+            });
+        }
+        self.round = self.round.wrapping_add(1);
+        let mut codec = TraceCodec {
+            flows: ids.clone(),
+            cookie: self.matcher.cookie,
+            header_ident: self.matcher.ident,
+            payload_len: self.matcher.payload_len,
+            checksum: self.checksum,
+            round: self.round,
+            payload: Vec::new(),
+        };
+        let results = trace::trace(&flows, &mut codec, cfg)?;
+        Ok(ids
+            .into_iter()
+            .zip(flows)
+            .zip(results)
+            .map(|(((t, addr, _, _, ident), f), result)| {
+                let bound = f
+                    .sock
+                    .local_addr()
+                    .ok()
+                    .and_then(|a| a.as_socket())
+                    .map(|a| a.ip());
+                let src = trace::flow_source(bound, f.dst);
+                let path = result.to_path(src, addr, "icmp", ident, 0);
+                TracedFlow {
+                    target: t,
+                    result,
+                    path,
+                }
+            })
+            .collect())
+    }
+
+    fn followed(&mut self) -> &mut Option<trace::Followed> {
+        &mut self.followed
+    }
+}
+
+/// The identifier the kernel gives a datagram ICMP socket's echo requests: its port, given at
+/// bind (bound here to the wildcard address unless `-I` bound it already).
+fn datagram_ident(sock: &Socket, v6: bool) -> Result<u16> {
+    let port = |s: &Socket| {
+        s.local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .map_or(0, |a| a.port())
+    };
+    if port(sock) == 0 {
+        let any: std::net::SocketAddr = if v6 { "[::]:0" } else { "0.0.0.0:0" }
+            .parse()
+            .unwrap_or_else(|_| unreachable!());
+        sock.bind(&any.into())
+            .map_err(|e| anyhow!("cannot bind the ICMP socket: {e}"))?;
+    }
+    Ok(port(sock))
 }
 
 /// Lets only echo replies and the errors that quote a probe reach a raw socket, so other
@@ -348,5 +593,92 @@ pub fn random_u64() -> u64 {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
         t ^ (u64::from(std::process::id()) << 32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::trace::TraceCodec as _;
+
+    fn codec(raw: bool) -> TraceCodec {
+        let dst: IpAddr = "10.2.1.1".parse().unwrap();
+        TraceCodec {
+            flows: vec![
+                (0, dst, Version::V4, raw, 0x4242),
+                (1, dst, Version::V4, raw, 0x4242),
+            ],
+            cookie: 99,
+            header_ident: 0x4242,
+            payload_len: 56,
+            checksum: Some(0x1234),
+            round: 3,
+            payload: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn trace_probes_keep_the_checksum_and_are_known_by_round() {
+        let mut c = codec(false);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        c.encode(0, 1, 0, &mut a);
+        c.encode(0, 9, 2, &mut b);
+        assert_eq!(&a[..6], &b[..6], "type, code, checksum and identifier");
+        assert_ne!(a[6..8], b[6..8], "sequence numbers differ");
+        assert_eq!(wire::checksum(&b), 0);
+        assert_eq!(c.decode(0, &b), Some((9, 2)));
+        assert_eq!(c.decode(1, &b), None, "another target's mark");
+        assert_eq!(c.decode(0, &b[..8]), Some((9, 2)), "quoted header only");
+        c.round = 4;
+        assert_eq!(c.decode(0, &b), None, "the round before");
+        assert_eq!(c.decode(0, &b[..8]), None, "the round before, header only");
+    }
+
+    #[test]
+    fn raw_sockets_read_time_exceeded_and_echo_replies() {
+        let mut c = codec(true);
+        let mut probe = Vec::new();
+        c.encode(0, 2, 1, &mut probe);
+        let dst: IpAddr = "10.2.1.1".parse().unwrap();
+        let router: IpAddr = "10.1.1.254".parse().unwrap();
+        // IPv4 header + time exceeded quoting the probe's IP header and first 8 bytes.
+        let ip = |src: [u8; 4], dst: [u8; 4], proto: u8, len: usize| {
+            let mut h = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, proto, 0, 0];
+            h[2..4].copy_from_slice(&((20 + len) as u16).to_be_bytes());
+            h.extend_from_slice(&src);
+            h.extend_from_slice(&dst);
+            h
+        };
+        let mut quoted = ip([10, 1, 1, 1], [10, 2, 1, 1], 1, probe.len());
+        quoted.extend_from_slice(&probe[..8]);
+        let mut err = vec![11, 0, 0, 0, 0, 0, 0, 0];
+        err.extend_from_slice(&quoted);
+        let mut dgram = ip([10, 1, 1, 254], [10, 1, 1, 1], 1, err.len());
+        dgram.extend_from_slice(&err);
+        assert_eq!(
+            c.decode_datagram(0, &dgram, router, dst),
+            Some((2, 1, router, Answer::Hop))
+        );
+        let other: IpAddr = "10.9.9.9".parse().unwrap();
+        assert_eq!(
+            c.decode_datagram(0, &dgram, router, other),
+            None,
+            "to elsewhere"
+        );
+        // The echo reply of the destination.
+        let mut reply = probe.clone();
+        reply[0] = 0;
+        let mut dgram = ip([10, 2, 1, 1], [10, 1, 1, 1], 1, reply.len());
+        dgram.extend_from_slice(&reply);
+        assert_eq!(
+            c.decode_datagram(0, &dgram, dst, dst),
+            Some((2, 1, dst, Answer::Destination))
+        );
+        c.flows[0].4 = 1;
+        assert_eq!(
+            c.decode_datagram(0, &dgram, dst, dst),
+            None,
+            "another identifier"
+        );
     }
 }

@@ -5,6 +5,7 @@
 
 use super::sock::ProbeSocket;
 use super::tcp::TcpSpread;
+use super::trace::{self, TraceConfig, TracedFlow, Tracer};
 use super::{ProbeEvent, ProbeId, ProbeLookup, Prober, SendStamp};
 use crate::net::socket::{self, SocketOptions};
 use crate::net::Received;
@@ -46,6 +47,10 @@ pub struct SynProber {
     by_probe: HashMap<ProbeId, u32>,
     rng: u64,
     recv_buf: Vec<u8>,
+    /// `--trace-every`: the paths followed.
+    followed: Option<trace::Followed>,
+    /// Trace rounds so far: each round's SYNs carry its number.
+    round: u32,
 }
 
 impl SynProber {
@@ -94,6 +99,8 @@ impl SynProber {
             by_probe: HashMap::new(),
             rng: super::icmp::random_u64() | 1,
             recv_buf: vec![0; 65_536],
+            followed: None,
+            round: 0,
         })
     }
 
@@ -152,7 +159,180 @@ fn source_for(t: &Target, opts: &SocketOptions) -> Result<IpAddr> {
     Ok(udp.local_addr()?.ip())
 }
 
+/// Bits of a trace SYN's sequence number that carry the round, TTL and probe
+/// ([`trace::pack`]); the bits above are a per-process salt.
+const TRACE_BITS: u32 = 18;
+
+/// Hand-built SYNs as trace probes: flow `i` of the trace is `flows[i]`.
+struct SynCodec {
+    /// (source, destination, source port, destination port) per flow.
+    flows: Vec<(IpAddr, IpAddr, u16, u16)>,
+    salt: u32,
+    round: u32,
+}
+
+impl SynCodec {
+    fn isn(&self, ttl: u8, n: u8) -> u32 {
+        self.salt << TRACE_BITS | trace::pack(self.round, ttl, n, TRACE_BITS)
+    }
+
+    /// The (TTL, probe) a sequence number of this round's trace SYNs stands for.
+    fn decode_isn(&self, isn: u32) -> Option<(u8, u8)> {
+        if isn >> TRACE_BITS != self.salt {
+            return None;
+        }
+        let (round, ttl, n) = trace::unpack(isn & ((1 << TRACE_BITS) - 1), TRACE_BITS);
+        trace::same_round(round, self.round, TRACE_BITS).then_some((ttl, n))
+    }
+}
+
+impl trace::TraceCodec for SynCodec {
+    fn encode(&mut self, flow: usize, ttl: u8, n: u8, buf: &mut Vec<u8>) {
+        let Some(&(src, dst, sport, dport)) = self.flows.get(flow) else {
+            return buf.clear();
+        };
+        let mut seg = [0u8; HEADER_LEN];
+        TcpRepr {
+            src_port: sport,
+            dst_port: dport,
+            seq: self.isn(ttl, n),
+            ack: 0,
+            flags: SYN,
+            window: 64_240,
+        }
+        .emit(src, dst, &mut seg);
+        buf.clear();
+        buf.extend_from_slice(&seg);
+    }
+
+    /// The SYN as an ICMP error quotes it: its first 8 bytes at least (ports, sequence).
+    fn decode(&self, flow: usize, data: &[u8]) -> Option<(u8, u8)> {
+        let &(_, _, sport, dport) = self.flows.get(flow)?;
+        let u16_at = |i: usize| Some(u16::from_be_bytes([*data.get(i)?, *data.get(i + 1)?]));
+        if u16_at(0)? != sport || u16_at(2)? != dport {
+            return None;
+        }
+        let isn = u32::from_be_bytes(data.get(4..8)?.try_into().ok()?);
+        self.decode_isn(isn)
+    }
+
+    /// The destination's SYN-ACK or RST, acknowledging a trace SYN.
+    fn decode_datagram(
+        &self,
+        flow: usize,
+        data: &[u8],
+        from: IpAddr,
+        dst: IpAddr,
+    ) -> Option<(u8, u8, IpAddr, trace::Answer)> {
+        let &(_, _, sport, dport) = self.flows.get(flow)?;
+        if from.to_canonical() != dst.to_canonical() {
+            return None;
+        }
+        // IPv4 raw sockets see the IP header; IPv6 ones only the segment.
+        let segment = if dst.is_ipv4() {
+            let (ip, rest) = Ipv4Repr::parse(data).ok()?;
+            (ip.protocol == PROTO_TCP).then_some(rest)?
+        } else {
+            data
+        };
+        let tcp = TcpRepr::parse(segment).ok()?;
+        if !(tcp.has(ACK) && (tcp.has(SYN) || tcp.has(RST)))
+            || tcp.src_port != dport
+            || tcp.dst_port != sport
+        {
+            return None;
+        }
+        let (ttl, n) = self.decode_isn(tcp.ack.wrapping_sub(1))?;
+        Some((ttl, n, from, trace::Answer::Destination))
+    }
+}
+
+impl Tracer for SynProber {
+    /// Traces every flow to every target with hand-built SYNs from the flow's source port
+    /// (only the TTL changes); ICMP errors come back on the raw socket's error queue
+    /// (`IP_RECVERR`, on for the trace only), SYN-ACKs and RSTs as datagrams. The local stack
+    /// resets the destination's half-open connection itself (no socket has the port).
+    fn trace_flows(&mut self, targets: &[Target], cfg: &TraceConfig) -> Result<Vec<TracedFlow>> {
+        let salt = (self.next_isn() >> 16) & ((1 << (32 - TRACE_BITS)) - 1);
+        self.round = self.round.wrapping_add(1);
+        let mut ids = Vec::new();
+        let mut flows = Vec::new();
+        for (t, target) in targets.iter().enumerate() {
+            let v6 = target.addr.is_ipv6();
+            let Some(s) = self.sockets.iter().find(|s| s.v6 == v6) else {
+                continue;
+            };
+            for flow in 0..self.spread.flows.max(1) {
+                let sport = self.sport_base.wrapping_add(flow);
+                ids.push((t, self.sources[t], target.addr, sport, target.port));
+                flows.push(trace::TraceFlow {
+                    sock: &s.probe.sock,
+                    dst: SocketAddr::new(target.addr, 0),
+                    tos: self.tos,
+                });
+            }
+        }
+        let mut codec = SynCodec {
+            flows: ids
+                .iter()
+                .map(|&(_, s, d, sp, dp)| (s, d, sp, dp))
+                .collect(),
+            salt,
+            round: self.round,
+        };
+        for s in &self.sockets {
+            set_recv_errors(&s.probe.sock, s.v6, true)?;
+        }
+        let results = trace::trace(&flows, &mut codec, cfg);
+        for s in &self.sockets {
+            // Off again: measurement probes read no ICMP errors, and a raw socket's pending
+            // error would fail the next send.
+            let _ = set_recv_errors(&s.probe.sock, s.v6, false);
+            let _ = s.probe.sock.take_error();
+        }
+        Ok(ids
+            .into_iter()
+            .zip(results?)
+            .map(|((t, src, dst, sport, dport), result)| TracedFlow {
+                target: t,
+                path: result.to_path(src, dst, "tcp", sport, dport),
+                result,
+            })
+            .collect())
+    }
+
+    fn followed(&mut self) -> &mut Option<trace::Followed> {
+        &mut self.followed
+    }
+}
+
+fn set_recv_errors(sock: &Socket, v6: bool, on: bool) -> Result<()> {
+    let (level, name) = if v6 {
+        (libc::IPPROTO_IPV6, libc::IPV6_RECVERR)
+    } else {
+        (libc::IPPROTO_IP, libc::IP_RECVERR)
+    };
+    socket::setsockopt_int(
+        std::os::fd::AsRawFd::as_raw_fd(sock),
+        level,
+        name,
+        i32::from(on),
+    )
+    .context("cannot set IP_RECVERR on the raw socket")
+}
+
 impl Prober for SynProber {
+    fn retrace_every(&self) -> Option<std::time::Duration> {
+        self.followed.as_ref().map(|f| f.every)
+    }
+
+    fn retrace(
+        &mut self,
+        totals: &[crate::engine::StreamTotal],
+    ) -> Result<Vec<(usize, crate::record::Path)>> {
+        trace::retrace(self, totals)
+    }
+
     fn streams(&self) -> usize {
         usize::from(self.spread.flows.max(1))
     }
@@ -270,5 +450,53 @@ impl Prober for SynProber {
                 result: Some(if open { "open" } else { "refused" }),
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::trace::TraceCodec as _;
+
+    #[test]
+    fn trace_syns_are_known_by_ports_salt_and_round() {
+        let src: IpAddr = "fd10:1:1::1".parse().unwrap();
+        let dst: IpAddr = "fd10:2:1::1".parse().unwrap();
+        let mut c = SynCodec {
+            flows: vec![(src, dst, 45000, 80), (src, dst, 45001, 80)],
+            salt: 0x2abc,
+            round: 77,
+        };
+        let mut seg = Vec::new();
+        c.encode(1, 30, 3, &mut seg);
+        let syn = TcpRepr::parse(&seg).unwrap();
+        assert!(syn.has(SYN) && !syn.has(ACK));
+        assert_eq!(
+            c.decode(1, &seg[..8]),
+            Some((30, 3)),
+            "the 8 bytes an error quotes"
+        );
+        assert_eq!(c.decode(0, &seg[..8]), None, "another flow's ports");
+        // The destination's RST, acknowledging the SYN (IPv6: the segment alone).
+        let mut rst = [0u8; HEADER_LEN];
+        TcpRepr {
+            src_port: 80,
+            dst_port: 45001,
+            seq: 0,
+            ack: syn.seq.wrapping_add(1),
+            flags: RST | ACK,
+            window: 0,
+        }
+        .emit(dst, src, &mut rst);
+        assert_eq!(
+            c.decode_datagram(1, &rst, dst, dst),
+            Some((30, 3, dst, trace::Answer::Destination))
+        );
+        c.round = 78;
+        assert_eq!(c.decode(1, &seg[..8]), None, "the round before");
+        assert_eq!(c.decode_datagram(1, &rst, dst, dst), None);
+        c.round = 77;
+        c.salt = 1;
+        assert_eq!(c.decode(1, &seg[..8]), None, "another run's SYN");
     }
 }

@@ -3,16 +3,18 @@
 //! closed with an RST (linger 0), so neither end keeps TIME_WAIT or a half-open socket and the
 //! next probe can reuse the same 4-tuple.
 
+use super::trace::connect::{connect, trace_connect, ConnectFlow};
+use super::trace::{self, TraceConfig, TracedFlow, Tracer};
 use super::{ProbeEvent, ProbeId, ProbeLookup, Prober, SendStamp};
 use crate::net::socket::{self, SocketOptions};
 use crate::record::Flow;
 use crate::target::Target;
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use socket2::Socket;
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
@@ -77,6 +79,8 @@ pub struct TcpProber {
     free: Vec<usize>,
     by_probe: HashMap<ProbeId, usize>,
     by_key: HashMap<(usize, u16), usize>,
+    /// `--trace-every`: the paths followed.
+    followed: Option<trace::Followed>,
 }
 
 impl TcpProber {
@@ -91,6 +95,7 @@ impl TcpProber {
             free: Vec::new(),
             by_probe: HashMap::new(),
             by_key: HashMap::new(),
+            followed: None,
         }
     }
 
@@ -113,29 +118,70 @@ impl TcpProber {
     }
 
     fn connect(&self, target: &Target, sport: u16) -> io::Result<Socket> {
-        let v6 = target.addr.is_ipv6();
-        let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
-        let sock = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
-        sock.set_nonblocking(true)?;
-        sock.set_reuse_address(true)?;
-        let mut opts = self.opts.clone();
-        let source = opts.source.take().filter(|s| s.is_ipv6() == v6);
-        socket::apply_options(&sock, v6, &opts).map_err(io::Error::other)?;
-        let ip = source.unwrap_or(if v6 {
-            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
-        } else {
-            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-        });
-        sock.bind(&SockAddr::from(SocketAddr::new(ip, sport)))?;
-        match sock.connect(&SockAddr::from(target.socket_addr(target.port))) {
-            Ok(()) => Ok(sock),
-            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(sock),
-            Err(e) => Err(e),
+        connect(
+            target.socket_addr(target.port),
+            sport,
+            &self.opts,
+            None,
+            false,
+        )
+    }
+}
+
+impl Tracer for TcpProber {
+    /// Traces every flow to every target with connections from the flow's own source port,
+    /// the TTL set on each ([`trace::connect`]); one `path` per (target, flow), targets first.
+    fn trace_flows(
+        &mut self,
+        targets: &[Target],
+        cfg: &TraceConfig,
+    ) -> anyhow::Result<Vec<TracedFlow>> {
+        let mut flows = Vec::new();
+        let mut ids = Vec::new();
+        for (t, target) in targets.iter().enumerate() {
+            for flow in 0..self.spread.flows.max(1) {
+                ids.push(t);
+                flows.push(ConnectFlow {
+                    sport: self.sport_base.wrapping_add(flow),
+                    dst: target.socket_addr(target.port),
+                });
+            }
         }
+        let results = trace_connect(&flows, &self.opts, cfg)?;
+        Ok(ids
+            .into_iter()
+            .zip(flows)
+            .zip(results)
+            .map(|((t, f), result)| {
+                let bound = self.opts.source.filter(|s| s.is_ipv6() == f.dst.is_ipv6());
+                let src = trace::flow_source(bound, f.dst);
+                let path = result.to_path(src, f.dst.ip(), "tcp", f.sport, f.dst.port());
+                TracedFlow {
+                    target: t,
+                    result,
+                    path,
+                }
+            })
+            .collect())
+    }
+
+    fn followed(&mut self) -> &mut Option<trace::Followed> {
+        &mut self.followed
     }
 }
 
 impl Prober for TcpProber {
+    fn retrace_every(&self) -> Option<Duration> {
+        self.followed.as_ref().map(|f| f.every)
+    }
+
+    fn retrace(
+        &mut self,
+        totals: &[crate::engine::StreamTotal],
+    ) -> anyhow::Result<Vec<(usize, crate::record::Path)>> {
+        trace::retrace(self, totals)
+    }
+
     fn streams(&self) -> usize {
         usize::from(self.spread.flows.max(1))
     }

@@ -3,6 +3,7 @@
 //! errors read from the error queue (`IP_RECVERR`), so no raw socket is needed.
 
 use super::sock::ProbeSocket;
+use super::trace::{self, TraceConfig, TracedFlow, Tracer};
 use super::{ProbeEvent, ProbeId, ProbeLookup, Prober, ReflectorTimes, SendStamp};
 use crate::net::socket::{self, SocketOptions};
 use crate::net::Received;
@@ -51,14 +52,9 @@ pub struct UdpProber {
     payload: Vec<u8>,
     recv_buf: Vec<u8>,
     /// `--trace-every`: what to trace again, how, how often, and the paths so far.
-    followed: Option<Followed>,
-}
-
-struct Followed {
-    targets: Vec<Target>,
-    cfg: crate::probe::trace::TraceConfig,
-    every: Duration,
-    history: crate::probe::trace::PathHistory,
+    followed: Option<trace::Followed>,
+    /// Trace rounds so far: each round's probes carry its number.
+    round: u32,
 }
 
 impl UdpProber {
@@ -107,6 +103,7 @@ impl UdpProber {
             payload: vec![0; payload_len],
             recv_buf: vec![0; 65_536],
             followed: None,
+            round: 0,
         })
     }
 
@@ -126,25 +123,18 @@ impl UdpProber {
 }
 
 /// Trace probes carry this bit in their sequence number (measurement probes count from 1 and
-/// never reach it), the TTL in bits 8..16 and the probe number in bits 0..8.
+/// never reach it), and the round, TTL and probe in the low 32 bits ([`trace::pack`]).
 const TRACE_SEQ: u64 = 1 << 63;
-
-/// One traced flow of one target.
-pub struct TracedFlow {
-    /// The target's index in the run.
-    pub target: usize,
-    pub result: crate::probe::trace::TraceResult,
-    pub path: crate::record::Path,
-}
 
 /// The ludp payload as trace probes: flow `i` of the trace is `flows[i]` (target, flow id).
 struct TraceCodec {
     flows: Vec<(usize, u16)>,
     cookie: u32,
     len: usize,
+    round: u32,
 }
 
-impl crate::probe::trace::TraceCodec for TraceCodec {
+impl trace::TraceCodec for TraceCodec {
     fn encode(&mut self, flow: usize, ttl: u8, n: u8, buf: &mut Vec<u8>) {
         let (target, flow) = self.flows.get(flow).copied().unwrap_or_default();
         buf.clear();
@@ -155,7 +145,7 @@ impl crate::probe::trace::TraceCodec for TraceCodec {
             .unwrap_or(0);
         ProbeRepr {
             flow,
-            seq: TRACE_SEQ | u64::from(ttl) << 8 | u64::from(n),
+            seq: TRACE_SEQ | u64::from(trace::pack(self.round, ttl, n, 32)),
             sent_ns,
             cookie: self.cookie,
             target: target as u32,
@@ -166,22 +156,23 @@ impl crate::probe::trace::TraceCodec for TraceCodec {
     fn decode(&self, flow: usize, data: &[u8]) -> Option<(u8, u8)> {
         let (target, flow) = self.flows.get(flow).copied()?;
         let (repr, _) = ProbeRepr::parse(data).ok()?;
-        (repr.cookie == self.cookie
-            && repr.flow == flow
-            && repr.target as usize == target
-            && repr.seq & TRACE_SEQ != 0)
-            .then_some(((repr.seq >> 8) as u8, repr.seq as u8))
+        if repr.cookie != self.cookie
+            || repr.flow != flow
+            || repr.target as usize != target
+            || repr.seq & TRACE_SEQ == 0
+        {
+            return None;
+        }
+        let (round, ttl, n) = trace::unpack(repr.seq as u32, 32);
+        trace::same_round(round, self.round, 32).then_some((ttl, n))
     }
 }
 
-impl UdpProber {
+impl Tracer for UdpProber {
     /// Traces every flow to every target with the flow's own socket (Paris traceroute: only
-    /// the TTL changes), all at once; one `path` per (target, flow), targets first.
-    pub fn trace(
-        &mut self,
-        targets: &[Target],
-        cfg: &crate::probe::trace::TraceConfig,
-    ) -> Result<Vec<TracedFlow>> {
+    /// the TTL changes); one `path` per (target, flow), targets first. Trace probes carry the
+    /// first `--dscp` class (or `-Q`): ECMP hashes the 5-tuple, not the DSCP.
+    fn trace_flows(&mut self, targets: &[Target], cfg: &TraceConfig) -> Result<Vec<TracedFlow>> {
         let tos = self.spread.dscp.first().map(|d| d << 2);
         let mut ids = Vec::new();
         let mut flows = Vec::new();
@@ -190,44 +181,36 @@ impl UdpProber {
                 let Some(i) = self.socket_index(flow, target.addr.is_ipv6()) else {
                     continue;
                 };
-                ids.push((t, flow));
-                flows.push(crate::probe::trace::TraceFlow {
+                ids.push((t, flow, i));
+                flows.push(trace::TraceFlow {
                     sock: &self.sockets[i].probe.sock,
                     dst: target.socket_addr(target.port),
                     tos,
                 });
             }
         }
+        self.round = self.round.wrapping_add(1);
         let mut codec = TraceCodec {
-            flows: ids.clone(),
+            flows: ids.iter().map(|&(t, flow, _)| (t, flow)).collect(),
             cookie: self.cookie,
             len: self.payload.len(),
+            round: self.round,
         };
-        let results = crate::probe::trace::trace(&flows, &mut codec, cfg)?;
+        let results = trace::trace(&flows, &mut codec, cfg)?;
         Ok(ids
             .into_iter()
             .zip(flows)
             .zip(results)
-            .map(|(((t, flow), f), result)| {
+            .map(|(((t, _, i), f), result)| {
                 let bound = f
                     .sock
                     .local_addr()
                     .ok()
                     .and_then(|a| a.as_socket())
-                    .map(|a| a.ip())
-                    .filter(|ip| !ip.is_unspecified());
-                let src = bound
-                    .or_else(|| crate::probe::trace::source_for(f.dst))
-                    .unwrap_or(if f.dst.is_ipv6() {
-                        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
-                    } else {
-                        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-                    });
-                let sport = self
-                    .socket_index(flow, f.dst.is_ipv6())
-                    .map(|i| self.sockets[i].sport)
-                    .unwrap_or(0);
-                let path = result.to_path(src, f.dst, "udp", sport);
+                    .map(|a| a.ip());
+                let src = trace::flow_source(bound, f.dst);
+                let sport = self.sockets[i].sport;
+                let path = result.to_path(src, f.dst.ip(), "udp", sport, f.dst.port());
                 TracedFlow {
                     target: t,
                     result,
@@ -236,42 +219,9 @@ impl UdpProber {
             })
             .collect())
     }
-}
 
-impl UdpProber {
-    /// Follows the flows of a first trace (`traced`, from [`UdpProber::trace`]): the engine
-    /// traces them again every `every`; returns the first `path` records.
-    pub fn follow_paths(
-        &mut self,
-        targets: &[Target],
-        cfg: &crate::probe::trace::TraceConfig,
-        every: Duration,
-        traced: Vec<TracedFlow>,
-    ) -> Vec<(usize, crate::record::Path)> {
-        let (history, records) = crate::probe::trace::PathHistory::start(
-            traced
-                .into_iter()
-                .map(|tf| (tf.target, tf.result, tf.path))
-                .collect(),
-        );
-        self.followed = Some(Followed {
-            targets: targets.to_vec(),
-            cfg: *cfg,
-            every,
-            history,
-        });
-        records
-    }
-
-    /// The followed flows' last `path` records, with their counts since their previous one.
-    pub fn final_paths(
-        &self,
-        totals: &[crate::engine::StreamTotal],
-    ) -> Vec<(usize, crate::record::Path)> {
-        self.followed
-            .as_ref()
-            .map(|f| f.history.finish(totals))
-            .unwrap_or_default()
+    fn followed(&mut self) -> &mut Option<trace::Followed> {
+        &mut self.followed
     }
 }
 
@@ -364,21 +314,7 @@ impl Prober for UdpProber {
         &mut self,
         totals: &[crate::engine::StreamTotal],
     ) -> Result<Vec<(usize, crate::record::Path)>> {
-        let Some(mut followed) = self.followed.take() else {
-            return Ok(Vec::new());
-        };
-        let traced = self.trace(&followed.targets, &followed.cfg);
-        let records = traced.map(|traced| {
-            followed.history.update(
-                traced
-                    .into_iter()
-                    .map(|tf| (tf.target, tf.result, tf.path))
-                    .collect(),
-                totals,
-            )
-        });
-        self.followed = Some(followed);
-        records
+        trace::retrace(self, totals)
     }
 
     fn drain(&mut self, token: usize, _lookup: &dyn ProbeLookup, events: &mut Vec<ProbeEvent>) {
@@ -443,4 +379,41 @@ pub fn check_payload_len(len: usize) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::trace::TraceCodec as _;
+
+    #[test]
+    fn trace_probes_are_known_by_flow_and_round() {
+        let mut codec = TraceCodec {
+            flows: vec![(0, 3), (1, 3)],
+            cookie: 7,
+            len: 64,
+            round: 5,
+        };
+        let mut buf = Vec::new();
+        codec.encode(1, 12, 2, &mut buf);
+        assert_eq!(buf.len(), 64);
+        assert_eq!(codec.decode(1, &buf), Some((12, 2)));
+        assert_eq!(codec.decode(0, &buf), None, "another target");
+        // Quoted by an ICMP error up to the cookie only: still told apart.
+        assert_eq!(codec.decode(1, &buf[..40]), Some((12, 2)));
+        codec.round = 6;
+        assert_eq!(codec.decode(1, &buf), None, "an answer to the round before");
+        // A measurement probe of the flow is not a trace probe.
+        let mut probe = vec![0; 64];
+        ProbeRepr {
+            flow: 3,
+            seq: 12 << 8 | 2,
+            sent_ns: 0,
+            cookie: 7,
+            target: 1,
+        }
+        .emit(&mut probe);
+        codec.round = 5;
+        assert_eq!(codec.decode(1, &probe), None);
+    }
 }

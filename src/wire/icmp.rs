@@ -173,6 +173,35 @@ impl<'a> IcmpRepr<'a> {
     }
 }
 
+/// Sets the two bytes at `at` (an even offset into the data of the echo message `msg`) so that
+/// the message's checksum is `checksum` whatever its identifier, sequence number and other
+/// data: the Paris traceroute way of keeping an ICMP flow's first four bytes (type, code,
+/// checksum), which ECMP routers may hash like ports, the same for every probe. ICMPv4 gets
+/// the checksum written; ICMPv6 leaves it zero for the kernel, whose checksum over the
+/// pseudo-header is then constant per destination too. A kernel that rewrites the identifier
+/// (ICMP datagram sockets) shifts the checksum by the same amount for every probe. `checksum`
+/// must not be 0xffff (no Internet checksum of a non-zero message is).
+pub fn set_checksum(version: Version, msg: &mut [u8], at: usize, checksum: u16) {
+    if at % 2 != 0 || at < field::REST || at + 2 > msg.len() {
+        return;
+    }
+    msg[field::CHECKSUM].fill(0);
+    msg[at..at + 2].fill(0);
+    // With the word w, the sum becomes sum0 + w (ones' complement); the checksum is its
+    // complement, so w = !checksum - sum0 = !checksum + checksum(msg without w).
+    let c0 = super::checksum(msg);
+    let w = ones_add(!checksum, c0);
+    msg[at..at + 2].copy_from_slice(&w.to_be_bytes());
+    if version == Version::V4 {
+        msg[field::CHECKSUM].copy_from_slice(&checksum.to_be_bytes());
+    }
+}
+
+fn ones_add(a: u16, b: u16) -> u16 {
+    let s = u32::from(a) + u32::from(b);
+    ((s & 0xffff) + (s >> 16)) as u16
+}
+
 /// The probe an ICMP error quotes: where it was going and, if it was an echo request, its
 /// identifier, sequence number and the data bytes the error carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -268,6 +297,44 @@ pub fn describe(version: Version, icmp_type: u8, code: u8) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn set_checksum_keeps_the_checksum_whatever_the_sequence() {
+        for (len, want) in [(30usize, 0x1234u16), (31, 0xfffe), (64, 0), (33, 0x8000)] {
+            for seq in [0u16, 1, 0x7fff, 0xffff] {
+                let data: Vec<u8> = (0..len - HEADER_LEN)
+                    .map(|i| (i as u8) ^ seq as u8)
+                    .collect();
+                let mut msg = vec![0; len];
+                IcmpRepr::EchoRequest(EchoRepr {
+                    ident: 0xbeef,
+                    seq,
+                    data: &data,
+                })
+                .emit(Version::V4, &mut msg);
+                set_checksum(Version::V4, &mut msg, HEADER_LEN + 20, want);
+                assert_eq!(u16::from_be_bytes([msg[2], msg[3]]), want);
+                assert_eq!(checksum(&msg), 0, "a valid checksum (len {len}, seq {seq})");
+                assert!(IcmpRepr::parse(Version::V4, &msg, true).is_ok());
+                // A kernel that puts another identifier in keeps it constant too.
+                let mut other = msg.clone();
+                other[4..6].copy_from_slice(&0x0102u16.to_be_bytes());
+                other[2..4].fill(0);
+                let c = checksum(&other);
+                let mut again = msg.clone();
+                again[6..8].copy_from_slice(&seq.wrapping_add(7).to_be_bytes());
+                set_checksum(Version::V4, &mut again, HEADER_LEN + 20, want);
+                again[4..6].copy_from_slice(&0x0102u16.to_be_bytes());
+                again[2..4].fill(0);
+                assert_eq!(checksum(&again), c);
+            }
+        }
+        let mut v6 = vec![0u8; 40];
+        v6[0] = 128;
+        set_checksum(Version::V6, &mut v6, 28, 0x4321);
+        assert_eq!(&v6[2..4], &[0, 0], "ICMPv6: the kernel writes it");
+        assert_eq!(checksum(&v6), 0x4321, "and the message sums to a constant");
+    }
 
     /// An echo request (id 0x1234, seq 1, 8 data bytes); checksum computed by hand per RFC 1071
     /// and confirmed by etherparse below.

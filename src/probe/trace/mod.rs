@@ -2,16 +2,27 @@
 //! same source address and port, the same destination and protocol as its probes); only the
 //! TTL changes, set per datagram, so ECMP routers hash trace probes like the flow's probes.
 //!
-//! All TTLs of all flows leave at once and the answers are collected in one small mio loop, so
-//! tracing many flows takes about one timeout. ICMP time-exceeded and unreachable messages come
-//! back on each socket's error queue (`IP_RECVERR` / `IPV6_RECVERR`), quoting the probe's
-//! payload, which the tool's [`TraceCodec`] maps back to (TTL, probe). Nothing here knows the
-//! payload format, so every datagram prober can reuse it.
+//! The probes of all flows leave paced (`--trace-rate`, probes per second over all flows),
+//! lowest TTLs first, and the answers are collected in one small mio loop meanwhile, so tracing
+//! many flows takes about one timeout plus the paced sending; a flow whose end is known (the
+//! destination answered, or a router said it is unreachable) gets no probe beyond it. ICMP
+//! time-exceeded and unreachable messages come back on each socket's error queue (`IP_RECVERR`
+//! / `IPV6_RECVERR`) quoting the probe, or (raw sockets) as datagrams, which the tool's
+//! [`TraceCodec`] maps back to (TTL, probe). Nothing here knows a payload format, so every
+//! datagram prober reuses it; TCP connect probes, one connection per probe, are traced by
+//! [`connect::trace_connect`].
+
+pub mod connect;
+pub mod history;
+pub mod run;
+
+pub use history::{flow_totals, PathHistory};
 
 use crate::net::cmsg::{SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6};
 use crate::net::recv_msg;
-use crate::net::socket::send_msg_ttl;
+use crate::net::socket::send_unstamped;
 use crate::record::{self, Hop, Path};
+use crate::target::Target;
 use anyhow::{Context, Result};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
@@ -23,6 +34,10 @@ use std::time::{Duration, Instant};
 
 /// Highest TTL `--max-ttl` takes.
 pub const MAX_TTL: u8 = 64;
+/// Most probes per TTL `--trace-probes` takes (the probe number has 4 bits in every format).
+pub const MAX_PROBES: u8 = 16;
+/// Trace probes per second over all flows unless `--trace-rate` says otherwise.
+pub const DEFAULT_RATE: u32 = 500;
 
 /// How far and how hard to trace.
 #[derive(Debug, Clone, Copy)]
@@ -33,24 +48,68 @@ pub struct TraceConfig {
     pub probes: u8,
     /// How long to wait for answers after the last probe left.
     pub timeout: Duration,
+    /// Trace probes per second, over all flows.
+    pub rate: u32,
+}
+
+impl TraceConfig {
+    fn clamped(&self) -> TraceConfig {
+        TraceConfig {
+            max_ttl: self.max_ttl.clamp(1, MAX_TTL),
+            probes: self.probes.clamp(1, MAX_PROBES),
+            timeout: self.timeout,
+            rate: self.rate.max(1),
+        }
+    }
+}
+
+/// What an answer to a trace probe says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// A router on the way: the TTL ran out there.
+    Hop,
+    /// The destination itself (an echo, a port unreachable, a SYN-ACK or RST).
+    Destination,
+    /// A router that says the destination is unreachable: the path ends there.
+    Unreachable,
 }
 
 /// One flow to trace: the flow's own socket (bound to its source port) and destination.
 pub struct TraceFlow<'a> {
     pub sock: &'a Socket,
+    /// Where the probes are sent (port 0 on raw and ICMP sockets).
     pub dst: SocketAddr,
     /// The TOS byte (IPv4) or traffic class (IPv6) of the flow's probes.
     pub tos: Option<u8>,
 }
 
-/// Writes trace probes in the tool's own payload format and recognises them when they come
-/// back (echoed by the destination or quoted in an ICMP error).
+/// Writes trace probes in the tool's own format and recognises them when they come back
+/// (echoed or answered by the destination, or quoted in an ICMP error).
 pub trait TraceCodec {
-    /// The payload of probe `n` at `ttl` of flow `flow` (an index into the traced flows).
+    /// Probe `n` at `ttl` of flow `flow` (an index into the traced flows), as handed to the
+    /// socket: a payload, or an ICMP message or TCP segment on raw and ICMP sockets.
     fn encode(&mut self, flow: usize, ttl: u8, n: u8, buf: &mut Vec<u8>);
-    /// The (TTL, probe) a payload read from flow `flow`'s socket belongs to, if it is one of
-    /// this run's trace probes of that flow.
+
+    /// The (TTL, probe) of flow `flow` that `data` is, if it is one of this round's trace
+    /// probes: `data` is the probe as an ICMP error quotes it (from the error queue: the
+    /// transport header or payload on, perhaps cut short) or as a UDP destination echoed it.
     fn decode(&self, flow: usize, data: &[u8]) -> Option<(u8, u8)>;
+
+    /// A datagram read from flow `flow`'s socket, from `from`: the (TTL, probe) it answers,
+    /// who answered, and how. By default the destination echoing the probe.
+    fn decode_datagram(
+        &self,
+        flow: usize,
+        data: &[u8],
+        from: IpAddr,
+        dst: IpAddr,
+    ) -> Option<(u8, u8, IpAddr, Answer)> {
+        if from.to_canonical() != dst.to_canonical() {
+            return None;
+        }
+        let (ttl, n) = self.decode(flow, data)?;
+        Some((ttl, n, from, Answer::Destination))
+    }
 }
 
 /// What one TTL of one flow found.
@@ -71,6 +130,7 @@ pub struct TraceResult {
     pub reached: bool,
 }
 
+/// One flow's probes and answers during a trace.
 struct FlowState {
     sent_at: Vec<Option<Instant>>,
     answered: Vec<bool>,
@@ -79,18 +139,39 @@ struct FlowState {
     dest_ttl: Option<u8>,
     /// Lowest TTL at which a router answered with an unreachable (the path ends there).
     stop_ttl: Option<u8>,
+    /// Highest TTL a probe left with.
+    top_ttl: u8,
 }
 
 impl FlowState {
+    fn new(cfg: &TraceConfig) -> FlowState {
+        let slots = usize::from(cfg.max_ttl) * usize::from(cfg.probes);
+        FlowState {
+            sent_at: vec![None; slots],
+            answered: vec![false; slots],
+            hops: vec![HopResult::default(); usize::from(cfg.max_ttl)],
+            dest_ttl: None,
+            stop_ttl: None,
+            top_ttl: 0,
+        }
+    }
+
     fn end(&self) -> Option<u8> {
-        self.dest_ttl.or(self.stop_ttl)
+        match (self.dest_ttl, self.stop_ttl) {
+            (Some(d), Some(s)) => Some(d.min(s)),
+            (d, s) => d.or(s),
+        }
+    }
+
+    fn slot(cfg: &TraceConfig, ttl: u8, n: u8) -> Option<usize> {
+        (ttl >= 1 && ttl <= cfg.max_ttl && n < cfg.probes)
+            .then(|| usize::from(ttl - 1) * usize::from(cfg.probes) + usize::from(n))
     }
 
     fn record(&mut self, cfg: &TraceConfig, ttl: u8, n: u8, from: IpAddr, at: Instant) {
-        if ttl == 0 || ttl > cfg.max_ttl || n >= cfg.probes {
+        let Some(i) = Self::slot(cfg, ttl, n) else {
             return;
-        }
-        let i = usize::from(ttl - 1) * usize::from(cfg.probes) + usize::from(n);
+        };
         let Some(sent) = self.sent_at[i] else { return };
         self.answered[i] = true;
         let hop = &mut self.hops[usize::from(ttl - 1)];
@@ -102,7 +183,7 @@ impl FlowState {
         hop.rtt = Some(hop.rtt.map_or(rtt, |r| r.min(rtt)));
     }
 
-    /// Every probe up to the end of the path has answered: nothing more to wait for.
+    /// Every probe sent up to the end of the path has answered: nothing more to wait for.
     fn done(&self, probes: u8) -> bool {
         let Some(end) = self.end() else { return false };
         let upto = usize::from(end) * usize::from(probes);
@@ -113,28 +194,152 @@ impl FlowState {
     }
 }
 
-/// Traces every flow at once; returns one result per flow, in order.
+/// The answers of a trace of many flows, kept per flow and TTL. Every trace loop (datagram or
+/// TCP connect) feeds one.
+pub struct Tracker {
+    cfg: TraceConfig,
+    flows: Vec<FlowState>,
+}
+
+impl Tracker {
+    pub fn new(flows: usize, cfg: &TraceConfig) -> Tracker {
+        let cfg = cfg.clamped();
+        Tracker {
+            flows: (0..flows).map(|_| FlowState::new(&cfg)).collect(),
+            cfg,
+        }
+    }
+
+    pub fn config(&self) -> &TraceConfig {
+        &self.cfg
+    }
+
+    /// Probe `n` at `ttl` of `flow` left at `at`.
+    pub fn sent(&mut self, flow: usize, ttl: u8, n: u8, at: Instant) {
+        let Some(i) = FlowState::slot(&self.cfg, ttl, n) else {
+            return;
+        };
+        if let Some(st) = self.flows.get_mut(flow) {
+            st.sent_at[i] = Some(at);
+            st.top_ttl = st.top_ttl.max(ttl);
+        }
+    }
+
+    /// `from` answered probe `n` at `ttl` of `flow` at `at`. Answers to probes that never left
+    /// (or out of range) are ignored.
+    pub fn answer(&mut self, flow: usize, ttl: u8, n: u8, from: IpAddr, kind: Answer, at: Instant) {
+        let cfg = self.cfg;
+        let Some(i) = FlowState::slot(&cfg, ttl, n) else {
+            return;
+        };
+        let Some(st) = self.flows.get_mut(flow) else {
+            return;
+        };
+        if st.sent_at[i].is_none() {
+            return;
+        }
+        match kind {
+            Answer::Hop => {}
+            Answer::Destination => st.dest_ttl = Some(st.dest_ttl.map_or(ttl, |d| d.min(ttl))),
+            Answer::Unreachable => st.stop_ttl = Some(st.stop_ttl.map_or(ttl, |d| d.min(ttl))),
+        }
+        st.record(&cfg, ttl, n, from, at);
+    }
+
+    /// A probe at `ttl` of `flow` can still tell something: the flow's path is not known to
+    /// end before it.
+    pub fn wanted(&self, flow: usize, ttl: u8) -> bool {
+        self.flows
+            .get(flow)
+            .is_some_and(|st| st.end().is_none_or(|end| ttl <= end))
+    }
+
+    /// Whether any probe at `ttl` of `flow` was answered.
+    pub fn answered_at(&self, flow: usize, ttl: u8) -> bool {
+        self.flows
+            .get(flow)
+            .and_then(|st| st.hops.get(usize::from(ttl).wrapping_sub(1)))
+            .is_some_and(|h| !h.addrs.is_empty())
+    }
+
+    /// Every flow's end is known and every probe sent up to it has answered.
+    pub fn done(&self) -> bool {
+        self.flows.iter().all(|s| s.done(self.cfg.probes))
+    }
+
+    /// One result per flow: TTL 1 up to the end of its path (the destination or the router
+    /// that said unreachable), else up to the highest TTL a probe left with.
+    pub fn results(self) -> Vec<TraceResult> {
+        self.flows
+            .into_iter()
+            .map(|mut s| {
+                let end = s.end().unwrap_or(s.top_ttl);
+                s.hops.truncate(usize::from(end));
+                TraceResult {
+                    hops: s.hops,
+                    reached: s
+                        .dest_ttl
+                        .is_some_and(|d| s.stop_ttl.is_none_or(|u| d <= u)),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Spaces sends at a rate: no more than one probe every `1 / rate`, and after a stall no
+/// catch-up burst of more than a millisecond's worth (at least one probe).
+pub struct Pacer {
+    gap: Duration,
+    burst: u32,
+    next: Instant,
+}
+
+impl Pacer {
+    pub fn new(rate: u32, now: Instant) -> Pacer {
+        let rate = rate.max(1);
+        Pacer {
+            gap: Duration::from_secs(1) / rate,
+            burst: (rate / 1000).max(1),
+            next: now,
+        }
+    }
+
+    /// When the next probe may leave.
+    pub fn next(&self) -> Instant {
+        self.next
+    }
+
+    /// A probe may leave now.
+    pub fn ready(&self, now: Instant) -> bool {
+        self.next <= now
+    }
+
+    /// A probe left at `now`.
+    pub fn sent(&mut self, now: Instant) {
+        let floor = now.checked_sub(self.gap * (self.burst - 1)).unwrap_or(now);
+        self.next = self.next.max(floor) + self.gap;
+    }
+}
+
+/// The order probes leave in: round by round (probe 0 of every TTL, then probe 1, …), within a
+/// round TTL by TTL, within a TTL flow by flow. So near hops are probed before far ones, the
+/// end of a path is usually known before the probes beyond it are due, and the probes of one
+/// hop are spread over the whole trace rather than sent back to back (routers limit the ICMP
+/// errors they send per source).
+fn schedule(flows: usize, cfg: &TraceConfig) -> impl Iterator<Item = (usize, u8, u8)> {
+    let (max_ttl, probes) = (cfg.max_ttl, cfg.probes);
+    (0..probes)
+        .flat_map(move |n| (1..=max_ttl).flat_map(move |ttl| (0..flows).map(move |f| (f, ttl, n))))
+}
+
+/// Traces every flow at once (paced); returns one result per flow, in order.
 pub fn trace(
     flows: &[TraceFlow],
     codec: &mut dyn TraceCodec,
     cfg: &TraceConfig,
 ) -> Result<Vec<TraceResult>> {
-    let cfg = TraceConfig {
-        max_ttl: cfg.max_ttl.clamp(1, MAX_TTL),
-        probes: cfg.probes.max(1),
-        timeout: cfg.timeout,
-    };
-    let slots = usize::from(cfg.max_ttl) * usize::from(cfg.probes);
-    let mut states: Vec<FlowState> = flows
-        .iter()
-        .map(|_| FlowState {
-            sent_at: vec![None; slots],
-            answered: vec![false; slots],
-            hops: vec![HopResult::default(); usize::from(cfg.max_ttl)],
-            dest_ttl: None,
-            stop_ttl: None,
-        })
-        .collect();
+    let mut tracker = Tracker::new(flows.len(), cfg);
+    let cfg = *tracker.config();
     // Flows to several targets share a socket (one per flow and family): register each socket
     // once, and hand each answer to the flow it decodes to.
     let mut sockets: Vec<(RawFd, Vec<usize>)> = Vec::new();
@@ -153,40 +358,57 @@ pub fn trace(
     }
     let mut buf = vec![0u8; 65_536];
     let mut payload = Vec::new();
-    // Low TTLs first over all flows, so near hops are probed before the far ones crowd in.
-    for ttl in 1..=cfg.max_ttl {
-        for n in 0..cfg.probes {
-            for (i, f) in flows.iter().enumerate() {
-                codec.encode(i, ttl, n, &mut payload);
-                let at = Instant::now();
-                if send(f, &payload, ttl).is_ok() {
-                    let slot = usize::from(ttl - 1) * usize::from(cfg.probes) + usize::from(n);
-                    states[i].sent_at[slot] = Some(at);
-                }
+    let mut order = schedule(flows.len(), &cfg).peekable();
+    let mut pacer = Pacer::new(cfg.rate, Instant::now());
+    let mut last_send = Instant::now();
+    let mut events = Events::with_capacity(256);
+    loop {
+        let now = Instant::now();
+        while let Some(&(f, ttl, n)) = order.peek() {
+            if !tracker.wanted(f, ttl) {
+                order.next();
+                continue;
+            }
+            if !pacer.ready(now) {
+                break;
+            }
+            order.next();
+            codec.encode(f, ttl, n, &mut payload);
+            let at = Instant::now();
+            if send(&flows[f], &payload, ttl).is_ok() {
+                tracker.sent(f, ttl, n, at);
+                pacer.sent(at);
+                last_send = at;
             }
         }
-        // Read what already came back so the receive queues never overflow.
-        for (fd, members) in &sockets {
-            drain(*fd, members, flows, &mut states, codec, &cfg, &mut buf);
-        }
-    }
-    let deadline = Instant::now() + cfg.timeout;
-    let mut events = Events::with_capacity(256);
-    while !states.iter().all(|s| s.done(cfg.probes)) {
+        let sending = order.peek().is_some();
+        let wake = if sending {
+            pacer.next()
+        } else {
+            if tracker.done() {
+                break;
+            }
+            // Every probe waits its timeout from when it left; the last one left last.
+            last_send + cfg.timeout
+        };
         let now = Instant::now();
-        if now >= deadline {
+        if !sending && now >= wake {
             break;
         }
-        match poll.poll(&mut events, Some(deadline - now)) {
+        match poll.poll(&mut events, Some(wake.saturating_duration_since(now))) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e).context("poll failed"),
         }
         for ev in events.iter() {
             if let Some((fd, members)) = sockets.get(ev.token().0) {
-                drain(*fd, members, flows, &mut states, codec, &cfg, &mut buf);
+                drain(*fd, members, flows, &mut tracker, codec, &mut buf);
             }
         }
+    }
+    // Answers already queued count too (a poll wake-up may not have come for them yet).
+    for (fd, members) in &sockets {
+        drain(*fd, members, flows, &mut tracker, codec, &mut buf);
     }
     for (fd, _) in &sockets {
         let _ = poll.registry().deregister(&mut SourceFd(fd));
@@ -196,80 +418,97 @@ pub fn trace(
         // send: clear it before the socket goes back to probing.
         let _ = f.sock.take_error();
     }
-    Ok(states
-        .into_iter()
-        .map(|mut s| {
-            let end = s.end().unwrap_or(cfg.max_ttl);
-            s.hops.truncate(usize::from(end));
-            TraceResult {
-                hops: s.hops,
-                reached: s.dest_ttl.is_some(),
-            }
-        })
-        .collect())
+    Ok(tracker.results())
 }
 
 fn send(f: &TraceFlow, payload: &[u8], ttl: u8) -> io::Result<usize> {
-    match send_msg_ttl(f.sock, payload, f.dst, None, f.tos, Some(ttl)) {
+    match send_unstamped(f.sock, payload, f.dst, f.tos, Some(ttl)) {
         Err(e) if e.kind() != io::ErrorKind::WouldBlock => {
             // An ICMP error that came back meanwhile is reported once by the next send, which
             // it fails; the error is consumed, so one retry tells it from a real failure.
-            send_msg_ttl(f.sock, payload, f.dst, None, f.tos, Some(ttl))
+            send_unstamped(f.sock, payload, f.dst, f.tos, Some(ttl))
         }
         r => r,
     }
 }
 
-/// Reads one socket's error queue (ICMP answers) and datagrams (the destinations' echoes),
+/// Whether an ICMP error (type, of ICMPv6 when `v6`) says the TTL ran out.
+pub fn is_time_exceeded(v6: bool, icmp_type: u8) -> bool {
+    if v6 {
+        icmp_type == 3
+    } else {
+        icmp_type == 11
+    }
+}
+
+/// What an ICMP error from `from` about a probe to `dst` says.
+pub fn classify_error(v6: bool, icmp_type: u8, from: IpAddr, dst: IpAddr) -> Answer {
+    if from.to_canonical() == dst.to_canonical() {
+        Answer::Destination
+    } else if is_time_exceeded(v6, icmp_type) {
+        Answer::Hop
+    } else {
+        Answer::Unreachable
+    }
+}
+
+/// Reads one socket's error queue (ICMP answers) and datagrams (the destinations' answers),
 /// handing each to the flow among `members` (the flows sharing the socket) it decodes to.
 fn drain(
     fd: RawFd,
     members: &[usize],
     flows: &[TraceFlow],
-    states: &mut [FlowState],
+    tracker: &mut Tracker,
     codec: &dyn TraceCodec,
-    cfg: &TraceConfig,
     buf: &mut [u8],
 ) {
     for errqueue in [true, false] {
+        // A read that fails for another reason than an empty queue (a pending ICMP error
+        // reported on the normal queue, which the read consumes) is retried a few times, so
+        // datagrams queued behind it are not left unread.
+        let mut failures = 0;
         loop {
             let rx = match recv_msg(fd, buf, errqueue) {
                 Ok(rx) => rx,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    failures += 1;
+                    if failures > 8 {
+                        break;
+                    }
+                    continue;
+                }
             };
             let at = Instant::now();
             let data = &buf[..rx.len.min(buf.len())];
-            let Some((flow, (ttl, n))) = members
-                .iter()
-                .find_map(|&i| codec.decode(i, data).map(|tn| (i, tn)))
-            else {
-                continue;
-            };
-            let dst = flows[flow].dst.ip().to_canonical();
-            let st = &mut states[flow];
             if errqueue {
                 let Some(err) = rx.anc.error else { continue };
                 if err.origin != SO_EE_ORIGIN_ICMP && err.origin != SO_EE_ORIGIN_ICMP6 {
                     continue;
                 }
                 let Some(from) = err.offender else { continue };
-                let v6 = err.origin == SO_EE_ORIGIN_ICMP6;
-                let time_exceeded = if v6 {
-                    err.icmp_type == 3
-                } else {
-                    err.icmp_type == 11
+                // The error queue names the probe's destination: only its flows may claim it.
+                let Some((flow, (ttl, n))) = members
+                    .iter()
+                    .filter(|&&i| {
+                        rx.from
+                            .is_none_or(|d| d.to_canonical() == flows[i].dst.ip().to_canonical())
+                    })
+                    .find_map(|&i| codec.decode(i, data).map(|tn| (i, tn)))
+                else {
+                    continue;
                 };
-                if from.to_canonical() == dst {
-                    st.dest_ttl = Some(st.dest_ttl.map_or(ttl, |d| d.min(ttl)));
-                } else if !time_exceeded {
-                    st.stop_ttl = Some(st.stop_ttl.map_or(ttl, |d| d.min(ttl)));
-                }
-                st.record(cfg, ttl, n, from, at);
+                let v6 = err.origin == SO_EE_ORIGIN_ICMP6;
+                let kind = classify_error(v6, err.icmp_type, from, flows[flow].dst.ip());
+                tracker.answer(flow, ttl, n, from, kind, at);
             } else if let Some(from) = rx.from {
-                if from.to_canonical() == dst {
-                    st.dest_ttl = Some(st.dest_ttl.map_or(ttl, |d| d.min(ttl)));
-                    st.record(cfg, ttl, n, from, at);
+                if let Some((flow, (ttl, n, who, kind))) = members.iter().find_map(|&i| {
+                    codec
+                        .decode_datagram(i, data, from, flows[i].dst.ip())
+                        .map(|a| (i, a))
+                }) {
+                    tracker.answer(flow, ttl, n, who, kind, at);
                 }
             }
         }
@@ -284,42 +523,58 @@ pub fn source_for(dst: SocketAddr) -> Option<IpAddr> {
         Domain::IPV4
     };
     let sock = Socket::new(domain, Type::DGRAM, None).ok()?;
+    let dst = SocketAddr::new(dst.ip(), dst.port().max(1));
     sock.connect(&dst.into()).ok()?;
     sock.local_addr().ok()?.as_socket().map(|a| a.ip())
 }
 
+/// The source address of a flow: the socket's own when it is bound to one, else the kernel's
+/// choice for `dst`, else the unspecified address.
+pub fn flow_source(bound: Option<IpAddr>, dst: SocketAddr) -> IpAddr {
+    bound
+        .filter(|ip| !ip.is_unspecified())
+        .or_else(|| source_for(dst))
+        .unwrap_or(if dst.is_ipv6() {
+            IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+        })
+}
+
 impl TraceResult {
+    /// The hops of this trace as a `path` record has them.
+    pub fn hop_records(&self) -> Vec<Hop> {
+        self.hops
+            .iter()
+            .enumerate()
+            .map(|(i, h)| Hop {
+                ttl: u8::try_from(i + 1).unwrap_or(u8::MAX),
+                addr: h.addrs.first().copied(),
+                addrs: if h.addrs.len() > 1 {
+                    h.addrs.clone()
+                } else {
+                    Vec::new()
+                },
+                rtt_ms: h.rtt.map(record::ms),
+            })
+            .collect()
+    }
+
     /// The `path` record of this trace (without `sent`/`lost`).
-    pub fn to_path(&self, src: IpAddr, dst: SocketAddr, proto: &str, sport: u16) -> Path {
+    pub fn to_path(&self, src: IpAddr, dst: IpAddr, proto: &str, sport: u16, dport: u16) -> Path {
         Path {
             src,
-            dst: dst.ip(),
+            dst,
             proto: proto.to_string(),
             sport,
-            dport: dst.port(),
-            hops: self
-                .hops
-                .iter()
-                .enumerate()
-                .map(|(i, h)| Hop {
-                    ttl: u8::try_from(i + 1).unwrap_or(u8::MAX),
-                    addr: h.addrs.first().copied(),
-                    addrs: if h.addrs.len() > 1 {
-                        h.addrs.clone()
-                    } else {
-                        Vec::new()
-                    },
-                    rtt_ms: h.rtt.map(record::ms),
-                })
-                .collect(),
+            dport,
+            hops: self.hop_records(),
             reached: self.reached,
             sent: None,
             lost: None,
         }
     }
-}
 
-impl TraceResult {
     /// The path this trace found, for counting distinct paths: every hop's addresses, and
     /// whether the destination was reached.
     pub fn key(&self) -> (Vec<Vec<IpAddr>>, bool) {
@@ -330,97 +585,82 @@ impl TraceResult {
     }
 }
 
-/// One flow's path over a run traced again and again (`--trace-every`): a `path` record the
-/// first time, again only when the path changed, and once at the end, each with the flow's
-/// `sent`/`lost` since its previous record.
-pub struct PathHistory {
-    flows: Vec<FollowedFlow>,
+/// One traced flow of one target.
+#[derive(Debug, Clone)]
+pub struct TracedFlow {
+    /// The target's index in the run.
+    pub target: usize,
+    pub result: TraceResult,
+    pub path: Path,
 }
 
-struct FollowedFlow {
-    target: usize,
-    key: (Vec<Vec<IpAddr>>, bool),
-    path: Path,
-    /// The flow's run totals (sent, received) when its last record was written.
-    at_last: (u64, u64),
+/// The paths followed over a run (`--trace-every`): what to trace again, how, how often, and
+/// the history so far.
+pub struct Followed {
+    pub targets: Vec<Target>,
+    pub cfg: TraceConfig,
+    pub every: Duration,
+    pub history: PathHistory,
 }
 
-/// A flow's run totals (sent, received) over every class of its 5-tuple (every class shares
-/// it, hence its path).
-pub fn flow_totals(totals: &[crate::engine::StreamTotal], target: usize, sport: u16) -> (u64, u64) {
-    totals
-        .iter()
-        .filter(|s| s.target == target && s.flow.map(|f| f.sport) == Some(sport))
-        .fold((0, 0), |(a, b), s| (a + s.sent, b + s.received))
+/// A prober that traces its own flows (Paris traceroute with the flows' 5-tuples).
+pub trait Tracer: crate::probe::Prober {
+    /// Traces every flow to every target; one [`TracedFlow`] per (target, flow), targets
+    /// first. Each call is a new round: answers to an earlier round's probes are not taken.
+    fn trace_flows(&mut self, targets: &[Target], cfg: &TraceConfig) -> Result<Vec<TracedFlow>>;
+
+    /// Where the followed paths live (`None` until [`run`] starts following them).
+    fn followed(&mut self) -> &mut Option<Followed>;
 }
 
-impl PathHistory {
-    /// Starts following the flows of a first trace, `(target, result, path)` each; returns
-    /// their first records (nothing sent yet).
-    pub fn start(traced: Vec<(usize, TraceResult, Path)>) -> (PathHistory, Vec<(usize, Path)>) {
-        let mut history = PathHistory { flows: Vec::new() };
-        let mut records = Vec::new();
-        for (target, result, path) in traced {
-            records.push((target, with_counts(&path, (0, 0), (0, 0))));
-            history.flows.push(FollowedFlow {
-                target,
-                key: result.key(),
-                path,
-                at_last: (0, 0),
-            });
-        }
-        (history, records)
-    }
-
-    /// A new trace of the same flows, in the same order: the records of the flows whose path
-    /// changed, with their counts since their last record.
-    pub fn update(
-        &mut self,
-        traced: Vec<(usize, TraceResult, Path)>,
-        totals: &[crate::engine::StreamTotal],
-    ) -> Vec<(usize, Path)> {
-        let mut records = Vec::new();
-        for (f, (target, result, path)) in self.flows.iter_mut().zip(traced) {
-            let key = result.key();
-            if target != f.target || key == f.key {
-                continue;
-            }
-            let now = flow_totals(totals, f.target, f.path.sport);
-            records.push((f.target, with_counts(&path, f.at_last, now)));
-            f.key = key;
-            f.path = path;
-            f.at_last = now;
-        }
-        records
-    }
-
-    /// Every flow's last path with its counts since its last record: the end of the run.
-    pub fn finish(&self, totals: &[crate::engine::StreamTotal]) -> Vec<(usize, Path)> {
-        self.flows
-            .iter()
-            .map(|f| {
-                let now = flow_totals(totals, f.target, f.path.sport);
-                (f.target, with_counts(&f.path, f.at_last, now))
-            })
-            .collect()
-    }
+/// A trace round of a prober that follows its paths: the `path` records the round gives
+/// (see [`PathHistory::update`]). For [`crate::probe::Prober::retrace`].
+pub fn retrace<T: Tracer>(
+    prober: &mut T,
+    totals: &[crate::engine::StreamTotal],
+) -> Result<Vec<(usize, Path)>> {
+    let Some(mut followed) = prober.followed().take() else {
+        return Ok(Vec::new());
+    };
+    let traced = prober.trace_flows(&followed.targets, &followed.cfg);
+    let records = traced.map(|traced| followed.history.update(traced, totals));
+    *prober.followed() = Some(followed);
+    records
 }
 
-/// `path` with the probes sent and lost between two readings of a flow's (sent, received)
-/// totals. No probe is in flight at either reading, so every probe counted is settled.
-fn with_counts(path: &Path, before: (u64, u64), now: (u64, u64)) -> Path {
-    let sent = now.0.saturating_sub(before.0);
-    let received = now.1.saturating_sub(before.1);
-    Path {
-        sent: Some(sent),
-        lost: Some(sent.saturating_sub(received)),
-        ..path.clone()
-    }
+/// The trace-probe number of a round, TTL and probe in `bits` bits: the round in the high
+/// bits (so answers to an earlier round are told apart), then six bits of TTL − 1 and four of
+/// the probe.
+pub fn pack(round: u32, ttl: u8, n: u8, bits: u32) -> u32 {
+    let round_bits = bits - 10;
+    let round = round & ((1u32 << round_bits) - 1);
+    round << 10 | u32::from(ttl.wrapping_sub(1) & 0x3f) << 4 | u32::from(n & 0xf)
+}
+
+/// The (round, TTL, probe) [`pack`] packed.
+pub fn unpack(v: u32, bits: u32) -> (u32, u8, u8) {
+    let round_bits = bits - 10;
+    let round = (v >> 10) & ((1u32 << round_bits) - 1);
+    (round, ((v >> 4) & 0x3f) as u8 + 1, (v & 0xf) as u8)
+}
+
+/// Whether `round` (as [`unpack`] gives it, `bits` wide) is round `current`.
+pub fn same_round(round: u32, current: u32, bits: u32) -> bool {
+    round == current & ((1u32 << (bits - 10)) - 1)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cfg(max_ttl: u8, probes: u8) -> TraceConfig {
+        TraceConfig {
+            max_ttl,
+            probes,
+            timeout: Duration::from_secs(1),
+            rate: 1000,
+        }
+    }
 
     #[test]
     fn a_hop_with_several_addresses_lists_them_all() {
@@ -440,7 +680,7 @@ mod tests {
             ],
             reached: false,
         };
-        let p = t.to_path(a, "10.0.9.9:8081".parse().unwrap(), "udp", 40000);
+        let p = t.to_path(a, "10.0.9.9".parse().unwrap(), "udp", 40000, 8081);
         assert_eq!(
             (p.hops[0].addr, p.hops[0].addrs.clone()),
             (Some(a), vec![a, b])
@@ -459,63 +699,127 @@ mod tests {
         assert!(json[1].get("addrs").is_none() && json[2].get("addr").is_none());
     }
 
-    fn state(max_ttl: u8, probes: u8) -> FlowState {
-        let slots = usize::from(max_ttl) * usize::from(probes);
-        FlowState {
-            sent_at: vec![Some(Instant::now()); slots],
-            answered: vec![false; slots],
-            hops: vec![HopResult::default(); usize::from(max_ttl)],
-            dest_ttl: None,
-            stop_ttl: None,
+    #[test]
+    fn answers_out_of_range_or_to_unsent_probes_are_ignored() {
+        let c = cfg(3, 2);
+        let mut t = Tracker::new(1, &c);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let now = Instant::now();
+        t.answer(0, 1, 0, a, Answer::Hop, now);
+        assert!(!t.answered_at(0, 1), "probe 0 at TTL 1 never left");
+        for ttl in 1..=3 {
+            for n in 0..2 {
+                t.sent(0, ttl, n, now);
+            }
         }
+        t.answer(0, 0, 0, a, Answer::Hop, now);
+        t.answer(0, 4, 0, a, Answer::Hop, now);
+        t.answer(0, 1, 2, a, Answer::Hop, now);
+        t.answer(1, 1, 0, a, Answer::Hop, now);
+        assert!((1..=3).all(|ttl| !t.answered_at(0, ttl)));
+        t.answer(0, 2, 0, b, Answer::Hop, now);
+        t.answer(0, 2, 1, a, Answer::Hop, now);
+        t.answer(0, 2, 1, b, Answer::Hop, now);
+        assert!(!t.done(), "no end of path known yet");
+        t.answer(0, 2, 0, b, Answer::Destination, now);
+        assert!(!t.done(), "TTL 1 has not answered");
+        assert!(t.wanted(0, 2) && !t.wanted(0, 3), "nothing beyond the end");
+        t.answer(0, 1, 0, a, Answer::Hop, now);
+        t.answer(0, 1, 1, a, Answer::Hop, now);
+        assert!(t.done());
+        let r = t.results();
+        assert_eq!(r[0].hops.len(), 2);
+        assert_eq!(r[0].hops[1].addrs, vec![b, a], "in order of arrival");
+        assert!(r[0].reached);
     }
 
     #[test]
-    fn answers_out_of_range_are_ignored_and_addresses_kept_in_order() {
-        let cfg = TraceConfig {
-            max_ttl: 3,
-            probes: 2,
-            timeout: Duration::from_secs(1),
-        };
-        let mut st = state(3, 2);
-        let a: IpAddr = "10.0.0.1".parse().unwrap();
-        let b: IpAddr = "10.0.0.2".parse().unwrap();
-        st.record(&cfg, 0, 0, a, Instant::now());
-        st.record(&cfg, 4, 0, a, Instant::now());
-        st.record(&cfg, 1, 2, a, Instant::now());
-        assert!(st.hops.iter().all(|h| h.addrs.is_empty()));
-        st.record(&cfg, 2, 0, b, Instant::now());
-        st.record(&cfg, 2, 1, a, Instant::now());
-        st.record(&cfg, 2, 1, b, Instant::now());
-        assert_eq!(st.hops[1].addrs, vec![b, a]);
-        assert!(!st.done(2), "no end of path known yet");
-        st.dest_ttl = Some(2);
-        assert!(!st.done(2), "TTL 1 has not answered");
-        st.record(&cfg, 1, 0, a, Instant::now());
-        st.record(&cfg, 1, 1, a, Instant::now());
-        assert!(st.done(2));
+    fn a_path_ends_at_an_unreachable_or_the_highest_ttl_sent() {
+        let c = cfg(5, 1);
+        let mut t = Tracker::new(3, &c);
+        let r1: IpAddr = "10.0.0.1".parse().unwrap();
+        let now = Instant::now();
+        for f in 0..3 {
+            for ttl in 1..=5 {
+                if f != 2 || ttl <= 3 {
+                    t.sent(f, ttl, 0, now);
+                }
+            }
+        }
+        t.answer(0, 2, 0, r1, Answer::Unreachable, now);
+        t.answer(1, 1, 0, r1, Answer::Hop, now);
+        let r = t.results();
+        assert_eq!(
+            (r[0].hops.len(), r[0].reached),
+            (2, false),
+            "ends at the unreachable"
+        );
+        assert_eq!(
+            (r[1].hops.len(), r[1].reached),
+            (5, false),
+            "up to --max-ttl"
+        );
+        assert_eq!(
+            (r[2].hops.len(), r[2].reached),
+            (3, false),
+            "up to the last TTL sent"
+        );
     }
 
     #[test]
-    fn path_records_name_the_first_address_and_omit_silent_ones() {
-        let a: IpAddr = "10.0.0.1".parse().unwrap();
-        let b: IpAddr = "10.0.0.2".parse().unwrap();
-        let r = TraceResult {
-            hops: vec![
-                HopResult {
-                    addrs: vec![a, b],
-                    rtt: Some(Duration::from_micros(100)),
-                },
-                HopResult::default(),
-            ],
-            reached: false,
-        };
-        let p = r.to_path(a, "10.0.9.9:7".parse().unwrap(), "udp", 4000);
-        assert_eq!(p.hops[0].addr, Some(a), "the first address that answered");
-        assert_eq!(p.hops[1].addr, None);
-        assert_eq!(p.hops[1].ttl, 2);
-        let json = serde_json::to_string(&p.hops[1]).unwrap();
-        assert_eq!(json, r#"{"ttl":2}"#);
-        assert_eq!(r.key().0, vec![vec![a, b], vec![]]);
+    fn the_schedule_goes_round_by_round_then_ttl_by_ttl() {
+        let c = cfg(2, 2);
+        let order: Vec<_> = schedule(2, &c).collect();
+        assert_eq!(
+            order,
+            vec![
+                (0, 1, 0),
+                (1, 1, 0),
+                (0, 2, 0),
+                (1, 2, 0),
+                (0, 1, 1),
+                (1, 1, 1),
+                (0, 2, 1),
+                (1, 2, 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn the_pacer_spaces_probes_and_allows_no_catch_up_burst() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(100, t0);
+        assert!(p.ready(t0));
+        p.sent(t0);
+        assert!(!p.ready(t0 + Duration::from_millis(9)));
+        assert!(p.ready(t0 + Duration::from_millis(10)));
+        // A stall of a second: one probe may leave, then the spacing again.
+        let late = t0 + Duration::from_secs(1);
+        p.sent(late);
+        assert_eq!(p.next(), late + Duration::from_millis(10));
+        // At 10,000/s up to ten leave at once after a stall (a millisecond's worth).
+        let mut fast = Pacer::new(10_000, t0);
+        let late = t0 + Duration::from_secs(1);
+        let mut n = 0;
+        while fast.ready(late) {
+            fast.sent(late);
+            n += 1;
+        }
+        assert_eq!(n, 10);
+    }
+
+    #[test]
+    fn probe_numbers_carry_the_round() {
+        for bits in [16, 32] {
+            for (round, ttl, n) in [(0, 1, 0), (5, 64, 15), (63, 30, 2)] {
+                let v = pack(round, ttl, n, bits);
+                assert!(bits == 32 || v <= 0xffff);
+                let (r, t, m) = unpack(v, bits);
+                assert_eq!((t, m), (ttl, n));
+                assert!(same_round(r, round, bits));
+                assert!(!same_round(r, round + 1, bits));
+            }
+        }
     }
 }

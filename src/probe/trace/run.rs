@@ -1,0 +1,188 @@
+//! `--trace`, `--trace-only` and `--trace-every` for every probing tool: the flags, and the
+//! run around the engine that writes the `path` records.
+
+use super::{
+    Followed, PathHistory, TraceConfig, TracedFlow, Tracer, DEFAULT_RATE, MAX_PROBES, MAX_TTL,
+};
+use crate::cli::{self, AlertArgs, OutputArgs, RunArgs};
+use crate::engine::Engine;
+use crate::output::RecordWriter;
+use crate::record::{Body, Path, Record};
+use crate::target::Target;
+use anyhow::{Context, Result};
+use clap::Args;
+use std::collections::HashSet;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+/// Path tracing (Paris traceroute with each flow's own 5-tuple).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Trace")]
+pub struct TraceArgs {
+    /// Trace every flow first (Paris traceroute: the flow's own addresses, ports and protocol;
+    /// only the TTL changes); a path record per flow at the end, with the flow's sent and lost.
+    #[arg(long)]
+    pub trace: bool,
+    /// Trace every flow and stop (no probes): path records, and the number of distinct paths
+    /// per target on stderr (fast ECMP path discovery).
+    #[arg(long)]
+    pub trace_only: bool,
+    /// With --trace: trace every flow again every DURATION (probing pauses for each round,
+    /// about one -W); when a flow's path changed, its old path with the probes sent meanwhile,
+    /// then its new path.
+    #[arg(long, value_name = "DURATION", requires = "trace", conflicts_with = "trace_only",
+          value_parser = cli::parse_positive_duration)]
+    pub trace_every: Option<Duration>,
+    /// Highest TTL (hop limit) a trace probes.
+    #[arg(long, value_name = "N", default_value_t = 30,
+          value_parser = clap::value_parser!(u8).range(1..=MAX_TTL as i64))]
+    pub max_ttl: u8,
+    /// Trace probes per TTL (a hop answering from several addresses lists them all).
+    #[arg(long, value_name = "N", default_value_t = 3,
+          value_parser = clap::value_parser!(u8).range(1..=MAX_PROBES as i64))]
+    pub trace_probes: u8,
+    /// Trace probes per second over all flows and targets: routers limit the ICMP errors they
+    /// send, and a hop whose answers were dropped looks silent.
+    #[arg(long, value_name = "PPS", default_value_t = DEFAULT_RATE,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub trace_rate: u32,
+}
+
+impl TraceArgs {
+    /// Tracing of some kind was asked for.
+    pub fn any(&self) -> bool {
+        self.trace || self.trace_only
+    }
+
+    /// The trace configuration, with `timeout` (`-W`) the wait for the last answers.
+    pub fn config(&self, timeout: Duration) -> TraceConfig {
+        TraceConfig {
+            max_ttl: self.max_ttl,
+            probes: self.trace_probes,
+            timeout,
+            rate: self.trace_rate,
+        }
+    }
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// [`cli::probe`] with `--trace`: resolve the targets, open the prober over them, then
+/// [`run`].
+pub fn probe<P: Tracer>(
+    tool: &'static str,
+    args: cli::ProbeArgs<'_>,
+    ports: cli::Ports,
+    trace: &TraceArgs,
+    open: impl FnOnce(&[Target]) -> Result<P>,
+) -> Result<ExitCode> {
+    let targets = cli::resolve_targets(args.targets, args.output, ports)?;
+    let mut prober = open(&targets)?;
+    run(
+        tool,
+        &mut prober,
+        targets,
+        trace,
+        args.run,
+        args.alerts,
+        args.output,
+    )
+}
+
+/// Runs a probing tool with its `--trace` flags: without them, the plain run
+/// ([`cli::run_probe`]). `--trace-only` traces, writes the `path` records and one line per
+/// target on stderr, and ends (exit 0 when every target was reached by some flow); `--trace`
+/// traces first, probes, and writes each flow's `path` record with its `sent`/`lost` at the
+/// end; with `--trace-every` the prober follows the paths (records as [`PathHistory`] says).
+pub fn run<P: Tracer>(
+    tool: &'static str,
+    prober: &mut P,
+    targets: Vec<Target>,
+    trace: &TraceArgs,
+    run: &RunArgs,
+    alerts: &AlertArgs,
+    output: &OutputArgs,
+) -> Result<ExitCode> {
+    if !trace.any() {
+        return cli::run_probe(tool, prober, targets, run, alerts, output);
+    }
+    crate::net::privilege::drop_privileges().context("cannot drop privileges")?;
+    let cfg = trace.config(run.timeout);
+    let mut traced = prober.trace_flows(&targets, &cfg)?;
+    let tags: Vec<_> = targets.iter().map(|t| t.tags.clone()).collect();
+    let mut out = RecordWriter::stdout(output.format);
+    let write_path = |out: &mut RecordWriter<_>, target: usize, path: Path| {
+        out.write(&Record {
+            tool,
+            ts: SystemTime::now(),
+            tags: tags.get(target).cloned().flatten(),
+            body: Body::Path(path),
+        })
+    };
+    if trace.trace_only {
+        for tf in &traced {
+            write_path(&mut out, tf.target, tf.path.clone())?;
+        }
+        let mut all_reached = true;
+        for (t, target) in targets.iter().enumerate() {
+            let flows: Vec<&TracedFlow> = traced.iter().filter(|f| f.target == t).collect();
+            let paths: HashSet<_> = flows.iter().map(|f| f.result.key()).collect();
+            let reached = flows.iter().filter(|f| f.result.reached).count();
+            all_reached &= reached > 0;
+            eprintln!(
+                "{tool}: {}: {} over {}, {reached} reached the destination",
+                target.name,
+                plural(paths.len(), "distinct path", "distinct paths"),
+                plural(flows.len(), "flow", "flows"),
+            );
+        }
+        return Ok(ExitCode::from(if all_reached {
+            cli::EXIT_OK
+        } else {
+            cli::EXIT_NO_REPLY
+        }));
+    }
+    let followed = trace.trace_every.is_some();
+    if let Some(every) = trace.trace_every {
+        let (history, records) = PathHistory::start(std::mem::take(&mut traced));
+        for (t, path) in records {
+            write_path(&mut out, t, path)?;
+        }
+        *prober.followed() = Some(Followed {
+            targets: targets.clone(),
+            cfg,
+            every,
+            history,
+        });
+    }
+    let run_cfg = cli::run_config(tool, run, alerts, output);
+    let outcome = Engine::new(run_cfg, targets, &mut out).run(prober)?;
+    if outcome.malformed > 0 {
+        eprintln!(
+            "{tool}: dropped {} datagrams that were not answers to its probes",
+            outcome.malformed
+        );
+    }
+    if followed {
+        let records = prober
+            .followed()
+            .as_ref()
+            .map(|f| f.history.finish(&outcome.streams))
+            .unwrap_or_default();
+        for (t, path) in records {
+            write_path(&mut out, t, path)?;
+        }
+    }
+    for tf in &traced {
+        let now = super::flow_totals(&outcome.streams, tf.target, tf.path.sport);
+        let path = super::history::with_counts(&tf.path, (0, 0), now);
+        write_path(&mut out, tf.target, path)?;
+    }
+    Ok(ExitCode::from(if outcome.all_answered {
+        cli::EXIT_OK
+    } else {
+        cli::EXIT_NO_REPLY
+    }))
+}
