@@ -480,6 +480,11 @@ impl<'w, W: Write> Engine<'w, W> {
                         });
                         self.emit(SystemTime::now(), id.target, body)?;
                     }
+                    let mut found = Vec::new();
+                    prober.pending_events(&mut found);
+                    for e in found {
+                        self.on_event(e)?;
+                    }
                 }
             }
             Timer::Retrace => {
@@ -581,6 +586,17 @@ impl<'w, W: Write> Engine<'w, W> {
     fn on_event(&mut self, event: ProbeEvent) -> Result<()> {
         match event {
             ProbeEvent::Malformed(_) => self.malformed += 1,
+            ProbeEvent::Placed(p) => {
+                if let Some(st) = self.states.get_mut(p.id.target) {
+                    let place = |s: &mut Stats| s.placed(p.forward, p.reverse);
+                    if p.one_stream {
+                        st.settle(p.id.seq, place);
+                    } else {
+                        place(&mut st.total);
+                        place(&mut st.window);
+                    }
+                }
+            }
             ProbeEvent::Sent { id, tx_wall } => {
                 let Some(st) = self.states.get_mut(id.target) else {
                     return Ok(());
@@ -631,7 +647,10 @@ impl<'w, W: Write> Engine<'w, W> {
                     }
                     Slot::Failed => return Ok(()),
                 };
-                let rtt = rtt(sent, rx_wall, rx_mono);
+                let rtt = match reflector {
+                    Some(r) if r.net_of_hold => net_of_hold(rtt(sent, rx_wall, rx_mono), &r),
+                    _ => rtt(sent, rx_wall, rx_mono),
+                };
                 if dup {
                     st.settle(id.seq, Stats::duplicate);
                 } else {
@@ -792,8 +811,20 @@ pub fn one_way(sent: SystemTime, rx_wall: Option<SystemTime>, r: &ReflectorTimes
         fwd_ms: signed_ms(r.rx, sent),
         rev_ms: rx_wall.map(|w| signed_ms(w, r.tx)),
         reflector_ms: signed_ms(r.tx, r.rx),
-        dscp_rx: r.tos >> 2,
+        dscp_rx: r.tos.map(|tos| tos >> 2),
         synced: r.synced && crate::clock::synchronized(),
+        reflector_seq: r.seq,
+        reflector_ttl: r.ttl,
+    }
+}
+
+/// The RTT without the reflector's hold time (T3 − T2, by its clock), as TWAMP defines it:
+/// (T4 − T1) − (T3 − T2). A hold time that is negative or longer than the RTT (a reflector
+/// clock stepped in between) is not trusted: the RTT stays as it is.
+pub fn net_of_hold(rtt: Duration, r: &ReflectorTimes) -> Duration {
+    match r.tx.duration_since(r.rx) {
+        Ok(hold) if hold <= rtt => rtt - hold,
+        _ => rtt,
     }
 }
 
@@ -831,6 +862,10 @@ mod tests {
         Hold,
         /// Answered, and the kernel stamped the send 30 µs after the call.
         TxStamped,
+        /// Lost; once timed out, the prober places it on the way there (its stream too).
+        DropForward,
+        /// Lost; once timed out, the prober places it on the way back, for the target only.
+        DropReverseTargetOnly,
     }
 
     /// A prober whose "network" is a script; a pipe makes its answers pollable.
@@ -845,6 +880,8 @@ mod tests {
         retrace_every: Option<Duration>,
         /// Each trace round: when it began and ended, and the probes sent before it.
         retraces: Vec<(Instant, Instant, u64)>,
+        /// Events found after a timeout.
+        pending: Vec<ProbeEvent>,
     }
 
     impl FakeProber {
@@ -860,6 +897,7 @@ mod tests {
                 streams: 1,
                 retrace_every: None,
                 retraces: Vec::new(),
+                pending: Vec::new(),
             }
         }
     }
@@ -914,7 +952,7 @@ mod tests {
                     });
                     self.ready.push(reply);
                 }
-                Fate::Drop => {}
+                Fate::Drop | Fate::DropForward | Fate::DropReverseTargetOnly => {}
                 Fate::Error => self.ready.push(ProbeEvent::Error {
                     id,
                     from: Some("10.0.1.254".parse().unwrap()),
@@ -927,6 +965,25 @@ mod tests {
                 self.wake_tx.write_all(&[1])?;
             }
             Ok(stamp)
+        }
+
+        fn expired(&mut self, id: ProbeId) {
+            let (forward, reverse, one_stream) = match self.fates[(id.seq - 1) as usize] {
+                Fate::DropForward => (1, 0, true),
+                Fate::DropReverseTargetOnly => (0, 1, false),
+                _ => return,
+            };
+            self.pending
+                .push(ProbeEvent::Placed(crate::probe::LossPlacement {
+                    id,
+                    forward,
+                    reverse,
+                    one_stream,
+                }));
+        }
+
+        fn pending_events(&mut self, events: &mut Vec<ProbeEvent>) {
+            events.append(&mut self.pending);
         }
 
         fn retrace_every(&self) -> Option<Duration> {
@@ -1106,6 +1163,71 @@ mod tests {
                 (None, 6, 4)
             ]
         );
+    }
+
+    #[test]
+    fn placed_loss_reaches_the_target_and_its_streams() {
+        use Fate::*;
+        let target = Target {
+            name: "fake".into(),
+            addr: "10.0.0.2".parse().unwrap(),
+            scope_id: 0,
+            port: 0,
+            tags: None,
+        };
+        let mut out = RecordWriter::new(Vec::new(), Format::Json);
+        // Two streams: probes 1 and 3 in the first, 2 and 4 in the second.
+        let mut prober = FakeProber::new(&[Reply, DropForward, Reply, DropReverseTargetOnly]);
+        prober.streams = 2;
+        Engine::new(config(2, 5, 20), vec![target], &mut out)
+            .run(&mut prober)
+            .unwrap();
+        let text = String::from_utf8(out.into_inner()).unwrap();
+        let placed: Vec<(Option<u64>, Option<u64>, Option<u64>)> = text
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|r| r["type"] == "summary")
+            .map(|r| {
+                (
+                    r["flow"]["sport"].as_u64(),
+                    r["lost_fwd"].as_u64(),
+                    r["lost_rev"].as_u64(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            placed,
+            [
+                (Some(40_000), None, None),
+                (Some(40_001), Some(1), Some(0)),
+                (None, Some(1), Some(1))
+            ],
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn twamp_rtt_is_net_of_the_reflector_hold_time() {
+        let rx = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let times = |hold_us: i64| ReflectorTimes {
+            rx,
+            tx: if hold_us >= 0 {
+                rx + Duration::from_micros(hold_us as u64)
+            } else {
+                rx - Duration::from_micros(hold_us.unsigned_abs())
+            },
+            tos: None,
+            synced: false,
+            seq: Some(0),
+            ttl: None,
+            net_of_hold: true,
+        };
+        let rtt = Duration::from_micros(500);
+        assert_eq!(net_of_hold(rtt, &times(120)), Duration::from_micros(380));
+        assert_eq!(net_of_hold(rtt, &times(500)), Duration::ZERO);
+        // A hold time the RTT cannot contain, or a negative one: a reflector clock step.
+        assert_eq!(net_of_hold(rtt, &times(501)), rtt);
+        assert_eq!(net_of_hold(rtt, &times(-3)), rtt);
     }
 
     #[test]

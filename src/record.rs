@@ -142,13 +142,14 @@ pub struct Reply {
     /// path works, the port is closed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<String>,
-    /// One-way figures, when a stamping reflector answered (ludp against lreflect).
+    /// One-way figures, when a stamping reflector answered (ludp against lreflect, ltwamp).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub one_way: Option<OneWay>,
 }
 
-/// One-way figures from a reflector's stamps. They compare two clocks: trust them only when
-/// `synced` is true (both the sender's and the reflector's clocks report synchronized).
+/// What a stamping reflector reported: one-way figures from its stamps, which compare two
+/// clocks (trust them only when `synced` is true: both the sender's and the reflector's clocks
+/// report synchronized), and what it saw of the probe.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct OneWay {
     /// Sender's send to reflector's receive.
@@ -159,9 +160,18 @@ pub struct OneWay {
     /// Time the probe spent in the reflector.
     pub reflector_ms: f64,
     /// The DSCP the probe arrived with at the reflector (re-marking on the way shows here).
-    pub dscp_rx: u8,
-    /// Both clocks report synchronized (adjtimex), so `fwd_ms` and `rev_ms` are meaningful.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dscp_rx: Option<u8>,
+    /// Both clocks report synchronized, so `fwd_ms` and `rev_ms` are meaningful.
     pub synced: bool,
+    /// The reflector's own sequence number of the answer (TWAMP: a stateful reflector counts
+    /// its answers per session, a stateless one copies the sender's number).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reflector_seq: Option<u32>,
+    /// The TTL or hop limit the probe arrived with at the reflector (TWAMP, replies of 41
+    /// bytes or more).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reflector_ttl: Option<u8>,
 }
 
 /// `timeout`: no reply within the probe timeout.
@@ -234,6 +244,12 @@ pub struct Summary {
     /// Interarrival jitter of the RTT (RFC 3550, section 6.4.1).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jitter_ms: Option<f64>,
+    /// Lost probes placed on the way to the reflector (ltwamp against a stateful reflector).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost_fwd: Option<u64>,
+    /// Lost probes placed on the way back (ltwamp against a stateful reflector).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost_rev: Option<u64>,
 }
 
 /// Whether an alert starts or ends.

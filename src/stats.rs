@@ -27,6 +27,8 @@ pub struct Stats {
     jitter_ns: f64,
     last_rtt_ns: Option<u64>,
     samples: Reservoir,
+    /// Lost probes placed on the forward and reverse direction; `None` when nothing was placed.
+    placed: Option<(u64, u64)>,
 }
 
 impl Stats {
@@ -78,6 +80,13 @@ impl Stats {
     /// A reply to a probe that had already timed out (it stays counted as lost).
     pub fn late(&mut self) {
         self.late += 1;
+    }
+
+    /// Lost probes placed on a direction of the path (both may be 0: loss is being placed).
+    pub fn placed(&mut self, forward: u64, reverse: u64) {
+        let p = self.placed.get_or_insert((0, 0));
+        p.0 += forward;
+        p.1 += reverse;
     }
 
     pub fn sent(&self) -> u64 {
@@ -149,6 +158,8 @@ impl Stats {
             unreachable: self.unreachable,
             rtt_ms: self.rtt(),
             jitter_ms: self.jitter(),
+            lost_fwd: self.placed.map(|p| p.0),
+            lost_rev: self.placed.map(|p| p.1),
         }
     }
 }
@@ -255,6 +266,19 @@ mod tests {
         assert_eq!((sum.sent, sum.received, sum.dup), (3, 1, 1));
         assert_eq!((sum.unreachable, sum.late), (1, 1));
         assert!((sum.loss_pct - 200.0 / 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn placed_loss_shows_only_once_placed() {
+        let mut s = Stats::new();
+        s.lost();
+        let sum = s.summary("t", "10.0.0.1".parse().unwrap(), None, "total");
+        assert_eq!((sum.lost_fwd, sum.lost_rev), (None, None));
+        s.placed(0, 0);
+        s.placed(2, 1);
+        s.placed(1, 0);
+        let sum = s.summary("t", "10.0.0.1".parse().unwrap(), None, "total");
+        assert_eq!((sum.lost_fwd, sum.lost_rev), (Some(3), Some(1)));
     }
 
     #[test]

@@ -544,8 +544,10 @@ fn every_member_records() -> Vec<Vec<u8>> {
                 fwd_ms: -0.5,
                 rev_ms: Some(0.75),
                 reflector_ms: 0.01,
-                dscp_rx: 46,
+                dscp_rx: Some(46),
                 synced: false,
+                reflector_seq: Some(7),
+                reflector_ttl: Some(63),
             }),
         }),
         Body::Timeout(Timeout {
@@ -586,6 +588,8 @@ fn every_member_records() -> Vec<Vec<u8>> {
                 p99: 0.3,
             }),
             jitter_ms: Some(0.01),
+            lost_fwd: Some(1),
+            lost_rev: Some(0),
         }),
         Body::Alert(Alert {
             state: AlertState::Resolved,

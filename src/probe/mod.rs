@@ -6,6 +6,7 @@ pub mod sock;
 pub mod syn;
 pub mod tcp;
 pub mod trace;
+pub mod twamp;
 pub mod udp;
 
 use crate::record::Flow;
@@ -40,15 +41,38 @@ impl SendStamp {
     }
 }
 
-/// A reflector's stamps, from the echoed payload.
+/// A reflector's stamps, from the echoed payload (lreflect's) or its reply (TWAMP's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReflectorTimes {
+    /// When the probe arrived at the reflector (TWAMP's T2).
     pub rx: SystemTime,
+    /// When the reflector sent the answer (T3).
     pub tx: SystemTime,
-    /// The TOS byte the probe arrived with at the reflector.
-    pub tos: u8,
+    /// The TOS byte the probe arrived with at the reflector, when it says.
+    pub tos: Option<u8>,
     /// The reflector's clock is synchronized.
     pub synced: bool,
+    /// The reflector's own sequence number of the answer (TWAMP).
+    pub seq: Option<u32>,
+    /// The TTL or hop limit the probe arrived with at the reflector (TWAMP).
+    pub ttl: Option<u8>,
+    /// The RTT is reported net of the reflector's hold time (`tx − rx`), as TWAMP defines it.
+    pub net_of_hold: bool,
+}
+
+/// Lost probes a prober could place on one direction of the path: on the way to the reflector
+/// (`forward`) or back (`reverse`). ltwamp against a stateful reflector knows, from the gaps in
+/// the reflector's own sequence numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LossPlacement {
+    /// A probe the placement is about: its target, and its stream when `one_stream`.
+    pub id: ProbeId,
+    pub forward: u64,
+    pub reverse: u64,
+    /// Every probe counted belongs to `id`'s stream, so the stream's figures take them too;
+    /// otherwise only the target's do. A placement of 0 and 0 says the target's (and stream's)
+    /// loss is being placed, none lost here.
+    pub one_stream: bool,
 }
 
 /// What a prober found on its sockets.
@@ -82,6 +106,8 @@ pub enum ProbeEvent {
     },
     /// A datagram that could not be decoded; counted and dropped.
     Malformed(crate::wire::Error),
+    /// Lost probes placed on a direction of the path.
+    Placed(LossPlacement),
 }
 
 impl ProbeEvent {
@@ -148,6 +174,10 @@ pub trait Prober {
 
     /// Probe `id` timed out: release what it holds (a TCP prober closes its connection).
     fn expired(&mut self, _id: ProbeId) {}
+
+    /// Events the prober found outside [`Prober::drain`] (loss it could place once a probe
+    /// timed out); the engine collects them after every [`Prober::expired`].
+    fn pending_events(&mut self, _events: &mut Vec<ProbeEvent>) {}
 
     /// Reads everything waiting on socket `token` (relative to `first`), including its error
     /// queue, and appends what it found to `events`.

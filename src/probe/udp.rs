@@ -349,8 +349,11 @@ impl Prober for UdpProber {
                     reflector: stamps.map(|st| ReflectorTimes {
                         rx: ns_time(st.rx_ns),
                         tx: ns_time(st.tx_ns),
-                        tos: st.tos,
+                        tos: Some(st.tos),
                         synced: st.synced,
+                        seq: None,
+                        ttl: None,
+                        net_of_hold: false,
                     }),
                     result: None,
                 }),

@@ -25,6 +25,18 @@ pub enum Format {
     Ptp,
 }
 
+impl Format {
+    /// The format an Error Estimate field announces (its Z bit), whether the rest of the
+    /// estimate is valid or not: the timestamps of a packet are in it either way.
+    pub fn of_error_estimate(raw: u16) -> Format {
+        if raw & 0x4000 != 0 {
+            Format::Ptp
+        } else {
+            Format::Ntp
+        }
+    }
+}
+
 /// A raw 64-bit timestamp as carried on the wire; its meaning depends on [`Format`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Timestamp {
@@ -102,11 +114,7 @@ impl ErrorEstimate {
         }
         Ok(ErrorEstimate {
             synced: raw & 0x8000 != 0,
-            format: if raw & 0x4000 != 0 {
-                Format::Ptp
-            } else {
-                Format::Ntp
-            },
+            format: Format::of_error_estimate(raw),
             scale: ((raw >> 8) & 0x3f) as u8,
             multiplier,
         })
@@ -216,6 +224,9 @@ mod tests {
         assert_eq!((e.scale, e.multiplier), (63, 255));
         assert_eq!(e.encode(), 0x7fff);
         assert_eq!(ErrorEstimate::decode(0x8100), Err(Error::BadField));
+        // The Z bit holds even where the estimate is invalid (multiplier 0).
+        assert_eq!(Format::of_error_estimate(0x4000), Format::Ptp);
+        assert_eq!(Format::of_error_estimate(0xbfff), Format::Ntp);
         assert_eq!(ErrorEstimate::decode(0), Err(Error::BadField));
         for raw in 0..=u16::MAX {
             if let Ok(e) = ErrorEstimate::decode(raw) {

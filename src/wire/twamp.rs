@@ -21,7 +21,7 @@
 //! 38 bytes, so a reply is accepted from 36 bytes on and the fields it lacks are absent.
 //! All integers big-endian.
 
-use super::ntp::{ErrorEstimate, Timestamp};
+use super::ntp::{ErrorEstimate, Format, Timestamp};
 use super::{Error, Result};
 
 mod field {
@@ -149,6 +149,11 @@ impl ReflectorPacket {
     /// The reflector's error estimate, when valid.
     pub fn error_estimate(&self) -> Option<ErrorEstimate> {
         ErrorEstimate::decode(self.error).ok()
+    }
+
+    /// The format of T2 and T3: the Z bit of the reflector's error estimate (valid or not).
+    pub fn timestamp_format(&self) -> Format {
+        Format::of_error_estimate(self.error)
     }
 }
 
@@ -313,6 +318,13 @@ mod tests {
         assert_eq!(p.sender_error, Some(0x8001));
         assert_eq!(p.sender_ttl, Some(62));
         assert_eq!(p.error_estimate().unwrap().format, Format::Ntp);
+        assert_eq!(p.timestamp_format(), Format::Ntp);
+        let mut ptp = o.to_vec();
+        ptp[12] |= 0x40;
+        assert_eq!(
+            ReflectorPacket::parse(&ptp).unwrap().timestamp_format(),
+            Format::Ptp
+        );
     }
 
     #[test]
