@@ -13,7 +13,7 @@
 //! - [`wire`]: pure encode/decode of packet formats.
 //! - [`net`]: socket set-up, `sendmsg`/`recvmsg` with control messages, privilege drop.
 //! - [`clock`]: whether the host clock is synchronized (for one-way figures).
-//! - [`ping`], [`udp`], [`tcp`]: the `lping`, `ludp` and `ltcp` tools.
+//! - [`ping`], [`udp`], [`tcp`], [`twamp`]: the `lping`, `ludp`, `ltcp` and `ltwamp` tools.
 //! - [`reflect`]: the `lreflect` echo reflector (access list, rate limits, batched I/O).
 //! - [`netlink`]: rtnetlink dumps and subscriptions (pure decoding in `netlink::parse` and
 //!   `netlink::rt`).
@@ -39,6 +39,7 @@ pub mod reflect;
 pub mod stats;
 pub mod target;
 pub mod tcp;
+pub mod twamp;
 pub mod udp;
 pub mod watch;
 pub mod wire;

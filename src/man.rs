@@ -11,6 +11,7 @@ pub fn commands() -> Vec<clap::Command> {
         crate::ping::Args::command(),
         crate::udp::Args::command(),
         crate::tcp::Args::command(),
+        crate::twamp::Args::command(),
         crate::correlate::Args::command(),
         crate::reflect::Args::command(),
         crate::passive::Args::command(),

@@ -1516,3 +1516,64 @@ fn lwatch_records_match_their_schemas() {
         .any(|r| r["type"] == "route" && r["nexthops"].as_array().is_some_and(|n| n.len() == 2)));
     assert!(records.iter().all(|r| r["tags"]["dc"] == "fra1"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// ltwamp
+
+const LTWAMP: &str = env!("CARGO_BIN_EXE_ltwamp");
+
+#[test]
+fn ltwamp_records_match_their_schemas() {
+    require_root();
+    let contract = Contract::load();
+    let lab = common::lab::Pair::new("cli-twamp");
+    let _reflector =
+        common::lab::stamp_suite_reflector(&lab.server, "10.0.0.2", &["--stateful-reflector"]);
+    // Half the probes lost on the way there: timeouts, loss placed forward, an alert. Port 9
+    // answers port unreachable.
+    common::lab::add_loss(&lab.server, "input", "eth0", 50);
+    let out = run(lab.client.command(LTWAMP).args([
+        "-c",
+        "40",
+        "-i",
+        "0.01",
+        "-W",
+        "0.3",
+        "--summary-every",
+        "0.1",
+        "--alert-loss",
+        "10",
+        "--tag",
+        "dc=fra1",
+        "10.0.0.2",
+        "10.0.0.2:9",
+    ]));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_text(&out));
+    let records = contract.check_output(&out);
+    for kind in ["reply", "timeout", "unreachable", "summary", "alert"] {
+        assert!(
+            records.iter().any(|r| r["type"] == kind),
+            "no {kind} record: {records:?}"
+        );
+    }
+    assert!(records
+        .iter()
+        .all(|r| r["tool"] == "ltwamp" && r["tags"]["dc"] == "fra1"));
+    let reply = of_kind(&records, "reply")[0];
+    for member in [
+        "fwd_ms",
+        "rev_ms",
+        "reflector_ms",
+        "synced",
+        "reflector_seq",
+        "reflector_ttl",
+    ] {
+        assert!(reply.get(member).is_some(), "{member}: {reply}");
+    }
+    let total = records
+        .iter()
+        .find(|r| r["type"] == "summary" && r["window"] == "total" && r["target"] == "10.0.0.2")
+        .expect("a total summary");
+    assert!(total["lost_fwd"].as_u64() > Some(0), "{total}");
+    assert_eq!(total["lost_rev"], 0, "{total}");
+}

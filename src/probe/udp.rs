@@ -225,7 +225,7 @@ impl Tracer for UdpProber {
     }
 }
 
-fn open_flow_socket(v6: bool, port: u16, opts: &SocketOptions) -> Result<Socket> {
+pub(crate) fn open_flow_socket(v6: bool, port: u16, opts: &SocketOptions) -> Result<Socket> {
     let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
     let sock = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))
         .context("cannot open a UDP socket")?;

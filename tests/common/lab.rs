@@ -644,3 +644,39 @@ while True:
     assert_eq!(line.trim(), "ready");
     Background(child)
 }
+
+/// stamp-suite 1.0.0 (an independent STAMP implementation, installed by `.ci/run`).
+pub const STAMP_SUITE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/peers/bin/stamp-suite");
+
+/// stamp-suite's Session-Reflector in `ns` on `addr` (one address family; IPv6 bare, `fd00::2`)
+/// port 862, with `extra` arguments (`--stateful-reflector`, `-K PTP`, …). Returns once it is
+/// bound.
+pub fn stamp_suite_reflector(ns: &Netns, addr: &str, extra: &[&str]) -> Background {
+    assert!(
+        std::path::Path::new(STAMP_SUITE).exists(),
+        "{STAMP_SUITE} is missing: .ci/run installs it \
+         (cargo install stamp-suite --version 1.0.0 --root target/peers)"
+    );
+    let child = ns
+        .command(STAMP_SUITE)
+        .args(["-i", "-S", addr, "-o", "862"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start stamp-suite");
+    let service = Background(child);
+    let want = if addr.contains(':') {
+        format!("[{addr}]:862 ")
+    } else {
+        format!("{addr}:862 ")
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if ns.run("ss -Hluln").contains(&want) {
+            return service;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("stamp-suite did not bind {want}in netns {}", ns.name);
+}

@@ -1,0 +1,660 @@
+//! TWAMP-Light and STAMP Session-Sender probes (ltwamp): one socket per flow (a fixed source
+//! port), as ludp's; STAMP base packets, or TWAMP-Light ones under 44 bytes; replies of any
+//! Session-Reflector matched on the socket they came to, the reflector's address, the echoed
+//! sender sequence number and the echoed T1; and, against a stateful reflector, lost probes
+//! placed on the way there or back ([`direction`]).
+//!
+//! A session is a target and a flow (one source port, every DSCP class). Its sender sequence
+//! numbers count from 0 without gaps (RFC 8762 4.2.1): probe `n` of flow `f` is the target's
+//! probe `n × flows + f + 1`, because the engine gives the flows their probes in turn.
+
+pub mod direction;
+
+use super::sock::ProbeSocket;
+use super::udp::{open_flow_socket, UdpSpread};
+use super::{LossPlacement, ProbeEvent, ProbeId, ProbeLookup, Prober, ReflectorTimes, SendStamp};
+use crate::clock::ClockState;
+use crate::net::socket::SocketOptions;
+use crate::net::Received;
+use crate::record::Flow;
+use crate::target::Target;
+use crate::wire::ntp::{Format, Timestamp};
+use crate::wire::twamp::{ReflectorPacket, SenderPacket, SENDER_MIN_LEN, STAMP_LEN};
+use anyhow::{bail, Result};
+use direction::Session;
+use mio::Token;
+use std::collections::HashMap;
+use std::io;
+use std::net::IpAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The TWAMP test port (RFC 8545 assigns 862 to TWAMP-Light and STAMP alike).
+pub const DEFAULT_PORT: u16 = 862;
+/// Largest UDP payload over IPv4.
+pub const MAX_PAYLOAD: usize = 65_507;
+
+/// How ltwamp reads the sequence numbers of a reflector's answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReflectorMode {
+    /// Stateless until an answer's number differs from the probe's, then stateful.
+    Auto,
+    /// The reflector numbers its answers per session: place loss from the first probe.
+    Stateful,
+    /// The reflector copies the probe's number: never place loss.
+    Stateless,
+}
+
+/// What ltwamp sends and how it reads the answers.
+#[derive(Debug, Clone)]
+pub struct TwampConfig {
+    /// Flows (source ports) and DSCP classes, as ludp's.
+    pub spread: UdpSpread,
+    /// UDP payload bytes: at least 14; 44 or more is a STAMP packet, less a TWAMP-Light one.
+    pub size: usize,
+    /// STAMP Session-Sender Identifier (RFC 8972); 0 when none is given.
+    pub ssid: u16,
+    pub reflector: ReflectorMode,
+    /// The run's interval and timeout, which bound how many probes a reply may answer.
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
+/// Refuses sizes and SSIDs that make no TWAMP packet.
+pub fn check_config(size: usize, ssid: Option<u16>) -> Result<()> {
+    if size < SENDER_MIN_LEN {
+        bail!(
+            "--size {size} is too small: a TWAMP-Light packet has at least {SENDER_MIN_LEN} bytes"
+        );
+    }
+    if ssid.is_some() && size < STAMP_LEN {
+        bail!("--ssid needs a STAMP packet: --size {STAMP_LEN} or more (it is {size})");
+    }
+    Ok(())
+}
+
+struct FlowSocket {
+    probe: ProbeSocket,
+    flow: u16,
+    v6: bool,
+    sport: u16,
+}
+
+/// What ltwamp keeps per target.
+struct Peer {
+    /// T1 of recent probes: slot `seq mod len` holds (seq, T1 as sent).
+    sent: Vec<(u64, Timestamp)>,
+    /// Probes sent per flow: the next sender sequence number of each session.
+    next: Vec<u64>,
+    /// Per flow, when loss is placed (empty with `--reflector stateless`).
+    sessions: Vec<Session>,
+    /// The reflector numbers its answers itself (given, or judged in auto mode).
+    stateful: bool,
+    /// Auto mode, not judged stateful yet: placements so far, summed per stream.
+    held: Vec<LossPlacement>,
+}
+
+/// Sends TWAMP-Light / STAMP test packets and matches the reflectors' answers.
+pub struct TwampProber {
+    sockets: Vec<FlowSocket>,
+    cfg: TwampConfig,
+    peers: Vec<Peer>,
+    by_addr: HashMap<IpAddr, Vec<usize>>,
+    packet: Vec<u8>,
+    recv_buf: Vec<u8>,
+    /// Our Error Estimate, read from the kernel at most once a second.
+    clock: Option<(Instant, u16)>,
+    /// Placements found outside `drain` (after a timeout or a failed send).
+    pending: Vec<ProbeEvent>,
+}
+
+/// Probes remembered per target beyond those a reply may still answer: the engine keeps this
+/// many settled probes to recognise duplicates and late replies.
+const HISTORY: u64 = 256 + 64;
+
+impl TwampProber {
+    /// Binds one socket per flow and address family the targets need.
+    pub fn open(targets: &[Target], cfg: TwampConfig, opts: &SocketOptions) -> Result<TwampProber> {
+        check_config(cfg.size, (cfg.ssid != 0).then_some(cfg.ssid))?;
+        if let Some(t) = targets.iter().find(|t| t.port == 0) {
+            bail!("{}: UDP port 0 cannot be probed", t.name);
+        }
+        let flows = cfg.spread.flows.max(1);
+        let mut sockets = Vec::new();
+        for v6 in [false, true] {
+            if !targets.iter().any(|t| t.addr.is_ipv6() == v6) {
+                continue;
+            }
+            for flow in 0..flows {
+                let port = match cfg.spread.sport_base {
+                    Some(base) => base.checked_add(flow).ok_or_else(|| {
+                        anyhow::anyhow!("--sport {base} with {flows} flows runs past port 65535")
+                    })?,
+                    None => 0,
+                };
+                let sock = open_flow_socket(v6, port, opts)?;
+                let sport = sock
+                    .local_addr()
+                    .ok()
+                    .and_then(|a| a.as_socket())
+                    .map(|a| a.port())
+                    .unwrap_or(port);
+                sockets.push(FlowSocket {
+                    probe: ProbeSocket::new(sock, true),
+                    flow,
+                    v6,
+                    sport,
+                });
+            }
+        }
+        // A reply may answer any probe of the last timeout, and the engine still knows
+        // HISTORY settled ones before those.
+        let in_flight = cfg.timeout.as_nanos() / cfg.interval.as_nanos().max(1) + 1;
+        let ring = (in_flight.min(1 << 16) as u64 + HISTORY).next_power_of_two() as usize;
+        let streams = usize::from(flows) * cfg.spread.dscp.len().max(1);
+        let mut by_addr: HashMap<IpAddr, Vec<usize>> = HashMap::new();
+        let peers = targets
+            .iter()
+            .enumerate()
+            .map(|(t, target)| {
+                by_addr
+                    .entry(target.addr.to_canonical())
+                    .or_default()
+                    .push(t);
+                let tracked = cfg.reflector != ReflectorMode::Stateless;
+                Peer {
+                    sent: vec![(0, Timestamp::default()); ring],
+                    next: vec![0; usize::from(flows)],
+                    sessions: if tracked {
+                        (0..flows)
+                            .map(|f| Session::new(t, flows, f, streams))
+                            .collect()
+                    } else {
+                        Vec::new()
+                    },
+                    stateful: cfg.reflector == ReflectorMode::Stateful,
+                    held: Vec::new(),
+                }
+            })
+            .collect();
+        Ok(TwampProber {
+            sockets,
+            packet: vec![0; cfg.size],
+            cfg,
+            peers,
+            by_addr,
+            recv_buf: vec![0; 65_536],
+            clock: None,
+            pending: Vec::new(),
+        })
+    }
+
+    fn flows(&self) -> u64 {
+        u64::from(self.cfg.spread.flows.max(1))
+    }
+
+    /// (flow, DSCP) of stream `stream`: flows first, so consecutive probes change flow.
+    fn stream_class(&self, stream: usize) -> (u16, Option<u8>) {
+        let flows = self.flows() as usize;
+        (
+            (stream % flows) as u16,
+            self.cfg.spread.dscp.get(stream / flows).copied(),
+        )
+    }
+
+    fn socket_index(&self, flow: u16, v6: bool) -> Option<usize> {
+        self.sockets
+            .iter()
+            .position(|s| s.flow == flow && s.v6 == v6)
+    }
+
+    /// Our Error Estimate field (S bit and error bound from `adjtimex`), read again after a
+    /// second.
+    fn error_estimate(&mut self) -> u16 {
+        let now = Instant::now();
+        match self.clock {
+            Some((at, raw)) if now.duration_since(at) < Duration::from_secs(1) => raw,
+            _ => {
+                let raw = ClockState::read().error_estimate().encode();
+                self.clock = Some((now, raw));
+                raw
+            }
+        }
+    }
+
+    /// (flow, session index) of the target's probe `seq`.
+    fn session_of(&self, seq: u64) -> (usize, u64) {
+        let flows = self.flows();
+        (((seq - 1) % flows) as usize, (seq - 1) / flows)
+    }
+
+    /// Hands placements on: to the engine when the target's reflector is known stateful, else
+    /// (auto mode) held until it is.
+    fn route(&mut self, target: usize, placed: Vec<LossPlacement>, out: &mut Vec<ProbeEvent>) {
+        let streams = self.streams() as u64;
+        let peer = &mut self.peers[target];
+        if peer.stateful {
+            out.extend(placed.into_iter().map(ProbeEvent::Placed));
+            return;
+        }
+        for p in placed {
+            let key = |q: &LossPlacement| q.one_stream.then(|| (q.id.seq - 1) % streams);
+            match peer.held.iter_mut().find(|q| key(q) == key(&p)) {
+                Some(q) => {
+                    q.forward += p.forward;
+                    q.reverse += p.reverse;
+                }
+                None => peer.held.push(p),
+            }
+        }
+    }
+
+    /// Probe `id` was answered with the reflector's number `reflector_seq`.
+    fn answered(&mut self, id: ProbeId, reflector_seq: u32, out: &mut Vec<ProbeEvent>) {
+        let (flow, n) = self.session_of(id.seq);
+        let mode = self.cfg.reflector;
+        let Some(peer) = self.peers.get_mut(id.target) else {
+            return;
+        };
+        if peer.sessions.is_empty() {
+            return;
+        }
+        if mode == ReflectorMode::Auto && !peer.stateful && reflector_seq != n as u32 {
+            // A stateless reflector copies the sender's number: this one counts itself, and
+            // what was held so far is placed now.
+            peer.stateful = true;
+            out.extend(peer.held.drain(..).map(ProbeEvent::Placed));
+        }
+        let mut placed = Vec::new();
+        peer.sessions[flow].answered(n, reflector_seq, &mut placed);
+        self.route(id.target, placed, out);
+    }
+
+    /// Probe `id` timed out (`lost`) or was answered by an error (not `lost`).
+    fn unanswered(&mut self, id: ProbeId, lost: bool) {
+        let (flow, n) = self.session_of(id.seq);
+        let Some(session) = self
+            .peers
+            .get_mut(id.target)
+            .and_then(|p| p.sessions.get_mut(flow))
+        else {
+            return;
+        };
+        let mut placed = Vec::new();
+        if lost {
+            session.lost(n, &mut placed);
+        } else {
+            session.skipped(n, &mut placed);
+        }
+        let mut out = std::mem::take(&mut self.pending);
+        self.route(id.target, placed, &mut out);
+        self.pending = out;
+    }
+}
+
+/// The probe a packet of ours is (an answer's echo, or our own datagram back on the error
+/// queue): a target at `from` whose probe of this flow with sender number `seq` carried `t1`.
+fn match_probe(
+    peers: &[Peer],
+    by_addr: &HashMap<IpAddr, Vec<usize>>,
+    flows: u64,
+    flow: u16,
+    from: IpAddr,
+    seq: u32,
+    t1: Timestamp,
+) -> Option<ProbeId> {
+    for &t in by_addr.get(&from.to_canonical())? {
+        let peer = &peers[t];
+        let Some(last) = peer.next[usize::from(flow)].checked_sub(1) else {
+            continue;
+        };
+        // The newest session index with these low 32 bits.
+        let back = u64::from((last as u32).wrapping_sub(seq));
+        let Some(n) = last.checked_sub(back) else {
+            continue;
+        };
+        let k = n * flows + u64::from(flow) + 1;
+        if peer.sent[(k % peer.sent.len() as u64) as usize] == (k, t1) {
+            return Some(ProbeId { target: t, seq: k });
+        }
+    }
+    None
+}
+
+fn unix_ns(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+fn ns_time(ns: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_nanos(ns)
+}
+
+/// The reply event for a reflector's answer to probe `id`.
+fn reply(
+    id: ProbeId,
+    from: IpAddr,
+    p: &ReflectorPacket,
+    rx: &Received,
+    len: usize,
+    rx_mono: Instant,
+) -> ProbeEvent {
+    // T2 and T3 in the reflector's format, in the era nearest our clock.
+    let format = p.timestamp_format();
+    let reference = unix_ns(rx.anc.rx_time.unwrap_or_else(SystemTime::now));
+    ProbeEvent::Reply {
+        id,
+        from,
+        rx_wall: rx.anc.rx_time,
+        rx_mono,
+        ttl: rx.anc.ttl,
+        size: Some(len),
+        tos: rx.anc.tos,
+        reflector: Some(ReflectorTimes {
+            rx: ns_time(p.receive_timestamp.to_unix_ns(format, reference)),
+            tx: ns_time(p.timestamp.to_unix_ns(format, reference)),
+            tos: None,
+            synced: p.error_estimate().is_some_and(|e| e.synced),
+            seq: Some(p.seq),
+            ttl: p.sender_ttl,
+            net_of_hold: true,
+        }),
+        result: None,
+    }
+}
+
+impl Prober for TwampProber {
+    fn streams(&self) -> usize {
+        self.flows() as usize * self.cfg.spread.dscp.len().max(1)
+    }
+
+    fn flow(&self, target: &Target, _index: usize, stream: usize) -> Option<Flow> {
+        let (flow, dscp) = self.stream_class(stream);
+        let sport = self
+            .socket_index(flow, target.addr.is_ipv6())
+            .map(|i| self.sockets[i].sport)?;
+        Some(Flow {
+            sport,
+            dport: target.port,
+            dscp,
+        })
+    }
+
+    fn register(&mut self, registry: &mio::Registry, first: usize) -> io::Result<usize> {
+        for (i, s) in self.sockets.iter().enumerate() {
+            s.probe.register(registry, Token(first + i))?;
+        }
+        Ok(self.sockets.len())
+    }
+
+    fn send(&mut self, target: &Target, id: ProbeId) -> io::Result<SendStamp> {
+        let stream = ((id.seq - 1) % self.streams() as u64) as usize;
+        let (flow, dscp) = self.stream_class(stream);
+        let i = self
+            .socket_index(flow, target.addr.is_ipv6())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::Unsupported, "no socket for this flow"))?;
+        let error = self.error_estimate();
+        let stamp = self.packet.len() >= STAMP_LEN;
+        let ssid = self.cfg.ssid;
+        let peer = &mut self.peers[id.target];
+        let n = peer.next[usize::from(flow)];
+        peer.next[usize::from(flow)] += 1;
+        debug_assert_eq!(
+            n * u64::from(self.cfg.spread.flows.max(1)) + u64::from(flow) + 1,
+            id.seq
+        );
+        // T1: the clock right before the send. (The RTT starts from the kernel's transmit
+        // stamp where there is one.)
+        let t1 = Timestamp::from_unix_ns(unix_ns(SystemTime::now()), Format::Ntp);
+        let packet = SenderPacket {
+            seq: n as u32,
+            timestamp: t1,
+            error,
+            ssid: stamp.then_some(ssid),
+        };
+        packet
+            .write(&mut self.packet)
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let ring = peer.sent.len() as u64;
+        peer.sent[(id.seq % ring) as usize] = (id.seq, t1);
+        if let Some(s) = peer.sessions.get_mut(usize::from(flow)) {
+            s.sent(n);
+        }
+        let tos = dscp.map(|d| d << 2);
+        let sent =
+            self.sockets[i]
+                .probe
+                .send(&self.packet, target.socket_addr(target.port), id, tos);
+        if sent.is_err() {
+            // Never left: the engine counts it unreachable, and no run includes it.
+            self.unanswered(id, false);
+        }
+        sent
+    }
+
+    fn expired(&mut self, id: ProbeId) {
+        self.unanswered(id, true);
+    }
+
+    fn pending_events(&mut self, events: &mut Vec<ProbeEvent>) {
+        events.append(&mut self.pending);
+    }
+
+    fn drain(&mut self, token: usize, _lookup: &dyn ProbeLookup, events: &mut Vec<ProbeEvent>) {
+        let flows = self.flows();
+        let start = events.len();
+        {
+            let Some(s) = self.sockets.get_mut(token) else {
+                return;
+            };
+            let (flow, v6) = (s.flow, s.v6);
+            let (peers, by_addr) = (&self.peers, &self.by_addr);
+            let ours = |from: Option<IpAddr>, seq: u32, t1: Timestamp| {
+                match_probe(peers, by_addr, flows, flow, from?, seq, t1)
+            };
+            s.probe.drain(
+                &mut self.recv_buf,
+                events,
+                |data, rx, events| {
+                    // Our own packet back with an ICMP (or local) error.
+                    let Some(err) = rx.anc.error else { return };
+                    let Ok(p) = SenderPacket::parse(data) else {
+                        return;
+                    };
+                    if let Some(id) = ours(rx.from, p.seq, p.timestamp) {
+                        events.extend(ProbeEvent::from_queued_error(id, v6, &err));
+                    }
+                },
+                |data, rx, rx_mono, events| {
+                    let Ok(p) = ReflectorPacket::parse(data) else {
+                        events.push(ProbeEvent::Malformed(crate::wire::Error::Truncated));
+                        return;
+                    };
+                    match (ours(rx.from, p.sender_seq, p.sender_timestamp), rx.from) {
+                        (Some(id), Some(from)) => {
+                            events.push(reply(id, from, &p, rx, data.len(), rx_mono))
+                        }
+                        _ => events.push(ProbeEvent::Malformed(crate::wire::Error::NotOurs)),
+                    }
+                },
+            );
+        }
+        // Loss placed by what came in: after the replies, so the engine counts them first.
+        let mut placed = std::mem::take(&mut self.pending);
+        let found: Vec<(ProbeId, Option<u32>)> = events[start..]
+            .iter()
+            .filter_map(|e| match e {
+                ProbeEvent::Reply { id, reflector, .. } => {
+                    Some((*id, reflector.and_then(|r| r.seq)))
+                }
+                ProbeEvent::Error { id, .. } => Some((*id, None)),
+                _ => None,
+            })
+            .collect();
+        for (id, reflector_seq) in found {
+            match reflector_seq {
+                Some(r) => self.answered(id, r, &mut placed),
+                None => {
+                    self.unanswered(id, false);
+                    placed.append(&mut self.pending);
+                }
+            }
+        }
+        events.append(&mut placed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_ssids() {
+        let err = |size, ssid| check_config(size, ssid).unwrap_err().to_string();
+        assert!(err(13, None).contains("at least 14"));
+        assert!(check_config(14, None).is_ok());
+        assert!(err(43, Some(7)).contains("--size 44"));
+        assert!(check_config(44, Some(7)).is_ok());
+    }
+
+    fn prober(mode: ReflectorMode, flows: u16) -> TwampProber {
+        let target = Target {
+            name: "r".into(),
+            addr: "127.0.0.1".parse().unwrap(),
+            scope_id: 0,
+            port: 9,
+            tags: None,
+        };
+        let cfg = TwampConfig {
+            spread: UdpSpread {
+                flows,
+                sport_base: None,
+                dscp: Vec::new(),
+            },
+            size: 44,
+            ssid: 0,
+            reflector: mode,
+            interval: Duration::from_millis(10),
+            timeout: Duration::from_secs(1),
+        };
+        TwampProber::open(&[target], cfg, &SocketOptions::default()).unwrap()
+    }
+
+    /// Records `count` probes of every flow as sent, as `send` does, without a network.
+    fn sent(p: &mut TwampProber, count: u64) {
+        let flows = p.flows();
+        for k in 1..=count * flows {
+            let (flow, n) = p.session_of(k);
+            let peer = &mut p.peers[0];
+            assert_eq!(peer.next[flow], n);
+            peer.next[flow] += 1;
+            let t1 = Timestamp {
+                secs: k as u32,
+                frac: 7,
+            };
+            let ring = peer.sent.len() as u64;
+            peer.sent[(k % ring) as usize] = (k, t1);
+            if let Some(s) = peer.sessions.get_mut(flow) {
+                s.sent(n);
+            }
+        }
+    }
+
+    fn id(seq: u64) -> ProbeId {
+        ProbeId { target: 0, seq }
+    }
+
+    fn losses(events: &[ProbeEvent]) -> Vec<(u64, u64, u64)> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                ProbeEvent::Placed(p) if p.forward + p.reverse > 0 => {
+                    Some((p.id.seq, p.forward, p.reverse))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn auto_holds_placements_until_the_reflector_shows_its_own_numbers() {
+        let mut p = prober(ReflectorMode::Auto, 1);
+        sent(&mut p, 4);
+        let mut out = Vec::new();
+        p.answered(id(1), 0, &mut out);
+        // Probe 2's answer lost on the way back: the reflector numbered it, as a stateless
+        // one would have. Nothing placed, nothing judged.
+        p.unanswered(id(2), true);
+        p.answered(id(3), 2, &mut out);
+        p.pending_events(&mut out);
+        assert!(out.is_empty(), "{out:?}");
+        // Probe 4 gets number 2 again: not a copy of ours (3). What was held comes out,
+        // summed per stream (named by its first probe).
+        p.answered(id(4), 2, &mut out);
+        assert_eq!(losses(&out), [(1, 0, 1)]);
+        assert!(out.iter().all(|e| matches!(e, ProbeEvent::Placed(_))));
+        // From here on, placements go straight out.
+        let mut p2 = prober(ReflectorMode::Stateless, 1);
+        sent(&mut p2, 2);
+        p2.unanswered(id(1), true);
+        p2.answered(id(2), 9, &mut out);
+        p2.pending_events(&mut out);
+        assert_eq!(losses(&out), [(1, 0, 1)], "stateless never places");
+    }
+
+    #[test]
+    fn stateful_places_from_the_first_probe() {
+        let mut p = prober(ReflectorMode::Stateful, 2);
+        sent(&mut p, 3);
+        let mut out = Vec::new();
+        // Flow 0 holds probes 1, 3, 5; flow 1 probes 2, 4, 6. Probe 3 lost on the way there.
+        p.answered(id(1), 0, &mut out);
+        p.answered(id(2), 0, &mut out);
+        p.unanswered(id(3), true);
+        p.pending_events(&mut out);
+        p.answered(id(4), 1, &mut out);
+        p.answered(id(5), 1, &mut out);
+        p.answered(id(6), 2, &mut out);
+        assert_eq!(losses(&out), [(3, 1, 0)]);
+        let markers = out.len() - 1;
+        assert_eq!(markers, 5, "every answer marks its stream: {out:?}");
+    }
+
+    #[test]
+    fn replies_match_on_address_sequence_and_t1() {
+        let mut p = prober(ReflectorMode::Auto, 2);
+        sent(&mut p, 3);
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        let t1 = |k: u32| Timestamp { secs: k, frac: 7 };
+        let m = |flow, seq, t| match_probe(&p.peers, &p.by_addr, 2, flow, local, seq, t);
+        // Session index 1 of flow 1 is the target's probe 4.
+        assert_eq!(m(1, 1, t1(4)), Some(id(4)));
+        assert_eq!(m(0, 2, t1(5)), Some(id(5)));
+        // Another T1, another flow, a number not sent yet, another address: not ours.
+        assert_eq!(m(1, 1, t1(3)), None);
+        assert_eq!(m(0, 1, t1(4)), None);
+        assert_eq!(m(1, 3, t1(8)), None);
+        let other: IpAddr = "127.0.0.2".parse().unwrap();
+        assert_eq!(
+            match_probe(&p.peers, &p.by_addr, 2, 1, other, 1, t1(4)),
+            None
+        );
+    }
+
+    #[test]
+    fn sequence_numbers_past_32_bits_still_match() {
+        let mut p = prober(ReflectorMode::Stateless, 1);
+        // As if 2^32 + 2 probes had left: the wire carries the low 32 bits.
+        let k = (1u64 << 32) + 2;
+        let peer = &mut p.peers[0];
+        peer.next[0] = k;
+        let ring = peer.sent.len() as u64;
+        let t1 = Timestamp { secs: 1, frac: 2 };
+        peer.sent[(k % ring) as usize] = (k, t1);
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(
+            match_probe(&p.peers, &p.by_addr, 1, 0, local, 1, t1),
+            Some(id(k))
+        );
+    }
+}

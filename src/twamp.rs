@@ -1,0 +1,126 @@
+//! `ltwamp`: TWAMP-Light / STAMP Session-Sender over many flows and DSCP classes, as JSON lines.
+
+use crate::cli::{self, AlertArgs, OutputArgs, RunArgs, SocketArgs, TargetArgs};
+use crate::probe::twamp::{
+    check_config, ReflectorMode, TwampConfig, TwampProber, DEFAULT_PORT, MAX_PAYLOAD,
+};
+use crate::probe::udp::UdpSpread;
+use anyhow::Result;
+use clap::Parser;
+use std::process::ExitCode;
+
+const EXAMPLES: &str = "\
+Examples:
+  ltwamp -c 10 reflector.example                ten STAMP probes to port 862
+  ltwamp --flows 8 --dscp EF,CS1 -c 100 -q 10.0.0.2
+                                                8 ECMP flows in two classes, a summary each
+  ltwamp --size 14 -c 10 10.0.0.2:4000          TWAMP-Light packets of 14 bytes
+  ltwamp --reflector stateful -w 1m -q 10.0.0.2 loss split into lost_fwd and lost_rev
+  ltwamp -f reflectors.txt --alert-loss 1 --summary-every 1m
+                                                continuous, windowed summaries and alerts
+
+Each reply carries rtt_ms net of the reflector's own time ((T4 - T1) - (T3 - T2)), fwd_ms
+(T2 - T1), rev_ms (T4 - T3) and reflector_ms (T3 - T2): one-way figures compare two clocks,
+trust them only when \"synced\" is true (both Error Estimates say synchronized). T1 and T4 are
+the kernel's transmit and receive stamps where it gives them. reflector_seq is the reflector's
+sequence number, reflector_ttl the TTL (hop limit) the probe arrived with at the reflector.
+
+Against a stateful reflector (its own sequence numbers per session), summaries split the loss
+into lost_fwd (on the way there) and lost_rev (on the way back). --reflector auto takes a
+reflector for stateful once an answer's number differs from the probe's: until some probe is
+lost on the way there, a stateful reflector looks stateless; use --reflector stateful when
+it is known.
+
+Exit status: 0 every target answered, 1 some target never answered, 2 usage or system error.";
+
+/// Command-line arguments of `ltwamp`.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "ltwamp",
+    version,
+    about = "TWAMP-Light / STAMP Session-Sender over many flows and DSCP classes, one JSON record per line",
+    long_about = "TWAMP-Light (RFC 5357) and STAMP (RFC 8762) test packets to any Session-Reflector \
+(lreflect --twamp, stamp-suite, router implementations). Each flow has its own fixed source port, \
+so flows spread over ECMP paths; every flow is probed in every DSCP class. Replies are matched on \
+the socket, the reflector's address, the echoed sequence number and the echoed send time; the \
+reflector's stamps give one-way delays, its hold time is taken out of the RTT, and a stateful \
+reflector's own sequence numbers tell loss on the way there from loss on the way back.",
+    after_help = EXAMPLES
+)]
+pub struct Args {
+    /// Session-Reflectors: host[:port], [v6]:port, addresses or CIDRs (port 862 unless given).
+    #[command(flatten)]
+    pub targets: TargetArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Destination port of targets that do not name one.
+    #[arg(short = 'p', long, value_name = "PORT", default_value_t = DEFAULT_PORT,
+          value_parser = clap::value_parser!(u16).range(1..), help_heading = "Probe")]
+    pub port: u16,
+    /// UDP payload bytes per probe: 44 or more sends STAMP packets (padded with zeros), 14 to 43
+    /// TWAMP-Light packets without an SSID.
+    #[arg(short = 's', long, value_name = "BYTES", default_value_t = 44,
+          value_parser = clap::value_parser!(u32).range(0..=MAX_PAYLOAD as i64), help_heading = "Probe")]
+    pub size: u32,
+    /// STAMP Session-Sender Identifier (RFC 8972), 1-65535; none (0) unless given.
+    #[arg(long, value_name = "SSID", value_parser = clap::value_parser!(u16).range(1..),
+          help_heading = "Probe")]
+    pub ssid: Option<u16>,
+    /// Number of flows, each with its own source port (a session of its own), probed
+    /// round-robin.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=4096), help_heading = "Probe")]
+    pub flows: u16,
+    /// Source port of the first flow (the next flows take the next ports); ephemeral if unset.
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..), help_heading = "Probe")]
+    pub sport: Option<u16>,
+    /// DSCP classes to probe every flow in (EF, AF41, CS1, … or 0-63; comma-separated or repeated).
+    #[arg(long, value_name = "CLASS", value_delimiter = ',', value_parser = cli::parse_dscp, help_heading = "Probe")]
+    pub dscp: Vec<u8>,
+    /// How the reflector numbers its answers: stateful (its own numbers per session: loss is
+    /// split into lost_fwd and lost_rev), stateless (it copies ours), or auto (stateful once an
+    /// answer's number differs from the probe's).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "MODE",
+        default_value = "auto",
+        help_heading = "Probe"
+    )]
+    pub reflector: ReflectorMode,
+    #[command(flatten)]
+    pub socket: SocketArgs,
+    #[command(flatten)]
+    pub alerts: AlertArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Runs ltwamp; the exit status follows ping and fping.
+pub fn run(args: Args) -> Result<ExitCode> {
+    check_config(args.size as usize, args.ssid)?;
+    let cfg = TwampConfig {
+        spread: UdpSpread {
+            flows: args.flows,
+            sport_base: args.sport,
+            dscp: args.dscp.clone(),
+        },
+        size: args.size as usize,
+        ssid: args.ssid.unwrap_or(0),
+        reflector: args.reflector,
+        interval: args.run.interval,
+        timeout: args.run.timeout,
+    };
+    let common = cli::ProbeArgs {
+        targets: &args.targets,
+        run: &args.run,
+        alerts: &args.alerts,
+        output: &args.output,
+    };
+    cli::probe(
+        "ltwamp",
+        common,
+        cli::Ports::Default(Some(args.port)),
+        |targets| TwampProber::open(targets, cfg, &args.socket.options()),
+    )
+}
