@@ -933,3 +933,142 @@ fn lping_unreachable_silent_and_short_paths() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// IPv6
+
+const SPINES6: [&str; 2] = ["fd10:0:11::2", "fd10:0:12::2"];
+const LEAF2_6: [&str; 2] = ["fd10:0:21::1", "fd10:0:22::1"];
+
+#[test]
+fn ipv6_traces_find_both_spines_and_reach_the_destination() {
+    let lab = LeafSpine::new("trv6");
+    lab.add_ipv6();
+    let _echo = python_echo(&lab.h2, 7);
+    let check = |tool: &str, run: &Run, flows: usize| {
+        assert_eq!(run.status, 0, "{tool}: {}", run.stderr);
+        assert_eq!(run.paths.len(), flows, "{tool}: {}", run.stderr);
+        let mut spines = BTreeSet::new();
+        for p in &run.paths {
+            assert_eq!(p["reached"], true, "{tool}: {p}");
+            assert_eq!(
+                (p["src"].as_str(), p["dst"].as_str()),
+                (Some("fd10:1:1::1"), Some("fd10:2:1::1"))
+            );
+            let hops: Vec<&str> = p["hops"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| h["addr"].as_str().unwrap_or("*"))
+                .collect();
+            assert_eq!(hops.len(), 4, "{tool}: {p}");
+            assert_eq!(hops[0], "fd10:1:1::254", "{tool}: {p}");
+            assert!(SPINES6.contains(&hops[1]), "{tool}: {p}");
+            assert!(LEAF2_6.contains(&hops[2]), "{tool}: {p}");
+            assert_eq!(hops[3], "fd10:2:1::1", "{tool}: {p}");
+            spines.insert(hops[1].to_string());
+        }
+        spines
+    };
+    let udp = ludp(
+        &lab.h1,
+        &[
+            "--trace-only",
+            "--flows",
+            "16",
+            "--sport",
+            "47000",
+            "-W",
+            "1",
+            "[fd10:2:1::1]:7",
+        ],
+    );
+    assert_eq!(check("ludp", &udp, 16).len(), 2, "16 flows use both spines");
+    // The same flows again: each keeps its path.
+    let again = ludp(
+        &lab.h1,
+        &[
+            "--trace-only",
+            "--flows",
+            "16",
+            "--sport",
+            "47000",
+            "-W",
+            "1",
+            "[fd10:2:1::1]:7",
+        ],
+    );
+    assert_eq!(hops_by_sport(&again), hops_by_sport(&udp));
+    let tcp = ltcp(
+        &lab.h1,
+        &[
+            "--trace-only",
+            "--flows",
+            "16",
+            "--sport",
+            "47100",
+            "-W",
+            "1",
+            "[fd10:2:1::1]:80",
+        ],
+    );
+    assert_eq!(check("ltcp", &tcp, 16).len(), 2, "16 flows use both spines");
+    let syn = ltcp(
+        &lab.h1,
+        &[
+            "--syn",
+            "--trace-only",
+            "--flows",
+            "16",
+            "--sport",
+            "47100",
+            "-W",
+            "1",
+            "[fd10:2:1::1]:80",
+        ],
+    );
+    check("ltcp --syn", &syn, 16);
+    assert_eq!(
+        BTreeMap::from_iter(
+            hops_by_sport(&syn)
+                .into_iter()
+                .map(|(k, v)| (k, v[1].clone()))
+        ),
+        BTreeMap::from_iter(
+            hops_by_sport(&tcp)
+                .into_iter()
+                .map(|(k, v)| (k, v[1].clone()))
+        ),
+        "connect and --syn take the same spine per flow"
+    );
+    lab.h1.allow_ping_sockets();
+    for socket in ["dgram", "raw"] {
+        let ping = lping(
+            &lab.h1,
+            &[
+                "--socket",
+                socket,
+                "--trace",
+                "-c",
+                "3",
+                "-i",
+                "0.01",
+                "-q",
+                "fd10:2:1::1",
+            ],
+        );
+        check("lping", &ping, 1);
+        assert_eq!(ping.paths[0]["sent"], 3);
+    }
+    // A destination behind an unreachable route: the path ends at the router that says so.
+    let run = ludp(&lab.h1, &["--trace-only", "[fd10:99::1]:7"]);
+    assert_eq!(run.status, 1, "{}", run.stderr);
+    let p = &run.paths[0];
+    assert_eq!(p["reached"], false, "{p}");
+    assert_eq!(
+        p["hops"].as_array().unwrap().len(),
+        1,
+        "ends at the unreachable: {p}"
+    );
+    assert_eq!(p["hops"][0]["addr"], "fd10:1:1::254", "{p}");
+}

@@ -616,6 +616,80 @@ impl LeafSpine {
     }
 }
 
+impl LeafSpine {
+    /// IPv6 beside IPv4 (hosts `h1` and `h2` only): every address 10.A.B.C/24 of the lab gets
+    /// fd10:A:B::C/64 (`h1` fd10:1:1::1, `spine1` fd10:0:11::2 towards `leaf1`, `h2`
+    /// fd10:2:1::1, …), every router a link-local address on each interface (forwarding
+    /// needs one), and the same routes: ECMP at the leaves hashing the 5-tuple only
+    /// (`net.ipv6.fib_multipath_hash_policy=3`, fields 0x37), fd10:99::/32 `unreachable` on
+    /// `leaf1`, no ICMPv6 rate limit. IPv6 has no `icmp_errors_use_inbound_ifaddr`: a router
+    /// answers from the interface of its route back to `h1`, so a spine shows as its address
+    /// towards `leaf1` (fd10:0:11::2, fd10:0:12::2) and `leaf2` as either of its spine links.
+    pub fn add_ipv6(&self) {
+        assert!(
+            self.more1.is_empty() && self.more2.is_empty(),
+            "add_ipv6 covers h1 and h2 only"
+        );
+        let addrs: [(&Netns, &str, &str); 12] = [
+            (&self.h1, "eth0", "fd10:1:1::1"),
+            (&self.leaf1, "eth0", "fd10:1:1::254"),
+            (&self.leaf1, "s1", "fd10:0:11::1"),
+            (&self.spine1, "l1", "fd10:0:11::2"),
+            (&self.leaf1, "s2", "fd10:0:12::1"),
+            (&self.spine2, "l1", "fd10:0:12::2"),
+            (&self.leaf2, "s1", "fd10:0:21::1"),
+            (&self.spine1, "l2", "fd10:0:21::2"),
+            (&self.leaf2, "s2", "fd10:0:22::1"),
+            (&self.spine2, "l2", "fd10:0:22::2"),
+            (&self.leaf2, "eth0", "fd10:2:1::254"),
+            (&self.h2, "eth0", "fd10:2:1::1"),
+        ];
+        for (ns, iface, addr) in addrs {
+            add_addr(ns, iface, &format!("{addr}/64"));
+        }
+        let routers: [(&Netns, &str, &[&str]); 4] = [
+            (&self.leaf1, "fe80::11", &["eth0", "s1", "s2"]),
+            (&self.leaf2, "fe80::12", &["eth0", "s1", "s2"]),
+            (&self.spine1, "fe80::21", &["l1", "l2"]),
+            (&self.spine2, "fe80::22", &["l1", "l2"]),
+        ];
+        for (r, ll, ifaces) in routers {
+            for iface in ifaces {
+                r.run(&format!("ip addr add {ll}/64 dev {iface} nodad"));
+            }
+            r.sysctl("net.ipv6.fib_multipath_hash_policy", "3");
+            r.sysctl("net.ipv6.fib_multipath_hash_fields", "0x37");
+        }
+        for ns in [
+            &self.leaf1,
+            &self.spine1,
+            &self.spine2,
+            &self.leaf2,
+            &self.h2,
+        ] {
+            ns.sysctl("net.ipv6.icmp.ratelimit", "0");
+        }
+        self.h1.run("ip -6 route add default via fd10:1:1::254");
+        self.h2.run("ip -6 route add default via fd10:2:1::254");
+        self.leaf1.run(
+            "ip -6 route add fd10:2:1::/64 nexthop via fd10:0:11::2 dev s1 \
+             nexthop via fd10:0:12::2 dev s2 && ip -6 route add unreachable fd10:99::/32",
+        );
+        self.leaf2.run(
+            "ip -6 route add fd10:1:1::/64 nexthop via fd10:0:21::2 dev s1 \
+             nexthop via fd10:0:22::2 dev s2",
+        );
+        self.spine1.run(
+            "ip -6 route add fd10:1:1::/64 via fd10:0:11::1 \
+             && ip -6 route add fd10:2:1::/64 via fd10:0:21::1",
+        );
+        self.spine2.run(
+            "ip -6 route add fd10:1:1::/64 via fd10:0:12::1 \
+             && ip -6 route add fd10:2:1::/64 via fd10:0:22::1",
+        );
+    }
+}
+
 /// A plain RFC 862 UDP echo service (Python, one datagram at a time) on a dual-stack port:
 /// the simplest far end, which knows nothing of lopa. Returns once it is bound.
 pub fn python_echo(ns: &Netns, port: u16) -> Background {
