@@ -361,13 +361,16 @@ pub struct Path {
     pub dst: IpAddr,
     /// `udp`, `tcp` or `icmp`.
     pub proto: String,
+    /// The flow's source port (ICMP: the echo identifier).
     pub sport: u16,
+    /// The flow's destination port (ICMP: 0).
     pub dport: u16,
     /// TTL 1 up, in order; the destination itself is the last hop when it was reached.
     pub hops: Vec<Hop>,
     /// The destination answered the trace.
     pub reached: bool,
-    /// Probes sent on this flow (when it was also probed).
+    /// Probes sent on this flow (when it was also probed); with `--trace-every`, those sent
+    /// while this was the flow's path, since the flow's previous `path` record.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sent: Option<u64>,
     /// Of those, probes that got no answer.
