@@ -5,9 +5,12 @@
 //! and the reflector is what limits the rate. It never sleeps (so its own CPU use is 100 %). Prints one JSON object: datagrams sent,
 //! answered, given up as lost, seconds, answers per second, the generator's own CPU seconds.
 //!
-//! Usage: udp_load ADDR:PORT [--seconds S] [--size BYTES] [--window N] [--ludp] [--no-gso]
-//! (`--ludp` sends ludp probe payloads, which lreflect stamps; else the payload is zeros
-//! with a leading 'x', which no one stamps.)
+//! Usage: udp_load ADDR:PORT [--seconds S] [--size BYTES] [--window N] [--ludp|--twamp]
+//! [--no-gso]
+//! (`--ludp` sends ludp probe payloads, which lreflect stamps; `--twamp` STAMP Session-Sender
+//! packets (sequence number, T1, SSID 0; 44 bytes unless `--size` says more), which a
+//! TWAMP-Light / STAMP reflector answers; else the payload is zeros with a leading 'x', which
+//! no one stamps.)
 
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -23,7 +26,8 @@ const GIVE_UP: Duration = Duration::from_millis(20);
 fn usage(msg: &str) -> ! {
     eprintln!("udp_load: {msg}");
     eprintln!(
-        "usage: udp_load ADDR:PORT [--seconds S] [--size BYTES] [--window N] [--ludp] [--no-gso]"
+        "usage: udp_load ADDR:PORT [--seconds S] [--size BYTES] [--window N] [--ludp|--twamp] \
+         [--no-gso]"
     );
     std::process::exit(2);
 }
@@ -39,8 +43,8 @@ fn cpu_seconds() -> f64 {
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
     let mut to: Option<SocketAddr> = None;
-    let (mut seconds, mut size, mut window, mut ludp, mut gso) =
-        (5.0f64, 32usize, 128usize, false, true);
+    let (mut seconds, mut size, mut window, mut ludp, mut twamp, mut gso) =
+        (5.0f64, 0usize, 128usize, false, false, true);
     while let Some(a) = args.next() {
         let mut value = |name: &str| {
             args.next()
@@ -63,6 +67,7 @@ fn main() -> std::io::Result<()> {
                     .unwrap_or_else(|_| usage("bad --window"))
             }
             "--ludp" => ludp = true,
+            "--twamp" => twamp = true,
             "--no-gso" => gso = false,
             s => {
                 to = Some(
@@ -73,6 +78,19 @@ fn main() -> std::io::Result<()> {
         }
     }
     let to = to.unwrap_or_else(|| usage("no ADDR:PORT"));
+    if ludp && twamp {
+        usage("--ludp or --twamp, not both");
+    }
+    if size == 0 {
+        size = if twamp {
+            lopa::wire::twamp::STAMP_LEN
+        } else {
+            32
+        };
+    }
+    if twamp && size < lopa::wire::twamp::STAMP_LEN {
+        usage("--twamp needs --size 44 or more");
+    }
     if ludp && size < lopa::wire::probe::REFLECTOR_LEN {
         usage("--ludp needs --size 52 or more");
     }
@@ -131,12 +149,26 @@ fn main() -> std::io::Result<()> {
         let in_flight = sent.saturating_sub(received + lost) as usize;
         let room = window.saturating_sub(in_flight).min(BATCH);
         if room > 0 {
-            if ludp {
+            if ludp || twamp {
                 let now_ns = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_nanos() as u64)
                     .unwrap_or(0);
-                for b in out.chunks_mut(size).take(room) {
+                for b in out.chunks_mut(size).take(room).filter(|_| twamp) {
+                    lopa::wire::twamp::SenderPacket {
+                        seq: seq as u32,
+                        timestamp: lopa::wire::ntp::Timestamp::from_unix_ns(
+                            now_ns,
+                            lopa::wire::ntp::Format::Ntp,
+                        ),
+                        error: 0x0001,
+                        ssid: Some(0),
+                    }
+                    .write(b)
+                    .expect("44 bytes or more");
+                    seq += 1;
+                }
+                for b in out.chunks_mut(size).take(room).filter(|_| ludp) {
                     seq += 1;
                     lopa::wire::probe::ProbeRepr {
                         flow: 0,
