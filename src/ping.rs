@@ -17,6 +17,8 @@ Examples:
   lping -f hosts.txt --tag dc=fra1 --alert-loss 5 --summary-every 1m
                                          continuous, windowed summaries and alerts
   lping --format influx -w 30s example.com | curl --data-binary @- http://influx:8086/write?db=net
+  lping --trace --trace-every 5m -q 10.0.0.1
+                                         the path there (one ICMP flow identity), again every 5m
 
 Exit status: 0 every target answered, 1 some target never answered, 2 usage or system error.";
 

@@ -17,6 +17,8 @@ Examples:
   ltcp --syn -c 5 10.0.0.2:0                raw SYNs to port 0: the host answers RST
   ltcp -f services.txt --alert-rtt 50 --summary-every 1m
                                             continuous, windowed summaries and alerts
+  ltcp --flows 16 --trace -c 100 -q 10.0.0.2:443
+                                            each flow's path, then its loss on it
 
 A reply's rtt_ms is the time from connect() to the completed handshake (or the RST), read in
 user space; with --syn, from the kernel's transmit stamp of the SYN to its receive stamp of the

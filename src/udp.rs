@@ -19,6 +19,9 @@ Examples:
   ludp --size 36 -c 10 llama-host:8100           the LLAMA reflector (36-byte datagrams)
   ludp -f reflectors.txt --flows 8 --alert-loss 1 --summary-every 1m
                                                 continuous, windowed summaries and alerts
+  ludp --flows 16 --trace-only 10.0.0.2:7        the ECMP paths of 16 flows (Paris traceroute)
+  ludp --flows 16 --trace --trace-every 5m -q 10.0.0.2
+                                                each flow's paths over time, with its loss on each
 
 Against lreflect, replies also carry fwd_ms, rev_ms, reflector_ms (one-way figures: trust
 them only when \"synced\" is true) and dscp_rx, the DSCP the probe arrived with.

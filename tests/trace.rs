@@ -629,16 +629,8 @@ fn ltcp_connect_and_syn_traces_find_both_spines_on_the_same_paths() {
         "1",
         "10.2.1.1:33434",
     ];
-    let start = std::time::Instant::now();
     let connect = ltcp(&lab.h1, &args);
-    let took = start.elapsed();
     assert_eq!(connect.status, 0, "{}", connect.stderr);
-    // One connection at a time per flow, the flows in parallel: 16 answered probes per flow
-    // here. Sixteen flows one after another with their silent last TTLs would take far longer.
-    assert!(
-        took < std::time::Duration::from_secs(8),
-        "the flows are traced in parallel: {took:?}"
-    );
     assert_eq!(connect.paths.len(), 16, "{}", connect.stderr);
     for p in &connect.paths {
         assert_eq!(p["reached"], true, "{p}");
@@ -784,6 +776,58 @@ fn ltcp_unreachable_silent_and_short_paths() {
             }
         }
         assert!(silent > 0 && silent < 16, "syn {syn}: {silent} silent");
+    }
+    // Neither spine answers now: every flow has a silent second hop, which costs a connect
+    // trace three timeouts. The flows go in parallel: one after another, 16 flows would take
+    // at least 16 × 3 × 0.3 s.
+    add_loss(&lab.spine1, "output", "l1", 100);
+    let start = std::time::Instant::now();
+    let run = ltcp(
+        &lab.h1,
+        &["--trace-only", "--flows", "16", "-W", "0.3", "10.2.1.1:80"],
+    );
+    let took = start.elapsed();
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert_eq!(run.paths.len(), 16);
+    for p in &run.paths {
+        assert_eq!(
+            (p["reached"].as_bool(), p["hops"][1].get("addr")),
+            (Some(true), None),
+            "{p}"
+        );
+    }
+    assert!(
+        took < std::time::Duration::from_secs(7),
+        "the flows are traced in parallel: {took:?}"
+    );
+    clear_loss(&lab.spine1);
+    clear_loss(&lab.spine2);
+
+    // h2 drops everything: a connect trace stops after 5 silent TTLs, a SYN trace goes on to
+    // --max-ttl (it sends every TTL at once).
+    add_loss(&lab.h2, "input", "eth0", 100);
+    for (syn, hops) in [(false, 8), (true, 12)] {
+        let mut args = vec![
+            "--trace-only",
+            "--trace-probes",
+            "1",
+            "--max-ttl",
+            "12",
+            "-W",
+            "0.2",
+        ];
+        if syn {
+            args.push("--syn");
+        }
+        args.push("10.2.1.1:80");
+        let run = ltcp(&lab.h1, &args);
+        assert_eq!(run.status, 1, "{}", run.stderr);
+        let p = &run.paths[0];
+        assert_eq!(p["reached"], false, "{p}");
+        let got = p["hops"].as_array().unwrap();
+        assert_eq!(got.len(), hops, "syn {syn}: {p}");
+        assert!(got[..3].iter().all(|h| h["addr"].is_string()), "{p}");
+        assert!(got[3..].iter().all(|h| h.get("addr").is_none()), "{p}");
     }
 }
 
