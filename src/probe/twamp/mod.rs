@@ -85,7 +85,8 @@ struct Peer {
     sent: Vec<(u64, Timestamp)>,
     /// Probes sent per flow: the next sender sequence number of each session.
     next: Vec<u64>,
-    /// Per flow, when loss is placed (empty with `--reflector stateless`).
+    /// Per flow, when loss is placed (empty with `--reflector stateless`, and for a reflector
+    /// listed twice).
     sessions: Vec<Session>,
     /// The reflector numbers its answers itself (given, or judged in auto mode).
     stateful: bool,
@@ -152,15 +153,22 @@ impl TwampProber {
         let ring = (in_flight.min(1 << 16) as u64 + HISTORY).next_power_of_two() as usize;
         let streams = usize::from(flows) * cfg.spread.dscp.len().max(1);
         let mut by_addr: HashMap<IpAddr, Vec<usize>> = HashMap::new();
+        for (t, target) in targets.iter().enumerate() {
+            by_addr
+                .entry(target.addr.to_canonical())
+                .or_default()
+                .push(t);
+        }
         let peers = targets
             .iter()
             .enumerate()
             .map(|(t, target)| {
-                by_addr
-                    .entry(target.addr.to_canonical())
-                    .or_default()
-                    .push(t);
-                let tracked = cfg.reflector != ReflectorMode::Stateless;
+                // A reflector listed twice (same address and port) sees the probes of both
+                // targets in one session per flow: its numbers say nothing about either.
+                let shared = by_addr[&target.addr.to_canonical()]
+                    .iter()
+                    .any(|&o| o != t && targets[o].port == target.port);
+                let tracked = cfg.reflector != ReflectorMode::Stateless && !shared;
                 Peer {
                     sent: vec![(0, Timestamp::default()); ring],
                     next: vec![0; usize::from(flows)],
@@ -517,15 +525,18 @@ mod tests {
         assert!(check_config(44, Some(7)).is_ok());
     }
 
-    fn prober(mode: ReflectorMode, flows: u16) -> TwampProber {
-        let target = Target {
+    fn target(port: u16) -> Target {
+        Target {
             name: "r".into(),
             addr: "127.0.0.1".parse().unwrap(),
             scope_id: 0,
-            port: 9,
+            port,
             tags: None,
-        };
-        let cfg = TwampConfig {
+        }
+    }
+
+    fn config(mode: ReflectorMode, flows: u16) -> TwampConfig {
+        TwampConfig {
             spread: UdpSpread {
                 flows,
                 sport_base: None,
@@ -536,8 +547,24 @@ mod tests {
             reflector: mode,
             interval: Duration::from_millis(10),
             timeout: Duration::from_secs(1),
-        };
-        TwampProber::open(&[target], cfg, &SocketOptions::default()).unwrap()
+        }
+    }
+
+    fn prober(mode: ReflectorMode, flows: u16) -> TwampProber {
+        TwampProber::open(&[target(9)], config(mode, flows), &SocketOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn a_reflector_listed_twice_places_nothing() {
+        let targets = [target(9), target(9), target(10)];
+        let p = TwampProber::open(
+            &targets,
+            config(ReflectorMode::Stateful, 2),
+            &SocketOptions::default(),
+        )
+        .unwrap();
+        let tracked: Vec<usize> = p.peers.iter().map(|peer| peer.sessions.len()).collect();
+        assert_eq!(tracked, [0, 0, 2]);
     }
 
     /// Records `count` probes of every flow as sent, as `send` does, without a network.
