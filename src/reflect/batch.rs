@@ -663,6 +663,44 @@ mod tests {
     }
 
     #[test]
+    fn ttl_and_hop_limit_are_read() {
+        let mut buf = [0u8; TX_CONTROL];
+        let n = put_cmsg(
+            &mut buf,
+            0,
+            libc::IPPROTO_IP,
+            libc::IP_TTL,
+            &63i32.to_ne_bytes(),
+        );
+        assert_eq!(parse_control(&buf[..n]).ttl, Some(63));
+        let n = put_cmsg(
+            &mut buf,
+            0,
+            libc::IPPROTO_IPV6,
+            libc::IPV6_HOPLIMIT,
+            &255i32.to_ne_bytes(),
+        );
+        let n = put_cmsg(
+            &mut buf,
+            n,
+            libc::IPPROTO_IPV6,
+            libc::IPV6_TCLASS,
+            &[0x28, 0, 0, 0],
+        );
+        let c = parse_control(&buf[..n]);
+        assert_eq!((c.ttl, c.tos), (Some(255), Some(0x28)));
+        // Out of range: not a TTL.
+        let n = put_cmsg(
+            &mut buf,
+            0,
+            libc::IPPROTO_IP,
+            libc::IP_TTL,
+            &300i32.to_ne_bytes(),
+        );
+        assert_eq!(parse_control(&buf[..n]).ttl, None);
+    }
+
+    #[test]
     fn lying_control_lengths_stop_the_decoder() {
         let mut buf = [0u8; 64];
         let n = build_control(&mut buf, None, Some(1), false);

@@ -347,5 +347,7 @@ mod tests {
         }
         assert!(evicted >= 100_000 - 1024);
         assert_eq!((t.capacity(), t.bytes()), (1024, bytes), "no growth");
+        // As --sessions documents it.
+        assert_eq!(bytes, 1024 * 56);
     }
 }
