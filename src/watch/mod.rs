@@ -53,9 +53,10 @@ Examples:
                                           a webhook per link change, in order
 
 Records: link (event new, del, rename, up, down, carrier, oper, mtu, address, present), addr
-(add, del, present), route (add, replace, del, present; a replace names the route it replaced
-in old_dev, old_gateway or old_nexthops; \"flushed\":true for IPv4 routes the kernel removed
-without a notice when their link went down or away), and resync after the
+(add, del, present), route (add, replace, del, present; one route per destination, table,
+metric and path; a replace names the route it replaced in old_dev, old_gateway or
+old_nexthops; \"flushed\":true for IPv4 routes the kernel removed without a notice when their
+link went down or away), and resync after the
 receive buffer overflowed (the records before it marked \"resync\":true are what changed
 meanwhile). --table and --dst select among routes, --family among addresses and routes; other
 records pass them.

@@ -29,7 +29,7 @@ pub type AddrKey = (u32, IpAddr, u8);
 /// device route and a gateway route on one link), its ECMP siblings as one multipath route.
 pub type Place = (u8, u32, IpAddr, u8, Option<IpAddr>, u8, u8, Option<u32>);
 
-fn place(r: &Route) -> Place {
+pub fn place(r: &Route) -> Place {
     (
         r.family, r.table, r.dst, r.dst_len, r.src, r.src_len, r.tos, r.priority,
     )
@@ -296,12 +296,66 @@ impl State {
         self.routes.entry(place(&r)).or_default().push(r);
     }
 
-    /// An `RTM_NEWROUTE` with the `nlmsg_flags` of its notification: `add`, `replace`, or
-    /// nothing for a route lwatch already has.
+    /// The records that turn the routes `before` of place `key` into its routes now (see
+    /// [`State::diff_shown`]).
+    fn diff_place(&self, key: &Place, before: &[Route], hint: Option<&Route>, out: &mut Vec<Body>) {
+        let now = self.routes.get(key).map(Vec::as_slice).unwrap_or_default();
+        self.diff_shown(&visible(before), &visible(now), hint, out);
+    }
+
+    /// The records that turn what records showed of a place (`was`, one route per path, see
+    /// [`visible`]) into what they show now (`is`). A path that came where one went is a
+    /// `replace` of it; so is a path whose route changed (its protocol, say); `hint`, the
+    /// route of a replace notification, replaces the path that went even when it was already
+    /// there.
+    pub fn diff_shown(
+        &self,
+        was: &[&Route],
+        is: &[&Route],
+        hint: Option<&Route>,
+        out: &mut Vec<Body>,
+    ) {
+        let mut gone: Vec<&Route> = was
+            .iter()
+            .filter(|o| !is.iter().any(|n| same_path(o, n)))
+            .copied()
+            .collect();
+        let mut came: Vec<&Route> = is
+            .iter()
+            .filter(|n| !was.iter().any(|o| same_path(o, n)))
+            .copied()
+            .collect();
+        for n in is {
+            if let Some(o) = was.iter().find(|o| same_path(o, n) && *o != n) {
+                out.push(self.replace_body(n, o));
+            }
+        }
+        if came.is_empty() && !gone.is_empty() {
+            came.extend(hint.filter(|r| is.contains(r)));
+        }
+        if let ([r], [old, ..]) = (&came[..], &gone[..]) {
+            out.push(self.replace_body(r, old));
+            gone.remove(0);
+            came.clear();
+        }
+        for r in gone {
+            out.push(self.route_body("del", r));
+        }
+        for r in came {
+            out.push(self.route_body("add", r));
+        }
+    }
+
+    /// An `RTM_NEWROUTE` with the `nlmsg_flags` of its notification. The records are what
+    /// changed in the place (see [`State::diff_place`]): `add`, `replace`, or nothing for a
+    /// route lwatch already has.
     ///
     /// IPv4 (`fib_table_insert`): with `NLM_F_REPLACE` the route takes the place of the first
     /// route of its place; otherwise it is one more route there, last with `NLM_F_APPEND`
-    /// (`ip route append`), else first (`ip route prepend`, or a place of its own).
+    /// (`ip route append`), else first (`ip route prepend`, or a place of its own). The kernel
+    /// refuses an exact duplicate, so a route lwatch already has is no change; should a
+    /// replace bring a route lwatch has after others, those came after it (a read that was
+    /// ahead of the notifications): they go, and their own notifications bring them back.
     ///
     /// IPv6 (`fib6_add_rt2node`): with `NLM_F_REPLACE` the route takes the place of the first
     /// route of its place that is as ECMP-able as it (both with or both without a gateway),
@@ -312,57 +366,63 @@ impl State {
     /// any other is one more route of the place, last.
     pub fn new_route_flagged(&mut self, mut r: Route, flags: u16, out: &mut Vec<Body>) {
         normalize(&mut r);
-        let list = self.routes.entry(place(&r)).or_default();
-        let taken: Vec<usize> = if flags & NLM_F_REPLACE != 0 {
-            let first = if r.family == AF_INET {
-                (!list.is_empty()).then_some(0)
-            } else {
+        let key = place(&r);
+        let list = self.routes.entry(key).or_default();
+        let before = list.clone();
+        let replace = flags & NLM_F_REPLACE != 0;
+        if r.family == AF_INET {
+            match list.iter().position(|x| *x == r) {
+                Some(at) if replace => {
+                    list.drain(..at);
+                }
+                Some(_) => {}
+                None if replace && !list.is_empty() => list[0] = r.clone(),
+                None if flags & NLM_F_APPEND != 0 => list.push(r.clone()),
+                None => list.insert(0, r.clone()),
+            }
+        } else {
+            let taken: Vec<usize> = if replace {
                 list.iter()
                     .position(|x| ecmp(x) == ecmp(&r))
                     .or((!list.is_empty()).then_some(0))
-            };
-            first.into_iter().collect()
-        } else if r.family == AF_INET {
-            Vec::new()
-        } else if !r.nexthops.is_empty() {
-            (0..list.len())
-                .filter(|&i| {
-                    let x = &list[i];
-                    !x.nexthops.is_empty()
-                        || (ecmp(x)
-                            && r.nexthops
-                                .iter()
-                                .any(|n| n.gateway == x.gateway && n.index == x.index))
-                })
-                .collect()
-        } else {
-            list.iter()
-                .position(|x| same_route(x, &r))
-                .into_iter()
-                .collect()
-        };
-        // A route exactly as lwatch has it changes nothing (it came with a dump or a re-read;
-        // the kernel refuses an exact IPv4 duplicate).
-        match taken[..] {
-            [] if list.contains(&r) => return,
-            [at] if list[at] == r => return,
-            _ => {}
-        }
-        let Some(&at) = taken.first() else {
-            if r.family == AF_INET && flags & NLM_F_APPEND == 0 {
-                list.insert(0, r.clone());
+                    .into_iter()
+                    .collect()
+            } else if !r.nexthops.is_empty() {
+                (0..list.len())
+                    .filter(|&i| {
+                        let x = &list[i];
+                        !x.nexthops.is_empty()
+                            || (ecmp(x)
+                                && r.nexthops
+                                    .iter()
+                                    .any(|n| n.gateway == x.gateway && n.index == x.index))
+                    })
+                    .collect()
             } else {
-                list.push(r.clone());
+                list.iter()
+                    .position(|x| same_route(x, &r))
+                    .into_iter()
+                    .collect()
+            };
+            match taken.first() {
+                Some(&at) => {
+                    for &i in taken.iter().rev() {
+                        list.remove(i);
+                    }
+                    list.insert(at, r.clone());
+                }
+                None => list.push(r.clone()),
             }
-            out.push(self.route_body("add", &r));
-            return;
-        };
-        let old = list[at].clone();
-        for &i in taken.iter().rev() {
-            list.remove(i);
         }
-        list.insert(at, r.clone());
-        out.push(self.replace_body(&r, &old));
+        self.settle(&key, &before, replace.then_some(&r), out);
+    }
+
+    /// Writes what changed in place `key` and forgets it when it is empty.
+    fn settle(&mut self, key: &Place, before: &[Route], hint: Option<&Route>, out: &mut Vec<Body>) {
+        self.diff_place(key, before, hint, out);
+        if self.routes.get(key).is_some_and(Vec::is_empty) {
+            self.routes.remove(key);
+        }
     }
 
     /// An `RTM_DELROUTE`: the route it names goes. For IPv6 it may name one path of a
@@ -376,45 +436,32 @@ impl State {
         let Some(list) = self.routes.get_mut(&key) else {
             return;
         };
+        let before = list.clone();
         // IPv4: the route exactly as it is, else (should its metrics read differently) the
-        // first of its gateway, device and type.
+        // first of its path and type.
         let at = list.iter().position(|x| *x == r).or_else(|| {
             list.iter().position(|x| {
-                same_route(x, &r)
-                    || (r.family == AF_INET
-                        && (x.kind, x.gateway, x.index, &x.nexthops)
-                            == (r.kind, r.gateway, r.index, &r.nexthops))
+                same_route(x, &r) || (r.family == AF_INET && x.kind == r.kind && same_path(x, &r))
             })
         });
         if let Some(at) = at {
-            let old = list.remove(at);
-            if list.is_empty() {
-                self.routes.remove(&key);
+            list.remove(at);
+        } else if r.family != AF_INET && r.nexthops.is_empty() {
+            if let Some(m) = list.iter_mut().find(|m| {
+                m.nexthops
+                    .iter()
+                    .any(|n| n.gateway == r.gateway && n.index == r.index)
+            }) {
+                m.nexthops
+                    .retain(|n| !(n.gateway == r.gateway && n.index == r.index));
+                if m.nexthops.len() == 1 {
+                    let n = m.nexthops.remove(0);
+                    m.gateway = n.gateway;
+                    m.index = n.index;
+                }
             }
-            out.push(self.route_body("del", &old));
-            return;
         }
-        if r.family == AF_INET || !r.nexthops.is_empty() {
-            return;
-        }
-        let Some(at) = list.iter().position(|m| {
-            m.nexthops
-                .iter()
-                .any(|n| n.gateway == r.gateway && n.index == r.index)
-        }) else {
-            return;
-        };
-        let old = list[at].clone();
-        let m = &mut list[at];
-        m.nexthops
-            .retain(|n| !(n.gateway == r.gateway && n.index == r.index));
-        if m.nexthops.len() == 1 {
-            let n = m.nexthops.remove(0);
-            m.gateway = n.gateway;
-            m.index = n.index;
-        }
-        let m = m.clone();
-        out.push(self.replace_body(&m, &old));
+        self.settle(&key, &before, None, out);
     }
 
     /// The IPv4 routes through `index` that a fresh read of the IPv4 routes (`now`) no longer
@@ -426,11 +473,18 @@ impl State {
             fresh.entry(place(r)).or_default().push(r);
         }
         let mut gone = Vec::new();
-        for (key, list) in self.routes.iter_mut() {
-            if key.0 != AF_INET || !list.iter().any(|r| r.uses(index)) {
+        let keys: Vec<Place> = self
+            .routes
+            .iter()
+            .filter(|(k, list)| k.0 == AF_INET && list.iter().any(|r| r.uses(index)))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in keys {
+            let Some(list) = self.routes.get_mut(&key) else {
                 continue;
-            }
-            let mut left = fresh.remove(key).unwrap_or_default();
+            };
+            let before = list.clone();
+            let mut left = fresh.remove(&key).unwrap_or_default();
             list.retain(|r| {
                 if let Some(i) = left.iter().position(|x| *x == r) {
                     left.swap_remove(i);
@@ -442,14 +496,13 @@ impl State {
                 gone.push(r.clone());
                 false
             });
-        }
-        self.routes.retain(|_, list| !list.is_empty());
-        for r in &gone {
-            let mut body = self.route_body("del", r);
-            if let Body::WatchRoute(w) = &mut body {
-                w.flushed = Some(true);
+            let first = out.len();
+            self.settle(&key, &before, None, out);
+            for body in &mut out[first..] {
+                if let Body::WatchRoute(w) = body {
+                    w.flushed = (w.event == "del").then_some(true);
+                }
             }
-            out.push(body);
         }
         gone
     }
@@ -472,65 +525,29 @@ impl State {
                 self.del_addr(&a, out);
             }
         }
-        // Per place: the routes only the old picture has and those only the fresh one has;
-        // one of each that are the same route to the kernel (or the only ones of a place)
-        // make a replace.
-        let mut changed = Vec::new();
         let places: std::collections::BTreeSet<Place> = self
             .routes
             .keys()
             .chain(fresh.routes.keys())
             .copied()
             .collect();
-        for key in places {
-            let old = self.routes.get(&key).map(Vec::as_slice).unwrap_or_default();
-            let new = fresh
-                .routes
-                .get(&key)
-                .map(Vec::as_slice)
-                .unwrap_or_default();
-            let mut gone: Vec<&Route> = old.iter().collect();
-            let mut came = Vec::new();
-            for r in new {
-                match gone.iter().position(|x| *x == r) {
-                    Some(i) => {
-                        gone.remove(i);
-                    }
-                    None => came.push(r),
-                }
-            }
-            let mut pairs = Vec::new();
-            came.retain(|r| match gone.iter().position(|x| same_route(x, r)) {
-                Some(i) => {
-                    pairs.push((gone.remove(i), *r));
-                    false
-                }
-                None => true,
-            });
-            if let ([o], [r]) = (&gone[..], &came[..]) {
-                pairs.push((o, r));
-                gone.clear();
-                came.clear();
-            }
-            for r in gone {
-                out.push(self.route_body("del", r));
-            }
-            changed.push((pairs, came));
-        }
+        let old = std::mem::replace(&mut self.routes, fresh.routes);
         let mut later = Vec::new();
-        for (pairs, came) in changed {
-            for (old, r) in pairs {
-                later.push(self.replace_body(r, old));
-            }
-            for r in came {
-                later.push(self.route_body("add", r));
+        for key in places {
+            let before = old.get(&key).map(Vec::as_slice).unwrap_or_default();
+            let mut changes = Vec::new();
+            self.diff_place(&key, before, None, &mut changes);
+            for body in changes {
+                match &body {
+                    Body::WatchRoute(w) if w.event == "del" => out.push(body),
+                    _ => later.push(body),
+                }
             }
         }
         for a in fresh.addrs.into_values() {
             self.new_addr(a, out);
         }
         out.append(&mut later);
-        self.routes = fresh.routes;
         let gone: Vec<u32> = self
             .links
             .keys()
@@ -543,9 +560,44 @@ impl State {
     }
 }
 
+/// `shown`, what records showed of a place, after the routes of the place went from `before`
+/// to `after` and the records of that change were written.
+pub fn shift(shown: &mut Vec<Route>, before: &[Route], after: &[Route]) {
+    let (was, is) = (visible(before), visible(after));
+    shown.retain(|x| {
+        !was.iter()
+            .any(|o| same_path(o, x) && !is.iter().any(|n| n == o))
+    });
+    for n in is.iter().filter(|n| !was.contains(n)) {
+        shown.retain(|x| !same_path(x, n));
+        shown.push((*n).clone());
+    }
+}
+
+/// What records show of the routes of a place: for each path (device and gateway, or the
+/// paths of a multipath route), the first route of it in the kernel's order. Several routes
+/// of one place can share a path: IPv4 routes appended there that differ only in type,
+/// protocol, scope, preferred source or metrics (only the first is ever used), and IPv6 the
+/// same route twice after a replace. lwatch keeps and counts them all, but a record is
+/// written when what is shown changes: the last of a path going is its `del`.
+pub fn visible(list: &[Route]) -> Vec<&Route> {
+    let mut out: Vec<&Route> = Vec::new();
+    for r in list {
+        if !out.iter().any(|x| same_path(x, r)) {
+            out.push(r);
+        }
+    }
+    out
+}
+
+/// Whether `a` and `b` take the same path: device and gateway, or the same nexthops.
+fn same_path(a: &Route, b: &Route) -> bool {
+    (a.index, a.gateway, &a.nexthops) == (b.index, b.gateway, &b.nexthops)
+}
+
 /// IPv6 nexthops in order of gateway: the kernel announces an appended path first but dumps
 /// the paths in the order they came.
-fn normalize(r: &mut Route) {
+pub fn normalize(r: &mut Route) {
     if r.family != AF_INET {
         r.nexthops.sort_by_key(|n| (n.gateway, n.index));
     }
@@ -745,7 +797,8 @@ mod tests {
         s.new_route_flagged(r("10.1.0.3"), APPEND, &mut out);
         s.new_route_flagged(r("10.1.0.4"), PREPEND, &mut out);
         s.new_route_flagged(r("10.1.0.5"), NLM_F_REPLACE, &mut out);
-        // The same gateway with other metrics is one more route.
+        // The same path with other metrics is one more route, which records do not show
+        // while the first of its path is there.
         let mut mtu = r("10.1.0.2");
         mtu.metrics = Some(vec![8, 0, 2, 0, 0x78, 5, 0, 0]);
         s.new_route_flagged(mtu.clone(), APPEND, &mut out);
@@ -756,26 +809,56 @@ mod tests {
                 "route add 10.9.0.0/24 254 dev 3 via 10.1.0.3",
                 "route add 10.9.0.0/24 254 dev 3 via 10.1.0.4",
                 "route replace 10.9.0.0/24 254 dev 3 via 10.1.0.5 (was dev 3 via 10.1.0.4)",
-                "route add 10.9.0.0/24 254 dev 3 via 10.1.0.2",
             ]
         );
         same_as_kernel(
             &s,
             &[r("10.1.0.5"), r("10.1.0.2"), r("10.1.0.3"), mtu.clone()],
         );
-        // Deleting one leaves the others; deleting the one with metrics leaves the one
-        // without.
+        // Deleting one leaves the others; when the first of a path goes, the next one of it
+        // is what the path shows (a replace), and the path goes with the last.
         out.clear();
         s.del_route(&r("10.1.0.3"), &mut out);
-        s.del_route(&mtu, &mut out);
+        s.del_route(&r("10.1.0.2"), &mut out);
         assert_eq!(
             events(&out),
             [
                 "route del 10.9.0.0/24 254 dev 3 via 10.1.0.3",
-                "route del 10.9.0.0/24 254 dev 3 via 10.1.0.2",
+                "route replace 10.9.0.0/24 254 dev 3 via 10.1.0.2 (was dev 3 via 10.1.0.2)",
             ]
         );
-        same_as_kernel(&s, &[r("10.1.0.5"), r("10.1.0.2")]);
+        same_as_kernel(&s, &[r("10.1.0.5"), mtu.clone()]);
+        out.clear();
+        s.del_route(&mtu, &mut out);
+        assert_eq!(
+            events(&out),
+            ["route del 10.9.0.0/24 254 dev 3 via 10.1.0.2"]
+        );
+        same_as_kernel(&s, &[r("10.1.0.5")]);
+    }
+
+    /// A read ahead of the notifications (taken after the changes they announce): applying
+    /// them again changes nothing, or only passes through the states the kernel passed.
+    #[test]
+    fn ipv4_notifications_applied_to_a_read_that_already_shows_them_end_at_the_kernels() {
+        let r = |g: &str| via(route("10.9.0.0", 24, 254, 3), g);
+        // `ip route add ... via .2; ip route replace ... via .3`, read after both.
+        let mut s = dumped(&[r("10.1.0.3")]);
+        let mut out = Vec::new();
+        s.new_route_flagged(r("10.1.0.2"), FRESH, &mut out);
+        s.new_route_flagged(r("10.1.0.3"), NLM_F_REPLACE, &mut out);
+        same_as_kernel(&s, &[r("10.1.0.3")]);
+        // ... then `ip route prepend ... via .4`, read after that too.
+        let mut s = dumped(&[r("10.1.0.4"), r("10.1.0.3")]);
+        s.new_route_flagged(r("10.1.0.2"), FRESH, &mut out);
+        s.new_route_flagged(r("10.1.0.3"), NLM_F_REPLACE, &mut out);
+        s.new_route_flagged(r("10.1.0.4"), PREPEND, &mut out);
+        same_as_kernel(&s, &[r("10.1.0.4"), r("10.1.0.3")]);
+        // `ip route append ... via .3; ip route del ... via .2`, read after both.
+        let mut s = dumped(&[r("10.1.0.3")]);
+        s.new_route_flagged(r("10.1.0.3"), APPEND, &mut out);
+        s.del_route(&r("10.1.0.2"), &mut out);
+        same_as_kernel(&s, &[r("10.1.0.3")]);
     }
 
     #[test]
