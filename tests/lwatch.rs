@@ -2,9 +2,11 @@
 //! IPv4 and IPv6 addresses, routes in main and in table 1000, a multipath route, link down and
 //! delete) gives exactly the expected records, step by step; IPv4 routes the kernel flushes
 //! silently are reported; routes sharing one destination, table and metric are each kept, and
-//! a replace names the route it replaced; an overflow burst ends with a `resync` after which
-//! the picture built from the stream equals `ip -j addr` and `ip -j route show table all`;
-//! filters and bad input. Needs root (CI runs as root); without it
+//! a replace names the route it replaced; changes made while lwatch starts (with lwatch
+//! stopped at each step of its start by a test hook, and amid a flapping script) each have
+//! their record, whether or not its read of the state shows them; an overflow burst ends with
+//! a `resync` after which the picture built from the stream equals `ip -j addr` and `ip -j
+//! route show table all`; filters and bad input. Needs root (CI runs as root); without it
 //! every test fails with one line saying so.
 
 mod common;
@@ -66,6 +68,36 @@ impl Watch {
             }
         });
         Watch { child, lines }
+    }
+
+    /// Waits until lwatch has stopped itself (`LOPA_LWATCH_TEST_STOP`), runs `cmd` in `ns`,
+    /// and lets lwatch go on.
+    fn at_stop(&self, ns: &Netns, cmd: &str) {
+        let pid = self.child.id();
+        let t0 = Instant::now();
+        while process_state(pid) != 'T' {
+            assert!(t0.elapsed() < STEP, "lwatch never stopped itself");
+            thread::sleep(Duration::from_millis(5));
+        }
+        ns.run(cmd);
+        let cont = Command::new("kill")
+            .args(["-CONT", &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(cont.success());
+    }
+
+    /// Every record up to and including the first that `last` accepts, each within [`STEP`].
+    fn until(&mut self, what: &str, last: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let mut out = Vec::new();
+        loop {
+            let r = self.take(1, what).remove(0);
+            let done = last(&r);
+            out.push(r);
+            if done {
+                return out;
+            }
+        }
     }
 
     /// The next `n` records, each within [`STEP`].
@@ -1109,4 +1141,305 @@ fn routes_sharing_a_place_are_each_kept_and_a_replace_names_the_route_it_replace
         extra.iter().map(brief).collect::<Vec<_>>()
     );
     w.stop();
+}
+
+/// The state letter of process `pid` (`T` when stopped), from `/proc/PID/stat`.
+fn process_state(pid: u32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
+    let after = stat.rsplit_once(") ").expect("stat format").1;
+    after.chars().next().expect("state")
+}
+
+/// The record a test waits for as the last: the local route of the address `10.99.0.1/32`
+/// added to lo (it follows the address's record).
+fn marker(r: &Value) -> bool {
+    r["type"] == "route" && r["event"] == "add" && r["dst"] == "10.99.0.1/32"
+}
+
+/// The change records of `records` (the `present` ones left out) in the form the tests
+/// compare: those not marked flushed in order, the flushed ones as a set (lwatch finds them by
+/// a re-read, after the notifications it has when it looks).
+fn changes(records: &[Value]) -> (Vec<String>, BTreeSet<String>) {
+    let briefs = records
+        .iter()
+        .filter(|r| r["event"] != "present")
+        .map(brief);
+    let (flushed, ordered): (Vec<String>, Vec<String>) =
+        briefs.partition(|b| b.ends_with(" flushed"));
+    (ordered, flushed.into_iter().collect())
+}
+
+/// A change made after lwatch subscribed has its record whether or not lwatch's read of the
+/// state already shows it. lwatch is stopped right after subscribing (a test hook), the
+/// changes are made, and it goes on: its read now shows them all, and still the records are
+/// exactly those of a watch that was running when they were made. The two runs are on twin
+/// namespaces set up alike.
+#[test]
+fn changes_the_read_of_the_state_already_shows_still_get_their_records() {
+    require_root();
+    let setup = "ip link add w0 type veth peer name w1 && ip link set w0 up && \
+                 ip link set w1 up && ip addr add 10.1.0.1/24 dev w0 && \
+                 ip addr add 10.2.0.1/24 dev w1 && \
+                 ip route add 10.9.0.0/24 via 10.1.0.2 table 1000";
+    // Links, addresses and routes changed, some twice, some undone (10.4.0.1), IPv4 routes
+    // flushed silently (w1 down), a place changed thrice (10.8.0.0/24).
+    let changes_made = "ip addr add 10.3.0.1/24 dev w0 && ip link set w0 mtu 1400 && \
+                        ip link set w1 down && \
+                        ip route add 10.8.0.0/24 via 10.1.0.2 table 1000 && \
+                        ip route replace 10.8.0.0/24 via 10.1.0.3 table 1000 && \
+                        ip route prepend 10.8.0.0/24 via 10.1.0.4 table 1000 && \
+                        ip addr add 10.4.0.1/32 dev w0 && ip addr del 10.4.0.1/32 dev w0 && \
+                        ip link set w0 mtu 1300 && ip link add w2 type veth peer name w3 && \
+                        ip -6 addr add fd01::1/64 dev w0 && \
+                        ip route del 10.9.0.0/24 table 1000";
+    let run = |stopped: bool| -> (Vec<Value>, Netns) {
+        let ns = Netns::new(if stopped {
+            "lwatch-start-stopped"
+        } else {
+            "lwatch-start-running"
+        });
+        ns.run(setup);
+        let mut w = if stopped {
+            let w = Watch::spawn(&ns, &["--dump"], &[("LOPA_LWATCH_TEST_STOP", "subscribed")]);
+            w.at_stop(&ns, changes_made);
+            w
+        } else {
+            let w = Watch::start(&ns, &["--dump"]);
+            ns.run(changes_made);
+            w
+        };
+        ns.run("ip addr add 10.99.0.1/32 dev lo");
+        let records = w.until("the changes", marker);
+        w.stop();
+        (records, ns)
+    };
+    let (running, _ns) = run(false);
+    let (stopped, ns) = run(true);
+    // The stopped watch read the state after the changes: its present records show them.
+    let present: Vec<String> = stopped
+        .iter()
+        .filter(|r| r["event"] == "present")
+        .map(brief)
+        .collect();
+    for shown in [
+        "link present w0 admin=true carrier=false oper=lowerlayerdown mtu=1300",
+        "link present w2 admin=false carrier=false oper=down mtu=1500",
+        "addr present w0 10.3.0.1/24 global",
+        "route present 10.8.0.0/24 t1000 unicast boot dev w0 via 10.1.0.4",
+    ] {
+        assert!(
+            present.iter().any(|p| p == shown),
+            "{shown} in {present:#?}"
+        );
+    }
+    let (want, want_flushed) = changes(&running);
+    let (got, got_flushed) = changes(&stopped);
+    assert_eq!(got, want, "the records of a watch that was running");
+    assert_eq!(got_flushed, want_flushed, "flushed routes");
+    assert!(
+        want.iter().any(|c| c.starts_with("link mtu w0"))
+            && want_flushed.iter().any(|c| c.contains("10.2.0.0/24")),
+        "{want:#?} {want_flushed:#?}"
+    );
+    // Applied to the present records, they give the kernel's state.
+    let mut pic = Picture::default();
+    for r in &stopped {
+        pic.apply(r);
+    }
+    let (addrs, routes) = kernel_picture(&ns, "all");
+    assert_eq!(pic.addrs, addrs, "addresses");
+    assert_eq!(pic.routes, routes, "routes");
+}
+
+/// lwatch started while a script flaps addresses, routes and the MTU: every change the script
+/// made after it saw lwatch's subscription has exactly one record, in order, and the state
+/// built from the present records and the changes equals the kernel's.
+#[test]
+fn a_watch_started_amid_changes_misses_none_and_ends_with_the_kernels_state() {
+    require_root();
+    let ns = Netns::new("lwatch-flap");
+    ns.run(
+        "ip link add w0 type veth peer name w1 && ip link set w0 up && ip link set w1 up && \
+         ip addr add 10.1.0.1/24 dev w0",
+    );
+    // 5,000 addresses on lo (and their local routes) make each read of the state take a
+    // while, so changes fall between the subscription and the read.
+    let filler: String = (0..5_000)
+        .map(|i| {
+            format!(
+                "addr add 10.{}.{}.{}/32 dev lo\n",
+                100 + i / 65536,
+                (i / 256) % 256,
+                i % 256
+            )
+        })
+        .collect();
+    let batch = format!("/tmp/{}.batch", ns.name);
+    std::fs::write(&batch, filler).expect("batch file");
+    ns.run(&format!("ip -batch {batch}"));
+    let _ = std::fs::remove_file(&batch);
+    // Cycle i: address 10.77.x.y/32 and route 10.88.x.y/32 (table 1000) added, MTU 1280+i,
+    // then both deleted. Once lwatch's socket shows (groups 00000551), 20 more cycles.
+    let script = r#"
+        i=0; sub=-1; end=5000
+        while [ $i -lt $end ]; do
+            if [ $sub -lt 0 ] && grep -q ' 00000551 ' /proc/net/netlink; then
+                sub=$i; end=$((i + 20)); echo "sub $i"
+            fi
+            a=$((i / 250)).$((i % 250))
+            ip addr add 10.77.$a/32 dev w0
+            ip route add 10.88.$a/32 dev w0 table 1000
+            ip link set w0 mtu $((1280 + i))
+            ip addr del 10.77.$a/32 dev w0
+            ip route del 10.88.$a/32 dev w0 table 1000
+            i=$((i + 1))
+        done
+        echo "end $i"
+    "#;
+    let flapper = ns
+        .command("sh")
+        .arg("-c")
+        .arg(script)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("flapper");
+    let mut w = Watch::spawn(&ns, &["--dump"], &[]);
+    let out = flapper.wait_with_output().expect("flapper");
+    let log = String::from_utf8_lossy(&out.stdout);
+    let num = |tag: &str| -> usize {
+        log.lines()
+            .find_map(|l| l.strip_prefix(tag))
+            .unwrap_or_else(|| panic!("{tag} in {log}"))
+            .trim()
+            .parse()
+            .expect("a number")
+    };
+    let (sub, end) = (num("sub "), num("end "));
+    assert_eq!(end, sub + 20, "{log}");
+    ns.run("ip addr add 10.99.0.1/32 dev lo");
+    let records = w.until("the flapping", marker);
+    w.stop();
+    let (ordered, _) = changes(&records);
+    for i in sub..end {
+        let a = format!("{}.{}", i / 250, i % 250);
+        let want = [
+            format!("addr add w0 10.77.{a}/32 global"),
+            format!("route add 10.88.{a}/32 t1000 unicast boot dev w0"),
+            format!(
+                "link mtu w0 admin=true carrier=true oper=up mtu={}",
+                1280 + i
+            ),
+            format!("addr del w0 10.77.{a}/32 global"),
+            format!("route del 10.88.{a}/32 t1000 unicast boot dev w0"),
+        ];
+        let at: Vec<Vec<usize>> = want
+            .iter()
+            .map(|w| {
+                ordered
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, o)| *o == w)
+                    .map(|(k, _)| k)
+                    .collect()
+            })
+            .collect();
+        assert!(
+            at.iter().all(|k| k.len() == 1),
+            "cycle {i}: each change once: {want:#?} at {at:?} in {ordered:#?}"
+        );
+        assert!(
+            at.windows(2).all(|p| p[0][0] < p[1][0]),
+            "cycle {i} in order: {at:?} in {ordered:#?}"
+        );
+    }
+    let mut pic = Picture::default();
+    for r in &records {
+        pic.apply(r);
+    }
+    let (addrs, routes) = kernel_picture(&ns, "all");
+    assert_eq!(pic.addrs, addrs, "addresses");
+    assert_eq!(pic.routes, routes, "routes");
+    let mtu = records
+        .iter()
+        .rfind(|r| r["type"] == "link" && r["ifname"] == "w0")
+        .map(|r| r["mtu"].clone());
+    assert_eq!(mtu, Some(Value::from(1280 + end - 1)), "w0's MTU");
+}
+
+/// Changes made between lwatch's first read of the state and its subscription are in neither
+/// its first read nor its notifications; only the second read shows them. With changes made
+/// there (lwatch stopped after its first read), then after subscribing (stopped again), then
+/// after the second read (stopped a third time): every change after subscribing has its
+/// record, and the present records and changes give the kernel's state.
+#[test]
+fn changes_around_the_subscription_end_with_the_kernels_picture() {
+    require_root();
+    let ns = Netns::new("lwatch-around");
+    ns.run(
+        "ip link add w0 type veth peer name w1 && ip link set w0 up && ip link set w1 up && \
+         ip addr add 10.1.0.1/24 dev w0 && \
+         ip route add 10.8.0.0/24 via 10.1.0.2 table 1000 && \
+         ip route add 10.5.0.0/24 via 10.1.0.2 table 1000",
+    );
+    let mut w = Watch::spawn(
+        &ns,
+        &["--dump"],
+        &[("LOPA_LWATCH_TEST_STOP", "read,subscribed,dumped")],
+    );
+    // Before subscribing.
+    w.at_stop(
+        &ns,
+        "ip link set w0 mtu 1400 && ip addr add 10.5.0.1/32 dev w0 && \
+         ip route replace 10.8.0.0/24 via 10.1.0.5 table 1000 && \
+         ip route add 10.7.0.0/24 via 10.1.0.2 table 1000 && \
+         ip route prepend 10.5.0.0/24 via 10.1.0.3 table 1000",
+    );
+    // Subscribed, not read yet: the read will show these.
+    w.at_stop(
+        &ns,
+        "ip link set w0 mtu 1300 && ip addr del 10.5.0.1/32 dev w0 && \
+         ip route append 10.7.0.0/24 via 10.1.0.3 table 1000 && \
+         ip route replace 10.5.0.0/24 via 10.1.0.4 table 1000",
+    );
+    // Read: these come after it.
+    w.at_stop(
+        &ns,
+        "ip route replace 10.8.0.0/24 via 10.1.0.6 table 1000 && \
+         ip route add 10.6.0.0/24 via 10.1.0.2 table 1000 && ip link set w0 mtu 1290",
+    );
+    ns.run("ip addr add 10.99.0.1/32 dev lo");
+    let records = w.until("the changes", marker);
+    w.stop();
+    let (ordered, flushed) = changes(&records);
+    assert!(flushed.is_empty(), "{flushed:?}");
+    let t = "t1000 unicast boot dev w0";
+    assert_eq!(
+        ordered,
+        [
+            // Subscribed: the change as it happened (from 1500: the one to 1400 went
+            // unnoticed), and the route appended. The address added before subscribing and
+            // deleted after it is in neither read: no record.
+            "link mtu w0 admin=true carrier=true oper=up mtu=1300".to_string(),
+            format!("route add 10.7.0.0/24 {t} via 10.1.0.3"),
+            // The replace took the route prepended before subscribing (via .3), which the
+            // first read missed: from it the record says via .2 went...
+            format!("route replace 10.5.0.0/24 {t} via 10.1.0.4 (was dev w0 via 10.1.0.2)"),
+            // After the read: the replace replaced what the read showed.
+            format!("route replace 10.8.0.0/24 {t} via 10.1.0.6 (was dev w0 via 10.1.0.5)"),
+            format!("route add 10.6.0.0/24 {t} via 10.1.0.2"),
+            "link mtu w0 admin=true carrier=true oper=up mtu=1290".to_string(),
+            // ... and once the notifications queued are applied, what the records show of
+            // the place is put right.
+            format!("route add 10.5.0.0/24 {t} via 10.1.0.2"),
+            "addr add lo 10.99.0.1/32 global".to_string(),
+            "route add 10.99.0.1/32 t255 local kernel dev lo".to_string(),
+        ]
+    );
+    let mut pic = Picture::default();
+    for r in &records {
+        pic.apply(r);
+    }
+    let (addrs, routes) = kernel_picture(&ns, "all");
+    assert_eq!(pic.addrs, addrs, "addresses");
+    assert_eq!(pic.routes, routes, "routes");
 }

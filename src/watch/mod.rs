@@ -3,8 +3,9 @@
 //!
 //! - [`state`]: the links, addresses and routes last seen, and the diffing that turns
 //!   messages into records;
-//! - this module: the arguments, the filters, the subscription and the mio loop (signals,
-//!   `-w`, `-c`), the re-reads after silent IPv4 route flushes and after lost notifications.
+//! - this module: the arguments, the filters, the start (read, subscribe, read again, and
+//!   the changes made meanwhile: see `Startup`), the mio loop (signals, `-w`, `-c`), the
+//!   re-reads after silent IPv4 route flushes and after lost notifications.
 
 pub mod exec;
 pub mod state;
@@ -26,8 +27,8 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
-use state::{LinkInfo, State};
-use std::collections::BTreeSet;
+use state::{place, shift, visible, LinkInfo, Place, State};
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::CString;
 use std::io::Write;
 use std::process::ExitCode;
@@ -89,7 +90,8 @@ so a consumer's picture is right again.",
 --exec failures)."))
 )]
 pub struct Args {
-    /// First write the current state as 'present' records, then follow the changes.
+    /// First write the current state as 'present' records, then follow the changes. A change
+    /// made while lwatch starts has its record even when the present records already show it.
     #[arg(long)]
     pub dump: bool,
     /// Only these record kinds (comma-separated).
@@ -323,6 +325,114 @@ fn apply(
     Ok(())
 }
 
+/// How long after its read of the state lwatch still takes a notification that changes
+/// nothing for one the read already showed (see [`Startup`]). The kernel sends a
+/// notification microseconds after the change it announces; this is margin for a process
+/// that is preempted in between.
+const STARTUP_GRACE: Duration = Duration::from_millis(50);
+
+/// The start of a watch. lwatch reads the state (`before`), subscribes, and reads it again:
+/// that second read is where it stands (what `--dump` writes). The notifications of changes
+/// made after subscribing arrive after the second read, which may already show some of them
+/// (and changes after those). So while the notifications queued during the read, and those
+/// within [`STARTUP_GRACE`] after it, are applied to the state, `before` follows them too, and
+/// the records of each are what it changed in `before`: the change as it happened, as a watch
+/// running all along writes it, whether or not the read showed it. Two exceptions: a route
+/// notification the read does not show yet has the records of what it changed in the state,
+/// which is current there (`before` may lack a change made between its read and the
+/// subscription); and one that changed nothing in `before` (a repeat, or such a change) too.
+///
+/// Records carry whole objects (a link's state, an address, a route and the route it
+/// replaced), so applying them to the second read, as a consumer of `--dump` does, goes
+/// through what happened and ends at the state. Where it might not (records from `before`
+/// for a route place it had wrong), lwatch keeps what the records show of the place (`shown`)
+/// and, once the queued notifications are applied, writes what still differs from the state.
+/// So every change made after subscribing has its record, none has two, and the picture is
+/// the kernel's. Lost are only changes made before subscribing that one after it undid before
+/// the second read: neither is written (and the picture is right).
+struct Startup {
+    before: State,
+    /// Links `before` saw go down or away (its IPv4 routes to re-check).
+    flush: BTreeSet<u32>,
+    /// What the records show of route places that differ from the state in what they show.
+    shown: BTreeMap<Place, Vec<Route>>,
+    until: Instant,
+}
+
+impl Startup {
+    fn apply(
+        &mut self,
+        state: &mut State,
+        kind: u16,
+        flags: u16,
+        payload: &[u8],
+        flush: &mut BTreeSet<u32>,
+        out: &mut Vec<Body>,
+    ) -> Result<(), crate::netlink::parse::Error> {
+        let route = match kind {
+            RTM_NEWROUTE | RTM_DELROUTE => parse_route(payload)?,
+            _ => None,
+        };
+        let key = route.as_ref().map(place);
+        let list = |s: &State| -> Vec<Route> {
+            key.and_then(|k| s.routes.get(&k).cloned())
+                .unwrap_or_default()
+        };
+        let (was, then_was) = (list(state), list(&self.before));
+        // Whether the read already shows this route message: the route is there (or, for a
+        // deletion, not there).
+        let shown_by_read = route.as_ref().is_some_and(|r| {
+            let mut r = r.clone();
+            state::normalize(&mut r);
+            was.contains(&r) == (kind == RTM_NEWROUTE)
+        });
+        let mut now = Vec::new();
+        apply(state, kind, flags, payload, flush, &mut now)?;
+        let mut then = Vec::new();
+        apply(
+            &mut self.before,
+            kind,
+            flags,
+            payload,
+            &mut self.flush,
+            &mut then,
+        )?;
+        // The records of a route message come from `before` only where the read already
+        // shows it (the read may be ahead there by later changes too); elsewhere the state is
+        // current and its records are right even after a change `before` missed.
+        let by_before = !then.is_empty() && (route.is_none() || shown_by_read || now.is_empty());
+        if by_before {
+            out.append(&mut then);
+        } else {
+            out.append(&mut now);
+        }
+        if let Some(k) = key {
+            let (from, to) = if by_before {
+                (then_was, list(&self.before))
+            } else {
+                (was.clone(), list(state))
+            };
+            if by_before || self.shown.contains_key(&k) {
+                let shown = self
+                    .shown
+                    .entry(k)
+                    .or_insert_with(|| visible(&was).into_iter().cloned().collect());
+                shift(shown, &from, &to);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes what the records show of a route place that differs from the state.
+    fn settle(&mut self, state: &State, out: &mut Vec<Body>) {
+        for (k, shown) in std::mem::take(&mut self.shown) {
+            let now = state.routes.get(&k).map(Vec::as_slice).unwrap_or_default();
+            let was: Vec<&Route> = shown.iter().collect();
+            state.diff_shown(&was, &visible(now), None, out);
+        }
+    }
+}
+
 /// How long after a link went down or away its IPv4 routes are re-read a second time.
 const FLUSH_RECHECK: Duration = Duration::from_millis(200);
 
@@ -377,6 +487,133 @@ impl Sink {
     }
 }
 
+/// The followed state and what keeps it true: the subscription, a socket for re-reads, the
+/// links whose IPv4 routes to re-read.
+struct Watch {
+    state: State,
+    startup: Option<Startup>,
+    sub: Subscription,
+    sock: RouteSocket,
+    msgs: Vec<(u16, Vec<u8>)>,
+    flush: BTreeSet<u32>,
+    /// Links to check once more for flushed routes, and when: the kernel announces a link
+    /// going down before it flushes the link's IPv4 routes, so a re-read at once can be early.
+    recheck: Option<(Instant, BTreeSet<u32>)>,
+}
+
+impl Watch {
+    /// Applies every notification queued (all of them before any re-read), then re-reads
+    /// what the notifications cannot tell: everything after lost ones, the IPv4 routes of
+    /// links that went down or away.
+    fn drain(&mut self, bodies: &mut Vec<Body>) -> Result<()> {
+        let mut lost = false;
+        loop {
+            match self.sub.recv()? {
+                Received::Empty => break,
+                Received::Lost => lost = true,
+                Received::Datagram(buf) => {
+                    let (state, flush) = (&mut self.state, &mut self.flush);
+                    let startup = &mut self.startup;
+                    walk_notifications_flagged(buf, |kind, flags, payload| match startup {
+                        Some(s) => s.apply(state, kind, flags, payload, flush, bodies),
+                        None => apply(state, kind, flags, payload, flush, bodies),
+                    })
+                    .context("bad netlink notification")?;
+                }
+            }
+        }
+        if lost {
+            self.startup = None;
+            self.flush.clear();
+            let mut changes = std::mem::take(bodies);
+            let fresh = read_state(&mut self.sock, &mut self.msgs)?;
+            let first = changes.len();
+            self.state.resync(fresh, &mut changes);
+            let marked = &mut changes[first..];
+            for b in marked.iter_mut() {
+                mark_resync(b);
+            }
+            let count = marked.len() as u64;
+            changes.push(Body::WatchResync(WatchResync {
+                reason: "overflow".into(),
+                changes: count,
+                rcvbuf: self.sub.rcvbuf as u64,
+            }));
+            *bodies = changes;
+            return Ok(());
+        }
+        self.reread_flushed(bodies)?;
+        if let Some(s) = &mut self.startup {
+            s.settle(&self.state, bodies);
+        }
+        Ok(())
+    }
+
+    /// Re-reads the IPv4 routes of links that went down or away: the kernel flushes them
+    /// without a notification.
+    fn reread_flushed(&mut self, bodies: &mut Vec<Body>) -> Result<()> {
+        let before_flush = self.startup.as_mut().map(|s| std::mem::take(&mut s.flush));
+        let indexes: BTreeSet<u32> = std::mem::take(&mut self.flush)
+            .into_iter()
+            .chain(before_flush.into_iter().flatten())
+            .collect();
+        if indexes.is_empty() {
+            return Ok(());
+        }
+        let routes = ipv4_routes(&mut self.sock, &mut self.msgs)?;
+        let again = &mut self
+            .recheck
+            .get_or_insert_with(|| (Instant::now() + FLUSH_RECHECK, BTreeSet::new()))
+            .1;
+        for index in indexes {
+            let gone = self.state.flushed(index, &routes, bodies);
+            if let Some(s) = &mut self.startup {
+                // Routes the read after subscribing no longer had: flushed in between.
+                let mut then = Vec::new();
+                let went = s.before.flushed(index, &routes, &mut then);
+                for (r, body) in went.iter().zip(then) {
+                    if !gone.contains(r) {
+                        bodies.push(body);
+                    }
+                }
+                for r in &gone {
+                    if let Some(shown) = s.shown.get_mut(&place(r)) {
+                        shift(shown, std::slice::from_ref(r), &[]);
+                    }
+                }
+            }
+            again.insert(index);
+        }
+        Ok(())
+    }
+
+    /// The second look at links that went down or away, once it is due.
+    fn recheck(&mut self, now: Instant, bodies: &mut Vec<Body>) -> Result<bool> {
+        let Some((_, indexes)) = self.recheck.take_if(|(at, _)| *at <= now) else {
+            return Ok(false);
+        };
+        let routes = ipv4_routes(&mut self.sock, &mut self.msgs)?;
+        for index in indexes {
+            self.state.flushed(index, &routes, bodies);
+        }
+        Ok(true)
+    }
+}
+
+/// For the lab tests only: `LOPA_LWATCH_TEST_STOP` in lwatch's environment lists (comma
+/// separated) where it stops itself (SIGSTOP) at the start: `read` after its first read of the
+/// state, `subscribed` after subscribing, `dumped` after the second read. A test makes
+/// changes there, then lets it go on (SIGCONT).
+fn test_stop(at: &str) {
+    let Some(points) = std::env::var_os("LOPA_LWATCH_TEST_STOP") else {
+        return;
+    };
+    if points.to_string_lossy().split(',').any(|p| p == at) {
+        // SAFETY: raise(3) has no preconditions.
+        unsafe { libc::raise(libc::SIGSTOP) };
+    }
+}
+
 /// Runs lwatch until the count or duration is reached, or a signal comes.
 pub fn run(args: Args) -> Result<ExitCode> {
     let filter = Filter::new(&args)?;
@@ -384,8 +621,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut signals = Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
     poll.registry()
         .register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)?;
-    // Subscribed before the first dump, so no change falls between the two.
-    let mut sub = Subscription::open(&GROUPS, args.rcvbuf)?;
+    let mut sock = RouteSocket::open()?;
+    let mut msgs = Vec::new();
+    // The state before subscribing, then the subscription, then the state again (see
+    // `Startup`): no change falls between the reads and the notifications, and none that the
+    // second read already shows goes without its record.
+    let before = read_state(&mut sock, &mut msgs)?;
+    test_stop("read");
+    let sub = Subscription::open(&GROUPS, args.rcvbuf)?;
     poll.registry().register(
         &mut SourceFd(&sub.raw_fd()),
         NETLINK_TOKEN,
@@ -398,11 +641,30 @@ pub fn run(args: Args) -> Result<ExitCode> {
             sub.rcvbuf, args.rcvbuf
         );
     }
-    let mut sock = RouteSocket::open()?;
-    let mut msgs = Vec::new();
-    let mut state = read_state(&mut sock, &mut msgs)?;
+    test_stop("subscribed");
+    let state = read_state(&mut sock, &mut msgs)?;
+    test_stop("dumped");
+    let mut before = before;
+    // Records made from `before` name interfaces it never saw (made in between) too.
+    for (index, name) in &state.names {
+        before.names.entry(*index).or_insert_with(|| name.clone());
+    }
     let start = Instant::now();
     let deadline = args.duration.map(|d| start + d);
+    let mut watch = Watch {
+        state,
+        startup: Some(Startup {
+            before,
+            flush: BTreeSet::new(),
+            shown: BTreeMap::new(),
+            until: start + STARTUP_GRACE,
+        }),
+        sub,
+        sock,
+        msgs,
+        flush: BTreeSet::new(),
+        recheck: None,
+    };
 
     let mut sink = Sink {
         out: RecordWriter::stdout(args.output.format),
@@ -418,33 +680,35 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     let mut bodies = Vec::new();
     if args.dump {
-        state.present(&mut bodies);
+        watch.state.present(&mut bodies);
         sink.write(&mut bodies, false)?;
     }
+    // What was queued while the state was read, at once.
+    watch.drain(&mut bodies)?;
+    sink.write(&mut bodies, true)?;
 
     let mut events = Events::with_capacity(8);
-    let mut flush = BTreeSet::new();
-    // Links to check once more for flushed routes, and when: the kernel announces a link
-    // going down before it flushes the link's IPv4 routes, so a re-read at once can be early.
-    let mut recheck: Option<(Instant, BTreeSet<u32>)> = None;
     while !sink.done() {
         let now = Instant::now();
         if deadline.is_some_and(|d| now >= d) {
             break;
         }
-        if let Some((_, indexes)) = recheck.take_if(|(at, _)| *at <= now) {
-            let routes = ipv4_routes(&mut sock, &mut msgs)?;
-            for index in indexes {
-                state.flushed(index, &routes, &mut bodies);
-            }
+        if watch.recheck(now, &mut bodies)? {
             sink.write(&mut bodies, true)?;
             continue;
         }
-        let timeout = [deadline, recheck.as_ref().map(|(at, _)| *at)]
-            .into_iter()
-            .flatten()
-            .min()
-            .map(|t| t.saturating_duration_since(now));
+        if watch.startup.as_ref().is_some_and(|s| now >= s.until) {
+            watch.startup = None;
+        }
+        let timeout = [
+            deadline,
+            watch.recheck.as_ref().map(|(at, _)| *at),
+            watch.startup.as_ref().map(|s| s.until),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|t| t.saturating_duration_since(now));
         match poll.poll(&mut events, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -453,44 +717,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         if events.iter().any(|e| e.token() == SIGNAL_TOKEN) && signals.pending().count() > 0 {
             break;
         }
-        // Drain the queue: every notification already sent is applied before any re-read.
-        let mut lost = false;
-        loop {
-            match sub.recv()? {
-                Received::Empty => break,
-                Received::Lost => lost = true,
-                Received::Datagram(buf) => {
-                    walk_notifications_flagged(buf, |kind, flags, payload| {
-                        apply(&mut state, kind, flags, payload, &mut flush, &mut bodies)
-                    })
-                    .context("bad netlink notification")?;
-                }
-            }
-        }
-        sink.write(&mut bodies, true)?;
-        if lost {
-            flush.clear();
-            let fresh = read_state(&mut sock, &mut msgs)?;
-            state.resync(fresh, &mut bodies);
-            let changes = bodies.len() as u64;
-            for b in bodies.iter_mut() {
-                mark_resync(b);
-            }
-            bodies.push(Body::WatchResync(WatchResync {
-                reason: "overflow".into(),
-                changes,
-                rcvbuf: sub.rcvbuf as u64,
-            }));
-            sink.write(&mut bodies, true)?;
-        } else if !flush.is_empty() {
-            let routes = ipv4_routes(&mut sock, &mut msgs)?;
-            let again = &mut recheck
-                .get_or_insert_with(|| (Instant::now() + FLUSH_RECHECK, BTreeSet::new()))
-                .1;
-            for index in std::mem::take(&mut flush) {
-                state.flushed(index, &routes, &mut bodies);
-                again.insert(index);
-            }
+        if events.iter().any(|e| e.token() == NETLINK_TOKEN) {
+            watch.drain(&mut bodies)?;
             sink.write(&mut bodies, true)?;
         }
     }
