@@ -1295,6 +1295,39 @@ fn usage_errors_are_one_line_and_exit_2() {
 }
 
 #[test]
+fn trace_every_without_trace_is_a_one_line_usage_error() {
+    let tools = [
+        (env!("CARGO_BIN_EXE_ludp"), "ludp", "127.0.0.1"),
+        (env!("CARGO_BIN_EXE_ltcp"), "ltcp", "127.0.0.1:9"),
+        (LPING, "lping", "127.0.0.1"),
+    ];
+    for (bin, tool, target) in tools {
+        let cases: [(&[&str], &str); 2] = [
+            (
+                &["--trace-every", "10s", target],
+                "required arguments were not provided: --trace",
+            ),
+            (
+                &["--trace-only", "--trace-every", "10s", target],
+                "'--trace-only' cannot be used with '--trace-every",
+            ),
+        ];
+        for (args, mentions) in cases {
+            let what = format!("{tool} {}", args.join(" "));
+            let out = run(Command::new(bin).args(args));
+            let stderr = stderr_text(&out);
+            assert_eq!(out.status.code(), Some(2), "{what}: {stderr}");
+            assert_eq!(stdout_text(&out), "", "{what}: nothing on stdout");
+            assert!(
+                stderr.starts_with(&format!("{tool}: ")) && stderr.lines().count() == 1,
+                "{what}: one line: {stderr}"
+            );
+            assert!(stderr.contains(mentions), "{what}: {stderr}");
+        }
+    }
+}
+
+#[test]
 fn unknown_host_is_a_one_line_error() {
     // In a namespace without a route anywhere, resolution fails at once and hermetically.
     let ns = Netns::new("cli");
