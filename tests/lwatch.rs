@@ -13,7 +13,7 @@ mod common;
 
 use common::lab::*;
 use serde_json::Value;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::{self, Receiver};
@@ -234,9 +234,10 @@ fn brief(r: &Value) -> String {
 
 /// Runs one step of the oracle: `cmd` in `ns`, then exactly `expect` (in order; records
 /// marked flushed in any order after the others, since lwatch finds them by a re-read).
-fn step(w: &mut Watch, ns: &Netns, cmd: &str, expect: &[&str]) {
+fn step(w: &mut Watch, ns: &Netns, cmd: &str, expect: &[&str]) -> Vec<Value> {
     ns.run(cmd);
-    let got: Vec<String> = w.take(expect.len(), cmd).iter().map(brief).collect();
+    let records = w.take(expect.len(), cmd);
+    let got: Vec<String> = records.iter().map(brief).collect();
     let (flushed, ordered): (Vec<&String>, Vec<&String>) =
         got.iter().partition(|g| g.ends_with(" flushed"));
     let (want_flushed, want_ordered): (Vec<&&str>, Vec<&&str>) =
@@ -255,17 +256,23 @@ fn step(w: &mut Watch, ns: &Netns, cmd: &str, expect: &[&str]) {
             "{cmd}: flushed routes before the link went: {got:#?}"
         );
     }
+    records
 }
 
-/// The oracle: every step's records, exactly. Run alongside, `ip monitor` shows the same
-/// changes plus the raw repeats lwatch leaves out (a second RTM_NEWLINK per carrier change,
-/// the RTM_NEWADDR of `ip addr change`), and no IPv4 route deletions at link down.
+/// The oracle: every step's records, exactly; and `ip monitor`, run alongside, is the
+/// reference: lwatch's records are exactly what its events give by the rules lwatch follows
+/// (see [`same_as_ip_monitor`]), and its IPv4 routes flushed at link down are the ones
+/// `ip monitor` never shows deleted.
 #[test]
 fn the_oracle_sequence_gives_exactly_the_expected_records() {
     require_root();
     let ns = Netns::new("lwatch-oracle");
     let peer = Netns::new("lwatch-oracle-peer");
+    // ip monitor first, so it sees every change lwatch does.
+    let monitor = IpMonitor::start(&ns);
+    let reference = kernel_links_and_addrs(&ns);
     let mut w = Watch::start(&ns, &["--dump"]);
+    let mut all = Vec::new();
     // lo as a fresh namespace has it, as `ip -j addr` and `ip route show table all` list it.
     let present: Vec<String> = w.take(8, "dump").iter().map(brief).collect();
     assert_eq!(
@@ -282,20 +289,20 @@ fn the_oracle_sequence_gives_exactly_the_expected_records() {
         ]
     );
     let p = &peer.name;
-    step(
+    all.extend(step(
         &mut w,
         &ns,
         &format!("ip link add v0 type veth peer name v1 netns {p}"),
         &["link new v0 admin=false carrier=false oper=down mtu=1500"],
-    );
-    step(
+    ));
+    all.extend(step(
         &mut w,
         &ns,
         "ip link set v0 up",
         &["link up v0 admin=true carrier=false oper=down mtu=1500"],
-    );
+    ));
     // IPv6 configures a link once it has carrier.
-    step(
+    all.extend(step(
         &mut w,
         &peer,
         "ip link set v1 up",
@@ -303,26 +310,29 @@ fn the_oracle_sequence_gives_exactly_the_expected_records() {
             "route add ff00::/8 t255 multicast kernel dev v0",
             "link carrier v0 admin=true carrier=true oper=up mtu=1500",
         ],
-    );
-    step(
+    ));
+    all.extend(step(
         &mut w,
         &ns,
         "ip link set v0 mtu 1400",
         &["link mtu v0 admin=true carrier=true oper=up mtu=1400"],
-    );
-    step(
+    ));
+    all.extend(step(
         &mut w,
         &ns,
         "ip link set v0 name w0",
         &["link rename w0 (was v0) admin=true carrier=true oper=up mtu=1400"],
-    );
-    step(
+    ));
+    all.extend(step(
         &mut w,
         &ns,
         "ip link set w0 address 02:00:00:00:00:0a",
         &["link address w0 admin=true carrier=true oper=up mtu=1400"],
-    );
-    step(
+    ));
+    // An RTM_NEWLINK for a change lwatch does not follow: no record (the next step's comes
+    // first).
+    ns.run("ip link set w0 txqueuelen 2000");
+    all.extend(step(
         &mut w,
         &ns,
         "ip link set w0 down",
@@ -331,8 +341,8 @@ fn the_oracle_sequence_gives_exactly_the_expected_records() {
             "link carrier w0 admin=false carrier=false oper=down mtu=1400",
             "route del ff00::/8 t255 multicast kernel dev w0",
         ],
-    );
-    step(
+    ));
+    all.extend(step(
         &mut w,
         &ns,
         "ip link set w0 up",
@@ -342,8 +352,8 @@ fn the_oracle_sequence_gives_exactly_the_expected_records() {
             "route add ff00::/8 t255 multicast kernel dev w0",
             "link oper w0 admin=true carrier=true oper=up mtu=1400",
         ],
-    );
-    step(
+    ));
+    all.extend(step(
         &mut w,
         &ns,
         "ip addr add 10.1.0.1/24 dev w0",
@@ -353,8 +363,8 @@ fn the_oracle_sequence_gives_exactly_the_expected_records() {
             "route add 10.1.0.0/24 t254 unicast kernel dev w0",
             "route add 10.1.0.255/32 t255 broadcast kernel dev w0",
         ],
-    );
-    step(
+    ));
+    all.extend(step(
         &mut w,
         &ns,
         "ip addr add fd01::1/64 dev w0",
@@ -363,46 +373,46 @@ fn the_oracle_sequence_gives_exactly_the_expected_records() {
             "addr add w0 fd01::1/64 global",
             "route add fd01::1/128 t255 local kernel dev w0",
         ],
-    );
+    ));
     // A repeated RTM_NEWADDR is no add: the next step's record comes first.
     ns.run("ip addr change 10.1.0.1/24 dev w0");
-    step(
+    all.extend(step(
         &mut w,
         &ns,
         "ip route add 10.9.0.0/24 via 10.1.0.2",
         &["route add 10.9.0.0/24 t254 unicast boot dev w0 via 10.1.0.2"],
-    );
-    step(
+    ));
+    all.extend(step(
         &mut w,
         &ns,
         "ip route add 10.8.0.0/24 via 10.1.0.2 table 1000",
         &["route add 10.8.0.0/24 t1000 unicast boot dev w0 via 10.1.0.2"],
-    );
-    step(
+    ));
+    all.extend(step(
         &mut w,
         &ns,
         "ip route add 10.7.0.0/24 nexthop via 10.1.0.2 weight 1 nexthop via 10.1.0.3 weight 2",
         &["route add 10.7.0.0/24 t254 unicast boot nh(10.1.0.2 w0 w1) nh(10.1.0.3 w0 w2)"],
-    );
-    step(
+    ));
+    all.extend(step(
         &mut w,
         &ns,
         "ip -6 route add fd09::/64 via fd01::2",
         &["route add fd09::/64 t254 unicast boot dev w0 via fd01::2"],
-    );
-    step(
+    ));
+    all.extend(step(
         &mut w,
         &ns,
         "ip route replace 10.9.0.0/24 via 10.1.0.3",
         &["route replace 10.9.0.0/24 t254 unicast boot dev w0 via 10.1.0.3 (was dev w0 via 10.1.0.2)"],
-    );
-    step(
+    ));
+    all.extend(step(
         &mut w,
         &ns,
         "ip route del 10.8.0.0/24 table 1000",
         &["route del 10.8.0.0/24 t1000 unicast boot dev w0 via 10.1.0.2"],
-    );
-    step(
+    ));
+    all.extend(step(
         &mut w,
         &ns,
         "ip addr del fd01::1/64 dev w0",
@@ -411,9 +421,9 @@ fn the_oracle_sequence_gives_exactly_the_expected_records() {
             "route del fd01::1/128 t255 local kernel dev w0",
             "route del fd01::/64 t254 unicast kernel dev w0",
         ],
-    );
+    ));
     // IPv4 routes through w0 go without a notification; IPv6 routes with one.
-    step(
+    all.extend(step(
         &mut w,
         &ns,
         "ip link set w0 down",
@@ -427,8 +437,8 @@ fn the_oracle_sequence_gives_exactly_the_expected_records() {
             "route del 10.7.0.0/24 t254 unicast boot nh(10.1.0.2 w0 w1) nh(10.1.0.3 w0 w2) flushed",
             "route del 10.1.0.255/32 t255 broadcast kernel dev w0 flushed",
         ],
-    );
-    step(
+    ));
+    all.extend(step(
         &mut w,
         &ns,
         "ip link del w0",
@@ -437,14 +447,517 @@ fn the_oracle_sequence_gives_exactly_the_expected_records() {
             "route del 10.1.0.1/32 t255 local kernel dev w0",
             "link del w0 admin=false carrier=false oper=down mtu=1400",
         ],
-    );
+    ));
     let extra: Vec<String> = w
         .rest(Duration::from_millis(500))
         .iter()
         .map(brief)
         .collect();
     assert!(extra.is_empty(), "records nobody asked for: {extra:#?}");
+    // A last change: once ip monitor has printed its route, it has printed everything.
+    all.extend(step(
+        &mut w,
+        &ns,
+        "ip addr add 10.99.0.1/32 dev lo",
+        &[
+            "addr add lo 10.99.0.1/32 global",
+            "route add 10.99.0.1/32 t255 local kernel dev lo",
+        ],
+    ));
     w.stop();
+    let lines = monitor.stop_after(|l| l.contains("local 10.99.0.1 dev lo"));
+    let folded = same_as_ip_monitor(&all, &lines, reference);
+    for kind in ["RTM_NEWLINK", "RTM_NEWADDR"] {
+        assert!(
+            folded.iter().any(|f| f.starts_with(kind)),
+            "ip monitor shows a raw {kind} lwatch folds: {folded:#?}"
+        );
+    }
+}
+
+/// `ip -o -ts monitor link address route` in a namespace: iproute2's own view of the same
+/// notifications, the reference the oracle test holds lwatch to. (iproute2 6.1 has no JSON
+/// for `ip monitor`, `-j` is ignored: its one-line text is parsed.)
+struct IpMonitor {
+    child: Child,
+    file: String,
+}
+
+impl IpMonitor {
+    /// Starts it and waits until its socket has joined the groups of links, addresses and
+    /// routes (bits 0x551 of the groups in `/proc/net/netlink`).
+    fn start(ns: &Netns) -> IpMonitor {
+        let file = format!("/tmp/{}.ipmon", ns.name);
+        let child = ns
+            .command("sh")
+            .arg("-c")
+            .arg(format!(
+                "exec ip -o -ts monitor link address route > {file}"
+            ))
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("ip monitor");
+        let t0 = Instant::now();
+        loop {
+            let table = ns.run("cat /proc/net/netlink");
+            let joined = table.lines().skip(1).any(|l| {
+                let groups = l.split_whitespace().nth(3).unwrap_or("0");
+                u32::from_str_radix(groups, 16).is_ok_and(|g| g & 0x551 == 0x551)
+            });
+            if joined {
+                break;
+            }
+            assert!(t0.elapsed() < STEP, "ip monitor never subscribed");
+            thread::sleep(Duration::from_millis(10));
+        }
+        IpMonitor { child, file }
+    }
+
+    /// Waits for a line `last` accepts (it prints each notification when it comes), stops
+    /// it, and returns every line.
+    fn stop_after(mut self, last: impl Fn(&str) -> bool) -> Vec<String> {
+        let t0 = Instant::now();
+        let text = loop {
+            let text = std::fs::read_to_string(&self.file).unwrap_or_default();
+            if text.lines().any(&last) {
+                break text;
+            }
+            assert!(
+                t0.elapsed() < STEP,
+                "ip monitor never printed the last change: {text}"
+            );
+            thread::sleep(Duration::from_millis(10));
+        };
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.file);
+        text.lines().map(str::to_string).collect()
+    }
+}
+
+impl Drop for IpMonitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.file);
+    }
+}
+
+/// One line of `ip -o monitor`.
+#[derive(Debug, Clone)]
+enum IpEvent {
+    Link {
+        deleted: bool,
+        index: u32,
+        name: String,
+        up: bool,
+        lower_up: bool,
+        mtu: u32,
+        state: String,
+        mac: String,
+    },
+    Addr {
+        deleted: bool,
+        index: u32,
+        addr: String,
+        scope: String,
+    },
+    Route {
+        deleted: bool,
+        /// `dst tTABLE type proto`, as [`brief`] writes them.
+        place: String,
+        dev: Option<String>,
+        gateway: Option<String>,
+        /// `(gateway, dev, weight)`.
+        nexthops: Vec<(String, String, String)>,
+    },
+}
+
+/// Parses a line of `ip -o -ts monitor` (`[timestamp] ` first; "Deleted " before a removal;
+/// the continuation lines joined by `\`).
+fn parse_ip_monitor(line: &str) -> IpEvent {
+    let rest = line.split_once("] ").map_or(line, |(_, r)| r);
+    let (deleted, rest) = match rest.strip_prefix("Deleted ") {
+        Some(r) => (true, r),
+        None => (false, rest),
+    };
+    let flat = rest.replace('\\', " ");
+    let t: Vec<&str> = flat.split_whitespace().collect();
+    let after = |key: &str| -> Option<String> {
+        t.iter()
+            .position(|x| *x == key)
+            .and_then(|i| t.get(i + 1))
+            .map(|v| v.to_string())
+    };
+    if let Some(index) = t[0].strip_suffix(':').and_then(|i| i.parse().ok()) {
+        if t[2].starts_with('<') {
+            let flags: Vec<&str> = t[2].trim_matches(['<', '>']).split(',').collect();
+            return IpEvent::Link {
+                deleted,
+                index,
+                name: t[1].trim_end_matches(':').split('@').next().unwrap().into(),
+                up: flags.contains(&"UP"),
+                lower_up: flags.contains(&"LOWER_UP"),
+                mtu: after("mtu").and_then(|m| m.parse().ok()).expect("mtu"),
+                state: after("state").expect("state").to_lowercase(),
+                mac: after("link/ether")
+                    .or_else(|| after("link/loopback"))
+                    .unwrap_or_default(),
+            };
+        }
+        return IpEvent::Addr {
+            deleted,
+            index,
+            addr: t[3].to_string(),
+            scope: after("scope").expect("scope"),
+        };
+    }
+    let types = [
+        "local",
+        "broadcast",
+        "multicast",
+        "anycast",
+        "unreachable",
+        "blackhole",
+        "prohibit",
+        "throw",
+        "nat",
+    ];
+    let (kind, i) = if types.contains(&t[0]) {
+        (t[0], 1)
+    } else {
+        ("unicast", 0)
+    };
+    let v6 = t[i].contains(':');
+    let dst = match t[i] {
+        "default" if v6 => "::/0".to_string(),
+        "default" => "0.0.0.0/0".to_string(),
+        d if d.contains('/') => d.to_string(),
+        d => format!("{d}/{}", if v6 { 128 } else { 32 }),
+    };
+    let table = match after("table").as_deref() {
+        None | Some("main") => "254".to_string(),
+        Some("local") => "255".to_string(),
+        Some("default") => "253".to_string(),
+        Some(n) => n.to_string(),
+    };
+    // iproute2 leaves out `proto boot`, what `ip route add` installs.
+    let proto = after("proto").unwrap_or_else(|| "boot".into());
+    let first_hop = t.iter().position(|x| *x == "nexthop").unwrap_or(t.len());
+    let single = |key: &str| {
+        t[..first_hop]
+            .iter()
+            .position(|x| *x == key)
+            .map(|k| t[k + 1].to_string())
+    };
+    let mut nexthops = Vec::new();
+    for (k, _) in t.iter().enumerate().filter(|(_, x)| **x == "nexthop") {
+        let end = t[k + 1..]
+            .iter()
+            .position(|x| *x == "nexthop")
+            .map_or(t.len(), |e| k + 1 + e);
+        let hop = &t[k + 1..end];
+        let get = |key: &str| {
+            hop.iter()
+                .position(|x| *x == key)
+                .map(|j| hop[j + 1].to_string())
+                .unwrap_or("-".into())
+        };
+        nexthops.push((get("via"), get("dev"), get("weight")));
+    }
+    IpEvent::Route {
+        deleted,
+        place: format!("{dst} t{table} {kind} {proto}"),
+        dev: single("dev"),
+        gateway: single("via"),
+        nexthops,
+    }
+}
+
+/// The links (ifindex → name) and addresses (ifindex, address/length) `ip -j` lists: where
+/// the reference starts.
+fn kernel_links_and_addrs(ns: &Netns) -> (BTreeMap<u32, String>, BTreeSet<(u32, String)>) {
+    let a: Value = serde_json::from_str(&ns.run("ip -j addr")).expect("ip -j addr");
+    let mut links = BTreeMap::new();
+    let mut addrs = BTreeSet::new();
+    for link in a.as_array().expect("links") {
+        let index = link["ifindex"].as_u64().expect("ifindex") as u32;
+        links.insert(index, link["ifname"].as_str().expect("ifname").to_string());
+        for ai in link["addr_info"].as_array().into_iter().flatten() {
+            addrs.insert((
+                index,
+                format!(
+                    "{}/{}",
+                    ai["local"].as_str().unwrap_or("?"),
+                    ai["prefixlen"]
+                ),
+            ));
+        }
+    }
+    (links, addrs)
+}
+
+/// A route record of lwatch, or a route event of `ip monitor`, in one form: `NEW` for an add
+/// or a replace (the text of `ip monitor` does not tell them apart; the oracle's exact
+/// records do), `DEL` for a deletion; the place, then device, gateway and nexthops (in order
+/// of gateway, as lwatch lists IPv6 ones).
+fn route_form(
+    new: bool,
+    place: &str,
+    dev: Option<&str>,
+    gateway: Option<&str>,
+    hops: &[(String, String, String)],
+) -> String {
+    let mut t = format!("route {} {place}", if new { "NEW" } else { "DEL" });
+    if let Some(d) = dev {
+        t += &format!(" dev {d}");
+    }
+    if let Some(g) = gateway {
+        t += &format!(" via {g}");
+    }
+    let mut hops = hops.to_vec();
+    hops.sort();
+    for (g, d, w) in hops {
+        t += &format!(" nh({g} {d} w{w})");
+    }
+    t
+}
+
+/// Holds lwatch's change records (`records`, `present` left out) to `ip monitor`'s events
+/// (`lines`): they must be exactly what the events give by the rules lwatch follows. Each
+/// event gives the records below, or none, for a stated reason:
+///
+/// - a link event: `new` for an interface not seen before, `del` for a deletion; otherwise
+///   one record per attribute it changed, in lwatch's order: `rename`, `up`/`down` (the UP
+///   flag), `carrier` (LOWER_UP), `oper` (the state, only when neither of those two changed:
+///   they explain it), `mtu`, `address`. An event that changes none of them gives nothing:
+///   the kernel sends `RTM_NEWLINK` for changes lwatch does not follow, and `ip monitor`
+///   prints each;
+/// - an address event: `add`, or nothing for an address already there (`ip addr change`
+///   repeats `RTM_NEWADDR`); `del`;
+/// - a route event: `NEW` (add or replace) or `DEL`, or nothing for a route exactly as it is
+///   already.
+///
+/// lwatch writes one more kind: IPv4 routes the kernel removes with no notification when
+/// their link goes down or away (`"flushed":true`). For each, `ip monitor` showed the route
+/// added and never deleted, and its link going down or away before.
+///
+/// `ip` names devices from a cache it fills at the first sight of an interface and never
+/// updates (after a rename it still prints the old name), so a device in its route and
+/// address lines is the interface that ever had that name, named as lwatch names it now.
+/// Returns the events that gave nothing, each with its reason.
+fn same_as_ip_monitor(
+    records: &[Value],
+    lines: &[String],
+    (mut names, mut addrs): (BTreeMap<u32, String>, BTreeSet<(u32, String)>),
+) -> Vec<String> {
+    let events: Vec<IpEvent> = lines.iter().map(|l| parse_ip_monitor(l)).collect();
+    // Every name an interface ever had, for ip's cached names.
+    let mut ever: BTreeMap<String, u32> = names.iter().map(|(i, n)| (n.clone(), *i)).collect();
+    for e in &events {
+        if let IpEvent::Link { index, name, .. } = e {
+            ever.insert(name.clone(), *index);
+        }
+    }
+    struct LinkNow {
+        name: String,
+        up: bool,
+        carrier: bool,
+        mtu: u32,
+        oper: String,
+        mac: String,
+    }
+    let mut links: BTreeMap<u32, LinkNow> = BTreeMap::new();
+    let mut routes: BTreeSet<String> = BTreeSet::new();
+    let mut want = Vec::new();
+    let mut folded = Vec::new();
+    let mut gone_links = BTreeSet::new();
+    for (line, e) in lines.iter().zip(&events) {
+        let now_name = |names: &BTreeMap<u32, String>, ip_name: &str| -> String {
+            let index = ever
+                .get(ip_name)
+                .unwrap_or_else(|| panic!("{ip_name}: {line}"));
+            names[index].clone()
+        };
+        match e.clone() {
+            IpEvent::Link {
+                deleted,
+                index,
+                name,
+                up,
+                lower_up,
+                mtu,
+                state,
+                mac,
+            } => {
+                let now = LinkNow {
+                    name: name.clone(),
+                    up,
+                    carrier: lower_up,
+                    mtu,
+                    oper: state.clone(),
+                    mac,
+                };
+                let tail = |n: &LinkNow| {
+                    format!(
+                        "admin={} carrier={} oper={} mtu={}",
+                        n.up, n.carrier, n.oper, n.mtu
+                    )
+                };
+                let mut events = Vec::new();
+                if deleted {
+                    events.push(format!("link del {name} {}", tail(&now)));
+                    links.remove(&index);
+                    gone_links.insert(index);
+                } else if let Some(old) = links.get(&index) {
+                    if old.name != now.name {
+                        events.push(format!(
+                            "link rename {name} (was {}) {}",
+                            old.name,
+                            tail(&now)
+                        ));
+                    }
+                    if old.up != now.up {
+                        let e = if now.up { "up" } else { "down" };
+                        events.push(format!("link {e} {name} {}", tail(&now)));
+                        if !now.up {
+                            gone_links.insert(index);
+                        }
+                    }
+                    if old.carrier != now.carrier {
+                        events.push(format!("link carrier {name} {}", tail(&now)));
+                    }
+                    if old.oper != now.oper && old.up == now.up && old.carrier == now.carrier {
+                        events.push(format!("link oper {name} {}", tail(&now)));
+                    }
+                    if old.mtu != now.mtu {
+                        events.push(format!("link mtu {name} {}", tail(&now)));
+                    }
+                    if old.mac != now.mac {
+                        events.push(format!("link address {name} {}", tail(&now)));
+                    }
+                    if events.is_empty() {
+                        folded.push(format!(
+                            "RTM_NEWLINK that changes nothing lwatch follows: {line}"
+                        ));
+                    }
+                    links.insert(index, now);
+                } else {
+                    events.push(format!("link new {name} {}", tail(&now)));
+                    links.insert(index, now);
+                }
+                names.insert(index, name);
+                want.extend(events);
+            }
+            IpEvent::Addr {
+                deleted,
+                index,
+                addr,
+                scope,
+            } => {
+                let key = (index, addr.clone());
+                let name = names[&index].clone();
+                if deleted {
+                    assert!(
+                        addrs.remove(&key),
+                        "ip monitor deleted {addr}, never added: {line}"
+                    );
+                    want.push(format!("addr del {name} {addr} {scope}"));
+                } else if !addrs.insert(key) {
+                    folded.push(format!("RTM_NEWADDR for an address already there: {line}"));
+                } else {
+                    want.push(format!("addr add {name} {addr} {scope}"));
+                }
+            }
+            IpEvent::Route {
+                deleted,
+                place,
+                dev,
+                gateway,
+                nexthops,
+            } => {
+                let dev = dev.map(|d| now_name(&names, &d));
+                let hops: Vec<(String, String, String)> = nexthops
+                    .into_iter()
+                    .map(|(g, d, w)| (g, now_name(&names, &d), w))
+                    .collect();
+                let form = |new| route_form(new, &place, dev.as_deref(), gateway.as_deref(), &hops);
+                let key = form(true);
+                if deleted {
+                    routes.remove(&key);
+                    want.push(form(false));
+                } else if !routes.insert(key) {
+                    folded.push(format!("RTM_NEWROUTE for a route exactly as it is: {line}"));
+                } else {
+                    want.push(form(true));
+                }
+            }
+        }
+    }
+    // lwatch's records in the same form; the flushed ones apart.
+    let mut got = Vec::new();
+    for r in records.iter().filter(|r| r["event"] != "present") {
+        if r["type"] != "route" {
+            got.push(brief(r));
+            continue;
+        }
+        let s = |k: &str| r[k].as_str().map(str::to_string);
+        let hops: Vec<(String, String, String)> = r["nexthops"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|n| {
+                (
+                    n["gateway"].as_str().unwrap_or("-").to_string(),
+                    n["dev"].as_str().unwrap_or("-").to_string(),
+                    n["weight"].to_string(),
+                )
+            })
+            .collect();
+        let place = format!(
+            "{} t{} {} {}",
+            s("dst").unwrap(),
+            r["table"],
+            s("route_type").unwrap(),
+            s("protocol").unwrap()
+        );
+        let new = r["event"] != "del";
+        let form = route_form(
+            new,
+            &place,
+            s("dev").as_deref(),
+            s("gateway").as_deref(),
+            &hops,
+        );
+        if r["flushed"] == true {
+            // Seen added by ip monitor, never deleted, on a link that went down or away.
+            assert!(
+                routes.contains(&route_form(
+                    true,
+                    &place,
+                    s("dev").as_deref(),
+                    s("gateway").as_deref(),
+                    &hops
+                )),
+                "flushed {form}: ip monitor never showed it, or showed it deleted"
+            );
+            let index = r["ifindex"]
+                .as_u64()
+                .or_else(|| r["nexthops"][0]["ifindex"].as_u64())
+                .expect("ifindex") as u32;
+            assert!(
+                gone_links.contains(&index),
+                "flushed {form}: its link never went down"
+            );
+            continue;
+        }
+        got.push(form);
+    }
+    assert_eq!(
+        got, want,
+        "lwatch's records against what ip monitor's events give; folded by rule: {folded:#?}"
+    );
+    folded
 }
 
 #[test]
