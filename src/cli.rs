@@ -5,6 +5,7 @@ use crate::alert::Thresholds;
 use crate::engine::RunConfig;
 use crate::net::socket::SocketOptions;
 use crate::output::Format;
+use crate::probe::flows::FlowSpread;
 use crate::record::Tags;
 use crate::target::{parse_tag, Family};
 use clap::Args;
@@ -104,6 +105,39 @@ impl OutputArgs {
     pub fn tag_map(&self) -> Tags {
         self.tags.iter().cloned().collect()
     }
+}
+
+/// The flows of ludp and ltwamp: source ports and DSCP classes (`--flows`, `--sport`,
+/// `--dscp`). A tool says more about one of them with [`help_note`].
+#[derive(Debug, Clone, Args)]
+pub struct FlowArgs {
+    /// Number of flows, each with its own source port, probed round-robin.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=4096), help_heading = "Probe")]
+    pub flows: u16,
+    /// Source port of the first flow (the next flows take the next ports); ephemeral if unset.
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..), help_heading = "Probe")]
+    pub sport: Option<u16>,
+    /// DSCP classes to probe every flow in (EF, AF41, CS1, … or 0-63; comma-separated or repeated).
+    #[arg(long, value_name = "CLASS", value_delimiter = ',', value_parser = parse_dscp, help_heading = "Probe")]
+    pub dscp: Vec<u8>,
+}
+
+impl FlowArgs {
+    pub fn spread(&self) -> FlowSpread {
+        FlowSpread {
+            flows: self.flows,
+            sport_base: self.sport,
+            dscp: self.dscp.clone(),
+        }
+    }
+}
+
+/// `arg` with `note` after its help, as a sentence of its own: for a tool's word on an
+/// argument of a shared group (`#[command(mut_arg("dscp", |a| cli::help_note(a, "...")))]`).
+pub fn help_note(arg: clap::Arg, note: &str) -> clap::Arg {
+    let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+    arg.help(format!("{help}. {note}"))
 }
 
 /// Socket options shared by the probes.

@@ -1,10 +1,8 @@
 //! `ltwamp`: TWAMP-Light / STAMP Session-Sender over many flows and DSCP classes, as JSON lines.
 
-use crate::cli::{self, AlertArgs, OutputArgs, RunArgs, SocketArgs, TargetArgs};
-use crate::probe::twamp::{
-    check_config, ReflectorMode, TwampConfig, TwampProber, DEFAULT_PORT, MAX_PAYLOAD,
-};
-use crate::probe::udp::UdpSpread;
+use crate::cli::{self, AlertArgs, FlowArgs, OutputArgs, RunArgs, SocketArgs, TargetArgs};
+use crate::probe::flows::MAX_PAYLOAD;
+use crate::probe::twamp::{check_config, ReflectorMode, TwampConfig, TwampProber, DEFAULT_PORT};
 use anyhow::Result;
 use clap::Parser;
 use std::process::ExitCode;
@@ -45,7 +43,8 @@ so flows spread over ECMP paths; every flow is probed in every DSCP class. Repli
 the socket, the reflector's address, the echoed sequence number and the echoed send time; the \
 reflector's stamps give one-way delays, its hold time is taken out of the RTT, and a stateful \
 reflector's own sequence numbers tell loss on the way there from loss on the way back.",
-    after_help = EXAMPLES
+    after_help = EXAMPLES,
+    mut_arg("flows", |a| cli::help_note(a, "Each flow is a session of its own"))
 )]
 pub struct Args {
     /// Session-Reflectors: host[:port], [v6]:port, addresses or CIDRs (port 862 unless given).
@@ -66,17 +65,8 @@ pub struct Args {
     #[arg(long, value_name = "SSID", value_parser = clap::value_parser!(u16).range(1..),
           help_heading = "Probe")]
     pub ssid: Option<u16>,
-    /// Number of flows, each with its own source port (a session of its own), probed
-    /// round-robin.
-    #[arg(long, value_name = "N", default_value_t = 1,
-          value_parser = clap::value_parser!(u16).range(1..=4096), help_heading = "Probe")]
-    pub flows: u16,
-    /// Source port of the first flow (the next flows take the next ports); ephemeral if unset.
-    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..), help_heading = "Probe")]
-    pub sport: Option<u16>,
-    /// DSCP classes to probe every flow in (EF, AF41, CS1, … or 0-63; comma-separated or repeated).
-    #[arg(long, value_name = "CLASS", value_delimiter = ',', value_parser = cli::parse_dscp, help_heading = "Probe")]
-    pub dscp: Vec<u8>,
+    #[command(flatten)]
+    pub flows: FlowArgs,
     /// How the reflector numbers its answers: stateful (its own numbers per session: loss is
     /// split into lost_fwd and lost_rev), stateless (it copies ours), or auto (stateful once an
     /// answer's number differs from the probe's).
@@ -100,11 +90,7 @@ pub struct Args {
 pub fn run(args: Args) -> Result<ExitCode> {
     check_config(args.size as usize, args.ssid)?;
     let cfg = TwampConfig {
-        spread: UdpSpread {
-            flows: args.flows,
-            sport_base: args.sport,
-            dscp: args.dscp.clone(),
-        },
+        spread: args.flows.spread(),
         size: args.size as usize,
         ssid: args.ssid.unwrap_or(0),
         reflector: args.reflector,

@@ -1,8 +1,9 @@
 //! `ludp`: UDP echo probes over many flows and DSCP classes, as JSON lines.
 
-use crate::cli::{self, AlertArgs, OutputArgs, RunArgs, SocketArgs, TargetArgs};
+use crate::cli::{self, AlertArgs, FlowArgs, OutputArgs, RunArgs, SocketArgs, TargetArgs};
+use crate::probe::flows::MAX_PAYLOAD;
 use crate::probe::trace::run::TraceArgs;
-use crate::probe::udp::{check_payload_len, UdpProber, UdpSpread, MAX_PAYLOAD};
+use crate::probe::udp::{check_payload_len, UdpProber};
 use anyhow::{bail, Result};
 use clap::Parser;
 use std::process::ExitCode;
@@ -38,7 +39,9 @@ Exit status: 0 every target answered, 1 some target never answered, 2 usage or s
 reflector). Each flow has its own fixed source port, so flows spread over ECMP paths; every flow \
 is probed in every DSCP class. Replies are matched on the echoed payload (magic, version, cookie, \
 flow, sequence); ICMP errors come back through IP_RECVERR, with no raw socket.",
-    after_help = EXAMPLES
+    after_help = EXAMPLES,
+    mut_arg("dscp", |a| cli::help_note(a, "Trace probes carry the first class only: ECMP \
+hashes the 5-tuple, not the DSCP, and a flow's path record counts its probes in every class"))
 )]
 pub struct Args {
     /// Reflectors: host[:port], [v6]:port, addresses or CIDRs (port 8081 unless given).
@@ -54,18 +57,8 @@ pub struct Args {
     #[arg(short = 's', long, value_name = "BYTES", default_value_t = 64,
           value_parser = clap::value_parser!(u32).range(0..=MAX_PAYLOAD as i64), help_heading = "Probe")]
     pub size: u32,
-    /// Number of flows, each with its own source port, probed round-robin.
-    #[arg(long, value_name = "N", default_value_t = 1,
-          value_parser = clap::value_parser!(u16).range(1..=4096), help_heading = "Probe")]
-    pub flows: u16,
-    /// Source port of the first flow (the next flows take the next ports); ephemeral if unset.
-    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..), help_heading = "Probe")]
-    pub sport: Option<u16>,
-    /// DSCP classes to probe every flow in (EF, AF41, CS1, … or 0-63; comma-separated or
-    /// repeated). Trace probes carry the first class only: ECMP hashes the 5-tuple, not the
-    /// DSCP, and a flow's path record counts its probes in every class.
-    #[arg(long, value_name = "CLASS", value_delimiter = ',', value_parser = cli::parse_dscp, help_heading = "Probe")]
-    pub dscp: Vec<u8>,
+    #[command(flatten)]
+    pub flows: FlowArgs,
     #[command(flatten)]
     pub trace: TraceArgs,
     #[command(flatten)]
@@ -87,11 +80,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if let Some(t) = targets.iter().find(|t| t.port == 0) {
         bail!("{}: UDP port 0 cannot be probed", t.name);
     }
-    let spread = UdpSpread {
-        flows: args.flows,
-        sport_base: args.sport,
-        dscp: args.dscp.clone(),
-    };
+    let spread = args.flows.spread();
     let mut prober = UdpProber::open(&targets, spread, args.size as usize, &args.socket.options())?;
     crate::probe::trace::run::run(
         "ludp",

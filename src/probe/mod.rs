@@ -1,6 +1,7 @@
 //! The probe kinds behind one narrow trait, so the engine (schedule, timeouts, statistics,
 //! output) is written once for every probing tool.
 
+pub mod flows;
 pub mod icmp;
 pub mod sock;
 pub mod syn;

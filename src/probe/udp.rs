@@ -2,52 +2,21 @@
 //! round-robin over flows and DSCP classes, replies matched on the echoed ludp payload, ICMP
 //! errors read from the error queue (`IP_RECVERR`), so no raw socket is needed.
 
-use super::sock::ProbeSocket;
+use super::flows::{FlowSockets, FlowSpread};
 use super::trace::{self, TraceConfig, TracedFlow, Tracer};
 use super::{ProbeEvent, ProbeId, ProbeLookup, Prober, ReflectorTimes, SendStamp};
-use crate::net::socket::{self, SocketOptions};
+use crate::net::socket::SocketOptions;
 use crate::net::Received;
 use crate::record::Flow;
 use crate::target::Target;
 use crate::wire::probe::{ProbeRepr, ReflectorStamps};
-use anyhow::{bail, Context, Result};
-use mio::Token;
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use anyhow::{bail, Result};
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// Largest UDP payload over IPv4.
-pub const MAX_PAYLOAD: usize = 65_507;
-
-/// How the probes are spread.
-#[derive(Debug, Clone)]
-pub struct UdpSpread {
-    /// Number of flows (source ports).
-    pub flows: u16,
-    /// First source port; ephemeral ports when `None`.
-    pub sport_base: Option<u16>,
-    /// DSCP classes; every flow is probed in each. Empty: the socket's TOS (`-Q`) only.
-    pub dscp: Vec<u8>,
-}
-
-impl UdpSpread {
-    fn classes(&self) -> usize {
-        self.dscp.len().max(1)
-    }
-}
-
-struct FlowSocket {
-    probe: ProbeSocket,
-    flow: u16,
-    v6: bool,
-    sport: u16,
-}
 
 /// Sends ludp probes and matches their echoes.
 pub struct UdpProber {
-    sockets: Vec<FlowSocket>,
-    spread: UdpSpread,
+    sockets: FlowSockets,
     cookie: u32,
     payload: Vec<u8>,
     recv_buf: Vec<u8>,
@@ -61,64 +30,20 @@ impl UdpProber {
     /// Binds one socket per flow and address family the targets need.
     pub fn open(
         targets: &[Target],
-        spread: UdpSpread,
+        spread: FlowSpread,
         payload_len: usize,
         opts: &SocketOptions,
     ) -> Result<UdpProber> {
-        let mut sockets = Vec::new();
-        for v6 in [false, true] {
-            if !targets.iter().any(|t| t.addr.is_ipv6() == v6) {
-                continue;
-            }
-            for flow in 0..spread.flows {
-                let port = match spread.sport_base {
-                    Some(base) => base.checked_add(flow).with_context(|| {
-                        format!(
-                            "--sport {base} with {} flows runs past port 65535",
-                            spread.flows
-                        )
-                    })?,
-                    None => 0,
-                };
-                let sock = open_flow_socket(v6, port, opts)?;
-                let sport = sock
-                    .local_addr()
-                    .ok()
-                    .and_then(|a| a.as_socket())
-                    .map(|a| a.port())
-                    .unwrap_or(port);
-                sockets.push(FlowSocket {
-                    probe: ProbeSocket::new(sock, true),
-                    flow,
-                    v6,
-                    sport,
-                });
-            }
-        }
+        let sockets = FlowSockets::open(targets, spread, opts)?;
         let cookie = super::icmp::random_u64() as u32;
         Ok(UdpProber {
             sockets,
-            spread,
             cookie,
             payload: vec![0; payload_len],
             recv_buf: vec![0; 65_536],
             followed: None,
             round: 0,
         })
-    }
-
-    /// (flow, DSCP) of stream `stream`: flows first, so consecutive probes change flow.
-    fn stream_class(&self, stream: usize) -> (u16, Option<u8>) {
-        let flows = usize::from(self.spread.flows.max(1));
-        let flow = (stream % flows) as u16;
-        let dscp = self.spread.dscp.get(stream / flows).copied();
-        (flow, dscp)
-    }
-
-    fn socket_index(&self, flow: u16, v6: bool) -> Option<usize> {
-        self.sockets
-            .iter()
-            .position(|s| s.flow == flow && s.v6 == v6)
     }
 }
 
@@ -173,12 +98,12 @@ impl Tracer for UdpProber {
     /// the TTL changes); one `path` per (target, flow), targets first. Trace probes carry the
     /// first `--dscp` class (or `-Q`): ECMP hashes the 5-tuple, not the DSCP.
     fn trace_flows(&mut self, targets: &[Target], cfg: &TraceConfig) -> Result<Vec<TracedFlow>> {
-        let tos = self.spread.dscp.first().map(|d| d << 2);
+        let tos = self.sockets.dscp().first().map(|d| d << 2);
         let mut ids = Vec::new();
         let mut flows = Vec::new();
         for (t, target) in targets.iter().enumerate() {
-            for flow in 0..self.spread.flows {
-                let Some(i) = self.socket_index(flow, target.addr.is_ipv6()) else {
+            for flow in 0..self.sockets.flows() {
+                let Some(i) = self.sockets.index_of(flow, target.addr.is_ipv6()) else {
                     continue;
                 };
                 ids.push((t, flow, i));
@@ -225,85 +150,38 @@ impl Tracer for UdpProber {
     }
 }
 
-pub(crate) fn open_flow_socket(v6: bool, port: u16, opts: &SocketOptions) -> Result<Socket> {
-    let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
-    let sock = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))
-        .context("cannot open a UDP socket")?;
-    if v6 {
-        sock.set_only_v6(true)?;
-    }
-    sock.set_nonblocking(true)?;
-    socket::enable_ancillary(&sock, v6, true)?;
-    let mut opts = opts.clone();
-    let source = opts.source.take().filter(|s| s.is_ipv6() == v6);
-    socket::apply_options(&sock, v6, &opts)?;
-    let ip = source.unwrap_or(if v6 {
-        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
-    } else {
-        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-    });
-    let local = SocketAddr::new(ip, port);
-    sock.bind(&SockAddr::from(local)).map_err(|e| {
-        if e.kind() == io::ErrorKind::AddrInUse {
-            anyhow::anyhow!("cannot bind {local}: port {port} is in use; pick another --sport")
-        } else {
-            anyhow::anyhow!("cannot bind {local}: {e}")
-        }
-    })?;
-    let _ = sock.set_recv_buffer_size(1 << 20);
-    Ok(sock)
-}
-
 fn ns_time(ns: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_nanos(ns)
 }
 
 impl Prober for UdpProber {
     fn streams(&self) -> usize {
-        usize::from(self.spread.flows.max(1)) * self.spread.classes()
+        self.sockets.streams()
     }
 
     fn flow(&self, target: &Target, _index: usize, stream: usize) -> Option<Flow> {
-        let (flow, dscp) = self.stream_class(stream);
-        let sport = self
-            .socket_index(flow, target.addr.is_ipv6())
-            .map(|i| self.sockets[i].sport)?;
-        Some(Flow {
-            sport,
-            dport: target.port,
-            dscp,
-        })
+        self.sockets.flow(target, stream)
     }
 
     fn register(&mut self, registry: &mio::Registry, first: usize) -> io::Result<usize> {
-        for (i, s) in self.sockets.iter().enumerate() {
-            s.probe.register(registry, Token(first + i))?;
-        }
-        Ok(self.sockets.len())
+        self.sockets.register(registry, first)
     }
 
     fn send(&mut self, target: &Target, id: ProbeId) -> io::Result<SendStamp> {
-        let stream = ((id.seq - 1) % self.streams() as u64) as usize;
-        let (flow, dscp) = self.stream_class(stream);
-        let i = self
-            .socket_index(flow, target.addr.is_ipv6())
-            .ok_or_else(|| io::Error::new(io::ErrorKind::Unsupported, "no socket for this flow"))?;
+        let selected = self.sockets.select(target, id.seq)?;
         let sent_ns = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
         ProbeRepr {
-            flow,
+            flow: selected.flow,
             seq: id.seq,
             sent_ns,
             cookie: self.cookie,
             target: id.target as u32,
         }
         .emit(&mut self.payload);
-        let tos = dscp.map(|d| d << 2);
-        self.sockets[i]
-            .probe
-            .send(&self.payload, target.socket_addr(target.port), id, tos)
+        self.sockets.send(&selected, &self.payload, target, id)
     }
 
     fn retrace_every(&self) -> Option<Duration> {

@@ -10,8 +10,7 @@
 
 pub mod direction;
 
-use super::sock::ProbeSocket;
-use super::udp::{open_flow_socket, UdpSpread};
+use super::flows::{FlowSockets, FlowSpread};
 use super::{LossPlacement, ProbeEvent, ProbeId, ProbeLookup, Prober, ReflectorTimes, SendStamp};
 use crate::clock::ClockState;
 use crate::net::socket::SocketOptions;
@@ -22,7 +21,6 @@ use crate::wire::ntp::{Format, Timestamp};
 use crate::wire::twamp::{ReflectorPacket, SenderPacket, SENDER_MIN_LEN, STAMP_LEN};
 use anyhow::{bail, Result};
 use direction::Session;
-use mio::Token;
 use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
@@ -30,8 +28,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The TWAMP test port (RFC 8545 assigns 862 to TWAMP-Light and STAMP alike).
 pub const DEFAULT_PORT: u16 = 862;
-/// Largest UDP payload over IPv4.
-pub const MAX_PAYLOAD: usize = 65_507;
 
 /// How ltwamp reads the sequence numbers of a reflector's answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -48,7 +44,7 @@ pub enum ReflectorMode {
 #[derive(Debug, Clone)]
 pub struct TwampConfig {
     /// Flows (source ports) and DSCP classes, as ludp's.
-    pub spread: UdpSpread,
+    pub spread: FlowSpread,
     /// UDP payload bytes: at least 14; 44 or more is a STAMP packet, less a TWAMP-Light one.
     pub size: usize,
     /// STAMP Session-Sender Identifier (RFC 8972); 0 when none is given.
@@ -72,13 +68,6 @@ pub fn check_config(size: usize, ssid: Option<u16>) -> Result<()> {
     Ok(())
 }
 
-struct FlowSocket {
-    probe: ProbeSocket,
-    flow: u16,
-    v6: bool,
-    sport: u16,
-}
-
 /// What ltwamp keeps per target.
 struct Peer {
     /// T1 of recent probes: slot `seq mod len` holds (seq, T1 as sent).
@@ -96,7 +85,7 @@ struct Peer {
 
 /// Sends TWAMP-Light / STAMP test packets and matches the reflectors' answers.
 pub struct TwampProber {
-    sockets: Vec<FlowSocket>,
+    sockets: FlowSockets,
     cfg: TwampConfig,
     peers: Vec<Peer>,
     by_addr: HashMap<IpAddr, Vec<usize>>,
@@ -119,39 +108,13 @@ impl TwampProber {
         if let Some(t) = targets.iter().find(|t| t.port == 0) {
             bail!("{}: UDP port 0 cannot be probed", t.name);
         }
-        let flows = cfg.spread.flows.max(1);
-        let mut sockets = Vec::new();
-        for v6 in [false, true] {
-            if !targets.iter().any(|t| t.addr.is_ipv6() == v6) {
-                continue;
-            }
-            for flow in 0..flows {
-                let port = match cfg.spread.sport_base {
-                    Some(base) => base.checked_add(flow).ok_or_else(|| {
-                        anyhow::anyhow!("--sport {base} with {flows} flows runs past port 65535")
-                    })?,
-                    None => 0,
-                };
-                let sock = open_flow_socket(v6, port, opts)?;
-                let sport = sock
-                    .local_addr()
-                    .ok()
-                    .and_then(|a| a.as_socket())
-                    .map(|a| a.port())
-                    .unwrap_or(port);
-                sockets.push(FlowSocket {
-                    probe: ProbeSocket::new(sock, true),
-                    flow,
-                    v6,
-                    sport,
-                });
-            }
-        }
+        let sockets = FlowSockets::open(targets, cfg.spread.clone(), opts)?;
+        let flows = sockets.flows();
         // A reply may answer any probe of the last timeout, and the engine still knows
         // HISTORY settled ones before those.
         let in_flight = cfg.timeout.as_nanos() / cfg.interval.as_nanos().max(1) + 1;
         let ring = (in_flight.min(1 << 16) as u64 + HISTORY).next_power_of_two() as usize;
-        let streams = usize::from(flows) * cfg.spread.dscp.len().max(1);
+        let streams = sockets.streams();
         let mut by_addr: HashMap<IpAddr, Vec<usize>> = HashMap::new();
         for (t, target) in targets.iter().enumerate() {
             by_addr
@@ -197,22 +160,7 @@ impl TwampProber {
     }
 
     fn flows(&self) -> u64 {
-        u64::from(self.cfg.spread.flows.max(1))
-    }
-
-    /// (flow, DSCP) of stream `stream`: flows first, so consecutive probes change flow.
-    fn stream_class(&self, stream: usize) -> (u16, Option<u8>) {
-        let flows = self.flows() as usize;
-        (
-            (stream % flows) as u16,
-            self.cfg.spread.dscp.get(stream / flows).copied(),
-        )
-    }
-
-    fn socket_index(&self, flow: u16, v6: bool) -> Option<usize> {
-        self.sockets
-            .iter()
-            .position(|s| s.flow == flow && s.v6 == v6)
+        u64::from(self.sockets.flows())
     }
 
     /// Our Error Estimate field (S bit and error bound from `adjtimex`), read again after a
@@ -373,34 +321,20 @@ fn reply(
 
 impl Prober for TwampProber {
     fn streams(&self) -> usize {
-        self.flows() as usize * self.cfg.spread.dscp.len().max(1)
+        self.sockets.streams()
     }
 
     fn flow(&self, target: &Target, _index: usize, stream: usize) -> Option<Flow> {
-        let (flow, dscp) = self.stream_class(stream);
-        let sport = self
-            .socket_index(flow, target.addr.is_ipv6())
-            .map(|i| self.sockets[i].sport)?;
-        Some(Flow {
-            sport,
-            dport: target.port,
-            dscp,
-        })
+        self.sockets.flow(target, stream)
     }
 
     fn register(&mut self, registry: &mio::Registry, first: usize) -> io::Result<usize> {
-        for (i, s) in self.sockets.iter().enumerate() {
-            s.probe.register(registry, Token(first + i))?;
-        }
-        Ok(self.sockets.len())
+        self.sockets.register(registry, first)
     }
 
     fn send(&mut self, target: &Target, id: ProbeId) -> io::Result<SendStamp> {
-        let stream = ((id.seq - 1) % self.streams() as u64) as usize;
-        let (flow, dscp) = self.stream_class(stream);
-        let i = self
-            .socket_index(flow, target.addr.is_ipv6())
-            .ok_or_else(|| io::Error::new(io::ErrorKind::Unsupported, "no socket for this flow"))?;
+        let selected = self.sockets.select(target, id.seq)?;
+        let flow = selected.flow;
         let error = self.error_estimate();
         let stamp = self.packet.len() >= STAMP_LEN;
         let ssid = self.cfg.ssid;
@@ -408,7 +342,7 @@ impl Prober for TwampProber {
         let n = peer.next[usize::from(flow)];
         peer.next[usize::from(flow)] += 1;
         debug_assert_eq!(
-            n * u64::from(self.cfg.spread.flows.max(1)) + u64::from(flow) + 1,
+            n * u64::from(self.sockets.flows()) + u64::from(flow) + 1,
             id.seq
         );
         // T1: the clock right before the send. (The RTT starts from the kernel's transmit
@@ -428,11 +362,7 @@ impl Prober for TwampProber {
         if let Some(s) = peer.sessions.get_mut(usize::from(flow)) {
             s.sent(n);
         }
-        let tos = dscp.map(|d| d << 2);
-        let sent =
-            self.sockets[i]
-                .probe
-                .send(&self.packet, target.socket_addr(target.port), id, tos);
+        let sent = self.sockets.send(&selected, &self.packet, target, id);
         if sent.is_err() {
             // Never left: the engine counts it unreachable, and no run includes it.
             self.unanswered(id, false);
@@ -537,7 +467,7 @@ mod tests {
 
     fn config(mode: ReflectorMode, flows: u16) -> TwampConfig {
         TwampConfig {
-            spread: UdpSpread {
+            spread: FlowSpread {
                 flows,
                 sport_base: None,
                 dscp: Vec::new(),
