@@ -487,20 +487,9 @@ impl Tracer for IcmpProber {
             .into_iter()
             .zip(flows)
             .zip(results)
-            .map(|(((t, addr, _, _, ident), f), result)| {
-                let bound = f
-                    .sock
-                    .local_addr()
-                    .ok()
-                    .and_then(|a| a.as_socket())
-                    .map(|a| a.ip());
-                let src = trace::flow_source(bound, f.dst);
-                let path = result.to_path(src, addr, "icmp", ident, 0);
-                TracedFlow {
-                    target: t,
-                    result,
-                    path,
-                }
+            .map(|(((t, _, _, _, ident), f), result)| {
+                // `f.dst` is the target's address, port 0.
+                TracedFlow::new(t, result, trace::bound_ip(f.sock), f.dst, "icmp", ident)
             })
             .collect())
     }

@@ -154,13 +154,7 @@ impl Tracer for TcpProber {
             .zip(results)
             .map(|((t, f), result)| {
                 let bound = self.opts.source.filter(|s| s.is_ipv6() == f.dst.is_ipv6());
-                let src = trace::flow_source(bound, f.dst);
-                let path = result.to_path(src, f.dst.ip(), "tcp", f.sport, f.dst.port());
-                TracedFlow {
-                    target: t,
-                    result,
-                    path,
-                }
+                TracedFlow::new(t, result, bound, f.dst, "tcp", f.sport)
             })
             .collect())
     }

@@ -127,20 +127,8 @@ impl Tracer for UdpProber {
             .zip(flows)
             .zip(results)
             .map(|(((t, _, i), f), result)| {
-                let bound = f
-                    .sock
-                    .local_addr()
-                    .ok()
-                    .and_then(|a| a.as_socket())
-                    .map(|a| a.ip());
-                let src = trace::flow_source(bound, f.dst);
-                let sport = self.sockets[i].sport;
-                let path = result.to_path(src, f.dst.ip(), "udp", sport, f.dst.port());
-                TracedFlow {
-                    target: t,
-                    result,
-                    path,
-                }
+                let bound = trace::bound_ip(f.sock);
+                TracedFlow::new(t, result, bound, f.dst, "udp", self.sockets[i].sport)
             })
             .collect())
     }

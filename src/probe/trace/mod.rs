@@ -530,7 +530,7 @@ pub fn source_for(dst: SocketAddr) -> Option<IpAddr> {
 
 /// The source address of a flow: the socket's own when it is bound to one, else the kernel's
 /// choice for `dst`, else the unspecified address.
-pub fn flow_source(bound: Option<IpAddr>, dst: SocketAddr) -> IpAddr {
+fn flow_source(bound: Option<IpAddr>, dst: SocketAddr) -> IpAddr {
     bound
         .filter(|ip| !ip.is_unspecified())
         .or_else(|| source_for(dst))
@@ -592,6 +592,32 @@ pub struct TracedFlow {
     pub target: usize,
     pub result: TraceResult,
     pub path: Path,
+}
+
+impl TracedFlow {
+    /// A flow's trace with its `path` record: from the flow's source ([`flow_source`] of the
+    /// address its socket is bound to, `bound`) to `dst`, from port `sport` to `dst`'s port.
+    pub fn new(
+        target: usize,
+        result: TraceResult,
+        bound: Option<IpAddr>,
+        dst: SocketAddr,
+        proto: &str,
+        sport: u16,
+    ) -> TracedFlow {
+        let src = flow_source(bound, dst);
+        let path = result.to_path(src, dst.ip(), proto, sport, dst.port());
+        TracedFlow {
+            target,
+            result,
+            path,
+        }
+    }
+}
+
+/// The address `sock` is bound to (unspecified unless bound to one).
+pub fn bound_ip(sock: &Socket) -> Option<IpAddr> {
+    sock.local_addr().ok()?.as_socket().map(|a| a.ip())
 }
 
 /// The paths followed over a run (`--trace-every`): what to trace again, how, how often, and
