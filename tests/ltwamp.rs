@@ -8,17 +8,7 @@ use common::lab::*;
 use serde_json::Value;
 use std::process::Stdio;
 
-struct Run {
-    status: i32,
-    records: Vec<Value>,
-    stderr: String,
-}
-
-impl Run {
-    fn kind(&self, kind: &str) -> Vec<&Value> {
-        self.records.iter().filter(|r| r["type"] == kind).collect()
-    }
-
+impl ToolRun {
     fn replies(&self, target: &str) -> Vec<&Value> {
         self.kind("reply")
             .into_iter()
@@ -40,22 +30,8 @@ impl Run {
     }
 }
 
-fn ltwamp(ns: &Netns, args: &[&str]) -> Run {
-    require_root();
-    let out = ns
-        .command(env!("CARGO_BIN_EXE_ltwamp"))
-        .args(args)
-        .output()
-        .expect("run ltwamp");
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    Run {
-        status: out.status.code().unwrap_or(-1),
-        records: stdout
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-            .collect(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+fn ltwamp(ns: &Netns, args: &[&str]) -> ToolRun {
+    run_tool(ns, env!("CARGO_BIN_EXE_ltwamp"), args)
 }
 
 fn u(v: &Value) -> u64 {
@@ -116,7 +92,7 @@ while True:
 
 /// What every reply to a reflector on the same host or a namespace of it satisfies (one
 /// clock): positive RTT, one-way figures that add up to it, the reflector's TTL.
-fn check_replies(run: &Run, target: &str, count: usize, reflector_ttl: u64) {
+fn check_replies(run: &ToolRun, target: &str, count: usize, reflector_ttl: u64) {
     let replies = run.replies(target);
     assert_eq!(replies.len(), count, "{target}: {}", run.stderr);
     for r in replies {
@@ -214,7 +190,7 @@ fn sequence_numbers_count_per_session_from_zero() {
 
 /// Probes of each flow that timed out after the flow's last answer: no answer closes their
 /// run, so their direction stays unknown.
-fn trailing_losses(run: &Run, target: &str, sport: u64) -> u64 {
+fn trailing_losses(run: &ToolRun, target: &str, sport: u64) -> u64 {
     let of_flow = |kind: &str| -> Vec<u64> {
         run.kind(kind)
             .iter()
@@ -432,21 +408,7 @@ fn exit_status_follows_the_other_probes() {
 
 /// `lreflect --twamp [::]:862` in `ns` (both families), with `extra` arguments; up once bound.
 fn lreflect_twamp(ns: &Netns, extra: &[&str]) -> Background {
-    let child = ns
-        .command(env!("CARGO_BIN_EXE_lreflect"))
-        .args(["--twamp", "[::]:862"])
-        .args(extra)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start lreflect");
-    let service = Background(child);
-    for _ in 0..500 {
-        if ns.run("ss -Hluln").contains(":862 ") {
-            return service;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    panic!("lreflect did not bind port 862");
+    lreflect_service(ns, &[&["--twamp", "[::]:862"], extra].concat(), 862)
 }
 
 #[test]

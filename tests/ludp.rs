@@ -7,17 +7,7 @@ use common::lab::*;
 use serde_json::Value;
 use std::process::Stdio;
 
-struct Run {
-    status: i32,
-    records: Vec<Value>,
-    stderr: String,
-}
-
-impl Run {
-    fn kind(&self, kind: &str) -> Vec<&Value> {
-        self.records.iter().filter(|r| r["type"] == kind).collect()
-    }
-
+impl ToolRun {
     /// Total summaries: per flow (`flow` set) and per target (no `flow`).
     fn totals(&self, target: &str) -> (Vec<&Value>, &Value) {
         let all: Vec<&Value> = self
@@ -39,22 +29,8 @@ impl Run {
     }
 }
 
-fn ludp(ns: &Netns, args: &[&str]) -> Run {
-    require_root();
-    let out = ns
-        .command(env!("CARGO_BIN_EXE_ludp"))
-        .args(args)
-        .output()
-        .expect("run ludp");
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    Run {
-        status: out.status.code().unwrap_or(-1),
-        records: stdout
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-            .collect(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+fn ludp(ns: &Netns, args: &[&str]) -> ToolRun {
+    run_tool(ns, env!("CARGO_BIN_EXE_ludp"), args)
 }
 
 fn u(v: &Value) -> u64 {
@@ -362,20 +338,7 @@ fn against_the_legacy_llama_reflector() {
 
 /// lreflect in `ns` on port 8081, up once its socket is bound.
 fn lreflect(ns: &Netns, extra: &[&str]) -> Background {
-    let child = ns
-        .command(env!("CARGO_BIN_EXE_lreflect"))
-        .args(extra)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start lreflect");
-    let service = Background(child);
-    for _ in 0..300 {
-        if ns.run("ss -Hluln").contains(":8081 ") {
-            return service;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    panic!("lreflect did not bind port 8081");
+    lreflect_service(ns, extra, 8081)
 }
 
 #[test]

@@ -754,3 +754,56 @@ pub fn stamp_suite_reflector(ns: &Netns, addr: &str, extra: &[&str]) -> Backgrou
     }
     panic!("stamp-suite did not bind {want}in netns {}", ns.name);
 }
+
+/// A tool run to its end: exit status, the JSON records it wrote, its stderr.
+pub struct ToolRun {
+    pub status: i32,
+    pub records: Vec<serde_json::Value>,
+    pub stderr: String,
+}
+
+impl ToolRun {
+    /// The records of type `kind`.
+    pub fn kind(&self, kind: &str) -> Vec<&serde_json::Value> {
+        self.records.iter().filter(|r| r["type"] == kind).collect()
+    }
+}
+
+/// Runs `program` with `args` in `ns` to its end; every line it writes must be a JSON record.
+pub fn run_tool(ns: &Netns, program: &str, args: &[&str]) -> ToolRun {
+    require_root();
+    let out = ns
+        .command(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {program}: {e}"));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    ToolRun {
+        status: out.status.code().unwrap_or(-1),
+        records: stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// lreflect in `ns` with `args`, returned once it has a UDP socket bound to `port`.
+pub fn lreflect_service(ns: &Netns, args: &[&str], port: u16) -> Background {
+    let child = ns
+        .command(env!("CARGO_BIN_EXE_lreflect"))
+        .args(args)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start lreflect");
+    let service = Background(child);
+    let want = format!(":{port} ");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if ns.run("ss -Hluln").contains(&want) {
+            return service;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("lreflect did not bind port {port} in netns {}", ns.name);
+}
