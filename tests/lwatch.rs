@@ -48,13 +48,18 @@ impl Watch {
 
     /// Starts `lwatch ARGS` in `ns` with `env` added to its environment, without waiting.
     fn spawn(ns: &Netns, args: &[&str], env: &[(&str, &str)]) -> Watch {
+        Watch::spawn_to(ns, args, env, Stdio::inherit())
+    }
+
+    /// [`Watch::spawn`], lwatch's stderr to `stderr`.
+    fn spawn_to(ns: &Netns, args: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Watch {
         let mut child = ns
             .command(LWATCH)
             .args(args)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("start lwatch");
         let stdout = child.stdout.take().expect("stdout");
@@ -1135,13 +1140,66 @@ impl Picture {
     }
 }
 
+/// What one record tells a consumer that holds `pic`, checked against it: an `add` of a
+/// route or address the consumer already has, a `replace` of a route it does not have, or a
+/// `del` of one it does not have is a record of a change that did not happen (or of one
+/// written twice).
+fn spurious(pic: &Picture, r: &Value) -> Option<String> {
+    let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
+    let event = r["event"].as_str()?;
+    match r["type"].as_str()? {
+        "addr" => {
+            let key = format!("{} {}/{}", s("ifname"), s("addr"), r["prefixlen"]);
+            let has = pic.addrs.contains(&key);
+            ((event == "add" && has) || (event == "del" && !has)).then(|| brief(r))
+        }
+        "route" => {
+            let (dst, table) = (s("dst"), r["table"].to_string());
+            let key = route_key(r, "", &dst, &table);
+            let old = route_key(r, "old_", &dst, &table);
+            let bad = match event {
+                "add" => pic.routes.contains(&key),
+                "del" => !pic.routes.contains(&key),
+                "replace" => !pic.routes.contains(&old),
+                _ => false,
+            };
+            bad.then(|| brief(r))
+        }
+        _ => None,
+    }
+}
+
+fn marked_resync(r: &Value) -> &'static str {
+    if r["resync"] == true {
+        " (resync)"
+    } else {
+        ""
+    }
+}
+
 #[test]
 fn an_overflow_ends_with_a_resync_after_which_the_picture_is_the_kernels() {
     require_root();
     let ns = Netns::new("lwatch-burst");
-    ns.run("ip link add w0 type veth peer name w1 && ip link set w0 up && ip link set w1 up");
-    let mut w = Watch::start(&ns, &["--dump", "--rcvbuf", "4096"]);
-    // Thousands of changes in one go: routes and addresses added, some of them removed again.
+    ns.run(
+        "ip link add w0 type veth peer name w1 && ip link set w0 up && ip link set w1 up && \
+         ip addr add 10.1.0.1/24 dev w0",
+    );
+    // 64 KiB (the kernel doubles it): a burst made while lwatch is stopped overflows it for
+    // certain, and the notifications of changes made while it reads everything again have
+    // room to queue behind the overflow (the read may already show them).
+    let mut w = Watch::start(&ns, &["--dump", "--rcvbuf", "65536"]);
+    let mut pic = Picture::default();
+    let dump = w.rest(Duration::from_millis(500));
+    assert!(
+        dump.iter().all(|r| r["event"] == "present"),
+        "only the dump"
+    );
+    for r in &dump {
+        pic.apply(r);
+    }
+    // Phase A, while lwatch is stopped: thousands of routes and addresses added, a third of
+    // the routes removed again.
     let mut batch = String::new();
     for i in 0..1500 {
         batch += &format!(
@@ -1160,9 +1218,28 @@ fn an_overflow_ends_with_a_resync_after_which_the_picture_is_the_kernels() {
             i % 250
         );
     }
-    std::fs::write(format!("/tmp/{}.batch", ns.name), batch).expect("batch file");
-    // lwatch is stopped while the burst runs, so its 4 KiB buffer overflows for certain (on
-    // its own it may keep up, depending on how the two CPUs are shared).
+    // Phase B, while lwatch catches up and reads everything again: per destination a route
+    // added, replaced (the first route of the place) and another prepended, which the kernel
+    // keeps as [prepended, replaced]; addresses added. Only additions and replaces: no `del`
+    // may come of them, and no destination more records than its three changes.
+    let mut places = String::new();
+    for i in 0..1200 {
+        let dst = format!("10.70.{}.{}/32", i / 200, i % 200);
+        places += &format!(
+            "route add {dst} via 10.1.0.2 dev w0 table 1000\n\
+             route replace {dst} via 10.1.0.3 dev w0 table 1000\n\
+             route prepend {dst} via 10.1.0.4 dev w0 table 1000\n"
+        );
+        if i % 4 == 0 {
+            places += &format!("addr add 10.80.{}.{}/32 dev w1\n", i / 200, i % 200);
+        }
+    }
+    let (a, b) = (
+        format!("/tmp/{}.a.batch", ns.name),
+        format!("/tmp/{}.b.batch", ns.name),
+    );
+    std::fs::write(&a, batch).expect("batch file");
+    std::fs::write(&b, places).expect("batch file");
     let pid = w.child.id().to_string();
     let signal = |sig: &str| {
         let ok = std::process::Command::new("kill")
@@ -1172,32 +1249,75 @@ fn an_overflow_ends_with_a_resync_after_which_the_picture_is_the_kernels() {
         assert!(ok.success(), "kill {sig} {pid}");
     };
     signal("-STOP");
-    ns.run(&format!(
-        "ip -batch /tmp/{0}.batch; rm /tmp/{0}.batch",
-        ns.name
-    ));
+    ns.run(&format!("ip -batch {a}"));
+    let mut phase_b = ns
+        .command("sh")
+        .args(["-c", &format!("ip -batch {b}")])
+        .spawn()
+        .expect("phase B");
     signal("-CONT");
+    assert!(phase_b.wait().expect("phase B").success(), "ip -batch {b}");
+    let _ = std::fs::remove_file(&a);
+    let _ = std::fs::remove_file(&b);
     // A last change after the burst: once it shows, lwatch has caught up.
     ns.run("ip addr add 10.99.0.1/32 dev w0");
-    let mut pic = Picture::default();
-    let mut marked = 0;
+    let mut records = Vec::new();
     let t0 = Instant::now();
-    while !(pic.resyncs > 0 && pic.addrs.contains("w0 10.99.0.1/32")) {
+    while !records.iter().any(|r: &Value| r["addr"] == "10.99.0.1") {
         assert!(
             t0.elapsed() < Duration::from_secs(30),
             "lwatch never caught up"
         );
-        for r in w.take(1, "burst") {
-            marked += usize::from(r["resync"] == true);
-            pic.apply(&r);
-        }
+        records.extend(w.take(1, "burst"));
     }
-    for r in w.rest(Duration::from_millis(500)) {
-        pic.apply(&r);
+    records.extend(w.rest(Duration::from_millis(500)));
+    let mut bad = Vec::new();
+    let mut per_place: BTreeMap<String, usize> = BTreeMap::new();
+    let mut marked = 0;
+    for r in &records {
+        bad.extend(spurious(&pic, r));
+        marked += usize::from(r["resync"] == true);
+        let dst = r["dst"].as_str().unwrap_or("");
+        if r["type"] == "route" && dst.starts_with("10.") {
+            *per_place
+                .entry(format!("{} {dst}", r["table"]))
+                .or_default() += 1;
+            let deleted = dst.starts_with("10.50.0.") || dst.starts_with("10.50.1.");
+            if r["event"] == "del" && !deleted {
+                let all: Vec<String> = records
+                    .iter()
+                    .filter(|x| x["dst"] == r["dst"])
+                    .map(|x| format!("{}{}", brief(x), marked_resync(x)))
+                    .collect();
+                bad.push(format!(
+                    "never deleted: {}{}, in {all:?}",
+                    brief(r),
+                    marked_resync(r)
+                ));
+            }
+        }
+        if r["type"] == "addr" && r["event"] == "del" {
+            bad.push(format!("never deleted: {}{}", brief(r), marked_resync(r)));
+        }
+        pic.apply(r);
     }
     assert!(
-        marked > 0,
-        "the resync wrote what changed, marked resync:true"
+        pic.resyncs > 0 && marked > 0,
+        "the overflow ends with a resync, what changed marked resync:true"
+    );
+    assert!(
+        bad.is_empty(),
+        "records of changes that did not happen: {bad:#?}"
+    );
+    // Routes of 10.50 were each added (and some deleted) once; each 10.70 place had three
+    // changes: a loss may merge some into fewer records, never make more.
+    let too_many: Vec<(&String, &usize)> = per_place
+        .iter()
+        .filter(|(k, n)| **n > if k.contains(" 10.70.") { 3 } else { 2 })
+        .collect();
+    assert!(
+        too_many.is_empty(),
+        "more records than changes: {too_many:?}"
     );
     let (addrs, routes) = kernel_picture(&ns, "all");
     assert_eq!(pic.addrs, addrs, "addresses");
@@ -1209,9 +1329,69 @@ fn an_overflow_ends_with_a_resync_after_which_the_picture_is_the_kernels() {
     );
     assert_eq!(
         routes.iter().filter(|r| r.contains(" t1000 ")).count(),
-        1000
+        1000 + 2 * 1200
     );
     w.stop();
+}
+
+/// `NLM_F_DUMP_INTR`: lwatch stops itself in the middle of its first read of thousands of
+/// addresses (`LOPA_LWATCH_TEST_STOP=mid-dump`, after the third datagram of the dump), an
+/// address is added there, so the kernel flags the rest of the dump interrupted; lwatch reads
+/// it again (`LOPA_LWATCH_DEBUG` says how many dumps it retried) and what `--dump` writes is
+/// the kernel's picture.
+#[test]
+fn an_interrupted_dump_is_read_again_and_the_dump_is_the_kernels() {
+    require_root();
+    let ns = Netns::new("lwatch-intr");
+    ns.run("ip link add w0 type veth peer name w1 && ip link set w0 up && ip link set w1 up");
+    let mut batch = String::new();
+    for i in 0..6000 {
+        batch += &format!("addr add 10.60.{}.{}/32 dev w1\n", i / 250, i % 250);
+    }
+    let file = format!("/tmp/{}.batch", ns.name);
+    std::fs::write(&file, batch).expect("batch file");
+    ns.run(&format!("ip -batch {file}"));
+    let _ = std::fs::remove_file(&file);
+    let log = format!("/tmp/{}.stderr", ns.name);
+    let mut w = Watch::spawn_to(
+        &ns,
+        &["--dump"],
+        &[
+            ("LOPA_LWATCH_TEST_STOP", "mid-dump"),
+            ("LOPA_LWATCH_DEBUG", "1"),
+        ],
+        Stdio::from(std::fs::File::create(&log).expect("stderr file")),
+    );
+    w.at_stop(&ns, "ip addr add 10.98.0.1/32 dev w0");
+    let mut pic = Picture::default();
+    let mut records = w.until("the dump", |r| r["addr"] == "10.98.0.1");
+    records.extend(w.rest(Duration::from_secs(1)));
+    for r in &records {
+        assert_eq!(r["event"], "present", "only the dump: {}", brief(r));
+        pic.apply(r);
+    }
+    w.stop();
+    let stderr = std::fs::read_to_string(&log).expect("stderr");
+    let _ = std::fs::remove_file(&log);
+    let retried: Vec<u64> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("lwatch: debug: state read, "))
+        .filter_map(|l| l.split(' ').next()?.parse().ok())
+        .collect();
+    assert_eq!(retried.len(), 2, "two reads of the state: {stderr}");
+    assert!(
+        retried[0] >= 1,
+        "the first read was interrupted and read again: {stderr}"
+    );
+    let (addrs, routes) = kernel_picture(&ns, "all");
+    assert_eq!(addrs.len(), 6000 + 2 + 1, "the lab's addresses");
+    assert_eq!(pic.addrs, addrs, "addresses");
+    let missing: Vec<&String> = routes.difference(&pic.routes).collect();
+    let extra: Vec<&String> = pic.routes.difference(&routes).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "routes: missing {missing:?}, extra {extra:?}"
+    );
 }
 
 #[test]

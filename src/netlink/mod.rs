@@ -30,6 +30,13 @@ pub struct RouteSocket {
     fd: OwnedFd,
     seq: u32,
     buf: Vec<u8>,
+    /// Dumps the kernel flagged `NLM_F_DUMP_INTR` (each then retried), since the socket
+    /// was opened.
+    pub interrupted: u64,
+    /// Called once, after the third datagram of a dump when none ended it (a test hook: it
+    /// stops the process so a change can interrupt the dump, whose next datagram the kernel
+    /// has already filled; a few links take two datagrams and the end).
+    pub mid_dump: Option<fn()>,
 }
 
 /// A non-blocking, close-on-exec `NETLINK_ROUTE` socket.
@@ -55,6 +62,8 @@ impl RouteSocket {
         Ok(RouteSocket {
             fd,
             seq: 0,
+            interrupted: 0,
+            mid_dump: None,
             // Dump datagrams are at most 32 KiB unless one message is larger; the buffer
             // grows when the kernel reports a truncated datagram.
             buf: vec![0; 64 * 1024],
@@ -123,6 +132,7 @@ impl RouteSocket {
         let deadline = Instant::now() + DUMP_TIMEOUT;
         let mut interrupted = false;
         let mut truncated = false;
+        let mut partial = 0;
         loop {
             // MSG_TRUNC: the return value is the datagram's real length, so a short buffer shows.
             // SAFETY: buf is valid for buf.len() bytes.
@@ -155,7 +165,14 @@ impl RouteSocket {
             let progress = parse(&self.buf[..n], self.seq).context("bad netlink dump")?;
             interrupted |= progress.interrupted;
             if progress.done {
+                self.interrupted += u64::from(interrupted);
                 return Ok(!interrupted && !truncated);
+            }
+            partial += 1;
+            if partial == 3 {
+                if let Some(hook) = self.mid_dump.take() {
+                    hook();
+                }
             }
         }
     }

@@ -4,8 +4,9 @@
 //! - [`state`]: the links, addresses and routes last seen, and the diffing that turns
 //!   messages into records;
 //! - this module: the arguments, the filters, the start (read, subscribe, read again, and
-//!   the changes made meanwhile: see `Startup`), the mio loop (signals, `-w`, `-c`), the
-//!   re-reads after silent IPv4 route flushes and after lost notifications.
+//!   the changes made meanwhile: see `Reconcile`), the mio loop (signals, `-w`, `-c`), the
+//!   re-reads after silent IPv4 route flushes and after lost notifications (reconciled with
+//!   the notifications queued behind the loss as the start is).
 
 pub mod exec;
 pub mod state;
@@ -228,8 +229,22 @@ impl Filter {
     }
 }
 
-/// Reads links, addresses and routes, each from one consistent dump.
+/// Reads links, addresses and routes, each from one consistent dump. With
+/// `LOPA_LWATCH_DEBUG` set in the environment, says on stderr how many dumps the kernel
+/// flagged interrupted (`NLM_F_DUMP_INTR`) and were read again.
 fn read_state(sock: &mut RouteSocket, msgs: &mut Vec<(u16, Vec<u8>)>) -> Result<State> {
+    let interrupted = sock.interrupted;
+    let s = read_dumps(sock, msgs)?;
+    if std::env::var_os("LOPA_LWATCH_DEBUG").is_some() {
+        eprintln!(
+            "lwatch: debug: state read, {} interrupted dump(s) retried",
+            sock.interrupted - interrupted
+        );
+    }
+    Ok(s)
+}
+
+fn read_dumps(sock: &mut RouteSocket, msgs: &mut Vec<(u16, Vec<u8>)>) -> Result<State> {
     let mut s = State::default();
     sock.dump_raw(getlink_dump_request, msgs)?;
     for (kind, payload) in msgs.iter() {
@@ -326,12 +341,15 @@ fn apply(
 }
 
 /// How long after its read of the state lwatch still takes a notification that changes
-/// nothing for one the read already showed (see [`Startup`]). The kernel sends a
+/// nothing for one the read already showed (see [`Reconcile`]). The kernel sends a
 /// notification microseconds after the change it announces; this is margin for a process
 /// that is preempted in between.
 const STARTUP_GRACE: Duration = Duration::from_millis(50);
 
-/// The start of a watch. lwatch reads the state (`before`), subscribes, and reads it again:
+/// A read of the state that may be ahead of the notifications still queued, reconciled with
+/// them: at the start of a watch, and after notifications were lost.
+///
+/// The start. lwatch reads the state (`before`), subscribes, and reads it again:
 /// that second read is where it stands (what `--dump` writes). The notifications of changes
 /// made after subscribing arrive after the second read, which may already show some of them
 /// (and changes after those). So while the notifications queued during the read, and those
@@ -350,7 +368,17 @@ const STARTUP_GRACE: Duration = Duration::from_millis(50);
 /// So every change made after subscribing has its record, none has two, and the picture is
 /// the kernel's. Lost are only changes made before subscribing that one after it undid before
 /// the second read: neither is written (and the picture is right).
-struct Startup {
+///
+/// After lost notifications ([`Base::Before`]) the same, with `before` the picture the records
+/// so far gave the consumer: lwatch reads the state again, and the notifications queued
+/// behind the loss (those the read may already show among them) are applied to both; the
+/// records of each are what it changed in `before`, always, as the consumer holds `before`.
+/// Once they are applied, what still differs between `before` and the state is what the
+/// lost notifications would have told: written marked `resync`, then the `resync` record. A
+/// change the read shows and a notification still announces so has one record, never a
+/// second from the read, nor a `del` from applying it to a read that was ahead.
+struct Reconcile {
+    base: Base,
     before: State,
     /// Links `before` saw go down or away (its IPv4 routes to re-check).
     flush: BTreeSet<u32>,
@@ -359,7 +387,16 @@ struct Startup {
     until: Instant,
 }
 
-impl Startup {
+/// What the consumer of a [`Reconcile`]'s records holds when it begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Base {
+    /// The read (the start: `--dump`'s `present` records are the second read).
+    Read,
+    /// `before` (after lost notifications: what the records so far gave).
+    Before,
+}
+
+impl Reconcile {
     fn apply(
         &mut self,
         state: &mut State,
@@ -400,13 +437,16 @@ impl Startup {
         // The records of a route message come from `before` only where the read already
         // shows it (the read may be ahead there by later changes too); elsewhere the state is
         // current and its records are right even after a change `before` missed.
-        let by_before = !then.is_empty() && (route.is_none() || shown_by_read || now.is_empty());
+        // After a loss the consumer holds `before`: its records, always (what `before` still
+        // lacks is written with the resync).
+        let by_before = self.base == Base::Before
+            || (!then.is_empty() && (route.is_none() || shown_by_read || now.is_empty()));
         if by_before {
             out.append(&mut then);
         } else {
             out.append(&mut now);
         }
-        if let Some(k) = key {
+        if let (Some(k), Base::Read) = (key, self.base) {
             let (from, to) = if by_before {
                 (then_was, list(&self.before))
             } else {
@@ -491,7 +531,7 @@ impl Sink {
 /// links whose IPv4 routes to re-read.
 struct Watch {
     state: State,
-    startup: Option<Startup>,
+    reconcile: Option<Reconcile>,
     sub: Subscription,
     sock: RouteSocket,
     msgs: Vec<(u16, Vec<u8>)>,
@@ -502,57 +542,96 @@ struct Watch {
 }
 
 impl Watch {
-    /// Applies every notification queued (all of them before any re-read), then re-reads
-    /// what the notifications cannot tell: everything after lost ones, the IPv4 routes of
-    /// links that went down or away.
+    /// Applies every notification queued, then re-reads what the notifications cannot tell:
+    /// everything after lost ones (see [`Reconcile`], [`Base::Before`]: the notifications
+    /// queued behind the loss are applied to the read and to the picture the records gave,
+    /// then what still differs is written), the IPv4 routes of links that went down or away.
     fn drain(&mut self, bodies: &mut Vec<Body>) -> Result<()> {
-        let mut lost = false;
         loop {
-            match self.sub.recv()? {
-                Received::Empty => break,
-                Received::Lost => lost = true,
-                Received::Datagram(buf) => {
-                    let (state, flush) = (&mut self.state, &mut self.flush);
-                    let startup = &mut self.startup;
-                    walk_notifications_flagged(buf, |kind, flags, payload| match startup {
-                        Some(s) => s.apply(state, kind, flags, payload, flush, bodies),
-                        None => apply(state, kind, flags, payload, flush, bodies),
-                    })
-                    .context("bad netlink notification")?;
+            let mut lost = false;
+            loop {
+                match self.sub.recv()? {
+                    Received::Empty => break,
+                    Received::Lost => lost = true,
+                    Received::Datagram(buf) => {
+                        let (state, flush) = (&mut self.state, &mut self.flush);
+                        let reconcile = &mut self.reconcile;
+                        walk_notifications_flagged(buf, |kind, flags, payload| match reconcile {
+                            Some(r) => r.apply(state, kind, flags, payload, flush, bodies),
+                            None => apply(state, kind, flags, payload, flush, bodies),
+                        })
+                        .context("bad netlink notification")?;
+                    }
+                }
+            }
+            if !lost {
+                break;
+            }
+            self.reread_after_loss(bodies)?;
+        }
+        self.reread_flushed(bodies)?;
+        match self.reconcile.take_if(|r| r.base == Base::Before) {
+            Some(r) => self.resync(r.before, bodies),
+            None => {
+                if let Some(r) = &mut self.reconcile {
+                    r.settle(&self.state, bodies);
                 }
             }
         }
-        if lost {
-            self.startup = None;
-            self.flush.clear();
-            let mut changes = std::mem::take(bodies);
-            let fresh = read_state(&mut self.sock, &mut self.msgs)?;
-            let first = changes.len();
-            self.state.resync(fresh, &mut changes);
-            let marked = &mut changes[first..];
-            for b in marked.iter_mut() {
-                mark_resync(b);
-            }
-            let count = marked.len() as u64;
-            changes.push(Body::WatchResync(WatchResync {
-                reason: "overflow".into(),
-                changes: count,
-                rcvbuf: self.sub.rcvbuf as u64,
-            }));
-            *bodies = changes;
-            return Ok(());
-        }
-        self.reread_flushed(bodies)?;
-        if let Some(s) = &mut self.startup {
-            s.settle(&self.state, bodies);
-        }
         Ok(())
+    }
+
+    /// After lost notifications: the state is read again, and the picture the records so far
+    /// gave becomes `before` of a [`Reconcile`] on [`Base::Before`] (the one of a loss before,
+    /// whose records are not all written yet, goes on).
+    fn reread_after_loss(&mut self, bodies: &mut Vec<Body>) -> Result<()> {
+        let mut before = match self.reconcile.take() {
+            Some(r) if r.base == Base::Before => r.before,
+            Some(mut r) => {
+                r.settle(&self.state, bodies);
+                std::mem::take(&mut self.state)
+            }
+            None => std::mem::take(&mut self.state),
+        };
+        self.flush.clear();
+        self.state = read_state(&mut self.sock, &mut self.msgs)?;
+        for (index, name) in &self.state.names {
+            before.names.entry(*index).or_insert_with(|| name.clone());
+        }
+        self.reconcile = Some(Reconcile {
+            base: Base::Before,
+            before,
+            flush: BTreeSet::new(),
+            shown: BTreeMap::new(),
+            until: Instant::now(),
+        });
+        Ok(())
+    }
+
+    /// The end of a loss: what still differs between the picture the records gave (`shown`)
+    /// and the state, marked `resync`, then the `resync` record.
+    fn resync(&mut self, mut shown: State, bodies: &mut Vec<Body>) {
+        let first = bodies.len();
+        shown.resync(self.state.clone(), bodies);
+        let marked = &mut bodies[first..];
+        for b in marked.iter_mut() {
+            mark_resync(b);
+        }
+        let count = marked.len() as u64;
+        bodies.push(Body::WatchResync(WatchResync {
+            reason: "overflow".into(),
+            changes: count,
+            rcvbuf: self.sub.rcvbuf as u64,
+        }));
     }
 
     /// Re-reads the IPv4 routes of links that went down or away: the kernel flushes them
     /// without a notification.
     fn reread_flushed(&mut self, bodies: &mut Vec<Body>) -> Result<()> {
-        let before_flush = self.startup.as_mut().map(|s| std::mem::take(&mut s.flush));
+        let before_flush = self
+            .reconcile
+            .as_mut()
+            .map(|s| std::mem::take(&mut s.flush));
         let indexes: BTreeSet<u32> = std::mem::take(&mut self.flush)
             .into_iter()
             .chain(before_flush.into_iter().flatten())
@@ -566,19 +645,28 @@ impl Watch {
             .get_or_insert_with(|| (Instant::now() + FLUSH_RECHECK, BTreeSet::new()))
             .1;
         for index in indexes {
-            let gone = self.state.flushed(index, &routes, bodies);
-            if let Some(s) = &mut self.startup {
-                // Routes the read after subscribing no longer had: flushed in between.
-                let mut then = Vec::new();
-                let went = s.before.flushed(index, &routes, &mut then);
-                for (r, body) in went.iter().zip(then) {
-                    if !gone.contains(r) {
-                        bodies.push(body);
-                    }
+            let mut now = Vec::new();
+            let gone = self.state.flushed(index, &routes, &mut now);
+            match &mut self.reconcile {
+                None => bodies.append(&mut now),
+                // The consumer holds `before`: what went from there.
+                Some(s) if s.base == Base::Before => {
+                    s.before.flushed(index, &routes, bodies);
                 }
-                for r in &gone {
-                    if let Some(shown) = s.shown.get_mut(&place(r)) {
-                        shift(shown, std::slice::from_ref(r), &[]);
+                Some(s) => {
+                    bodies.append(&mut now);
+                    // Routes the read after subscribing no longer had: flushed in between.
+                    let mut then = Vec::new();
+                    let went = s.before.flushed(index, &routes, &mut then);
+                    for (r, body) in went.iter().zip(then) {
+                        if !gone.contains(r) {
+                            bodies.push(body);
+                        }
+                    }
+                    for r in &gone {
+                        if let Some(shown) = s.shown.get_mut(&place(r)) {
+                            shift(shown, std::slice::from_ref(r), &[]);
+                        }
                     }
                 }
             }
@@ -602,16 +690,19 @@ impl Watch {
 
 /// For the lab tests only: `LOPA_LWATCH_TEST_STOP` in lwatch's environment lists (comma
 /// separated) where it stops itself (SIGSTOP) at the start: `read` after its first read of the
-/// state, `subscribed` after subscribing, `dumped` after the second read. A test makes
-/// changes there, then lets it go on (SIGCONT).
+/// state, `subscribed` after subscribing, `dumped` after the second read, `mid-dump` after the
+/// third datagram of the first dump that takes more than three (a change there interrupts
+/// it: thousands of addresses make one). A test makes changes there, then lets it go on (SIGCONT).
 fn test_stop(at: &str) {
-    let Some(points) = std::env::var_os("LOPA_LWATCH_TEST_STOP") else {
-        return;
-    };
-    if points.to_string_lossy().split(',').any(|p| p == at) {
+    if test_stop_at(at) {
         // SAFETY: raise(3) has no preconditions.
         unsafe { libc::raise(libc::SIGSTOP) };
     }
+}
+
+fn test_stop_at(at: &str) -> bool {
+    std::env::var_os("LOPA_LWATCH_TEST_STOP")
+        .is_some_and(|points| points.to_string_lossy().split(',').any(|p| p == at))
 }
 
 /// Runs lwatch until the count or duration is reached, or a signal comes.
@@ -622,9 +713,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
     poll.registry()
         .register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)?;
     let mut sock = RouteSocket::open()?;
+    if test_stop_at("mid-dump") {
+        sock.mid_dump = Some(|| test_stop("mid-dump"));
+    }
     let mut msgs = Vec::new();
     // The state before subscribing, then the subscription, then the state again (see
-    // `Startup`): no change falls between the reads and the notifications, and none that the
+    // `Reconcile`): no change falls between the reads and the notifications, and none that the
     // second read already shows goes without its record.
     let before = read_state(&mut sock, &mut msgs)?;
     test_stop("read");
@@ -653,7 +747,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let deadline = args.duration.map(|d| start + d);
     let mut watch = Watch {
         state,
-        startup: Some(Startup {
+        reconcile: Some(Reconcile {
+            base: Base::Read,
             before,
             flush: BTreeSet::new(),
             shown: BTreeMap::new(),
@@ -697,13 +792,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
             sink.write(&mut bodies, true)?;
             continue;
         }
-        if watch.startup.as_ref().is_some_and(|s| now >= s.until) {
-            watch.startup = None;
+        if watch.reconcile.as_ref().is_some_and(|s| now >= s.until) {
+            watch.reconcile = None;
         }
         let timeout = [
             deadline,
             watch.recheck.as_ref().map(|(at, _)| *at),
-            watch.startup.as_ref().map(|s| s.until),
+            watch.reconcile.as_ref().map(|s| s.until),
         ]
         .into_iter()
         .flatten()

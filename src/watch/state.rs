@@ -315,6 +315,20 @@ impl State {
         hint: Option<&Route>,
         out: &mut Vec<Body>,
     ) {
+        self.diff_paths(was, is, hint, false, out);
+    }
+
+    /// [`State::diff_shown`]; `pair`: every path that came where paths went is a `replace`
+    /// of one of them, in order (a re-read after lost notifications: the place changed by
+    /// what it cannot tell, and routes added or replaced there are no `del`).
+    fn diff_paths(
+        &self,
+        was: &[&Route],
+        is: &[&Route],
+        hint: Option<&Route>,
+        pair: bool,
+        out: &mut Vec<Body>,
+    ) {
         let mut gone: Vec<&Route> = was
             .iter()
             .filter(|o| !is.iter().any(|n| same_path(o, n)))
@@ -333,7 +347,12 @@ impl State {
         if came.is_empty() && !gone.is_empty() {
             came.extend(hint.filter(|r| is.contains(r)));
         }
-        if let ([r], [old, ..]) = (&came[..], &gone[..]) {
+        if pair {
+            let n = came.len().min(gone.len());
+            for (r, old) in came.drain(..n).zip(gone.drain(..n)) {
+                out.push(self.replace_body(r, old));
+            }
+        } else if let ([r], [old, ..]) = (&came[..], &gone[..]) {
             out.push(self.replace_body(r, old));
             gone.remove(0);
             came.clear();
@@ -509,7 +528,10 @@ impl State {
 
     /// Replaces the whole state with a fresh read, writing what differs as ordinary records:
     /// links first (so later records name them), then address and route removals, then
-    /// additions and replaced routes, then links that went away.
+    /// additions and replaced routes, then links that went away. In a place where paths went
+    /// and others came, each that came replaces one that went (in order): the read cannot tell
+    /// a replace from a `del` and an `add`, and a `del` would say a route was deleted that was
+    /// only replaced.
     pub fn resync(&mut self, fresh: State, out: &mut Vec<Body>) {
         for info in fresh.links.values() {
             self.new_link(info.clone(), out);
@@ -535,8 +557,9 @@ impl State {
         let mut later = Vec::new();
         for key in places {
             let before = old.get(&key).map(Vec::as_slice).unwrap_or_default();
+            let now = self.routes.get(&key).map(Vec::as_slice).unwrap_or_default();
             let mut changes = Vec::new();
-            self.diff_place(&key, before, None, &mut changes);
+            self.diff_paths(&visible(before), &visible(now), None, true, &mut changes);
             for body in changes {
                 match &body {
                     Body::WatchRoute(w) if w.event == "del" => out.push(body),
