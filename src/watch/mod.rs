@@ -836,6 +836,101 @@ fn mark_resync(body: &mut Body) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::netlink::rt::{AF_INET, NLM_F_REPLACE};
+
+    fn attr(out: &mut Vec<u8>, kind: u16, data: &[u8]) {
+        out.extend_from_slice(&((4 + data.len()) as u16).to_ne_bytes());
+        out.extend_from_slice(&kind.to_ne_bytes());
+        out.extend_from_slice(data);
+        out.resize(out.len().next_multiple_of(4), 0);
+    }
+
+    /// An `rtmsg`: 10.70.0.1/32 via 10.1.0.`gw` dev 3, table 1000, static, unicast.
+    fn route(gw: u8) -> Vec<u8> {
+        let mut p = vec![AF_INET, 32, 0, 0, 252, 4, 0, 1, 0, 0, 0, 0];
+        attr(&mut p, 15, &1000u32.to_ne_bytes()); // RTA_TABLE
+        attr(&mut p, 1, &[10, 70, 0, 1]); // RTA_DST
+        attr(&mut p, 4, &3u32.to_ne_bytes()); // RTA_OIF
+        attr(&mut p, 5, &[10, 1, 0, gw]); // RTA_GATEWAY
+        p
+    }
+
+    /// An `ifaddrmsg`: 10.80.0.`n`/32 on interface 3.
+    fn addr(n: u8) -> Vec<u8> {
+        let mut p = vec![AF_INET, 32, 0, 0];
+        p.extend_from_slice(&3u32.to_ne_bytes());
+        attr(&mut p, 2, &[10, 80, 0, n]); // IFA_LOCAL
+        p
+    }
+
+    fn dumped(routes: &[Vec<u8>], addrs: &[Vec<u8>]) -> State {
+        let mut s = State::default();
+        for r in routes {
+            s.push_dumped(parse_route(r).unwrap().unwrap());
+        }
+        for a in addrs {
+            let a = parse_addr(a).unwrap().unwrap();
+            s.addrs.insert((a.index, a.addr, a.prefixlen), a);
+        }
+        s
+    }
+
+    fn brief(out: &[Body]) -> Vec<String> {
+        out.iter()
+            .map(|b| match b {
+                Body::WatchRoute(r) => format!(
+                    "route {} {}{}",
+                    r.event,
+                    r.gateway.map_or("-".into(), |g| g.to_string()),
+                    r.old_gateway.map_or("".into(), |g| format!(" (was {g})"))
+                ),
+                Body::WatchAddr(a) => format!("addr {} {}", a.event, a.addr),
+                _ => "?".into(),
+            })
+            .collect()
+    }
+
+    /// After a loss the consumer holds the route via 10.1.0.2; lost: an address added
+    /// (10.80.0.1); then, notified but queued behind the loss and already in the re-read: `ip route replace ... via .3`, `ip route prepend ... via
+    /// .4` (the kernel's [.4, .3]) and an address added (10.80.0.2). Each queued change has
+    /// one record, as it changed the consumer's picture (no `del` of .4 from a replace applied
+    /// to a read that already had it, no second add of 10.80.0.2), and the resync writes the
+    /// lost address only.
+    #[test]
+    fn after_a_loss_queued_changes_the_reread_shows_are_written_once() {
+        let mut before = dumped(&[route(2)], &[]);
+        before.names.insert(3, "w0".into());
+        let mut state = dumped(&[route(4), route(3)], &[addr(1), addr(2)]);
+        let mut r = Reconcile {
+            base: Base::Before,
+            before,
+            flush: BTreeSet::new(),
+            shown: BTreeMap::new(),
+            until: Instant::now(),
+        };
+        let (mut flush, mut out) = (BTreeSet::new(), Vec::new());
+        let queued = [
+            (RTM_NEWROUTE, NLM_F_REPLACE, route(3)),
+            (RTM_NEWROUTE, 0x400, route(4)),
+            (RTM_NEWADDR, 0, addr(2)),
+        ];
+        for (kind, flags, payload) in &queued {
+            r.apply(&mut state, *kind, *flags, payload, &mut flush, &mut out)
+                .unwrap();
+        }
+        assert_eq!(
+            brief(&out),
+            [
+                "route replace 10.1.0.3 (was 10.1.0.2)",
+                "route add 10.1.0.4",
+                "addr add 10.80.0.2"
+            ]
+        );
+        out.clear();
+        r.before.resync(state.clone(), &mut out);
+        assert_eq!(brief(&out), ["addr add 10.80.0.1"], "what was lost");
+        assert_eq!(r.before.routes, state.routes);
+    }
 
     #[test]
     fn cidrs_and_plain_addresses_parse_and_garbage_is_explained() {
