@@ -1116,3 +1116,51 @@ fn ipv6_traces_find_both_spines_and_reach_the_destination() {
     );
     assert_eq!(p["hops"][0]["addr"], "fd10:1:1::254", "{p}");
 }
+
+/// SIGINT during a trace ends it with what it found so far: the `path` records and the exit
+/// status of a trace (1: the destination was not reached), never death by the signal with
+/// nothing written; with `--trace`, no probing follows.
+#[test]
+fn sigint_during_a_trace_ends_it_with_the_paths_so_far() {
+    require_root();
+    let ns = Netns::new("trsigint");
+    // Probes to 10.9.0.0/16 vanish: every hop is silent, and at 2 probes a second the trace
+    // would last 45 s.
+    ns.run("ip route add 10.9.0.0/16 dev lo");
+    for args in [&["--trace-only"][..], &["--trace", "-c", "3"][..]] {
+        let child = ns
+            .command(LPING)
+            .args(args)
+            .args(["--trace-rate", "2", "10.9.0.1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run lping");
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let kill = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(kill.success());
+        let start = std::time::Instant::now();
+        let out = child.wait_with_output().expect("wait for lping");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "{args:?}: ended {:?} after SIGINT",
+            start.elapsed()
+        );
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stdout}{stderr}");
+        let records: Vec<Value> = stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let kinds: Vec<&str> = records
+            .iter()
+            .map(|r| r["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["path"], "{args:?}: {stdout}");
+        assert_eq!(records[0]["reached"], false);
+    }
+}

@@ -120,6 +120,12 @@ pub fn trace_connect(
     let mut events = Events::with_capacity(256);
     let mut buf = vec![0u8; 2048];
     loop {
+        if super::stopped() {
+            for c in cursors.iter_mut() {
+                close(&poll, c);
+            }
+            break;
+        }
         // Start the next probe of every idle flow, as the pace allows.
         for (i, c) in cursors.iter_mut().enumerate() {
             if c.finished || c.in_flight.is_some() {

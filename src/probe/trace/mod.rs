@@ -30,7 +30,26 @@ use socket2::{Domain, Socket, Type};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+/// Set by SIGINT or SIGTERM once [`stop_on_signals`] ran: a trace under way ends with what it
+/// found so far.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Makes SIGINT and SIGTERM end a trace under way (with its results so far) instead of the
+/// process. The engine's own handling of the signals (stop sending, settle) is unaffected.
+pub fn stop_on_signals() -> Result<()> {
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, &STOP).context("cannot install signal handlers")?;
+    }
+    Ok(())
+}
+
+/// A signal asked the trace to end ([`stop_on_signals`]).
+pub fn stopped() -> bool {
+    STOP.load(Ordering::SeqCst)
+}
 
 /// Highest TTL `--max-ttl` takes.
 pub const MAX_TTL: u8 = 64;
@@ -363,6 +382,9 @@ pub fn trace(
     let mut last_send = Instant::now();
     let mut events = Events::with_capacity(256);
     loop {
+        if stopped() {
+            break;
+        }
         let now = Instant::now();
         while let Some(&(f, ttl, n)) = order.peek() {
             if !tracker.wanted(f, ttl) {
@@ -649,7 +671,14 @@ pub fn retrace<T: Tracer>(
         return Ok(Vec::new());
     };
     let traced = prober.trace_flows(&followed.targets, &followed.cfg);
-    let records = traced.map(|traced| followed.history.update(traced, totals));
+    // A round a signal cut short tells no path change: the paths stay as they were.
+    let records = traced.map(|traced| {
+        if stopped() {
+            Vec::new()
+        } else {
+            followed.history.update(traced, totals)
+        }
+    });
     *prober.followed() = Some(followed);
     records
 }

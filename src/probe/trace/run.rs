@@ -110,6 +110,7 @@ pub fn run<P: Tracer>(
     }
     crate::net::privilege::drop_privileges().context("cannot drop privileges")?;
     let cfg = trace.config(run.timeout);
+    super::stop_on_signals()?;
     let mut traced = prober.trace_flows(&targets, &cfg)?;
     let tags: Vec<_> = targets.iter().map(|t| t.tags.clone()).collect();
     let mut out = RecordWriter::stdout(output.format);
@@ -121,7 +122,8 @@ pub fn run<P: Tracer>(
             body: Body::Path(path),
         })
     };
-    if trace.trace_only {
+    // Interrupted during the first trace: its paths so far, and no probing.
+    if trace.trace_only || super::stopped() {
         for tf in &traced {
             write_path(&mut out, tf.target, tf.path.clone())?;
         }
