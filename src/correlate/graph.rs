@@ -53,7 +53,7 @@ impl Problem {
         for (new, &old) in by_name.iter().enumerate() {
             new_id[old as usize] = new as u32;
         }
-        let mut routes: Vec<(Vec<u32>, u64, u64)> = agg
+        let routes: Vec<(Vec<u32>, u64, u64)> = agg
             .routes()
             .map(|(r, s)| {
                 (
@@ -63,8 +63,9 @@ impl Problem {
                 )
             })
             .collect();
-        routes.sort_unstable();
-        let sorted_names = by_name.iter().map(|&i| names[i as usize].clone()).collect();
+        let sorted_names: Vec<Box<str>> =
+            by_name.iter().map(|&i| names[i as usize].clone()).collect();
+        let routes = fill_silent_hops(&sorted_names, routes);
         Problem::build(
             sorted_names,
             routes.iter().map(|(r, s, l)| (&r[..], *s, *l)).collect(),
@@ -179,6 +180,62 @@ impl Problem {
     }
 }
 
+/// A silent hop (a `?` node) between two known nodes A and B is the node X when every route
+/// that shows something between A and B shows that same X there: the trace only lost the
+/// probes of one TTL. Left silent when no route, or routes with different nodes (ECMP), show
+/// the stretch. Without this, a route through a silent hop is a different route, and it alone
+/// tells apart links that otherwise always go together, so the model may split its loss
+/// between the wrong one of them and the silent stretch. Routes that become the same merge.
+/// Returns the routes sorted.
+fn fill_silent_hops(
+    names: &[Box<str>],
+    mut routes: Vec<(Vec<u32>, u64, u64)>,
+) -> Vec<(Vec<u32>, u64, u64)> {
+    let silent = |n: u32| names[n as usize].starts_with('?');
+    if routes.iter().all(|(r, _, _)| !r.iter().any(|&n| silent(n))) {
+        routes.sort_unstable();
+        return routes;
+    }
+    // (A, B) -> the one known node seen between them, or None when several were.
+    let mut between: HashMap<(u32, u32), Option<u32>> = HashMap::new();
+    for (r, _, _) in &routes {
+        for w in r.windows(3) {
+            if silent(w[0]) || silent(w[1]) || silent(w[2]) {
+                continue;
+            }
+            between
+                .entry((w[0], w[2]))
+                .and_modify(|x| {
+                    if *x != Some(w[1]) {
+                        *x = None;
+                    }
+                })
+                .or_insert(Some(w[1]));
+        }
+    }
+    for (r, _, _) in &mut routes {
+        for i in 1..r.len().saturating_sub(1) {
+            if silent(r[i]) && !silent(r[i - 1]) && !silent(r[i + 1]) {
+                if let Some(&Some(x)) = between.get(&(r[i - 1], r[i + 1])) {
+                    r[i] = x;
+                }
+            }
+        }
+    }
+    routes.sort_unstable();
+    let mut merged: Vec<(Vec<u32>, u64, u64)> = Vec::with_capacity(routes.len());
+    for (r, sent, lost) in routes {
+        match merged.last_mut() {
+            Some(last) if last.0 == r => {
+                last.1 += sent;
+                last.2 += lost;
+            }
+            _ => merged.push((r, sent, lost)),
+        }
+    }
+    merged
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,5 +274,32 @@ mod tests {
         let p = Problem::build(n, vec![(&r, 0, 0)]);
         assert!(p.groups.is_empty() && p.routes.is_empty());
         assert_eq!(p.unmeasured_links, [0, 1]);
+    }
+
+    #[test]
+    fn a_silent_hop_is_the_one_node_seen_there() {
+        // a>?>c is filled as a>b>c when b is all other routes show between a and c, and then
+        // merges with the route that named it; between a and e two nodes were seen (ECMP),
+        // so that silent hop stays.
+        let n = names(&["a", "b", "c", "d", "e", "?a>c#1", "?a>e#1", "x"]);
+        let routes = vec![
+            (vec![0, 1, 2], 100, 10),
+            (vec![0, 5, 2], 40, 8),
+            (vec![0, 1, 4], 10, 0),
+            (vec![0, 3, 4], 10, 0),
+            (vec![0, 6, 4], 10, 1),
+            (vec![7, 0, 5, 2], 5, 0),
+        ];
+        let filled = fill_silent_hops(&n, routes);
+        assert_eq!(
+            filled,
+            vec![
+                (vec![0, 1, 2], 140, 18),
+                (vec![0, 1, 4], 10, 0),
+                (vec![0, 3, 4], 10, 0),
+                (vec![0, 6, 4], 10, 1),
+                (vec![7, 0, 1, 2], 5, 0),
+            ]
+        );
     }
 }
