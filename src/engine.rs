@@ -1031,6 +1031,11 @@ mod tests {
     }
 
     fn run(cfg: RunConfig, fates: &[Fate]) -> (Outcome, Vec<Value>) {
+        run_with(cfg, &mut FakeProber::new(fates))
+    }
+
+    /// One fake target probed through `prober`; the outcome and the records written.
+    fn run_with(cfg: RunConfig, prober: &mut FakeProber) -> (Outcome, Vec<Value>) {
         let target = Target {
             name: "fake".into(),
             addr: "10.0.0.2".parse().unwrap(),
@@ -1039,9 +1044,8 @@ mod tests {
             tags: None,
         };
         let mut out = RecordWriter::new(Vec::new(), Format::Json);
-        let mut prober = FakeProber::new(fates);
         let outcome = Engine::new(cfg, vec![target], &mut out)
-            .run(&mut prober)
+            .run(prober)
             .unwrap();
         let text = String::from_utf8(out.into_inner()).unwrap();
         let records = text
@@ -1104,25 +1108,10 @@ mod tests {
     #[test]
     fn flows_are_probed_round_robin_with_a_summary_each() {
         use Fate::*;
-        let target = Target {
-            name: "fake".into(),
-            addr: "10.0.0.2".parse().unwrap(),
-            scope_id: 0,
-            port: 0,
-            tags: None,
-        };
-        let mut out = RecordWriter::new(Vec::new(), Format::Json);
         // Three flows, two probes each; the second flow loses everything.
         let mut prober = FakeProber::new(&[Reply, Drop, Reply, Reply, Drop, Reply]);
         prober.streams = 3;
-        Engine::new(config(2, 5, 20), vec![target], &mut out)
-            .run(&mut prober)
-            .unwrap();
-        let text = String::from_utf8(out.into_inner()).unwrap();
-        let records: Vec<Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let (_, records) = run_with(config(2, 5, 20), &mut prober);
         let mut sports: Vec<(u64, u64)> = records
             .iter()
             .filter(|r| r["type"] == "reply" || r["type"] == "timeout")
@@ -1142,7 +1131,7 @@ mod tests {
             (5, 40_001),
             (6, 40_002),
         ];
-        assert_eq!(sports, expected, "{text}");
+        assert_eq!(sports, expected, "{records:?}");
         let summaries: Vec<(Option<u64>, u64, u64)> = records
             .iter()
             .filter(|r| r["type"] == "summary")
@@ -1168,24 +1157,12 @@ mod tests {
     #[test]
     fn placed_loss_reaches_the_target_and_its_streams() {
         use Fate::*;
-        let target = Target {
-            name: "fake".into(),
-            addr: "10.0.0.2".parse().unwrap(),
-            scope_id: 0,
-            port: 0,
-            tags: None,
-        };
-        let mut out = RecordWriter::new(Vec::new(), Format::Json);
         // Two streams: probes 1 and 3 in the first, 2 and 4 in the second.
         let mut prober = FakeProber::new(&[Reply, DropForward, Reply, DropReverseTargetOnly]);
         prober.streams = 2;
-        Engine::new(config(2, 5, 20), vec![target], &mut out)
-            .run(&mut prober)
-            .unwrap();
-        let text = String::from_utf8(out.into_inner()).unwrap();
-        let placed: Vec<(Option<u64>, Option<u64>, Option<u64>)> = text
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        let (_, records) = run_with(config(2, 5, 20), &mut prober);
+        let placed: Vec<(Option<u64>, Option<u64>, Option<u64>)> = records
+            .iter()
             .filter(|r| r["type"] == "summary")
             .map(|r| {
                 (
@@ -1202,7 +1179,7 @@ mod tests {
                 (Some(40_001), Some(1), Some(0)),
                 (None, Some(1), Some(1))
             ],
-            "{text}"
+            "{records:?}"
         );
     }
 
@@ -1298,18 +1275,8 @@ mod tests {
 
     #[test]
     fn sends_follow_absolute_deadlines() {
-        let target = Target {
-            name: "fake".into(),
-            addr: "10.0.0.2".parse().unwrap(),
-            scope_id: 0,
-            port: 0,
-            tags: None,
-        };
-        let mut out = RecordWriter::new(Vec::new(), Format::Json);
         let mut prober = FakeProber::new(&[Fate::Reply; 20]);
-        Engine::new(config(20, 5, 100), vec![target], &mut out)
-            .run(&mut prober)
-            .unwrap();
+        run_with(config(20, 5, 100), &mut prober);
         let first = prober.sends[0];
         for (k, at) in prober.sends.iter().enumerate() {
             // Never early: probe k leaves at or after first + k × interval.
@@ -1322,14 +1289,6 @@ mod tests {
 
     #[test]
     fn trace_rounds_pause_probing_and_shift_the_schedule() {
-        let target = Target {
-            name: "fake".into(),
-            addr: "10.0.0.2".parse().unwrap(),
-            scope_id: 0,
-            port: 0,
-            tags: None,
-        };
-        let mut out = RecordWriter::new(Vec::new(), Format::Json);
         // Every fifth probe is lost, so a round must wait for it to time out.
         let fates: Vec<Fate> = (0..30)
             .map(|k| if k % 5 == 4 { Fate::Drop } else { Fate::Reply })
@@ -1338,17 +1297,10 @@ mod tests {
         prober.retrace_every = Some(Duration::from_millis(50));
         // Rounds wait up to a timeout (50 ms) for lost probes, ten intervals (5 ms): without
         // the shift of the schedule, about ten overdue probes would leave at once after each.
-        Engine::new(config(30, 5, 50), vec![target], &mut out)
-            .run(&mut prober)
-            .unwrap();
+        let (_, records) = run_with(config(30, 5, 50), &mut prober);
         assert_eq!(prober.sends.len(), 30);
         assert!(prober.retraces.len() >= 2, "{:?}", prober.retraces);
-        let text = String::from_utf8(out.into_inner()).unwrap();
-        let paths: Vec<Value> = text
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap())
-            .filter(|r| r["type"] == "path")
-            .collect();
+        let paths: Vec<&Value> = records.iter().filter(|r| r["type"] == "path").collect();
         assert_eq!(
             paths.len(),
             prober.retraces.len(),

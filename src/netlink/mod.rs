@@ -134,28 +134,14 @@ impl RouteSocket {
         let mut truncated = false;
         let mut partial = 0;
         loop {
-            // MSG_TRUNC: the return value is the datagram's real length, so a short buffer shows.
-            // SAFETY: buf is valid for buf.len() bytes.
-            let n = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    self.buf.as_mut_ptr().cast(),
-                    self.buf.len(),
-                    libc::MSG_TRUNC,
-                )
-            };
-            if n < 0 {
-                let err = io::Error::last_os_error();
-                match err.kind() {
-                    io::ErrorKind::WouldBlock => {
-                        wait(&self.fd, deadline)?;
-                        continue;
-                    }
-                    io::ErrorKind::Interrupted => continue,
-                    _ => return Err(err).context("cannot read a netlink dump"),
+            let n = match recv_trunc(&self.fd, &mut self.buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    wait(&self.fd, deadline)?;
+                    continue;
                 }
-            }
-            let n = n as usize;
+                Err(e) => return Err(e).context("cannot read a netlink dump"),
+            };
             if n > self.buf.len() {
                 // Read the rest of this dump away, then retry it with a buffer that fits.
                 self.buf.resize(n, 0);
@@ -178,36 +164,20 @@ impl RouteSocket {
     }
 }
 
-/// Link change notifications (`RTMGRP_LINK`: new, deleted, renamed, carrier, admin state,
+/// Link change notifications (`RTNLGRP_LINK`: new, deleted, renamed, carrier, admin state,
 /// MTU…). Only whether something changed matters: the caller then re-reads the truth with a
 /// dump, so an overflowed queue (`ENOBUFS`) is just another "changed".
 pub struct LinkEvents {
-    fd: OwnedFd,
-    buf: Vec<u8>,
+    sub: Subscription,
 }
 
 impl LinkEvents {
     /// Subscribes; do it before the first dump, so no change falls between the two.
     pub fn subscribe() -> Result<LinkEvents> {
-        let fd = open_route_socket()?;
-        // SAFETY: a zeroed sockaddr_nl is valid; the fields are set below.
-        let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-        addr.nl_groups = libc::RTMGRP_LINK as u32;
-        // SAFETY: addr is a valid sockaddr_nl of the given length.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&addr as *const libc::sockaddr_nl).cast(),
-                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error()).context("cannot subscribe to link changes");
-        }
+        const RTNLGRP_LINK: u32 = 1;
         Ok(LinkEvents {
-            fd,
-            buf: vec![0; 64 * 1024],
+            sub: Subscription::open(&[RTNLGRP_LINK], 256 * 1024)
+                .context("cannot subscribe to link changes")?,
         })
     }
 
@@ -215,26 +185,9 @@ impl LinkEvents {
     pub fn changed(&mut self) -> Result<bool> {
         let mut changed = false;
         loop {
-            // SAFETY: buf is valid for buf.len() bytes.
-            let n = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    self.buf.as_mut_ptr().cast(),
-                    self.buf.len(),
-                    libc::MSG_TRUNC,
-                )
-            };
-            if n >= 0 {
-                changed = true;
-                continue;
-            }
-            let err = io::Error::last_os_error();
-            match err.raw_os_error() {
-                Some(libc::EAGAIN) => return Ok(changed),
-                Some(libc::EINTR) => {}
-                // Notifications were lost: something changed.
-                Some(libc::ENOBUFS) => changed = true,
-                _ => return Err(err).context("cannot read link notifications"),
+            match self.sub.recv()? {
+                Received::Empty => return Ok(changed),
+                Received::Datagram(_) | Received::Lost => changed = true,
             }
         }
     }
@@ -319,31 +272,40 @@ impl Subscription {
 
     /// Reads one datagram without blocking.
     pub fn recv(&mut self) -> Result<Received<'_>> {
-        loop {
-            // SAFETY: buf is valid for buf.len() bytes.
-            let n = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    self.buf.as_mut_ptr().cast(),
-                    self.buf.len(),
-                    libc::MSG_TRUNC,
-                )
-            };
-            if n >= 0 {
-                let n = n as usize;
-                if n > self.buf.len() {
-                    self.buf.resize(n, 0);
-                    return Ok(Received::Lost);
-                }
-                return Ok(Received::Datagram(&self.buf[..n]));
+        match recv_trunc(&self.fd, &mut self.buf) {
+            Ok(n) if n > self.buf.len() => {
+                self.buf.resize(n, 0);
+                Ok(Received::Lost)
             }
-            let err = io::Error::last_os_error();
-            match err.raw_os_error() {
-                Some(libc::EAGAIN) => return Ok(Received::Empty),
-                Some(libc::EINTR) => {}
-                Some(libc::ENOBUFS) => return Ok(Received::Lost),
-                _ => return Err(err).context("cannot read netlink notifications"),
-            }
+            Ok(n) => Ok(Received::Datagram(&self.buf[..n])),
+            Err(e) => match e.raw_os_error() {
+                Some(libc::EAGAIN) => Ok(Received::Empty),
+                Some(libc::ENOBUFS) => Ok(Received::Lost),
+                _ => Err(e).context("cannot read netlink notifications"),
+            },
+        }
+    }
+}
+
+/// One datagram into `buf`, without blocking, retrying on EINTR. With MSG_TRUNC the result
+/// is the datagram's real length, so a datagram longer than `buf` shows (and was cut).
+fn recv_trunc(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: buf is valid for buf.len() bytes.
+        let n = unsafe {
+            libc::recv(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_TRUNC,
+            )
+        };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
         }
     }
 }
