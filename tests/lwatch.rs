@@ -1335,10 +1335,11 @@ fn an_overflow_ends_with_a_resync_after_which_the_picture_is_the_kernels() {
 }
 
 /// `NLM_F_DUMP_INTR`: lwatch stops itself in the middle of its first read of thousands of
-/// addresses (`LOPA_LWATCH_TEST_STOP=mid-dump`, after the third datagram of the dump), an
-/// address is added there, so the kernel flags the rest of the dump interrupted; lwatch reads
-/// it again (`LOPA_LWATCH_DEBUG` says how many dumps it retried) and what `--dump` writes is
-/// the kernel's picture.
+/// addresses (`LOPA_LWATCH_TEST_STOP=mid-dump:12`, after the third datagram of each of the
+/// first 12 attempts), an address is added at each stop, so the kernel flags 12 dumps in a row
+/// interrupted (a table changing faster than it can be read); lwatch keeps reading it again
+/// (`LOPA_LWATCH_DEBUG` says how many dumps it retried) and what `--dump` writes is the
+/// kernel's picture.
 #[test]
 fn an_interrupted_dump_is_read_again_and_the_dump_is_the_kernels() {
     require_root();
@@ -1357,14 +1358,16 @@ fn an_interrupted_dump_is_read_again_and_the_dump_is_the_kernels() {
         &ns,
         &["--dump"],
         &[
-            ("LOPA_LWATCH_TEST_STOP", "mid-dump"),
+            ("LOPA_LWATCH_TEST_STOP", "mid-dump:12"),
             ("LOPA_LWATCH_DEBUG", "1"),
         ],
         Stdio::from(std::fs::File::create(&log).expect("stderr file")),
     );
-    w.at_stop(&ns, "ip addr add 10.98.0.1/32 dev w0");
+    for i in 1..=12 {
+        w.at_stop(&ns, &format!("ip addr add 10.98.0.{i}/32 dev w0"));
+    }
     let mut pic = Picture::default();
-    let mut records = w.until("the dump", |r| r["addr"] == "10.98.0.1");
+    let mut records = w.until("the dump", |r| r["addr"] == "10.98.0.12");
     records.extend(w.rest(Duration::from_secs(1)));
     for r in &records {
         assert_eq!(r["event"], "present", "only the dump: {}", brief(r));
@@ -1380,11 +1383,11 @@ fn an_interrupted_dump_is_read_again_and_the_dump_is_the_kernels() {
         .collect();
     assert_eq!(retried.len(), 2, "two reads of the state: {stderr}");
     assert!(
-        retried[0] >= 1,
-        "the first read was interrupted and read again: {stderr}"
+        retried[0] >= 12,
+        "the first read was interrupted 12 times and read again each time: {stderr}"
     );
     let (addrs, routes) = kernel_picture(&ns, "all");
-    assert_eq!(addrs.len(), 6000 + 2 + 1, "the lab's addresses");
+    assert_eq!(addrs.len(), 6000 + 2 + 12, "the lab's addresses");
     assert_eq!(pic.addrs, addrs, "addresses");
     let missing: Vec<&String> = routes.difference(&pic.routes).collect();
     let extra: Vec<&String> = pic.routes.difference(&routes).collect();
@@ -2039,7 +2042,7 @@ fn a_watch_started_amid_changes_misses_none_and_ends_with_the_kernels_state() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("flapper");
-    let mut w = Watch::spawn(&ns, &["--dump"], &[]);
+    let mut w = Watch::spawn(&ns, &["--dump"], &[("LOPA_LWATCH_DEBUG", "1")]);
     let out = flapper.wait_with_output().expect("flapper");
     let log = String::from_utf8_lossy(&out.stdout);
     let num = |tag: &str| -> usize {

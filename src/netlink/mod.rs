@@ -21,8 +21,14 @@ use std::time::{Duration, Instant};
 /// How long a dump may take before it is given up (a healthy one takes milliseconds).
 const DUMP_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Dumps retried when the kernel flags them as interrupted by a concurrent change.
-const DUMP_ATTEMPTS: usize = 5;
+/// How long a dump the kernel keeps flagging as interrupted by concurrent changes is retried.
+/// A large table read while a script flaps it can be interrupted dozens of times in a row;
+/// the churn almost always pauses within this, and a signal waits at most this long.
+const DUMP_RETRY_BUDGET: Duration = Duration::from_secs(10);
+
+/// The longest pause between two attempts at an interrupted dump (the pauses double from
+/// 1 ms): long enough to let a burst of changes pass, short enough not to matter to a user.
+const DUMP_RETRY_MAX_PAUSE: Duration = Duration::from_millis(100);
 
 /// A non-blocking rtnetlink socket. Waits for data happen in `poll(2)` with a deadline, so a
 /// dump never blocks forever and signals are handled once it returns.
@@ -33,8 +39,8 @@ pub struct RouteSocket {
     /// Dumps the kernel flagged `NLM_F_DUMP_INTR` (each then retried), since the socket
     /// was opened.
     pub interrupted: u64,
-    /// Called once, after the third datagram of a dump when none ended it (a test hook: it
-    /// stops the process so a change can interrupt the dump, whose next datagram the kernel
+    /// Called after the third datagram of each dump attempt that none ended (a test hook: it
+    /// may stop the process so a change can interrupt the dump, whose next datagram the kernel
     /// has already filled; a few links take two datagrams and the end).
     pub mid_dump: Option<fn()>,
 }
@@ -72,47 +78,72 @@ impl RouteSocket {
 
     /// Every interface of the namespace, from one consistent dump.
     pub fn dump_links(&mut self, links: &mut Vec<Link>) -> Result<()> {
-        for _ in 0..DUMP_ATTEMPTS {
-            links.clear();
-            if self.try_dump(getlink_dump_request, |buf, seq| parse_dump(buf, seq, links))? {
-                return Ok(());
+        self.consistent_dump("interface", getlink_dump_request, |buf, seq, restart| {
+            if restart {
+                links.clear();
             }
-        }
-        bail!("the interface dump kept changing while it was read ({DUMP_ATTEMPTS} attempts)")
+            parse_dump(buf, seq, links)
+        })
     }
 
     /// The 64-bit counters of every interface, by ifindex (`RTM_GETSTATS`).
     pub fn dump_stats(&mut self, stats: &mut Vec<(u32, Counters)>) -> Result<()> {
-        for _ in 0..DUMP_ATTEMPTS {
-            stats.clear();
-            let parse = |buf: &[u8], seq| parse_stats_dump(buf, seq, stats);
-            if self.try_dump(getstats_dump_request, parse)? {
-                return Ok(());
+        self.consistent_dump("counter", getstats_dump_request, |buf, seq, restart| {
+            if restart {
+                stats.clear();
             }
-        }
-        bail!("the counter dump kept changing while it was read ({DUMP_ATTEMPTS} attempts)")
+            parse_stats_dump(buf, seq, stats)
+        })
     }
 
-    /// Every message of one consistent dump made by `request` (retried while the kernel flags
-    /// it as interrupted), as `(type, payload)`.
+    /// Every message of one consistent dump made by `request`, as `(type, payload)`.
     pub fn dump_raw(
         &mut self,
         request: fn(u32) -> Vec<u8>,
         out: &mut Vec<(u16, Vec<u8>)>,
     ) -> Result<()> {
-        for _ in 0..DUMP_ATTEMPTS {
-            out.clear();
-            let parse = |buf: &[u8], seq| {
-                parse::walk(buf, seq, |kind, payload| {
-                    out.push((kind, payload.to_vec()));
-                    Ok(())
-                })
-            };
-            if self.try_dump(request, parse)? {
+        self.consistent_dump("netlink", request, |buf, seq, restart| {
+            if restart {
+                out.clear();
+            }
+            parse::walk(buf, seq, |kind, payload| {
+                out.push((kind, payload.to_vec()));
+                Ok(())
+            })
+        })
+    }
+
+    /// Runs the dump made by `request` until one attempt is neither interrupted nor
+    /// truncated, pausing between attempts, for up to [`DUMP_RETRY_BUDGET`]. `parse` gets
+    /// each datagram, with `restart` set on the first of an attempt (drop what it kept).
+    fn consistent_dump(
+        &mut self,
+        what: &str,
+        request: fn(u32) -> Vec<u8>,
+        mut parse: impl FnMut(&[u8], u32, bool) -> Result<Progress, Error>,
+    ) -> Result<()> {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let mut restart = true;
+            let consistent = self.try_dump(request, |buf, seq| {
+                let first = std::mem::take(&mut restart);
+                parse(buf, seq, first)
+            })?;
+            if consistent {
                 return Ok(());
             }
+            if started.elapsed() + pause > DUMP_RETRY_BUDGET {
+                bail!(
+                    "the {what} dump kept changing while it was read ({attempts} attempts in {:.1} s)",
+                    started.elapsed().as_secs_f64()
+                )
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(DUMP_RETRY_MAX_PAUSE);
         }
-        bail!("a netlink dump kept changing while it was read ({DUMP_ATTEMPTS} attempts)")
     }
 
     /// One dump; `false` when it must be retried (interrupted or truncated).
@@ -156,7 +187,7 @@ impl RouteSocket {
             }
             partial += 1;
             if partial == 3 {
-                if let Some(hook) = self.mid_dump.take() {
+                if let Some(hook) = self.mid_dump {
                     hook();
                 }
             }

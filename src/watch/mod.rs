@@ -691,19 +691,31 @@ impl Watch {
 /// For the lab tests only: `LOPA_LWATCH_TEST_STOP` in lwatch's environment lists (comma
 /// separated) where it stops itself (SIGSTOP) at the start: `read` after its first read of the
 /// state, `subscribed` after subscribing, `dumped` after the second read, `mid-dump` after the
-/// third datagram of the first dump that takes more than three (a change there interrupts
-/// it: thousands of addresses make one). A test makes changes there, then lets it go on (SIGCONT).
+/// third datagram of a dump attempt that takes more than three (a change there interrupts
+/// it: thousands of addresses make one); `mid-dump:N` stops in each of the first N such
+/// attempts. A test makes changes there, then lets it go on (SIGCONT).
 fn test_stop(at: &str) {
-    if test_stop_at(at) {
-        // SAFETY: raise(3) has no preconditions.
-        unsafe { libc::raise(libc::SIGSTOP) };
+    if test_stop_count(at).is_some() {
+        stop_self();
     }
 }
 
-fn test_stop_at(at: &str) -> bool {
-    std::env::var_os("LOPA_LWATCH_TEST_STOP")
-        .is_some_and(|points| points.to_string_lossy().split(',').any(|p| p == at))
+fn stop_self() {
+    // SAFETY: raise(3) has no preconditions.
+    unsafe { libc::raise(libc::SIGSTOP) };
 }
+
+/// How many times `LOPA_LWATCH_TEST_STOP` asks to stop at `at` (`at` or `at:N`), if at all.
+fn test_stop_count(at: &str) -> Option<u32> {
+    let points = std::env::var_os("LOPA_LWATCH_TEST_STOP")?;
+    points.to_string_lossy().split(',').find_map(|p| {
+        let (name, count) = p.split_once(':').unwrap_or((p, "1"));
+        (name == at).then(|| count.parse().unwrap_or(1))
+    })
+}
+
+/// The `mid-dump` stops still to make.
+static MID_DUMP_STOPS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 /// Runs lwatch until the count or duration is reached, or a signal comes.
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -713,8 +725,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
     poll.registry()
         .register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)?;
     let mut sock = RouteSocket::open()?;
-    if test_stop_at("mid-dump") {
-        sock.mid_dump = Some(|| test_stop("mid-dump"));
+    if let Some(n) = test_stop_count("mid-dump") {
+        use std::sync::atomic::Ordering::Relaxed;
+        MID_DUMP_STOPS.store(n, Relaxed);
+        sock.mid_dump = Some(|| {
+            if MID_DUMP_STOPS
+                .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                stop_self();
+            }
+        });
     }
     let mut msgs = Vec::new();
     // The state before subscribing, then the subscription, then the state again (see
