@@ -280,6 +280,10 @@ pub struct Alert {
 pub struct Drops {
     /// Source not in the `--allow` list.
     pub acl: u64,
+    /// From a source port that answers back (lreflect's own, or a well-known echo, chargen
+    /// or TWAMP port): answering could start an endless exchange between two reflectors.
+    #[serde(rename = "loop")]
+    pub looped: u64,
     /// Over the per-source rate limit.
     pub rate_limit: u64,
     /// Over the global rate cap.

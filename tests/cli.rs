@@ -605,11 +605,12 @@ fn every_member_records() -> Vec<Vec<u8>> {
             listen: "[::]:862".into(),
             mode: "twamp".into(),
             window: "1m".into(),
-            received: 10,
+            received: 11,
             reflected: 5,
             stamped: 2,
             dropped: Drops {
                 acl: 1,
+                looped: 1,
                 rate_limit: 1,
                 global_cap: 1,
                 malformed: 1,

@@ -184,10 +184,17 @@ fn check_stats(records: &[Value]) {
         }
         assert_eq!(r["tool"], "lreflect");
         let d = &r["dropped"];
-        let dropped: u64 = ["acl", "rate_limit", "global_cap", "malformed", "send_error"]
-            .iter()
-            .map(|k| u(&d[*k]))
-            .sum();
+        let dropped: u64 = [
+            "acl",
+            "loop",
+            "rate_limit",
+            "global_cap",
+            "malformed",
+            "send_error",
+        ]
+        .iter()
+        .map(|k| u(&d[*k]))
+        .sum();
         assert_eq!(
             u(&r["received"]),
             u(&r["reflected"]) + dropped,
@@ -840,20 +847,105 @@ fn a_malformed_flood_leaves_a_legitimate_client_undisturbed() {
     );
 }
 
-/// An IPv4/UDP datagram with a made-up source address, for a raw socket (`IPPROTO_RAW`: the
-/// kernel fills in the IP checksum and length; a zero UDP checksum means none).
+/// An IPv4/UDP datagram with a made-up source address (port 40000), for a raw socket
+/// (`IPPROTO_RAW`: the kernel fills in the IP checksum and length; a zero UDP checksum means
+/// none).
 fn spoofed(src: [u8; 4], dst: [u8; 4], dport: u16, payload: &[u8]) -> Vec<u8> {
+    spoofed_from(src, 40000, dst, dport, payload)
+}
+
+/// [`spoofed`] with the source port `sport`.
+fn spoofed_from(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, payload: &[u8]) -> Vec<u8> {
     let mut p = vec![0u8; 28];
     p[0] = 0x45;
     p[8] = 64;
     p[9] = libc::IPPROTO_UDP as u8;
     p[12..16].copy_from_slice(&src);
     p[16..20].copy_from_slice(&dst);
-    p[20..22].copy_from_slice(&40000u16.to_be_bytes());
+    p[20..22].copy_from_slice(&sport.to_be_bytes());
     p[22..24].copy_from_slice(&dport.to_be_bytes());
     p[24..26].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
     p.extend_from_slice(payload);
     p
+}
+
+/// Two reflectors on the same ports, and datagrams spoofed "from" one of them to the other
+/// (and one "from" a chargen port): by default the second drops them as `loop` and neither
+/// ever hears from the other; with --no-loop-guard on both, the same datagrams start the
+/// endless exchange the guard is there to stop.
+#[test]
+fn a_datagram_spoofed_from_another_reflector_starts_no_endless_exchange() {
+    let lab = pair("lr-loop");
+    let raw = in_netns(&lab.client, || {
+        Socket::new(
+            Domain::IPV4,
+            Type::RAW,
+            Some(socket2::Protocol::from(libc::IPPROTO_RAW)),
+        )
+        .unwrap()
+    });
+    let to = SockAddr::from("10.0.0.2:0".parse::<SocketAddr>().unwrap());
+    let (a, b) = ([10, 0, 0, 1], [10, 0, 0, 2]);
+    for guard in [true, false] {
+        let start = |ns: &Netns, ip: &str| {
+            let (echo, twamp) = (format!("{ip}:8081"), format!("{ip}:8620"));
+            // Unguarded, A's windows show the exchange going on.
+            let every = if guard { "0" } else { "100ms" };
+            let mut args = vec!["--echo", &echo, "--twamp", &twamp, "--stats-every", every];
+            if !guard {
+                // Without limits: on loopback-like round trips the exchange outruns the
+                // per-source rate limit, which then ends it; across a WAN it would not.
+                args.extend(["--no-loop-guard", "--rate-limit", "0", "--max-pps", "0"]);
+            }
+            Reflector::start(ns, &args)
+        };
+        let (ra, rb) = (
+            start(&lab.client, "10.0.0.1"),
+            start(&lab.server, "10.0.0.2"),
+        );
+        let sends = [
+            spoofed_from(a, 8081, b, 8081, b"from the other reflector"),
+            spoofed_from(a, 8620, b, 8620, &twamp_request(0, 0, 44)),
+            spoofed_from(a, 19, b, 8081, b"from a chargen port"),
+        ];
+        for p in &sends {
+            raw.send_to(p, &to).unwrap();
+        }
+        if guard {
+            // Time for anything that would come back to have come back.
+            thread::sleep(Duration::from_millis(300));
+            let (fa, fb) = (ra.stop(), rb.stop());
+            let b_echo = fb.total("10.0.0.2:8081");
+            let b_twamp = fb.total("10.0.0.2:8620");
+            assert_eq!(u(&b_echo["received"]), 2, "{b_echo}");
+            assert_eq!(u(&b_echo["dropped"]["loop"]), 2, "{b_echo}");
+            assert_eq!(u(&b_twamp["received"]), 1, "{b_twamp}");
+            assert_eq!(u(&b_twamp["dropped"]["loop"]), 1, "{b_twamp}");
+            for listen in ["10.0.0.1:8081", "10.0.0.1:8620"] {
+                let t = fa.total(listen);
+                assert_eq!(u(&t["received"]), 0, "nothing came back: {t}");
+            }
+        } else {
+            // Three datagrams sent, and A keeps receiving: each side answers the other's
+            // answers (until the deadline of next_record, were it to stop).
+            let mut got = std::collections::HashMap::new();
+            while ["10.0.0.1:8081", "10.0.0.1:8620"]
+                .iter()
+                .any(|l| got.get(*l).copied().unwrap_or(0) < 50)
+            {
+                let r = ra.next_record();
+                assert_eq!(u(&r["dropped"]["loop"]), 0, "{r}");
+                let listen = r["listen"].as_str().unwrap().to_string();
+                *got.entry(listen).or_insert(0) += u(&r["received"]);
+            }
+            let fb = rb.stop();
+            for listen in ["10.0.0.2:8081", "10.0.0.2:8620"] {
+                let t = fb.total(listen);
+                assert!(u(&t["received"]) >= 50, "an endless exchange: {t}");
+            }
+            ra.stop();
+        }
+    }
 }
 
 #[test]

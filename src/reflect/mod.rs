@@ -8,12 +8,13 @@
 //! T2 the kernel's receive time, T3 read right before the send call, the TTL the request
 //! arrived with, and a sequence number counted per session ([`session`]) or copied
 //! (`--stateless`). Each datagram is answered or dropped for exactly one reason, checked in
-//! this order: the access list (`acl`), empty, truncated or (TWAMP) under 14 bytes
-//! (`malformed`), the per-source token bucket (`rate_limit`), the global cap (`global_cap`),
+//! this order: the access list (`acl`), a source port that answers back (`loop`), empty,
+//! truncated or (TWAMP) under 14 bytes (`malformed`), the per-source token bucket (`rate_limit`), the global cap (`global_cap`),
 //! and a send that failed (`send_error`). Counters per listening socket are written as
 //! `stats` records.
 //!
-//! - [`acl`]: `--allow`; [`limit`]: the per-source table and the global cap;
+//! - [`acl`]: `--allow`; [`loops`]: the loop guard; [`limit`]: the per-source table and the
+//!   global cap;
 //! - [`batch`]: `recvmmsg`/`sendmmsg` with control messages, UDP GSO for runs of answers to
 //!   one client, and the stamping;
 //! - [`session`]: the TWAMP sessions and their sequence numbers;
@@ -22,6 +23,7 @@
 pub mod acl;
 pub mod batch;
 pub mod limit;
+pub mod loops;
 pub mod notify;
 pub mod session;
 pub mod stats;
@@ -36,6 +38,7 @@ use batch::{Batch, SendOptions};
 use clap::Parser;
 use ipnet::IpNet;
 use limit::{Gcra, Limits, Refusal, SourceTable};
+use loops::LoopGuard;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use session::{SessionKey, SessionTable};
@@ -69,7 +72,9 @@ Examples:
   systemctl start lreflect                 as a service: contrib/systemd/lreflect.service
 
 Dropped datagrams are counted, each under the first reason that applies: acl (source not
-allowed), malformed (empty, longer than --max-size so only part of it could be read, or a
+allowed), loop (from a port that answers back: one lreflect listens on, or 7, 13, 19, 37 or
+862, so a spoofed datagram cannot start an endless exchange between two reflectors; see
+--no-loop-guard), malformed (empty, longer than --max-size so only part of it could be read, or a
 TWAMP request under 14 bytes; by reason in malformed_by), rate_limit (over the source's token
 bucket), global_cap (over --max-pps), send_error.
 
@@ -135,6 +140,12 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(8..=1_048_576),
           requires = "twamp", help_heading = "TWAMP")]
     pub sessions: u64,
+    /// Answer datagrams from every source port. By default those from the ports lreflect
+    /// listens on and from 7, 13, 19, 37 and 862 (echo, daytime, chargen, time, TWAMP) are
+    /// dropped as 'loop': they may be another reflector's answers, and answering them can start
+    /// an exchange that never ends.
+    #[arg(long, help_heading = "Limits")]
+    pub no_loop_guard: bool,
     /// Longest datagram answered, in bytes; longer ones are dropped as malformed.
     #[arg(long, value_name = "BYTES", default_value_t = 9000,
           value_parser = clap::value_parser!(u32).range(1..=65535), help_heading = "Service")]
@@ -339,6 +350,7 @@ fn bind_all(addrs: &[(SocketAddr, bool)], gso: bool) -> Result<Vec<Listener>> {
 /// Everything the loop needs besides the sockets.
 struct Reflector {
     acl: acl::Acl,
+    loop_guard: LoopGuard,
     limits: Limits,
     batch: Batch,
     reflect_tos: bool,
@@ -420,6 +432,9 @@ impl Reflector {
                 let verdict = match m.src {
                     None => Err(Reason::Malformed(Malformed::Other)),
                     Some(src) if !self.acl.allows(src) => Err(Reason::Acl),
+                    Some(_) if self.loop_guard.refuses(self.batch.source_port(i)) => {
+                        Err(Reason::Loop)
+                    }
                     Some(_) if m.len == 0 => Err(Reason::Malformed(Malformed::Empty)),
                     Some(_) if m.truncated => Err(Reason::Malformed(Malformed::TooLong)),
                     Some(_) if l.twamp && m.len < crate::wire::twamp::SENDER_MIN_LEN => {
@@ -536,6 +551,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .then(|| SessionTable::new(args.sessions as usize, timeout_ns));
     let mut reflector = Reflector {
         acl: acl::Acl::new(args.allow.clone()),
+        loop_guard: if args.no_loop_guard {
+            LoopGuard::off()
+        } else {
+            LoopGuard::new(listeners.iter().map(|l| l.local.port()))
+        },
         limits: Limits::new(per_source, global),
         batch: Batch::new(args.max_size as usize),
         reflect_tos: args.reflect_tos,

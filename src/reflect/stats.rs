@@ -6,6 +6,7 @@ use crate::record::{Drops, MalformedBy, ReflectorStats, Sessions};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
     Acl,
+    Loop,
     RateLimit,
     GlobalCap,
     Malformed(Malformed),
@@ -49,6 +50,7 @@ impl Counters {
         let d = &mut self.dropped;
         *match why {
             Reason::Acl => &mut d.acl,
+            Reason::Loop => &mut d.looped,
             Reason::RateLimit => &mut d.rate_limit,
             Reason::GlobalCap => &mut d.global_cap,
             Reason::Malformed(m) => {
@@ -67,7 +69,7 @@ impl Counters {
 
     pub fn dropped_total(&self) -> u64 {
         let d = &self.dropped;
-        d.acl + d.rate_limit + d.global_cap + d.malformed + d.send_error
+        d.acl + d.looped + d.rate_limit + d.global_cap + d.malformed + d.send_error
     }
 
     pub fn add(&mut self, o: &Counters) {
@@ -76,6 +78,7 @@ impl Counters {
         self.stamped += o.stamped;
         let (d, e) = (&mut self.dropped, &o.dropped);
         d.acl += e.acl;
+        d.looped += e.looped;
         d.rate_limit += e.rate_limit;
         d.global_cap += e.global_cap;
         d.malformed += e.malformed;
@@ -150,10 +153,11 @@ mod tests {
     #[test]
     fn windows_add_up_to_the_total() {
         let mut s = SocketStats::default();
-        s.window.received = 5;
+        s.window.received = 6;
         s.window.reflected = 3;
         s.window.stamped = 1;
         s.window.drop(Reason::Acl);
+        s.window.drop(Reason::Loop);
         s.window.drop(Reason::SendError);
         let w = s.close_window();
         assert_eq!(w.received, w.reflected + w.dropped_total());
@@ -163,11 +167,12 @@ mod tests {
         s.window.drop(Reason::GlobalCap);
         s.window.sessions.started = 2;
         let t = s.total();
-        assert_eq!((t.received, t.reflected, t.stamped), (7, 3, 1));
+        assert_eq!((t.received, t.reflected, t.stamped), (8, 3, 1));
         assert_eq!(
             t.dropped,
             Drops {
                 acl: 1,
+                looped: 1,
                 rate_limit: 0,
                 global_cap: 1,
                 malformed: 1,
