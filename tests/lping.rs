@@ -394,29 +394,33 @@ fn link_local_target_with_zone() {
 fn malformed_packets_are_counted_and_dropped() {
     let lab = Pair::new("malformed");
     require_root();
-    let child = lab
+    let mut child = lab
         .client
         .command(env!("CARGO_BIN_EXE_lping"))
-        .args(["-c", "20", "-i", "0.05", "--socket", "raw", "10.0.0.2"])
+        .args(["-c", "40", "-i", "0.05", "--socket", "raw", "10.0.0.2"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // From the server, five echo replies with a wrong checksum, and a 3-byte message that the
-    // kernel's ICMP_FILTER already drops (it reads an 8-byte header).
+    // Once lping has its first reply, its socket is open (and two seconds of probing are left
+    // for a slow python to start): from the server, five echo replies
+    // with a wrong checksum, and a 3-byte message that the kernel's ICMP_FILTER already drops
+    // (it reads an 8-byte header).
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut text = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut text).unwrap();
     lab.server.run(
         "python3 -c \"
-import socket, time
+import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-time.sleep(0.2)
 for i in range(5):
     s.sendto(bytes([0, 0, 0xde, 0xad, 0x12, 0x34, 0, i]) + bytes(56), ('10.0.0.1', 0))
 s.sendto(bytes([0, 0, 0xff]), ('10.0.0.1', 0))
 \"",
     );
+    std::io::Read::read_to_string(&mut stdout, &mut text).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
-    let text = String::from_utf8(out.stdout).unwrap();
     let records: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -424,7 +428,7 @@ s.sendto(bytes([0, 0, 0xff]), ('10.0.0.1', 0))
     let s = records.last().unwrap();
     assert_eq!(
         (u(&s["sent"]), u(&s["received"]), u(&s["dup"])),
-        (20, 20, 0),
+        (40, 40, 0),
         "the run is undisturbed"
     );
     let stderr = String::from_utf8(out.stderr).unwrap();
