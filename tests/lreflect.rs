@@ -847,6 +847,18 @@ fn a_malformed_flood_leaves_a_legitimate_client_undisturbed() {
     );
 }
 
+/// A raw IPv4 socket in `ns` for [`spoofed`] datagrams.
+fn raw_sender(ns: &Netns) -> Socket {
+    in_netns(ns, || {
+        Socket::new(
+            Domain::IPV4,
+            Type::RAW,
+            Some(socket2::Protocol::from(libc::IPPROTO_RAW)),
+        )
+        .unwrap()
+    })
+}
+
 /// An IPv4/UDP datagram with a made-up source address (port 40000), for a raw socket
 /// (`IPPROTO_RAW`: the kernel fills in the IP checksum and length; a zero UDP checksum means
 /// none).
@@ -876,14 +888,7 @@ fn spoofed_from(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, payload: &[u
 #[test]
 fn a_datagram_spoofed_from_another_reflector_starts_no_endless_exchange() {
     let lab = pair("lr-loop");
-    let raw = in_netns(&lab.client, || {
-        Socket::new(
-            Domain::IPV4,
-            Type::RAW,
-            Some(socket2::Protocol::from(libc::IPPROTO_RAW)),
-        )
-        .unwrap()
-    });
+    let raw = raw_sender(&lab.client);
     let to = SockAddr::from("10.0.0.2:0".parse::<SocketAddr>().unwrap());
     let (a, b) = ([10, 0, 0, 1], [10, 0, 0, 2]);
     for guard in [true, false] {
@@ -958,14 +963,7 @@ fn a_flood_from_many_sources_keeps_memory_flat() {
     let client = Client::new(&lab.client, "10.0.0.1:0", "10.0.0.2:8081", 0);
     client.echo(&ludp_payload(0, 64));
     let rss_before = rss_kib(r.pid());
-    let raw = in_netns(&lab.client, || {
-        Socket::new(
-            Domain::IPV4,
-            Type::RAW,
-            Some(socket2::Protocol::from(libc::IPPROTO_RAW)),
-        )
-        .unwrap()
-    });
+    let raw = raw_sender(&lab.client);
     let to = SockAddr::from("10.0.0.2:0".parse::<SocketAddr>().unwrap());
     // More sources than the table holds (65536 by default), one datagram each.
     let sources = 100_000u32;
