@@ -292,6 +292,14 @@ pub fn run_probe<P: crate::probe::Prober>(
             outcome.malformed
         );
     }
+    if outcome.waited_for_flow > 0 {
+        eprintln!(
+            "{tool}: {} probes left late, waiting for the previous probe of their flow to \
+             settle (a handshake outlasted -i × --flows); more --flows or a longer -i keeps the \
+             pace",
+            outcome.waited_for_flow
+        );
+    }
     Ok(ExitCode::from(if outcome.all_answered {
         EXIT_OK
     } else {

@@ -60,6 +60,9 @@ pub struct Outcome {
     pub interrupted: bool,
     /// Every stream of every target.
     pub streams: Vec<StreamTotal>,
+    /// Probes that left over half an interval late, having waited for the previous probe of
+    /// their flow to settle (see [`Prober::flow_busy`]).
+    pub waited_for_flow: u64,
 }
 
 /// Deadlines, earliest first; ties in insertion order.
@@ -200,6 +203,9 @@ pub struct Engine<'w, W: Write> {
     /// A trace round is due (since then): no probe leaves until the probes in flight settled
     /// and the round ran.
     retrace_due: Option<Instant>,
+    /// Targets whose next probe is due but waits for its flow (with the time it was due).
+    waiting: Vec<(usize, Instant)>,
+    waited_for_flow: u64,
 }
 
 const SIGNAL_TOKEN: Token = Token(0);
@@ -247,6 +253,8 @@ impl<'w, W: Write> Engine<'w, W> {
             sending_targets: n_targets,
             pending_probes: 0,
             retrace_due: None,
+            waiting: Vec::new(),
+            waited_for_flow: 0,
         }
     }
 
@@ -312,6 +320,7 @@ impl<'w, W: Write> Engine<'w, W> {
                 self.timers.pop();
                 self.fire(timer, at, stop_at, prober)?;
             }
+            self.send_waiting(stop_at, prober)?;
             if self.retrace_due.is_some() && self.pending_probes == 0 && !self.stopping {
                 self.retrace(prober)?;
                 continue;
@@ -382,6 +391,7 @@ impl<'w, W: Write> Engine<'w, W> {
         Ok(Outcome {
             all_answered: self.states.iter().all(|s| s.answered),
             malformed: self.malformed,
+            waited_for_flow: self.waited_for_flow,
             interrupted,
             streams,
         })
@@ -443,6 +453,31 @@ impl<'w, W: Write> Engine<'w, W> {
 
     fn finished(&self) -> bool {
         self.sending_targets == 0 && self.pending_probes == 0
+    }
+
+    /// Sends the probes that waited for their flow and may leave now (each probe of the
+    /// loop's turn has settled what it could before this runs).
+    fn send_waiting<P: Prober>(&mut self, stop_at: Option<Instant>, prober: &mut P) -> Result<()> {
+        if self.waiting.is_empty() {
+            return Ok(());
+        }
+        for (t, due) in std::mem::take(&mut self.waiting) {
+            let id = ProbeId {
+                target: t,
+                seq: self.states[t].next_seq,
+            };
+            if prober.flow_busy(id) {
+                self.waiting.push((t, due));
+            } else {
+                // Late by more than half an interval: off the pace asked for, not just
+                // behind a reply read in the same turn of the loop.
+                if Instant::now() > due + self.cfg.interval / 2 {
+                    self.waited_for_flow += 1;
+                }
+                self.send(t, due, stop_at, prober)?;
+            }
+        }
+        Ok(())
     }
 
     fn stop_sending(&mut self) {
@@ -526,8 +561,16 @@ impl<'w, W: Write> Engine<'w, W> {
             return Ok(());
         }
         let seq = st.next_seq;
-        st.next_seq += 1;
         let id = ProbeId { target: t, seq };
+        if prober.flow_busy(id) {
+            // Sent once the flow's previous probe settled (then the schedule goes on).
+            if !self.waiting.iter().any(|&(w, _)| w == t) {
+                self.waiting.push((t, due));
+            }
+            return Ok(());
+        }
+        let st = &mut self.states[t];
+        st.next_seq += 1;
         if st.slots.is_empty() {
             st.base_seq = seq;
         }

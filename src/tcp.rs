@@ -23,6 +23,8 @@ Examples:
 A reply's rtt_ms is the time from connect() to the completed handshake (or the RST), read in
 user space; with --syn, from the kernel's transmit stamp of the SYN to its receive stamp of the
 answer. Every connection is closed with an RST, so no TIME_WAIT or half-open socket is left.
+A flow's source port holds one handshake at a time: a probe due while the flow's previous one
+is in flight waits for it (every probe gets its whole -W); stderr says how many left late.
 
 Exit status: 0 every target answered, 1 some target never answered, 2 usage or system error.";
 

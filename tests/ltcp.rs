@@ -230,3 +230,39 @@ fn syn_mode_without_cap_net_raw_says_what_to_do() {
         "{stderr}"
     );
 }
+
+/// A handshake that takes longer than the interval (every first SYN dropped, so each
+/// connection completes with the kernel's retransmission a second later): the next probe on
+/// the flow waits for it instead of cutting it short, so every probe gets its whole timeout
+/// and none is counted lost; stderr says the pace was not kept.
+#[test]
+fn a_handshake_slower_than_the_interval_gets_its_whole_timeout() {
+    let lab = Pair::new("tcpslow");
+    let _l = listener(&lab.server, 8080);
+    lab.server.run(
+        "nft add table inet slow; \
+         nft add chain inet slow in '{ type filter hook input priority 0; }'; \
+         nft add rule inet slow in tcp dport 8080 tcp flags syn numgen inc mod 2 == 0 drop",
+    );
+    let (status, records, stderr) = ltcp(
+        &lab.client,
+        &["-c", "3", "-i", "0.2", "-W", "3", "10.0.0.2:8080"],
+    );
+    assert_eq!(status, 0, "{stderr}");
+    let replies = of(&records, "reply", "10.0.0.2:8080");
+    assert_eq!(replies.len(), 3, "{records:?}");
+    for r in &replies {
+        assert_eq!(r["result"], "open");
+        // The retransmitted SYN leaves a second after the first (TCP_TIMEOUT_INIT).
+        assert!(r["rtt_ms"].as_f64().unwrap() > 900.0, "{r}");
+    }
+    let s = of(&records, "summary", "10.0.0.2:8080")[0];
+    assert_eq!(
+        (s["sent"].as_u64(), s["received"].as_u64()),
+        (Some(3), Some(3))
+    );
+    assert!(
+        stderr.contains("ltcp: 2 probes left late, waiting for the previous probe of their flow"),
+        "{stderr}"
+    );
+}

@@ -173,6 +173,13 @@ pub trait Prober {
     /// Sends probe `id` to `target`; the stamp is taken right before the send.
     fn send(&mut self, target: &Target, id: ProbeId) -> io::Result<SendStamp>;
 
+    /// Whether probe `id` cannot leave yet because the previous probe of its flow still holds
+    /// what they share (ltcp's connect mode: the 4-tuple). The engine then sends it as soon as
+    /// that one settles, so every probe gets its full timeout.
+    fn flow_busy(&self, _id: ProbeId) -> bool {
+        false
+    }
+
     /// Probe `id` timed out: release what it holds (a TCP prober closes its connection).
     fn expired(&mut self, _id: ProbeId) {}
 

@@ -1,7 +1,9 @@
 //! TCP connect probes (ltcp): the time from `connect` to a completed handshake is the RTT; a
 //! refusal (RST) proves the path too. Each flow keeps a fixed source port; every connection is
 //! closed with an RST (linger 0), so neither end keeps TIME_WAIT or a half-open socket and the
-//! next probe can reuse the same 4-tuple.
+//! next probe can reuse the same 4-tuple. One 4-tuple holds one handshake at a time: a probe
+//! due while its flow's previous one is still in flight waits for it to settle
+//! ([`Prober::flow_busy`]), so every probe gets its whole timeout.
 
 use super::trace::connect::{connect, trace_connect, ConnectFlow};
 use super::trace::{self, TraceConfig, TracedFlow, Tracer};
@@ -195,11 +197,15 @@ impl Prober for TcpProber {
         Ok(MAX_IN_FLIGHT)
     }
 
+    fn flow_busy(&self, id: ProbeId) -> bool {
+        self.by_key.contains_key(&(id.target, self.flow_of(id.seq)))
+    }
+
     fn send(&mut self, target: &Target, id: ProbeId) -> io::Result<SendStamp> {
         let flow = self.flow_of(id.seq);
         let key = (id.target, flow);
-        // The flow's previous probe still waits: it cannot share the 4-tuple, so it is given
-        // up (it will time out as it would have).
+        // The engine waits while the flow is busy (`flow_busy`); should a probe still find
+        // the 4-tuple held, the older connection gives way.
         if let Some(&slot) = self.by_key.get(&key) {
             self.close(slot);
         }
