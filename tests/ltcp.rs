@@ -266,3 +266,92 @@ fn a_handshake_slower_than_the_interval_gets_its_whole_timeout() {
         "{stderr}"
     );
 }
+
+/// ICMP errors about the SYN are answers with the router that sent them, type and code, as
+/// lping and ludp give them, in connect and --syn mode: time exceeded (IPv4 and IPv6), a
+/// route's unreachable, and a firewall's administrative reject.
+#[test]
+fn icmp_errors_name_the_router_type_and_code() {
+    let lab = Routed::new("tcpicmp");
+    let _l = listener(&lab.server, 8080);
+    lab.router.run(
+        "nft add table inet fw; \
+         nft add chain inet fw forward_filter '{ type filter hook forward priority 0; }'; \
+         nft add rule inet fw forward_filter tcp dport 8081 reject with icmpx admin-prohibited",
+    );
+    for mode in [None, Some("--syn")] {
+        let with_mode = |args: &[&'static str]| -> Vec<&'static str> {
+            mode.into_iter().chain(args.iter().copied()).collect()
+        };
+        let (status, records, stderr) = ltcp(
+            &lab.client,
+            &with_mode(&[
+                "-c",
+                "1",
+                "-t",
+                "1",
+                "-W",
+                "2",
+                "10.0.2.1:8080",
+                "[fd02::1]:8080",
+            ]),
+        );
+        assert_eq!(status, 1, "{mode:?}: {stderr}");
+        let (status, more, stderr) = ltcp(
+            &lab.client,
+            // Two probes each: the second leaves after the first one's ICMP error.
+            &with_mode(&[
+                "-c",
+                "2",
+                "-i",
+                "0.1",
+                "-W",
+                "2",
+                "10.99.0.1:80",
+                "[fd99::1]:80",
+                "10.0.2.1:8081",
+                "[fd02::1]:8081",
+            ]),
+        );
+        assert_eq!(status, 1, "{mode:?}: {stderr}");
+        let all: Vec<Value> = records.into_iter().chain(more).collect();
+        let prohibited = "communication administratively prohibited";
+        let expect = [
+            (
+                "10.0.2.1:8080",
+                "10.0.1.254",
+                11,
+                0,
+                "time exceeded in transit",
+            ),
+            (
+                "[fd02::1]:8080",
+                "fd01::254",
+                3,
+                0,
+                "hop limit exceeded in transit",
+            ),
+            ("10.99.0.1:80", "10.0.1.254", 3, 1, "host unreachable"),
+            ("[fd99::1]:80", "fd01::254", 1, 0, "no route to destination"),
+            ("10.0.2.1:8081", "10.0.1.254", 3, 13, prohibited),
+            ("[fd02::1]:8081", "fd01::254", 1, 1, prohibited),
+        ];
+        for (target, from, icmp_type, icmp_code, reason) in expect {
+            let errs = of(&all, "unreachable", target);
+            let count = if target.ends_with(":8080") { 1 } else { 2 };
+            assert_eq!(errs.len(), count, "{mode:?} {target}: {all:?}");
+            for r in errs {
+                assert_eq!(
+                    (
+                        r["from"].as_str(),
+                        r["icmp_type"].as_u64(),
+                        r["icmp_code"].as_u64(),
+                        r["reason"].as_str()
+                    ),
+                    (Some(from), Some(icmp_type), Some(icmp_code), Some(reason)),
+                    "{mode:?}: {r}"
+                );
+            }
+        }
+    }
+}

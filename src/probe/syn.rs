@@ -80,8 +80,11 @@ impl SynProber {
             socket::enable_ancillary(&sock, v6, false)?;
             socket::apply_options(&sock, v6, opts)?;
             let _ = sock.set_recv_buffer_size(4 << 20);
+            // ICMP errors about the SYNs (a router's time exceeded or unreachable, a
+            // firewall's reject) come back on the error queue.
+            set_recv_errors(&sock, v6, true)?;
             sockets.push(RawTcp {
-                probe: ProbeSocket::new(sock, false),
+                probe: ProbeSocket::new(sock, true),
                 v6,
             });
         }
@@ -132,6 +135,9 @@ impl SynProber {
                     "no socket for this address family",
                 )
             })?;
+        // An ICMP error left pending on a raw socket fails its next send; the error itself
+        // waits on the error queue, for `drain`.
+        let _ = s.probe.sock.take_error();
         s.probe.send(&seg, SocketAddr::new(dst, 0), id, None)
     }
 }
@@ -280,14 +286,9 @@ impl Tracer for SynProber {
             salt,
             round: self.round,
         };
-        for s in &self.sockets {
-            set_recv_errors(&s.probe.sock, s.v6, true)?;
-        }
         let results = trace::trace(&flows, &mut codec, cfg);
         for s in &self.sockets {
-            // Off again: measurement probes read no ICMP errors, and a raw socket's pending
-            // error would fail the next send.
-            let _ = set_recv_errors(&s.probe.sock, s.v6, false);
+            // A raw socket's pending error would fail the next send.
             let _ = s.probe.sock.take_error();
         }
         Ok(ids
@@ -388,10 +389,22 @@ impl Prober for SynProber {
         };
         let v6 = s.v6;
         let mut answers: Vec<(Received, Instant, TcpRepr, Option<u8>)> = Vec::new();
+        // ICMP errors, with the SYN they quote: its ports and sequence number.
+        let mut errors = Vec::new();
         s.probe.drain(
             &mut self.recv_buf,
             events,
-            |_, _, _| {},
+            |data, rx, _| {
+                let u16_at =
+                    |i: usize| Some(u16::from_be_bytes(data.get(i..i + 2)?.try_into().ok()?));
+                let quoted = (|| {
+                    let isn = u32::from_be_bytes(data.get(4..8)?.try_into().ok()?);
+                    Some((u16_at(0)?, u16_at(2)?, isn))
+                })();
+                if let (Some(err), Some(q)) = (rx.anc.error, quoted) {
+                    errors.push((err, rx.from, q));
+                }
+            },
             |data, rx, rx_mono, events| {
                 // IPv4 raw sockets see the IP header; IPv6 ones only the segment.
                 let (segment, ttl) = if v6 {
@@ -413,6 +426,22 @@ impl Prober for SynProber {
                 }
             },
         );
+        for (err, dst, (sport, dport, isn)) in errors {
+            let key = isn.wrapping_add(1);
+            let Some(p) = self.pending.get(&key).copied() else {
+                continue;
+            };
+            // The quoted SYN must be the probe's, to the probe's destination.
+            let to_target = dst.is_none_or(|d| d.to_canonical() == p.target.to_canonical());
+            if !to_target || sport != p.sport || dport != p.dport {
+                continue;
+            }
+            if let Some(event) = ProbeEvent::from_queued_error(p.id, v6, &err) {
+                self.pending.remove(&key);
+                self.by_probe.remove(&p.id);
+                events.push(event);
+            }
+        }
         for (rx, rx_mono, tcp, ttl) in answers {
             let Some(p) = self.pending.get(&tcp.ack).copied() else {
                 continue;

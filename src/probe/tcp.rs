@@ -83,6 +83,8 @@ pub struct TcpProber {
     by_key: HashMap<(usize, u16), usize>,
     /// `--trace-every`: the paths followed.
     followed: Option<trace::Followed>,
+    /// For error-queue reads (the headers an ICMP error quotes).
+    errbuf: Vec<u8>,
 }
 
 impl TcpProber {
@@ -98,6 +100,7 @@ impl TcpProber {
             by_probe: HashMap::new(),
             by_key: HashMap::new(),
             followed: None,
+            errbuf: vec![0; 512],
         }
     }
 
@@ -125,7 +128,7 @@ impl TcpProber {
             sport,
             &self.opts,
             None,
-            false,
+            true,
         )
     }
 }
@@ -256,6 +259,20 @@ impl Prober for TcpProber {
         };
         let (id, from) = (conn.id, conn.to);
         let rx_mono = Instant::now();
+        // An ICMP error about the SYN (a router's time exceeded or unreachable, a firewall's
+        // reject), with who sent it; Linux may not abort the connect for it (it would send the
+        // SYN again), and when it does, SO_ERROR alone says only "no route to host".
+        while let Ok(rx) = crate::net::recv_msg(conn.sock.as_raw_fd(), &mut self.errbuf, true) {
+            let Some(err) = rx.anc.error else { continue };
+            if let Some(event) = ProbeEvent::from_queued_error(id, from.is_ipv6(), &err) {
+                events.push(event);
+                self.close(token);
+                return;
+            }
+        }
+        let Some(Some(conn)) = self.conns.get(token) else {
+            return;
+        };
         let outcome = match conn.sock.take_error() {
             Ok(None) => match conn.sock.peer_addr() {
                 Ok(_) => Some(Ok("open")),
