@@ -1983,3 +1983,125 @@ fn tshark_decodes_the_replies_as_twamp_and_agrees_on_every_field() {
         );
     }
 }
+
+/// Every system call lreflect makes, run as the shipped systemd unit runs it (an unprivileged
+/// user with CAP_NET_BIND_SERVICE, echo and TWAMP sockets, stats, SIGTERM), is allowed by the
+/// unit's SystemCallFilter as systemd-analyze expands it: a call the filter refuses fails with
+/// EPERM under the unit, and (as with the clock's sync state, read with clock_adjtime) can
+/// silently change what lreflect reports.
+#[test]
+fn the_systemd_units_syscall_filter_allows_every_call_lreflect_makes() {
+    let lab = pair("lr-seccomp");
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/contrib/systemd/lreflect.service"
+    ))
+    .expect("the unit file");
+    let allowed = unit_syscall_filter(&unit);
+    assert!(allowed.contains("recvmmsg") && !allowed.contains("mbind"));
+    let trace = format!("/tmp/lopa-seccomp-{}.strace", std::process::id());
+    let mut strace = lab
+        .server
+        .command("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=+net_bind_service",
+            "--ambient-caps=+net_bind_service",
+            "strace",
+            "-f",
+            "-qq",
+            "-c",
+            "-o",
+            &trace,
+            LREFLECT,
+            "--echo",
+            "[::]:8081",
+            "--twamp",
+            "[::]:862",
+            "--stats-every",
+            "100ms",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("strace");
+    let deadline = Instant::now() + DEADLINE;
+    while !lab.server.run("ss -Hluln").contains(":862 ") {
+        assert!(Instant::now() < deadline, "lreflect did not bind port 862");
+        thread::sleep(Duration::from_millis(10));
+    }
+    let echo = Client::new(&lab.client, "10.0.0.1:0", "10.0.0.2:8081", 0);
+    echo.echo(&ludp_payload(1, 64));
+    let twamp = Client::new(&lab.client, "10.0.0.1:0", "10.0.0.2:862", 0);
+    twamp.echo(&twamp_request(0, 0, 44));
+    // Windows pass, the clock's state is read again (every second).
+    thread::sleep(Duration::from_millis(1200));
+    let pid = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", strace.id()))
+        .expect("strace's children")
+        .trim()
+        .to_string();
+    assert!(!pid.is_empty(), "lreflect under strace");
+    lab.server.run(&format!("kill -TERM {pid}"));
+    assert!(strace.wait().expect("strace").success());
+    let summary = std::fs::read_to_string(&trace).expect("strace summary");
+    let _ = std::fs::remove_file(&trace);
+    // Rows: % time, seconds, usecs/call, calls, [errors,] syscall.
+    let used: Vec<&str> = summary
+        .lines()
+        .filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit()))
+        .filter_map(|l| l.split_whitespace().last())
+        .filter(|&name| name != "total")
+        .collect();
+    assert!(
+        used.contains(&"sendmmsg") || used.contains(&"sendmsg"),
+        "{summary}"
+    );
+    let refused: Vec<&&str> = used.iter().filter(|s| !allowed.contains(**s)).collect();
+    assert!(
+        refused.is_empty(),
+        "the unit's SystemCallFilter refuses {refused:?}\n{summary}"
+    );
+}
+
+/// The system calls a unit's `SystemCallFilter=` lines allow (an allow list, then additions
+/// and `~` removals), with systemd-analyze expanding the @groups.
+fn unit_syscall_filter(unit: &str) -> std::collections::BTreeSet<String> {
+    fn expand(item: &str, out: &mut std::collections::BTreeSet<String>) {
+        if let Some(group) = item.strip_prefix('@') {
+            let listing = Command::new("systemd-analyze")
+                .args(["syscall-filter", &format!("@{group}")])
+                .output()
+                .expect("systemd-analyze (package systemd)");
+            assert!(listing.status.success(), "no syscall group @{group}");
+            for line in String::from_utf8_lossy(&listing.stdout).lines().skip(1) {
+                let name = line.trim();
+                if !name.is_empty() && !name.starts_with('#') {
+                    expand(name, out);
+                }
+            }
+        } else {
+            out.insert(item.to_string());
+        }
+    }
+    let mut allowed = std::collections::BTreeSet::new();
+    for line in unit.lines() {
+        let Some(value) = line.strip_prefix("SystemCallFilter=") else {
+            continue;
+        };
+        let (deny, list) = match value.strip_prefix('~') {
+            Some(rest) => (true, rest),
+            None => (false, value),
+        };
+        let mut set = std::collections::BTreeSet::new();
+        for item in list.split_whitespace() {
+            expand(item, &mut set);
+        }
+        if deny {
+            allowed.retain(|s| !set.contains(s));
+        } else {
+            allowed.extend(set);
+        }
+    }
+    allowed
+}
