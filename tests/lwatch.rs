@@ -1453,6 +1453,98 @@ fn filters_select_exactly_what_they_say() {
     );
 }
 
+/// Every interface name a record names: its interface, device, nexthops' devices, and the
+/// old ones of a rename or a replace.
+fn names_in(r: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for k in ["ifname", "old_ifname", "dev", "old_dev"] {
+        out.extend(r[k].as_str().map(str::to_string));
+    }
+    for k in ["nexthops", "old_nexthops"] {
+        for n in r[k].as_array().into_iter().flatten() {
+            out.extend(n["dev"].as_str().map(str::to_string));
+        }
+    }
+    out
+}
+
+/// `--interface GLOB` keeps a watcher of an interface told when a route moves off it (a
+/// replace whose old route had a nexthop through it) and when it is renamed to a name the
+/// pattern no longer matches: both pass by the old route and the old name. Held to an
+/// unfiltered lwatch (the filtered records are exactly those that name a matching interface
+/// anywhere) and to `ip monitor`, which shows both changes.
+#[test]
+fn the_interface_filter_passes_changes_that_take_a_route_or_a_name_away() {
+    require_root();
+    let ns = Netns::new("lwatch-filter-away");
+    ns.run(
+        "ip link add rvdx1 type veth peer name p1 && ip link add other0 type veth peer name p2 && \
+         ip link set rvdx1 up && ip link set p1 up && ip link set other0 up && ip link set p2 up && \
+         ip addr add 10.1.0.1/24 dev rvdx1 && ip addr add 10.2.0.1/24 dev other0",
+    );
+    let monitor = IpMonitor::start(&ns);
+    let mut all = Watch::start(&ns, &[]);
+    let mut w = Watch::start(&ns, &["--interface", "rvdx*"]);
+    let mut got = Vec::new();
+    got.extend(step(
+        &mut w,
+        &ns,
+        "ip route add 10.50.0.0/24 nexthop via 10.1.0.2 dev rvdx1 nexthop via 10.2.0.2 dev other0",
+        &["route add 10.50.0.0/24 t254 unicast boot nh(10.1.0.2 rvdx1 w1) nh(10.2.0.2 other0 w1)"],
+    ));
+    // The route leaves rvdx1: no longer through it, yet news to its watcher.
+    got.extend(step(
+        &mut w,
+        &ns,
+        "ip route replace 10.50.0.0/24 via 10.2.0.2 dev other0",
+        &[
+            "route replace 10.50.0.0/24 t254 unicast boot dev other0 via 10.2.0.2 \
+           (was nh(10.1.0.2 rvdx1 w1) nh(10.2.0.2 other0 w1))",
+        ],
+    ));
+    // Routes of other0 alone, and changes of the renamed link, are not the watcher's.
+    ns.run("ip route add 10.51.0.0/24 via 10.2.0.2 dev other0");
+    got.extend(step(
+        &mut w,
+        &ns,
+        "ip link set rvdx1 name rvdz1",
+        &["link rename rvdz1 (was rvdx1) admin=true carrier=true oper=up mtu=1500"],
+    ));
+    ns.run("ip link set rvdz1 mtu 1400");
+    got.extend(step(
+        &mut w,
+        &ns,
+        "ip link add rvdx9 type veth peer name p9",
+        &["link new rvdx9 admin=false carrier=false oper=down mtu=1500"],
+    ));
+    let extra: Vec<String> = w
+        .rest(Duration::from_millis(300))
+        .iter()
+        .map(brief)
+        .collect();
+    assert!(extra.is_empty(), "records nobody asked for: {extra:#?}");
+    w.stop();
+    let everything = all.until("the unfiltered watch", |r| r["ifname"] == "rvdx9");
+    all.stop();
+    let want: Vec<String> = everything
+        .iter()
+        .filter(|r| names_in(r).iter().any(|n| n.starts_with("rvdx")))
+        .map(brief)
+        .collect();
+    assert_eq!(got.iter().map(brief).collect::<Vec<_>>(), want);
+    let lines = monitor.stop_after(|l| l.contains("rvdx9"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("10.50.0.0/24 via 10.2.0.2 dev other0")),
+        "ip monitor shows the replace: {lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains(": rvdz1@p1:")),
+        "ip monitor shows the rename: {lines:#?}"
+    );
+}
+
 #[test]
 fn count_and_duration_end_the_run() {
     require_root();

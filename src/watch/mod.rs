@@ -20,7 +20,7 @@ use crate::netlink::rt::{
 };
 use crate::netlink::{Received, RouteSocket, Subscription};
 use crate::output::RecordWriter;
-use crate::record::{Body, Record, Tags, WatchResync};
+use crate::record::{Body, Record, Tags, WatchNexthop, WatchResync};
 use anyhow::{Context, Result};
 use clap::Parser;
 use ipnet::IpNet;
@@ -105,7 +105,8 @@ pub struct Args {
     )]
     pub types: Vec<Kind>,
     /// Only links, addresses and routes of interfaces matching GLOB (a name or a shell
-    /// pattern, 'veth*'); a route matches through its device or any nexthop's.
+    /// pattern, 'veth*'); a route matches through its device or any nexthop's, a replace also
+    /// through the route it replaced (old_dev, old_nexthops), a rename by its old name too.
     #[arg(long, value_name = "GLOB", help_heading = "Filters")]
     pub interface: Option<String>,
     /// Only routes of routing table N (main is 254, local 255).
@@ -206,17 +207,27 @@ impl Filter {
             return false;
         }
         match body {
-            Body::WatchLink(l) => self.name_matches(Some(&l.ifname)),
+            // A rename passes by either name: a watcher of the old one learns where it went.
+            Body::WatchLink(l) => {
+                self.name_matches(Some(&l.ifname))
+                    || (l.old_ifname.is_some() && self.name_matches(l.old_ifname.as_deref()))
+            }
             Body::WatchAddr(a) => {
                 self.family.is_none_or(|f| f == a.family) && self.name_matches(Some(&a.ifname))
             }
             Body::WatchRoute(r) => {
+                // A replace passes by the route it replaced too: a route moved off the
+                // interface is news to a watcher of it.
+                let hops = |h: &Option<Vec<WatchNexthop>>| {
+                    h.iter()
+                        .flatten()
+                        .any(|n| self.name_matches(n.dev.as_deref()))
+                };
                 let dev = self.interface.is_none()
                     || self.name_matches(r.dev.as_deref())
-                    || r.nexthops
-                        .iter()
-                        .flatten()
-                        .any(|n| self.name_matches(n.dev.as_deref()));
+                    || hops(&r.nexthops)
+                    || (r.old_dev.is_some() && self.name_matches(r.old_dev.as_deref()))
+                    || hops(&r.old_nexthops);
                 let dst = self
                     .dst
                     .is_none_or(|net| r.dst.parse::<IpNet>().is_ok_and(|d| net.contains(&d)));
