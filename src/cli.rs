@@ -70,7 +70,7 @@ pub struct RunArgs {
     pub timeout: Duration,
     /// Write a summary per target every DURATION, over that window (default 60s in
     /// continuous runs or with alerts; 0 turns windows off).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_period)]
     pub summary_every: Option<Duration>,
 }
 
@@ -339,6 +339,15 @@ pub fn parse_interval(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// A reporting period: 0 (off) or at least 1 ms (a shorter one would be all the loop does).
+pub fn parse_period(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if !d.is_zero() && d < MIN_INTERVAL {
+        return Err("must be 0 (off) or at least 1ms".into());
+    }
+    Ok(d)
+}
+
 pub fn parse_count(s: &str) -> Result<u64, String> {
     match s.parse::<u64>() {
         Ok(0) => Err("must be at least 1".into()),
@@ -493,6 +502,9 @@ mod tests {
         assert!(parse_positive_duration("0").is_err());
         assert!(parse_duration("1e19").unwrap_err().contains("too long"));
         assert!(parse_duration("366d").is_err());
+        assert_eq!(parse_period("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_period("1ms"), Ok(Duration::from_millis(1)));
+        assert!(parse_period("1ns").unwrap_err().contains("at least 1ms"));
         assert_eq!(parse_interval("0.5ms"), Err("must be at least 1ms".into()));
         assert_eq!(parse_count("0"), Err("must be at least 1".into()));
     }

@@ -531,7 +531,7 @@ impl<'w, W: Write> Engine<'w, W> {
                 self.close_window()?;
                 if let Some(every) = self.cfg.summary_every {
                     if !self.finished() {
-                        self.schedule(at + every, Timer::Window);
+                        self.schedule(next_period(at, every, Instant::now()), Timer::Window);
                     }
                 }
             }
@@ -841,6 +841,17 @@ impl Prober for NoProber {
     fn drain(&mut self, _: usize, _: &dyn ProbeLookup, _: &mut Vec<ProbeEvent>) {}
 }
 
+/// The first of the deadlines `at + k × every` (k ≥ 1) after `now`: periods do not drift, and
+/// a loop that stalled skips the periods it missed rather than catching up on them in a burst.
+pub fn next_period(at: Instant, every: Duration, now: Instant) -> Instant {
+    let next = at + every;
+    if next > now || every.is_zero() {
+        return next;
+    }
+    let missed = now.duration_since(next).as_nanos() / every.as_nanos() + 1;
+    next + every.saturating_mul(u32::try_from(missed).unwrap_or(u32::MAX))
+}
+
 /// One-way delays from a stamping reflector's clock against ours: forward from our send to its
 /// receive, reverse from its send to our receive (negative when the clocks disagree by more
 /// than the delay), and its own hold time. Meaningful only with synchronized clocks, which
@@ -886,6 +897,20 @@ pub fn rtt(sent: SendStamp, rx_wall: Option<SystemTime>, rx_mono: Instant) -> Du
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn next_period_is_the_first_deadline_after_now() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        assert_eq!(next_period(t0, ms(10), t0), t0 + ms(10));
+        assert_eq!(next_period(t0, ms(10), t0 + ms(9)), t0 + ms(10));
+        // Exactly on a deadline: the one after it.
+        assert_eq!(next_period(t0, ms(10), t0 + ms(10)), t0 + ms(20));
+        assert_eq!(next_period(t0, ms(10), t0 + ms(35)), t0 + ms(40));
+        // A stall of a million periods is one step, not a million.
+        let far = t0 + Duration::from_secs(1000);
+        assert_eq!(next_period(t0, ms(1), far), far + ms(1));
+    }
 
     use crate::output::{Format, RecordWriter};
     use crate::probe::ProbeEvent;

@@ -1278,6 +1278,11 @@ fn usage_errors_are_one_line_and_exit_2() {
         (&["-Q", "0x1ff", "127.0.0.1"], "0x1ff"),
         (&["-c", "0", "127.0.0.1"], "--count"),
         (&["-i", "1e19", "127.0.0.1"], "--interval"),
+        // A period under 1 ms would be all the loop does (it wrote millions of summaries).
+        (
+            &["--summary-every", "1ns", "127.0.0.1"],
+            "must be 0 (off) or at least 1ms",
+        ),
         (
             &["--format", "xml", "127.0.0.1"],
             "possible values: json, influx",

@@ -1249,6 +1249,8 @@ fn bad_arguments_are_one_line_and_exit_2() {
         (&["--burst", "0"][..], "--burst"),
         (&["--max-size", "65536"][..], "--max-size"),
         (&["--stats-every", "soon"][..], "not a duration"),
+        // Shorter, the stats would be all the loop does, and nothing would be answered.
+        (&["--stats-every", "1ns"][..], "at least 1ms"),
         (&["--format", "xml"][..], "possible values"),
         (&["--tag", "novalue"][..], "key=value"),
         (&["extra"][..], "unexpected argument"),

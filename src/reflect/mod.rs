@@ -173,7 +173,7 @@ pub struct Args {
           allow_negative_numbers = true, help_heading = "Limits")]
     pub max_pps: f64,
     /// Write a stats record per socket every DURATION (0: only the total at exit).
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration,
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = cli::parse_period,
           help_heading = "Output")]
     pub stats_every: Duration,
     /// Record format.
@@ -621,12 +621,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     let w = l.stats.close_window();
                     write(l, &w, &window_name, active.as_ref().map(|a| a[k]))?;
                 }
-                // Absolute deadlines: periods do not drift; a stalled loop skips, not bunches.
-                let mut at = at + d;
-                while at <= now {
-                    at += d;
-                }
-                next_stats = Some(at);
+                next_stats = Some(crate::engine::next_period(at, d, now));
             }
         }
         let busy = listeners.iter().any(|l| l.ready);
