@@ -85,6 +85,12 @@ pub fn json_line(record: &Record, line: &mut Vec<u8>) -> io::Result<()> {
 /// Members that are free text, written as string fields rather than tags.
 const TEXT_FIELDS: &[&str] = &["reason"];
 
+/// Lists of objects written one element at a time under an indexed name, with a count:
+/// `nexthops` (lwatch's multipath routes) becomes `nexthop_count=2i`, `nexthop0_gateway`,
+/// `nexthop0_dev`, `nexthop0_weight=1i`, `nexthop1_…` (strings tags, numbers fields, as at the
+/// top). Other lists are left out.
+const INDEXED: &[(&str, &str)] = &[("nexthops", "nexthop"), ("old_nexthops", "old_nexthop")];
+
 /// One InfluxDB line: `type,tool=…,<string members and tags> <numeric members> <ns>`.
 pub fn influx_line(record: &Record, line: &mut Vec<u8>) -> io::Result<()> {
     let body: Map<String, Value> = serde_json::from_slice(&record.body.to_json_object()?)?;
@@ -102,6 +108,21 @@ pub fn influx_line(record: &Record, line: &mut Vec<u8>) -> io::Result<()> {
                 for (k, v) in members {
                     if let Some(f) = field_value(v) {
                         fields.push((nested_name(key, k), f));
+                    }
+                }
+            }
+            Value::Array(items) => {
+                let Some((_, stem)) = INDEXED.iter().find(|(k, _)| k == key) else {
+                    continue;
+                };
+                fields.push((format!("{stem}_count"), format!("{}i", items.len())));
+                for (i, item) in items.iter().enumerate() {
+                    for (k, v) in item.as_object().into_iter().flatten() {
+                        let name = format!("{stem}{i}_{k}");
+                        match v {
+                            Value::String(s) => tags.push((name, s.clone())),
+                            other => fields.extend(field_value(other).map(|f| (name, f))),
+                        }
                     }
                 }
             }

@@ -1545,6 +1545,108 @@ fn the_interface_filter_passes_changes_that_take_a_route_or_a_name_away() {
     );
 }
 
+/// One line of InfluxDB line protocol (no escaped spaces or commas in these): the measurement,
+/// the tags and the fields by key.
+fn influx(line: &str) -> (String, BTreeMap<String, String>, BTreeMap<String, String>) {
+    let parts: Vec<&str> = line.split(' ').collect();
+    assert_eq!(parts.len(), 3, "{line}");
+    let pairs = |s: &str| -> BTreeMap<String, String> {
+        s.split(',')
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap_or_else(|| panic!("{kv}: {line}"));
+                (k.to_string(), v.to_string())
+            })
+            .collect()
+    };
+    let (measurement, tags) = parts[0].split_once(',').expect("tags");
+    (measurement.to_string(), pairs(tags), pairs(parts[1]))
+}
+
+/// `--format influx` writes the paths of a multipath route (one tag or field per nexthop
+/// member and index, and a count) and those of the route a replace replaced; they are the
+/// nexthops `ip monitor` shows for the same notifications.
+#[test]
+fn influx_lines_carry_the_nexthops_of_multipath_routes_and_replaces() {
+    require_root();
+    let ns = Netns::new("lwatch-influx");
+    ns.run(
+        "ip link add w0 type veth peer name x0 && ip link set w0 up && ip link set x0 up && \
+         ip addr add 10.1.0.1/24 dev w0",
+    );
+    let monitor = IpMonitor::start(&ns);
+    let w = Watch::start(&ns, &["--format", "influx", "--type", "route"]);
+    let next = |what: &str| {
+        w.lines
+            .recv_timeout(STEP)
+            .unwrap_or_else(|e| panic!("{what}: {e}"))
+    };
+    ns.run("ip route add 10.7.0.0/24 nexthop via 10.1.0.2 weight 1 nexthop via 10.1.0.3 weight 2");
+    let add = next("the multipath add");
+    ns.run("ip route replace 10.7.0.0/24 via 10.1.0.4");
+    let replace = next("the replace");
+    ns.run("ip route add 10.7.1.0/24 nexthop via 10.1.0.3 nexthop via 10.1.0.2");
+    let add2 = next("the last add");
+    let lines = monitor.stop_after(|l| l.contains("10.7.1.0/24"));
+    // What ip monitor shows of each: (gateway, dev, weight) per nexthop.
+    let shown: Vec<Vec<(String, String, String)>> = lines
+        .iter()
+        .filter_map(|l| match parse_ip_monitor(l) {
+            IpEvent::Route { nexthops, .. } => Some(nexthops),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(shown.len(), 3, "{lines:#?}");
+    let hops = |tags: &BTreeMap<String, String>,
+                fields: &BTreeMap<String, String>,
+                stem: &str|
+     -> Vec<(String, String, String)> {
+        let n: usize = fields
+            .get(&format!("{stem}_count"))
+            .map_or(0, |c| c.trim_end_matches('i').parse().expect("count"));
+        (0..n)
+            .map(|i| {
+                let get = |m: &BTreeMap<String, String>, k: &str| {
+                    m.get(&format!("{stem}{i}_{k}"))
+                        .cloned()
+                        .unwrap_or("-".into())
+                };
+                (
+                    get(tags, "gateway"),
+                    get(tags, "dev"),
+                    get(fields, "weight").trim_end_matches('i').to_string(),
+                )
+            })
+            .collect()
+    };
+    let (m, tags, fields) = influx(&add);
+    assert_eq!(
+        (m.as_str(), tags["event"].as_str()),
+        ("route", "add"),
+        "{add}"
+    );
+    assert!(
+        !tags.contains_key("gateway") && !tags.contains_key("dev"),
+        "{add}"
+    );
+    assert_eq!(hops(&tags, &fields, "nexthop"), shown[0], "{add}");
+    assert_eq!(
+        fields["nexthop0_ifindex"], fields["nexthop1_ifindex"],
+        "{add}"
+    );
+    let (_, tags, fields) = influx(&replace);
+    assert_eq!(tags["event"], "replace", "{replace}");
+    assert_eq!(
+        (tags["gateway"].as_str(), tags["dev"].as_str()),
+        ("10.1.0.4", "w0")
+    );
+    assert_eq!(shown[1], [], "a single path: {replace}");
+    assert_eq!(hops(&tags, &fields, "nexthop"), shown[1], "{replace}");
+    assert_eq!(hops(&tags, &fields, "old_nexthop"), shown[0], "{replace}");
+    let (_, tags, fields) = influx(&add2);
+    assert_eq!(hops(&tags, &fields, "nexthop"), shown[2], "{add2}");
+    w.stop();
+}
+
 #[test]
 fn count_and_duration_end_the_run() {
     require_root();
