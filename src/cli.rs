@@ -339,6 +339,15 @@ pub fn parse_interval(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// The signals that end a run the way the end of a count does (what was found is written):
+/// SIGINT, SIGTERM, and SIGHUP, so a terminal or SSH session that goes away still leaves the
+/// summary in the file the output went to.
+pub const END_SIGNALS: [i32; 3] = [
+    signal_hook::consts::SIGINT,
+    signal_hook::consts::SIGTERM,
+    signal_hook::consts::SIGHUP,
+];
+
 /// A reporting period: 0 (off) or at least 1 ms (a shorter one would be all the loop does).
 pub fn parse_period(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;

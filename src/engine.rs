@@ -11,7 +11,6 @@ use crate::stats::Stats;
 use crate::target::Target;
 use anyhow::{Context, Result};
 use mio::{Events, Poll, Token};
-use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -56,7 +55,7 @@ pub struct Outcome {
     pub all_answered: bool,
     /// Datagrams that could not be decoded.
     pub malformed: u64,
-    /// Ended by SIGINT or SIGTERM.
+    /// Ended by SIGINT, SIGTERM or SIGHUP.
     pub interrupted: bool,
     /// Every stream of every target.
     pub streams: Vec<StreamTotal>,
@@ -278,7 +277,7 @@ impl<'w, W: Write> Engine<'w, W> {
     pub fn run<P: Prober>(mut self, prober: &mut P) -> Result<Outcome> {
         let mut poll = Poll::new().context("cannot create the event loop")?;
         let mut signals =
-            Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
+            Signals::new(crate::cli::END_SIGNALS).context("cannot install signal handlers")?;
         poll.registry()
             .register(&mut signals, SIGNAL_TOKEN, mio::Interest::READABLE)?;
         let sockets = prober

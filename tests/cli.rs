@@ -1415,14 +1415,13 @@ fn signal_ends_run_with_total_summary(sig: &str) {
     );
 }
 
+/// SIGINT, SIGTERM, and SIGHUP (a terminal or SSH session gone): each ends the run with the
+/// total summary, as ping's SIGINT does.
 #[test]
-fn sigint_ends_the_run_with_a_total_summary() {
-    signal_ends_run_with_total_summary("INT");
-}
-
-#[test]
-fn sigterm_ends_the_run_with_a_total_summary() {
-    signal_ends_run_with_total_summary("TERM");
+fn sigint_sigterm_and_sighup_end_the_run_with_a_total_summary() {
+    for sig in ["INT", "TERM", "HUP"] {
+        signal_ends_run_with_total_summary(sig);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

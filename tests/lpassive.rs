@@ -214,16 +214,21 @@ impl Running {
     }
 
     /// SIGINT, then every record of the run; the exit status must be 0.
-    fn stop(mut self) -> Vec<Value> {
+    fn stop(self) -> Vec<Value> {
+        self.stop_with("INT")
+    }
+
+    /// Signal `sig` (INT, TERM, HUP), then every record of the run; the exit status must be 0.
+    fn stop_with(mut self, sig: &str) -> Vec<Value> {
         let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
             .status();
         loop {
             let left = DEADLINE.saturating_sub(self.started.elapsed());
             match self.lines.recv_timeout(left) {
                 Ok(v) => self.seen.push(v),
                 Err(RecvTimeoutError::Disconnected) => break,
-                Err(RecvTimeoutError::Timeout) => panic!("lpassive did not end on SIGINT"),
+                Err(RecvTimeoutError::Timeout) => panic!("lpassive did not end on SIG{sig}"),
             }
         }
         let status = self.child.wait().expect("wait");
@@ -415,6 +420,21 @@ fn recreated_interfaces_never_give_a_negative_or_giant_delta() {
     assert_eq!(before_reset, 40, "{first:?}");
     let all: u64 = first.iter().map(|r| u(r, "tx_packets")).sum();
     assert_eq!(u(sums[0], "tx_packets"), all);
+}
+
+/// SIGHUP (the terminal or SSH session of `lpassive -w 1h > file` went away) ends the run as
+/// SIGINT does: the summaries are written and the status is 0.
+#[test]
+fn sighup_writes_the_summaries() {
+    require_root();
+    let (a, b) = quiet_pair("pas-hup", false);
+    let _sink = sink(&b);
+    let mut p = Running::spawn(&a, &["-i", "0.1", "a0"]);
+    p.samples("a0", 1);
+    send_udp(&a, "10.7.0.2:9999", 7, 100);
+    p.samples("a0", 2);
+    let records = p.stop_with("HUP");
+    assert_eq!(u(summary(&records, "a0"), "tx_packets"), 7);
 }
 
 #[test]

@@ -1059,6 +1059,20 @@ fn answers_come_from_the_address_the_request_was_sent_to() {
 // ---------------------------------------------------------------------------------------------
 // Service life: notification, signals, stats periods, errors
 
+/// SIGHUP (a terminal or SSH session gone) ends lreflect as SIGTERM does: the total stats
+/// are written, status 0.
+#[test]
+fn sighup_ends_with_the_total_stats() {
+    let lab = pair("lr-hup");
+    let r = Reflector::start(&lab.server, &["--echo", "10.0.0.2:8081"]);
+    let c = Client::new(&lab.client, "10.0.0.1:0", "10.0.0.2:8081", 0);
+    c.echo(&ludp_payload(1, 64));
+    let f = r.stop_with(libc::SIGHUP);
+    assert_eq!(f.status.code(), Some(0), "{}", f.stderr);
+    let t = f.total("10.0.0.2:8081");
+    assert_eq!((u(&t["received"]), u(&t["reflected"])), (1, 1), "{t}");
+}
+
 #[test]
 fn periodic_stats_and_sigint_give_windows_and_a_total_that_add_up() {
     let lab = pair("lr-periods");

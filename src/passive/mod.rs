@@ -25,7 +25,6 @@ use clap::Parser;
 use mio::{Events, Poll, Token};
 use monitor::{Config, Monitor};
 use select::Selection;
-use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use std::collections::HashMap;
 use std::io::Write;
@@ -173,7 +172,8 @@ const SIGNAL_TOKEN: Token = Token(0);
 pub fn run(args: Args) -> Result<ExitCode> {
     let selection = Selection::new(&args.ifaces, args.all)?;
     let mut poll = Poll::new().context("cannot create the event loop")?;
-    let mut signals = Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
+    let mut signals =
+        Signals::new(crate::cli::END_SIGNALS).context("cannot install signal handlers")?;
     poll.registry()
         .register(&mut signals, SIGNAL_TOKEN, mio::Interest::READABLE)?;
     let mut reader = Reader::open()?;

@@ -42,7 +42,6 @@ use loops::LoopGuard;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use session::{SessionKey, SessionTable};
-use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use stats::{Malformed, Reason, SessionEvents, SocketStats};
@@ -78,7 +77,7 @@ allowed), loop (from a port that answers back: one lreflect listens on, or 7, 13
 TWAMP request under 14 bytes; by reason in malformed_by), rate_limit (over the source's token
 bucket), global_cap (over --max-pps), send_error.
 
-Exit status: 0 ended by SIGINT or SIGTERM, 2 usage or system error (bad flag, address in use, no permission).";
+Exit status: 0 ended by SIGINT, SIGTERM or SIGHUP, 2 usage or system error (bad flag, address in use, no permission).";
 
 /// Command-line arguments of `lreflect`.
 #[derive(Debug, Clone, Parser)]
@@ -518,7 +517,7 @@ impl Reflector {
     }
 }
 
-/// Runs lreflect until SIGINT or SIGTERM.
+/// Runs lreflect until SIGINT, SIGTERM or SIGHUP.
 pub fn run(args: Args) -> Result<ExitCode> {
     // Echo on the default port only when nothing at all is asked for.
     let echo: Vec<SocketAddr> = if args.echo.is_empty() && args.twamp.is_empty() {
@@ -569,7 +568,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     reflector.read_clock();
 
     let mut poll = Poll::new().context("cannot create the event loop")?;
-    let mut signals = Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
+    let mut signals = Signals::new(cli::END_SIGNALS).context("cannot install signal handlers")?;
     poll.registry()
         .register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)?;
     for (i, l) in listeners.iter().enumerate() {

@@ -33,14 +33,14 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// Set by SIGINT or SIGTERM once [`stop_on_signals`] ran: a trace under way ends with what it
+/// Set by SIGINT, SIGTERM or SIGHUP once [`stop_on_signals`] ran: a trace under way ends with what it
 /// found so far.
 static STOP: AtomicBool = AtomicBool::new(false);
 
-/// Makes SIGINT and SIGTERM end a trace under way (with its results so far) instead of the
+/// Makes SIGINT, SIGTERM and SIGHUP end a trace under way (with its results so far) instead of the
 /// process. The engine's own handling of the signals (stop sending, settle) is unaffected.
 pub fn stop_on_signals() -> Result<()> {
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+    for signal in crate::cli::END_SIGNALS {
         signal_hook::flag::register(signal, &STOP).context("cannot install signal handlers")?;
     }
     Ok(())
