@@ -71,6 +71,8 @@ enum Timer {
     Expire(ProbeId),
     Window,
     Retrace,
+    /// `-w`: no probe leaves after this.
+    Stop,
 }
 
 /// What became of a probe. Kept for a while after settling, to recognise duplicates and
@@ -290,15 +292,25 @@ impl<'w, W: Write> Engine<'w, W> {
                 .map(|k| Stream::new(prober.flow(&st.target, t, k)))
                 .collect();
         }
-        // Spread the first probes of many targets evenly over one interval.
+        // Spread the first probes of many targets evenly over one interval, or over the run
+        // when it is shorter: every target is probed at least once.
         let start = Instant::now();
         let n = self.states.len().max(1) as u32;
+        let spread = self
+            .cfg
+            .duration
+            .map_or(self.cfg.interval, |d| d.min(self.cfg.interval));
         for t in 0..self.states.len() {
-            let due = start + self.cfg.interval * t as u32 / n;
+            let due = start + spread * t as u32 / n;
             self.states[t].first_due = due;
             self.schedule(due, Timer::Send(t));
         }
         let stop_at = self.cfg.duration.map(|d| start + d);
+        if let Some(at) = stop_at {
+            // The run ends at the duration (once the probes in flight settle), not at the
+            // next probe's due time after it.
+            self.schedule(at, Timer::Stop);
+        }
         if let Some(every) = self.cfg.summary_every {
             self.schedule(start + every, Timer::Window);
         }
@@ -524,6 +536,11 @@ impl<'w, W: Write> Engine<'w, W> {
             Timer::Retrace => {
                 if self.sending_targets > 0 && !self.stopping {
                     self.retrace_due = Some(at);
+                }
+            }
+            Timer::Stop => {
+                if !self.stopping {
+                    self.stop_sending();
                 }
             }
             Timer::Window => {

@@ -741,7 +741,7 @@ fn every_member_records() -> Vec<Vec<u8>> {
             resync: Some(true),
         }),
         Body::WatchAddr(WatchAddr {
-            event: "add".into(),
+            event: "change".into(),
             ifname: "eth0".into(),
             ifindex: 2,
             family: "inet".into(),
@@ -749,6 +749,8 @@ fn every_member_records() -> Vec<Vec<u8>> {
             prefixlen: 24,
             scope: "global".into(),
             label: Some("eth0:1".into()),
+            flags: vec!["deprecated".into(), "dynamic".into()],
+            old_flags: Some(vec!["dynamic".into()]),
             resync: Some(true),
         }),
         Body::WatchRoute(WatchRoute {
@@ -1618,4 +1620,31 @@ fn ltwamp_records_match_their_schemas() {
         total["lost_rev"].as_u64() <= total["late"].as_u64(),
         "{total}"
     );
+}
+
+/// `-w` shorter than `-i`: the run ends at the duration once the probes in flight settle (not
+/// at the next probe's due time, 10 s later), and the first probes of several targets are
+/// spread over the duration, so every target is probed.
+#[test]
+fn a_duration_shorter_than_the_interval_probes_every_target_and_ends_on_time() {
+    require_root();
+    let targets = ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"];
+    let started = std::time::Instant::now();
+    let out = run(lping().args(["-q", "-w", "0.5", "-i", "10"]).args(targets));
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_text(&out));
+    assert!(
+        took < Duration::from_secs(8),
+        "ran {took:?}: until the next probe's due time"
+    );
+    let text = stdout_text(&out);
+    let contract = Contract::load();
+    for target in targets {
+        let s = text
+            .lines()
+            .map(|l| contract.check_line(l))
+            .find(|r| r["target"] == target)
+            .unwrap_or_else(|| panic!("no summary for {target}: {text}"));
+        assert_eq!((&s["sent"], &s["received"]), (&json!(1), &json!(1)), "{s}");
+    }
 }
