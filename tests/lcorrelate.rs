@@ -289,3 +289,100 @@ fn usage_errors_and_missing_files_are_one_line() {
     let out = run(&[], Some(b""));
     assert_eq!((out.status.code(), out.stdout.len()), (Some(0), 0));
 }
+
+/// The review's case: one client, its first hop, a 4x4x4 mesh (stages a, b, c of four
+/// routers, every router linked to all four of the next stage) and one server; 5000 flows,
+/// each over its own ECMP path, 100 probes each; only b2 -> c3 (here the link
+/// `10.0.2.2>10.0.3.3`) loses, 10 %. Every flow crosses the client's first hop, most of them
+/// cleanly. Returns the lines and the lossy link.
+fn mesh(seed: u64) -> (String, (String, String)) {
+    let mut rng = lopa::correlate::sim::Rng::new(seed);
+    let (client, gw, server) = ("10.9.0.1", "10.0.0.1", "10.9.9.1");
+    let lossy = ("10.0.2.2".to_string(), "10.0.3.3".to_string());
+    let mut text = String::new();
+    for flow in 0..5000u32 {
+        let hop = |stage: u32, i: u64| format!("10.0.{stage}.{}", i + 1);
+        let h = rng.next_u64();
+        let nodes = [
+            client.to_string(),
+            gw.to_string(),
+            hop(1, h % 4),
+            hop(2, (h >> 8) % 4),
+            hop(3, (h >> 16) % 4),
+            server.to_string(),
+        ];
+        let through = nodes
+            .windows(2)
+            .any(|w| (w[0].as_str(), w[1].as_str()) == (lossy.0.as_str(), lossy.1.as_str()));
+        let lost = rng.binomial(100, if through { 0.1 } else { 0.0 });
+        let hops: Vec<String> = nodes[1..]
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!("{{\"ttl\":{},\"addr\":\"{a}\"}}", i + 1))
+            .collect();
+        text.push_str(&format!(
+            "{{\"type\":\"path\",\"tool\":\"ludp\",\"src\":\"{client}\",\"dst\":\"{server}\",\"sport\":{},\"dport\":8081,\"hops\":[{}],\"reached\":true,\"sent\":100,\"lost\":{lost}}}\n",
+            33434 + flow,
+            hops.join(",")
+        ));
+    }
+    (text, lossy)
+}
+
+#[test]
+fn every_method_finds_one_lossy_ecmp_branch_and_calls_only_it_faulty() {
+    let (lines, lossy) = mesh(1);
+    for method in ["flock", "vote", "diff"] {
+        let out = run(&["--method", method], Some(lines.as_bytes()));
+        let recs = records(&out);
+        let text: Vec<String> = recs.iter().take(5).map(Value::to_string).collect();
+        assert!(
+            names_link(&recs[0], &lossy),
+            "{method}: the lossy link first:\n{}",
+            text.join("\n")
+        );
+        assert_eq!(recs[0]["verdict"], "faulty", "{method}: {}", recs[0]);
+        let loss = recs[0]["loss_est"].as_f64().unwrap();
+        assert!((0.08..0.12).contains(&loss), "{method}: {}", recs[0]);
+        let faulty: Vec<&Value> = recs.iter().filter(|r| r["verdict"] == "faulty").collect();
+        assert_eq!(faulty.len(), 1, "{method}: {faulty:?}");
+        assert_eq!(out.status.code(), Some(1), "{method}");
+    }
+}
+
+#[test]
+fn a_verdict_agrees_with_the_loss_estimate_and_min_loss() {
+    // The benchmark's data (background loss everywhere, a few faults): whatever a method
+    // ranks, it calls faulty no link whose estimated loss is within --min-loss.
+    let sc = Scenario::new(
+        Topology::LeafSpine {
+            leaves: 4,
+            spines: 2,
+            hosts_per_leaf: 4,
+        },
+        2,
+    );
+    let mut lines = simulate(&sc, 21).lines.join("\n") + "\n";
+    lines.push_str(&mesh(2).0);
+    for min_loss in ["0.05", "1", "20"] {
+        for method in ["flock", "vote", "diff"] {
+            let out = run(
+                &["--method", method, "--min-loss", min_loss],
+                Some(lines.as_bytes()),
+            );
+            let cap = min_loss.parse::<f64>().unwrap() / 100.0;
+            let recs = records(&out);
+            assert!(recs.len() > 50);
+            for r in &recs {
+                if r["verdict"] == "faulty" {
+                    assert!(
+                        r["loss_est"].as_f64().unwrap() > cap,
+                        "{method} --min-loss {min_loss}: {r}"
+                    );
+                }
+            }
+            let any = recs.iter().any(|r| r["verdict"] == "faulty");
+            assert_eq!(out.status.code(), Some(any as i32), "{method} {min_loss}");
+        }
+    }
+}

@@ -77,56 +77,117 @@ fn ratio(a: u64, b: u64) -> f64 {
     }
 }
 
+/// The highest rate a healthy link may have in the model: `min_loss`, but never below the
+/// model's smallest rate.
+pub fn healthy_cap(params: &Params) -> f64 {
+    params.min_loss.max(MIN_RATE)
+}
+
 fn eligible(p: &Problem, params: &Params, g: usize) -> bool {
     p.groups[g].sent >= params.min_samples.max(1)
 }
 
-/// 007 (NSDI 2018): every lost packet votes 1/h for each of the h links of its route; the
-/// link with the most votes is blamed, the routes it explains stop voting, and so on. The
-/// score is a link's votes when it was picked (its remaining votes if never picked) as a
-/// share of all votes; picked links holding at least `vote_share` are faulty.
+/// 007 (NSDI 2018), with delivered probes voting too: every route casts its excess loss (its
+/// lost probes minus those its links would lose at `min_loss`, the most a healthy link may) as
+/// votes split evenly over its h links; the link with the most votes is blamed, the routes it
+/// explains stop voting, and so on while some link holds votes. 007 proper lets only lost
+/// packets vote, so a link that every flow crosses (a client's first hop) collects the votes
+/// of every lossy flow plus the noise of all clean ones and outranks the lossy link itself;
+/// here the many clean flows through it vote against it. A picked link scores 1 plus its votes
+/// as a share of all positive votes, and is faulty when that share is at least `vote_share`
+/// and its routes lose at least `min_loss`. Then the routes left (none of them loses more than
+/// healthy links explain) vote as in 007 proper, lost probes only, to rank the rest below 1.
 pub fn vote(p: &Problem, params: &Params) -> (Vec<f64>, Vec<bool>) {
     let n = p.groups.len();
-    let mut votes = vec![0.0; n];
+    let healthy = 1.0 - params.min_loss.clamp(0.0, 1.0);
+    let excess: Vec<f64> = p
+        .routes
+        .iter()
+        .map(|r| {
+            let links: usize = r
+                .groups
+                .iter()
+                .map(|&g| p.groups[g as usize].links.len())
+                .sum();
+            let expected = r.sent as f64 * (1.0 - healthy.powi(links as i32));
+            (r.lost as f64 - expected) / r.groups.len().max(1) as f64
+        })
+        .collect();
+    let lost: Vec<f64> = p
+        .routes
+        .iter()
+        .map(|r| r.lost as f64 / r.groups.len().max(1) as f64)
+        .collect();
     let mut active = vec![true; p.routes.len()];
-    let cast = |r: &super::graph::Route| r.lost as f64 / r.groups.len().max(1) as f64;
-    for r in &p.routes {
-        for &g in &r.groups {
-            votes[g as usize] += cast(r);
-        }
-    }
-    let total: f64 = votes.iter().sum();
+    let mut picked = vec![false; n];
     let mut score = vec![0.0; n];
     let mut faulty = vec![false; n];
-    let mut picked = vec![false; n];
+    let rate = |g: usize| ratio(p.groups[g].lost, p.groups[g].sent);
+    let total = total_votes(p, &excess, &active);
+    iterate_votes(p, params, &excess, &mut active, &mut picked, |b, v| {
+        score[b] = 1.0 + v / total;
+        faulty[b] = v / total >= params.vote_share && rate(b) >= params.min_loss;
+    });
+    let rest = total_votes(p, &lost, &active);
+    iterate_votes(p, params, &lost, &mut active, &mut picked, |b, v| {
+        score[b] = v / rest;
+    });
+    (score, faulty)
+}
+
+/// Positive votes the active routes cast, `cast` per link of each.
+fn total_votes(p: &Problem, cast: &[f64], active: &[bool]) -> f64 {
+    p.routes
+        .iter()
+        .enumerate()
+        .filter(|&(r, _)| active[r])
+        .map(|(r, route)| (cast[r] * route.groups.len() as f64).max(0.0))
+        .sum()
+}
+
+/// 007's loop: the unpicked link with the most votes from active routes is picked (`pick`
+/// with its votes) and its routes stop voting, while the best holds a positive vote.
+fn iterate_votes(
+    p: &Problem,
+    params: &Params,
+    cast: &[f64],
+    active: &mut [bool],
+    picked: &mut [bool],
+    mut pick: impl FnMut(usize, f64),
+) {
+    let n = p.groups.len();
+    let mut votes = vec![0.0; n];
+    for (r, route) in p.routes.iter().enumerate().filter(|&(r, _)| active[r]) {
+        for &g in &route.groups {
+            votes[g as usize] += cast[r];
+        }
+    }
+    let rate = |g: usize| ratio(p.groups[g].lost, p.groups[g].sent);
     loop {
+        // Ties (links crossed by the same lossy flows) go to the link with the higher loss
+        // rate: the one fewer clean probes cross.
         let best = (0..n)
             .filter(|&g| !picked[g] && eligible(p, params, g))
-            .max_by(|&a, &b| votes[a].total_cmp(&votes[b]).then(b.cmp(&a)));
+            .max_by(|&a, &b| {
+                votes[a]
+                    .total_cmp(&votes[b])
+                    .then(rate(a).total_cmp(&rate(b)))
+                    .then(b.cmp(&a))
+            });
         let Some(b) = best else { break };
         if votes[b] <= 0.0 {
             break;
         }
         picked[b] = true;
-        // Picked links rank above all others: their share plus 1.
-        score[b] = 1.0 + votes[b] / total;
-        let through = ratio(p.groups[b].lost, p.groups[b].sent);
-        faulty[b] = votes[b] / total >= params.vote_share && through >= params.min_loss;
+        pick(b, votes[b]);
         for &r in &p.groups[b].routes {
             if std::mem::replace(&mut active[r as usize], false) {
-                let route = &p.routes[r as usize];
-                for &g in &route.groups {
-                    votes[g as usize] -= cast(route);
+                for &g in &p.routes[r as usize].groups {
+                    votes[g as usize] -= cast[r as usize];
                 }
             }
         }
     }
-    for g in 0..n {
-        if !picked[g] && total > 0.0 {
-            score[g] = votes[g].max(0.0) / total;
-        }
-    }
-    (score, faulty)
 }
 
 /// The likelihood model's state: rates per group and log-success per route.
@@ -257,7 +318,7 @@ fn argmax(c: &[(f64, f64, f64)], lo: f64, hi: f64) -> f64 {
 /// link's own rate over the best healthy one, `faulty` the fault set found.
 pub fn flock(p: &Problem, params: &Params) -> Scores {
     let n = p.groups.len();
-    let cap = params.min_loss.max(MIN_RATE);
+    let cap = healthy_cap(params);
     // Start where every link shares the overall loss evenly, capped at healthy.
     let (sent, lost, hops) = p.routes.iter().fold((0.0, 0.0, 0.0), |(s, l, h), r| {
         (
@@ -394,6 +455,31 @@ mod tests {
         let (v, vf) = vote(&p, &params);
         assert_eq!(top(&p, &v), [("s1".into(), "l1".into())]);
         assert_eq!(vf.iter().filter(|f| **f).count(), 1);
+    }
+
+    #[test]
+    fn vote_blames_the_lossy_branch_not_the_first_hop_every_flow_crosses() {
+        // One client c behind its first hop g, four ECMP branches g>a_i>d; only a2>d loses,
+        // 10 %. Every lossy flow also crosses c>g and g>a2, as do the clean ones.
+        let names: Vec<Box<str>> = ["c", "g", "a0", "a1", "a2", "a3", "d"]
+            .iter()
+            .map(|s| (*s).into())
+            .collect();
+        let routes: Vec<Vec<u32>> = (2..6).map(|a| vec![0, 1, a, 6]).collect();
+        let raw = routes
+            .iter()
+            .map(|r| (&r[..], 10_000u64, if r[2] == 4 { 1_000 } else { 0 }))
+            .collect();
+        let p = Problem::build(names, raw);
+        let params = Params::default();
+        let (score, faulty) = vote(&p, &params);
+        assert_eq!(
+            top(&p, &score),
+            [("g".into(), "a2".into()), ("a2".into(), "d".into())]
+        );
+        assert_eq!(faulty.iter().filter(|f| **f).count(), 1);
+        let first_hop = p.groups.iter().position(|g| g.routes.len() == 4).unwrap();
+        assert!(!faulty[first_hop] && score[first_hop] < 1.0, "{score:?}");
     }
 
     #[test]

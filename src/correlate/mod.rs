@@ -67,7 +67,9 @@ pub struct Args {
     /// Files of JSON lines, plain or gzip; stdin when none, or "-".
     #[arg(value_name = "FILE")]
     pub files: Vec<String>,
-    /// Ranking method: flock (likelihood model), vote (007), diff (difference of means).
+    /// Ranking method: flock (likelihood model), vote (007, clean probes voting against),
+    /// diff (difference of means). With any method a link is faulty only if its loss_est is
+    /// above --min-loss.
     #[arg(long, value_enum, default_value = "flock")]
     pub method: Method,
     /// Map interface addresses to router names: lines of "ROUTER ADDR [ADDR...]".

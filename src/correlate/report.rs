@@ -10,20 +10,22 @@ use std::fmt::Write as _;
 pub enum Method {
     /// Likelihood model of every flow's loss given its links, with a prior on faults (Flock).
     Flock,
-    /// Iterative voting (007).
+    /// Iterative voting (007), delivered probes voting against their links.
     Vote,
     /// Difference of means (the seed's score, also written as `suspicion`).
     Diff,
 }
 
-/// Scores every group with the chosen method; `loss_est` always comes from the model.
+/// Scores every group with the chosen method; `loss_est` always comes from the model, and
+/// whatever the method, a link is faulty only when that estimate exceeds `min_loss` (the most
+/// a healthy link may lose): a verdict never contradicts the loss written next to it.
 pub fn score(p: &Problem, method: Method, params: &Params) -> Scores {
     score_with(p, method, params, estimate::flock(p, params))
 }
 
 /// [`score`] with the likelihood model's result already at hand.
 pub fn score_with(p: &Problem, method: Method, params: &Params, model: Scores) -> Scores {
-    match method {
+    let mut s = match method {
         Method::Flock => model,
         Method::Vote => {
             let (score, faulty) = estimate::vote(p, params);
@@ -42,7 +44,12 @@ pub fn score_with(p: &Problem, method: Method, params: &Params, model: Scores) -
                 loss_est: model.loss_est,
             }
         }
+    };
+    let cap = estimate::healthy_cap(params);
+    for (f, &x) in s.faulty.iter_mut().zip(&s.loss_est) {
+        *f &= x > cap;
     }
+    s
 }
 
 /// One `link` record per group with enough samples, best suspect first: faulty before ok,
