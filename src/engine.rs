@@ -1357,6 +1357,25 @@ mod tests {
         );
     }
 
+    /// A window in which no probe settled says nothing about loss: `loss_pct` is absent, not 0
+    /// (a dead target probed every 350 ms with 100 ms windows would plot 100 %, 0 %, 0 %...).
+    #[test]
+    fn a_window_without_probes_has_no_loss_figure() {
+        let mut cfg = config(3, 350, 50);
+        cfg.summary_every = Some(Duration::from_millis(100));
+        cfg.quiet = true;
+        let (_, records) = run(cfg, &[Fate::Drop; 3]);
+        let windows: Vec<&Value> = records.iter().filter(|r| r["window"] == "100ms").collect();
+        let (empty, full): (Vec<&Value>, Vec<&Value>) =
+            windows.iter().partition(|w| w["sent"] == 0);
+        assert!(!empty.is_empty() && !full.is_empty(), "{windows:?}");
+        assert!(
+            empty.iter().all(|w| w.get("loss_pct").is_none()),
+            "{empty:?}"
+        );
+        assert!(full.iter().all(|w| w["loss_pct"] == 100.0), "{full:?}");
+    }
+
     #[test]
     fn sends_follow_absolute_deadlines() {
         let mut prober = FakeProber::new(&[Fate::Reply; 20]);

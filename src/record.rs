@@ -230,7 +230,10 @@ pub struct Summary {
     pub sent: u64,
     /// Probes answered (duplicates not counted).
     pub received: u64,
-    pub loss_pct: f64,
+    /// Lost share of the settled probes, in percent; absent when none settled (a window
+    /// without probes is not 0 % loss).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss_pct: Option<f64>,
     /// Duplicate replies.
     pub dup: u64,
     /// Replies that arrived after a reply to a later probe.

@@ -151,7 +151,7 @@ impl Stats {
             window: window.to_string(),
             sent: self.sent,
             received: self.received,
-            loss_pct: self.loss_pct().unwrap_or(0.0),
+            loss_pct: self.loss_pct(),
             dup: self.dup,
             reordered: self.reordered,
             late: self.late,
@@ -265,7 +265,7 @@ mod tests {
         let sum = s.summary("t", "10.0.0.1".parse().unwrap(), None, "total");
         assert_eq!((sum.sent, sum.received, sum.dup), (3, 1, 1));
         assert_eq!((sum.unreachable, sum.late), (1, 1));
-        assert!((sum.loss_pct - 200.0 / 3.0).abs() < 1e-9);
+        assert!((sum.loss_pct.unwrap() - 200.0 / 3.0).abs() < 1e-9);
     }
 
     #[test]

@@ -573,7 +573,7 @@ fn every_member_records() -> Vec<Vec<u8>> {
             window: "1m 30s".into(),
             sent: 10,
             received: 9,
-            loss_pct: 10.0,
+            loss_pct: Some(10.0),
             dup: 1,
             reordered: 1,
             late: 1,
