@@ -50,7 +50,7 @@ pub enum Body {
     /// `link` about an interface (lwatch): one change the kernel announced. Same `type` and
     /// overlapping members as lpassive's [`Body::LinkState`].
     WatchLink(WatchLink),
-    /// `addr` (lwatch): an address was added or removed.
+    /// `addr` (lwatch): an address was added or removed, or its flags changed.
     WatchAddr(WatchAddr),
     /// `route` (lwatch): a route was added, replaced or removed.
     WatchRoute(WatchRoute),
@@ -568,7 +568,8 @@ pub struct WatchLink {
     pub resync: Option<bool>,
 }
 
-/// `addr` (lwatch): `event` is `add`, `del` or `present`.
+/// `addr` (lwatch): `event` is `add`, `del`, `present`, or `change` (the address's flags
+/// changed: `tentative` gone after DAD, `dadfailed`, `deprecated`, `dynamic`, …).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WatchAddr {
     pub event: String,
@@ -582,6 +583,14 @@ pub struct WatchAddr {
     pub scope: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// The address's flags (`IFA_FLAGS`), named and ordered as `ip addr` prints them
+    /// (`tentative`, `dadfailed`, `deprecated`, `dynamic` for an address with a finite valid
+    /// lifetime, `secondary`, `nodad`, …); empty when `ip` prints none.
+    #[serde(default)]
+    pub flags: Vec<String>,
+    /// `change` only: the flags before the change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_flags: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resync: Option<bool>,
 }

@@ -185,12 +185,18 @@ fn brief(r: &Value) -> String {
             r["mtu"]
         ),
         Some("addr") => format!(
-            "addr {} {} {}/{} {}",
+            "addr {} {} {}/{} {}{}{}",
             s("event"),
             s("ifname"),
             s("addr"),
             r["prefixlen"],
-            s("scope")
+            s("scope"),
+            flags_brief(&r["flags"]),
+            if r["event"] == "change" {
+                format!(" (was{})", flags_brief(&r["old_flags"]))
+            } else {
+                String::new()
+            }
         ),
         Some("route") => {
             let mut t = format!(
@@ -239,6 +245,21 @@ fn brief(r: &Value) -> String {
             t
         }
         _ => r.to_string(),
+    }
+}
+
+/// An address's flags as ` [f1 f2]`, nothing for none.
+fn flags_brief(flags: &Value) -> String {
+    let names: Vec<&str> = flags
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| f.as_str().expect("a flag name"))
+        .collect();
+    if names.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", names.join(" "))
     }
 }
 
@@ -374,13 +395,15 @@ fn the_oracle_sequence_gives_exactly_the_expected_records() {
             "route add 10.1.0.255/32 t255 broadcast kernel dev w0",
         ],
     ));
+    // A new IPv6 address is announced tentative, then (DAD is off here) at once without.
     all.extend(step(
         &mut w,
         &ns,
         "ip addr add fd01::1/64 dev w0",
         &[
             "route add fd01::/64 t254 unicast kernel dev w0",
-            "addr add w0 fd01::1/64 global",
+            "addr add w0 fd01::1/64 global [tentative]",
+            "addr change w0 fd01::1/64 global (was [tentative])",
             "route add fd01::1/128 t255 local kernel dev w0",
         ],
     ));
@@ -571,6 +594,8 @@ enum IpEvent {
         index: u32,
         addr: String,
         scope: String,
+        /// The flags `ip` prints after the scope (`tentative`, `dynamic`, …).
+        flags: Vec<String>,
     },
     Route {
         deleted: bool,
@@ -582,6 +607,23 @@ enum IpEvent {
         nexthops: Vec<(String, String, String)>,
     },
 }
+
+/// The address flags `ip` prints, in its order (`permanent` only as the absence of `dynamic`).
+const ADDR_FLAGS: [&str; 13] = [
+    "secondary",
+    "temporary",
+    "nodad",
+    "optimistic",
+    "dadfailed",
+    "home",
+    "deprecated",
+    "tentative",
+    "dynamic",
+    "mngtmpaddr",
+    "noprefixroute",
+    "autojoin",
+    "stable-privacy",
+];
 
 /// Parses a line of `ip -o -ts monitor` (`[timestamp] ` first; "Deleted " before a removal;
 /// the continuation lines joined by `\`).
@@ -615,11 +657,18 @@ fn parse_ip_monitor(line: &str) -> IpEvent {
                     .unwrap_or_default(),
             };
         }
+        // The flags follow the scope; an IPv4 address's label follows them.
+        let scope_at = t.iter().position(|x| *x == "scope").expect("scope");
         return IpEvent::Addr {
             deleted,
             index,
             addr: t[3].to_string(),
-            scope: after("scope").expect("scope"),
+            scope: t[scope_at + 1].to_string(),
+            flags: t[scope_at + 2..]
+                .iter()
+                .take_while(|x| ADDR_FLAGS.contains(x))
+                .map(|x| x.to_string())
+                .collect(),
         };
     }
     let types = [
@@ -684,24 +733,35 @@ fn parse_ip_monitor(line: &str) -> IpEvent {
     }
 }
 
-/// The links (ifindex → name) and addresses (ifindex, address/length) `ip -j` lists: where
+/// Links (ifindex → name) and addresses ((ifindex, address/length) → flags).
+type LinksAndAddrs = (BTreeMap<u32, String>, BTreeMap<(u32, String), Vec<String>>);
+
+/// The links (ifindex → name) and addresses ((ifindex, address/length) → flags) `ip -j` lists: where
 /// the reference starts.
-fn kernel_links_and_addrs(ns: &Netns) -> (BTreeMap<u32, String>, BTreeSet<(u32, String)>) {
+fn kernel_links_and_addrs(ns: &Netns) -> LinksAndAddrs {
     let a: Value = serde_json::from_str(&ns.run("ip -j addr")).expect("ip -j addr");
     let mut links = BTreeMap::new();
-    let mut addrs = BTreeSet::new();
+    let mut addrs = BTreeMap::new();
     for link in a.as_array().expect("links") {
         let index = link["ifindex"].as_u64().expect("ifindex") as u32;
         links.insert(index, link["ifname"].as_str().expect("ifname").to_string());
         for ai in link["addr_info"].as_array().into_iter().flatten() {
-            addrs.insert((
-                index,
-                format!(
-                    "{}/{}",
-                    ai["local"].as_str().unwrap_or("?"),
-                    ai["prefixlen"]
+            let flags = ADDR_FLAGS
+                .iter()
+                .filter(|f| ai[**f] == true)
+                .map(|f| f.to_string())
+                .collect();
+            addrs.insert(
+                (
+                    index,
+                    format!(
+                        "{}/{}",
+                        ai["local"].as_str().unwrap_or("?"),
+                        ai["prefixlen"]
+                    ),
                 ),
-            ));
+                flags,
+            );
         }
     }
     (links, addrs)
@@ -759,7 +819,7 @@ fn route_form(
 fn same_as_ip_monitor(
     records: &[Value],
     lines: &[String],
-    (mut names, mut addrs): (BTreeMap<u32, String>, BTreeSet<(u32, String)>),
+    (mut names, mut addrs): LinksAndAddrs,
 ) -> Vec<String> {
     let events: Vec<IpEvent> = lines.iter().map(|l| parse_ip_monitor(l)).collect();
     // Every name an interface ever had, for ip's cached names.
@@ -864,19 +924,38 @@ fn same_as_ip_monitor(
                 index,
                 addr,
                 scope,
+                flags,
             } => {
                 let key = (index, addr.clone());
                 let name = names[&index].clone();
+                let shown = |f: &[String]| {
+                    if f.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" [{}]", f.join(" "))
+                    }
+                };
                 if deleted {
                     assert!(
-                        addrs.remove(&key),
+                        addrs.remove(&key).is_some(),
                         "ip monitor deleted {addr}, never added: {line}"
                     );
-                    want.push(format!("addr del {name} {addr} {scope}"));
-                } else if !addrs.insert(key) {
-                    folded.push(format!("RTM_NEWADDR for an address already there: {line}"));
+                    want.push(format!("addr del {name} {addr} {scope}{}", shown(&flags)));
                 } else {
-                    want.push(format!("addr add {name} {addr} {scope}"));
+                    match addrs.insert(key, flags.clone()) {
+                        None => {
+                            want.push(format!("addr add {name} {addr} {scope}{}", shown(&flags)))
+                        }
+                        Some(old) if old != flags => want.push(format!(
+                            "addr change {name} {addr} {scope}{} (was{})",
+                            shown(&flags),
+                            shown(&old)
+                        )),
+                        Some(_) => folded.push(format!(
+                            "RTM_NEWADDR for an address already there, its flags as they \
+                             are (a repeat, a lifetime changed): {line}"
+                        )),
+                    }
                 }
             }
             IpEvent::Route {
@@ -968,6 +1047,112 @@ fn same_as_ip_monitor(
         "lwatch's records against what ip monitor's events give; folded by rule: {folded:#?}"
     );
     folded
+}
+
+/// The address records of `records`, in [`brief`]'s form.
+fn addr_briefs(records: &[Value]) -> Vec<String> {
+    records
+        .iter()
+        .filter(|r| r["type"] == "addr")
+        .map(brief)
+        .collect()
+}
+
+/// Address flags and their changes, with DAD on (the lab turns it off): a duplicate address
+/// is added `tentative` and then `dadfailed` (not a successful add), a unique one loses
+/// `tentative` when DAD ends, a finite lifetime makes it `dynamic`, a preferred lifetime set
+/// to 0 or running out (IPv4 and IPv6: the kernel's own timers) makes it `deprecated` and a
+/// new one takes that back; a lifetime changed but still finite writes nothing. Each step's
+/// address records exactly, and every record against `ip monitor` (see
+/// [`same_as_ip_monitor`]: a `change` for each address line whose flags differ from the
+/// line before).
+#[test]
+fn address_flags_and_their_changes_are_what_ip_monitor_shows() {
+    require_root();
+    let ns = Netns::new("lwatch-addr-flags");
+    let peer = Netns::new("lwatch-addr-flags-peer");
+    let monitor = IpMonitor::start(&ns);
+    let reference = kernel_links_and_addrs(&ns);
+    let mut w = Watch::start(&ns, &[]);
+    let mut all = Vec::new();
+    // The link's records come with the first step's.
+    ns.run(&format!(
+        "ip link add v0 type veth peer name v1 netns {}",
+        peer.name
+    ));
+    ns.sysctl("net.ipv6.conf.v0.accept_dad", "1");
+    peer.run("ip link set v1 up && ip addr add fd01::1/64 dev v1 nodad");
+    ns.run("ip link set v0 up");
+    let mut run = |w: &mut Watch, cmd: &str, expect: &[&str]| {
+        ns.run(cmd);
+        let last = expect.last().expect("a record").to_string();
+        let records = w.until(cmd, |r| brief(r) == last);
+        assert_eq!(addr_briefs(&records), expect, "{cmd}");
+        all.extend(records);
+    };
+    run(
+        &mut w,
+        "ip addr add fd01::1/64 dev v0",
+        &[
+            "addr add v0 fd01::1/64 global [tentative]",
+            "addr change v0 fd01::1/64 global [dadfailed tentative] (was [tentative])",
+        ],
+    );
+    run(
+        &mut w,
+        "ip addr add fd01::5/64 dev v0",
+        &[
+            "addr add v0 fd01::5/64 global [tentative]",
+            "addr change v0 fd01::5/64 global (was [tentative])",
+        ],
+    );
+    run(
+        &mut w,
+        "ip addr change fd01::5/64 dev v0 valid_lft 100 preferred_lft 50",
+        &["addr change v0 fd01::5/64 global [dynamic] (was)"],
+    );
+    // Lifetimes alone: ip monitor prints the address again, lwatch writes nothing (the next
+    // step's record comes first).
+    ns.run("ip addr change fd01::5/64 dev v0 valid_lft 200 preferred_lft 100");
+    run(
+        &mut w,
+        "ip addr change fd01::5/64 dev v0 valid_lft 100 preferred_lft 0",
+        &["addr change v0 fd01::5/64 global [deprecated dynamic] (was [dynamic])"],
+    );
+    run(
+        &mut w,
+        "ip addr change fd01::5/64 dev v0 valid_lft 100 preferred_lft 50",
+        &["addr change v0 fd01::5/64 global [dynamic] (was [deprecated dynamic])"],
+    );
+    // Preferred lifetimes running out, IPv6 and IPv4.
+    run(
+        &mut w,
+        "ip addr change fd01::5/64 dev v0 valid_lft 100 preferred_lft 1",
+        &["addr change v0 fd01::5/64 global [deprecated dynamic] (was [dynamic])"],
+    );
+    run(
+        &mut w,
+        "ip addr add 10.0.0.1/24 dev v0 valid_lft 100 preferred_lft 1",
+        &[
+            "addr add v0 10.0.0.1/24 global [dynamic]",
+            "addr change v0 10.0.0.1/24 global [deprecated dynamic] (was [dynamic])",
+        ],
+    );
+    run(
+        &mut w,
+        "ip addr add 10.99.0.1/32 dev lo",
+        &["addr add lo 10.99.0.1/32 global"],
+    );
+    all.extend(w.until("the last route", |r| r["dst"] == "10.99.0.1/32"));
+    w.stop();
+    let lines = monitor.stop_after(|l| l.contains("local 10.99.0.1 dev lo"));
+    let folded = same_as_ip_monitor(&all, &lines, reference);
+    assert!(
+        folded
+            .iter()
+            .any(|f| f.starts_with("RTM_NEWADDR") && f.contains("valid_lft 200sec")),
+        "ip monitor shows the lifetime change lwatch folds: {folded:#?}"
+    );
 }
 
 #[test]
@@ -1443,7 +1628,8 @@ fn filters_select_exactly_what_they_say() {
     assert_eq!(
         run(&["--type", "addr,link", "--interface", "w*", "--family", "6"]),
         [
-            "addr add w0 fd01::1/64 global",
+            "addr add w0 fd01::1/64 global [tentative]",
+            "addr change w0 fd01::1/64 global (was [tentative])",
             "link mtu w0 admin=true carrier=true oper=up mtu=1400",
         ]
     );

@@ -28,6 +28,7 @@ const IFADDRMSG_LEN: usize = 8;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
 const IFA_LABEL: u16 = 3;
+const IFA_FLAGS: u16 = 8;
 
 const RTMSG_LEN: usize = 12;
 const RTA_DST: u16 = 1;
@@ -79,6 +80,9 @@ pub struct Addr {
     /// else `IFA_ADDRESS`.
     pub addr: IpAddr,
     pub label: Option<String>,
+    /// `IFA_F_*`: the u32 `IFA_FLAGS` where present (flags above 0x80, such as
+    /// `noprefixroute`, are only there), else `ifa_flags`.
+    pub flags: u32,
 }
 
 /// Decodes an address message; `Ok(None)` for families other than IPv4 and IPv6.
@@ -91,6 +95,7 @@ pub fn parse_addr(payload: &[u8]) -> Result<Option<Addr>, Error> {
         return Ok(None);
     }
     let (mut local, mut address, mut label) = (None, None, None);
+    let mut flags = u32::from(payload[2]);
     for attr in Attrs::new(&payload[IFADDRMSG_LEN..]) {
         let (kind, data) = attr?;
         match kind {
@@ -100,6 +105,7 @@ pub fn parse_addr(payload: &[u8]) -> Result<Option<Addr>, Error> {
                 let name = data.split(|&b| b == 0).next().unwrap_or_default();
                 label = Some(String::from_utf8_lossy(name).into_owned());
             }
+            IFA_FLAGS => flags = u32_at(data, 0).unwrap_or(flags),
             _ => {}
         }
     }
@@ -113,6 +119,7 @@ pub fn parse_addr(payload: &[u8]) -> Result<Option<Addr>, Error> {
         index: u32_at(payload, 4).unwrap_or(0),
         addr,
         label,
+        flags,
     }))
 }
 
@@ -355,9 +362,14 @@ mod tests {
         attr(&mut p, IFA_LABEL, b"eth0\0");
         let a = parse_addr(&p).unwrap().unwrap();
         assert_eq!(
-            (a.addr, a.index, a.label.as_deref()),
-            ("10.0.0.1".parse().unwrap(), 7, Some("eth0"))
+            (a.addr, a.index, a.label.as_deref(), a.flags),
+            ("10.0.0.1".parse().unwrap(), 7, Some("eth0"), 0)
         );
+        // ifa_flags, unless IFA_FLAGS (which has the flags above 0x80) is there.
+        p[2] = 0x80;
+        assert_eq!(parse_addr(&p).unwrap().unwrap().flags, 0x80);
+        attr(&mut p, IFA_FLAGS, &0x280u32.to_ne_bytes());
+        assert_eq!(parse_addr(&p).unwrap().unwrap().flags, 0x280);
         let mut other = p.clone();
         other[0] = 17;
         assert_eq!(parse_addr(&other).unwrap(), None);

@@ -55,14 +55,17 @@ Examples:
                                           a webhook per link change, in order
 
 Records: link (event new, del, rename, up, down, carrier, oper, mtu, address, present), addr
-(add, del, present), route (add, replace, del, present; one route per destination, table,
-metric and path; a replace names the route it replaced in old_dev, old_gateway or
-old_nexthops; \"flushed\":true for IPv4 routes the kernel removed without a notice when their
-link went down or away; with --format influx the nexthops are flattened by index:
-nexthop_count, nexthop0_gateway, nexthop0_dev, nexthop0_weight, ..., and old_nexthop_count,
-old_nexthop0_gateway, ...), and resync after the receive buffer overflowed (the records
-before it marked \"resync\":true are what changed meanwhile). --table and --dst select
-among routes, --family among addresses and routes; other records pass them.
+(add, del, present, and change when an address's flags change, with old_flags; flags named
+as ip prints them: tentative, dadfailed, deprecated, dynamic, ...; a lifetime change that
+leaves them as they are writes nothing), route (add, replace, del, present; one route per
+destination, table, metric and path; a replace names the route it replaced in old_dev,
+old_gateway or old_nexthops; \"flushed\":true for IPv4 routes the kernel removed without a
+notice when their link went down or away; with --format influx the nexthops are flattened by
+index: nexthop_count, nexthop0_gateway, nexthop0_dev, nexthop0_weight, ..., and
+old_nexthop_count, old_nexthop0_gateway, ...), and resync after the receive buffer
+overflowed (the records before it marked \"resync\":true are what changed meanwhile).
+--table and --dst select among routes, --family among addresses and routes; other records
+pass them.
 
 Exit status: 0 the run ended (count, duration or a signal), 2 usage or system error.";
 

@@ -87,6 +87,42 @@ pub fn scope_name(s: u8) -> String {
     }
 }
 
+/// `IFA_F_*` flags as `ip addr` prints them, in its order: `dynamic` where `permanent` is not
+/// set, `temporary` for an IPv6 `secondary`; bits `ip` has no name for as one hex number.
+pub fn addr_flag_names(family_: u8, flags: u32) -> Vec<String> {
+    const NAMES: [(u32, &str); 12] = [
+        (0x01, "secondary"),
+        (0x02, "nodad"),
+        (0x04, "optimistic"),
+        (0x08, "dadfailed"),
+        (0x10, "home"),
+        (0x20, "deprecated"),
+        (0x40, "tentative"),
+        (0x80, "dynamic"),
+        (0x100, "mngtmpaddr"),
+        (0x200, "noprefixroute"),
+        (0x400, "autojoin"),
+        (0x800, "stable-privacy"),
+    ];
+    let mut out = Vec::new();
+    for (bit, name) in NAMES {
+        let set = flags & bit != 0;
+        match bit {
+            // IFA_F_PERMANENT: ip prints its absence.
+            0x80 if !set => out.push(name.to_string()),
+            0x80 => {}
+            0x01 if set && family_ != AF_INET => out.push("temporary".into()),
+            _ if set => out.push(name.to_string()),
+            _ => {}
+        }
+    }
+    let rest = flags & !0xfff;
+    if rest != 0 {
+        out.push(format!("{rest:#x}"));
+    }
+    out
+}
+
 fn protocol_name(p: u8) -> String {
     match p {
         0 => "unspec".into(),
@@ -153,6 +189,8 @@ impl State {
             prefixlen: a.prefixlen,
             scope: scope_name(a.scope),
             label: a.label.clone(),
+            flags: addr_flag_names(a.family, a.flags),
+            old_flags: None,
             resync: None,
         })
     }
@@ -273,13 +311,22 @@ impl State {
         }
     }
 
-    /// An `RTM_NEWADDR`: an add, unless the address is already there.
+    /// An `RTM_NEWADDR`: an add, a `change` of the flags of an address already there (DAD
+    /// ended or failed, the preferred lifetime ran out or was renewed, a lifetime became
+    /// finite or forever), or nothing: a repeat (`ip addr change` of the same, a rename, a
+    /// lifetime changed but still finite) only refreshes the label, scope and lifetimes.
     pub fn new_addr(&mut self, a: Addr, out: &mut Vec<Body>) {
         let key = (a.index, a.addr, a.prefixlen);
-        // A repeat (`ip addr change`, a rename) only refreshes the label and scope.
-        let repeat = self.addrs.insert(key, a.clone()).is_some();
-        if !repeat {
-            out.push(self.addr_body("add", &a));
+        match self.addrs.insert(key, a.clone()) {
+            None => out.push(self.addr_body("add", &a)),
+            Some(old) if old.flags != a.flags => {
+                let mut body = self.addr_body("change", &a);
+                if let Body::WatchAddr(w) = &mut body {
+                    w.old_flags = Some(addr_flag_names(old.family, old.flags));
+                }
+                out.push(body);
+            }
+            Some(_) => {}
         }
     }
 
@@ -782,6 +829,7 @@ mod tests {
             index: 5,
             addr: "10.1.0.1".parse().unwrap(),
             label: Some("v0".into()),
+            flags: 0x80,
         };
         s.new_addr(a.clone(), &mut out);
         s.new_addr(a.clone(), &mut out);
@@ -805,6 +853,52 @@ mod tests {
                 "route add 10.2.0.0/24 1000 dev 5",
                 "route replace 10.2.0.0/24 1000 nh - (was dev 5)",
                 "addr del 10.1.0.1/24"
+            ]
+        );
+    }
+
+    #[test]
+    fn address_flags_are_named_as_ip_prints_them_and_a_change_of_them_is_a_record() {
+        use crate::netlink::rt::AF_INET6;
+        assert_eq!(addr_flag_names(AF_INET, 0x80), Vec::<String>::new());
+        assert_eq!(addr_flag_names(AF_INET, 0x01), ["secondary", "dynamic"]);
+        assert_eq!(addr_flag_names(AF_INET6, 0x01 | 0x80), ["temporary"]);
+        assert_eq!(addr_flag_names(AF_INET6, 0xc8), ["dadfailed", "tentative"]);
+        assert_eq!(addr_flag_names(AF_INET6, 0x20), ["deprecated", "dynamic"]);
+        assert_eq!(
+            addr_flag_names(AF_INET6, 0x1280),
+            ["noprefixroute", "0x1000"]
+        );
+        let mut s = State::default();
+        let mut out = Vec::new();
+        let a = |flags| Addr {
+            family: AF_INET6,
+            prefixlen: 64,
+            scope: 0,
+            index: 5,
+            addr: "fd01::5".parse().unwrap(),
+            label: None,
+            flags,
+        };
+        s.new_addr(a(0xc0), &mut out);
+        s.new_addr(a(0xc0), &mut out);
+        s.new_addr(a(0x80), &mut out);
+        s.new_addr(a(0x20), &mut out);
+        s.new_addr(a(0x20), &mut out);
+        let got: Vec<(String, Vec<String>, Option<Vec<String>>)> = out
+            .iter()
+            .map(|b| match b {
+                Body::WatchAddr(w) => (w.event.clone(), w.flags.clone(), w.old_flags.clone()),
+                _ => panic!(),
+            })
+            .collect();
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            got,
+            [
+                ("add".into(), v(&["tentative"]), None),
+                ("change".into(), v(&[]), Some(v(&["tentative"]))),
+                ("change".into(), v(&["deprecated", "dynamic"]), Some(v(&[]))),
             ]
         );
     }
