@@ -241,6 +241,27 @@ fn aliases_merge_interfaces_and_dot_draws_the_graph() {
         "{err}"
     );
     assert_eq!(err.lines().count(), 1);
+
+    // An address that is no IP address would never match a hop: an error, with file and line.
+    for bad in ["10.9.1.l", "999.1.1.1"] {
+        let f2 = dir.file(
+            "typo-aliases",
+            format!("leaf1 10.0.0.1\nleaf2 {bad}\n").as_bytes(),
+        );
+        let out = run(
+            &["--alias", f2.to_str().unwrap(), f.to_str().unwrap()],
+            None,
+        );
+        assert_eq!(out.status.code(), Some(2));
+        assert_eq!(
+            stderr(&out),
+            format!(
+                "lcorrelate: {}:2: '{bad}' is not an IP address: write ROUTER ADDR [ADDR...]\n",
+                f2.display()
+            )
+        );
+        assert!(out.stdout.is_empty());
+    }
 }
 
 #[test]

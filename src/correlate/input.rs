@@ -49,7 +49,14 @@ pub fn parse_aliases(text: &str) -> anyhow::Result<Aliases> {
             );
         }
         for a in addrs {
-            if let Some(prev) = map.insert(a.to_string(), router.to_string()) {
+            let Ok(ip) = a.parse::<std::net::IpAddr>() else {
+                bail!(
+                    "{}: '{a}' is not an IP address: write ROUTER ADDR [ADDR...]",
+                    i + 1
+                );
+            };
+            // As the probes write it (fd00:1::0001 is fd00:1::1), so that it matches.
+            if let Some(prev) = map.insert(ip.to_string(), router.to_string()) {
                 if prev != router {
                     bail!("{}: {a} is already an address of {prev}", i + 1);
                 }
@@ -424,7 +431,19 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("no address"));
-        assert!(parse_aliases("r1 a\nr2 a\n").is_err());
+        assert!(parse_aliases("r1 10.0.0.1\nr2 10.0.0.1\n").is_err());
+        for bad in ["10.9.1.l", "999.1.1.1", "10.0.0", "fd00::1::2", "a"] {
+            let e = parse_aliases(&format!("# routers\nr1 10.0.0.1\nr2 10.0.0.2 {bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                e,
+                format!("3: '{bad}' is not an IP address: write ROUTER ADDR [ADDR...]")
+            );
+        }
+        // Written as the probes write addresses, so that they match.
+        let a = parse_aliases("r1 fd00:1::0001\n").unwrap();
+        assert_eq!(a.get("fd00:1::1").map(String::as_str), Some("r1"));
     }
 
     #[test]

@@ -32,7 +32,8 @@ Examples:
                                          one node per router, links colored by score
   lcorrelate --method diff paths.jsonl | jq -c 'select(.verdict == \"faulty\")'
 
-Alias file: one router per line, its name then its interface addresses, # comments:
+Alias file: one router per line, its name then its interface IP addresses, # comments
+(anything else is an error naming the file and line):
   spine1 10.0.1.1 10.0.2.1 fd00:1::1
 
 Exit status: 0 no link faulty, 1 some link faulty, 2 usage or input error (--strict: a \
@@ -72,7 +73,8 @@ pub struct Args {
     /// above --min-loss.
     #[arg(long, value_enum, default_value = "flock")]
     pub method: Method,
-    /// Map interface addresses to router names: lines of "ROUTER ADDR [ADDR...]".
+    /// Map interface addresses to router names: lines of "ROUTER ADDR [ADDR...]", each ADDR
+    /// an IP address.
     #[arg(long, value_name = "FILE")]
     pub alias: Option<PathBuf>,
     /// Write only the N best suspects.
