@@ -286,20 +286,7 @@ pub fn run_probe<P: crate::probe::Prober>(
     let cfg = run_config(tool, run, alerts, output);
     let mut out = crate::output::RecordWriter::stdout(output.format);
     let outcome = crate::engine::Engine::new(cfg, targets, &mut out).run(prober)?;
-    if outcome.malformed > 0 {
-        eprintln!(
-            "{tool}: dropped {} datagrams that were not answers to its probes",
-            outcome.malformed
-        );
-    }
-    if outcome.waited_for_flow > 0 {
-        eprintln!(
-            "{tool}: {} probes left late, waiting for the previous probe of their flow to \
-             settle (a handshake outlasted -i × --flows); more --flows or a longer -i keeps the \
-             pace",
-            outcome.waited_for_flow
-        );
-    }
+    report_outcome(tool, &outcome);
     Ok(ExitCode::from(if outcome.all_answered {
         EXIT_OK
     } else {
@@ -337,6 +324,25 @@ pub fn parse_interval(s: &str) -> Result<Duration, String> {
         return Err("must be at least 1ms".into());
     }
     Ok(d)
+}
+
+/// What a run's end says on stderr besides the records: datagrams dropped as not answers,
+/// probes that could not keep the pace.
+pub fn report_outcome(tool: &str, outcome: &crate::engine::Outcome) {
+    if outcome.malformed > 0 {
+        eprintln!(
+            "{tool}: dropped {} datagrams that were not answers to its probes",
+            outcome.malformed
+        );
+    }
+    if outcome.waited_for_flow > 0 {
+        eprintln!(
+            "{tool}: {} probes left late, waiting for the previous probe of their flow to \
+             settle (a handshake outlasted -i × --flows); more --flows or a longer -i keeps the \
+             pace",
+            outcome.waited_for_flow
+        );
+    }
 }
 
 /// The signals that end a run the way the end of a count does (what was found is written):

@@ -6,7 +6,7 @@
 mod common;
 
 use common::lab::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
@@ -1119,7 +1119,8 @@ fn ipv6_traces_find_both_spines_and_reach_the_destination() {
 
 /// SIGINT during a trace ends it with what it found so far: the `path` records and the exit
 /// status of a trace (1: the destination was not reached), never death by the signal with
-/// nothing written; with `--trace`, no probing follows.
+/// nothing written; with `--trace`, no probing follows, and the run ends as any run a signal
+/// ends: with the target's total summary (of no probes, so no loss figure).
 #[test]
 fn sigint_during_a_trace_ends_it_with_the_paths_so_far() {
     require_root();
@@ -1160,7 +1161,21 @@ fn sigint_during_a_trace_ends_it_with_the_paths_so_far() {
             .iter()
             .map(|r| r["type"].as_str().unwrap())
             .collect();
-        assert_eq!(kinds, ["path"], "{args:?}: {stdout}");
+        if args[0] == "--trace-only" {
+            assert_eq!(kinds, ["path"], "{args:?}: {stdout}");
+        } else {
+            assert_eq!(kinds, ["path", "summary"], "{args:?}: {stdout}");
+            let s = &records[1];
+            assert_eq!(
+                (&s["target"], &s["window"]),
+                (&json!("10.9.0.1"), &json!("total"))
+            );
+            assert_eq!(
+                (s["sent"].as_u64(), s.get("loss_pct")),
+                (Some(0), None),
+                "{s}"
+            );
+        }
         assert_eq!(records[0]["reached"], false);
     }
 }

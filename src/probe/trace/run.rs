@@ -122,10 +122,28 @@ pub fn run<P: Tracer>(
             body: Body::Path(path),
         })
     };
-    // Interrupted during the first trace: its paths so far, and no probing.
-    if trace.trace_only || super::stopped() {
+    // Interrupted during the first trace: its paths so far, no probing, and (as a signal
+    // ends any run) each target's total summary, of no probes.
+    let interrupted = !trace.trace_only && super::stopped();
+    if trace.trace_only || interrupted {
         for tf in &traced {
             write_path(&mut out, tf.target, tf.path.clone())?;
+        }
+        if interrupted {
+            for (t, target) in targets.iter().enumerate() {
+                let summary = crate::stats::Stats::default().summary(
+                    &target.name,
+                    target.addr,
+                    None,
+                    "total",
+                );
+                out.write(&Record {
+                    tool,
+                    ts: SystemTime::now(),
+                    tags: tags.get(t).cloned().flatten(),
+                    body: Body::Summary(summary),
+                })?;
+            }
         }
         let mut all_reached = true;
         for (t, target) in targets.iter().enumerate() {
@@ -161,12 +179,7 @@ pub fn run<P: Tracer>(
     }
     let run_cfg = cli::run_config(tool, run, alerts, output);
     let outcome = Engine::new(run_cfg, targets, &mut out).run(prober)?;
-    if outcome.malformed > 0 {
-        eprintln!(
-            "{tool}: dropped {} datagrams that were not answers to its probes",
-            outcome.malformed
-        );
-    }
+    cli::report_outcome(tool, &outcome);
     if followed {
         let records = prober
             .followed()
