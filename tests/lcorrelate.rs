@@ -306,9 +306,69 @@ fn usage_errors_and_missing_files_are_one_line() {
         help.contains("\nExamples:\n") && help.contains("Exit status:"),
         "{help}"
     );
-    // Nothing to read is no error: no links, nothing faulty.
-    let out = run(&[], Some(b""));
-    assert_eq!((out.status.code(), out.stdout.len()), (Some(0), 0));
+}
+
+#[test]
+fn no_path_records_at_all_is_an_error_not_a_healthy_network() {
+    // Nothing printed and exit 0 would read as "no link faulty" to a cron job.
+    let dir = TempDir::new("none");
+    let hint = "they come from ludp, ltcp or lping with --trace";
+    let twamp = r#"{"type":"reply","tool":"ltwamp","ts":"2026-11-22T10:00:00.000000000Z","target":"r","addr":"10.0.0.2","seq":1,"rtt_ms":0.2,"fwd_ms":0.1,"rev_ms":0.1}"#;
+    let only_twamp = dir.file("twamp.jsonl", format!("{twamp}\n{twamp}\n").as_bytes());
+    let garbage = dir.file("garbage.jsonl", b"nope\n{\"type\":\n");
+    let empty_gz = {
+        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        dir.file("empty.jsonl.gz", &gz.finish().unwrap())
+    };
+    let cases: Vec<(Vec<&str>, &[u8], String)> = vec![
+        (
+            vec![],
+            b"",
+            format!("lcorrelate: no path records read: {hint}\n"),
+        ),
+        (
+            vec!["-"],
+            b"\n  \n",
+            format!("lcorrelate: no path records read: {hint}\n"),
+        ),
+        (
+            vec!["/dev/null"],
+            b"",
+            format!("lcorrelate: no path records read: {hint}\n"),
+        ),
+        (
+            vec![empty_gz.to_str().unwrap()],
+            b"",
+            format!("lcorrelate: no path records read: {hint}\n"),
+        ),
+        (
+            vec![only_twamp.to_str().unwrap()],
+            b"",
+            format!("lcorrelate: no path records read (2 records of other types): {hint}\n"),
+        ),
+    ];
+    for (args, stdin, want) in cases {
+        let out = run(&args, Some(stdin));
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        assert_eq!(stderr(&out), want, "{args:?}");
+    }
+    // Only malformed lines: each reported, then the count, then the same last line.
+    let out = run(&[garbage.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    let last = err.lines().last().unwrap();
+    assert_eq!(
+        last,
+        format!("lcorrelate: no path records read: {hint}"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 4, "{err}");
+    // Path records without probes are still path records: no links scored, nothing faulty.
+    let unprobed =
+        r#"{"type":"path","src":"a","dst":"b","hops":[{"ttl":1,"addr":"r"}],"reached":true}"#;
+    let out = run(&[], Some(unprobed.as_bytes()));
+    assert_eq!((out.status.code(), stderr(&out)), (Some(0), String::new()));
 }
 
 /// The review's case: one client, its first hop, a 4x4x4 mesh (stages a, b, c of four

@@ -36,8 +36,8 @@ Alias file: one router per line, its name then its interface IP addresses, # com
 (anything else is an error naming the file and line):
   spine1 10.0.1.1 10.0.2.1 fd00:1::1
 
-Exit status: 0 no link faulty, 1 some link faulty, 2 usage or input error (--strict: a \
-malformed line).";
+Exit status: 0 no link faulty, 1 some link faulty, 2 usage or input error: no path records \
+read at all, or (--strict) a malformed line.";
 
 /// Exit status: some link is faulty.
 pub const EXIT_FAULTY: u8 = 1;
@@ -138,6 +138,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     if report.skipped > 0 {
         eprintln!("lcorrelate: skipped {} malformed lines", report.skipped);
+    }
+    if agg.records == 0 {
+        // No links and nothing faulty would read as healthy to a cron job: it is an error.
+        let other = match agg.ignored {
+            0 => String::new(),
+            n => format!(" ({n} records of other types)"),
+        };
+        anyhow::bail!(
+            "no path records read{other}: they come from ludp, ltcp or lping with --trace"
+        );
     }
     let problem = graph::Problem::from_aggregator(&agg);
     let params = args.params();
