@@ -467,3 +467,30 @@ fn a_verdict_agrees_with_the_loss_estimate_and_min_loss() {
         }
     }
 }
+
+#[test]
+fn a_trace_where_nothing_answered_invents_no_direct_link() {
+    // The mesh, plus flows from the client whose traces saw nothing ("hops":[]) and lost 5 %.
+    let (mut lines, lossy) = mesh(3);
+    let blind = r#"{"type":"path","tool":"ludp","src":"10.9.0.1","dst":"10.9.9.1","hops":[],"reached":false,"sent":100,"lost":5}"#;
+    for _ in 0..20 {
+        lines.push_str(blind);
+        lines.push('\n');
+    }
+    let out = run(&[], Some(lines.as_bytes()));
+    assert_eq!(stderr(&out), "");
+    let recs = records(&out);
+    assert!(names_link(&recs[0], &lossy), "{}", recs[0]);
+    let direct = ("10.9.0.1".to_string(), "10.9.9.1".to_string());
+    assert!(
+        !recs.iter().any(|r| names_link(r, &direct)),
+        "a link nobody saw: {recs:?}"
+    );
+    // The blind flows' loss is on an unknown stretch, named as such.
+    let anon = ("10.9.0.1".to_string(), "?10.9.0.1>10.9.9.1#1".to_string());
+    let stretch = recs.iter().find(|r| names_link(r, &anon)).unwrap();
+    assert_eq!(
+        (stretch["sent"].as_u64(), stretch["lost"].as_u64()),
+        (Some(2000), Some(100))
+    );
+}

@@ -212,6 +212,15 @@ impl Aggregator {
             let id = h.addr.as_deref().map(|a| self.intern(a));
             known.push(id);
         }
+        if hops.is_empty() {
+            // Nothing answered at any TTL ("hops":[]): the route is unknown, not a direct
+            // link from src to dst that nobody saw. It is one unknown stretch, exactly as a
+            // trace whose every hop was silent: the flow's loss still shows, on a link named
+            // for what it is (`?src>dst#1`), rather than vanishing from the result as a left-out
+            // record would (a user who traced and lost probes expects to see that loss), and
+            // it is blamed on no link that was seen.
+            known.push(None);
+        }
         // The destination answering the last probe is the destination, not a hop before it.
         if known.len() > 1 && known.last() == Some(&Some(dst_id)) {
             known.pop();
@@ -413,6 +422,33 @@ mod tests {
         let l = r#"{"type":"path","src":"h1","dst":"h2","hops":[{"ttl":1,"addr":"r1"},{"ttl":2},{"ttl":3},{"ttl":4}],"reached":false}"#;
         agg.add_line(l.as_bytes()).unwrap();
         assert_eq!(routes(&agg)[0].0, ["h1", "r1", "?r1>h2#1", "h2"]);
+    }
+
+    #[test]
+    fn a_trace_where_nothing_answered_is_an_unknown_stretch_not_a_direct_link() {
+        let mut agg = Aggregator::new(Aliases::new());
+        // As a trace whose every hop was silent: one unknown stretch (a trace that gave up
+        // ends in one, whatever its length).
+        for (hops, reached) in [
+            ("[]", true),
+            ("[]", false),
+            (r#"[{"ttl":1},{"ttl":2},{"ttl":3}]"#, false),
+            (r#"[{"ttl":1}]"#, true),
+        ] {
+            let l = format!(
+                r#"{{"type":"path","src":"h1","dst":"h2","hops":{hops},"reached":{reached},"sent":10,"lost":3}}"#
+            );
+            agg.add_line(l.as_bytes()).unwrap();
+        }
+        let r = routes(&agg);
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert_eq!(r[0].0, ["h1", "?h1>h2#1", "h2"]);
+        assert_eq!(r[0].1, RouteStats { sent: 40, lost: 12 });
+        // The destination answering the first TTL is a direct link: it was seen.
+        let mut agg = Aggregator::new(Aliases::new());
+        let l = r#"{"type":"path","src":"h1","dst":"h2","hops":[{"ttl":1,"addr":"h2"}],"reached":true,"sent":10,"lost":0}"#;
+        agg.add_line(l.as_bytes()).unwrap();
+        assert_eq!(routes(&agg)[0].0, ["h1", "h2"]);
     }
 
     #[test]
