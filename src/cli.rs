@@ -56,7 +56,8 @@ impl TargetArgs {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Run")]
 pub struct RunArgs {
-    /// Stop after N probes per target.
+    /// Stop after N probes per target (per flow and DSCP class of a target, with --flows or
+    /// --dscp: --flows 16 -c 100 sends 1,600).
     #[arg(short = 'c', long, value_name = "N", value_parser = parse_count)]
     pub count: Option<u64>,
     /// Stop sending after this long (seconds, or with a unit: 500ms, 30s, 5m).
@@ -228,6 +229,7 @@ pub enum Ports {
 #[derive(Debug, Clone, Copy)]
 pub struct ProbeArgs<'a> {
     pub targets: &'a TargetArgs,
+    pub socket: &'a SocketArgs,
     pub run: &'a RunArgs,
     pub alerts: &'a AlertArgs,
     pub output: &'a OutputArgs,
@@ -237,17 +239,20 @@ pub struct ProbeArgs<'a> {
 /// tags of `--tag` and of the targets file.
 pub fn resolve_targets(
     targets: &TargetArgs,
+    socket: &SocketArgs,
     output: &OutputArgs,
     ports: Ports,
 ) -> anyhow::Result<Vec<crate::target::Target>> {
     let specs = crate::target::expand(&targets.targets, targets.file.as_deref())?;
     let tags = output.tag_map();
-    match ports {
-        Ports::None => crate::target::resolve(specs, targets.family(), &tags),
+    let mut resolved = match ports {
+        Ports::None => crate::target::resolve(specs, targets.family(), &tags)?,
         Ports::Default(port) => {
-            crate::target::resolve_with_port(specs, targets.family(), &tags, port)
+            crate::target::resolve_with_port(specs, targets.family(), &tags, port)?
         }
-    }
+    };
+    crate::target::zone_link_locals(&mut resolved, socket.options().device.as_deref())?;
+    Ok(resolved)
 }
 
 /// A probing tool from arguments to exit status: resolve the targets, open the prober over
@@ -258,7 +263,7 @@ pub fn probe<P: crate::probe::Prober>(
     ports: Ports,
     open: impl FnOnce(&[crate::target::Target]) -> anyhow::Result<P>,
 ) -> anyhow::Result<ExitCode> {
-    let targets = resolve_targets(args.targets, args.output, ports)?;
+    let targets = resolve_targets(args.targets, args.socket, args.output, ports)?;
     let mut prober = open(&targets)?;
     run_probe(
         tool,

@@ -64,6 +64,7 @@ pub struct Args {
 pub fn run(args: Args) -> Result<ExitCode> {
     let common = cli::ProbeArgs {
         targets: &args.targets,
+        socket: &args.socket,
         run: &args.run,
         alerts: &args.alerts,
         output: &args.output,

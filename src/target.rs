@@ -297,6 +297,31 @@ fn resolve_one(name: &str, family: Family) -> Result<(IpAddr, u32)> {
         })
 }
 
+/// Gives each IPv6 link-local target without a `%zone` the zone of `device` (`-I IFACE`), as
+/// ping does; without one, such a target is an error: the kernel cannot tell which link it
+/// is on (every send would fail with "invalid argument").
+pub fn zone_link_locals(targets: &mut [Target], device: Option<&str>) -> Result<()> {
+    for t in targets {
+        let IpAddr::V6(a) = t.addr else { continue };
+        let link_local = (a.segments()[0] & 0xffc0) == 0xfe80
+            || (a.is_multicast() && (a.segments()[0] & 0x000f) == 0x2);
+        if !link_local || t.scope_id != 0 {
+            continue;
+        }
+        match device {
+            Some(dev) => {
+                t.scope_id =
+                    zone_index(dev).ok_or_else(|| anyhow!("-I {dev}: no such interface"))?;
+            }
+            None => bail!(
+                "{}: a link-local address needs its interface: {a}%IFACE, or -I IFACE",
+                t.name
+            ),
+        }
+    }
+    Ok(())
+}
+
 /// An IPv6 zone: an interface name or index.
 fn zone_index(zone: &str) -> Option<u32> {
     if let Ok(i) = zone.parse::<u32>() {
@@ -311,6 +336,41 @@ fn zone_index(zone: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn link_local_targets_take_the_zone_of_dash_i_or_are_refused() {
+        let target = |addr: &str, scope_id| Target {
+            name: addr.to_string(),
+            addr: addr.parse().unwrap(),
+            scope_id,
+            port: 0,
+            tags: None,
+        };
+        let mut ts = vec![
+            target("fe80::1", 0),
+            target("fe80::2", 7),
+            target("ff02::1", 0),
+            target("2001:db8::1", 0),
+            target("10.0.0.1", 0),
+        ];
+        let err = zone_link_locals(&mut ts.clone(), None)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "fe80::1: a link-local address needs its interface: fe80::1%IFACE, or -I IFACE"
+        );
+        zone_link_locals(&mut ts, Some("lo")).unwrap();
+        let zones: Vec<u32> = ts.iter().map(|t| t.scope_id).collect();
+        assert_eq!(
+            zones,
+            [1, 7, 1, 0, 0],
+            "lo is interface 1; a given zone stays"
+        );
+        assert!(zone_link_locals(&mut [target("fe80::1", 0)], Some("nosuch0")).is_err());
+        // Nothing link-local: nothing to do, with or without -I.
+        zone_link_locals(&mut [target("2001:db8::1", 0)], None).unwrap();
+    }
 
     fn names(specs: &[TargetSpec]) -> Vec<&str> {
         specs.iter().map(|s| s.name.as_str()).collect()

@@ -80,6 +80,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let options = args.socket.options();
     let common = cli::ProbeArgs {
         targets: &args.targets,
+        socket: &args.socket,
         run: &args.run,
         alerts: &args.alerts,
         output: &args.output,

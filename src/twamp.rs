@@ -22,6 +22,8 @@ Each reply carries rtt_ms net of the reflector's own time ((T4 - T1) - (T3 - T2)
 trust them only when \"synced\" is true (both Error Estimates say synchronized). T1 and T4 are
 the kernel's transmit and receive stamps where it gives them. reflector_seq is the reflector's
 sequence number, reflector_ttl the TTL (hop limit) the probe arrived with at the reflector.
+seq counts from 1, as in every lopa tool; the STAMP sequence number on the wire counts from 0
+(RFC 8762), so it is seq - 1, and a stateless reflector's reflector_seq is seq - 1 too.
 
 Against a stateful reflector (its own sequence numbers per session), summaries split the loss
 into lost_fwd (on the way there) and lost_rev (on the way back). --reflector auto takes a
@@ -99,6 +101,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     let common = cli::ProbeArgs {
         targets: &args.targets,
+        socket: &args.socket,
         run: &args.run,
         alerts: &args.alerts,
         output: &args.output,

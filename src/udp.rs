@@ -74,6 +74,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     check_payload_len(args.size as usize)?;
     let targets = cli::resolve_targets(
         &args.targets,
+        &args.socket,
         &args.output,
         cli::Ports::Default(Some(args.port)),
     )?;

@@ -299,6 +299,32 @@ fn usage_errors_and_missing_files_are_one_line() {
     let out = run(&["--method", "magic"], None);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    // The range is [0, 100), and the message says so.
+    for bad in ["100", "-1", "250", "nan", "x"] {
+        let out = run(&[&format!("--min-loss={bad}")], Some(b""));
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        assert!(
+            stderr(&out).contains(&format!(
+                "'{bad}' is not a percentage in [0, 100): at least 0 and below 100"
+            )),
+            "{bad}: {}",
+            stderr(&out)
+        );
+        assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    }
+    // 0 is a healthy link that loses nothing; 99.9 is in range.
+    let (lines, fault) = one_fault(9);
+    for ok in ["0", "99.9"] {
+        let out = run(&["--min-loss", ok], Some(lines.as_bytes()));
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{ok}: {}",
+            stderr(&out)
+        );
+        if ok == "0" {
+            assert!(names_link(&records(&out)[0], &fault));
+        }
+    }
     let out = run(&["--help"], None);
     assert_eq!(out.status.code(), Some(0));
     let help = String::from_utf8(out.stdout).unwrap();

@@ -83,7 +83,8 @@ pub struct Args {
     /// Leave out links crossed by fewer than N probes.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub min_samples: u64,
-    /// Loss a healthy link may have, in percent; a faulty link loses more.
+    /// Loss a healthy link may have, in percent, at least 0 and below 100; a faulty link loses
+    /// more.
     #[arg(long, value_name = "PCT", default_value_t = 0.05, value_parser = parse_pct)]
     pub min_loss: f64,
     /// Output format.
@@ -94,10 +95,14 @@ pub struct Args {
     pub strict: bool,
 }
 
+/// A percentage in [0, 100): 0 lets a healthy link lose nothing; at 100 no link could be
+/// faulty.
 fn parse_pct(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
-        Ok(v) if v > 0.0 && v < 100.0 => Ok(v),
-        _ => Err(format!("'{s}' is not a percentage between 0 and 100")),
+        Ok(v) if (0.0..100.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a percentage in [0, 100): at least 0 and below 100"
+        )),
     }
 }
 
