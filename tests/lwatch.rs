@@ -803,8 +803,10 @@ fn route_form(
 ///   they explain it), `mtu`, `address`. An event that changes none of them gives nothing:
 ///   the kernel sends `RTM_NEWLINK` for changes lwatch does not follow, and `ip monitor`
 ///   prints each;
-/// - an address event: `add`, or nothing for an address already there (`ip addr change`
-///   repeats `RTM_NEWADDR`); `del`;
+/// - an address event: `add`; `change` for an address already there whose flags differ, or
+///   nothing when they do not (`ip addr change` and a rename repeat `RTM_NEWADDR`, a lifetime
+///   changed); `del`, also of an address never announced (the kernel announces no IPv6
+///   link-local address while it is tentative, but its deletion);
 /// - a route event: `NEW` (add or replace) or `DEL`, or nothing for a route exactly as it is
 ///   already.
 ///
@@ -936,10 +938,8 @@ fn same_as_ip_monitor(
                     }
                 };
                 if deleted {
-                    assert!(
-                        addrs.remove(&key).is_some(),
-                        "ip monitor deleted {addr}, never added: {line}"
-                    );
+                    // Also of an address never announced (an IPv6 link-local still tentative).
+                    addrs.remove(&key);
                     want.push(format!("addr del {name} {addr} {scope}{}", shown(&flags)));
                 } else {
                     match addrs.insert(key, flags.clone()) {
@@ -1153,6 +1153,71 @@ fn address_flags_and_their_changes_are_what_ip_monitor_shows() {
             .any(|f| f.starts_with("RTM_NEWADDR") && f.contains("valid_lft 200sec")),
         "ip monitor shows the lifetime change lwatch folds: {folded:#?}"
     );
+}
+
+/// The kernel announces no `RTM_NEWADDR` for an IPv6 link-local address while it is
+/// tentative, but announces its deletion when its link goes during DAD. A watch started
+/// after the address was there (it read it) and one running all along (it never heard of
+/// it) both write the `del`; `ip monitor` shows the deletion too.
+#[test]
+fn a_tentative_address_deleted_before_it_was_announced_is_a_del_whenever_lwatch_started() {
+    require_root();
+    let ns = Netns::new("lwatch-tentative-del");
+    let monitor = IpMonitor::start(&ns);
+    let reference = kernel_links_and_addrs(&ns);
+    let mut early = Watch::start(&ns, &[]);
+    // A link-local address whose DAD takes about ten seconds (addr_gen_mode last: set
+    // before accept_dad, the address comes without DAD).
+    ns.run("ip link add v0 type veth peer name v1");
+    for (key, value) in [
+        ("accept_dad", "1"),
+        ("dad_transmits", "10"),
+        ("addr_gen_mode", "0"),
+    ] {
+        ns.sysctl(&format!("net.ipv6.conf.v0.{key}"), value);
+    }
+    ns.run("ip link set v1 up && ip link set v0 up");
+    let t0 = Instant::now();
+    let ll = loop {
+        let a: Value =
+            serde_json::from_str(&ns.run("ip -j -6 addr show dev v0")).expect("ip -j addr");
+        let found = a[0]["addr_info"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|ai| ai["scope"] == "link" && ai["tentative"] == true)
+            .and_then(|ai| ai["local"].as_str().map(str::to_string));
+        if let Some(ll) = found {
+            break ll;
+        }
+        assert!(t0.elapsed() < STEP, "no tentative link-local address: {a}");
+        thread::sleep(Duration::from_millis(20));
+    };
+    let mut late = Watch::start(&ns, &["--type", "addr"]);
+    ns.run("ip link del v0");
+    let want = format!("addr del v0 {ll}/64 link [tentative]");
+    let records = late.until("the late watch", |r| r["event"] == "del");
+    assert_eq!(addr_briefs(&records), [want.as_str()], "the late watch");
+    late.stop();
+    let mut all = early.until("the watch running all along", |r| {
+        r["type"] == "addr" && r["event"] == "del"
+    });
+    assert_eq!(
+        addr_briefs(&all),
+        [want.as_str()],
+        "the watch running all along"
+    );
+    ns.run("ip addr add 10.99.0.1/32 dev lo");
+    all.extend(early.until("the last route", |r| r["dst"] == "10.99.0.1/32"));
+    early.stop();
+    let lines = monitor.stop_after(|l| l.contains("local 10.99.0.1 dev lo"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("Deleted") && l.contains(&format!("{ll}/64"))),
+        "ip monitor shows the deletion: {lines:#?}"
+    );
+    same_as_ip_monitor(&all, &lines, reference);
 }
 
 #[test]

@@ -57,8 +57,9 @@ Examples:
 Records: link (event new, del, rename, up, down, carrier, oper, mtu, address, present), addr
 (add, del, present, and change when an address's flags change, with old_flags; flags named
 as ip prints them: tentative, dadfailed, deprecated, dynamic, ...; a lifetime change that
-leaves them as they are writes nothing), route (add, replace, del, present; one route per
-destination, table, metric and path; a replace names the route it replaced in old_dev,
+leaves them as they are writes nothing; a del also for an address never announced, such as
+an IPv6 link-local deleted while tentative), route (add, replace, del, present; one route
+per destination, table, metric and path; a replace names the route it replaced in old_dev,
 old_gateway or old_nexthops; \"flushed\":true for IPv4 routes the kernel removed without a
 notice when their link went down or away; with --format influx the nexthops are flattened by
 index: nexthop_count, nexthop0_gateway, nexthop0_dev, nexthop0_weight, ..., and
@@ -431,6 +432,22 @@ impl Reconcile {
                 .unwrap_or_default()
         };
         let (was, then_was) = (list(state), list(&self.before));
+        // The deletion of an address neither read had (made after the first and undone
+        // before the second read, or its add lost) is no record here: the consumer's picture
+        // lacks it (a watch running all along writes the del of one never announced).
+        let (in_before, in_state) = match kind {
+            RTM_DELADDR => match parse_addr(payload)? {
+                Some(a) => {
+                    let k = (a.index, a.addr, a.prefixlen);
+                    (
+                        self.before.addrs.contains_key(&k),
+                        state.addrs.contains_key(&k),
+                    )
+                }
+                None => (true, true),
+            },
+            _ => (true, true),
+        };
         // Whether the read already shows this route message: the route is there (or, for a
         // deletion, not there).
         let shown_by_read = route.as_ref().is_some_and(|r| {
@@ -454,6 +471,13 @@ impl Reconcile {
         // current and its records are right even after a change `before` missed.
         // After a loss the consumer holds `before`: its records, always (what `before` still
         // lacks is written with the resync).
+        // A deletion `before` cannot have (see `in_before`).
+        if !in_before {
+            then.clear();
+            if !in_state || self.base == Base::Before {
+                now.clear();
+            }
+        }
         let by_before = self.base == Base::Before
             || (!then.is_empty() && (route.is_none() || shown_by_read || now.is_empty()));
         if by_before {

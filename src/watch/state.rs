@@ -330,11 +330,13 @@ impl State {
         }
     }
 
-    /// An `RTM_DELADDR`.
+    /// An `RTM_DELADDR`: a `del`, also of an address lwatch never had. The kernel announces
+    /// no `RTM_NEWADDR` for an IPv6 link-local address while it is tentative, but announces
+    /// its deletion (a link deleted or taken down during DAD): a watch that read it from the
+    /// kernel at its start reports it deleted, so a watch running all along does too.
     pub fn del_addr(&mut self, a: &Addr, out: &mut Vec<Body>) {
-        if let Some(old) = self.addrs.remove(&(a.index, a.addr, a.prefixlen)) {
-            out.push(self.addr_body("del", &old));
-        }
+        let old = self.addrs.remove(&(a.index, a.addr, a.prefixlen));
+        out.push(self.addr_body("del", old.as_ref().unwrap_or(a)));
     }
 
     /// A route of a dump, after those before it.
@@ -845,16 +847,24 @@ mod tests {
         }];
         s.new_route_flagged(r2, NLM_F_REPLACE, &mut out);
         s.del_addr(&a, &mut out);
-        s.del_addr(&a, &mut out);
+        // The deletion of an address never announced (an IPv6 link-local still tentative) is
+        // a del all the same.
+        let unseen = Addr {
+            addr: "10.1.0.9".parse().unwrap(),
+            ..a.clone()
+        };
+        s.del_addr(&unseen, &mut out);
         assert_eq!(
             events(&out),
             [
                 "addr add 10.1.0.1/24",
                 "route add 10.2.0.0/24 1000 dev 5",
                 "route replace 10.2.0.0/24 1000 nh - (was dev 5)",
-                "addr del 10.1.0.1/24"
+                "addr del 10.1.0.1/24",
+                "addr del 10.1.0.9/24"
             ]
         );
+        assert!(s.addrs.is_empty());
     }
 
     #[test]
