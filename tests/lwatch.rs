@@ -6,8 +6,11 @@
 //! stopped at each step of its start by a test hook, and amid a flapping script) each have
 //! their record, whether or not its read of the state shows them; an overflow burst ends with
 //! a `resync` after which the picture built from the stream equals `ip -j addr` and `ip -j
-//! route show table all`; filters and bad input. Needs root (CI runs as root); without it
-//! every test fails with one line saying so.
+//! route show table all`; filters (a replace or a rename away from an interface passes its
+//! filter) and bad input; address flags and their changes with DAD on (a duplicate address,
+//! lifetimes set and running out), and the deletion of a tentative link-local never
+//! announced, against `ip monitor`; `--format influx` with multipath routes. Needs root (CI
+//! runs as root); without it every test fails with one line saying so.
 
 mod common;
 
