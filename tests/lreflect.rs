@@ -1059,6 +1059,38 @@ fn answers_come_from_the_address_the_request_was_sent_to() {
 // ---------------------------------------------------------------------------------------------
 // Service life: notification, signals, stats periods, errors
 
+/// Started by root, lreflect binds (port 862 too) and then runs as nobody with no capability
+/// at all, and keeps answering.
+#[test]
+fn started_by_root_it_runs_as_nobody_without_capabilities() {
+    let lab = pair("lr-root");
+    let r = Reflector::start(
+        &lab.server,
+        &["--echo", "10.0.0.2:8081", "--twamp", "10.0.0.2:862"],
+    );
+    let status = std::fs::read_to_string(format!("/proc/{}/status", r.pid())).expect("status");
+    let field = |name: &str| -> Vec<String> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_else(|| panic!("{name} in {status}"))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(field("Uid:"), ["65534"; 4], "{status}");
+    assert_eq!(field("Gid:"), ["65534"; 4], "{status}");
+    assert!(field("Groups:").is_empty(), "{status}");
+    for caps in ["CapPrm:", "CapEff:", "CapAmb:"] {
+        assert_eq!(field(caps), ["0000000000000000"], "{caps} {status}");
+    }
+    let c = Client::new(&lab.client, "10.0.0.1:0", "10.0.0.2:8081", 0);
+    c.echo(&ludp_payload(1, 64));
+    let t = Client::new(&lab.client, "10.0.0.1:0", "10.0.0.2:862", 0);
+    twamp_echo(&t, &twamp_request(0, 0, 44), 0, 64);
+    r.stop();
+}
+
 /// SIGHUP (a terminal or SSH session gone) ends lreflect as SIGTERM does: the total stats
 /// are written, status 0.
 #[test]

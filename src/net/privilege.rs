@@ -35,6 +35,38 @@ pub fn drop_privileges() -> io::Result<()> {
     if uid == 0 {
         return Ok(());
     }
+    give_up(uid, euid, gid, egid)
+}
+
+/// The user a service started as root becomes once its sockets are open.
+pub const NOBODY: u32 = 65_534;
+
+/// For a service that needs nothing after binding (lreflect): as [`drop_privileges`], and a
+/// process that is plainly root becomes `nobody` (uid and gid 65534, no supplementary
+/// groups) with no capabilities, as daemons started by root do (ntpd -u, dnsmasq).
+pub fn drop_privileges_for_good() -> io::Result<()> {
+    // SAFETY: plain syscall.
+    if unsafe { libc::getuid() } != 0 {
+        return drop_privileges();
+    }
+    // SAFETY: setgroups with no groups and a null list is valid.
+    if unsafe { libc::setgroups(0, std::ptr::null()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: plain syscalls.
+    if unsafe { libc::setgid(NOBODY) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // setuid from root to another user clears every capability set.
+    // SAFETY: plain syscall.
+    if unsafe { libc::setuid(NOBODY) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Takes on the real identity and drops every capability.
+fn give_up(uid: u32, euid: u32, gid: u32, egid: u32) -> io::Result<()> {
     if egid != gid {
         // SAFETY: plain syscall.
         if unsafe { libc::setgid(gid) } != 0 {

@@ -98,7 +98,8 @@ whether the host clock is synchronized. Sequence numbers count per session (clie
 address and port, SSID) from 0, or copy the sender's with --stateless.\n\n\
 An access list, a token bucket per source and a global cap bound what it answers; drops are \
 counted by reason in periodic 'stats' records on stdout. Tells systemd READY=1 once its \
-sockets are bound ($NOTIFY_SOCKET), and gives up its privileges right after binding.",
+sockets are bound ($NOTIFY_SOCKET), and gives up its privileges right after binding: every \
+capability, and started by root, root itself (it runs on as nobody, uid 65534).",
     after_help = EXAMPLES
 )]
 pub struct Args {
@@ -534,7 +535,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .chain(args.twamp.iter().map(|&a| (a, true)))
         .collect();
     let mut listeners = bind_all(&addrs, !args.no_gso)?;
-    crate::net::privilege::drop_privileges().context("cannot drop privileges")?;
+    crate::net::privilege::drop_privileges_for_good().context("cannot drop privileges")?;
 
     let per_source = (args.rate_limit > 0.0).then(|| {
         SourceTable::new(
