@@ -125,7 +125,7 @@ fn malformed_lines_are_reported_with_file_and_line_and_skipped() {
         err_lines,
         [
             format!("lcorrelate: {name}:1: path record without \"dst\""),
-            format!("lcorrelate: {name}:{n}: not a JSON record: expected ident at line 1 column 2"),
+            format!("lcorrelate: {name}:{n}: not a JSON record: expected ident at column 2"),
             "lcorrelate: skipped 2 malformed lines".to_string(),
         ],
         "{err}"
@@ -519,4 +519,101 @@ fn a_trace_where_nothing_answered_invents_no_direct_link() {
         (stretch["sent"].as_u64(), stretch["lost"].as_u64()),
         (Some(2000), Some(100))
     );
+}
+
+#[test]
+fn a_truncated_json_line_is_placed_by_file_line_and_column_only() {
+    // A log cut mid-record (disk full, a copy interrupted): serde's own "at line 2 column 0"
+    // counted the line end as a line of its own and contradicted FILE:LINE.
+    let dir = TempDir::new("cut");
+    let (lines, fault) = one_fault(10);
+    let first = lines.lines().next().unwrap();
+    let cut = &first[..first.len() / 2];
+    for end in ["\n", ""] {
+        let f = dir.file("cut.jsonl", format!("{lines}{cut}{end}").as_bytes());
+        let name = f.to_str().unwrap();
+        let n = lines.lines().count() + 1;
+        let out = run(&[name], None);
+        let err = stderr(&out);
+        let first_line = err.lines().next().unwrap();
+        assert!(
+            first_line.starts_with(&format!(
+                "lcorrelate: {name}:{n}: not a JSON record: EOF while parsing"
+            )),
+            "{err}"
+        );
+        assert!(
+            first_line.ends_with(&format!(" at column {}", cut.len())),
+            "{err}"
+        );
+        assert!(!err.contains(" at line "), "{err}");
+        assert_eq!(out.status.code(), Some(1));
+        assert!(names_link(&records(&out)[0], &fault));
+    }
+}
+
+#[test]
+fn a_truncated_gzip_file_keeps_the_records_before_the_cut() {
+    let dir = TempDir::new("gzcut");
+    let (lines, fault) = one_fault(6);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(lines.as_bytes()).unwrap();
+    let gz = gz.finish().unwrap();
+    let cut = dir.file("cut.jsonl.gz", &gz[..gz.len() * 2 / 3]);
+    let name = cut.to_str().unwrap();
+    // The whole lines the cut stream still holds, as any gzip reader gives them.
+    let mut held = Vec::new();
+    let _ = std::io::Read::read_to_end(
+        &mut flate2::read::MultiGzDecoder::new(&gz[..gz.len() * 2 / 3]),
+        &mut held,
+    );
+    let whole = held.iter().filter(|&&b| b == b'\n').count();
+    assert!(whole > 10 && whole < lines.lines().count(), "{whole}");
+    let before: String = lines
+        .lines()
+        .take(whole)
+        .map(|l| format!("{l}\n"))
+        .collect();
+
+    // The records before the cut count, as if the file ended there, and the run goes on to
+    // the next file: the cut is reported like a malformed line.
+    let rest = dir.file(
+        "rest.jsonl",
+        lines
+            .lines()
+            .skip(whole)
+            .collect::<Vec<_>>()
+            .join("\n")
+            .as_bytes(),
+    );
+    let out = run(&[name, rest.to_str().unwrap()], None);
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "lcorrelate: {name}: truncated gzip stream after line {whole}\nlcorrelate: skipped 1 malformed lines\n"
+        )
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(names_link(&records(&out)[0], &fault));
+    let strip = |v: Vec<Value>| -> Vec<Value> {
+        v.into_iter()
+            .map(|mut r| {
+                r.as_object_mut().unwrap().remove("ts");
+                r
+            })
+            .collect()
+    };
+    let alone = run(&[name], None);
+    let plain = run(&[], Some(before.as_bytes()));
+    assert_eq!(strip(records(&alone)), strip(records(&plain)));
+    assert!(!records(&alone).is_empty());
+
+    // --strict: the cut is fatal, as a malformed line is.
+    let out = run(&["--strict", name], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        format!("lcorrelate: {name}: truncated gzip stream after line {whole} (--strict)\n")
+    );
+    assert!(out.stdout.is_empty());
 }

@@ -152,6 +152,9 @@ impl Aggregator {
         if line.iter().all(u8::is_ascii_whitespace) {
             return Ok(false);
         }
+        // Without its line end, so that serde places an error on this line, not the next.
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
         let rec: LineIn = match serde_json::from_slice(line) {
             Ok(r) => r,
             Err(e) => {
@@ -161,7 +164,7 @@ impl Aggregator {
                         self.ignored += 1;
                         Ok(false)
                     }
-                    _ => Err(format!("not a JSON record: {e}")),
+                    _ => Err(format!("not a JSON record: {}", json_error(&e))),
                 };
             }
         };
@@ -285,6 +288,18 @@ impl Aggregator {
     }
 }
 
+/// serde's message with the column only: the caller names the file and line, and serde's own
+/// "at line 1 column 9" would count lines within this one.
+fn json_error(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    match text.strip_suffix(&suffix) {
+        Some(what) if e.column() > 0 => format!("{what} at column {}", e.column()),
+        Some(what) => what.to_string(),
+        None => text,
+    }
+}
+
 fn nonempty<'a>(v: Option<&'a str>, what: &str) -> Result<&'a str, String> {
     match v {
         Some(s) if !s.is_empty() => Ok(s),
@@ -299,8 +314,15 @@ pub struct ReadReport {
     pub skipped: u64,
 }
 
+/// An opened input.
+pub struct Input {
+    pub reader: Box<dyn BufRead>,
+    /// Decompressed on the fly: a read error is where the stream was cut.
+    pub gzip: bool,
+}
+
 /// Opens an input (`-` is stdin); gzip is recognized by its magic bytes.
-pub fn open(name: &str) -> anyhow::Result<Box<dyn BufRead>> {
+pub fn open(name: &str) -> anyhow::Result<Input> {
     let raw: Box<dyn Read> = if name == "-" {
         Box::new(std::io::stdin().lock())
     } else {
@@ -311,21 +333,31 @@ pub fn open(name: &str) -> anyhow::Result<Box<dyn BufRead>> {
         .fill_buf()
         .with_context(|| format!("cannot read {name}"))?;
     if magic.starts_with(&[0x1f, 0x8b]) {
-        Ok(Box::new(BufReader::with_capacity(
-            1 << 16,
-            flate2::bufread::MultiGzDecoder::new(buf),
-        )))
+        Ok(Input {
+            reader: Box::new(BufReader::with_capacity(
+                1 << 16,
+                flate2::bufread::MultiGzDecoder::new(buf),
+            )),
+            gzip: true,
+        })
     } else {
-        Ok(Box::new(buf))
+        Ok(Input {
+            reader: Box::new(buf),
+            gzip: false,
+        })
     }
 }
 
 /// Reads every line of `input` into `agg`. Malformed lines are reported on stderr as
-/// `lcorrelate: NAME:LINE: what` and counted; with `strict` the first one is an error.
+/// `lcorrelate: NAME:LINE: what` and counted; with `strict` the first one is an error. A
+/// `gzip` stream that breaks off (a log copied while it was written, a full disk) keeps the
+/// lines before the cut and counts as one malformed line: `NAME: truncated gzip stream after
+/// line N`.
 pub fn read_into(
     agg: &mut Aggregator,
     name: &str,
     input: &mut dyn BufRead,
+    gzip: bool,
     strict: bool,
     report: &mut ReadReport,
     stderr: &mut dyn std::io::Write,
@@ -335,9 +367,30 @@ pub fn read_into(
     let mut reported = 0u64;
     loop {
         line.clear();
-        let n = input
-            .read_until(b'\n', &mut line)
-            .with_context(|| format!("cannot read {name}"))?;
+        let n = match input.read_until(b'\n', &mut line) {
+            Ok(n) => n,
+            Err(e) if gzip => {
+                // The bytes of the cut line are in `line`. A line that parses was whole (a
+                // JSON object ends in its closing brace), only its line end was lost.
+                if !line.is_empty() && agg.add_line(&line).is_ok() {
+                    lineno += 1;
+                }
+                let what = if e.kind() == std::io::ErrorKind::UnexpectedEof
+                    || e.to_string().contains("incomplete")
+                {
+                    format!("truncated gzip stream after line {lineno}")
+                } else {
+                    format!("corrupt gzip stream after line {lineno}: {e}")
+                };
+                if strict {
+                    bail!("{name}: {what} (--strict)");
+                }
+                report.skipped += 1;
+                let _ = writeln!(stderr, "lcorrelate: {name}: {what}");
+                break;
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot read {name}")),
+        };
         if n == 0 {
             break;
         }
@@ -522,6 +575,80 @@ mod tests {
     }
 
     #[test]
+    fn a_truncated_line_is_placed_by_column_only() {
+        let mut agg = Aggregator::new(Aliases::new());
+        for end in ["\n", "\r\n", ""] {
+            let line = format!("{{\"type\":\"path\",\"src\":\"a\",\"dst\":{end}");
+            let err = agg.add_line(line.as_bytes()).unwrap_err();
+            assert_eq!(
+                err, "not a JSON record: EOF while parsing a value at column 31",
+                "{end:?}"
+            );
+        }
+        let err = agg.add_line(b"{\"type\": tru}\n").unwrap_err();
+        assert_eq!(err, "not a JSON record: expected ident at column 13");
+    }
+
+    #[test]
+    fn a_broken_gzip_stream_keeps_what_came_before() {
+        /// What a decoder gives after the last bytes it could decode.
+        struct Broken(std::io::ErrorKind, &'static str);
+        impl Read for Broken {
+            fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::new(self.0, self.1))
+            }
+        }
+        let rec = r#"{"type":"path","src":"a","dst":"b","hops":[{"addr":"r"}],"sent":9,"lost":1}"#;
+        for (tail, kind, msg, what) in [
+            // Cut after a whole record whose line end was lost: the record counts.
+            (
+                rec,
+                std::io::ErrorKind::UnexpectedEof,
+                "unexpected end of file",
+                "truncated gzip stream after line 2",
+            ),
+            // Cut inside a record: that line is lost.
+            (
+                &rec[..20],
+                std::io::ErrorKind::Other,
+                "incomplete deflate stream",
+                "truncated gzip stream after line 1",
+            ),
+            (
+                "",
+                std::io::ErrorKind::InvalidInput,
+                "corrupt deflate stream",
+                "corrupt gzip stream after line 1: corrupt deflate stream",
+            ),
+        ] {
+            let text = format!("{rec}\n{tail}");
+            let mut input = BufReader::new(text.as_bytes().chain(Broken(kind, msg)));
+            let mut agg = Aggregator::new(Aliases::new());
+            let mut report = ReadReport::default();
+            let mut err = Vec::new();
+            read_into(
+                &mut agg,
+                "f.gz",
+                &mut input,
+                true,
+                false,
+                &mut report,
+                &mut err,
+            )
+            .unwrap();
+            assert_eq!(
+                String::from_utf8(err).unwrap(),
+                format!("lcorrelate: f.gz: {what}\n")
+            );
+            assert_eq!(report.skipped, 1);
+            let n = what.split("line ").nth(1).unwrap()[..1]
+                .parse::<u64>()
+                .unwrap();
+            assert_eq!(agg.records, n);
+        }
+    }
+
+    #[test]
     fn malformed_lines_are_counted_and_located() {
         let text = "{\"type\":\"path\",\"src\":\"a\",\"dst\":\"b\",\"hops\":[],\"sent\":1,\"lost\":0}\nnope\n";
         let mut agg = Aggregator::new(Aliases::new());
@@ -531,6 +658,7 @@ mod tests {
             &mut agg,
             "f.jsonl",
             &mut text.as_bytes(),
+            false,
             false,
             &mut report,
             &mut err,
@@ -547,6 +675,7 @@ mod tests {
             &mut agg,
             "f.jsonl",
             &mut text.as_bytes(),
+            false,
             true,
             &mut report,
             &mut Vec::new(),

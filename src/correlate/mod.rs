@@ -90,7 +90,8 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value = "json")]
     pub format: Format,
-    /// A malformed line is an error (exit 2) instead of being reported and skipped.
+    /// A malformed line (or a gzip file cut short) is an error (exit 2) instead of being
+    /// reported and skipped.
     #[arg(long)]
     pub strict: bool,
 }
@@ -131,11 +132,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     let mut stderr = std::io::stderr();
     for name in &files {
-        let mut reader = input::open(name)?;
+        let mut input = input::open(name)?;
         input::read_into(
             &mut agg,
             name,
-            &mut *reader,
+            &mut *input.reader,
+            input.gzip,
             args.strict,
             &mut report,
             &mut stderr,
