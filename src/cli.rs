@@ -479,9 +479,21 @@ fn one_line_usage_error(tool: &str, text: &str) -> String {
             msg.push(' ');
             msg.push_str(line);
         } else if let Some(tip) = line.strip_prefix("tip: ") {
+            // clap's "to pass '-1' as a value, use '-- -1'" is wrong for an option's value
+            // (`-i -- -1` is "a value is required").
+            if tip.starts_with("to pass '") {
+                continue;
+            }
             msg.push_str("; ");
             msg.push_str(tip);
         }
+    }
+    let negative = msg
+        .strip_prefix("unexpected argument '")
+        .and_then(|rest| rest.split('\'').next())
+        .is_some_and(|arg| arg.starts_with('-') && arg.parse::<f64>().is_ok());
+    if negative {
+        msg.push_str(": negative values are not accepted");
     }
     format!("{msg} (see '{tool} --help')")
 }
@@ -540,6 +552,12 @@ mod tests {
         assert_eq!(
             one_line_usage_error("lping", text),
             "unexpected argument '--cout' found; a similar argument exists: '--count' (see 'lping --help')"
+        );
+        // clap's advice for a negative value is wrong for an option's value: replaced.
+        let text = "error: unexpected argument '-1' found\n\n  tip: to pass '-1' as a value, use '-- -1'\n\nUsage: lping\n";
+        assert_eq!(
+            one_line_usage_error("lping", text),
+            "unexpected argument '-1' found: negative values are not accepted (see 'lping --help')"
         );
         let text = "error: the following required arguments were not provided:\n  --twamp <ADDR:PORT>\n  --x <X>\n\nUsage: lreflect --twamp <ADDR:PORT> --stateless\n\nFor more information, try '--help'.\n";
         assert_eq!(
