@@ -120,7 +120,8 @@ pub struct FlowArgs {
     #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..), help_heading = "Probe")]
     pub sport: Option<u16>,
     /// DSCP classes to probe every flow in (EF, AF41, CS1, … or 0-63; comma-separated or repeated).
-    #[arg(long, value_name = "CLASS", value_delimiter = ',', value_parser = parse_dscp, help_heading = "Probe")]
+    #[arg(long, value_name = "CLASS", value_delimiter = ',', value_parser = parse_dscp,
+          conflicts_with = "tos", help_heading = "Probe")]
     pub dscp: Vec<u8>,
 }
 
@@ -184,7 +185,7 @@ pub fn run_config(
     run: &RunArgs,
     alerts: &AlertArgs,
     output: &OutputArgs,
-) -> RunConfig {
+) -> anyhow::Result<RunConfig> {
     let thresholds = Thresholds {
         loss_pct: alerts.alert_loss,
         rtt_ms: alerts.alert_rtt,
@@ -196,7 +197,12 @@ pub fn run_config(
         None if continuous || thresholds.any() => Some(DEFAULT_SUMMARY_EVERY),
         None => None,
     };
-    RunConfig {
+    if thresholds.any() && summary_every.is_none() {
+        anyhow::bail!(
+            "--alert-loss and --alert-rtt judge summary windows: --summary-every 0 turns them off"
+        );
+    }
+    Ok(RunConfig {
         tool,
         count: run.count,
         duration: run.duration,
@@ -205,7 +211,7 @@ pub fn run_config(
         summary_every,
         thresholds,
         quiet: output.quiet,
-    }
+    })
 }
 
 /// Longest duration any flag takes: a year, far beyond any useful probe schedule, and small
@@ -288,7 +294,7 @@ pub fn run_probe<P: crate::probe::Prober>(
 ) -> anyhow::Result<ExitCode> {
     use anyhow::Context;
     crate::net::privilege::drop_privileges().context("cannot drop privileges")?;
-    let cfg = run_config(tool, run, alerts, output);
+    let cfg = run_config(tool, run, alerts, output)?;
     let mut out = crate::output::RecordWriter::stdout(output.format);
     let outcome = crate::engine::Engine::new(cfg, targets, &mut out).run(prober)?;
     report_outcome(tool, &outcome);

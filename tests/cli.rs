@@ -1248,8 +1248,10 @@ fn influx_format_writes_line_protocol() {
 // ---------------------------------------------------------------------------------------------
 // Exit statuses and errors
 
-/// A usage or system error: status 2, nothing on stdout, one `lping: ` line on stderr.
+/// A usage or system error: status 2, nothing on stdout, one `TOOL: ` line on stderr (the
+/// tool is the first word of `what`).
 fn assert_one_line_error(out: &Output, what: &str) -> String {
+    let tool = what.split_whitespace().next().unwrap_or("lping");
     let stderr = stderr_text(out);
     assert_eq!(
         out.status.code(),
@@ -1258,8 +1260,10 @@ fn assert_one_line_error(out: &Output, what: &str) -> String {
     );
     assert_eq!(stdout_text(out), "", "{what}: nothing on stdout");
     assert!(
-        stderr.starts_with("lping: ") && stderr.ends_with('\n') && stderr.lines().count() == 1,
-        "{what}: expected one line starting with 'lping: ', got:\n{stderr}"
+        stderr.starts_with(&format!("{tool}: "))
+            && stderr.ends_with('\n')
+            && stderr.lines().count() == 1,
+        "{what}: expected one line starting with '{tool}: ', got:\n{stderr}"
     );
     stderr
 }
@@ -1285,6 +1289,28 @@ fn usage_errors_are_one_line_and_exit_2() {
             &["--summary-every", "1ns", "127.0.0.1"],
             "must be 0 (off) or at least 1ms",
         ),
+        // Alerts judge windows; with windows off they could never fire.
+        (
+            &[
+                "--alert-loss",
+                "5",
+                "--summary-every",
+                "0",
+                "-c",
+                "1",
+                "127.0.0.1",
+            ],
+            "--summary-every 0 turns them off",
+        ),
+        // A trace-only run sends no probes for -c to count.
+        (
+            &["--trace-only", "-c", "5", "127.0.0.1"],
+            "'--trace-only' cannot be used with '--count <N>'",
+        ),
+        (
+            &["-i", "-1", "127.0.0.1"],
+            "negative values are not accepted",
+        ),
         (
             &["--format", "xml", "127.0.0.1"],
             "possible values: json, influx",
@@ -1300,6 +1326,19 @@ fn usage_errors_are_one_line_and_exit_2() {
             "{what}: the message should mention {mentions:?}: {line}"
         );
     }
+    // --dscp sets the TOS byte's class: a -Q besides it would be silently overridden.
+    let out = run(Command::new(env!("CARGO_BIN_EXE_ludp")).args([
+        "--dscp",
+        "EF",
+        "-Q",
+        "0x20",
+        "127.0.0.1",
+    ]));
+    let line = assert_one_line_error(&out, "ludp --dscp EF -Q 0x20");
+    assert!(
+        line.contains("'--dscp <CLASS>' cannot be used with '--tos <TOS>'"),
+        "{line}"
+    );
 }
 
 #[test]

@@ -25,7 +25,7 @@ pub struct TraceArgs {
     pub trace: bool,
     /// Trace every flow and stop (no probes): path records, and the number of distinct paths
     /// per target on stderr (fast ECMP path discovery).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["count", "duration"])]
     pub trace_only: bool,
     /// With --trace: trace every flow again every DURATION (probing pauses for each round,
     /// about one -W); when a flow's path changed, its old path with the probes sent meanwhile,
@@ -177,7 +177,7 @@ pub fn run<P: Tracer>(
             history,
         });
     }
-    let run_cfg = cli::run_config(tool, run, alerts, output);
+    let run_cfg = cli::run_config(tool, run, alerts, output)?;
     let outcome = Engine::new(run_cfg, targets, &mut out).run(prober)?;
     cli::report_outcome(tool, &outcome);
     if followed {
