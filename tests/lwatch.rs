@@ -1935,14 +1935,16 @@ fn count_and_duration_end_the_run() {
 
 /// SIGTERM ends a watch as SIGINT does: at once, status 0, every record written out.
 #[test]
-fn sigterm_ends_the_run_cleanly() {
+fn sigterm_and_sighup_end_the_run_cleanly() {
     require_root();
     let ns = Netns::new("lwatch-term");
-    let mut w = Watch::start(&ns, &["--type", "addr"]);
-    ns.run("ip addr add 10.1.0.1/32 dev lo");
-    let got: Vec<String> = w.take(1, "an address").iter().map(brief).collect();
-    assert_eq!(got, ["addr add lo 10.1.0.1/32 global"]);
-    w.stop_with("TERM");
+    for (sig, addr) in [("TERM", "10.1.0.1"), ("HUP", "10.1.0.2")] {
+        let mut w = Watch::start(&ns, &["--type", "addr"]);
+        ns.run(&format!("ip addr add {addr}/32 dev lo"));
+        let got: Vec<String> = w.take(1, "an address").iter().map(brief).collect();
+        assert_eq!(got, [format!("addr add lo {addr}/32 global")], "{sig}");
+        w.stop_with(sig);
+    }
 }
 
 fn one_line_error(out: &Output, mentions: &str) {

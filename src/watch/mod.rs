@@ -26,7 +26,6 @@ use clap::Parser;
 use ipnet::IpNet;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
-use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use state::{place, shift, visible, LinkInfo, Place, State};
 use std::collections::{BTreeMap, BTreeSet};
@@ -68,7 +67,8 @@ overflowed (the records before it marked \"resync\":true are what changed meanwh
 --table and --dst select among routes, --family among addresses and routes; other records
 pass them.
 
-Exit status: 0 the run ended (count, duration or a signal), 2 usage or system error.";
+Exit status: 0 the run ended (count, duration, or SIGINT, SIGTERM or SIGHUP), 2 usage or system
+error.";
 
 /// The record kinds lwatch writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
@@ -760,7 +760,8 @@ static MID_DUMP_STOPS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU
 pub fn run(args: Args) -> Result<ExitCode> {
     let filter = Filter::new(&args)?;
     let mut poll = Poll::new().context("cannot create the event loop")?;
-    let mut signals = Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
+    let mut signals =
+        Signals::new(crate::cli::END_SIGNALS).context("cannot install signal handlers")?;
     poll.registry()
         .register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)?;
     let mut sock = RouteSocket::open()?;
