@@ -91,7 +91,9 @@ const TEXT_FIELDS: &[&str] = &["reason"];
 /// top). Other lists are left out.
 const INDEXED: &[(&str, &str)] = &[("nexthops", "nexthop"), ("old_nexthops", "old_nexthop")];
 
-/// One InfluxDB line: `type,tool=…,<string members and tags> <numeric members> <ns>`.
+/// One InfluxDB line: `type,tool=…,<string members and tags> <numeric members> <ns>`. Lists
+/// of strings (lwatch's address `flags`, `old_flags`) become one string field, the members
+/// joined by commas (`flags="tentative,nodad"`): a set of flags is not an identity.
 pub fn influx_line(record: &Record, line: &mut Vec<u8>) -> io::Result<()> {
     let body: Map<String, Value> = serde_json::from_slice(&record.body.to_json_object()?)?;
     let mut tags: Vec<(String, String)> = vec![("tool".into(), record.tool.into())];
@@ -110,6 +112,12 @@ pub fn influx_line(record: &Record, line: &mut Vec<u8>) -> io::Result<()> {
                         fields.push((nested_name(key, k), f));
                     }
                 }
+            }
+            Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_string) => {
+                let joined: Vec<&str> = items.iter().filter_map(Value::as_str).collect();
+                fields.extend(
+                    field_value(&Value::String(joined.join(","))).map(|f| (key.clone(), f)),
+                );
             }
             Value::Array(items) => {
                 let Some((_, stem)) = INDEXED.iter().find(|(k, _)| k == key) else {
@@ -301,6 +309,31 @@ mod tests {
         assert!(s.starts_with("unreachable,addr=10.0.0.2,flow_dport=8081,flow_sport=40000,target=t,tool=lping icmp_code=1i,icmp_type=3i,reason=\"host \\\"unreachable\\\"\",seq=1i "), "{s}");
         assert_eq!(nested_name("rtt_ms", "p99"), "rtt_p99_ms");
         assert_eq!(nested_name("counts", "x"), "counts_x");
+    }
+
+    #[test]
+    fn influx_joins_lists_of_strings_into_one_field() {
+        let body = Body::WatchAddr(crate::record::WatchAddr {
+            event: "change".into(),
+            ifname: "eth0".into(),
+            ifindex: 2,
+            family: "inet6".into(),
+            addr: "fd00::1".parse().unwrap(),
+            prefixlen: 64,
+            scope: "global".into(),
+            label: None,
+            flags: vec!["dadfailed".into(), "tentative".into()],
+            old_flags: Some(vec!["tentative".into()]),
+            resync: None,
+        });
+        let mut line = Vec::new();
+        influx_line(&record(body, None), &mut line).unwrap();
+        let s = String::from_utf8(line).unwrap();
+        assert!(
+            s.contains(" flags=\"dadfailed,tentative\",")
+                && s.contains(",old_flags=\"tentative\","),
+            "{s}"
+        );
     }
 
     #[test]
