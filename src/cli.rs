@@ -257,7 +257,9 @@ pub fn resolve_targets(
             crate::target::resolve_with_port(specs, targets.family(), &tags, port)?
         }
     };
-    crate::target::zone_link_locals(&mut resolved, socket.options().device.as_deref())?;
+    let options = socket.options();
+    crate::target::zone_link_locals(&mut resolved, options.device.as_deref())?;
+    crate::target::check_source_family(&resolved, options.source)?;
     Ok(resolved)
 }
 

@@ -260,6 +260,9 @@ fn resolve_one(name: &str, family: Family) -> Result<(IpAddr, u32)> {
         None => (literal, None),
     };
     if let Ok(addr) = host.parse::<IpAddr>() {
+        // An IPv4-mapped address (::ffff:192.0.2.1) is the IPv4 host it names: every tool
+        // probes it over IPv4, as ltcp's dual-stack connect would.
+        let addr = addr.to_canonical();
         if !family.admits(&addr) {
             bail!(
                 "{name} is not an {} address",
@@ -322,6 +325,22 @@ pub fn zone_link_locals(targets: &mut [Target], device: Option<&str>) -> Result<
     Ok(())
 }
 
+/// With `-I ADDR`, every target must be of that address's family: the source address cannot
+/// apply to the others, and ping refuses them too.
+pub fn check_source_family(targets: &[Target], source: Option<IpAddr>) -> Result<()> {
+    let Some(src) = source else { return Ok(()) };
+    if let Some(t) = targets.iter().find(|t| t.addr.is_ipv6() != src.is_ipv6()) {
+        let family = |a: IpAddr| if a.is_ipv6() { "IPv6" } else { "IPv4" };
+        bail!(
+            "-I {src} is an {} address, and {} is {}",
+            family(src),
+            t.name,
+            family(t.addr)
+        );
+    }
+    Ok(())
+}
+
 /// An IPv6 zone: an interface name or index.
 fn zone_index(zone: &str) -> Option<u32> {
     if let Ok(i) = zone.parse::<u32>() {
@@ -370,6 +389,32 @@ mod tests {
         assert!(zone_link_locals(&mut [target("fe80::1", 0)], Some("nosuch0")).is_err());
         // Nothing link-local: nothing to do, with or without -I.
         zone_link_locals(&mut [target("2001:db8::1", 0)], None).unwrap();
+    }
+
+    #[test]
+    fn a_source_address_must_be_of_every_targets_family() {
+        let target = |addr: &str| Target {
+            name: addr.to_string(),
+            addr: addr.parse().unwrap(),
+            scope_id: 0,
+            port: 0,
+            tags: None,
+        };
+        let v4 = Some("127.0.0.1".parse().unwrap());
+        check_source_family(&[target("10.0.0.1")], v4).unwrap();
+        check_source_family(&[target("::1")], None).unwrap();
+        let err = check_source_family(&[target("10.0.0.1"), target("::1")], v4).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "-I 127.0.0.1 is an IPv4 address, and ::1 is IPv6"
+        );
+    }
+
+    #[test]
+    fn an_ipv4_mapped_address_is_the_ipv4_host() {
+        let (addr, _) = resolve_one("::ffff:192.0.2.1", Family::Any).unwrap();
+        assert_eq!(addr, "192.0.2.1".parse::<IpAddr>().unwrap());
+        assert!(resolve_one("::ffff:192.0.2.1", Family::V6).is_err());
     }
 
     fn names(specs: &[TargetSpec]) -> Vec<&str> {
