@@ -367,6 +367,14 @@ pub const END_SIGNALS: [i32; 3] = [
     signal_hook::consts::SIGHUP,
 ];
 
+/// A value that means nothing when empty (an interface pattern, a command).
+pub fn parse_non_empty(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    Ok(s.to_string())
+}
+
 /// A reporting period: 0 (off) or at least 1 ms (a shorter one would be all the loop does).
 pub fn parse_period(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;

@@ -299,6 +299,14 @@ fn usage_errors_and_missing_files_are_one_line() {
     let out = run(&["--method", "magic"], None);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    // --top 0 would write nothing, yet exit 1 for a faulty link.
+    let out = run(&["--top", "0"], Some(b""));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("must be at least 1"),
+        "{}",
+        stderr(&out)
+    );
     // The range is [0, 100), and the message says so.
     for bad in ["100", "-1", "250", "nan", "x"] {
         let out = run(&[&format!("--min-loss={bad}")], Some(b""));

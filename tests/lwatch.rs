@@ -1966,6 +1966,9 @@ fn bad_input_is_one_clear_line_and_exit_2() {
         (&["--type", "neigh"], "possible values: link, addr, route"),
         (&["--family", "5"], "possible values: 4, 6"),
         (&["--table", "main"], "'main'"),
+        (&["--table", "0"], "0 is not in 1.."),
+        (&["--interface", ""], "must not be empty"),
+        (&["--exec", " "], "must not be empty"),
     ];
     for (args, mentions) in cases {
         let out = Command::new(LWATCH)

@@ -78,7 +78,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub alias: Option<PathBuf>,
     /// Write only the N best suspects.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse_top)]
     pub top: Option<usize>,
     /// Leave out links crossed by fewer than N probes.
     #[arg(long, value_name = "N", default_value_t = 1)]
@@ -98,6 +98,11 @@ pub struct Args {
 
 /// A percentage in [0, 100): 0 lets a healthy link lose nothing; at 100 no link could be
 /// faulty.
+/// `--top N`: at least 1 (0 would write nothing and still exit 1 when a link is faulty).
+fn parse_top(s: &str) -> Result<usize, String> {
+    crate::cli::parse_count(s).and_then(|n| usize::try_from(n).map_err(|e| e.to_string()))
+}
+
 fn parse_pct(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if (0.0..100.0).contains(&v) => Ok(v),

@@ -112,10 +112,12 @@ pub struct Args {
     /// Only links, addresses and routes of interfaces matching GLOB (a name or a shell
     /// pattern, 'veth*'); a route matches through its device or any nexthop's, a replace also
     /// through the route it replaced (old_dev, old_nexthops), a rename by its old name too.
-    #[arg(long, value_name = "GLOB", help_heading = "Filters")]
+    #[arg(long, value_name = "GLOB", value_parser = crate::cli::parse_non_empty,
+          help_heading = "Filters")]
     pub interface: Option<String>,
-    /// Only routes of routing table N (main is 254, local 255).
-    #[arg(long, value_name = "N", help_heading = "Filters")]
+    /// Only routes of routing table N (main is 254, local 255; 0 is no table).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..),
+          help_heading = "Filters")]
     pub table: Option<u32>,
     /// Only routes whose destination is inside CIDR, or equal to it.
     #[arg(long, value_name = "CIDR", value_parser = parse_cidr, help_heading = "Filters")]
@@ -142,7 +144,8 @@ pub struct Args {
     /// Run 'sh -c CMD' for every record written, with the record's JSON line on its stdin
     /// (e.g. curl -d @- for a webhook). One command at a time, in record order, on a thread of
     /// its own: a slow command never holds up the watch. Its output goes to stderr.
-    #[arg(long, value_name = "CMD", help_heading = "Output")]
+    #[arg(long, value_name = "CMD", value_parser = crate::cli::parse_non_empty,
+          help_heading = "Output")]
     pub exec: Option<String>,
     #[command(flatten)]
     pub output: OutputArgs,
