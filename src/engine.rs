@@ -681,6 +681,7 @@ impl<'w, W: Write> Engine<'w, W> {
                 tos,
                 reflector,
                 result,
+                syn_retransmits,
             } => {
                 let quiet = self.cfg.quiet;
                 let Some(st) = self.states.get_mut(id.target) else {
@@ -734,6 +735,7 @@ impl<'w, W: Write> Engine<'w, W> {
                         flow: st.flow(id.seq),
                         dup: dup.then_some(true),
                         result: result.map(str::to_string),
+                        syn_retransmits,
                         one_way,
                     });
                     self.emit(rx_wall.unwrap_or_else(SystemTime::now), id.target, body)?;
@@ -1018,6 +1020,7 @@ mod tests {
                 tos: None,
                 reflector: None,
                 result: None,
+                syn_retransmits: None,
             };
             match self.fates[(id.seq - 1) as usize] {
                 Fate::Reply => {

@@ -259,6 +259,7 @@ mod tests {
             flow: None,
             dup: None,
             result: None,
+            syn_retransmits: None,
             one_way: None,
         })
     }

@@ -142,6 +142,10 @@ pub struct Reply {
     /// path works, the port is closed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<String>,
+    /// SYNs the kernel sent again before a TCP connect probe's handshake ended (absent when
+    /// none): its `rtt_ms` then includes the retransmission timeout (1 s, then 3 s...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syn_retransmits: Option<u32>,
     /// One-way figures, when a stamping reflector answered (ludp against lreflect, ltwamp).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub one_way: Option<OneWay>,

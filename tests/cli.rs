@@ -540,6 +540,7 @@ fn every_member_records() -> Vec<Vec<u8>> {
             flow,
             dup: Some(true),
             result: Some("refused".into()),
+            syn_retransmits: Some(1),
             one_way: Some(OneWay {
                 fwd_ms: -0.5,
                 rev_ms: Some(0.75),

@@ -85,9 +85,9 @@ fn open_refused_and_filtered_ports() {
     for target in ["10.0.0.2:8080", "[fd00::2]:8080"] {
         let replies = of(&records, "reply", target);
         assert_eq!(replies.len(), 3, "{target}: {records:?}");
-        assert!(replies
-            .iter()
-            .all(|r| r["result"] == "open" && r["rtt_ms"].as_f64().unwrap() > 0.0));
+        assert!(replies.iter().all(|r| r["result"] == "open"
+            && r["rtt_ms"].as_f64().unwrap() > 0.0
+            && r.get("syn_retransmits").is_none()));
     }
     let refused = of(&records, "reply", "10.0.0.2:9");
     assert_eq!(refused.len(), 3);
@@ -253,8 +253,10 @@ fn a_handshake_slower_than_the_interval_gets_its_whole_timeout() {
     assert_eq!(replies.len(), 3, "{records:?}");
     for r in &replies {
         assert_eq!(r["result"], "open");
-        // The retransmitted SYN leaves a second after the first (TCP_TIMEOUT_INIT).
+        // The retransmitted SYN leaves a second after the first (TCP_TIMEOUT_INIT), and the
+        // reply says why its RTT is a second long.
         assert!(r["rtt_ms"].as_f64().unwrap() > 900.0, "{r}");
+        assert_eq!(r["syn_retransmits"], 1, "{r}");
     }
     let s = of(&records, "summary", "10.0.0.2:8080")[0];
     assert_eq!(

@@ -202,6 +202,7 @@ impl Matcher {
                         tos,
                         reflector: None,
                         result: None,
+                        syn_retransmits: None,
                     });
                 }
             }

@@ -93,6 +93,9 @@ pub enum ProbeEvent {
         reflector: Option<ReflectorTimes>,
         /// How a TCP probe was answered: `open` (handshake completed) or `refused` (RST).
         result: Option<&'static str>,
+        /// SYNs the kernel sent again before the handshake ended (ltcp connect mode): the
+        /// RTT then includes the retransmission timeout.
+        syn_retransmits: Option<u32>,
     },
     /// The kernel's transmit timestamp of a probe: when it left, more precisely than the
     /// stamp read before the send call.

@@ -477,6 +477,8 @@ impl Prober for SynProber {
                 tos: rx.anc.tos,
                 reflector: None,
                 result: Some(if open { "open" } else { "refused" }),
+                // One SYN per probe, never sent again.
+                syn_retransmits: None,
             });
         }
     }

@@ -133,6 +133,25 @@ impl TcpProber {
     }
 }
 
+/// How many segments the kernel sent again on a connecting socket (`TCP_INFO`): for a probe,
+/// the SYNs retransmitted before the answer, each of which adds its timeout to the RTT.
+fn syn_retransmits(sock: &Socket) -> Option<u32> {
+    // SAFETY: tcp_info is plain data; all zeroes is a valid value.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: info and len are valid for getsockopt's writes of at most len bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then_some(info.tcpi_total_retrans)
+}
+
 impl Tracer for TcpProber {
     /// Traces every flow to every target with connections from the flow's own source port,
     /// the TTL set on each ([`trace::connect`]); one `path` per (target, flow), targets first.
@@ -283,6 +302,7 @@ impl Prober for TcpProber {
             Ok(Some(e)) | Err(e) => Some(Err(e)),
         };
         let Some(outcome) = outcome else { return };
+        let syn_retransmits = syn_retransmits(&conn.sock).filter(|&n| n > 0);
         match outcome {
             Ok(result) => events.push(ProbeEvent::Reply {
                 id,
@@ -294,6 +314,7 @@ impl Prober for TcpProber {
                 tos: None,
                 reflector: None,
                 result: Some(result),
+                syn_retransmits,
             }),
             Err(e) => events.push(ProbeEvent::Error {
                 id,

@@ -222,6 +222,7 @@ impl Prober for UdpProber {
                         net_of_hold: false,
                     }),
                     result: None,
+                    syn_retransmits: None,
                 }),
                 _ => events.push(ProbeEvent::Malformed(crate::wire::Error::NotOurs)),
             },

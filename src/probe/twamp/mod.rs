@@ -316,6 +316,7 @@ fn reply(
             net_of_hold: true,
         }),
         result: None,
+        syn_retransmits: None,
     }
 }
 
