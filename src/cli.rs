@@ -244,6 +244,7 @@ pub struct ProbeArgs<'a> {
 /// Expands the targets (positional, CIDRs, `--targets FILE`) and resolves them once, with the
 /// tags of `--tag` and of the targets file.
 pub fn resolve_targets(
+    tool: &str,
     targets: &TargetArgs,
     socket: &SocketArgs,
     output: &OutputArgs,
@@ -257,6 +258,9 @@ pub fn resolve_targets(
             crate::target::resolve_with_port(specs, targets.family(), &tags, port)?
         }
     };
+    for name in crate::target::drop_duplicates(&mut resolved) {
+        eprintln!("{tool}: {name} is given more than once: probed once");
+    }
     let options = socket.options();
     crate::target::zone_link_locals(&mut resolved, options.device.as_deref())?;
     crate::target::check_source_family(&resolved, options.source)?;
@@ -271,7 +275,7 @@ pub fn probe<P: crate::probe::Prober>(
     ports: Ports,
     open: impl FnOnce(&[crate::target::Target]) -> anyhow::Result<P>,
 ) -> anyhow::Result<ExitCode> {
-    let targets = resolve_targets(args.targets, args.socket, args.output, ports)?;
+    let targets = resolve_targets(tool, args.targets, args.socket, args.output, ports)?;
     let mut prober = open(&targets)?;
     run_probe(
         tool,

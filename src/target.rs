@@ -325,6 +325,21 @@ pub fn zone_link_locals(targets: &mut [Target], device: Option<&str>) -> Result<
     Ok(())
 }
 
+/// Drops the targets given again (same name, address and port: their records could not be
+/// told apart), keeping the first; returns the names dropped, once each.
+pub fn drop_duplicates(targets: &mut Vec<Target>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    let mut dropped: Vec<String> = Vec::new();
+    targets.retain(|t| {
+        let first = seen.insert((t.name.clone(), t.addr, t.scope_id, t.port));
+        if !first && !dropped.contains(&t.name) {
+            dropped.push(t.name.clone());
+        }
+        first
+    });
+    dropped
+}
+
 /// With `-I ADDR`, every target must be of that address's family: the source address cannot
 /// apply to the others, and ping refuses them too.
 pub fn check_source_family(targets: &[Target], source: Option<IpAddr>) -> Result<()> {
@@ -407,6 +422,32 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "-I 127.0.0.1 is an IPv4 address, and ::1 is IPv6"
+        );
+    }
+
+    #[test]
+    fn a_target_given_twice_is_probed_once() {
+        let target = |name: &str, addr: &str, port| Target {
+            name: name.to_string(),
+            addr: addr.parse().unwrap(),
+            scope_id: 0,
+            port,
+            tags: None,
+        };
+        let mut ts = vec![
+            target("a", "10.0.0.1", 0),
+            target("localhost", "127.0.0.1", 0),
+            target("a", "10.0.0.1", 0),
+            target("127.0.0.1", "127.0.0.1", 0),
+            target("a", "10.0.0.1", 80),
+            target("a", "10.0.0.1", 0),
+        ];
+        assert_eq!(drop_duplicates(&mut ts), ["a"]);
+        let kept: Vec<(&str, u16)> = ts.iter().map(|t| (t.name.as_str(), t.port)).collect();
+        // Another name or port tells the records apart: kept.
+        assert_eq!(
+            kept,
+            [("a", 0), ("localhost", 0), ("127.0.0.1", 0), ("a", 80)]
         );
     }
 

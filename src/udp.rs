@@ -73,6 +73,7 @@ pub struct Args {
 pub fn run(args: Args) -> Result<ExitCode> {
     check_payload_len(args.size as usize)?;
     let targets = cli::resolve_targets(
+        "ludp",
         &args.targets,
         &args.socket,
         &args.output,

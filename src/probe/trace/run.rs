@@ -78,7 +78,7 @@ pub fn probe<P: Tracer>(
     trace: &TraceArgs,
     open: impl FnOnce(&[Target]) -> Result<P>,
 ) -> Result<ExitCode> {
-    let targets = cli::resolve_targets(args.targets, args.socket, args.output, ports)?;
+    let targets = cli::resolve_targets(tool, args.targets, args.socket, args.output, ports)?;
     let mut prober = open(&targets)?;
     run(
         tool,
