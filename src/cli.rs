@@ -241,8 +241,13 @@ pub struct ProbeArgs<'a> {
     pub output: &'a OutputArgs,
 }
 
+/// Targets whose names could not be resolved (said on stderr; the others were probed): the
+/// run's exit status is then 2, as fping's.
+static UNRESOLVED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// Expands the targets (positional, CIDRs, `--targets FILE`) and resolves them once, with the
-/// tags of `--tag` and of the targets file.
+/// tags of `--tag` and of the targets file. A name that does not resolve is said on stderr
+/// and left out (the exit status becomes 2); every other problem is an error.
 pub fn resolve_targets(
     tool: &str,
     targets: &TargetArgs,
@@ -252,12 +257,31 @@ pub fn resolve_targets(
 ) -> anyhow::Result<Vec<crate::target::Target>> {
     let specs = crate::target::expand(&targets.targets, targets.file.as_deref())?;
     let tags = output.tag_map();
-    let mut resolved = match ports {
-        Ports::None => crate::target::resolve(specs, targets.family(), &tags)?,
-        Ports::Default(port) => {
-            crate::target::resolve_with_port(specs, targets.family(), &tags, port)?
+    let mut resolved = Vec::with_capacity(specs.len());
+    let mut unresolved = Vec::new();
+    for spec in specs {
+        let one = match ports {
+            Ports::None => crate::target::resolve(vec![spec], targets.family(), &tags),
+            Ports::Default(port) => {
+                crate::target::resolve_with_port(vec![spec], targets.family(), &tags, port)
+            }
+        };
+        match one {
+            Ok(t) => resolved.extend(t),
+            // One unknown name among many: said, and the others are probed (as fping does).
+            Err(e) if e.downcast_ref::<crate::target::NotFound>().is_some() => {
+                unresolved.push(e.to_string());
+            }
+            Err(e) => return Err(e),
         }
-    };
+    }
+    if resolved.is_empty() && !unresolved.is_empty() {
+        anyhow::bail!("{}", unresolved.join("; "));
+    }
+    for e in &unresolved {
+        eprintln!("{tool}: {e}");
+    }
+    UNRESOLVED.store(unresolved.len(), std::sync::atomic::Ordering::Relaxed);
     for name in crate::target::drop_duplicates(&mut resolved) {
         eprintln!("{tool}: {name} is given more than once: probed once");
     }
@@ -522,6 +546,10 @@ fn one_line_usage_error(tool: &str, text: &str) -> String {
 /// status 2, except a closed stdout (`| head -1`), which ends quietly with status 0.
 pub fn exit_code(tool: &str, result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
+        // Some targets could not be resolved: the run probed the others, and says so.
+        Ok(_) if UNRESOLVED.load(std::sync::atomic::Ordering::Relaxed) > 0 => {
+            ExitCode::from(EXIT_ERROR)
+        }
         Ok(code) => code,
         Err(err) => {
             let broken_pipe = err.chain().any(|c| {

@@ -20,7 +20,8 @@ Examples:
   lping --trace --trace-every 5m -q 10.0.0.1
                                          the path there (one ICMP flow identity), again every 5m
 
-Exit status: 0 every target answered, 1 some target never answered, 2 usage or system error.";
+Exit status: 0 every target answered, 1 some target never answered, 2 usage or system error
+(also when some target names did not resolve: the others are probed).";
 
 /// Command-line arguments of `lping`.
 #[derive(Debug, Clone, Parser)]

@@ -250,6 +250,19 @@ pub fn resolve(specs: Vec<TargetSpec>, family: Family, global_tags: &Tags) -> Re
         .collect()
 }
 
+/// A name the resolver does not know, or that has no address of the family asked for: the
+/// run goes on with the other targets (as fping does) and ends with status 2.
+#[derive(Debug)]
+pub struct NotFound(pub String);
+
+impl std::fmt::Display for NotFound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotFound {}
+
 fn resolve_one(name: &str, family: Family) -> Result<(IpAddr, u32)> {
     let literal = name
         .strip_prefix('[')
@@ -280,7 +293,7 @@ fn resolve_one(name: &str, family: Family) -> Result<(IpAddr, u32)> {
     }
     let addrs = (literal, 0)
         .to_socket_addrs()
-        .map_err(|e| anyhow!("cannot resolve host '{name}': {e}"))?;
+        .map_err(|e| NotFound(format!("cannot resolve host '{name}': {e}")))?;
     addrs
         .filter(|sa| family.admits(&sa.ip()))
         .map(|sa| match sa {
@@ -289,14 +302,15 @@ fn resolve_one(name: &str, family: Family) -> Result<(IpAddr, u32)> {
         })
         .next()
         .ok_or_else(|| {
-            anyhow!(
+            NotFound(format!(
                 "host '{name}' has no {} address",
                 match family {
                     Family::V4 => "IPv4",
                     Family::V6 => "IPv6",
                     Family::Any => "usable",
                 }
-            )
+            ))
+            .into()
         })
 }
 

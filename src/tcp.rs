@@ -28,7 +28,8 @@ is in flight waits for it (every probe gets its whole -W); stderr says how many 
 reply whose SYN the kernel sent again carries syn_retransmits: its rtt_ms includes the
 retransmission timeout (1 s for the first).
 
-Exit status: 0 every target answered, 1 some target never answered, 2 usage or system error.";
+Exit status: 0 every target answered, 1 some target never answered, 2 usage or system error
+(also when some target names did not resolve: the others are probed).";
 
 /// Command-line arguments of `ltcp`.
 #[derive(Debug, Clone, Parser)]

@@ -31,7 +31,8 @@ reflector for stateful once an answer's number differs from the probe's: until s
 lost on the way there, a stateful reflector looks stateless; use --reflector stateful when
 it is known.
 
-Exit status: 0 every target answered, 1 some target never answered, 2 usage or system error.";
+Exit status: 0 every target answered, 1 some target never answered, 2 usage or system error
+(also when some target names did not resolve: the others are probed).";
 
 /// Command-line arguments of `ltwamp`.
 #[derive(Debug, Clone, Parser)]

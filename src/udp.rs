@@ -27,7 +27,8 @@ Examples:
 Against lreflect, replies also carry fwd_ms, rev_ms, reflector_ms (one-way figures: trust
 them only when \"synced\" is true) and dscp_rx, the DSCP the probe arrived with.
 
-Exit status: 0 every target answered, 1 some target never answered, 2 usage or system error.";
+Exit status: 0 every target answered, 1 some target never answered, 2 usage or system error
+(also when some target names did not resolve: the others are probed).";
 
 /// Command-line arguments of `ludp`.
 #[derive(Debug, Clone, Parser)]

@@ -1382,6 +1382,22 @@ fn unknown_host_is_a_one_line_error() {
     let out = run(lping_in(&ns).args(["-c", "1", "no-such-host.invalid"]));
     let line = assert_one_line_error(&out, "lping no-such-host.invalid");
     assert!(line.contains("'no-such-host.invalid'"), "{line}");
+    // One unknown name among others (a stale line of a hosts file): said, the others are
+    // probed and summarized, and the exit status is 2, as fping's.
+    ns.run("ip link set lo up");
+    let out = run(lping_in(&ns).args(["-q", "-c", "1", "127.0.0.1", "no-such-host.invalid"]));
+    let stderr = stderr_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("lping: cannot resolve host 'no-such-host.invalid'"),
+        "{stderr}"
+    );
+    let summary: Value = serde_json::from_str(stdout_text(&out).trim()).expect("one summary");
+    assert_eq!(
+        (&summary["target"], &summary["received"]),
+        (&json!("127.0.0.1"), &json!(1))
+    );
 }
 
 #[test]
