@@ -1967,6 +1967,10 @@ fn bad_input_is_one_clear_line_and_exit_2() {
         (&["--family", "5"], "possible values: 4, 6"),
         (&["--table", "main"], "'main'"),
         (&["--table", "0"], "0 is not in 1.."),
+        (
+            &["--rcvbuf", "99999999999999"],
+            "from 1 to 1073741824 bytes",
+        ),
         (&["--interface", ""], "must not be empty"),
         (&["--exec", " "], "must not be empty"),
     ];

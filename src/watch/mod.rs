@@ -132,12 +132,14 @@ pub struct Args {
     #[arg(short = 'w', long, value_name = "DURATION", value_parser = parse_positive_duration,
           help_heading = "Run")]
     pub duration: Option<Duration>,
-    /// Receive buffer to ask for, in bytes (the kernel doubles it; past net.core.rmem_max only
-    /// with CAP_NET_ADMIN). Small values are for testing the overflow path.
+    /// Receive buffer to ask for, in bytes, up to 1 GiB (the kernel doubles it, and keeps it
+    /// under 2 GiB; past net.core.rmem_max only with CAP_NET_ADMIN). Small values are for
+    /// testing the overflow path.
     #[arg(
         long,
         value_name = "BYTES",
         default_value = "4194304",
+        value_parser = parse_rcvbuf,
         help_heading = "Run"
     )]
     pub rcvbuf: usize,
@@ -758,6 +760,14 @@ fn test_stop_count(at: &str) -> Option<u32> {
 
 /// The `mid-dump` stops still to make.
 static MID_DUMP_STOPS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// `--rcvbuf`: 1 byte to 1 GiB, the most the kernel takes (it doubles the value in an int).
+fn parse_rcvbuf(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=1 << 30).contains(&n) => Ok(n),
+        _ => Err(format!("'{s}' is not a size from 1 to 1073741824 bytes")),
+    }
+}
 
 /// Runs lwatch until the count or duration is reached, or a signal comes.
 pub fn run(args: Args) -> Result<ExitCode> {
