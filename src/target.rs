@@ -118,12 +118,20 @@ pub fn parse_targets(
 /// Parses `key=value` (a `--tag` or a targets-file tag).
 pub fn parse_tag(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
+        // Every record's own identity: in InfluxDB lines a tag of that name would be dropped
+        // for the record's (tool, type) or make no sense (ts, tags).
+        Some((k, _)) if RESERVED_TAGS.contains(&k) => Err(format!(
+            "tag key '{k}' is reserved: every record has its own {k}"
+        )),
         Some((k, v)) if !k.is_empty() && !k.contains(char::is_whitespace) => {
             Ok((k.to_string(), v.to_string()))
         }
         _ => Err(format!("tag '{s}' is not key=value")),
     }
 }
+
+/// Tag keys a user may not set (`--tag`, targets files).
+const RESERVED_TAGS: [&str; 4] = ["type", "tool", "ts", "tags"];
 
 fn push_target(specs: &mut Vec<TargetSpec>, word: &str, tags: Tags) -> Result<()> {
     if word.contains('/') {
@@ -437,6 +445,18 @@ mod tests {
             err.to_string(),
             "-I 127.0.0.1 is an IPv4 address, and ::1 is IPv6"
         );
+    }
+
+    #[test]
+    fn tags_are_key_value_and_not_a_records_own_members() {
+        assert_eq!(parse_tag("dc=fra1"), Ok(("dc".into(), "fra1".into())));
+        assert_eq!(parse_tag("empty="), Ok(("empty".into(), String::new())));
+        assert!(parse_tag("novalue").is_err());
+        assert!(parse_tag("=x").is_err());
+        for key in ["type", "tool", "ts", "tags"] {
+            let err = parse_tag(&format!("{key}=x")).unwrap_err();
+            assert!(err.contains("reserved"), "{err}");
+        }
     }
 
     #[test]
