@@ -17,6 +17,10 @@ use std::path::Path;
 /// Malformed lines reported per input before the rest are only counted.
 pub const MAX_REPORTED_PER_INPUT: u64 = 20;
 
+/// The longest line read as a record: a path record of 64 hops is a few KiB, so a longer line
+/// is not one, and is skipped (counted as malformed) without being held in memory.
+pub const MAX_LINE: usize = 1 << 20;
+
 /// What one route accumulated.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RouteStats {
@@ -367,7 +371,7 @@ pub fn read_into(
     let mut reported = 0u64;
     loop {
         line.clear();
-        let n = match input.read_until(b'\n', &mut line) {
+        let n = match Read::take(&mut *input, MAX_LINE as u64 + 1).read_until(b'\n', &mut line) {
             Ok(n) => n,
             Err(e) if gzip => {
                 // The bytes of the cut line are in `line`. A line that parses was whole (a
@@ -395,7 +399,14 @@ pub fn read_into(
             break;
         }
         lineno += 1;
-        if let Err(what) = agg.add_line(&line) {
+        // Cut by the limit: more than MAX_LINE bytes before the line end.
+        let added = if line.len() > MAX_LINE && line.last() != Some(&b'\n') {
+            skip_line(input).with_context(|| format!("cannot read {name}"))?;
+            Err(format!("a line longer than {MAX_LINE} bytes: not a record"))
+        } else {
+            agg.add_line(&line)
+        };
+        if let Err(what) = added {
             if strict {
                 bail!("{name}:{lineno}: {what} (--strict)");
             }
@@ -414,9 +425,50 @@ pub fn read_into(
     Ok(())
 }
 
+/// Reads the rest of the current line away, without keeping it.
+fn skip_line(input: &mut dyn BufRead) -> std::io::Result<()> {
+    loop {
+        let buf = input.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                input.consume(i + 1);
+                return Ok(());
+            }
+            None => {
+                let n = buf.len();
+                input.consume(n);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_longer_than_a_record_can_be_is_skipped_and_the_next_read() {
+        let good = r#"{"type":"path","src":"h1","dst":"h2","hops":[{"ttl":1,"addr":"h2"}],"reached":true,"sent":10,"lost":1}"#;
+        // The longest line taken is MAX_LINE bytes before its line end: the limit cuts
+        // neither it nor the line after it.
+        let longest = format!("{}\n", " ".repeat(MAX_LINE));
+        let text = format!("{good}\n{}\n{longest}{good}\n", "x".repeat(MAX_LINE * 3));
+        let mut agg = Aggregator::new(Aliases::new());
+        let mut report = ReadReport::default();
+        let mut stderr = Vec::new();
+        let mut input = BufReader::new(text.as_bytes());
+        read_into(&mut agg, "big", &mut input, false, false, &mut report, &mut stderr).unwrap();
+        assert_eq!(report.skipped, 1);
+        assert_eq!(
+            String::from_utf8(stderr).unwrap(),
+            format!("lcorrelate: big:2: a line longer than {MAX_LINE} bytes: not a record\n")
+        );
+        let sent: u64 = agg.routes().map(|(_, s)| s.sent).sum();
+        assert_eq!(sent, 20, "the lines around it both count");
+    }
 
     fn routes(agg: &Aggregator) -> Vec<(Vec<String>, RouteStats)> {
         let mut v: Vec<_> = agg
