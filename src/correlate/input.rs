@@ -460,7 +460,16 @@ mod tests {
         let mut report = ReadReport::default();
         let mut stderr = Vec::new();
         let mut input = BufReader::new(text.as_bytes());
-        read_into(&mut agg, "big", &mut input, false, false, &mut report, &mut stderr).unwrap();
+        read_into(
+            &mut agg,
+            "big",
+            &mut input,
+            false,
+            false,
+            &mut report,
+            &mut stderr,
+        )
+        .unwrap();
         assert_eq!(report.skipped, 1);
         assert_eq!(
             String::from_utf8(stderr).unwrap(),
