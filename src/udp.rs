@@ -24,8 +24,10 @@ Examples:
   ludp --flows 16 --trace --trace-every 5m -q 10.0.0.2
                                                 each flow's paths over time, with its loss on each
 
-Against lreflect, replies also carry fwd_ms, rev_ms, reflector_ms (one-way figures: trust
-them only when \"synced\" is true) and dscp_rx, the DSCP the probe arrived with.
+A reply's rtt_ms is send to answer as ping's is, the reflector's own time included. Against
+lreflect, replies also carry fwd_ms, rev_ms, reflector_ms (one-way figures: trust them only
+when \"synced\" is true; rtt_ms - reflector_ms is the network's share, which ltwamp reports
+as its rtt_ms) and dscp_rx, the DSCP the probe arrived with.
 
 Exit status: 0 every target answered, 1 some target never answered, 2 usage or system error
 (also when some target names did not resolve: the others are probed).";
