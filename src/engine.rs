@@ -279,7 +279,7 @@ impl<'w, W: Write> Engine<'w, W> {
     pub fn run<P: Prober>(mut self, prober: &mut P) -> Result<Outcome> {
         let mut poll = Poll::new().context("cannot create the event loop")?;
         let mut signals =
-            Signals::new(crate::cli::END_SIGNALS).context("cannot install signal handlers")?;
+            Signals::new(crate::cli::end_signals()).context("cannot install signal handlers")?;
         poll.registry()
             .register(&mut signals, SIGNAL_TOKEN, mio::Interest::READABLE)?;
         let sockets = prober

@@ -1473,6 +1473,39 @@ fn signal_ends_run_with_total_summary(sig: &str) {
     );
 }
 
+/// Started under nohup (SIGHUP ignored), lping keeps running through a SIGHUP, as nohup asked,
+/// and a SIGINT then ends it with the total summary.
+#[test]
+fn under_nohup_sighup_does_not_end_the_run() {
+    require_root();
+    let contract = Contract::load();
+    // `trap '' HUP` is what nohup does: the ignored disposition survives exec.
+    let mut lp = Running::spawn(Command::new("sh").args([
+        "-c",
+        &format!("trap '' HUP; exec {LPING} -i 0.05 127.0.0.1"),
+    ]));
+    let mut replies = 0;
+    while replies < 2 {
+        assert_eq!(contract.check_line(&lp.next_line())["type"], "reply");
+        replies += 1;
+    }
+    lp.signal("HUP");
+    // Replies go on after the SIGHUP (the first may have been on its way already).
+    while replies < 6 {
+        assert_eq!(contract.check_line(&lp.next_line())["type"], "reply");
+        replies += 1;
+    }
+    lp.signal("INT");
+    let (status, rest, stderr) = lp.finish();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let last: Value = serde_json::from_str(rest.last().expect("a summary")).unwrap();
+    assert_eq!(
+        (&last["type"], &last["window"]),
+        (&json!("summary"), &json!("total"))
+    );
+    assert!(last["received"].as_u64().unwrap() >= 6, "{last}");
+}
+
 /// SIGINT, SIGTERM, and SIGHUP (a terminal or SSH session gone): each ends the run with the
 /// total summary, as ping's SIGINT does.
 #[test]

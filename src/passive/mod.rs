@@ -173,7 +173,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let selection = Selection::new(&args.ifaces, args.all)?;
     let mut poll = Poll::new().context("cannot create the event loop")?;
     let mut signals =
-        Signals::new(crate::cli::END_SIGNALS).context("cannot install signal handlers")?;
+        Signals::new(crate::cli::end_signals()).context("cannot install signal handlers")?;
     poll.registry()
         .register(&mut signals, SIGNAL_TOKEN, mio::Interest::READABLE)?;
     let mut reader = Reader::open()?;

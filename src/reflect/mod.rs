@@ -569,7 +569,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     reflector.read_clock();
 
     let mut poll = Poll::new().context("cannot create the event loop")?;
-    let mut signals = Signals::new(cli::END_SIGNALS).context("cannot install signal handlers")?;
+    let mut signals = Signals::new(cli::end_signals()).context("cannot install signal handlers")?;
     poll.registry()
         .register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)?;
     for (i, l) in listeners.iter().enumerate() {

@@ -774,7 +774,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let filter = Filter::new(&args)?;
     let mut poll = Poll::new().context("cannot create the event loop")?;
     let mut signals =
-        Signals::new(crate::cli::END_SIGNALS).context("cannot install signal handlers")?;
+        Signals::new(crate::cli::end_signals()).context("cannot install signal handlers")?;
     poll.registry()
         .register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)?;
     let mut sock = RouteSocket::open()?;

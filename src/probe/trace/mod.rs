@@ -40,7 +40,7 @@ static STOP: AtomicBool = AtomicBool::new(false);
 /// Makes SIGINT, SIGTERM and SIGHUP end a trace under way (with its results so far) instead of the
 /// process. The engine's own handling of the signals (stop sending, settle) is unaffected.
 pub fn stop_on_signals() -> Result<()> {
-    for signal in crate::cli::END_SIGNALS {
+    for signal in crate::cli::end_signals() {
         signal_hook::flag::register(signal, &STOP).context("cannot install signal handlers")?;
     }
     Ok(())
