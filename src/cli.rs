@@ -376,12 +376,12 @@ pub fn report_outcome(tool: &str, outcome: &crate::engine::Outcome) {
             outcome.malformed
         );
     }
-    if outcome.waited_for_flow > 0 {
+    if outcome.skipped_busy > 0 {
         eprintln!(
-            "{tool}: {} probes left late, waiting for the previous probe of their flow to \
-             settle (a handshake outlasted -i × --flows); more --flows or a longer -i keeps the \
-             pace",
-            outcome.waited_for_flow
+            "{tool}: {} probes not sent: the previous probe of their flow was still in flight \
+             (a handshake outlasted -i × --flows; each probe sent had its whole -W); a longer \
+             -i or more --flows sends them all",
+            outcome.skipped_busy
         );
     }
 }

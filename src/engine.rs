@@ -59,9 +59,9 @@ pub struct Outcome {
     pub interrupted: bool,
     /// Every stream of every target.
     pub streams: Vec<StreamTotal>,
-    /// Probes that left over half an interval late, having waited for the previous probe of
-    /// their flow to settle (see [`Prober::flow_busy`]).
-    pub waited_for_flow: u64,
+    /// Probes not sent because the previous probe of their flow was still in flight (see
+    /// [`Prober::flow_busy`]); counted neither sent nor lost.
+    pub skipped_busy: u64,
 }
 
 /// Deadlines, earliest first; ties in insertion order.
@@ -83,6 +83,8 @@ enum Slot {
     Received(SendStamp),
     Lost,
     Failed,
+    /// Not sent: its flow was busy ([`Prober::flow_busy`]).
+    Skipped,
 }
 
 /// Longest plausible time from the send call to the kernel's transmit stamp.
@@ -204,9 +206,7 @@ pub struct Engine<'w, W: Write> {
     /// A trace round is due (since then): no probe leaves until the probes in flight settled
     /// and the round ran.
     retrace_due: Option<Instant>,
-    /// Targets whose next probe is due but waits for its flow (with the time it was due).
-    waiting: Vec<(usize, Instant)>,
-    waited_for_flow: u64,
+    skipped_busy: u64,
 }
 
 const SIGNAL_TOKEN: Token = Token(0);
@@ -254,8 +254,7 @@ impl<'w, W: Write> Engine<'w, W> {
             sending_targets: n_targets,
             pending_probes: 0,
             retrace_due: None,
-            waiting: Vec::new(),
-            waited_for_flow: 0,
+            skipped_busy: 0,
         }
     }
 
@@ -331,7 +330,6 @@ impl<'w, W: Write> Engine<'w, W> {
                 self.timers.pop();
                 self.fire(timer, at, stop_at, prober)?;
             }
-            self.send_waiting(stop_at, prober)?;
             if self.retrace_due.is_some() && self.pending_probes == 0 && !self.stopping {
                 self.retrace(prober)?;
                 continue;
@@ -402,7 +400,7 @@ impl<'w, W: Write> Engine<'w, W> {
         Ok(Outcome {
             all_answered: self.states.iter().all(|s| s.answered),
             malformed: self.malformed,
-            waited_for_flow: self.waited_for_flow,
+            skipped_busy: self.skipped_busy,
             interrupted,
             streams,
         })
@@ -464,31 +462,6 @@ impl<'w, W: Write> Engine<'w, W> {
 
     fn finished(&self) -> bool {
         self.sending_targets == 0 && self.pending_probes == 0
-    }
-
-    /// Sends the probes that waited for their flow and may leave now (each probe of the
-    /// loop's turn has settled what it could before this runs).
-    fn send_waiting<P: Prober>(&mut self, stop_at: Option<Instant>, prober: &mut P) -> Result<()> {
-        if self.waiting.is_empty() {
-            return Ok(());
-        }
-        for (t, due) in std::mem::take(&mut self.waiting) {
-            let id = ProbeId {
-                target: t,
-                seq: self.states[t].next_seq,
-            };
-            if prober.flow_busy(id) {
-                self.waiting.push((t, due));
-            } else {
-                // Late by more than half an interval: off the pace asked for, not just
-                // behind a reply read in the same turn of the loop.
-                if Instant::now() > due + self.cfg.interval / 2 {
-                    self.waited_for_flow += 1;
-                }
-                self.send(t, due, stop_at, prober)?;
-            }
-        }
-        Ok(())
     }
 
     fn stop_sending(&mut self) {
@@ -579,45 +552,63 @@ impl<'w, W: Write> Engine<'w, W> {
         let seq = st.next_seq;
         let id = ProbeId { target: t, seq };
         if prober.flow_busy(id) {
-            // Sent once the flow's previous probe settled (then the schedule goes on).
-            if !self.waiting.iter().any(|&(w, _)| w == t) {
-                self.waiting.push((t, due));
+            // An answer may be waiting unread: the flow is looked at before it is judged busy.
+            let mut found = Vec::new();
+            let lookup = Lookup {
+                states: &self.states,
+                by_addr: &self.by_addr,
+            };
+            prober.poll_flow(id, &lookup, &mut found);
+            for e in found {
+                self.on_event(e)?;
             }
-            return Ok(());
         }
+        let busy = prober.flow_busy(id);
         let st = &mut self.states[t];
         st.next_seq += 1;
         if st.slots.is_empty() {
             st.base_seq = seq;
         }
-        let sent = prober.send(&st.target, id);
+        let sent = if busy {
+            // The flow's previous probe keeps its whole timeout; this one does not leave, and
+            // the other flows keep their pace.
+            None
+        } else {
+            Some(prober.send(&st.target, id))
+        };
         let st = &mut self.states[t];
         match sent {
-            Ok(stamp) => {
-                st.slots.push_back(Slot::Pending(stamp));
-                st.pending += 1;
-                self.pending_probes += 1;
-                self.schedule(stamp.mono + self.cfg.timeout, Timer::Expire(id));
+            None => {
+                st.slots.push_back(Slot::Skipped);
+                self.skipped_busy += 1;
             }
-            Err(e) => {
-                // The probe could not leave (no route, firewall, interface down): an answer
-                // of sorts, from the local host.
-                st.slots.push_back(Slot::Failed);
-                st.settle(seq, Stats::unreachable);
-                if !self.cfg.quiet {
-                    let body = Body::Unreachable(Unreachable {
-                        target: st.target.name.clone(),
-                        addr: st.target.addr,
-                        seq,
-                        from: None,
-                        icmp_type: None,
-                        icmp_code: None,
-                        reason: crate::net::socket::error_reason(&e),
-                        flow: st.flow(seq),
-                    });
-                    self.emit(SystemTime::now(), t, body)?;
+            Some(sent) => match sent {
+                Ok(stamp) => {
+                    st.slots.push_back(Slot::Pending(stamp));
+                    st.pending += 1;
+                    self.pending_probes += 1;
+                    self.schedule(stamp.mono + self.cfg.timeout, Timer::Expire(id));
                 }
-            }
+                Err(e) => {
+                    // The probe could not leave (no route, firewall, interface down): an answer
+                    // of sorts, from the local host.
+                    st.slots.push_back(Slot::Failed);
+                    st.settle(seq, Stats::unreachable);
+                    if !self.cfg.quiet {
+                        let body = Body::Unreachable(Unreachable {
+                            target: st.target.name.clone(),
+                            addr: st.target.addr,
+                            seq,
+                            from: None,
+                            icmp_type: None,
+                            icmp_code: None,
+                            reason: crate::net::socket::error_reason(&e),
+                            flow: st.flow(seq),
+                        });
+                        self.emit(SystemTime::now(), t, body)?;
+                    }
+                }
+            },
         }
         let st = &mut self.states[t];
         st.trim();
@@ -705,7 +696,7 @@ impl<'w, W: Write> Engine<'w, W> {
                         st.settle(id.seq, Stats::late);
                         return Ok(());
                     }
-                    Slot::Failed => return Ok(()),
+                    Slot::Failed | Slot::Skipped => return Ok(()),
                 };
                 let rtt = match reflector {
                     Some(r) if r.net_of_hold => net_of_hold(rtt(sent, rx_wall, rx_mono), &r),

@@ -176,11 +176,22 @@ pub trait Prober {
     /// Sends probe `id` to `target`; the stamp is taken right before the send.
     fn send(&mut self, target: &Target, id: ProbeId) -> io::Result<SendStamp>;
 
-    /// Whether probe `id` cannot leave yet because the previous probe of its flow still holds
-    /// what they share (ltcp's connect mode: the 4-tuple). The engine then sends it as soon as
-    /// that one settles, so every probe gets its full timeout.
+    /// Whether probe `id` cannot leave because the previous probe of its flow still holds what
+    /// they share (ltcp's connect mode: the 4-tuple). The engine then does not send it (the
+    /// other flows keep their pace, and the probe in flight its whole timeout).
     fn flow_busy(&self, _id: ProbeId) -> bool {
         false
+    }
+
+    /// Reads whatever answered the probe in flight on `id`'s flow, as [`Prober::drain`] would,
+    /// before the engine judges the flow busy: an answer that came in the same turn of the
+    /// loop frees it.
+    fn poll_flow(
+        &mut self,
+        _id: ProbeId,
+        _lookup: &dyn ProbeLookup,
+        _events: &mut Vec<ProbeEvent>,
+    ) {
     }
 
     /// Probe `id` timed out: release what it holds (a TCP prober closes its connection).

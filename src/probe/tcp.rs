@@ -2,8 +2,8 @@
 //! refusal (RST) proves the path too. Each flow keeps a fixed source port; every connection is
 //! closed with an RST (linger 0), so neither end keeps TIME_WAIT or a half-open socket and the
 //! next probe can reuse the same 4-tuple. One 4-tuple holds one handshake at a time: a probe
-//! due while its flow's previous one is still in flight waits for it to settle
-//! ([`Prober::flow_busy`]), so every probe gets its whole timeout.
+//! due while its flow's previous one is still in flight is not sent ([`Prober::flow_busy`]),
+//! so every probe sent gets its whole timeout and the other flows keep their pace.
 
 use super::trace::connect::{connect, trace_connect, ConnectFlow};
 use super::trace::{self, TraceConfig, TracedFlow, Tracer};
@@ -223,11 +223,17 @@ impl Prober for TcpProber {
         self.by_key.contains_key(&(id.target, self.flow_of(id.seq)))
     }
 
+    fn poll_flow(&mut self, id: ProbeId, lookup: &dyn ProbeLookup, events: &mut Vec<ProbeEvent>) {
+        if let Some(&slot) = self.by_key.get(&(id.target, self.flow_of(id.seq))) {
+            self.drain(slot, lookup, events);
+        }
+    }
+
     fn send(&mut self, target: &Target, id: ProbeId) -> io::Result<SendStamp> {
         let flow = self.flow_of(id.seq);
         let key = (id.target, flow);
-        // The engine waits while the flow is busy (`flow_busy`); should a probe still find
-        // the 4-tuple held, the older connection gives way.
+        // The engine sends nothing while the flow is busy (`flow_busy`); should a probe still
+        // find the 4-tuple held, the older connection gives way.
         if let Some(&slot) = self.by_key.get(&key) {
             self.close(slot);
         }
