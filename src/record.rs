@@ -287,8 +287,9 @@ pub struct Alert {
 pub struct Drops {
     /// Source not in the `--allow` list.
     pub acl: u64,
-    /// From a source port that answers back (lreflect's own, or a well-known echo, chargen
-    /// or TWAMP port): answering could start an endless exchange between two reflectors.
+    /// From a source port that answers back (a well-known echo or chargen port, lreflect's
+    /// own echo ports; on echo sockets also TWAMP ports): answering could start an endless
+    /// exchange between two reflectors.
     #[serde(rename = "loop")]
     pub looped: u64,
     /// Over the per-source rate limit.

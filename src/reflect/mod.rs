@@ -71,9 +71,9 @@ Examples:
   systemctl start lreflect                 as a service: contrib/systemd/lreflect.service
 
 Dropped datagrams are counted, each under the first reason that applies: acl (source not
-allowed), loop (from a port that answers back: one lreflect listens on, or 7, 13, 19, 37 or
-862, so a spoofed datagram cannot start an endless exchange between two reflectors; see
---no-loop-guard), malformed (empty, longer than --max-size so only part of it could be read, or a
+allowed), loop (from a port that answers back, so a spoofed datagram cannot start an endless
+exchange between two reflectors: 7, 13, 19, 37 and lreflect's echo ports, and on echo sockets
+also 862 and its TWAMP ports, which TWAMP senders may send from; see --no-loop-guard), malformed (empty, longer than --max-size so only part of it could be read, or a
 TWAMP request under 14 bytes; by reason in malformed_by), rate_limit (over the source's token
 bucket), global_cap (over --max-pps), send_error.
 
@@ -140,10 +140,10 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(8..=1_048_576),
           requires = "twamp", help_heading = "TWAMP")]
     pub sessions: u64,
-    /// Answer datagrams from every source port. By default those from the ports lreflect
-    /// listens on and from 7, 13, 19, 37 and 862 (echo, daytime, chargen, time, TWAMP) are
-    /// dropped as 'loop': they may be another reflector's answers, and answering them can start
-    /// an exchange that never ends.
+    /// Answer datagrams from every source port. By default those from 7, 13, 19, 37 (echo,
+    /// daytime, chargen, time) and from lreflect's echo ports, and on echo sockets also from
+    /// 862 and lreflect's TWAMP ports, are dropped as 'loop': they may be another reflector's
+    /// answers, and answering them can start an exchange that never ends.
     #[arg(long, help_heading = "Limits")]
     pub no_loop_guard: bool,
     /// Longest datagram answered, in bytes; longer ones are dropped as malformed.
@@ -350,7 +350,8 @@ fn bind_all(addrs: &[(SocketAddr, bool)], gso: bool) -> Result<Vec<Listener>> {
 /// Everything the loop needs besides the sockets.
 struct Reflector {
     acl: acl::Acl,
-    loop_guard: LoopGuard,
+    /// The loop guards of echo and of TWAMP sockets.
+    loop_guards: [LoopGuard; 2],
     limits: Limits,
     batch: Batch,
     reflect_tos: bool,
@@ -432,7 +433,10 @@ impl Reflector {
                 let verdict = match m.src {
                     None => Err(Reason::Malformed(Malformed::Other)),
                     Some(src) if !self.acl.allows(src) => Err(Reason::Acl),
-                    Some(_) if self.loop_guard.refuses(self.batch.source_port(i)) => {
+                    Some(_)
+                        if self.loop_guards[usize::from(l.twamp)]
+                            .refuses(self.batch.source_port(i)) =>
+                    {
                         Err(Reason::Loop)
                     }
                     Some(_) if m.len == 0 => Err(Reason::Malformed(Malformed::Empty)),
@@ -551,10 +555,19 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .then(|| SessionTable::new(args.sessions as usize, timeout_ns));
     let mut reflector = Reflector {
         acl: acl::Acl::new(args.allow.clone()),
-        loop_guard: if args.no_loop_guard {
-            LoopGuard::off()
+        loop_guards: if args.no_loop_guard {
+            [LoopGuard::off(), LoopGuard::off()]
         } else {
-            LoopGuard::new(listeners.iter().map(|l| l.local.port()))
+            let ports = |twamp: bool| {
+                listeners
+                    .iter()
+                    .filter(move |l| l.twamp == twamp)
+                    .map(|l| l.local.port())
+            };
+            [
+                LoopGuard::echo(ports(false).chain(ports(true))),
+                LoopGuard::twamp(ports(false)),
+            ]
         },
         limits: Limits::new(per_source, global),
         batch: Batch::new(args.max_size as usize),
