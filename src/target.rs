@@ -347,13 +347,14 @@ pub fn zone_link_locals(targets: &mut [Target], device: Option<&str>) -> Result<
     Ok(())
 }
 
-/// Drops the targets given again (same name, address and port: their records could not be
-/// told apart), keeping the first; returns the names dropped, once each.
+/// Drops the targets given again (same name, address, port and tags: their records could not
+/// be told apart), keeping the first; returns the names dropped, once each.
 pub fn drop_duplicates(targets: &mut Vec<Target>) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
     let mut dropped: Vec<String> = Vec::new();
     targets.retain(|t| {
-        let first = seen.insert((t.name.clone(), t.addr, t.scope_id, t.port));
+        let tags = t.tags.as_deref().cloned().unwrap_or_default();
+        let first = seen.insert((t.name.clone(), t.addr, t.scope_id, t.port, tags));
         if !first && !dropped.contains(&t.name) {
             dropped.push(t.name.clone());
         }
@@ -476,12 +477,16 @@ mod tests {
             target("a", "10.0.0.1", 80),
             target("a", "10.0.0.1", 0),
         ];
+        // Other tags tell the records apart too (site=a and site=b in a targets file).
+        let mut tagged = target("a", "10.0.0.1", 0);
+        tagged.tags = Some(Arc::new(Tags::from([("site".into(), "b".into())])));
+        ts.push(tagged);
         assert_eq!(drop_duplicates(&mut ts), ["a"]);
         let kept: Vec<(&str, u16)> = ts.iter().map(|t| (t.name.as_str(), t.port)).collect();
-        // Another name or port tells the records apart: kept.
+        // Another name, port or tags tell the records apart: kept.
         assert_eq!(
             kept,
-            [("a", 0), ("localhost", 0), ("127.0.0.1", 0), ("a", 80)]
+            [("a", 0), ("localhost", 0), ("127.0.0.1", 0), ("a", 80), ("a", 0)]
         );
     }
 
