@@ -486,7 +486,13 @@ mod tests {
         // Another name, port or tags tell the records apart: kept.
         assert_eq!(
             kept,
-            [("a", 0), ("localhost", 0), ("127.0.0.1", 0), ("a", 80), ("a", 0)]
+            [
+                ("a", 0),
+                ("localhost", 0),
+                ("127.0.0.1", 0),
+                ("a", 80),
+                ("a", 0)
+            ]
         );
     }
 
