@@ -119,6 +119,9 @@ struct Stream {
     window: Stats,
     /// Reordering is judged within a stream: different flows may take different paths.
     highest_received: u64,
+    /// Probes that left on this stream (for `-c`: a probe not sent for a busy flow does not
+    /// count).
+    launched: u64,
 }
 
 impl Stream {
@@ -128,6 +131,7 @@ impl Stream {
             total: Stats::new(),
             window: Stats::new(),
             highest_received: 0,
+            launched: 0,
         }
     }
 }
@@ -563,24 +567,29 @@ impl<'w, W: Write> Engine<'w, W> {
                 self.on_event(e)?;
             }
         }
-        let busy = prober.flow_busy(id);
+        let st = &self.states[t];
+        let stream = st.stream_of(seq);
+        // With -c, a stream that sent its count sends no more (its seqs pass unsent).
+        let done = cfg_count.is_some_and(|c| st.streams[stream].launched >= c);
+        let busy = !done && prober.flow_busy(id);
         let st = &mut self.states[t];
         st.next_seq += 1;
         if st.slots.is_empty() {
             st.base_seq = seq;
         }
-        let sent = if busy {
+        let sent = if busy || done {
             // The flow's previous probe keeps its whole timeout; this one does not leave, and
             // the other flows keep their pace.
             None
         } else {
+            st.streams[stream].launched += 1;
             Some(prober.send(&st.target, id))
         };
         let st = &mut self.states[t];
         match sent {
             None => {
                 st.slots.push_back(Slot::Skipped);
-                self.skipped_busy += 1;
+                self.skipped_busy += u64::from(busy);
             }
             Some(sent) => match sent {
                 Ok(stamp) => {
@@ -613,7 +622,8 @@ impl<'w, W: Write> Engine<'w, W> {
         let st = &mut self.states[t];
         st.trim();
         let streams = st.streams.len() as u64;
-        if cfg_count.is_some_and(|c| seq >= c.saturating_mul(streams)) {
+        let all_sent = |c: u64| st.streams.iter().all(|s| s.launched >= c);
+        if cfg_count.is_some_and(|c| seq >= c.saturating_mul(streams) && all_sent(c)) {
             st.sending = false;
             self.sending_targets -= 1;
         } else {

@@ -24,8 +24,8 @@ A reply's rtt_ms is the time from connect() to the completed handshake (or the R
 user space; with --syn, from the kernel's transmit stamp of the SYN to its receive stamp of the
 answer. Every connection is closed with an RST, so no TIME_WAIT or half-open socket is left.
 A flow's source port holds one handshake at a time: a probe due while the flow's previous one
-is in flight is not sent (every probe sent gets its whole -W, the other flows keep their pace);
-stderr says how many were not sent. A
+is in flight is not sent (every probe sent gets its whole -W, the other flows keep their pace;
+-c still counts N sent per flow); stderr says how many were not sent. A
 reply whose SYN the kernel sent again carries syn_retransmits: its rtt_ms includes the
 retransmission timeout (1 s for the first).
 
