@@ -2079,11 +2079,7 @@ fn the_systemd_units_syscall_filter_allows_every_call_lreflect_makes() {
         .stdout(Stdio::null())
         .spawn()
         .expect("strace");
-    let deadline = Instant::now() + DEADLINE;
-    while !lab.server.run("ss -Hluln").contains(":862 ") {
-        assert!(Instant::now() < deadline, "lreflect did not bind port 862");
-        thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_udp_socket(&lab.server, ":862 ", "lreflect under strace");
     let echo = Client::new(&lab.client, "10.0.0.1:0", "10.0.0.2:8081", 0);
     echo.echo(&ludp_payload(1, 64));
     let twamp = Client::new(&lab.client, "10.0.0.1:0", "10.0.0.2:862", 0);

@@ -1359,6 +1359,29 @@ struct Picture {
 }
 
 impl Picture {
+    /// The picture `records` give, applied in order from nothing.
+    fn of<'a>(records: impl IntoIterator<Item = &'a Value>) -> Picture {
+        let mut pic = Picture::default();
+        for r in records {
+            pic.apply(r);
+        }
+        pic
+    }
+
+    /// Asserts that this is `ns`'s state (`ip -j addr`, every routing table), naming the routes
+    /// missing or extra; returns the kernel's addresses and routes.
+    fn assert_is_the_kernels(&self, ns: &Netns) -> (BTreeSet<String>, BTreeSet<String>) {
+        let (addrs, routes) = kernel_picture(ns, "all");
+        assert_eq!(self.addrs, addrs, "addresses");
+        let missing: Vec<&String> = routes.difference(&self.routes).collect();
+        let extra: Vec<&String> = self.routes.difference(&routes).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "routes: missing {missing:?}, extra {extra:?}"
+        );
+        (addrs, routes)
+    }
+
     fn apply(&mut self, r: &Value) {
         let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
         let add = matches!(r["event"].as_str(), Some("add" | "present"));
@@ -1572,14 +1595,7 @@ fn an_overflow_ends_with_a_resync_after_which_the_picture_is_the_kernels() {
         too_many.is_empty(),
         "more records than changes: {too_many:?}"
     );
-    let (addrs, routes) = kernel_picture(&ns, "all");
-    assert_eq!(pic.addrs, addrs, "addresses");
-    let missing: Vec<&String> = routes.difference(&pic.routes).collect();
-    let extra: Vec<&String> = pic.routes.difference(&routes).collect();
-    assert!(
-        missing.is_empty() && extra.is_empty(),
-        "routes: missing {missing:?}, extra {extra:?}"
-    );
+    let (_, routes) = pic.assert_is_the_kernels(&ns);
     assert_eq!(
         routes.iter().filter(|r| r.contains(" t1000 ")).count(),
         1000 + 2 * 1200
@@ -1639,15 +1655,8 @@ fn an_interrupted_dump_is_read_again_and_the_dump_is_the_kernels() {
         retried[0] >= 12,
         "the first read was interrupted 12 times and read again each time: {stderr}"
     );
-    let (addrs, routes) = kernel_picture(&ns, "all");
+    let (addrs, _) = pic.assert_is_the_kernels(&ns);
     assert_eq!(addrs.len(), 6000 + 2 + 12, "the lab's addresses");
-    assert_eq!(pic.addrs, addrs, "addresses");
-    let missing: Vec<&String> = routes.difference(&pic.routes).collect();
-    let extra: Vec<&String> = pic.routes.difference(&routes).collect();
-    assert!(
-        missing.is_empty() && extra.is_empty(),
-        "routes: missing {missing:?}, extra {extra:?}"
-    );
 }
 
 #[test]
@@ -2436,13 +2445,7 @@ fn changes_the_read_of_the_state_already_shows_still_get_their_records() {
         "{want:#?} {want_flushed:#?}"
     );
     // Applied to the present records, they give the kernel's state.
-    let mut pic = Picture::default();
-    for r in &stopped {
-        pic.apply(r);
-    }
-    let (addrs, routes) = kernel_picture(&ns, "all");
-    assert_eq!(pic.addrs, addrs, "addresses");
-    assert_eq!(pic.routes, routes, "routes");
+    Picture::of(&stopped).assert_is_the_kernels(&ns);
 }
 
 /// lwatch started while a script flaps addresses, routes and the MTU: every change the script
@@ -2547,13 +2550,7 @@ fn a_watch_started_amid_changes_misses_none_and_ends_with_the_kernels_state() {
             "cycle {i} in order: {at:?} in {ordered:#?}"
         );
     }
-    let mut pic = Picture::default();
-    for r in &records {
-        pic.apply(r);
-    }
-    let (addrs, routes) = kernel_picture(&ns, "all");
-    assert_eq!(pic.addrs, addrs, "addresses");
-    assert_eq!(pic.routes, routes, "routes");
+    Picture::of(&records).assert_is_the_kernels(&ns);
     let mtu = records
         .iter()
         .rfind(|r| r["type"] == "link" && r["ifname"] == "w0")
@@ -2632,11 +2629,5 @@ fn changes_around_the_subscription_end_with_the_kernels_picture() {
             format!("route add 10.5.0.0/24 {t} via 10.1.0.2"),
         ]
     );
-    let mut pic = Picture::default();
-    for r in &records {
-        pic.apply(r);
-    }
-    let (addrs, routes) = kernel_picture(&ns, "all");
-    assert_eq!(pic.addrs, addrs, "addresses");
-    assert_eq!(pic.routes, routes, "routes");
+    Picture::of(&records).assert_is_the_kernels(&ns);
 }

@@ -745,14 +745,23 @@ pub fn stamp_suite_reflector(ns: &Netns, addr: &str, extra: &[&str]) -> Backgrou
     } else {
         format!("{addr}:862 ")
     };
+    wait_for_udp_socket(ns, &want, "stamp-suite");
+    service
+}
+
+/// Waits (up to 5 s) until `ss -Hluln` in `ns` lists a UDP socket bound to `local` (as ss
+/// prints it, with a trailing space: `":862 "`, `"[::1]:862 "`); `who` names the server in
+/// the failure.
+pub fn wait_for_udp_socket(ns: &Netns, local: &str, who: &str) {
     let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if ns.run("ss -Hluln").contains(&want) {
-            return service;
-        }
+    while !ns.run("ss -Hluln").contains(local) {
+        assert!(
+            Instant::now() < deadline,
+            "{who} did not bind {local}in netns {}",
+            ns.name
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
-    panic!("stamp-suite did not bind {want}in netns {}", ns.name);
 }
 
 /// A tool run to its end: exit status, the JSON records it wrote, its stderr.
@@ -797,13 +806,6 @@ pub fn lreflect_service(ns: &Netns, args: &[&str], port: u16) -> Background {
         .spawn()
         .expect("start lreflect");
     let service = Background(child);
-    let want = format!(":{port} ");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if ns.run("ss -Hluln").contains(&want) {
-            return service;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    panic!("lreflect did not bind port {port} in netns {}", ns.name);
+    wait_for_udp_socket(ns, &format!(":{port} "), "lreflect");
+    service
 }
