@@ -10,7 +10,7 @@ use lopa::wire::probe::{self, ProbeRepr};
 use lopa::wire::twamp::{self, ReflectorPacket, SenderPacket};
 use serde_json::Value;
 use socket2::{Domain, SockAddr, Socket, Type};
-use std::io::{BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixDatagram;
@@ -287,11 +287,21 @@ impl Reflector {
     }
 
     fn expect_notification(&mut self, what: &str) {
-        self.notify
-            .set_read_timeout(Some(Duration::from_secs(3)))
-            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(3);
         let mut buf = [0u8; 256];
-        match self.notify.recv(&mut buf) {
+        let got = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            self.notify
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .unwrap();
+            match self.notify.recv(&mut buf) {
+                // A timed receive returns EINTR when the test process was stopped and went on
+                // (SIGSTOP/SIGCONT) meanwhile: not an answer, try again.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted && !left.is_zero() => continue,
+                other => break other,
+            }
+        };
+        match got {
             Ok(n) => assert_eq!(std::str::from_utf8(&buf[..n]).unwrap(), what),
             Err(e) => panic!(
                 "no {what} from lreflect within 3 s ({e}); stderr: {}",
