@@ -36,6 +36,7 @@ pub mod ping;
 pub mod probe;
 pub mod record;
 pub mod reflect;
+pub mod schema;
 pub mod stats;
 pub mod target;
 pub mod tcp;

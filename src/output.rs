@@ -177,7 +177,7 @@ pub fn influx_line(record: &Record, line: &mut Vec<u8>) -> io::Result<()> {
 }
 
 /// `rtt_ms` + `p50` → `rtt_p50_ms`, keeping the unit suffix last; else `key_sub`.
-fn nested_name(key: &str, sub: &str) -> String {
+pub(crate) fn nested_name(key: &str, sub: &str) -> String {
     match key.strip_suffix("_ms") {
         Some(stem) => format!("{stem}_{sub}_ms"),
         None => format!("{key}_{sub}"),

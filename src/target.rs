@@ -115,13 +115,13 @@ pub fn parse_targets(
     Ok(())
 }
 
-/// Parses `key=value` (a `--tag` or a targets-file tag).
+/// Parses `key=value` (a `--tag` or a targets-file tag). A key that any record already has as
+/// a member (`type`, `tool`, `target`, `window`, `rtt_ms`, or a flattened InfluxDB name such as
+/// `rtt_p50_ms`) is refused: in InfluxDB lines it would be dropped or be a tag and a field at once.
 pub fn parse_tag(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
-        // Every record's own identity: in InfluxDB lines a tag of that name would be dropped
-        // for the record's (tool, type) or make no sense (ts, tags).
-        Some((k, _)) if RESERVED_TAGS.contains(&k) => Err(format!(
-            "tag key '{k}' is reserved: every record has its own {k}"
+        Some((k, _)) if crate::schema::member_names().contains(k) => Err(format!(
+            "tag key '{k}' is reserved: records have a member of that name (choose another key)"
         )),
         Some((k, v)) if !k.is_empty() && !k.contains(char::is_whitespace) => {
             Ok((k.to_string(), v.to_string()))
@@ -129,9 +129,6 @@ pub fn parse_tag(s: &str) -> Result<(String, String), String> {
         _ => Err(format!("tag '{s}' is not key=value")),
     }
 }
-
-/// Tag keys a user may not set (`--tag`, targets files).
-const RESERVED_TAGS: [&str; 4] = ["type", "tool", "ts", "tags"];
 
 fn push_target(specs: &mut Vec<TargetSpec>, word: &str, tags: Tags) -> Result<()> {
     if word.contains('/') {
@@ -454,7 +451,18 @@ mod tests {
         assert_eq!(parse_tag("empty="), Ok(("empty".into(), String::new())));
         assert!(parse_tag("novalue").is_err());
         assert!(parse_tag("=x").is_err());
-        for key in ["type", "tool", "ts", "tags"] {
+        // The header, members of several kinds, and InfluxDB's flattened names (issue 17).
+        for key in [
+            "type",
+            "tool",
+            "ts",
+            "tags",
+            "target",
+            "window",
+            "rtt_ms",
+            "rtt_p50_ms",
+            "flow_sport",
+        ] {
             let err = parse_tag(&format!("{key}=x")).unwrap_err();
             assert!(err.contains("reserved"), "{err}");
         }

@@ -1317,6 +1317,15 @@ fn usage_errors_are_one_line_and_exit_2() {
             "possible values: json, influx",
         ),
         (&[], "no target"),
+        // A tag named as a record member would collide with it in InfluxDB lines (issue 17).
+        (
+            &["--tag", "target=edge", "127.0.0.1"],
+            "tag key 'target' is reserved",
+        ),
+        (
+            &["--tag", "rtt_p50_ms=1", "127.0.0.1"],
+            "tag key 'rtt_p50_ms' is reserved",
+        ),
     ];
     for (args, mentions) in cases {
         let what = format!("lping {}", args.join(" "));
