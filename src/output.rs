@@ -194,7 +194,7 @@ fn scalar_text(v: &Value) -> String {
 /// A JSON scalar as a line-protocol field value: integers get `i`, strings are quoted.
 fn field_value(v: &Value) -> Option<String> {
     match v {
-        Value::Number(n) if n.is_f64() => Some(n.to_string()),
+        Value::Number(n) if n.is_f64() => n.as_f64().map(crate::record::figure),
         Value::Number(n) => Some(format!("{n}i")),
         Value::Bool(b) => Some(b.to_string()),
         Value::String(s) => {

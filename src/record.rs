@@ -84,22 +84,22 @@ impl Body {
     /// The body as a JSON object (without `type`, `tool`, `ts`, `tags`).
     pub fn to_json_object(&self) -> serde_json::Result<Vec<u8>> {
         match self {
-            Body::Reply(b) => serde_json::to_vec(b),
-            Body::Timeout(b) => serde_json::to_vec(b),
-            Body::Unreachable(b) => serde_json::to_vec(b),
-            Body::Summary(b) => serde_json::to_vec(b),
-            Body::Alert(b) => serde_json::to_vec(b),
-            Body::Stats(b) => serde_json::to_vec(b),
-            Body::Sample(b) => serde_json::to_vec(b),
-            Body::LinkState(b) => serde_json::to_vec(b),
-            Body::IfaceSummary(b) => serde_json::to_vec(b),
-            Body::IfaceAlert(b) => serde_json::to_vec(b),
-            Body::Path(b) => serde_json::to_vec(b),
-            Body::Link(b) => serde_json::to_vec(b),
-            Body::WatchLink(b) => serde_json::to_vec(b),
-            Body::WatchAddr(b) => serde_json::to_vec(b),
-            Body::WatchRoute(b) => serde_json::to_vec(b),
-            Body::WatchResync(b) => serde_json::to_vec(b),
+            Body::Reply(b) => to_rounded_json(b),
+            Body::Timeout(b) => to_rounded_json(b),
+            Body::Unreachable(b) => to_rounded_json(b),
+            Body::Summary(b) => to_rounded_json(b),
+            Body::Alert(b) => to_rounded_json(b),
+            Body::Stats(b) => to_rounded_json(b),
+            Body::Sample(b) => to_rounded_json(b),
+            Body::LinkState(b) => to_rounded_json(b),
+            Body::IfaceSummary(b) => to_rounded_json(b),
+            Body::IfaceAlert(b) => to_rounded_json(b),
+            Body::Path(b) => to_rounded_json(b),
+            Body::Link(b) => to_rounded_json(b),
+            Body::WatchLink(b) => to_rounded_json(b),
+            Body::WatchAddr(b) => to_rounded_json(b),
+            Body::WatchRoute(b) => to_rounded_json(b),
+            Body::WatchResync(b) => to_rounded_json(b),
         }
     }
 }
@@ -679,6 +679,48 @@ pub struct WatchResync {
     pub rcvbuf: u64,
 }
 
+/// Decimal places of every fractional figure written: a millisecond figure to the nanosecond,
+/// a percentage to a millionth of a percent; not `16.666666666666668`.
+pub const DECIMALS: i32 = 6;
+
+/// Serializes `value` to compact JSON with every `f64` rounded to [`DECIMALS`] places.
+pub fn to_rounded_json<T: Serialize>(value: &T) -> serde_json::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(256);
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, Rounded);
+    value.serialize(&mut ser)?;
+    Ok(out)
+}
+
+/// serde_json's compact formatter with floats written by [`write_figure`].
+struct Rounded;
+
+impl serde_json::ser::Formatter for Rounded {
+    fn write_f64<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        value: f64,
+    ) -> std::io::Result<()> {
+        if value.is_finite() {
+            w.write_all(figure(value).as_bytes())
+        } else {
+            serde_json::ser::CompactFormatter.write_f64(w, value)
+        }
+    }
+}
+
+/// A finite figure in plain decimal notation, rounded to [`DECIMALS`] places, with trailing
+/// zeros dropped but one decimal kept so it stays a float: `16.666667`, `0.000001` (never
+/// `1e-6`), `2000.0`. Used for JSON and InfluxDB lines alike.
+pub fn figure(value: f64) -> String {
+    let mut text = format!("{:.*}", DECIMALS as usize, value);
+    let trimmed = text.trim_end_matches('0').len();
+    text.truncate(trimmed.max(text.find('.').map_or(text.len(), |dot| dot + 2)));
+    if text == "-0.0" {
+        text.remove(0);
+    }
+    text
+}
+
 /// A duration as fractional milliseconds, with nanosecond precision.
 pub fn ms(d: Duration) -> f64 {
     d.as_nanos() as f64 / 1e6
@@ -697,6 +739,28 @@ mod tests {
     fn ms_keeps_nanoseconds() {
         assert_eq!(ms(Duration::from_nanos(23_456)), 0.023456);
         assert_eq!(ms(Duration::from_secs(2)), 2000.0);
+    }
+
+    #[test]
+    fn figures_are_rounded_to_six_decimals() {
+        let s = RttStats {
+            min: 0.010907,
+            avg: 50.0 / 3.0,
+            max: 2000.0,
+            mdev: 1e-9,
+            p50: 0.0142415,
+            p90: 123456.123456789,
+            p99: 3.0000004999,
+        };
+        let json = String::from_utf8(to_rounded_json(&s).unwrap()).unwrap();
+        assert_eq!(
+            json,
+            r#"{"min":0.010907,"avg":16.666667,"max":2000.0,"mdev":0.0,"p50":0.014242,"p90":123456.123457,"p99":3.0}"#
+        );
+        assert_eq!(figure(1e-6), "0.000001");
+        assert_eq!(figure(-1e-9), "0.0");
+        assert_eq!(figure(1.5e10), "15000000000.0");
+        assert_eq!(figure(-2.25), "-2.25");
     }
 
     #[test]

@@ -359,6 +359,7 @@ impl Contract {
                 "tags must be the last member:\n{line}"
             );
         }
+        assert_figures_rounded(&v, line);
         let ts = v["ts"].as_str().expect("ts is a string");
         let ts = humantime::parse_rfc3339(ts)
             .unwrap_or_else(|e| panic!("ts does not parse ({e}): {line}"));
@@ -378,6 +379,26 @@ impl Contract {
             .lines()
             .map(|l| self.check_line(l))
             .collect()
+    }
+}
+
+/// Every fractional figure has at most 6 decimals (issue 17: `16.666667`, not
+/// `16.666666666666668`), anywhere in the record.
+fn assert_figures_rounded(v: &Value, line: &str) {
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            let text = n.to_string();
+            let decimals = text.split_once('.').map_or(0, |(_, frac)| frac.len());
+            assert!(
+                !text.contains(['e', 'E']) && decimals <= 6,
+                "{text} has more than 6 decimals:\n{line}"
+            );
+        }
+        Value::Array(items) => items.iter().for_each(|i| assert_figures_rounded(i, line)),
+        Value::Object(members) => members
+            .values()
+            .for_each(|m| assert_figures_rounded(m, line)),
+        _ => {}
     }
 }
 
