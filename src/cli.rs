@@ -56,8 +56,7 @@ impl TargetArgs {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Run")]
 pub struct RunArgs {
-    /// Stop after N probes per target (per flow and DSCP class of a target, with --flows or
-    /// --dscp: --flows 16 -c 100 sends 1,600).
+    /// Stop after N probes per target.
     #[arg(short = 'c', long, value_name = "N", value_parser = parse_count)]
     pub count: Option<u64>,
     /// Stop sending after this long (seconds, or with a unit: 500ms, 30s, 5m).
@@ -141,6 +140,19 @@ pub fn help_note(arg: clap::Arg, note: &str) -> clap::Arg {
     let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
     arg.help(format!("{help}. {note}"))
 }
+
+/// The TARGET help of the tools that probe a port (ludp, ltcp, ltwamp): how to write one,
+/// and where the port comes from when it is not written.
+pub fn port_targets_help(arg: clap::Arg, default: &str) -> clap::Arg {
+    arg.help(format!(
+        "Targets: host:port, [IPv6]:port (e.g. [fd00::2]:8080), or hosts, addresses and CIDR \
+         blocks (10.0.0.0/24) that take their port from --port ({default})"
+    ))
+}
+
+/// The --count help of the tools with flows: N counts per flow (and class).
+pub const COUNT_PER_FLOW: &str = "With --flows (and --dscp) the count is per flow (and class): \
+--flows 16 -c 100 sends 1,600";
 
 /// Socket options shared by the probes.
 #[derive(Debug, Clone, Args)]

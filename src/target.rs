@@ -5,7 +5,7 @@ use crate::record::Tags;
 use anyhow::{anyhow, bail, Context, Result};
 use ipnet::IpNet;
 use std::io::{BufRead, BufReader, Read};
-use std::net::{IpAddr, SocketAddr, SocketAddrV6, ToSocketAddrs};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6, ToSocketAddrs};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -132,8 +132,17 @@ pub fn parse_tag(s: &str) -> Result<(String, String), String> {
 
 fn push_target(specs: &mut Vec<TargetSpec>, word: &str, tags: Tags) -> Result<()> {
     if word.contains('/') {
-        let net: IpNet = word.parse().map_err(|_| {
-            anyhow!("invalid CIDR '{word}': expected e.g. 10.0.0.0/24 or fd00::/120")
+        let net: IpNet = word.parse().map_err(|_| match word.rsplit_once(':') {
+            // `10.0.0.0/30:8080`: a block names many hosts, so its port is given apart.
+            Some((block, port))
+                if block.parse::<IpNet>().is_ok() && port.parse::<u16>().is_ok() =>
+            {
+                anyhow!(
+                    "'{word}': a CIDR block takes no :port; give the port with --port \
+                     (-p {port} {block}), where the tool probes ports"
+                )
+            }
+            _ => anyhow!("invalid CIDR '{word}': expected e.g. 10.0.0.0/24 or fd00::/120"),
         })?;
         for addr in cidr_hosts(&net)? {
             specs.push(TargetSpec {
@@ -222,12 +231,24 @@ pub fn resolve_with_port(
         )?;
         let mut t = resolved.remove(0);
         t.name = name;
-        t.port = port
-            .or(default_port)
-            .ok_or_else(|| anyhow!("{} names no port: use host:port or --port", t.name))?;
+        t.port = port.or(default_port).ok_or_else(|| missing_port(&t.name))?;
         targets.push(t);
     }
     Ok(targets)
+}
+
+/// The error for a target without a port and no --port; an IPv6 address whose last group
+/// could be a port (`fd77:2::2:8080`) is shown bracketed, as it must be written.
+fn missing_port(name: &str) -> anyhow::Error {
+    match name.rsplit_once(':') {
+        Some((addr, port)) if name.parse::<Ipv6Addr>().is_ok() && port.parse::<u16>().is_ok() => {
+            anyhow!(
+                "{name} is an IPv6 address without a port; write [{addr}]:{port} for port {port} \
+                 of {addr}, or give --port"
+            )
+        }
+        _ => anyhow!("{name} names no port: write host:port or [IPv6]:port, or give --port"),
+    }
 }
 
 /// Resolves every target once; an unresolvable name is an error naming the host.
@@ -532,6 +553,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("invalid CIDR '10.0.0.0/33'"), "{e}");
+        let e = expand(&["10.77.2.0/30:8080".into()], None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("give the port with --port (-p 8080 10.77.2.0/30)"),
+            "{e}"
+        );
         let e = expand(&["10.0.0.0/8".into()], None)
             .unwrap_err()
             .to_string();

@@ -41,10 +41,11 @@ Exit status: 0 every target answered, 1 some target never answered, 2 usage or s
     long_about = "TCP connect probes to host:port. The time to a completed handshake is the RTT; \
 a refusal (RST) proves the path as well and is a reply with \"result\":\"refused\"; silence is a \
 timeout. Each flow keeps a fixed source port, so flows spread over ECMP paths.",
-    after_help = EXAMPLES
+    after_help = EXAMPLES,
+    mut_arg("targets", |a| cli::port_targets_help(a, "no default: a target without a port is an error")),
+    mut_arg("count", |a| cli::help_note(a, "With --flows the count is per flow: --flows 16 -c 100 sends 1,600"))
 )]
 pub struct Args {
-    /// Targets: host:port, [v6]:port, or addresses/CIDRs with --port.
     #[command(flatten)]
     pub targets: TargetArgs,
     #[command(flatten)]
