@@ -1204,6 +1204,57 @@ fn parse_influx(line: &str) -> InfluxLine<'_> {
     }
 }
 
+/// `--format text`: ping's lines for people, in a namespace where 192.0.2.1 never answers
+/// (issue 17). JSON stays the default.
+#[test]
+fn text_format_reads_like_ping() {
+    let ns = silent_netns();
+    let out = run(lping_in(&ns).args([
+        "--format",
+        "text",
+        "-c",
+        "2",
+        "-i",
+        "0.05",
+        "-W",
+        "0.2",
+        "127.0.0.1",
+        "192.0.2.1",
+    ]));
+    assert_eq!(out.status.code(), Some(1), "192.0.2.1 never answered");
+    let text = stdout_text(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    let replies = lines
+        .iter()
+        .filter(|l| l.starts_with("64 bytes from 127.0.0.1: seq=") && l.contains(" ttl=64 time="))
+        .count();
+    assert_eq!(replies, 2, "{text}");
+    for seq in [1, 2] {
+        assert!(
+            lines.contains(&format!("no answer from 192.0.2.1: seq={seq}").as_str()),
+            "{text}"
+        );
+    }
+    for (header, counts) in [
+        (
+            "--- 127.0.0.1 statistics ---",
+            "2 probes sent, 2 received, 0% loss",
+        ),
+        (
+            "--- 192.0.2.1 statistics ---",
+            "2 probes sent, 0 received, 100% loss",
+        ),
+    ] {
+        let at = lines
+            .iter()
+            .position(|l| *l == header)
+            .unwrap_or_else(|| panic!("{text}"));
+        assert_eq!(lines[at + 1], counts, "{text}");
+    }
+    assert!(text.contains("\nrtt min/avg/max/mdev = "), "{text}");
+    assert!(!text.contains('{'), "no JSON in text output: {text}");
+}
+
 #[test]
 fn influx_format_writes_line_protocol() {
     require_root();
@@ -1335,7 +1386,7 @@ fn usage_errors_are_one_line_and_exit_2() {
         ),
         (
             &["--format", "xml", "127.0.0.1"],
-            "possible values: json, influx",
+            "possible values: json, influx, text",
         ),
         (&[], "no target"),
         // A tag named as a record member would collide with it in InfluxDB lines (issue 17).

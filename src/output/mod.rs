@@ -1,8 +1,11 @@
-//! The record writer: JSON lines or InfluxDB line protocol, one flushed line per record.
+//! The record writer: JSON lines, InfluxDB line protocol or text for people ([`text`]), one
+//! flushed line (a few for a text summary or path) per record.
 //!
 //! Every record is flushed as soon as it is written, so `lping host | jq` is live. A closed
 //! pipe surfaces as an `io::ErrorKind::BrokenPipe` error that the binaries turn into a quiet
 //! exit with status 0 (see [`crate::cli::exit_code`]).
+
+pub mod text;
 
 use crate::record::{rfc3339, Record};
 use serde_json::{Map, Value};
@@ -17,6 +20,9 @@ pub enum Format {
     /// InfluxDB line protocol: measurement = record type, strings are tags, numbers are
     /// fields, nanosecond timestamps.
     Influx,
+    /// Lines for people: replies and summaries as ping prints them, paths as traceroute,
+    /// everything else as key=value pairs.
+    Text,
 }
 
 /// Writes records to a byte sink, one line each, flushing after every line.
@@ -48,6 +54,7 @@ impl<W: Write> RecordWriter<W> {
         match self.format {
             Format::Json => json_line(record, &mut self.line)?,
             Format::Influx => influx_line(record, &mut self.line)?,
+            Format::Text => text::text_lines(record, &mut self.line)?,
         }
         self.line.push(b'\n');
         self.out.write_all(&self.line)?;
