@@ -95,8 +95,37 @@ const TEXT_FIELDS: &[&str] = &["reason"];
 /// Lists of objects written one element at a time under an indexed name, with a count:
 /// `nexthops` (lwatch's multipath routes) becomes `nexthop_count=2i`, `nexthop0_gateway`,
 /// `nexthop0_dev`, `nexthop0_weight=1i`, `nexthop1_…` (strings tags, numbers fields, as at the
-/// top). Other lists are left out.
-const INDEXED: &[(&str, &str)] = &[("nexthops", "nexthop"), ("old_nexthops", "old_nexthop")];
+/// top). A path's `hops` are indexed by their TTL rather than their place (`hop_count=3i`,
+/// `hop1_addr`, `hop1_rtt_ms`, `hop2_…`), so `hop3` is the third hop whatever went silent
+/// before it. Other lists of objects are left out.
+const INDEXED: &[Indexed] = &[
+    Indexed {
+        member: "nexthops",
+        stem: "nexthop",
+        index_by: None,
+    },
+    Indexed {
+        member: "old_nexthops",
+        stem: "old_nexthop",
+        index_by: None,
+    },
+    Indexed {
+        member: "hops",
+        stem: "hop",
+        index_by: Some("ttl"),
+    },
+];
+
+/// How one list of objects is flattened (see [`INDEXED`]).
+struct Indexed {
+    member: &'static str,
+    stem: &'static str,
+    /// The element's own member that gives its index (left out of the fields); else its place.
+    index_by: Option<&'static str>,
+}
+
+/// Top-level numbers that name a flow rather than measure it: tags, as a `flow`'s members are.
+const IDENTITY_NUMBERS: &[&str] = &["sport", "dport"];
 
 /// One InfluxDB line: `type,tool=…,<string members and tags> <numeric members> <ns>`. Lists
 /// of strings (lwatch's address `flags`, `old_flags`) become one string field, the members
@@ -127,19 +156,33 @@ pub fn influx_line(record: &Record, line: &mut Vec<u8>) -> io::Result<()> {
                 );
             }
             Value::Array(items) => {
-                let Some((_, stem)) = INDEXED.iter().find(|(k, _)| k == key) else {
+                let Some(list) = INDEXED.iter().find(|l| l.member == key) else {
                     continue;
                 };
+                let stem = list.stem;
                 fields.push((format!("{stem}_count"), format!("{}i", items.len())));
-                for (i, item) in items.iter().enumerate() {
-                    for (k, v) in item.as_object().into_iter().flatten() {
+                for (place, item) in items.iter().enumerate() {
+                    let members = item.as_object().into_iter().flatten();
+                    let i = match list.index_by {
+                        Some(by) => item.get(by).map(scalar_text).unwrap_or_default(),
+                        None => place.to_string(),
+                    };
+                    for (k, v) in members.filter(|(k, _)| Some(k.as_str()) != list.index_by) {
                         let name = format!("{stem}{i}_{k}");
                         match v {
                             Value::String(s) => tags.push((name, s.clone())),
+                            Value::Array(all) => {
+                                let joined: Vec<String> = all.iter().map(scalar_text).collect();
+                                let joined = Value::String(joined.join(","));
+                                fields.extend(field_value(&joined).map(|f| (name, f)));
+                            }
                             other => fields.extend(field_value(other).map(|f| (name, f))),
                         }
                     }
                 }
+            }
+            Value::Number(n) if IDENTITY_NUMBERS.contains(&key.as_str()) => {
+                tags.push((key.clone(), n.to_string()))
             }
             Value::String(s) if !TEXT_FIELDS.contains(&key.as_str()) => {
                 tags.push((key.clone(), s.clone()))
@@ -292,6 +335,40 @@ mod tests {
         assert_eq!(
             String::from_utf8(line).unwrap(),
             r"reply,addr=10.0.0.2,dc=fra\,1,target=db\ 1,tool=lping rtt_ms=0.25,seq=7i,size=64i,ttl=64i 1795341600000000005"
+        );
+    }
+
+    /// A path keeps its hops (by TTL, silent ones counted) and its ports are tags (issue 17).
+    #[test]
+    fn influx_paths_carry_their_hops_and_ports_as_tags() {
+        use crate::record::{Hop, Path};
+        let hop = |ttl, addr: Option<&str>, rtt| Hop {
+            ttl,
+            addr: addr.map(|a| a.parse().unwrap()),
+            addrs: vec![],
+            rtt_ms: rtt,
+        };
+        let mut two = hop(3, Some("10.0.9.2"), Some(0.3));
+        two.addrs = vec!["10.0.9.2".parse().unwrap(), "10.0.8.2".parse().unwrap()];
+        let body = Body::Path(Path {
+            src: "10.0.0.2".parse().unwrap(),
+            dst: "10.0.9.2".parse().unwrap(),
+            proto: "udp".into(),
+            sport: 40000,
+            dport: 8081,
+            hops: vec![hop(1, Some("10.0.0.1"), Some(0.1)), hop(2, None, None), two],
+            reached: true,
+            sent: Some(100),
+            lost: Some(2),
+        });
+        let mut line = Vec::new();
+        influx_line(&record(body, None), &mut line).unwrap();
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            "path,dport=8081,dst=10.0.9.2,hop1_addr=10.0.0.1,hop3_addr=10.0.9.2,proto=udp,\
+             sport=40000,src=10.0.0.2,tool=lping \
+             hop_count=3i,hop1_rtt_ms=0.1,hop3_addrs=\"10.0.9.2,10.0.8.2\",hop3_rtt_ms=0.3,\
+             lost=2i,reached=true,sent=100i 1795341600000000005"
         );
     }
 
