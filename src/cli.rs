@@ -481,33 +481,7 @@ pub fn parse_u32(s: &str) -> Result<u32, String> {
 
 /// A DSCP class by name (EF, AF41, CS1, LE, VA, BE/DF/DEFAULT; any case) or number 0-63.
 pub fn parse_dscp(s: &str) -> Result<u8, String> {
-    let up = s.trim().to_ascii_uppercase();
-    let named = match up.as_str() {
-        "BE" | "DF" | "DEFAULT" | "CS0" => Some(0),
-        "LE" => Some(1),
-        "EF" => Some(46),
-        "VA" | "VOICE-ADMIT" => Some(44),
-        _ => None,
-    };
-    if let Some(v) = named {
-        return Ok(v);
-    }
-    let class = |d: &str| d.parse::<u8>().ok();
-    if let Some(n) = up.strip_prefix("CS").and_then(class).filter(|n| *n <= 7) {
-        return Ok(n * 8);
-    }
-    if let Some(rest) = up.strip_prefix("AF") {
-        let b = rest.as_bytes();
-        if b.len() == 2 && (b'1'..=b'4').contains(&b[0]) && (b'1'..=b'3').contains(&b[1]) {
-            return Ok((b[0] - b'0') * 8 + (b[1] - b'0') * 2);
-        }
-    }
-    match parse_int(&up.to_ascii_lowercase()) {
-        Ok(v) if v <= 63 => Ok(v as u8),
-        _ => Err(format!(
-            "'{s}' is not a DSCP class: use a name (EF, AF41, CS1) or 0-63"
-        )),
-    }
+    crate::dscp::parse(s)
 }
 
 /// Parses arguments; a usage error is one line on stderr and exit status 2 (help and

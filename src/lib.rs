@@ -26,6 +26,7 @@ pub mod alert;
 pub mod cli;
 pub mod clock;
 pub mod correlate;
+pub mod dscp;
 pub mod engine;
 pub mod man;
 pub mod net;

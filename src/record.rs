@@ -105,12 +105,32 @@ impl Body {
 }
 
 /// The flow a probe belonged to (ports and DSCP), for tools that probe many flows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Written with `dscp_name` beside `dscp` when the code point has a standard name
+/// (`"dscp":46,"dscp_name":"EF"`), as the user may have given it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub struct Flow {
     pub sport: u16,
     pub dport: u16,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub dscp: Option<u8>,
+}
+
+impl Serialize for Flow {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let name = self.dscp.and_then(crate::dscp::name);
+        let len = 2 + usize::from(self.dscp.is_some()) + usize::from(name.is_some());
+        let mut map = s.serialize_map(Some(len))?;
+        map.serialize_entry("sport", &self.sport)?;
+        map.serialize_entry("dport", &self.dport)?;
+        if let Some(dscp) = self.dscp {
+            map.serialize_entry("dscp", &dscp)?;
+        }
+        if let Some(name) = name {
+            map.serialize_entry("dscp_name", name)?;
+        }
+        map.end()
+    }
 }
 
 /// `reply`: a probe was answered.

@@ -531,7 +531,8 @@ fn every_member_records() -> Vec<Vec<u8>> {
     let flow = Some(Flow {
         sport: 40000,
         dport: 65535,
-        dscp: Some(63),
+        // A named code point, so dscp_name is written too.
+        dscp: Some(46),
     });
     let mut tags = Tags::new();
     tags.insert("dc".into(), "fra 1".into());

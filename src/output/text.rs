@@ -86,8 +86,17 @@ fn flow(s: &mut String, m: &mut Map<String, Value>) {
     };
     let port = |k: &str| f.get(k).map(|v| v.to_string()).unwrap_or_default();
     let _ = write!(s, " flow={}>{}", port("sport"), port("dport"));
+    match (f.get("dscp"), f.get("dscp_name")) {
+        (Some(n), Some(name)) => {
+            let _ = write!(s, " dscp={}({n})", scalar(name));
+        }
+        (Some(n), None) => {
+            let _ = write!(s, " dscp={n}");
+        }
+        _ => {}
+    }
     for (k, v) in &f {
-        if k != "sport" && k != "dport" {
+        if !["sport", "dport", "dscp", "dscp_name"].contains(&k.as_str()) {
             let _ = write!(s, " {k}={}", scalar(v));
         }
     }
@@ -403,7 +412,7 @@ mod tests {
         };
         assert_eq!(
             text("ludp", Body::Reply(dup)),
-            "64 bytes from 10.0.0.1: seq=1 flow=40000>8081 dscp=46 ttl=64 tos=184 time=0.011 ms (DUP!)"
+            "64 bytes from 10.0.0.1: seq=1 flow=40000>8081 dscp=EF(46) ttl=64 tos=184 time=0.011 ms (DUP!)"
         );
     }
 
@@ -417,7 +426,7 @@ mod tests {
         };
         assert_eq!(
             text("ludp", Body::Timeout(t)),
-            "no answer from h (10.0.0.1): seq=3 flow=40000>8081 dscp=46"
+            "no answer from h (10.0.0.1): seq=3 flow=40000>8081 dscp=EF(46)"
         );
         let u = Unreachable {
             target: "10.0.0.1".into(),
