@@ -99,12 +99,81 @@ pub struct OutputArgs {
     /// Summaries and alerts only: no reply, timeout or unreachable records.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Also write the Prometheus exposition (as --format openmetrics) to PATH, rewritten
+    /// atomically at every summary window and at the end: for node_exporter's textfile
+    /// collector.
+    #[arg(long, value_name = "PATH")]
+    pub textfile: Option<PathBuf>,
+    /// RTT histogram bucket bounds of the exposition, ascending (seconds or with a unit:
+    /// 100us,1ms,10ms,1s; default log-spaced from 50us to 10s).
+    #[arg(long, value_name = "LIST", value_parser = parse_buckets)]
+    pub buckets: Option<Buckets>,
 }
 
 impl OutputArgs {
     pub fn tag_map(&self) -> Tags {
         self.tags.iter().cloned().collect()
     }
+
+    /// An exposition is kept (`--format openmetrics` or `--textfile`): it needs every
+    /// per-probe record, `-q` or not.
+    pub fn wants_metrics(&self) -> bool {
+        self.format == Format::Openmetrics || self.textfile.is_some()
+    }
+
+    /// The record writer on standard output these flags ask for: the format, `-q`, and the
+    /// exposition of `--format openmetrics` / `--textfile` (a textfile that cannot be written
+    /// is an error now, not after the run).
+    pub fn writer(&self) -> anyhow::Result<crate::output::RecordWriter<std::io::Stdout>> {
+        use crate::output::metrics::{Textfile, DEFAULT_BUCKETS};
+        let textfile = match &self.textfile {
+            Some(path) => Some(
+                Textfile::new(path.clone())
+                    .map_err(|e| anyhow::anyhow!("--textfile: cannot write {e}"))?,
+            ),
+            None => None,
+        };
+        let bounds = self
+            .buckets
+            .as_ref()
+            .map_or_else(|| DEFAULT_BUCKETS.to_vec(), |b| b.0.clone());
+        Ok(crate::output::RecordWriter::stdout(self.format)
+            .quiet(self.quiet)
+            .metrics(bounds, textfile))
+    }
+}
+
+/// Refuses `--format openmetrics` in a tool that writes no figures over time for it (yet):
+/// a usage error, not a run that writes nothing.
+pub fn refuse_openmetrics(tool: &str, format: Format) -> anyhow::Result<()> {
+    if format == Format::Openmetrics {
+        anyhow::bail!(
+            "--format openmetrics is for the probing tools (lping, ludp, ltcp, ltwamp); {tool} \
+             writes json, influx or text"
+        );
+    }
+    Ok(())
+}
+
+/// `--buckets`: bounds in seconds, strictly ascending.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Buckets(pub Vec<f64>);
+
+/// Parses `--buckets`: durations (`50us,1ms,0.5,2s`), strictly ascending.
+pub fn parse_buckets(s: &str) -> Result<Buckets, String> {
+    let mut bounds: Vec<f64> = Vec::new();
+    for part in s.split(',').map(str::trim) {
+        let secs = parse_positive_duration(part)
+            .map_err(|e| format!("bucket '{part}': {e}"))?
+            .as_secs_f64();
+        if bounds.last().is_some_and(|last| *last >= secs) {
+            return Err(format!(
+                "buckets must be strictly ascending ('{part}' is not above the one before)"
+            ));
+        }
+        bounds.push(secs);
+    }
+    Ok(Buckets(bounds))
 }
 
 /// The flows of ludp and ltwamp: source ports and DSCP classes (`--flows`, `--sport`,
@@ -222,7 +291,8 @@ pub fn run_config(
         timeout: run.timeout,
         summary_every,
         thresholds,
-        quiet: output.quiet,
+        // The writer leaves per-probe records out itself; an exposition needs them all.
+        quiet: output.quiet && !output.wants_metrics(),
     })
 }
 
@@ -337,7 +407,7 @@ pub fn run_probe<P: crate::probe::Prober>(
     use anyhow::Context;
     crate::net::privilege::drop_privileges().context("cannot drop privileges")?;
     let cfg = run_config(tool, run, alerts, output)?;
-    let mut out = crate::output::RecordWriter::stdout(output.format);
+    let mut out = output.writer()?;
     let outcome = crate::engine::Engine::new(cfg, targets, &mut out).run(prober)?;
     report_outcome(tool, &outcome);
     Ok(ExitCode::from(if outcome.all_answered {

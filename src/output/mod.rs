@@ -5,6 +5,7 @@
 //! pipe surfaces as an `io::ErrorKind::BrokenPipe` error that the binaries turn into a quiet
 //! exit with status 0 (see [`crate::cli::exit_code`]).
 
+pub mod metrics;
 pub mod text;
 
 use crate::record::{rfc3339, Record};
@@ -23,6 +24,9 @@ pub enum Format {
     /// Lines for people: replies and summaries as ping prints them, paths as traceroute,
     /// everything else as key=value pairs.
     Text,
+    /// A Prometheus exposition (counters, RTT histograms) at the end of every summary window
+    /// and of the run, ending with `# EOF`; the probing tools only.
+    Openmetrics,
 }
 
 /// Writes records to a byte sink, one line each, flushing after every line.
@@ -30,6 +34,12 @@ pub struct RecordWriter<W: Write> {
     out: W,
     format: Format,
     line: Vec<u8>,
+    /// Per-probe records (reply, timeout, unreachable) are not written (`-q`), though the
+    /// exposition still counts them.
+    quiet: bool,
+    /// The exposition, when `--format openmetrics` or `--textfile` asked for one.
+    metrics: Option<metrics::Exposition>,
+    textfile: Option<metrics::Textfile>,
 }
 
 impl RecordWriter<io::Stdout> {
@@ -41,24 +51,81 @@ impl RecordWriter<io::Stdout> {
 
 impl<W: Write> RecordWriter<W> {
     pub fn new(out: W, format: Format) -> Self {
+        let metrics = (format == Format::Openmetrics)
+            .then(|| metrics::Exposition::new(metrics::DEFAULT_BUCKETS.to_vec()));
         RecordWriter {
             out,
             format,
             line: Vec::with_capacity(512),
+            quiet: false,
+            metrics,
+            textfile: None,
         }
+    }
+
+    /// Leaves out per-probe records (`-q`).
+    pub fn quiet(mut self, quiet: bool) -> Self {
+        self.quiet = quiet;
+        self
+    }
+
+    /// Keeps an exposition with these RTT bucket bounds (seconds), written to standard output
+    /// (`--format openmetrics`) and/or to a textfile at every [`RecordWriter::end_window`].
+    pub fn metrics(mut self, bounds: Vec<f64>, textfile: Option<metrics::Textfile>) -> Self {
+        if self.format == Format::Openmetrics || textfile.is_some() {
+            self.metrics = Some(metrics::Exposition::new(bounds));
+        }
+        self.textfile = textfile;
+        self
+    }
+
+    /// Whether the exposition needs every per-probe record, even under `-q`.
+    pub fn wants_every_record(&self) -> bool {
+        self.metrics.is_some()
     }
 
     /// Writes one record as one line and flushes it.
     pub fn write(&mut self, record: &Record) -> io::Result<()> {
+        if let Some(m) = &mut self.metrics {
+            let body: Map<String, Value> = serde_json::from_slice(&record.body.to_json_object()?)?;
+            m.observe(
+                record.body.kind(),
+                record.tool,
+                &body,
+                record.tags.as_deref(),
+            );
+        }
+        let per_probe = matches!(record.body.kind(), "reply" | "timeout" | "unreachable");
+        if self.format == Format::Openmetrics || (self.quiet && per_probe) {
+            return Ok(());
+        }
         self.line.clear();
         match self.format {
             Format::Json => json_line(record, &mut self.line)?,
             Format::Influx => influx_line(record, &mut self.line)?,
             Format::Text => text::text_lines(record, &mut self.line)?,
+            Format::Openmetrics => {}
         }
         self.line.push(b'\n');
         self.out.write_all(&self.line)?;
         self.out.flush()
+    }
+
+    /// A summary window (or the run) ended: the exposition is written whole, to standard
+    /// output with `--format openmetrics`, to the textfile with `--textfile`.
+    pub fn end_window(&mut self) -> io::Result<()> {
+        let Some(m) = &self.metrics else {
+            return Ok(());
+        };
+        let text = m.render();
+        if let Some(file) = &self.textfile {
+            file.write(&text)?;
+        }
+        if self.format == Format::Openmetrics {
+            self.out.write_all(text.as_bytes())?;
+            self.out.flush()?;
+        }
+        Ok(())
     }
 
     pub fn into_inner(self) -> W {

@@ -170,6 +170,7 @@ const SIGNAL_TOKEN: Token = Token(0);
 
 /// Runs lpassive until the count or duration is reached, or a signal comes.
 pub fn run(args: Args) -> Result<ExitCode> {
+    crate::cli::refuse_openmetrics("lpassive", args.output.format)?;
     let selection = Selection::new(&args.ifaces, args.all)?;
     let mut poll = Poll::new().context("cannot create the event loop")?;
     let mut signals =

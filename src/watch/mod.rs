@@ -93,7 +93,9 @@ goes down or is deleted are reported deleted, from a re-read. When the receive b
 so a consumer's picture is right again.",
     after_help = EXAMPLES,
     mut_arg("quiet", |a| a.help("No warnings on stderr (a receive buffer smaller than asked, \
---exec failures)."))
+--exec failures).")),
+    mut_arg("textfile", |a| a.hide(true)),
+    mut_arg("buckets", |a| a.hide(true))
 )]
 pub struct Args {
     /// First write the current state as 'present' records, then follow the changes. A change
@@ -771,6 +773,12 @@ fn parse_rcvbuf(s: &str) -> Result<usize, String> {
 
 /// Runs lwatch until the count or duration is reached, or a signal comes.
 pub fn run(args: Args) -> Result<ExitCode> {
+    crate::cli::refuse_openmetrics("lwatch", args.output.format)?;
+    if args.output.textfile.is_some() || args.output.buckets.is_some() {
+        anyhow::bail!(
+            "lwatch writes events, not figures: --textfile and --buckets are the probes'"
+        );
+    }
     let filter = Filter::new(&args)?;
     let mut poll = Poll::new().context("cannot create the event loop")?;
     let mut signals =
