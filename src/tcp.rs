@@ -10,15 +10,18 @@ use std::process::ExitCode;
 
 const EXAMPLES: &str = "\
 Examples:
-  ltcp -c 5 example.com:443                 five handshakes, then a summary
+  ltcp -c 5 example.com:443
+      five handshakes, then a summary
   ltcp --flows 8 --sport 42000 -c 20 -q 10.0.0.2:22
-                                            8 fixed source ports, a summary per flow
-  ltcp -c 3 10.0.0.2:9                      a closed port answers with RST: \"result\":\"refused\"
-  ltcp --syn -c 5 10.0.0.2:0                raw SYNs to port 0: the host answers RST
+      8 fixed source ports, a summary per flow
+  ltcp -c 3 10.0.0.2:9
+      a closed port answers with RST: \"result\":\"refused\"
+  ltcp --syn -c 5 10.0.0.2:0
+      raw SYNs to port 0: the host answers RST
   ltcp -f services.txt --alert-rtt 50 --summary-every 1m
-                                            continuous, windowed summaries and alerts
+      continuous, windowed summaries and alerts
   ltcp --flows 16 --trace -c 100 -q 10.0.0.2:443
-                                            each flow's path, then its loss on it
+      each flow's path, then its loss on it
 
 A reply's rtt_ms is the time from connect() to the completed handshake (or the RST), read in
 user space; with --syn, from the kernel's transmit stamp of the SYN to its receive stamp of the
