@@ -756,6 +756,7 @@ mod tests {
             index: Some(dev),
             nexthops: Vec::new(),
             metrics: None,
+            nhid: None,
         }
     }
 
