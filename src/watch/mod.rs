@@ -9,15 +9,22 @@
 //!   the notifications queued behind the loss as the start is).
 
 pub mod exec;
+pub mod nexthop;
 pub mod state;
+pub mod tables;
 
 use crate::cli::{parse_count, parse_positive_duration, OutputArgs};
+use crate::netlink::neigh::{getneigh_dump_request, parse_neigh, RTM_DELNEIGH, RTM_NEWNEIGH};
+use crate::netlink::nexthop::{
+    getnexthop_dump_request, parse_nexthop, NexthopObject, RTM_DELNEXTHOP, RTM_NEWNEXTHOP,
+};
 use crate::netlink::parse::{getlink_dump_request, parse_link, RTM_NEWLINK};
 use crate::netlink::rt::{
     getaddr_dump_request, getroute4_dump_request, getroute6_dump_request, link_address, parse_addr,
     parse_route, walk_notifications_flagged, Route, RTM_DELADDR, RTM_DELLINK, RTM_DELROUTE,
     RTM_NEWADDR, RTM_NEWROUTE,
 };
+use crate::netlink::rule::{getrule_dump_request, parse_rule, RTM_DELRULE, RTM_NEWRULE};
 use crate::netlink::{Received, RouteSocket, Subscription};
 use crate::output::RecordWriter;
 use crate::record::{Body, Record, Tags, WatchNexthop, WatchResync};
@@ -38,8 +45,34 @@ use std::time::{Duration, Instant, SystemTime};
 const TOOL: &str = "lwatch";
 
 /// `RTNLGRP_LINK`, `IPV4_IFADDR`, `IPV4_ROUTE`, `IPV6_IFADDR`, `IPV6_ROUTE` (not
-/// `IPV6_IFINFO`, whose partial AF_INET6 link messages would look like changes).
-const GROUPS: [u32; 5] = [1, 5, 7, 9, 11];
+/// `IPV6_IFINFO`, whose partial AF_INET6 link messages would look like changes), and
+/// `RTNLGRP_NEXTHOP`: routes on nexthop objects need the objects.
+const GROUPS: [u32; 6] = [1, 5, 7, 9, 11, 32];
+/// `RTNLGRP_NEIGH`, for `--type neigh`.
+const NEIGH_GROUPS: [u32; 1] = [3];
+/// `RTNLGRP_IPV4_RULE`, `RTNLGRP_IPV6_RULE`, for `--type rule`.
+const RULE_GROUPS: [u32; 2] = [8, 19];
+
+/// What lwatch follows beyond links, addresses, nexthop objects and routes: neighbours and
+/// rules only when asked for (a busy host's neighbour table changes every few seconds).
+#[derive(Debug, Clone, Copy, Default)]
+struct Follow {
+    neigh: bool,
+    rule: bool,
+}
+
+impl Follow {
+    fn groups(self) -> Vec<u32> {
+        let mut g = GROUPS.to_vec();
+        if self.neigh {
+            g.extend(NEIGH_GROUPS);
+        }
+        if self.rule {
+            g.extend(RULE_GROUPS);
+        }
+        g
+    }
+}
 
 const EXAMPLES: &str = "\
 Examples:
@@ -76,6 +109,12 @@ pub enum Kind {
     Link,
     Addr,
     Route,
+    /// Nexthop objects (`ip nexthop`).
+    Nexthop,
+    /// Neighbour entries (ARP, NDP): only when asked for.
+    Neigh,
+    /// Policy routing rules: only when asked for.
+    Rule,
 }
 
 /// Command-line arguments of `lwatch`.
@@ -211,9 +250,19 @@ impl Filter {
             Body::WatchLink(_) => Kind::Link,
             Body::WatchAddr(_) => Kind::Addr,
             Body::WatchRoute(_) => Kind::Route,
+            Body::WatchNexthopObject(_) => Kind::Nexthop,
+            Body::WatchNeigh(_) => Kind::Neigh,
+            Body::WatchRule(_) => Kind::Rule,
             _ => return true,
         };
-        if !self.types.is_empty() && !self.types.contains(&kind) {
+        // Without --type: everything but neighbours and rules, which are followed only when
+        // asked for.
+        let asked = if self.types.is_empty() {
+            !matches!(kind, Kind::Neigh | Kind::Rule)
+        } else {
+            self.types.contains(&kind)
+        };
+        if !asked {
             return false;
         }
         match body {
@@ -245,6 +294,23 @@ impl Filter {
                     && self.table.is_none_or(|t| t == r.table)
                     && self.family.is_none_or(|f| f == r.family)
             }
+            // A group has no family and no device of its own: it passes those filters.
+            Body::WatchNexthopObject(n) => {
+                let family = n.family.as_deref();
+                (family.is_none() || self.family.is_none_or(|f| Some(f) == family))
+                    && (n.group.is_some()
+                        || self.interface.is_none()
+                        || self.name_matches(n.dev.as_deref()))
+            }
+            Body::WatchNeigh(n) => {
+                self.family.is_none_or(|f| f == n.family) && self.name_matches(Some(&n.ifname))
+            }
+            Body::WatchRule(r) => {
+                self.family.is_none_or(|f| f == r.family)
+                    && (self.interface.is_none()
+                        || self.name_matches(r.iif.as_deref())
+                        || self.name_matches(r.oif.as_deref()))
+            }
             _ => true,
         }
     }
@@ -253,9 +319,13 @@ impl Filter {
 /// Reads links, addresses and routes, each from one consistent dump. With
 /// `LOPA_LWATCH_DEBUG` set in the environment, says on stderr how many dumps the kernel
 /// flagged interrupted (`NLM_F_DUMP_INTR`) and were read again.
-fn read_state(sock: &mut RouteSocket, msgs: &mut Vec<(u16, Vec<u8>)>) -> Result<State> {
+fn read_state(
+    sock: &mut RouteSocket,
+    msgs: &mut Vec<(u16, Vec<u8>)>,
+    follow: Follow,
+) -> Result<State> {
     let interrupted = sock.interrupted;
-    let s = read_dumps(sock, msgs)?;
+    let s = read_dumps(sock, msgs, follow)?;
     if std::env::var_os("LOPA_LWATCH_DEBUG").is_some() {
         eprintln!(
             "lwatch: debug: state read, {} interrupted dump(s) retried",
@@ -265,7 +335,11 @@ fn read_state(sock: &mut RouteSocket, msgs: &mut Vec<(u16, Vec<u8>)>) -> Result<
     Ok(s)
 }
 
-fn read_dumps(sock: &mut RouteSocket, msgs: &mut Vec<(u16, Vec<u8>)>) -> Result<State> {
+fn read_dumps(
+    sock: &mut RouteSocket,
+    msgs: &mut Vec<(u16, Vec<u8>)>,
+    follow: Follow,
+) -> Result<State> {
     let mut s = State::default();
     sock.dump_raw(getlink_dump_request, msgs)?;
     for (kind, payload) in msgs.iter() {
@@ -281,6 +355,8 @@ fn read_dumps(sock: &mut RouteSocket, msgs: &mut Vec<(u16, Vec<u8>)>) -> Result<
             s.addrs.insert((a.index, a.addr, a.prefixlen), a);
         }
     }
+    // The objects before the routes on them: a route takes its object's path.
+    s.nexthops = read_nexthops(sock, msgs)?;
     for req in [getroute4_dump_request, getroute6_dump_request] {
         sock.dump_raw(req, msgs)?;
         for (_, payload) in msgs.iter() {
@@ -289,7 +365,55 @@ fn read_dumps(sock: &mut RouteSocket, msgs: &mut Vec<(u16, Vec<u8>)>) -> Result<
             }
         }
     }
+    if follow.neigh {
+        sock.dump_raw(getneigh_dump_request, msgs)?;
+        for (_, payload) in msgs.iter() {
+            if let Some(n) = parse_neigh(payload).context("bad neighbour in the dump")? {
+                s.neighs.insert(tables::neigh_key(&n), n);
+            }
+        }
+    }
+    if follow.rule {
+        sock.dump_raw(getrule_dump_request, msgs)?;
+        for (_, payload) in msgs.iter() {
+            if let Some(r) = parse_rule(payload).context("bad rule in the dump")? {
+                s.rules.push(r);
+            }
+        }
+    }
     Ok(s)
+}
+
+/// Every nexthop object, by id. A kernel without them (before 5.3) answers the dump with an
+/// error: it has none.
+fn read_nexthops(
+    sock: &mut RouteSocket,
+    msgs: &mut Vec<(u16, Vec<u8>)>,
+) -> Result<BTreeMap<u32, NexthopObject>> {
+    let mut out = BTreeMap::new();
+    match sock.dump_raw(getnexthop_dump_request, msgs) {
+        Ok(()) => {}
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<crate::netlink::parse::Error>()
+                    .is_some_and(|k| {
+                        matches!(
+                            k,
+                            crate::netlink::parse::Error::Kernel(libc::EOPNOTSUPP | libc::EINVAL)
+                        )
+                    })
+            }) =>
+        {
+            return Ok(out)
+        }
+        Err(e) => return Err(e),
+    }
+    for (_, payload) in msgs.iter() {
+        if let Some(nh) = parse_nexthop(payload).context("bad nexthop object in the dump")? {
+            out.insert(nh.id, nh);
+        }
+    }
+    Ok(out)
 }
 
 fn link_info(payload: &[u8]) -> Result<LinkInfo, crate::netlink::parse::Error> {
@@ -354,6 +478,36 @@ fn apply(
         RTM_DELROUTE => {
             if let Some(r) = parse_route(payload)? {
                 state.del_route(&r, out);
+            }
+        }
+        RTM_NEWNEXTHOP => {
+            if let Some(nh) = parse_nexthop(payload)? {
+                state.new_nexthop(nh, out);
+            }
+        }
+        RTM_DELNEXTHOP => {
+            if let Some(nh) = parse_nexthop(payload)? {
+                state.del_nexthop(nh.id, false, out);
+            }
+        }
+        RTM_NEWNEIGH => {
+            if let Some(n) = parse_neigh(payload)? {
+                state.new_neigh(n, out);
+            }
+        }
+        RTM_DELNEIGH => {
+            if let Some(n) = parse_neigh(payload)? {
+                state.del_neigh(&n, out);
+            }
+        }
+        RTM_NEWRULE => {
+            if let Some(r) = parse_rule(payload)? {
+                state.new_rule(r, out);
+            }
+        }
+        RTM_DELRULE => {
+            if let Some(r) = parse_rule(payload)? {
+                state.del_rule(&r, out);
             }
         }
         _ => {}
@@ -457,7 +611,7 @@ impl Reconcile {
         // deletion, not there).
         let shown_by_read = route.as_ref().is_some_and(|r| {
             let mut r = r.clone();
-            state::normalize(&mut r);
+            state.prepare(&mut r);
             was.contains(&r) == (kind == RTM_NEWROUTE)
         });
         let mut now = Vec::new();
@@ -583,6 +737,7 @@ struct Watch {
     /// Links to check once more for flushed routes, and when: the kernel announces a link
     /// going down before it flushes the link's IPv4 routes, so a re-read at once can be early.
     recheck: Option<(Instant, BTreeSet<u32>)>,
+    follow: Follow,
 }
 
 impl Watch {
@@ -638,7 +793,7 @@ impl Watch {
             None => std::mem::take(&mut self.state),
         };
         self.flush.clear();
-        self.state = read_state(&mut self.sock, &mut self.msgs)?;
+        self.state = read_state(&mut self.sock, &mut self.msgs, self.follow)?;
         for (index, name) in &self.state.names {
             before.names.entry(*index).or_insert_with(|| name.clone());
         }
@@ -683,6 +838,7 @@ impl Watch {
         if indexes.is_empty() {
             return Ok(());
         }
+        self.flush_nexthops(bodies)?;
         let routes = ipv4_routes(&mut self.sock, &mut self.msgs)?;
         let again = &mut self
             .recheck
@@ -719,11 +875,32 @@ impl Watch {
         Ok(())
     }
 
+    /// Re-reads the nexthop objects after links went down or away: the kernel removes the
+    /// objects on them (and their routes) without a notification. Before the IPv4 routes are
+    /// re-read, so routes that went with an object are deleted as such.
+    fn flush_nexthops(&mut self, bodies: &mut Vec<Body>) -> Result<()> {
+        let fresh = read_nexthops(&mut self.sock, &mut self.msgs)?;
+        match &mut self.reconcile {
+            None => self.state.flush_nexthops(&fresh, bodies),
+            // The consumer holds `before`: its records.
+            Some(s) if s.base == Base::Before => {
+                s.before.flush_nexthops(&fresh, bodies);
+                self.state.flush_nexthops(&fresh, &mut Vec::new());
+            }
+            Some(s) => {
+                self.state.flush_nexthops(&fresh, bodies);
+                s.before.flush_nexthops(&fresh, &mut Vec::new());
+            }
+        }
+        Ok(())
+    }
+
     /// The second look at links that went down or away, once it is due.
     fn recheck(&mut self, now: Instant, bodies: &mut Vec<Body>) -> Result<bool> {
         let Some((_, indexes)) = self.recheck.take_if(|(at, _)| *at <= now) else {
             return Ok(false);
         };
+        self.flush_nexthops(bodies)?;
         let routes = ipv4_routes(&mut self.sock, &mut self.msgs)?;
         for index in indexes {
             self.state.flushed(index, &routes, bodies);
@@ -794,9 +971,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
     // The state before subscribing, then the subscription, then the state again (see
     // `Reconcile`): no change falls between the reads and the notifications, and none that the
     // second read already shows goes without its record.
-    let before = read_state(&mut sock, &mut msgs)?;
+    let follow = Follow {
+        neigh: args.types.contains(&Kind::Neigh),
+        rule: args.types.contains(&Kind::Rule),
+    };
+    let before = read_state(&mut sock, &mut msgs, follow)?;
     test_stop("read");
-    let sub = Subscription::open(&GROUPS, args.rcvbuf)?;
+    let sub = Subscription::open(&follow.groups(), args.rcvbuf)?;
     poll.registry().register(
         &mut SourceFd(&sub.raw_fd()),
         NETLINK_TOKEN,
@@ -810,7 +991,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
     }
     test_stop("subscribed");
-    let state = read_state(&mut sock, &mut msgs)?;
+    let state = read_state(&mut sock, &mut msgs, follow)?;
     test_stop("dumped");
     let mut before = before;
     // Records made from `before` name interfaces it never saw (made in between) too.
@@ -833,6 +1014,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         msgs,
         flush: BTreeSet::new(),
         recheck: None,
+        follow,
     };
 
     let mut sink = Sink {
@@ -903,6 +1085,9 @@ fn mark_resync(body: &mut Body) {
         Body::WatchLink(b) => b.resync = Some(true),
         Body::WatchAddr(b) => b.resync = Some(true),
         Body::WatchRoute(b) => b.resync = Some(true),
+        Body::WatchNexthopObject(b) => b.resync = Some(true),
+        Body::WatchNeigh(b) => b.resync = Some(true),
+        Body::WatchRule(b) => b.resync = Some(true),
         _ => {}
     }
 }
