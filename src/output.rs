@@ -88,8 +88,14 @@ const TEXT_FIELDS: &[&str] = &["reason"];
 /// Lists of objects written one element at a time under an indexed name, with a count:
 /// `nexthops` (lwatch's multipath routes) becomes `nexthop_count=2i`, `nexthop0_gateway`,
 /// `nexthop0_dev`, `nexthop0_weight=1i`, `nexthop1_…` (strings tags, numbers fields, as at the
-/// top). Other lists are left out.
-const INDEXED: &[(&str, &str)] = &[("nexthops", "nexthop"), ("old_nexthops", "old_nexthop")];
+/// top); lwatch's nexthop groups likewise (`group_count`, `group0_id=1i`, `group0_weight`). Other
+/// lists are left out.
+const INDEXED: &[(&str, &str)] = &[
+    ("nexthops", "nexthop"),
+    ("old_nexthops", "old_nexthop"),
+    ("group", "group"),
+    ("old_group", "old_group"),
+];
 
 /// One InfluxDB line: `type,tool=…,<string members and tags> <numeric members> <ns>`. Lists
 /// of strings (lwatch's address `flags`, `old_flags`) become one string field, the members

@@ -35,18 +35,24 @@ struct Watch {
 
 impl Watch {
     /// Starts `lwatch ARGS` in `ns` and waits until it has subscribed and read the state
-    /// (its socket shows in `/proc/net/netlink` with the five groups; the dump that follows
-    /// takes milliseconds in a fresh namespace).
+    /// (its socket shows in `/proc/net/netlink` with its groups; the dump that follows takes
+    /// milliseconds in a fresh namespace).
     fn start(ns: &Netns, args: &[&str]) -> Watch {
         let w = Watch::spawn(ns, args, &[]);
         let t0 = Instant::now();
-        // Groups 1, 5, 7, 9 and 11 are bits 0, 4, 6, 8 and 10 of the first group word.
-        while !ns.run("cat /proc/net/netlink").contains("00000551") {
+        while !w.subscribed(ns) {
             assert!(t0.elapsed() < STEP, "lwatch never subscribed");
             thread::sleep(Duration::from_millis(10));
         }
         thread::sleep(Duration::from_millis(300));
         w
+    }
+
+    /// Whether one of lwatch's own sockets (by inode, from `/proc/PID/fd`) has joined the
+    /// groups every lwatch joins: links, addresses, routes (1, 5, 7, 9, 11) and nexthop objects
+    /// (32): bits 0x80000551 of the first group word.
+    fn subscribed(&self, ns: &Netns) -> bool {
+        subscribed(ns, self.child.id(), 0x8000_0551)
     }
 
     /// Starts `lwatch ARGS` in `ns` with `env` added to its environment, without waiting.
@@ -168,6 +174,26 @@ impl Drop for Watch {
             let _ = self.child.wait();
         }
     }
+}
+
+/// Whether a netlink socket of process `pid` in `ns` has joined every group of `mask` (the
+/// first group word of `/proc/net/netlink`, groups 1 to 32).
+fn subscribed(ns: &Netns, pid: u32, mask: u32) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    let inodes: BTreeSet<String> = fds
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+        })
+        .collect();
+    ns.run("cat /proc/net/netlink").lines().skip(1).any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let groups = f.get(3).and_then(|g| u32::from_str_radix(g, 16).ok());
+        f.last().is_some_and(|i| inodes.contains(*i)) && groups.is_some_and(|g| g & mask == mask)
+    })
 }
 
 /// One record in a line of text, with what the tests compare.
@@ -1972,7 +1998,10 @@ fn bad_input_is_one_clear_line_and_exit_2() {
     let cases: &[(&[&str], &str)] = &[
         (&["--dst", "10.0.0.0/33"], "10.0.0.0/33"),
         (&["--dst", "banana"], "not a CIDR"),
-        (&["--type", "neigh"], "possible values: link, addr, route"),
+        (
+            &["--type", "neighbor"],
+            "possible values: link, addr, route, nexthop, neigh, rule",
+        ),
         (&["--family", "5"], "possible values: 4, 6"),
         (&["--table", "main"], "'main'"),
         (&["--table", "0"], "0 is not in 1.."),
@@ -2478,11 +2507,11 @@ fn a_watch_started_amid_changes_misses_none_and_ends_with_the_kernels_state() {
     ns.run(&format!("ip -batch {batch}"));
     let _ = std::fs::remove_file(&batch);
     // Cycle i: address 10.77.x.y/32 and route 10.88.x.y/32 (table 1000) added, MTU 1280+i,
-    // then both deleted. Once lwatch's socket shows (groups 00000551), 20 more cycles.
+    // then both deleted. Once lwatch's socket shows (groups 80000551), 20 more cycles.
     let script = r#"
         i=0; sub=-1; end=5000
         while [ $i -lt $end ]; do
-            if [ $sub -lt 0 ] && grep -q ' 00000551 ' /proc/net/netlink; then
+            if [ $sub -lt 0 ] && grep -q ' 80000551 ' /proc/net/netlink; then
                 sub=$i; end=$((i + 20)); echo "sub $i"
             fi
             a=$((i / 250)).$((i % 250))

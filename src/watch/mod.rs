@@ -76,7 +76,7 @@ impl Follow {
 
 const EXAMPLES: &str = "\
 Examples:
-  lwatch                                  every link, address and route change, as it happens
+  lwatch                                  every link, address, nexthop object and route change
   lwatch --dump -c 1                      the current state as 'present' records, then the next change
   lwatch --type route --table 1000        routes of table 1000 only
   lwatch --type addr --family 6 --interface 'eth*'
@@ -85,6 +85,8 @@ Examples:
   lwatch -w 1h --tag host=$(hostname) >> /var/log/lwatch.jsonl
   lwatch --type link --exec 'curl -sd @- http://hooks.example/lwatch'
                                           a webhook per link change, in order
+  lwatch --type neigh --interface eth0    ARP/NDP entries of eth0: reachability, FAILED, INCOMPLETE
+  lwatch --dump --type rule,route         policy rules and routes, as they are and as they change
 
 Records: link (event new, del, rename, up, down, carrier, oper, mtu, address, present), addr
 (add, del, present, and change when an address's flags change, with old_flags; flags named
@@ -92,13 +94,22 @@ as ip prints them: tentative, dadfailed, deprecated, dynamic, ...; a lifetime ch
 leaves them as they are writes nothing; a del also for an address never announced, such as
 an IPv6 link-local deleted while tentative), route (add, replace, del, present; one route
 per destination, table, metric and path; a replace names the route it replaced in old_dev,
-old_gateway or old_nexthops; \"flushed\":true for IPv4 routes the kernel removed without a
-notice when their link went down or away; with --format influx the nexthops are flattened by
-index: nexthop_count, nexthop0_gateway, nexthop0_dev, nexthop0_weight, ..., and
-old_nexthop_count, old_nexthop0_gateway, ...), and resync after the receive buffer
-overflowed (the records before it marked \"resync\":true are what changed meanwhile).
---table and --dst select among routes, --family among addresses and routes; other records
-pass them.
+old_gateway, old_nexthops or old_nhid; a route on a nexthop object has its nhid and the
+object's path resolved, dev and gateway or nexthops; \"flushed\":true for routes the kernel
+removed without a notice: IPv4 routes when their link went down or away, and routes on a
+nexthop object that went; with --format influx the nexthops are flattened by index:
+nexthop_count, nexthop0_gateway, nexthop0_dev, nexthop0_weight, ..., and old_nexthop_count,
+old_nexthop0_gateway, ...), nexthop (add, replace, del, present: an object of ip nexthop, a
+gateway and dev, a blackhole, or a group of ids and weights; a replace also when the kernel
+takes a deleted member out of a group, with old_gateway, old_dev or old_group; flushed when
+it went with its link; the routes on it follow as route records), neigh (--type neigh only:
+add, change of state, lladdr or router flag with old_state, del, present; states as ip neigh
+prints them: REACHABLE, STALE, DELAY, PROBE, INCOMPLETE, FAILED, NOARP, PERMANENT), rule
+(--type rule only: add, del, present), and resync after the receive buffer overflowed (the
+records before it marked \"resync\":true are what changed meanwhile). --table and --dst
+select among routes, --family among addresses, routes, nexthop objects, neighbours and
+rules; --interface passes a nexthop object by its dev (groups always), a neighbour by its
+interface, a rule by its iif or oif; other records pass them.
 
 Exit status: 0 the run ended (count, duration, or SIGINT, SIGTERM or SIGHUP), 2 usage or system
 error.";
@@ -122,14 +133,17 @@ pub enum Kind {
 #[command(
     name = "lwatch",
     version,
-    about = "Netlink monitor: link, address and route changes",
-    long_about = "Follows the kernel's link, address and route changes over rtnetlink (the groups \
-of links, IPv4 and IPv6 addresses, IPv4 and IPv6 routes) and writes one record per real change: \
-the state of every interface, address and route is kept, so repeated or unrelated kernel \
-messages write nothing. IPv4 routes the kernel removes without a notification when their link \
-goes down or is deleted are reported deleted, from a re-read. When the receive buffer overflows \
-(ENOBUFS) everything is re-read and what changed meanwhile is written, then a 'resync' record, \
-so a consumer's picture is right again.",
+    about = "Netlink monitor: link, address, nexthop object and route changes (neighbours, rules)",
+    long_about = "Follows the kernel's link, address, nexthop object and route changes over \
+rtnetlink (the groups of links, IPv4 and IPv6 addresses, IPv4 and IPv6 routes, nexthop objects; \
+with --type neigh or rule also neighbours and policy rules) and writes one record per real \
+change: the state of every interface, address, object and route is kept, so repeated or \
+unrelated kernel messages write nothing. Routes the kernel removes or changes without a \
+notification are reported from what lwatch knows: IPv4 routes when their link goes down or is \
+deleted (from a re-read), routes on a nexthop object that is deleted or flushed with its link, \
+routes on a group that lost a member. When the receive buffer overflows (ENOBUFS) everything is \
+re-read and what changed meanwhile is written, then a 'resync' record, so a consumer's picture \
+is right again.",
     after_help = EXAMPLES,
     mut_arg("quiet", |a| a.help("No warnings on stderr (a receive buffer smaller than asked, \
 --exec failures)."))
@@ -139,7 +153,8 @@ pub struct Args {
     /// made while lwatch starts has its record even when the present records already show it.
     #[arg(long)]
     pub dump: bool,
-    /// Only these record kinds (comma-separated).
+    /// Only these record kinds (comma-separated). Without it: link, addr, route and
+    /// nexthop; neigh and rule are followed only when named here.
     #[arg(
         long = "type",
         value_name = "KINDS",
@@ -148,9 +163,10 @@ pub struct Args {
         help_heading = "Filters"
     )]
     pub types: Vec<Kind>,
-    /// Only links, addresses and routes of interfaces matching GLOB (a name or a shell
-    /// pattern, 'veth*'); a route matches through its device or any nexthop's, a replace also
-    /// through the route it replaced (old_dev, old_nexthops), a rename by its old name too.
+    /// Only links, addresses, routes, nexthop objects and neighbours of interfaces matching
+    /// GLOB (a name or a shell pattern, 'veth*'); a route matches through its device or any
+    /// nexthop's, a replace also through the route it replaced (old_dev, old_nexthops), a
+    /// rename by its old name too, a rule by its iif or oif; nexthop groups always pass.
     #[arg(long, value_name = "GLOB", value_parser = crate::cli::parse_non_empty,
           help_heading = "Filters")]
     pub interface: Option<String>,
@@ -161,7 +177,8 @@ pub struct Args {
     /// Only routes whose destination is inside CIDR, or equal to it.
     #[arg(long, value_name = "CIDR", value_parser = parse_cidr, help_heading = "Filters")]
     pub dst: Option<IpNet>,
-    /// Only addresses and routes of this IP version.
+    /// Only addresses, routes, nexthop objects, neighbours and rules of this IP version
+    /// (nexthop groups have none: they pass).
     #[arg(long, value_name = "4|6", value_parser = ["4", "6"], help_heading = "Filters")]
     pub family: Option<String>,
     /// Stop after N change records.
@@ -434,8 +451,8 @@ fn ipv4_routes(sock: &mut RouteSocket, msgs: &mut Vec<(u16, Vec<u8>)>) -> Result
     Ok(out)
 }
 
-/// Applies one notification to the state; notes the links whose IPv4 routes the kernel may
-/// have flushed silently (admin down, deleted).
+/// Applies one notification to the state; notes the links whose IPv4 routes or nexthop
+/// objects the kernel may have flushed silently (admin down, carrier lost, deleted).
 fn apply(
     state: &mut State,
     kind: u16,
@@ -448,10 +465,15 @@ fn apply(
         RTM_NEWLINK => {
             let info = link_info(payload)?;
             let index = info.link.index;
-            let was_up = state.links.get(&index).map(|l| l.link.admin_up());
-            let up = info.link.admin_up();
+            let was = state
+                .links
+                .get(&index)
+                .map(|l| (l.link.admin_up(), l.link.carrier));
+            let now = (info.link.admin_up(), info.link.carrier);
             state.new_link(info, out);
-            if was_up == Some(true) && !up {
+            // Admin down flushes the link's IPv4 routes; down or a carrier loss its nexthop
+            // objects (and the routes on them), all without a notification.
+            if was.is_some_and(|(up, carrier)| (up && !now.0) || (carrier && !now.1)) {
                 flush.insert(index);
             }
         }
