@@ -250,6 +250,9 @@ fn brief(r: &Value) -> String {
                     n["weight"]
                 );
             }
+            if let Some(n) = r["nhid"].as_u64() {
+                t += &format!(" nhid {n}");
+            }
             if r["event"] == "replace" {
                 t += " (was";
                 if let Some(d) = r["old_dev"].as_str() {
@@ -273,8 +276,157 @@ fn brief(r: &Value) -> String {
             }
             t
         }
+        Some("nexthop") => {
+            let mut t = format!("nexthop {} {}", s("event"), ip_nexthop(r, ""));
+            if r["event"] == "replace" {
+                t += &format!(" (was {})", ip_nexthop(r, "old_"));
+            }
+            if r["flushed"] == true {
+                t += " flushed";
+            }
+            t
+        }
+        Some("neigh") => {
+            let mut t = format!("neigh {} {}", s("event"), ip_neigh(r));
+            if r["event"] == "change" {
+                t += &format!(" (was {})", states(&r["old_state"]));
+            }
+            t
+        }
+        Some("rule") => format!("rule {} {}", s("event"), ip_rule(r)),
         _ => r.to_string(),
     }
+}
+
+/// A nexthop record (`prefix` "old_" for what a replace replaced) as `ip nexthop` prints it:
+/// `id 1 via 10.1.0.2 dev w0 scope link`, `id 10 group 1/2,3`, `id 4 blackhole`; a resilient
+/// group's `type resilient` without the bucket figures.
+fn ip_nexthop(r: &Value, prefix: &str) -> String {
+    let f = |k: &str| r[format!("{prefix}{k}")].clone();
+    let mut t = format!("id {}", r["id"]);
+    if let Some(g) = f("group").as_array() {
+        let members: Vec<String> = g
+            .iter()
+            .map(|m| match m["weight"].as_u64() {
+                Some(1) => m["id"].to_string(),
+                _ => format!("{},{}", m["id"], m["weight"]),
+            })
+            .collect();
+        t += &format!(" group {}", members.join("/"));
+        if prefix.is_empty() && r["group_type"] == "resilient" {
+            t += " type resilient";
+        }
+        return t;
+    }
+    if f("blackhole") == true {
+        return t + " blackhole";
+    }
+    if let Some(g) = f("gateway").as_str() {
+        t += &format!(" via {g}");
+    }
+    if let Some(d) = f("dev").as_str() {
+        t += &format!(" dev {d}");
+    }
+    if prefix.is_empty() {
+        t += &format!(" scope {}", r["scope"].as_str().unwrap_or("?"));
+    }
+    t
+}
+
+/// A neighbour state list as `ip neigh` prints it (`REACHABLE`, `NOARP`…).
+fn states(v: &Value) -> String {
+    let names: Vec<&str> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    names.join(" ")
+}
+
+/// A neighbour record as `ip neigh` prints it: `10.66.0.2 dev v0 lladdr 02:… router STALE`.
+fn ip_neigh(r: &Value) -> String {
+    let mut t = format!(
+        "{} dev {}",
+        r["dst"].as_str().unwrap_or("?"),
+        r["ifname"].as_str().unwrap_or("?")
+    );
+    if let Some(l) = r["lladdr"].as_str() {
+        t += &format!(" lladdr {l}");
+    }
+    if r["router"] == true {
+        t += " router";
+    }
+    if r["proxy"] == true {
+        t += " proxy";
+    }
+    format!("{t} {}", states(&r["state"]))
+}
+
+/// A rule record as `ip rule` prints it: `100:\tnot from 10.0.0.0/24 to … lookup 100`.
+fn ip_rule(r: &Value) -> String {
+    let s = |k: &str| r[k].as_str().map(str::to_string);
+    let mut t = format!("{}:\t", r["priority"]);
+    if r["not"] == true {
+        t += "not ";
+    }
+    t += &format!("from {}", s("src").unwrap_or("all".into()));
+    if let Some(d) = s("dst") {
+        t += &format!(" to {d}");
+    }
+    if let Some(tos) = r["tos"].as_u64() {
+        t += &format!(" tos {tos:#x}");
+    }
+    if let Some(m) = r["fwmark"].as_u64() {
+        t += &format!(" fwmark {m:#x}");
+        if let Some(k) = r["fwmask"].as_u64().filter(|&k| k != 0xffff_ffff) {
+            t += &format!("/{k:#x}");
+        }
+    }
+    for k in ["iif", "oif"] {
+        if let Some(v) = s(k) {
+            t += &format!(" {k} {v}");
+        }
+    }
+    if r["l3mdev"] == true {
+        t += " lookup [l3mdev-table]";
+    }
+    if let Some(u) = s("uidrange") {
+        t += &format!(" uidrange {u}");
+    }
+    if let Some(p) = r["ipproto"].as_u64() {
+        let name = match p {
+            6 => "tcp".to_string(),
+            17 => "udp".to_string(),
+            1 => "icmp".to_string(),
+            n => n.to_string(),
+        };
+        t += &format!(" ipproto {name}");
+    }
+    for k in ["sport", "dport"] {
+        if let Some(v) = s(k) {
+            t += &format!(" {k} {v}");
+        }
+    }
+    match r["action"].as_str() {
+        Some("lookup") => {
+            let table = match r["table"].as_u64() {
+                Some(255) => "local".to_string(),
+                Some(254) => "main".to_string(),
+                Some(253) => "default".to_string(),
+                Some(n) => n.to_string(),
+                None => "?".into(),
+            };
+            t += &format!(" lookup {table}");
+        }
+        Some("goto") => t += &format!(" goto {}", r["goto"]),
+        Some(a) => t += &format!(" {a}"),
+        None => {}
+    }
+    if let Some(n) = r["suppress_prefixlength"].as_u64() {
+        t += &format!(" suppress_prefixlength {n}");
+    }
+    t
 }
 
 /// An address's flags as ` [f1 f2]`, nothing for none.
@@ -293,7 +445,8 @@ fn flags_brief(flags: &Value) -> String {
 }
 
 /// Runs one step of the oracle: `cmd` in `ns`, then exactly `expect` (in order; records
-/// marked flushed in any order after the others, since lwatch finds them by a re-read).
+/// marked flushed in any order after the others, since lwatch finds them by a re-read or
+/// writes them after the object they went with).
 fn step(w: &mut Watch, ns: &Netns, cmd: &str, expect: &[&str]) -> Vec<Value> {
     ns.run(cmd);
     let records = w.take(expect.len(), cmd);
@@ -312,8 +465,10 @@ fn step(w: &mut Watch, ns: &Netns, cmd: &str, expect: &[&str]) -> Vec<Value> {
         assert!(
             got[..first]
                 .iter()
-                .any(|g| g.starts_with("link down") || g.starts_with("link del")),
-            "{cmd}: flushed routes before the link went: {got:#?}"
+                .any(|g| ["link down", "link del", "link carrier", "nexthop del"]
+                    .iter()
+                    .any(|w| g.starts_with(w))),
+            "{cmd}: flushed routes before their link or nexthop object went: {got:#?}"
         );
     }
     records
@@ -549,26 +704,21 @@ impl IpMonitor {
     /// Starts it and waits until its socket has joined the groups of links, addresses and
     /// routes (bits 0x551 of the groups in `/proc/net/netlink`).
     fn start(ns: &Netns) -> IpMonitor {
+        IpMonitor::start_objects(ns, "link address route", 0x551)
+    }
+
+    /// `ip -o -ts monitor OBJECTS`, once its socket has joined the groups of `mask`.
+    fn start_objects(ns: &Netns, objects: &str, mask: u32) -> IpMonitor {
         let file = format!("/tmp/{}.ipmon", ns.name);
         let child = ns
             .command("sh")
             .arg("-c")
-            .arg(format!(
-                "exec ip -o -ts monitor link address route > {file}"
-            ))
+            .arg(format!("exec ip -o -ts monitor {objects} > {file}"))
             .stdin(Stdio::null())
             .spawn()
             .expect("ip monitor");
         let t0 = Instant::now();
-        loop {
-            let table = ns.run("cat /proc/net/netlink");
-            let joined = table.lines().skip(1).any(|l| {
-                let groups = l.split_whitespace().nth(3).unwrap_or("0");
-                u32::from_str_radix(groups, 16).is_ok_and(|g| g & 0x551 == 0x551)
-            });
-            if joined {
-                break;
-            }
+        while !subscribed(ns, child.id(), mask) {
             assert!(t0.elapsed() < STEP, "ip monitor never subscribed");
             thread::sleep(Duration::from_millis(10));
         }
@@ -753,9 +903,13 @@ fn parse_ip_monitor(line: &str) -> IpEvent {
         };
         nexthops.push((get("via"), get("dev"), get("weight")));
     }
+    // A route on a nexthop object: its id is part of the place as the tests write it.
+    let nhid = after("nhid")
+        .map(|n| format!(" nhid {n}"))
+        .unwrap_or_default();
     IpEvent::Route {
         deleted,
-        place: format!("{dst} t{table} {kind} {proto}"),
+        place: format!("{dst} t{table} {kind} {proto}{nhid}"),
         dev: single("dev"),
         gateway: single("via"),
         nexthops,
@@ -1033,11 +1187,15 @@ fn same_as_ip_monitor(
             })
             .collect();
         let place = format!(
-            "{} t{} {} {}",
+            "{} t{} {} {}{}",
             s("dst").unwrap(),
             r["table"],
             s("route_type").unwrap(),
-            s("protocol").unwrap()
+            s("protocol").unwrap(),
+            r["nhid"]
+                .as_u64()
+                .map(|n| format!(" nhid {n}"))
+                .unwrap_or_default()
         );
         let new = r["event"] != "del";
         let form = route_form(
@@ -1306,6 +1464,9 @@ fn route_key(r: &Value, prefix: &str, dst: &str, table: &str) -> String {
     if let Some(m) = r["metric"].as_u64() {
         key += &format!(" m{m}");
     }
+    if let Some(n) = r[format!("{prefix}nhid")].as_u64() {
+        key += &format!(" nhid {n}");
+    }
     if let Some(d) = f("dev") {
         key += &format!(" dev {d}");
     }
@@ -1381,6 +1542,8 @@ fn kernel_picture(ns: &Netns, table: &str) -> (BTreeSet<String>, BTreeSet<String
 struct Picture {
     addrs: BTreeSet<String>,
     routes: BTreeSet<String>,
+    /// Nexthop objects by id, as `ip nexthop` prints them (see [`ip_nexthop`]).
+    nexthops: BTreeMap<u64, String>,
     resyncs: usize,
 }
 
@@ -1399,6 +1562,7 @@ impl Picture {
     fn assert_is_the_kernels(&self, ns: &Netns) -> (BTreeSet<String>, BTreeSet<String>) {
         let (addrs, routes) = kernel_picture(ns, "all");
         assert_eq!(self.addrs, addrs, "addresses");
+        assert_eq!(self.nexthops, kernel_nexthops(ns), "nexthop objects");
         let missing: Vec<&String> = routes.difference(&self.routes).collect();
         let extra: Vec<&String> = self.routes.difference(&routes).collect();
         assert!(
@@ -1436,10 +1600,38 @@ impl Picture {
                     }
                 }
             }
+            Some("nexthop") => {
+                let id = r["id"].as_u64().expect("id");
+                if r["event"] == "del" {
+                    self.nexthops.remove(&id);
+                } else {
+                    self.nexthops.insert(id, ip_nexthop(r, ""));
+                }
+            }
             Some("resync") => self.resyncs += 1,
             _ => {}
         }
     }
+}
+
+/// The kernel's nexthop objects by id, as `ip nexthop` prints them (a resilient group without
+/// its bucket figures).
+fn kernel_nexthops(ns: &Netns) -> BTreeMap<u64, String> {
+    ns.run("ip nexthop")
+        .lines()
+        .map(nexthop_text)
+        .map(|t| {
+            let id = t.split_whitespace().nth(1).and_then(|i| i.parse().ok());
+            (id.expect("an id"), t)
+        })
+        .collect()
+}
+
+/// A line of `ip nexthop` (or of `ip monitor nexthop`, after its timestamp and `Deleted `) in
+/// the form of [`ip_nexthop`].
+fn nexthop_text(line: &str) -> String {
+    let t = line.trim();
+    t.split(" buckets ").next().unwrap_or(t).trim().to_string()
 }
 
 /// What one record tells a consumer that holds `pic`, checked against it: an `add` of a
@@ -2659,4 +2851,450 @@ fn changes_around_the_subscription_end_with_the_kernels_picture() {
         ]
     );
     Picture::of(&records).assert_is_the_kernels(&ns);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Nexthop objects, neighbours, rules
+
+/// One line of `ip -o -ts monitor`: whether it says `Deleted`, and the rest after the
+/// timestamp.
+fn monitor_text(line: &str) -> (bool, String) {
+    let rest = line.split_once("] ").map_or(line, |(_, r)| r);
+    match rest.strip_prefix("Deleted ") {
+        Some(r) => (true, r.trim_end().to_string()),
+        None => (false, rest.trim_end().to_string()),
+    }
+}
+
+/// Holds lwatch's nexthop and route records to `ip monitor nexthop route`'s lines, by these
+/// rules:
+///
+/// - a nexthop line: `add` for an id not there, `replace` for one whose line differs, nothing
+///   for one exactly as it is; `Deleted`: `del`. lwatch writes a group's change (a member
+///   deleted) and deletion (its last member deleted) where the kernel does, right after the
+///   member's deletion. A `del` marked flushed has no line: the kernel removes the objects on
+///   a link that goes down or loses its carrier without a notification; ip monitor showed it
+///   added and never deleted;
+/// - a route line: `NEW` or `DEL` as in [`same_as_ip_monitor`] (the nexthop id is part of the
+///   place), nothing for a route exactly as it is. lwatch writes more: the `replace` of a
+///   route on a group whose members changed (no route line: the kernel says nothing), each
+///   for a group ip monitor showed changed; and the `del`, flushed, of a route on an object
+///   that went (IPv4: no line; IPv6: the kernel's `Deleted` line follows, and gives nothing).
+fn nexthops_and_routes_as_ip_monitor_shows(records: &[Value], lines: &[String]) {
+    let mut objects: BTreeMap<String, String> = BTreeMap::new();
+    let mut changed_groups = BTreeSet::new();
+    let mut want_nh = Vec::new();
+    let mut routes: BTreeSet<String> = BTreeSet::new();
+    let mut ever_routes = BTreeSet::new();
+    let mut want_routes = Vec::new();
+    let mut deleted_objects = BTreeSet::new();
+    let mut ever_added = BTreeSet::new();
+    let mut flushed_objects = BTreeSet::new();
+    for line in lines {
+        let (deleted, text) = monitor_text(line);
+        if text.starts_with("id ") {
+            let text = nexthop_text(&text);
+            let id = text.split_whitespace().nth(1).expect("id").to_string();
+            if deleted {
+                objects.remove(&id);
+                deleted_objects.insert(id);
+                want_nh.push(format!("nexthop del {text}"));
+            } else {
+                ever_added.insert(id.clone());
+                match objects.insert(id.clone(), text.clone()) {
+                    None => want_nh.push(format!("nexthop add {text}")),
+                    Some(old) if old != text => {
+                        if text.contains(" group ") {
+                            changed_groups.insert(id);
+                        }
+                        want_nh.push(format!("nexthop replace {text}"))
+                    }
+                    Some(_) => {}
+                }
+            }
+            continue;
+        }
+        let IpEvent::Route {
+            deleted,
+            place,
+            dev,
+            gateway,
+            nexthops,
+        } = parse_ip_monitor(line)
+        else {
+            continue;
+        };
+        let form = |new| route_form(new, &place, dev.as_deref(), gateway.as_deref(), &nexthops);
+        let nhid = place.split(" nhid ").nth(1).map(str::to_string);
+        if deleted {
+            // An IPv6 route on an object that went: lwatch wrote its del with the object.
+            if !routes.remove(&form(true)) || nhid.is_some_and(|n| deleted_objects.contains(&n)) {
+                continue;
+            }
+            want_routes.push(form(false));
+        } else if routes.insert(form(true)) {
+            ever_routes.insert(form(true));
+            want_routes.push(form(true));
+        }
+    }
+    let mut got_nh = Vec::new();
+    let mut got_routes = Vec::new();
+    for r in records {
+        match r["type"].as_str() {
+            _ if r["event"] == "present" && r["type"] != "route" => {}
+            Some("nexthop") if r["flushed"] == true => {
+                let id = r["id"].to_string();
+                assert!(
+                    ever_added.contains(&id) && !deleted_objects.contains(&id),
+                    "flushed {}: ip monitor never showed it added, or showed it deleted",
+                    ip_nexthop(r, "")
+                );
+                flushed_objects.insert(id);
+            }
+            // A group that lost a member flushed with its link: no line either.
+            Some("nexthop")
+                if r["event"] == "replace"
+                    && r["old_group"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|m| flushed_objects.contains(&m["id"].to_string())) =>
+            {
+                changed_groups.insert(r["id"].to_string());
+            }
+            Some("nexthop") => {
+                let event = r["event"].as_str().unwrap();
+                got_nh.push(format!("nexthop {event} {}", ip_nexthop(r, "")));
+            }
+            Some("route") => {
+                let s = |k: &str| r[k].as_str().map(str::to_string);
+                let hops: Vec<(String, String, String)> = r["nexthops"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|n| {
+                        (
+                            n["gateway"].as_str().unwrap_or("-").to_string(),
+                            n["dev"].as_str().unwrap_or("-").to_string(),
+                            n["weight"].to_string(),
+                        )
+                    })
+                    .collect();
+                let nhid = r["nhid"].as_u64().map(|n| n.to_string());
+                let place = format!(
+                    "{} t{} {} {}{}",
+                    s("dst").unwrap(),
+                    r["table"],
+                    s("route_type").unwrap(),
+                    s("protocol").unwrap(),
+                    nhid.as_ref()
+                        .map(|n| format!(" nhid {n}"))
+                        .unwrap_or_default()
+                );
+                let new = r["event"] != "del";
+                let form = route_form(
+                    new,
+                    &place,
+                    s("dev").as_deref(),
+                    s("gateway").as_deref(),
+                    &hops,
+                );
+                // What was there at the start (the final picture holds those to `ip -j`).
+                if r["event"] == "present" {
+                    ever_routes.insert(form);
+                    continue;
+                }
+                if r["flushed"] == true {
+                    assert!(
+                        ever_routes.contains(&route_form(
+                            true,
+                            &place,
+                            s("dev").as_deref(),
+                            s("gateway").as_deref(),
+                            &hops
+                        )),
+                        "flushed {form}: neither ip monitor nor a group's change showed it"
+                    );
+                    continue;
+                }
+                if r["event"] == "replace" && !ever_routes.contains(&form) {
+                    let group = nhid.expect("a replace ip monitor does not show is on an object");
+                    assert!(
+                        changed_groups.contains(&group),
+                        "{form}: ip monitor shows neither it nor a change of its group"
+                    );
+                    // The route as its group's change left it, which a later del may name.
+                    ever_routes.insert(form);
+                    continue;
+                }
+                got_routes.push(form);
+            }
+            _ => {}
+        }
+    }
+    // Groups changed or deleted at once by a member's deletion come in lwatch's order of ids,
+    // routes replaced at once by an object's change in its order of places, the kernel's
+    // notices in its own: compared as sets where they are all of a kind in a row.
+    let runs = |v: &[String], kind: fn(&str) -> Option<&str>| -> Vec<BTreeSet<String>> {
+        let mut out: Vec<BTreeSet<String>> = Vec::new();
+        let mut last = None;
+        for f in v {
+            let k = kind(f);
+            if k.is_some() && k == last {
+                out.last_mut().unwrap().insert(f.clone());
+            } else {
+                out.push([f.clone()].into());
+            }
+            last = k;
+        }
+        out
+    };
+    fn group_event(f: &str) -> Option<&str> {
+        f.contains(" group ")
+            .then(|| f.split(" id ").next())
+            .flatten()
+    }
+    fn new_route(f: &str) -> Option<&str> {
+        f.starts_with("route NEW").then_some("NEW")
+    }
+    assert_eq!(
+        runs(&got_nh, group_event),
+        runs(&want_nh, group_event),
+        "nexthop records against ip monitor's lines"
+    );
+    assert_eq!(
+        runs(&got_routes, new_route),
+        runs(&want_routes, new_route),
+        "route records against ip monitor's lines"
+    );
+}
+
+/// Routes on nexthop objects (FRR's default), against `ip monitor nexthop route` run
+/// alongside: objects (single, IPv6, blackhole, groups, a resilient group) each have their
+/// record; a route shows its object's id and path; an object replaced replaces its routes'
+/// paths, a group that lost a member too (the kernel announces no route change then); deleting
+/// an object deletes its routes (IPv4: the kernel sends no RTM_DELROUTE); a link going down
+/// or losing its carrier removes its objects and their routes without a notification, and
+/// lwatch writes them flushed. Step by step, then against ip monitor, then the picture the
+/// records give is the kernel's (routes, addresses and objects).
+#[test]
+fn routes_on_nexthop_objects_follow_their_objects() {
+    require_root();
+    let ns = Netns::new("lwatch-nh");
+    let peer = Netns::new("lwatch-nh-peer");
+    ns.run(&format!(
+        "ip link set lo up && \
+         ip link add w0 type veth peer name w0p netns {p} && \
+         ip link add w1 type veth peer name w1p netns {p} && \
+         sysctl -qw net.ipv6.conf.w1.disable_ipv6=1 && \
+         ip addr add 10.1.0.1/24 dev w0 && ip addr add fd01::1/64 dev w0 nodad && \
+         ip addr add 10.2.0.1/24 dev w1 && ip link set w0 up && ip link set w1 up",
+        p = peer.name
+    ));
+    peer.run("ip link set w0p up && ip link set w1p up");
+    thread::sleep(Duration::from_millis(300));
+    let monitor = IpMonitor::start_objects(&ns, "link address route nexthop", 0x8000_0551);
+    let mut w = Watch::start(&ns, &["--dump"]);
+    let mut all = w.rest(Duration::from_millis(500));
+    assert!(
+        all.iter().all(|r| r["event"] == "present") && !all.is_empty(),
+        "{all:#?}"
+    );
+    let mut run = |w: &mut Watch, ns: &Netns, cmd: &str, expect: &[&str]| {
+        all.extend(step(w, ns, cmd, expect));
+    };
+    run(
+        &mut w,
+        &ns,
+        "ip nexthop add id 1 via 10.1.0.2 dev w0",
+        &["nexthop add id 1 via 10.1.0.2 dev w0 scope link"],
+    );
+    run(
+        &mut w,
+        &ns,
+        "ip nexthop add id 2 via 10.1.0.3 dev w0",
+        &["nexthop add id 2 via 10.1.0.3 dev w0 scope link"],
+    );
+    run(
+        &mut w,
+        &ns,
+        "ip nexthop add id 10 group 1/2,3",
+        &["nexthop add id 10 group 1/2,3"],
+    );
+    run(
+        &mut w,
+        &ns,
+        "ip nexthop add id 11 group 1/2 type resilient buckets 8",
+        &["nexthop add id 11 group 1/2 type resilient"],
+    );
+    run(
+        &mut w,
+        &ns,
+        "ip nexthop add id 4 blackhole",
+        &["nexthop add id 4 blackhole"],
+    );
+    run(
+        &mut w,
+        &ns,
+        "ip route add 10.98.0.0/16 nhid 1",
+        &["route add 10.98.0.0/16 t254 unicast boot dev w0 via 10.1.0.2 nhid 1"],
+    );
+    run(
+        &mut w,
+        &ns,
+        "ip route add 10.97.0.0/16 nhid 10",
+        &["route add 10.97.0.0/16 t254 unicast boot nh(10.1.0.2 w0 w1) nh(10.1.0.3 w0 w3) nhid 10"],
+    );
+    run(
+        &mut w,
+        &ns,
+        "ip route add 10.95.0.0/16 nhid 11 table 1000",
+        &["route add 10.95.0.0/16 t1000 unicast boot nh(10.1.0.2 w0 w1) nh(10.1.0.3 w0 w1) nhid 11"],
+    );
+    run(
+        &mut w,
+        &ns,
+        "ip route add 10.96.0.0/16 nhid 4",
+        &["route add 10.96.0.0/16 t254 blackhole boot dev lo nhid 4"],
+    );
+    run(
+        &mut w,
+        &ns,
+        "ip nexthop add id 6 via fd01::2 dev w0",
+        &["nexthop add id 6 via fd01::2 dev w0 scope link"],
+    );
+    run(
+        &mut w,
+        &ns,
+        "ip -6 route add fd98::/64 nhid 6",
+        &["route add fd98::/64 t254 unicast boot dev w0 via fd01::2 nhid 6"],
+    );
+    // A route moved from one object to another.
+    run(
+        &mut w,
+        &ns,
+        "ip route replace 10.98.0.0/16 nhid 2",
+        &["route replace 10.98.0.0/16 t254 unicast boot dev w0 via 10.1.0.3 nhid 2 (was dev w0 via 10.1.0.2)"],
+    );
+    run(
+        &mut w,
+        &ns,
+        "ip route replace 10.98.0.0/16 nhid 1",
+        &["route replace 10.98.0.0/16 t254 unicast boot dev w0 via 10.1.0.2 nhid 1 (was dev w0 via 10.1.0.3)"],
+    );
+    // An object replaced: every route on it, directly or through a group, takes its path.
+    run(
+        &mut w,
+        &ns,
+        "ip nexthop replace id 1 via 10.1.0.4 dev w0",
+        &[
+            "nexthop replace id 1 via 10.1.0.4 dev w0 scope link (was id 1 via 10.1.0.2 dev w0)",
+            "route replace 10.97.0.0/16 t254 unicast boot nh(10.1.0.4 w0 w1) nh(10.1.0.3 w0 w3) nhid 10 (was nh(10.1.0.2 w0 w1) nh(10.1.0.3 w0 w3))",
+            "route replace 10.98.0.0/16 t254 unicast boot dev w0 via 10.1.0.4 nhid 1 (was dev w0 via 10.1.0.2)",
+            "route replace 10.95.0.0/16 t1000 unicast boot nh(10.1.0.4 w0 w1) nh(10.1.0.3 w0 w1) nhid 11 (was nh(10.1.0.2 w0 w1) nh(10.1.0.3 w0 w1))",
+        ],
+    );
+    // A member deleted: its groups lose it, and the routes on them their path through it,
+    // with no route notification from the kernel.
+    run(
+        &mut w,
+        &ns,
+        "ip nexthop del id 2",
+        &[
+            "nexthop del id 2 via 10.1.0.3 dev w0 scope link",
+            "nexthop replace id 10 group 1 (was id 10 group 1/2,3)",
+            "nexthop replace id 11 group 1 type resilient (was id 11 group 1/2)",
+            "route replace 10.97.0.0/16 t254 unicast boot dev w0 via 10.1.0.4 nhid 10 (was nh(10.1.0.4 w0 w1) nh(10.1.0.3 w0 w3))",
+            "route replace 10.95.0.0/16 t1000 unicast boot dev w0 via 10.1.0.4 nhid 11 (was nh(10.1.0.4 w0 w1) nh(10.1.0.3 w0 w1))",
+        ],
+    );
+    // The last member deleted: the groups go too, and every route on the three.
+    run(
+        &mut w,
+        &ns,
+        "ip nexthop del id 1",
+        &[
+            "nexthop del id 1 via 10.1.0.4 dev w0 scope link",
+            "nexthop del id 10 group 1",
+            "nexthop del id 11 group 1 type resilient",
+            "route del 10.97.0.0/16 t254 unicast boot dev w0 via 10.1.0.4 nhid 10 flushed",
+            "route del 10.98.0.0/16 t254 unicast boot dev w0 via 10.1.0.4 nhid 1 flushed",
+            "route del 10.95.0.0/16 t1000 unicast boot dev w0 via 10.1.0.4 nhid 11 flushed",
+        ],
+    );
+    run(
+        &mut w,
+        &ns,
+        "ip nexthop del id 6",
+        &[
+            "nexthop del id 6 via fd01::2 dev w0 scope link",
+            "route del fd98::/64 t254 unicast boot dev w0 via fd01::2 nhid 6 flushed",
+        ],
+    );
+    run(
+        &mut w,
+        &ns,
+        "ip nexthop del id 4",
+        &[
+            "nexthop del id 4 blackhole",
+            "route del 10.96.0.0/16 t254 blackhole boot dev lo nhid 4 flushed",
+        ],
+    );
+    // Objects on a link that goes down, and on one that loses its carrier, go silently with
+    // their routes (the group on both loses the member on the first).
+    run(
+        &mut w,
+        &ns,
+        "ip nexthop add id 21 via 10.2.0.2 dev w1 && ip nexthop add id 22 via 10.1.0.2 dev w0 && \
+         ip nexthop add id 20 group 21/22 && ip route add 10.94.0.0/16 nhid 21 && \
+         ip route add 10.93.0.0/16 nhid 20 && ip route add 10.92.0.0/16 nhid 22",
+        &[
+            "nexthop add id 21 via 10.2.0.2 dev w1 scope link",
+            "nexthop add id 22 via 10.1.0.2 dev w0 scope link",
+            "nexthop add id 20 group 21/22",
+            "route add 10.94.0.0/16 t254 unicast boot dev w1 via 10.2.0.2 nhid 21",
+            "route add 10.93.0.0/16 t254 unicast boot nh(10.2.0.2 w1 w1) nh(10.1.0.2 w0 w1) nhid 20",
+            "route add 10.92.0.0/16 t254 unicast boot dev w0 via 10.1.0.2 nhid 22",
+        ],
+    );
+    run(
+        &mut w,
+        &ns,
+        "ip link set w1 down",
+        &[
+            "link down w1 admin=false carrier=false oper=down mtu=1500",
+            "link carrier w1 admin=false carrier=false oper=down mtu=1500",
+            "nexthop replace id 20 group 22 (was id 20 group 21/22)",
+            "route replace 10.93.0.0/16 t254 unicast boot dev w0 via 10.1.0.2 nhid 20 (was nh(10.2.0.2 w1 w1) nh(10.1.0.2 w0 w1))",
+            "nexthop del id 21 via 10.2.0.2 dev w1 scope link flushed",
+            "route del 10.94.0.0/16 t254 unicast boot dev w1 via 10.2.0.2 nhid 21 flushed",
+            "route del 10.2.0.0/24 t254 unicast kernel dev w1 flushed",
+            "route del 10.2.0.255/32 t255 broadcast kernel dev w1 flushed",
+        ],
+    );
+    let carrier_lost = step(
+        &mut w,
+        &peer,
+        "ip link set w0p down",
+        &[
+            "link carrier w0 admin=true carrier=false oper=down mtu=1500",
+            "nexthop del id 22 via 10.1.0.2 dev w0 scope link flushed",
+            "nexthop del id 20 group 22 flushed",
+            "route del 10.93.0.0/16 t254 unicast boot dev w0 via 10.1.0.2 nhid 20 flushed",
+            "route del 10.92.0.0/16 t254 unicast boot dev w0 via 10.1.0.2 nhid 22 flushed",
+        ],
+    );
+    all.extend(carrier_lost);
+    let extra: Vec<String> = w
+        .rest(Duration::from_millis(500))
+        .iter()
+        .map(brief)
+        .collect();
+    assert!(extra.is_empty(), "records nobody asked for: {extra:#?}");
+    Picture::of(&all).assert_is_the_kernels(&ns);
+    ns.run("ip addr add 10.99.0.1/32 dev lo");
+    all.extend(w.until("the last route", |r| r["dst"] == "10.99.0.1/32"));
+    w.stop();
+    let lines = monitor.stop_after(|l| l.contains("local 10.99.0.1 dev lo"));
+    nexthops_and_routes_as_ip_monitor_shows(&all, &lines);
 }
