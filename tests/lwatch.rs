@@ -3298,3 +3298,247 @@ fn routes_on_nexthop_objects_follow_their_objects() {
     let lines = monitor.stop_after(|l| l.contains("local 10.99.0.1 dev lo"));
     nexthops_and_routes_as_ip_monitor_shows(&all, &lines);
 }
+
+/// Holds lwatch's `neigh` and `rule` records (`present` left out) to `ip monitor neigh rule`'s
+/// lines, each record written in ip's own syntax ([`ip_neigh`], [`ip_rule`]): a neighbour
+/// line for an entry not there is an `add`, one whose line differs a `change`, one exactly
+/// as it is nothing (the kernel repeats an entry whose probes or timers changed); `Deleted`
+/// is a `del`. A rule line is an `add`, `Deleted` a `del`.
+fn neighbours_and_rules_as_ip_monitor_shows(records: &[Value], lines: &[String]) {
+    let mut entries: BTreeMap<String, String> = records
+        .iter()
+        .filter(|r| r["type"] == "neigh" && r["event"] == "present")
+        .map(|r| {
+            let text = ip_neigh(r);
+            (text.split(" lladdr ").next().unwrap().to_string(), text)
+        })
+        .collect();
+    let mut want = Vec::new();
+    for line in lines {
+        let (deleted, text) = monitor_text(line);
+        let is_rule = text
+            .split_once(':')
+            .is_some_and(|(p, _)| p.chars().all(|c| c.is_ascii_digit()) && !p.is_empty());
+        if is_rule {
+            want.push(format!(
+                "rule {} {text}",
+                if deleted { "del" } else { "add" }
+            ));
+            continue;
+        }
+        // `DST dev IF`, then lladdr, flags and state.
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let key = words[..3.min(words.len())].join(" ");
+        if deleted {
+            entries.remove(&key);
+            want.push(format!("neigh del {text}"));
+        } else {
+            match entries.insert(key, text.clone()) {
+                None => want.push(format!("neigh add {text}")),
+                Some(old) if old != text => want.push(format!("neigh change {text}")),
+                Some(_) => {}
+            }
+        }
+    }
+    let got: Vec<String> = records
+        .iter()
+        .filter(|r| r["event"] != "present")
+        .filter_map(|r| match r["type"].as_str() {
+            Some("neigh") => Some(format!("neigh {} {}", r["event"].as_str()?, ip_neigh(r))),
+            Some("rule") => Some(format!("rule {} {}", r["event"].as_str()?, ip_rule(r))),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        got, want,
+        "neigh and rule records against ip monitor's lines"
+    );
+}
+
+/// The picture `records` give of neighbours and rules, as `ip neigh show nud all` and `ip
+/// rule show` (both families) print them. NOARP entries are left out: the kernel creates them
+/// (`0.0.0.0 dev lo` at the first local packet, multicast ones) without a notification, so
+/// neither lwatch nor ip monitor learns of them before a dump.
+fn neighbours_and_rules_of(records: &[Value]) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut neighs: BTreeMap<String, String> = BTreeMap::new();
+    let mut rules = BTreeSet::new();
+    for r in records {
+        let del = r["event"] == "del";
+        match r["type"].as_str() {
+            Some("neigh") => {
+                let text = ip_neigh(r);
+                let key = format!("{} {}", r["dst"], r["ifindex"]);
+                if del {
+                    neighs.remove(&key);
+                } else {
+                    neighs.insert(key, text);
+                }
+            }
+            Some("rule") => {
+                let text = ip_rule(r);
+                if del {
+                    rules.remove(&text);
+                } else {
+                    rules.insert(text);
+                }
+            }
+            _ => {}
+        }
+    }
+    let neighs = neighs.into_values().filter(|n| !n.ends_with(" NOARP"));
+    (neighs.collect(), rules)
+}
+
+fn kernel_neighbours_and_rules(ns: &Netns) -> (BTreeSet<String>, BTreeSet<String>) {
+    // `[detached]`: the rule's interface is gone, a state the kernel announces no change of.
+    let lines = |cmd: &str| -> BTreeSet<String> {
+        ns.run(cmd)
+            .lines()
+            .map(|l| l.trim_end().replace(" [detached]", ""))
+            .filter(|l| !l.is_empty())
+            .collect()
+    };
+    let mut rules = lines("ip -4 rule show");
+    rules.extend(lines("ip -6 rule show"));
+    let mut neighs = lines("ip neigh show nud all");
+    neighs.retain(|n| !n.ends_with(" NOARP"));
+    (neighs, rules)
+}
+
+/// `--type neigh,rule` against `ip monitor neigh rule` run alongside: an ARP entry resolved
+/// (REACHABLE) and one never answered (FAILED: the kernel announces no INCOMPLETE), entries
+/// added, their link-layer address and state changed, deleted (FAILED, then the deletion), an
+/// IPv6 router entry; rules of both families with every selector `ip rule` has (source,
+/// destination, TOS, fwmark/mask, iif, oif, uid range, IP protocol, ports, not) and every
+/// action (lookup, goto, prohibit, suppress_prefixlength), one deleted; then the link deleted
+/// with its entries. Step by step, then against ip monitor's lines, and the picture the
+/// records give is `ip neigh show nud all` and `ip rule show`.
+#[test]
+fn neighbours_and_rules_are_what_ip_monitor_shows() {
+    require_root();
+    let ns = Netns::new("lwatch-neigh");
+    let peer = Netns::new("lwatch-neigh-peer");
+    ns.run(&format!(
+        "ip link set lo up && ip link add v0 type veth peer name v1 netns {} && \
+         ip link set v0 up && ip addr add 10.66.0.1/24 dev v0 && \
+         ip addr add fd66::1/64 dev v0 nodad",
+        peer.name
+    ));
+    peer.run("ip link set v1 up && ip addr add 10.66.0.2/24 dev v1");
+    let v1: Value = serde_json::from_str(&peer.run("ip -j link show v1")).expect("ip -j link");
+    let mac = v1[0]["address"].as_str().expect("a MAC").to_string();
+    // The IPv6 multicast entries come with the link; let them.
+    thread::sleep(Duration::from_millis(500));
+    // RTNLGRP_NEIGH (3), IPV4_RULE (8), IPV6_RULE (19).
+    let monitor = IpMonitor::start_objects(&ns, "neigh rule", 0x4_0084);
+    let mut w = Watch::start(&ns, &["--dump", "--type", "neigh,rule"]);
+    let mut all = w.rest(Duration::from_millis(500));
+    let present: Vec<String> = all.iter().map(brief).collect();
+    for want in [
+        "rule present 0:\tfrom all lookup local",
+        "rule present 32766:\tfrom all lookup main",
+        "rule present 32767:\tfrom all lookup default",
+    ] {
+        assert!(present.iter().any(|p| p == want), "{want}: {present:#?}");
+    }
+    let mut run = |w: &mut Watch, cmd: &str, expect: &[&str]| {
+        all.extend(step(w, &ns, cmd, expect));
+    };
+    let reachable = format!("neigh add 10.66.0.2 dev v0 lladdr {mac} REACHABLE");
+    run(
+        &mut w,
+        "bash -c 'echo x > /dev/udp/10.66.0.2/9'",
+        &[&reachable],
+    );
+    // Three unanswered ARP requests a second apart.
+    run(
+        &mut w,
+        "bash -c 'echo x > /dev/udp/10.66.0.9/9'",
+        &["neigh add 10.66.0.9 dev v0 FAILED"],
+    );
+    run(
+        &mut w,
+        "ip neigh add 10.66.0.50 lladdr 02:00:00:00:00:50 dev v0",
+        &["neigh add 10.66.0.50 dev v0 lladdr 02:00:00:00:00:50 PERMANENT"],
+    );
+    run(
+        &mut w,
+        "ip neigh change 10.66.0.50 lladdr 02:00:00:00:00:51 dev v0",
+        &["neigh change 10.66.0.50 dev v0 lladdr 02:00:00:00:00:51 PERMANENT (was PERMANENT)"],
+    );
+    run(
+        &mut w,
+        "ip neigh replace 10.66.0.50 lladdr 02:00:00:00:00:51 dev v0 nud reachable",
+        &["neigh change 10.66.0.50 dev v0 lladdr 02:00:00:00:00:51 REACHABLE (was PERMANENT)"],
+    );
+    run(
+        &mut w,
+        "ip neigh del 10.66.0.50 dev v0",
+        &[
+            "neigh change 10.66.0.50 dev v0 FAILED (was REACHABLE)",
+            "neigh del 10.66.0.50 dev v0 FAILED",
+        ],
+    );
+    run(
+        &mut w,
+        "ip -6 neigh add fd66::7 lladdr 02:00:00:00:00:07 dev v0 router nud stale",
+        &["neigh add fd66::7 dev v0 lladdr 02:00:00:00:00:07 router STALE"],
+    );
+    run(
+        &mut w,
+        "ip rule add from 10.66.0.0/24 table 100 pref 100",
+        &["rule add 100:\tfrom 10.66.0.0/24 lookup 100"],
+    );
+    run(
+        &mut w,
+        "ip rule add fwmark 0x10/0xff lookup 200",
+        &["rule add 99:\tfrom all fwmark 0x10/0xff lookup 200"],
+    );
+    run(
+        &mut w,
+        "ip -6 rule add to fd66::/64 table 300 pref 300",
+        &["rule add 300:\tfrom all to fd66::/64 lookup 300"],
+    );
+    run(
+        &mut w,
+        "ip rule add not iif v0 ipproto tcp dport 22 goto 32766 pref 400",
+        &["rule add 400:\tnot from all iif v0 ipproto tcp dport 22 goto 32766"],
+    );
+    run(
+        &mut w,
+        "ip rule add from 10.66.0.0/24 uidrange 1000-2000 sport 1000-2000 tos 0x10 oif v0 \
+         prohibit pref 500",
+        &["rule add 500:\tfrom 10.66.0.0/24 tos 0x10 oif v0 uidrange 1000-2000 sport 1000-2000 prohibit"],
+    );
+    run(
+        &mut w,
+        "ip rule add to 10.67.0.0/16 lookup main suppress_prefixlength 0 pref 600",
+        &["rule add 600:\tfrom all to 10.67.0.0/16 lookup main suppress_prefixlength 0"],
+    );
+    run(
+        &mut w,
+        "ip rule del pref 100",
+        &["rule del 100:\tfrom 10.66.0.0/24 lookup 100"],
+    );
+    assert_eq!(
+        neighbours_and_rules_of(&all),
+        kernel_neighbours_and_rules(&ns),
+        "the picture of neighbours and rules"
+    );
+    // The link goes, and its entries with it (the rules name it: they stay).
+    ns.run("ip link del v0");
+    all.extend(w.until("the entries of v0", |r| {
+        r["type"] == "neigh" && r["event"] == "del" && r["dst"] == "fd66::7"
+    }));
+    all.extend(w.rest(Duration::from_millis(500)));
+    assert_eq!(
+        neighbours_and_rules_of(&all),
+        kernel_neighbours_and_rules(&ns),
+        "the picture once the link went"
+    );
+    ns.run("ip rule add from 10.99.0.0/24 table 99 pref 99");
+    all.extend(w.until("the last rule", |r| r["priority"] == 99 && r["table"] == 99));
+    w.stop();
+    let lines = monitor.stop_after(|l| l.contains("from 10.99.0.0/24 lookup 99"));
+    neighbours_and_rules_as_ip_monitor_shows(&all, &lines);
+}

@@ -32,6 +32,10 @@ const FRA_PAD: u16 = 18;
 
 /// `FIB_RULE_INVERT`: `ip rule add not ...`.
 pub const FIB_RULE_INVERT: u32 = 0x2;
+/// `FIB_RULE_IIF_DETACHED`, `FIB_RULE_OIF_DETACHED`: the rule's iif or oif does not exist now.
+/// The kernel sets and clears them as interfaces come and go without a notification, so they
+/// are no part of the rule (a later `RTM_DELRULE` carries them where the add did not).
+const FIB_RULE_DETACHED: u32 = 0x8 | 0x10;
 
 /// One policy routing rule as the kernel describes it. Two rules are one when everything here
 /// is equal (the kernel refuses an exact duplicate; several rules may share a priority).
@@ -94,7 +98,7 @@ pub fn parse_rule(payload: &[u8]) -> Result<Option<Rule>, Error> {
         dst: None,
         tos: payload[3],
         action: payload[7],
-        flags: u32_at(payload, 8).unwrap_or(0),
+        flags: u32_at(payload, 8).unwrap_or(0) & !FIB_RULE_DETACHED,
         table: payload[4].into(),
         iif: None,
         oif: None,
@@ -209,6 +213,10 @@ mod tests {
         let mut other = hex(LOCAL);
         other[0] = 7;
         assert_eq!(parse_rule(&other).unwrap(), None);
+        // The same rule once its iif is gone: one rule still.
+        let mut detached = hex(NOT_IIF);
+        detached[8] |= 0x8;
+        assert_eq!(parse_rule(&detached).unwrap().unwrap(), n);
     }
 
     #[test]
