@@ -3542,3 +3542,174 @@ fn neighbours_and_rules_are_what_ip_monitor_shows() {
     let lines = monitor.stop_after(|l| l.contains("from 10.99.0.0/24 lookup 99"));
     neighbours_and_rules_as_ip_monitor_shows(&all, &lines);
 }
+
+/// The nexthop objects' dump flagged `NLM_F_DUMP_INTR` (an object added while lwatch is
+/// stopped in the middle of it, four times) is read again each time, and the `present`
+/// records are the kernel's objects.
+#[test]
+fn an_interrupted_nexthop_dump_is_read_again_and_the_dump_is_the_kernels() {
+    require_root();
+    let ns = Netns::new("lwatch-nh-intr");
+    ns.run(
+        "ip link add w0 type veth peer name w1 && ip link set w0 up && ip link set w1 up && \
+         ip addr add 10.1.0.1/16 dev w0",
+    );
+    let mut batch = String::new();
+    for i in 0..3000 {
+        batch += &format!(
+            "nexthop add id {} via 10.1.{}.{} dev w0\n",
+            1000 + i,
+            1 + i / 250,
+            1 + i % 250
+        );
+    }
+    let file = format!("/tmp/{}.batch", ns.name);
+    std::fs::write(&file, batch).expect("batch file");
+    ns.run(&format!("ip -batch {file}"));
+    let _ = std::fs::remove_file(&file);
+    let log = format!("/tmp/{}.stderr", ns.name);
+    let mut w = Watch::spawn_to(
+        &ns,
+        &["--dump", "--type", "nexthop"],
+        &[
+            ("LOPA_LWATCH_TEST_STOP", "mid-dump:4"),
+            ("LOPA_LWATCH_DEBUG", "1"),
+        ],
+        Stdio::from(std::fs::File::create(&log).expect("stderr file")),
+    );
+    for i in 1..=4 {
+        w.at_stop(
+            &ns,
+            &format!("ip nexthop add id {} via 10.1.200.{i} dev w0", 90000 + i),
+        );
+    }
+    let mut records = w.until("the dump", |r| r["id"] == 90004);
+    records.extend(w.rest(Duration::from_secs(1)));
+    let mut pic = Picture::default();
+    for r in &records {
+        assert_eq!(r["event"], "present", "only the dump: {}", brief(r));
+        pic.apply(r);
+    }
+    w.stop();
+    let stderr = std::fs::read_to_string(&log).expect("stderr");
+    let _ = std::fs::remove_file(&log);
+    let retried: Vec<u64> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("lwatch: debug: state read, "))
+        .filter_map(|l| l.split(' ').next()?.parse().ok())
+        .collect();
+    assert_eq!(retried.len(), 2, "two reads of the state: {stderr}");
+    assert!(
+        retried[0] >= 4,
+        "the first read was interrupted 4 times and read again each time: {stderr}"
+    );
+    assert_eq!(pic.nexthops, kernel_nexthops(&ns), "the objects");
+    assert_eq!(pic.nexthops.len(), 3004);
+}
+
+/// A burst of object, route-on-object, neighbour and rule changes made while lwatch is
+/// stopped overflows its receive buffer: it re-reads everything and writes what changed
+/// (marked `resync`) and a `resync` record, after which the picture the records give is the
+/// kernel's: routes, addresses and objects, and `ip neigh`/`ip rule`. The burst replaces a
+/// group (its route is announced), deletes an object (its route goes silently) and a member
+/// of another group (that group's route changes silently).
+#[test]
+fn an_overflow_of_object_neighbour_and_rule_changes_ends_with_the_kernels_picture() {
+    require_root();
+    let ns = Netns::new("lwatch-nh-burst");
+    let peer = Netns::new("lwatch-nh-burst-peer");
+    ns.run(&format!(
+        "ip link add w0 type veth peer name w0p netns {} && ip link set w0 up && \
+         ip addr add 10.1.0.1/16 dev w0",
+        peer.name
+    ));
+    peer.run("ip link set w0p up");
+    ns.run(
+        "ip nexthop add id 1 via 10.1.0.2 dev w0 && ip nexthop add id 2 via 10.1.0.3 dev w0 && \
+         ip nexthop add id 3 via 10.1.0.4 dev w0 && \
+         ip nexthop add id 10 group 1/2 && ip nexthop add id 11 group 2/3 && \
+         ip route add 10.98.0.0/16 nhid 10 && ip route add 10.97.0.0/16 nhid 1 && \
+         ip route add 10.96.0.0/16 nhid 11 && \
+         ip rule add from 10.66.0.0/24 table 100 pref 100 && \
+         ip neigh add 10.1.0.50 lladdr 02:00:00:00:00:50 dev w0",
+    );
+    let mut w = Watch::start(
+        &ns,
+        &[
+            "--dump",
+            "--rcvbuf",
+            "65536",
+            "--type",
+            "link,addr,route,nexthop,neigh,rule",
+        ],
+    );
+    let mut all = w.rest(Duration::from_millis(500));
+    assert!(all.iter().all(|r| r["event"] == "present"), "only the dump");
+    // The dump alone is the kernel's picture: objects, routes on them with their paths.
+    Picture::of(&all).assert_is_the_kernels(&ns);
+    assert_eq!(
+        neighbours_and_rules_of(&all),
+        kernel_neighbours_and_rules(&ns),
+        "the dump's neighbours and rules"
+    );
+    let mut batch = String::new();
+    for i in 0..1500 {
+        batch += &format!(
+            "route add 10.50.{}.{}/32 dev w0 table 1000\n",
+            i / 250,
+            i % 250
+        );
+    }
+    batch += "nexthop replace id 10 group 2/3\nnexthop del id 1\nnexthop del id 3\n";
+    for i in 0..50 {
+        batch += &format!(
+            "nexthop add id {} via 10.1.1.{} dev w0\nroute add 10.60.{i}.0/24 nhid {}\n",
+            100 + i,
+            1 + i,
+            100 + i
+        );
+    }
+    for i in 0..30 {
+        batch += &format!(
+            "rule add fwmark {} table {} pref {}\n",
+            i + 1,
+            200 + i,
+            200 + i
+        );
+        batch += &format!(
+            "neigh add 10.1.2.{} lladdr 02:00:00:00:01:{i:02x} dev w0\n",
+            i + 1
+        );
+    }
+    batch += "rule del pref 100\nneigh del 10.1.0.50 dev w0\n";
+    let file = format!("/tmp/{}.batch", ns.name);
+    std::fs::write(&file, batch).expect("batch file");
+    let pid = w.child.id().to_string();
+    let signal = |sig: &str| {
+        let ok = Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("kill");
+        assert!(ok.success());
+    };
+    signal("-STOP");
+    ns.run(&format!("ip -batch {file}"));
+    let _ = std::fs::remove_file(&file);
+    signal("-CONT");
+    all.extend(w.until("the resync", |r| r["type"] == "resync"));
+    all.extend(w.rest(Duration::from_millis(500)));
+    w.stop();
+    let pic = Picture::of(&all);
+    assert!(pic.resyncs >= 1, "a resync");
+    pic.assert_is_the_kernels(&ns);
+    assert_eq!(
+        neighbours_and_rules_of(&all),
+        kernel_neighbours_and_rules(&ns),
+        "neighbours and rules"
+    );
+    assert!(
+        all.iter()
+            .any(|r| r["type"] == "nexthop" && r["resync"] == true),
+        "object changes found by the re-read"
+    );
+}
