@@ -85,6 +85,11 @@ pub fn json_line(record: &Record, line: &mut Vec<u8>) -> io::Result<()> {
 /// Members that are free text, written as string fields rather than tags.
 const TEXT_FIELDS: &[&str] = &["reason"];
 
+/// Numbers that say which object a record is about, written as tags so records of different
+/// objects written at one instant stay apart: lwatch's nexthop object `id`, a rule's
+/// `priority`.
+const IDENTITY_NUMBERS: &[&str] = &["id", "priority"];
+
 /// Lists of objects written one element at a time under an indexed name, with a count:
 /// `nexthops` (lwatch's multipath routes) becomes `nexthop_count=2i`, `nexthop0_gateway`,
 /// `nexthop0_dev`, `nexthop0_weight=1i`, `nexthop1_…` (strings tags, numbers fields, as at the
@@ -142,6 +147,9 @@ pub fn influx_line(record: &Record, line: &mut Vec<u8>) -> io::Result<()> {
             }
             Value::String(s) if !TEXT_FIELDS.contains(&key.as_str()) => {
                 tags.push((key.clone(), s.clone()))
+            }
+            Value::Number(n) if IDENTITY_NUMBERS.contains(&key.as_str()) => {
+                tags.push((key.clone(), n.to_string()))
             }
             other => {
                 if let Some(f) = field_value(other) {

@@ -2128,6 +2128,103 @@ fn influx_lines_carry_the_nexthops_of_multipath_routes_and_replaces() {
     w.stop();
 }
 
+/// `--format influx` for nexthop objects, routes on them, neighbours and rules: an object's
+/// `id` and a rule's `priority` are tags (they say which one), a group's members are flattened
+/// by index (`group_count`, `group0_id`, `group0_weight`, …) and are the ones `ip monitor`
+/// shows, a route on an object carries `nhid`.
+#[test]
+fn influx_lines_carry_objects_groups_neighbours_and_rules() {
+    require_root();
+    let ns = Netns::new("lwatch-influx-nh");
+    ns.run(
+        "ip link add w0 type veth peer name x0 && ip link set w0 up && ip link set x0 up && \
+         ip addr add 10.1.0.1/24 dev w0",
+    );
+    let monitor = IpMonitor::start_objects(&ns, "nexthop", 0x8000_0000);
+    let w = Watch::start(
+        &ns,
+        &["--format", "influx", "--type", "nexthop,route,neigh,rule"],
+    );
+    let next = |what: &str| {
+        let line = w
+            .lines
+            .recv_timeout(STEP)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        (influx(&line), line)
+    };
+    ns.run(
+        "ip nexthop add id 1 via 10.1.0.2 dev w0 && ip nexthop add id 2 via 10.1.0.3 dev w0 && \
+         ip nexthop add id 10 group 1/2,3",
+    );
+    let ((m, tags, fields), line) = next("object 1");
+    assert_eq!(m, "nexthop", "{line}");
+    assert_eq!(
+        (
+            tags["id"].as_str(),
+            tags["gateway"].as_str(),
+            tags["dev"].as_str()
+        ),
+        ("1", "10.1.0.2", "w0"),
+        "{line}"
+    );
+    assert!(fields.contains_key("ifindex"), "{line}");
+    next("object 2");
+    let ((_, tags, fields), line) = next("the group");
+    assert_eq!(
+        (tags["id"].as_str(), tags["group_type"].as_str()),
+        ("10", "mpath"),
+        "{line}"
+    );
+    let count: usize = fields["group_count"].trim_end_matches('i').parse().unwrap();
+    let members: Vec<String> = (0..count)
+        .map(|i| {
+            let f = |k: &str| {
+                fields[&format!("group{i}_{k}")]
+                    .trim_end_matches('i')
+                    .to_string()
+            };
+            match f("weight").as_str() {
+                "1" => f("id"),
+                w => format!("{},{w}", f("id")),
+            }
+        })
+        .collect();
+    let group = format!("id 10 group {}", members.join("/"));
+    ns.run("ip route add 10.98.0.0/16 nhid 10");
+    let ((m, tags, fields), line) = next("the route");
+    assert_eq!(
+        (m.as_str(), fields["nhid"].as_str()),
+        ("route", "10i"),
+        "{line}"
+    );
+    assert_eq!(fields["nexthop_count"], "2i", "{line}");
+    assert_eq!(tags["nexthop1_gateway"], "10.1.0.3", "{line}");
+    ns.run("ip neigh add 10.1.0.50 lladdr 02:00:00:00:00:50 dev w0");
+    let ((m, tags, fields), line) = next("the neighbour");
+    assert_eq!(
+        (m.as_str(), tags["dst"].as_str(), tags["lladdr"].as_str()),
+        ("neigh", "10.1.0.50", "02:00:00:00:00:50"),
+        "{line}"
+    );
+    assert_eq!(fields["state"], "\"PERMANENT\"", "{line}");
+    ns.run("ip rule add from 10.66.0.0/24 table 100 pref 100");
+    let ((m, tags, fields), line) = next("the rule");
+    assert_eq!(
+        (m.as_str(), tags["priority"].as_str(), tags["src"].as_str()),
+        ("rule", "100", "10.66.0.0/24"),
+        "{line}"
+    );
+    assert_eq!(fields["table"], "100i", "{line}");
+    w.stop();
+    let lines = monitor.stop_after(|l| l.contains("id 10 group"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| nexthop_text(&monitor_text(l).1) == group),
+        "{group} is what ip monitor shows: {lines:#?}"
+    );
+}
+
 #[test]
 fn count_and_duration_end_the_run() {
     require_root();
