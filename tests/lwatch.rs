@@ -9,8 +9,12 @@
 //! route show table all`; filters (a replace or a rename away from an interface passes its
 //! filter) and bad input; address flags and their changes with DAD on (a duplicate address,
 //! lifetimes set and running out), and the deletion of a tentative link-local never
-//! announced, against `ip monitor`; `--format influx` with multipath routes. Needs root (CI
-//! runs as root); without it every test fails with one line saying so.
+//! announced, against `ip monitor`; `--format influx` with multipath routes; routes on nexthop
+//! objects (replaced, deleted, members deleted, flushed with a link or its carrier) against
+//! `ip monitor nexthop route`; neighbours and rules against `ip monitor neigh rule`; an
+//! interrupted nexthop dump and an overflow of object, neighbour and rule changes; influx
+//! lines of the new records. Needs root (CI runs as root); without it every test fails with
+//! one line saying so.
 
 mod common;
 
@@ -3291,6 +3295,15 @@ fn routes_on_nexthop_objects_follow_their_objects() {
             "route replace 10.95.0.0/16 t1000 unicast boot nh(10.1.0.4 w0 w1) nh(10.1.0.3 w0 w1) nhid 11 (was nh(10.1.0.2 w0 w1) nh(10.1.0.3 w0 w1))",
         ],
     );
+    run(
+        &mut w,
+        &ns,
+        "ip nexthop replace id 6 via fd01::3 dev w0",
+        &[
+            "nexthop replace id 6 via fd01::3 dev w0 scope link (was id 6 via fd01::2 dev w0)",
+            "route replace fd98::/64 t254 unicast boot dev w0 via fd01::3 nhid 6 (was dev w0 via fd01::2)",
+        ],
+    );
     // A member deleted: its groups lose it, and the routes on them their path through it,
     // with no route notification from the kernel.
     run(
@@ -3324,8 +3337,8 @@ fn routes_on_nexthop_objects_follow_their_objects() {
         &ns,
         "ip nexthop del id 6",
         &[
-            "nexthop del id 6 via fd01::2 dev w0 scope link",
-            "route del fd98::/64 t254 unicast boot dev w0 via fd01::2 nhid 6 flushed",
+            "nexthop del id 6 via fd01::3 dev w0 scope link",
+            "route del fd98::/64 t254 unicast boot dev w0 via fd01::3 nhid 6 flushed",
         ],
     );
     run(
