@@ -3823,3 +3823,83 @@ fn an_overflow_of_object_neighbour_and_rule_changes_ends_with_the_kernels_pictur
         "object changes found by the re-read"
     );
 }
+
+/// With `net.ipv4.nexthop_compat_mode=0` the kernel sends a route on an object with its id
+/// alone, announces no route change when the object is replaced, and no IPv6 route deletion
+/// when it goes (measured on 6.18, `ip monitor` alongside): lwatch's records are the same as
+/// in compat mode, each route with its object's path resolved.
+#[test]
+fn without_compat_mode_routes_on_objects_still_have_their_paths_and_changes() {
+    require_root();
+    let ns = Netns::new("lwatch-nh-nocompat");
+    ns.run(
+        "sysctl -qw net.ipv4.nexthop_compat_mode=0 && ip link set lo up && \
+         ip link add w0 type veth peer name w1 && ip link set w0 up && ip link set w1 up && \
+         ip addr add 10.1.0.1/24 dev w0 && ip addr add fd01::1/64 dev w0 nodad",
+    );
+    thread::sleep(Duration::from_millis(300));
+    let monitor = IpMonitor::start_objects(&ns, "nexthop route", 0x8000_0440);
+    let mut w = Watch::start(&ns, &["--type", "nexthop,route"]);
+    let mut run = |cmd: &str, expect: &[&str]| {
+        step(&mut w, &ns, cmd, expect);
+    };
+    run(
+        "ip nexthop add id 1 via 10.1.0.2 dev w0 && ip route add 10.98.0.0/16 nhid 1",
+        &[
+            "nexthop add id 1 via 10.1.0.2 dev w0 scope link",
+            "route add 10.98.0.0/16 t254 unicast boot dev w0 via 10.1.0.2 nhid 1",
+        ],
+    );
+    run(
+        "ip nexthop add id 6 via fd01::2 dev w0 && ip -6 route add fd98::/64 nhid 6",
+        &[
+            "nexthop add id 6 via fd01::2 dev w0 scope link",
+            "route add fd98::/64 t254 unicast boot dev w0 via fd01::2 nhid 6",
+        ],
+    );
+    run(
+        "ip nexthop replace id 1 via 10.1.0.3 dev w0",
+        &[
+            "nexthop replace id 1 via 10.1.0.3 dev w0 scope link (was id 1 via 10.1.0.2 dev w0)",
+            "route replace 10.98.0.0/16 t254 unicast boot dev w0 via 10.1.0.3 nhid 1 (was dev w0 via 10.1.0.2)",
+        ],
+    );
+    run(
+        "ip nexthop del id 6",
+        &[
+            "nexthop del id 6 via fd01::2 dev w0 scope link",
+            "route del fd98::/64 t254 unicast boot dev w0 via fd01::2 nhid 6 flushed",
+        ],
+    );
+    run(
+        "ip nexthop del id 1",
+        &[
+            "nexthop del id 1 via 10.1.0.3 dev w0 scope link",
+            "route del 10.98.0.0/16 t254 unicast boot dev w0 via 10.1.0.3 nhid 1 flushed",
+        ],
+    );
+    let extra: Vec<String> = w
+        .rest(Duration::from_millis(300))
+        .iter()
+        .map(brief)
+        .collect();
+    assert!(extra.is_empty(), "records nobody asked for: {extra:#?}");
+    w.stop();
+    ns.run("ip nexthop add id 99 via 10.1.0.9 dev w0");
+    let lines = monitor.stop_after(|l| l.contains("id 99 via"));
+    let routes: Vec<String> = lines
+        .iter()
+        .map(|l| monitor_text(l))
+        .filter(|(_, t)| !t.starts_with("id ") && !t.contains("fe80::"))
+        .map(|(deleted, t)| format!("{}{t}", if deleted { "Deleted " } else { "" }))
+        .collect();
+    // The kernel's whole say about those routes: their adds, with no path.
+    assert_eq!(
+        routes,
+        [
+            "10.98.0.0/16 nhid 1",
+            "fd98::/64 nhid 6 metric 1024 pref medium"
+        ],
+        "{lines:#?}"
+    );
+}

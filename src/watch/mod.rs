@@ -861,7 +861,7 @@ impl Watch {
             return Ok(());
         }
         self.flush_nexthops(bodies)?;
-        let routes = ipv4_routes(&mut self.sock, &mut self.msgs)?;
+        let routes = self.ipv4_routes()?;
         let again = &mut self
             .recheck
             .get_or_insert_with(|| (Instant::now() + FLUSH_RECHECK, BTreeSet::new()))
@@ -917,13 +917,23 @@ impl Watch {
         Ok(())
     }
 
+    /// The IPv4 routes, read again, as lwatch keeps them (a route on an object with the
+    /// object's path: the kernel sends none with `nexthop_compat_mode` 0).
+    fn ipv4_routes(&mut self) -> Result<Vec<Route>> {
+        let mut routes = ipv4_routes(&mut self.sock, &mut self.msgs)?;
+        for r in &mut routes {
+            self.state.prepare(r);
+        }
+        Ok(routes)
+    }
+
     /// The second look at links that went down or away, once it is due.
     fn recheck(&mut self, now: Instant, bodies: &mut Vec<Body>) -> Result<bool> {
         let Some((_, indexes)) = self.recheck.take_if(|(at, _)| *at <= now) else {
             return Ok(false);
         };
         self.flush_nexthops(bodies)?;
-        let routes = ipv4_routes(&mut self.sock, &mut self.msgs)?;
+        let routes = self.ipv4_routes()?;
         for index in indexes {
             self.state.flushed(index, &routes, bodies);
         }

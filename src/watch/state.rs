@@ -484,15 +484,17 @@ impl State {
                     .or((!list.is_empty()).then_some(0))
                     .into_iter()
                     .collect()
-            } else if !r.nexthops.is_empty() {
+            } else if !r.nexthops.is_empty() && r.nhid.is_none() {
+                // Routes on nexthop objects are never ECMP siblings of others.
                 (0..list.len())
                     .filter(|&i| {
                         let x = &list[i];
-                        !x.nexthops.is_empty()
-                            || (ecmp(x)
-                                && r.nexthops
-                                    .iter()
-                                    .any(|n| n.gateway == x.gateway && n.index == x.index))
+                        x.nhid.is_none()
+                            && (!x.nexthops.is_empty()
+                                || (ecmp(x)
+                                    && r.nexthops
+                                        .iter()
+                                        .any(|n| n.gateway == x.gateway && n.index == x.index)))
                     })
                     .collect()
             } else {
