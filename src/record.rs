@@ -3,7 +3,7 @@
 //! # Wire format
 //! Every record is one JSON object on one line. The first three members are always
 //! `type` (the record kind: `reply`, `timeout`, `unreachable`, `summary`, `alert`, `stats`,
-//! `sample`, `link`, `iface_summary`, `addr`, `route`, `resync`),
+//! `sample`, `link`, `iface_summary`, `addr`, `route`, `resync`, `nexthop`, `neigh`, `rule`),
 //! `tool` (e.g. `lping`) and `ts` (RFC 3339 UTC with nanoseconds). The members of the kind
 //! follow, then `tags` when `--tag` or a targets file gave any. Durations are milliseconds as
 //! floats whose names end in `_ms`; absent values are omitted, never `null`. Readers must
@@ -56,6 +56,12 @@ pub enum Body {
     WatchRoute(WatchRoute),
     /// `resync` (lwatch): notifications were lost and the state was re-read.
     WatchResync(WatchResync),
+    /// `nexthop` (lwatch): a nexthop object (`ip nexthop`) came, changed or went.
+    WatchNexthopObject(WatchNexthopObject),
+    /// `neigh` (lwatch): a neighbour entry (ARP, NDP) came, changed state or went.
+    WatchNeigh(WatchNeigh),
+    /// `rule` (lwatch): a policy routing rule came or went.
+    WatchRule(WatchRule),
 }
 
 impl Body {
@@ -78,6 +84,9 @@ impl Body {
             Body::WatchAddr(_) => "addr",
             Body::WatchRoute(_) => "route",
             Body::WatchResync(_) => "resync",
+            Body::WatchNexthopObject(_) => "nexthop",
+            Body::WatchNeigh(_) => "neigh",
+            Body::WatchRule(_) => "rule",
         }
     }
 
@@ -100,6 +109,9 @@ impl Body {
             Body::WatchAddr(b) => to_rounded_json(b),
             Body::WatchRoute(b) => to_rounded_json(b),
             Body::WatchResync(b) => to_rounded_json(b),
+            Body::WatchNexthopObject(b) => to_rounded_json(b),
+            Body::WatchNeigh(b) => to_rounded_json(b),
+            Body::WatchRule(b) => to_rounded_json(b),
         }
     }
 }
@@ -679,10 +691,153 @@ pub struct WatchRoute {
     /// `replace` only: the replaced route's paths, when it was a multipath route.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub old_nexthops: Option<Vec<WatchNexthop>>,
-    /// `true` for a deletion found by re-reading the routes, because the kernel flushes IPv4
-    /// routes without a notification when their link goes down or away.
+    /// `true` for a deletion the kernel made without a notification of the route's own:
+    /// IPv4 routes go silently with their link (found by re-reading the routes), and routes
+    /// on a nexthop object go with it (IPv4 silently; lwatch writes IPv6 ones then too).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flushed: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resync: Option<bool>,
+    /// The nexthop object the route uses (`nhid`); its path (`dev` and `gateway`, or
+    /// `nexthops` for a group) is the object's, resolved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nhid: Option<u32>,
+    /// `replace` only: the nexthop object of the route replaced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_nhid: Option<u32>,
+}
+
+/// One member of a nexthop group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WatchGroupMember {
+    pub id: u32,
+    pub weight: u16,
+}
+
+/// `nexthop` (lwatch): `event` is `add`, `replace` (`ip nexthop replace`, or a group the
+/// kernel took a deleted member out of; the `old_` members say what it was), `del` or
+/// `present`. A single nexthop has a `gateway` and/or a `dev`, or is a `blackhole`; a group
+/// has `group` (member ids and weights) and `group_type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WatchNexthopObject {
+    pub event: String,
+    pub id: u32,
+    /// `inet` or `inet6`; absent for a group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dev: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ifindex: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blackhole: Option<bool>,
+    /// For the bridge's forwarding database (VXLAN), not routes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fdb: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<Vec<WatchGroupMember>>,
+    /// `mpath` or `resilient`, for a group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_type: Option<String>,
+    pub protocol: String,
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_gateway: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_dev: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_ifindex: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_blackhole: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_group: Option<Vec<WatchGroupMember>>,
+    /// `del` only: the kernel removed the object without a notification (its link went down
+    /// or away) or a group with its last member; lwatch found it by re-reading.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flushed: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resync: Option<bool>,
+}
+
+/// `neigh` (lwatch): `event` is `add`, `change` (its state, link-layer address or router flag
+/// changed: `old_state`, `old_lladdr`), `del` or `present`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WatchNeigh {
+    pub event: String,
+    pub family: String,
+    pub dst: IpAddr,
+    pub ifname: String,
+    pub ifindex: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lladdr: Option<String>,
+    /// As `ip neigh` prints it: `REACHABLE`, `STALE`, `DELAY`, `PROBE`, `INCOMPLETE`, `FAILED`,
+    /// `NOARP`, `PERMANENT`, `NONE`.
+    pub state: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub router: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_state: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_lladdr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resync: Option<bool>,
+}
+
+/// `rule` (lwatch): `event` is `add`, `del` or `present`: one policy routing rule, its
+/// selector and its action, as `ip rule` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WatchRule {
+    pub event: String,
+    pub family: String,
+    pub priority: u32,
+    /// `true` for `not`: the selector is inverted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not: Option<bool>,
+    /// The source prefix; absent for `from all`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub src: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dst: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tos: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fwmark: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fwmask: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iif: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oif: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub l3mdev: Option<bool>,
+    /// `start-end`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uidrange: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipproto: Option<u8>,
+    /// A port, or `start-end`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sport: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dport: Option<String>,
+    /// `lookup`, `goto`, `nop`, `blackhole`, `unreachable`, `prohibit`.
+    pub action: String,
+    /// `lookup` only: the table (main 254, local 255, default 253).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<u32>,
+    /// `goto` only: the priority of the rule it jumps to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub goto: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppress_prefixlength: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppress_ifgroup: Option<u32>,
+    /// Who installed it: `kernel`, `boot`, `static`, … or the number.
+    pub protocol: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resync: Option<bool>,
 }

@@ -159,12 +159,18 @@ pub fn json_line(record: &Record, line: &mut Vec<u8>) -> io::Result<()> {
 /// Members that are free text, written as string fields rather than tags.
 const TEXT_FIELDS: &[&str] = &["reason"];
 
+/// Numbers that say which object a record is about, written as tags so records of different
+/// objects written at one instant stay apart: a path's (a flow's) `sport` and `dport`, as a
+/// `flow`'s members are; lwatch's nexthop object `id`, a rule's `priority`.
+const IDENTITY_NUMBERS: &[&str] = &["sport", "dport", "id", "priority"];
+
 /// Lists of objects written one element at a time under an indexed name, with a count:
 /// `nexthops` (lwatch's multipath routes) becomes `nexthop_count=2i`, `nexthop0_gateway`,
 /// `nexthop0_dev`, `nexthop0_weight=1i`, `nexthop1_…` (strings tags, numbers fields, as at the
 /// top). A path's `hops` are indexed by their TTL rather than their place (`hop_count=3i`,
 /// `hop1_addr`, `hop1_rtt_ms`, `hop2_…`), so `hop3` is the third hop whatever went silent
-/// before it. Other lists of objects are left out.
+/// before it. lwatch's nexthop groups by place (`group_count`, `group0_id=1i`,
+/// `group0_weight`). Other lists of objects are left out.
 const INDEXED: &[Indexed] = &[
     Indexed {
         member: "nexthops",
@@ -174,6 +180,16 @@ const INDEXED: &[Indexed] = &[
     Indexed {
         member: "old_nexthops",
         stem: "old_nexthop",
+        index_by: None,
+    },
+    Indexed {
+        member: "group",
+        stem: "group",
+        index_by: None,
+    },
+    Indexed {
+        member: "old_group",
+        stem: "old_group",
         index_by: None,
     },
     Indexed {
@@ -190,9 +206,6 @@ struct Indexed {
     /// The element's own member that gives its index (left out of the fields); else its place.
     index_by: Option<&'static str>,
 }
-
-/// Top-level numbers that name a flow rather than measure it: tags, as a `flow`'s members are.
-const IDENTITY_NUMBERS: &[&str] = &["sport", "dport"];
 
 /// One InfluxDB line: `type,tool=…,<string members and tags> <numeric members> <ns>`. Lists
 /// of strings (lwatch's address `flags`, `old_flags`) become one string field, the members
