@@ -100,8 +100,12 @@ struct TargetState {
     /// When the first probe was due; probe k is due at `first_due + k × interval`.
     first_due: Instant,
     sending: bool,
-    /// Slots of sequence numbers `base_seq..`.
-    slots: VecDeque<Slot>,
+    /// Slots of sequence numbers `base_seq..`, each with the number its records show.
+    slots: VecDeque<(Slot, u64)>,
+    /// Probes that left (or failed to), so far: the `seq` records show counts these, from 1
+    /// and without gaps, while the schedule's own numbers also count the probes not sent for
+    /// a busy flow ([`Slot::Skipped`]).
+    shown: u64,
     base_seq: u64,
     pending: usize,
     answered: bool,
@@ -139,7 +143,25 @@ impl Stream {
 impl TargetState {
     fn slot_mut(&mut self, seq: u64) -> Option<&mut Slot> {
         let i = usize::try_from(seq.checked_sub(self.base_seq)?).ok()?;
-        self.slots.get_mut(i)
+        self.slots.get_mut(i).map(|(slot, _)| slot)
+    }
+
+    /// The `seq` the records of probe `seq` (a schedule number) show.
+    fn shown_seq(&self, seq: u64) -> u64 {
+        let i = seq
+            .checked_sub(self.base_seq)
+            .and_then(|i| usize::try_from(i).ok());
+        i.and_then(|i| self.slots.get(i))
+            .map_or(seq, |(_, shown)| *shown)
+    }
+
+    /// Appends the slot of the next schedule number; a probe that left takes the next shown
+    /// number.
+    fn push_slot(&mut self, slot: Slot) {
+        if !matches!(slot, Slot::Skipped) {
+            self.shown += 1;
+        }
+        self.slots.push_back((slot, self.shown));
     }
 
     fn stream_of(&self, seq: u64) -> usize {
@@ -163,7 +185,7 @@ impl TargetState {
 
     fn trim(&mut self) {
         while self.slots.len() > SETTLED_HISTORY
-            && !matches!(self.slots.front(), Some(Slot::Pending(_)))
+            && !matches!(self.slots.front(), Some((Slot::Pending(_), _)))
         {
             self.slots.pop_front();
             self.base_seq += 1;
@@ -236,6 +258,7 @@ impl<'w, W: Write> Engine<'w, W> {
                 first_due: now,
                 sending: true,
                 slots: VecDeque::new(),
+                shown: 0,
                 base_seq: 1,
                 pending: 0,
                 answered: false,
@@ -493,12 +516,13 @@ impl<'w, W: Write> Engine<'w, W> {
                     self.pending_probes -= 1;
                     prober.expired(id);
                     st.settle(id.seq, Stats::lost);
+                    let shown = st.shown_seq(id.seq);
                     st.trim();
                     if !self.cfg.quiet {
                         let body = Body::Timeout(Timeout {
                             target: st.target.name.clone(),
                             addr: st.target.addr,
-                            seq: id.seq,
+                            seq: shown,
                             flow: st.flow(id.seq),
                         });
                         self.emit(SystemTime::now(), id.target, body)?;
@@ -588,12 +612,12 @@ impl<'w, W: Write> Engine<'w, W> {
         let st = &mut self.states[t];
         match sent {
             None => {
-                st.slots.push_back(Slot::Skipped);
+                st.push_slot(Slot::Skipped);
                 self.skipped_busy += u64::from(busy);
             }
             Some(sent) => match sent {
                 Ok(stamp) => {
-                    st.slots.push_back(Slot::Pending(stamp));
+                    st.push_slot(Slot::Pending(stamp));
                     st.pending += 1;
                     self.pending_probes += 1;
                     self.schedule(stamp.mono + self.cfg.timeout, Timer::Expire(id));
@@ -601,13 +625,13 @@ impl<'w, W: Write> Engine<'w, W> {
                 Err(e) => {
                     // The probe could not leave (no route, firewall, interface down): an answer
                     // of sorts, from the local host.
-                    st.slots.push_back(Slot::Failed);
+                    st.push_slot(Slot::Failed);
                     st.settle(seq, Stats::unreachable);
                     if !self.cfg.quiet {
                         let body = Body::Unreachable(Unreachable {
                             target: st.target.name.clone(),
                             addr: st.target.addr,
-                            seq,
+                            seq: st.shown_seq(seq),
                             from: None,
                             icmp_type: None,
                             icmp_code: None,
@@ -708,6 +732,7 @@ impl<'w, W: Write> Engine<'w, W> {
                     }
                     Slot::Failed | Slot::Skipped => return Ok(()),
                 };
+                let shown = st.shown_seq(id.seq);
                 let rtt = match reflector {
                     Some(r) if r.net_of_hold => net_of_hold(rtt(sent, rx_wall, rx_mono), &r),
                     _ => rtt(sent, rx_wall, rx_mono),
@@ -728,7 +753,7 @@ impl<'w, W: Write> Engine<'w, W> {
                     let body = Body::Reply(Reply {
                         target: st.target.name.clone(),
                         addr: st.target.addr,
-                        seq: id.seq,
+                        seq: shown,
                         rtt_ms: record::ms(rtt),
                         ttl,
                         size,
@@ -761,12 +786,13 @@ impl<'w, W: Write> Engine<'w, W> {
                     st.pending -= 1;
                     self.pending_probes -= 1;
                     st.settle(id.seq, Stats::unreachable);
+                    let shown = st.shown_seq(id.seq);
                     st.trim();
                     if !quiet {
                         let body = Body::Unreachable(Unreachable {
                             target: st.target.name.clone(),
                             addr: st.target.addr,
-                            seq: id.seq,
+                            seq: shown,
                             from,
                             icmp_type,
                             icmp_code,
@@ -969,6 +995,8 @@ mod tests {
         retraces: Vec<(Instant, Instant, u64)>,
         /// Events found after a timeout.
         pending: Vec<ProbeEvent>,
+        /// Schedule numbers whose flow is busy: they are not sent.
+        busy: Vec<u64>,
     }
 
     impl FakeProber {
@@ -985,6 +1013,7 @@ mod tests {
                 retrace_every: None,
                 retraces: Vec::new(),
                 pending: Vec::new(),
+                busy: Vec::new(),
             }
         }
     }
@@ -1000,6 +1029,10 @@ mod tests {
                 dport: 8081,
                 dscp: None,
             })
+        }
+
+        fn flow_busy(&self, id: ProbeId) -> bool {
+            self.busy.contains(&id.seq)
         }
 
         fn register(&mut self, registry: &mio::Registry, first: usize) -> std::io::Result<usize> {
@@ -1239,6 +1272,47 @@ mod tests {
                 (Some(40_002), 2, 2),
                 (None, 6, 4)
             ]
+        );
+    }
+
+    /// Probes not sent for a busy flow take no sequence number: records count the probes that
+    /// left, from 1 and without gaps, and each flow still sends its count.
+    #[test]
+    fn sequence_numbers_skip_no_probe_not_sent() {
+        let mut prober = FakeProber::new(&[Fate::Reply; 12]);
+        prober.streams = 2;
+        // The second flow is busy at its first two turns (schedule numbers 2 and 4): the first
+        // flow's three probes are 1-3, the second's 4-6.
+        prober.busy = vec![2, 4];
+        let (outcome, records) = run_with(config(3, 5, 50), &mut prober);
+        let mut seqs: Vec<(u64, u64)> = records
+            .iter()
+            .filter(|r| r["type"] == "reply")
+            .map(|r| {
+                (
+                    r["seq"].as_u64().unwrap(),
+                    r["flow"]["sport"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        seqs.sort();
+        assert_eq!(
+            seqs,
+            [
+                (1, 40_000),
+                (2, 40_000),
+                (3, 40_000),
+                (4, 40_001),
+                (5, 40_001),
+                (6, 40_001)
+            ],
+            "{records:?}"
+        );
+        assert_eq!(outcome.skipped_busy, 2);
+        let total = records.last().unwrap();
+        assert_eq!(
+            (total["sent"].as_u64(), total["received"].as_u64()),
+            (Some(6), Some(6))
         );
     }
 
