@@ -415,3 +415,43 @@ fn lreflect_stamps_give_one_way_figures_and_show_remarking() {
         .iter()
         .all(|r| r.get("fwd_ms").is_none() && u(&r["size"]) == 40));
 }
+
+/// Datagrams the kernel drops on this host, a flow socket's receive queue full, are counted apart
+/// from the network's loss: ludp (a tiny receive queue) is stopped while 2,000 datagrams arrive
+/// at its flow's port; its summary's `dropped_local` is the kernel's drop count of the socket
+/// (`/proc/net/udp`), stderr names the socket, and its own probes count no loss.
+#[test]
+fn datagrams_dropped_on_this_host_are_dropped_local_not_loss() {
+    const FLOOD: &str = r#"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(2000):
+    s.sendto(bytes(32), ("127.0.0.1", 41500))
+"#;
+    let ns = Netns::new("udpdropped");
+    let _echo = python_echo(&ns, 7);
+    let args = [
+        "--sport",
+        "41500",
+        "-c",
+        "2",
+        "-i",
+        "3",
+        "-W",
+        "1",
+        "127.0.0.1:7",
+    ];
+    let (run, kernel) = run_flooded(&ns, env!("CARGO_BIN_EXE_ludp"), &args, FLOOD, "udp", 41500);
+    assert!(kernel >= 1000, "the queue overflowed: {kernel}");
+    let summary = run.kind("summary")[0].clone();
+    assert_eq!(summary["dropped_local"], kernel, "{summary}");
+    assert_eq!((u(&summary["sent"]), u(&summary["received"])), (2, 2));
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "the kernel dropped {kernel} datagrams on the UDP socket of flow 0 (source port 41500, IPv4)"
+        )),
+        "{}",
+        run.stderr
+    );
+}

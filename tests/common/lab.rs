@@ -809,3 +809,61 @@ pub fn lreflect_service(ns: &Netns, args: &[&str], port: u16) -> Background {
     wait_for_udp_socket(ns, &format!(":{port} "), "lreflect");
     service
 }
+
+/// A tool run in `ns` that the test stops (SIGSTOP) while it floods the tool's receive queue
+/// with `flood` (a Python program run in `ns`), and continues (SIGCONT) once it has read the
+/// kernel's drop count of the tool's socket: the `drops` column of `/proc/net/<table>` (`raw`,
+/// `udp`) on the line of `local_port` (the protocol number for raw sockets). Returns the run
+/// and that count. `LOPA_TEST_RCVBUF` gives the tool a tiny receive queue, so a few thousand
+/// datagrams overflow it.
+pub fn run_flooded(
+    ns: &Netns,
+    program: &str,
+    args: &[&str],
+    flood: &str,
+    table: &str,
+    local_port: u16,
+) -> (ToolRun, u64) {
+    require_root();
+    let child = ns
+        .command(program)
+        .args(args)
+        .env("LOPA_TEST_RCVBUF", "4096")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {program}: {e}"));
+    // `ip netns exec` execs the tool: the child's pid is the tool's.
+    let pid = child.id().to_string();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    check(Command::new("kill").args(["-STOP", &pid]));
+    ns.run(&format!("python3 -c '{flood}'"));
+    let proc_table = ns.run(&format!("cat /proc/net/{table}"));
+    check(Command::new("kill").args(["-CONT", &pid]));
+    let port = format!(":{local_port:04X} ");
+    let drops: Vec<u64> = proc_table
+        .lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .is_some_and(|a| format!("{a} ").ends_with(&port))
+        })
+        .map(|l| l.split_whitespace().last().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(
+        drops.len(),
+        1,
+        "one socket on port {local_port}:\n{proc_table}"
+    );
+    let out = child.wait_with_output().expect("wait for the tool");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let run = ToolRun {
+        status: out.status.code().unwrap_or(-1),
+        records: stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    (run, drops[0])
+}
