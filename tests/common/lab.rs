@@ -786,14 +786,21 @@ pub fn run_tool(ns: &Netns, program: &str, args: &[&str]) -> ToolRun {
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("run {program}: {e}"));
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    ToolRun {
-        status: out.status.code().unwrap_or(-1),
-        records: stdout
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-            .collect(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    ToolRun::of(out)
+}
+
+impl ToolRun {
+    /// A finished run; every line it wrote must be a JSON record.
+    pub fn of(out: Output) -> ToolRun {
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        ToolRun {
+            status: out.status.code().unwrap_or(-1),
+            records: stdout
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+                .collect(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
     }
 }
 
@@ -855,15 +862,20 @@ pub fn run_flooded(
         1,
         "one socket on port {local_port}:\n{proc_table}"
     );
-    let out = child.wait_with_output().expect("wait for the tool");
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let run = ToolRun {
-        status: out.status.code().unwrap_or(-1),
-        records: stdout
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-            .collect(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
+    let run = ToolRun::of(child.wait_with_output().expect("wait for the tool"));
     (run, drops[0])
+}
+
+/// A [`run_flooded`] run's account: the queue overflowed, the summary's `dropped_local` is the
+/// kernel's count, stderr names `socket`, and the tool's own probes (none sent while it was
+/// stopped) count no loss: exit status 0.
+pub fn assert_dropped_local_is_the_kernels(run: &ToolRun, kernel: u64, socket: &str) {
+    assert!(kernel >= 1000, "the queue overflowed: {kernel}");
+    let summary = run.kind("summary")[0];
+    assert_eq!(summary["dropped_local"], kernel, "{summary}");
+    assert!(summary["sent"].as_u64() > Some(0), "{summary}");
+    assert_eq!(summary["sent"], summary["received"], "{summary}");
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let said = format!("the kernel dropped {kernel} datagrams on {socket}, its receive queue full");
+    assert!(run.stderr.contains(&said), "{}", run.stderr);
 }
