@@ -1111,6 +1111,10 @@ mod tests {
         pending: Vec<ProbeEvent>,
         /// Schedule numbers whose flow is busy: they are not sent.
         busy: Vec<u64>,
+        /// Per socket (sport): its drop count grows by one with every probe sent from then on.
+        drop_sockets: Vec<Option<u16>>,
+        /// Probes sent so far, and when the drops began (in probes sent).
+        drops_from: u64,
     }
 
     impl FakeProber {
@@ -1129,6 +1133,8 @@ mod tests {
                 retraces: Vec::new(),
                 pending: Vec::new(),
                 busy: Vec::new(),
+                drop_sockets: Vec::new(),
+                drops_from: 0,
             }
         }
     }
@@ -1148,6 +1154,19 @@ mod tests {
 
         fn flow_busy(&self, id: ProbeId) -> bool {
             self.busy.contains(&id.seq)
+        }
+
+        fn dropped_local(&self) -> Vec<SocketDrops> {
+            let sent = self.sends.len() as u64;
+            self.drop_sockets
+                .iter()
+                .map(|&sport| SocketDrops {
+                    socket: format!("socket {sport:?}"),
+                    count: sent.saturating_sub(self.drops_from),
+                    v6: false,
+                    sport,
+                })
+                .collect()
         }
 
         fn register(&mut self, registry: &mio::Registry, first: usize) -> std::io::Result<usize> {
@@ -1435,6 +1454,55 @@ mod tests {
         assert_eq!(
             (total["sent"].as_u64(), total["received"].as_u64()),
             (Some(6), Some(6))
+        );
+    }
+
+    /// A socket's drops land in the summaries of the answers it receives: its flow's and its
+    /// targets', per window (what the window added) and in total.
+    #[test]
+    fn drops_on_this_host_reach_the_summaries_of_their_socket() {
+        let mut prober = FakeProber::new(&[Fate::Reply; 40]);
+        prober.streams = 2;
+        // Each flow's socket drops one datagram per probe sent after the 14th (due at 65 ms:
+        // after the first window closed).
+        prober.drop_sockets = vec![Some(40_000), Some(40_001)];
+        prober.drops_from = 14;
+        let mut cfg = config(20, 5, 50);
+        cfg.summary_every = Some(Duration::from_millis(60));
+        cfg.quiet = true;
+        let (outcome, records) = run_with(cfg, &mut prober);
+        let drops = |r: &Value| r["dropped_local"].as_u64().unwrap_or(0);
+        let of = |window: &str, sport: Option<u64>| -> Vec<u64> {
+            records
+                .iter()
+                .filter(|r| r["window"] == window && r["flow"]["sport"].as_u64() == sport)
+                .map(drops)
+                .collect()
+        };
+        // 26 probes after the 14th, so 26 drops on each socket: each flow's summary has its
+        // socket's, the target's has both.
+        assert_eq!(of("total", None), [52], "{records:?}");
+        assert_eq!(of("total", Some(40_000)), [26]);
+        assert_eq!(of("total", Some(40_001)), [26]);
+        let windows = of("60ms", None);
+        assert!(windows.len() >= 3, "{records:?}");
+        assert_eq!(
+            windows[0], 0,
+            "no drop yet in the first window: {records:?}"
+        );
+        assert!(windows[1] > 0, "{records:?}");
+        // Windows say what each added: together, no more than the run's.
+        assert!(windows.iter().sum::<u64>() <= 52);
+        let flows: u64 = of("60ms", Some(40_000)).iter().sum::<u64>()
+            + of("60ms", Some(40_001)).iter().sum::<u64>();
+        assert_eq!(flows, windows.iter().sum::<u64>());
+        assert_eq!(
+            outcome
+                .dropped_local
+                .iter()
+                .map(|d| d.count)
+                .collect::<Vec<_>>(),
+            [26, 26]
         );
     }
 

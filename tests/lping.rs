@@ -497,36 +497,58 @@ fn setcap_install_runs_unprivileged_and_drops_its_capability() {
     }
 }
 
-/// Echo replies the kernel drops on this host, lping's receive queue full, are counted apart from
-/// the network's loss: lping (a tiny receive queue) is stopped while 2,000 echo replies arrive
-/// for its raw socket; its summary's `dropped_local` is the kernel's drop count of the socket
-/// (`/proc/net/raw`), stderr names the socket, and its own probes count no loss.
-#[test]
-fn answers_dropped_on_this_host_are_dropped_local_not_loss() {
-    const FLOOD: &str = r#"
+/// 2,000 ICMP messages of `icmp_type` to 127.0.0.1 with identifier `ident` (a Python
+/// expression), from a raw socket: a flood for [`run_flooded`].
+fn icmp_flood(icmp_type: u8, ident: &str) -> String {
+    format!(
+        r#"
 import socket, struct
+ident = {ident}
 s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
 for i in range(2000):
-    m = struct.pack("!BBHHH", 8, 0, 0, 0x4242, i) + bytes(16)
+    m = struct.pack("!BBHHH", {icmp_type}, 0, 0, ident, i) + bytes(16)
     c = sum(struct.unpack("!%dH" % (len(m) // 2), m))
     c = (c >> 16) + (c & 0xffff)
     c = ~(c + (c >> 16)) & 0xffff
     s.sendto(m[:2] + struct.pack("!H", c) + m[4:], ("127.0.0.1", 0))
-"#;
-    let ns = Netns::new("droppedlocal");
-    let args = [
-        "--socket",
-        "raw",
-        "-c",
-        "2",
-        "-i",
-        "3",
-        "-W",
-        "1",
-        "127.0.0.1",
-    ];
-    let (run, kernel) = run_flooded(&ns, env!("CARGO_BIN_EXE_lping"), &args, FLOOD, "raw", 1);
-    assert_dropped_local_is_the_kernels(&run, kernel, "the ICMP raw socket (IPv4)");
+"#
+    )
+}
+
+/// Echo replies the kernel drops on this host, lping's receive queue full, are counted apart from
+/// the network's loss: lping (a tiny receive queue) is stopped while 2,000 echo replies arrive
+/// for its socket; its summary's `dropped_local` is the kernel's drop count of the socket
+/// (`/proc/net/raw`, `/proc/net/icmp`), stderr names the socket, and its own probes count no
+/// loss. A raw socket gets the replies to anyone's echo requests; a datagram socket those with
+/// its identifier (its port in `/proc/net/icmp`), which the flood sends itself.
+#[test]
+fn answers_dropped_on_this_host_are_dropped_local_not_loss() {
+    for socket in ["raw", "dgram"] {
+        let ns = Netns::new("droppedlocal");
+        ns.allow_ping_sockets();
+        let (flood, table, port) = match socket {
+            "raw" => (icmp_flood(8, "0x4242"), "raw", Some(1)),
+            _ => {
+                let port = r#"int(open("/proc/net/icmp").read().split()[16].split(":")[1], 16)"#;
+                (icmp_flood(0, port), "icmp", None)
+            }
+        };
+        let args = [
+            "--socket",
+            socket,
+            "-c",
+            "2",
+            "-i",
+            "3",
+            "-W",
+            "1",
+            "127.0.0.1",
+        ];
+        let lping = env!("CARGO_BIN_EXE_lping");
+        let (run, kernel) = run_flooded(&ns, lping, &args, &flood, table, port);
+        let words = format!("the ICMP {socket} socket (IPv4)").replace("dgram", "datagram");
+        assert_dropped_local_is_the_kernels(&run, kernel, &words);
+    }
 }
 
 /// The issue's sweep: every address of a /16 on loopback, one probe each, at the default

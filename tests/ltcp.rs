@@ -401,3 +401,27 @@ fn icmp_errors_name_the_router_type_and_code() {
         }
     }
 }
+
+/// Packets the kernel drops on this host, `--syn`'s raw socket's queue full, are counted apart
+/// from the network's loss: ltcp (a tiny receive queue) is stopped while 2,000 connections to a
+/// closed port (a SYN and an RST each, every one seen by a raw TCP socket) come and go; its
+/// summary's `dropped_local` is the kernel's drop count of the socket (`/proc/net/raw`).
+#[test]
+fn syn_mode_counts_answers_dropped_on_this_host_apart() {
+    const FLOOD: &str = r#"
+import socket
+for i in range(2000):
+    s = socket.socket()
+    try:
+        s.connect(("127.0.0.1", 9))
+    except OSError:
+        pass
+    s.close()
+"#;
+    let ns = Netns::new("syndropped");
+    let mut args = vec!["--syn", "127.0.0.1:9"];
+    args.extend(FLOODED_RUN);
+    let ltcp = env!("CARGO_BIN_EXE_ltcp");
+    let (run, kernel) = run_flooded(&ns, ltcp, &args, FLOOD, "raw", Some(6));
+    assert_dropped_local_is_the_kernels(&run, kernel, "the raw TCP socket (IPv4)");
+}

@@ -422,26 +422,8 @@ fn lreflect_stamps_give_one_way_figures_and_show_remarking() {
 /// (`/proc/net/udp`), stderr names the socket, and its own probes count no loss.
 #[test]
 fn datagrams_dropped_on_this_host_are_dropped_local_not_loss() {
-    const FLOOD: &str = r#"
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-for i in range(2000):
-    s.sendto(bytes(32), ("127.0.0.1", 41500))
-"#;
     let ns = Netns::new("udpdropped");
     let _echo = python_echo(&ns, 7);
-    let args = [
-        "--sport",
-        "41500",
-        "-c",
-        "2",
-        "-i",
-        "3",
-        "-W",
-        "1",
-        "127.0.0.1:7",
-    ];
-    let (run, kernel) = run_flooded(&ns, env!("CARGO_BIN_EXE_ludp"), &args, FLOOD, "udp", 41500);
-    let socket = "the UDP socket of flow 0 (source port 41500, IPv4)";
-    assert_dropped_local_is_the_kernels(&run, kernel, socket);
+    let program = env!("CARGO_BIN_EXE_ludp");
+    assert_flow_socket_drops_counted(&ns, program, "127.0.0.1:7", 41500, "UDP");
 }

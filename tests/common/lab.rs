@@ -820,8 +820,8 @@ pub fn lreflect_service(ns: &Netns, args: &[&str], port: u16) -> Background {
 /// A tool run in `ns` that the test stops (SIGSTOP) while it floods the tool's receive queue
 /// with `flood` (a Python program run in `ns`), and continues (SIGCONT) once it has read the
 /// kernel's drop count of the tool's socket: the `drops` column of `/proc/net/<table>` (`raw`,
-/// `udp`) on the line of `local_port` (the protocol number for raw sockets). Returns the run
-/// and that count. `LOPA_TEST_RCVBUF` gives the tool a tiny receive queue, so a few thousand
+/// `udp`, `icmp`) on the line of `local_port` (the protocol number for raw sockets; `None`: the
+/// table's only socket). Returns the run and that count. `LOPA_TEST_RCVBUF` gives the tool a tiny receive queue, so a few thousand
 /// datagrams overflow it.
 pub fn run_flooded(
     ns: &Netns,
@@ -829,7 +829,7 @@ pub fn run_flooded(
     args: &[&str],
     flood: &str,
     table: &str,
-    local_port: u16,
+    local_port: Option<u16>,
 ) -> (ToolRun, u64) {
     require_root();
     let child = ns
@@ -847,9 +847,10 @@ pub fn run_flooded(
     ns.run(&format!("python3 -c '{flood}'"));
     let proc_table = ns.run(&format!("cat /proc/net/{table}"));
     check(Command::new("kill").args(["-CONT", &pid]));
-    let port = format!(":{local_port:04X} ");
+    let port = local_port.map_or(String::new(), |p| format!(":{p:04X} "));
     let drops: Vec<u64> = proc_table
         .lines()
+        .skip(1)
         .filter(|l| {
             l.split_whitespace()
                 .nth(1)
@@ -860,10 +861,40 @@ pub fn run_flooded(
     assert_eq!(
         drops.len(),
         1,
-        "one socket on port {local_port}:\n{proc_table}"
+        "one socket on port {local_port:?}:\n{proc_table}"
     );
     let run = ToolRun::of(child.wait_with_output().expect("wait for the tool"));
     (run, drops[0])
+}
+
+/// The run [`run_flooded`] stops: two probes 3 s apart, so the tool is idle, its first probe
+/// answered, while the test floods it.
+pub const FLOODED_RUN: [&str; 6] = ["-c", "2", "-i", "3", "-W", "1"];
+
+/// ludp or ltwamp (`program`, its flow sockets named `kind`) probing `target` from source port
+/// `sport`, flooded with 2,000 UDP datagrams to that port while stopped: the flow's socket
+/// overflows, and the run must count it as [`assert_dropped_local_is_the_kernels`] says.
+pub fn assert_flow_socket_drops_counted(
+    ns: &Netns,
+    program: &str,
+    target: &str,
+    sport: u16,
+    kind: &str,
+) {
+    let flood = format!(
+        r#"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(2000):
+    s.sendto(bytes(44), ("127.0.0.1", {sport}))
+"#
+    );
+    let sport_arg = sport.to_string();
+    let mut args = vec!["--sport", &sport_arg, target];
+    args.extend(FLOODED_RUN);
+    let (run, kernel) = run_flooded(ns, program, &args, &flood, "udp", Some(sport));
+    let socket = format!("the {kind} socket of flow 0 (source port {sport}, IPv4)");
+    assert_dropped_local_is_the_kernels(&run, kernel, &socket);
 }
 
 /// A [`run_flooded`] run's account: the queue overflowed, the summary's `dropped_local` is the
