@@ -21,6 +21,14 @@ pub const EXIT_NO_REPLY: u8 = 1;
 /// Exit status: usage or system error.
 pub const EXIT_ERROR: u8 = 2;
 
+/// Default `--rate`: probes per second over all targets. Chosen by measurement (README, "Probe
+/// rate"): on loopback, where lping answers itself, a sweep of a /16 at this rate lost no
+/// answer, and -i 1 holds for up to this many targets.
+pub const DEFAULT_RATE: f64 = 2000.0;
+
+/// Highest `--rate`: beyond what one socket takes in.
+pub const MAX_RATE: f64 = 1_000_000.0;
+
 /// Default period of windowed summaries in continuous runs.
 pub const DEFAULT_SUMMARY_EVERY: Duration = Duration::from_secs(60);
 
@@ -65,6 +73,10 @@ pub struct RunArgs {
     /// Time between two probes to the same target.
     #[arg(short = 'i', long, value_name = "DURATION", default_value = "1", value_parser = parse_interval)]
     pub interval: Duration,
+    /// Probes per second over all targets and flows: when -i per target would send faster,
+    /// each target is probed less often (said once on stderr).
+    #[arg(long, value_name = "PPS", default_value_t = DEFAULT_RATE, value_parser = parse_rate)]
+    pub rate: f64,
     /// How long a probe waits for its reply.
     #[arg(short = 'W', long, value_name = "DURATION", default_value = "1", value_parser = parse_interval)]
     pub timeout: Duration,
@@ -288,6 +300,7 @@ pub fn run_config(
         count: run.count,
         duration: run.duration,
         interval: run.interval,
+        rate: run.rate,
         timeout: run.timeout,
         summary_every,
         thresholds,
@@ -407,6 +420,7 @@ pub fn run_probe<P: crate::probe::Prober>(
     use anyhow::Context;
     crate::net::privilege::drop_privileges().context("cannot drop privileges")?;
     let cfg = run_config(tool, run, alerts, output)?;
+    say_if_stretched(tool, &cfg, targets.len());
     let mut out = output.writer()?;
     let outcome = crate::engine::Engine::new(cfg, targets, &mut out).run(prober)?;
     report_outcome(tool, &outcome);
@@ -450,8 +464,16 @@ pub fn parse_interval(s: &str) -> Result<Duration, String> {
 }
 
 /// What a run's end says on stderr besides the records: datagrams dropped as not answers,
-/// probes that could not keep the pace.
+/// probes that could not keep the pace, answers this host dropped.
 pub fn report_outcome(tool: &str, outcome: &crate::engine::Outcome) {
+    for d in &outcome.dropped_local {
+        eprintln!(
+            "{tool}: the kernel dropped {} datagrams on {}, its receive queue full: answers \
+             among them were lost on this host, not on the network (the summaries count them \
+             as dropped_local); a lower --rate avoids it",
+            d.count, d.socket
+        );
+    }
     if outcome.malformed > 0 {
         eprintln!(
             "{tool}: dropped {} datagrams that were not answers to its probes",
@@ -505,6 +527,37 @@ pub fn parse_period(s: &str) -> Result<Duration, String> {
         return Err("must be 0 (off) or at least 1ms".into());
     }
     Ok(d)
+}
+
+/// Probes per second: a positive number up to [`MAX_RATE`].
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= MAX_RATE => Ok(v),
+        Ok(v) if v.is_finite() && v > MAX_RATE => Err(format!("{s} is too high: at most 1000000")),
+        _ => Err(format!(
+            "'{s}' is not a positive number of probes per second"
+        )),
+    }
+}
+
+/// Says once, on stderr, when `-i` per target cannot hold at `--rate` for this many targets:
+/// the schedule stretches (every target is probed less often), it never bursts.
+pub fn say_if_stretched(tool: &str, cfg: &RunConfig, targets: usize) {
+    let paced = cfg.paced_interval(targets);
+    if paced > cfg.interval {
+        eprintln!(
+            "{tool}: {targets} targets every {} would be more than --rate {} probes/s: each \
+             target is probed every {} instead",
+            humantime::format_duration(cfg.interval),
+            cfg.rate,
+            humantime::format_duration(round_to_ms(paced)),
+        );
+    }
+}
+
+/// A duration to the millisecond, for messages.
+fn round_to_ms(d: Duration) -> Duration {
+    Duration::from_millis(d.as_secs_f64().mul_add(1000.0, 0.5) as u64)
 }
 
 pub fn parse_count(s: &str) -> Result<u64, String> {
@@ -656,6 +709,14 @@ mod tests {
         assert!(parse_period("1ns").unwrap_err().contains("at least 1ms"));
         assert_eq!(parse_interval("0.5ms"), Err("must be at least 1ms".into()));
         assert_eq!(parse_count("0"), Err("must be at least 1".into()));
+        assert_eq!(parse_rate("2000"), Ok(2000.0));
+        assert_eq!(parse_rate("0.5"), Ok(0.5));
+        assert!(parse_rate("0")
+            .unwrap_err()
+            .contains("not a positive number"));
+        assert!(parse_rate("-5").is_err());
+        assert!(parse_rate("inf").is_err());
+        assert!(parse_rate("2e6").unwrap_err().contains("too high"));
     }
 
     #[test]

@@ -160,6 +160,7 @@ impl Stats {
             jitter_ms: self.jitter(),
             lost_fwd: self.placed.map(|p| p.0),
             lost_rev: self.placed.map(|p| p.1),
+            dropped_local: None,
         }
     }
 }

@@ -616,6 +616,7 @@ fn every_member_records() -> Vec<Vec<u8>> {
             jitter_ms: Some(0.01),
             lost_fwd: Some(1),
             lost_rev: Some(0),
+            dropped_local: Some(3),
         }),
         Body::Alert(Alert {
             state: AlertState::Resolved,

@@ -470,6 +470,7 @@ mod tests {
             jitter_ms: Some(0.005),
             lost_fwd: Some(1),
             lost_rev: Some(0),
+            dropped_local: None,
         };
         assert_eq!(
             text("ltwamp", Body::Summary(s)),

@@ -179,6 +179,7 @@ pub fn run<P: Tracer>(
         });
     }
     let run_cfg = cli::run_config(tool, run, alerts, output)?;
+    cli::say_if_stretched(tool, &run_cfg, targets.len());
     let outcome = Engine::new(run_cfg, targets, &mut out).run(prober)?;
     cli::report_outcome(tool, &outcome);
     if followed {
