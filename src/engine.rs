@@ -46,6 +46,9 @@ pub struct StreamTotal {
     pub flow: Option<Flow>,
     pub sent: u64,
     pub received: u64,
+    /// Lost probes placed on the way there and back, when the prober places loss by direction.
+    pub lost_fwd: Option<u64>,
+    pub lost_rev: Option<u64>,
 }
 
 /// How a run ended.
@@ -62,6 +65,8 @@ pub struct Outcome {
     /// Probes not sent because the previous probe of their flow was still in flight (see
     /// [`Prober::flow_busy`]); counted neither sent nor lost.
     pub skipped_busy: u64,
+    /// Probes the reflectors refused (lreflect's rate limit), over every target.
+    pub refused: u64,
 }
 
 /// Deadlines, earliest first; ties in insertion order.
@@ -401,10 +406,16 @@ impl<'w, W: Write> Engine<'w, W> {
             }
         }
         let streams = self.stream_totals();
+        let refused = self
+            .states
+            .iter()
+            .filter_map(|st| st.total.summary("", st.target.addr, None, "total").refused)
+            .sum();
         Ok(Outcome {
             all_answered: self.states.iter().all(|s| s.answered),
             malformed: self.malformed,
             skipped_busy: self.skipped_busy,
+            refused,
             interrupted,
             streams,
         })
@@ -421,6 +432,8 @@ impl<'w, W: Write> Engine<'w, W> {
                     flow: stream.flow,
                     sent: s.sent,
                     received: s.received,
+                    lost_fwd: s.lost_fwd,
+                    lost_rev: s.lost_rev,
                 });
             }
         }
@@ -648,7 +661,7 @@ impl<'w, W: Write> Engine<'w, W> {
             ProbeEvent::Malformed(_) => self.malformed += 1,
             ProbeEvent::Placed(p) => {
                 if let Some(st) = self.states.get_mut(p.id.target) {
-                    let place = |s: &mut Stats| s.placed(p.forward, p.reverse);
+                    let place = |s: &mut Stats| s.placed(p.forward, p.reverse, p.refused);
                     if p.one_stream {
                         st.settle(p.id.seq, place);
                     } else {
@@ -1066,6 +1079,7 @@ mod tests {
                     id,
                     forward,
                     reverse,
+                    refused: None,
                     one_stream,
                 }));
         }
@@ -1283,6 +1297,7 @@ mod tests {
             },
             tos: None,
             synced: false,
+            refused: None,
             seq: Some(0),
             ttl: None,
             net_of_hold: true,

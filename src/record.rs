@@ -251,12 +251,18 @@ pub struct Summary {
     /// Interarrival jitter of the RTT (RFC 3550, section 6.4.1).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jitter_ms: Option<f64>,
-    /// Lost probes placed on the way to the reflector (ltwamp against a stateful reflector).
+    /// Lost probes placed on the way to the reflector (ltwamp against a stateful reflector,
+    /// ludp against lreflect).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lost_fwd: Option<u64>,
-    /// Lost probes placed on the way back (ltwamp against a stateful reflector).
+    /// Lost probes placed on the way back (ltwamp against a stateful reflector, ludp against
+    /// lreflect).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lost_rev: Option<u64>,
+    /// Lost probes that reached the reflector and that it refused (its rate limit): the far
+    /// end's doing, in neither `lost_fwd` nor `lost_rev` (ludp against lreflect).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<u64>,
 }
 
 /// Whether an alert starts or ends.
@@ -348,6 +354,10 @@ pub struct ReflectorStats {
     /// TWAMP sockets with per-session sequence numbers (not `--stateless`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sessions: Option<Sessions>,
+    /// Echo sockets: the ludp flows counted (`--flows`), as `sessions` (flows never expire:
+    /// `expired` stays 0; `evicted` are flows that made room for new ones).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flows: Option<Sessions>,
 }
 
 /// One hop of a traced path: the TTL probed and, when a router answered, its address.

@@ -29,6 +29,8 @@ pub struct Stats {
     samples: Reservoir,
     /// Lost probes placed on the forward and reverse direction; `None` when nothing was placed.
     placed: Option<(u64, u64)>,
+    /// Lost probes the reflector refused; `None` unless it says.
+    refused: Option<u64>,
 }
 
 impl Stats {
@@ -82,11 +84,15 @@ impl Stats {
         self.late += 1;
     }
 
-    /// Lost probes placed on a direction of the path (both may be 0: loss is being placed).
-    pub fn placed(&mut self, forward: u64, reverse: u64) {
+    /// Lost probes placed on a direction of the path (both may be 0: loss is being placed),
+    /// and those the reflector refused, when it says.
+    pub fn placed(&mut self, forward: u64, reverse: u64, refused: Option<u64>) {
         let p = self.placed.get_or_insert((0, 0));
         p.0 += forward;
         p.1 += reverse;
+        if let Some(r) = refused {
+            *self.refused.get_or_insert(0) += r;
+        }
     }
 
     pub fn sent(&self) -> u64 {
@@ -160,6 +166,7 @@ impl Stats {
             jitter_ms: self.jitter(),
             lost_fwd: self.placed.map(|p| p.0),
             lost_rev: self.placed.map(|p| p.1),
+            refused: self.refused,
         }
     }
 }
@@ -274,11 +281,16 @@ mod tests {
         s.lost();
         let sum = s.summary("t", "10.0.0.1".parse().unwrap(), None, "total");
         assert_eq!((sum.lost_fwd, sum.lost_rev), (None, None));
-        s.placed(0, 0);
-        s.placed(2, 1);
-        s.placed(1, 0);
+        s.placed(0, 0, None);
+        s.placed(2, 1, None);
+        s.placed(1, 0, None);
         let sum = s.summary("t", "10.0.0.1".parse().unwrap(), None, "total");
         assert_eq!((sum.lost_fwd, sum.lost_rev), (Some(3), Some(1)));
+        assert_eq!(sum.refused, None, "a reflector that does not say");
+        s.placed(0, 0, Some(0));
+        s.placed(0, 1, Some(4));
+        let sum = s.summary("t", "10.0.0.1".parse().unwrap(), None, "total");
+        assert_eq!((sum.lost_rev, sum.refused), (Some(2), Some(4)));
     }
 
     #[test]

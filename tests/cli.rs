@@ -591,6 +591,7 @@ fn every_member_records() -> Vec<Vec<u8>> {
             jitter_ms: Some(0.01),
             lost_fwd: Some(1),
             lost_rev: Some(0),
+            refused: Some(2),
         }),
         Body::Alert(Alert {
             state: AlertState::Resolved,
@@ -628,6 +629,12 @@ fn every_member_records() -> Vec<Vec<u8>> {
                 started: 4,
                 expired: 1,
                 evicted: 0,
+            }),
+            flows: Some(Sessions {
+                active: 5,
+                started: 6,
+                expired: 0,
+                evicted: 1,
             }),
         }),
         Body::Path(lopa::record::Path {

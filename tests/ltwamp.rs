@@ -188,20 +188,6 @@ fn sequence_numbers_count_per_session_from_zero() {
     }
 }
 
-/// Probes of each flow that timed out after the flow's last answer: no answer closes their
-/// run, so their direction stays unknown.
-fn trailing_losses(run: &ToolRun, target: &str, sport: u64) -> u64 {
-    let of_flow = |kind: &str| -> Vec<u64> {
-        run.kind(kind)
-            .iter()
-            .filter(|r| r["target"] == target && u(&r["flow"]["sport"]) == sport)
-            .map(|r| u(&r["seq"]))
-            .collect()
-    };
-    let last = of_flow("reply").into_iter().max().unwrap_or(0);
-    of_flow("timeout").into_iter().filter(|&s| s > last).count() as u64
-}
-
 /// Runs ltwamp with 20 % loss in one direction at the router; checks that the loss of every
 /// flow and of the target is placed in that direction, all but the trailing losses.
 fn placed_loss(test: &str, lossy_iface: &str, args: &[&str]) -> (u64, u64, u64) {
@@ -226,7 +212,7 @@ fn placed_loss(test: &str, lossy_iface: &str, args: &[&str]) -> (u64, u64, u64) 
     for sport in sports {
         let s = run.total("10.0.2.1", Some(sport));
         let lost = u(&s["sent"]) - u(&s["received"]);
-        let trailing = trailing_losses(&run, "10.0.2.1", sport);
+        let trailing = run.trailing_losses("10.0.2.1", sport);
         trailing_all += trailing;
         let (placed, other) = if forward {
             (u(&s["lost_fwd"]), u(&s["lost_rev"]))

@@ -415,3 +415,148 @@ fn lreflect_stamps_give_one_way_figures_and_show_remarking() {
         .iter()
         .all(|r| r.get("fwd_ms").is_none() && u(&r["size"]) == 40));
 }
+
+/// The totals of every flow and of the target, checked against each other: each flow's loss is
+/// `lost_fwd + lost_rev + refused` but for the probes lost after its last answer; a probe placed
+/// on the way back was answered too late or not at all, and the target's figures are its flows'
+/// sums. Returns the target's (lost_fwd, lost_rev, refused, sent).
+fn split_loss(run: &ToolRun, target: &str) -> (u64, u64, u64, u64) {
+    let (flows, total) = run.totals(target);
+    let mut sums = [0u64; 4];
+    for f in &flows {
+        let sport = u(&f["flow"]["sport"]);
+        let lost = u(&f["sent"]) - u(&f["received"]);
+        let (fwd, rev, refused) = (u(&f["lost_fwd"]), u(&f["lost_rev"]), u(&f["refused"]));
+        let trailing = run.trailing_losses(target, sport);
+        assert_eq!(fwd + rev + refused + trailing, lost, "flow {sport}: {f}");
+        for (s, v) in sums.iter_mut().zip([fwd, rev, refused, trailing]) {
+            *s += v;
+        }
+    }
+    let [fwd, rev, refused, _] = sums;
+    assert_eq!(
+        (
+            u(&total["lost_fwd"]),
+            u(&total["lost_rev"]),
+            u(&total["refused"])
+        ),
+        (fwd, rev, refused),
+        "{total}"
+    );
+    (fwd, rev, refused, u(&total["sent"]))
+}
+
+/// Whether `k` is within 5 standard deviations of Binomial(n, p)'s mean.
+fn binomial_ok(k: u64, n: u64, p: f64) -> bool {
+    let (mean, sd) = (n as f64 * p, (n as f64 * p * (1.0 - p)).sqrt());
+    (k as f64 - mean).abs() <= 5.0 * sd.max(1.0)
+}
+
+#[test]
+fn against_lreflect_loss_is_split_by_direction() {
+    let lab = Routed::new("udpdir");
+    let _reflector = lreflect(&lab.server, &[]);
+    // 15 % of what the router forwards towards the reflector, of the answers the client
+    // receives, or both.
+    let cases: [(&str, bool, bool); 3] = [
+        ("forward", true, false),
+        ("reverse", false, true),
+        ("both", true, true),
+    ];
+    for (name, fwd_loss, rev_loss) in cases {
+        clear_loss(&lab.router);
+        clear_loss(&lab.client);
+        if fwd_loss {
+            add_loss(&lab.router, "forward", "eth0", 15);
+        }
+        if rev_loss {
+            add_loss(&lab.client, "input", "eth0", 15);
+        }
+        let run = ludp(
+            &lab.client,
+            &[
+                "-c",
+                "250",
+                "-i",
+                "0.004",
+                "-W",
+                "1",
+                "--flows",
+                "2",
+                "10.0.2.1",
+                "[fd02::1]",
+            ],
+        );
+        assert!(run.status <= 1, "{name}: {}", run.stderr);
+        for target in ["10.0.2.1", "[fd02::1]"] {
+            let (fwd, rev, refused, sent) = split_loss(&run, target);
+            let (_, total) = run.totals(target);
+            let late = u(&total["late"]);
+            assert_eq!(sent, 500, "{name} {target}: {total}");
+            assert_eq!(
+                refused, 0,
+                "{name} {target}: nothing over the limit: {total}"
+            );
+            // Losses after each flow's last answer stay unplaced: a handful at most.
+            let fwd_p = if fwd_loss { 0.15 } else { 0.0 };
+            // Answers are lost only of the probes that got there.
+            let rev_p = if rev_loss { (1.0 - fwd_p) * 0.15 } else { 0.0 };
+            assert!(binomial_ok(fwd, sent, fwd_p), "{name} {target}: {total}");
+            if rev_loss {
+                assert!(binomial_ok(rev, sent, rev_p), "{name} {target}: {total}");
+            } else {
+                // Only an answer later than -W could be charged to the way back.
+                assert!(rev <= late, "{name} {target}: {total}");
+            }
+        }
+    }
+}
+
+#[test]
+fn probes_refused_by_lreflects_rate_limit_are_not_network_loss() {
+    let lab = Routed::new("udprefused");
+    // 100 probes a second per source, bursts of 10; ludp sends 200 a second for 2 s.
+    let _reflector = lreflect(&lab.server, &["--rate-limit", "100", "--burst", "10"]);
+    let run = ludp(
+        &lab.client,
+        &[
+            "-c", "200", "-i", "0.005", "--flows", "2", "-W", "0.5", "10.0.2.1",
+        ],
+    );
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let (fwd, rev, refused, sent) = split_loss(&run, "10.0.2.1");
+    assert_eq!((fwd, rev), (0, 0), "no loss on the network");
+    // About 190 of the 400 refused: 100/s over 2 s, and the burst, answered.
+    assert!(
+        (150..=230).contains(&refused),
+        "{refused} of {sent} refused: {:?}",
+        run.totals("10.0.2.1").1
+    );
+    assert!(
+        run.stderr.contains("refused"),
+        "said on stderr: {}",
+        run.stderr
+    );
+}
+
+#[test]
+fn the_split_is_absent_where_the_reflector_does_not_count() {
+    let lab = Routed::new("udpnodir");
+    let _echo = python_echo(&lab.server, 7);
+    let _reflector = lreflect(&lab.server, &[]);
+    add_loss(&lab.router, "forward", "eth0", 30);
+    // An RFC 862 echo; lreflect with payloads too short for its counts (stamped, not counted).
+    for (target, size) in [("10.0.2.1:7", "64"), ("10.0.2.1", "56")] {
+        let run = ludp(
+            &lab.client,
+            &["-c", "40", "-i", "0.002", "-W", "0.3", "-s", size, target],
+        );
+        let (flows, total) = run.totals(target);
+        assert!(u(&total["sent"]) > u(&total["received"]), "{total}");
+        for s in flows.iter().copied().chain([total]) {
+            for member in ["lost_fwd", "lost_rev", "refused"] {
+                assert!(s.get(member).is_none(), "{target} -s {size}: {s}");
+            }
+        }
+    }
+}

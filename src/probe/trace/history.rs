@@ -175,6 +175,8 @@ mod tests {
             }),
             sent,
             received,
+            lost_fwd: None,
+            lost_rev: None,
         }]
     }
 

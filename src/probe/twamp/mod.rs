@@ -11,7 +11,7 @@
 pub mod direction;
 
 use super::flows::{FlowSockets, FlowSpread};
-use super::{LossPlacement, ProbeEvent, ProbeId, ProbeLookup, Prober, ReflectorTimes, SendStamp};
+use super::{ProbeEvent, ProbeId, ProbeLookup, Prober, ReflectorTimes, SendStamp};
 use crate::clock::ClockState;
 use crate::net::socket::SocketOptions;
 use crate::net::Received;
@@ -20,7 +20,7 @@ use crate::target::Target;
 use crate::wire::ntp::{Format, Timestamp};
 use crate::wire::twamp::{ReflectorPacket, SenderPacket, SENDER_MIN_LEN, STAMP_LEN};
 use anyhow::{bail, Result};
-use direction::Session;
+use direction::Tracker;
 use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
@@ -74,13 +74,6 @@ struct Peer {
     sent: Vec<(u64, Timestamp)>,
     /// Probes sent per flow: the next sender sequence number of each session.
     next: Vec<u64>,
-    /// Per flow, when loss is placed (empty with `--reflector stateless`, and for a reflector
-    /// listed twice).
-    sessions: Vec<Session>,
-    /// The reflector numbers its answers itself (given, or judged in auto mode).
-    stateful: bool,
-    /// Auto mode, not judged stateful yet: placements so far, summed per stream.
-    held: Vec<LossPlacement>,
 }
 
 /// Sends TWAMP-Light / STAMP test packets and matches the reflectors' answers.
@@ -93,8 +86,9 @@ pub struct TwampProber {
     recv_buf: Vec<u8>,
     /// Our Error Estimate, read from the kernel at most once a second.
     clock: Option<(Instant, u16)>,
-    /// Placements found outside `drain` (after a timeout or a failed send).
-    pending: Vec<ProbeEvent>,
+    /// Loss placed by direction (not with `--reflector stateless`, nor for a reflector listed
+    /// twice); stateful given, or judged in auto mode.
+    tracker: Tracker,
 }
 
 /// Probes remembered per target beyond those a reply may still answer: the engine keeps this
@@ -124,29 +118,18 @@ impl TwampProber {
         }
         let peers = targets
             .iter()
-            .enumerate()
-            .map(|(t, target)| {
-                // A reflector listed twice (same address and port) sees the probes of both
-                // targets in one session per flow: its numbers say nothing about either.
-                let shared = by_addr[&target.addr.to_canonical()]
-                    .iter()
-                    .any(|&o| o != t && targets[o].port == target.port);
-                let tracked = cfg.reflector != ReflectorMode::Stateless && !shared;
-                Peer {
-                    sent: vec![(0, Timestamp::default()); ring],
-                    next: vec![0; usize::from(flows)],
-                    sessions: if tracked {
-                        (0..flows)
-                            .map(|f| Session::new(t, flows, f, streams))
-                            .collect()
-                    } else {
-                        Vec::new()
-                    },
-                    stateful: cfg.reflector == ReflectorMode::Stateful,
-                    held: Vec::new(),
-                }
+            .map(|_| Peer {
+                sent: vec![(0, Timestamp::default()); ring],
+                next: vec![0; usize::from(flows)],
             })
             .collect();
+        let tracker = Tracker::new(
+            targets,
+            flows,
+            streams,
+            cfg.reflector != ReflectorMode::Stateless,
+            cfg.reflector == ReflectorMode::Stateful,
+        );
         Ok(TwampProber {
             sockets,
             packet: vec![0; cfg.size],
@@ -155,7 +138,7 @@ impl TwampProber {
             by_addr,
             recv_buf: vec![0; 65_536],
             clock: None,
-            pending: Vec::new(),
+            tracker,
         })
     }
 
@@ -179,71 +162,20 @@ impl TwampProber {
 
     /// (flow, session index) of the target's probe `seq`.
     fn session_of(&self, seq: u64) -> (usize, u64) {
-        let flows = self.flows();
-        (((seq - 1) % flows) as usize, (seq - 1) / flows)
-    }
-
-    /// Hands placements on: to the engine when the target's reflector is known stateful, else
-    /// (auto mode) held until it is.
-    fn route(&mut self, target: usize, placed: Vec<LossPlacement>, out: &mut Vec<ProbeEvent>) {
-        let streams = self.streams() as u64;
-        let peer = &mut self.peers[target];
-        if peer.stateful {
-            out.extend(placed.into_iter().map(ProbeEvent::Placed));
-            return;
-        }
-        for p in placed {
-            let key = |q: &LossPlacement| q.one_stream.then(|| (q.id.seq - 1) % streams);
-            match peer.held.iter_mut().find(|q| key(q) == key(&p)) {
-                Some(q) => {
-                    q.forward += p.forward;
-                    q.reverse += p.reverse;
-                }
-                None => peer.held.push(p),
-            }
-        }
+        self.tracker.session_of(seq)
     }
 
     /// Probe `id` was answered with the reflector's number `reflector_seq`.
     fn answered(&mut self, id: ProbeId, reflector_seq: u32, out: &mut Vec<ProbeEvent>) {
-        let (flow, n) = self.session_of(id.seq);
-        let mode = self.cfg.reflector;
-        let Some(peer) = self.peers.get_mut(id.target) else {
-            return;
-        };
-        if peer.sessions.is_empty() {
-            return;
-        }
-        if mode == ReflectorMode::Auto && !peer.stateful && reflector_seq != n as u32 {
-            // A stateless reflector copies the sender's number: this one counts itself, and
-            // what was held so far is placed now.
-            peer.stateful = true;
-            out.extend(peer.held.drain(..).map(ProbeEvent::Placed));
-        }
-        let mut placed = Vec::new();
-        peer.sessions[flow].answered(n, reflector_seq, &mut placed);
-        self.route(id.target, placed, out);
+        let (_, n) = self.session_of(id.seq);
+        // A stateless reflector copies the sender's number: one that does not counts itself.
+        let shows = self.cfg.reflector == ReflectorMode::Auto && reflector_seq != n as u32;
+        self.tracker.answered(id, reflector_seq, None, shows, out);
     }
 
     /// Probe `id` timed out (`lost`) or was answered by an error (not `lost`).
     fn unanswered(&mut self, id: ProbeId, lost: bool) {
-        let (flow, n) = self.session_of(id.seq);
-        let Some(session) = self
-            .peers
-            .get_mut(id.target)
-            .and_then(|p| p.sessions.get_mut(flow))
-        else {
-            return;
-        };
-        let mut placed = Vec::new();
-        if lost {
-            session.lost(n, &mut placed);
-        } else {
-            session.skipped(n, &mut placed);
-        }
-        let mut out = std::mem::take(&mut self.pending);
-        self.route(id.target, placed, &mut out);
-        self.pending = out;
+        self.tracker.unanswered(id, lost);
     }
 }
 
@@ -312,6 +244,7 @@ fn reply(
             tos: None,
             synced: p.error_estimate().is_some_and(|e| e.synced),
             seq: Some(p.seq),
+            refused: None,
             ttl: p.sender_ttl,
             net_of_hold: true,
         }),
@@ -360,9 +293,7 @@ impl Prober for TwampProber {
             .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         let ring = peer.sent.len() as u64;
         peer.sent[(id.seq % ring) as usize] = (id.seq, t1);
-        if let Some(s) = peer.sessions.get_mut(usize::from(flow)) {
-            s.sent(n);
-        }
+        self.tracker.sent(id);
         let sent = self.sockets.send(&selected, &self.packet, target, id);
         if sent.is_err() {
             // Never left: the engine counts it unreachable, and no run includes it.
@@ -376,7 +307,7 @@ impl Prober for TwampProber {
     }
 
     fn pending_events(&mut self, events: &mut Vec<ProbeEvent>) {
-        events.append(&mut self.pending);
+        self.tracker.take_pending(events);
     }
 
     fn drain(&mut self, token: usize, _lookup: &dyn ProbeLookup, events: &mut Vec<ProbeEvent>) {
@@ -419,7 +350,8 @@ impl Prober for TwampProber {
             );
         }
         // Loss placed by what came in: after the replies, so the engine counts them first.
-        let mut placed = std::mem::take(&mut self.pending);
+        let mut placed = Vec::new();
+        self.tracker.take_pending(&mut placed);
         let found: Vec<(ProbeId, Option<u32>)> = events[start..]
             .iter()
             .filter_map(|e| match e {
@@ -435,7 +367,7 @@ impl Prober for TwampProber {
                 Some(r) => self.answered(id, r, &mut placed),
                 None => {
                     self.unanswered(id, false);
-                    placed.append(&mut self.pending);
+                    self.tracker.take_pending(&mut placed);
                 }
             }
         }
@@ -494,8 +426,8 @@ mod tests {
             &SocketOptions::default(),
         )
         .unwrap();
-        let tracked: Vec<usize> = p.peers.iter().map(|peer| peer.sessions.len()).collect();
-        assert_eq!(tracked, [0, 0, 2]);
+        let tracked: Vec<bool> = (0..3).map(|t| p.tracker.tracks(t)).collect();
+        assert_eq!(tracked, [false, false, true]);
     }
 
     /// Records `count` probes of every flow as sent, as `send` does, without a network.
@@ -512,9 +444,7 @@ mod tests {
             };
             let ring = peer.sent.len() as u64;
             peer.sent[(k % ring) as usize] = (k, t1);
-            if let Some(s) = peer.sessions.get_mut(flow) {
-                s.sent(n);
-            }
+            p.tracker.sent(id(k));
         }
     }
 
