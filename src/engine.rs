@@ -1108,6 +1108,8 @@ mod tests {
                 reached: true,
                 sent: Some(sent),
                 lost: Some(0),
+                lost_fwd: None,
+                lost_rev: None,
             };
             Ok(vec![(0, path)])
         }

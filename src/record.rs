@@ -398,6 +398,12 @@ pub struct Path {
     /// Of those, probes that got no answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lost: Option<u64>,
+    /// Of those, placed on the way to the far end and on the way back, when the tool split its
+    /// loss by direction (ludp against lreflect, ltwamp against a stateful reflector).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost_fwd: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost_rev: Option<u64>,
 }
 
 /// What `lcorrelate` concludes about a link.

@@ -660,6 +660,8 @@ fn every_member_records() -> Vec<Vec<u8>> {
             reached: false,
             sent: Some(10),
             lost: Some(1),
+            lost_fwd: Some(1),
+            lost_rev: Some(0),
         }),
         Body::Link(LinkScore {
             from: "fd00::1".into(),

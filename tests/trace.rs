@@ -353,6 +353,12 @@ fn check_history(run: &Run, flows: usize) -> usize {
             (sport, (sent, sent - r["received"].as_u64().unwrap()))
         })
         .collect();
+    // Loss split by direction (against lreflect): each sample's own, adding up to the flow's.
+    let split = |r: &Value| (r["lost_fwd"].as_u64(), r["lost_rev"].as_u64());
+    let split_totals: BTreeMap<u64, (Option<u64>, Option<u64>)> = summaries
+        .iter()
+        .filter_map(|r| Some((r["flow"]["sport"].as_u64()?, split(r))))
+        .collect();
     let spine = |p: &Value| p["hops"][1]["addr"].as_str().unwrap_or("*").to_string();
     let mut moved = 0;
     for (sport, records) in &by_sport {
@@ -400,6 +406,25 @@ fn check_history(run: &Run, flows: usize) -> usize {
             totals.get(sport),
             "flow {sport}: the counts add up to its total"
         );
+        if let Some(&(Some(fwd), Some(rev))) = split_totals.get(sport) {
+            // Placed loss is counted in the sample of the answer that placed it; the first
+            // record of a flow, before any answer said the reflector counts, has none.
+            let sum = records.iter().fold((0, 0), |(f, r), p| {
+                let (pf, pr) = match split(p) {
+                    (Some(pf), Some(pr)) => (pf, pr),
+                    _ if p["sent"] == 0 => (0, 0),
+                    _ => panic!("no split in {p}"),
+                };
+                assert!(pf + pr <= p["lost"].as_u64().unwrap(), "{p}");
+                (f + pf, r + pr)
+            });
+            assert_eq!(sum, (fwd, rev), "flow {sport}: the split adds up");
+        } else {
+            assert!(
+                records.iter().all(|p| split(p) == (None, None)),
+                "{records:?}"
+            );
+        }
     }
     moved
 }
@@ -429,6 +454,95 @@ fn a_spine_route_removed_mid_run_gives_new_path_records_to_its_flows_only() {
     assert!(
         moved > 0 && moved < 16,
         "both spines carried flows: {moved} moved"
+    );
+}
+
+/// ludp against lreflect: each flow's loss split by direction in its path records, equal to
+/// its summary's; with loss on the way there through spine1 only, only the flows whose probes
+/// take spine1 lose probes, all of them on the way there.
+#[test]
+fn ludp_paths_carry_their_flows_loss_split_by_direction() {
+    let lab = LeafSpine::new("trsplit");
+    let _reflector = lreflect_service(&lab.h2, &["--echo", "10.2.1.1:8081"], 8081);
+    add_loss(&lab.spine1, "forward", "l1", 25);
+    let run = ludp(
+        &lab.h1,
+        &[
+            "--trace", "--flows", "8", "--sport", "43100", "-c", "60", "-i", "0.002", "-W", "0.5",
+            "-q", "10.2.1.1",
+        ],
+    );
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert_eq!(run.paths.len(), 8);
+    let summary = |sport: u64| {
+        run.records
+            .iter()
+            .find(|r| r["type"] == "summary" && r["flow"]["sport"].as_u64() == Some(sport))
+            .unwrap_or_else(|| panic!("no summary of flow {sport}"))
+    };
+    let mut lossy = 0;
+    for p in &run.paths {
+        let s = summary(p["sport"].as_u64().unwrap());
+        for member in ["sent", "lost_fwd", "lost_rev"] {
+            assert_eq!(p[member], s[member], "{member}: {p} against {s}");
+        }
+        let (lost, fwd, rev) = (
+            p["lost"].as_u64().unwrap(),
+            p["lost_fwd"].as_u64().unwrap(),
+            p["lost_rev"].as_u64().unwrap(),
+        );
+        assert!(
+            rev <= s["late"].as_u64().unwrap(),
+            "nothing lost on the way back: {p}"
+        );
+        if p["hops"][1]["addr"] == SPINES[0] {
+            lossy += 1;
+            assert!(fwd > 0 && fwd <= lost && lost - fwd <= 5, "{p}");
+        } else {
+            assert_eq!((lost, fwd), (0, 0), "{p}");
+        }
+    }
+    assert!(
+        lossy > 0 && lossy < 8,
+        "flows over both spines: {lossy} over spine1"
+    );
+}
+
+/// The same with `--trace-every`: each path sample carries the split of its own probes.
+#[test]
+fn ludp_trace_every_samples_carry_their_own_split() {
+    let lab = LeafSpine::new("treverysplit");
+    let _reflector = lreflect_service(&lab.h2, &["--echo", "10.2.1.1:8081"], 8081);
+    add_loss(&lab.leaf2, "forward", "s2", 10);
+    let args = [
+        "--trace",
+        "--trace-every",
+        "1s",
+        "--flows",
+        "8",
+        "--sport",
+        "44100",
+        "-w",
+        "5",
+        "-i",
+        "0.005",
+        "-W",
+        "0.3",
+        "-q",
+        "10.2.1.1",
+    ];
+    let run = run_with_route_change(&lab, LUDP, &args);
+    let moved = check_history(&run, 8);
+    assert!(moved > 0 && moved < 8, "{moved} moved");
+    let placed: u64 = run
+        .paths
+        .iter()
+        .filter_map(|p| p["lost_fwd"].as_u64())
+        .sum();
+    assert!(
+        placed > 0,
+        "10 % loss into leaf2 from spine2: {:?}",
+        run.paths
     );
 }
 
