@@ -733,7 +733,13 @@ impl<'w, W: Write> Engine<'w, W> {
                     let reordered = id.seq < stream.highest_received;
                     stream.highest_received = stream.highest_received.max(id.seq);
                     st.answered = true;
-                    st.settle(id.seq, |s| s.reply(rtt, reordered));
+                    let figures = reflector.map(|r| one_way(sent.wall, rx_wall, &r));
+                    st.settle(id.seq, |s| {
+                        s.reply(rtt, reordered);
+                        if let Some(ow) = &figures {
+                            s.one_way(ow, ttl);
+                        }
+                    });
                     st.trim();
                 }
                 if !quiet {

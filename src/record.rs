@@ -221,6 +221,19 @@ pub struct RttStats {
     pub p99: f64,
 }
 
+/// One-way delay statistics of a summary, in milliseconds (negative when the two clocks
+/// disagree by more than the delay).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DelayStats {
+    pub min: f64,
+    pub avg: f64,
+    pub max: f64,
+    /// Percentiles by nearest rank.
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+}
+
 /// `summary`: statistics per target (and flow) over a window or the whole run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
@@ -263,6 +276,21 @@ pub struct Summary {
     /// end's doing, in neither `lost_fwd` nor `lost_rev` (ludp against lreflect).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refused: Option<u64>,
+    /// One-way delay on the way to the reflector, over the replies whose clocks were both
+    /// synchronized (`synced`): ludp against lreflect, ltwamp.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fwd_ms: Option<DelayStats>,
+    /// One-way delay on the way back, as `fwd_ms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rev_ms: Option<DelayStats>,
+    /// Routers on the way to the reflector, from the TTL the probes arrived with there
+    /// (ltwamp's `reflector_ttl`) against the usual initial TTLs 64, 128 and 255; the latest
+    /// answer's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hops_fwd: Option<u8>,
+    /// Routers on the way back, from the answers' TTL likewise (ludp against lreflect, ltwamp).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hops_rev: Option<u8>,
 }
 
 /// Whether an alert starts or ends.

@@ -493,3 +493,97 @@ fn against_a_stateless_lreflect_nothing_is_placed() {
     assert!(u(&total["sent"]) > u(&total["received"]), "{total}");
     assert!(total.get("lost_fwd").is_none(), "{total}");
 }
+
+/// client — r1 — r2 — server, IPv4 only: `client` eth0 10.3.1.1, `server` eth0 10.3.3.1, two
+/// routers between them.
+fn two_routers(test: &str) -> [Netns; 4] {
+    let client = Netns::new(&format!("{test}-cli"));
+    let r1 = Netns::new(&format!("{test}-r1"));
+    let r2 = Netns::new(&format!("{test}-r2"));
+    let server = Netns::new(&format!("{test}-srv"));
+    link(
+        &client,
+        "eth0",
+        &["10.3.1.1/24"],
+        &r1,
+        "eth0",
+        &["10.3.1.254/24"],
+    );
+    link(&r1, "eth1", &["10.3.2.1/24"], &r2, "eth0", &["10.3.2.2/24"]);
+    link(
+        &r2,
+        "eth1",
+        &["10.3.3.254/24"],
+        &server,
+        "eth0",
+        &["10.3.3.1/24"],
+    );
+    r1.enable_forwarding();
+    r2.enable_forwarding();
+    client.run("ip route add default via 10.3.1.254");
+    r1.run("ip route add 10.3.3.0/24 via 10.3.2.2");
+    r2.run("ip route add 10.3.1.0/24 via 10.3.2.1");
+    server.run("ip route add default via 10.3.3.254");
+    [client, r1, r2, server]
+}
+
+/// Summaries of ltwamp (against lreflect --twamp) and ludp (against lreflect's echo): the hops
+/// each way where the TTLs tell (ludp: the way back only, lreflect's echo does not say what
+/// TTL a probe arrived with), equal to the routers between, one and two; one-way delay
+/// statistics exactly when both clocks are synchronized (here both are the host's clock).
+#[test]
+fn summaries_give_hop_counts_and_one_way_delays_when_synchronized() {
+    let synced = lopa::clock::synchronized();
+    let check = |client: &Netns, targets: &[&str], routers: u64| {
+        let twamp = ltwamp(
+            client,
+            &[&["-q", "-c", "20", "-i", "0.002"], targets].concat(),
+        );
+        assert_eq!(twamp.status, 0, "{}", twamp.stderr);
+        let echo_targets: Vec<String> = targets
+            .iter()
+            .map(|t| {
+                if t.contains(':') {
+                    format!("[{t}]:8081")
+                } else {
+                    format!("{t}:8081")
+                }
+            })
+            .collect();
+        let echo_targets: Vec<&str> = echo_targets.iter().map(|s| s.as_str()).collect();
+        let echo = run_tool(
+            client,
+            env!("CARGO_BIN_EXE_ludp"),
+            &[&["-q", "-c", "20", "-i", "0.002"], &echo_targets[..]].concat(),
+        );
+        assert_eq!(echo.status, 0, "{}", echo.stderr);
+        for (t, e) in targets.iter().zip(&echo_targets) {
+            let s = twamp.total(t, None);
+            assert_eq!(
+                (u(&s["hops_fwd"]), u(&s["hops_rev"])),
+                (routers, routers),
+                "{s}"
+            );
+            let s = echo.total(e, None);
+            assert_eq!(u(&s["hops_rev"]), routers, "{s}");
+            assert!(s.get("hops_fwd").is_none(), "{s}");
+            for s in [twamp.total(t, None), echo.total(e, None)] {
+                for member in ["fwd_ms", "rev_ms"] {
+                    assert_eq!(s.get(member).is_some(), synced, "synced {synced}: {s}");
+                }
+                if synced {
+                    let fwd = &s["fwd_ms"];
+                    assert!(f(&fwd["min"]) <= f(&fwd["p50"]) && f(&fwd["p50"]) <= f(&fwd["max"]));
+                }
+            }
+        }
+    };
+    let lab = Routed::new("twhops");
+    let _twamp = lreflect_twamp(&lab.server, &[]);
+    let _echo = lreflect_service(&lab.server, &["--echo", "[::]:8081"], 8081);
+    check(&lab.client, &["10.0.2.1", "fd02::1"], 1);
+    let [client, _r1, _r2, server] = two_routers("twhops2");
+    let _twamp = lreflect_twamp(&server, &[]);
+    let _echo = lreflect_service(&server, &["--echo", "[::]:8081"], 8081);
+    check(&client, &["10.3.3.1"], 2);
+}
