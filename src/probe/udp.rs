@@ -104,43 +104,24 @@ impl trace::TraceCodec for TraceCodec {
 }
 
 impl Tracer for UdpProber {
-    /// Traces every flow to every target with the flow's own socket (Paris traceroute: only
-    /// the TTL changes); one `path` per (target, flow), targets first. Trace probes carry the
-    /// first `--dscp` class (or `-Q`): ECMP hashes the 5-tuple, not the DSCP.
+    /// Traces every flow to every target with the flow's own socket ([`FlowSockets::trace`]).
+    /// After a round during the run, the loss placement starts afresh ([`Tracker::resync`]): a
+    /// run of lost probes open at the round would otherwise be placed in the next path sample,
+    /// perhaps another path's. (Before the first probe there is nothing to forget, and lreflect
+    /// does not count trace probes, so a flow's first answer still starts a new session.)
     fn trace_flows(&mut self, targets: &[Target], cfg: &TraceConfig) -> Result<Vec<TracedFlow>> {
-        let tos = self.sockets.dscp().first().map(|d| d << 2);
-        let mut ids = Vec::new();
-        let mut flows = Vec::new();
-        for (t, target) in targets.iter().enumerate() {
-            for flow in 0..self.sockets.flows() {
-                let Some(i) = self.sockets.index_of(flow, target.addr.is_ipv6()) else {
-                    continue;
-                };
-                ids.push((t, flow, i));
-                flows.push(trace::TraceFlow {
-                    sock: &self.sockets[i].probe.sock,
-                    dst: target.socket_addr(target.port),
-                    tos,
-                });
-            }
-        }
         self.round = self.round.wrapping_add(1);
-        let mut codec = TraceCodec {
-            flows: ids.iter().map(|&(t, flow, _)| (t, flow)).collect(),
-            cookie: self.cookie,
-            len: self.payload.len(),
-            round: self.round,
-        };
-        let results = trace::trace(&flows, &mut codec, cfg)?;
-        Ok(ids
-            .into_iter()
-            .zip(flows)
-            .zip(results)
-            .map(|(((t, _, i), f), result)| {
-                let bound = trace::bound_ip(f.sock);
-                TracedFlow::new(t, result, bound, f.dst, "udp", self.sockets[i].sport)
-            })
-            .collect())
+        let (cookie, len, round) = (self.cookie, self.payload.len(), self.round);
+        let traced = self.sockets.trace(targets, cfg, |flows| TraceCodec {
+            flows,
+            cookie,
+            len,
+            round,
+        });
+        if self.round > 1 {
+            self.tracker.resync();
+        }
+        traced
     }
 
     fn followed(&mut self) -> &mut Option<trace::Followed> {

@@ -143,8 +143,8 @@ impl PathHistory {
 
 /// `path` with the probes sent and lost between two readings of a flow's totals, and of
 /// those the ones placed on either direction when the prober places loss. No probe is in
-/// flight at either reading, so every probe counted is settled (a run of lost probes is
-/// placed when the answer after it comes: in the sample of that answer).
+/// flight at either reading, so every probe counted is settled; the probers start placing
+/// afresh after each trace round, so no run of lost probes straddles two readings.
 pub fn with_counts(path: &Path, before: FlowCounts, now: FlowCounts) -> Path {
     let sent = now.sent.saturating_sub(before.sent);
     let received = now.received.saturating_sub(before.received);

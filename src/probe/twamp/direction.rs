@@ -74,6 +74,8 @@ pub struct Session {
     /// [`Session::advance`]), that probe's session index and the reflector's count of refusals
     /// at it; `None` before the first answer.
     anchor: Option<(u32, u64, Option<u32>)>,
+    /// Since [`Session::resync`], no answer came: the anchor is unknown, not a new session's.
+    resynced: bool,
     run: Vec<StreamRun>,
 }
 
@@ -87,6 +89,7 @@ impl Session {
             frontier: 0,
             outcomes: VecDeque::new(),
             anchor: None,
+            resynced: false,
             run: Vec::new(),
         }
     }
@@ -97,6 +100,16 @@ impl Session {
             target: self.target,
             seq: n * self.flows + self.flow + 1,
         }
+    }
+
+    /// The reflector numbered packets that were not this session's probes (a trace round's
+    /// probes, which reach it on the flow's own 5-tuple): the run open now and the run before
+    /// the next answer are left unplaced, and that answer anchors the numbering afresh. Call it
+    /// with no probe in flight.
+    pub fn resync(&mut self) {
+        self.run.clear();
+        self.anchor = None;
+        self.resynced = true;
     }
 
     /// Probe `n` (the next one: `n` counts from 0 without gaps) left.
@@ -160,6 +173,7 @@ impl Session {
                 }
                 Outcome::Answered(b, refused) => {
                     self.close_run(n, b, refused, out);
+                    self.resynced = false;
                     // A number behind the anchor's by no more than the probes between them is
                     // an answer the forward path reordered: the anchor stays. Further behind,
                     // the reflector's numbering restarted: it counts from here.
@@ -192,7 +206,7 @@ impl Session {
             refused: refused_b.map(|_| 0),
             one_stream: true,
         });
-        if g == 0 {
+        if g == 0 || self.resynced {
             return;
         }
         // Probes the reflector numbered between the anchor and this one (a new session's
@@ -388,6 +402,14 @@ impl Tracker {
         let mut out = std::mem::take(&mut self.pending);
         self.route(id.target, placed, &mut out);
         self.pending = out;
+    }
+
+    /// Every session's [`Session::resync`]: after a trace round, whose probes the reflectors
+    /// may have numbered.
+    pub fn resync(&mut self) {
+        for s in self.peers.iter_mut().flat_map(|p| p.sessions.iter_mut()) {
+            s.resync();
+        }
     }
 
     /// Moves the placements found outside a drain into `out`.
@@ -676,6 +698,41 @@ mod tests {
             ),
             [(2, 1, 0, Some(0))]
         );
+    }
+
+    #[test]
+    fn after_a_resync_the_next_answer_anchors_afresh() {
+        let mut s = Session::new(0, 1, 0, 1);
+        // Probe 1 lost; then a trace round whose 5 probes the reflector numbered 2..6.
+        let mut out = Vec::new();
+        for n in 0..2 {
+            s.sent(n);
+        }
+        s.answered(0, 0, None, &mut out);
+        s.lost(1, &mut out);
+        s.resync();
+        // Probe 2 lost, 3 answered as number 8: the run before it is not placed (the gap
+        // counts trace probes), nor is the one that was open.
+        for n in 2..6 {
+            s.sent(n);
+        }
+        s.lost(2, &mut out);
+        s.answered(3, 8, None, &mut out);
+        assert!(out.iter().all(|p| p.forward + p.reverse == 0), "{out:?}");
+        // From there on, as before: 4 lost on the way there, 5 numbered 9.
+        s.lost(4, &mut out);
+        s.answered(5, 9, None, &mut out);
+        let placed: Vec<_> = out
+            .iter()
+            .filter(|p| p.forward + p.reverse > 0)
+            .map(|p| (p.id.seq, p.forward, p.reverse))
+            .collect();
+        assert_eq!(placed, [(5, 1, 0)]);
+        // A new session resynced before its first probe does not take the first answer's
+        // number for a count from 0.
+        let mut s = Session::new(0, 1, 0, 1);
+        s.resync();
+        assert_eq!(play(&mut s, 3, &[(0, None), (1, None), (2, Some(6))]), []);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 pub mod direction;
 
 use super::flows::{FlowSockets, FlowSpread};
+use super::trace::{self, TraceConfig, TracedFlow, Tracer};
 use super::{ProbeEvent, ProbeId, ProbeLookup, Prober, ReflectorTimes, SendStamp};
 use crate::clock::ClockState;
 use crate::net::socket::SocketOptions;
@@ -89,6 +90,12 @@ pub struct TwampProber {
     /// Loss placed by direction (not with `--reflector stateless`, nor for a reflector listed
     /// twice); stateful given, or judged in auto mode.
     tracker: Tracker,
+    /// Marks this process's trace probes (their T1's seconds).
+    cookie: u32,
+    /// `--trace-every`: what to trace again, how, how often, and the paths so far.
+    followed: Option<trace::Followed>,
+    /// Trace rounds so far: each round's probes carry its number.
+    round: u32,
 }
 
 /// Probes remembered per target beyond those a reply may still answer: the engine keeps this
@@ -139,6 +146,9 @@ impl TwampProber {
             recv_buf: vec![0; 65_536],
             clock: None,
             tracker,
+            cookie: super::icmp::random_u64() as u32,
+            followed: None,
+            round: 0,
         })
     }
 
@@ -176,6 +186,91 @@ impl TwampProber {
     /// Probe `id` timed out (`lost`) or was answered by an error (not `lost`).
     fn unanswered(&mut self, id: ProbeId, lost: bool) {
         self.tracker.unanswered(id, lost);
+    }
+}
+
+/// TWAMP test packets as trace probes: flow `i` of the trace is `flows[i]` (target, flow id).
+/// A trace probe's T1 is no time: its seconds are the process's cookie and its fraction (and
+/// its sequence number) the round, TTL and probe ([`trace::pack`]), so the reflector's answer
+/// (which echoes both) and an ICMP error quoting the probe both tell which it was; measurement
+/// probes carry the clock, whose seconds are never the cookie but by a 1 in 2^32 chance.
+struct TraceCodec {
+    flows: Vec<(usize, u16)>,
+    cookie: u32,
+    len: usize,
+    ssid: Option<u16>,
+    round: u32,
+}
+
+impl TraceCodec {
+    /// The (TTL, probe) that a T1 and sequence number of this round say, if they are ours.
+    fn unpack(&self, seq: u32, t1: Timestamp) -> Option<(u8, u8)> {
+        if t1.secs != self.cookie || t1.frac != seq {
+            return None;
+        }
+        let (round, ttl, n) = trace::unpack(seq, 32);
+        trace::same_round(round, self.round, 32).then_some((ttl, n))
+    }
+}
+
+impl trace::TraceCodec for TraceCodec {
+    fn encode(&mut self, _flow: usize, ttl: u8, n: u8, buf: &mut Vec<u8>) {
+        buf.clear();
+        buf.resize(self.len, 0);
+        let seq = trace::pack(self.round, ttl, n, 32);
+        let packet = SenderPacket {
+            seq,
+            timestamp: Timestamp {
+                secs: self.cookie,
+                frac: seq,
+            },
+            error: 0,
+            ssid: self.ssid,
+        };
+        // The length was checked when the prober opened.
+        let _ = packet.write(buf);
+    }
+
+    /// A probe quoted by an ICMP error (its first 12 bytes: sequence number and T1), or the
+    /// reflector's answer (which echoes both at bytes 24..36).
+    fn decode(&self, flow: usize, data: &[u8]) -> Option<(u8, u8)> {
+        self.flows.get(flow)?;
+        if let Ok(r) = ReflectorPacket::parse(data) {
+            if let Some(found) = self.unpack(r.sender_seq, r.sender_timestamp) {
+                return Some(found);
+            }
+        }
+        let seq = u32::from_be_bytes(data.get(0..4)?.try_into().ok()?);
+        let t1 = Timestamp {
+            secs: u32::from_be_bytes(data.get(4..8)?.try_into().ok()?),
+            frac: u32::from_be_bytes(data.get(8..12)?.try_into().ok()?),
+        };
+        self.unpack(seq, t1)
+    }
+}
+
+impl Tracer for TwampProber {
+    /// Traces every flow to every target with the flow's own socket ([`FlowSockets::trace`]),
+    /// TWAMP test packets of the run's size to the reflector's port. A stateful reflector
+    /// numbers the trace probes that reach it in the flow's session, so every session is
+    /// resynchronized after the round ([`Tracker::resync`]).
+    fn trace_flows(&mut self, targets: &[Target], cfg: &TraceConfig) -> Result<Vec<TracedFlow>> {
+        self.round = self.round.wrapping_add(1);
+        let (cookie, len, round) = (self.cookie, self.cfg.size, self.round);
+        let ssid = (len >= STAMP_LEN).then_some(self.cfg.ssid);
+        let traced = self.sockets.trace(targets, cfg, |flows| TraceCodec {
+            flows,
+            cookie,
+            len,
+            ssid,
+            round,
+        });
+        self.tracker.resync();
+        traced
+    }
+
+    fn followed(&mut self) -> &mut Option<trace::Followed> {
+        &mut self.followed
     }
 }
 
@@ -304,6 +399,17 @@ impl Prober for TwampProber {
 
     fn expired(&mut self, id: ProbeId) {
         self.unanswered(id, true);
+    }
+
+    fn retrace_every(&self) -> Option<Duration> {
+        self.followed.as_ref().map(|f| f.every)
+    }
+
+    fn retrace(
+        &mut self,
+        totals: &[crate::engine::StreamTotal],
+    ) -> Result<Vec<(usize, crate::record::Path)>> {
+        trace::retrace(self, totals)
     }
 
     fn pending_events(&mut self, events: &mut Vec<ProbeEvent>) {
@@ -527,6 +633,56 @@ mod tests {
             match_probe(&p.peers, &p.by_addr, 2, 1, other, 1, t1(4)),
             None
         );
+    }
+
+    #[test]
+    fn trace_probes_are_known_in_answers_and_in_icmp_quotes() {
+        use crate::probe::trace::TraceCodec as _;
+        use crate::wire::twamp::{reflect_in_place, Reflection};
+        let mut codec = TraceCodec {
+            flows: vec![(0, 0), (0, 1)],
+            cookie: 0x1234_5678,
+            len: 44,
+            ssid: Some(0),
+            round: 3,
+        };
+        let mut buf = Vec::new();
+        codec.encode(1, 7, 2, &mut buf);
+        assert_eq!(buf.len(), 44);
+        let probe = SenderPacket::parse(&buf).unwrap();
+        assert_eq!(probe.timestamp.secs, 0x1234_5678);
+        // Quoted by an ICMP error, down to its first 12 bytes.
+        assert_eq!(codec.decode(1, &buf), Some((7, 2)));
+        assert_eq!(codec.decode(1, &buf[..12]), Some((7, 2)));
+        assert_eq!(codec.decode(1, &buf[..11]), None);
+        // The reflector's answer echoes the sequence number and T1.
+        let mut reply = buf.clone();
+        reply.resize(64, 0);
+        let r = Reflection {
+            seq: 99,
+            error: 0,
+            receive_timestamp: Timestamp { secs: 5, frac: 6 },
+            ttl: 60,
+        };
+        let len = reflect_in_place(&mut reply, 44, &r).unwrap();
+        assert_eq!(codec.decode(1, &reply[..len]), Some((7, 2)));
+        // Another round, another process, or a measurement probe: not ours.
+        codec.round = 4;
+        assert_eq!(codec.decode(1, &buf), None);
+        codec.round = 3;
+        let mut other = buf.clone();
+        other[4] ^= 1;
+        assert_eq!(codec.decode(1, &other), None);
+        let mut measured = vec![0; 44];
+        SenderPacket {
+            seq: 7,
+            timestamp: Timestamp::from_unix_ns(1_795_341_600_000_000_000, Format::Ntp),
+            error: 0,
+            ssid: Some(0),
+        }
+        .write(&mut measured)
+        .unwrap();
+        assert_eq!(codec.decode(0, &measured), None);
     }
 
     #[test]
