@@ -327,6 +327,12 @@ fn against_the_legacy_llama_reflector() {
     assert!(replies
         .iter()
         .all(|r| u(&r["size"]) == 36 && r.get("fwd_ms").is_none()));
+    // It counts nothing: no loss split, no refusals.
+    for s in run.kind("summary") {
+        for member in ["lost_fwd", "lost_rev", "refused", "hops_rev"] {
+            assert!(s.get(member).is_none(), "{s}");
+        }
+    }
     // Any other size is discarded by that reflector: silence, not a wrong answer.
     let run = ludp(
         &lab.client,

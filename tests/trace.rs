@@ -1,6 +1,6 @@
-//! `--trace` (Paris traceroute per flow) of ludp, ltwamp, ltcp and lping in a leaf-spine lab with ECMP
-//! at the leaves, over IPv4 and IPv6, and lcorrelate over the path records of a run whose
-//! routes changed. Needs root (CI runs as root); without it every test fails with one line
+//! `--trace` (Paris traceroute per flow) of ludp, ltwamp, ltcp and lping in a leaf-spine lab
+//! with ECMP at the leaves, over IPv4 and IPv6, and lcorrelate over the path records of a run
+//! whose routes changed. Needs root (CI runs as root); without it every test fails with one line
 //! saying so.
 
 mod common;
