@@ -570,3 +570,61 @@ fn the_split_is_absent_where_the_reflector_does_not_count() {
         }
     }
 }
+
+/// lreflect restarted in the middle of a run (its counts start again from 0) through 15 %
+/// forward loss: the probes answered by port unreachable while it was down are left out; the
+/// run of lost probes around the restart (between the last answer of the old process and the
+/// first of the new) stays unplaced, its numbers do not add up; every other run is placed, on
+/// the way there, exactly.
+#[test]
+fn a_restarted_lreflect_costs_the_split_of_one_run() {
+    let lab = Routed::new("udprestart");
+    add_loss(&lab.router, "forward", "eth0", 15);
+    let reflector = lreflect(&lab.server, &[]);
+    let run = std::thread::scope(|s| {
+        let run = s.spawn(|| {
+            ludp(
+                &lab.client,
+                &["-c", "400", "-i", "0.005", "-W", "0.5", "10.0.2.1"],
+            )
+        });
+        std::thread::sleep(std::time::Duration::from_millis(800));
+        drop(reflector);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let again = lreflect(&lab.server, &[]);
+        let run = run.join().unwrap();
+        drop(again);
+        run
+    });
+    assert!(run.status <= 1, "{}", run.stderr);
+    let (_, total) = run.totals("10.0.2.1");
+    let (fwd, rev) = (u(&total["lost_fwd"]), u(&total["lost_rev"]));
+    let unreachable = u(&total["unreachable"]);
+    let lost = u(&total["sent"]) - u(&total["received"]) - unreachable;
+    assert!(unreachable > 0, "probes while it was down: {total}");
+    assert!(rev <= u(&total["late"]), "{total}");
+    // The restart shows in the replies: the reflector's count (reflector_seq) falls back.
+    let replies: Vec<(u64, u64)> = run
+        .kind("reply")
+        .iter()
+        .map(|r| (u(&r["seq"]), u(&r["reflector_seq"])))
+        .collect();
+    let restart = replies
+        .windows(2)
+        .find(|w| w[1].1 < w[0].1)
+        .unwrap_or_else(|| panic!("no restart in {replies:?}"));
+    let (before, after) = (restart[0].0, restart[1].0);
+    let timeouts: Vec<u64> = run.kind("timeout").iter().map(|t| u(&t["seq"])).collect();
+    let around = timeouts
+        .iter()
+        .filter(|&&t| before < t && t < after)
+        .count() as u64;
+    let last = replies.last().unwrap().0;
+    let trailing = timeouts.iter().filter(|&&t| t > last).count() as u64;
+    // Every other run is placed, on the way there; the one around the restart is not.
+    assert_eq!(fwd + rev + around + trailing, lost, "{total}");
+    assert!(
+        binomial_ok(fwd, u(&total["sent"]) - unreachable - around, 0.15),
+        "{total}"
+    );
+}
