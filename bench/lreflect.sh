@@ -27,6 +27,11 @@
 #   simple ludp    simple_echo, 64-byte ludp payloads
 #   lreflect ludp  lreflect, 64-byte ludp payloads: every answer stamped (rx, tx, TOS), sent
 #                  in groups of 8 per sendmmsg() so each stamp is taken right before its send
+#   baseline 32, baseline ludp
+#                  with BASELINE=PATH: the lreflect binary at PATH (an earlier commit's release
+#                  build) in the lreflect 32 and lreflect ludp configurations, in the same
+#                  rounds; the table then gives the current lreflect's answers per CPU second
+#                  against it (`vs baseline`), e.g. to check that a change costs under 10 %.
 # lreflect runs with --rate-limit 0 --max-pps 0 (one source at full speed would otherwise be
 # limited, which is the point of the limits, not of this benchmark).
 #
@@ -43,6 +48,8 @@
 #   REFLECTOR_CPU=0   CPU the reflector is pinned to
 #   LOAD_CPU=1        CPU the generator is pinned to
 #   SKIP_BUILD=0      1: use the existing release binaries
+#   BASELINE=         an older lreflect binary to compare with (see above); e.g. built with
+#                     git archive BASE | tar -x -C /tmp/base && cargo build --release --bin lreflect
 set -euo pipefail
 
 SECS=${SECS:-5}
@@ -52,6 +59,7 @@ WINDOW=${WINDOW:-192}
 REFLECTOR_CPU=${REFLECTOR_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 SKIP_BUILD=${SKIP_BUILD:-0}
+BASELINE=${BASELINE:-}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -75,7 +83,9 @@ if [ "$SKIP_BUILD" != 1 ]; then
     log "building (release)"
     cargo build --release --quiet --bin lreflect --example simple_echo --example udp_load
 fi
-for b in "$LREFLECT" "$SIMPLE" "$LOAD"; do [ -x "$b" ] || die "$b is missing (build first)"; done
+for b in "$LREFLECT" "$SIMPLE" "$LOAD" ${BASELINE:+"$BASELINE"}; do
+    [ -x "$b" ] || die "$b is missing (build first)"
+done
 
 NS=lopa-bench-lreflect-$$
 TMP=$(mktemp -d)
@@ -130,6 +140,7 @@ run() {
 
 LUDP_SIZE=64
 configs=(simple32 lreflect32 lreflect_any lreflect_nogso simple_ludp lreflect_ludp)
+[ -z "$BASELINE" ] || configs+=(baseline32 baseline_ludp)
 one() {
     case $1 in
     simple32) run "simple 32" 9001 "--size $SIZE" "$SIMPLE" 127.0.0.1:9001 ;;
@@ -142,6 +153,10 @@ one() {
     simple_ludp) run "simple ludp" 9001 "--size $LUDP_SIZE --ludp" "$SIMPLE" 127.0.0.1:9001 ;;
     lreflect_ludp) run "lreflect ludp" 9000 "--size $LUDP_SIZE --ludp" "$LREFLECT" \
         --echo 127.0.0.1:9000 --rate-limit 0 --max-pps 0 --stats-every 0 ;;
+    baseline32) run "baseline 32" 9004 "--size $SIZE" "$BASELINE" --echo 127.0.0.1:9004 \
+        --rate-limit 0 --max-pps 0 --stats-every 0 ;;
+    baseline_ludp) run "baseline ludp" 9004 "--size $LUDP_SIZE --ludp" "$BASELINE" \
+        --echo 127.0.0.1:9004 --rate-limit 0 --max-pps 0 --stats-every 0 ;;
     esac
 }
 for r in $(seq 1 "$ROUNDS"); do
@@ -160,7 +175,7 @@ COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 DIRTY=$(git status --porcelain --untracked-files=no -- src/reflect src/bin/lreflect.rs src/net \
     src/wire examples/simple_echo.rs examples/udp_load.rs 2>/dev/null | grep -q . &&
     echo " (with uncommitted changes to lreflect)" || true)
-CMD="SECS=$SECS ROUNDS=$ROUNDS SIZE=$SIZE WINDOW=$WINDOW REFLECTOR_CPU=$REFLECTOR_CPU LOAD_CPU=$LOAD_CPU SKIP_BUILD=$SKIP_BUILD bench/lreflect.sh"
+CMD="SECS=$SECS ROUNDS=$ROUNDS SIZE=$SIZE WINDOW=$WINDOW REFLECTOR_CPU=$REFLECTOR_CPU LOAD_CPU=$LOAD_CPU SKIP_BUILD=$SKIP_BUILD${BASELINE:+ BASELINE=$BASELINE} bench/lreflect.sh"
 
 python3 - "$TMP/results" "$RESULTS" "$CMD" "$TOOK" "$COMMIT$DIRTY" "$(uname -r)" "$(nproc)" \
     "$(date -u +%Y-%m-%dT%H:%MZ)" <<'EOF'
@@ -182,20 +197,28 @@ gen_pct = lambda r: 100 * r["gen_cpu_s"] / r["seconds"]
 ns_per = lambda r: 1e9 * r["cpu_s"] / r["received"]
 base = {"lreflect 32": "simple 32", "lreflect [::] 32": "simple 32",
         "lreflect 32 --no-gso": "simple 32", "lreflect ludp": "simple ludp"}
+baseline = {"lreflect 32": "baseline 32", "lreflect ludp": "baseline ludp"}
+def against(n, pairs):
+    if n not in pairs or not runs(pairs[n]):
+        return ""
+    b = pairs[n]
+    text = f"{med(n, per_cpu) / med(b, per_cpu):.2f}x"
+    per_round = [per_cpu(a) / per_cpu(c) for a, c in zip(runs(n), runs(b))]
+    return text + " (rounds: " + ", ".join(f"{x:.2f}" for x in per_round) + ")"
 lines = []
 lines.append(f"## lreflect benchmark — {when}\n")
 lines.append(f"Command: `{cmd}`; took {took} s.\n")
 lines.append(f"lreflect at commit {commit}; kernel {kernel}, {ncpu} CPU(s); reflector and generator "
              "pinned to different CPUs, in a fresh network namespace's loopback.\n")
-lines.append("| reflector | answers/s | reflector CPU | CPU ns per answer | answers per CPU second | vs simple loop | generator CPU | lost | send errors |")
-lines.append("|---|---|---|---|---|---|---|---|---|")
+with_baseline = any(runs(b) for b in baseline.values())
+extra = " vs baseline |" if with_baseline else ""
+lines.append("| reflector | answers/s | reflector CPU | CPU ns per answer | answers per CPU second | vs simple loop |" + extra + " generator CPU | lost | send errors |")
+lines.append("|---|---|---|---|---|---|---|---|---|" + ("---|" if with_baseline else ""))
 for n in names:
     rs = runs(n)
-    ratio = ""
-    if n in base:
-        ratio = f"{med(n, per_cpu) / med(base[n], per_cpu):.2f}x"
-        per_round = [per_cpu(a) / per_cpu(b) for a, b in zip(runs(n), runs(base[n]))]
-        ratio += " (rounds: " + ", ".join(f"{x:.2f}" for x in per_round) + ")"
+    ratio = against(n, base)
+    if with_baseline:
+        ratio += " | " + against(n, baseline)
     lost = sum(r["lost"] for r in rs)
     errs = ",".join(sorted({r["send_errors"] for r in rs if r["send_errors"] != ""})) or "n/a"
     lines.append(
@@ -217,7 +240,9 @@ lines.append("Reading the figures: most of the cost of an answer is the kernel's
              "consecutive answers go to different clients: it saves system calls but asks for "
              "more per datagram (receive timestamp, TOS) than the simple loop. The other lreflect "
              "rows coalesce answers to one client into UDP GSO sends, which this one-client load "
-             "favours: that is where the gain comes from.")
+             "favours: that is where the gain comes from." + (
+             " `vs baseline` divides answers per CPU second by the baseline binary's (BASELINE) "
+             "on the same payload, round by round." if with_baseline else ""))
 text = "\n".join(lines) + "\n"
 open(out, "w").write(text)
 print(text)

@@ -480,6 +480,14 @@ pub fn report_outcome(tool: &str, outcome: &crate::engine::Outcome) {
             outcome.malformed
         );
     }
+    if outcome.refused > 0 {
+        eprintln!(
+            "{tool}: the reflector refused {} probes (its rate limit): counted lost, and as \
+             'refused' apart from the network's loss; raise lreflect's --rate-limit above the \
+             probes per second of each source (see the README)",
+            outcome.refused
+        );
+    }
     if outcome.skipped_busy > 0 {
         eprintln!(
             "{tool}: {} probes not sent: the previous probe of their flow was still in flight \

@@ -51,6 +51,9 @@ pub struct StreamTotal {
     pub flow: Option<Flow>,
     pub sent: u64,
     pub received: u64,
+    /// Lost probes placed on the way there and back, when the prober places loss by direction.
+    pub lost_fwd: Option<u64>,
+    pub lost_rev: Option<u64>,
 }
 
 /// How a run ended.
@@ -70,6 +73,8 @@ pub struct Outcome {
     /// The prober's sockets on which the kernel dropped datagrams (receive queue full), with
     /// the run's counts.
     pub dropped_local: Vec<SocketDrops>,
+    /// Probes the reflectors refused (lreflect's rate limit), over every target.
+    pub refused: u64,
 }
 
 /// Deadlines, earliest first; ties in insertion order.
@@ -496,10 +501,16 @@ impl<'w, W: Write> Engine<'w, W> {
         }
         self.out.end_window()?;
         let streams = self.stream_totals();
+        let refused = self
+            .states
+            .iter()
+            .filter_map(|st| st.total.summary("", st.target.addr, None, "total").refused)
+            .sum();
         Ok(Outcome {
             all_answered: self.states.iter().all(|s| s.answered),
             malformed: self.malformed,
             skipped_busy: self.skipped_busy,
+            refused,
             interrupted,
             streams,
             dropped_local: drops.into_iter().filter(|d| d.count > 0).collect(),
@@ -517,6 +528,8 @@ impl<'w, W: Write> Engine<'w, W> {
                     flow: stream.flow,
                     sent: s.sent,
                     received: s.received,
+                    lost_fwd: s.lost_fwd,
+                    lost_rev: s.lost_rev,
                 });
             }
         }
@@ -765,7 +778,7 @@ impl<'w, W: Write> Engine<'w, W> {
             ProbeEvent::Malformed(_) => self.malformed += 1,
             ProbeEvent::Placed(p) => {
                 if let Some(st) = self.states.get_mut(p.id.target) {
-                    let place = |s: &mut Stats| s.placed(p.forward, p.reverse);
+                    let place = |s: &mut Stats| s.placed(p.forward, p.reverse, p.refused);
                     if p.one_stream {
                         st.settle(p.id.seq, place);
                     } else {
@@ -838,7 +851,13 @@ impl<'w, W: Write> Engine<'w, W> {
                     let reordered = id.seq < stream.highest_received;
                     stream.highest_received = stream.highest_received.max(id.seq);
                     st.answered = true;
-                    st.settle(id.seq, |s| s.reply(rtt, reordered));
+                    let figures = reflector.map(|r| one_way(sent.wall, rx_wall, &r));
+                    st.settle(id.seq, |s| {
+                        s.reply(rtt, reordered);
+                        if let Some(ow) = &figures {
+                            s.one_way(ow, ttl);
+                        }
+                    });
                     st.trim();
                 }
                 if !quiet {
@@ -1236,6 +1255,7 @@ mod tests {
                     id,
                     forward,
                     reverse,
+                    refused: None,
                     one_stream,
                 }));
         }
@@ -1264,6 +1284,8 @@ mod tests {
                 reached: true,
                 sent: Some(sent),
                 lost: Some(0),
+                lost_fwd: None,
+                lost_rev: None,
             };
             Ok(vec![(0, path)])
         }
@@ -1549,6 +1571,7 @@ mod tests {
             },
             tos: None,
             synced: false,
+            refused: None,
             seq: Some(0),
             ttl: None,
             net_of_hold: true,

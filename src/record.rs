@@ -253,6 +253,19 @@ pub struct RttStats {
     pub p99: f64,
 }
 
+/// One-way delay statistics of a summary, in milliseconds (negative when the two clocks
+/// disagree by more than the delay).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DelayStats {
+    pub min: f64,
+    pub avg: f64,
+    pub max: f64,
+    /// Percentiles by nearest rank.
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+}
+
 /// `summary`: statistics per target (and flow) over a window or the whole run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
@@ -283,10 +296,12 @@ pub struct Summary {
     /// Interarrival jitter of the RTT (RFC 3550, section 6.4.1).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jitter_ms: Option<f64>,
-    /// Lost probes placed on the way to the reflector (ltwamp against a stateful reflector).
+    /// Lost probes placed on the way to the reflector (ltwamp against a stateful reflector,
+    /// ludp against lreflect).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lost_fwd: Option<u64>,
-    /// Lost probes placed on the way back (ltwamp against a stateful reflector).
+    /// Lost probes placed on the way back (ltwamp against a stateful reflector, ludp against
+    /// lreflect).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lost_rev: Option<u64>,
     /// Datagrams the kernel dropped in the window on this host, on a full receive queue of the
@@ -296,6 +311,25 @@ pub struct Summary {
     /// summaries: the drops cannot be told apart by target. Absent when none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dropped_local: Option<u64>,
+    /// Lost probes that reached the reflector and that it refused (its rate limit): the far
+    /// end's doing, in neither `lost_fwd` nor `lost_rev` (ludp against lreflect).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<u64>,
+    /// One-way delay on the way to the reflector, over the replies whose clocks were both
+    /// synchronized (`synced`): ludp against lreflect, ltwamp.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fwd_ms: Option<DelayStats>,
+    /// One-way delay on the way back, as `fwd_ms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rev_ms: Option<DelayStats>,
+    /// Routers on the way to the reflector, from the TTL the probes arrived with there
+    /// (ltwamp's `reflector_ttl`) against the usual initial TTLs 64, 128 and 255; the latest
+    /// answer's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hops_fwd: Option<u8>,
+    /// Routers on the way back, from the answers' TTL likewise (ludp against lreflect, ltwamp).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hops_rev: Option<u8>,
 }
 
 /// Whether an alert starts or ends.
@@ -387,6 +421,10 @@ pub struct ReflectorStats {
     /// TWAMP sockets with per-session sequence numbers (not `--stateless`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sessions: Option<Sessions>,
+    /// Echo sockets: the ludp flows counted (`--flows`), as `sessions` (flows never expire:
+    /// `expired` stays 0; `evicted` are flows that made room for new ones).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flows: Option<Sessions>,
 }
 
 /// One hop of a traced path: the TTL probed and, when a router answered, its address.
@@ -427,6 +465,12 @@ pub struct Path {
     /// Of those, probes that got no answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lost: Option<u64>,
+    /// Of those, placed on the way to the far end and on the way back, when the tool split its
+    /// loss by direction (ludp against lreflect, ltwamp against a stateful reflector).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost_fwd: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost_rev: Option<u64>,
 }
 
 /// What `lcorrelate` concludes about a link.

@@ -1,7 +1,7 @@
 //! Accumulators for probe results: loss, RTT (exact min/avg/max/mdev from integer sums,
 //! percentiles by nearest rank), RFC 3550 jitter, duplicates, reordering.
 
-use crate::record::{ms, Flow, RttStats, Summary};
+use crate::record::{ms, DelayStats, Flow, OneWay, RttStats, Summary};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -29,6 +29,63 @@ pub struct Stats {
     samples: Reservoir,
     /// Lost probes placed on the forward and reverse direction; `None` when nothing was placed.
     placed: Option<(u64, u64)>,
+    /// Lost probes the reflector refused; `None` unless it says.
+    refused: Option<u64>,
+    /// One-way delays of the answers with both clocks synchronized, ns.
+    fwd: Delays,
+    rev: Delays,
+    /// Routers each way, by the latest answer's TTLs.
+    hops_fwd: Option<u8>,
+    hops_rev: Option<u8>,
+}
+
+/// One-way delays in signed nanoseconds: exact min, max and mean, percentiles over a
+/// reservoir as the RTT's.
+#[derive(Debug, Clone, Default)]
+struct Delays {
+    n: u64,
+    sum_ns: i128,
+    min_ns: i64,
+    max_ns: i64,
+    samples: Reservoir<i64>,
+}
+
+impl Delays {
+    fn push(&mut self, ns: i64) {
+        self.min_ns = if self.n == 0 { ns } else { self.min_ns.min(ns) };
+        self.max_ns = if self.n == 0 { ns } else { self.max_ns.max(ns) };
+        self.n += 1;
+        self.sum_ns += i128::from(ns);
+        self.samples.push(ns);
+    }
+
+    fn stats(&self) -> Option<DelayStats> {
+        if self.n == 0 {
+            return None;
+        }
+        let mut sorted = self.samples.values.clone();
+        sorted.sort_unstable();
+        let ms = |ns: i64| ns as f64 / 1e6;
+        let pct = |p: f64| ms(nearest_rank(&sorted, p));
+        Some(DelayStats {
+            min: ms(self.min_ns),
+            avg: self.sum_ns as f64 / self.n as f64 / 1e6,
+            max: ms(self.max_ns),
+            p50: pct(50.0),
+            p90: pct(90.0),
+            p99: pct(99.0),
+        })
+    }
+}
+
+/// Routers a packet crossed, from the TTL it arrived with: the usual initial TTLs are 64
+/// (Linux, BSD, macOS), 128 (Windows) and 255 (network gear, TWAMP senders and reflectors), so
+/// the smallest of them at or above it is taken for the one it left with.
+pub fn hops_from_ttl(ttl: u8) -> u8 {
+    [64u8, 128, 255]
+        .into_iter()
+        .find(|&initial| initial >= ttl)
+        .map_or(0, |initial| initial - ttl)
 }
 
 impl Stats {
@@ -61,6 +118,25 @@ impl Stats {
         self.samples.push(ns);
     }
 
+    /// A reflector's figures of an answered probe: its one-way delays when both clocks are
+    /// synchronized, and the hop counts each way where the TTLs tell (`reply_ttl`: the TTL the
+    /// answer arrived with).
+    pub fn one_way(&mut self, ow: &OneWay, reply_ttl: Option<u8>) {
+        let ns = |ms: f64| (ms * 1e6).round() as i64;
+        if ow.synced {
+            self.fwd.push(ns(ow.fwd_ms));
+            if let Some(rev) = ow.rev_ms {
+                self.rev.push(ns(rev));
+            }
+        }
+        if let Some(ttl) = ow.reflector_ttl {
+            self.hops_fwd = Some(hops_from_ttl(ttl));
+        }
+        if let Some(ttl) = reply_ttl {
+            self.hops_rev = Some(hops_from_ttl(ttl));
+        }
+    }
+
     /// A probe got no answer within its timeout.
     pub fn lost(&mut self) {
         self.sent += 1;
@@ -82,11 +158,15 @@ impl Stats {
         self.late += 1;
     }
 
-    /// Lost probes placed on a direction of the path (both may be 0: loss is being placed).
-    pub fn placed(&mut self, forward: u64, reverse: u64) {
+    /// Lost probes placed on a direction of the path (both may be 0: loss is being placed),
+    /// and those the reflector refused, when it says.
+    pub fn placed(&mut self, forward: u64, reverse: u64, refused: Option<u64>) {
         let p = self.placed.get_or_insert((0, 0));
         p.0 += forward;
         p.1 += reverse;
+        if let Some(r) = refused {
+            *self.refused.get_or_insert(0) += r;
+        }
     }
 
     pub fn sent(&self) -> u64 {
@@ -161,6 +241,11 @@ impl Stats {
             lost_fwd: self.placed.map(|p| p.0),
             lost_rev: self.placed.map(|p| p.1),
             dropped_local: None,
+            refused: self.refused,
+            fwd_ms: self.fwd.stats(),
+            rev_ms: self.rev.stats(),
+            hops_fwd: self.hops_fwd,
+            hops_rev: self.hops_rev,
         }
     }
 }
@@ -171,9 +256,9 @@ fn ns_ms(ns: u64) -> f64 {
 
 /// The nearest-rank percentile of sorted values: the smallest value with at least p % of the
 /// values at or below it.
-fn nearest_rank(sorted: &[u64], p: f64) -> u64 {
+fn nearest_rank<T: Copy + Default>(sorted: &[T], p: f64) -> T {
     if sorted.is_empty() {
-        return 0;
+        return T::default();
     }
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
@@ -182,13 +267,13 @@ fn nearest_rank(sorted: &[u64], p: f64) -> u64 {
 /// Up to [`RESERVOIR_CAP`] values: all of them, or a uniform sample (Vitter's algorithm R)
 /// once more arrived. Deterministic: the generator is seeded the same way every time.
 #[derive(Debug, Clone)]
-struct Reservoir {
-    values: Vec<u64>,
+struct Reservoir<T = u64> {
+    values: Vec<T>,
     seen: u64,
     rng: u64,
 }
 
-impl Default for Reservoir {
+impl<T> Default for Reservoir<T> {
     fn default() -> Self {
         Reservoir {
             values: Vec::new(),
@@ -198,8 +283,8 @@ impl Default for Reservoir {
     }
 }
 
-impl Reservoir {
-    fn push(&mut self, v: u64) {
+impl<T> Reservoir<T> {
+    fn push(&mut self, v: T) {
         self.seen += 1;
         if self.values.len() < RESERVOIR_CAP {
             self.values.push(v);
@@ -275,11 +360,58 @@ mod tests {
         s.lost();
         let sum = s.summary("t", "10.0.0.1".parse().unwrap(), None, "total");
         assert_eq!((sum.lost_fwd, sum.lost_rev), (None, None));
-        s.placed(0, 0);
-        s.placed(2, 1);
-        s.placed(1, 0);
+        s.placed(0, 0, None);
+        s.placed(2, 1, None);
+        s.placed(1, 0, None);
         let sum = s.summary("t", "10.0.0.1".parse().unwrap(), None, "total");
         assert_eq!((sum.lost_fwd, sum.lost_rev), (Some(3), Some(1)));
+        assert_eq!(sum.refused, None, "a reflector that does not say");
+        s.placed(0, 0, Some(0));
+        s.placed(0, 1, Some(4));
+        let sum = s.summary("t", "10.0.0.1".parse().unwrap(), None, "total");
+        assert_eq!((sum.lost_rev, sum.refused), (Some(2), Some(4)));
+    }
+
+    fn one_way(fwd_ms: f64, rev_ms: f64, synced: bool, reflector_ttl: Option<u8>) -> OneWay {
+        OneWay {
+            fwd_ms,
+            rev_ms: Some(rev_ms),
+            reflector_ms: 0.01,
+            dscp_rx: None,
+            synced,
+            reflector_seq: None,
+            reflector_ttl,
+        }
+    }
+
+    #[test]
+    fn one_way_delays_only_from_synchronized_clocks() {
+        let mut s = Stats::new();
+        s.one_way(&one_way(5.0, 1.0, false, None), Some(64));
+        let sum = s.summary("t", "10.0.0.1".parse().unwrap(), None, "total");
+        assert_eq!((sum.fwd_ms, sum.rev_ms, sum.hops_fwd), (None, None, None));
+        assert_eq!(sum.hops_rev, Some(0), "the reply's TTL tells even so");
+        for (f, r) in [(0.3, 0.2), (0.1, -0.05), (0.2, 0.1), (0.4, 0.3)] {
+            s.one_way(&one_way(f, r, true, Some(253)), Some(62));
+        }
+        let sum = s.summary("t", "10.0.0.1".parse().unwrap(), None, "total");
+        let fwd = sum.fwd_ms.unwrap();
+        assert_eq!((fwd.min, fwd.max, fwd.p50, fwd.p99), (0.1, 0.4, 0.2, 0.4));
+        assert!((fwd.avg - 0.25).abs() < 1e-9);
+        let rev = sum.rev_ms.unwrap();
+        assert_eq!((rev.min, rev.max), (-0.05, 0.3), "clocks a little apart");
+        assert_eq!((sum.hops_fwd, sum.hops_rev), (Some(2), Some(2)));
+    }
+
+    #[test]
+    fn hops_from_the_usual_initial_ttls() {
+        assert_eq!(hops_from_ttl(64), 0);
+        assert_eq!(hops_from_ttl(63), 1);
+        assert_eq!(hops_from_ttl(65), 63, "above 64: started at 128");
+        assert_eq!(hops_from_ttl(126), 2);
+        assert_eq!(hops_from_ttl(254), 1);
+        assert_eq!(hops_from_ttl(255), 0);
+        assert_eq!(hops_from_ttl(1), 63);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use crate::cli::{self, AlertArgs, FlowArgs, OutputArgs, RunArgs, SocketArgs, TargetArgs};
 use crate::probe::flows::MAX_PAYLOAD;
+use crate::probe::trace::run::TraceArgs;
 use crate::probe::twamp::{check_config, ReflectorMode, TwampConfig, TwampProber, DEFAULT_PORT};
 use anyhow::Result;
 use clap::Parser;
@@ -16,6 +17,8 @@ Examples:
   ltwamp --reflector stateful -w 1m -q 10.0.0.2 loss split into lost_fwd and lost_rev
   ltwamp -f reflectors.txt --alert-loss 1 --summary-every 1m
                                                 continuous, windowed summaries and alerts
+  ltwamp --flows 16 --trace -c 100 -q 10.0.0.2  each flow's path (its own 5-tuple), with its
+                                                loss split by direction
 
 Each reply carries rtt_ms net of the reflector's own time ((T4 - T1) - (T3 - T2)), fwd_ms
 (T2 - T1), rev_ms (T4 - T3) and reflector_ms (T3 - T2): one-way figures compare two clocks,
@@ -83,6 +86,8 @@ pub struct Args {
     )]
     pub reflector: ReflectorMode,
     #[command(flatten)]
+    pub trace: TraceArgs,
+    #[command(flatten)]
     pub socket: SocketArgs,
     #[command(flatten)]
     pub alerts: AlertArgs,
@@ -101,17 +106,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
         interval: args.run.interval,
         timeout: args.run.timeout,
     };
-    let common = cli::ProbeArgs {
-        targets: &args.targets,
-        socket: &args.socket,
-        run: &args.run,
-        alerts: &args.alerts,
-        output: &args.output,
-    };
-    cli::probe(
+    let targets = cli::resolve_targets(
         "ltwamp",
-        common,
+        &args.targets,
+        &args.socket,
+        &args.output,
         cli::Ports::Default(Some(args.port)),
-        |targets| TwampProber::open(targets, cfg, &args.socket.options()),
+    )?;
+    let mut prober = TwampProber::open(&targets, cfg, &args.socket.options())?;
+    crate::probe::trace::run::run(
+        "ltwamp",
+        &mut prober,
+        targets,
+        &args.trace,
+        &args.run,
+        &args.alerts,
+        &args.output,
     )
 }

@@ -617,6 +617,25 @@ fn every_member_records() -> Vec<Vec<u8>> {
             lost_fwd: Some(1),
             lost_rev: Some(0),
             dropped_local: Some(3),
+            refused: Some(2),
+            fwd_ms: Some(DelayStats {
+                min: -0.01,
+                avg: 0.1,
+                max: 0.2,
+                p50: 0.1,
+                p90: 0.2,
+                p99: 0.2,
+            }),
+            rev_ms: Some(DelayStats {
+                min: 0.01,
+                avg: 0.1,
+                max: 0.2,
+                p50: 0.1,
+                p90: 0.2,
+                p99: 0.2,
+            }),
+            hops_fwd: Some(2),
+            hops_rev: Some(3),
         }),
         Body::Alert(Alert {
             state: AlertState::Resolved,
@@ -655,6 +674,12 @@ fn every_member_records() -> Vec<Vec<u8>> {
                 expired: 1,
                 evicted: 0,
             }),
+            flows: Some(Sessions {
+                active: 5,
+                started: 6,
+                expired: 0,
+                evicted: 1,
+            }),
         }),
         Body::Path(lopa::record::Path {
             src: addr,
@@ -679,6 +704,8 @@ fn every_member_records() -> Vec<Vec<u8>> {
             reached: false,
             sent: Some(10),
             lost: Some(1),
+            lost_fwd: Some(1),
+            lost_rev: Some(0),
         }),
         Body::Link(LinkScore {
             from: "fd00::1".into(),

@@ -188,20 +188,6 @@ fn sequence_numbers_count_per_session_from_zero() {
     }
 }
 
-/// Probes of each flow that timed out after the flow's last answer: no answer closes their
-/// run, so their direction stays unknown.
-fn trailing_losses(run: &ToolRun, target: &str, sport: u64) -> u64 {
-    let of_flow = |kind: &str| -> Vec<u64> {
-        run.kind(kind)
-            .iter()
-            .filter(|r| r["target"] == target && u(&r["flow"]["sport"]) == sport)
-            .map(|r| u(&r["seq"]))
-            .collect()
-    };
-    let last = of_flow("reply").into_iter().max().unwrap_or(0);
-    of_flow("timeout").into_iter().filter(|&s| s > last).count() as u64
-}
-
 /// Runs ltwamp with 20 % loss in one direction at the router; checks that the loss of every
 /// flow and of the target is placed in that direction, all but the trailing losses.
 fn placed_loss(test: &str, lossy_iface: &str, args: &[&str]) -> (u64, u64, u64) {
@@ -226,7 +212,7 @@ fn placed_loss(test: &str, lossy_iface: &str, args: &[&str]) -> (u64, u64, u64) 
     for sport in sports {
         let s = run.total("10.0.2.1", Some(sport));
         let lost = u(&s["sent"]) - u(&s["received"]);
-        let trailing = trailing_losses(&run, "10.0.2.1", sport);
+        let trailing = run.trailing_losses("10.0.2.1", sport);
         trailing_all += trailing;
         let (placed, other) = if forward {
             (u(&s["lost_fwd"]), u(&s["lost_rev"]))
@@ -518,4 +504,98 @@ fn datagrams_dropped_on_this_host_are_dropped_local_not_loss() {
     let _reflector = stamp_suite_reflector(&ns, "127.0.0.1", &[]);
     let program = env!("CARGO_BIN_EXE_ltwamp");
     assert_flow_socket_drops_counted(&ns, program, "127.0.0.1", 41600, "TWAMP");
+}
+
+/// client — r1 — r2 — server, IPv4 only: `client` eth0 10.3.1.1, `server` eth0 10.3.3.1, two
+/// routers between them.
+fn two_routers(test: &str) -> [Netns; 4] {
+    let client = Netns::new(&format!("{test}-cli"));
+    let r1 = Netns::new(&format!("{test}-r1"));
+    let r2 = Netns::new(&format!("{test}-r2"));
+    let server = Netns::new(&format!("{test}-srv"));
+    link(
+        &client,
+        "eth0",
+        &["10.3.1.1/24"],
+        &r1,
+        "eth0",
+        &["10.3.1.254/24"],
+    );
+    link(&r1, "eth1", &["10.3.2.1/24"], &r2, "eth0", &["10.3.2.2/24"]);
+    link(
+        &r2,
+        "eth1",
+        &["10.3.3.254/24"],
+        &server,
+        "eth0",
+        &["10.3.3.1/24"],
+    );
+    r1.enable_forwarding();
+    r2.enable_forwarding();
+    client.run("ip route add default via 10.3.1.254");
+    r1.run("ip route add 10.3.3.0/24 via 10.3.2.2");
+    r2.run("ip route add 10.3.1.0/24 via 10.3.2.1");
+    server.run("ip route add default via 10.3.3.254");
+    [client, r1, r2, server]
+}
+
+/// Summaries of ltwamp (against lreflect --twamp) and ludp (against lreflect's echo): the hops
+/// each way where the TTLs tell (ludp: the way back only, lreflect's echo does not say what
+/// TTL a probe arrived with), equal to the routers between, one and two; one-way delay
+/// statistics exactly when both clocks are synchronized (here both are the host's clock).
+#[test]
+fn summaries_give_hop_counts_and_one_way_delays_when_synchronized() {
+    let synced = lopa::clock::synchronized();
+    let check = |client: &Netns, targets: &[&str], routers: u64| {
+        let twamp = ltwamp(
+            client,
+            &[&["-q", "-c", "20", "-i", "0.002"], targets].concat(),
+        );
+        assert_eq!(twamp.status, 0, "{}", twamp.stderr);
+        let echo_targets: Vec<String> = targets
+            .iter()
+            .map(|t| {
+                if t.contains(':') {
+                    format!("[{t}]:8081")
+                } else {
+                    format!("{t}:8081")
+                }
+            })
+            .collect();
+        let echo_targets: Vec<&str> = echo_targets.iter().map(|s| s.as_str()).collect();
+        let echo = run_tool(
+            client,
+            env!("CARGO_BIN_EXE_ludp"),
+            &[&["-q", "-c", "20", "-i", "0.002"], &echo_targets[..]].concat(),
+        );
+        assert_eq!(echo.status, 0, "{}", echo.stderr);
+        for (t, e) in targets.iter().zip(&echo_targets) {
+            let s = twamp.total(t, None);
+            assert_eq!(
+                (u(&s["hops_fwd"]), u(&s["hops_rev"])),
+                (routers, routers),
+                "{s}"
+            );
+            let s = echo.total(e, None);
+            assert_eq!(u(&s["hops_rev"]), routers, "{s}");
+            assert!(s.get("hops_fwd").is_none(), "{s}");
+            for s in [twamp.total(t, None), echo.total(e, None)] {
+                for member in ["fwd_ms", "rev_ms"] {
+                    assert_eq!(s.get(member).is_some(), synced, "synced {synced}: {s}");
+                }
+                if synced {
+                    let fwd = &s["fwd_ms"];
+                    assert!(f(&fwd["min"]) <= f(&fwd["p50"]) && f(&fwd["p50"]) <= f(&fwd["max"]));
+                }
+            }
+        }
+    };
+    let lab = Routed::new("twhops");
+    let _twamp = lreflect_twamp(&lab.server, &[]);
+    let _echo = lreflect_service(&lab.server, &["--echo", "[::]:8081"], 8081);
+    check(&lab.client, &["10.0.2.1", "fd02::1"], 1);
+    let [client, _r1, _r2, server] = two_routers("twhops2");
+    let _twamp = lreflect_twamp(&server, &[]);
+    let _echo = lreflect_service(&server, &["--echo", "[::]:8081"], 8081);
+    check(&client, &["10.3.3.1"], 2);
 }

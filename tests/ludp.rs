@@ -336,6 +336,12 @@ fn against_the_legacy_llama_reflector() {
     assert!(replies
         .iter()
         .all(|r| u(&r["size"]) == 36 && r.get("fwd_ms").is_none()));
+    // It counts nothing: no loss split, no refusals.
+    for s in run.kind("summary") {
+        for member in ["lost_fwd", "lost_rev", "refused", "hops_rev"] {
+            assert!(s.get(member).is_none(), "{s}");
+        }
+    }
     // Any other size is discarded by that reflector: silence, not a wrong answer.
     let run = ludp(
         &lab.client,
@@ -435,4 +441,211 @@ fn datagrams_dropped_on_this_host_are_dropped_local_not_loss() {
     let _echo = python_echo(&ns, 7);
     let program = env!("CARGO_BIN_EXE_ludp");
     assert_flow_socket_drops_counted(&ns, program, "127.0.0.1:7", 41500, "UDP");
+}
+
+/// The totals of every flow and of the target, checked against each other: each flow's loss is
+/// `lost_fwd + lost_rev + refused` but for the probes lost after its last answer; a probe placed
+/// on the way back was answered too late or not at all, and the target's figures are its flows'
+/// sums. Returns the target's (lost_fwd, lost_rev, refused, sent).
+fn split_loss(run: &ToolRun, target: &str) -> (u64, u64, u64, u64) {
+    let (flows, total) = run.totals(target);
+    let mut sums = [0u64; 4];
+    for f in &flows {
+        let sport = u(&f["flow"]["sport"]);
+        let lost = u(&f["sent"]) - u(&f["received"]);
+        let (fwd, rev, refused) = (u(&f["lost_fwd"]), u(&f["lost_rev"]), u(&f["refused"]));
+        let trailing = run.trailing_losses(target, sport);
+        assert_eq!(fwd + rev + refused + trailing, lost, "flow {sport}: {f}");
+        for (s, v) in sums.iter_mut().zip([fwd, rev, refused, trailing]) {
+            *s += v;
+        }
+    }
+    let [fwd, rev, refused, _] = sums;
+    assert_eq!(
+        (
+            u(&total["lost_fwd"]),
+            u(&total["lost_rev"]),
+            u(&total["refused"])
+        ),
+        (fwd, rev, refused),
+        "{total}"
+    );
+    (fwd, rev, refused, u(&total["sent"]))
+}
+
+/// Whether `k` is within 5 standard deviations of Binomial(n, p)'s mean.
+fn binomial_ok(k: u64, n: u64, p: f64) -> bool {
+    let (mean, sd) = (n as f64 * p, (n as f64 * p * (1.0 - p)).sqrt());
+    (k as f64 - mean).abs() <= 5.0 * sd.max(1.0)
+}
+
+#[test]
+fn against_lreflect_loss_is_split_by_direction() {
+    let lab = Routed::new("udpdir");
+    let _reflector = lreflect(&lab.server, &[]);
+    // 15 % of what the router forwards towards the reflector, of the answers the client
+    // receives, or both.
+    let cases: [(&str, bool, bool); 3] = [
+        ("forward", true, false),
+        ("reverse", false, true),
+        ("both", true, true),
+    ];
+    for (name, fwd_loss, rev_loss) in cases {
+        clear_loss(&lab.router);
+        clear_loss(&lab.client);
+        if fwd_loss {
+            add_loss(&lab.router, "forward", "eth0", 15);
+        }
+        if rev_loss {
+            add_loss(&lab.client, "input", "eth0", 15);
+        }
+        let run = ludp(
+            &lab.client,
+            &[
+                "-c",
+                "250",
+                "-i",
+                "0.004",
+                "-W",
+                "1",
+                "--flows",
+                "2",
+                "10.0.2.1",
+                "[fd02::1]",
+            ],
+        );
+        assert!(run.status <= 1, "{name}: {}", run.stderr);
+        for target in ["10.0.2.1", "[fd02::1]"] {
+            let (fwd, rev, refused, sent) = split_loss(&run, target);
+            let (_, total) = run.totals(target);
+            let late = u(&total["late"]);
+            assert_eq!(sent, 500, "{name} {target}: {total}");
+            assert_eq!(
+                refused, 0,
+                "{name} {target}: nothing over the limit: {total}"
+            );
+            // Losses after each flow's last answer stay unplaced: a handful at most.
+            let fwd_p = if fwd_loss { 0.15 } else { 0.0 };
+            // Answers are lost only of the probes that got there.
+            let rev_p = if rev_loss { (1.0 - fwd_p) * 0.15 } else { 0.0 };
+            assert!(binomial_ok(fwd, sent, fwd_p), "{name} {target}: {total}");
+            if rev_loss {
+                assert!(binomial_ok(rev, sent, rev_p), "{name} {target}: {total}");
+            } else {
+                // Only an answer later than -W could be charged to the way back.
+                assert!(rev <= late, "{name} {target}: {total}");
+            }
+        }
+    }
+}
+
+#[test]
+fn probes_refused_by_lreflects_rate_limit_are_not_network_loss() {
+    let lab = Routed::new("udprefused");
+    // 100 probes a second per source, bursts of 10; ludp sends 200 a second for 2 s.
+    let _reflector = lreflect(&lab.server, &["--rate-limit", "100", "--burst", "10"]);
+    let run = ludp(
+        &lab.client,
+        &[
+            "-c", "200", "-i", "0.005", "--flows", "2", "-W", "0.5", "10.0.2.1",
+        ],
+    );
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let (fwd, rev, refused, sent) = split_loss(&run, "10.0.2.1");
+    assert_eq!((fwd, rev), (0, 0), "no loss on the network");
+    // About 190 of the 400 refused: 100/s over 2 s, and the burst, answered. Every loss is a
+    // refusal (split_loss checked that each flow's loss is its refused probes and those after
+    // its last answer); a loaded machine that sends the last probes in a burst leaves more of
+    // them after the last answer.
+    let (_, total) = run.totals("10.0.2.1");
+    let lost = u(&total["sent"]) - u(&total["received"]);
+    assert!(
+        lost >= 120 && refused > 0,
+        "{refused} of {sent} refused: {total}"
+    );
+    assert!(
+        run.stderr.contains("refused"),
+        "said on stderr: {}",
+        run.stderr
+    );
+}
+
+#[test]
+fn the_split_is_absent_where_the_reflector_does_not_count() {
+    let lab = Routed::new("udpnodir");
+    let _echo = python_echo(&lab.server, 7);
+    let _reflector = lreflect(&lab.server, &[]);
+    add_loss(&lab.router, "forward", "eth0", 30);
+    // An RFC 862 echo; lreflect with payloads too short for its counts (stamped, not counted).
+    for (target, size) in [("10.0.2.1:7", "64"), ("10.0.2.1", "56")] {
+        let run = ludp(
+            &lab.client,
+            &["-c", "40", "-i", "0.002", "-W", "0.3", "-s", size, target],
+        );
+        let (flows, total) = run.totals(target);
+        assert!(u(&total["sent"]) > u(&total["received"]), "{total}");
+        for s in flows.iter().copied().chain([total]) {
+            for member in ["lost_fwd", "lost_rev", "refused"] {
+                assert!(s.get(member).is_none(), "{target} -s {size}: {s}");
+            }
+        }
+    }
+}
+
+/// lreflect restarted in the middle of a run (its counts start again from 0) through 15 %
+/// forward loss: the probes answered by port unreachable while it was down are left out; the
+/// run of lost probes around the restart (between the last answer of the old process and the
+/// first of the new) stays unplaced, its numbers do not add up; every other run is placed, on
+/// the way there, exactly.
+#[test]
+fn a_restarted_lreflect_costs_the_split_of_one_run() {
+    let lab = Routed::new("udprestart");
+    add_loss(&lab.router, "forward", "eth0", 15);
+    let reflector = lreflect(&lab.server, &[]);
+    let run = std::thread::scope(|s| {
+        let run = s.spawn(|| {
+            ludp(
+                &lab.client,
+                &["-c", "400", "-i", "0.005", "-W", "0.5", "10.0.2.1"],
+            )
+        });
+        std::thread::sleep(std::time::Duration::from_millis(800));
+        drop(reflector);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let again = lreflect(&lab.server, &[]);
+        let run = run.join().unwrap();
+        drop(again);
+        run
+    });
+    assert!(run.status <= 1, "{}", run.stderr);
+    let (_, total) = run.totals("10.0.2.1");
+    let (fwd, rev) = (u(&total["lost_fwd"]), u(&total["lost_rev"]));
+    let unreachable = u(&total["unreachable"]);
+    let lost = u(&total["sent"]) - u(&total["received"]) - unreachable;
+    assert!(unreachable > 0, "probes while it was down: {total}");
+    assert!(rev <= u(&total["late"]), "{total}");
+    // The restart shows in the replies: the reflector's count (reflector_seq) falls back.
+    let replies: Vec<(u64, u64)> = run
+        .kind("reply")
+        .iter()
+        .map(|r| (u(&r["seq"]), u(&r["reflector_seq"])))
+        .collect();
+    let restart = replies
+        .windows(2)
+        .find(|w| w[1].1 < w[0].1)
+        .unwrap_or_else(|| panic!("no restart in {replies:?}"));
+    let (before, after) = (restart[0].0, restart[1].0);
+    let timeouts: Vec<u64> = run.kind("timeout").iter().map(|t| u(&t["seq"])).collect();
+    let around = timeouts
+        .iter()
+        .filter(|&&t| before < t && t < after)
+        .count() as u64;
+    let last = replies.last().unwrap().0;
+    let trailing = timeouts.iter().filter(|&&t| t > last).count() as u64;
+    // Every other run is placed, on the way there; the one around the restart is not.
+    assert_eq!(fwd + rev + around + trailing, lost, "{total}");
+    assert!(
+        binomial_ok(fwd, u(&total["sent"]) - unreachable - around, 0.15),
+        "{total}"
+    );
 }

@@ -1,6 +1,6 @@
-//! `--trace` (Paris traceroute per flow) of ludp, ltcp and lping in a leaf-spine lab with ECMP
-//! at the leaves, over IPv4 and IPv6, and lcorrelate over the path records of a run whose
-//! routes changed. Needs root (CI runs as root); without it every test fails with one line
+//! `--trace` (Paris traceroute per flow) of ludp, ltwamp, ltcp and lping in a leaf-spine lab
+//! with ECMP at the leaves, over IPv4 and IPv6, and lcorrelate over the path records of a run
+//! whose routes changed. Needs root (CI runs as root); without it every test fails with one line
 //! saying so.
 
 mod common;
@@ -14,6 +14,7 @@ use std::process::Stdio;
 const LUDP: &str = env!("CARGO_BIN_EXE_ludp");
 const LTCP: &str = env!("CARGO_BIN_EXE_ltcp");
 const LPING: &str = env!("CARGO_BIN_EXE_lping");
+const LTWAMP: &str = env!("CARGO_BIN_EXE_ltwamp");
 
 struct Run {
     status: i32,
@@ -353,6 +354,12 @@ fn check_history(run: &Run, flows: usize) -> usize {
             (sport, (sent, sent - r["received"].as_u64().unwrap()))
         })
         .collect();
+    // Loss split by direction (against lreflect): each sample's own, adding up to the flow's.
+    let split = |r: &Value| (r["lost_fwd"].as_u64(), r["lost_rev"].as_u64());
+    let split_totals: BTreeMap<u64, (Option<u64>, Option<u64>)> = summaries
+        .iter()
+        .filter_map(|r| Some((r["flow"]["sport"].as_u64()?, split(r))))
+        .collect();
     let spine = |p: &Value| p["hops"][1]["addr"].as_str().unwrap_or("*").to_string();
     let mut moved = 0;
     for (sport, records) in &by_sport {
@@ -400,6 +407,25 @@ fn check_history(run: &Run, flows: usize) -> usize {
             totals.get(sport),
             "flow {sport}: the counts add up to its total"
         );
+        if let Some(&(Some(fwd), Some(rev))) = split_totals.get(sport) {
+            // Placed loss is counted in the sample of the answer that placed it; the first
+            // record of a flow, before any answer said the reflector counts, has none.
+            let sum = records.iter().fold((0, 0), |(f, r), p| {
+                let (pf, pr) = match split(p) {
+                    (Some(pf), Some(pr)) => (pf, pr),
+                    _ if p["sent"] == 0 => (0, 0),
+                    _ => panic!("no split in {p}"),
+                };
+                assert!(pf + pr <= p["lost"].as_u64().unwrap(), "{p}");
+                (f + pf, r + pr)
+            });
+            assert_eq!(sum, (fwd, rev), "flow {sport}: the split adds up");
+        } else {
+            assert!(
+                records.iter().all(|p| split(p) == (None, None)),
+                "{records:?}"
+            );
+        }
     }
     moved
 }
@@ -430,6 +456,207 @@ fn a_spine_route_removed_mid_run_gives_new_path_records_to_its_flows_only() {
         moved > 0 && moved < 16,
         "both spines carried flows: {moved} moved"
     );
+}
+
+/// A `--trace` run through 25 % loss into spine1 (on the way there only): each path record
+/// carries its flow's `sent`, `lost_fwd` and `lost_rev`, equal to its summary's; only the flows
+/// whose probes take spine1 lose probes, all of them placed on the way there but at most
+/// `unplaced` (the losses after the flow's last answer; for ltwamp also before its first).
+fn check_split_paths(run: &Run, who: &str, unplaced: u64) {
+    assert_eq!(run.status, 0, "{who}: {}", run.stderr);
+    assert_eq!(run.paths.len(), 8, "{who}");
+    let mut lossy = 0;
+    for p in &run.paths {
+        let s = run
+            .records
+            .iter()
+            .find(|r| r["type"] == "summary" && r["flow"]["sport"] == p["sport"])
+            .unwrap_or_else(|| panic!("{who}: no summary for {p}"));
+        for member in ["sent", "lost_fwd", "lost_rev"] {
+            assert_eq!(p[member], s[member], "{who} {member}: {p} against {s}");
+        }
+        let (lost, fwd, rev) = (
+            p["lost"].as_u64().unwrap(),
+            p["lost_fwd"].as_u64().unwrap(),
+            p["lost_rev"].as_u64().unwrap(),
+        );
+        assert!(rev <= s["late"].as_u64().unwrap(), "{who}: {p}");
+        if p["hops"][1]["addr"] == SPINES[0] {
+            lossy += 1;
+            assert!(
+                fwd > 0 && fwd <= lost && lost - fwd <= unplaced,
+                "{who}: {p}"
+            );
+        } else {
+            assert_eq!((lost, fwd), (0, 0), "{who}: {p}");
+        }
+    }
+    assert!(lossy > 0 && lossy < 8, "{who}: {lossy} flows over spine1");
+}
+
+/// ludp against lreflect: each flow's loss split by direction in its path records.
+#[test]
+fn ludp_paths_carry_their_flows_loss_split_by_direction() {
+    let lab = LeafSpine::new("trsplit");
+    let _reflector = lreflect_service(&lab.h2, &["--echo", "10.2.1.1:8081"], 8081);
+    add_loss(&lab.spine1, "forward", "l1", 25);
+    let run = ludp(
+        &lab.h1,
+        &[
+            "--trace", "--flows", "8", "--sport", "43100", "-c", "60", "-i", "0.002", "-W", "0.5",
+            "-q", "10.2.1.1",
+        ],
+    );
+    check_split_paths(&run, "ludp", 5);
+}
+
+/// `--trace-every` of `bin` against lreflect in h2 (started with `reflector`, on `port`), a
+/// route change mid-run and 10 % loss into leaf2 from spine2: the history [`check_history`]
+/// checks, each sample with the split of its own probes, adding up to the flow's summary.
+fn trace_every_split(test: &str, bin: &str, reflector: &[&str], port: u16, extra: &[&str]) {
+    let lab = LeafSpine::new(test);
+    let _reflector = lreflect_service(&lab.h2, reflector, port);
+    add_loss(&lab.leaf2, "forward", "s2", 10);
+    let args = [
+        &[
+            "--trace",
+            "--trace-every",
+            "1s",
+            "--flows",
+            "8",
+            "-w",
+            "5",
+            "-i",
+            "0.005",
+            "-W",
+            "0.3",
+            "-q",
+        ],
+        extra,
+        &["10.2.1.1"],
+    ]
+    .concat();
+    let run = run_with_route_change(&lab, bin, &args);
+    let moved = check_history(&run, 8);
+    assert!(moved > 0 && moved < 8, "{moved} moved");
+    let placed: u64 = run
+        .paths
+        .iter()
+        .filter_map(|p| p["lost_fwd"].as_u64())
+        .sum();
+    assert!(
+        placed > 0,
+        "10 % loss into leaf2 from spine2: {:?}",
+        run.paths
+    );
+}
+
+#[test]
+fn ludp_trace_every_samples_carry_their_own_split() {
+    trace_every_split(
+        "treverysplit",
+        LUDP,
+        &["--echo", "10.2.1.1:8081"],
+        8081,
+        &["--sport", "44100"],
+    );
+}
+
+#[test]
+fn ltwamp_trace_every_samples_carry_their_own_split() {
+    trace_every_split(
+        "trtwevery",
+        LTWAMP,
+        &["--twamp", "10.2.1.1:862"],
+        862,
+        &["--sport", "45200", "--reflector", "stateful"],
+    );
+}
+
+/// ltwamp --trace-only against a STAMP reflector on h2 (lreflect --twamp, then stamp-suite's):
+/// each flow's path, traced with its own 5-tuple to the reflector's port, equals Debian
+/// traceroute -U's with the same source and destination ports, hop by hop.
+#[test]
+fn ltwamp_traces_match_traceroute_flow_by_flow() {
+    let lab = LeafSpine::new("trtwamp");
+    let args = [
+        "--trace-only",
+        "--flows",
+        "8",
+        "--sport",
+        "45000",
+        "-W",
+        "1",
+        "10.2.1.1",
+    ];
+    let compare = |run: &Run, who: &str| {
+        assert_eq!(run.status, 0, "{who}: {}", run.stderr);
+        assert_eq!(run.paths.len(), 8, "{who}");
+        let paths = hops_by_sport(run);
+        let spines: BTreeSet<&str> = paths.values().map(|h| h[1].as_str()).collect();
+        assert_eq!(spines, SPINES.into_iter().collect(), "{who}: {paths:?}");
+        for p in &run.paths {
+            assert_eq!(
+                (p["reached"].as_bool(), p["dport"].as_u64()),
+                (Some(true), Some(862))
+            );
+        }
+        for (sport, hops) in &paths {
+            assert_eq!(hops.len(), 4, "{who} flow {sport}: {hops:?}");
+            // traceroute takes the reflector's UDP answer for the destination, as ltwamp does.
+            assert_eq!(
+                &traceroute(&lab.h1, *sport, 862, "10.2.1.1"),
+                hops,
+                "{who} flow {sport}"
+            );
+        }
+        paths
+    };
+    let ours = {
+        let _reflector = lreflect_service(&lab.h2, &["--twamp", "10.2.1.1:862"], 862);
+        compare(&tool(LTWAMP, &lab.h1, &args), "lreflect")
+    };
+    let _reflector = stamp_suite_reflector(&lab.h2, "10.2.1.1", &["--stateful-reflector"]);
+    assert_eq!(compare(&tool(LTWAMP, &lab.h1, &args), "stamp-suite"), ours);
+}
+
+/// ltwamp --trace against stateful reflectors with loss into spine1: each path carries its
+/// flow's loss split by direction, equal to the flow's summary; the trace probes that reached
+/// the reflector (numbered in the flow's session) do not show as loss on the way back.
+#[test]
+fn ltwamp_paths_carry_their_flows_loss_split_by_direction() {
+    let lab = LeafSpine::new("trtwsplit");
+    add_loss(&lab.spine1, "forward", "l1", 25);
+    let run_against = |who: &str| {
+        let run = tool(
+            LTWAMP,
+            &lab.h1,
+            &[
+                "--trace",
+                "--flows",
+                "8",
+                "--sport",
+                "45100",
+                "-c",
+                "60",
+                "-i",
+                "0.002",
+                "-W",
+                "0.5",
+                "--reflector",
+                "stateful",
+                "-q",
+                "10.2.1.1",
+            ],
+        );
+        check_split_paths(&run, who, 8);
+    };
+    {
+        let _reflector = lreflect_service(&lab.h2, &["--twamp", "10.2.1.1:862"], 862);
+        run_against("lreflect");
+    }
+    let _reflector = stamp_suite_reflector(&lab.h2, "10.2.1.1", &["--stateful-reflector"]);
+    run_against("stamp-suite");
 }
 
 #[test]

@@ -66,6 +66,8 @@ struct Stream {
     windows: BTreeMap<String, u64>,
     /// Integer members of the final (`"window":"total"`) summary, which replace the sums.
     total: Option<BTreeMap<String, u64>>,
+    /// The latest value of the summaries' integer members that are states, not counts.
+    gauges: BTreeMap<String, u64>,
     rtt: Histogram,
     fwd: Histogram,
     rev: Histogram,
@@ -122,6 +124,23 @@ const COUNTER_HELP: &[(&str, &str)] = &[
         "Lost probes placed on the way to the reflector.",
     ),
     ("lost_rev", "Lost probes placed on the way back."),
+    (
+        "refused",
+        "Lost probes the reflector refused (its rate limit): the far end's doing.",
+    ),
+    (
+        "dropped_local",
+        "Datagrams this host's kernel dropped on a full receive queue of the probing socket.",
+    ),
+];
+
+/// Integer summary members that are states rather than counts: gauges of their latest value.
+const GAUGES: &[(&str, &str)] = &[
+    (
+        "hops_fwd",
+        "Routers on the way to the reflector (from the TTLs).",
+    ),
+    ("hops_rev", "Routers on the way back (from the TTLs)."),
 ];
 
 /// The figures of a run, fed record by record and rendered as an exposition.
@@ -184,10 +203,11 @@ impl Exposition {
                 }
             }
             _ => {
-                let counts: BTreeMap<String, u64> = body
+                let (gauges, counts): (BTreeMap<String, u64>, BTreeMap<String, u64>) = body
                     .iter()
                     .filter_map(|(k, v)| v.as_u64().map(|n| (k.clone(), n)))
-                    .collect();
+                    .partition(|(k, _)| GAUGES.iter().any(|(g, _)| g == k));
+                stream.gauges.extend(gauges);
                 if body.get("window").and_then(Value::as_str) == Some("total") {
                     stream.total = Some(counts);
                 } else {
@@ -236,6 +256,20 @@ impl Exposition {
         }
         let mut out = String::with_capacity(4096);
         self.render_counters(&mut out, &series);
+        for (member, help) in GAUGES {
+            let name = format!("lopa_{member}");
+            let values: Vec<String> = series
+                .iter()
+                .filter_map(|(l, s)| {
+                    let v = s.gauges.get(*member)?;
+                    Some(format!("{name}{} {v}\n", label_text(l, None)))
+                })
+                .collect();
+            if !values.is_empty() {
+                out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+                values.iter().for_each(|v| out.push_str(v));
+            }
+        }
         for (member, name, help) in HISTOGRAMS {
             self.render_histogram(&mut out, &series, member, name, help);
         }
@@ -523,6 +557,18 @@ mod tests {
             !text.contains("loss_pct"),
             "a ratio is not a counter: {text}"
         );
+        let hops = obj(
+            json!({"target": "h", "addr": "10.0.0.1", "window": "1m", "sent": 0,
+                              "received": 0, "hops_fwd": 2, "hops_rev": 3}),
+        );
+        e.observe("summary", "ludp", &hops, Some(&tags));
+        let text = e.render();
+        assert!(
+            text.contains(&format!("lopa_hops_fwd{{{l}}} 2\n")),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE lopa_hops_rev gauge\n"), "{text}");
+        assert!(!text.contains("hops_fwd_total"), "{text}");
         e.observe("summary", "ludp", &window(21, 19, "total"), Some(&tags));
         let text = e.render();
         assert!(

@@ -440,6 +440,8 @@ mod tests {
             reached: true,
             sent: Some(100),
             lost: Some(2),
+            lost_fwd: None,
+            lost_rev: None,
         });
         let mut line = Vec::new();
         influx_line(&record(body, None), &mut line).unwrap();

@@ -471,6 +471,11 @@ mod tests {
             lost_fwd: Some(1),
             lost_rev: Some(0),
             dropped_local: None,
+            refused: None,
+            fwd_ms: None,
+            rev_ms: None,
+            hops_fwd: None,
+            hops_rev: None,
         };
         assert_eq!(
             text("ltwamp", Body::Summary(s)),
@@ -513,6 +518,8 @@ mod tests {
             reached: true,
             sent: Some(100),
             lost: Some(2),
+            lost_fwd: None,
+            lost_rev: None,
         };
         assert_eq!(
             text("ludp", Body::Path(p)),

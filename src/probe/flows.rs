@@ -5,6 +5,7 @@
 //! each prober.
 
 use super::sock::ProbeSocket;
+use super::trace::{self, TraceCodec, TraceConfig, TracedFlow};
 use super::{ProbeId, SendStamp};
 use crate::net::socket::{self, SocketOptions};
 use crate::record::Flow;
@@ -90,6 +91,45 @@ impl FlowSockets {
             }
         }
         Ok(FlowSockets { sockets, spread })
+    }
+
+    /// Traces every flow to every target with the flow's own socket (Paris traceroute: only
+    /// the TTL changes); one [`TracedFlow`] per (target, flow), targets first. Trace probes carry
+    /// the first `--dscp` class (or `-Q`): ECMP hashes the 5-tuple, not the DSCP. `codec` gets
+    /// the traced flows as (target, flow id), in order, and writes and reads the probes.
+    pub fn trace<C: TraceCodec>(
+        &self,
+        targets: &[Target],
+        cfg: &TraceConfig,
+        codec: impl FnOnce(Vec<(usize, u16)>) -> C,
+    ) -> Result<Vec<TracedFlow>> {
+        let tos = self.dscp().first().map(|d| d << 2);
+        let mut ids = Vec::new();
+        let mut flows = Vec::new();
+        for (t, target) in targets.iter().enumerate() {
+            for flow in 0..self.flows() {
+                let Some(i) = self.index_of(flow, target.addr.is_ipv6()) else {
+                    continue;
+                };
+                ids.push((t, flow, i));
+                flows.push(trace::TraceFlow {
+                    sock: &self.sockets[i].probe.sock,
+                    dst: target.socket_addr(target.port),
+                    tos,
+                });
+            }
+        }
+        let mut codec = codec(ids.iter().map(|&(t, flow, _)| (t, flow)).collect());
+        let results = trace::trace(&flows, &mut codec, cfg)?;
+        Ok(ids
+            .into_iter()
+            .zip(flows)
+            .zip(results)
+            .map(|(((t, _, i), f), result)| {
+                let bound = trace::bound_ip(f.sock);
+                TracedFlow::new(t, result, bound, f.dst, "udp", self.sockets[i].sport)
+            })
+            .collect())
     }
 
     /// Number of flows (at least one).

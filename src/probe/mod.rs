@@ -53,8 +53,11 @@ pub struct ReflectorTimes {
     pub tos: Option<u8>,
     /// The reflector's clock is synchronized.
     pub synced: bool,
-    /// The reflector's own sequence number of the answer (TWAMP).
+    /// The reflector's own sequence number of the answer (TWAMP), or its count of the flow's
+    /// probes before this one (lreflect's echo).
     pub seq: Option<u32>,
+    /// The reflector's count of the flow's probes it refused (lreflect's echo).
+    pub refused: Option<u32>,
     /// The TTL or hop limit the probe arrived with at the reflector (TWAMP).
     pub ttl: Option<u8>,
     /// The RTT is reported net of the reflector's hold time (`tx − rx`), as TWAMP defines it.
@@ -70,6 +73,9 @@ pub struct LossPlacement {
     pub id: ProbeId,
     pub forward: u64,
     pub reverse: u64,
+    /// Probes that reached the reflector and that it refused (its rate limit): neither
+    /// direction's loss. `None` when the reflector does not say (anything but lreflect's echo).
+    pub refused: Option<u64>,
     /// Every probe counted belongs to `id`'s stream, so the stream's figures take them too;
     /// otherwise only the target's do. A placement of 0 and 0 says the target's (and stream's)
     /// loss is being placed, none lost here.

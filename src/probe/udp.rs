@@ -1,9 +1,13 @@
 //! UDP echo probes (ludp): one socket per flow (a fixed source port), probes spread
 //! round-robin over flows and DSCP classes, replies matched on the echoed ludp payload, ICMP
-//! errors read from the error queue (`IP_RECVERR`), so no raw socket is needed.
+//! errors read from the error queue (`IP_RECVERR`), so no raw socket is needed. Against
+//! lreflect, whose answers carry its counts of each flow's probes, lost probes are placed on
+//! the way there or back, and those it refused counted apart, by the same sessions as
+//! ltwamp's ([`super::twamp::direction`]): a session is a target and a flow.
 
 use super::flows::{FlowSockets, FlowSpread};
 use super::trace::{self, TraceConfig, TracedFlow, Tracer};
+use super::twamp::direction::Tracker;
 use super::{ProbeEvent, ProbeId, ProbeLookup, Prober, ReflectorTimes, SendStamp};
 use crate::net::socket::SocketOptions;
 use crate::net::Received;
@@ -24,6 +28,8 @@ pub struct UdpProber {
     followed: Option<trace::Followed>,
     /// Trace rounds so far: each round's probes carry its number.
     round: u32,
+    /// Loss placed by direction, once a reflector's answers carry its counts.
+    tracker: Tracker,
 }
 
 impl UdpProber {
@@ -36,7 +42,9 @@ impl UdpProber {
     ) -> Result<UdpProber> {
         let sockets = FlowSockets::open(targets, spread, opts)?;
         let cookie = super::icmp::random_u64() as u32;
+        let tracker = Tracker::new(targets, sockets.flows(), sockets.streams(), true, false);
         Ok(UdpProber {
+            tracker,
             sockets,
             cookie,
             payload: vec![0; payload_len],
@@ -68,6 +76,8 @@ impl trace::TraceCodec for TraceCodec {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
+        // Left out of the reflector's counts: a trace probe that reaches it is no probe of the
+        // flow's sessions.
         ProbeRepr {
             flow,
             seq: TRACE_SEQ | u64::from(trace::pack(self.round, ttl, n, 32)),
@@ -75,7 +85,7 @@ impl trace::TraceCodec for TraceCodec {
             cookie: self.cookie,
             target: target as u32,
         }
-        .emit(buf);
+        .emit_uncounted(buf);
     }
 
     fn decode(&self, flow: usize, data: &[u8]) -> Option<(u8, u8)> {
@@ -94,43 +104,24 @@ impl trace::TraceCodec for TraceCodec {
 }
 
 impl Tracer for UdpProber {
-    /// Traces every flow to every target with the flow's own socket (Paris traceroute: only
-    /// the TTL changes); one `path` per (target, flow), targets first. Trace probes carry the
-    /// first `--dscp` class (or `-Q`): ECMP hashes the 5-tuple, not the DSCP.
+    /// Traces every flow to every target with the flow's own socket ([`FlowSockets::trace`]).
+    /// After a round during the run, the loss placement starts afresh ([`Tracker::resync`]): a
+    /// run of lost probes open at the round would otherwise be placed in the next path sample,
+    /// perhaps another path's. (Before the first probe there is nothing to forget, and lreflect
+    /// does not count trace probes, so a flow's first answer still starts a new session.)
     fn trace_flows(&mut self, targets: &[Target], cfg: &TraceConfig) -> Result<Vec<TracedFlow>> {
-        let tos = self.sockets.dscp().first().map(|d| d << 2);
-        let mut ids = Vec::new();
-        let mut flows = Vec::new();
-        for (t, target) in targets.iter().enumerate() {
-            for flow in 0..self.sockets.flows() {
-                let Some(i) = self.sockets.index_of(flow, target.addr.is_ipv6()) else {
-                    continue;
-                };
-                ids.push((t, flow, i));
-                flows.push(trace::TraceFlow {
-                    sock: &self.sockets[i].probe.sock,
-                    dst: target.socket_addr(target.port),
-                    tos,
-                });
-            }
-        }
         self.round = self.round.wrapping_add(1);
-        let mut codec = TraceCodec {
-            flows: ids.iter().map(|&(t, flow, _)| (t, flow)).collect(),
-            cookie: self.cookie,
-            len: self.payload.len(),
-            round: self.round,
-        };
-        let results = trace::trace(&flows, &mut codec, cfg)?;
-        Ok(ids
-            .into_iter()
-            .zip(flows)
-            .zip(results)
-            .map(|(((t, _, i), f), result)| {
-                let bound = trace::bound_ip(f.sock);
-                TracedFlow::new(t, result, bound, f.dst, "udp", self.sockets[i].sport)
-            })
-            .collect())
+        let (cookie, len, round) = (self.cookie, self.payload.len(), self.round);
+        let traced = self.sockets.trace(targets, cfg, |flows| TraceCodec {
+            flows,
+            cookie,
+            len,
+            round,
+        });
+        if self.round > 1 {
+            self.tracker.resync();
+        }
+        traced
     }
 
     fn followed(&mut self) -> &mut Option<trace::Followed> {
@@ -173,7 +164,21 @@ impl Prober for UdpProber {
             target: id.target as u32,
         }
         .emit(&mut self.payload);
-        self.sockets.send(&selected, &self.payload, target, id)
+        self.tracker.sent(id);
+        let sent = self.sockets.send(&selected, &self.payload, target, id);
+        if sent.is_err() {
+            // Never left: the engine counts it unreachable, and no run includes it.
+            self.tracker.unanswered(id, false);
+        }
+        sent
+    }
+
+    fn expired(&mut self, id: ProbeId) {
+        self.tracker.unanswered(id, true);
+    }
+
+    fn pending_events(&mut self, events: &mut Vec<ProbeEvent>) {
+        self.tracker.take_pending(events);
     }
 
     fn retrace_every(&self) -> Option<Duration> {
@@ -188,6 +193,34 @@ impl Prober for UdpProber {
     }
 
     fn drain(&mut self, token: usize, _lookup: &dyn ProbeLookup, events: &mut Vec<ProbeEvent>) {
+        let start = events.len();
+        self.drain_socket(token, events);
+        // Loss placed by what came in: after the replies, so the engine counts them first.
+        let mut placed = Vec::new();
+        self.tracker.take_pending(&mut placed);
+        for event in &events[start..] {
+            match event {
+                ProbeEvent::Reply { id, reflector, .. } => {
+                    match reflector.and_then(|r| Some((r.seq?, r.refused))) {
+                        Some((seq, refused)) => {
+                            self.tracker.answered(*id, seq, refused, true, &mut placed)
+                        }
+                        // A reflector that does not count: nothing to place this probe by.
+                        None => self.tracker.unanswered(*id, false),
+                    }
+                }
+                ProbeEvent::Error { id, .. } => self.tracker.unanswered(*id, false),
+                _ => continue,
+            }
+            self.tracker.take_pending(&mut placed);
+        }
+        events.append(&mut placed);
+    }
+}
+
+impl UdpProber {
+    /// Reads socket `token`: answers and queued errors into `events`.
+    fn drain_socket(&mut self, token: usize, events: &mut Vec<ProbeEvent>) {
         let cookie = self.cookie;
         let Some(s) = self.sockets.get_mut(token) else {
             return;
@@ -221,7 +254,10 @@ impl Prober for UdpProber {
                         tx: ns_time(st.tx_ns),
                         tos: Some(st.tos),
                         synced: st.synced,
-                        seq: None,
+                        // The flow's probes the reflector received before this one: its
+                        // number of this probe, as a stateful TWAMP reflector's.
+                        seq: st.counts.map(|c| c.received.wrapping_sub(1)),
+                        refused: st.counts.map(|c| c.refused),
                         ttl: None,
                         net_of_hold: false,
                     }),

@@ -14,7 +14,7 @@
 
 use crate::net::cmsg::parse_sockaddr_ip;
 use crate::wire::ntp::{Format, Timestamp};
-use crate::wire::probe::{self, ReflectorStamps, REFLECTOR_LEN};
+use crate::wire::probe::{self, FlowCounts, ReflectorStamps, REFLECTOR_LEN};
 use crate::wire::twamp::{self, Reflection};
 use std::io;
 use std::net::IpAddr;
@@ -248,6 +248,9 @@ pub struct Batch {
     tx_msgs: Vec<libc::mmsghdr>,
     /// Per received datagram, valid for the first `received` slots.
     pub meta: Vec<Meta>,
+    /// Per received datagram, its flow's counts to stamp into it (ludp payloads of a counted
+    /// flow; see [`Batch::set_counts`]).
+    counts: Vec<Option<FlowCounts>>,
     received: usize,
     /// Slots to answer, in order.
     queue: Vec<usize>,
@@ -301,6 +304,7 @@ impl Batch {
             tx_control,
             tx_msgs,
             meta: vec![Meta::default(); BATCH],
+            counts: vec![None; BATCH],
             received: 0,
             queue: Vec::with_capacity(BATCH),
             is_probe: vec![false; BATCH],
@@ -351,6 +355,7 @@ impl Batch {
             return Err(io::Error::last_os_error());
         }
         let n = n as usize;
+        self.counts[..n].fill(None);
         for i in 0..n {
             let h = &self.rx_msgs[i].msg_hdr;
             let namelen = (h.msg_namelen as usize).min(std::mem::size_of::<libc::sockaddr_in6>());
@@ -405,6 +410,13 @@ impl Batch {
             }
             Err(_) => false,
         }
+    }
+
+    /// Stamps `counts` into the answer to received slot `i` (a ludp payload with room for
+    /// them), with the reflector's times.
+    pub fn set_counts(&mut self, i: usize, counts: FlowCounts) {
+        debug_assert!(i < self.received);
+        self.counts[i] = Some(counts);
     }
 
     /// Queues received slot `i` to be answered by the next [`Batch::send`].
@@ -584,6 +596,7 @@ impl Batch {
                     tx_ns: tx_ns.max(rx_ns),
                     tos: m.control.tos.unwrap_or(0),
                     synced,
+                    counts: self.counts[i],
                 };
                 probe::stamp(buf, &stamps);
             }

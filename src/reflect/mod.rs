@@ -133,13 +133,19 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration,
           requires = "twamp", help_heading = "TWAMP")]
     pub session_timeout: Duration,
-    /// TWAMP sessions tracked at once: a fixed table allocated at start (56 bytes each); when
+    /// TWAMP sessions tracked at once: a fixed table allocated at start (64 bytes each); when
     /// it is full, a new session takes the place of an idle one, else of the least recently
     /// seen.
     #[arg(long, value_name = "N", default_value_t = 65536,
           value_parser = clap::value_parser!(u64).range(8..=1_048_576),
           requires = "twamp", help_heading = "TWAMP")]
     pub sessions: u64,
+    /// ludp flows (source address and port, local address and port) counted at once on echo
+    /// sockets, so ludp can place its loss by direction: a fixed table allocated at start
+    /// (64 bytes each); when it is full, a new flow takes the place of the least recently seen.
+    #[arg(long, value_name = "N", default_value_t = 65536,
+          value_parser = clap::value_parser!(u64).range(8..=1_048_576), help_heading = "Limits")]
+    pub flows: u64,
     /// Answer datagrams from every source port. By default those from 7, 13, 19, 37 (echo,
     /// daytime, chargen, time) and from lreflect's echo ports, and on echo sockets also from
     /// 862 and lreflect's TWAMP ports, are dropped as 'loop': they may be another reflector's
@@ -360,7 +366,10 @@ struct Reflector {
     error: u16,
     /// TWAMP sessions (none with `--stateless`, or without TWAMP sockets).
     sessions: Option<SessionTable>,
-    /// Session events per listening socket since its last `stats` record.
+    /// The counts of ludp flows on echo sockets (none without echo sockets).
+    flows: Option<SessionTable>,
+    /// Session (TWAMP socket) or flow (echo socket) events per listening socket since its last
+    /// `stats` record.
     events: Vec<SessionEvents>,
     start: Instant,
     /// Last send error reported on stderr, so a persistent one is said once, not per packet.
@@ -380,26 +389,18 @@ impl Reflector {
         self.error = c.error_estimate().encode();
     }
 
-    /// The sequence number of the reply to TWAMP request `i` on listener `idx`: the sender's
-    /// own (stateless), or its session's next.
-    fn twamp_seq(&mut self, l: &Listener, idx: usize, i: usize, src: IpAddr, now_ns: u64) -> u32 {
-        let request = self.batch.payload(i);
-        let Some(table) = self.sessions.as_mut() else {
-            return u32::from_be_bytes([request[0], request[1], request[2], request[3]]);
-        };
-        // The SSID of a STAMP request; a shorter (TWAMP-Light) one has none.
-        let ssid = if request.len() >= crate::wire::twamp::STAMP_LEN {
-            u16::from_be_bytes([request[14], request[15]])
-        } else {
-            0
-        };
+    /// The session (or flow) of received datagram `i` on listener `l`, from `src`.
+    fn session_key(&self, l: &Listener, i: usize, src: IpAddr, ssid: u16) -> SessionKey {
         let local = match self.batch.meta[i].control.local {
             Some(batch::Local::V4(a)) => IpAddr::from(a),
             Some(batch::Local::V6(a)) => IpAddr::from(a),
             None => l.local.ip(),
         };
-        let key = SessionKey::new(src, self.batch.source_port(i), local, l.local.port(), ssid);
-        let up = table.next(&key, idx as u16, now_ns);
+        SessionKey::new(src, self.batch.source_port(i), local, l.local.port(), ssid)
+    }
+
+    /// Counts the session events of one table update under their listeners.
+    fn note(&mut self, idx: usize, up: &session::Update) {
         if up.started {
             self.events[idx].started += 1;
         }
@@ -409,7 +410,48 @@ impl Reflector {
         if let Some(k) = up.evicted {
             self.events[usize::from(k)].evicted += 1;
         }
+    }
+
+    /// The sequence number of the reply to TWAMP request `i` on listener `idx`: the sender's
+    /// own (stateless), or its session's next.
+    fn twamp_seq(&mut self, l: &Listener, idx: usize, i: usize, src: IpAddr, now_ns: u64) -> u32 {
+        let request = self.batch.payload(i);
+        if self.sessions.is_none() {
+            return u32::from_be_bytes([request[0], request[1], request[2], request[3]]);
+        }
+        // The SSID of a STAMP request; a shorter (TWAMP-Light) one has none.
+        let ssid = if request.len() >= crate::wire::twamp::STAMP_LEN {
+            u16::from_be_bytes([request[14], request[15]])
+        } else {
+            0
+        };
+        let key = self.session_key(l, i, src, ssid);
+        let Some(table) = self.sessions.as_mut() else {
+            return 0;
+        };
+        let up = table.next(&key, idx as u16, now_ns);
+        self.note(idx, &up);
         up.seq
+    }
+
+    /// Counts ludp probe `i` on echo listener `idx` in its flow, answered or `refused`; an
+    /// answered one gets the flow's counts stamped in.
+    fn count_flow(&mut self, l: &Listener, idx: usize, i: usize, now_ns: u64, refused: bool) {
+        let Some(src) = self.batch.meta[i].src else {
+            return;
+        };
+        if self.flows.is_none() || !crate::wire::probe::is_countable(self.batch.payload(i)) {
+            return;
+        }
+        let key = self.session_key(l, i, src, 0);
+        let Some(table) = self.flows.as_mut() else {
+            return;
+        };
+        let (up, counts) = table.count(&key, idx as u16, now_ns, refused);
+        self.note(idx, &up);
+        if !refused {
+            self.batch.set_counts(i, counts);
+        }
     }
 
     /// Reads and answers datagrams on `l` (listener `idx`) for one turn; returns whether it
@@ -464,8 +506,17 @@ impl Reflector {
                             l.stats.window.drop(Reason::Malformed(Malformed::Other));
                         }
                     }
-                    Ok(_) => self.batch.answer(i),
-                    Err(why) => l.stats.window.drop(why),
+                    Ok(_) => {
+                        self.count_flow(l, idx, i, now_ns, false);
+                        self.batch.answer(i);
+                    }
+                    Err(why) => {
+                        if !l.twamp && matches!(why, Reason::RateLimit | Reason::GlobalCap) {
+                            // Refused by our own limits: the flow's counts say so.
+                            self.count_flow(l, idx, i, now_ns, true);
+                        }
+                        l.stats.window.drop(why)
+                    }
                 }
             }
             let w = &mut l.stats.window;
@@ -499,18 +550,26 @@ impl Reflector {
         true
     }
 
-    /// Ends idle sessions and moves the session events into each listener's open window;
-    /// returns the sessions alive per listener (`None` without a session table).
+    /// Ends idle sessions and moves the session and flow events into each listener's open
+    /// window; returns the sessions (TWAMP sockets) or flows (echo sockets) alive per listener
+    /// (`None` without either table).
     fn settle_sessions(&mut self, listeners: &mut [Listener]) -> Option<Vec<u64>> {
         let now_ns = self.now_ns();
         let mut active = vec![0u64; listeners.len()];
-        let table = self.sessions.as_mut()?;
+        if self.sessions.is_none() && self.flows.is_none() {
+            return None;
+        }
         let events = &mut self.events;
-        table.sweep(now_ns, &mut active, |k| {
-            if let Some(e) = events.get_mut(usize::from(k)) {
-                e.expired += 1;
-            }
-        });
+        for table in [self.sessions.as_mut(), self.flows.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            table.sweep(now_ns, &mut active, |k| {
+                if let Some(e) = events.get_mut(usize::from(k)) {
+                    e.expired += 1;
+                }
+            });
+        }
         for (l, e) in listeners.iter_mut().zip(self.events.iter_mut()) {
             let s = &mut l.stats.window.sessions;
             s.started += e.started;
@@ -554,6 +613,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .then(|| u64::try_from(args.session_timeout.as_nanos()).unwrap_or(u64::MAX));
     let sessions = (!args.stateless && listeners.iter().any(|l| l.twamp))
         .then(|| SessionTable::new(args.sessions as usize, timeout_ns));
+    // Flows are never idle: only a new flow in a full set ends one.
+    let flows = listeners
+        .iter()
+        .any(|l| !l.twamp)
+        .then(|| SessionTable::new(args.flows as usize, None));
     let mut reflector = Reflector {
         acl: acl::Acl::new(args.allow.clone()),
         loop_guards: if args.no_loop_guard {
@@ -576,6 +640,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         synced: false,
         error: 0,
         sessions,
+        flows,
         events: vec![SessionEvents::default(); listeners.len()],
         start: Instant::now(),
         reported_send_error: None,
@@ -607,8 +672,6 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut write =
         |l: &Listener, counters: &stats::Counters, window: &str, active: Option<u64>| {
             let mode = if l.twamp { "twamp" } else { "echo" };
-            // Sessions only where there are any: TWAMP sockets of a stateful reflector.
-            let active = active.filter(|_| l.twamp);
             out.write(&Record {
                 tool: TOOL,
                 ts: SystemTime::now(),

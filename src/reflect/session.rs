@@ -11,6 +11,10 @@
 //! its set, else the entry of the set's least recently seen session. So a flood evicts idle
 //! sessions before busy ones, and a busy session (one packet a second) is evicted only by a
 //! flood of more new sessions per second than its set holds entries.
+//!
+//! lreflect's echo sockets keep a second table of the same kind for the flows of ludp probes
+//! ([`SessionTable::count`]): per flow (the same key, SSID 0), the probes received and those its
+//! rate limits refused, stamped into every answer so ludp can place its loss by direction.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -62,8 +66,10 @@ struct Entry {
     key: SessionKey,
     /// Monotonic time of the session's last packet, ns.
     last_ns: u64,
-    /// The sequence number of its next reply.
+    /// The sequence number of its next reply (a counted flow: its probes received so far).
     next_seq: u32,
+    /// A counted flow: its probes refused so far.
+    refused: u32,
     /// Index of the listening socket the session belongs to (for its counters).
     listener: u16,
     used: bool,
@@ -104,6 +110,7 @@ impl SessionTable {
                 key: SessionKey::default(),
                 last_ns: 0,
                 next_seq: 0,
+                refused: 0,
                 listener: 0,
                 used: false,
             };
@@ -135,6 +142,36 @@ impl SessionTable {
     /// The sequence number for a packet of session `key` (on listening socket `listener`) at
     /// monotonic time `now_ns`, starting the session if it has none.
     pub fn next(&mut self, key: &SessionKey, listener: u16, now_ns: u64) -> Update {
+        let (i, mut up) = self.find(key, listener, now_ns);
+        let e = &mut self.entries[i];
+        up.seq = e.next_seq;
+        e.next_seq = e.next_seq.wrapping_add(1);
+        up
+    }
+
+    /// Counts a probe of flow `key` received at `now_ns`, `refused` or answered; returns the
+    /// flow's counts with it (as [`SessionTable::next`] does, `seq` the count before it).
+    pub fn count(
+        &mut self,
+        key: &SessionKey,
+        listener: u16,
+        now_ns: u64,
+        refused: bool,
+    ) -> (Update, crate::wire::probe::FlowCounts) {
+        let (i, mut up) = self.find(key, listener, now_ns);
+        let e = &mut self.entries[i];
+        up.seq = e.next_seq;
+        e.next_seq = e.next_seq.wrapping_add(1);
+        e.refused = e.refused.wrapping_add(u32::from(refused));
+        let counts = crate::wire::probe::FlowCounts {
+            received: e.next_seq,
+            refused: e.refused,
+        };
+        (up, counts)
+    }
+
+    /// The entry of session `key`, made if it has none, with its last packet at `now_ns`.
+    fn find(&mut self, key: &SessionKey, listener: u16, now_ns: u64) -> (usize, Update) {
         let mut up = Update::default();
         let hit = {
             let e = &self.entries[self.last];
@@ -176,6 +213,7 @@ impl SessionTable {
                         key: *key,
                         last_ns: now_ns,
                         next_seq: 0,
+                        refused: 0,
                         listener,
                         used: true,
                     };
@@ -190,13 +228,11 @@ impl SessionTable {
             up.expired = Some(self.entries[i].listener);
             up.started = true;
             self.entries[i].next_seq = 0;
+            self.entries[i].refused = 0;
             self.entries[i].listener = listener;
         }
-        let e = &mut self.entries[i];
-        e.last_ns = now_ns;
-        up.seq = e.next_seq;
-        e.next_seq = e.next_seq.wrapping_add(1);
-        up
+        self.entries[i].last_ns = now_ns;
+        (i, up)
     }
 
     /// Ends every session idle past the timeout, calling `expired` with each one's listener,
@@ -347,7 +383,23 @@ mod tests {
         }
         assert!(evicted >= 100_000 - 1024);
         assert_eq!((t.capacity(), t.bytes()), (1024, bytes), "no growth");
-        // As --sessions documents it.
-        assert_eq!(bytes, 1024 * 56);
+        // As --sessions and --flows document it.
+        assert_eq!(bytes, 1024 * 64);
+    }
+
+    #[test]
+    fn a_counted_flow_counts_received_and_refused() {
+        let mut t = SessionTable::new(8, None);
+        let a = key(5000, 0);
+        let got: Vec<_> = [false, true, true, false]
+            .iter()
+            .map(|&r| {
+                let (_, c) = t.count(&a, 0, SEC, r);
+                (c.received, c.refused)
+            })
+            .collect();
+        assert_eq!(got, [(1, 0), (2, 1), (3, 2), (4, 2)]);
+        // Another flow counts on its own.
+        assert_eq!(t.count(&key(5001, 0), 0, SEC, false).1.received, 1);
     }
 }

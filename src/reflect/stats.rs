@@ -94,8 +94,19 @@ impl Counters {
         s.evicted += t.evicted;
     }
 
+    /// The table figures of a stats record: `active` now, the events of these counters.
+    fn table(&self, active: u64) -> Sessions {
+        Sessions {
+            active,
+            started: self.sessions.started,
+            expired: self.sessions.expired,
+            evicted: self.sessions.evicted,
+        }
+    }
+
     /// The `stats` record of these counters. `active`: the sessions alive now, for a
-    /// stateful TWAMP socket (then the record carries `sessions`).
+    /// stateful TWAMP socket (then the record carries `sessions`), or the flows counted now, for
+    /// an echo socket (then it carries `flows`).
     pub fn record(
         &self,
         listen: &str,
@@ -112,12 +123,12 @@ impl Counters {
             stamped: self.stamped,
             dropped: self.dropped,
             malformed_by: self.malformed_by,
-            sessions: active.map(|active| Sessions {
-                active,
-                started: self.sessions.started,
-                expired: self.sessions.expired,
-                evicted: self.sessions.evicted,
-            }),
+            sessions: active
+                .filter(|_| mode == "twamp")
+                .map(|active| self.table(active)),
+            flows: active
+                .filter(|_| mode == "echo")
+                .map(|active| self.table(active)),
         }
     }
 }
@@ -192,8 +203,11 @@ mod tests {
             ("[::]:8081", "echo", "total")
         );
         assert_eq!(r.received, r.reflected + t.dropped_total());
-        assert_eq!(r.sessions, None);
+        assert_eq!((r.sessions, r.flows), (None, None));
+        let r = t.record("[::]:8081", "echo", "total", Some(1));
+        assert_eq!((r.sessions, r.flows.map(|f| f.started)), (None, Some(2)));
         let r = t.record("[::]:862", "twamp", "total", Some(1));
+        assert_eq!(r.flows, None);
         assert_eq!(
             r.sessions,
             Some(Sessions {

@@ -478,8 +478,13 @@ mod tests {
                     tx_ns: 2,
                     tos: 3,
                     synced: true,
+                    counts: Some(crate::wire::probe::FlowCounts {
+                        received: 4,
+                        refused: 5,
+                    }),
                 };
                 crate::wire::probe::stamp(&mut copy, &stamps);
+                let _ = crate::wire::probe::is_countable(&copy);
             }
         }
     }

@@ -777,6 +777,20 @@ impl ToolRun {
     pub fn kind(&self, kind: &str) -> Vec<&serde_json::Value> {
         self.records.iter().filter(|r| r["type"] == kind).collect()
     }
+
+    /// Probes of the flow with source port `sport` to `target` that timed out after the
+    /// flow's last answer: no answer closes their run, so their direction stays unknown.
+    pub fn trailing_losses(&self, target: &str, sport: u64) -> u64 {
+        let of_flow = |kind: &str| -> Vec<u64> {
+            self.kind(kind)
+                .iter()
+                .filter(|r| r["target"] == target && r["flow"]["sport"].as_u64() == Some(sport))
+                .filter_map(|r| r["seq"].as_u64())
+                .collect()
+        };
+        let last = of_flow("reply").into_iter().max().unwrap_or(0);
+        of_flow("timeout").into_iter().filter(|&s| s > last).count() as u64
+    }
 }
 
 /// Runs `program` with `args` in `ns` to its end; every line it writes must be a JSON record.

@@ -20,17 +20,36 @@ struct FollowedFlow {
     target: usize,
     result: TraceResult,
     path: Path,
-    /// The flow's run totals (sent, received) when its last record with counts was written.
-    at_last: (u64, u64),
+    /// The flow's run totals when its last record with counts was written.
+    at_last: FlowCounts,
 }
 
-/// A flow's run totals (sent, received) over every class of its 5-tuple (every class shares
-/// it, hence its path).
-pub fn flow_totals(totals: &[StreamTotal], target: usize, sport: u16) -> (u64, u64) {
+/// A flow's run totals: probes settled, answered, and the lost ones placed on either direction
+/// when the prober places loss (`None` until it placed any).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlowCounts {
+    pub sent: u64,
+    pub received: u64,
+    pub lost_fwd: Option<u64>,
+    pub lost_rev: Option<u64>,
+}
+
+/// A flow's run totals over every class of its 5-tuple (every class shares it, hence its
+/// path).
+pub fn flow_totals(totals: &[StreamTotal], target: usize, sport: u16) -> FlowCounts {
+    let add = |a: Option<u64>, b: Option<u64>| match (a, b) {
+        (Some(x), Some(y)) => Some(x + y),
+        (a, b) => a.or(b),
+    };
     totals
         .iter()
         .filter(|s| s.target == target && s.flow.is_none_or(|f| f.sport == sport))
-        .fold((0, 0), |(a, b), s| (a + s.sent, b + s.received))
+        .fold(FlowCounts::default(), |c, s| FlowCounts {
+            sent: c.sent + s.sent,
+            received: c.received + s.received,
+            lost_fwd: add(c.lost_fwd, s.lost_fwd),
+            lost_rev: add(c.lost_rev, s.lost_rev),
+        })
 }
 
 /// Whether two traces of a flow found different paths: a different end (`reached`, or the
@@ -68,12 +87,13 @@ impl PathHistory {
         let mut history = PathHistory { flows: Vec::new() };
         let mut records = Vec::new();
         for tf in traced {
-            records.push((tf.target, with_counts(&tf.path, (0, 0), (0, 0))));
+            let zero = FlowCounts::default();
+            records.push((tf.target, with_counts(&tf.path, zero, zero)));
             history.flows.push(FollowedFlow {
                 target: tf.target,
                 result: tf.result,
                 path: tf.path,
-                at_last: (0, 0),
+                at_last: zero,
             });
         }
         (history, records)
@@ -121,14 +141,20 @@ impl PathHistory {
     }
 }
 
-/// `path` with the probes sent and lost between two readings of a flow's (sent, received)
-/// totals. No probe is in flight at either reading, so every probe counted is settled.
-pub fn with_counts(path: &Path, before: (u64, u64), now: (u64, u64)) -> Path {
-    let sent = now.0.saturating_sub(before.0);
-    let received = now.1.saturating_sub(before.1);
+/// `path` with the probes sent and lost between two readings of a flow's totals, and of
+/// those the ones placed on either direction when the prober places loss. No probe is in
+/// flight at either reading, so every probe counted is settled; the probers start placing
+/// afresh after each trace round, so no run of lost probes straddles two readings.
+pub fn with_counts(path: &Path, before: FlowCounts, now: FlowCounts) -> Path {
+    let sent = now.sent.saturating_sub(before.sent);
+    let received = now.received.saturating_sub(before.received);
+    let since =
+        |now: Option<u64>, before: Option<u64>| now.map(|n| n.saturating_sub(before.unwrap_or(0)));
     Path {
         sent: Some(sent),
         lost: Some(sent.saturating_sub(received)),
+        lost_fwd: since(now.lost_fwd, before.lost_fwd),
+        lost_rev: since(now.lost_rev, before.lost_rev),
         ..path.clone()
     }
 }
@@ -175,7 +201,57 @@ mod tests {
             }),
             sent,
             received,
+            lost_fwd: None,
+            lost_rev: None,
         }]
+    }
+
+    #[test]
+    fn placed_loss_is_counted_per_sample() {
+        let flow = Some(Flow {
+            sport: 4000,
+            dport: 7,
+            dscp: None,
+        });
+        let stream = |dscp, sent, received, split: Option<(u64, u64)>| StreamTotal {
+            target: 0,
+            flow: flow.map(|f| Flow { dscp, ..f }),
+            sent,
+            received,
+            lost_fwd: split.map(|s| s.0),
+            lost_rev: split.map(|s| s.1),
+        };
+        // Two classes of the flow: one placed, one not (yet).
+        let totals = [
+            stream(Some(46), 10, 7, Some((2, 1))),
+            stream(Some(0), 10, 10, None),
+        ];
+        let now = flow_totals(&totals, 0, 4000);
+        assert_eq!(
+            (now.sent, now.lost_fwd, now.lost_rev),
+            (20, Some(2), Some(1))
+        );
+        let t = traced(A, true);
+        let p = with_counts(&t.path, FlowCounts::default(), now);
+        assert_eq!(
+            (p.lost, p.lost_fwd, p.lost_rev),
+            (Some(3), Some(2), Some(1))
+        );
+        // The next sample: only what was placed since.
+        let later = FlowCounts {
+            sent: 30,
+            received: 26,
+            lost_fwd: Some(2),
+            lost_rev: Some(2),
+        };
+        let p = with_counts(&t.path, now, later);
+        assert_eq!(
+            (p.lost, p.lost_fwd, p.lost_rev),
+            (Some(1), Some(0), Some(1))
+        );
+        // A prober that places nothing: absent.
+        let p = with_counts(&t.path, FlowCounts::default(), FlowCounts::default());
+        assert_eq!((p.lost_fwd, p.lost_rev), (None, None));
     }
 
     const A: &[&[&str]] = &[&["10.0.0.1"], &["10.0.11.2"], &["10.2.1.1"]];

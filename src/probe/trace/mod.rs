@@ -16,7 +16,7 @@ pub mod connect;
 pub mod history;
 pub mod run;
 
-pub use history::{flow_totals, PathHistory};
+pub use history::{flow_totals, FlowCounts, PathHistory};
 
 use crate::net::cmsg::{SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6};
 use crate::net::recv_msg;
@@ -594,6 +594,8 @@ impl TraceResult {
             reached: self.reached,
             sent: None,
             lost: None,
+            lost_fwd: None,
+            lost_rev: None,
         }
     }
 

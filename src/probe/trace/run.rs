@@ -194,7 +194,7 @@ pub fn run<P: Tracer>(
     }
     for tf in &traced {
         let now = super::flow_totals(&outcome.streams, tf.target, tf.path.sport);
-        let path = super::history::with_counts(&tf.path, (0, 0), now);
+        let path = super::history::with_counts(&tf.path, Default::default(), now);
         write_path(&mut out, tf.target, path)?;
     }
     Ok(ExitCode::from(if outcome.all_answered {

@@ -11,7 +11,8 @@
 pub mod direction;
 
 use super::flows::{FlowSockets, FlowSpread};
-use super::{LossPlacement, ProbeEvent, ProbeId, ProbeLookup, Prober, ReflectorTimes, SendStamp};
+use super::trace::{self, TraceConfig, TracedFlow, Tracer};
+use super::{ProbeEvent, ProbeId, ProbeLookup, Prober, ReflectorTimes, SendStamp};
 use crate::clock::ClockState;
 use crate::net::socket::SocketOptions;
 use crate::net::Received;
@@ -20,7 +21,7 @@ use crate::target::Target;
 use crate::wire::ntp::{Format, Timestamp};
 use crate::wire::twamp::{ReflectorPacket, SenderPacket, SENDER_MIN_LEN, STAMP_LEN};
 use anyhow::{bail, Result};
-use direction::Session;
+use direction::Tracker;
 use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
@@ -74,13 +75,6 @@ struct Peer {
     sent: Vec<(u64, Timestamp)>,
     /// Probes sent per flow: the next sender sequence number of each session.
     next: Vec<u64>,
-    /// Per flow, when loss is placed (empty with `--reflector stateless`, and for a reflector
-    /// listed twice).
-    sessions: Vec<Session>,
-    /// The reflector numbers its answers itself (given, or judged in auto mode).
-    stateful: bool,
-    /// Auto mode, not judged stateful yet: placements so far, summed per stream.
-    held: Vec<LossPlacement>,
 }
 
 /// Sends TWAMP-Light / STAMP test packets and matches the reflectors' answers.
@@ -93,8 +87,15 @@ pub struct TwampProber {
     recv_buf: Vec<u8>,
     /// Our Error Estimate, read from the kernel at most once a second.
     clock: Option<(Instant, u16)>,
-    /// Placements found outside `drain` (after a timeout or a failed send).
-    pending: Vec<ProbeEvent>,
+    /// Loss placed by direction (not with `--reflector stateless`, nor for a reflector listed
+    /// twice); stateful given, or judged in auto mode.
+    tracker: Tracker,
+    /// Marks this process's trace probes (their T1's seconds).
+    cookie: u32,
+    /// `--trace-every`: what to trace again, how, how often, and the paths so far.
+    followed: Option<trace::Followed>,
+    /// Trace rounds so far: each round's probes carry its number.
+    round: u32,
 }
 
 /// Probes remembered per target beyond those a reply may still answer: the engine keeps this
@@ -124,29 +125,18 @@ impl TwampProber {
         }
         let peers = targets
             .iter()
-            .enumerate()
-            .map(|(t, target)| {
-                // A reflector listed twice (same address and port) sees the probes of both
-                // targets in one session per flow: its numbers say nothing about either.
-                let shared = by_addr[&target.addr.to_canonical()]
-                    .iter()
-                    .any(|&o| o != t && targets[o].port == target.port);
-                let tracked = cfg.reflector != ReflectorMode::Stateless && !shared;
-                Peer {
-                    sent: vec![(0, Timestamp::default()); ring],
-                    next: vec![0; usize::from(flows)],
-                    sessions: if tracked {
-                        (0..flows)
-                            .map(|f| Session::new(t, flows, f, streams))
-                            .collect()
-                    } else {
-                        Vec::new()
-                    },
-                    stateful: cfg.reflector == ReflectorMode::Stateful,
-                    held: Vec::new(),
-                }
+            .map(|_| Peer {
+                sent: vec![(0, Timestamp::default()); ring],
+                next: vec![0; usize::from(flows)],
             })
             .collect();
+        let tracker = Tracker::new(
+            targets,
+            flows,
+            streams,
+            cfg.reflector != ReflectorMode::Stateless,
+            cfg.reflector == ReflectorMode::Stateful,
+        );
         Ok(TwampProber {
             sockets,
             packet: vec![0; cfg.size],
@@ -155,7 +145,10 @@ impl TwampProber {
             by_addr,
             recv_buf: vec![0; 65_536],
             clock: None,
-            pending: Vec::new(),
+            tracker,
+            cookie: super::icmp::random_u64() as u32,
+            followed: None,
+            round: 0,
         })
     }
 
@@ -179,71 +172,105 @@ impl TwampProber {
 
     /// (flow, session index) of the target's probe `seq`.
     fn session_of(&self, seq: u64) -> (usize, u64) {
-        let flows = self.flows();
-        (((seq - 1) % flows) as usize, (seq - 1) / flows)
-    }
-
-    /// Hands placements on: to the engine when the target's reflector is known stateful, else
-    /// (auto mode) held until it is.
-    fn route(&mut self, target: usize, placed: Vec<LossPlacement>, out: &mut Vec<ProbeEvent>) {
-        let streams = self.streams() as u64;
-        let peer = &mut self.peers[target];
-        if peer.stateful {
-            out.extend(placed.into_iter().map(ProbeEvent::Placed));
-            return;
-        }
-        for p in placed {
-            let key = |q: &LossPlacement| q.one_stream.then(|| (q.id.seq - 1) % streams);
-            match peer.held.iter_mut().find(|q| key(q) == key(&p)) {
-                Some(q) => {
-                    q.forward += p.forward;
-                    q.reverse += p.reverse;
-                }
-                None => peer.held.push(p),
-            }
-        }
+        self.tracker.session_of(seq)
     }
 
     /// Probe `id` was answered with the reflector's number `reflector_seq`.
     fn answered(&mut self, id: ProbeId, reflector_seq: u32, out: &mut Vec<ProbeEvent>) {
-        let (flow, n) = self.session_of(id.seq);
-        let mode = self.cfg.reflector;
-        let Some(peer) = self.peers.get_mut(id.target) else {
-            return;
-        };
-        if peer.sessions.is_empty() {
-            return;
-        }
-        if mode == ReflectorMode::Auto && !peer.stateful && reflector_seq != n as u32 {
-            // A stateless reflector copies the sender's number: this one counts itself, and
-            // what was held so far is placed now.
-            peer.stateful = true;
-            out.extend(peer.held.drain(..).map(ProbeEvent::Placed));
-        }
-        let mut placed = Vec::new();
-        peer.sessions[flow].answered(n, reflector_seq, &mut placed);
-        self.route(id.target, placed, out);
+        let (_, n) = self.session_of(id.seq);
+        // A stateless reflector copies the sender's number: one that does not counts itself.
+        let shows = self.cfg.reflector == ReflectorMode::Auto && reflector_seq != n as u32;
+        self.tracker.answered(id, reflector_seq, None, shows, out);
     }
 
     /// Probe `id` timed out (`lost`) or was answered by an error (not `lost`).
     fn unanswered(&mut self, id: ProbeId, lost: bool) {
-        let (flow, n) = self.session_of(id.seq);
-        let Some(session) = self
-            .peers
-            .get_mut(id.target)
-            .and_then(|p| p.sessions.get_mut(flow))
-        else {
-            return;
-        };
-        let mut placed = Vec::new();
-        if lost {
-            session.lost(n, &mut placed);
-        } else {
-            session.skipped(n, &mut placed);
+        self.tracker.unanswered(id, lost);
+    }
+}
+
+/// TWAMP test packets as trace probes: flow `i` of the trace is `flows[i]` (target, flow id).
+/// A trace probe's T1 is no time: its seconds are the process's cookie and its fraction (and
+/// its sequence number) the round, TTL and probe ([`trace::pack`]), so the reflector's answer
+/// (which echoes both) and an ICMP error quoting the probe both tell which it was; measurement
+/// probes carry the clock, whose seconds are never the cookie but by a 1 in 2^32 chance.
+struct TraceCodec {
+    flows: Vec<(usize, u16)>,
+    cookie: u32,
+    len: usize,
+    ssid: Option<u16>,
+    round: u32,
+}
+
+impl TraceCodec {
+    /// The (TTL, probe) that a T1 and sequence number of this round say, if they are ours.
+    fn unpack(&self, seq: u32, t1: Timestamp) -> Option<(u8, u8)> {
+        if t1.secs != self.cookie || t1.frac != seq {
+            return None;
         }
-        let mut out = std::mem::take(&mut self.pending);
-        self.route(id.target, placed, &mut out);
-        self.pending = out;
+        let (round, ttl, n) = trace::unpack(seq, 32);
+        trace::same_round(round, self.round, 32).then_some((ttl, n))
+    }
+}
+
+impl trace::TraceCodec for TraceCodec {
+    fn encode(&mut self, _flow: usize, ttl: u8, n: u8, buf: &mut Vec<u8>) {
+        buf.clear();
+        buf.resize(self.len, 0);
+        let seq = trace::pack(self.round, ttl, n, 32);
+        let packet = SenderPacket {
+            seq,
+            timestamp: Timestamp {
+                secs: self.cookie,
+                frac: seq,
+            },
+            error: 0,
+            ssid: self.ssid,
+        };
+        // The length was checked when the prober opened.
+        let _ = packet.write(buf);
+    }
+
+    /// A probe quoted by an ICMP error (its first 12 bytes: sequence number and T1), or the
+    /// reflector's answer (which echoes both at bytes 24..36).
+    fn decode(&self, flow: usize, data: &[u8]) -> Option<(u8, u8)> {
+        self.flows.get(flow)?;
+        if let Ok(r) = ReflectorPacket::parse(data) {
+            if let Some(found) = self.unpack(r.sender_seq, r.sender_timestamp) {
+                return Some(found);
+            }
+        }
+        let seq = u32::from_be_bytes(data.get(0..4)?.try_into().ok()?);
+        let t1 = Timestamp {
+            secs: u32::from_be_bytes(data.get(4..8)?.try_into().ok()?),
+            frac: u32::from_be_bytes(data.get(8..12)?.try_into().ok()?),
+        };
+        self.unpack(seq, t1)
+    }
+}
+
+impl Tracer for TwampProber {
+    /// Traces every flow to every target with the flow's own socket ([`FlowSockets::trace`]),
+    /// TWAMP test packets of the run's size to the reflector's port. A stateful reflector
+    /// numbers the trace probes that reach it in the flow's session, so every session is
+    /// resynchronized after the round ([`Tracker::resync`]).
+    fn trace_flows(&mut self, targets: &[Target], cfg: &TraceConfig) -> Result<Vec<TracedFlow>> {
+        self.round = self.round.wrapping_add(1);
+        let (cookie, len, round) = (self.cookie, self.cfg.size, self.round);
+        let ssid = (len >= STAMP_LEN).then_some(self.cfg.ssid);
+        let traced = self.sockets.trace(targets, cfg, |flows| TraceCodec {
+            flows,
+            cookie,
+            len,
+            ssid,
+            round,
+        });
+        self.tracker.resync();
+        traced
+    }
+
+    fn followed(&mut self) -> &mut Option<trace::Followed> {
+        &mut self.followed
     }
 }
 
@@ -312,6 +339,7 @@ fn reply(
             tos: None,
             synced: p.error_estimate().is_some_and(|e| e.synced),
             seq: Some(p.seq),
+            refused: None,
             ttl: p.sender_ttl,
             net_of_hold: true,
         }),
@@ -364,9 +392,7 @@ impl Prober for TwampProber {
             .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         let ring = peer.sent.len() as u64;
         peer.sent[(id.seq % ring) as usize] = (id.seq, t1);
-        if let Some(s) = peer.sessions.get_mut(usize::from(flow)) {
-            s.sent(n);
-        }
+        self.tracker.sent(id);
         let sent = self.sockets.send(&selected, &self.packet, target, id);
         if sent.is_err() {
             // Never left: the engine counts it unreachable, and no run includes it.
@@ -379,8 +405,19 @@ impl Prober for TwampProber {
         self.unanswered(id, true);
     }
 
+    fn retrace_every(&self) -> Option<Duration> {
+        self.followed.as_ref().map(|f| f.every)
+    }
+
+    fn retrace(
+        &mut self,
+        totals: &[crate::engine::StreamTotal],
+    ) -> Result<Vec<(usize, crate::record::Path)>> {
+        trace::retrace(self, totals)
+    }
+
     fn pending_events(&mut self, events: &mut Vec<ProbeEvent>) {
-        events.append(&mut self.pending);
+        self.tracker.take_pending(events);
     }
 
     fn drain(&mut self, token: usize, _lookup: &dyn ProbeLookup, events: &mut Vec<ProbeEvent>) {
@@ -423,7 +460,8 @@ impl Prober for TwampProber {
             );
         }
         // Loss placed by what came in: after the replies, so the engine counts them first.
-        let mut placed = std::mem::take(&mut self.pending);
+        let mut placed = Vec::new();
+        self.tracker.take_pending(&mut placed);
         let found: Vec<(ProbeId, Option<u32>)> = events[start..]
             .iter()
             .filter_map(|e| match e {
@@ -439,7 +477,7 @@ impl Prober for TwampProber {
                 Some(r) => self.answered(id, r, &mut placed),
                 None => {
                     self.unanswered(id, false);
-                    placed.append(&mut self.pending);
+                    self.tracker.take_pending(&mut placed);
                 }
             }
         }
@@ -498,8 +536,8 @@ mod tests {
             &SocketOptions::default(),
         )
         .unwrap();
-        let tracked: Vec<usize> = p.peers.iter().map(|peer| peer.sessions.len()).collect();
-        assert_eq!(tracked, [0, 0, 2]);
+        let tracked: Vec<bool> = (0..3).map(|t| p.tracker.tracks(t)).collect();
+        assert_eq!(tracked, [false, false, true]);
     }
 
     /// Records `count` probes of every flow as sent, as `send` does, without a network.
@@ -516,9 +554,7 @@ mod tests {
             };
             let ring = peer.sent.len() as u64;
             peer.sent[(k % ring) as usize] = (k, t1);
-            if let Some(s) = peer.sessions.get_mut(flow) {
-                s.sent(n);
-            }
+            p.tracker.sent(id(k));
         }
     }
 
@@ -601,6 +637,56 @@ mod tests {
             match_probe(&p.peers, &p.by_addr, 2, 1, other, 1, t1(4)),
             None
         );
+    }
+
+    #[test]
+    fn trace_probes_are_known_in_answers_and_in_icmp_quotes() {
+        use crate::probe::trace::TraceCodec as _;
+        use crate::wire::twamp::{reflect_in_place, Reflection};
+        let mut codec = TraceCodec {
+            flows: vec![(0, 0), (0, 1)],
+            cookie: 0x1234_5678,
+            len: 44,
+            ssid: Some(0),
+            round: 3,
+        };
+        let mut buf = Vec::new();
+        codec.encode(1, 7, 2, &mut buf);
+        assert_eq!(buf.len(), 44);
+        let probe = SenderPacket::parse(&buf).unwrap();
+        assert_eq!(probe.timestamp.secs, 0x1234_5678);
+        // Quoted by an ICMP error, down to its first 12 bytes.
+        assert_eq!(codec.decode(1, &buf), Some((7, 2)));
+        assert_eq!(codec.decode(1, &buf[..12]), Some((7, 2)));
+        assert_eq!(codec.decode(1, &buf[..11]), None);
+        // The reflector's answer echoes the sequence number and T1.
+        let mut reply = buf.clone();
+        reply.resize(64, 0);
+        let r = Reflection {
+            seq: 99,
+            error: 0,
+            receive_timestamp: Timestamp { secs: 5, frac: 6 },
+            ttl: 60,
+        };
+        let len = reflect_in_place(&mut reply, 44, &r).unwrap();
+        assert_eq!(codec.decode(1, &reply[..len]), Some((7, 2)));
+        // Another round, another process, or a measurement probe: not ours.
+        codec.round = 4;
+        assert_eq!(codec.decode(1, &buf), None);
+        codec.round = 3;
+        let mut other = buf.clone();
+        other[4] ^= 1;
+        assert_eq!(codec.decode(1, &other), None);
+        let mut measured = vec![0; 44];
+        SenderPacket {
+            seq: 7,
+            timestamp: Timestamp::from_unix_ns(1_795_341_600_000_000_000, Format::Ntp),
+            error: 0,
+            ssid: Some(0),
+        }
+        .write(&mut measured)
+        .unwrap();
+        assert_eq!(codec.decode(0, &measured), None);
     }
 
     #[test]
