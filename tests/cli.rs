@@ -1629,6 +1629,77 @@ fn man_pages_are_current() {
     assert!(orphans.is_empty(), "man pages of no command: {orphans:?}");
 }
 
+/// completions/<shell>/<file> for every tool and shell, as `lopa::completions` renders them now;
+/// regenerated with `LOPA_UPDATE_MAN=1`, like the man pages. No file of a tool that is gone.
+#[test]
+fn completions_are_current() {
+    let update = std::env::var_os("LOPA_UPDATE_MAN").is_some_and(|v| v == "1");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("completions");
+    let mut stale = Vec::new();
+    for shell in lopa::completions::SHELLS {
+        let dir = root.join(shell.to_string());
+        let mut names = BTreeSet::new();
+        for cmd in lopa::man::commands() {
+            let file = lopa::completions::file_name(shell, cmd.get_name());
+            let script = lopa::completions::render(cmd, shell);
+            let path = dir.join(&file);
+            if update {
+                fs::create_dir_all(&dir).expect("create completions/");
+                fs::write(&path, &script).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            } else if fs::read(&path).ok().as_deref() != Some(&script[..]) {
+                stale.push(format!("completions/{shell}/{file}"));
+            }
+            names.insert(file);
+        }
+        let orphans: Vec<String> = fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|f| !names.contains(f))
+            .collect();
+        assert!(
+            orphans.is_empty(),
+            "completions/{shell}: files of no command: {orphans:?}"
+        );
+    }
+    assert!(
+        stale.is_empty(),
+        "{stale:?} out of date: regenerate with LOPA_UPDATE_MAN=1 cargo test --test cli completions"
+    );
+}
+
+/// The checked-in bash completion completes for real: sourced into bash, `lping --sock<TAB>`
+/// offers --socket and `lping --socket <TAB>` its three values.
+#[test]
+fn bash_completion_completes_flags_and_values() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/completions/bash/lping");
+    let complete = |words: &str, cword: usize| -> Vec<String> {
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "source {script} && COMP_WORDS=({words}) && COMP_CWORD={cword} && \
+                 COMP_LINE=\"${{COMP_WORDS[*]}}\" && COMP_POINT=${{#COMP_LINE}} && \
+                 _lping lping \"${{COMP_WORDS[$COMP_CWORD]}}\" \"${{COMP_WORDS[$COMP_CWORD-1]}}\" && \
+                 printf '%s\\n' \"${{COMPREPLY[@]}}\""
+            ))
+            .output()
+            .expect("bash");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| l.trim().to_string())
+            .collect()
+    };
+    assert_eq!(complete("lping --sock", 1), ["--socket"]);
+    let mut values = complete("lping --socket ''", 2);
+    values.sort();
+    assert_eq!(values, ["auto", "dgram", "raw"]);
+}
+
 // ---------------------------------------------------------------------------------------------
 // lpassive
 
