@@ -1,5 +1,5 @@
 -- Loads lopa's JSON lines into lopa_path, the data following on stdin:
---   clickhouse-client --queries-file insert.sql < ludp.jsonl
+--   clickhouse-client --query "$(cat insert.sql)" < ludp.jsonl
 -- Members the table has no column for (rtt_ms aside, a hop's addrs; a record's sent_fwd…)
 -- are skipped; lines of other record types load with their type and are left out by
 -- routes.sql (filter them before, e.g. grep '"type":"path"', to keep the table small).

@@ -1,6 +1,6 @@
 -- lopa path records summed per flow and route, written as path records lcorrelate reads:
 --   clickhouse-client --param_since='2026-12-07 00:00:00' --param_until='2026-12-07 01:00:00' \
---       --queries-file routes.sql > paths.jsonl && lcorrelate paths.jsonl
+--       --query "$(cat routes.sql)" > paths.jsonl && lcorrelate paths.jsonl
 -- lcorrelate's answer on the result is its answer on the raw lines of the window: it sums
 -- records per flow (protocol, ports) and route, and a route is the source, the hops' addresses
 -- in TTL order (a silent hop by its place), the destination and whether the trace reached it.
