@@ -21,10 +21,12 @@
 //! - [`watch`]: the `lwatch` netlink monitor (links, addresses, routes).
 //! - [`correlate`]: the `lcorrelate` tool (path records into per-link loss suspicion).
 //! - [`man`]: man page generation from the clap definitions.
+//! - [`completions`]: bash, zsh and fish completions from the same definitions.
 
 pub mod alert;
 pub mod cli;
 pub mod clock;
+pub mod completions;
 pub mod correlate;
 pub mod dscp;
 pub mod engine;

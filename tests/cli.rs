@@ -1749,6 +1749,152 @@ fn man_pages_are_current() {
     assert!(orphans.is_empty(), "man pages of no command: {orphans:?}");
 }
 
+/// completions/<shell>/<file> for every tool and shell, as `lopa::completions` renders them now;
+/// regenerated with `LOPA_UPDATE_MAN=1`, like the man pages. No file of a tool that is gone.
+#[test]
+fn completions_are_current() {
+    let update = std::env::var_os("LOPA_UPDATE_MAN").is_some_and(|v| v == "1");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("completions");
+    let mut stale = Vec::new();
+    for shell in lopa::completions::SHELLS {
+        let dir = root.join(shell.to_string());
+        let mut names = BTreeSet::new();
+        for cmd in lopa::man::commands() {
+            let file = lopa::completions::file_name(shell, cmd.get_name());
+            let script = lopa::completions::render(cmd, shell);
+            let path = dir.join(&file);
+            if update {
+                fs::create_dir_all(&dir).expect("create completions/");
+                fs::write(&path, &script).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            } else if fs::read(&path).ok().as_deref() != Some(&script[..]) {
+                stale.push(format!("completions/{shell}/{file}"));
+            }
+            names.insert(file);
+        }
+        let orphans: Vec<String> = fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|f| !names.contains(f))
+            .collect();
+        assert!(
+            orphans.is_empty(),
+            "completions/{shell}: files of no command: {orphans:?}"
+        );
+    }
+    assert!(
+        stale.is_empty(),
+        "{stale:?} out of date: regenerate with LOPA_UPDATE_MAN=1 cargo test --test cli completions"
+    );
+}
+
+/// A shell, or one line saying how to get it.
+fn shell(name: &str) -> Command {
+    let found = Command::new(name)
+        .args(["-c", "exit 0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found,
+        "{name} is missing: install Debian's {name} (.ci/run does)"
+    );
+    Command::new(name)
+}
+
+/// Runs `script` in `shell` (from the repository root): its stdout, or a panic with stderr.
+fn in_shell(name: &str, script: &str) -> String {
+    let out = shell(name)
+        .arg("-c")
+        .arg(script)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert!(
+        out.status.success(),
+        "{name} -c {script:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The checked-in completions load in the real shells and complete: every tool's file loads
+/// in bash, zsh (registered with compdef for its tool) and fish; in bash and fish
+/// `lping --sock<TAB>` offers --socket and `lping --socket <TAB>` its three values, and zsh's
+/// function offers the same values.
+#[test]
+fn completions_load_and_complete_in_bash_zsh_and_fish() {
+    for cmd in lopa::man::commands() {
+        let tool = cmd.get_name();
+        in_shell(
+            "bash",
+            &format!("source completions/bash/{tool} && complete -p {tool}"),
+        );
+        let registered = in_shell(
+            "zsh",
+            &format!(
+                "autoload -Uz compinit && compinit -u -D && source completions/zsh/_{tool} && \
+                 print -r -- $_comps[{tool}]"
+            ),
+        );
+        assert_eq!(registered.trim(), format!("_{tool}"));
+        in_shell(
+            "fish",
+            &format!(
+                "source completions/fish/{tool}.fish && complete -c {tool} | grep -q -- --help"
+            ),
+        );
+    }
+
+    let bash = |words: &str, cword: usize| -> Vec<String> {
+        in_shell(
+            "bash",
+            &format!(
+                "source completions/bash/lping && COMP_WORDS=({words}) && COMP_CWORD={cword} && \
+                 COMP_LINE=\"${{COMP_WORDS[*]}}\" && COMP_POINT=${{#COMP_LINE}} && \
+                 _lping lping \"${{COMP_WORDS[$COMP_CWORD]}}\" \"${{COMP_WORDS[$COMP_CWORD-1]}}\" && \
+                 printf '%s\\n' \"${{COMPREPLY[@]}}\""
+            ),
+        )
+        .lines()
+        .map(|l| l.trim().to_string())
+        .collect()
+    };
+    assert_eq!(bash("lping --sock", 1), ["--socket"]);
+    let mut values = bash("lping --socket ''", 2);
+    values.sort();
+    assert_eq!(values, ["auto", "dgram", "raw"]);
+
+    // fish prints each candidate with its description after a tab.
+    let fish = |line: &str| -> Vec<String> {
+        let mut c: Vec<String> = in_shell(
+            "fish",
+            &format!("source completions/fish/lping.fish && complete -C '{line}'"),
+        )
+        .lines()
+        .map(|l| l.split('\t').next().unwrap().to_string())
+        .collect();
+        c.sort();
+        c
+    };
+    assert_eq!(fish("lping --sock"), ["--socket"]);
+    assert_eq!(fish("lping --socket "), ["auto", "dgram", "raw"]);
+
+    let zsh = in_shell(
+        "zsh",
+        "autoload -Uz compinit && compinit -u -D && source completions/zsh/_lping && \
+         functions _lping",
+    );
+    // '--socket=[HELP]:SOCKET_MODE:((auto\:"…" dgram\:"…" raw\:"…"))', up to the next spec.
+    let at = zsh
+        .find("'--socket=[")
+        .unwrap_or_else(|| panic!("no --socket in zsh's _lping"));
+    let socket = &zsh[at..at + zsh[at..].find("' '").unwrap_or(zsh.len() - at)];
+    for value in ["(auto\\:", "dgram\\:", "raw\\:"] {
+        assert!(socket.contains(value), "{value} in {socket}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // lpassive
 

@@ -1,0 +1,31 @@
+complete -c lping -s f -l targets -d 'Read targets from FILE ("-" for stdin): one per line, optional key=value tags, # comments' -r -F
+complete -c lping -s c -l count -d 'Stop after N probes per target' -r
+complete -c lping -s w -l duration -d 'Stop sending after this long (seconds, or with a unit: 500ms, 30s, 5m)' -r
+complete -c lping -s i -l interval -d 'Time between two probes to the same target' -r
+complete -c lping -s W -l timeout -d 'How long a probe waits for its reply' -r
+complete -c lping -l summary-every -d 'Write a summary per target every DURATION, over that window (default 60s in continuous runs or with alerts; 0 turns windows off)' -r
+complete -c lping -s s -l size -d 'Echo data bytes per probe (the ICMP message is 8 bytes more)' -r
+complete -c lping -s t -l ttl -d 'TTL (IPv4) or hop limit (IPv6) of the probes' -r
+complete -c lping -s Q -l tos -d 'TOS byte (IPv4) or traffic class (IPv6), decimal or hex (0xb8)' -r
+complete -c lping -s I -l interface -d 'Send from this interface (name) or source address' -r
+complete -c lping -s m -l mark -d 'Set SO_MARK on the probes (policy routing), decimal or hex' -r
+complete -c lping -l socket -d 'ICMP socket kind: auto (datagram if allowed, else raw), dgram or raw' -r -f -a "auto\t'Datagram ("ping") socket when `net.ipv4.ping_group_range` allows it, else raw'
+dgram\t'Unprivileged ICMP datagram socket only'
+raw\t'Raw socket only (needs CAP_NET_RAW)'"
+complete -c lping -l trace-every -d 'With --trace: trace every flow again every DURATION (probing pauses for each round, about one -W); when a flow\'s path changed, its old path with the probes sent meanwhile, then its new path' -r
+complete -c lping -l max-ttl -d 'Highest TTL (hop limit) a trace probes' -r
+complete -c lping -l trace-probes -d 'Trace probes per TTL (a hop answering from several addresses lists them all)' -r
+complete -c lping -l trace-rate -d 'Trace probes per second over all flows and targets: routers limit the ICMP errors they send, and a hop whose answers were dropped looks silent' -r
+complete -c lping -l alert-loss -d 'Write an alert when a window\'s loss exceeds PCT percent, and again when it recovers' -r
+complete -c lping -l alert-rtt -d 'Write an alert when a window\'s average RTT exceeds MS milliseconds, and when it recovers' -r
+complete -c lping -l format -d 'Record format' -r -f -a "json\t'One JSON object per line'
+influx\t'InfluxDB line protocol: measurement = record type, strings are tags, numbers are fields, nanosecond timestamps'
+text\t'Lines for people: replies and summaries as ping prints them, paths as traceroute, everything else as key=value pairs'"
+complete -c lping -l tag -d 'Add key=value to every record\'s tags (repeatable)' -r
+complete -c lping -s 4 -d 'Use IPv4 only'
+complete -c lping -s 6 -d 'Use IPv6 only'
+complete -c lping -l trace -d 'Trace every flow first (Paris traceroute: the flow\'s own addresses, ports and protocol; only the TTL changes); a path record per flow at the end, with the flow\'s sent and lost'
+complete -c lping -l trace-only -d 'Trace every flow and stop (no probes): path records, and the number of distinct paths per target on stderr (fast ECMP path discovery)'
+complete -c lping -s q -l quiet -d 'Summaries and alerts only: no reply, timeout or unreachable records'
+complete -c lping -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c lping -s V -l version -d 'Print version'

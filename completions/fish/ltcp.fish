@@ -1,0 +1,31 @@
+complete -c ltcp -s f -l targets -d 'Read targets from FILE ("-" for stdin): one per line, optional key=value tags, # comments' -r -F
+complete -c ltcp -s w -l duration -d 'Stop sending after this long (seconds, or with a unit: 500ms, 30s, 5m)' -r
+complete -c ltcp -s i -l interval -d 'Time between two probes to the same target' -r
+complete -c ltcp -s W -l timeout -d 'How long a probe waits for its reply' -r
+complete -c ltcp -l summary-every -d 'Write a summary per target every DURATION, over that window (default 60s in continuous runs or with alerts; 0 turns windows off)' -r
+complete -c ltcp -s p -l port -d 'Destination port of targets that do not name one' -r
+complete -c ltcp -l flows -d 'Number of flows, each with its own fixed source port, probed round-robin' -r
+complete -c ltcp -l sport -d 'Source port of the first flow (the next flows take the next ports); random if unset' -r
+complete -c ltcp -s t -l ttl -d 'TTL (IPv4) or hop limit (IPv6) of the probes' -r
+complete -c ltcp -s Q -l tos -d 'TOS byte (IPv4) or traffic class (IPv6), decimal or hex (0xb8)' -r
+complete -c ltcp -s I -l interface -d 'Send from this interface (name) or source address' -r
+complete -c ltcp -s m -l mark -d 'Set SO_MARK on the probes (policy routing), decimal or hex' -r
+complete -c ltcp -l trace-every -d 'With --trace: trace every flow again every DURATION (probing pauses for each round, about one -W); when a flow\'s path changed, its old path with the probes sent meanwhile, then its new path' -r
+complete -c ltcp -l max-ttl -d 'Highest TTL (hop limit) a trace probes' -r
+complete -c ltcp -l trace-probes -d 'Trace probes per TTL (a hop answering from several addresses lists them all)' -r
+complete -c ltcp -l trace-rate -d 'Trace probes per second over all flows and targets: routers limit the ICMP errors they send, and a hop whose answers were dropped looks silent' -r
+complete -c ltcp -l alert-loss -d 'Write an alert when a window\'s loss exceeds PCT percent, and again when it recovers' -r
+complete -c ltcp -l alert-rtt -d 'Write an alert when a window\'s average RTT exceeds MS milliseconds, and when it recovers' -r
+complete -c ltcp -l format -d 'Record format' -r -f -a "json\t'One JSON object per line'
+influx\t'InfluxDB line protocol: measurement = record type, strings are tags, numbers are fields, nanosecond timestamps'
+text\t'Lines for people: replies and summaries as ping prints them, paths as traceroute, everything else as key=value pairs'"
+complete -c ltcp -l tag -d 'Add key=value to every record\'s tags (repeatable)' -r
+complete -c ltcp -s c -l count -d 'Stop after N probes per target. With --flows the count is per flow: --flows 16 -c 100 sends 1,600' -r
+complete -c ltcp -s 4 -d 'Use IPv4 only'
+complete -c ltcp -s 6 -d 'Use IPv6 only'
+complete -c ltcp -l syn -d 'Raw mode: a hand-built SYN, RTT to the SYN-ACK or RST (kernel stamps), then an RST; port 0 works (hosts answer RST). Needs CAP_NET_RAW'
+complete -c ltcp -l trace -d 'Trace every flow first (Paris traceroute: the flow\'s own addresses, ports and protocol; only the TTL changes); a path record per flow at the end, with the flow\'s sent and lost'
+complete -c ltcp -l trace-only -d 'Trace every flow and stop (no probes): path records, and the number of distinct paths per target on stderr (fast ECMP path discovery)'
+complete -c ltcp -s q -l quiet -d 'Summaries and alerts only: no reply, timeout or unreachable records'
+complete -c ltcp -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ltcp -s V -l version -d 'Print version'

@@ -1,0 +1,32 @@
+complete -c ludp -s f -l targets -d 'Read targets from FILE ("-" for stdin): one per line, optional key=value tags, # comments' -r -F
+complete -c ludp -s w -l duration -d 'Stop sending after this long (seconds, or with a unit: 500ms, 30s, 5m)' -r
+complete -c ludp -s i -l interval -d 'Time between two probes to the same target' -r
+complete -c ludp -s W -l timeout -d 'How long a probe waits for its reply' -r
+complete -c ludp -l summary-every -d 'Write a summary per target every DURATION, over that window (default 60s in continuous runs or with alerts; 0 turns windows off)' -r
+complete -c ludp -s p -l port -d 'Destination port of targets that do not name one' -r
+complete -c ludp -s s -l size -d 'UDP payload bytes per probe (at least 32; 52 or more lets lreflect stamp its times)' -r
+complete -c ludp -l flows -d 'Number of flows, each with its own source port, probed round-robin' -r
+complete -c ludp -l sport -d 'Source port of the first flow (the next flows take the next ports); ephemeral if unset' -r
+complete -c ludp -l trace-every -d 'With --trace: trace every flow again every DURATION (probing pauses for each round, about one -W); when a flow\'s path changed, its old path with the probes sent meanwhile, then its new path' -r
+complete -c ludp -l max-ttl -d 'Highest TTL (hop limit) a trace probes' -r
+complete -c ludp -l trace-probes -d 'Trace probes per TTL (a hop answering from several addresses lists them all)' -r
+complete -c ludp -l trace-rate -d 'Trace probes per second over all flows and targets: routers limit the ICMP errors they send, and a hop whose answers were dropped looks silent' -r
+complete -c ludp -s t -l ttl -d 'TTL (IPv4) or hop limit (IPv6) of the probes' -r
+complete -c ludp -s Q -l tos -d 'TOS byte (IPv4) or traffic class (IPv6), decimal or hex (0xb8)' -r
+complete -c ludp -s I -l interface -d 'Send from this interface (name) or source address' -r
+complete -c ludp -s m -l mark -d 'Set SO_MARK on the probes (policy routing), decimal or hex' -r
+complete -c ludp -l alert-loss -d 'Write an alert when a window\'s loss exceeds PCT percent, and again when it recovers' -r
+complete -c ludp -l alert-rtt -d 'Write an alert when a window\'s average RTT exceeds MS milliseconds, and when it recovers' -r
+complete -c ludp -l format -d 'Record format' -r -f -a "json\t'One JSON object per line'
+influx\t'InfluxDB line protocol: measurement = record type, strings are tags, numbers are fields, nanosecond timestamps'
+text\t'Lines for people: replies and summaries as ping prints them, paths as traceroute, everything else as key=value pairs'"
+complete -c ludp -l tag -d 'Add key=value to every record\'s tags (repeatable)' -r
+complete -c ludp -s c -l count -d 'Stop after N probes per target. With --flows (and --dscp) the count is per flow (and class): --flows 16 -c 100 sends 1,600' -r
+complete -c ludp -l dscp -d 'DSCP classes to probe every flow in (EF, AF41, CS1, … or 0-63; comma-separated or repeated). Trace probes carry the first class only: ECMP hashes the 5-tuple, not the DSCP, and a flow\'s path record counts its probes in every class' -r
+complete -c ludp -s 4 -d 'Use IPv4 only'
+complete -c ludp -s 6 -d 'Use IPv6 only'
+complete -c ludp -l trace -d 'Trace every flow first (Paris traceroute: the flow\'s own addresses, ports and protocol; only the TTL changes); a path record per flow at the end, with the flow\'s sent and lost'
+complete -c ludp -l trace-only -d 'Trace every flow and stop (no probes): path records, and the number of distinct paths per target on stderr (fast ECMP path discovery)'
+complete -c ludp -s q -l quiet -d 'Summaries and alerts only: no reply, timeout or unreachable records'
+complete -c ludp -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ludp -s V -l version -d 'Print version'
