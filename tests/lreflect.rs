@@ -330,7 +330,11 @@ impl Reflector {
 
     /// The next stdout line, within the deadline.
     fn next_record(&self) -> Value {
-        let left = DEADLINE.saturating_sub(self.started.elapsed());
+        self.next_record_within(DEADLINE.saturating_sub(self.started.elapsed()))
+    }
+
+    /// The next record, waiting at most `left`.
+    fn next_record_within(&self, left: Duration) -> Value {
         let line = self
             .lines
             .recv_timeout(left)
@@ -342,9 +346,10 @@ impl Reflector {
     fn stop_with(mut self, sig: i32) -> Finished {
         // SAFETY: kill on the pid of a child not yet reaped.
         assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
+        let stopped = Instant::now();
         let mut records = Vec::new();
         loop {
-            let left = DEADLINE.saturating_sub(self.started.elapsed());
+            let left = DEADLINE.saturating_sub(stopped.elapsed());
             match self.lines.recv_timeout(left) {
                 Ok(line) => records.push(
                     serde_json::from_str(&line)
@@ -352,7 +357,7 @@ impl Reflector {
                 ),
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    panic!("lreflect still running {DEADLINE:?} after its start")
+                    panic!("lreflect still running {DEADLINE:?} after the signal")
                 }
             }
         }
@@ -360,7 +365,7 @@ impl Reflector {
             if let Some(s) = self.child.try_wait().unwrap() {
                 break s;
             }
-            assert!(self.started.elapsed() < DEADLINE, "lreflect did not exit");
+            assert!(stopped.elapsed() < DEADLINE, "lreflect did not exit");
             thread::sleep(Duration::from_millis(5));
         };
         let stderr = self.stderr.take().unwrap().join().unwrap();
@@ -372,13 +377,22 @@ impl Reflector {
         }
     }
 
-    /// SIGTERM: a clean end with exit status 0 and nothing on stderr.
+    /// SIGTERM: a clean end with exit status 0 and nothing on stderr but the start line.
     fn stop(self) -> Finished {
         let f = self.stop_with(libc::SIGTERM);
         assert_eq!(f.status.code(), Some(0), "stderr: {}", f.stderr);
-        assert_eq!(f.stderr, "");
+        assert_only_the_start_line(&f.stderr);
         f
     }
+}
+
+/// lreflect's stderr on a clean run: the one line that says what it answers (issue 17).
+fn assert_only_the_start_line(stderr: &str) {
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(
+        lines.len() == 1 && lines[0].starts_with("lreflect: answering "),
+        "stderr: {stderr}"
+    );
 }
 
 impl Drop for Reflector {
@@ -1149,7 +1163,7 @@ fn periodic_stats_and_sigint_give_windows_and_a_total_that_add_up() {
     c.echo(b"late");
     let f = r.stop_with(libc::SIGINT);
     assert_eq!(f.status.code(), Some(0), "{}", f.stderr);
-    assert_eq!(f.stderr, "");
+    assert_only_the_start_line(&f.stderr);
     let mut all = windows.to_vec();
     all.extend(f.records.iter().cloned());
     check_stats(&all);
@@ -1210,7 +1224,7 @@ fn ready_and_stopping_go_to_an_abstract_notify_socket() {
     assert_eq!(&buf[..n], b"STOPPING=1");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    assert_only_the_start_line(&String::from_utf8_lossy(&out.stderr));
 }
 
 /// Runs lreflect to its end (it must fail at once) and checks for one line and status 2.
@@ -2271,5 +2285,36 @@ fn a_flood_of_spoofed_flows_leaves_a_ludp_split_exact() {
     assert!(
         rss_after <= 32 * 1024,
         "{rss_after} KiB resident, the README says under 32 MiB"
+    );
+}
+
+/// At start lreflect says on stderr what it answers on, and with a long --stats-every its
+/// first stats record comes after 10 s, not a whole period later (issue 17).
+#[test]
+fn says_what_it_answers_and_writes_its_first_stats_early() {
+    let lab = pair("lr-first");
+    let r = Reflector::start(
+        &lab.server,
+        &[
+            "--stats-every",
+            "1m",
+            "--echo",
+            "10.0.0.2:8081",
+            "--twamp",
+            "10.0.0.2:8862",
+        ],
+    );
+    let started = Instant::now();
+    let c = Client::new(&lab.client, "10.0.0.1:0", "10.0.0.2:8081", 0);
+    c.echo(&ludp_payload(1, 64));
+    let first = r.next_record_within(Duration::from_secs(15));
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(14), "first stats after {took:?}");
+    assert_eq!(first["window"], "10s", "{first}");
+    let f = r.stop();
+    assert_eq!(
+        f.stderr,
+        "lreflect: answering echo on 10.0.0.2:8081, TWAMP on 10.0.0.2:8862; \
+         stats every 1m (the first after 10s)\n"
     );
 }

@@ -2,6 +2,7 @@ complete -c lping -s f -l targets -d 'Read targets from FILE ("-" for stdin): on
 complete -c lping -s c -l count -d 'Stop after N probes per target' -r
 complete -c lping -s w -l duration -d 'Stop sending after this long (seconds, or with a unit: 500ms, 30s, 5m)' -r
 complete -c lping -s i -l interval -d 'Time between two probes to the same target' -r
+complete -c lping -l rate -d 'Probes per second over all targets and flows: when -i per target would send faster, each target is probed less often (said once on stderr)' -r
 complete -c lping -s W -l timeout -d 'How long a probe waits for its reply' -r
 complete -c lping -l summary-every -d 'Write a summary per target every DURATION, over that window (default 60s in continuous runs or with alerts; 0 turns windows off)' -r
 complete -c lping -s s -l size -d 'Echo data bytes per probe (the ICMP message is 8 bytes more)' -r
@@ -20,8 +21,11 @@ complete -c lping -l alert-loss -d 'Write an alert when a window\'s loss exceeds
 complete -c lping -l alert-rtt -d 'Write an alert when a window\'s average RTT exceeds MS milliseconds, and when it recovers' -r
 complete -c lping -l format -d 'Record format' -r -f -a "json\t'One JSON object per line'
 influx\t'InfluxDB line protocol: measurement = record type, strings are tags, numbers are fields, nanosecond timestamps'
-text\t'Lines for people: replies and summaries as ping prints them, paths as traceroute, everything else as key=value pairs'"
+text\t'Lines for people: replies and summaries as ping prints them, paths as traceroute, everything else as key=value pairs'
+openmetrics\t'A Prometheus exposition (counters, RTT histograms) at the end of every summary window and of the run, ending with `# EOF`; the probing tools only'"
 complete -c lping -l tag -d 'Add key=value to every record\'s tags (repeatable)' -r
+complete -c lping -l textfile -d 'Also write the Prometheus exposition (as --format openmetrics) to PATH, rewritten atomically at every summary window and at the end: for node_exporter\'s textfile collector' -r -F
+complete -c lping -l buckets -d 'RTT histogram bucket bounds of the exposition, ascending (seconds or with a unit: 100us,1ms,10ms,1s; default log-spaced from 50us to 10s)' -r
 complete -c lping -s 4 -d 'Use IPv4 only'
 complete -c lping -s 6 -d 'Use IPv6 only'
 complete -c lping -l trace -d 'Trace every flow first (Paris traceroute: the flow\'s own addresses, ports and protocol; only the TTL changes); a path record per flow at the end, with the flow\'s sent and lost'

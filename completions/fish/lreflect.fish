@@ -1,7 +1,8 @@
 complete -c lreflect -l echo -d 'Echo on ADDR:PORT (repeatable; default [::]:8081 unless --twamp is given). An IPv6 wildcard ([::]:PORT) also takes IPv4, unless an IPv4 address is given for the same port' -r
 complete -c lreflect -l twamp -d 'Answer TWAMP-Light / STAMP test packets on ADDR:PORT (repeatable; the standard port is 862, which needs CAP_NET_BIND_SERVICE). An IPv6 wildcard also takes IPv4, as for --echo. Without --echo, no echo socket is opened' -r
 complete -c lreflect -l session-timeout -d 'A TWAMP session idle this long ends; its next packet starts it again from 0 (0: never, sessions end only to make room)' -r
-complete -c lreflect -l sessions -d 'TWAMP sessions tracked at once: a fixed table allocated at start (56 bytes each); when it is full, a new session takes the place of an idle one, else of the least recently seen' -r
+complete -c lreflect -l sessions -d 'TWAMP sessions tracked at once: a fixed table allocated at start (64 bytes each); when it is full, a new session takes the place of an idle one, else of the least recently seen' -r
+complete -c lreflect -l flows -d 'ludp flows (source address and port, local address and port) counted at once on echo sockets, so ludp can place its loss by direction: a fixed table allocated at start (64 bytes each); when it is full, a new flow takes the place of the least recently seen' -r
 complete -c lreflect -l max-size -d 'Longest datagram answered, in bytes; longer ones are dropped as malformed' -r
 complete -c lreflect -l allow -d 'Answer only sources in CIDR (repeatable; an address alone is one host). IPv4 clients of a dual-stack socket match IPv4 blocks. Default: everyone' -r
 complete -c lreflect -l rate-limit -d 'Datagrams per second answered per source address, on average (0: no limit)' -r
@@ -11,7 +12,8 @@ complete -c lreflect -l max-pps -d 'Datagrams per second answered in all, over e
 complete -c lreflect -l stats-every -d 'Write a stats record per socket every DURATION (0: only the total at exit)' -r
 complete -c lreflect -l format -d 'Record format' -r -f -a "json\t'One JSON object per line'
 influx\t'InfluxDB line protocol: measurement = record type, strings are tags, numbers are fields, nanosecond timestamps'
-text\t'Lines for people: replies and summaries as ping prints them, paths as traceroute, everything else as key=value pairs'"
+text\t'Lines for people: replies and summaries as ping prints them, paths as traceroute, everything else as key=value pairs'
+openmetrics\t'A Prometheus exposition (counters, RTT histograms) at the end of every summary window and of the run, ending with `# EOF`; the probing tools only'"
 complete -c lreflect -l tag -d 'Add key=value to every record\'s tags (repeatable)' -r
 complete -c lreflect -l reflect-tos -d 'Answer with the TOS byte / traffic class the request arrived with (as LLAMA does); otherwise answers leave with TOS 0'
 complete -c lreflect -l no-gso -d 'Send every answer on its own, never coalesced into UDP GSO sends (for a network interface or tunnel that mishandles UDP segmentation offload)'

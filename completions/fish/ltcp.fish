@@ -1,6 +1,7 @@
 complete -c ltcp -s f -l targets -d 'Read targets from FILE ("-" for stdin): one per line, optional key=value tags, # comments' -r -F
 complete -c ltcp -s w -l duration -d 'Stop sending after this long (seconds, or with a unit: 500ms, 30s, 5m)' -r
 complete -c ltcp -s i -l interval -d 'Time between two probes to the same target' -r
+complete -c ltcp -l rate -d 'Probes per second over all targets and flows: when -i per target would send faster, each target is probed less often (said once on stderr)' -r
 complete -c ltcp -s W -l timeout -d 'How long a probe waits for its reply' -r
 complete -c ltcp -l summary-every -d 'Write a summary per target every DURATION, over that window (default 60s in continuous runs or with alerts; 0 turns windows off)' -r
 complete -c ltcp -s p -l port -d 'Destination port of targets that do not name one' -r
@@ -18,8 +19,11 @@ complete -c ltcp -l alert-loss -d 'Write an alert when a window\'s loss exceeds 
 complete -c ltcp -l alert-rtt -d 'Write an alert when a window\'s average RTT exceeds MS milliseconds, and when it recovers' -r
 complete -c ltcp -l format -d 'Record format' -r -f -a "json\t'One JSON object per line'
 influx\t'InfluxDB line protocol: measurement = record type, strings are tags, numbers are fields, nanosecond timestamps'
-text\t'Lines for people: replies and summaries as ping prints them, paths as traceroute, everything else as key=value pairs'"
+text\t'Lines for people: replies and summaries as ping prints them, paths as traceroute, everything else as key=value pairs'
+openmetrics\t'A Prometheus exposition (counters, RTT histograms) at the end of every summary window and of the run, ending with `# EOF`; the probing tools only'"
 complete -c ltcp -l tag -d 'Add key=value to every record\'s tags (repeatable)' -r
+complete -c ltcp -l textfile -d 'Also write the Prometheus exposition (as --format openmetrics) to PATH, rewritten atomically at every summary window and at the end: for node_exporter\'s textfile collector' -r -F
+complete -c ltcp -l buckets -d 'RTT histogram bucket bounds of the exposition, ascending (seconds or with a unit: 100us,1ms,10ms,1s; default log-spaced from 50us to 10s)' -r
 complete -c ltcp -s c -l count -d 'Stop after N probes per target. With --flows the count is per flow: --flows 16 -c 100 sends 1,600' -r
 complete -c ltcp -s 4 -d 'Use IPv4 only'
 complete -c ltcp -s 6 -d 'Use IPv6 only'

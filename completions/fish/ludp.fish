@@ -1,6 +1,7 @@
 complete -c ludp -s f -l targets -d 'Read targets from FILE ("-" for stdin): one per line, optional key=value tags, # comments' -r -F
 complete -c ludp -s w -l duration -d 'Stop sending after this long (seconds, or with a unit: 500ms, 30s, 5m)' -r
 complete -c ludp -s i -l interval -d 'Time between two probes to the same target' -r
+complete -c ludp -l rate -d 'Probes per second over all targets and flows: when -i per target would send faster, each target is probed less often (said once on stderr)' -r
 complete -c ludp -s W -l timeout -d 'How long a probe waits for its reply' -r
 complete -c ludp -l summary-every -d 'Write a summary per target every DURATION, over that window (default 60s in continuous runs or with alerts; 0 turns windows off)' -r
 complete -c ludp -s p -l port -d 'Destination port of targets that do not name one' -r
@@ -19,8 +20,11 @@ complete -c ludp -l alert-loss -d 'Write an alert when a window\'s loss exceeds 
 complete -c ludp -l alert-rtt -d 'Write an alert when a window\'s average RTT exceeds MS milliseconds, and when it recovers' -r
 complete -c ludp -l format -d 'Record format' -r -f -a "json\t'One JSON object per line'
 influx\t'InfluxDB line protocol: measurement = record type, strings are tags, numbers are fields, nanosecond timestamps'
-text\t'Lines for people: replies and summaries as ping prints them, paths as traceroute, everything else as key=value pairs'"
+text\t'Lines for people: replies and summaries as ping prints them, paths as traceroute, everything else as key=value pairs'
+openmetrics\t'A Prometheus exposition (counters, RTT histograms) at the end of every summary window and of the run, ending with `# EOF`; the probing tools only'"
 complete -c ludp -l tag -d 'Add key=value to every record\'s tags (repeatable)' -r
+complete -c ludp -l textfile -d 'Also write the Prometheus exposition (as --format openmetrics) to PATH, rewritten atomically at every summary window and at the end: for node_exporter\'s textfile collector' -r -F
+complete -c ludp -l buckets -d 'RTT histogram bucket bounds of the exposition, ascending (seconds or with a unit: 100us,1ms,10ms,1s; default log-spaced from 50us to 10s)' -r
 complete -c ludp -s c -l count -d 'Stop after N probes per target. With --flows (and --dscp) the count is per flow (and class): --flows 16 -c 100 sends 1,600' -r
 complete -c ludp -l dscp -d 'DSCP classes to probe every flow in (EF, AF41, CS1, … or 0-63; comma-separated or repeated). Trace probes carry the first class only: ECMP hashes the 5-tuple, not the DSCP, and a flow\'s path record counts its probes in every class' -r
 complete -c ludp -s 4 -d 'Use IPv4 only'

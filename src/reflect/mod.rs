@@ -582,6 +582,29 @@ impl Reflector {
 }
 
 /// Runs lreflect until SIGINT, SIGTERM or SIGHUP.
+/// The first stats window when `--stats-every` is longer: the first record comes this soon.
+const FIRST_STATS: Duration = Duration::from_secs(10);
+
+/// What lreflect says on stderr once it answers: its sockets and its stats period.
+fn start_line(listeners: &[Listener], stats_every: Duration) -> String {
+    let sockets: Vec<String> = listeners
+        .iter()
+        .map(|l| format!("{} on {}", if l.twamp { "TWAMP" } else { "echo" }, l.listen))
+        .collect();
+    let stats = if stats_every.is_zero() {
+        "stats at the end only".to_string()
+    } else if stats_every > FIRST_STATS {
+        format!(
+            "stats every {} (the first after {})",
+            humantime::format_duration(stats_every),
+            humantime::format_duration(FIRST_STATS)
+        )
+    } else {
+        format!("stats every {}", humantime::format_duration(stats_every))
+    };
+    format!("answering {}; {stats}", sockets.join(", "))
+}
+
 pub fn run(args: Args) -> Result<ExitCode> {
     crate::cli::refuse_openmetrics("lreflect", args.format)?;
     // Echo on the default port only when nothing at all is asked for.
@@ -661,6 +684,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .context("cannot register the sockets")?;
     }
 
+    eprintln!("{TOOL}: {}", start_line(&listeners, args.stats_every));
     match notify::notify("READY=1") {
         Ok(_) => {}
         Err(e) => eprintln!("{TOOL}: cannot tell the service manager READY=1: {e}"),
@@ -679,9 +703,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 body: Body::Stats(counters.record(&l.listen, mode, window, active)),
             })
         };
-    let window_name = humantime::format_duration(args.stats_every).to_string();
     let every = (!args.stats_every.is_zero()).then_some(args.stats_every);
-    let mut next_stats = every.map(|d| Instant::now() + d);
+    // The first window is short, so a new deployment shows its counts within seconds.
+    let mut window = every.map(|d| d.min(FIRST_STATS));
+    let mut next_stats = window.map(|d| Instant::now() + d);
     let mut next_sync = Instant::now() + SYNC_CHECK;
     let mut events = Events::with_capacity(64);
 
@@ -691,13 +716,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
             reflector.read_clock();
             next_sync = now + SYNC_CHECK;
         }
-        if let (Some(at), Some(d)) = (next_stats, every) {
+        if let (Some(at), Some(d), Some(length)) = (next_stats, every, window) {
             if now >= at {
                 let active = reflector.settle_sessions(&mut listeners);
+                let name = humantime::format_duration(length).to_string();
                 for (k, l) in listeners.iter_mut().enumerate() {
                     let w = l.stats.close_window();
-                    write(l, &w, &window_name, active.as_ref().map(|a| a[k]))?;
+                    write(l, &w, &name, active.as_ref().map(|a| a[k]))?;
                 }
+                window = Some(d);
                 next_stats = Some(crate::engine::next_period(at, d, now));
             }
         }
