@@ -64,8 +64,7 @@ impl TargetArgs {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Run")]
 pub struct RunArgs {
-    /// Stop after N probes per target (per flow and DSCP class of a target, with --flows or
-    /// --dscp: --flows 16 -c 100 sends 1,600).
+    /// Stop after N probes per target.
     #[arg(short = 'c', long, value_name = "N", value_parser = parse_count)]
     pub count: Option<u64>,
     /// Stop sending after this long (seconds, or with a unit: 500ms, 30s, 5m).
@@ -112,12 +111,81 @@ pub struct OutputArgs {
     /// Summaries and alerts only: no reply, timeout or unreachable records.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Also write the Prometheus exposition (as --format openmetrics) to PATH, rewritten
+    /// atomically at every summary window and at the end: for node_exporter's textfile
+    /// collector.
+    #[arg(long, value_name = "PATH")]
+    pub textfile: Option<PathBuf>,
+    /// RTT histogram bucket bounds of the exposition, ascending (seconds or with a unit:
+    /// 100us,1ms,10ms,1s; default log-spaced from 50us to 10s).
+    #[arg(long, value_name = "LIST", value_parser = parse_buckets)]
+    pub buckets: Option<Buckets>,
 }
 
 impl OutputArgs {
     pub fn tag_map(&self) -> Tags {
         self.tags.iter().cloned().collect()
     }
+
+    /// An exposition is kept (`--format openmetrics` or `--textfile`): it needs every
+    /// per-probe record, `-q` or not.
+    pub fn wants_metrics(&self) -> bool {
+        self.format == Format::Openmetrics || self.textfile.is_some()
+    }
+
+    /// The record writer on standard output these flags ask for: the format, `-q`, and the
+    /// exposition of `--format openmetrics` / `--textfile` (a textfile that cannot be written
+    /// is an error now, not after the run).
+    pub fn writer(&self) -> anyhow::Result<crate::output::RecordWriter<std::io::Stdout>> {
+        use crate::output::metrics::{Textfile, DEFAULT_BUCKETS};
+        let textfile = match &self.textfile {
+            Some(path) => Some(
+                Textfile::new(path.clone())
+                    .map_err(|e| anyhow::anyhow!("--textfile: cannot write {e}"))?,
+            ),
+            None => None,
+        };
+        let bounds = self
+            .buckets
+            .as_ref()
+            .map_or_else(|| DEFAULT_BUCKETS.to_vec(), |b| b.0.clone());
+        Ok(crate::output::RecordWriter::stdout(self.format)
+            .quiet(self.quiet)
+            .metrics(bounds, textfile))
+    }
+}
+
+/// Refuses `--format openmetrics` in a tool that writes no figures over time for it (yet):
+/// a usage error, not a run that writes nothing.
+pub fn refuse_openmetrics(tool: &str, format: Format) -> anyhow::Result<()> {
+    if format == Format::Openmetrics {
+        anyhow::bail!(
+            "--format openmetrics is for the probing tools (lping, ludp, ltcp, ltwamp); {tool} \
+             writes json, influx or text"
+        );
+    }
+    Ok(())
+}
+
+/// `--buckets`: bounds in seconds, strictly ascending.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Buckets(pub Vec<f64>);
+
+/// Parses `--buckets`: durations (`50us,1ms,0.5,2s`), strictly ascending.
+pub fn parse_buckets(s: &str) -> Result<Buckets, String> {
+    let mut bounds: Vec<f64> = Vec::new();
+    for part in s.split(',').map(str::trim) {
+        let secs = parse_positive_duration(part)
+            .map_err(|e| format!("bucket '{part}': {e}"))?
+            .as_secs_f64();
+        if bounds.last().is_some_and(|last| *last >= secs) {
+            return Err(format!(
+                "buckets must be strictly ascending ('{part}' is not above the one before)"
+            ));
+        }
+        bounds.push(secs);
+    }
+    Ok(Buckets(bounds))
 }
 
 /// The flows of ludp and ltwamp: source ports and DSCP classes (`--flows`, `--sport`,
@@ -153,6 +221,19 @@ pub fn help_note(arg: clap::Arg, note: &str) -> clap::Arg {
     let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
     arg.help(format!("{help}. {note}"))
 }
+
+/// The TARGET help of the tools that probe a port (ludp, ltcp, ltwamp): how to write one,
+/// and where the port comes from when it is not written.
+pub fn port_targets_help(arg: clap::Arg, default: &str) -> clap::Arg {
+    arg.help(format!(
+        "Targets: host:port, [IPv6]:port (e.g. [fd00::2]:8080), or hosts, addresses and CIDR \
+         blocks (10.0.0.0/24) that take their port from --port ({default})"
+    ))
+}
+
+/// The --count help of the tools with flows: N counts per flow (and class).
+pub const COUNT_PER_FLOW: &str = "With --flows (and --dscp) the count is per flow (and class): \
+--flows 16 -c 100 sends 1,600";
 
 /// Socket options shared by the probes.
 #[derive(Debug, Clone, Args)]
@@ -223,7 +304,8 @@ pub fn run_config(
         timeout: run.timeout,
         summary_every,
         thresholds,
-        quiet: output.quiet,
+        // The writer leaves per-probe records out itself; an exposition needs them all.
+        quiet: output.quiet && !output.wants_metrics(),
     })
 }
 
@@ -339,7 +421,7 @@ pub fn run_probe<P: crate::probe::Prober>(
     crate::net::privilege::drop_privileges().context("cannot drop privileges")?;
     let cfg = run_config(tool, run, alerts, output)?;
     say_if_stretched(tool, &cfg, targets.len());
-    let mut out = crate::output::RecordWriter::stdout(output.format);
+    let mut out = output.writer()?;
     let outcome = crate::engine::Engine::new(cfg, targets, &mut out).run(prober)?;
     report_outcome(tool, &outcome);
     Ok(ExitCode::from(if outcome.all_answered {
@@ -522,33 +604,7 @@ pub fn parse_u32(s: &str) -> Result<u32, String> {
 
 /// A DSCP class by name (EF, AF41, CS1, LE, VA, BE/DF/DEFAULT; any case) or number 0-63.
 pub fn parse_dscp(s: &str) -> Result<u8, String> {
-    let up = s.trim().to_ascii_uppercase();
-    let named = match up.as_str() {
-        "BE" | "DF" | "DEFAULT" | "CS0" => Some(0),
-        "LE" => Some(1),
-        "EF" => Some(46),
-        "VA" | "VOICE-ADMIT" => Some(44),
-        _ => None,
-    };
-    if let Some(v) = named {
-        return Ok(v);
-    }
-    let class = |d: &str| d.parse::<u8>().ok();
-    if let Some(n) = up.strip_prefix("CS").and_then(class).filter(|n| *n <= 7) {
-        return Ok(n * 8);
-    }
-    if let Some(rest) = up.strip_prefix("AF") {
-        let b = rest.as_bytes();
-        if b.len() == 2 && (b'1'..=b'4').contains(&b[0]) && (b'1'..=b'3').contains(&b[1]) {
-            return Ok((b[0] - b'0') * 8 + (b[1] - b'0') * 2);
-        }
-    }
-    match parse_int(&up.to_ascii_lowercase()) {
-        Ok(v) if v <= 63 => Ok(v as u8),
-        _ => Err(format!(
-            "'{s}' is not a DSCP class: use a name (EF, AF41, CS1) or 0-63"
-        )),
-    }
+    crate::dscp::parse(s)
 }
 
 /// Parses arguments; a usage error is one line on stderr and exit status 2 (help and

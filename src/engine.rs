@@ -495,6 +495,7 @@ impl<'w, W: Write> Engine<'w, W> {
                 self.emit(SystemTime::now(), t, Body::Summary(summary))?;
             }
         }
+        self.out.end_window()?;
         let streams = self.stream_totals();
         Ok(Outcome {
             all_answered: self.states.iter().all(|s| s.answered),
@@ -963,6 +964,7 @@ impl<'w, W: Write> Engine<'w, W> {
                 self.emit(now, t, body)?;
             }
         }
+        self.out.end_window()?;
         Ok(())
     }
 

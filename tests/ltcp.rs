@@ -157,8 +157,15 @@ fn a_target_without_a_port_is_a_usage_error() {
     assert_eq!((status, records.len()), (2, 0));
     assert_eq!(
         stderr,
-        "ltcp: 10.0.0.2 names no port: use host:port or --port\n"
+        "ltcp: 10.0.0.2 names no port: write host:port or [IPv6]:port, or give --port\n"
     );
+    // The two ways users get it wrong are answered with how to write it (issue 17).
+    let (status, _, stderr) = ltcp(&lab.client, &["-c", "1", "fd77:2::2:8080"]);
+    assert_eq!(status, 2);
+    assert!(stderr.contains("write [fd77:2::2]:8080"), "{stderr}");
+    let (status, _, stderr) = ltcp(&lab.client, &["-c", "1", "10.0.0.0/30:8080"]);
+    assert_eq!(status, 2);
+    assert!(stderr.contains("(-p 8080 10.0.0.0/30)"), "{stderr}");
 }
 
 #[test]

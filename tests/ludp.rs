@@ -180,6 +180,15 @@ fn every_flow_is_probed_in_every_dscp_class() {
         [(8, 5), (8, 5), (46, 5), (46, 5)],
         "a summary per flow and class"
     );
+    // Classes given by name show by name too (issue 17).
+    for f in &flows {
+        let want = if u(&f["flow"]["dscp"]) == 46 {
+            "EF"
+        } else {
+            "CS1"
+        };
+        assert_eq!(f["flow"]["dscp_name"], want, "{f}");
+    }
 }
 
 #[test]

@@ -92,6 +92,7 @@ impl Netns {
     /// Creates the namespace, brings up `lo` and applies the quiet IPv6
     /// defaults described on [`Netns`].
     pub fn new(test: &str) -> Netns {
+        require_root();
         let n = NETNS_COUNTER.fetch_add(1, Ordering::Relaxed);
         let name = format!("lopa-{}-{}-{}", sanitize(test), std::process::id(), n);
         {
