@@ -73,8 +73,8 @@ pub struct RunArgs {
     /// Time between two probes to the same target.
     #[arg(short = 'i', long, value_name = "DURATION", default_value = "1", value_parser = parse_interval)]
     pub interval: Duration,
-    /// Probes per second over all targets and flows: when -i per target would send faster,
-    /// each target is probed less often (said once on stderr).
+    /// Most probes per second, over all targets: when -i per target would send faster, each
+    /// target is probed less often (said once on stderr).
     #[arg(long, value_name = "PPS", default_value_t = DEFAULT_RATE, value_parser = parse_rate)]
     pub rate: f64,
     /// How long a probe waits for its reply.

@@ -81,8 +81,9 @@ pub struct Outcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
     Send(usize),
-    /// A send the rate delayed to its slot: it leaves when due, without taking another.
-    Paced(usize),
+    /// A send the rate delayed to its slot (with the time it was due): it leaves at the slot,
+    /// without taking another.
+    Paced(usize, Instant),
     Expire(ProbeId),
     Window,
     Retrace,
@@ -551,19 +552,24 @@ impl<'w, W: Write> Engine<'w, W> {
         }
         let now = Instant::now();
         let pause = now.saturating_duration_since(paused_at);
+        // Sends the rate delayed go too: every sending target gets one send below.
         self.timers
-            .retain(|Reverse((_, _, t))| !matches!(t, Timer::Send(_)));
+            .retain(|Reverse((_, _, t))| !matches!(t, Timer::Send(_) | Timer::Paced(..)));
         let interval = self.interval;
         let mut sends = Vec::new();
         for (t, st) in self.states.iter_mut().enumerate() {
             st.first_due += pause;
             if st.sending {
                 let k = u32::try_from(st.next_seq - 1).unwrap_or(u32::MAX);
-                sends.push((st.first_due + interval.saturating_mul(k), t));
+                let due = st.first_due + interval.saturating_mul(k);
+                // A send the rate had delayed past the round's start is overdue: it leaves now,
+                // and the target's later sends move with it.
+                st.first_due += now.saturating_duration_since(due);
+                sends.push((due.max(now), t));
             }
         }
         for (at, t) in sends {
-            self.schedule(at.max(now), Timer::Send(t));
+            self.schedule(at, Timer::Send(t));
         }
         if let Some(every) = prober.retrace_every() {
             if self.sending_targets > 0 {
@@ -606,12 +612,22 @@ impl<'w, W: Write> Engine<'w, W> {
         match timer {
             // A send takes the next slot the rate allows; a delayed one that the loop reached
             // late takes a new slot rather than leave with the others that came due meanwhile.
-            Timer::Send(t) | Timer::Paced(t) => {
+            // A send the rate delayed moves its target's later sends by as much, so the target
+            // is never probed sooner than -i after it.
+            Timer::Send(t) | Timer::Paced(t, _) => {
                 let now = Instant::now();
-                let on_time = matches!(timer, Timer::Paced(_)) && now <= at + PACE_SLACK;
+                let (due, on_time) = match timer {
+                    Timer::Paced(_, due) => (due, now <= at + PACE_SLACK),
+                    _ => (at, false),
+                };
                 match if on_time { None } else { self.pacer.take(now) } {
-                    None => self.send(t, at, stop_at, prober)?,
-                    Some(slot) => self.schedule(slot, Timer::Paced(t)),
+                    None => {
+                        if due < at {
+                            self.states[t].first_due += now.saturating_duration_since(due);
+                        }
+                        self.send(t, due, stop_at, prober)?
+                    }
+                    Some(slot) => self.schedule(slot, Timer::Paced(t, due)),
                 }
             }
             Timer::Expire(id) => {
@@ -1717,6 +1733,36 @@ mod tests {
                 .collect();
             assert_eq!(mine.len(), 3);
             assert!(mine[2].duration_since(mine[0]) + 2 * PACE_SLACK >= Duration::from_millis(80));
+        }
+    }
+
+    /// A trace round reschedules every target's next send, those the rate had delayed too: no
+    /// target ends up with two sends in turn (its probes twice as often).
+    #[test]
+    fn trace_rounds_keep_one_send_per_target_at_the_rate() {
+        let mut prober = FakeProber::new(&[Fate::Reply; 8]);
+        prober.retrace_every = Some(Duration::from_millis(25));
+        let mut cfg = config(8, 5, 50);
+        // 10 targets every 5 ms would be 2,000/s: every 20 ms instead, slots 2 ms apart.
+        cfg.rate = 500.0;
+        let (_, records) = run_targets(cfg, &mut prober, 10);
+        assert!(prober.retraces.len() >= 2, "{:?}", prober.retraces);
+        for t in 0..10 {
+            let mine: Vec<Instant> = prober
+                .sent_to
+                .iter()
+                .zip(&prober.sends)
+                .filter(|(to, _)| **to == t)
+                .map(|(_, at)| *at)
+                .collect();
+            assert_eq!(mine.len(), 8, "{records:?}");
+            // About the interval after the previous one (less a late wake-up of the loop),
+            // also when the rate delayed that one: two sends in turn would be a slot (2 ms)
+            // apart.
+            for w in mine.windows(2) {
+                let gap = w[1].duration_since(w[0]);
+                assert!(gap >= Duration::from_millis(10), "{t}: {gap:?}");
+            }
         }
     }
 

@@ -614,9 +614,11 @@ fn the_rate_stretches_the_schedule_and_says_so() {
             .map(ts)
             .collect();
         mine.sort();
+        // 56 ms on the schedule, less the loop's late wake-ups (a busy host); a probe the rate
+        // delayed does not bring the next one closer.
         let span = mine[2].duration_since(mine[0]).unwrap();
         assert!(
-            span >= std::time::Duration::from_millis(54),
+            span >= std::time::Duration::from_millis(45),
             "{target}: {span:?}"
         );
     }

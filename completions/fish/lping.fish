@@ -2,7 +2,7 @@ complete -c lping -s f -l targets -d 'Read targets from FILE ("-" for stdin): on
 complete -c lping -s c -l count -d 'Stop after N probes per target' -r
 complete -c lping -s w -l duration -d 'Stop sending after this long (seconds, or with a unit: 500ms, 30s, 5m)' -r
 complete -c lping -s i -l interval -d 'Time between two probes to the same target' -r
-complete -c lping -l rate -d 'Probes per second over all targets and flows: when -i per target would send faster, each target is probed less often (said once on stderr)' -r
+complete -c lping -l rate -d 'Most probes per second, over all targets: when -i per target would send faster, each target is probed less often (said once on stderr)' -r
 complete -c lping -s W -l timeout -d 'How long a probe waits for its reply' -r
 complete -c lping -l summary-every -d 'Write a summary per target every DURATION, over that window (default 60s in continuous runs or with alerts; 0 turns windows off)' -r
 complete -c lping -s s -l size -d 'Echo data bytes per probe (the ICMP message is 8 bytes more)' -r

@@ -1,7 +1,7 @@
 complete -c ludp -s f -l targets -d 'Read targets from FILE ("-" for stdin): one per line, optional key=value tags, # comments' -r -F
 complete -c ludp -s w -l duration -d 'Stop sending after this long (seconds, or with a unit: 500ms, 30s, 5m)' -r
 complete -c ludp -s i -l interval -d 'Time between two probes to the same target' -r
-complete -c ludp -l rate -d 'Probes per second over all targets and flows: when -i per target would send faster, each target is probed less often (said once on stderr)' -r
+complete -c ludp -l rate -d 'Most probes per second, over all targets: when -i per target would send faster, each target is probed less often (said once on stderr)' -r
 complete -c ludp -s W -l timeout -d 'How long a probe waits for its reply' -r
 complete -c ludp -l summary-every -d 'Write a summary per target every DURATION, over that window (default 60s in continuous runs or with alerts; 0 turns windows off)' -r
 complete -c ludp -s p -l port -d 'Destination port of targets that do not name one' -r

@@ -855,9 +855,15 @@ pub fn run_flooded(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("run {program}: {e}"));
-    // `ip netns exec` execs the tool: the child's pid is the tool's.
+    // `ip netns exec` execs the tool: the child's pid is the tool's. Stopped once its socket is
+    // open and its first probe answered (on loopback, at once).
     let pid = child.id().to_string();
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ns.run(&format!("cat /proc/net/{table}")).lines().count() < 2 {
+        assert!(Instant::now() < deadline, "{program} opened no socket");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
     check(Command::new("kill").args(["-STOP", &pid]));
     ns.run(&format!("python3 -c '{flood}'"));
     let proc_table = ns.run(&format!("cat /proc/net/{table}"));
@@ -882,9 +888,11 @@ pub fn run_flooded(
     (run, drops[0])
 }
 
-/// The run [`run_flooded`] stops: two probes 3 s apart, so the tool is idle, its first probe
-/// answered, while the test floods it.
-pub const FLOODED_RUN: [&str; 6] = ["-c", "2", "-i", "3", "-W", "1"];
+/// The run [`run_flooded`] stops: two probes 8 s apart, so the tool is idle, its first probe
+/// answered, while the test floods it, and has read its queue empty before the second (were the
+/// second due while it is stopped, it would leave at once when continued, and its answer find
+/// the queue full: rightly counted, but not by the count the test read).
+pub const FLOODED_RUN: [&str; 6] = ["-c", "2", "-i", "8", "-W", "1"];
 
 /// ludp or ltwamp (`program`, its flow sockets named `kind`) probing `target` from source port
 /// `sport`, flooded with 2,000 UDP datagrams to that port while stopped: the flow's socket
