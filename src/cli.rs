@@ -21,6 +21,14 @@ pub const EXIT_NO_REPLY: u8 = 1;
 /// Exit status: usage or system error.
 pub const EXIT_ERROR: u8 = 2;
 
+/// Default `--rate`: probes per second over all targets. Chosen by measurement (README, "Probe
+/// rate"): on loopback, where lping answers itself, a sweep of a /16 at this rate lost no
+/// answer, and -i 1 holds for up to this many targets.
+pub const DEFAULT_RATE: f64 = 2000.0;
+
+/// Highest `--rate`: beyond what one socket takes in.
+pub const MAX_RATE: f64 = 1_000_000.0;
+
 /// Default period of windowed summaries in continuous runs.
 pub const DEFAULT_SUMMARY_EVERY: Duration = Duration::from_secs(60);
 
@@ -56,8 +64,7 @@ impl TargetArgs {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Run")]
 pub struct RunArgs {
-    /// Stop after N probes per target (per flow and DSCP class of a target, with --flows or
-    /// --dscp: --flows 16 -c 100 sends 1,600).
+    /// Stop after N probes per target.
     #[arg(short = 'c', long, value_name = "N", value_parser = parse_count)]
     pub count: Option<u64>,
     /// Stop sending after this long (seconds, or with a unit: 500ms, 30s, 5m).
@@ -66,6 +73,10 @@ pub struct RunArgs {
     /// Time between two probes to the same target.
     #[arg(short = 'i', long, value_name = "DURATION", default_value = "1", value_parser = parse_interval)]
     pub interval: Duration,
+    /// Probes per second over all targets and flows: when -i per target would send faster,
+    /// each target is probed less often (said once on stderr).
+    #[arg(long, value_name = "PPS", default_value_t = DEFAULT_RATE, value_parser = parse_rate)]
+    pub rate: f64,
     /// How long a probe waits for its reply.
     #[arg(short = 'W', long, value_name = "DURATION", default_value = "1", value_parser = parse_interval)]
     pub timeout: Duration,
@@ -100,12 +111,81 @@ pub struct OutputArgs {
     /// Summaries and alerts only: no reply, timeout or unreachable records.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Also write the Prometheus exposition (as --format openmetrics) to PATH, rewritten
+    /// atomically at every summary window and at the end: for node_exporter's textfile
+    /// collector.
+    #[arg(long, value_name = "PATH")]
+    pub textfile: Option<PathBuf>,
+    /// RTT histogram bucket bounds of the exposition, ascending (seconds or with a unit:
+    /// 100us,1ms,10ms,1s; default log-spaced from 50us to 10s).
+    #[arg(long, value_name = "LIST", value_parser = parse_buckets)]
+    pub buckets: Option<Buckets>,
 }
 
 impl OutputArgs {
     pub fn tag_map(&self) -> Tags {
         self.tags.iter().cloned().collect()
     }
+
+    /// An exposition is kept (`--format openmetrics` or `--textfile`): it needs every
+    /// per-probe record, `-q` or not.
+    pub fn wants_metrics(&self) -> bool {
+        self.format == Format::Openmetrics || self.textfile.is_some()
+    }
+
+    /// The record writer on standard output these flags ask for: the format, `-q`, and the
+    /// exposition of `--format openmetrics` / `--textfile` (a textfile that cannot be written
+    /// is an error now, not after the run).
+    pub fn writer(&self) -> anyhow::Result<crate::output::RecordWriter<std::io::Stdout>> {
+        use crate::output::metrics::{Textfile, DEFAULT_BUCKETS};
+        let textfile = match &self.textfile {
+            Some(path) => Some(
+                Textfile::new(path.clone())
+                    .map_err(|e| anyhow::anyhow!("--textfile: cannot write {e}"))?,
+            ),
+            None => None,
+        };
+        let bounds = self
+            .buckets
+            .as_ref()
+            .map_or_else(|| DEFAULT_BUCKETS.to_vec(), |b| b.0.clone());
+        Ok(crate::output::RecordWriter::stdout(self.format)
+            .quiet(self.quiet)
+            .metrics(bounds, textfile))
+    }
+}
+
+/// Refuses `--format openmetrics` in a tool that writes no figures over time for it (yet):
+/// a usage error, not a run that writes nothing.
+pub fn refuse_openmetrics(tool: &str, format: Format) -> anyhow::Result<()> {
+    if format == Format::Openmetrics {
+        anyhow::bail!(
+            "--format openmetrics is for the probing tools (lping, ludp, ltcp, ltwamp); {tool} \
+             writes json, influx or text"
+        );
+    }
+    Ok(())
+}
+
+/// `--buckets`: bounds in seconds, strictly ascending.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Buckets(pub Vec<f64>);
+
+/// Parses `--buckets`: durations (`50us,1ms,0.5,2s`), strictly ascending.
+pub fn parse_buckets(s: &str) -> Result<Buckets, String> {
+    let mut bounds: Vec<f64> = Vec::new();
+    for part in s.split(',').map(str::trim) {
+        let secs = parse_positive_duration(part)
+            .map_err(|e| format!("bucket '{part}': {e}"))?
+            .as_secs_f64();
+        if bounds.last().is_some_and(|last| *last >= secs) {
+            return Err(format!(
+                "buckets must be strictly ascending ('{part}' is not above the one before)"
+            ));
+        }
+        bounds.push(secs);
+    }
+    Ok(Buckets(bounds))
 }
 
 /// The flows of ludp and ltwamp: source ports and DSCP classes (`--flows`, `--sport`,
@@ -141,6 +221,19 @@ pub fn help_note(arg: clap::Arg, note: &str) -> clap::Arg {
     let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
     arg.help(format!("{help}. {note}"))
 }
+
+/// The TARGET help of the tools that probe a port (ludp, ltcp, ltwamp): how to write one,
+/// and where the port comes from when it is not written.
+pub fn port_targets_help(arg: clap::Arg, default: &str) -> clap::Arg {
+    arg.help(format!(
+        "Targets: host:port, [IPv6]:port (e.g. [fd00::2]:8080), or hosts, addresses and CIDR \
+         blocks (10.0.0.0/24) that take their port from --port ({default})"
+    ))
+}
+
+/// The --count help of the tools with flows: N counts per flow (and class).
+pub const COUNT_PER_FLOW: &str = "With --flows (and --dscp) the count is per flow (and class): \
+--flows 16 -c 100 sends 1,600";
 
 /// Socket options shared by the probes.
 #[derive(Debug, Clone, Args)]
@@ -207,10 +300,12 @@ pub fn run_config(
         count: run.count,
         duration: run.duration,
         interval: run.interval,
+        rate: run.rate,
         timeout: run.timeout,
         summary_every,
         thresholds,
-        quiet: output.quiet,
+        // The writer leaves per-probe records out itself; an exposition needs them all.
+        quiet: output.quiet && !output.wants_metrics(),
     })
 }
 
@@ -325,7 +420,8 @@ pub fn run_probe<P: crate::probe::Prober>(
     use anyhow::Context;
     crate::net::privilege::drop_privileges().context("cannot drop privileges")?;
     let cfg = run_config(tool, run, alerts, output)?;
-    let mut out = crate::output::RecordWriter::stdout(output.format);
+    say_if_stretched(tool, &cfg, targets.len());
+    let mut out = output.writer()?;
     let outcome = crate::engine::Engine::new(cfg, targets, &mut out).run(prober)?;
     report_outcome(tool, &outcome);
     Ok(ExitCode::from(if outcome.all_answered {
@@ -368,8 +464,16 @@ pub fn parse_interval(s: &str) -> Result<Duration, String> {
 }
 
 /// What a run's end says on stderr besides the records: datagrams dropped as not answers,
-/// probes that could not keep the pace.
+/// probes that could not keep the pace, answers this host dropped.
 pub fn report_outcome(tool: &str, outcome: &crate::engine::Outcome) {
+    for d in &outcome.dropped_local {
+        eprintln!(
+            "{tool}: the kernel dropped {} datagrams on {}, its receive queue full: answers \
+             among them were lost on this host, not on the network (the summaries count them \
+             as dropped_local); a lower --rate avoids it",
+            d.count, d.socket
+        );
+    }
     if outcome.malformed > 0 {
         eprintln!(
             "{tool}: dropped {} datagrams that were not answers to its probes",
@@ -433,6 +537,37 @@ pub fn parse_period(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// Probes per second: a positive number up to [`MAX_RATE`].
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= MAX_RATE => Ok(v),
+        Ok(v) if v.is_finite() && v > MAX_RATE => Err(format!("{s} is too high: at most 1000000")),
+        _ => Err(format!(
+            "'{s}' is not a positive number of probes per second"
+        )),
+    }
+}
+
+/// Says once, on stderr, when `-i` per target cannot hold at `--rate` for this many targets:
+/// the schedule stretches (every target is probed less often), it never bursts.
+pub fn say_if_stretched(tool: &str, cfg: &RunConfig, targets: usize) {
+    let paced = cfg.paced_interval(targets);
+    if paced > cfg.interval {
+        eprintln!(
+            "{tool}: {targets} targets every {} would be more than --rate {} probes/s: each \
+             target is probed every {} instead",
+            humantime::format_duration(cfg.interval),
+            cfg.rate,
+            humantime::format_duration(round_to_ms(paced)),
+        );
+    }
+}
+
+/// A duration to the millisecond, for messages.
+fn round_to_ms(d: Duration) -> Duration {
+    Duration::from_millis(d.as_secs_f64().mul_add(1000.0, 0.5) as u64)
+}
+
 pub fn parse_count(s: &str) -> Result<u64, String> {
     match s.parse::<u64>() {
         Ok(0) => Err("must be at least 1".into()),
@@ -477,33 +612,7 @@ pub fn parse_u32(s: &str) -> Result<u32, String> {
 
 /// A DSCP class by name (EF, AF41, CS1, LE, VA, BE/DF/DEFAULT; any case) or number 0-63.
 pub fn parse_dscp(s: &str) -> Result<u8, String> {
-    let up = s.trim().to_ascii_uppercase();
-    let named = match up.as_str() {
-        "BE" | "DF" | "DEFAULT" | "CS0" => Some(0),
-        "LE" => Some(1),
-        "EF" => Some(46),
-        "VA" | "VOICE-ADMIT" => Some(44),
-        _ => None,
-    };
-    if let Some(v) = named {
-        return Ok(v);
-    }
-    let class = |d: &str| d.parse::<u8>().ok();
-    if let Some(n) = up.strip_prefix("CS").and_then(class).filter(|n| *n <= 7) {
-        return Ok(n * 8);
-    }
-    if let Some(rest) = up.strip_prefix("AF") {
-        let b = rest.as_bytes();
-        if b.len() == 2 && (b'1'..=b'4').contains(&b[0]) && (b'1'..=b'3').contains(&b[1]) {
-            return Ok((b[0] - b'0') * 8 + (b[1] - b'0') * 2);
-        }
-    }
-    match parse_int(&up.to_ascii_lowercase()) {
-        Ok(v) if v <= 63 => Ok(v as u8),
-        _ => Err(format!(
-            "'{s}' is not a DSCP class: use a name (EF, AF41, CS1) or 0-63"
-        )),
-    }
+    crate::dscp::parse(s)
 }
 
 /// Parses arguments; a usage error is one line on stderr and exit status 2 (help and
@@ -608,6 +717,14 @@ mod tests {
         assert!(parse_period("1ns").unwrap_err().contains("at least 1ms"));
         assert_eq!(parse_interval("0.5ms"), Err("must be at least 1ms".into()));
         assert_eq!(parse_count("0"), Err("must be at least 1".into()));
+        assert_eq!(parse_rate("2000"), Ok(2000.0));
+        assert_eq!(parse_rate("0.5"), Ok(0.5));
+        assert!(parse_rate("0")
+            .unwrap_err()
+            .contains("not a positive number"));
+        assert!(parse_rate("-5").is_err());
+        assert!(parse_rate("inf").is_err());
+        assert!(parse_rate("2e6").unwrap_err().contains("too high"));
     }
 
     #[test]

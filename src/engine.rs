@@ -5,7 +5,9 @@
 
 use crate::alert::{Alerts, Thresholds};
 use crate::output::RecordWriter;
-use crate::probe::{ProbeEvent, ProbeId, ProbeLookup, Prober, ReflectorTimes, SendStamp};
+use crate::probe::{
+    ProbeEvent, ProbeId, ProbeLookup, Prober, ReflectorTimes, SendStamp, SocketDrops,
+};
 use crate::record::{self, Alert, Body, Flow, OneWay, Record, Reply, Timeout, Unreachable};
 use crate::stats::Stats;
 use crate::target::Target;
@@ -28,6 +30,9 @@ pub struct RunConfig {
     pub duration: Option<Duration>,
     /// Between two probes to one target.
     pub interval: Duration,
+    /// Probes per second over all targets and flows (`--rate`): the schedule never sends
+    /// faster, so the answers never come faster than the host takes them in.
+    pub rate: f64,
     /// How long a probe waits for its answer.
     pub timeout: Duration,
     /// Period of the windowed `summary` records (and of alert evaluation).
@@ -67,12 +72,17 @@ pub struct Outcome {
     pub skipped_busy: u64,
     /// Probes the reflectors refused (lreflect's rate limit), over every target.
     pub refused: u64,
+    /// The prober's sockets on which the kernel dropped datagrams (receive queue full), with
+    /// the run's counts.
+    pub dropped_local: Vec<SocketDrops>,
 }
 
 /// Deadlines, earliest first; ties in insertion order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
     Send(usize),
+    /// A send the rate delayed to its slot: it leaves when due, without taking another.
+    Paced(usize),
     Expire(ProbeId),
     Window,
     Retrace,
@@ -105,8 +115,12 @@ struct TargetState {
     /// When the first probe was due; probe k is due at `first_due + k × interval`.
     first_due: Instant,
     sending: bool,
-    /// Slots of sequence numbers `base_seq..`.
-    slots: VecDeque<Slot>,
+    /// Slots of sequence numbers `base_seq..`, each with the number its records show.
+    slots: VecDeque<(Slot, u64)>,
+    /// Probes that left (or failed to), so far: the `seq` records show counts these, from 1
+    /// and without gaps, while the schedule's own numbers also count the probes not sent for
+    /// a busy flow ([`Slot::Skipped`]).
+    shown: u64,
     base_seq: u64,
     pending: usize,
     answered: bool,
@@ -141,10 +155,75 @@ impl Stream {
     }
 }
 
+impl RunConfig {
+    /// The time between two probes to one target for `targets` targets: `-i`, or longer when
+    /// `-i` per target would send faster than `--rate` overall (each target sends one probe
+    /// per interval, whatever its flows).
+    pub fn paced_interval(&self, targets: usize) -> Duration {
+        self.interval.max(self.once_over(targets))
+    }
+
+    /// How long one probe to each of `targets` targets takes at `--rate`.
+    pub fn once_over(&self, targets: usize) -> Duration {
+        Duration::try_from_secs_f64(targets as f64 / self.rate)
+            .unwrap_or(crate::cli::MAX_DURATION)
+            .min(crate::cli::MAX_DURATION)
+    }
+}
+
+/// How early the rate lets a probe leave: the event loop wakes with millisecond resolution, so
+/// the probes of one millisecond may leave together (at most `--rate` / 1000 + 1 of them).
+const PACE_SLACK: Duration = Duration::from_millis(1);
+
+/// Keeps the probes at most `--rate` per second however the sends fall due (a loop that woke
+/// late, a schedule shifted after a trace round): each probe takes the next free slot, one
+/// `gap` after the previous one's.
+#[derive(Debug)]
+struct Pacer {
+    gap: Duration,
+    next_free: Instant,
+}
+
+impl Pacer {
+    fn new(rate: f64, now: Instant) -> Pacer {
+        Pacer {
+            gap: Duration::try_from_secs_f64(1.0 / rate).unwrap_or(Duration::ZERO),
+            next_free: now,
+        }
+    }
+
+    /// Takes the next slot: `None` when it is now (within [`PACE_SLACK`]), else the time of the
+    /// slot, when the probe must leave instead. Slots are `gap` apart and every probe leaves
+    /// within [`PACE_SLACK`] of its own.
+    fn take(&mut self, now: Instant) -> Option<Instant> {
+        let slot = self.next_free.max(now);
+        self.next_free = slot + self.gap;
+        (slot > now + PACE_SLACK).then_some(slot)
+    }
+}
+
 impl TargetState {
     fn slot_mut(&mut self, seq: u64) -> Option<&mut Slot> {
         let i = usize::try_from(seq.checked_sub(self.base_seq)?).ok()?;
-        self.slots.get_mut(i)
+        self.slots.get_mut(i).map(|(slot, _)| slot)
+    }
+
+    /// The `seq` the records of probe `seq` (a schedule number) show.
+    fn shown_seq(&self, seq: u64) -> u64 {
+        let i = seq
+            .checked_sub(self.base_seq)
+            .and_then(|i| usize::try_from(i).ok());
+        i.and_then(|i| self.slots.get(i))
+            .map_or(seq, |(_, shown)| *shown)
+    }
+
+    /// Appends the slot of the next schedule number; a probe that left takes the next shown
+    /// number.
+    fn push_slot(&mut self, slot: Slot) {
+        if !matches!(slot, Slot::Skipped) {
+            self.shown += 1;
+        }
+        self.slots.push_back((slot, self.shown));
     }
 
     fn stream_of(&self, seq: u64) -> usize {
@@ -168,7 +247,7 @@ impl TargetState {
 
     fn trim(&mut self) {
         while self.slots.len() > SETTLED_HISTORY
-            && !matches!(self.slots.front(), Some(Slot::Pending(_)))
+            && !matches!(self.slots.front(), Some((Slot::Pending(_), _)))
         {
             self.slots.pop_front();
             self.base_seq += 1;
@@ -216,6 +295,11 @@ pub struct Engine<'w, W: Write> {
     /// and the round ran.
     retrace_due: Option<Instant>,
     skipped_busy: u64,
+    pacer: Pacer,
+    /// Between two probes to one target: `-i`, stretched to keep `--rate`.
+    interval: Duration,
+    /// Each socket's drop count when the current window began.
+    drops_at_window: Vec<u64>,
 }
 
 const SIGNAL_TOKEN: Token = Token(0);
@@ -233,6 +317,8 @@ impl<'w, W: Write> Engine<'w, W> {
             .unwrap_or_default();
         let now = Instant::now();
         let n_targets = targets.len();
+        let pacer = Pacer::new(cfg.rate, now);
+        let interval = cfg.paced_interval(n_targets);
         let states: Vec<TargetState> = targets
             .into_iter()
             .map(|target| TargetState {
@@ -241,6 +327,7 @@ impl<'w, W: Write> Engine<'w, W> {
                 first_due: now,
                 sending: true,
                 slots: VecDeque::new(),
+                shown: 0,
                 base_seq: 1,
                 pending: 0,
                 answered: false,
@@ -264,6 +351,9 @@ impl<'w, W: Write> Engine<'w, W> {
             pending_probes: 0,
             retrace_due: None,
             skipped_busy: 0,
+            pacer,
+            interval,
+            drops_at_window: Vec::new(),
         }
     }
 
@@ -301,13 +391,15 @@ impl<'w, W: Write> Engine<'w, W> {
                 .collect();
         }
         // Spread the first probes of many targets evenly over one interval, or over the run
-        // when it is shorter: every target is probed at least once.
+        // when it is shorter, but never faster than the rate: every target is probed at least
+        // once (its first probe leaves even after -w).
         let start = Instant::now();
         let n = self.states.len().max(1) as u32;
         let spread = self
             .cfg
             .duration
-            .map_or(self.cfg.interval, |d| d.min(self.cfg.interval));
+            .map_or(self.interval, |d| d.min(self.interval))
+            .max(self.cfg.once_over(self.states.len()));
         for t in 0..self.states.len() {
             let due = start + spread * t as u32 / n;
             self.states[t].first_due = due;
@@ -384,6 +476,7 @@ impl<'w, W: Write> Engine<'w, W> {
             }
         }
 
+        let drops = prober.dropped_local();
         for t in 0..self.states.len() {
             let st = &self.states[t];
             let mut summaries = Vec::new();
@@ -401,10 +494,12 @@ impl<'w, W: Write> Engine<'w, W> {
                 st.total
                     .summary(&st.target.name, st.target.addr, None, "total"),
             );
-            for summary in summaries {
+            for mut summary in summaries {
+                summary.dropped_local = dropped_for(&summary, &drops, &[]);
                 self.emit(SystemTime::now(), t, Body::Summary(summary))?;
             }
         }
+        self.out.end_window()?;
         let streams = self.stream_totals();
         let refused = self
             .states
@@ -418,6 +513,7 @@ impl<'w, W: Write> Engine<'w, W> {
             refused,
             interrupted,
             streams,
+            dropped_local: drops.into_iter().filter(|d| d.count > 0).collect(),
         })
     }
 
@@ -457,7 +553,7 @@ impl<'w, W: Write> Engine<'w, W> {
         let pause = now.saturating_duration_since(paused_at);
         self.timers
             .retain(|Reverse((_, _, t))| !matches!(t, Timer::Send(_)));
-        let interval = self.cfg.interval;
+        let interval = self.interval;
         let mut sends = Vec::new();
         for (t, st) in self.states.iter_mut().enumerate() {
             st.first_due += pause;
@@ -481,6 +577,17 @@ impl<'w, W: Write> Engine<'w, W> {
         self.sending_targets == 0 && self.pending_probes == 0
     }
 
+    /// `-w` ran out: no more probes, but the first of every target (a sweep at `--rate` can
+    /// take longer than `-w`).
+    fn stop_after_first(&mut self) {
+        for st in &mut self.states {
+            if st.sending && st.next_seq > 1 {
+                st.sending = false;
+                self.sending_targets -= 1;
+            }
+        }
+    }
+
     fn stop_sending(&mut self) {
         self.stopping = true;
         self.sending_targets = 0;
@@ -497,7 +604,16 @@ impl<'w, W: Write> Engine<'w, W> {
         prober: &mut P,
     ) -> Result<()> {
         match timer {
-            Timer::Send(t) => self.send(t, at, stop_at, prober)?,
+            // A send takes the next slot the rate allows; a delayed one that the loop reached
+            // late takes a new slot rather than leave with the others that came due meanwhile.
+            Timer::Send(t) | Timer::Paced(t) => {
+                let now = Instant::now();
+                let on_time = matches!(timer, Timer::Paced(_)) && now <= at + PACE_SLACK;
+                match if on_time { None } else { self.pacer.take(now) } {
+                    None => self.send(t, at, stop_at, prober)?,
+                    Some(slot) => self.schedule(slot, Timer::Paced(t)),
+                }
+            }
             Timer::Expire(id) => {
                 let st = &mut self.states[id.target];
                 if let Some(slot @ Slot::Pending(_)) = st.slot_mut(id.seq) {
@@ -506,12 +622,13 @@ impl<'w, W: Write> Engine<'w, W> {
                     self.pending_probes -= 1;
                     prober.expired(id);
                     st.settle(id.seq, Stats::lost);
+                    let shown = st.shown_seq(id.seq);
                     st.trim();
                     if !self.cfg.quiet {
                         let body = Body::Timeout(Timeout {
                             target: st.target.name.clone(),
                             addr: st.target.addr,
-                            seq: id.seq,
+                            seq: shown,
                             flow: st.flow(id.seq),
                         });
                         self.emit(SystemTime::now(), id.target, body)?;
@@ -530,11 +647,12 @@ impl<'w, W: Write> Engine<'w, W> {
             }
             Timer::Stop => {
                 if !self.stopping {
-                    self.stop_sending();
+                    self.stop_after_first();
                 }
             }
             Timer::Window => {
-                self.close_window()?;
+                let drops = prober.dropped_local();
+                self.close_window(&drops)?;
                 if let Some(every) = self.cfg.summary_every {
                     if !self.finished() {
                         self.schedule(next_period(at, every, Instant::now()), Timer::Window);
@@ -561,7 +679,7 @@ impl<'w, W: Write> Engine<'w, W> {
         if !st.sending {
             return Ok(());
         }
-        if stop_at.is_some_and(|s| due >= s) {
+        if stop_at.is_some_and(|s| due >= s) && st.next_seq > 1 {
             st.sending = false;
             self.sending_targets -= 1;
             return Ok(());
@@ -601,12 +719,12 @@ impl<'w, W: Write> Engine<'w, W> {
         let st = &mut self.states[t];
         match sent {
             None => {
-                st.slots.push_back(Slot::Skipped);
+                st.push_slot(Slot::Skipped);
                 self.skipped_busy += u64::from(busy);
             }
             Some(sent) => match sent {
                 Ok(stamp) => {
-                    st.slots.push_back(Slot::Pending(stamp));
+                    st.push_slot(Slot::Pending(stamp));
                     st.pending += 1;
                     self.pending_probes += 1;
                     self.schedule(stamp.mono + self.cfg.timeout, Timer::Expire(id));
@@ -614,13 +732,13 @@ impl<'w, W: Write> Engine<'w, W> {
                 Err(e) => {
                     // The probe could not leave (no route, firewall, interface down): an answer
                     // of sorts, from the local host.
-                    st.slots.push_back(Slot::Failed);
+                    st.push_slot(Slot::Failed);
                     st.settle(seq, Stats::unreachable);
                     if !self.cfg.quiet {
                         let body = Body::Unreachable(Unreachable {
                             target: st.target.name.clone(),
                             addr: st.target.addr,
-                            seq,
+                            seq: st.shown_seq(seq),
                             from: None,
                             icmp_type: None,
                             icmp_code: None,
@@ -643,11 +761,10 @@ impl<'w, W: Write> Engine<'w, W> {
             // Absolute deadlines: probe k is due at first_due + k × interval.
             let next = st.first_due
                 + self
-                    .cfg
                     .interval
                     .saturating_mul(u32::try_from(seq).unwrap_or(u32::MAX));
             let next = if seq > u64::from(u32::MAX) {
-                due + self.cfg.interval
+                due + self.interval
             } else {
                 next
             };
@@ -721,6 +838,7 @@ impl<'w, W: Write> Engine<'w, W> {
                     }
                     Slot::Failed | Slot::Skipped => return Ok(()),
                 };
+                let shown = st.shown_seq(id.seq);
                 let rtt = match reflector {
                     Some(r) if r.net_of_hold => net_of_hold(rtt(sent, rx_wall, rx_mono), &r),
                     _ => rtt(sent, rx_wall, rx_mono),
@@ -747,7 +865,7 @@ impl<'w, W: Write> Engine<'w, W> {
                     let body = Body::Reply(Reply {
                         target: st.target.name.clone(),
                         addr: st.target.addr,
-                        seq: id.seq,
+                        seq: shown,
                         rtt_ms: record::ms(rtt),
                         ttl,
                         size,
@@ -780,12 +898,13 @@ impl<'w, W: Write> Engine<'w, W> {
                     st.pending -= 1;
                     self.pending_probes -= 1;
                     st.settle(id.seq, Stats::unreachable);
+                    let shown = st.shown_seq(id.seq);
                     st.trim();
                     if !quiet {
                         let body = Body::Unreachable(Unreachable {
                             target: st.target.name.clone(),
                             addr: st.target.addr,
-                            seq: id.seq,
+                            seq: shown,
                             from,
                             icmp_type,
                             icmp_code,
@@ -801,8 +920,12 @@ impl<'w, W: Write> Engine<'w, W> {
     }
 
     /// Writes each target's window summary, evaluates alerts, starts new windows.
-    fn close_window(&mut self) -> Result<()> {
+    fn close_window(&mut self, drops: &[SocketDrops]) -> Result<()> {
         let now = SystemTime::now();
+        let since = std::mem::replace(
+            &mut self.drops_at_window,
+            drops.iter().map(|d| d.count).collect(),
+        );
         for t in 0..self.states.len() {
             let st = &mut self.states[t];
             let window = std::mem::take(&mut st.window);
@@ -826,7 +949,8 @@ impl<'w, W: Write> Engine<'w, W> {
                 &self.window_name,
             ));
             let (name, addr) = (st.target.name.clone(), st.target.addr);
-            for summary in summaries {
+            for mut summary in summaries {
+                summary.dropped_local = dropped_for(&summary, drops, &since);
                 self.emit(now, t, Body::Summary(summary))?;
             }
             for tr in transitions {
@@ -843,6 +967,7 @@ impl<'w, W: Write> Engine<'w, W> {
                 self.emit(now, t, body)?;
             }
         }
+        self.out.end_window()?;
         Ok(())
     }
 
@@ -864,6 +989,21 @@ impl<'w, W: Write> Engine<'w, W> {
         }
         Ok(())
     }
+}
+
+/// The datagrams dropped on the sockets a summary's answers arrive on (those of its address
+/// family, and of its flow when it is a flow's), since the counts `since` (by socket; none:
+/// since the sockets opened). `None` when there were none.
+fn dropped_for(summary: &record::Summary, drops: &[SocketDrops], since: &[u64]) -> Option<u64> {
+    let v6 = summary.addr.is_ipv6();
+    let sport = summary.flow.map(|f| f.sport);
+    let total: u64 = drops
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.v6 == v6 && (sport.is_none() || d.sport.is_none() || d.sport == sport))
+        .map(|(i, d)| d.count.saturating_sub(since.get(i).copied().unwrap_or(0)))
+        .sum();
+    (total > 0).then_some(total)
 }
 
 /// Stands in for the prober where a timer cannot send.
@@ -982,12 +1122,20 @@ mod tests {
         ready: Vec<ProbeEvent>,
         held: Vec<ProbeEvent>,
         sends: Vec<Instant>,
+        /// The target of each send.
+        sent_to: Vec<usize>,
         streams: usize,
         retrace_every: Option<Duration>,
         /// Each trace round: when it began and ended, and the probes sent before it.
         retraces: Vec<(Instant, Instant, u64)>,
         /// Events found after a timeout.
         pending: Vec<ProbeEvent>,
+        /// Schedule numbers whose flow is busy: they are not sent.
+        busy: Vec<u64>,
+        /// Per socket (sport): its drop count grows by one with every probe sent from then on.
+        drop_sockets: Vec<Option<u16>>,
+        /// Probes sent so far, and when the drops began (in probes sent).
+        drops_from: u64,
     }
 
     impl FakeProber {
@@ -1000,10 +1148,14 @@ mod tests {
                 ready: Vec::new(),
                 held: Vec::new(),
                 sends: Vec::new(),
+                sent_to: Vec::new(),
                 streams: 1,
                 retrace_every: None,
                 retraces: Vec::new(),
                 pending: Vec::new(),
+                busy: Vec::new(),
+                drop_sockets: Vec::new(),
+                drops_from: 0,
             }
         }
     }
@@ -1021,6 +1173,23 @@ mod tests {
             })
         }
 
+        fn flow_busy(&self, id: ProbeId) -> bool {
+            self.busy.contains(&id.seq)
+        }
+
+        fn dropped_local(&self) -> Vec<SocketDrops> {
+            let sent = self.sends.len() as u64;
+            self.drop_sockets
+                .iter()
+                .map(|&sport| SocketDrops {
+                    socket: format!("socket {sport:?}"),
+                    count: sent.saturating_sub(self.drops_from),
+                    v6: false,
+                    sport,
+                })
+                .collect()
+        }
+
         fn register(&mut self, registry: &mio::Registry, first: usize) -> std::io::Result<usize> {
             registry.register(&mut self.wake_rx, Token(first), mio::Interest::READABLE)?;
             Ok(1)
@@ -1029,6 +1198,7 @@ mod tests {
         fn send(&mut self, target: &Target, id: ProbeId) -> std::io::Result<SendStamp> {
             let stamp = SendStamp::now();
             self.sends.push(stamp.mono);
+            self.sent_to.push(id.target);
             // The kernel stamp says 100 µs; user space read it 300 µs after the send.
             let reply = ProbeEvent::Reply {
                 id,
@@ -1133,6 +1303,7 @@ mod tests {
             count: Some(count),
             duration: None,
             interval: Duration::from_millis(interval_ms),
+            rate: crate::cli::DEFAULT_RATE,
             timeout: Duration::from_millis(timeout_ms),
             summary_every: None,
             thresholds: Thresholds::default(),
@@ -1146,17 +1317,22 @@ mod tests {
 
     /// One fake target probed through `prober`; the outcome and the records written.
     fn run_with(cfg: RunConfig, prober: &mut FakeProber) -> (Outcome, Vec<Value>) {
-        let target = Target {
-            name: "fake".into(),
-            addr: "10.0.0.2".parse().unwrap(),
-            scope_id: 0,
-            port: 0,
-            tags: None,
-        };
+        run_targets(cfg, prober, 1)
+    }
+
+    /// `n` fake targets (10.0.0.2 upwards) probed through `prober`.
+    fn run_targets(cfg: RunConfig, prober: &mut FakeProber, n: u8) -> (Outcome, Vec<Value>) {
+        let targets = (0..n)
+            .map(|i| Target {
+                name: "fake".into(),
+                addr: IpAddr::from([10, 0, 0, 2 + i]),
+                scope_id: 0,
+                port: 0,
+                tags: None,
+            })
+            .collect();
         let mut out = RecordWriter::new(Vec::new(), Format::Json);
-        let outcome = Engine::new(cfg, vec![target], &mut out)
-            .run(prober)
-            .unwrap();
+        let outcome = Engine::new(cfg, targets, &mut out).run(prober).unwrap();
         let text = String::from_utf8(out.into_inner()).unwrap();
         let records = text
             .lines()
@@ -1261,6 +1437,96 @@ mod tests {
                 (Some(40_002), 2, 2),
                 (None, 6, 4)
             ]
+        );
+    }
+
+    /// Probes not sent for a busy flow take no sequence number: records count the probes that
+    /// left, from 1 and without gaps, and each flow still sends its count.
+    #[test]
+    fn sequence_numbers_skip_no_probe_not_sent() {
+        let mut prober = FakeProber::new(&[Fate::Reply; 12]);
+        prober.streams = 2;
+        // The second flow is busy at its first two turns (schedule numbers 2 and 4): the first
+        // flow's three probes are 1-3, the second's 4-6.
+        prober.busy = vec![2, 4];
+        let (outcome, records) = run_with(config(3, 5, 50), &mut prober);
+        let mut seqs: Vec<(u64, u64)> = records
+            .iter()
+            .filter(|r| r["type"] == "reply")
+            .map(|r| {
+                (
+                    r["seq"].as_u64().unwrap(),
+                    r["flow"]["sport"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        seqs.sort();
+        assert_eq!(
+            seqs,
+            [
+                (1, 40_000),
+                (2, 40_000),
+                (3, 40_000),
+                (4, 40_001),
+                (5, 40_001),
+                (6, 40_001)
+            ],
+            "{records:?}"
+        );
+        assert_eq!(outcome.skipped_busy, 2);
+        let total = records.last().unwrap();
+        assert_eq!(
+            (total["sent"].as_u64(), total["received"].as_u64()),
+            (Some(6), Some(6))
+        );
+    }
+
+    /// A socket's drops land in the summaries of the answers it receives: its flow's and its
+    /// targets', per window (what the window added) and in total.
+    #[test]
+    fn drops_on_this_host_reach_the_summaries_of_their_socket() {
+        let mut prober = FakeProber::new(&[Fate::Reply; 40]);
+        prober.streams = 2;
+        // Each flow's socket drops one datagram per probe sent after the 14th (due at 65 ms:
+        // after the first window closed).
+        prober.drop_sockets = vec![Some(40_000), Some(40_001)];
+        prober.drops_from = 14;
+        let mut cfg = config(20, 5, 50);
+        cfg.summary_every = Some(Duration::from_millis(60));
+        cfg.quiet = true;
+        let (outcome, records) = run_with(cfg, &mut prober);
+        let drops = |r: &Value| r["dropped_local"].as_u64().unwrap_or(0);
+        let of = |window: &str, sport: Option<u64>| -> Vec<u64> {
+            records
+                .iter()
+                .filter(|r| r["window"] == window && r["flow"]["sport"].as_u64() == sport)
+                .map(drops)
+                .collect()
+        };
+        // 26 probes after the 14th, so 26 drops on each socket: each flow's summary has its
+        // socket's, the target's has both.
+        assert_eq!(of("total", None), [52], "{records:?}");
+        assert_eq!(of("total", Some(40_000)), [26]);
+        assert_eq!(of("total", Some(40_001)), [26]);
+        let windows = of("60ms", None);
+        assert!(windows.len() >= 3, "{records:?}");
+        assert_eq!(
+            windows[0], 0,
+            "no drop yet in the first window: {records:?}"
+        );
+        assert!(windows[1] > 0, "{records:?}");
+        // Windows say what each added: together, no more than the run's.
+        assert!(windows.iter().sum::<u64>() <= 52);
+        let flows: u64 = of("60ms", Some(40_000)).iter().sum::<u64>()
+            + of("60ms", Some(40_001)).iter().sum::<u64>();
+        assert_eq!(flows, windows.iter().sum::<u64>());
+        assert_eq!(
+            outcome
+                .dropped_local
+                .iter()
+                .map(|d| d.count)
+                .collect::<Vec<_>>(),
+            [26, 26]
         );
     }
 
@@ -1414,6 +1680,43 @@ mod tests {
                 at.duration_since(first) >= Duration::from_millis(5 * k as u64),
                 "probe {k}"
             );
+        }
+    }
+
+    /// 20 targets every 5 ms would be 4,000 probes/s: at --rate 500 each target is probed
+    /// every 40 ms instead, and no two probes leave closer than the rate allows (give or take
+    /// the loop's millisecond), however late the loop wakes.
+    #[test]
+    fn the_rate_stretches_the_schedule_and_never_bursts() {
+        let mut cfg = config(3, 5, 100);
+        cfg.rate = 500.0;
+        assert_eq!(cfg.paced_interval(20), Duration::from_millis(40));
+        assert_eq!(cfg.paced_interval(2), Duration::from_millis(5), "-i holds");
+        let mut prober = FakeProber::new(&[Fate::Reply; 3]);
+        let (outcome, records) = run_targets(cfg, &mut prober, 20);
+        assert!(outcome.all_answered);
+        assert_eq!(prober.sends.len(), 60, "{records:?}");
+        let gap = Duration::from_millis(2);
+        for m in [1, 5, 20] {
+            for w in prober.sends.windows(m + 1) {
+                assert!(
+                    w[m].duration_since(w[0]) + 2 * PACE_SLACK >= gap * m as u32,
+                    "{m} gaps in {:?}",
+                    w[m].duration_since(w[0])
+                );
+            }
+        }
+        // Each target's probes keep the stretched interval (absolute deadlines).
+        for t in 0..20 {
+            let mine: Vec<Instant> = prober
+                .sent_to
+                .iter()
+                .zip(&prober.sends)
+                .filter(|(to, _)| **to == t)
+                .map(|(_, at)| *at)
+                .collect();
+            assert_eq!(mine.len(), 3);
+            assert!(mine[2].duration_since(mine[0]) + 2 * PACE_SLACK >= Duration::from_millis(80));
         }
     }
 

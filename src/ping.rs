@@ -10,15 +10,21 @@ use std::process::ExitCode;
 
 const EXAMPLES: &str = "\
 Examples:
-  lping -c 3 example.com                 three probes, then a summary
-  lping -c 10 -i 0.2 10.0.0.1 fd00::1    two targets, five probes a second each
+  lping -c 3 example.com
+      three probes, then a summary
+  lping -c 10 -i 0.2 10.0.0.1 fd00::1
+      two targets, five probes a second each
   lping -q -c 100 10.1.2.0/24 | jq 'select(.loss_pct > 0)'
-                                         a whole subnet, lossy hosts only
+      a whole subnet, lossy hosts only
   lping -f hosts.txt --tag dc=fra1 --alert-loss 5 --summary-every 1m
-                                         continuous, windowed summaries and alerts
-  lping --format influx -w 30s example.com | curl --data-binary @- http://influx:8086/write?db=net
+      continuous, windowed summaries and alerts
+  lping --format influx -w 30s example.com |
+    curl --data-binary @- 'http://influx:8086/write?db=net'
+      30 seconds of figures into InfluxDB
+  lping -c 20 -q -f hosts.txt --textfile /var/lib/prometheus/node-exporter/lping.prom
+      the figures for node_exporter's textfile collector (cron)
   lping --trace --trace-every 5m -q 10.0.0.1
-                                         the path there (one ICMP flow identity), again every 5m
+      the path there (one ICMP flow identity), again every 5m
 
 Exit status: 0 every target answered, 1 some target never answered, 2 usage or system error
 (also when some target names did not resolve: the others are probed).";

@@ -3,7 +3,7 @@
 //! # Wire format
 //! Every record is one JSON object on one line. The first three members are always
 //! `type` (the record kind: `reply`, `timeout`, `unreachable`, `summary`, `alert`, `stats`,
-//! `sample`, `link`, `iface_summary`, `addr`, `route`, `resync`),
+//! `sample`, `link`, `iface_summary`, `addr`, `route`, `resync`, `nexthop`, `neigh`, `rule`),
 //! `tool` (e.g. `lping`) and `ts` (RFC 3339 UTC with nanoseconds). The members of the kind
 //! follow, then `tags` when `--tag` or a targets file gave any. Durations are milliseconds as
 //! floats whose names end in `_ms`; absent values are omitted, never `null`. Readers must
@@ -56,6 +56,12 @@ pub enum Body {
     WatchRoute(WatchRoute),
     /// `resync` (lwatch): notifications were lost and the state was re-read.
     WatchResync(WatchResync),
+    /// `nexthop` (lwatch): a nexthop object (`ip nexthop`) came, changed or went.
+    WatchNexthopObject(WatchNexthopObject),
+    /// `neigh` (lwatch): a neighbour entry (ARP, NDP) came, changed state or went.
+    WatchNeigh(WatchNeigh),
+    /// `rule` (lwatch): a policy routing rule came or went.
+    WatchRule(WatchRule),
 }
 
 impl Body {
@@ -78,39 +84,65 @@ impl Body {
             Body::WatchAddr(_) => "addr",
             Body::WatchRoute(_) => "route",
             Body::WatchResync(_) => "resync",
+            Body::WatchNexthopObject(_) => "nexthop",
+            Body::WatchNeigh(_) => "neigh",
+            Body::WatchRule(_) => "rule",
         }
     }
 
     /// The body as a JSON object (without `type`, `tool`, `ts`, `tags`).
     pub fn to_json_object(&self) -> serde_json::Result<Vec<u8>> {
         match self {
-            Body::Reply(b) => serde_json::to_vec(b),
-            Body::Timeout(b) => serde_json::to_vec(b),
-            Body::Unreachable(b) => serde_json::to_vec(b),
-            Body::Summary(b) => serde_json::to_vec(b),
-            Body::Alert(b) => serde_json::to_vec(b),
-            Body::Stats(b) => serde_json::to_vec(b),
-            Body::Sample(b) => serde_json::to_vec(b),
-            Body::LinkState(b) => serde_json::to_vec(b),
-            Body::IfaceSummary(b) => serde_json::to_vec(b),
-            Body::IfaceAlert(b) => serde_json::to_vec(b),
-            Body::Path(b) => serde_json::to_vec(b),
-            Body::Link(b) => serde_json::to_vec(b),
-            Body::WatchLink(b) => serde_json::to_vec(b),
-            Body::WatchAddr(b) => serde_json::to_vec(b),
-            Body::WatchRoute(b) => serde_json::to_vec(b),
-            Body::WatchResync(b) => serde_json::to_vec(b),
+            Body::Reply(b) => to_rounded_json(b),
+            Body::Timeout(b) => to_rounded_json(b),
+            Body::Unreachable(b) => to_rounded_json(b),
+            Body::Summary(b) => to_rounded_json(b),
+            Body::Alert(b) => to_rounded_json(b),
+            Body::Stats(b) => to_rounded_json(b),
+            Body::Sample(b) => to_rounded_json(b),
+            Body::LinkState(b) => to_rounded_json(b),
+            Body::IfaceSummary(b) => to_rounded_json(b),
+            Body::IfaceAlert(b) => to_rounded_json(b),
+            Body::Path(b) => to_rounded_json(b),
+            Body::Link(b) => to_rounded_json(b),
+            Body::WatchLink(b) => to_rounded_json(b),
+            Body::WatchAddr(b) => to_rounded_json(b),
+            Body::WatchRoute(b) => to_rounded_json(b),
+            Body::WatchResync(b) => to_rounded_json(b),
+            Body::WatchNexthopObject(b) => to_rounded_json(b),
+            Body::WatchNeigh(b) => to_rounded_json(b),
+            Body::WatchRule(b) => to_rounded_json(b),
         }
     }
 }
 
 /// The flow a probe belonged to (ports and DSCP), for tools that probe many flows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Written with `dscp_name` beside `dscp` when the code point has a standard name
+/// (`"dscp":46,"dscp_name":"EF"`), as the user may have given it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub struct Flow {
     pub sport: u16,
     pub dport: u16,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub dscp: Option<u8>,
+}
+
+impl Serialize for Flow {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let name = self.dscp.and_then(crate::dscp::name);
+        let len = 2 + usize::from(self.dscp.is_some()) + usize::from(name.is_some());
+        let mut map = s.serialize_map(Some(len))?;
+        map.serialize_entry("sport", &self.sport)?;
+        map.serialize_entry("dport", &self.dport)?;
+        if let Some(dscp) = self.dscp {
+            map.serialize_entry("dscp", &dscp)?;
+        }
+        if let Some(name) = name {
+            map.serialize_entry("dscp_name", name)?;
+        }
+        map.end()
+    }
 }
 
 /// `reply`: a probe was answered.
@@ -291,6 +323,13 @@ pub struct Summary {
     /// Routers on the way back, from the answers' TTL likewise (ludp against lreflect, ltwamp).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hops_rev: Option<u8>,
+    /// Datagrams the kernel dropped in the window on this host, on a full receive queue of the
+    /// socket(s) this summary's answers arrive on (`SO_RXQ_OVFL`): answers among them count as
+    /// lost above, but were lost here, not on the network. A socket shared by several targets
+    /// (lping's, ltcp --syn's, one per address family) shows its count in each of their
+    /// summaries: the drops cannot be told apart by target. Absent when none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dropped_local: Option<u64>,
 }
 
 /// Whether an alert starts or ends.
@@ -703,10 +742,153 @@ pub struct WatchRoute {
     /// `replace` only: the replaced route's paths, when it was a multipath route.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub old_nexthops: Option<Vec<WatchNexthop>>,
-    /// `true` for a deletion found by re-reading the routes, because the kernel flushes IPv4
-    /// routes without a notification when their link goes down or away.
+    /// `true` for a deletion the kernel made without a notification of the route's own:
+    /// IPv4 routes go silently with their link (found by re-reading the routes), and routes
+    /// on a nexthop object go with it (IPv4 silently; lwatch writes IPv6 ones then too).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flushed: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resync: Option<bool>,
+    /// The nexthop object the route uses (`nhid`); its path (`dev` and `gateway`, or
+    /// `nexthops` for a group) is the object's, resolved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nhid: Option<u32>,
+    /// `replace` only: the nexthop object of the route replaced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_nhid: Option<u32>,
+}
+
+/// One member of a nexthop group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WatchGroupMember {
+    pub id: u32,
+    pub weight: u16,
+}
+
+/// `nexthop` (lwatch): `event` is `add`, `replace` (`ip nexthop replace`, or a group the
+/// kernel took a deleted member out of; the `old_` members say what it was), `del` or
+/// `present`. A single nexthop has a `gateway` and/or a `dev`, or is a `blackhole`; a group
+/// has `group` (member ids and weights) and `group_type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WatchNexthopObject {
+    pub event: String,
+    pub id: u32,
+    /// `inet` or `inet6`; absent for a group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dev: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ifindex: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blackhole: Option<bool>,
+    /// For the bridge's forwarding database (VXLAN), not routes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fdb: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<Vec<WatchGroupMember>>,
+    /// `mpath` or `resilient`, for a group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_type: Option<String>,
+    pub protocol: String,
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_gateway: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_dev: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_ifindex: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_blackhole: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_group: Option<Vec<WatchGroupMember>>,
+    /// `del` only: the kernel removed the object without a notification (its link went down
+    /// or away) or a group with its last member; lwatch found it by re-reading.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flushed: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resync: Option<bool>,
+}
+
+/// `neigh` (lwatch): `event` is `add`, `change` (its state, link-layer address or router flag
+/// changed: `old_state`, `old_lladdr`), `del` or `present`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WatchNeigh {
+    pub event: String,
+    pub family: String,
+    pub dst: IpAddr,
+    pub ifname: String,
+    pub ifindex: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lladdr: Option<String>,
+    /// As `ip neigh` prints it: `REACHABLE`, `STALE`, `DELAY`, `PROBE`, `INCOMPLETE`, `FAILED`,
+    /// `NOARP`, `PERMANENT`, `NONE`.
+    pub state: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub router: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_state: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_lladdr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resync: Option<bool>,
+}
+
+/// `rule` (lwatch): `event` is `add`, `del` or `present`: one policy routing rule, its
+/// selector and its action, as `ip rule` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WatchRule {
+    pub event: String,
+    pub family: String,
+    pub priority: u32,
+    /// `true` for `not`: the selector is inverted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not: Option<bool>,
+    /// The source prefix; absent for `from all`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub src: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dst: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tos: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fwmark: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fwmask: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iif: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oif: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub l3mdev: Option<bool>,
+    /// `start-end`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uidrange: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipproto: Option<u8>,
+    /// A port, or `start-end`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sport: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dport: Option<String>,
+    /// `lookup`, `goto`, `nop`, `blackhole`, `unreachable`, `prohibit`.
+    pub action: String,
+    /// `lookup` only: the table (main 254, local 255, default 253).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<u32>,
+    /// `goto` only: the priority of the rule it jumps to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub goto: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppress_prefixlength: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppress_ifgroup: Option<u32>,
+    /// Who installed it: `kernel`, `boot`, `static`, … or the number.
+    pub protocol: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resync: Option<bool>,
 }
@@ -721,6 +903,48 @@ pub struct WatchResync {
     pub changes: u64,
     /// The receive buffer the kernel granted, in bytes.
     pub rcvbuf: u64,
+}
+
+/// Decimal places of every fractional figure written: a millisecond figure to the nanosecond,
+/// a percentage to a millionth of a percent; not `16.666666666666668`.
+pub const DECIMALS: i32 = 6;
+
+/// Serializes `value` to compact JSON with every `f64` rounded to [`DECIMALS`] places.
+pub fn to_rounded_json<T: Serialize>(value: &T) -> serde_json::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(256);
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, Rounded);
+    value.serialize(&mut ser)?;
+    Ok(out)
+}
+
+/// serde_json's compact formatter with floats written by [`write_figure`].
+struct Rounded;
+
+impl serde_json::ser::Formatter for Rounded {
+    fn write_f64<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        value: f64,
+    ) -> std::io::Result<()> {
+        if value.is_finite() {
+            w.write_all(figure(value).as_bytes())
+        } else {
+            serde_json::ser::CompactFormatter.write_f64(w, value)
+        }
+    }
+}
+
+/// A finite figure in plain decimal notation, rounded to [`DECIMALS`] places, with trailing
+/// zeros dropped but one decimal kept so it stays a float: `16.666667`, `0.000001` (never
+/// `1e-6`), `2000.0`. Used for JSON and InfluxDB lines alike.
+pub fn figure(value: f64) -> String {
+    let mut text = format!("{:.*}", DECIMALS as usize, value);
+    let trimmed = text.trim_end_matches('0').len();
+    text.truncate(trimmed.max(text.find('.').map_or(text.len(), |dot| dot + 2)));
+    if text == "-0.0" {
+        text.remove(0);
+    }
+    text
 }
 
 /// A duration as fractional milliseconds, with nanosecond precision.
@@ -741,6 +965,28 @@ mod tests {
     fn ms_keeps_nanoseconds() {
         assert_eq!(ms(Duration::from_nanos(23_456)), 0.023456);
         assert_eq!(ms(Duration::from_secs(2)), 2000.0);
+    }
+
+    #[test]
+    fn figures_are_rounded_to_six_decimals() {
+        let s = RttStats {
+            min: 0.010907,
+            avg: 50.0 / 3.0,
+            max: 2000.0,
+            mdev: 1e-9,
+            p50: 0.0142415,
+            p90: 123456.123456789,
+            p99: 3.0000004999,
+        };
+        let json = String::from_utf8(to_rounded_json(&s).unwrap()).unwrap();
+        assert_eq!(
+            json,
+            r#"{"min":0.010907,"avg":16.666667,"max":2000.0,"mdev":0.0,"p50":0.014242,"p90":123456.123457,"p99":3.0}"#
+        );
+        assert_eq!(figure(1e-6), "0.000001");
+        assert_eq!(figure(-1e-9), "0.0");
+        assert_eq!(figure(1.5e10), "15000000000.0");
+        assert_eq!(figure(-2.25), "-2.25");
     }
 
     #[test]

@@ -245,6 +245,7 @@ impl Stats {
             rev_ms: self.rev.stats(),
             hops_fwd: self.hops_fwd,
             hops_rev: self.hops_rev,
+            dropped_local: None,
         }
     }
 }

@@ -5,7 +5,7 @@ use crate::record::Tags;
 use anyhow::{anyhow, bail, Context, Result};
 use ipnet::IpNet;
 use std::io::{BufRead, BufReader, Read};
-use std::net::{IpAddr, SocketAddr, SocketAddrV6, ToSocketAddrs};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6, ToSocketAddrs};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -115,13 +115,13 @@ pub fn parse_targets(
     Ok(())
 }
 
-/// Parses `key=value` (a `--tag` or a targets-file tag).
+/// Parses `key=value` (a `--tag` or a targets-file tag). A key that any record already has as
+/// a member (`type`, `tool`, `target`, `window`, `rtt_ms`, or a flattened InfluxDB name such as
+/// `rtt_p50_ms`) is refused: in InfluxDB lines it would be dropped or be a tag and a field at once.
 pub fn parse_tag(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
-        // Every record's own identity: in InfluxDB lines a tag of that name would be dropped
-        // for the record's (tool, type) or make no sense (ts, tags).
-        Some((k, _)) if RESERVED_TAGS.contains(&k) => Err(format!(
-            "tag key '{k}' is reserved: every record has its own {k}"
+        Some((k, _)) if crate::schema::member_names().contains(k) => Err(format!(
+            "tag key '{k}' is reserved: records have a member of that name (choose another key)"
         )),
         Some((k, v)) if !k.is_empty() && !k.contains(char::is_whitespace) => {
             Ok((k.to_string(), v.to_string()))
@@ -130,13 +130,19 @@ pub fn parse_tag(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// Tag keys a user may not set (`--tag`, targets files).
-const RESERVED_TAGS: [&str; 4] = ["type", "tool", "ts", "tags"];
-
 fn push_target(specs: &mut Vec<TargetSpec>, word: &str, tags: Tags) -> Result<()> {
     if word.contains('/') {
-        let net: IpNet = word.parse().map_err(|_| {
-            anyhow!("invalid CIDR '{word}': expected e.g. 10.0.0.0/24 or fd00::/120")
+        let net: IpNet = word.parse().map_err(|_| match word.rsplit_once(':') {
+            // `10.0.0.0/30:8080`: a block names many hosts, so its port is given apart.
+            Some((block, port))
+                if block.parse::<IpNet>().is_ok() && port.parse::<u16>().is_ok() =>
+            {
+                anyhow!(
+                    "'{word}': a CIDR block takes no :port; give the port with --port \
+                     (-p {port} {block}), where the tool probes ports"
+                )
+            }
+            _ => anyhow!("invalid CIDR '{word}': expected e.g. 10.0.0.0/24 or fd00::/120"),
         })?;
         for addr in cidr_hosts(&net)? {
             specs.push(TargetSpec {
@@ -225,12 +231,24 @@ pub fn resolve_with_port(
         )?;
         let mut t = resolved.remove(0);
         t.name = name;
-        t.port = port
-            .or(default_port)
-            .ok_or_else(|| anyhow!("{} names no port: use host:port or --port", t.name))?;
+        t.port = port.or(default_port).ok_or_else(|| missing_port(&t.name))?;
         targets.push(t);
     }
     Ok(targets)
+}
+
+/// The error for a target without a port and no --port; an IPv6 address whose last group
+/// could be a port (`fd77:2::2:8080`) is shown bracketed, as it must be written.
+fn missing_port(name: &str) -> anyhow::Error {
+    match name.rsplit_once(':') {
+        Some((addr, port)) if name.parse::<Ipv6Addr>().is_ok() && port.parse::<u16>().is_ok() => {
+            anyhow!(
+                "{name} is an IPv6 address without a port; write [{addr}]:{port} for port {port} \
+                 of {addr}, or give --port"
+            )
+        }
+        _ => anyhow!("{name} names no port: write host:port or [IPv6]:port, or give --port"),
+    }
 }
 
 /// Resolves every target once; an unresolvable name is an error naming the host.
@@ -454,7 +472,18 @@ mod tests {
         assert_eq!(parse_tag("empty="), Ok(("empty".into(), String::new())));
         assert!(parse_tag("novalue").is_err());
         assert!(parse_tag("=x").is_err());
-        for key in ["type", "tool", "ts", "tags"] {
+        // The header, members of several kinds, and InfluxDB's flattened names (issue 17).
+        for key in [
+            "type",
+            "tool",
+            "ts",
+            "tags",
+            "target",
+            "window",
+            "rtt_ms",
+            "rtt_p50_ms",
+            "flow_sport",
+        ] {
             let err = parse_tag(&format!("{key}=x")).unwrap_err();
             assert!(err.contains("reserved"), "{err}");
         }
@@ -524,6 +553,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("invalid CIDR '10.0.0.0/33'"), "{e}");
+        let e = expand(&["10.77.2.0/30:8080".into()], None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("give the port with --port (-p 8080 10.77.2.0/30)"),
+            "{e}"
+        );
         let e = expand(&["10.0.0.0/8".into()], None)
             .unwrap_err()
             .to_string();

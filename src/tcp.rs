@@ -10,15 +10,18 @@ use std::process::ExitCode;
 
 const EXAMPLES: &str = "\
 Examples:
-  ltcp -c 5 example.com:443                 five handshakes, then a summary
+  ltcp -c 5 example.com:443
+      five handshakes, then a summary
   ltcp --flows 8 --sport 42000 -c 20 -q 10.0.0.2:22
-                                            8 fixed source ports, a summary per flow
-  ltcp -c 3 10.0.0.2:9                      a closed port answers with RST: \"result\":\"refused\"
-  ltcp --syn -c 5 10.0.0.2:0                raw SYNs to port 0: the host answers RST
+      8 fixed source ports, a summary per flow
+  ltcp -c 3 10.0.0.2:9
+      a closed port answers with RST: \"result\":\"refused\"
+  ltcp --syn -c 5 10.0.0.2:0
+      raw SYNs to port 0: the host answers RST
   ltcp -f services.txt --alert-rtt 50 --summary-every 1m
-                                            continuous, windowed summaries and alerts
+      continuous, windowed summaries and alerts
   ltcp --flows 16 --trace -c 100 -q 10.0.0.2:443
-                                            each flow's path, then its loss on it
+      each flow's path, then its loss on it
 
 A reply's rtt_ms is the time from connect() to the completed handshake (or the RST), read in
 user space; with --syn, from the kernel's transmit stamp of the SYN to its receive stamp of the
@@ -41,10 +44,11 @@ Exit status: 0 every target answered, 1 some target never answered, 2 usage or s
     long_about = "TCP connect probes to host:port. The time to a completed handshake is the RTT; \
 a refusal (RST) proves the path as well and is a reply with \"result\":\"refused\"; silence is a \
 timeout. Each flow keeps a fixed source port, so flows spread over ECMP paths.",
-    after_help = EXAMPLES
+    after_help = EXAMPLES,
+    mut_arg("targets", |a| cli::port_targets_help(a, "no default: a target without a port is an error")),
+    mut_arg("count", |a| cli::help_note(a, "With --flows the count is per flow: --flows 16 -c 100 sends 1,600"))
 )]
 pub struct Args {
-    /// Targets: host:port, [v6]:port, or addresses/CIDRs with --port.
     #[command(flatten)]
     pub targets: TargetArgs,
     #[command(flatten)]

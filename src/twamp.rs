@@ -50,10 +50,11 @@ the socket, the reflector's address, the echoed sequence number and the echoed s
 reflector's stamps give one-way delays, its hold time is taken out of the RTT, and a stateful \
 reflector's own sequence numbers tell loss on the way there from loss on the way back.",
     after_help = EXAMPLES,
+    mut_arg("targets", |a| cli::port_targets_help(a, "862 unless given")),
+    mut_arg("count", |a| cli::help_note(a, cli::COUNT_PER_FLOW)),
     mut_arg("flows", |a| cli::help_note(a, "Each flow is a session of its own"))
 )]
 pub struct Args {
-    /// Session-Reflectors: host[:port], [v6]:port, addresses or CIDRs (port 862 unless given).
     #[command(flatten)]
     pub targets: TargetArgs,
     #[command(flatten)]

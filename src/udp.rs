@@ -43,11 +43,12 @@ reflector). Each flow has its own fixed source port, so flows spread over ECMP p
 is probed in every DSCP class. Replies are matched on the echoed payload (magic, version, cookie, \
 flow, sequence); ICMP errors come back through IP_RECVERR, with no raw socket.",
     after_help = EXAMPLES,
+    mut_arg("targets", |a| cli::port_targets_help(a, "8081 unless given")),
+    mut_arg("count", |a| cli::help_note(a, cli::COUNT_PER_FLOW)),
     mut_arg("dscp", |a| cli::help_note(a, "Trace probes carry the first class only: ECMP \
 hashes the 5-tuple, not the DSCP, and a flow's path record counts its probes in every class"))
 )]
 pub struct Args {
-    /// Reflectors: host[:port], [v6]:port, addresses or CIDRs (port 8081 unless given).
     #[command(flatten)]
     pub targets: TargetArgs,
     #[command(flatten)]

@@ -22,7 +22,7 @@ mod common;
 use common::lab::{require_root, Netns};
 
 const LPING: &str = env!("CARGO_BIN_EXE_lping");
-const KINDS: [&str; 13] = [
+const KINDS: [&str; 16] = [
     "reply",
     "timeout",
     "unreachable",
@@ -36,6 +36,9 @@ const KINDS: [&str; 13] = [
     "addr",
     "route",
     "resync",
+    "nexthop",
+    "neigh",
+    "rule",
 ];
 /// No run here takes more than about a second; past this the child is killed and the test fails.
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -359,6 +362,7 @@ impl Contract {
                 "tags must be the last member:\n{line}"
             );
         }
+        assert_figures_rounded(&v, line);
         let ts = v["ts"].as_str().expect("ts is a string");
         let ts = humantime::parse_rfc3339(ts)
             .unwrap_or_else(|e| panic!("ts does not parse ({e}): {line}"));
@@ -378,6 +382,26 @@ impl Contract {
             .lines()
             .map(|l| self.check_line(l))
             .collect()
+    }
+}
+
+/// Every fractional figure has at most 6 decimals (issue 17: `16.666667`, not
+/// `16.666666666666668`), anywhere in the record.
+fn assert_figures_rounded(v: &Value, line: &str) {
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            let text = n.to_string();
+            let decimals = text.split_once('.').map_or(0, |(_, frac)| frac.len());
+            assert!(
+                !text.contains(['e', 'E']) && decimals <= 6,
+                "{text} has more than 6 decimals:\n{line}"
+            );
+        }
+        Value::Array(items) => items.iter().for_each(|i| assert_figures_rounded(i, line)),
+        Value::Object(members) => members
+            .values()
+            .for_each(|m| assert_figures_rounded(m, line)),
+        _ => {}
     }
 }
 
@@ -510,7 +534,8 @@ fn every_member_records() -> Vec<Vec<u8>> {
     let flow = Some(Flow {
         sport: 40000,
         dport: 65535,
-        dscp: Some(63),
+        // A named code point, so dscp_name is written too.
+        dscp: Some(46),
     });
     let mut tags = Tags::new();
     tags.insert("dc".into(), "fra 1".into());
@@ -610,6 +635,7 @@ fn every_member_records() -> Vec<Vec<u8>> {
             }),
             hops_fwd: Some(2),
             hops_rev: Some(3),
+            dropped_local: Some(3),
         }),
         Body::Alert(Alert {
             state: AlertState::Resolved,
@@ -808,6 +834,8 @@ fn every_member_records() -> Vec<Vec<u8>> {
             old_nexthops: None,
             flushed: Some(true),
             resync: Some(true),
+            nhid: Some(7),
+            old_nhid: None,
         }),
         Body::WatchRoute(WatchRoute {
             event: "replace".into(),
@@ -836,11 +864,94 @@ fn every_member_records() -> Vec<Vec<u8>> {
             }]),
             flushed: None,
             resync: None,
+            nhid: Some(8),
+            old_nhid: Some(7),
         }),
         Body::WatchResync(WatchResync {
             reason: "overflow".into(),
             changes: 3,
             rcvbuf: 4608,
+        }),
+        Body::WatchNexthopObject(WatchNexthopObject {
+            event: "replace".into(),
+            id: 1,
+            family: Some("inet6".into()),
+            gateway: Some(addr),
+            dev: Some("eth0".into()),
+            ifindex: Some(2),
+            blackhole: Some(true),
+            fdb: Some(true),
+            group: None,
+            group_type: None,
+            protocol: "static".into(),
+            scope: "link".into(),
+            old_gateway: Some(addr),
+            old_dev: Some("eth1".into()),
+            old_ifindex: Some(3),
+            old_blackhole: Some(true),
+            old_group: None,
+            flushed: None,
+            resync: Some(true),
+        }),
+        Body::WatchNexthopObject(WatchNexthopObject {
+            event: "del".into(),
+            id: 10,
+            family: None,
+            gateway: None,
+            dev: None,
+            ifindex: None,
+            blackhole: None,
+            fdb: None,
+            group: Some(vec![WatchGroupMember { id: 1, weight: 3 }]),
+            group_type: Some("resilient".into()),
+            protocol: "unspec".into(),
+            scope: "global".into(),
+            old_gateway: None,
+            old_dev: None,
+            old_ifindex: None,
+            old_blackhole: None,
+            old_group: Some(vec![WatchGroupMember { id: 2, weight: 1 }]),
+            flushed: Some(true),
+            resync: None,
+        }),
+        Body::WatchNeigh(WatchNeigh {
+            event: "change".into(),
+            family: "inet6".into(),
+            dst: addr,
+            ifname: "eth0".into(),
+            ifindex: 2,
+            lladdr: Some("02:00:00:00:00:01".into()),
+            state: vec!["REACHABLE".into()],
+            router: Some(true),
+            proxy: Some(true),
+            old_state: Some(vec!["STALE".into()]),
+            old_lladdr: Some("02:00:00:00:00:02".into()),
+            resync: Some(true),
+        }),
+        Body::WatchRule(WatchRule {
+            event: "add".into(),
+            family: "inet".into(),
+            priority: 100,
+            not: Some(true),
+            src: Some("10.0.0.0/8".into()),
+            dst: Some("10.1.0.0/16".into()),
+            tos: Some(16),
+            fwmark: Some(16),
+            fwmask: Some(255),
+            iif: Some("eth0".into()),
+            oif: Some("vrf-blue".into()),
+            l3mdev: Some(true),
+            uidrange: Some("1000-2000".into()),
+            ipproto: Some(6),
+            sport: Some("1024-65535".into()),
+            dport: Some("22".into()),
+            action: "goto".into(),
+            table: Some(1000),
+            goto: Some(200),
+            suppress_prefixlength: Some(0),
+            suppress_ifgroup: Some(7),
+            protocol: "static".into(),
+            resync: Some(true),
         }),
     ];
     bodies
@@ -857,7 +968,10 @@ fn every_member_records() -> Vec<Vec<u8>> {
                 Body::WatchLink(_)
                 | Body::WatchAddr(_)
                 | Body::WatchRoute(_)
-                | Body::WatchResync(_) => "lwatch",
+                | Body::WatchResync(_)
+                | Body::WatchNexthopObject(_)
+                | Body::WatchNeigh(_)
+                | Body::WatchRule(_) => "lwatch",
                 _ => "lping",
             };
             let record = Record {
@@ -1210,6 +1324,57 @@ fn parse_influx(line: &str) -> InfluxLine<'_> {
     }
 }
 
+/// `--format text`: ping's lines for people, in a namespace where 192.0.2.1 never answers
+/// (issue 17). JSON stays the default.
+#[test]
+fn text_format_reads_like_ping() {
+    let ns = silent_netns();
+    let out = run(lping_in(&ns).args([
+        "--format",
+        "text",
+        "-c",
+        "2",
+        "-i",
+        "0.05",
+        "-W",
+        "0.2",
+        "127.0.0.1",
+        "192.0.2.1",
+    ]));
+    assert_eq!(out.status.code(), Some(1), "192.0.2.1 never answered");
+    let text = stdout_text(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    let replies = lines
+        .iter()
+        .filter(|l| l.starts_with("64 bytes from 127.0.0.1: seq=") && l.contains(" ttl=64 time="))
+        .count();
+    assert_eq!(replies, 2, "{text}");
+    for seq in [1, 2] {
+        assert!(
+            lines.contains(&format!("no answer from 192.0.2.1: seq={seq}").as_str()),
+            "{text}"
+        );
+    }
+    for (header, counts) in [
+        (
+            "--- 127.0.0.1 statistics ---",
+            "2 probes sent, 2 received, 0% loss",
+        ),
+        (
+            "--- 192.0.2.1 statistics ---",
+            "2 probes sent, 0 received, 100% loss",
+        ),
+    ] {
+        let at = lines
+            .iter()
+            .position(|l| *l == header)
+            .unwrap_or_else(|| panic!("{text}"));
+        assert_eq!(lines[at + 1], counts, "{text}");
+    }
+    assert!(text.contains("\nrtt min/avg/max/mdev = "), "{text}");
+    assert!(!text.contains('{'), "no JSON in text output: {text}");
+}
+
 #[test]
 fn influx_format_writes_line_protocol() {
     require_root();
@@ -1341,9 +1506,18 @@ fn usage_errors_are_one_line_and_exit_2() {
         ),
         (
             &["--format", "xml", "127.0.0.1"],
-            "possible values: json, influx",
+            "possible values: json, influx, text",
         ),
         (&[], "no target"),
+        // A tag named as a record member would collide with it in InfluxDB lines (issue 17).
+        (
+            &["--tag", "target=edge", "127.0.0.1"],
+            "tag key 'target' is reserved",
+        ),
+        (
+            &["--tag", "rtt_p50_ms=1", "127.0.0.1"],
+            "tag key 'rtt_p50_ms' is reserved",
+        ),
     ];
     for (args, mentions) in cases {
         let what = format!("lping {}", args.join(" "));
@@ -1642,14 +1816,28 @@ fn lwatch_records_match_their_schemas() {
     require_root();
     let contract = Contract::load();
     let ns = Netns::new("cli-watch");
-    let mut lw = Running::spawn(ns.command(LWATCH).args(["--dump", "--tag", "dc=fra1"]));
+    let mut lw = Running::spawn(ns.command(LWATCH).args([
+        "--dump",
+        "--tag",
+        "dc=fra1",
+        "--type",
+        "link,addr,route,nexthop,neigh,rule",
+    ]));
     // The first present record means the subscription and the dump are done.
     let mut records = vec![contract.check_line(&lw.next_line())];
     ns.run(
-        "ip link add v0 type veth peer name v1 && ip link set v0 up && \
+        "ip link add v0 type veth peer name v1 && ip link set v0 up && ip link set v1 up && \
          ip addr add 10.9.0.1/24 dev v0 && ip addr add fd09::1/64 dev v0 && \
          ip route add 10.8.0.0/24 nexthop via 10.9.0.2 nexthop via 10.9.0.3 && \
-         ip route add 10.7.0.0/24 via 10.9.0.2 table 1000 && ip link del v0",
+         ip route add 10.7.0.0/24 via 10.9.0.2 table 1000 && \
+         ip nexthop add id 1 via 10.9.0.2 dev v0 && ip nexthop add id 2 via 10.9.0.3 dev v0 && \
+         ip nexthop add id 10 group 1/2,3 && ip route add 10.6.0.0/24 nhid 10 && \
+         ip nexthop replace id 1 via 10.9.0.4 dev v0 && \
+         ip neigh add 10.9.0.7 lladdr 02:00:00:00:00:07 dev v0 && \
+         ip neigh change 10.9.0.7 lladdr 02:00:00:00:00:08 dev v0 nud reachable && \
+         ip rule add from 10.9.0.0/24 fwmark 0x10/0xff table 1000 pref 100 && \
+         ip rule add not iif v0 ipproto tcp dport 22 goto 32766 pref 200 && \
+         ip link del v0",
     );
     while !records
         .iter()
@@ -1661,12 +1849,21 @@ fn lwatch_records_match_their_schemas() {
     let (status, rest, stderr) = lw.finish();
     assert!(status.success(), "{stderr}");
     records.extend(rest.iter().map(|l| contract.check_line(l)));
-    for kind in ["link", "addr", "route"] {
+    for kind in ["link", "addr", "route", "nexthop", "neigh", "rule"] {
         assert!(
             records.iter().any(|r| r["type"] == kind),
             "no {kind} record: {records:?}"
         );
     }
+    assert!(records
+        .iter()
+        .any(|r| r["type"] == "nexthop" && r["event"] == "replace"));
+    assert!(records
+        .iter()
+        .any(|r| r["type"] == "route" && r["nhid"] == 10 && r["event"] == "replace"));
+    assert!(records
+        .iter()
+        .any(|r| r["type"] == "neigh" && r["event"] == "change"));
     assert!(records
         .iter()
         .any(|r| r["type"] == "route" && r["nexthops"].as_array().is_some_and(|n| n.len() == 2)));

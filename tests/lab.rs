@@ -209,3 +209,74 @@ fn netns_is_deleted_after_panic() {
     assert!(!name.is_empty());
     assert!(!netns_names().contains(&name), "{} still listed", name);
 }
+
+/// Runs `program args` as the unprivileged user nobody (uid/gid 65534, no groups) with only
+/// `path` on PATH; returns (exit code, stdout+stderr).
+fn as_nobody(program: &str, args: &[&str], path: &str) -> (Option<i32>, String) {
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg("env")
+        .arg("-i")
+        .arg(format!("PATH={path}"))
+        .arg(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("cannot run setpriv (util-linux)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+/// A lab test run by a user without root fails with the one line that says why, instead of
+/// `ip netns add`'s "mount --make-shared /run/netns failed" (issue 17).
+#[test]
+fn lab_test_without_root_says_it_needs_root() {
+    require_root(); // only root can become nobody
+    let me = std::env::current_exe().expect("test binary path");
+    let (code, text) = as_nobody(
+        me.to_str().expect("utf-8 path"),
+        &["--exact", "pair_ping_and_loss", "--test-threads=1"],
+        "/usr/sbin:/usr/bin:/sbin:/bin",
+    );
+    assert_ne!(code, Some(0), "the lab test passed without root:\n{text}");
+    assert!(
+        text.contains("lab tests need root (network namespaces); run as root or via .ci/run"),
+        "no clear line about root:\n{text}"
+    );
+    assert!(
+        !text.contains("make-shared"),
+        "ip's own failure leaked:\n{text}"
+    );
+}
+
+/// The README's test command, `.ci/run`, run by a user without root and without sudo, stops at
+/// once with one line that says the lab needs root (issue 17), before installing or building.
+#[test]
+fn ci_run_without_root_says_so_at_once() {
+    require_root();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/run");
+    // A PATH with the shell's basic tools and no sudo: a directory of links to them.
+    let dir = std::env::temp_dir().join(format!("lopa-nosudo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    for tool in ["bash", "id", "dirname", "printf"] {
+        let found = ["/usr/bin", "/bin"]
+            .iter()
+            .map(|d| std::path::Path::new(d).join(tool))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("{tool} not found"));
+        let _ = std::fs::remove_file(dir.join(tool));
+        std::os::unix::fs::symlink(found, dir.join(tool)).expect("symlink");
+    }
+    let (code, text) = as_nobody("bash", &[script], dir.to_str().expect("utf-8 path"));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, Some(1), "unexpected status:\n{text}");
+    assert_eq!(text.lines().count(), 1, "more than one line:\n{text}");
+    assert!(
+        text.contains("need root") && text.contains("sudo .ci/run"),
+        "the line does not say what to do:\n{text}"
+    );
+}

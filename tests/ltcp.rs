@@ -157,8 +157,15 @@ fn a_target_without_a_port_is_a_usage_error() {
     assert_eq!((status, records.len()), (2, 0));
     assert_eq!(
         stderr,
-        "ltcp: 10.0.0.2 names no port: use host:port or --port\n"
+        "ltcp: 10.0.0.2 names no port: write host:port or [IPv6]:port, or give --port\n"
     );
+    // The two ways users get it wrong are answered with how to write it (issue 17).
+    let (status, _, stderr) = ltcp(&lab.client, &["-c", "1", "fd77:2::2:8080"]);
+    assert_eq!(status, 2);
+    assert!(stderr.contains("write [fd77:2::2]:8080"), "{stderr}");
+    let (status, _, stderr) = ltcp(&lab.client, &["-c", "1", "10.0.0.0/30:8080"]);
+    assert_eq!(status, 2);
+    assert!(stderr.contains("(-p 8080 10.0.0.0/30)"), "{stderr}");
 }
 
 #[test]
@@ -235,7 +242,7 @@ fn syn_mode_without_cap_net_raw_says_what_to_do() {
 /// dropped, so each of its connections completes with the kernel's retransmission a second
 /// later): the flow's next probes are not sent while it is in flight, instead of cutting it
 /// short, so every probe sent gets its whole timeout and none is counted lost; the other flow
-/// keeps its pace; stderr says how many were not sent.
+/// keeps its pace; stderr says how many were not sent, and the records' seq skip none.
 #[test]
 fn a_handshake_slower_than_the_interval_gets_its_whole_timeout() {
     let lab = Pair::new("tcpslow");
@@ -297,6 +304,20 @@ fn a_handshake_slower_than_the_interval_gets_its_whole_timeout() {
         stderr.contains("probes not sent: the previous probe of their flow was still in flight"),
         "{stderr}"
     );
+    // seq counts the probes sent, from 1 and without gaps, as in every other tool: the probes
+    // not sent take no number.
+    let mut seqs: Vec<u64> = records
+        .iter()
+        .filter(|r| ["reply", "timeout", "unreachable"].contains(&r["type"].as_str().unwrap()))
+        .map(|r| r["seq"].as_u64().unwrap())
+        .collect();
+    seqs.sort();
+    let total = of(&records, "summary", "10.0.0.2:8080")
+        .into_iter()
+        .find(|s| s.get("flow").is_none())
+        .unwrap();
+    let sent = total["sent"].as_u64().unwrap();
+    assert_eq!(seqs, (1..=sent).collect::<Vec<_>>(), "{records:?}");
 }
 
 /// ICMP errors about the SYN are answers with the router that sent them, type and code, as
@@ -386,4 +407,28 @@ fn icmp_errors_name_the_router_type_and_code() {
             }
         }
     }
+}
+
+/// Packets the kernel drops on this host, `--syn`'s raw socket's queue full, are counted apart
+/// from the network's loss: ltcp (a tiny receive queue) is stopped while 2,000 connections to a
+/// closed port (a SYN and an RST each, every one seen by a raw TCP socket) come and go; its
+/// summary's `dropped_local` is the kernel's drop count of the socket (`/proc/net/raw`).
+#[test]
+fn syn_mode_counts_answers_dropped_on_this_host_apart() {
+    const FLOOD: &str = r#"
+import socket
+for i in range(2000):
+    s = socket.socket()
+    try:
+        s.connect(("127.0.0.1", 9))
+    except OSError:
+        pass
+    s.close()
+"#;
+    let ns = Netns::new("syndropped");
+    let mut args = vec!["--syn", "127.0.0.1:9"];
+    args.extend(FLOODED_RUN);
+    let ltcp = env!("CARGO_BIN_EXE_ltcp");
+    let (run, kernel) = run_flooded(&ns, ltcp, &args, FLOOD, "raw", Some(6));
+    assert_dropped_local_is_the_kernels(&run, kernel, "the raw TCP socket (IPv4)");
 }

@@ -180,6 +180,15 @@ fn every_flow_is_probed_in_every_dscp_class() {
         [(8, 5), (8, 5), (46, 5), (46, 5)],
         "a summary per flow and class"
     );
+    // Classes given by name show by name too (issue 17).
+    for f in &flows {
+        let want = if u(&f["flow"]["dscp"]) == 46 {
+            "EF"
+        } else {
+            "CS1"
+        };
+        assert_eq!(f["flow"]["dscp_name"], want, "{f}");
+    }
 }
 
 #[test]
@@ -627,4 +636,16 @@ fn a_restarted_lreflect_costs_the_split_of_one_run() {
         binomial_ok(fwd, u(&total["sent"]) - unreachable - around, 0.15),
         "{total}"
     );
+}
+
+/// Datagrams the kernel drops on this host, a flow socket's receive queue full, are counted apart
+/// from the network's loss: ludp (a tiny receive queue) is stopped while 2,000 datagrams arrive
+/// at its flow's port; its summary's `dropped_local` is the kernel's drop count of the socket
+/// (`/proc/net/udp`), stderr names the socket, and its own probes count no loss.
+#[test]
+fn datagrams_dropped_on_this_host_are_dropped_local_not_loss() {
+    let ns = Netns::new("udpdropped");
+    let _echo = python_echo(&ns, 7);
+    let program = env!("CARGO_BIN_EXE_ludp");
+    assert_flow_socket_drops_counted(&ns, program, "127.0.0.1:7", 41500, "UDP");
 }

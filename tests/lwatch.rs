@@ -9,8 +9,12 @@
 //! route show table all`; filters (a replace or a rename away from an interface passes its
 //! filter) and bad input; address flags and their changes with DAD on (a duplicate address,
 //! lifetimes set and running out), and the deletion of a tentative link-local never
-//! announced, against `ip monitor`; `--format influx` with multipath routes. Needs root (CI
-//! runs as root); without it every test fails with one line saying so.
+//! announced, against `ip monitor`; `--format influx` with multipath routes; routes on nexthop
+//! objects (replaced, deleted, members deleted, flushed with a link or its carrier) against
+//! `ip monitor nexthop route`; neighbours and rules against `ip monitor neigh rule`; an
+//! interrupted nexthop dump and an overflow of object, neighbour and rule changes; influx
+//! lines of the new records. Needs root (CI runs as root); without it every test fails with
+//! one line saying so.
 
 mod common;
 
@@ -35,18 +39,24 @@ struct Watch {
 
 impl Watch {
     /// Starts `lwatch ARGS` in `ns` and waits until it has subscribed and read the state
-    /// (its socket shows in `/proc/net/netlink` with the five groups; the dump that follows
-    /// takes milliseconds in a fresh namespace).
+    /// (its socket shows in `/proc/net/netlink` with its groups; the dump that follows takes
+    /// milliseconds in a fresh namespace).
     fn start(ns: &Netns, args: &[&str]) -> Watch {
         let w = Watch::spawn(ns, args, &[]);
         let t0 = Instant::now();
-        // Groups 1, 5, 7, 9 and 11 are bits 0, 4, 6, 8 and 10 of the first group word.
-        while !ns.run("cat /proc/net/netlink").contains("00000551") {
+        while !w.subscribed(ns) {
             assert!(t0.elapsed() < STEP, "lwatch never subscribed");
             thread::sleep(Duration::from_millis(10));
         }
         thread::sleep(Duration::from_millis(300));
         w
+    }
+
+    /// Whether one of lwatch's own sockets (by inode, from `/proc/PID/fd`) has joined the
+    /// groups every lwatch joins: links, addresses, routes (1, 5, 7, 9, 11) and nexthop objects
+    /// (32): bits 0x80000551 of the first group word.
+    fn subscribed(&self, ns: &Netns) -> bool {
+        subscribed(ns, self.child.id(), 0x8000_0551)
     }
 
     /// Starts `lwatch ARGS` in `ns` with `env` added to its environment, without waiting.
@@ -170,6 +180,26 @@ impl Drop for Watch {
     }
 }
 
+/// Whether a netlink socket of process `pid` in `ns` has joined every group of `mask` (the
+/// first group word of `/proc/net/netlink`, groups 1 to 32).
+fn subscribed(ns: &Netns, pid: u32, mask: u32) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    let inodes: BTreeSet<String> = fds
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+        })
+        .collect();
+    ns.run("cat /proc/net/netlink").lines().skip(1).any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let groups = f.get(3).and_then(|g| u32::from_str_radix(g, 16).ok());
+        f.last().is_some_and(|i| inodes.contains(*i)) && groups.is_some_and(|g| g & mask == mask)
+    })
+}
+
 /// One record in a line of text, with what the tests compare.
 fn brief(r: &Value) -> String {
     let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
@@ -224,6 +254,9 @@ fn brief(r: &Value) -> String {
                     n["weight"]
                 );
             }
+            if let Some(n) = r["nhid"].as_u64() {
+                t += &format!(" nhid {n}");
+            }
             if r["event"] == "replace" {
                 t += " (was";
                 if let Some(d) = r["old_dev"].as_str() {
@@ -247,8 +280,157 @@ fn brief(r: &Value) -> String {
             }
             t
         }
+        Some("nexthop") => {
+            let mut t = format!("nexthop {} {}", s("event"), ip_nexthop(r, ""));
+            if r["event"] == "replace" {
+                t += &format!(" (was {})", ip_nexthop(r, "old_"));
+            }
+            if r["flushed"] == true {
+                t += " flushed";
+            }
+            t
+        }
+        Some("neigh") => {
+            let mut t = format!("neigh {} {}", s("event"), ip_neigh(r));
+            if r["event"] == "change" {
+                t += &format!(" (was {})", states(&r["old_state"]));
+            }
+            t
+        }
+        Some("rule") => format!("rule {} {}", s("event"), ip_rule(r)),
         _ => r.to_string(),
     }
+}
+
+/// A nexthop record (`prefix` "old_" for what a replace replaced) as `ip nexthop` prints it:
+/// `id 1 via 10.1.0.2 dev w0 scope link`, `id 10 group 1/2,3`, `id 4 blackhole`; a resilient
+/// group's `type resilient` without the bucket figures.
+fn ip_nexthop(r: &Value, prefix: &str) -> String {
+    let f = |k: &str| r[format!("{prefix}{k}")].clone();
+    let mut t = format!("id {}", r["id"]);
+    if let Some(g) = f("group").as_array() {
+        let members: Vec<String> = g
+            .iter()
+            .map(|m| match m["weight"].as_u64() {
+                Some(1) => m["id"].to_string(),
+                _ => format!("{},{}", m["id"], m["weight"]),
+            })
+            .collect();
+        t += &format!(" group {}", members.join("/"));
+        if prefix.is_empty() && r["group_type"] == "resilient" {
+            t += " type resilient";
+        }
+        return t;
+    }
+    if f("blackhole") == true {
+        return t + " blackhole";
+    }
+    if let Some(g) = f("gateway").as_str() {
+        t += &format!(" via {g}");
+    }
+    if let Some(d) = f("dev").as_str() {
+        t += &format!(" dev {d}");
+    }
+    if prefix.is_empty() {
+        t += &format!(" scope {}", r["scope"].as_str().unwrap_or("?"));
+    }
+    t
+}
+
+/// A neighbour state list as `ip neigh` prints it (`REACHABLE`, `NOARP`…).
+fn states(v: &Value) -> String {
+    let names: Vec<&str> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    names.join(" ")
+}
+
+/// A neighbour record as `ip neigh` prints it: `10.66.0.2 dev v0 lladdr 02:… router STALE`.
+fn ip_neigh(r: &Value) -> String {
+    let mut t = format!(
+        "{} dev {}",
+        r["dst"].as_str().unwrap_or("?"),
+        r["ifname"].as_str().unwrap_or("?")
+    );
+    if let Some(l) = r["lladdr"].as_str() {
+        t += &format!(" lladdr {l}");
+    }
+    if r["router"] == true {
+        t += " router";
+    }
+    if r["proxy"] == true {
+        t += " proxy";
+    }
+    format!("{t} {}", states(&r["state"]))
+}
+
+/// A rule record as `ip rule` prints it: `100:\tnot from 10.0.0.0/24 to … lookup 100`.
+fn ip_rule(r: &Value) -> String {
+    let s = |k: &str| r[k].as_str().map(str::to_string);
+    let mut t = format!("{}:\t", r["priority"]);
+    if r["not"] == true {
+        t += "not ";
+    }
+    t += &format!("from {}", s("src").unwrap_or("all".into()));
+    if let Some(d) = s("dst") {
+        t += &format!(" to {d}");
+    }
+    if let Some(tos) = r["tos"].as_u64() {
+        t += &format!(" tos {tos:#x}");
+    }
+    if let Some(m) = r["fwmark"].as_u64() {
+        t += &format!(" fwmark {m:#x}");
+        if let Some(k) = r["fwmask"].as_u64().filter(|&k| k != 0xffff_ffff) {
+            t += &format!("/{k:#x}");
+        }
+    }
+    for k in ["iif", "oif"] {
+        if let Some(v) = s(k) {
+            t += &format!(" {k} {v}");
+        }
+    }
+    if r["l3mdev"] == true {
+        t += " lookup [l3mdev-table]";
+    }
+    if let Some(u) = s("uidrange") {
+        t += &format!(" uidrange {u}");
+    }
+    if let Some(p) = r["ipproto"].as_u64() {
+        let name = match p {
+            6 => "tcp".to_string(),
+            17 => "udp".to_string(),
+            1 => "icmp".to_string(),
+            n => n.to_string(),
+        };
+        t += &format!(" ipproto {name}");
+    }
+    for k in ["sport", "dport"] {
+        if let Some(v) = s(k) {
+            t += &format!(" {k} {v}");
+        }
+    }
+    match r["action"].as_str() {
+        Some("lookup") => {
+            let table = match r["table"].as_u64() {
+                Some(255) => "local".to_string(),
+                Some(254) => "main".to_string(),
+                Some(253) => "default".to_string(),
+                Some(n) => n.to_string(),
+                None => "?".into(),
+            };
+            t += &format!(" lookup {table}");
+        }
+        Some("goto") => t += &format!(" goto {}", r["goto"]),
+        Some(a) => t += &format!(" {a}"),
+        None => {}
+    }
+    if let Some(n) = r["suppress_prefixlength"].as_u64() {
+        t += &format!(" suppress_prefixlength {n}");
+    }
+    t
 }
 
 /// An address's flags as ` [f1 f2]`, nothing for none.
@@ -267,7 +449,8 @@ fn flags_brief(flags: &Value) -> String {
 }
 
 /// Runs one step of the oracle: `cmd` in `ns`, then exactly `expect` (in order; records
-/// marked flushed in any order after the others, since lwatch finds them by a re-read).
+/// marked flushed in any order after the others, since lwatch finds them by a re-read or
+/// writes them after the object they went with).
 fn step(w: &mut Watch, ns: &Netns, cmd: &str, expect: &[&str]) -> Vec<Value> {
     ns.run(cmd);
     let records = w.take(expect.len(), cmd);
@@ -286,8 +469,10 @@ fn step(w: &mut Watch, ns: &Netns, cmd: &str, expect: &[&str]) -> Vec<Value> {
         assert!(
             got[..first]
                 .iter()
-                .any(|g| g.starts_with("link down") || g.starts_with("link del")),
-            "{cmd}: flushed routes before the link went: {got:#?}"
+                .any(|g| ["link down", "link del", "link carrier", "nexthop del"]
+                    .iter()
+                    .any(|w| g.starts_with(w))),
+            "{cmd}: flushed routes before their link or nexthop object went: {got:#?}"
         );
     }
     records
@@ -523,26 +708,21 @@ impl IpMonitor {
     /// Starts it and waits until its socket has joined the groups of links, addresses and
     /// routes (bits 0x551 of the groups in `/proc/net/netlink`).
     fn start(ns: &Netns) -> IpMonitor {
+        IpMonitor::start_objects(ns, "link address route", 0x551)
+    }
+
+    /// `ip -o -ts monitor OBJECTS`, once its socket has joined the groups of `mask`.
+    fn start_objects(ns: &Netns, objects: &str, mask: u32) -> IpMonitor {
         let file = format!("/tmp/{}.ipmon", ns.name);
         let child = ns
             .command("sh")
             .arg("-c")
-            .arg(format!(
-                "exec ip -o -ts monitor link address route > {file}"
-            ))
+            .arg(format!("exec ip -o -ts monitor {objects} > {file}"))
             .stdin(Stdio::null())
             .spawn()
             .expect("ip monitor");
         let t0 = Instant::now();
-        loop {
-            let table = ns.run("cat /proc/net/netlink");
-            let joined = table.lines().skip(1).any(|l| {
-                let groups = l.split_whitespace().nth(3).unwrap_or("0");
-                u32::from_str_radix(groups, 16).is_ok_and(|g| g & 0x551 == 0x551)
-            });
-            if joined {
-                break;
-            }
+        while !subscribed(ns, child.id(), mask) {
             assert!(t0.elapsed() < STEP, "ip monitor never subscribed");
             thread::sleep(Duration::from_millis(10));
         }
@@ -727,9 +907,13 @@ fn parse_ip_monitor(line: &str) -> IpEvent {
         };
         nexthops.push((get("via"), get("dev"), get("weight")));
     }
+    // A route on a nexthop object: its id is part of the place as the tests write it.
+    let nhid = after("nhid")
+        .map(|n| format!(" nhid {n}"))
+        .unwrap_or_default();
     IpEvent::Route {
         deleted,
-        place: format!("{dst} t{table} {kind} {proto}"),
+        place: format!("{dst} t{table} {kind} {proto}{nhid}"),
         dev: single("dev"),
         gateway: single("via"),
         nexthops,
@@ -1007,11 +1191,15 @@ fn same_as_ip_monitor(
             })
             .collect();
         let place = format!(
-            "{} t{} {} {}",
+            "{} t{} {} {}{}",
             s("dst").unwrap(),
             r["table"],
             s("route_type").unwrap(),
-            s("protocol").unwrap()
+            s("protocol").unwrap(),
+            r["nhid"]
+                .as_u64()
+                .map(|n| format!(" nhid {n}"))
+                .unwrap_or_default()
         );
         let new = r["event"] != "del";
         let form = route_form(
@@ -1280,6 +1468,9 @@ fn route_key(r: &Value, prefix: &str, dst: &str, table: &str) -> String {
     if let Some(m) = r["metric"].as_u64() {
         key += &format!(" m{m}");
     }
+    if let Some(n) = r[format!("{prefix}nhid")].as_u64() {
+        key += &format!(" nhid {n}");
+    }
     if let Some(d) = f("dev") {
         key += &format!(" dev {d}");
     }
@@ -1355,6 +1546,8 @@ fn kernel_picture(ns: &Netns, table: &str) -> (BTreeSet<String>, BTreeSet<String
 struct Picture {
     addrs: BTreeSet<String>,
     routes: BTreeSet<String>,
+    /// Nexthop objects by id, as `ip nexthop` prints them (see [`ip_nexthop`]).
+    nexthops: BTreeMap<u64, String>,
     resyncs: usize,
 }
 
@@ -1373,6 +1566,7 @@ impl Picture {
     fn assert_is_the_kernels(&self, ns: &Netns) -> (BTreeSet<String>, BTreeSet<String>) {
         let (addrs, routes) = kernel_picture(ns, "all");
         assert_eq!(self.addrs, addrs, "addresses");
+        assert_eq!(self.nexthops, kernel_nexthops(ns), "nexthop objects");
         let missing: Vec<&String> = routes.difference(&self.routes).collect();
         let extra: Vec<&String> = self.routes.difference(&routes).collect();
         assert!(
@@ -1410,10 +1604,38 @@ impl Picture {
                     }
                 }
             }
+            Some("nexthop") => {
+                let id = r["id"].as_u64().expect("id");
+                if r["event"] == "del" {
+                    self.nexthops.remove(&id);
+                } else {
+                    self.nexthops.insert(id, ip_nexthop(r, ""));
+                }
+            }
             Some("resync") => self.resyncs += 1,
             _ => {}
         }
     }
+}
+
+/// The kernel's nexthop objects by id, as `ip nexthop` prints them (a resilient group without
+/// its bucket figures).
+fn kernel_nexthops(ns: &Netns) -> BTreeMap<u64, String> {
+    ns.run("ip nexthop")
+        .lines()
+        .map(nexthop_text)
+        .map(|t| {
+            let id = t.split_whitespace().nth(1).and_then(|i| i.parse().ok());
+            (id.expect("an id"), t)
+        })
+        .collect()
+}
+
+/// A line of `ip nexthop` (or of `ip monitor nexthop`, after its timestamp and `Deleted `) in
+/// the form of [`ip_nexthop`].
+fn nexthop_text(line: &str) -> String {
+    let t = line.trim();
+    t.split(" buckets ").next().unwrap_or(t).trim().to_string()
 }
 
 /// What one record tells a consumer that holds `pic`, checked against it: an `add` of a
@@ -1910,6 +2132,103 @@ fn influx_lines_carry_the_nexthops_of_multipath_routes_and_replaces() {
     w.stop();
 }
 
+/// `--format influx` for nexthop objects, routes on them, neighbours and rules: an object's
+/// `id` and a rule's `priority` are tags (they say which one), a group's members are flattened
+/// by index (`group_count`, `group0_id`, `group0_weight`, …) and are the ones `ip monitor`
+/// shows, a route on an object carries `nhid`.
+#[test]
+fn influx_lines_carry_objects_groups_neighbours_and_rules() {
+    require_root();
+    let ns = Netns::new("lwatch-influx-nh");
+    ns.run(
+        "ip link add w0 type veth peer name x0 && ip link set w0 up && ip link set x0 up && \
+         ip addr add 10.1.0.1/24 dev w0",
+    );
+    let monitor = IpMonitor::start_objects(&ns, "nexthop", 0x8000_0000);
+    let w = Watch::start(
+        &ns,
+        &["--format", "influx", "--type", "nexthop,route,neigh,rule"],
+    );
+    let next = |what: &str| {
+        let line = w
+            .lines
+            .recv_timeout(STEP)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        (influx(&line), line)
+    };
+    ns.run(
+        "ip nexthop add id 1 via 10.1.0.2 dev w0 && ip nexthop add id 2 via 10.1.0.3 dev w0 && \
+         ip nexthop add id 10 group 1/2,3",
+    );
+    let ((m, tags, fields), line) = next("object 1");
+    assert_eq!(m, "nexthop", "{line}");
+    assert_eq!(
+        (
+            tags["id"].as_str(),
+            tags["gateway"].as_str(),
+            tags["dev"].as_str()
+        ),
+        ("1", "10.1.0.2", "w0"),
+        "{line}"
+    );
+    assert!(fields.contains_key("ifindex"), "{line}");
+    next("object 2");
+    let ((_, tags, fields), line) = next("the group");
+    assert_eq!(
+        (tags["id"].as_str(), tags["group_type"].as_str()),
+        ("10", "mpath"),
+        "{line}"
+    );
+    let count: usize = fields["group_count"].trim_end_matches('i').parse().unwrap();
+    let members: Vec<String> = (0..count)
+        .map(|i| {
+            let f = |k: &str| {
+                fields[&format!("group{i}_{k}")]
+                    .trim_end_matches('i')
+                    .to_string()
+            };
+            match f("weight").as_str() {
+                "1" => f("id"),
+                w => format!("{},{w}", f("id")),
+            }
+        })
+        .collect();
+    let group = format!("id 10 group {}", members.join("/"));
+    ns.run("ip route add 10.98.0.0/16 nhid 10");
+    let ((m, tags, fields), line) = next("the route");
+    assert_eq!(
+        (m.as_str(), fields["nhid"].as_str()),
+        ("route", "10i"),
+        "{line}"
+    );
+    assert_eq!(fields["nexthop_count"], "2i", "{line}");
+    assert_eq!(tags["nexthop1_gateway"], "10.1.0.3", "{line}");
+    ns.run("ip neigh add 10.1.0.50 lladdr 02:00:00:00:00:50 dev w0");
+    let ((m, tags, fields), line) = next("the neighbour");
+    assert_eq!(
+        (m.as_str(), tags["dst"].as_str(), tags["lladdr"].as_str()),
+        ("neigh", "10.1.0.50", "02:00:00:00:00:50"),
+        "{line}"
+    );
+    assert_eq!(fields["state"], "\"PERMANENT\"", "{line}");
+    ns.run("ip rule add from 10.66.0.0/24 table 100 pref 100");
+    let ((m, tags, fields), line) = next("the rule");
+    assert_eq!(
+        (m.as_str(), tags["priority"].as_str(), tags["src"].as_str()),
+        ("rule", "100", "10.66.0.0/24"),
+        "{line}"
+    );
+    assert_eq!(fields["table"], "100i", "{line}");
+    w.stop();
+    let lines = monitor.stop_after(|l| l.contains("id 10 group"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| nexthop_text(&monitor_text(l).1) == group),
+        "{group} is what ip monitor shows: {lines:#?}"
+    );
+}
+
 #[test]
 fn count_and_duration_end_the_run() {
     require_root();
@@ -1972,7 +2291,10 @@ fn bad_input_is_one_clear_line_and_exit_2() {
     let cases: &[(&[&str], &str)] = &[
         (&["--dst", "10.0.0.0/33"], "10.0.0.0/33"),
         (&["--dst", "banana"], "not a CIDR"),
-        (&["--type", "neigh"], "possible values: link, addr, route"),
+        (
+            &["--type", "neighbor"],
+            "possible values: link, addr, route, nexthop, neigh, rule",
+        ),
         (&["--family", "5"], "possible values: 4, 6"),
         (&["--table", "main"], "'main'"),
         (&["--table", "0"], "0 is not in 1.."),
@@ -2478,11 +2800,11 @@ fn a_watch_started_amid_changes_misses_none_and_ends_with_the_kernels_state() {
     ns.run(&format!("ip -batch {batch}"));
     let _ = std::fs::remove_file(&batch);
     // Cycle i: address 10.77.x.y/32 and route 10.88.x.y/32 (table 1000) added, MTU 1280+i,
-    // then both deleted. Once lwatch's socket shows (groups 00000551), 20 more cycles.
+    // then both deleted. Once lwatch's socket shows (groups 80000551), 20 more cycles.
     let script = r#"
         i=0; sub=-1; end=5000
         while [ $i -lt $end ]; do
-            if [ $sub -lt 0 ] && grep -q ' 00000551 ' /proc/net/netlink; then
+            if [ $sub -lt 0 ] && grep -q ' 80000551 ' /proc/net/netlink; then
                 sub=$i; end=$((i + 20)); echo "sub $i"
             fi
             a=$((i / 250)).$((i % 250))
@@ -2630,4 +2952,954 @@ fn changes_around_the_subscription_end_with_the_kernels_picture() {
         ]
     );
     Picture::of(&records).assert_is_the_kernels(&ns);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Nexthop objects, neighbours, rules
+
+/// One line of `ip -o -ts monitor`: whether it says `Deleted`, and the rest after the
+/// timestamp.
+fn monitor_text(line: &str) -> (bool, String) {
+    let rest = line.split_once("] ").map_or(line, |(_, r)| r);
+    match rest.strip_prefix("Deleted ") {
+        Some(r) => (true, r.trim_end().to_string()),
+        None => (false, rest.trim_end().to_string()),
+    }
+}
+
+/// Holds lwatch's nexthop and route records to `ip monitor nexthop route`'s lines, by these
+/// rules:
+///
+/// - a nexthop line: `add` for an id not there, `replace` for one whose line differs, nothing
+///   for one exactly as it is; `Deleted`: `del`. lwatch writes a group's change (a member
+///   deleted) and deletion (its last member deleted) where the kernel does, right after the
+///   member's deletion. A `del` marked flushed has no line: the kernel removes the objects on
+///   a link that goes down or loses its carrier without a notification; ip monitor showed it
+///   added and never deleted;
+/// - a route line: `NEW` or `DEL` as in [`same_as_ip_monitor`] (the nexthop id is part of the
+///   place), nothing for a route exactly as it is. lwatch writes more: the `replace` of a
+///   route on a group whose members changed (no route line: the kernel says nothing), each
+///   for a group ip monitor showed changed; and the `del`, flushed, of a route on an object
+///   that went (IPv4: no line; IPv6: the kernel's `Deleted` line follows, and gives nothing).
+fn nexthops_and_routes_as_ip_monitor_shows(records: &[Value], lines: &[String]) {
+    let mut objects: BTreeMap<String, String> = BTreeMap::new();
+    let mut changed_groups = BTreeSet::new();
+    let mut want_nh = Vec::new();
+    let mut routes: BTreeSet<String> = BTreeSet::new();
+    let mut ever_routes = BTreeSet::new();
+    let mut want_routes = Vec::new();
+    let mut deleted_objects = BTreeSet::new();
+    let mut ever_added = BTreeSet::new();
+    let mut flushed_objects = BTreeSet::new();
+    for line in lines {
+        let (deleted, text) = monitor_text(line);
+        if text.starts_with("id ") {
+            let text = nexthop_text(&text);
+            let id = text.split_whitespace().nth(1).expect("id").to_string();
+            if deleted {
+                objects.remove(&id);
+                deleted_objects.insert(id);
+                want_nh.push(format!("nexthop del {text}"));
+            } else {
+                ever_added.insert(id.clone());
+                match objects.insert(id.clone(), text.clone()) {
+                    None => want_nh.push(format!("nexthop add {text}")),
+                    Some(old) if old != text => {
+                        if text.contains(" group ") {
+                            changed_groups.insert(id);
+                        }
+                        want_nh.push(format!("nexthop replace {text}"))
+                    }
+                    Some(_) => {}
+                }
+            }
+            continue;
+        }
+        let IpEvent::Route {
+            deleted,
+            place,
+            dev,
+            gateway,
+            nexthops,
+        } = parse_ip_monitor(line)
+        else {
+            continue;
+        };
+        let form = |new| route_form(new, &place, dev.as_deref(), gateway.as_deref(), &nexthops);
+        let nhid = place.split(" nhid ").nth(1).map(str::to_string);
+        if deleted {
+            // An IPv6 route on an object that went: lwatch wrote its del with the object.
+            if !routes.remove(&form(true)) || nhid.is_some_and(|n| deleted_objects.contains(&n)) {
+                continue;
+            }
+            want_routes.push(form(false));
+        } else if routes.insert(form(true)) {
+            ever_routes.insert(form(true));
+            want_routes.push(form(true));
+        }
+    }
+    let mut got_nh = Vec::new();
+    let mut got_routes = Vec::new();
+    for r in records {
+        match r["type"].as_str() {
+            _ if r["event"] == "present" && r["type"] != "route" => {}
+            Some("nexthop") if r["flushed"] == true => {
+                let id = r["id"].to_string();
+                assert!(
+                    ever_added.contains(&id) && !deleted_objects.contains(&id),
+                    "flushed {}: ip monitor never showed it added, or showed it deleted",
+                    ip_nexthop(r, "")
+                );
+                flushed_objects.insert(id);
+            }
+            // A group that lost a member flushed with its link: no line either.
+            Some("nexthop")
+                if r["event"] == "replace"
+                    && r["old_group"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|m| flushed_objects.contains(&m["id"].to_string())) =>
+            {
+                changed_groups.insert(r["id"].to_string());
+            }
+            Some("nexthop") => {
+                let event = r["event"].as_str().unwrap();
+                got_nh.push(format!("nexthop {event} {}", ip_nexthop(r, "")));
+            }
+            Some("route") => {
+                let s = |k: &str| r[k].as_str().map(str::to_string);
+                let hops: Vec<(String, String, String)> = r["nexthops"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|n| {
+                        (
+                            n["gateway"].as_str().unwrap_or("-").to_string(),
+                            n["dev"].as_str().unwrap_or("-").to_string(),
+                            n["weight"].to_string(),
+                        )
+                    })
+                    .collect();
+                let nhid = r["nhid"].as_u64().map(|n| n.to_string());
+                let place = format!(
+                    "{} t{} {} {}{}",
+                    s("dst").unwrap(),
+                    r["table"],
+                    s("route_type").unwrap(),
+                    s("protocol").unwrap(),
+                    nhid.as_ref()
+                        .map(|n| format!(" nhid {n}"))
+                        .unwrap_or_default()
+                );
+                let new = r["event"] != "del";
+                let form = route_form(
+                    new,
+                    &place,
+                    s("dev").as_deref(),
+                    s("gateway").as_deref(),
+                    &hops,
+                );
+                // What was there at the start (the final picture holds those to `ip -j`).
+                if r["event"] == "present" {
+                    ever_routes.insert(form);
+                    continue;
+                }
+                if r["flushed"] == true {
+                    assert!(
+                        ever_routes.contains(&route_form(
+                            true,
+                            &place,
+                            s("dev").as_deref(),
+                            s("gateway").as_deref(),
+                            &hops
+                        )),
+                        "flushed {form}: neither ip monitor nor a group's change showed it"
+                    );
+                    continue;
+                }
+                if r["event"] == "replace" && !ever_routes.contains(&form) {
+                    let group = nhid.expect("a replace ip monitor does not show is on an object");
+                    assert!(
+                        changed_groups.contains(&group),
+                        "{form}: ip monitor shows neither it nor a change of its group"
+                    );
+                    // The route as its group's change left it, which a later del may name.
+                    ever_routes.insert(form);
+                    continue;
+                }
+                got_routes.push(form);
+            }
+            _ => {}
+        }
+    }
+    // Groups changed or deleted at once by a member's deletion come in lwatch's order of ids,
+    // routes replaced at once by an object's change in its order of places, the kernel's
+    // notices in its own: compared as sets where they are all of a kind in a row.
+    let runs = |v: &[String], kind: fn(&str) -> Option<&str>| -> Vec<BTreeSet<String>> {
+        let mut out: Vec<BTreeSet<String>> = Vec::new();
+        let mut last = None;
+        for f in v {
+            let k = kind(f);
+            if k.is_some() && k == last {
+                out.last_mut().unwrap().insert(f.clone());
+            } else {
+                out.push([f.clone()].into());
+            }
+            last = k;
+        }
+        out
+    };
+    fn group_event(f: &str) -> Option<&str> {
+        f.contains(" group ")
+            .then(|| f.split(" id ").next())
+            .flatten()
+    }
+    fn new_route(f: &str) -> Option<&str> {
+        f.starts_with("route NEW").then_some("NEW")
+    }
+    assert_eq!(
+        runs(&got_nh, group_event),
+        runs(&want_nh, group_event),
+        "nexthop records against ip monitor's lines"
+    );
+    assert_eq!(
+        runs(&got_routes, new_route),
+        runs(&want_routes, new_route),
+        "route records against ip monitor's lines"
+    );
+}
+
+/// Routes on nexthop objects (FRR's default), against `ip monitor nexthop route` run
+/// alongside: objects (single, IPv6, blackhole, groups, a resilient group) each have their
+/// record; a route shows its object's id and path; an object replaced replaces its routes'
+/// paths, a group that lost a member too (the kernel announces no route change then); deleting
+/// an object deletes its routes (IPv4: the kernel sends no RTM_DELROUTE); a link going down
+/// or losing its carrier removes its objects and their routes without a notification, and
+/// lwatch writes them flushed. Step by step, then against ip monitor, then the picture the
+/// records give is the kernel's (routes, addresses and objects).
+#[test]
+fn routes_on_nexthop_objects_follow_their_objects() {
+    require_root();
+    let ns = Netns::new("lwatch-nh");
+    let peer = Netns::new("lwatch-nh-peer");
+    ns.run(&format!(
+        "ip link set lo up && \
+         ip link add w0 type veth peer name w0p netns {p} && \
+         ip link add w1 type veth peer name w1p netns {p} && \
+         sysctl -qw net.ipv6.conf.w1.disable_ipv6=1 && \
+         ip addr add 10.1.0.1/24 dev w0 && ip addr add fd01::1/64 dev w0 nodad && \
+         ip addr add 10.2.0.1/24 dev w1 && ip link set w0 up && ip link set w1 up",
+        p = peer.name
+    ));
+    peer.run("ip link set w0p up && ip link set w1p up");
+    thread::sleep(Duration::from_millis(300));
+    let monitor = IpMonitor::start_objects(&ns, "link address route nexthop", 0x8000_0551);
+    let mut w = Watch::start(&ns, &["--dump"]);
+    let mut all = w.rest(Duration::from_millis(500));
+    assert!(
+        all.iter().all(|r| r["event"] == "present") && !all.is_empty(),
+        "{all:#?}"
+    );
+    let mut run = |w: &mut Watch, ns: &Netns, cmd: &str, expect: &[&str]| {
+        all.extend(step(w, ns, cmd, expect));
+    };
+    run(
+        &mut w,
+        &ns,
+        "ip nexthop add id 1 via 10.1.0.2 dev w0",
+        &["nexthop add id 1 via 10.1.0.2 dev w0 scope link"],
+    );
+    run(
+        &mut w,
+        &ns,
+        "ip nexthop add id 2 via 10.1.0.3 dev w0",
+        &["nexthop add id 2 via 10.1.0.3 dev w0 scope link"],
+    );
+    run(
+        &mut w,
+        &ns,
+        "ip nexthop add id 10 group 1/2,3",
+        &["nexthop add id 10 group 1/2,3"],
+    );
+    run(
+        &mut w,
+        &ns,
+        "ip nexthop add id 11 group 1/2 type resilient buckets 8",
+        &["nexthop add id 11 group 1/2 type resilient"],
+    );
+    run(
+        &mut w,
+        &ns,
+        "ip nexthop add id 4 blackhole",
+        &["nexthop add id 4 blackhole"],
+    );
+    run(
+        &mut w,
+        &ns,
+        "ip route add 10.98.0.0/16 nhid 1",
+        &["route add 10.98.0.0/16 t254 unicast boot dev w0 via 10.1.0.2 nhid 1"],
+    );
+    run(
+        &mut w,
+        &ns,
+        "ip route add 10.97.0.0/16 nhid 10",
+        &["route add 10.97.0.0/16 t254 unicast boot nh(10.1.0.2 w0 w1) nh(10.1.0.3 w0 w3) nhid 10"],
+    );
+    run(
+        &mut w,
+        &ns,
+        "ip route add 10.95.0.0/16 nhid 11 table 1000",
+        &["route add 10.95.0.0/16 t1000 unicast boot nh(10.1.0.2 w0 w1) nh(10.1.0.3 w0 w1) nhid 11"],
+    );
+    run(
+        &mut w,
+        &ns,
+        "ip route add 10.96.0.0/16 nhid 4",
+        &["route add 10.96.0.0/16 t254 blackhole boot dev lo nhid 4"],
+    );
+    run(
+        &mut w,
+        &ns,
+        "ip nexthop add id 6 via fd01::2 dev w0",
+        &["nexthop add id 6 via fd01::2 dev w0 scope link"],
+    );
+    run(
+        &mut w,
+        &ns,
+        "ip -6 route add fd98::/64 nhid 6",
+        &["route add fd98::/64 t254 unicast boot dev w0 via fd01::2 nhid 6"],
+    );
+    // A route moved from one object to another.
+    run(
+        &mut w,
+        &ns,
+        "ip route replace 10.98.0.0/16 nhid 2",
+        &["route replace 10.98.0.0/16 t254 unicast boot dev w0 via 10.1.0.3 nhid 2 (was dev w0 via 10.1.0.2)"],
+    );
+    run(
+        &mut w,
+        &ns,
+        "ip route replace 10.98.0.0/16 nhid 1",
+        &["route replace 10.98.0.0/16 t254 unicast boot dev w0 via 10.1.0.2 nhid 1 (was dev w0 via 10.1.0.3)"],
+    );
+    // An object replaced: every route on it, directly or through a group, takes its path.
+    run(
+        &mut w,
+        &ns,
+        "ip nexthop replace id 1 via 10.1.0.4 dev w0",
+        &[
+            "nexthop replace id 1 via 10.1.0.4 dev w0 scope link (was id 1 via 10.1.0.2 dev w0)",
+            "route replace 10.97.0.0/16 t254 unicast boot nh(10.1.0.4 w0 w1) nh(10.1.0.3 w0 w3) nhid 10 (was nh(10.1.0.2 w0 w1) nh(10.1.0.3 w0 w3))",
+            "route replace 10.98.0.0/16 t254 unicast boot dev w0 via 10.1.0.4 nhid 1 (was dev w0 via 10.1.0.2)",
+            "route replace 10.95.0.0/16 t1000 unicast boot nh(10.1.0.4 w0 w1) nh(10.1.0.3 w0 w1) nhid 11 (was nh(10.1.0.2 w0 w1) nh(10.1.0.3 w0 w1))",
+        ],
+    );
+    run(
+        &mut w,
+        &ns,
+        "ip nexthop replace id 6 via fd01::3 dev w0",
+        &[
+            "nexthop replace id 6 via fd01::3 dev w0 scope link (was id 6 via fd01::2 dev w0)",
+            "route replace fd98::/64 t254 unicast boot dev w0 via fd01::3 nhid 6 (was dev w0 via fd01::2)",
+        ],
+    );
+    // A member deleted: its groups lose it, and the routes on them their path through it,
+    // with no route notification from the kernel.
+    run(
+        &mut w,
+        &ns,
+        "ip nexthop del id 2",
+        &[
+            "nexthop del id 2 via 10.1.0.3 dev w0 scope link",
+            "nexthop replace id 10 group 1 (was id 10 group 1/2,3)",
+            "nexthop replace id 11 group 1 type resilient (was id 11 group 1/2)",
+            "route replace 10.97.0.0/16 t254 unicast boot dev w0 via 10.1.0.4 nhid 10 (was nh(10.1.0.4 w0 w1) nh(10.1.0.3 w0 w3))",
+            "route replace 10.95.0.0/16 t1000 unicast boot dev w0 via 10.1.0.4 nhid 11 (was nh(10.1.0.4 w0 w1) nh(10.1.0.3 w0 w1))",
+        ],
+    );
+    // The last member deleted: the groups go too, and every route on the three.
+    run(
+        &mut w,
+        &ns,
+        "ip nexthop del id 1",
+        &[
+            "nexthop del id 1 via 10.1.0.4 dev w0 scope link",
+            "nexthop del id 10 group 1",
+            "nexthop del id 11 group 1 type resilient",
+            "route del 10.97.0.0/16 t254 unicast boot dev w0 via 10.1.0.4 nhid 10 flushed",
+            "route del 10.98.0.0/16 t254 unicast boot dev w0 via 10.1.0.4 nhid 1 flushed",
+            "route del 10.95.0.0/16 t1000 unicast boot dev w0 via 10.1.0.4 nhid 11 flushed",
+        ],
+    );
+    run(
+        &mut w,
+        &ns,
+        "ip nexthop del id 6",
+        &[
+            "nexthop del id 6 via fd01::3 dev w0 scope link",
+            "route del fd98::/64 t254 unicast boot dev w0 via fd01::3 nhid 6 flushed",
+        ],
+    );
+    run(
+        &mut w,
+        &ns,
+        "ip nexthop del id 4",
+        &[
+            "nexthop del id 4 blackhole",
+            "route del 10.96.0.0/16 t254 blackhole boot dev lo nhid 4 flushed",
+        ],
+    );
+    // Objects on a link that goes down, and on one that loses its carrier, go silently with
+    // their routes (the group on both loses the member on the first).
+    run(
+        &mut w,
+        &ns,
+        "ip nexthop add id 21 via 10.2.0.2 dev w1 && ip nexthop add id 22 via 10.1.0.2 dev w0 && \
+         ip nexthop add id 20 group 21/22 && ip route add 10.94.0.0/16 nhid 21 && \
+         ip route add 10.93.0.0/16 nhid 20 && ip route add 10.92.0.0/16 nhid 22",
+        &[
+            "nexthop add id 21 via 10.2.0.2 dev w1 scope link",
+            "nexthop add id 22 via 10.1.0.2 dev w0 scope link",
+            "nexthop add id 20 group 21/22",
+            "route add 10.94.0.0/16 t254 unicast boot dev w1 via 10.2.0.2 nhid 21",
+            "route add 10.93.0.0/16 t254 unicast boot nh(10.2.0.2 w1 w1) nh(10.1.0.2 w0 w1) nhid 20",
+            "route add 10.92.0.0/16 t254 unicast boot dev w0 via 10.1.0.2 nhid 22",
+        ],
+    );
+    run(
+        &mut w,
+        &ns,
+        "ip link set w1 down",
+        &[
+            "link down w1 admin=false carrier=false oper=down mtu=1500",
+            "link carrier w1 admin=false carrier=false oper=down mtu=1500",
+            "nexthop replace id 20 group 22 (was id 20 group 21/22)",
+            "route replace 10.93.0.0/16 t254 unicast boot dev w0 via 10.1.0.2 nhid 20 (was nh(10.2.0.2 w1 w1) nh(10.1.0.2 w0 w1))",
+            "nexthop del id 21 via 10.2.0.2 dev w1 scope link flushed",
+            "route del 10.94.0.0/16 t254 unicast boot dev w1 via 10.2.0.2 nhid 21 flushed",
+            "route del 10.2.0.0/24 t254 unicast kernel dev w1 flushed",
+            "route del 10.2.0.255/32 t255 broadcast kernel dev w1 flushed",
+        ],
+    );
+    let carrier_lost = step(
+        &mut w,
+        &peer,
+        "ip link set w0p down",
+        &[
+            "link carrier w0 admin=true carrier=false oper=down mtu=1500",
+            "nexthop del id 22 via 10.1.0.2 dev w0 scope link flushed",
+            "nexthop del id 20 group 22 flushed",
+            "route del 10.93.0.0/16 t254 unicast boot dev w0 via 10.1.0.2 nhid 20 flushed",
+            "route del 10.92.0.0/16 t254 unicast boot dev w0 via 10.1.0.2 nhid 22 flushed",
+        ],
+    );
+    all.extend(carrier_lost);
+    let extra: Vec<String> = w
+        .rest(Duration::from_millis(500))
+        .iter()
+        .map(brief)
+        .collect();
+    assert!(extra.is_empty(), "records nobody asked for: {extra:#?}");
+    Picture::of(&all).assert_is_the_kernels(&ns);
+    ns.run("ip addr add 10.99.0.1/32 dev lo");
+    all.extend(w.until("the last route", |r| r["dst"] == "10.99.0.1/32"));
+    w.stop();
+    let lines = monitor.stop_after(|l| l.contains("local 10.99.0.1 dev lo"));
+    nexthops_and_routes_as_ip_monitor_shows(&all, &lines);
+}
+
+/// Holds lwatch's `neigh` and `rule` records (`present` left out) to `ip monitor neigh rule`'s
+/// lines, each record written in ip's own syntax ([`ip_neigh`], [`ip_rule`]): a neighbour
+/// line for an entry not there is an `add`, one whose line differs a `change`, one exactly
+/// as it is nothing (the kernel repeats an entry whose probes or timers changed); `Deleted`
+/// is a `del`. A rule line is an `add`, `Deleted` a `del`.
+fn neighbours_and_rules_as_ip_monitor_shows(records: &[Value], lines: &[String]) {
+    let mut entries: BTreeMap<String, String> = records
+        .iter()
+        .filter(|r| r["type"] == "neigh" && r["event"] == "present")
+        .map(|r| {
+            let text = ip_neigh(r);
+            (text.split(" lladdr ").next().unwrap().to_string(), text)
+        })
+        .collect();
+    let mut want = Vec::new();
+    for line in lines {
+        let (deleted, text) = monitor_text(line);
+        let is_rule = text
+            .split_once(':')
+            .is_some_and(|(p, _)| p.chars().all(|c| c.is_ascii_digit()) && !p.is_empty());
+        if is_rule {
+            want.push(format!(
+                "rule {} {text}",
+                if deleted { "del" } else { "add" }
+            ));
+            continue;
+        }
+        // `DST dev IF`, then lladdr, flags and state.
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let key = words[..3.min(words.len())].join(" ");
+        if deleted {
+            entries.remove(&key);
+            want.push(format!("neigh del {text}"));
+        } else {
+            match entries.insert(key, text.clone()) {
+                None => want.push(format!("neigh add {text}")),
+                Some(old) if old != text => want.push(format!("neigh change {text}")),
+                Some(_) => {}
+            }
+        }
+    }
+    let got: Vec<String> = records
+        .iter()
+        .filter(|r| r["event"] != "present")
+        .filter_map(|r| match r["type"].as_str() {
+            Some("neigh") => Some(format!("neigh {} {}", r["event"].as_str()?, ip_neigh(r))),
+            Some("rule") => Some(format!("rule {} {}", r["event"].as_str()?, ip_rule(r))),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        got, want,
+        "neigh and rule records against ip monitor's lines"
+    );
+}
+
+/// The picture `records` give of neighbours and rules, as `ip neigh show nud all` and `ip
+/// rule show` (both families) print them. NOARP entries are left out: the kernel creates them
+/// (`0.0.0.0 dev lo` at the first local packet, multicast ones) without a notification, so
+/// neither lwatch nor ip monitor learns of them before a dump.
+fn neighbours_and_rules_of(records: &[Value]) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut neighs: BTreeMap<String, String> = BTreeMap::new();
+    let mut rules = BTreeSet::new();
+    for r in records {
+        let del = r["event"] == "del";
+        match r["type"].as_str() {
+            Some("neigh") => {
+                let text = ip_neigh(r);
+                let key = format!("{} {}", r["dst"], r["ifindex"]);
+                if del {
+                    neighs.remove(&key);
+                } else {
+                    neighs.insert(key, text);
+                }
+            }
+            Some("rule") => {
+                let text = ip_rule(r);
+                if del {
+                    rules.remove(&text);
+                } else {
+                    rules.insert(text);
+                }
+            }
+            _ => {}
+        }
+    }
+    let neighs = neighs.into_values().filter(|n| !n.ends_with(" NOARP"));
+    (neighs.collect(), rules)
+}
+
+fn kernel_neighbours_and_rules(ns: &Netns) -> (BTreeSet<String>, BTreeSet<String>) {
+    // `[detached]`: the rule's interface is gone, a state the kernel announces no change of.
+    let lines = |cmd: &str| -> BTreeSet<String> {
+        ns.run(cmd)
+            .lines()
+            .map(|l| l.trim_end().replace(" [detached]", ""))
+            .filter(|l| !l.is_empty())
+            .collect()
+    };
+    let mut rules = lines("ip -4 rule show");
+    rules.extend(lines("ip -6 rule show"));
+    let mut neighs = lines("ip neigh show nud all");
+    neighs.retain(|n| !n.ends_with(" NOARP"));
+    (neighs, rules)
+}
+
+/// `--type neigh,rule` against `ip monitor neigh rule` run alongside: an ARP entry resolved
+/// (REACHABLE) and one never answered (FAILED: the kernel announces no INCOMPLETE), entries
+/// added, their link-layer address and state changed, deleted (FAILED, then the deletion), an
+/// IPv6 router entry; rules of both families with every selector `ip rule` has (source,
+/// destination, TOS, fwmark/mask, iif, oif, uid range, IP protocol, ports, not) and every
+/// action (lookup, goto, prohibit, suppress_prefixlength), one deleted; then the link deleted
+/// with its entries. Step by step, then against ip monitor's lines, and the picture the
+/// records give is `ip neigh show nud all` and `ip rule show`.
+#[test]
+fn neighbours_and_rules_are_what_ip_monitor_shows() {
+    require_root();
+    let ns = Netns::new("lwatch-neigh");
+    let peer = Netns::new("lwatch-neigh-peer");
+    ns.run(&format!(
+        "ip link set lo up && ip link add v0 type veth peer name v1 netns {} && \
+         ip link set v0 up && ip addr add 10.66.0.1/24 dev v0 && \
+         ip addr add fd66::1/64 dev v0 nodad",
+        peer.name
+    ));
+    peer.run("ip link set v1 up && ip addr add 10.66.0.2/24 dev v1");
+    let v1: Value = serde_json::from_str(&peer.run("ip -j link show v1")).expect("ip -j link");
+    let mac = v1[0]["address"].as_str().expect("a MAC").to_string();
+    // The IPv6 multicast entries come with the link; let them.
+    thread::sleep(Duration::from_millis(500));
+    // RTNLGRP_NEIGH (3), IPV4_RULE (8), IPV6_RULE (19).
+    let monitor = IpMonitor::start_objects(&ns, "neigh rule", 0x4_0084);
+    let mut w = Watch::start(&ns, &["--dump", "--type", "neigh,rule"]);
+    let mut all = w.rest(Duration::from_millis(500));
+    let present: Vec<String> = all.iter().map(brief).collect();
+    for want in [
+        "rule present 0:\tfrom all lookup local",
+        "rule present 32766:\tfrom all lookup main",
+        "rule present 32767:\tfrom all lookup default",
+    ] {
+        assert!(present.iter().any(|p| p == want), "{want}: {present:#?}");
+    }
+    let mut run = |w: &mut Watch, cmd: &str, expect: &[&str]| {
+        all.extend(step(w, &ns, cmd, expect));
+    };
+    let reachable = format!("neigh add 10.66.0.2 dev v0 lladdr {mac} REACHABLE");
+    run(
+        &mut w,
+        "bash -c 'echo x > /dev/udp/10.66.0.2/9'",
+        &[&reachable],
+    );
+    // Three unanswered ARP requests a second apart.
+    run(
+        &mut w,
+        "bash -c 'echo x > /dev/udp/10.66.0.9/9'",
+        &["neigh add 10.66.0.9 dev v0 FAILED"],
+    );
+    run(
+        &mut w,
+        "ip neigh add 10.66.0.50 lladdr 02:00:00:00:00:50 dev v0",
+        &["neigh add 10.66.0.50 dev v0 lladdr 02:00:00:00:00:50 PERMANENT"],
+    );
+    run(
+        &mut w,
+        "ip neigh change 10.66.0.50 lladdr 02:00:00:00:00:51 dev v0",
+        &["neigh change 10.66.0.50 dev v0 lladdr 02:00:00:00:00:51 PERMANENT (was PERMANENT)"],
+    );
+    run(
+        &mut w,
+        "ip neigh replace 10.66.0.50 lladdr 02:00:00:00:00:51 dev v0 nud reachable",
+        &["neigh change 10.66.0.50 dev v0 lladdr 02:00:00:00:00:51 REACHABLE (was PERMANENT)"],
+    );
+    run(
+        &mut w,
+        "ip neigh del 10.66.0.50 dev v0",
+        &[
+            "neigh change 10.66.0.50 dev v0 FAILED (was REACHABLE)",
+            "neigh del 10.66.0.50 dev v0 FAILED",
+        ],
+    );
+    run(
+        &mut w,
+        "ip -6 neigh add fd66::7 lladdr 02:00:00:00:00:07 dev v0 router nud stale",
+        &["neigh add fd66::7 dev v0 lladdr 02:00:00:00:00:07 router STALE"],
+    );
+    run(
+        &mut w,
+        "ip rule add from 10.66.0.0/24 table 100 pref 100",
+        &["rule add 100:\tfrom 10.66.0.0/24 lookup 100"],
+    );
+    run(
+        &mut w,
+        "ip rule add fwmark 0x10/0xff lookup 200",
+        &["rule add 99:\tfrom all fwmark 0x10/0xff lookup 200"],
+    );
+    run(
+        &mut w,
+        "ip -6 rule add to fd66::/64 table 300 pref 300",
+        &["rule add 300:\tfrom all to fd66::/64 lookup 300"],
+    );
+    run(
+        &mut w,
+        "ip rule add not iif v0 ipproto tcp dport 22 goto 32766 pref 400",
+        &["rule add 400:\tnot from all iif v0 ipproto tcp dport 22 goto 32766"],
+    );
+    run(
+        &mut w,
+        "ip rule add from 10.66.0.0/24 uidrange 1000-2000 sport 1000-2000 tos 0x10 oif v0 \
+         prohibit pref 500",
+        &["rule add 500:\tfrom 10.66.0.0/24 tos 0x10 oif v0 uidrange 1000-2000 sport 1000-2000 prohibit"],
+    );
+    run(
+        &mut w,
+        "ip rule add to 10.67.0.0/16 lookup main suppress_prefixlength 0 pref 600",
+        &["rule add 600:\tfrom all to 10.67.0.0/16 lookup main suppress_prefixlength 0"],
+    );
+    run(
+        &mut w,
+        "ip rule del pref 100",
+        &["rule del 100:\tfrom 10.66.0.0/24 lookup 100"],
+    );
+    assert_eq!(
+        neighbours_and_rules_of(&all),
+        kernel_neighbours_and_rules(&ns),
+        "the picture of neighbours and rules"
+    );
+    // The link goes, and its entries with it (the rules name it: they stay).
+    ns.run("ip link del v0");
+    all.extend(w.until("the entries of v0", |r| {
+        r["type"] == "neigh" && r["event"] == "del" && r["dst"] == "fd66::7"
+    }));
+    all.extend(w.rest(Duration::from_millis(500)));
+    assert_eq!(
+        neighbours_and_rules_of(&all),
+        kernel_neighbours_and_rules(&ns),
+        "the picture once the link went"
+    );
+    ns.run("ip rule add from 10.99.0.0/24 table 99 pref 99");
+    all.extend(w.until("the last rule", |r| r["priority"] == 99 && r["table"] == 99));
+    w.stop();
+    let lines = monitor.stop_after(|l| l.contains("from 10.99.0.0/24 lookup 99"));
+    neighbours_and_rules_as_ip_monitor_shows(&all, &lines);
+}
+
+/// The nexthop objects' dump flagged `NLM_F_DUMP_INTR` (an object added while lwatch is
+/// stopped in the middle of it, four times) is read again each time, and the `present`
+/// records are the kernel's objects.
+#[test]
+fn an_interrupted_nexthop_dump_is_read_again_and_the_dump_is_the_kernels() {
+    require_root();
+    let ns = Netns::new("lwatch-nh-intr");
+    ns.run(
+        "ip link add w0 type veth peer name w1 && ip link set w0 up && ip link set w1 up && \
+         ip addr add 10.1.0.1/16 dev w0",
+    );
+    let mut batch = String::new();
+    for i in 0..3000 {
+        batch += &format!(
+            "nexthop add id {} via 10.1.{}.{} dev w0\n",
+            1000 + i,
+            1 + i / 250,
+            1 + i % 250
+        );
+    }
+    let file = format!("/tmp/{}.batch", ns.name);
+    std::fs::write(&file, batch).expect("batch file");
+    ns.run(&format!("ip -batch {file}"));
+    let _ = std::fs::remove_file(&file);
+    let log = format!("/tmp/{}.stderr", ns.name);
+    let mut w = Watch::spawn_to(
+        &ns,
+        &["--dump", "--type", "nexthop"],
+        &[
+            ("LOPA_LWATCH_TEST_STOP", "mid-dump:4"),
+            ("LOPA_LWATCH_DEBUG", "1"),
+        ],
+        Stdio::from(std::fs::File::create(&log).expect("stderr file")),
+    );
+    for i in 1..=4 {
+        w.at_stop(
+            &ns,
+            &format!("ip nexthop add id {} via 10.1.200.{i} dev w0", 90000 + i),
+        );
+    }
+    let mut records = w.until("the dump", |r| r["id"] == 90004);
+    records.extend(w.rest(Duration::from_secs(1)));
+    let mut pic = Picture::default();
+    for r in &records {
+        assert_eq!(r["event"], "present", "only the dump: {}", brief(r));
+        pic.apply(r);
+    }
+    w.stop();
+    let stderr = std::fs::read_to_string(&log).expect("stderr");
+    let _ = std::fs::remove_file(&log);
+    let retried: Vec<u64> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("lwatch: debug: state read, "))
+        .filter_map(|l| l.split(' ').next()?.parse().ok())
+        .collect();
+    assert_eq!(retried.len(), 2, "two reads of the state: {stderr}");
+    assert!(
+        retried[0] >= 4,
+        "the first read was interrupted 4 times and read again each time: {stderr}"
+    );
+    assert_eq!(pic.nexthops, kernel_nexthops(&ns), "the objects");
+    assert_eq!(pic.nexthops.len(), 3004);
+}
+
+/// A burst of object, route-on-object, neighbour and rule changes made while lwatch is
+/// stopped overflows its receive buffer: it re-reads everything and writes what changed
+/// (marked `resync`) and a `resync` record, after which the picture the records give is the
+/// kernel's: routes, addresses and objects, and `ip neigh`/`ip rule`. The burst replaces a
+/// group (its route is announced), deletes an object (its route goes silently) and a member
+/// of another group (that group's route changes silently).
+#[test]
+fn an_overflow_of_object_neighbour_and_rule_changes_ends_with_the_kernels_picture() {
+    require_root();
+    let ns = Netns::new("lwatch-nh-burst");
+    let peer = Netns::new("lwatch-nh-burst-peer");
+    ns.run(&format!(
+        "ip link add w0 type veth peer name w0p netns {} && ip link set w0 up && \
+         ip addr add 10.1.0.1/16 dev w0",
+        peer.name
+    ));
+    peer.run("ip link set w0p up");
+    ns.run(
+        "ip nexthop add id 1 via 10.1.0.2 dev w0 && ip nexthop add id 2 via 10.1.0.3 dev w0 && \
+         ip nexthop add id 3 via 10.1.0.4 dev w0 && \
+         ip nexthop add id 10 group 1/2 && ip nexthop add id 11 group 2/3 && \
+         ip route add 10.98.0.0/16 nhid 10 && ip route add 10.97.0.0/16 nhid 1 && \
+         ip route add 10.96.0.0/16 nhid 11 && \
+         ip rule add from 10.66.0.0/24 table 100 pref 100 && \
+         ip neigh add 10.1.0.50 lladdr 02:00:00:00:00:50 dev w0",
+    );
+    let mut w = Watch::start(
+        &ns,
+        &[
+            "--dump",
+            "--rcvbuf",
+            "65536",
+            "--type",
+            "link,addr,route,nexthop,neigh,rule",
+        ],
+    );
+    let mut all = w.rest(Duration::from_millis(500));
+    assert!(all.iter().all(|r| r["event"] == "present"), "only the dump");
+    // The dump alone is the kernel's picture: objects, routes on them with their paths.
+    Picture::of(&all).assert_is_the_kernels(&ns);
+    assert_eq!(
+        neighbours_and_rules_of(&all),
+        kernel_neighbours_and_rules(&ns),
+        "the dump's neighbours and rules"
+    );
+    let mut batch = String::new();
+    for i in 0..1500 {
+        batch += &format!(
+            "route add 10.50.{}.{}/32 dev w0 table 1000\n",
+            i / 250,
+            i % 250
+        );
+    }
+    batch += "nexthop replace id 10 group 2/3\nnexthop del id 1\nnexthop del id 3\n";
+    for i in 0..50 {
+        batch += &format!(
+            "nexthop add id {} via 10.1.1.{} dev w0\nroute add 10.60.{i}.0/24 nhid {}\n",
+            100 + i,
+            1 + i,
+            100 + i
+        );
+    }
+    for i in 0..30 {
+        batch += &format!(
+            "rule add fwmark {} table {} pref {}\n",
+            i + 1,
+            200 + i,
+            200 + i
+        );
+        batch += &format!(
+            "neigh add 10.1.2.{} lladdr 02:00:00:00:01:{i:02x} dev w0\n",
+            i + 1
+        );
+    }
+    batch += "rule del pref 100\nneigh del 10.1.0.50 dev w0\n";
+    let file = format!("/tmp/{}.batch", ns.name);
+    std::fs::write(&file, batch).expect("batch file");
+    let pid = w.child.id().to_string();
+    let signal = |sig: &str| {
+        let ok = Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("kill");
+        assert!(ok.success());
+    };
+    signal("-STOP");
+    ns.run(&format!("ip -batch {file}"));
+    let _ = std::fs::remove_file(&file);
+    signal("-CONT");
+    all.extend(w.until("the resync", |r| r["type"] == "resync"));
+    all.extend(w.rest(Duration::from_millis(500)));
+    w.stop();
+    let pic = Picture::of(&all);
+    assert!(pic.resyncs >= 1, "a resync");
+    pic.assert_is_the_kernels(&ns);
+    assert_eq!(
+        neighbours_and_rules_of(&all),
+        kernel_neighbours_and_rules(&ns),
+        "neighbours and rules"
+    );
+    assert!(
+        all.iter()
+            .any(|r| r["type"] == "nexthop" && r["resync"] == true),
+        "object changes found by the re-read"
+    );
+}
+
+/// With `net.ipv4.nexthop_compat_mode=0` the kernel sends a route on an object with its id
+/// alone, announces no route change when the object is replaced, and no IPv6 route deletion
+/// when it goes (measured on 6.18, `ip monitor` alongside): lwatch's records are the same as
+/// in compat mode, each route with its object's path resolved.
+#[test]
+fn without_compat_mode_routes_on_objects_still_have_their_paths_and_changes() {
+    require_root();
+    let ns = Netns::new("lwatch-nh-nocompat");
+    ns.run(
+        "sysctl -qw net.ipv4.nexthop_compat_mode=0 && ip link set lo up && \
+         ip link add w0 type veth peer name w1 && ip link set w0 up && ip link set w1 up && \
+         ip addr add 10.1.0.1/24 dev w0 && ip addr add fd01::1/64 dev w0 nodad",
+    );
+    thread::sleep(Duration::from_millis(300));
+    let monitor = IpMonitor::start_objects(&ns, "nexthop route", 0x8000_0440);
+    let mut w = Watch::start(&ns, &["--type", "nexthop,route"]);
+    let mut run = |cmd: &str, expect: &[&str]| {
+        step(&mut w, &ns, cmd, expect);
+    };
+    run(
+        "ip nexthop add id 1 via 10.1.0.2 dev w0 && ip route add 10.98.0.0/16 nhid 1",
+        &[
+            "nexthop add id 1 via 10.1.0.2 dev w0 scope link",
+            "route add 10.98.0.0/16 t254 unicast boot dev w0 via 10.1.0.2 nhid 1",
+        ],
+    );
+    run(
+        "ip nexthop add id 6 via fd01::2 dev w0 && ip -6 route add fd98::/64 nhid 6",
+        &[
+            "nexthop add id 6 via fd01::2 dev w0 scope link",
+            "route add fd98::/64 t254 unicast boot dev w0 via fd01::2 nhid 6",
+        ],
+    );
+    run(
+        "ip nexthop replace id 1 via 10.1.0.3 dev w0",
+        &[
+            "nexthop replace id 1 via 10.1.0.3 dev w0 scope link (was id 1 via 10.1.0.2 dev w0)",
+            "route replace 10.98.0.0/16 t254 unicast boot dev w0 via 10.1.0.3 nhid 1 (was dev w0 via 10.1.0.2)",
+        ],
+    );
+    run(
+        "ip nexthop del id 6",
+        &[
+            "nexthop del id 6 via fd01::2 dev w0 scope link",
+            "route del fd98::/64 t254 unicast boot dev w0 via fd01::2 nhid 6 flushed",
+        ],
+    );
+    run(
+        "ip nexthop del id 1",
+        &[
+            "nexthop del id 1 via 10.1.0.3 dev w0 scope link",
+            "route del 10.98.0.0/16 t254 unicast boot dev w0 via 10.1.0.3 nhid 1 flushed",
+        ],
+    );
+    let extra: Vec<String> = w
+        .rest(Duration::from_millis(300))
+        .iter()
+        .map(brief)
+        .collect();
+    assert!(extra.is_empty(), "records nobody asked for: {extra:#?}");
+    w.stop();
+    ns.run("ip nexthop add id 99 via 10.1.0.9 dev w0");
+    let lines = monitor.stop_after(|l| l.contains("id 99 via"));
+    let routes: Vec<String> = lines
+        .iter()
+        .map(|l| monitor_text(l))
+        .filter(|(_, t)| !t.starts_with("id ") && !t.contains("fe80::"))
+        .map(|(deleted, t)| format!("{}{t}", if deleted { "Deleted " } else { "" }))
+        .collect();
+    // The kernel's whole say about those routes: their adds, with no path.
+    assert_eq!(
+        routes,
+        [
+            "10.98.0.0/16 nhid 1",
+            "fd98::/64 nhid 6 metric 1024 pref medium"
+        ],
+        "{lines:#?}"
+    );
 }

@@ -49,6 +49,8 @@ pub enum Format {
     Json,
     /// A Graphviz digraph, links colored by score.
     Dot,
+    /// A ranked table for people: rank, verdict, estimated loss, the link, its figures.
+    Text,
 }
 
 /// Command-line arguments of `lcorrelate`.
@@ -170,8 +172,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
         links.truncate(n);
     }
     match args.format {
-        Format::Json => {
-            let mut out = RecordWriter::stdout(RecordFormat::Json);
+        Format::Json | Format::Text => {
+            let mut out = RecordWriter::stdout(if args.format == Format::Json {
+                RecordFormat::Json
+            } else {
+                RecordFormat::Text
+            });
             let ts = SystemTime::now();
             for link in links {
                 out.write(&Record {

@@ -35,6 +35,9 @@ pub struct Ancillary {
     pub error: Option<ExtendedError>,
     /// Software stamp of `SCM_TIMESTAMPING` (on the error queue: when the packet left).
     pub timestamping: Option<SystemTime>,
+    /// `SO_RXQ_OVFL`: datagrams the kernel had dropped on this socket (receive queue full)
+    /// when this one was queued, since the socket opened; the kernel sends it once non-zero.
+    pub drops: Option<u32>,
 }
 
 const HDR_LEN: usize = std::mem::size_of::<libc::cmsghdr>();
@@ -69,6 +72,7 @@ pub fn parse(buf: &[u8]) -> Ancillary {
             (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS) => out.rx_time = timespec(data),
             // struct scm_timestamping: software, (deprecated), hardware.
             (libc::SOL_SOCKET, libc::SCM_TIMESTAMPING) => out.timestamping = timespec(data),
+            (libc::SOL_SOCKET, libc::SO_RXQ_OVFL) => out.drops = u32_at(data, 0),
             (libc::IPPROTO_IP, libc::IP_TTL) | (libc::IPPROTO_IPV6, libc::IPV6_HOPLIMIT) => {
                 out.ttl = int_at(data).and_then(|v| u8::try_from(v).ok());
             }
@@ -159,6 +163,23 @@ mod tests {
             Some(UNIX_EPOCH + Duration::new(1_795_341_600, 123_456_789))
         );
         assert_eq!((a.ttl, a.tos), (Some(63), Some(0xb8)));
+    }
+
+    #[test]
+    fn decodes_the_sockets_drop_count() {
+        let mut buf = cmsg(libc::IPPROTO_IP, libc::IP_TTL, &63i32.to_ne_bytes());
+        buf.extend(cmsg(
+            libc::SOL_SOCKET,
+            libc::SO_RXQ_OVFL,
+            &64_712u32.to_ne_bytes(),
+        ));
+        let a = parse(&buf);
+        assert_eq!((a.drops, a.ttl), (Some(64_712), Some(63)));
+        // Too short for its u32: ignored.
+        assert_eq!(
+            parse(&cmsg(libc::SOL_SOCKET, libc::SO_RXQ_OVFL, &[1, 2])).drops,
+            None
+        );
     }
 
     #[test]

@@ -102,6 +102,56 @@ pub fn enable_ancillary(sock: &Socket, v6: bool, errors: bool) -> io::Result<()>
     Ok(())
 }
 
+/// Asks the kernel to say, with every datagram, how many it dropped on this socket because its
+/// receive queue was full (`SO_RXQ_OVFL`): answers lost on this host, not on the network.
+pub fn enable_drop_count(sock: &Socket) -> io::Result<()> {
+    setsockopt_int(sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RXQ_OVFL, 1)
+}
+
+/// The datagrams the kernel dropped on this socket so far (`SO_MEMINFO`'s drop count, the
+/// figure `/proc/net/udp` and `/proc/net/raw` show): the count as of now, where `SO_RXQ_OVFL`
+/// tells it only with the next datagram queued.
+pub fn dropped_so_far(sock: &Socket) -> Option<u32> {
+    // SK_MEMINFO_VARS is 9 on Linux 4.x and later; room for more.
+    let mut info = [0u32; 16];
+    let mut len = std::mem::size_of_val(&info) as libc::socklen_t;
+    // SAFETY: `info` is writable for `len` bytes and `len` is updated by the kernel.
+    let rc = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_MEMINFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    const SK_MEMINFO_DROPS: usize = 8;
+    let words = len as usize / std::mem::size_of::<u32>();
+    (rc == 0 && words > SK_MEMINFO_DROPS).then(|| info[SK_MEMINFO_DROPS])
+}
+
+/// Sizes a probing socket's receive queue for bursts of answers: `bytes` (beyond
+/// `net.core.rmem_max` where the process may: `SO_RCVBUFFORCE` needs CAP_NET_ADMIN, which a
+/// root run has before it drops privileges). `LOPA_TEST_RCVBUF` (bytes) overrides it: the
+/// tests use it to make the queue overflow.
+pub fn size_receive_queue(sock: &Socket, bytes: usize) {
+    let bytes = std::env::var("LOPA_TEST_RCVBUF")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(bytes);
+    let value = i32::try_from(bytes).unwrap_or(i32::MAX);
+    if setsockopt_int(
+        sock.as_raw_fd(),
+        libc::SOL_SOCKET,
+        libc::SO_RCVBUFFORCE,
+        value,
+    )
+    .is_err()
+    {
+        let _ = sock.set_recv_buffer_size(bytes);
+    }
+}
+
 /// `SCM_TS_OPT_ID` (Linux 6.13): the key of a send's timestamp, given per `sendmsg`.
 const SCM_TS_OPT_ID: i32 = 81;
 

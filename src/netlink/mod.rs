@@ -6,8 +6,11 @@
 //! a handful of attributes, which is less code than either crate's API and adds no dependency.
 //! The decoding is in [`parse`] (pure, unit-tested); this module only does the I/O.
 
+pub mod neigh;
+pub mod nexthop;
 pub mod parse;
 pub mod rt;
+pub mod rule;
 
 use anyhow::{bail, Context, Result};
 use parse::{

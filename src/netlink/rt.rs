@@ -40,6 +40,8 @@ const RTA_PREFSRC: u16 = 7;
 const RTA_METRICS: u16 = 8;
 const RTA_MULTIPATH: u16 = 9;
 const RTA_TABLE: u16 = 15;
+/// The nexthop object a route uses (`ip route add ... nhid N`).
+const RTA_NH_ID: u16 = 30;
 const RTNEXTHOP_LEN: usize = 8;
 
 pub const AF_INET: u8 = libc::AF_INET as u8;
@@ -61,7 +63,8 @@ pub fn link_address(payload: &[u8]) -> Result<Option<String>, Error> {
     Ok(None)
 }
 
-fn ip(family: u8, data: &[u8]) -> Option<IpAddr> {
+/// An address attribute of `family`, when its length is that family's.
+pub(crate) fn ip(family: u8, data: &[u8]) -> Option<IpAddr> {
     match (family, data.len()) {
         (AF_INET, 4) => Some(IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(data).ok()?))),
         (AF_INET6, 16) => Some(IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(data).ok()?))),
@@ -155,6 +158,10 @@ pub struct Route {
     /// The `RTA_METRICS` nest as sent (MTU, window, …): not reported, but two IPv4 routes of
     /// one destination, TOS and metric may differ only in these (`ip route append ... mtu N`).
     pub metrics: Option<Vec<u8>>,
+    /// `RTA_NH_ID`: the route uses nexthop object N (FRR's default). The kernel also sends
+    /// the object's path (device and gateway, or `RTA_MULTIPATH` for a group) unless
+    /// `net.ipv4.nexthop_compat_mode` is 0; lwatch resolves it from the objects it follows.
+    pub nhid: Option<u32>,
 }
 
 impl Route {
@@ -198,6 +205,7 @@ pub fn parse_route(payload: &[u8]) -> Result<Option<Route>, Error> {
         index: None,
         nexthops: Vec::new(),
         metrics: None,
+        nhid: None,
     };
     for attr in Attrs::new(&payload[RTMSG_LEN..]) {
         let (kind, data) = attr?;
@@ -211,6 +219,7 @@ pub fn parse_route(payload: &[u8]) -> Result<Option<Route>, Error> {
             RTA_TABLE => r.table = u32_at(data, 0).unwrap_or(r.table),
             RTA_MULTIPATH => r.nexthops = parse_nexthops(family, data)?,
             RTA_METRICS if !data.is_empty() => r.metrics = Some(data.to_vec()),
+            RTA_NH_ID => r.nhid = u32_at(data, 0),
             _ => {}
         }
     }
@@ -242,7 +251,8 @@ fn parse_nexthops(family: u8, mut data: &[u8]) -> Result<Vec<Nexthop>, Error> {
     Ok(out)
 }
 
-fn dump_request(kind: u16, seq: u32, body: &[u8]) -> Vec<u8> {
+/// A dump request of message type `kind` with header `body`.
+pub(crate) fn dump_request(kind: u16, seq: u32, body: &[u8]) -> Vec<u8> {
     let len = NLMSG_HDRLEN + body.len();
     let mut req = Vec::with_capacity(len);
     req.extend_from_slice(&(len as u32).to_ne_bytes());
@@ -351,6 +361,22 @@ mod tests {
             (Some("10.0.1.2".parse().unwrap()), Some(4), 3)
         );
         assert!(r.uses(4) && !r.uses(5));
+    }
+
+    /// `ip route add 10.93.0.0/16 nhid 11`, a group of two nexthops, as Linux 6.18 dumps it
+    /// (nexthop_compat_mode 1: the group's paths follow the id).
+    #[test]
+    fn a_route_on_a_nexthop_object_carries_its_id() {
+        let hex =
+            "02100000fe0300010000000008000f00fe000000080001000a5d000008001e000b00000024000900\
+            1000000003000000080005000a4d02021000000003000000080005000a4d0203";
+        let p: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        let r = parse_route(&p).unwrap().unwrap();
+        assert_eq!((r.nhid, r.nexthops.len(), r.index), (Some(11), 2, None));
+        assert_eq!(r.nexthops[1].gateway, Some("10.77.2.3".parse().unwrap()));
     }
 
     #[test]

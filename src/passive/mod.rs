@@ -36,13 +36,20 @@ const TOOL: &str = "lpassive";
 
 const EXAMPLES: &str = "\
 Examples:
-  lpassive                                every interface but lo, a sample each second
-  lpassive -c 10 -i 0.5 eth0 'veth*'      eth0 and the veths, ten samples half a second apart
-  lpassive -q -w 1h --all                 one iface_summary per interface after an hour
-  lpassive --alert-drops 100 --alert-errors 1 -i 10s | jq -c 'select(.type != \"sample\")'
-                                          drop and error alerts, link changes
-  lpassive --rx-threshold 10000 span0     a receive-only tap: up only while traffic comes in
-  lpassive --format influx --tag host=$(hostname) | curl --data-binary @- http://influx:8086/write?db=net
+  lpassive
+      every interface but lo, a sample each second
+  lpassive -c 10 -i 0.5 eth0 'veth*'
+      eth0 and the veths, ten samples half a second apart
+  lpassive -q -w 1h --all
+      one iface_summary per interface after an hour
+  lpassive --alert-drops 100 --alert-errors 1 -i 10s |
+    jq -c 'select(.type != \"sample\")'
+      drop and error alerts, link changes
+  lpassive --rx-threshold 10000 span0
+      a receive-only tap: up only while traffic comes in
+  lpassive --format influx --tag host=$(hostname) |
+    curl --data-binary @- 'http://influx:8086/write?db=net'
+      every second's counters into InfluxDB
 
 Records: sample (per interface and interval: counter deltas, rates, oper, carrier, mtu,
 speed_mbps), link (event new, del, rename, up, down with a reason), alert, and at the end one
@@ -170,6 +177,7 @@ const SIGNAL_TOKEN: Token = Token(0);
 
 /// Runs lpassive until the count or duration is reached, or a signal comes.
 pub fn run(args: Args) -> Result<ExitCode> {
+    crate::cli::refuse_openmetrics("lpassive", args.output.format)?;
     let selection = Selection::new(&args.ifaces, args.all)?;
     let mut poll = Poll::new().context("cannot create the event loop")?;
     let mut signals =

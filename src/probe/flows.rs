@@ -180,6 +180,24 @@ impl FlowSockets {
         })
     }
 
+    /// What the kernel dropped on each flow's socket (`kind`: "UDP", "TWAMP").
+    pub fn dropped_local(&self, kind: &str) -> Vec<super::SocketDrops> {
+        self.sockets
+            .iter()
+            .map(|s| super::SocketDrops {
+                socket: format!(
+                    "the {kind} socket of flow {} (source port {}, {})",
+                    s.flow,
+                    s.sport,
+                    if s.v6 { "IPv6" } else { "IPv4" }
+                ),
+                count: s.probe.dropped(),
+                v6: s.v6,
+                sport: Some(s.sport),
+            })
+            .collect()
+    }
+
     /// Registers the sockets with the poll, using tokens `first..first + n`; returns `n`.
     pub fn register(&self, registry: &mio::Registry, first: usize) -> io::Result<usize> {
         for (i, s) in self.sockets.iter().enumerate() {
@@ -252,7 +270,7 @@ fn open_flow_socket(v6: bool, port: u16, opts: &SocketOptions) -> Result<Socket>
             anyhow::anyhow!("cannot bind {local}: {e}")
         }
     })?;
-    let _ = sock.set_recv_buffer_size(1 << 20);
+    socket::size_receive_queue(&sock, 1 << 20);
     Ok(sock)
 }
 

@@ -95,7 +95,7 @@ impl IcmpProber {
                 install_raw_filter(&sock, v6)?;
             }
             // Room for bursts: many targets answer at once.
-            let _ = sock.set_recv_buffer_size(4 << 20);
+            socket::size_receive_queue(&sock, 4 << 20);
             sockets.push(IcmpSocket {
                 probe: ProbeSocket::new(sock, !raw),
                 version: if v6 { Version::V6 } else { Version::V4 },
@@ -270,6 +270,26 @@ impl Prober for IcmpProber {
         totals: &[crate::engine::StreamTotal],
     ) -> Result<Vec<(usize, crate::record::Path)>> {
         trace::retrace(self, totals)
+    }
+
+    fn dropped_local(&self) -> Vec<super::SocketDrops> {
+        self.sockets
+            .iter()
+            .map(|s| super::SocketDrops {
+                socket: format!(
+                    "the ICMP {} socket ({})",
+                    if s.raw { "raw" } else { "datagram" },
+                    if s.version == Version::V6 {
+                        "IPv6"
+                    } else {
+                        "IPv4"
+                    }
+                ),
+                count: s.probe.dropped(),
+                v6: s.version == Version::V6,
+                sport: None,
+            })
+            .collect()
     }
 
     fn register(&mut self, registry: &mio::Registry, first: usize) -> io::Result<usize> {

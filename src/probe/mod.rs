@@ -82,6 +82,21 @@ pub struct LossPlacement {
     pub one_stream: bool,
 }
 
+/// Datagrams the kernel dropped on one of a prober's sockets because its receive queue was full:
+/// answers (or other datagrams) lost on this host, not on the network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketDrops {
+    /// The socket in words, for stderr ("the ICMP socket (IPv4)").
+    pub socket: String,
+    /// Dropped since the socket opened.
+    pub count: u64,
+    /// The address family of the targets whose answers it receives.
+    pub v6: bool,
+    /// The source port of the one flow it serves (the streams of that flow, of every target of
+    /// the family); `None`: every stream.
+    pub sport: Option<u16>,
+}
+
 /// What a prober found on its sockets.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProbeEvent {
@@ -198,6 +213,11 @@ pub trait Prober {
         _lookup: &dyn ProbeLookup,
         _events: &mut Vec<ProbeEvent>,
     ) {
+    }
+
+    /// What the kernel dropped on each of the prober's sockets so far (receive queue full).
+    fn dropped_local(&self) -> Vec<SocketDrops> {
+        Vec::new()
     }
 
     /// Probe `id` timed out: release what it holds (a TCP prober closes its connection).

@@ -26,6 +26,8 @@ pub struct ProbeSocket {
     tx_key: u32,
     /// The probe each recent key belongs to.
     tx_ring: Vec<Option<(u32, ProbeId)>>,
+    /// The kernel's drop count (`SO_RXQ_OVFL`) the latest datagram came with.
+    drops_seen: u32,
 }
 
 impl ProbeSocket {
@@ -33,13 +35,24 @@ impl ProbeSocket {
     /// them. `recv_errors`: `IP_RECVERR` / `IPV6_RECVERR` is on.
     pub fn new(sock: Socket, recv_errors: bool) -> ProbeSocket {
         let tx_stamps = enable_tx_timestamps(&sock).is_ok();
+        // Without it the drops still show in `dropped`, through SO_MEMINFO.
+        let _ = socket::enable_drop_count(&sock);
         ProbeSocket {
             sock,
             recv_errors,
             tx_stamps,
             tx_key: 0,
             tx_ring: vec![None; if tx_stamps { TX_RING } else { 0 }],
+            drops_seen: 0,
         }
+    }
+
+    /// Datagrams the kernel dropped on this socket since it opened, its receive queue full:
+    /// the count the latest datagram came with, or the kernel's count now when that is higher
+    /// (drops after the last datagram queued).
+    pub fn dropped(&self) -> u64 {
+        let now = socket::dropped_so_far(&self.sock).unwrap_or(0);
+        u64::from(self.drops_seen.max(now))
     }
 
     pub fn register(&self, registry: &mio::Registry, token: Token) -> io::Result<()> {
@@ -94,6 +107,9 @@ impl ProbeSocket {
                     Ok(rx) => {
                         let rx_mono = Instant::now();
                         let data = &buf[..rx.len.min(buf.len())];
+                        if let Some(drops) = rx.anc.drops {
+                            self.drops_seen = self.drops_seen.max(drops);
+                        }
                         if rx.truncated && !errqueue {
                             events.push(ProbeEvent::Malformed(crate::wire::Error::Truncated));
                         } else if errqueue {

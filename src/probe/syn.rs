@@ -79,7 +79,7 @@ impl SynProber {
             sock.set_nonblocking(true)?;
             socket::enable_ancillary(&sock, v6, false)?;
             socket::apply_options(&sock, v6, opts)?;
-            let _ = sock.set_recv_buffer_size(4 << 20);
+            socket::size_receive_queue(&sock, 4 << 20);
             // ICMP errors about the SYNs (a router's time exceeded or unreachable, a
             // firewall's reject) come back on the error queue.
             set_recv_errors(&sock, v6, true)?;
@@ -340,6 +340,21 @@ impl Prober for SynProber {
 
     fn flow(&self, target: &Target, _index: usize, stream: usize) -> Option<Flow> {
         Some(TcpSpread::flow(self.sport_base, target, stream, self.tos))
+    }
+
+    fn dropped_local(&self) -> Vec<super::SocketDrops> {
+        self.sockets
+            .iter()
+            .map(|s| super::SocketDrops {
+                socket: format!(
+                    "the raw TCP socket ({})",
+                    if s.v6 { "IPv6" } else { "IPv4" }
+                ),
+                count: s.probe.dropped(),
+                v6: s.v6,
+                sport: None,
+            })
+            .collect()
     }
 
     fn register(&mut self, registry: &mio::Registry, first: usize) -> io::Result<usize> {

@@ -142,6 +142,10 @@ impl Prober for UdpProber {
         self.sockets.flow(target, stream)
     }
 
+    fn dropped_local(&self) -> Vec<super::SocketDrops> {
+        self.sockets.dropped_local("UDP")
+    }
+
     fn register(&mut self, registry: &mio::Registry, first: usize) -> io::Result<usize> {
         self.sockets.register(registry, first)
     }

@@ -583,6 +583,7 @@ impl Reflector {
 
 /// Runs lreflect until SIGINT, SIGTERM or SIGHUP.
 pub fn run(args: Args) -> Result<ExitCode> {
+    crate::cli::refuse_openmetrics("lreflect", args.format)?;
     // Echo on the default port only when nothing at all is asked for.
     let echo: Vec<SocketAddr> = if args.echo.is_empty() && args.twamp.is_empty() {
         vec![SocketAddr::from((

@@ -9,15 +9,22 @@
 //!   the notifications queued behind the loss as the start is).
 
 pub mod exec;
+pub mod nexthop;
 pub mod state;
+pub mod tables;
 
 use crate::cli::{parse_count, parse_positive_duration, OutputArgs};
+use crate::netlink::neigh::{getneigh_dump_request, parse_neigh, RTM_DELNEIGH, RTM_NEWNEIGH};
+use crate::netlink::nexthop::{
+    getnexthop_dump_request, parse_nexthop, NexthopObject, RTM_DELNEXTHOP, RTM_NEWNEXTHOP,
+};
 use crate::netlink::parse::{getlink_dump_request, parse_link, RTM_NEWLINK};
 use crate::netlink::rt::{
     getaddr_dump_request, getroute4_dump_request, getroute6_dump_request, link_address, parse_addr,
     parse_route, walk_notifications_flagged, Route, RTM_DELADDR, RTM_DELLINK, RTM_DELROUTE,
     RTM_NEWADDR, RTM_NEWROUTE,
 };
+use crate::netlink::rule::{getrule_dump_request, parse_rule, RTM_DELRULE, RTM_NEWRULE};
 use crate::netlink::{Received, RouteSocket, Subscription};
 use crate::output::RecordWriter;
 use crate::record::{Body, Record, Tags, WatchNexthop, WatchResync};
@@ -38,12 +45,38 @@ use std::time::{Duration, Instant, SystemTime};
 const TOOL: &str = "lwatch";
 
 /// `RTNLGRP_LINK`, `IPV4_IFADDR`, `IPV4_ROUTE`, `IPV6_IFADDR`, `IPV6_ROUTE` (not
-/// `IPV6_IFINFO`, whose partial AF_INET6 link messages would look like changes).
-const GROUPS: [u32; 5] = [1, 5, 7, 9, 11];
+/// `IPV6_IFINFO`, whose partial AF_INET6 link messages would look like changes), and
+/// `RTNLGRP_NEXTHOP`: routes on nexthop objects need the objects.
+const GROUPS: [u32; 6] = [1, 5, 7, 9, 11, 32];
+/// `RTNLGRP_NEIGH`, for `--type neigh`.
+const NEIGH_GROUPS: [u32; 1] = [3];
+/// `RTNLGRP_IPV4_RULE`, `RTNLGRP_IPV6_RULE`, for `--type rule`.
+const RULE_GROUPS: [u32; 2] = [8, 19];
+
+/// What lwatch follows beyond links, addresses, nexthop objects and routes: neighbours and
+/// rules only when asked for (a busy host's neighbour table changes every few seconds).
+#[derive(Debug, Clone, Copy, Default)]
+struct Follow {
+    neigh: bool,
+    rule: bool,
+}
+
+impl Follow {
+    fn groups(self) -> Vec<u32> {
+        let mut g = GROUPS.to_vec();
+        if self.neigh {
+            g.extend(NEIGH_GROUPS);
+        }
+        if self.rule {
+            g.extend(RULE_GROUPS);
+        }
+        g
+    }
+}
 
 const EXAMPLES: &str = "\
 Examples:
-  lwatch                                  every link, address and route change, as it happens
+  lwatch                                  every link, address, nexthop object and route change
   lwatch --dump -c 1                      the current state as 'present' records, then the next change
   lwatch --type route --table 1000        routes of table 1000 only
   lwatch --type addr --family 6 --interface 'eth*'
@@ -52,6 +85,8 @@ Examples:
   lwatch -w 1h --tag host=$(hostname) >> /var/log/lwatch.jsonl
   lwatch --type link --exec 'curl -sd @- http://hooks.example/lwatch'
                                           a webhook per link change, in order
+  lwatch --type neigh --interface eth0    ARP/NDP entries of eth0: reachability, FAILED, INCOMPLETE
+  lwatch --dump --type rule,route         policy rules and routes, as they are and as they change
 
 Records: link (event new, del, rename, up, down, carrier, oper, mtu, address, present), addr
 (add, del, present, and change when an address's flags change, with old_flags; flags named
@@ -59,13 +94,22 @@ as ip prints them: tentative, dadfailed, deprecated, dynamic, ...; a lifetime ch
 leaves them as they are writes nothing; a del also for an address never announced, such as
 an IPv6 link-local deleted while tentative), route (add, replace, del, present; one route
 per destination, table, metric and path; a replace names the route it replaced in old_dev,
-old_gateway or old_nexthops; \"flushed\":true for IPv4 routes the kernel removed without a
-notice when their link went down or away; with --format influx the nexthops are flattened by
-index: nexthop_count, nexthop0_gateway, nexthop0_dev, nexthop0_weight, ..., and
-old_nexthop_count, old_nexthop0_gateway, ...), and resync after the receive buffer
-overflowed (the records before it marked \"resync\":true are what changed meanwhile).
---table and --dst select among routes, --family among addresses and routes; other records
-pass them.
+old_gateway, old_nexthops or old_nhid; a route on a nexthop object has its nhid and the
+object's path resolved, dev and gateway or nexthops; \"flushed\":true for routes the kernel
+removed without a notice: IPv4 routes when their link went down or away, and routes on a
+nexthop object that went; with --format influx the nexthops are flattened by index:
+nexthop_count, nexthop0_gateway, nexthop0_dev, nexthop0_weight, ..., and old_nexthop_count,
+old_nexthop0_gateway, ...), nexthop (add, replace, del, present: an object of ip nexthop, a
+gateway and dev, a blackhole, or a group of ids and weights; a replace also when the kernel
+takes a deleted member out of a group, with old_gateway, old_dev or old_group; flushed when
+it went with its link; the routes on it follow as route records), neigh (--type neigh only:
+add, change of state, lladdr or router flag with old_state, del, present; states as ip neigh
+prints them: REACHABLE, STALE, DELAY, PROBE, INCOMPLETE, FAILED, NOARP, PERMANENT), rule
+(--type rule only: add, del, present), and resync after the receive buffer overflowed (the
+records before it marked \"resync\":true are what changed meanwhile). --table and --dst
+select among routes, --family among addresses, routes, nexthop objects, neighbours and
+rules; --interface passes a nexthop object by its dev (groups always), a neighbour by its
+interface, a rule by its iif or oif; other records pass them.
 
 Exit status: 0 the run ended (count, duration, or SIGINT, SIGTERM or SIGHUP), 2 usage or system
 error.";
@@ -76,6 +120,12 @@ pub enum Kind {
     Link,
     Addr,
     Route,
+    /// Nexthop objects (`ip nexthop`).
+    Nexthop,
+    /// Neighbour entries (ARP, NDP): only when asked for.
+    Neigh,
+    /// Policy routing rules: only when asked for.
+    Rule,
 }
 
 /// Command-line arguments of `lwatch`.
@@ -83,24 +133,30 @@ pub enum Kind {
 #[command(
     name = "lwatch",
     version,
-    about = "Netlink monitor: link, address and route changes",
-    long_about = "Follows the kernel's link, address and route changes over rtnetlink (the groups \
-of links, IPv4 and IPv6 addresses, IPv4 and IPv6 routes) and writes one record per real change: \
-the state of every interface, address and route is kept, so repeated or unrelated kernel \
-messages write nothing. IPv4 routes the kernel removes without a notification when their link \
-goes down or is deleted are reported deleted, from a re-read. When the receive buffer overflows \
-(ENOBUFS) everything is re-read and what changed meanwhile is written, then a 'resync' record, \
-so a consumer's picture is right again.",
+    about = "Netlink monitor: link, address, nexthop object and route changes (neighbours, rules)",
+    long_about = "Follows the kernel's link, address, nexthop object and route changes over \
+rtnetlink (the groups of links, IPv4 and IPv6 addresses, IPv4 and IPv6 routes, nexthop objects; \
+with --type neigh or rule also neighbours and policy rules) and writes one record per real \
+change: the state of every interface, address, object and route is kept, so repeated or \
+unrelated kernel messages write nothing. Routes the kernel removes or changes without a \
+notification are reported from what lwatch knows: IPv4 routes when their link goes down or is \
+deleted (from a re-read), routes on a nexthop object that is deleted or flushed with its link, \
+routes on a group that lost a member. When the receive buffer overflows (ENOBUFS) everything is \
+re-read and what changed meanwhile is written, then a 'resync' record, so a consumer's picture \
+is right again.",
     after_help = EXAMPLES,
     mut_arg("quiet", |a| a.help("No warnings on stderr (a receive buffer smaller than asked, \
---exec failures)."))
+--exec failures).")),
+    mut_arg("textfile", |a| a.hide(true)),
+    mut_arg("buckets", |a| a.hide(true))
 )]
 pub struct Args {
     /// First write the current state as 'present' records, then follow the changes. A change
     /// made while lwatch starts has its record even when the present records already show it.
     #[arg(long)]
     pub dump: bool,
-    /// Only these record kinds (comma-separated).
+    /// Only these record kinds (comma-separated). Without it: link, addr, route and
+    /// nexthop; neigh and rule are followed only when named here.
     #[arg(
         long = "type",
         value_name = "KINDS",
@@ -109,9 +165,10 @@ pub struct Args {
         help_heading = "Filters"
     )]
     pub types: Vec<Kind>,
-    /// Only links, addresses and routes of interfaces matching GLOB (a name or a shell
-    /// pattern, 'veth*'); a route matches through its device or any nexthop's, a replace also
-    /// through the route it replaced (old_dev, old_nexthops), a rename by its old name too.
+    /// Only links, addresses, routes, nexthop objects and neighbours of interfaces matching
+    /// GLOB (a name or a shell pattern, 'veth*'); a route matches through its device or any
+    /// nexthop's, a replace also through the route it replaced (old_dev, old_nexthops), a
+    /// rename by its old name too, a rule by its iif or oif; nexthop groups always pass.
     #[arg(long, value_name = "GLOB", value_parser = crate::cli::parse_non_empty,
           help_heading = "Filters")]
     pub interface: Option<String>,
@@ -122,7 +179,8 @@ pub struct Args {
     /// Only routes whose destination is inside CIDR, or equal to it.
     #[arg(long, value_name = "CIDR", value_parser = parse_cidr, help_heading = "Filters")]
     pub dst: Option<IpNet>,
-    /// Only addresses and routes of this IP version.
+    /// Only addresses, routes, nexthop objects, neighbours and rules of this IP version
+    /// (nexthop groups have none: they pass).
     #[arg(long, value_name = "4|6", value_parser = ["4", "6"], help_heading = "Filters")]
     pub family: Option<String>,
     /// Stop after N change records.
@@ -211,9 +269,19 @@ impl Filter {
             Body::WatchLink(_) => Kind::Link,
             Body::WatchAddr(_) => Kind::Addr,
             Body::WatchRoute(_) => Kind::Route,
+            Body::WatchNexthopObject(_) => Kind::Nexthop,
+            Body::WatchNeigh(_) => Kind::Neigh,
+            Body::WatchRule(_) => Kind::Rule,
             _ => return true,
         };
-        if !self.types.is_empty() && !self.types.contains(&kind) {
+        // Without --type: everything but neighbours and rules, which are followed only when
+        // asked for.
+        let asked = if self.types.is_empty() {
+            !matches!(kind, Kind::Neigh | Kind::Rule)
+        } else {
+            self.types.contains(&kind)
+        };
+        if !asked {
             return false;
         }
         match body {
@@ -245,6 +313,23 @@ impl Filter {
                     && self.table.is_none_or(|t| t == r.table)
                     && self.family.is_none_or(|f| f == r.family)
             }
+            // A group has no family and no device of its own: it passes those filters.
+            Body::WatchNexthopObject(n) => {
+                let family = n.family.as_deref();
+                (family.is_none() || self.family.is_none_or(|f| Some(f) == family))
+                    && (n.group.is_some()
+                        || self.interface.is_none()
+                        || self.name_matches(n.dev.as_deref()))
+            }
+            Body::WatchNeigh(n) => {
+                self.family.is_none_or(|f| f == n.family) && self.name_matches(Some(&n.ifname))
+            }
+            Body::WatchRule(r) => {
+                self.family.is_none_or(|f| f == r.family)
+                    && (self.interface.is_none()
+                        || self.name_matches(r.iif.as_deref())
+                        || self.name_matches(r.oif.as_deref()))
+            }
             _ => true,
         }
     }
@@ -253,9 +338,13 @@ impl Filter {
 /// Reads links, addresses and routes, each from one consistent dump. With
 /// `LOPA_LWATCH_DEBUG` set in the environment, says on stderr how many dumps the kernel
 /// flagged interrupted (`NLM_F_DUMP_INTR`) and were read again.
-fn read_state(sock: &mut RouteSocket, msgs: &mut Vec<(u16, Vec<u8>)>) -> Result<State> {
+fn read_state(
+    sock: &mut RouteSocket,
+    msgs: &mut Vec<(u16, Vec<u8>)>,
+    follow: Follow,
+) -> Result<State> {
     let interrupted = sock.interrupted;
-    let s = read_dumps(sock, msgs)?;
+    let s = read_dumps(sock, msgs, follow)?;
     if std::env::var_os("LOPA_LWATCH_DEBUG").is_some() {
         eprintln!(
             "lwatch: debug: state read, {} interrupted dump(s) retried",
@@ -265,7 +354,11 @@ fn read_state(sock: &mut RouteSocket, msgs: &mut Vec<(u16, Vec<u8>)>) -> Result<
     Ok(s)
 }
 
-fn read_dumps(sock: &mut RouteSocket, msgs: &mut Vec<(u16, Vec<u8>)>) -> Result<State> {
+fn read_dumps(
+    sock: &mut RouteSocket,
+    msgs: &mut Vec<(u16, Vec<u8>)>,
+    follow: Follow,
+) -> Result<State> {
     let mut s = State::default();
     sock.dump_raw(getlink_dump_request, msgs)?;
     for (kind, payload) in msgs.iter() {
@@ -281,6 +374,8 @@ fn read_dumps(sock: &mut RouteSocket, msgs: &mut Vec<(u16, Vec<u8>)>) -> Result<
             s.addrs.insert((a.index, a.addr, a.prefixlen), a);
         }
     }
+    // The objects before the routes on them: a route takes its object's path.
+    s.nexthops = read_nexthops(sock, msgs)?;
     for req in [getroute4_dump_request, getroute6_dump_request] {
         sock.dump_raw(req, msgs)?;
         for (_, payload) in msgs.iter() {
@@ -289,7 +384,55 @@ fn read_dumps(sock: &mut RouteSocket, msgs: &mut Vec<(u16, Vec<u8>)>) -> Result<
             }
         }
     }
+    if follow.neigh {
+        sock.dump_raw(getneigh_dump_request, msgs)?;
+        for (_, payload) in msgs.iter() {
+            if let Some(n) = parse_neigh(payload).context("bad neighbour in the dump")? {
+                s.neighs.insert(tables::neigh_key(&n), n);
+            }
+        }
+    }
+    if follow.rule {
+        sock.dump_raw(getrule_dump_request, msgs)?;
+        for (_, payload) in msgs.iter() {
+            if let Some(r) = parse_rule(payload).context("bad rule in the dump")? {
+                s.rules.push(r);
+            }
+        }
+    }
     Ok(s)
+}
+
+/// Every nexthop object, by id. A kernel without them (before 5.3) answers the dump with an
+/// error: it has none.
+fn read_nexthops(
+    sock: &mut RouteSocket,
+    msgs: &mut Vec<(u16, Vec<u8>)>,
+) -> Result<BTreeMap<u32, NexthopObject>> {
+    let mut out = BTreeMap::new();
+    match sock.dump_raw(getnexthop_dump_request, msgs) {
+        Ok(()) => {}
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<crate::netlink::parse::Error>()
+                    .is_some_and(|k| {
+                        matches!(
+                            k,
+                            crate::netlink::parse::Error::Kernel(libc::EOPNOTSUPP | libc::EINVAL)
+                        )
+                    })
+            }) =>
+        {
+            return Ok(out)
+        }
+        Err(e) => return Err(e),
+    }
+    for (_, payload) in msgs.iter() {
+        if let Some(nh) = parse_nexthop(payload).context("bad nexthop object in the dump")? {
+            out.insert(nh.id, nh);
+        }
+    }
+    Ok(out)
 }
 
 fn link_info(payload: &[u8]) -> Result<LinkInfo, crate::netlink::parse::Error> {
@@ -310,8 +453,8 @@ fn ipv4_routes(sock: &mut RouteSocket, msgs: &mut Vec<(u16, Vec<u8>)>) -> Result
     Ok(out)
 }
 
-/// Applies one notification to the state; notes the links whose IPv4 routes the kernel may
-/// have flushed silently (admin down, deleted).
+/// Applies one notification to the state; notes the links whose IPv4 routes or nexthop
+/// objects the kernel may have flushed silently (admin down, carrier lost, deleted).
 fn apply(
     state: &mut State,
     kind: u16,
@@ -324,10 +467,15 @@ fn apply(
         RTM_NEWLINK => {
             let info = link_info(payload)?;
             let index = info.link.index;
-            let was_up = state.links.get(&index).map(|l| l.link.admin_up());
-            let up = info.link.admin_up();
+            let was = state
+                .links
+                .get(&index)
+                .map(|l| (l.link.admin_up(), l.link.carrier));
+            let now = (info.link.admin_up(), info.link.carrier);
             state.new_link(info, out);
-            if was_up == Some(true) && !up {
+            // Admin down flushes the link's IPv4 routes; down or a carrier loss its nexthop
+            // objects (and the routes on them), all without a notification.
+            if was.is_some_and(|(up, carrier)| (up && !now.0) || (carrier && !now.1)) {
                 flush.insert(index);
             }
         }
@@ -354,6 +502,36 @@ fn apply(
         RTM_DELROUTE => {
             if let Some(r) = parse_route(payload)? {
                 state.del_route(&r, out);
+            }
+        }
+        RTM_NEWNEXTHOP => {
+            if let Some(nh) = parse_nexthop(payload)? {
+                state.new_nexthop(nh, out);
+            }
+        }
+        RTM_DELNEXTHOP => {
+            if let Some(nh) = parse_nexthop(payload)? {
+                state.del_nexthop(nh.id, false, out);
+            }
+        }
+        RTM_NEWNEIGH => {
+            if let Some(n) = parse_neigh(payload)? {
+                state.new_neigh(n, out);
+            }
+        }
+        RTM_DELNEIGH => {
+            if let Some(n) = parse_neigh(payload)? {
+                state.del_neigh(&n, out);
+            }
+        }
+        RTM_NEWRULE => {
+            if let Some(r) = parse_rule(payload)? {
+                state.new_rule(r, out);
+            }
+        }
+        RTM_DELRULE => {
+            if let Some(r) = parse_rule(payload)? {
+                state.del_rule(&r, out);
             }
         }
         _ => {}
@@ -457,7 +635,7 @@ impl Reconcile {
         // deletion, not there).
         let shown_by_read = route.as_ref().is_some_and(|r| {
             let mut r = r.clone();
-            state::normalize(&mut r);
+            state.prepare(&mut r);
             was.contains(&r) == (kind == RTM_NEWROUTE)
         });
         let mut now = Vec::new();
@@ -583,6 +761,7 @@ struct Watch {
     /// Links to check once more for flushed routes, and when: the kernel announces a link
     /// going down before it flushes the link's IPv4 routes, so a re-read at once can be early.
     recheck: Option<(Instant, BTreeSet<u32>)>,
+    follow: Follow,
 }
 
 impl Watch {
@@ -638,7 +817,7 @@ impl Watch {
             None => std::mem::take(&mut self.state),
         };
         self.flush.clear();
-        self.state = read_state(&mut self.sock, &mut self.msgs)?;
+        self.state = read_state(&mut self.sock, &mut self.msgs, self.follow)?;
         for (index, name) in &self.state.names {
             before.names.entry(*index).or_insert_with(|| name.clone());
         }
@@ -683,7 +862,8 @@ impl Watch {
         if indexes.is_empty() {
             return Ok(());
         }
-        let routes = ipv4_routes(&mut self.sock, &mut self.msgs)?;
+        self.flush_nexthops(bodies)?;
+        let routes = self.ipv4_routes()?;
         let again = &mut self
             .recheck
             .get_or_insert_with(|| (Instant::now() + FLUSH_RECHECK, BTreeSet::new()))
@@ -719,12 +899,43 @@ impl Watch {
         Ok(())
     }
 
+    /// Re-reads the nexthop objects after links went down or away: the kernel removes the
+    /// objects on them (and their routes) without a notification. Before the IPv4 routes are
+    /// re-read, so routes that went with an object are deleted as such.
+    fn flush_nexthops(&mut self, bodies: &mut Vec<Body>) -> Result<()> {
+        let fresh = read_nexthops(&mut self.sock, &mut self.msgs)?;
+        match &mut self.reconcile {
+            None => self.state.flush_nexthops(&fresh, bodies),
+            // The consumer holds `before`: its records.
+            Some(s) if s.base == Base::Before => {
+                s.before.flush_nexthops(&fresh, bodies);
+                self.state.flush_nexthops(&fresh, &mut Vec::new());
+            }
+            Some(s) => {
+                self.state.flush_nexthops(&fresh, bodies);
+                s.before.flush_nexthops(&fresh, &mut Vec::new());
+            }
+        }
+        Ok(())
+    }
+
+    /// The IPv4 routes, read again, as lwatch keeps them (a route on an object with the
+    /// object's path: the kernel sends none with `nexthop_compat_mode` 0).
+    fn ipv4_routes(&mut self) -> Result<Vec<Route>> {
+        let mut routes = ipv4_routes(&mut self.sock, &mut self.msgs)?;
+        for r in &mut routes {
+            self.state.prepare(r);
+        }
+        Ok(routes)
+    }
+
     /// The second look at links that went down or away, once it is due.
     fn recheck(&mut self, now: Instant, bodies: &mut Vec<Body>) -> Result<bool> {
         let Some((_, indexes)) = self.recheck.take_if(|(at, _)| *at <= now) else {
             return Ok(false);
         };
-        let routes = ipv4_routes(&mut self.sock, &mut self.msgs)?;
+        self.flush_nexthops(bodies)?;
+        let routes = self.ipv4_routes()?;
         for index in indexes {
             self.state.flushed(index, &routes, bodies);
         }
@@ -771,6 +982,12 @@ fn parse_rcvbuf(s: &str) -> Result<usize, String> {
 
 /// Runs lwatch until the count or duration is reached, or a signal comes.
 pub fn run(args: Args) -> Result<ExitCode> {
+    crate::cli::refuse_openmetrics("lwatch", args.output.format)?;
+    if args.output.textfile.is_some() || args.output.buckets.is_some() {
+        anyhow::bail!(
+            "lwatch writes events, not figures: --textfile and --buckets are the probes'"
+        );
+    }
     let filter = Filter::new(&args)?;
     let mut poll = Poll::new().context("cannot create the event loop")?;
     let mut signals =
@@ -794,9 +1011,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
     // The state before subscribing, then the subscription, then the state again (see
     // `Reconcile`): no change falls between the reads and the notifications, and none that the
     // second read already shows goes without its record.
-    let before = read_state(&mut sock, &mut msgs)?;
+    let follow = Follow {
+        neigh: args.types.contains(&Kind::Neigh),
+        rule: args.types.contains(&Kind::Rule),
+    };
+    let before = read_state(&mut sock, &mut msgs, follow)?;
     test_stop("read");
-    let sub = Subscription::open(&GROUPS, args.rcvbuf)?;
+    let sub = Subscription::open(&follow.groups(), args.rcvbuf)?;
     poll.registry().register(
         &mut SourceFd(&sub.raw_fd()),
         NETLINK_TOKEN,
@@ -810,7 +1031,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
     }
     test_stop("subscribed");
-    let state = read_state(&mut sock, &mut msgs)?;
+    let state = read_state(&mut sock, &mut msgs, follow)?;
     test_stop("dumped");
     let mut before = before;
     // Records made from `before` name interfaces it never saw (made in between) too.
@@ -833,6 +1054,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         msgs,
         flush: BTreeSet::new(),
         recheck: None,
+        follow,
     };
 
     let mut sink = Sink {
@@ -903,6 +1125,9 @@ fn mark_resync(body: &mut Body) {
         Body::WatchLink(b) => b.resync = Some(true),
         Body::WatchAddr(b) => b.resync = Some(true),
         Body::WatchRoute(b) => b.resync = Some(true),
+        Body::WatchNexthopObject(b) => b.resync = Some(true),
+        Body::WatchNeigh(b) => b.resync = Some(true),
+        Body::WatchRule(b) => b.resync = Some(true),
         _ => {}
     }
 }

@@ -5,8 +5,11 @@
 //! `RTM_NEWADDR` for addresses it already has, so every message is diffed against this state
 //! and only real changes become records.
 
+use crate::netlink::neigh::Neigh;
+use crate::netlink::nexthop::NexthopObject;
 use crate::netlink::parse::{oper_name, Link};
 use crate::netlink::rt::{Addr, Route, AF_INET, NLM_F_APPEND, NLM_F_REPLACE};
+use crate::netlink::rule::Rule;
 use crate::record::{Body, WatchAddr, WatchLink, WatchNexthop, WatchRoute};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -43,6 +46,10 @@ fn same_route(a: &Route, b: &Route) -> bool {
     if a.family == AF_INET {
         return a == b;
     }
+    // Routes on nexthop objects are never siblings: one per object.
+    if a.nhid.is_some() || b.nhid.is_some() {
+        return a.nhid == b.nhid;
+    }
     match (a.nexthops.is_empty(), b.nexthops.is_empty()) {
         (true, true) => a.index == b.index && a.gateway == b.gateway,
         (false, false) => true,
@@ -60,14 +67,23 @@ pub struct State {
     /// The last name of every interface seen, kept after it goes, so routes flushed with a
     /// deleted link still name it.
     pub names: BTreeMap<u32, String>,
+    /// Nexthop objects by id (see [`super::nexthop`]).
+    pub nexthops: BTreeMap<u32, NexthopObject>,
+    /// Neighbour entries (`--type neigh` only; see [`super::tables`]).
+    pub neighs: BTreeMap<NeighKey, Neigh>,
+    /// Policy routing rules in the kernel's order (`--type rule` only).
+    pub rules: Vec<Rule>,
 }
+
+/// A neighbour entry's identity: interface, address, and whether it is a proxy entry.
+pub type NeighKey = (u32, IpAddr, bool);
 
 /// Whether the kernel may make the route an ECMP sibling of another (it has a gateway).
 fn ecmp(r: &Route) -> bool {
     r.gateway.is_some() || !r.nexthops.is_empty()
 }
 
-fn family(f: u8) -> &'static str {
+pub(super) fn family(f: u8) -> &'static str {
     if f == AF_INET {
         "inet"
     } else {
@@ -123,7 +139,7 @@ pub fn addr_flag_names(family_: u8, flags: u32) -> Vec<String> {
     out
 }
 
-fn protocol_name(p: u8) -> String {
+pub(super) fn protocol_name(p: u8) -> String {
     match p {
         0 => "unspec".into(),
         1 => "redirect".into(),
@@ -154,7 +170,7 @@ fn type_name(t: u8) -> String {
 
 impl State {
     /// The name of interface `index`, or its number when lwatch never saw it.
-    fn name(&self, index: u32) -> String {
+    pub(super) fn name(&self, index: u32) -> String {
         self.links
             .get(&index)
             .map(|l| &l.link.name)
@@ -233,6 +249,8 @@ impl State {
             old_nexthops: None,
             flushed: None,
             resync: None,
+            nhid: r.nhid,
+            old_nhid: None,
         })
     }
 
@@ -245,11 +263,13 @@ impl State {
             w.old_ifindex = old.index;
             w.old_gateway = old.gateway;
             w.old_nexthops = self.nexthops(old);
+            w.old_nhid = old.nhid;
         }
         body
     }
 
-    /// Everything as `present` records: links, then addresses, then routes.
+    /// Everything as `present` records: links, addresses, nexthop objects, routes,
+    /// neighbours, rules.
     pub fn present(&self, out: &mut Vec<Body>) {
         for info in self.links.values() {
             out.push(self.link_body("present", info));
@@ -257,8 +277,17 @@ impl State {
         for a in self.addrs.values() {
             out.push(self.addr_body("present", a));
         }
+        for nh in self.nexthops.values() {
+            out.push(self.nexthop_body("present", nh));
+        }
         for r in self.routes.values().flatten() {
             out.push(self.route_body("present", r));
+        }
+        for n in self.neighs.values() {
+            out.push(self.neigh_body("present", n));
+        }
+        for r in &self.rules {
+            out.push(self.rule_body("present", r));
         }
     }
 
@@ -341,7 +370,7 @@ impl State {
 
     /// A route of a dump, after those before it.
     pub fn push_dumped(&mut self, mut r: Route) {
-        normalize(&mut r);
+        self.prepare(&mut r);
         self.routes.entry(place(&r)).or_default().push(r);
     }
 
@@ -433,7 +462,7 @@ impl State {
     /// route it grew from; a route of a device and gateway already there is an update of it;
     /// any other is one more route of the place, last.
     pub fn new_route_flagged(&mut self, mut r: Route, flags: u16, out: &mut Vec<Body>) {
-        normalize(&mut r);
+        self.prepare(&mut r);
         let key = place(&r);
         let list = self.routes.entry(key).or_default();
         let before = list.clone();
@@ -455,15 +484,17 @@ impl State {
                     .or((!list.is_empty()).then_some(0))
                     .into_iter()
                     .collect()
-            } else if !r.nexthops.is_empty() {
+            } else if !r.nexthops.is_empty() && r.nhid.is_none() {
+                // Routes on nexthop objects are never ECMP siblings of others.
                 (0..list.len())
                     .filter(|&i| {
                         let x = &list[i];
-                        !x.nexthops.is_empty()
-                            || (ecmp(x)
-                                && r.nexthops
-                                    .iter()
-                                    .any(|n| n.gateway == x.gateway && n.index == x.index))
+                        x.nhid.is_none()
+                            && (!x.nexthops.is_empty()
+                                || (ecmp(x)
+                                    && r.nexthops
+                                        .iter()
+                                        .any(|n| n.gateway == x.gateway && n.index == x.index)))
                     })
                     .collect()
             } else {
@@ -486,7 +517,13 @@ impl State {
     }
 
     /// Writes what changed in place `key` and forgets it when it is empty.
-    fn settle(&mut self, key: &Place, before: &[Route], hint: Option<&Route>, out: &mut Vec<Body>) {
+    pub(super) fn settle(
+        &mut self,
+        key: &Place,
+        before: &[Route],
+        hint: Option<&Route>,
+        out: &mut Vec<Body>,
+    ) {
         self.diff_place(key, before, hint, out);
         if self.routes.get(key).is_some_and(Vec::is_empty) {
             self.routes.remove(key);
@@ -499,7 +536,10 @@ impl State {
     /// it is a single-path route again, as the kernel dumps it.
     pub fn del_route(&mut self, r: &Route, out: &mut Vec<Body>) {
         let mut r = r.clone();
-        normalize(&mut r);
+        self.prepare(&mut r);
+        if self.gone_with_its_object(&r) {
+            return;
+        }
         let key = place(&r);
         let Some(list) = self.routes.get_mut(&key) else {
             return;
@@ -596,6 +636,16 @@ impl State {
                 self.del_addr(&a, out);
             }
         }
+        // Objects before the routes on them; the routes are diffed whole below.
+        let old_nexthops = std::mem::replace(&mut self.nexthops, fresh.nexthops);
+        for nh in self.nexthops.values() {
+            out.extend(self.nexthop_change(old_nexthops.get(&nh.id), nh));
+        }
+        for (id, nh) in &old_nexthops {
+            if !self.nexthops.contains_key(id) {
+                out.push(self.nexthop_body("del", nh));
+            }
+        }
         let places: std::collections::BTreeSet<Place> = self
             .routes
             .keys()
@@ -620,6 +670,22 @@ impl State {
             self.new_addr(a, out);
         }
         out.append(&mut later);
+        let old_neighs = std::mem::replace(&mut self.neighs, fresh.neighs);
+        for (key, n) in &old_neighs {
+            if !self.neighs.contains_key(key) {
+                out.push(self.neigh_body("del", n));
+            }
+        }
+        for (key, n) in &self.neighs {
+            out.extend(self.neigh_change(old_neighs.get(key), n));
+        }
+        let old_rules = std::mem::replace(&mut self.rules, fresh.rules);
+        for r in old_rules.iter().filter(|r| !self.rules.contains(r)) {
+            out.push(self.rule_body("del", r));
+        }
+        for r in self.rules.iter().filter(|r| !old_rules.contains(r)) {
+            out.push(self.rule_body("add", r));
+        }
         let gone: Vec<u32> = self
             .links
             .keys()
@@ -664,7 +730,16 @@ pub fn visible(list: &[Route]) -> Vec<&Route> {
 
 /// Whether `a` and `b` take the same path: device and gateway, or the same nexthops.
 fn same_path(a: &Route, b: &Route) -> bool {
-    (a.index, a.gateway, &a.nexthops) == (b.index, b.gateway, &b.nexthops)
+    (a.nhid, a.index, a.gateway, &a.nexthops) == (b.nhid, b.index, b.gateway, &b.nexthops)
+}
+
+impl State {
+    /// A route as lwatch keeps it: on a nexthop object, with the object's path; IPv6
+    /// nexthops in order (see [`normalize`]).
+    pub fn prepare(&self, r: &mut Route) {
+        self.resolve(r);
+        normalize(r);
+    }
 }
 
 /// IPv6 nexthops in order of gateway: the kernel announces an appended path first but dumps
@@ -756,6 +831,7 @@ mod tests {
             index: Some(dev),
             nexthops: Vec::new(),
             metrics: None,
+            nhid: None,
         }
     }
 

@@ -92,6 +92,7 @@ impl Netns {
     /// Creates the namespace, brings up `lo` and applies the quiet IPv6
     /// defaults described on [`Netns`].
     pub fn new(test: &str) -> Netns {
+        require_root();
         let n = NETNS_COUNTER.fetch_add(1, Ordering::Relaxed);
         let name = format!("lopa-{}-{}-{}", sanitize(test), std::process::id(), n);
         {
@@ -800,14 +801,21 @@ pub fn run_tool(ns: &Netns, program: &str, args: &[&str]) -> ToolRun {
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("run {program}: {e}"));
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    ToolRun {
-        status: out.status.code().unwrap_or(-1),
-        records: stdout
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-            .collect(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    ToolRun::of(out)
+}
+
+impl ToolRun {
+    /// A finished run; every line it wrote must be a JSON record.
+    pub fn of(out: Output) -> ToolRun {
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        ToolRun {
+            status: out.status.code().unwrap_or(-1),
+            records: stdout
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+                .collect(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
     }
 }
 
@@ -822,4 +830,98 @@ pub fn lreflect_service(ns: &Netns, args: &[&str], port: u16) -> Background {
     let service = Background(child);
     wait_for_udp_socket(ns, &format!(":{port} "), "lreflect");
     service
+}
+
+/// A tool run in `ns` that the test stops (SIGSTOP) while it floods the tool's receive queue
+/// with `flood` (a Python program run in `ns`), and continues (SIGCONT) once it has read the
+/// kernel's drop count of the tool's socket: the `drops` column of `/proc/net/<table>` (`raw`,
+/// `udp`, `icmp`) on the line of `local_port` (the protocol number for raw sockets; `None`: the
+/// table's only socket). Returns the run and that count. `LOPA_TEST_RCVBUF` gives the tool a tiny receive queue, so a few thousand
+/// datagrams overflow it.
+pub fn run_flooded(
+    ns: &Netns,
+    program: &str,
+    args: &[&str],
+    flood: &str,
+    table: &str,
+    local_port: Option<u16>,
+) -> (ToolRun, u64) {
+    require_root();
+    let child = ns
+        .command(program)
+        .args(args)
+        .env("LOPA_TEST_RCVBUF", "4096")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {program}: {e}"));
+    // `ip netns exec` execs the tool: the child's pid is the tool's.
+    let pid = child.id().to_string();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    check(Command::new("kill").args(["-STOP", &pid]));
+    ns.run(&format!("python3 -c '{flood}'"));
+    let proc_table = ns.run(&format!("cat /proc/net/{table}"));
+    check(Command::new("kill").args(["-CONT", &pid]));
+    let port = local_port.map_or(String::new(), |p| format!(":{p:04X} "));
+    let drops: Vec<u64> = proc_table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .is_some_and(|a| format!("{a} ").ends_with(&port))
+        })
+        .map(|l| l.split_whitespace().last().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(
+        drops.len(),
+        1,
+        "one socket on port {local_port:?}:\n{proc_table}"
+    );
+    let run = ToolRun::of(child.wait_with_output().expect("wait for the tool"));
+    (run, drops[0])
+}
+
+/// The run [`run_flooded`] stops: two probes 3 s apart, so the tool is idle, its first probe
+/// answered, while the test floods it.
+pub const FLOODED_RUN: [&str; 6] = ["-c", "2", "-i", "3", "-W", "1"];
+
+/// ludp or ltwamp (`program`, its flow sockets named `kind`) probing `target` from source port
+/// `sport`, flooded with 2,000 UDP datagrams to that port while stopped: the flow's socket
+/// overflows, and the run must count it as [`assert_dropped_local_is_the_kernels`] says.
+pub fn assert_flow_socket_drops_counted(
+    ns: &Netns,
+    program: &str,
+    target: &str,
+    sport: u16,
+    kind: &str,
+) {
+    let flood = format!(
+        r#"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(2000):
+    s.sendto(bytes(44), ("127.0.0.1", {sport}))
+"#
+    );
+    let sport_arg = sport.to_string();
+    let mut args = vec!["--sport", &sport_arg, target];
+    args.extend(FLOODED_RUN);
+    let (run, kernel) = run_flooded(ns, program, &args, &flood, "udp", Some(sport));
+    let socket = format!("the {kind} socket of flow 0 (source port {sport}, IPv4)");
+    assert_dropped_local_is_the_kernels(&run, kernel, &socket);
+}
+
+/// A [`run_flooded`] run's account: the queue overflowed, the summary's `dropped_local` is the
+/// kernel's count, stderr names `socket`, and the tool's own probes (none sent while it was
+/// stopped) count no loss: exit status 0.
+pub fn assert_dropped_local_is_the_kernels(run: &ToolRun, kernel: u64, socket: &str) {
+    assert!(kernel >= 1000, "the queue overflowed: {kernel}");
+    let summary = run.kind("summary")[0];
+    assert_eq!(summary["dropped_local"], kernel, "{summary}");
+    assert!(summary["sent"].as_u64() > Some(0), "{summary}");
+    assert_eq!(summary["sent"], summary["received"], "{summary}");
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let said = format!("the kernel dropped {kernel} datagrams on {socket}, its receive queue full");
+    assert!(run.stderr.contains(&said), "{}", run.stderr);
 }

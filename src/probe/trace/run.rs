@@ -113,7 +113,7 @@ pub fn run<P: Tracer>(
     super::stop_on_signals()?;
     let mut traced = prober.trace_flows(&targets, &cfg)?;
     let tags: Vec<_> = targets.iter().map(|t| t.tags.clone()).collect();
-    let mut out = RecordWriter::stdout(output.format);
+    let mut out = output.writer()?;
     let write_path = |out: &mut RecordWriter<_>, target: usize, path: Path| {
         out.write(&Record {
             tool,
@@ -144,6 +144,7 @@ pub fn run<P: Tracer>(
                     body: Body::Summary(summary),
                 })?;
             }
+            out.end_window()?;
         }
         let mut all_reached = true;
         for (t, target) in targets.iter().enumerate() {
@@ -178,6 +179,7 @@ pub fn run<P: Tracer>(
         });
     }
     let run_cfg = cli::run_config(tool, run, alerts, output)?;
+    cli::say_if_stretched(tool, &run_cfg, targets.len());
     let outcome = Engine::new(run_cfg, targets, &mut out).run(prober)?;
     cli::report_outcome(tool, &outcome);
     if followed {

@@ -357,6 +357,10 @@ impl Prober for TwampProber {
         self.sockets.flow(target, stream)
     }
 
+    fn dropped_local(&self) -> Vec<crate::probe::SocketDrops> {
+        self.sockets.dropped_local("TWAMP")
+    }
+
     fn register(&mut self, registry: &mio::Registry, first: usize) -> io::Result<usize> {
         self.sockets.register(registry, first)
     }

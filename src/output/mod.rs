@@ -1,8 +1,12 @@
-//! The record writer: JSON lines or InfluxDB line protocol, one flushed line per record.
+//! The record writer: JSON lines, InfluxDB line protocol or text for people ([`text`]), one
+//! flushed line (a few for a text summary or path) per record.
 //!
 //! Every record is flushed as soon as it is written, so `lping host | jq` is live. A closed
 //! pipe surfaces as an `io::ErrorKind::BrokenPipe` error that the binaries turn into a quiet
 //! exit with status 0 (see [`crate::cli::exit_code`]).
+
+pub mod metrics;
+pub mod text;
 
 use crate::record::{rfc3339, Record};
 use serde_json::{Map, Value};
@@ -17,6 +21,12 @@ pub enum Format {
     /// InfluxDB line protocol: measurement = record type, strings are tags, numbers are
     /// fields, nanosecond timestamps.
     Influx,
+    /// Lines for people: replies and summaries as ping prints them, paths as traceroute,
+    /// everything else as key=value pairs.
+    Text,
+    /// A Prometheus exposition (counters, RTT histograms) at the end of every summary window
+    /// and of the run, ending with `# EOF`; the probing tools only.
+    Openmetrics,
 }
 
 /// Writes records to a byte sink, one line each, flushing after every line.
@@ -24,6 +34,12 @@ pub struct RecordWriter<W: Write> {
     out: W,
     format: Format,
     line: Vec<u8>,
+    /// Per-probe records (reply, timeout, unreachable) are not written (`-q`), though the
+    /// exposition still counts them.
+    quiet: bool,
+    /// The exposition, when `--format openmetrics` or `--textfile` asked for one.
+    metrics: Option<metrics::Exposition>,
+    textfile: Option<metrics::Textfile>,
 }
 
 impl RecordWriter<io::Stdout> {
@@ -35,23 +51,81 @@ impl RecordWriter<io::Stdout> {
 
 impl<W: Write> RecordWriter<W> {
     pub fn new(out: W, format: Format) -> Self {
+        let metrics = (format == Format::Openmetrics)
+            .then(|| metrics::Exposition::new(metrics::DEFAULT_BUCKETS.to_vec()));
         RecordWriter {
             out,
             format,
             line: Vec::with_capacity(512),
+            quiet: false,
+            metrics,
+            textfile: None,
         }
+    }
+
+    /// Leaves out per-probe records (`-q`).
+    pub fn quiet(mut self, quiet: bool) -> Self {
+        self.quiet = quiet;
+        self
+    }
+
+    /// Keeps an exposition with these RTT bucket bounds (seconds), written to standard output
+    /// (`--format openmetrics`) and/or to a textfile at every [`RecordWriter::end_window`].
+    pub fn metrics(mut self, bounds: Vec<f64>, textfile: Option<metrics::Textfile>) -> Self {
+        if self.format == Format::Openmetrics || textfile.is_some() {
+            self.metrics = Some(metrics::Exposition::new(bounds));
+        }
+        self.textfile = textfile;
+        self
+    }
+
+    /// Whether the exposition needs every per-probe record, even under `-q`.
+    pub fn wants_every_record(&self) -> bool {
+        self.metrics.is_some()
     }
 
     /// Writes one record as one line and flushes it.
     pub fn write(&mut self, record: &Record) -> io::Result<()> {
+        if let Some(m) = &mut self.metrics {
+            let body: Map<String, Value> = serde_json::from_slice(&record.body.to_json_object()?)?;
+            m.observe(
+                record.body.kind(),
+                record.tool,
+                &body,
+                record.tags.as_deref(),
+            );
+        }
+        let per_probe = matches!(record.body.kind(), "reply" | "timeout" | "unreachable");
+        if self.format == Format::Openmetrics || (self.quiet && per_probe) {
+            return Ok(());
+        }
         self.line.clear();
         match self.format {
             Format::Json => json_line(record, &mut self.line)?,
             Format::Influx => influx_line(record, &mut self.line)?,
+            Format::Text => text::text_lines(record, &mut self.line)?,
+            Format::Openmetrics => {}
         }
         self.line.push(b'\n');
         self.out.write_all(&self.line)?;
         self.out.flush()
+    }
+
+    /// A summary window (or the run) ended: the exposition is written whole, to standard
+    /// output with `--format openmetrics`, to the textfile with `--textfile`.
+    pub fn end_window(&mut self) -> io::Result<()> {
+        let Some(m) = &self.metrics else {
+            return Ok(());
+        };
+        let text = m.render();
+        if let Some(file) = &self.textfile {
+            file.write(&text)?;
+        }
+        if self.format == Format::Openmetrics {
+            self.out.write_all(text.as_bytes())?;
+            self.out.flush()?;
+        }
+        Ok(())
     }
 
     pub fn into_inner(self) -> W {
@@ -85,11 +159,53 @@ pub fn json_line(record: &Record, line: &mut Vec<u8>) -> io::Result<()> {
 /// Members that are free text, written as string fields rather than tags.
 const TEXT_FIELDS: &[&str] = &["reason"];
 
+/// Numbers that say which object a record is about, written as tags so records of different
+/// objects written at one instant stay apart: a path's (a flow's) `sport` and `dport`, as a
+/// `flow`'s members are; lwatch's nexthop object `id`, a rule's `priority`.
+const IDENTITY_NUMBERS: &[&str] = &["sport", "dport", "id", "priority"];
+
 /// Lists of objects written one element at a time under an indexed name, with a count:
 /// `nexthops` (lwatch's multipath routes) becomes `nexthop_count=2i`, `nexthop0_gateway`,
 /// `nexthop0_dev`, `nexthop0_weight=1i`, `nexthop1_…` (strings tags, numbers fields, as at the
-/// top). Other lists are left out.
-const INDEXED: &[(&str, &str)] = &[("nexthops", "nexthop"), ("old_nexthops", "old_nexthop")];
+/// top). A path's `hops` are indexed by their TTL rather than their place (`hop_count=3i`,
+/// `hop1_addr`, `hop1_rtt_ms`, `hop2_…`), so `hop3` is the third hop whatever went silent
+/// before it. lwatch's nexthop groups by place (`group_count`, `group0_id=1i`,
+/// `group0_weight`). Other lists of objects are left out.
+const INDEXED: &[Indexed] = &[
+    Indexed {
+        member: "nexthops",
+        stem: "nexthop",
+        index_by: None,
+    },
+    Indexed {
+        member: "old_nexthops",
+        stem: "old_nexthop",
+        index_by: None,
+    },
+    Indexed {
+        member: "group",
+        stem: "group",
+        index_by: None,
+    },
+    Indexed {
+        member: "old_group",
+        stem: "old_group",
+        index_by: None,
+    },
+    Indexed {
+        member: "hops",
+        stem: "hop",
+        index_by: Some("ttl"),
+    },
+];
+
+/// How one list of objects is flattened (see [`INDEXED`]).
+struct Indexed {
+    member: &'static str,
+    stem: &'static str,
+    /// The element's own member that gives its index (left out of the fields); else its place.
+    index_by: Option<&'static str>,
+}
 
 /// One InfluxDB line: `type,tool=…,<string members and tags> <numeric members> <ns>`. Lists
 /// of strings (lwatch's address `flags`, `old_flags`) become one string field, the members
@@ -120,19 +236,33 @@ pub fn influx_line(record: &Record, line: &mut Vec<u8>) -> io::Result<()> {
                 );
             }
             Value::Array(items) => {
-                let Some((_, stem)) = INDEXED.iter().find(|(k, _)| k == key) else {
+                let Some(list) = INDEXED.iter().find(|l| l.member == key) else {
                     continue;
                 };
+                let stem = list.stem;
                 fields.push((format!("{stem}_count"), format!("{}i", items.len())));
-                for (i, item) in items.iter().enumerate() {
-                    for (k, v) in item.as_object().into_iter().flatten() {
+                for (place, item) in items.iter().enumerate() {
+                    let members = item.as_object().into_iter().flatten();
+                    let i = match list.index_by {
+                        Some(by) => item.get(by).map(scalar_text).unwrap_or_default(),
+                        None => place.to_string(),
+                    };
+                    for (k, v) in members.filter(|(k, _)| Some(k.as_str()) != list.index_by) {
                         let name = format!("{stem}{i}_{k}");
                         match v {
                             Value::String(s) => tags.push((name, s.clone())),
+                            Value::Array(all) => {
+                                let joined: Vec<String> = all.iter().map(scalar_text).collect();
+                                let joined = Value::String(joined.join(","));
+                                fields.extend(field_value(&joined).map(|f| (name, f)));
+                            }
                             other => fields.extend(field_value(other).map(|f| (name, f))),
                         }
                     }
                 }
+            }
+            Value::Number(n) if IDENTITY_NUMBERS.contains(&key.as_str()) => {
+                tags.push((key.clone(), n.to_string()))
             }
             Value::String(s) if !TEXT_FIELDS.contains(&key.as_str()) => {
                 tags.push((key.clone(), s.clone()))
@@ -177,7 +307,7 @@ pub fn influx_line(record: &Record, line: &mut Vec<u8>) -> io::Result<()> {
 }
 
 /// `rtt_ms` + `p50` → `rtt_p50_ms`, keeping the unit suffix last; else `key_sub`.
-fn nested_name(key: &str, sub: &str) -> String {
+pub(crate) fn nested_name(key: &str, sub: &str) -> String {
     match key.strip_suffix("_ms") {
         Some(stem) => format!("{stem}_{sub}_ms"),
         None => format!("{key}_{sub}"),
@@ -194,7 +324,7 @@ fn scalar_text(v: &Value) -> String {
 /// A JSON scalar as a line-protocol field value: integers get `i`, strings are quoted.
 fn field_value(v: &Value) -> Option<String> {
     match v {
-        Value::Number(n) if n.is_f64() => Some(n.to_string()),
+        Value::Number(n) if n.is_f64() => n.as_f64().map(crate::record::figure),
         Value::Number(n) => Some(format!("{n}i")),
         Value::Bool(b) => Some(b.to_string()),
         Value::String(s) => {
@@ -285,6 +415,42 @@ mod tests {
         assert_eq!(
             String::from_utf8(line).unwrap(),
             r"reply,addr=10.0.0.2,dc=fra\,1,target=db\ 1,tool=lping rtt_ms=0.25,seq=7i,size=64i,ttl=64i 1795341600000000005"
+        );
+    }
+
+    /// A path keeps its hops (by TTL, silent ones counted) and its ports are tags (issue 17).
+    #[test]
+    fn influx_paths_carry_their_hops_and_ports_as_tags() {
+        use crate::record::{Hop, Path};
+        let hop = |ttl, addr: Option<&str>, rtt| Hop {
+            ttl,
+            addr: addr.map(|a| a.parse().unwrap()),
+            addrs: vec![],
+            rtt_ms: rtt,
+        };
+        let mut two = hop(3, Some("10.0.9.2"), Some(0.3));
+        two.addrs = vec!["10.0.9.2".parse().unwrap(), "10.0.8.2".parse().unwrap()];
+        let body = Body::Path(Path {
+            src: "10.0.0.2".parse().unwrap(),
+            dst: "10.0.9.2".parse().unwrap(),
+            proto: "udp".into(),
+            sport: 40000,
+            dport: 8081,
+            hops: vec![hop(1, Some("10.0.0.1"), Some(0.1)), hop(2, None, None), two],
+            reached: true,
+            sent: Some(100),
+            lost: Some(2),
+            lost_fwd: None,
+            lost_rev: None,
+        });
+        let mut line = Vec::new();
+        influx_line(&record(body, None), &mut line).unwrap();
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            "path,dport=8081,dst=10.0.9.2,hop1_addr=10.0.0.1,hop3_addr=10.0.9.2,proto=udp,\
+             sport=40000,src=10.0.0.2,tool=lping \
+             hop_count=3i,hop1_rtt_ms=0.1,hop3_addrs=\"10.0.9.2,10.0.8.2\",hop3_rtt_ms=0.3,\
+             lost=2i,reached=true,sent=100i 1795341600000000005"
         );
     }
 
