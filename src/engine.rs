@@ -70,11 +70,11 @@ pub struct Outcome {
     /// Probes not sent because the previous probe of their flow was still in flight (see
     /// [`Prober::flow_busy`]); counted neither sent nor lost.
     pub skipped_busy: u64,
+    /// Probes the reflectors refused (lreflect's rate limit), over every target.
+    pub refused: u64,
     /// The prober's sockets on which the kernel dropped datagrams (receive queue full), with
     /// the run's counts.
     pub dropped_local: Vec<SocketDrops>,
-    /// Probes the reflectors refused (lreflect's rate limit), over every target.
-    pub refused: u64,
 }
 
 /// Deadlines, earliest first; ties in insertion order.

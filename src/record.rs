@@ -304,13 +304,6 @@ pub struct Summary {
     /// lreflect).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lost_rev: Option<u64>,
-    /// Datagrams the kernel dropped in the window on this host, on a full receive queue of the
-    /// socket(s) this summary's answers arrive on (`SO_RXQ_OVFL`): answers among them count as
-    /// lost above, but were lost here, not on the network. A socket shared by several targets
-    /// (lping's, ltcp --syn's, one per address family) shows its count in each of their
-    /// summaries: the drops cannot be told apart by target. Absent when none.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dropped_local: Option<u64>,
     /// Lost probes that reached the reflector and that it refused (its rate limit): the far
     /// end's doing, in neither `lost_fwd` nor `lost_rev` (ludp against lreflect).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -330,6 +323,13 @@ pub struct Summary {
     /// Routers on the way back, from the answers' TTL likewise (ludp against lreflect, ltwamp).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hops_rev: Option<u8>,
+    /// Datagrams the kernel dropped in the window on this host, on a full receive queue of the
+    /// socket(s) this summary's answers arrive on (`SO_RXQ_OVFL`): answers among them count as
+    /// lost above, but were lost here, not on the network. A socket shared by several targets
+    /// (lping's, ltcp --syn's, one per address family) shows its count in each of their
+    /// summaries: the drops cannot be told apart by target. Absent when none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dropped_local: Option<u64>,
 }
 
 /// Whether an alert starts or ends.

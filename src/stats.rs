@@ -240,12 +240,12 @@ impl Stats {
             jitter_ms: self.jitter(),
             lost_fwd: self.placed.map(|p| p.0),
             lost_rev: self.placed.map(|p| p.1),
-            dropped_local: None,
             refused: self.refused,
             fwd_ms: self.fwd.stats(),
             rev_ms: self.rev.stats(),
             hops_fwd: self.hops_fwd,
             hops_rev: self.hops_rev,
+            dropped_local: None,
         }
     }
 }

@@ -616,7 +616,6 @@ fn every_member_records() -> Vec<Vec<u8>> {
             jitter_ms: Some(0.01),
             lost_fwd: Some(1),
             lost_rev: Some(0),
-            dropped_local: Some(3),
             refused: Some(2),
             fwd_ms: Some(DelayStats {
                 min: -0.01,
@@ -636,6 +635,7 @@ fn every_member_records() -> Vec<Vec<u8>> {
             }),
             hops_fwd: Some(2),
             hops_rev: Some(3),
+            dropped_local: Some(3),
         }),
         Body::Alert(Alert {
             state: AlertState::Resolved,

@@ -494,18 +494,6 @@ fn against_a_stateless_lreflect_nothing_is_placed() {
     assert!(total.get("lost_fwd").is_none(), "{total}");
 }
 
-/// Datagrams the kernel drops on this host, a flow socket's queue full, are counted apart from
-/// the network's loss, as ludp's: ltwamp (a tiny receive queue) against stamp-suite is stopped
-/// while 2,000 datagrams arrive at its flow's port; its summary's `dropped_local` is the
-/// kernel's drop count of the socket (`/proc/net/udp`).
-#[test]
-fn datagrams_dropped_on_this_host_are_dropped_local_not_loss() {
-    let ns = Netns::new("twampdropped");
-    let _reflector = stamp_suite_reflector(&ns, "127.0.0.1", &[]);
-    let program = env!("CARGO_BIN_EXE_ltwamp");
-    assert_flow_socket_drops_counted(&ns, program, "127.0.0.1", 41600, "TWAMP");
-}
-
 /// client — r1 — r2 — server, IPv4 only: `client` eth0 10.3.1.1, `server` eth0 10.3.3.1, two
 /// routers between them.
 fn two_routers(test: &str) -> [Netns; 4] {
@@ -598,4 +586,16 @@ fn summaries_give_hop_counts_and_one_way_delays_when_synchronized() {
     let _twamp = lreflect_twamp(&server, &[]);
     let _echo = lreflect_service(&server, &["--echo", "[::]:8081"], 8081);
     check(&client, &["10.3.3.1"], 2);
+}
+
+/// Datagrams the kernel drops on this host, a flow socket's queue full, are counted apart from
+/// the network's loss, as ludp's: ltwamp (a tiny receive queue) against stamp-suite is stopped
+/// while 2,000 datagrams arrive at its flow's port; its summary's `dropped_local` is the
+/// kernel's drop count of the socket (`/proc/net/udp`).
+#[test]
+fn datagrams_dropped_on_this_host_are_dropped_local_not_loss() {
+    let ns = Netns::new("twampdropped");
+    let _reflector = stamp_suite_reflector(&ns, "127.0.0.1", &[]);
+    let program = env!("CARGO_BIN_EXE_ltwamp");
+    assert_flow_socket_drops_counted(&ns, program, "127.0.0.1", 41600, "TWAMP");
 }

@@ -431,18 +431,6 @@ fn lreflect_stamps_give_one_way_figures_and_show_remarking() {
         .all(|r| r.get("fwd_ms").is_none() && u(&r["size"]) == 40));
 }
 
-/// Datagrams the kernel drops on this host, a flow socket's receive queue full, are counted apart
-/// from the network's loss: ludp (a tiny receive queue) is stopped while 2,000 datagrams arrive
-/// at its flow's port; its summary's `dropped_local` is the kernel's drop count of the socket
-/// (`/proc/net/udp`), stderr names the socket, and its own probes count no loss.
-#[test]
-fn datagrams_dropped_on_this_host_are_dropped_local_not_loss() {
-    let ns = Netns::new("udpdropped");
-    let _echo = python_echo(&ns, 7);
-    let program = env!("CARGO_BIN_EXE_ludp");
-    assert_flow_socket_drops_counted(&ns, program, "127.0.0.1:7", 41500, "UDP");
-}
-
 /// The totals of every flow and of the target, checked against each other: each flow's loss is
 /// `lost_fwd + lost_rev + refused` but for the probes lost after its last answer; a probe placed
 /// on the way back was answered too late or not at all, and the target's figures are its flows'
@@ -648,4 +636,16 @@ fn a_restarted_lreflect_costs_the_split_of_one_run() {
         binomial_ok(fwd, u(&total["sent"]) - unreachable - around, 0.15),
         "{total}"
     );
+}
+
+/// Datagrams the kernel drops on this host, a flow socket's receive queue full, are counted apart
+/// from the network's loss: ludp (a tiny receive queue) is stopped while 2,000 datagrams arrive
+/// at its flow's port; its summary's `dropped_local` is the kernel's drop count of the socket
+/// (`/proc/net/udp`), stderr names the socket, and its own probes count no loss.
+#[test]
+fn datagrams_dropped_on_this_host_are_dropped_local_not_loss() {
+    let ns = Netns::new("udpdropped");
+    let _echo = python_echo(&ns, 7);
+    let program = env!("CARGO_BIN_EXE_ludp");
+    assert_flow_socket_drops_counted(&ns, program, "127.0.0.1:7", 41500, "UDP");
 }

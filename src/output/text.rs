@@ -470,12 +470,12 @@ mod tests {
             jitter_ms: Some(0.005),
             lost_fwd: Some(1),
             lost_rev: Some(0),
-            dropped_local: None,
             refused: None,
             fwd_ms: None,
             rev_ms: None,
             hops_fwd: None,
             hops_rev: None,
+            dropped_local: None,
         };
         assert_eq!(
             text("ltwamp", Body::Summary(s)),
