@@ -21,7 +21,8 @@ Examples:
   lping --format influx -w 30s example.com |
     curl --data-binary @- 'http://influx:8086/write?db=net'
       30 seconds of figures into InfluxDB
-  lping -c 20 -q -f hosts.txt --textfile /var/lib/prometheus/node-exporter/lping.prom
+  lping -c 20 -q -f hosts.txt \\
+    --textfile /var/lib/prometheus/node-exporter/lping.prom
       the figures for node_exporter's textfile collector (cron)
   lping --trace --trace-every 5m -q 10.0.0.1
       the path there (one ICMP flow identity), again every 5m

@@ -10,15 +10,18 @@ use std::process::ExitCode;
 
 const EXAMPLES: &str = "\
 Examples:
-  ltwamp -c 10 reflector.example                ten STAMP probes to port 862
+  ltwamp -c 10 reflector.example
+      ten STAMP probes to port 862
   ltwamp --flows 8 --dscp EF,CS1 -c 100 -q 10.0.0.2
-                                                8 ECMP flows in two classes, a summary each
-  ltwamp --size 14 -c 10 10.0.0.2:4000          TWAMP-Light packets of 14 bytes
-  ltwamp --reflector stateful -w 1m -q 10.0.0.2 loss split into lost_fwd and lost_rev
+      8 ECMP flows in two classes, a summary each
+  ltwamp --size 14 -c 10 10.0.0.2:4000
+      TWAMP-Light packets of 14 bytes
+  ltwamp --reflector stateful -w 1m -q 10.0.0.2
+      loss split into lost_fwd and lost_rev
   ltwamp -f reflectors.txt --alert-loss 1 --summary-every 1m
-                                                continuous, windowed summaries and alerts
-  ltwamp --flows 16 --trace -c 100 -q 10.0.0.2  each flow's path (its own 5-tuple), with its
-                                                loss split by direction
+      continuous, windowed summaries and alerts
+  ltwamp --flows 16 --trace -c 100 -q 10.0.0.2
+      each flow's path (its own 5-tuple), with its loss split by direction
 
 Each reply carries rtt_ms net of the reflector's own time ((T4 - T1) - (T3 - T2)), fwd_ms
 (T2 - T1), rev_ms (T4 - T3) and reflector_ms (T3 - T2): one-way figures compare two clocks,

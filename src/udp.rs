@@ -13,16 +13,20 @@ pub const DEFAULT_PORT: u16 = 8081;
 
 const EXAMPLES: &str = "\
 Examples:
-  ludp -c 10 reflector.example                  ten probes to lreflect on port 8081
+  ludp -c 10 reflector.example
+      ten probes to lreflect on port 8081
   ludp --flows 16 --sport 40000 -c 100 -q 10.0.0.2
-                                                16 ECMP flows, a summary per flow
-  ludp --dscp EF,AF41,CS1 -c 20 10.0.0.2:7      every flow in three classes, to an RFC 862 echo
-  ludp --size 36 -c 10 llama-host:8100           the LLAMA reflector (36-byte datagrams)
+      16 ECMP flows, a summary per flow
+  ludp --dscp EF,AF41,CS1 -c 20 10.0.0.2:7
+      every flow in three classes, to an RFC 862 echo
+  ludp --size 36 -c 10 llama-host:8100
+      the LLAMA reflector (36-byte datagrams)
   ludp -f reflectors.txt --flows 8 --alert-loss 1 --summary-every 1m
-                                                continuous, windowed summaries and alerts
-  ludp --flows 16 --trace-only 10.0.0.2:7        the ECMP paths of 16 flows (Paris traceroute)
+      continuous, windowed summaries and alerts
+  ludp --flows 16 --trace-only 10.0.0.2:7
+      the ECMP paths of 16 flows (Paris traceroute)
   ludp --flows 16 --trace --trace-every 5m -q 10.0.0.2
-                                                each flow's paths over time, with its loss on each
+      each flow's paths over time, with its loss on each
 
 A reply's rtt_ms is send to answer as ping's is, the reflector's own time included. Against
 lreflect, replies also carry fwd_ms, rev_ms, reflector_ms (one-way figures: trust them only

@@ -1719,6 +1719,54 @@ fn sigint_sigterm_and_sighup_end_the_run_with_a_total_summary() {
 // ---------------------------------------------------------------------------------------------
 // Man pages
 
+/// Every tool's `--help` examples fit an 80-column terminal, so clap never wraps one in the
+/// middle of a command; each command starts at two spaces (or continues a pipe at four), its
+/// description below it at six (issue 17).
+#[test]
+fn help_examples_fit_80_columns_and_are_never_wrapped() {
+    let tools = [
+        ("lping", env!("CARGO_BIN_EXE_lping")),
+        ("ludp", env!("CARGO_BIN_EXE_ludp")),
+        ("ltcp", env!("CARGO_BIN_EXE_ltcp")),
+        ("ltwamp", env!("CARGO_BIN_EXE_ltwamp")),
+        ("lreflect", env!("CARGO_BIN_EXE_lreflect")),
+        ("lpassive", env!("CARGO_BIN_EXE_lpassive")),
+        ("lwatch", env!("CARGO_BIN_EXE_lwatch")),
+        ("lcorrelate", env!("CARGO_BIN_EXE_lcorrelate")),
+    ];
+    for (name, program) in tools {
+        // As wide as clap allows, so a line it would wrap at 80 shows here whole.
+        let out = Command::new(program)
+            .arg("--help")
+            .env("COLUMNS", "200")
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        let examples: Vec<&str> = help
+            .lines()
+            .skip_while(|l| *l != "Examples:")
+            .skip(1)
+            .take_while(|l| !l.is_empty())
+            .collect();
+        assert!(!examples.is_empty(), "{name}: no examples in --help");
+        for line in &examples {
+            assert!(
+                line.chars().count() <= 80,
+                "{name}: too wide for 80 columns: {line}"
+            );
+            let indent = line.len() - line.trim_start().len();
+            assert!(
+                [2, 4, 6].contains(&indent),
+                "{name}: neither a command, its continuation nor its description: {line:?}"
+            );
+        }
+        assert!(
+            examples.iter().any(|l| l.starts_with(&format!("  {name}"))),
+            "{name}: no example runs {name}"
+        );
+    }
+}
+
 #[test]
 fn man_pages_are_current() {
     let update = std::env::var_os("LOPA_UPDATE_MAN").is_some_and(|v| v == "1");

@@ -26,10 +26,15 @@ use std::time::SystemTime;
 
 const EXAMPLES: &str = "\
 Examples:
-  cat */ludp.jsonl | lcorrelate          mixed logs: only path records are read
-  lcorrelate --top 5 a.jsonl b.jsonl.gz  the five best suspects
-  lcorrelate --alias routers.txt --format dot paths.jsonl | dot -Tsvg > links.svg
-                                         one node per router, links colored by score
+  cat */ludp.jsonl | lcorrelate
+      mixed logs: only path records are read
+  lcorrelate --top 5 a.jsonl b.jsonl.gz
+      the five best suspects
+  lcorrelate --alias routers.txt --format dot paths.jsonl |
+    dot -Tsvg > links.svg
+      one node per router, links colored by score
+  lcorrelate --format text paths.jsonl
+      the ranked table, for people
   lcorrelate --method diff paths.jsonl | jq -c 'select(.verdict == \"faulty\")'
 
 Alias file: one router per line, its name then its interface IP addresses, # comments

@@ -56,19 +56,23 @@ const TOOL: &str = "lreflect";
 
 const EXAMPLES: &str = "\
 Examples:
-  lreflect                                 echo on [::]:8081, IPv4 and IPv6
+  lreflect
+      echo on [::]:8081, IPv4 and IPv6
   lreflect --echo 192.0.2.10:8081 --echo [2001:db8::10]:8081
-                                           two addresses, one socket each
+      two addresses, one socket each
   lreflect --allow 10.0.0.0/8 --allow fd00::/8 --rate-limit 200 --burst 50
-                                           answer only these networks, 200/s per source
-  lreflect --reflect-tos --stats-every 10s --tag site=fra1 | jq -c 'select(.dropped.acl > 0)'
-                                           LLAMA-style TOS reflection, stats every 10 s
-  lreflect --twamp [::]:862                TWAMP-Light / STAMP reflector only, IPv4 and IPv6
+      answer only these networks, 200/s per source
+  lreflect --reflect-tos --stats-every 10s --tag site=fra1 |
+    jq -c 'select(.dropped.acl > 0)'
+      LLAMA-style TOS reflection, stats every 10 s
+  lreflect --twamp [::]:862
+      TWAMP-Light / STAMP reflector only, IPv4 and IPv6
   lreflect --echo [::]:8081 --twamp [::]:862 --session-timeout 1m
-                                           both, TWAMP sessions idle for a minute end
+      both, TWAMP sessions idle for a minute end
   lreflect --twamp 192.0.2.10:862 --stateless
-                                           replies carry the sender's sequence numbers
-  systemctl start lreflect                 as a service: contrib/systemd/lreflect.service
+      replies carry the sender's sequence numbers
+  systemctl start lreflect
+      as a service: contrib/systemd/lreflect.service
 
 Dropped datagrams are counted, each under the first reason that applies: acl (source not
 allowed), loop (from a port that answers back, so a spoofed datagram cannot start an endless

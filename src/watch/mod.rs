@@ -76,17 +76,23 @@ impl Follow {
 
 const EXAMPLES: &str = "\
 Examples:
-  lwatch                                  every link, address, nexthop object and route change
-  lwatch --dump -c 1                      the current state as 'present' records, then the next change
-  lwatch --type route --table 1000        routes of table 1000 only
+  lwatch
+      every link, address, nexthop object and route change
+  lwatch --dump -c 1
+      the current state as 'present' records, then the next change
+  lwatch --type route --table 1000
+      routes of table 1000 only
   lwatch --type addr --family 6 --interface 'eth*'
-                                          IPv6 addresses on the eth interfaces
-  lwatch --type route --dst 10.0.0.0/8    routes inside 10.0.0.0/8 (or equal to it)
+      IPv6 addresses on the eth interfaces
+  lwatch --type route --dst 10.0.0.0/8
+      routes inside 10.0.0.0/8 (or equal to it)
   lwatch -w 1h --tag host=$(hostname) >> /var/log/lwatch.jsonl
   lwatch --type link --exec 'curl -sd @- http://hooks.example/lwatch'
-                                          a webhook per link change, in order
-  lwatch --type neigh --interface eth0    ARP/NDP entries of eth0: reachability, FAILED, INCOMPLETE
-  lwatch --dump --type rule,route         policy rules and routes, as they are and as they change
+      a webhook per link change, in order
+  lwatch --type neigh --interface eth0
+      ARP/NDP entries of eth0: reachability, FAILED, INCOMPLETE
+  lwatch --dump --type rule,route
+      policy rules and routes, as they are and as they change
 
 Records: link (event new, del, rename, up, down, carrier, oper, mtu, address, present), addr
 (add, del, present, and change when an address's flags change, with old_flags; flags named
