@@ -2699,13 +2699,24 @@ fn changes_the_read_of_the_state_already_shows_still_get_their_records() {
     let setup = "ip link add w0 type veth peer name w1 && ip link set w0 up && \
                  ip link set w1 up && ip addr add 10.1.0.1/24 dev w0 && \
                  ip addr add 10.2.0.1/24 dev w1 && \
-                 ip route add 10.9.0.0/24 via 10.1.0.2 table 1000";
+                 ip route add 10.9.0.0/24 via 10.1.0.2 table 1000 && \
+                 ip nexthop add id 1 via 10.1.0.2 dev w0 && \
+                 ip nexthop add id 2 via 10.1.0.3 dev w0 && ip nexthop add id 10 group 1/2 && \
+                 ip route add 10.7.0.0/24 nhid 10 table 1000";
     // Links, addresses and routes changed, some twice, some undone (10.4.0.1), IPv4 routes
-    // flushed silently (w1 down), a place changed thrice (10.8.0.0/24). What the kernel
+    // flushed silently (w1 down), a place changed thrice (10.8.0.0/24); nexthop objects
+    // replaced, deleted (a group's member: its route changes silently; an object with a
+    // route on it: the route goes silently), and flushed with the routes on them when w0
+    // loses its carrier. What the kernel
     // announces a moment later from a work queue (w0 losing its carrier when w1 goes down,
     // the local route of an IPv6 address) is waited for, so it comes before the next change
     // in both runs.
     let changes_made = "ip addr add 10.3.0.1/24 dev w0 && ip link set w0 mtu 1400 && \
+                        ip nexthop replace id 1 via 10.1.0.4 dev w0 && ip nexthop del id 2 && \
+                        ip nexthop add id 3 via 10.1.0.5 dev w0 && \
+                        ip route add 10.6.0.0/24 nhid 3 table 1000 && ip nexthop del id 3 && \
+                        ip nexthop add id 4 via 10.1.0.6 dev w0 && \
+                        ip route add 10.5.0.0/24 nhid 4 table 1000 && \
                         ip link set w1 down && \
                         until grep -qx lowerlayerdown /sys/class/net/w0/operstate; do \
                             sleep 0.01; done && \
@@ -3902,4 +3913,48 @@ fn without_compat_mode_routes_on_objects_still_have_their_paths_and_changes() {
         ],
         "{lines:#?}"
     );
+}
+
+/// Object changes around lwatch's start (stopped by the test hook after its first read,
+/// after subscribing, after the second read), with routes on the objects: objects added,
+/// replaced and deleted (a group's member, an object with a route on it), a group replaced;
+/// the picture the `present` records and the changes give is the kernel's (routes with their
+/// objects' paths, and the objects).
+#[test]
+fn object_changes_around_the_subscription_end_with_the_kernels_picture() {
+    require_root();
+    let ns = Netns::new("lwatch-nh-around");
+    ns.run(
+        "ip link add w0 type veth peer name w1 && ip link set w0 up && ip link set w1 up && \
+         ip addr add 10.1.0.1/24 dev w0 && \
+         ip nexthop add id 1 via 10.1.0.2 dev w0 && ip nexthop add id 2 via 10.1.0.3 dev w0 && \
+         ip nexthop add id 10 group 1/2 && ip route add 10.10.0.0/24 nhid 10 && \
+         ip route add 10.11.0.0/24 nhid 2",
+    );
+    let mut w = Watch::spawn(
+        &ns,
+        &["--dump"],
+        &[("LOPA_LWATCH_TEST_STOP", "read,subscribed,dumped")],
+    );
+    w.at_stop(
+        &ns,
+        "ip nexthop add id 5 via 10.1.0.5 dev w0 && ip route add 10.50.0.0/24 nhid 5 && \
+         ip nexthop replace id 1 via 10.1.0.6 dev w0",
+    );
+    w.at_stop(
+        &ns,
+        "ip nexthop del id 2 && ip nexthop add id 7 via 10.1.0.7 dev w0 && \
+         ip route add 10.70.0.0/24 nhid 7",
+    );
+    w.at_stop(
+        &ns,
+        "ip nexthop replace id 7 via 10.1.0.8 dev w0 && ip nexthop del id 5 && \
+         ip nexthop add id 2 via 10.1.0.9 dev w0 && ip nexthop replace id 10 group 1/2 && \
+         ip route add 10.11.0.0/24 nhid 2",
+    );
+    let records = records_so_far(&mut w, &ns, "the changes");
+    w.stop();
+    let pic = Picture::of(&records);
+    pic.assert_is_the_kernels(&ns);
+    assert_eq!(pic.nexthops.len(), 4, "{:#?}", pic.nexthops);
 }

@@ -462,6 +462,12 @@ impl State {
     /// route it grew from; a route of a device and gateway already there is an update of it;
     /// any other is one more route of the place, last.
     pub fn new_route_flagged(&mut self, mut r: Route, flags: u16, out: &mut Vec<Body>) {
+        // A route on an object lwatch no longer has went with it (the kernel refuses a route
+        // on an object it does not have): a notification that comes after a read that was
+        // ahead by the object's silent flush.
+        if r.nhid.is_some_and(|id| !self.nexthops.contains_key(&id)) {
+            return;
+        }
         self.prepare(&mut r);
         let key = place(&r);
         let list = self.routes.entry(key).or_default();
