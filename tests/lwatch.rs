@@ -980,6 +980,42 @@ fn route_form(
     t
 }
 
+/// A route record in [`route_form`]'s form (`new`: as an add or replace, else a deletion);
+/// the nexthop object's id is part of the place.
+fn record_route_form(r: &Value, new: bool) -> String {
+    let s = |k: &str| r[k].as_str().map(str::to_string);
+    let hops: Vec<(String, String, String)> = r["nexthops"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|n| {
+            (
+                n["gateway"].as_str().unwrap_or("-").to_string(),
+                n["dev"].as_str().unwrap_or("-").to_string(),
+                n["weight"].to_string(),
+            )
+        })
+        .collect();
+    let place = format!(
+        "{} t{} {} {}{}",
+        s("dst").unwrap_or_default(),
+        r["table"],
+        s("route_type").unwrap_or_default(),
+        s("protocol").unwrap_or_default(),
+        r["nhid"]
+            .as_u64()
+            .map(|n| format!(" nhid {n}"))
+            .unwrap_or_default()
+    );
+    route_form(
+        new,
+        &place,
+        s("dev").as_deref(),
+        s("gateway").as_deref(),
+        &hops,
+    )
+}
+
 /// Holds lwatch's change records (`records`, `present` left out) to `ip monitor`'s events
 /// (`lines`): they must be exactly what the events give by the rules lwatch follows. Each
 /// event gives the records below, or none, for a stated reason:
@@ -1177,48 +1213,11 @@ fn same_as_ip_monitor(
             got.push(brief(r));
             continue;
         }
-        let s = |k: &str| r[k].as_str().map(str::to_string);
-        let hops: Vec<(String, String, String)> = r["nexthops"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|n| {
-                (
-                    n["gateway"].as_str().unwrap_or("-").to_string(),
-                    n["dev"].as_str().unwrap_or("-").to_string(),
-                    n["weight"].to_string(),
-                )
-            })
-            .collect();
-        let place = format!(
-            "{} t{} {} {}{}",
-            s("dst").unwrap(),
-            r["table"],
-            s("route_type").unwrap(),
-            s("protocol").unwrap(),
-            r["nhid"]
-                .as_u64()
-                .map(|n| format!(" nhid {n}"))
-                .unwrap_or_default()
-        );
-        let new = r["event"] != "del";
-        let form = route_form(
-            new,
-            &place,
-            s("dev").as_deref(),
-            s("gateway").as_deref(),
-            &hops,
-        );
+        let form = record_route_form(r, r["event"] != "del");
         if r["flushed"] == true {
             // Seen added by ip monitor, never deleted, on a link that went down or away.
             assert!(
-                routes.contains(&route_form(
-                    true,
-                    &place,
-                    s("dev").as_deref(),
-                    s("gateway").as_deref(),
-                    &hops
-                )),
+                routes.contains(&record_route_form(r, true)),
                 "flushed {form}: ip monitor never showed it, or showed it deleted"
             );
             let index = r["ifindex"]
@@ -1865,13 +1864,7 @@ fn an_interrupted_dump_is_read_again_and_the_dump_is_the_kernels() {
         pic.apply(r);
     }
     w.stop();
-    let stderr = std::fs::read_to_string(&log).expect("stderr");
-    let _ = std::fs::remove_file(&log);
-    let retried: Vec<u64> = stderr
-        .lines()
-        .filter_map(|l| l.strip_prefix("lwatch: debug: state read, "))
-        .filter_map(|l| l.split(' ').next()?.parse().ok())
-        .collect();
+    let (retried, stderr) = dump_retries(&log);
     assert_eq!(retried.len(), 2, "two reads of the state: {stderr}");
     assert!(
         retried[0] >= 12,
@@ -1879,6 +1872,19 @@ fn an_interrupted_dump_is_read_again_and_the_dump_is_the_kernels() {
     );
     let (addrs, _) = pic.assert_is_the_kernels(&ns);
     assert_eq!(addrs.len(), 6000 + 2 + 12, "the lab's addresses");
+}
+
+/// How many interrupted dumps each read of the state retried, from lwatch's stderr in file
+/// `log` (`LOPA_LWATCH_DEBUG`), and that stderr.
+fn dump_retries(log: &str) -> (Vec<u64>, String) {
+    let stderr = std::fs::read_to_string(log).expect("stderr");
+    let _ = std::fs::remove_file(log);
+    let retried = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("lwatch: debug: state read, "))
+        .filter_map(|l| l.split(' ').next()?.parse().ok())
+        .collect();
+    (retried, stderr)
 }
 
 #[test]
@@ -3079,38 +3085,8 @@ fn nexthops_and_routes_as_ip_monitor_shows(records: &[Value], lines: &[String]) 
                 got_nh.push(format!("nexthop {event} {}", ip_nexthop(r, "")));
             }
             Some("route") => {
-                let s = |k: &str| r[k].as_str().map(str::to_string);
-                let hops: Vec<(String, String, String)> = r["nexthops"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|n| {
-                        (
-                            n["gateway"].as_str().unwrap_or("-").to_string(),
-                            n["dev"].as_str().unwrap_or("-").to_string(),
-                            n["weight"].to_string(),
-                        )
-                    })
-                    .collect();
                 let nhid = r["nhid"].as_u64().map(|n| n.to_string());
-                let place = format!(
-                    "{} t{} {} {}{}",
-                    s("dst").unwrap(),
-                    r["table"],
-                    s("route_type").unwrap(),
-                    s("protocol").unwrap(),
-                    nhid.as_ref()
-                        .map(|n| format!(" nhid {n}"))
-                        .unwrap_or_default()
-                );
-                let new = r["event"] != "del";
-                let form = route_form(
-                    new,
-                    &place,
-                    s("dev").as_deref(),
-                    s("gateway").as_deref(),
-                    &hops,
-                );
+                let form = record_route_form(r, r["event"] != "del");
                 // What was there at the start (the final picture holds those to `ip -j`).
                 if r["event"] == "present" {
                     ever_routes.insert(form);
@@ -3118,13 +3094,7 @@ fn nexthops_and_routes_as_ip_monitor_shows(records: &[Value], lines: &[String]) 
                 }
                 if r["flushed"] == true {
                     assert!(
-                        ever_routes.contains(&route_form(
-                            true,
-                            &place,
-                            s("dev").as_deref(),
-                            s("gateway").as_deref(),
-                            &hops
-                        )),
+                        ever_routes.contains(&record_route_form(r, true)),
                         "flushed {form}: neither ip monitor nor a group's change showed it"
                     );
                     continue;
@@ -3712,13 +3682,7 @@ fn an_interrupted_nexthop_dump_is_read_again_and_the_dump_is_the_kernels() {
         pic.apply(r);
     }
     w.stop();
-    let stderr = std::fs::read_to_string(&log).expect("stderr");
-    let _ = std::fs::remove_file(&log);
-    let retried: Vec<u64> = stderr
-        .lines()
-        .filter_map(|l| l.strip_prefix("lwatch: debug: state read, "))
-        .filter_map(|l| l.split(' ').next()?.parse().ok())
-        .collect();
+    let (retried, stderr) = dump_retries(&log);
     assert_eq!(retried.len(), 2, "two reads of the state: {stderr}");
     assert!(
         retried[0] >= 4,
