@@ -1944,6 +1944,80 @@ fn filters_select_exactly_what_they_say() {
     );
 }
 
+/// The filters on nexthop objects, neighbours and rules: `--family` passes objects of the
+/// family and groups (they have none), `--interface` objects by their device and groups
+/// always, neighbours by their interface, rules by their iif or oif; without `--type`
+/// neighbours and rules are not followed at all (nor written), objects are.
+#[test]
+fn filters_on_objects_neighbours_and_rules_select_what_they_say() {
+    require_root();
+    let ns = Netns::new("lwatch-filter-nh");
+    ns.run(
+        "ip link add w0 type veth peer name x0 && ip link set w0 up && ip link set x0 up && \
+         ip addr add 10.1.0.1/24 dev w0 && ip addr add fd01::1/64 dev w0 nodad && \
+         ip addr add 10.2.0.1/24 dev x0",
+    );
+    let changes = "ip nexthop add id 1 via 10.1.0.2 dev w0 && \
+                   ip nexthop add id 2 via 10.2.0.2 dev x0 && \
+                   ip nexthop add id 6 via fd01::2 dev w0 && ip nexthop add id 10 group 1/2 && \
+                   ip neigh add 10.1.0.50 lladdr 02:00:00:00:00:50 dev w0 && \
+                   ip neigh add 10.2.0.50 lladdr 02:00:00:00:00:51 dev x0 && \
+                   ip rule add iif w0 table 100 pref 100 && ip rule add oif x0 table 200 pref 200 && \
+                   ip -6 rule add iif x0 table 300 pref 300";
+    let run = |args: &[&str]| -> Vec<String> {
+        let mut w = Watch::start(&ns, args);
+        ns.run(changes);
+        let got = w
+            .rest(Duration::from_millis(800))
+            .iter()
+            .map(brief)
+            .collect();
+        w.stop();
+        ns.run(
+            "ip nexthop flush && ip neigh flush nud permanent dev w0 && \
+             ip neigh flush nud permanent dev x0 && ip rule del pref 100 && \
+             ip rule del pref 200 && ip -6 rule del pref 300",
+        );
+        got
+    };
+    assert_eq!(
+        run(&["--type", "nexthop", "--family", "6"]),
+        [
+            "nexthop add id 6 via fd01::2 dev w0 scope link",
+            "nexthop add id 10 group 1/2",
+        ]
+    );
+    assert_eq!(
+        run(&["--type", "nexthop,neigh,rule", "--interface", "x0"]),
+        [
+            "nexthop add id 2 via 10.2.0.2 dev x0 scope link",
+            "nexthop add id 10 group 1/2",
+            "neigh add 10.2.0.50 dev x0 lladdr 02:00:00:00:00:51 PERMANENT",
+            "rule add 200:\tfrom all oif x0 lookup 200",
+            "rule add 300:\tfrom all iif x0 lookup 300",
+        ]
+    );
+    assert_eq!(
+        run(&["--type", "neigh,rule", "--family", "4", "--interface", "w0"]),
+        [
+            "neigh add 10.1.0.50 dev w0 lladdr 02:00:00:00:00:50 PERMANENT",
+            "rule add 100:\tfrom all iif w0 lookup 100",
+        ]
+    );
+    // Without --type: objects, no neighbours, no rules.
+    let all = run(&[]);
+    assert_eq!(
+        all.iter().filter(|r| r.starts_with("nexthop add")).count(),
+        4,
+        "{all:#?}"
+    );
+    assert!(
+        all.iter()
+            .all(|r| !r.starts_with("neigh") && !r.starts_with("rule")),
+        "{all:#?}"
+    );
+}
+
 /// Every interface name a record names: its interface, device, nexthops' devices, and the
 /// old ones of a rename or a replace.
 fn names_in(r: &Value) -> Vec<String> {
