@@ -129,8 +129,20 @@ impl State {
             return;
         };
         out.push(body);
-        self.nexthops.insert(nh.id, nh);
-        self.reresolve(&BTreeSet::new(), false, out);
+        let id = nh.id;
+        self.nexthops.insert(id, nh);
+        let mut touched = self.groups_of(id);
+        touched.insert(id);
+        self.reresolve(&touched, &BTreeSet::new(), false, out);
+    }
+
+    /// The groups object `id` is a member of.
+    fn groups_of(&self, id: u32) -> BTreeSet<u32> {
+        self.nexthops
+            .values()
+            .filter(|g| g.group.iter().any(|m| m.id == id))
+            .map(|g| g.id)
+            .collect()
     }
 
     /// An `RTM_DELNEXTHOP` (or an object found gone, `flushed`): the object goes, and with it
@@ -144,13 +156,8 @@ impl State {
         mark_flushed(&mut body, flushed);
         out.push(body);
         let mut went = BTreeSet::from([id]);
-        let groups: Vec<u32> = self
-            .nexthops
-            .values()
-            .filter(|g| g.group.iter().any(|m| m.id == id))
-            .map(|g| g.id)
-            .collect();
-        for g in groups {
+        let groups = self.groups_of(id);
+        for &g in &groups {
             let Some(old) = self.nexthops.get(&g).cloned() else {
                 continue;
             };
@@ -167,16 +174,27 @@ impl State {
                 self.nexthops.insert(g, now);
             }
         }
-        self.reresolve(&went, true, out);
+        self.reresolve(&groups, &went, true, out);
     }
 
-    /// Routes on the objects in `went` go (`del`, `flushed`); every other route on an object
-    /// takes the object's path now (`replace` where it changed).
-    fn reresolve(&mut self, went: &BTreeSet<u32>, flushed: bool, out: &mut Vec<Body>) {
+    /// Routes on the objects in `went` go (`del`, `flushed`); those on the objects in
+    /// `touched` take the object's path now (`replace` where it changed). Only the places that
+    /// hold such a route are looked at, and copied.
+    fn reresolve(
+        &mut self,
+        touched: &BTreeSet<u32>,
+        went: &BTreeSet<u32>,
+        flushed: bool,
+        out: &mut Vec<Body>,
+    ) {
+        let on = |r: &Route| {
+            r.nhid
+                .is_some_and(|id| touched.contains(&id) || went.contains(&id))
+        };
         let keys: Vec<Place> = self
             .routes
             .iter()
-            .filter(|(_, list)| list.iter().any(|r| r.nhid.is_some()))
+            .filter(|(_, list)| list.iter().any(on))
             .map(|(k, _)| *k)
             .collect();
         for key in keys {
