@@ -735,10 +735,10 @@ impl Reconcile {
 
 /// The route places that hold a route on a nexthop object, with their routes.
 fn places_on_objects(s: &State) -> BTreeMap<Place, Vec<Route>> {
-    s.routes
-        .iter()
-        .filter(|(_, list)| list.iter().any(|r| r.nhid.is_some()))
-        .map(|(k, list)| (*k, list.clone()))
+    s.on_object
+        .values()
+        .flatten()
+        .filter_map(|k| Some((*k, s.routes.get(k)?.clone())))
         .collect()
 }
 

@@ -398,6 +398,7 @@ mod tests {
         s.new_route_flagged(on("10.97.0.0", AF_INET, 10), 0x600, &mut out);
         s.new_nexthop(single(6, AF_INET6, "fd77::2", 3), &mut out);
         s.new_route_flagged(on("fd98::", AF_INET6, 6), 0x600, &mut out);
+        assert_eq!(s.on_object, s.on_object_rebuilt(), "the object index");
         assert_eq!(
             events(&out),
             [
@@ -414,6 +415,7 @@ mod tests {
         s.new_nexthop(single(1, AF_INET, "10.77.2.4", 3), &mut out);
         s.new_route_flagged(on("10.98.0.0", AF_INET, 1), NLM_F_REPLACE, &mut out);
         s.new_route_flagged(on("10.97.0.0", AF_INET, 10), NLM_F_REPLACE, &mut out);
+        assert_eq!(s.on_object, s.on_object_rebuilt(), "the object index");
         assert_eq!(
             events(&out),
             [
@@ -425,6 +427,7 @@ mod tests {
         out.clear();
         s.del_nexthop(2, false, &mut out);
         s.new_nexthop(group(10, &[(1, 1)]), &mut out);
+        assert_eq!(s.on_object, s.on_object_rebuilt(), "the object index");
         assert_eq!(
             events(&out),
             [
@@ -438,6 +441,7 @@ mod tests {
         s.del_nexthop(10, false, &mut out);
         s.del_nexthop(6, false, &mut out);
         s.del_route(&on("fd98::", AF_INET6, 6), &mut out);
+        assert_eq!(s.on_object, s.on_object_rebuilt(), "the object index");
         assert_eq!(
             events(&out),
             [
@@ -470,6 +474,7 @@ mod tests {
         ]
         .into();
         s.flush_nexthops(&fresh, &mut out);
+        assert_eq!(s.on_object, s.on_object_rebuilt(), "the object index");
         assert_eq!(
             events(&out),
             [
