@@ -187,15 +187,12 @@ impl State {
         flushed: bool,
         out: &mut Vec<Body>,
     ) {
-        let on = |r: &Route| {
-            r.nhid
-                .is_some_and(|id| touched.contains(&id) || went.contains(&id))
-        };
-        let keys: Vec<Place> = self
-            .routes
+        let keys: BTreeSet<Place> = touched
             .iter()
-            .filter(|(_, list)| list.iter().any(on))
-            .map(|(k, _)| *k)
+            .chain(went)
+            .filter_map(|id| self.on_object.get(id))
+            .flatten()
+            .copied()
             .collect();
         for key in keys {
             let Some(list) = self.routes.get(&key) else {
