@@ -478,9 +478,20 @@ impl State {
         }
         self.prepare(&mut r);
         let key = place(&r);
+        let replace = flags & NLM_F_REPLACE != 0;
+        // IPv4: a route lwatch has, first of its place for a replace, is no change (the
+        // kernel's notice of a route an object's change already replaced here).
+        if r.family == AF_INET {
+            let at = self
+                .routes
+                .get(&key)
+                .and_then(|l| l.iter().position(|x| *x == r));
+            if at.is_some_and(|at| at == 0 || !replace) {
+                return;
+            }
+        }
         let list = self.routes.entry(key).or_default();
         let before = list.clone();
-        let replace = flags & NLM_F_REPLACE != 0;
         if r.family == AF_INET {
             match list.iter().position(|x| *x == r) {
                 Some(at) if replace => {
@@ -542,7 +553,20 @@ impl State {
         if self.routes.get(key).is_some_and(Vec::is_empty) {
             self.routes.remove(key);
         }
-        for id in before.iter().filter_map(|r| r.nhid) {
+        // The index, where the objects the place's routes are on changed (most changes of a
+        // route on an object leave it on that object).
+        let was: Vec<u32> = before.iter().filter_map(|r| r.nhid).collect();
+        let now: Vec<u32> = self
+            .routes
+            .get(key)
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.nhid)
+            .collect();
+        if was == now {
+            return;
+        }
+        for id in was {
             if let Some(places) = self.on_object.get_mut(&id) {
                 places.remove(key);
                 if places.is_empty() {
@@ -550,13 +574,7 @@ impl State {
                 }
             }
         }
-        for id in self
-            .routes
-            .get(key)
-            .into_iter()
-            .flatten()
-            .filter_map(|r| r.nhid)
-        {
+        for id in now {
             self.on_object.entry(id).or_default().insert(*key);
         }
     }
