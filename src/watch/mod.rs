@@ -85,7 +85,9 @@ Examples:
   lwatch -w 1h --tag host=$(hostname) >> /var/log/lwatch.jsonl
   lwatch --type link --exec 'curl -sd @- http://hooks.example/lwatch'
                                           a webhook per link change, in order
-  lwatch --type neigh --interface eth0    ARP/NDP entries of eth0: reachability, FAILED, INCOMPLETE
+  lwatch --dump --type neigh --interface eth0
+                                          ARP/NDP entries of eth0 (INCOMPLETE ones too), then
+                                          each change: REACHABLE, STALE, FAILED, ...
   lwatch --dump --type rule,route         policy rules and routes, as they are and as they change
 
 Records: link (event new, del, rename, up, down, carrier, oper, mtu, address, present), addr
