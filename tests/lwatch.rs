@@ -980,6 +980,42 @@ fn route_form(
     t
 }
 
+/// A route record in [`route_form`]'s form (`new`: as an add or replace, else a deletion);
+/// the nexthop object's id is part of the place.
+fn record_route_form(r: &Value, new: bool) -> String {
+    let s = |k: &str| r[k].as_str().map(str::to_string);
+    let hops: Vec<(String, String, String)> = r["nexthops"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|n| {
+            (
+                n["gateway"].as_str().unwrap_or("-").to_string(),
+                n["dev"].as_str().unwrap_or("-").to_string(),
+                n["weight"].to_string(),
+            )
+        })
+        .collect();
+    let place = format!(
+        "{} t{} {} {}{}",
+        s("dst").unwrap_or_default(),
+        r["table"],
+        s("route_type").unwrap_or_default(),
+        s("protocol").unwrap_or_default(),
+        r["nhid"]
+            .as_u64()
+            .map(|n| format!(" nhid {n}"))
+            .unwrap_or_default()
+    );
+    route_form(
+        new,
+        &place,
+        s("dev").as_deref(),
+        s("gateway").as_deref(),
+        &hops,
+    )
+}
+
 /// Holds lwatch's change records (`records`, `present` left out) to `ip monitor`'s events
 /// (`lines`): they must be exactly what the events give by the rules lwatch follows. Each
 /// event gives the records below, or none, for a stated reason:
@@ -1177,48 +1213,11 @@ fn same_as_ip_monitor(
             got.push(brief(r));
             continue;
         }
-        let s = |k: &str| r[k].as_str().map(str::to_string);
-        let hops: Vec<(String, String, String)> = r["nexthops"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|n| {
-                (
-                    n["gateway"].as_str().unwrap_or("-").to_string(),
-                    n["dev"].as_str().unwrap_or("-").to_string(),
-                    n["weight"].to_string(),
-                )
-            })
-            .collect();
-        let place = format!(
-            "{} t{} {} {}{}",
-            s("dst").unwrap(),
-            r["table"],
-            s("route_type").unwrap(),
-            s("protocol").unwrap(),
-            r["nhid"]
-                .as_u64()
-                .map(|n| format!(" nhid {n}"))
-                .unwrap_or_default()
-        );
-        let new = r["event"] != "del";
-        let form = route_form(
-            new,
-            &place,
-            s("dev").as_deref(),
-            s("gateway").as_deref(),
-            &hops,
-        );
+        let form = record_route_form(r, r["event"] != "del");
         if r["flushed"] == true {
             // Seen added by ip monitor, never deleted, on a link that went down or away.
             assert!(
-                routes.contains(&route_form(
-                    true,
-                    &place,
-                    s("dev").as_deref(),
-                    s("gateway").as_deref(),
-                    &hops
-                )),
+                routes.contains(&record_route_form(r, true)),
                 "flushed {form}: ip monitor never showed it, or showed it deleted"
             );
             let index = r["ifindex"]
@@ -1759,9 +1758,9 @@ fn an_overflow_ends_with_a_resync_after_which_the_picture_is_the_kernels() {
     let _ = std::fs::remove_file(&b);
     // A last change after the burst: once it shows, lwatch has caught up.
     ns.run("ip addr add 10.99.0.1/32 dev w0");
-    let mut records = Vec::new();
+    let mut records: Vec<Value> = Vec::new();
     let t0 = Instant::now();
-    while !records.iter().any(|r: &Value| r["addr"] == "10.99.0.1") {
+    while records.last().is_none_or(|r| r["addr"] != "10.99.0.1") {
         assert!(
             t0.elapsed() < Duration::from_secs(30),
             "lwatch never caught up"
@@ -1865,13 +1864,7 @@ fn an_interrupted_dump_is_read_again_and_the_dump_is_the_kernels() {
         pic.apply(r);
     }
     w.stop();
-    let stderr = std::fs::read_to_string(&log).expect("stderr");
-    let _ = std::fs::remove_file(&log);
-    let retried: Vec<u64> = stderr
-        .lines()
-        .filter_map(|l| l.strip_prefix("lwatch: debug: state read, "))
-        .filter_map(|l| l.split(' ').next()?.parse().ok())
-        .collect();
+    let (retried, stderr) = dump_retries(&log);
     assert_eq!(retried.len(), 2, "two reads of the state: {stderr}");
     assert!(
         retried[0] >= 12,
@@ -1879,6 +1872,19 @@ fn an_interrupted_dump_is_read_again_and_the_dump_is_the_kernels() {
     );
     let (addrs, _) = pic.assert_is_the_kernels(&ns);
     assert_eq!(addrs.len(), 6000 + 2 + 12, "the lab's addresses");
+}
+
+/// How many interrupted dumps each read of the state retried, from lwatch's stderr in file
+/// `log` (`LOPA_LWATCH_DEBUG`), and that stderr.
+fn dump_retries(log: &str) -> (Vec<u64>, String) {
+    let stderr = std::fs::read_to_string(log).expect("stderr");
+    let _ = std::fs::remove_file(log);
+    let retried = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("lwatch: debug: state read, "))
+        .filter_map(|l| l.split(' ').next()?.parse().ok())
+        .collect();
+    (retried, stderr)
 }
 
 #[test]
@@ -1935,6 +1941,80 @@ fn filters_select_exactly_what_they_say() {
     assert_eq!(
         run(&["--type", "addr", "--interface", "x0"]),
         ["addr add x0 10.2.0.1/24 global"]
+    );
+}
+
+/// The filters on nexthop objects, neighbours and rules: `--family` passes objects of the
+/// family and groups (they have none), `--interface` objects by their device and groups
+/// always, neighbours by their interface, rules by their iif or oif; without `--type`
+/// neighbours and rules are not followed at all (nor written), objects are.
+#[test]
+fn filters_on_objects_neighbours_and_rules_select_what_they_say() {
+    require_root();
+    let ns = Netns::new("lwatch-filter-nh");
+    ns.run(
+        "ip link add w0 type veth peer name x0 && ip link set w0 up && ip link set x0 up && \
+         ip addr add 10.1.0.1/24 dev w0 && ip addr add fd01::1/64 dev w0 nodad && \
+         ip addr add 10.2.0.1/24 dev x0",
+    );
+    let changes = "ip nexthop add id 1 via 10.1.0.2 dev w0 && \
+                   ip nexthop add id 2 via 10.2.0.2 dev x0 && \
+                   ip nexthop add id 6 via fd01::2 dev w0 && ip nexthop add id 10 group 1/2 && \
+                   ip neigh add 10.1.0.50 lladdr 02:00:00:00:00:50 dev w0 && \
+                   ip neigh add 10.2.0.50 lladdr 02:00:00:00:00:51 dev x0 && \
+                   ip rule add iif w0 table 100 pref 100 && ip rule add oif x0 table 200 pref 200 && \
+                   ip -6 rule add iif x0 table 300 pref 300";
+    let run = |args: &[&str]| -> Vec<String> {
+        let mut w = Watch::start(&ns, args);
+        ns.run(changes);
+        let got = w
+            .rest(Duration::from_millis(800))
+            .iter()
+            .map(brief)
+            .collect();
+        w.stop();
+        ns.run(
+            "ip nexthop flush && ip neigh flush nud permanent dev w0 && \
+             ip neigh flush nud permanent dev x0 && ip rule del pref 100 && \
+             ip rule del pref 200 && ip -6 rule del pref 300",
+        );
+        got
+    };
+    assert_eq!(
+        run(&["--type", "nexthop", "--family", "6"]),
+        [
+            "nexthop add id 6 via fd01::2 dev w0 scope link",
+            "nexthop add id 10 group 1/2",
+        ]
+    );
+    assert_eq!(
+        run(&["--type", "nexthop,neigh,rule", "--interface", "x0"]),
+        [
+            "nexthop add id 2 via 10.2.0.2 dev x0 scope link",
+            "nexthop add id 10 group 1/2",
+            "neigh add 10.2.0.50 dev x0 lladdr 02:00:00:00:00:51 PERMANENT",
+            "rule add 200:\tfrom all oif x0 lookup 200",
+            "rule add 300:\tfrom all iif x0 lookup 300",
+        ]
+    );
+    assert_eq!(
+        run(&["--type", "neigh,rule", "--family", "4", "--interface", "w0"]),
+        [
+            "neigh add 10.1.0.50 dev w0 lladdr 02:00:00:00:00:50 PERMANENT",
+            "rule add 100:\tfrom all iif w0 lookup 100",
+        ]
+    );
+    // Without --type: objects, no neighbours, no rules.
+    let all = run(&[]);
+    assert_eq!(
+        all.iter().filter(|r| r.starts_with("nexthop add")).count(),
+        4,
+        "{all:#?}"
+    );
+    assert!(
+        all.iter()
+            .all(|r| !r.starts_with("neigh") && !r.starts_with("rule")),
+        "{all:#?}"
     );
 }
 
@@ -2699,13 +2779,24 @@ fn changes_the_read_of_the_state_already_shows_still_get_their_records() {
     let setup = "ip link add w0 type veth peer name w1 && ip link set w0 up && \
                  ip link set w1 up && ip addr add 10.1.0.1/24 dev w0 && \
                  ip addr add 10.2.0.1/24 dev w1 && \
-                 ip route add 10.9.0.0/24 via 10.1.0.2 table 1000";
+                 ip route add 10.9.0.0/24 via 10.1.0.2 table 1000 && \
+                 ip nexthop add id 1 via 10.1.0.2 dev w0 && \
+                 ip nexthop add id 2 via 10.1.0.3 dev w0 && ip nexthop add id 10 group 1/2 && \
+                 ip route add 10.7.0.0/24 nhid 10 table 1000";
     // Links, addresses and routes changed, some twice, some undone (10.4.0.1), IPv4 routes
-    // flushed silently (w1 down), a place changed thrice (10.8.0.0/24). What the kernel
+    // flushed silently (w1 down), a place changed thrice (10.8.0.0/24); nexthop objects
+    // replaced, deleted (a group's member: its route changes silently; an object with a
+    // route on it: the route goes silently), and flushed with the routes on them when w0
+    // loses its carrier. What the kernel
     // announces a moment later from a work queue (w0 losing its carrier when w1 goes down,
     // the local route of an IPv6 address) is waited for, so it comes before the next change
     // in both runs.
     let changes_made = "ip addr add 10.3.0.1/24 dev w0 && ip link set w0 mtu 1400 && \
+                        ip nexthop replace id 1 via 10.1.0.4 dev w0 && ip nexthop del id 2 && \
+                        ip nexthop add id 3 via 10.1.0.5 dev w0 && \
+                        ip route add 10.6.0.0/24 nhid 3 table 1000 && ip nexthop del id 3 && \
+                        ip nexthop add id 4 via 10.1.0.6 dev w0 && \
+                        ip route add 10.5.0.0/24 nhid 4 table 1000 && \
                         ip link set w1 down && \
                         until grep -qx lowerlayerdown /sys/class/net/w0/operstate; do \
                             sleep 0.01; done && \
@@ -3068,38 +3159,8 @@ fn nexthops_and_routes_as_ip_monitor_shows(records: &[Value], lines: &[String]) 
                 got_nh.push(format!("nexthop {event} {}", ip_nexthop(r, "")));
             }
             Some("route") => {
-                let s = |k: &str| r[k].as_str().map(str::to_string);
-                let hops: Vec<(String, String, String)> = r["nexthops"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|n| {
-                        (
-                            n["gateway"].as_str().unwrap_or("-").to_string(),
-                            n["dev"].as_str().unwrap_or("-").to_string(),
-                            n["weight"].to_string(),
-                        )
-                    })
-                    .collect();
                 let nhid = r["nhid"].as_u64().map(|n| n.to_string());
-                let place = format!(
-                    "{} t{} {} {}{}",
-                    s("dst").unwrap(),
-                    r["table"],
-                    s("route_type").unwrap(),
-                    s("protocol").unwrap(),
-                    nhid.as_ref()
-                        .map(|n| format!(" nhid {n}"))
-                        .unwrap_or_default()
-                );
-                let new = r["event"] != "del";
-                let form = route_form(
-                    new,
-                    &place,
-                    s("dev").as_deref(),
-                    s("gateway").as_deref(),
-                    &hops,
-                );
+                let form = record_route_form(r, r["event"] != "del");
                 // What was there at the start (the final picture holds those to `ip -j`).
                 if r["event"] == "present" {
                     ever_routes.insert(form);
@@ -3107,13 +3168,7 @@ fn nexthops_and_routes_as_ip_monitor_shows(records: &[Value], lines: &[String]) 
                 }
                 if r["flushed"] == true {
                     assert!(
-                        ever_routes.contains(&route_form(
-                            true,
-                            &place,
-                            s("dev").as_deref(),
-                            s("gateway").as_deref(),
-                            &hops
-                        )),
+                        ever_routes.contains(&record_route_form(r, true)),
                         "flushed {form}: neither ip monitor nor a group's change showed it"
                     );
                     continue;
@@ -3701,13 +3756,7 @@ fn an_interrupted_nexthop_dump_is_read_again_and_the_dump_is_the_kernels() {
         pic.apply(r);
     }
     w.stop();
-    let stderr = std::fs::read_to_string(&log).expect("stderr");
-    let _ = std::fs::remove_file(&log);
-    let retried: Vec<u64> = stderr
-        .lines()
-        .filter_map(|l| l.strip_prefix("lwatch: debug: state read, "))
-        .filter_map(|l| l.split(' ').next()?.parse().ok())
-        .collect();
+    let (retried, stderr) = dump_retries(&log);
     assert_eq!(retried.len(), 2, "two reads of the state: {stderr}");
     assert!(
         retried[0] >= 4,
@@ -3902,4 +3951,48 @@ fn without_compat_mode_routes_on_objects_still_have_their_paths_and_changes() {
         ],
         "{lines:#?}"
     );
+}
+
+/// Object changes around lwatch's start (stopped by the test hook after its first read,
+/// after subscribing, after the second read), with routes on the objects: objects added,
+/// replaced and deleted (a group's member, an object with a route on it), a group replaced;
+/// the picture the `present` records and the changes give is the kernel's (routes with their
+/// objects' paths, and the objects).
+#[test]
+fn object_changes_around_the_subscription_end_with_the_kernels_picture() {
+    require_root();
+    let ns = Netns::new("lwatch-nh-around");
+    ns.run(
+        "ip link add w0 type veth peer name w1 && ip link set w0 up && ip link set w1 up && \
+         ip addr add 10.1.0.1/24 dev w0 && \
+         ip nexthop add id 1 via 10.1.0.2 dev w0 && ip nexthop add id 2 via 10.1.0.3 dev w0 && \
+         ip nexthop add id 10 group 1/2 && ip route add 10.10.0.0/24 nhid 10 && \
+         ip route add 10.11.0.0/24 nhid 2",
+    );
+    let mut w = Watch::spawn(
+        &ns,
+        &["--dump"],
+        &[("LOPA_LWATCH_TEST_STOP", "read,subscribed,dumped")],
+    );
+    w.at_stop(
+        &ns,
+        "ip nexthop add id 5 via 10.1.0.5 dev w0 && ip route add 10.50.0.0/24 nhid 5 && \
+         ip nexthop replace id 1 via 10.1.0.6 dev w0",
+    );
+    w.at_stop(
+        &ns,
+        "ip nexthop del id 2 && ip nexthop add id 7 via 10.1.0.7 dev w0 && \
+         ip route add 10.70.0.0/24 nhid 7",
+    );
+    w.at_stop(
+        &ns,
+        "ip nexthop replace id 7 via 10.1.0.8 dev w0 && ip nexthop del id 5 && \
+         ip nexthop add id 2 via 10.1.0.9 dev w0 && ip nexthop replace id 10 group 1/2 && \
+         ip route add 10.11.0.0/24 nhid 2",
+    );
+    let records = records_so_far(&mut w, &ns, "the changes");
+    w.stop();
+    let pic = Picture::of(&records);
+    pic.assert_is_the_kernels(&ns);
+    assert_eq!(pic.nexthops.len(), 4, "{:#?}", pic.nexthops);
 }

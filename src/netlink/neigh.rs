@@ -102,13 +102,7 @@ pub fn getneigh_dump_request(seq: u32) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::netlink::parse::tests::{every_mangling, hex};
 
     // Payloads of an RTM_GETNEIGH dump on Linux 6.18 (x86-64): 10.66.0.2 REACHABLE, 10.66.0.9
     // INCOMPLETE and, a few seconds later, FAILED, `ip neigh add fd66::7 lladdr
@@ -157,17 +151,9 @@ mod tests {
     #[test]
     fn no_input_makes_it_panic() {
         for p in [REACHABLE, INCOMPLETE, FAILED, ROUTER] {
-            let buf = hex(p);
-            for cut in 0..buf.len() {
-                let _ = parse_neigh(&buf[..cut]);
-            }
-            for i in 0..buf.len() {
-                for v in [0u8, 1, 3, 0x7f, 0xff] {
-                    let mut b = buf.clone();
-                    b[i] = v;
-                    let _ = parse_neigh(&b);
-                }
-            }
+            every_mangling(&hex(p), |b| {
+                let _ = parse_neigh(b);
+            });
         }
         assert_eq!(parse_neigh(&[2; 11]), Err(Error::Truncated("ndmsg")));
     }

@@ -376,6 +376,29 @@ impl<'a> Iterator for Attrs<'a> {
 pub(crate) mod tests {
     use super::*;
 
+    /// Bytes from hex text (payloads copied from the kernel's dumps).
+    pub(crate) fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// Feeds `parse` every truncation of `buf`, and `buf` with each byte replaced by a few
+    /// values: the decoders must give a result or an error, never panic.
+    pub(crate) fn every_mangling(buf: &[u8], mut parse: impl FnMut(&[u8])) {
+        for cut in 0..buf.len() {
+            parse(&buf[..cut]);
+        }
+        for i in 0..buf.len() {
+            for v in [0u8, 1, 3, 0x7f, 0xff] {
+                let mut b = buf.to_vec();
+                b[i] = v;
+                parse(&b);
+            }
+        }
+    }
+
     fn attr(out: &mut Vec<u8>, kind: u16, data: &[u8]) {
         out.extend_from_slice(&((4 + data.len()) as u16).to_ne_bytes());
         out.extend_from_slice(&kind.to_ne_bytes());

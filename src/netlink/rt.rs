@@ -370,10 +370,7 @@ mod tests {
         let hex =
             "02100000fe0300010000000008000f00fe000000080001000a5d000008001e000b00000024000900\
             1000000003000000080005000a4d02021000000003000000080005000a4d0203";
-        let p: Vec<u8> = (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-            .collect();
+        let p = crate::netlink::parse::tests::hex(hex);
         let r = parse_route(&p).unwrap().unwrap();
         assert_eq!((r.nhid, r.nexthops.len(), r.index), (Some(11), 2, None));
         assert_eq!(r.nexthops[1].gateway, Some("10.77.2.3".parse().unwrap()));

@@ -39,7 +39,7 @@ const FIB_RULE_DETACHED: u32 = 0x8 | 0x10;
 
 /// One policy routing rule as the kernel describes it. Two rules are one when everything here
 /// is equal (the kernel refuses an exact duplicate; several rules may share a priority).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Rule {
     pub family: u8,
     /// `FRA_PRIORITY`; the kernel leaves it out for priority 0.
@@ -166,13 +166,7 @@ pub fn getrule_dump_request(seq: u32) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::netlink::parse::tests::{every_mangling, hex};
 
     // Payloads of an RTM_GETRULE dump on Linux 6.18 (x86-64): `0: from all lookup local`,
     // `ip rule add fwmark 0x10/0xff lookup 200` (priority 99 given by the kernel), `ip rule
@@ -222,17 +216,9 @@ mod tests {
     #[test]
     fn no_input_makes_it_panic() {
         for p in [LOCAL, FWMARK, NOT_IIF, TO6] {
-            let buf = hex(p);
-            for cut in 0..buf.len() {
-                let _ = parse_rule(&buf[..cut]);
-            }
-            for i in 0..buf.len() {
-                for v in [0u8, 1, 3, 0x7f, 0xff] {
-                    let mut b = buf.clone();
-                    b[i] = v;
-                    let _ = parse_rule(&b);
-                }
-            }
+            every_mangling(&hex(p), |b| {
+                let _ = parse_rule(b);
+            });
         }
         assert_eq!(parse_rule(&[2; 11]), Err(Error::Truncated("fib_rule_hdr")));
     }

@@ -89,8 +89,9 @@ Examples:
   lwatch -w 1h --tag host=$(hostname) >> /var/log/lwatch.jsonl
   lwatch --type link --exec 'curl -sd @- http://hooks.example/lwatch'
       a webhook per link change, in order
-  lwatch --type neigh --interface eth0
-      ARP/NDP entries of eth0: reachability, FAILED, INCOMPLETE
+  lwatch --dump --type neigh --interface eth0
+      ARP/NDP entries of eth0 (INCOMPLETE ones too), then each change:
+      REACHABLE, STALE, FAILED, ...
   lwatch --dump --type rule,route
       policy rules and routes, as they are and as they change
 
@@ -644,6 +645,18 @@ impl Reconcile {
             state.prepare(&mut r);
             was.contains(&r) == (kind == RTM_NEWROUTE)
         });
+        // An object exactly as `before` has it: no record. lwatch applies the kernel's own
+        // follow-ups of an object's change itself (a group losing a member), so this is their
+        // notice, and the read may lack the object because it was flushed since, silently:
+        // no notification will say so, and no record may bring it back.
+        let repeat_in_before = kind == RTM_NEWNEXTHOP
+            && parse_nexthop(payload)?
+                .is_some_and(|nh| self.before.nexthops.get(&nh.id) == Some(&nh));
+        // An object's change changes the routes on it, in both: their places are followed as a
+        // route message's place is (below).
+        let object = self.base == Base::Read && matches!(kind, RTM_NEWNEXTHOP | RTM_DELNEXTHOP);
+        let object_was =
+            object.then(|| (places_on_objects(state), places_on_objects(&self.before)));
         let mut now = Vec::new();
         apply(state, kind, flags, payload, flush, &mut now)?;
         let mut then = Vec::new();
@@ -668,6 +681,7 @@ impl Reconcile {
             }
         }
         let by_before = self.base == Base::Before
+            || repeat_in_before
             || (!then.is_empty() && (route.is_none() || shown_by_read || now.is_empty()));
         if by_before {
             out.append(&mut then);
@@ -680,15 +694,42 @@ impl Reconcile {
             } else {
                 (was.clone(), list(state))
             };
-            if by_before || self.shown.contains_key(&k) {
-                let shown = self
-                    .shown
-                    .entry(k)
-                    .or_insert_with(|| visible(&was).into_iter().cloned().collect());
-                shift(shown, &from, &to);
+            self.follow(k, by_before, &was, &from, &to);
+        }
+        if let Some((state_was, before_was)) = object_was {
+            let (state_now, before_now) =
+                (places_on_objects(state), places_on_objects(&self.before));
+            let keys: BTreeSet<Place> = [&state_was, &before_was, &state_now, &before_now]
+                .into_iter()
+                .flat_map(|m| m.keys().copied())
+                .collect();
+            let none = Vec::new();
+            for k in keys {
+                let get = |m: &BTreeMap<Place, Vec<Route>>| m.get(&k).unwrap_or(&none).clone();
+                let (from, to) = if by_before {
+                    (get(&before_was), get(&before_now))
+                } else {
+                    (get(&state_was), get(&state_now))
+                };
+                if from != to {
+                    self.follow(k, by_before, &get(&state_was), &from, &to);
+                }
             }
         }
         Ok(())
+    }
+
+    /// What the records show of place `k` after they took it from `from` to `to`: followed
+    /// once records came from `before` there (`by_before`), starting from what the read
+    /// showed (`was`, the state's routes there before the message).
+    fn follow(&mut self, k: Place, by_before: bool, was: &[Route], from: &[Route], to: &[Route]) {
+        if by_before || self.shown.contains_key(&k) {
+            let shown = self
+                .shown
+                .entry(k)
+                .or_insert_with(|| visible(was).into_iter().cloned().collect());
+            shift(shown, from, to);
+        }
     }
 
     /// Writes what the records show of a route place that differs from the state.
@@ -699,6 +740,15 @@ impl Reconcile {
             state.diff_shown(&was, &visible(now), None, out);
         }
     }
+}
+
+/// The route places that hold a route on a nexthop object, with their routes.
+fn places_on_objects(s: &State) -> BTreeMap<Place, Vec<Route>> {
+    s.on_object
+        .values()
+        .flatten()
+        .filter_map(|k| Some((*k, s.routes.get(k)?.clone())))
+        .collect()
 }
 
 /// How long after a link went down or away its IPv4 routes are re-read a second time.
@@ -917,9 +967,32 @@ impl Watch {
                 s.before.flush_nexthops(&fresh, bodies);
                 self.state.flush_nexthops(&fresh, &mut Vec::new());
             }
+            // The consumer holds the read: its records, and those of what `before` still had
+            // (objects the read no longer had: flushed in between).
             Some(s) => {
+                let first = bodies.len();
+                let state_was = places_on_objects(&self.state);
                 self.state.flush_nexthops(&fresh, bodies);
-                s.before.flush_nexthops(&fresh, &mut Vec::new());
+                let before_was = places_on_objects(&s.before);
+                let mut then = Vec::new();
+                s.before.flush_nexthops(&fresh, &mut then);
+                for body in then {
+                    if !bodies[first..].contains(&body) {
+                        bodies.push(body);
+                    }
+                }
+                // What the records show of the places those changed (see `Reconcile`).
+                let (state_now, before_now) =
+                    (places_on_objects(&self.state), places_on_objects(&s.before));
+                let none = Vec::new();
+                for (k, shown) in s.shown.iter_mut() {
+                    for (was, now) in [(&state_was, &state_now), (&before_was, &before_now)] {
+                        let (from, to) = (was.get(k).unwrap_or(&none), now.get(k).unwrap_or(&none));
+                        if from != to {
+                            shift(shown, from, to);
+                        }
+                    }
+                }
             }
         }
         Ok(())

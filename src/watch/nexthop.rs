@@ -129,8 +129,20 @@ impl State {
             return;
         };
         out.push(body);
-        self.nexthops.insert(nh.id, nh);
-        self.reresolve(&BTreeSet::new(), false, out);
+        let id = nh.id;
+        self.nexthops.insert(id, nh);
+        let mut touched = self.groups_of(id);
+        touched.insert(id);
+        self.reresolve(&touched, &BTreeSet::new(), false, out);
+    }
+
+    /// The groups object `id` is a member of.
+    fn groups_of(&self, id: u32) -> BTreeSet<u32> {
+        self.nexthops
+            .values()
+            .filter(|g| g.group.iter().any(|m| m.id == id))
+            .map(|g| g.id)
+            .collect()
     }
 
     /// An `RTM_DELNEXTHOP` (or an object found gone, `flushed`): the object goes, and with it
@@ -144,13 +156,8 @@ impl State {
         mark_flushed(&mut body, flushed);
         out.push(body);
         let mut went = BTreeSet::from([id]);
-        let groups: Vec<u32> = self
-            .nexthops
-            .values()
-            .filter(|g| g.group.iter().any(|m| m.id == id))
-            .map(|g| g.id)
-            .collect();
-        for g in groups {
+        let groups = self.groups_of(id);
+        for &g in &groups {
             let Some(old) = self.nexthops.get(&g).cloned() else {
                 continue;
             };
@@ -167,17 +174,25 @@ impl State {
                 self.nexthops.insert(g, now);
             }
         }
-        self.reresolve(&went, true, out);
+        self.reresolve(&groups, &went, true, out);
     }
 
-    /// Routes on the objects in `went` go (`del`, `flushed`); every other route on an object
-    /// takes the object's path now (`replace` where it changed).
-    fn reresolve(&mut self, went: &BTreeSet<u32>, flushed: bool, out: &mut Vec<Body>) {
-        let keys: Vec<Place> = self
-            .routes
+    /// Routes on the objects in `went` go (`del`, `flushed`); those on the objects in
+    /// `touched` take the object's path now (`replace` where it changed). Only the places that
+    /// hold such a route are looked at, and copied.
+    fn reresolve(
+        &mut self,
+        touched: &BTreeSet<u32>,
+        went: &BTreeSet<u32>,
+        flushed: bool,
+        out: &mut Vec<Body>,
+    ) {
+        let keys: BTreeSet<Place> = touched
             .iter()
-            .filter(|(_, list)| list.iter().any(|r| r.nhid.is_some()))
-            .map(|(k, _)| *k)
+            .chain(went)
+            .filter_map(|id| self.on_object.get(id))
+            .flatten()
+            .copied()
             .collect();
         for key in keys {
             let Some(list) = self.routes.get(&key) else {
@@ -380,6 +395,7 @@ mod tests {
         s.new_route_flagged(on("10.97.0.0", AF_INET, 10), 0x600, &mut out);
         s.new_nexthop(single(6, AF_INET6, "fd77::2", 3), &mut out);
         s.new_route_flagged(on("fd98::", AF_INET6, 6), 0x600, &mut out);
+        assert_eq!(s.on_object, s.on_object_rebuilt(), "the object index");
         assert_eq!(
             events(&out),
             [
@@ -396,6 +412,7 @@ mod tests {
         s.new_nexthop(single(1, AF_INET, "10.77.2.4", 3), &mut out);
         s.new_route_flagged(on("10.98.0.0", AF_INET, 1), NLM_F_REPLACE, &mut out);
         s.new_route_flagged(on("10.97.0.0", AF_INET, 10), NLM_F_REPLACE, &mut out);
+        assert_eq!(s.on_object, s.on_object_rebuilt(), "the object index");
         assert_eq!(
             events(&out),
             [
@@ -407,6 +424,7 @@ mod tests {
         out.clear();
         s.del_nexthop(2, false, &mut out);
         s.new_nexthop(group(10, &[(1, 1)]), &mut out);
+        assert_eq!(s.on_object, s.on_object_rebuilt(), "the object index");
         assert_eq!(
             events(&out),
             [
@@ -420,6 +438,7 @@ mod tests {
         s.del_nexthop(10, false, &mut out);
         s.del_nexthop(6, false, &mut out);
         s.del_route(&on("fd98::", AF_INET6, 6), &mut out);
+        assert_eq!(s.on_object, s.on_object_rebuilt(), "the object index");
         assert_eq!(
             events(&out),
             [
@@ -452,6 +471,7 @@ mod tests {
         ]
         .into();
         s.flush_nexthops(&fresh, &mut out);
+        assert_eq!(s.on_object, s.on_object_rebuilt(), "the object index");
         assert_eq!(
             events(&out),
             [

@@ -69,6 +69,10 @@ pub struct State {
     pub names: BTreeMap<u32, String>,
     /// Nexthop objects by id (see [`super::nexthop`]).
     pub nexthops: BTreeMap<u32, NexthopObject>,
+    /// The places that hold a route on each object, so that an object's change finds its
+    /// routes without a look at every route (kept by [`State::settle`] and
+    /// [`State::push_dumped`]).
+    pub on_object: BTreeMap<u32, std::collections::BTreeSet<Place>>,
     /// Neighbour entries (`--type neigh` only; see [`super::tables`]).
     pub neighs: BTreeMap<NeighKey, Neigh>,
     /// Policy routing rules in the kernel's order (`--type rule` only).
@@ -371,7 +375,11 @@ impl State {
     /// A route of a dump, after those before it.
     pub fn push_dumped(&mut self, mut r: Route) {
         self.prepare(&mut r);
-        self.routes.entry(place(&r)).or_default().push(r);
+        let key = place(&r);
+        if let Some(id) = r.nhid {
+            self.on_object.entry(id).or_default().insert(key);
+        }
+        self.routes.entry(key).or_default().push(r);
     }
 
     /// The records that turn the routes `before` of place `key` into its routes now (see
@@ -462,11 +470,28 @@ impl State {
     /// route it grew from; a route of a device and gateway already there is an update of it;
     /// any other is one more route of the place, last.
     pub fn new_route_flagged(&mut self, mut r: Route, flags: u16, out: &mut Vec<Body>) {
+        // A route on an object lwatch no longer has went with it (the kernel refuses a route
+        // on an object it does not have): a notification that comes after a read that was
+        // ahead by the object's silent flush.
+        if r.nhid.is_some_and(|id| !self.nexthops.contains_key(&id)) {
+            return;
+        }
         self.prepare(&mut r);
         let key = place(&r);
+        let replace = flags & NLM_F_REPLACE != 0;
+        // IPv4: a route lwatch has, first of its place for a replace, is no change (the
+        // kernel's notice of a route an object's change already replaced here).
+        if r.family == AF_INET {
+            let at = self
+                .routes
+                .get(&key)
+                .and_then(|l| l.iter().position(|x| *x == r));
+            if at.is_some_and(|at| at == 0 || !replace) {
+                return;
+            }
+        }
         let list = self.routes.entry(key).or_default();
         let before = list.clone();
-        let replace = flags & NLM_F_REPLACE != 0;
         if r.family == AF_INET {
             match list.iter().position(|x| *x == r) {
                 Some(at) if replace => {
@@ -527,6 +552,30 @@ impl State {
         self.diff_place(key, before, hint, out);
         if self.routes.get(key).is_some_and(Vec::is_empty) {
             self.routes.remove(key);
+        }
+        // The index, where the objects the place's routes are on changed (most changes of a
+        // route on an object leave it on that object).
+        let was: Vec<u32> = before.iter().filter_map(|r| r.nhid).collect();
+        let now: Vec<u32> = self
+            .routes
+            .get(key)
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.nhid)
+            .collect();
+        if was == now {
+            return;
+        }
+        for id in was {
+            if let Some(places) = self.on_object.get_mut(&id) {
+                places.remove(key);
+                if places.is_empty() {
+                    self.on_object.remove(&id);
+                }
+            }
+        }
+        for id in now {
+            self.on_object.entry(id).or_default().insert(*key);
         }
     }
 
@@ -653,6 +702,7 @@ impl State {
             .copied()
             .collect();
         let old = std::mem::replace(&mut self.routes, fresh.routes);
+        self.on_object = fresh.on_object;
         let mut later = Vec::new();
         for key in places {
             let before = old.get(&key).map(Vec::as_slice).unwrap_or_default();
@@ -734,6 +784,18 @@ fn same_path(a: &Route, b: &Route) -> bool {
 }
 
 impl State {
+    /// [`State::on_object`] as the routes give it (for the tests: the kept one must be this).
+    #[cfg(test)]
+    pub fn on_object_rebuilt(&self) -> BTreeMap<u32, std::collections::BTreeSet<Place>> {
+        let mut out: BTreeMap<u32, std::collections::BTreeSet<Place>> = BTreeMap::new();
+        for (k, list) in &self.routes {
+            for id in list.iter().filter_map(|r| r.nhid) {
+                out.entry(id).or_default().insert(*k);
+            }
+        }
+        out
+    }
+
     /// A route as lwatch keeps it: on a nexthop object, with the object's path; IPv6
     /// nexthops in order (see [`normalize`]).
     pub fn prepare(&self, r: &mut Route) {
@@ -855,6 +917,7 @@ mod tests {
 
     /// Re-reading `kernel` after `s` changes nothing: `s` holds what the kernel holds.
     fn same_as_kernel(s: &State, kernel: &[Route]) {
+        assert_eq!(s.on_object, s.on_object_rebuilt(), "the object index");
         let mut check = s.clone();
         let mut out = Vec::new();
         check.resync(dumped(kernel), &mut out);

@@ -199,26 +199,9 @@ mod tests {
         let rule = |priority, table| Rule {
             family: AF_INET,
             priority,
-            src: None,
-            dst: None,
-            tos: 0,
             action: 1,
-            flags: 0,
             table,
-            iif: None,
-            oif: None,
-            fwmark: None,
-            fwmask: None,
-            goto: None,
-            suppress_prefixlen: None,
-            suppress_ifgroup: None,
-            l3mdev: false,
-            uid_range: None,
-            protocol: 0,
-            ip_proto: None,
-            sport: None,
-            dport: None,
-            other: Vec::new(),
+            ..Rule::default()
         };
         let mut s = State::default();
         let mut out = Vec::new();
