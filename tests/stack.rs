@@ -1,8 +1,9 @@
 //! The probes' output fed to the monitoring systems a fleet runs, started by the tests on a
 //! namespace's loopback: the Prometheus exposition (`--format openmetrics`) checked by
 //! `promtool check metrics` (Debian's `prometheus`), and `--textfile` served by a real
-//! node_exporter (Debian's `prometheus-node-exporter`, textfile collector only). `.ci/run`
-//! installs both; a missing one fails the test with the package to install, it never skips.
+//! node_exporter (Debian's `prometheus-node-exporter`, textfile collector only), and every
+//! record kind's InfluxDB line accepted by a real InfluxDB 1.x (Debian's `influxdb`) and read
+//! back with its types. `.ci/run` installs them; a missing one fails the test with the package to install, it never skips.
 //! Needs root (namespaces).
 
 mod common;
@@ -377,4 +378,330 @@ fn bad_metrics_flags_are_one_line_errors() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("for the probing tools"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// InfluxDB
+
+/// A real InfluxDB 1.x server (Debian's `influxdb`) in `ns`, its data under a temporary
+/// directory, HTTP on the namespace's 127.0.0.1:8086; stopped and removed on drop.
+struct Influx {
+    _server: Background,
+    _dir: TempDir,
+}
+
+impl Influx {
+    fn start(ns: &Netns) -> Influx {
+        let dir = TempDir(std::env::temp_dir().join(format!("lopa-influx-{}", std::process::id())));
+        std::fs::create_dir_all(&dir.0).unwrap();
+        let d = dir.0.display();
+        let config = dir.0.join("influxdb.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "reporting-disabled = true\nbind-address = \"127.0.0.1:8088\"\n\
+                 [meta]\n  dir = \"{d}/meta\"\n\
+                 [data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n  query-log-enabled = false\n\
+                 [http]\n  bind-address = \"127.0.0.1:8086\"\n  log-enabled = false\n\
+                 [monitor]\n  store-enabled = false\n"
+            ),
+        )
+        .unwrap();
+        let server = ns
+            .command(need("influxd", "influxdb"))
+            .arg("-config")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start influxd");
+        let influx = Influx {
+            _server: Background(server),
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while http_get(ns, 8086, "/ping").is_none() {
+            assert!(Instant::now() < deadline, "influxd did not answer /ping");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        influx
+    }
+}
+
+/// Runs a small HTTP client in `ns`: POSTs `body` to `path` on 127.0.0.1:8086 and returns
+/// (status, response body).
+fn influx_post(ns: &Netns, path: &str, body: &str) -> (u16, String) {
+    let script = "import sys,urllib.request,urllib.error\n\
+        req=urllib.request.Request(sys.argv[1],data=sys.stdin.buffer.read(),method='POST')\n\
+        try:\n  r=urllib.request.urlopen(req,timeout=10); print(r.status); sys.stdout.write(r.read().decode())\n\
+        except urllib.error.HTTPError as e:\n  print(e.code); sys.stdout.write(e.read().decode())\n";
+    let mut child = ns
+        .command(need("python3", "python3"))
+        .args(["-c", script, &format!("http://127.0.0.1:8086{path}")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = stdout(&out);
+    let (status, rest) = text.split_once('\n').unwrap_or((&text, ""));
+    (status.trim().parse().unwrap_or(0), rest.to_string())
+}
+
+/// One line protocol line split into measurement, tag keys and fields with the type the
+/// value's syntax gives (`i` integer, quoted string, true/false boolean, else float).
+fn line_fields(line: &str) -> (String, Vec<(String, &'static str)>) {
+    // Split on unescaped spaces outside quotes: measurement+tags, fields, timestamp.
+    let mut parts = Vec::new();
+    let (mut cur, mut quoted, mut escaped) = (String::new(), false, false);
+    for c in line.chars() {
+        match c {
+            _ if escaped => {
+                cur.push(c);
+                escaped = false;
+                continue;
+            }
+            '\\' => escaped = true,
+            '"' => quoted = !quoted,
+            ' ' if !quoted => {
+                parts.push(std::mem::take(&mut cur));
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    parts.push(cur);
+    assert_eq!(parts.len(), 3, "measurement, fields, timestamp: {line}");
+    let measurement = parts[0].split(',').next().unwrap().to_string();
+    let mut fields = Vec::new();
+    let mut rest = parts[1].as_str();
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once('=').unwrap();
+        let (value, next) = if let Some(q) = after.strip_prefix('"') {
+            let mut end = 0;
+            let bytes = q.as_bytes();
+            while end < bytes.len()
+                && !(bytes[end] == b'"' && (end == 0 || bytes[end - 1] != b'\\'))
+            {
+                end += 1;
+            }
+            (
+                &after[..end + 2],
+                after[end + 2..].strip_prefix(',').unwrap_or(""),
+            )
+        } else {
+            match after.split_once(',') {
+                Some((v, n)) => (v, n),
+                None => (after, ""),
+            }
+        };
+        let kind = if value.starts_with('"') {
+            "string"
+        } else if value == "true" || value == "false" {
+            "boolean"
+        } else if value.ends_with('i') {
+            "integer"
+        } else {
+            "float"
+        };
+        fields.push((key.replace("\\", ""), kind));
+        rest = next;
+    }
+    (measurement, fields)
+}
+
+/// Every record kind of every tool that writes InfluxDB lines, from real runs in a routed
+/// lab, is accepted by a real InfluxDB over HTTP /write, and each field reads back with the
+/// type the line gave it (issue 15).
+#[test]
+fn influxdb_accepts_every_record_kind_of_every_tool() {
+    let lab = Routed::new("stackinflux");
+    let (c, s) = (&lab.client, &lab.server);
+    let _echo = lreflect_service(
+        s,
+        &["--echo", "0.0.0.0:8081", "--twamp", "0.0.0.0:862"],
+        862,
+    );
+    s.run("nft add table inet t; nft add chain inet t c '{ type filter hook input priority 0; }'");
+    let tcp = s.command("python3").args(["-c",
+        "import socket,time\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+         s.bind(('0.0.0.0',8443));s.listen(64)\nwhile True:\n  c,_=s.accept();c.close()"])
+        .spawn().unwrap();
+    let _tcp = Background(tcp);
+    let mut lines = String::new();
+    let run = |ns: &Netns, program: &str, args: &[&str]| -> String {
+        let out = ns
+            .command(program)
+            .args(["--format", "influx"])
+            .args(args)
+            .output()
+            .unwrap();
+        let text = stdout(&out);
+        assert!(
+            !text.is_empty(),
+            "{program} {args:?} wrote nothing: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    // lping: reply, timeout, unreachable (10.99/16 is unreachable at the router), summary,
+    // alert (a window of loss), path.
+    lines += &run(
+        c,
+        LPING,
+        &[
+            "-c",
+            "3",
+            "-i",
+            "0.1",
+            "-W",
+            "0.3",
+            "--summary-every",
+            "0.2",
+            "--alert-loss",
+            "10",
+            "--trace",
+            "10.0.2.1",
+            "10.0.2.99",
+            "10.99.0.1",
+        ],
+    );
+    // ludp and ltwamp against lreflect: flows, one-way figures, the loss split, paths.
+    lines += &run(
+        c,
+        LUDP,
+        &[
+            "-c", "3", "-i", "0.05", "--flows", "2", "--dscp", "EF", "--trace", "10.0.2.1",
+        ],
+    );
+    lines += &run(
+        c,
+        env!("CARGO_BIN_EXE_ltwamp"),
+        &["-c", "3", "-i", "0.05", "--trace", "10.0.2.1"],
+    );
+    // ltcp: an open port and a closed one.
+    lines += &run(
+        c,
+        env!("CARGO_BIN_EXE_ltcp"),
+        &["-c", "2", "-i", "0.05", "10.0.2.1:8443", "10.0.2.1:9"],
+    );
+    // lpassive: samples, a link change, the summary.
+    let lp = c
+        .command(env!("CARGO_BIN_EXE_lpassive"))
+        .args(["--format", "influx", "-c", "4", "-i", "0.2", "--all"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    c.run("ip link add dummy-x type veth peer name dummy-y; ip link del dummy-x");
+    let out = lp.wait_with_output().unwrap();
+    lines.push_str(&stdout(&out));
+    // lwatch: the present state of every kind, a nexthop object, a neighbour, a rule.
+    c.run(
+        "ip nexthop add id 7 via 10.0.1.254 dev eth0; ip route add 10.77.0.0/16 nhid 7; \
+           ip neigh replace 10.0.1.9 lladdr 02:00:00:00:00:09 dev eth0; \
+           ip rule add from 10.0.1.1 table 100 priority 100",
+    );
+    lines += &run(
+        c,
+        env!("CARGO_BIN_EXE_lwatch"),
+        &[
+            "--dump",
+            "--type",
+            "link,addr,route,nexthop,neigh,rule",
+            "-w",
+            "0.5",
+        ],
+    );
+    // lreflect's stats, at its end.
+    let lr = s
+        .command(env!("CARGO_BIN_EXE_lreflect"))
+        .args(["--format", "influx", "--echo", "127.0.0.1:9081"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    Command::new("kill")
+        .args(["-TERM", &lr.id().to_string()])
+        .status()
+        .unwrap();
+    lines.push_str(&stdout(&lr.wait_with_output().unwrap()));
+
+    // The kinds the runs wrote, by measurement and tool.
+    let mut kinds: BTreeMap<String, BTreeMap<String, &'static str>> = BTreeMap::new();
+    for line in lines.lines() {
+        let (m, fields) = line_fields(line);
+        let entry = kinds.entry(m).or_default();
+        for (k, t) in fields {
+            if let Some(old) = entry.insert(k.clone(), t) {
+                assert_eq!(old, t, "{k} written as {old} and as {t}");
+            }
+        }
+    }
+    for kind in [
+        "reply",
+        "timeout",
+        "unreachable",
+        "summary",
+        "alert",
+        "path",
+        "stats",
+        "sample",
+        "iface_summary",
+        "link",
+        "addr",
+        "route",
+        "nexthop",
+        "neigh",
+        "rule",
+    ] {
+        assert!(
+            kinds.contains_key(kind),
+            "no {kind} line in the runs:\n{lines}"
+        );
+    }
+
+    let _influx = Influx::start(c);
+    let (status, body) = influx_post(c, "/query", "q=CREATE DATABASE lopa");
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = influx_post(c, "/write?db=lopa&precision=ns", &lines);
+    assert_eq!(status, 204, "InfluxDB refused the lines: {body}\n{lines}");
+    // Every field of every measurement reads back with its type.
+    let (status, body) = influx_post(c, "/query?db=lopa", "q=SHOW FIELD KEYS");
+    assert_eq!(status, 200, "{body}");
+    let result: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let mut stored: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for series in result["results"][0]["series"].as_array().unwrap() {
+        let m = series["name"].as_str().unwrap().to_string();
+        for v in series["values"].as_array().unwrap() {
+            stored.entry(m.clone()).or_default().insert(
+                v[0].as_str().unwrap().to_string(),
+                v[1].as_str().unwrap().to_string(),
+            );
+        }
+    }
+    for (m, fields) in &kinds {
+        for (k, t) in fields {
+            assert_eq!(
+                stored.get(m).and_then(|f| f.get(k)).map(String::as_str),
+                Some(*t),
+                "{m}.{k}: written as {t}, stored as {:?}",
+                stored.get(m).and_then(|f| f.get(k))
+            );
+        }
+    }
+    // And a value reads back as written: the lping summary's count of probes sent.
+    let (_, body) = influx_post(
+        c,
+        "/query?db=lopa",
+        "q=SELECT sent FROM summary WHERE tool='lping' AND target='10.0.2.1' AND \"window\"='total'",
+    );
+    assert!(body.contains(",3]"), "{body}");
 }
