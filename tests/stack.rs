@@ -376,5 +376,7 @@ fn bad_metrics_flags_are_one_line_errors() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("for the probing tools"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("for the tools that write figures over time")
+    );
 }

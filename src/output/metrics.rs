@@ -13,6 +13,9 @@
 //! per flow (`sport`, `dport`, `dscp`) only for a target probed over several flows or classes,
 //! since every label multiplies the series; one flow's figures are the target's.
 
+mod iface;
+mod reflector;
+
 use crate::record::figure;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -59,13 +62,40 @@ impl Histogram {
     }
 }
 
+/// Counts of one series set over a run: the windows' counts added up until the run's total
+/// (a record with `"window":"total"`) replaces them.
+#[derive(Debug, Clone, Default)]
+struct Tally<K: Ord> {
+    windows: BTreeMap<K, u64>,
+    total: Option<BTreeMap<K, u64>>,
+}
+
+impl<K: Ord> Tally<K> {
+    fn add(&mut self, counts: impl IntoIterator<Item = (K, u64)>, total: bool) {
+        if total {
+            self.total = Some(counts.into_iter().collect());
+        } else {
+            for (k, n) in counts {
+                *self.windows.entry(k).or_default() += n;
+            }
+        }
+    }
+
+    fn counts(&self) -> &BTreeMap<K, u64> {
+        self.total.as_ref().unwrap_or(&self.windows)
+    }
+}
+
+/// Whether a record is the run's total rather than one window.
+fn is_total(body: &Map<String, Value>) -> bool {
+    body.get("window").and_then(Value::as_str) == Some("total")
+}
+
 /// What one stream (a target, or one flow and class of it) has measured so far.
 #[derive(Debug, Clone, Default)]
 struct Stream {
-    /// Integer members of the window summaries, added up.
-    windows: BTreeMap<String, u64>,
-    /// Integer members of the final (`"window":"total"`) summary, which replace the sums.
-    total: Option<BTreeMap<String, u64>>,
+    /// Integer members of the summaries.
+    tally: Tally<String>,
     /// The latest value of the summaries' integer members that are states, not counts.
     gauges: BTreeMap<String, u64>,
     rtt: Histogram,
@@ -75,7 +105,7 @@ struct Stream {
 
 impl Stream {
     fn counts(&self) -> &BTreeMap<String, u64> {
-        self.total.as_ref().unwrap_or(&self.windows)
+        self.tally.counts()
     }
 }
 
@@ -149,6 +179,10 @@ pub struct Exposition {
     bounds: Vec<f64>,
     /// Per target (its labels), per flow (its labels; `None` for the target's own summary).
     streams: BTreeMap<Labels, BTreeMap<Option<Labels>, Stream>>,
+    /// lpassive's interfaces.
+    ifaces: iface::Ifaces,
+    /// lreflect's listening sockets.
+    sockets: reflector::Sockets,
 }
 
 impl Exposition {
@@ -157,10 +191,13 @@ impl Exposition {
         Exposition {
             bounds,
             streams: BTreeMap::new(),
+            ifaces: iface::Ifaces::default(),
+            sockets: reflector::Sockets::default(),
         }
     }
 
-    /// Takes one record (`type`, its body members, its tags).
+    /// Takes one record (`type`, its body members, its tags): the probes' replies and
+    /// summaries, lpassive's samples, interface summaries and links, lreflect's stats.
     pub fn observe(
         &mut self,
         kind: &str,
@@ -168,9 +205,21 @@ impl Exposition {
         body: &Map<String, Value>,
         tags: Option<&BTreeMap<String, String>>,
     ) {
-        if kind != "reply" && kind != "summary" {
-            return;
+        match kind {
+            "reply" | "summary" => self.observe_probe(kind, tool, body, tags),
+            "sample" | "iface_summary" | "link" => self.ifaces.observe(kind, tool, body, tags),
+            "stats" => self.sockets.observe(tool, body, tags),
+            _ => {}
         }
+    }
+
+    fn observe_probe(
+        &mut self,
+        kind: &str,
+        tool: &str,
+        body: &Map<String, Value>,
+        tags: Option<&BTreeMap<String, String>>,
+    ) {
         let target = target_labels(tool, body, tags);
         let flow = match body.get("flow") {
             Some(Value::Object(f)) => Some(flow_labels(f)),
@@ -208,13 +257,7 @@ impl Exposition {
                     .filter_map(|(k, v)| v.as_u64().map(|n| (k.clone(), n)))
                     .partition(|(k, _)| GAUGES.iter().any(|(g, _)| g == k));
                 stream.gauges.extend(gauges);
-                if body.get("window").and_then(Value::as_str) == Some("total") {
-                    stream.total = Some(counts);
-                } else {
-                    for (k, n) in counts {
-                        *stream.windows.entry(k).or_default() += n;
-                    }
-                }
+                stream.tally.add(counts, is_total(body));
             }
         }
     }
@@ -273,6 +316,8 @@ impl Exposition {
         for (member, name, help) in HISTOGRAMS {
             self.render_histogram(&mut out, &series, member, name, help);
         }
+        self.ifaces.render(&mut out);
+        self.sockets.render(&mut out);
         out.push_str("# EOF\n");
         out
     }
@@ -395,6 +440,11 @@ fn target_labels(
             labels.push((key.to_string(), scalar(v)));
         }
     }
+    with_tags(labels, tags)
+}
+
+/// `labels` and then the user's tags.
+fn with_tags(mut labels: Labels, tags: Option<&BTreeMap<String, String>>) -> Labels {
     for (k, v) in tags.into_iter().flatten() {
         // A tag may not shadow a label of the exposition's own (`le` would break histograms).
         let key = sanitize(k);
@@ -410,8 +460,45 @@ fn target_labels(
 
 /// Labels the exposition sets itself.
 const OWN_LABELS: &[&str] = &[
-    "tool", "target", "addr", "src", "sport", "dport", "dscp", "le",
+    "tool", "target", "addr", "src", "sport", "dport", "dscp", "le", "ifname", "oper", "listen",
+    "mode", "reason",
 ];
+
+/// Writes one metric family: HELP and TYPE, then its samples (label text, value); nothing at
+/// all when it has no sample.
+fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(String, String)]) {
+    if samples.is_empty() {
+        return;
+    }
+    out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+    for (labels, value) in samples {
+        out.push_str(&format!("{name}{labels} {value}\n"));
+    }
+}
+
+/// The help of a known member, else a generic one.
+fn help_of(known: &[(&str, &str)], member: &str, generic: &str) -> String {
+    known
+        .iter()
+        .find(|(m, _)| *m == member)
+        .map_or_else(|| format!("{generic} {member}."), |(_, h)| h.to_string())
+}
+
+/// Members in the documented order of `known`, then any others.
+fn in_order<'a>(known: &[(&'a str, &str)], members: &'a BTreeSet<String>) -> Vec<&'a str> {
+    let mut order: Vec<&str> = known
+        .iter()
+        .map(|(m, _)| *m)
+        .filter(|m| members.contains(*m))
+        .collect();
+    order.extend(
+        members
+            .iter()
+            .map(String::as_str)
+            .filter(|m| !known.iter().any(|(k, _)| k == m)),
+    );
+    order
+}
 
 fn flow_labels(flow: &Map<String, Value>) -> Labels {
     ["sport", "dport", "dscp"]
