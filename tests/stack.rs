@@ -371,6 +371,33 @@ fn bad_metrics_flags_are_one_line_errors() {
         assert!(err.contains(says), "{args:?}: {err}");
         assert!(out.stdout.is_empty(), "{args:?}");
     }
+    // lpassive has no histograms; lreflect checks its textfile as the user it runs on as.
+    let lpassive = Command::new(LPASSIVE)
+        .args(["-c", "1", "--buckets", "1ms,2ms"])
+        .output()
+        .unwrap();
+    let ns = Netns::new("stack-badrefl");
+    let locked = TempDir(std::env::temp_dir().join(format!("lopa-locked-{}", std::process::id())));
+    std::fs::create_dir_all(&locked.0).unwrap();
+    let lreflect = ns
+        .command(LREFLECT)
+        .args(["--echo", "127.0.0.1:8081", "--textfile"])
+        .arg(locked.0.join("r.prom"))
+        .output()
+        .unwrap();
+    for (out, says) in [
+        (
+            lpassive,
+            "--buckets: lpassive writes counters and gauges, no histograms",
+        ),
+        (lreflect, "nobody when started by root"),
+    ] {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(says), "{err}");
+        assert!(out.stdout.is_empty(), "{err}");
+    }
     let out = Command::new(env!("CARGO_BIN_EXE_lwatch"))
         .args(["--format", "openmetrics"])
         .output()

@@ -1,9 +1,11 @@
-//! `--format openmetrics` and `--textfile`: the probes' figures as a Prometheus exposition.
+//! `--format openmetrics` and `--textfile`: the figures of a run as a Prometheus exposition.
 //!
 //! The exposition is built from the record stream the probes already write, so it is written
 //! once for every tool: replies feed RTT (and, with synchronized clocks, one-way delay)
-//! histograms, summaries feed counters. It is written whole at the end of every summary window
-//! and at the end of the run ([`Exposition::render`]), in the text format Prometheus,
+//! histograms, summaries feed counters; lpassive's samples and interface summaries
+//! (`metrics/iface.rs`) and lreflect's stats (`metrics/reflector.rs`) feed their own counters
+//! and gauges. It is written whole at the end of every summary window (lpassive: sample round; lreflect: stats
+//! window) and of the run ([`Exposition::render`]), in the text format Prometheus,
 //! node_exporter's textfile collector and `promtool` read, ending with `# EOF` as OpenMetrics
 //! asks (a comment to the older parsers).
 //!

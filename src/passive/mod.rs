@@ -50,6 +50,8 @@ Examples:
   lpassive --format influx --tag host=$(hostname) |
     curl --data-binary @- 'http://influx:8086/write?db=net'
       every second's counters into InfluxDB
+  lpassive -q -i 15s --textfile /var/lib/prometheus/node-exporter/lpassive.prom
+      the counters and link state for node_exporter, rewritten every 15 seconds
 
 Records: sample (per interface and interval: counter deltas, rates, oper, carrier, mtu,
 speed_mbps), link (event new, del, rename, up, down with a reason), alert, and at the end one

@@ -68,6 +68,9 @@ Examples:
                                            both, TWAMP sessions idle for a minute end
   lreflect --twamp 192.0.2.10:862 --stateless
                                            replies carry the sender's sequence numbers
+  lreflect --stats-every 1m --textfile /var/lib/prometheus/node-exporter/lreflect.prom
+                                           its counters for node_exporter (a directory nobody
+                                           can write to: lreflect runs on as nobody)
   systemctl start lreflect                 as a service: contrib/systemd/lreflect.service
 
 Dropped datagrams are counted, each under the first reason that applies: acl (source not
