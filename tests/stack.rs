@@ -254,6 +254,67 @@ impl Drop for TempDir {
     }
 }
 
+/// A real node_exporter in `ns` on 127.0.0.1:9100, its textfile collector (only) on `dir`.
+fn node_exporter(ns: &Netns, dir: &Path) -> Background {
+    let exporter = ns
+        .command(need("prometheus-node-exporter", "prometheus-node-exporter"))
+        .args([
+            "--collector.disable-defaults",
+            "--collector.textfile",
+            &format!("--collector.textfile.directory={}", dir.display()),
+            "--web.listen-address=127.0.0.1:9100",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start node_exporter");
+    Background(exporter)
+}
+
+/// Scrapes node_exporter until `ready` holds of what it serves (10 s at most), and checks it
+/// read the textfiles with no error.
+fn scrape_until(ns: &Netns, tool: &str, ready: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut last = None;
+    let scraped = loop {
+        if let Some(body) = http_get(ns, 9100, "/metrics") {
+            if ready(&body) {
+                break body;
+            }
+            last = Some(body);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node_exporter never served {tool}'s series; it served {last:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        value(&scraped, "node_textfile_scrape_error", &[]),
+        Some(0.0),
+        "{scraped}"
+    );
+    scraped
+}
+
+/// Sends SIGINT to a background tool, checks it ended well, and returns its JSON records.
+fn stop_and_read(tool: &mut Background) -> Vec<serde_json::Value> {
+    let pid = tool.0.id().to_string();
+    Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    let status = tool.0.wait().unwrap();
+    assert!(status.success(), "ended with {status}");
+    let mut json = String::new();
+    tool.0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut json)
+        .unwrap();
+    json.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
 /// A long-running lping writes --textfile at every window; a real node_exporter (textfile
 /// collector only) serves every series with no scrape error, the file is replaced whole (no
 /// temporary file left), and the last exposition after SIGINT holds the final counts.
@@ -273,60 +334,18 @@ fn textfile_is_served_by_node_exporter() {
         .spawn()
         .expect("start lping");
     let mut lping = Background(lping);
-    let exporter = ns
-        .command(need("prometheus-node-exporter", "prometheus-node-exporter"))
-        .args([
-            "--collector.disable-defaults",
-            "--collector.textfile",
-            &format!("--collector.textfile.directory={}", dir.0.display()),
-            "--web.listen-address=127.0.0.1:9100",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start node_exporter");
-    let _exporter = Background(exporter);
+    let _exporter = node_exporter(&ns, &dir.0);
     // Two windows later the file holds counts, and node_exporter serves them.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let scraped = loop {
-        if let Some(body) = http_get(&ns, 9100, "/metrics") {
-            if value(&body, "lopa_probes_sent_total", &["target=\"127.0.0.1\""]).unwrap_or(0.0)
-                > 5.0
-            {
-                break body;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "node_exporter never served lping's series"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert_eq!(
-        value(&scraped, "node_textfile_scrape_error", &[]),
-        Some(0.0),
-        "{scraped}"
-    );
+    let scraped = scrape_until(&ns, "lping", |body| {
+        value(body, "lopa_probes_sent_total", &["target=\"127.0.0.1\""]).unwrap_or(0.0) > 5.0
+    });
     assert!(
         scraped.contains("lopa_rtt_seconds_bucket{") && scraped.contains("lopa_probes_lost_total{"),
         "{scraped}"
     );
     // SIGINT: the run ends and the last exposition is the final one.
-    let pid = lping.0.id().to_string();
-    Command::new("kill").args(["-INT", &pid]).status().unwrap();
-    let status = lping.0.wait().unwrap();
-    assert!(status.success(), "lping ended with {status}");
-    let mut json = String::new();
-    lping
-        .0
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut json)
-        .unwrap();
-    let total: serde_json::Value = json
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+    let total = stop_and_read(&mut lping)
+        .into_iter()
         .find(|r| r["type"] == "summary" && r["window"] == "total")
         .expect("a total summary on stdout");
     let text = std::fs::read_to_string(&prom).unwrap();
@@ -420,24 +439,6 @@ fn textfile_dir(name: &str) -> TempDir {
     dir
 }
 
-/// Sends SIGINT to a background tool and returns its JSON records from stdout.
-fn stop_and_read(tool: &mut Background) -> Vec<serde_json::Value> {
-    let pid = tool.0.id().to_string();
-    Command::new("kill").args(["-INT", &pid]).status().unwrap();
-    let status = tool.0.wait().unwrap();
-    assert!(status.success(), "ended with {status}");
-    let mut json = String::new();
-    tool.0
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut json)
-        .unwrap();
-    json.lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
-}
-
 /// Waits until `path` holds an exposition in which `ready` holds; returns it.
 fn wait_for_textfile(path: &Path, ready: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -471,20 +472,7 @@ fn lpassive_textfile_is_served_and_equals_its_records() {
         .spawn()
         .expect("start lpassive");
     let mut lpassive = Background(lpassive);
-    let exporter = lab
-        .client
-        .command(need("prometheus-node-exporter", "prometheus-node-exporter"))
-        .args([
-            "--collector.disable-defaults",
-            "--collector.textfile",
-            &format!("--collector.textfile.directory={}", dir.0.display()),
-            "--web.listen-address=127.0.0.1:9100",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start node_exporter");
-    let _exporter = Background(exporter);
+    let _exporter = node_exporter(&lab.client, &dir.0);
     // Traffic over eth0 while lpassive samples it: 30 echo requests and their replies.
     let lping = lab
         .client
@@ -494,28 +482,11 @@ fn lpassive_textfile_is_served_and_equals_its_records() {
         .unwrap();
     assert_eq!(lping.status.code(), Some(0));
     let eth0 = ["ifname=\"eth0\"", "site=\"lab\"", "tool=\"lpassive\""];
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let scraped = loop {
-        if let Some(body) = http_get(&lab.client, 9100, "/metrics") {
-            // The 30 requests and their replies, counted by a round after them.
-            let count = |name| value(&body, name, &eth0).unwrap_or(0.0);
-            if count("lopa_iface_tx_packets_total") >= 30.0
-                && count("lopa_iface_rx_packets_total") >= 30.0
-            {
-                break body;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "node_exporter never served lpassive's series"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert_eq!(
-        value(&scraped, "node_textfile_scrape_error", &[]),
-        Some(0.0),
-        "{scraped}"
-    );
+    // The 30 requests and their replies, counted by a round after them.
+    let scraped = scrape_until(&lab.client, "lpassive", |body| {
+        let count = |name| value(body, name, &eth0).unwrap_or(0.0);
+        count("lopa_iface_tx_packets_total") >= 30.0 && count("lopa_iface_rx_packets_total") >= 30.0
+    });
     assert!(
         value(&scraped, "lopa_iface_rx_bytes_total", &eth0).unwrap()
             > value(&scraped, "lopa_iface_rx_packets_total", &eth0).unwrap() * 42.0,
