@@ -87,6 +87,17 @@ fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The stdout of a run that must have ended with status 0 (else what it said on stderr).
+fn succeeded(out: &Output) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout(out)
+}
+
 /// lping's exposition is accepted by promtool and counts what happened: an answering target
 /// and a silent one, the RTT histogram consistent with the counters, custom buckets, and the
 /// whole exposition ending with `# EOF` (issue 15).
@@ -168,13 +179,7 @@ fn ludp_series_are_per_flow_only_with_flows() {
         ])
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = stdout(&out);
+    let text = succeeded(&out);
     let (ok, said) = promtool(&text);
     assert!(ok, "{said}\n{text}");
     for sport in ["41000", "41001"] {
@@ -569,13 +574,7 @@ fn lpassive_writes_an_exposition_every_round() {
         ])
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = stdout(&out);
+    let text = succeeded(&out);
     let expositions: Vec<String> = text
         .split_inclusive("# EOF\n")
         .map(str::to_string)
@@ -627,12 +626,7 @@ fn lreflect_exposition_equals_its_stats() {
         .args(["-c", "5", "-i", "0.05", "-q", "10.0.0.2:8862"])
         .output()
         .unwrap();
-    assert_eq!(
-        ltwamp.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&ltwamp.stderr)
-    );
+    succeeded(&ltwamp);
     let echo = ["listen=\"0.0.0.0:8081\"", "mode=\"echo\"", "site=\"lab\""];
     let twamp = ["listen=\"0.0.0.0:8862\"", "mode=\"twamp\"", "site=\"lab\""];
     // A window's exposition already counts the traffic.

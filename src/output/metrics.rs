@@ -302,18 +302,13 @@ impl Exposition {
         let mut out = String::with_capacity(4096);
         self.render_counters(&mut out, &series);
         for (member, help) in GAUGES {
-            let name = format!("lopa_{member}");
-            let values: Vec<String> = series
+            let rows: Vec<(String, String)> = series
                 .iter()
                 .filter_map(|(l, s)| {
-                    let v = s.gauges.get(*member)?;
-                    Some(format!("{name}{} {v}\n", label_text(l, None)))
+                    Some((label_text(l, None), s.gauges.get(*member)?.to_string()))
                 })
                 .collect();
-            if !values.is_empty() {
-                out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
-                values.iter().for_each(|v| out.push_str(v));
-            }
+            family(&mut out, &format!("lopa_{member}"), "gauge", help, &rows);
         }
         for (member, name, help) in HISTOGRAMS {
             self.render_histogram(&mut out, &series, member, name, help);
@@ -325,42 +320,30 @@ impl Exposition {
     }
 
     fn render_counters(&self, out: &mut String, series: &[(Labels, Stream)]) {
-        let mut members: BTreeSet<&str> = series
+        let mut members: BTreeSet<String> = series
             .iter()
-            .flat_map(|(_, s)| s.counts().keys().map(String::as_str))
+            .flat_map(|(_, s)| s.counts().keys().cloned())
             .collect();
         if members.contains("sent") && members.contains("received") {
-            members.insert("lost");
+            members.insert("lost".to_string());
         }
-        // Known members in their documented order, then any others.
-        let known: Vec<&str> = COUNTER_HELP.iter().map(|(m, _)| *m).collect();
-        let mut order: Vec<&str> = known
-            .iter()
-            .copied()
-            .filter(|m| members.contains(m))
-            .collect();
-        order.extend(members.iter().copied().filter(|m| !known.contains(m)));
-        for member in order {
-            let name = format!("lopa_probes_{}_total", sanitize(member));
-            let help = COUNTER_HELP
+        for member in in_order(COUNTER_HELP, &members) {
+            let rows: Vec<(String, String)> = series
                 .iter()
-                .find(|(m, _)| *m == member)
-                .map(|(_, h)| h.to_string())
-                .unwrap_or_else(|| format!("The summaries' {member} member, added up."));
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
-            for (labels, stream) in series {
-                let counts = stream.counts();
-                let value = match member {
-                    "lost" => match (counts.get("sent"), counts.get("received")) {
-                        (Some(s), Some(r)) => Some(s.saturating_sub(*r)),
-                        _ => None,
-                    },
-                    m => counts.get(m).copied(),
-                };
-                if let Some(v) = value {
-                    out.push_str(&format!("{name}{} {v}\n", label_text(labels, None)));
-                }
-            }
+                .filter_map(|(labels, stream)| {
+                    let counts = stream.counts();
+                    let value = match member {
+                        "lost" => counts.get("sent")?.saturating_sub(*counts.get("received")?),
+                        m => *counts.get(m)?,
+                    };
+                    Some((label_text(labels, None), value.to_string()))
+                })
+                .collect();
+            let name = format!("lopa_probes_{}_total", sanitize(member));
+            let help = help_of(COUNTER_HELP, member, |m| {
+                format!("The summaries' {m} member, added up.")
+            });
+            family(out, &name, "counter", &help, &rows);
         }
     }
 
@@ -479,11 +462,11 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(Stri
 }
 
 /// The help of a known member, else a generic one.
-fn help_of(known: &[(&str, &str)], member: &str, generic: &str) -> String {
+fn help_of(known: &[(&str, &str)], member: &str, generic: impl Fn(&str) -> String) -> String {
     known
         .iter()
         .find(|(m, _)| *m == member)
-        .map_or_else(|| format!("{generic} {member}."), |(_, h)| h.to_string())
+        .map_or_else(|| generic(member), |(_, h)| h.to_string())
 }
 
 /// Members in the documented order of `known`, then any others.

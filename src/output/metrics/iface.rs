@@ -163,7 +163,9 @@ impl Ifaces {
                 })
                 .collect();
             let name = format!("lopa_iface_{}_total", sanitize(member));
-            let help = help_of(COUNTER_HELP, member, "The samples' member");
+            let help = help_of(COUNTER_HELP, member, |m| {
+                format!("The samples' {m} member, added up.")
+            });
             family(out, &name, "counter", &help, &rows);
         }
         let states: Vec<(&Labels, &State)> = series

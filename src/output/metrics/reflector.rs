@@ -134,7 +134,9 @@ impl Sockets {
                 }
             }
             let name = format!("lopa_reflector_{}_total", sanitize(stem));
-            let help = help_of(COUNTER_HELP, stem, "The stats records' member");
+            let help = help_of(COUNTER_HELP, stem, |m| {
+                format!("The stats records' {m} member, added up.")
+            });
             family(out, &name, "counter", &help, &rows);
         }
         let gauges: BTreeSet<String> = self
@@ -149,7 +151,9 @@ impl Sockets {
                 .filter_map(|(l, s)| Some((label_text(l, None), s.gauges.get(gauge)?.to_string())))
                 .collect();
             let name = format!("lopa_reflector_{}", sanitize(gauge));
-            let help = help_of(GAUGE_HELP, gauge, "The stats records' member");
+            let help = help_of(GAUGE_HELP, gauge, |m| {
+                format!("The stats records' {m} member, added up.")
+            });
             family(out, &name, "gauge", &help, &rows);
         }
     }
