@@ -137,14 +137,8 @@ impl OutputArgs {
     /// exposition of `--format openmetrics` / `--textfile` (a textfile that cannot be written
     /// is an error now, not after the run).
     pub fn writer(&self) -> anyhow::Result<crate::output::RecordWriter<std::io::Stdout>> {
-        use crate::output::metrics::{Textfile, DEFAULT_BUCKETS};
-        let textfile = match &self.textfile {
-            Some(path) => Some(
-                Textfile::new(path.clone())
-                    .map_err(|e| anyhow::anyhow!("--textfile: cannot write {e}"))?,
-            ),
-            None => None,
-        };
+        use crate::output::metrics::DEFAULT_BUCKETS;
+        let textfile = textfile(self.textfile.as_ref())?;
         let bounds = self
             .buckets
             .as_ref()
@@ -155,13 +149,25 @@ impl OutputArgs {
     }
 }
 
-/// Refuses `--format openmetrics` in a tool that writes no figures over time for it (yet):
-/// a usage error, not a run that writes nothing.
+/// `--textfile PATH`, checked now: a file that cannot be written is a usage error before the
+/// run, not a failure after it.
+pub fn textfile(
+    path: Option<&PathBuf>,
+) -> anyhow::Result<Option<crate::output::metrics::Textfile>> {
+    path.map(|p| {
+        crate::output::metrics::Textfile::new(p.clone())
+            .map_err(|e| anyhow::anyhow!("--textfile: cannot write {e}"))
+    })
+    .transpose()
+}
+
+/// Refuses `--format openmetrics` in a tool that writes no figures over time (lwatch's are
+/// events): a usage error, not a run that writes nothing.
 pub fn refuse_openmetrics(tool: &str, format: Format) -> anyhow::Result<()> {
     if format == Format::Openmetrics {
         anyhow::bail!(
-            "--format openmetrics is for the probing tools (lping, ludp, ltcp, ltwamp); {tool} \
-             writes json, influx or text"
+            "--format openmetrics is for the tools that write figures over time (lping, ludp, \
+             ltcp, ltwamp, lpassive, lreflect); {tool} writes json, influx or text"
         );
     }
     Ok(())

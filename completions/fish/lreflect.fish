@@ -13,8 +13,9 @@ complete -c lreflect -l stats-every -d 'Write a stats record per socket every DU
 complete -c lreflect -l format -d 'Record format' -r -f -a "json\t'One JSON object per line'
 influx\t'InfluxDB line protocol: measurement = record type, strings are tags, numbers are fields, nanosecond timestamps'
 text\t'Lines for people: replies and summaries as ping prints them, paths as traceroute, everything else as key=value pairs'
-openmetrics\t'A Prometheus exposition (counters, RTT histograms) at the end of every summary window and of the run, ending with `# EOF`; the probing tools only'"
+openmetrics\t'A Prometheus exposition (counters, RTT histograms, gauges) at the end of every summary window, sample round or stats window and of the run, ending with `# EOF`; not lwatch'"
 complete -c lreflect -l tag -d 'Add key=value to every record\'s tags (repeatable)' -r
+complete -c lreflect -l textfile -d 'Also write the Prometheus exposition (as --format openmetrics) to PATH, rewritten atomically at every stats window and at exit: for node_exporter\'s textfile collector. Started by root, lreflect writes it as nobody, so nobody must be able to write there' -r -F
 complete -c lreflect -l reflect-tos -d 'Answer with the TOS byte / traffic class the request arrived with (as LLAMA does); otherwise answers leave with TOS 0'
 complete -c lreflect -l no-gso -d 'Send every answer on its own, never coalesced into UDP GSO sends (for a network interface or tunnel that mishandles UDP segmentation offload)'
 complete -c lreflect -l stateless -d 'Copy each request\'s sequence number into its reply, keeping no sessions; otherwise replies are counted per session from 0 (RFC 8762 stateful mode), so a sender can tell forward from reverse loss'

@@ -16,7 +16,7 @@ complete -c lwatch -l exec -d 'Run \'sh -c CMD\' for every record written, with 
 complete -c lwatch -l format -d 'Record format' -r -f -a "json\t'One JSON object per line'
 influx\t'InfluxDB line protocol: measurement = record type, strings are tags, numbers are fields, nanosecond timestamps'
 text\t'Lines for people: replies and summaries as ping prints them, paths as traceroute, everything else as key=value pairs'
-openmetrics\t'A Prometheus exposition (counters, RTT histograms) at the end of every summary window and of the run, ending with `# EOF`; the probing tools only'"
+openmetrics\t'A Prometheus exposition (counters, RTT histograms, gauges) at the end of every summary window, sample round or stats window and of the run, ending with `# EOF`; not lwatch'"
 complete -c lwatch -l tag -d 'Add key=value to every record\'s tags (repeatable)' -r
 complete -c lwatch -l textfile -d 'Also write the Prometheus exposition (as --format openmetrics) to PATH, rewritten atomically at every summary window and at the end: for node_exporter\'s textfile collector' -r -F
 complete -c lwatch -l buckets -d 'RTT histogram bucket bounds of the exposition, ascending (seconds or with a unit: 100us,1ms,10ms,1s; default log-spaced from 50us to 10s)' -r

@@ -1,9 +1,11 @@
-//! `--format openmetrics` and `--textfile`: the probes' figures as a Prometheus exposition.
+//! `--format openmetrics` and `--textfile`: the figures of a run as a Prometheus exposition.
 //!
 //! The exposition is built from the record stream the probes already write, so it is written
 //! once for every tool: replies feed RTT (and, with synchronized clocks, one-way delay)
-//! histograms, summaries feed counters. It is written whole at the end of every summary window
-//! and at the end of the run ([`Exposition::render`]), in the text format Prometheus,
+//! histograms, summaries feed counters; lpassive's samples and interface summaries
+//! (`metrics/iface.rs`) and lreflect's stats (`metrics/reflector.rs`) feed their own counters
+//! and gauges. It is written whole at the end of every summary window (lpassive: sample round; lreflect: stats
+//! window) and of the run ([`Exposition::render`]), in the text format Prometheus,
 //! node_exporter's textfile collector and `promtool` read, ending with `# EOF` as OpenMetrics
 //! asks (a comment to the older parsers).
 //!
@@ -12,6 +14,9 @@
 //! run). Labels: `tool`, `target`, `addr`, `src` when the record has it, the user's tags, and
 //! per flow (`sport`, `dport`, `dscp`) only for a target probed over several flows or classes,
 //! since every label multiplies the series; one flow's figures are the target's.
+
+mod iface;
+mod reflector;
 
 use crate::record::figure;
 use serde_json::{Map, Value};
@@ -59,13 +64,40 @@ impl Histogram {
     }
 }
 
+/// Counts of one series set over a run: the windows' counts added up until the run's total
+/// (a record with `"window":"total"`) replaces them.
+#[derive(Debug, Clone, Default)]
+struct Tally<K: Ord> {
+    windows: BTreeMap<K, u64>,
+    total: Option<BTreeMap<K, u64>>,
+}
+
+impl<K: Ord> Tally<K> {
+    fn add(&mut self, counts: impl IntoIterator<Item = (K, u64)>, total: bool) {
+        if total {
+            self.total = Some(counts.into_iter().collect());
+        } else {
+            for (k, n) in counts {
+                *self.windows.entry(k).or_default() += n;
+            }
+        }
+    }
+
+    fn counts(&self) -> &BTreeMap<K, u64> {
+        self.total.as_ref().unwrap_or(&self.windows)
+    }
+}
+
+/// Whether a record is the run's total rather than one window.
+fn is_total(body: &Map<String, Value>) -> bool {
+    body.get("window").and_then(Value::as_str) == Some("total")
+}
+
 /// What one stream (a target, or one flow and class of it) has measured so far.
 #[derive(Debug, Clone, Default)]
 struct Stream {
-    /// Integer members of the window summaries, added up.
-    windows: BTreeMap<String, u64>,
-    /// Integer members of the final (`"window":"total"`) summary, which replace the sums.
-    total: Option<BTreeMap<String, u64>>,
+    /// Integer members of the summaries.
+    tally: Tally<String>,
     /// The latest value of the summaries' integer members that are states, not counts.
     gauges: BTreeMap<String, u64>,
     rtt: Histogram,
@@ -75,7 +107,7 @@ struct Stream {
 
 impl Stream {
     fn counts(&self) -> &BTreeMap<String, u64> {
-        self.total.as_ref().unwrap_or(&self.windows)
+        self.tally.counts()
     }
 }
 
@@ -149,6 +181,10 @@ pub struct Exposition {
     bounds: Vec<f64>,
     /// Per target (its labels), per flow (its labels; `None` for the target's own summary).
     streams: BTreeMap<Labels, BTreeMap<Option<Labels>, Stream>>,
+    /// lpassive's interfaces.
+    ifaces: iface::Ifaces,
+    /// lreflect's listening sockets.
+    sockets: reflector::Sockets,
 }
 
 impl Exposition {
@@ -157,10 +193,13 @@ impl Exposition {
         Exposition {
             bounds,
             streams: BTreeMap::new(),
+            ifaces: iface::Ifaces::default(),
+            sockets: reflector::Sockets::default(),
         }
     }
 
-    /// Takes one record (`type`, its body members, its tags).
+    /// Takes one record (`type`, its body members, its tags): the probes' replies and
+    /// summaries, lpassive's samples, interface summaries and links, lreflect's stats.
     pub fn observe(
         &mut self,
         kind: &str,
@@ -168,9 +207,21 @@ impl Exposition {
         body: &Map<String, Value>,
         tags: Option<&BTreeMap<String, String>>,
     ) {
-        if kind != "reply" && kind != "summary" {
-            return;
+        match kind {
+            "reply" | "summary" => self.observe_probe(kind, tool, body, tags),
+            "sample" | "iface_summary" | "link" => self.ifaces.observe(kind, tool, body, tags),
+            "stats" => self.sockets.observe(tool, body, tags),
+            _ => {}
         }
+    }
+
+    fn observe_probe(
+        &mut self,
+        kind: &str,
+        tool: &str,
+        body: &Map<String, Value>,
+        tags: Option<&BTreeMap<String, String>>,
+    ) {
         let target = target_labels(tool, body, tags);
         let flow = match body.get("flow") {
             Some(Value::Object(f)) => Some(flow_labels(f)),
@@ -208,13 +259,7 @@ impl Exposition {
                     .filter_map(|(k, v)| v.as_u64().map(|n| (k.clone(), n)))
                     .partition(|(k, _)| GAUGES.iter().any(|(g, _)| g == k));
                 stream.gauges.extend(gauges);
-                if body.get("window").and_then(Value::as_str) == Some("total") {
-                    stream.total = Some(counts);
-                } else {
-                    for (k, n) in counts {
-                        *stream.windows.entry(k).or_default() += n;
-                    }
-                }
+                stream.tally.add(counts, is_total(body));
             }
         }
     }
@@ -257,63 +302,48 @@ impl Exposition {
         let mut out = String::with_capacity(4096);
         self.render_counters(&mut out, &series);
         for (member, help) in GAUGES {
-            let name = format!("lopa_{member}");
-            let values: Vec<String> = series
+            let rows: Vec<(String, String)> = series
                 .iter()
                 .filter_map(|(l, s)| {
-                    let v = s.gauges.get(*member)?;
-                    Some(format!("{name}{} {v}\n", label_text(l, None)))
+                    Some((label_text(l, None), s.gauges.get(*member)?.to_string()))
                 })
                 .collect();
-            if !values.is_empty() {
-                out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
-                values.iter().for_each(|v| out.push_str(v));
-            }
+            family(&mut out, &format!("lopa_{member}"), "gauge", help, &rows);
         }
         for (member, name, help) in HISTOGRAMS {
             self.render_histogram(&mut out, &series, member, name, help);
         }
+        self.ifaces.render(&mut out);
+        self.sockets.render(&mut out);
         out.push_str("# EOF\n");
         out
     }
 
     fn render_counters(&self, out: &mut String, series: &[(Labels, Stream)]) {
-        let mut members: BTreeSet<&str> = series
+        let mut members: BTreeSet<String> = series
             .iter()
-            .flat_map(|(_, s)| s.counts().keys().map(String::as_str))
+            .flat_map(|(_, s)| s.counts().keys().cloned())
             .collect();
         if members.contains("sent") && members.contains("received") {
-            members.insert("lost");
+            members.insert("lost".to_string());
         }
-        // Known members in their documented order, then any others.
-        let known: Vec<&str> = COUNTER_HELP.iter().map(|(m, _)| *m).collect();
-        let mut order: Vec<&str> = known
-            .iter()
-            .copied()
-            .filter(|m| members.contains(m))
-            .collect();
-        order.extend(members.iter().copied().filter(|m| !known.contains(m)));
-        for member in order {
-            let name = format!("lopa_probes_{}_total", sanitize(member));
-            let help = COUNTER_HELP
+        for member in in_order(COUNTER_HELP, &members) {
+            let rows: Vec<(String, String)> = series
                 .iter()
-                .find(|(m, _)| *m == member)
-                .map(|(_, h)| h.to_string())
-                .unwrap_or_else(|| format!("The summaries' {member} member, added up."));
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
-            for (labels, stream) in series {
-                let counts = stream.counts();
-                let value = match member {
-                    "lost" => match (counts.get("sent"), counts.get("received")) {
-                        (Some(s), Some(r)) => Some(s.saturating_sub(*r)),
-                        _ => None,
-                    },
-                    m => counts.get(m).copied(),
-                };
-                if let Some(v) = value {
-                    out.push_str(&format!("{name}{} {v}\n", label_text(labels, None)));
-                }
-            }
+                .filter_map(|(labels, stream)| {
+                    let counts = stream.counts();
+                    let value = match member {
+                        "lost" => counts.get("sent")?.saturating_sub(*counts.get("received")?),
+                        m => *counts.get(m)?,
+                    };
+                    Some((label_text(labels, None), value.to_string()))
+                })
+                .collect();
+            let name = format!("lopa_probes_{}_total", sanitize(member));
+            let help = help_of(COUNTER_HELP, member, |m| {
+                format!("The summaries' {m} member, added up.")
+            });
+            family(out, &name, "counter", &help, &rows);
         }
     }
 
@@ -395,6 +425,11 @@ fn target_labels(
             labels.push((key.to_string(), scalar(v)));
         }
     }
+    with_tags(labels, tags)
+}
+
+/// `labels` and then the user's tags.
+fn with_tags(mut labels: Labels, tags: Option<&BTreeMap<String, String>>) -> Labels {
     for (k, v) in tags.into_iter().flatten() {
         // A tag may not shadow a label of the exposition's own (`le` would break histograms).
         let key = sanitize(k);
@@ -410,8 +445,45 @@ fn target_labels(
 
 /// Labels the exposition sets itself.
 const OWN_LABELS: &[&str] = &[
-    "tool", "target", "addr", "src", "sport", "dport", "dscp", "le",
+    "tool", "target", "addr", "src", "sport", "dport", "dscp", "le", "ifname", "oper", "listen",
+    "mode", "reason",
 ];
+
+/// Writes one metric family: HELP and TYPE, then its samples (label text, value); nothing at
+/// all when it has no sample.
+fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(String, String)]) {
+    if samples.is_empty() {
+        return;
+    }
+    out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+    for (labels, value) in samples {
+        out.push_str(&format!("{name}{labels} {value}\n"));
+    }
+}
+
+/// The help of a known member, else a generic one.
+fn help_of(known: &[(&str, &str)], member: &str, generic: impl Fn(&str) -> String) -> String {
+    known
+        .iter()
+        .find(|(m, _)| *m == member)
+        .map_or_else(|| generic(member), |(_, h)| h.to_string())
+}
+
+/// Members in the documented order of `known`, then any others.
+fn in_order<'a>(known: &[(&'a str, &str)], members: &'a BTreeSet<String>) -> Vec<&'a str> {
+    let mut order: Vec<&str> = known
+        .iter()
+        .map(|(m, _)| *m)
+        .filter(|m| members.contains(*m))
+        .collect();
+    order.extend(
+        members
+            .iter()
+            .map(String::as_str)
+            .filter(|m| !known.iter().any(|(k, _)| k == m)),
+    );
+    order
+}
 
 fn flow_labels(flow: &Map<String, Value>) -> Labels {
     ["sport", "dport", "dscp"]

@@ -24,8 +24,8 @@ pub enum Format {
     /// Lines for people: replies and summaries as ping prints them, paths as traceroute,
     /// everything else as key=value pairs.
     Text,
-    /// A Prometheus exposition (counters, RTT histograms) at the end of every summary window
-    /// and of the run, ending with `# EOF`; the probing tools only.
+    /// A Prometheus exposition (counters, RTT histograms, gauges) at the end of every summary
+    /// window, sample round or stats window and of the run, ending with `# EOF`; not lwatch.
     Openmetrics,
 }
 
@@ -34,8 +34,8 @@ pub struct RecordWriter<W: Write> {
     out: W,
     format: Format,
     line: Vec<u8>,
-    /// Per-probe records (reply, timeout, unreachable) are not written (`-q`), though the
-    /// exposition still counts them.
+    /// Per-probe records (reply, timeout, unreachable; lpassive's samples) are not written
+    /// (`-q`), though the exposition still counts them.
     quiet: bool,
     /// The exposition, when `--format openmetrics` or `--textfile` asked for one.
     metrics: Option<metrics::Exposition>,
@@ -95,7 +95,11 @@ impl<W: Write> RecordWriter<W> {
                 record.tags.as_deref(),
             );
         }
-        let per_probe = matches!(record.body.kind(), "reply" | "timeout" | "unreachable");
+        // lpassive's samples are its per-probe records: left out by -q, counted all the same.
+        let per_probe = matches!(
+            record.body.kind(),
+            "reply" | "timeout" | "unreachable" | "sample"
+        );
         if self.format == Format::Openmetrics || (self.quiet && per_probe) {
             return Ok(());
         }

@@ -50,6 +50,9 @@ Examples:
   lpassive --format influx --tag host=$(hostname) |
     curl --data-binary @- 'http://influx:8086/write?db=net'
       every second's counters into InfluxDB
+  lpassive -q -i 15s \\
+    --textfile /var/lib/prometheus/node-exporter/lpassive.prom
+      the counters and link state for node_exporter, rewritten every 15 seconds
 
 Records: sample (per interface and interval: counter deltas, rates, oper, carrier, mtu,
 speed_mbps), link (event new, del, rename, up, down with a reason), alert, and at the end one
@@ -72,7 +75,11 @@ records when an interface appears, goes, is renamed or goes up or down, 'alert' 
 their history; a counter that goes backwards (interface re-created, driver reset) restarts the \
 baseline and marks the sample with \"reset\":true instead of giving a wrapped-around rate.",
     after_help = EXAMPLES,
-    mut_arg("quiet", |a| a.help("Summaries, link records and alerts only: no sample records."))
+    mut_arg("quiet", |a| a.help("Summaries, link records and alerts only: no sample records.")),
+    mut_arg("textfile", |a| a.help("Also write the Prometheus exposition (as --format \
+openmetrics) to PATH, rewritten atomically after every sample round and at the end: for \
+node_exporter's textfile collector.")),
+    mut_arg("buckets", |a| a.hide(true))
 )]
 pub struct Args {
     /// Interfaces to watch: names or shell glob patterns ('veth*'). Default: every interface
@@ -177,7 +184,10 @@ const SIGNAL_TOKEN: Token = Token(0);
 
 /// Runs lpassive until the count or duration is reached, or a signal comes.
 pub fn run(args: Args) -> Result<ExitCode> {
-    crate::cli::refuse_openmetrics("lpassive", args.output.format)?;
+    if args.output.buckets.is_some() {
+        anyhow::bail!("--buckets: lpassive writes counters and gauges, no histograms");
+    }
+    let mut out = args.output.writer()?;
     let selection = Selection::new(&args.ifaces, args.all)?;
     let mut poll = Poll::new().context("cannot create the event loop")?;
     let mut signals =
@@ -191,10 +201,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
     let tags: Option<Arc<Tags>> =
         (!args.output.tags.is_empty()).then(|| Arc::new(args.output.tag_map()));
-    let mut out = RecordWriter::stdout(args.output.format);
-    let mut emit = |ts: SystemTime, bodies: &mut Vec<Body>| -> Result<()> {
+    // Every round's records, then the exposition of the whole run so far (`--format
+    // openmetrics`, `--textfile`).
+    let mut emit = |ts: SystemTime, bodies: &mut Vec<Body>, round: bool| -> Result<()> {
         for body in bodies.drain(..) {
             write(&mut out, &tags, ts, body)?;
+        }
+        if round {
+            out.end_window()?;
         }
         Ok(())
     };
@@ -204,14 +218,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
             rx_threshold: args.rx_threshold,
             alert_errors: args.alert_errors,
             alert_drops: args.alert_drops,
-            quiet: args.output.quiet,
+            // The exposition counts the samples -q leaves out.
+            quiet: args.output.quiet && !args.output.wants_metrics(),
             window: humantime::format_duration(args.interval).to_string(),
         },
         sysfs_speed,
     );
     let mut bodies = Vec::new();
     monitor.observe(links, start, &mut bodies);
-    emit(SystemTime::now(), &mut bodies)?;
+    emit(SystemTime::now(), &mut bodies, false)?;
 
     // Reading k is due at start + k × interval, so the schedule never drifts.
     let mut k: u32 = 1;
@@ -240,7 +255,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let links = reader.read()?;
         let wall = SystemTime::now();
         monitor.observe(links, Instant::now(), &mut bodies);
-        emit(wall, &mut bodies)?;
+        emit(wall, &mut bodies, true)?;
         samples += 1;
         // A late round (a stalled machine) skips the readings it missed rather than bunching.
         k += 1;
@@ -249,7 +264,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
     }
     let mut summaries = monitor.summaries();
-    emit(SystemTime::now(), &mut summaries)?;
+    emit(SystemTime::now(), &mut summaries, true)?;
     Ok(ExitCode::SUCCESS)
 }
 

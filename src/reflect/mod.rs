@@ -71,6 +71,10 @@ Examples:
       both, TWAMP sessions idle for a minute end
   lreflect --twamp 192.0.2.10:862 --stateless
       replies carry the sender's sequence numbers
+  lreflect --stats-every 1m \\
+    --textfile /var/lib/prometheus/node-exporter/lreflect.prom
+      its counters for node_exporter (in a directory nobody can write to:
+      lreflect runs on as nobody)
   systemctl start lreflect
       as a service: contrib/systemd/lreflect.service
 
@@ -192,6 +196,11 @@ pub struct Args {
     /// Add key=value to every record's tags (repeatable).
     #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag, help_heading = "Output")]
     pub tags: Vec<(String, String)>,
+    /// Also write the Prometheus exposition (as --format openmetrics) to PATH, rewritten
+    /// atomically at every stats window and at exit: for node_exporter's textfile collector.
+    /// Started by root, lreflect writes it as nobody, so nobody must be able to write there.
+    #[arg(long, value_name = "PATH", help_heading = "Output")]
+    pub textfile: Option<std::path::PathBuf>,
 }
 
 fn parse_echo(s: &str) -> Result<SocketAddr, String> {
@@ -610,7 +619,6 @@ fn start_line(listeners: &[Listener], stats_every: Duration) -> String {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    crate::cli::refuse_openmetrics("lreflect", args.format)?;
     // Echo on the default port only when nothing at all is asked for.
     let echo: Vec<SocketAddr> = if args.echo.is_empty() && args.twamp.is_empty() {
         vec![SocketAddr::from((
@@ -627,6 +635,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .collect();
     let mut listeners = bind_all(&addrs, !args.no_gso)?;
     crate::net::privilege::drop_privileges_for_good().context("cannot drop privileges")?;
+    // Checked as the user lreflect runs on as, before it says it is ready.
+    let textfile = args
+        .textfile
+        .as_ref()
+        .map(|path| {
+            crate::output::metrics::Textfile::new(path.clone()).map_err(|e| {
+                let who = if e.kind() == io::ErrorKind::PermissionDenied {
+                    " (lreflect writes it as the user it runs on as: nobody when started by root)"
+                } else {
+                    ""
+                };
+                anyhow::anyhow!("--textfile: cannot write {e}{who}")
+            })
+        })
+        .transpose()?;
 
     let per_source = (args.rate_limit > 0.0).then(|| {
         SourceTable::new(
@@ -696,17 +719,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
     let tags: Option<Arc<Tags>> =
         (!args.tags.is_empty()).then(|| Arc::new(args.tags.iter().cloned().collect()));
-    let mut out = RecordWriter::stdout(args.format);
-    let mut write =
-        |l: &Listener, counters: &stats::Counters, window: &str, active: Option<u64>| {
-            let mode = if l.twamp { "twamp" } else { "echo" };
-            out.write(&Record {
-                tool: TOOL,
-                ts: SystemTime::now(),
-                tags: tags.clone(),
-                body: Body::Stats(counters.record(&l.listen, mode, window, active)),
-            })
-        };
+    // No histograms: no bucket bounds.
+    let mut out = RecordWriter::stdout(args.format).metrics(Vec::new(), textfile);
+    let write = |out: &mut RecordWriter<io::Stdout>,
+                 l: &Listener,
+                 counters: &stats::Counters,
+                 window: &str,
+                 active: Option<u64>| {
+        let mode = if l.twamp { "twamp" } else { "echo" };
+        out.write(&Record {
+            tool: TOOL,
+            ts: SystemTime::now(),
+            tags: tags.clone(),
+            body: Body::Stats(counters.record(&l.listen, mode, window, active)),
+        })
+    };
     let every = (!args.stats_every.is_zero()).then_some(args.stats_every);
     // The first window is short, so a new deployment shows its counts within seconds.
     let mut window = every.map(|d| d.min(FIRST_STATS));
@@ -726,8 +753,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 let name = humantime::format_duration(length).to_string();
                 for (k, l) in listeners.iter_mut().enumerate() {
                     let w = l.stats.close_window();
-                    write(l, &w, &name, active.as_ref().map(|a| a[k]))?;
+                    write(&mut out, l, &w, &name, active.as_ref().map(|a| a[k]))?;
                 }
+                out.end_window()?;
                 window = Some(d);
                 next_stats = Some(crate::engine::next_period(at, d, now));
             }
@@ -768,7 +796,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let _ = notify::notify("STOPPING=1");
     let active = reflector.settle_sessions(&mut listeners);
     for (k, l) in listeners.iter().enumerate() {
-        write(l, &l.stats.total(), "total", active.as_ref().map(|a| a[k]))?;
+        write(
+            &mut out,
+            l,
+            &l.stats.total(),
+            "total",
+            active.as_ref().map(|a| a[k]),
+        )?;
     }
+    out.end_window()?;
     Ok(ExitCode::from(cli::EXIT_OK))
 }

@@ -1064,7 +1064,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     crate::cli::refuse_openmetrics("lwatch", args.output.format)?;
     if args.output.textfile.is_some() || args.output.buckets.is_some() {
         anyhow::bail!(
-            "lwatch writes events, not figures: --textfile and --buckets are the probes'"
+            "lwatch writes events, not figures: --textfile and --buckets are for the probes, lpassive and lreflect"
         );
     }
     let filter = Filter::new(&args)?;
