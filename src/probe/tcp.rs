@@ -213,6 +213,12 @@ impl Prober for TcpProber {
         ))
     }
 
+    /// The source a connect to the target gets: the kernel picks it from the route (or the
+    /// bound `--source`), as for this throwaway socket with the same interface and mark.
+    fn source(&self, target: &Target, _index: usize, _stream: usize) -> Option<IpAddr> {
+        socket::record_source(target.socket_addr(target.port), &self.opts)
+    }
+
     fn register(&mut self, registry: &Registry, first: usize) -> io::Result<usize> {
         self.registry = Some(registry.try_clone()?);
         self.first = first;
