@@ -1182,6 +1182,8 @@ mod tests {
         drop_sockets: Vec<Option<u16>>,
         /// Probes sent so far, and when the drops began (in probes sent).
         drops_from: u64,
+        /// The local address of each stream ([`Prober::source`]).
+        sources: Vec<IpAddr>,
     }
 
     impl FakeProber {
@@ -1202,6 +1204,7 @@ mod tests {
                 busy: Vec::new(),
                 drop_sockets: Vec::new(),
                 drops_from: 0,
+                sources: Vec::new(),
             }
         }
     }
@@ -1221,6 +1224,10 @@ mod tests {
 
         fn flow_busy(&self, id: ProbeId) -> bool {
             self.busy.contains(&id.seq)
+        }
+
+        fn source(&self, _: &Target, _: usize, stream: usize) -> Option<IpAddr> {
+            self.sources.get(stream).copied()
         }
 
         fn dropped_local(&self) -> Vec<SocketDrops> {
@@ -1435,6 +1442,33 @@ mod tests {
         assert_eq!(total["unreachable"].as_u64(), Some(1));
         assert_eq!(total["window"], "total");
         assert!(outcome.all_answered);
+    }
+
+    /// Every probe record carries its stream's source address; the target's summary carries
+    /// one only when all its streams share it.
+    #[test]
+    fn records_carry_the_source_of_their_stream() {
+        use Fate::*;
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.11".parse().unwrap();
+        for (sources, total_src) in [(vec![a, a, a], Some(a)), (vec![a, a, b], None)] {
+            let mut prober = FakeProber::new(&[Reply, Drop, Error, Reply, Reply, Drop]);
+            prober.streams = 3;
+            prober.sources = sources.clone();
+            let (_, records) = run_with(config(2, 5, 20), &mut prober);
+            let kinds: Vec<&str> = records.iter().filter_map(|r| r["type"].as_str()).collect();
+            for kind in ["reply", "timeout", "unreachable", "summary"] {
+                assert!(kinds.contains(&kind), "{kinds:?}");
+            }
+            for r in &records {
+                let src = r["src"].as_str().map(|s| s.parse::<IpAddr>().unwrap());
+                let expected = match r["flow"]["sport"].as_u64() {
+                    Some(sport) => Some(sources[sport as usize - 40_000]),
+                    None => total_src,
+                };
+                assert_eq!(src, expected, "{r}");
+            }
+        }
     }
 
     #[test]
@@ -1670,7 +1704,11 @@ mod tests {
         let mut fates = vec![Reply; 10];
         fates.extend([Drop; 10]);
         fates.extend([Reply; 20]);
-        let (_, records) = run(cfg, &fates);
+        let mut prober = FakeProber::new(&fates);
+        prober.sources = vec!["fd00::1".parse().unwrap()];
+        let (_, records) = run_with(cfg, &mut prober);
+        // Windows and alerts say whose measurement they are, like every probe record.
+        assert!(records.iter().all(|r| r["src"] == "fd00::1"), "{records:?}");
         let windows: Vec<&Value> = records.iter().filter(|r| r["window"] == "100ms").collect();
         assert!(windows.len() >= 2, "{records:?}");
         assert!(
