@@ -1,8 +1,9 @@
 //! `src` on the probe records of lping, ludp, ltcp (connect and --syn) and ltwamp: the local
 //! address the probes really left from, checked against the server's view. The client has two
-//! addresses per family; the route to the server prefers the second (`src` in the route), and
-//! `-I ADDR` picks the first. An nftables counter per source address on the server counts the
-//! probes that arrived from each.
+//! addresses per family; the route to the server prefers the second (`src` in the route), while
+//! `-I ADDR` picks the first, and so does `-m 7` (policy routing: marked packets take a table
+//! whose route prefers the first). An nftables counter per source address on the server counts
+//! the probes that arrived from each.
 //! Needs root (CI runs as root); without it every test fails with one line saying so.
 
 mod common;
@@ -17,7 +18,7 @@ const FIRST_V6: &str = "fd00::1";
 const PREFERRED_V6: &str = "fd00::11";
 
 /// A client and a server on one link; the client's routes to the server prefer its second
-/// address of each family.
+/// address of each family, but for packets marked 7, its first.
 fn lab(test: &str) -> Pair {
     let lab = Pair::new(test);
     let c = &lab.client;
@@ -25,7 +26,21 @@ fn lab(test: &str) -> Pair {
     c.run("ip -6 addr add fd00::11/64 dev eth0 nodad");
     c.run("ip route add 10.0.0.2/32 dev eth0 src 10.0.0.11");
     c.run("ip -6 route add fd00::2/128 dev eth0 src fd00::11");
+    c.run("ip rule add fwmark 7 table 7");
+    c.run("ip -6 rule add fwmark 7 table 7");
+    c.run("ip route add 10.0.0.2/32 dev eth0 src 10.0.0.1 table 7");
+    c.run("ip -6 route add fd00::2/128 dev eth0 src fd00::1 table 7");
     lab
+}
+
+/// How a run picks its source, and the address it should then leave from: the route's
+/// preferred one, `-I FIRST`, or the marked route's (the first).
+fn picks<'a>(first: &'a str, preferred: &'a str) -> [(Vec<&'a str>, &'a str); 3] {
+    [
+        (vec![], preferred),
+        (vec!["-I", first], first),
+        (vec!["-m", "7"], first),
+    ]
 }
 
 /// Counts, on the server, the probes (packets matching `probe`, an nftables expression) that
@@ -63,10 +78,9 @@ fn counted(server: &Netns) -> (u64, u64) {
     (packets("from_a"), packets("from_b"))
 }
 
-/// Runs `program` in the client with `args` then `target`, once without `-I` (the probes leave
-/// from the route's preferred source) and once with `-I FIRST`: every probe record carries the
-/// address the server saw the probes come from, and the server saw each probe the run counts
-/// as sent.
+/// Runs `program` in the client with `args` then `target`, once for each of [`picks`]: every
+/// probe record carries the address the server saw the probes come from, and the server saw
+/// each probe the run counts as sent.
 fn check_sources(lab: &Pair, program: &str, args: &[&str], target: &str, probe: &str) {
     let v6 = target.matches(':').count() > 1;
     let (first, preferred) = if v6 {
@@ -74,12 +88,10 @@ fn check_sources(lab: &Pair, program: &str, args: &[&str], target: &str, probe: 
     } else {
         (FIRST_V4, PREFERRED_V4)
     };
-    for (pick, expected) in [(None, preferred), (Some(first), first)] {
+    for (pick, expected) in picks(first, preferred) {
         count_sources(&lab.server, first, preferred, probe);
         let mut all: Vec<&str> = args.to_vec();
-        if let Some(addr) = pick {
-            all.extend(["-I", addr]);
-        }
+        all.extend(pick);
         all.push(target);
         let run = run_tool(&lab.client, program, &all);
         let what = format!("{program} {all:?}");
@@ -158,4 +170,38 @@ fn ltwamp_records_the_address_its_test_packets_left_from() {
     let args = ["-c", "3", "-i", "0.05"];
     check_sources(&lab, ltwamp, &args, "10.0.0.2", "udp dport 862");
     check_sources(&lab, ltwamp, &args, "fd00::2", "udp dport 862");
+}
+
+/// The `path` records of a trace name the source the probe records do (the route's preferred
+/// source, `-I ADDR`, the marked route's), for every kind of probe.
+#[test]
+fn paths_name_the_source_the_probes_carry() {
+    let lab = lab("src-path");
+    let _echo = lreflect_service(&lab.server, &["--echo", "[::]:8081"], 8081);
+    let runs = [
+        (env!("CARGO_BIN_EXE_lping"), "10.0.0.2", "fd00::2"),
+        (
+            env!("CARGO_BIN_EXE_ludp"),
+            "10.0.0.2:8081",
+            "[fd00::2]:8081",
+        ),
+        (env!("CARGO_BIN_EXE_ltcp"), "10.0.0.2:9", "[fd00::2]:9"),
+    ];
+    for (program, v4, v6) in runs {
+        for (target, first, preferred) in
+            [(v4, FIRST_V4, PREFERRED_V4), (v6, FIRST_V6, PREFERRED_V6)]
+        {
+            for (pick, expected) in picks(first, preferred) {
+                let mut args = vec!["--trace-only", "-W", "0.3"];
+                args.extend(pick);
+                args.push(target);
+                let run = run_tool(&lab.client, program, &args);
+                let paths = run.kind("path");
+                assert!(!paths.is_empty(), "{program} {args:?}: {}", run.stderr);
+                for p in paths {
+                    assert_eq!(p["src"], expected, "{program} {args:?}: {p}");
+                }
+            }
+        }
+    }
 }

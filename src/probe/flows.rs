@@ -132,9 +132,11 @@ impl FlowSockets {
             .into_iter()
             .zip(flows)
             .zip(results)
-            .map(|(((t, _, i), f), result)| {
-                let bound = trace::bound_ip(f.sock);
-                TracedFlow::new(t, result, bound, f.dst, "udp", self.sockets[i].sport)
+            .map(|(((t, flow, i), f), result)| {
+                // The source of the flow's probe records (stream `flow` is the flow in the
+                // first class).
+                let src = self.source(&targets[t], usize::from(flow));
+                TracedFlow::new(t, result, src, f.dst, "udp", self.sockets[i].sport)
             })
             .collect())
     }

@@ -519,8 +519,9 @@ impl Tracer for IcmpProber {
             .zip(flows)
             .zip(results)
             .map(|(((t, _, _, _, ident), f), result)| {
-                // `f.dst` is the target's address, port 0.
-                TracedFlow::new(t, result, trace::bound_ip(f.sock), f.dst, "icmp", ident)
+                // `f.dst` is the target's address, port 0; the source is the probe records'.
+                let src = socket::record_source(f.dst, &self.opts);
+                TracedFlow::new(t, result, src, f.dst, "icmp", ident)
             })
             .collect())
     }

@@ -177,8 +177,10 @@ impl Tracer for TcpProber {
             .zip(flows)
             .zip(results)
             .map(|((t, f), result)| {
-                let bound = self.opts.source.filter(|s| s.is_ipv6() == f.dst.is_ipv6());
-                TracedFlow::new(t, result, bound, f.dst, "tcp", f.sport)
+                // The probes' own source (interface and mark applied), so the path and the
+                // probe records name the same one.
+                let src = socket::record_source(f.dst, &self.opts);
+                TracedFlow::new(t, result, src, f.dst, "tcp", f.sport)
             })
             .collect())
     }
