@@ -8,7 +8,9 @@ use crate::output::RecordWriter;
 use crate::probe::{
     ProbeEvent, ProbeId, ProbeLookup, Prober, ReflectorTimes, SendStamp, SocketDrops,
 };
-use crate::record::{self, Alert, Body, Flow, OneWay, Record, Reply, Timeout, Unreachable};
+use crate::record::{
+    self, Alert, Body, Flow, OneWay, Record, Reply, Summary, Timeout, Unreachable,
+};
 use crate::stats::Stats;
 use crate::target::Target;
 use anyhow::{Context, Result};
@@ -130,11 +132,16 @@ struct TargetState {
     alerts: Alerts,
     /// Flows × classes: probe k goes to stream (k − 1) mod streams.
     streams: Vec<Stream>,
+    /// The local address every stream's probes leave from, when they share one (the target's
+    /// own summary and alerts show it).
+    src: Option<IpAddr>,
 }
 
 /// The statistics of one stream (a flow in a class) of a target.
 struct Stream {
     flow: Option<Flow>,
+    /// The local address its probes leave from ([`Prober::source`]).
+    src: Option<IpAddr>,
     total: Stats,
     window: Stats,
     /// Reordering is judged within a stream: different flows may take different paths.
@@ -145,9 +152,10 @@ struct Stream {
 }
 
 impl Stream {
-    fn new(flow: Option<Flow>) -> Stream {
+    fn new(flow: Option<Flow>, src: Option<IpAddr>) -> Stream {
         Stream {
             flow,
+            src,
             total: Stats::new(),
             window: Stats::new(),
             highest_received: 0,
@@ -229,6 +237,11 @@ impl TargetState {
 
     fn stream_of(&self, seq: u64) -> usize {
         (seq.saturating_sub(1) % self.streams.len().max(1) as u64) as usize
+    }
+
+    /// The local address probe `seq` left from.
+    fn src_of(&self, seq: u64) -> Option<IpAddr> {
+        self.streams.get(self.stream_of(seq)).and_then(|s| s.src)
     }
 
     fn flow(&self, seq: u64) -> Option<Flow> {
@@ -335,7 +348,8 @@ impl<'w, W: Write> Engine<'w, W> {
                 total: Stats::new(),
                 window: Stats::new(),
                 alerts: Alerts::default(),
-                streams: vec![Stream::new(None)],
+                streams: vec![Stream::new(None, None)],
+                src: None,
             })
             .collect();
         Engine {
@@ -388,8 +402,14 @@ impl<'w, W: Write> Engine<'w, W> {
         let streams = prober.streams().max(1);
         for (t, st) in self.states.iter_mut().enumerate() {
             st.streams = (0..streams)
-                .map(|k| Stream::new(prober.flow(&st.target, t, k)))
+                .map(|k| {
+                    let flow = prober.flow(&st.target, t, k);
+                    Stream::new(flow, prober.source(&st.target, t, k))
+                })
                 .collect();
+            st.src = st.streams[0]
+                .src
+                .filter(|&src| st.streams.iter().all(|s| s.src == Some(src)));
         }
         // Spread the first probes of many targets evenly over one interval, or over the run
         // when it is shorter, but never faster than the rate: every target is probed at least
@@ -483,18 +503,22 @@ impl<'w, W: Write> Engine<'w, W> {
             let mut summaries = Vec::new();
             if st.streams.len() > 1 {
                 for stream in &st.streams {
-                    summaries.push(stream.total.summary(
-                        &st.target.name,
-                        st.target.addr,
-                        stream.flow,
-                        "total",
-                    ));
+                    summaries.push(Summary {
+                        src: stream.src,
+                        ..stream.total.summary(
+                            &st.target.name,
+                            st.target.addr,
+                            stream.flow,
+                            "total",
+                        )
+                    });
                 }
             }
-            summaries.push(
-                st.total
-                    .summary(&st.target.name, st.target.addr, None, "total"),
-            );
+            summaries.push(Summary {
+                src: st.src,
+                ..st.total
+                    .summary(&st.target.name, st.target.addr, None, "total")
+            });
             for mut summary in summaries {
                 summary.dropped_local = dropped_for(&summary, &drops, &[]);
                 self.emit(SystemTime::now(), t, Body::Summary(summary))?;
@@ -644,6 +668,7 @@ impl<'w, W: Write> Engine<'w, W> {
                         let body = Body::Timeout(Timeout {
                             target: st.target.name.clone(),
                             addr: st.target.addr,
+                            src: st.src_of(id.seq),
                             seq: shown,
                             flow: st.flow(id.seq),
                         });
@@ -754,6 +779,7 @@ impl<'w, W: Write> Engine<'w, W> {
                         let body = Body::Unreachable(Unreachable {
                             target: st.target.name.clone(),
                             addr: st.target.addr,
+                            src: st.src_of(seq),
                             seq: st.shown_seq(seq),
                             from: None,
                             icmp_type: None,
@@ -881,6 +907,7 @@ impl<'w, W: Write> Engine<'w, W> {
                     let body = Body::Reply(Reply {
                         target: st.target.name.clone(),
                         addr: st.target.addr,
+                        src: st.src_of(id.seq),
                         seq: shown,
                         rtt_ms: record::ms(rtt),
                         ttl,
@@ -920,6 +947,7 @@ impl<'w, W: Write> Engine<'w, W> {
                         let body = Body::Unreachable(Unreachable {
                             target: st.target.name.clone(),
                             addr: st.target.addr,
+                            src: st.src_of(id.seq),
                             seq: shown,
                             from,
                             icmp_type,
@@ -950,21 +978,22 @@ impl<'w, W: Write> Engine<'w, W> {
             if st.streams.len() > 1 {
                 for stream in &mut st.streams {
                     let w = std::mem::take(&mut stream.window);
-                    summaries.push(w.summary(
-                        &st.target.name,
-                        st.target.addr,
-                        stream.flow,
-                        &self.window_name,
-                    ));
+                    summaries.push(Summary {
+                        src: stream.src,
+                        ..w.summary(
+                            &st.target.name,
+                            st.target.addr,
+                            stream.flow,
+                            &self.window_name,
+                        )
+                    });
                 }
             }
-            summaries.push(window.summary(
-                &st.target.name,
-                st.target.addr,
-                None,
-                &self.window_name,
-            ));
-            let (name, addr) = (st.target.name.clone(), st.target.addr);
+            summaries.push(Summary {
+                src: st.src,
+                ..window.summary(&st.target.name, st.target.addr, None, &self.window_name)
+            });
+            let (name, addr, src) = (st.target.name.clone(), st.target.addr, st.src);
             for mut summary in summaries {
                 summary.dropped_local = dropped_for(&summary, drops, &since);
                 self.emit(now, t, Body::Summary(summary))?;
@@ -974,6 +1003,7 @@ impl<'w, W: Write> Engine<'w, W> {
                     state: tr.state,
                     target: name.clone(),
                     addr,
+                    src,
                     flow: None,
                     metric: tr.metric.to_string(),
                     value: tr.value,
@@ -1152,6 +1182,8 @@ mod tests {
         drop_sockets: Vec<Option<u16>>,
         /// Probes sent so far, and when the drops began (in probes sent).
         drops_from: u64,
+        /// The local address of each stream ([`Prober::source`]).
+        sources: Vec<IpAddr>,
     }
 
     impl FakeProber {
@@ -1172,6 +1204,7 @@ mod tests {
                 busy: Vec::new(),
                 drop_sockets: Vec::new(),
                 drops_from: 0,
+                sources: Vec::new(),
             }
         }
     }
@@ -1191,6 +1224,10 @@ mod tests {
 
         fn flow_busy(&self, id: ProbeId) -> bool {
             self.busy.contains(&id.seq)
+        }
+
+        fn source(&self, _: &Target, _: usize, stream: usize) -> Option<IpAddr> {
+            self.sources.get(stream).copied()
         }
 
         fn dropped_local(&self) -> Vec<SocketDrops> {
@@ -1405,6 +1442,33 @@ mod tests {
         assert_eq!(total["unreachable"].as_u64(), Some(1));
         assert_eq!(total["window"], "total");
         assert!(outcome.all_answered);
+    }
+
+    /// Every probe record carries its stream's source address; the target's summary carries
+    /// one only when all its streams share it.
+    #[test]
+    fn records_carry_the_source_of_their_stream() {
+        use Fate::*;
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.11".parse().unwrap();
+        for (sources, total_src) in [(vec![a, a, a], Some(a)), (vec![a, a, b], None)] {
+            let mut prober = FakeProber::new(&[Reply, Drop, Error, Reply, Reply, Drop]);
+            prober.streams = 3;
+            prober.sources = sources.clone();
+            let (_, records) = run_with(config(2, 5, 20), &mut prober);
+            let kinds: Vec<&str> = records.iter().filter_map(|r| r["type"].as_str()).collect();
+            for kind in ["reply", "timeout", "unreachable", "summary"] {
+                assert!(kinds.contains(&kind), "{kinds:?}");
+            }
+            for r in &records {
+                let src = r["src"].as_str().map(|s| s.parse::<IpAddr>().unwrap());
+                let expected = match r["flow"]["sport"].as_u64() {
+                    Some(sport) => Some(sources[sport as usize - 40_000]),
+                    None => total_src,
+                };
+                assert_eq!(src, expected, "{r}");
+            }
+        }
     }
 
     #[test]
@@ -1640,7 +1704,11 @@ mod tests {
         let mut fates = vec![Reply; 10];
         fates.extend([Drop; 10]);
         fates.extend([Reply; 20]);
-        let (_, records) = run(cfg, &fates);
+        let mut prober = FakeProber::new(&fates);
+        prober.sources = vec!["fd00::1".parse().unwrap()];
+        let (_, records) = run_with(cfg, &mut prober);
+        // Windows and alerts say whose measurement they are, like every probe record.
+        assert!(records.iter().all(|r| r["src"] == "fd00::1"), "{records:?}");
         let windows: Vec<&Value> = records.iter().filter(|r| r["window"] == "100ms").collect();
         assert!(windows.len() >= 2, "{records:?}");
         assert!(

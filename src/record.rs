@@ -152,6 +152,10 @@ pub struct Reply {
     pub target: String,
     /// The address probed.
     pub addr: IpAddr,
+    /// The local address the probe left from (the bound address, else the route's source
+    /// for the target), as fping's `--print-srcaddr` shows. Absent when unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub src: Option<IpAddr>,
     /// Probe sequence number, per target, starting at 1.
     pub seq: u64,
     /// Round-trip time from the send stamp to the kernel receive stamp.
@@ -215,6 +219,9 @@ pub struct OneWay {
 pub struct Timeout {
     pub target: String,
     pub addr: IpAddr,
+    /// The local address the probe left from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub src: Option<IpAddr>,
     pub seq: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flow: Option<Flow>,
@@ -225,6 +232,9 @@ pub struct Timeout {
 pub struct Unreachable {
     pub target: String,
     pub addr: IpAddr,
+    /// The local address the probe left from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub src: Option<IpAddr>,
     pub seq: u64,
     /// The router or host that sent the ICMP error; absent for local send errors.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -271,6 +281,10 @@ pub struct DelayStats {
 pub struct Summary {
     pub target: String,
     pub addr: IpAddr,
+    /// The local address the probes left from: the flow's, or the target's when all its flows
+    /// share one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub src: Option<IpAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flow: Option<Flow>,
     /// `"total"` for the whole run, else the window length (e.g. `"10s"`).
@@ -346,6 +360,9 @@ pub struct Alert {
     pub state: AlertState,
     pub target: String,
     pub addr: IpAddr,
+    /// The local address the target's probes left from, when all its flows share one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub src: Option<IpAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flow: Option<Flow>,
     /// `loss_pct` or `rtt_ms` (the window's average RTT).
@@ -1000,6 +1017,7 @@ mod tests {
         let t = Timeout {
             target: "h".into(),
             addr: "10.0.0.1".parse().unwrap(),
+            src: None,
             seq: 3,
             flow: None,
         };

@@ -227,6 +227,7 @@ impl Stats {
         Summary {
             target: target.to_string(),
             addr,
+            src: None,
             flow,
             window: window.to_string(),
             sent: self.sent,

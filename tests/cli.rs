@@ -531,6 +531,7 @@ fn every_member_records() -> Vec<Vec<u8>> {
     use lopa::record::*;
     use std::sync::Arc;
     let addr: std::net::IpAddr = "fd00::1".parse().unwrap();
+    let src = Some("fd00::2".parse().unwrap());
     let flow = Some(Flow {
         sport: 40000,
         dport: 65535,
@@ -557,6 +558,7 @@ fn every_member_records() -> Vec<Vec<u8>> {
         Body::Reply(Reply {
             target: "db1".into(),
             addr,
+            src,
             seq: 1,
             rtt_ms: 0.25,
             ttl: Some(255),
@@ -579,12 +581,14 @@ fn every_member_records() -> Vec<Vec<u8>> {
         Body::Timeout(Timeout {
             target: "db1".into(),
             addr,
+            src,
             seq: 2,
             flow,
         }),
         Body::Unreachable(Unreachable {
             target: "db1".into(),
             addr,
+            src,
             seq: 3,
             from: Some("10.0.0.1".parse().unwrap()),
             icmp_type: Some(3),
@@ -595,6 +599,7 @@ fn every_member_records() -> Vec<Vec<u8>> {
         Body::Summary(Summary {
             target: "db1".into(),
             addr,
+            src,
             flow,
             window: "1m 30s".into(),
             sent: 10,
@@ -641,6 +646,7 @@ fn every_member_records() -> Vec<Vec<u8>> {
             state: AlertState::Resolved,
             target: "db1".into(),
             addr,
+            src,
             flow,
             metric: "rtt_ms".into(),
             value: 0.2,
@@ -1147,6 +1153,8 @@ fn loopback_replies_and_totals_match_their_schemas() {
     for r in &records {
         assert_eq!(r["tool"], "lping");
         assert_eq!(r["tags"], json!({"site": "lab"}), "{r}");
+        // Loopback probes leave from the loopback address of their family.
+        assert_eq!(r["src"], r["addr"], "{r}");
     }
 }
 
@@ -1396,6 +1404,7 @@ fn influx_format_writes_line_protocol() {
         assert_eq!(keys, sorted, "tags sorted by key: {text}");
         for tag in [
             ("addr", "127.0.0.1"),
+            ("src", "127.0.0.1"),
             ("target", "127.0.0.1"),
             ("tool", "lping"),
         ] {

@@ -134,8 +134,20 @@ fn lping_exposition_passes_promtool_and_counts_right() {
     );
     let (ok, said) = promtool(&text);
     assert!(ok, "promtool refused it: {said}\n{text}");
-    let up = ["target=\"127.0.0.1\"", "dc=\"fra-1\"", "tool=\"lping\""];
+    // `src`: the local address the probes left from; none for a prefix routed to `lo`, whose
+    // route has no source address.
+    let up = [
+        "target=\"127.0.0.1\"",
+        "dc=\"fra-1\"",
+        "tool=\"lping\"",
+        "src=\"127.0.0.1\"",
+    ];
     let silent = ["target=\"192.0.2.1\""];
+    for series in samples(&text).keys() {
+        if series.contains(silent[0]) {
+            assert!(!series.contains("src="), "{series}");
+        }
+    }
     assert_eq!(value(&text, "lopa_probes_sent_total", &up), Some(4.0));
     assert_eq!(value(&text, "lopa_probes_received_total", &up), Some(4.0));
     assert_eq!(value(&text, "lopa_probes_lost_total", &up), Some(0.0));
@@ -188,6 +200,7 @@ fn ludp_series_are_per_flow_only_with_flows() {
             let flow = [
                 &format!("sport=\"{sport}\"")[..],
                 "dport=\"8081\"",
+                "src=\"10.0.0.1\"",
                 &format!("dscp=\"{dscp}\""),
             ];
             assert_eq!(

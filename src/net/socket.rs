@@ -322,6 +322,37 @@ pub fn apply_options(sock: &Socket, v6: bool, opts: &SocketOptions) -> anyhow::R
     Ok(())
 }
 
+/// The local address probes to `dst` leave from, for records (`src`): `opts.source` when it has
+/// `dst`'s family, else the source the kernel picks for the route to `dst`, which a throwaway UDP
+/// socket with the same interface and mark, connected to `dst` (no packet leaves), tells.
+pub fn route_source(dst: SocketAddr, opts: &SocketOptions) -> anyhow::Result<IpAddr> {
+    let v6 = dst.is_ipv6();
+    let sock = Socket::new(domain(v6), Type::DGRAM, Some(Protocol::UDP))?;
+    // Only what steers the route choice: the interface, the mark (policy routing), the source.
+    let steer = SocketOptions {
+        ttl: None,
+        tos: None,
+        ..opts.clone()
+    };
+    apply_options(&sock, v6, &steer)?;
+    let mut dst = dst;
+    dst.set_port(dst.port().max(1));
+    sock.connect(&SockAddr::from(dst))?;
+    sock.local_addr()?
+        .as_socket()
+        .map(|a| a.ip())
+        .ok_or_else(|| anyhow::anyhow!("no local address for {dst}"))
+}
+
+/// [`route_source`] for records: `None` when there is no route, or when the route has no usable
+/// address (a prefix routed to `lo`) and the kernel leaves the choice to the moment a packet
+/// leaves.
+pub fn record_source(dst: SocketAddr, opts: &SocketOptions) -> Option<IpAddr> {
+    route_source(dst, opts)
+        .ok()
+        .filter(|ip| !ip.is_unspecified())
+}
+
 /// One datagram (or error-queue entry) read by [`recv_msg`].
 #[derive(Debug, Clone, Copy)]
 pub struct Received {

@@ -385,6 +385,7 @@ mod tests {
         Body::Reply(Reply {
             target: "db 1".into(),
             addr: "10.0.0.2".parse().unwrap(),
+            src: None,
             seq: 7,
             rtt_ms: 0.25,
             ttl: Some(64),
@@ -463,6 +464,7 @@ mod tests {
         let body = Body::Unreachable(Unreachable {
             target: "t".into(),
             addr: "10.0.0.2".parse().unwrap(),
+            src: None,
             seq: 1,
             from: None,
             icmp_type: Some(3),

@@ -71,6 +71,8 @@ fn ms(v: f64) -> String {
 fn who(m: &mut Map<String, Value>) -> String {
     let target = take_str(m, "target");
     let addr = take_str(m, "addr");
+    // The local address stays out, as ping and fping leave it (JSON records carry it).
+    take(m, "src");
     match (target, addr) {
         (Some(t), Some(a)) if t != a => format!("{t} ({a})"),
         (Some(t), _) => t,
@@ -388,6 +390,7 @@ mod tests {
         let reply = Reply {
             target: "example.com".into(),
             addr: "10.0.0.1".parse().unwrap(),
+            src: None,
             seq: 1,
             rtt_ms: 0.010907,
             ttl: Some(64),
@@ -421,6 +424,7 @@ mod tests {
         let t = Timeout {
             target: "h".into(),
             addr: "10.0.0.1".parse().unwrap(),
+            src: None,
             seq: 3,
             flow: flow(),
         };
@@ -431,6 +435,7 @@ mod tests {
         let u = Unreachable {
             target: "10.0.0.1".into(),
             addr: "10.0.0.1".parse().unwrap(),
+            src: None,
             seq: 2,
             from: Some("10.0.1.1".parse().unwrap()),
             icmp_type: Some(3),
@@ -449,6 +454,7 @@ mod tests {
         let s = Summary {
             target: "10.0.0.1".into(),
             addr: "10.0.0.1".parse().unwrap(),
+            src: None,
             flow: None,
             window: "total".into(),
             sent: 3,

@@ -53,6 +53,9 @@ pub struct Selected {
 pub struct FlowSockets {
     sockets: Vec<FlowSocket>,
     spread: FlowSpread,
+    /// The options the sockets were opened with: the route a wildcard-bound flow takes
+    /// depends on the interface and mark.
+    opts: SocketOptions,
 }
 
 impl FlowSockets {
@@ -90,7 +93,11 @@ impl FlowSockets {
                 });
             }
         }
-        Ok(FlowSockets { sockets, spread })
+        Ok(FlowSockets {
+            sockets,
+            spread,
+            opts: opts.clone(),
+        })
     }
 
     /// Traces every flow to every target with the flow's own socket (Paris traceroute: only
@@ -125,9 +132,11 @@ impl FlowSockets {
             .into_iter()
             .zip(flows)
             .zip(results)
-            .map(|(((t, _, i), f), result)| {
-                let bound = trace::bound_ip(f.sock);
-                TracedFlow::new(t, result, bound, f.dst, "udp", self.sockets[i].sport)
+            .map(|(((t, flow, i), f), result)| {
+                // The source of the flow's probe records (stream `flow` is the flow in the
+                // first class).
+                let src = self.source(&targets[t], usize::from(flow));
+                TracedFlow::new(t, result, src, f.dst, "udp", self.sockets[i].sport)
             })
             .collect())
     }
@@ -178,6 +187,16 @@ impl FlowSockets {
             dport: target.port,
             dscp,
         })
+    }
+
+    /// The local address stream `stream`'s probes to `target` leave from: the address its
+    /// socket is bound to, else the kernel's source for the route to the target.
+    pub fn source(&self, target: &Target, stream: usize) -> Option<IpAddr> {
+        let (flow, _) = self.stream_class(stream);
+        let sock = &self.sockets[self.index_of(flow, target.addr.is_ipv6())?];
+        trace::bound_ip(&sock.probe.sock)
+            .filter(|ip| !ip.is_unspecified())
+            .or_else(|| socket::record_source(target.socket_addr(target.port), &self.opts))
     }
 
     /// What the kernel dropped on each flow's socket (`kind`: "UDP", "TWAMP").
@@ -287,6 +306,7 @@ mod tests {
                 sport_base: None,
                 dscp: vec![46, 8],
             },
+            opts: SocketOptions::default(),
         };
         assert_eq!(sockets.streams(), 6);
         let classes: Vec<_> = (0..6).map(|s| sockets.stream_class(s)).collect();

@@ -71,6 +71,9 @@ pub struct IcmpProber {
     followed: Option<trace::Followed>,
     /// Trace rounds so far: each round's probes carry its number.
     round: u32,
+    /// What the sockets were opened with: the interface and mark steer the route, so the
+    /// source address, of every target.
+    opts: SocketOptions,
 }
 
 impl IcmpProber {
@@ -126,6 +129,7 @@ impl IcmpProber {
             checksum: (payload_len >= STABLE_PAYLOAD).then_some((rand >> 16) as u16 % 0xffff),
             followed: None,
             round: 0,
+            opts: opts.clone(),
         })
     }
 
@@ -270,6 +274,12 @@ impl Prober for IcmpProber {
         totals: &[crate::engine::StreamTotal],
     ) -> Result<Vec<(usize, crate::record::Path)>> {
         trace::retrace(self, totals)
+    }
+
+    /// The source the kernel picks for the target: unconnected ICMP sockets have none of
+    /// their own (unless bound with `-I ADDR`), so the route's, looked up once per target.
+    fn source(&self, target: &Target, _index: usize, _stream: usize) -> Option<IpAddr> {
+        socket::record_source(target.socket_addr(0), &self.opts)
     }
 
     fn dropped_local(&self) -> Vec<super::SocketDrops> {
@@ -509,8 +519,9 @@ impl Tracer for IcmpProber {
             .zip(flows)
             .zip(results)
             .map(|(((t, _, _, _, ident), f), result)| {
-                // `f.dst` is the target's address, port 0.
-                TracedFlow::new(t, result, trace::bound_ip(f.sock), f.dst, "icmp", ident)
+                // `f.dst` is the target's address, port 0; the source is the probe records'.
+                let src = socket::record_source(f.dst, &self.opts);
+                TracedFlow::new(t, result, src, f.dst, "icmp", ident)
             })
             .collect())
     }

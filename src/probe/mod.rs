@@ -190,6 +190,12 @@ pub trait Prober {
         None
     }
 
+    /// The local address the probes of stream `stream` of `target` (index `index`) leave from,
+    /// for records (`src`); asked once per stream after the sockets are open. `None`: unknown.
+    fn source(&self, _target: &Target, _index: usize, _stream: usize) -> Option<IpAddr> {
+        None
+    }
+
     /// Registers the prober's sockets with the poll, using tokens `first..first + n`;
     /// returns `n`.
     fn register(&mut self, registry: &mio::Registry, first: usize) -> io::Result<usize>;

@@ -18,7 +18,7 @@ use mio::Token;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 struct RawTcp {
@@ -142,27 +142,11 @@ impl SynProber {
     }
 }
 
-/// The local address the kernel would send from to `t`: a connected UDP socket tells.
+/// The local address the kernel would send from to `t` (the SYNs carry it, and records show
+/// it).
 fn source_for(t: &Target, opts: &SocketOptions) -> Result<IpAddr> {
-    if let Some(src) = opts.source.filter(|s| s.is_ipv6() == t.addr.is_ipv6()) {
-        return Ok(src);
-    }
-    let any: SocketAddr = if t.addr.is_ipv6() {
-        "[::]:0"
-    } else {
-        "0.0.0.0:0"
-    }
-    .parse()
-    .unwrap_or_else(|_| unreachable!());
-    let udp = UdpSocket::bind(any)?;
-    if let Some(dev) = &opts.device {
-        socket2::SockRef::from(&udp)
-            .bind_device(Some(dev.as_bytes()))
-            .with_context(|| format!("cannot bind to interface {dev}"))?;
-    }
-    udp.connect(t.socket_addr(t.port.max(1)))
-        .with_context(|| format!("no route to {}", t.name))?;
-    Ok(udp.local_addr()?.ip())
+    socket::route_source(t.socket_addr(t.port), opts)
+        .with_context(|| format!("no route to {}", t.name))
 }
 
 /// Bits of a trace SYN's sequence number that carry the round, TTL and probe
@@ -340,6 +324,13 @@ impl Prober for SynProber {
 
     fn flow(&self, target: &Target, _index: usize, stream: usize) -> Option<Flow> {
         Some(TcpSpread::flow(self.sport_base, target, stream, self.tos))
+    }
+
+    fn source(&self, _target: &Target, index: usize, _stream: usize) -> Option<IpAddr> {
+        self.sources
+            .get(index)
+            .copied()
+            .filter(|ip| !ip.is_unspecified())
     }
 
     fn dropped_local(&self) -> Vec<super::SocketDrops> {

@@ -177,8 +177,10 @@ impl Tracer for TcpProber {
             .zip(flows)
             .zip(results)
             .map(|((t, f), result)| {
-                let bound = self.opts.source.filter(|s| s.is_ipv6() == f.dst.is_ipv6());
-                TracedFlow::new(t, result, bound, f.dst, "tcp", f.sport)
+                // The probes' own source (interface and mark applied), so the path and the
+                // probe records name the same one.
+                let src = socket::record_source(f.dst, &self.opts);
+                TracedFlow::new(t, result, src, f.dst, "tcp", f.sport)
             })
             .collect())
     }
@@ -211,6 +213,12 @@ impl Prober for TcpProber {
             stream,
             self.opts.tos,
         ))
+    }
+
+    /// The source a connect to the target gets: the kernel picks it from the route (or the
+    /// bound `--source`), as for this throwaway socket with the same interface and mark.
+    fn source(&self, target: &Target, _index: usize, _stream: usize) -> Option<IpAddr> {
+        socket::record_source(target.socket_addr(target.port), &self.opts)
     }
 
     fn register(&mut self, registry: &Registry, first: usize) -> io::Result<usize> {

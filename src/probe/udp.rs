@@ -16,6 +16,7 @@ use crate::target::Target;
 use crate::wire::probe::{ProbeRepr, ReflectorStamps};
 use anyhow::{bail, Result};
 use std::io;
+use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Sends ludp probes and matches their echoes.
@@ -140,6 +141,10 @@ impl Prober for UdpProber {
 
     fn flow(&self, target: &Target, _index: usize, stream: usize) -> Option<Flow> {
         self.sockets.flow(target, stream)
+    }
+
+    fn source(&self, target: &Target, _index: usize, stream: usize) -> Option<IpAddr> {
+        self.sockets.source(target, stream)
     }
 
     fn dropped_local(&self) -> Vec<super::SocketDrops> {

@@ -550,10 +550,11 @@ pub fn source_for(dst: SocketAddr) -> Option<IpAddr> {
     sock.local_addr().ok()?.as_socket().map(|a| a.ip())
 }
 
-/// The source address of a flow: the socket's own when it is bound to one, else the kernel's
-/// choice for `dst`, else the unspecified address.
-fn flow_source(bound: Option<IpAddr>, dst: SocketAddr) -> IpAddr {
-    bound
+/// The source address of a flow: `known` (the one its probe records carry, see
+/// [`crate::probe::Prober::source`]), else the kernel's choice for `dst`, else the unspecified
+/// address.
+fn flow_source(known: Option<IpAddr>, dst: SocketAddr) -> IpAddr {
+    known
         .filter(|ip| !ip.is_unspecified())
         .or_else(|| source_for(dst))
         .unwrap_or(if dst.is_ipv6() {
@@ -619,17 +620,17 @@ pub struct TracedFlow {
 }
 
 impl TracedFlow {
-    /// A flow's trace with its `path` record: from the flow's source ([`flow_source`] of the
-    /// address its socket is bound to, `bound`) to `dst`, from port `sport` to `dst`'s port.
+    /// A flow's trace with its `path` record: from the flow's source ([`flow_source`] of `src`,
+    /// the source its probe records carry) to `dst`, from port `sport` to `dst`'s port.
     pub fn new(
         target: usize,
         result: TraceResult,
-        bound: Option<IpAddr>,
+        src: Option<IpAddr>,
         dst: SocketAddr,
         proto: &str,
         sport: u16,
     ) -> TracedFlow {
-        let src = flow_source(bound, dst);
+        let src = flow_source(src, dst);
         let path = result.to_path(src, dst.ip(), proto, sport, dst.port());
         TracedFlow {
             target,

@@ -357,6 +357,10 @@ impl Prober for TwampProber {
         self.sockets.flow(target, stream)
     }
 
+    fn source(&self, target: &Target, _index: usize, stream: usize) -> Option<IpAddr> {
+        self.sockets.source(target, stream)
+    }
+
     fn dropped_local(&self) -> Vec<crate::probe::SocketDrops> {
         self.sockets.dropped_local("TWAMP")
     }
