@@ -675,6 +675,7 @@ fn every_member_records() -> Vec<Vec<u8>> {
                     to: "?spine1>fd00::2#1".into(),
                 },
             ]),
+            covers: None,
         }),
         Body::Sample(Sample {
             ifname: "eth0".into(),

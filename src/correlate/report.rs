@@ -52,8 +52,11 @@ pub fn score_with(p: &Problem, method: Method, params: &Params, model: Scores) -
     s
 }
 
-/// One `link` record per group with enough samples, best suspect first: faulty before ok,
-/// then by score, then by lost packets.
+/// One `link` record per suspect, best first: faulty before ok, then by score, then by lost
+/// packets. A suspect is a group with enough samples, together with every other such group
+/// that shares a physical link with it (a link's probe and answer unknowns, or a host link's
+/// two directions that round trips cannot tell apart): one record names it, its `group`
+/// lists every physical link in it, and it is faulty when any of its groups is.
 pub fn rank(p: &Problem, s: &Scores, params: &Params) -> Vec<LinkScore> {
     let suspicion = estimate::diff(p);
     let mut order: Vec<usize> = (0..p.groups.len())
@@ -66,25 +69,62 @@ pub fn rank(p: &Problem, s: &Scores, params: &Params) -> Vec<LinkScore> {
             .then(p.groups[b].lost.cmp(&p.groups[a].lost))
             .then(a.cmp(&b))
     });
+    // Suspects: groups joined through shared physical links; the best group leads.
+    let mut lead: Vec<Option<usize>> = vec![None; p.groups.len()];
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); p.groups.len()];
+    for &g in &order {
+        // Breadth-first over shared links, from the best group not yet in a suspect.
+        if lead[g].is_some() {
+            continue;
+        }
+        let mut queue = vec![g];
+        lead[g] = Some(g);
+        while let Some(h) = queue.pop() {
+            members[g].push(h);
+            for &l in &p.groups[h].links {
+                for &other in &p.groups_of_link[l as usize] {
+                    let o = other as usize;
+                    if lead[o].is_none() && p.groups[o].sent >= params.min_samples.max(1) {
+                        lead[o] = Some(g);
+                        queue.push(o);
+                    }
+                }
+            }
+        }
+    }
+    let ends = |l: u32| {
+        let (from, to) = p.link_name(l);
+        LinkEnds {
+            from: from.into(),
+            to: to.into(),
+        }
+    };
     order
         .iter()
+        .filter(|&&g| lead[g] == Some(g))
         .enumerate()
         .map(|(i, &g)| {
             let grp = &p.groups[g];
-            let ends: Vec<LinkEnds> = grp
-                .links
-                .iter()
-                .map(|&l| {
-                    let (from, to) = p.link_name(l);
-                    LinkEnds {
-                        from: from.into(),
-                        to: to.into(),
+            let mut links: Vec<u32> = Vec::new();
+            for &h in &members[g] {
+                for &l in &p.groups[h].links {
+                    if !links.contains(&l) {
+                        links.push(l);
                     }
+                }
+            }
+            let faulty = members[g].iter().any(|&h| s.faulty[h]);
+            let group: Vec<LinkEnds> = links.iter().map(|&l| ends(l)).collect();
+            let covers: Vec<LinkEnds> = p.covers[links[0] as usize]
+                .iter()
+                .map(|&(a, b)| LinkEnds {
+                    from: p.addr_names[a as usize].to_string(),
+                    to: p.addr_names[b as usize].to_string(),
                 })
                 .collect();
             LinkScore {
-                from: ends[0].from.clone(),
-                to: ends[0].to.clone(),
+                from: group[0].from.clone(),
+                to: group[0].to.clone(),
                 rank: i as u32 + 1,
                 score: finite(s.score[g]),
                 loss_est: finite(s.loss_est[g]),
@@ -92,12 +132,9 @@ pub fn rank(p: &Problem, s: &Scores, params: &Params) -> Vec<LinkScore> {
                 routes: grp.routes.len() as u64,
                 sent: grp.sent,
                 lost: grp.lost,
-                verdict: if s.faulty[g] {
-                    Verdict::Faulty
-                } else {
-                    Verdict::Ok
-                },
-                group: (ends.len() > 1).then_some(ends),
+                verdict: if faulty { Verdict::Faulty } else { Verdict::Ok },
+                group: (group.len() > 1).then_some(group),
+                covers: (covers.len() > 1).then_some(covers),
             }
         })
         .collect()
