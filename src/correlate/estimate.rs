@@ -19,6 +19,10 @@ use super::graph::{Problem, Route};
 const MIN_RATE: f64 = 1e-7;
 const MAX_RATE: f64 = 1.0 - 1e-9;
 
+/// The share of a faulty group's gain the other direction of its link must reach, in its
+/// place, to be named with it.
+const TWIN_SHARE: f64 = 0.75;
+
 /// Tuning of the estimators.
 #[derive(Debug, Clone, Copy)]
 pub struct Params {
@@ -50,6 +54,9 @@ pub struct Scores {
     pub faulty: Vec<bool>,
     /// The likelihood model's loss rate per group.
     pub loss_est: Vec<f64>,
+    /// Per faulty group, the other groups that explain the data about as well in its place
+    /// (within `penalty` of its gain): the data cannot tell them apart from it.
+    pub twins: Vec<Vec<u32>>,
 }
 
 /// The seed's score: sample-weighted loss of routes through the group minus that of the
@@ -351,8 +358,14 @@ impl<'a> Fit<'a> {
     }
 
     /// Calls `f` with every observation through g and its alternatives' log-success with
-    /// g's rate at x (one value when it has no choice).
-    fn through(&self, g: usize, x: f64, logs: &mut Vec<f64>, mut f: impl FnMut(&Route, &[f64])) {
+    /// g's rate at x (one value when it has no choice), each with whether g is on it.
+    fn through(
+        &self,
+        g: usize,
+        x: f64,
+        logs: &mut Vec<(f64, bool)>,
+        mut f: impl FnMut(&Route, &[(f64, bool)]),
+    ) {
         let own = (1.0 - self.x[g]).ln();
         let new = (1.0 - x).ln();
         let grp = &self.p.groups[g];
@@ -361,8 +374,8 @@ impl<'a> Fit<'a> {
             let base = self.log_c[r as usize] - own + new;
             logs.clear();
             match route.choice {
-                None => logs.push(base),
-                Some(ch) => logs.extend(self.log_alt[ch as usize].iter().map(|l| base + l)),
+                None => logs.push((base, true)),
+                Some(ch) => logs.extend(self.log_alt[ch as usize].iter().map(|l| (base + l, true))),
             }
             f(route, logs);
         }
@@ -382,7 +395,7 @@ impl<'a> Fit<'a> {
                 logs.extend(
                     alts.iter()
                         .zip(&mine)
-                        .map(|(l, &m)| base + l + if m { new - own } else { 0.0 }),
+                        .map(|(l, &m)| (base + l + if m { new - own } else { 0.0 }, m)),
                 );
                 f(route, logs);
             }
@@ -391,11 +404,11 @@ impl<'a> Fit<'a> {
 
     /// Log-likelihood of g's observations with g's rate at x, each a mixture of its
     /// alternatives.
-    fn marginal(&self, g: usize, x: f64, logs: &mut Vec<f64>) -> f64 {
+    fn marginal(&self, g: usize, x: f64, logs: &mut Vec<(f64, bool)>) -> f64 {
         let mut total = 0.0;
         self.through(g, x, logs, |route, logs| {
             let (n, m) = (route.sent as f64, route.lost as f64);
-            let ll: Vec<f64> = logs.iter().map(|&l| binomial_ll(n, m, l)).collect();
+            let ll: Vec<f64> = logs.iter().map(|&(l, _)| binomial_ll(n, m, l)).collect();
             let top = ll.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let mean = ll.iter().map(|v| (v - top).exp()).sum::<f64>() / ll.len() as f64;
             total += top + mean.ln();
@@ -404,22 +417,22 @@ impl<'a> Fit<'a> {
     }
 
     /// g's terms with the responsibilities of its observations taken at g's rate x.
-    fn terms_at(&self, g: usize, x: f64, logs: &mut Vec<f64>, c: &mut Vec<Term>) {
+    fn terms_at(&self, g: usize, x: f64, logs: &mut Vec<(f64, bool)>, c: &mut Vec<Term>) {
         c.clear();
         let new = (1.0 - x).ln();
         self.through(g, x, logs, |route, logs| {
             let (n, m) = (route.sent as f64, route.lost as f64);
             if logs.len() == 1 {
-                c.push((n, m, 0.0, (logs[0] - new).exp().min(1.0)));
+                c.push((n, m, 0.0, (logs[0].0 - new).exp().min(1.0)));
                 return;
             }
-            let ll: Vec<f64> = logs.iter().map(|&l| binomial_ll(n, m, l)).collect();
+            let ll: Vec<f64> = logs.iter().map(|&(l, _)| binomial_ll(n, m, l)).collect();
             let top = ll.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let sum: f64 = ll.iter().map(|v| (v - top).exp()).sum();
-            for (&l, v) in logs.iter().zip(&ll) {
+            for (&(l, on), v) in logs.iter().zip(&ll) {
                 let w = (v - top).exp() / sum;
-                if w > 1e-12 {
-                    // Alternatives g is not on are constant in x: weight, no slope.
+                // Alternatives g is not on are constant in x: no term.
+                if on && w > 1e-12 {
                     c.push((w * n, w * m, 0.0, (l - new).exp().min(1.0)));
                 }
             }
@@ -588,10 +601,41 @@ pub fn flock(p: &Problem, params: &Params) -> Scores {
             loss_est[g] = free;
         }
     }
+    // Twins: the other direction of a faulty group's link, when with the group healthy
+    // again it would explain most of what the group does. Round trips cross a link one way
+    // and back the other; when answers retrace their probes' path (Linux hashes both
+    // directions of a flow alike), or on a host link, no measurement separates the two.
+    let mut twins = vec![Vec::new(); n];
+    for g in (0..n).filter(|&g| in_set[g]) {
+        let reverse: Vec<u32> = p.groups[g]
+            .links
+            .iter()
+            .filter_map(|&l| {
+                let (a, b) = p.links[l as usize];
+                p.links.iter().position(|&x| x == (b, a)).map(|r| r as u32)
+            })
+            .collect();
+        let kept = fit.x[g];
+        fit.set(g, cap);
+        for &l in &reverse {
+            for &h in &p.groups_of_link[l as usize] {
+                let h = h as usize;
+                if in_set[h] || h == g || !eligible(p, params, h) {
+                    continue;
+                }
+                let (gn, _) = fit.gain(h, cap, &mut c);
+                if gn > params.penalty && gn >= TWIN_SHARE * score[g] {
+                    twins[g].push(h as u32);
+                }
+            }
+        }
+        fit.set(g, kept);
+    }
     Scores {
         score,
         faulty: in_set,
         loss_est,
+        twins,
     }
 }
 

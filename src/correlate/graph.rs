@@ -56,6 +56,9 @@ pub struct Group {
     pub lost: u64,
 }
 
+/// An unknown's observations for certain, and its (choice, alternative) pairs.
+type Signature<'a> = (&'a [u32], &'a [(u32, u32)]);
+
 /// One observation as the builder takes it: unknown ids crossed for certain, and the
 /// alternatives of its untraced part (each a list of unknown ids), if any.
 #[derive(Debug, Clone, Default)]
@@ -85,6 +88,8 @@ pub struct Problem {
     pub choices: Vec<Choice>,
     /// Per physical link, the groups holding one of its unknowns.
     pub groups_of_link: Vec<Vec<u32>>,
+    /// Per node, whether it is a host (a route's source or destination); empty when not known.
+    pub endpoints: Vec<bool>,
     /// Links of observations that carried no probes (topology only): drawn, not scored.
     pub unmeasured_links: Vec<u32>,
     /// The link graph, node weights are node ids; edge weights link ids.
@@ -205,7 +210,7 @@ impl Problem {
                 }
             }
         }
-        let mut group_of_sig: HashMap<(&[u32], &[(u32, u32)]), u32> = HashMap::new();
+        let mut group_of_sig: HashMap<Signature, u32> = HashMap::new();
         let mut group_of: Vec<Option<u32>> = vec![None; unknowns.len()];
         let mut groups: Vec<Group> = Vec::new();
         // Unknowns in observation order, so that group members come out in path order.
@@ -309,6 +314,7 @@ impl Problem {
         }
         Problem {
             groups_of_link,
+            endpoints: Vec::new(),
             names,
             links,
             covers,

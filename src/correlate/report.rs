@@ -33,6 +33,7 @@ pub fn score_with(p: &Problem, method: Method, params: &Params, model: Scores) -
                 score,
                 faulty,
                 loss_est: model.loss_est,
+                twins: model.twins,
             }
         }
         Method::Diff => {
@@ -42,6 +43,7 @@ pub fn score_with(p: &Problem, method: Method, params: &Params, model: Scores) -
                 score,
                 faulty,
                 loss_est: model.loss_est,
+                twins: model.twins,
             }
         }
     };
@@ -81,6 +83,14 @@ pub fn rank(p: &Problem, s: &Scores, params: &Params) -> Vec<LinkScore> {
         lead[g] = Some(g);
         while let Some(h) = queue.pop() {
             members[g].push(h);
+            // Groups the data cannot tell from this one join it too.
+            for &t in &s.twins[h] {
+                let t = t as usize;
+                if lead[t].is_none() {
+                    lead[t] = Some(g);
+                    queue.push(t);
+                }
+            }
             for &l in &p.groups[h].links {
                 for &other in &p.groups_of_link[l as usize] {
                     let o = other as usize;
@@ -92,6 +102,7 @@ pub fn rank(p: &Problem, s: &Scores, params: &Params) -> Vec<LinkScore> {
             }
         }
     }
+    merge_split_views(p, s, &order, &mut lead, &mut members);
     let ends = |l: u32| {
         let (from, to) = p.link_name(l);
         LinkEnds {
@@ -112,6 +123,10 @@ pub fn rank(p: &Problem, s: &Scores, params: &Params) -> Vec<LinkScore> {
                         links.push(l);
                     }
                 }
+            }
+            // Links no trace showed (an answer's path) are named only when nothing else is.
+            if links.iter().any(|&l| !p.covers[l as usize].is_empty()) {
+                links.retain(|&l| !p.covers[l as usize].is_empty());
             }
             let faulty = members[g].iter().any(|&h| s.faulty[h]);
             let group: Vec<LinkEnds> = links.iter().map(|&l| ends(l)).collect();
@@ -138,6 +153,71 @@ pub fn rank(p: &Problem, s: &Scores, params: &Params) -> Vec<LinkScore> {
             }
         })
         .collect()
+}
+
+/// Joins faulty suspects that may be one physical link seen from different sources: routers
+/// that answer toward the source show one router as a different address to each part of the
+/// network, so a link into router B shows as several (A', B), (A'', B). A faulty suspect whose
+/// every link goes into a router that a link of an earlier faulty suspect goes into, from a
+/// router not known to be a different one (ECMP siblings are, hosts are never joined), is
+/// the same fault: its groups join the earlier suspect.
+fn merge_split_views(
+    p: &Problem,
+    s: &Scores,
+    order: &[usize],
+    lead: &mut [Option<usize>],
+    members: &mut [Vec<usize>],
+) {
+    if p.endpoints.is_empty() {
+        return;
+    }
+    let mut preds: Vec<Vec<u32>> = vec![Vec::new(); p.names.len()];
+    for &(a, b) in &p.links {
+        preds[b as usize].push(a);
+    }
+    for v in &mut preds {
+        v.sort_unstable();
+        v.dedup();
+    }
+    let distinct = |u: u32, v: u32| {
+        let (pu, pv) = (&preds[u as usize], &preds[v as usize]);
+        u != v && pu.iter().any(|x| pv.binary_search(x).is_ok())
+    };
+    let router = |n: u32| !p.endpoints[n as usize];
+    let links_of = |g: usize, members: &[Vec<usize>]| -> Vec<(u32, u32)> {
+        members[g]
+            .iter()
+            .flat_map(|&h| p.groups[h].links.iter().map(|&l| p.links[l as usize]))
+            .collect()
+    };
+    let leads: Vec<usize> = order
+        .iter()
+        .copied()
+        .filter(|&g| lead[g] == Some(g) && members[g].iter().any(|&h| s.faulty[h]))
+        .collect();
+    for (i, &b) in leads.iter().enumerate() {
+        let lb = links_of(b, members);
+        if lb.is_empty() || !lb.iter().all(|&(u, v)| router(u) && router(v)) {
+            continue;
+        }
+        let into = leads[..i].iter().copied().find(|&a| {
+            if lead[a] != Some(a) {
+                return false;
+            }
+            let la = links_of(a, members);
+            lb.iter().all(|&(u, v)| {
+                la.iter()
+                    .any(|&(x, y)| y == v && router(x) && x != u && !distinct(x, u))
+            })
+        });
+        if let Some(a) = into {
+            let moved = std::mem::take(&mut members[b]);
+            for &h in &moved {
+                lead[h] = Some(a);
+            }
+            members[a].extend(moved);
+        }
+    }
 }
 
 /// JSON has no NaN or infinity.

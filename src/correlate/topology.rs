@@ -96,25 +96,7 @@ pub fn infer(agg: &Aggregator) -> Problem {
         endpoint[r[0] as usize] = true;
         endpoint[*r.last().unwrap() as usize] = true;
     }
-    // Gateway rule.
-    let mut gateway: HashMap<u32, u32> = HashMap::new();
-    for r in &routes {
-        if r.len() < 3 {
-            continue;
-        }
-        for (host, gw) in [(r[0], r[1]), (r[r.len() - 1], r[r.len() - 2])] {
-            if endpoint[gw as usize] {
-                continue;
-            }
-            match gateway.get(&host) {
-                Some(&g) => sets.union(g, gw),
-                None => {
-                    gateway.insert(host, gw);
-                }
-            }
-        }
-    }
-    // Arrival rule.
+    // Successors and predecessors of every address, for both rules.
     let mut preds: HashMap<u32, BTreeSet<u32>> = HashMap::new();
     for r in &routes {
         for w in r.windows(2) {
@@ -122,21 +104,60 @@ pub fn infer(agg: &Aggregator) -> Problem {
         }
     }
     let empty = BTreeSet::new();
-    for (&b, before) in &preds {
+    // Addresses seen right after one same address: ECMP siblings, different routers.
+    let siblings = |set: &[u32]| {
+        set.iter().enumerate().any(|(i, a)| {
+            let pa = preds.get(a).unwrap_or(&empty);
+            set[i + 1..]
+                .iter()
+                .any(|c| !pa.is_disjoint(preds.get(c).unwrap_or(&empty)))
+        })
+    };
+    // Gateway rule: a host's first hops, and the last hops before it unless they are ECMP
+    // siblings (a destination reached over several routers is not behind one gateway).
+    let mut first: HashMap<u32, BTreeSet<u32>> = HashMap::new();
+    let mut last: HashMap<u32, BTreeSet<u32>> = HashMap::new();
+    for r in &routes {
+        // [s, ?, d]: a trace that saw nothing, one unknown stretch, not a gateway.
+        if r.len() < 3 || (r.len() == 3 && silent(r[1])) {
+            continue;
+        }
+        let (s, d) = (r[0], r[r.len() - 1]);
+        let (gs, gd) = (r[1], r[r.len() - 2]);
+        if !endpoint[gs as usize] {
+            first.entry(s).or_default().insert(gs);
+        }
+        if !endpoint[gd as usize] {
+            last.entry(d).or_default().insert(gd);
+        }
+    }
+    for (h, gws) in &last {
+        let gws: Vec<u32> = gws.iter().copied().collect();
+        if siblings(&gws) {
+            continue;
+        }
+        for w in gws.windows(2) {
+            sets.union(w[0], w[1]);
+        }
+        if let Some(f) = first.get(h) {
+            sets.union(gws[0], *f.iter().next().unwrap());
+        }
+    }
+    for gws in first.values() {
+        let gws: Vec<u32> = gws.iter().copied().collect();
+        for w in gws.windows(2) {
+            sets.union(w[0], w[1]);
+        }
+    }
+    // Arrival rule.
+    for before in preds.values() {
         if before.len() < 2 || before.iter().any(|&a| endpoint[a as usize]) {
             continue;
         }
         let before: Vec<u32> = before.iter().copied().collect();
-        let siblings = before.iter().enumerate().any(|(i, a)| {
-            let pa = preds.get(a).unwrap_or(&empty);
-            before[i + 1..]
-                .iter()
-                .any(|c| !pa.is_disjoint(preds.get(c).unwrap_or(&empty)))
-        });
-        if siblings {
+        if siblings(&before) {
             continue;
         }
-        let _ = b;
         for w in before.windows(2) {
             sets.union(w[0], w[1]);
         }
@@ -309,7 +330,9 @@ pub fn infer(agg: &Aggregator) -> Problem {
             v.into_iter().map(|(p, _)| p).collect()
         })
         .collect();
-    Problem::assemble(router_names, links, covers, addr_names, unknowns, obs)
+    let mut p = Problem::assemble(router_names, links, covers, addr_names, unknowns, obs);
+    p.endpoints = host;
+    p
 }
 
 /// The most ECMP paths an answer is taken to choose from.
@@ -426,12 +449,29 @@ mod tests {
         split: bool,
         lossy: &dyn Fn(u8, u8, u8, u8) -> (u64, u64),
     ) -> Vec<String> {
+        lines_with(arrival, split, false, lossy)
+    }
+
+    /// `symmetric`: the answers come back over the spine their probes took (Linux hashes
+    /// both directions of a flow alike).
+    fn lines_with(
+        arrival: bool,
+        split: bool,
+        symmetric: bool,
+        lossy: &dyn Fn(u8, u8, u8, u8) -> (u64, u64),
+    ) -> Vec<String> {
         let mut out = Vec::new();
         for a in 1..=3u8 {
             for b in (1..=3u8).filter(|&b| b != a) {
                 for f in 0..16u16 {
                     let spine = 1 + (f % 2) as u8;
-                    let back = if (f / 4) % 2 == 0 { 1 } else { 2 };
+                    let back = if symmetric {
+                        spine
+                    } else if (f / 4) % 2 == 0 {
+                        1
+                    } else {
+                        2
+                    };
                     let (fwd, rev) = lossy(a, b, spine, back);
                     let hops: Vec<String> = hop_addrs(a, b, spine, arrival)
                         .iter()
@@ -554,6 +594,22 @@ mod tests {
                 f[0]
             );
         }
+    }
+
+    #[test]
+    fn answers_retracing_their_probes_make_a_links_directions_twins() {
+        // 8 % on spine 1 -> leaf 2, the answers over the probes' spine: every lossy flow
+        // crossed leaf 2 -> spine 1 one way or spine 1 -> leaf 2 the other, so both
+        // directions are named, in one record.
+        let (_, r) = correlate(&lines_with(true, false, true, &|a, b, out, _| {
+            let hit = out == 1 && (a == 2 || b == 2);
+            (if hit { 16 } else { 0 }, 0)
+        }));
+        let f = faulty(&r);
+        assert_eq!(f.len(), 1, "{r:#?}");
+        let m = members(f[0]);
+        assert!(m.iter().any(|(_, to)| to == "10.0.21.1"), "{m:?}");
+        assert!(m.iter().any(|(from, _)| from == "10.2.1.254"), "{m:?}");
     }
 
     #[test]
