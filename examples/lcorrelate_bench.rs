@@ -161,6 +161,35 @@ fn main() {
                 eprintln!("fault: {a} -> {b} loss {:.3} %", p * 100.0);
             }
         }
+        Some("dc") => {
+            // dc FAULTS SEED [ROUNDS]: the 10,000-host data center of issue 12 (256 leaves x 16
+            // spines x 40 hosts, each host probing 16 destinations over 8 flows), round trips,
+            // routers answering from the arrival interface.
+            let faults = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(32);
+            let seed = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1);
+            let mut sc = Scenario::new(
+                Topology::LeafSpine {
+                    leaves: 256,
+                    spines: 16,
+                    hosts_per_leaf: 40,
+                },
+                faults,
+            );
+            sc.dsts_per_host = 16;
+            sc.flows_per_pair = 8;
+            sc.rounds = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1);
+            sc.addressing = Addressing::Arrival;
+            sc.round_trip = RoundTrip::Total;
+            let out = std::io::stdout();
+            let mut out = std::io::BufWriter::new(out.lock());
+            let faults = simulate_into(&sc, seed, &mut |l: &str| {
+                let _ = writeln!(out, "{l}");
+            });
+            let _ = out.flush();
+            for (a, b, p) in &faults {
+                eprintln!("fault: {a} -> {b} loss {:.3} %", p * 100.0);
+            }
+        }
         Some("real") => {
             let seeds = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(100);
             real(seeds, args.get(2).map(String::as_str).unwrap_or(""));

@@ -449,7 +449,12 @@ impl<'a> Fit<'a> {
         if !self.p.choices.is_empty() {
             for _ in 0..6 {
                 self.terms_at(g, free.max(cap), &mut logs, c);
-                free = argmax(c, MIN_RATE, MAX_RATE);
+                let next = argmax(c, MIN_RATE, MAX_RATE);
+                let settled = next <= cap || (next - free).abs() <= 1e-4 * next;
+                free = next;
+                if settled {
+                    break;
+                }
             }
         }
         if free <= cap {
