@@ -192,7 +192,11 @@ fn main() {
         }
         Some("real") => {
             let seeds = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(100);
-            real(seeds, args.get(2).map(String::as_str).unwrap_or(""));
+            real(
+                seeds,
+                args.get(2).map(String::as_str).unwrap_or(""),
+                args.get(3).map(String::as_str).unwrap_or(""),
+            );
         }
         Some("gen") => {
             let lines: usize = args
@@ -246,14 +250,17 @@ fn eval(seeds: u64) {
     }
 }
 
-/// One row per condition, k and method, on the leaf-spine (and the fat-tree for the first
-/// conditions); `filter`: only conditions whose name contains it.
-fn real(seeds: u64, filter: &str) {
+/// One row per topology, condition, k and method; only conditions whose name contains
+/// `filter` and topologies whose name contains `topo_filter`.
+fn real(seeds: u64, filter: &str, topo_filter: &str) {
     let params = Params::default();
     let methods: Vec<Method> = METHODS.iter().map(|m| m.0).collect();
     println!("| topology | condition | k | method | top-1 | recall@k | precision | recall | false alarms / run |");
     println!("|---|---|---|---|---|---|---|---|---|");
-    for topo in TOPOLOGIES {
+    for topo in TOPOLOGIES
+        .into_iter()
+        .filter(|t| t.to_string().contains(topo_filter))
+    {
         for c in CONDITIONS.iter().filter(|c| c.name.contains(filter)) {
             for k in REAL_FAULTS {
                 let mut tallies = vec![Tally::default(); methods.len()];

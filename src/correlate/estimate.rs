@@ -217,13 +217,21 @@ type Term = (f64, f64, f64, f64);
 
 impl<'a> Fit<'a> {
     fn new(p: &'a Problem, x0: f64) -> Self {
-        let x = vec![x0; p.groups.len()];
-        let l = (1.0 - x0).ln();
-        let log_c = p.routes.iter().map(|r| r.certain as f64 * l).collect();
+        let x: Vec<f64> = p
+            .groups
+            .iter()
+            .map(|g| if g.answer_only { MIN_RATE } else { x0 })
+            .collect();
+        let l = |g: &u32| (1.0 - x[*g as usize]).ln();
+        let log_c = p
+            .routes
+            .iter()
+            .map(|r| r.groups[..r.certain].iter().map(l).sum())
+            .collect();
         let log_alt = p
             .choices
             .iter()
-            .map(|c| c.alts.iter().map(|a| a.len() as f64 * l).collect())
+            .map(|c| c.alts.iter().map(|a| a.iter().map(l).sum()).collect())
             .collect();
         let mut resp = Vec::new();
         let resp_at = p
@@ -284,14 +292,15 @@ impl<'a> Fit<'a> {
     /// Every observation (and alternative) through g as a term of g's rate.
     fn others(&self, g: usize, c: &mut Vec<Term>) {
         c.clear();
+        // Clean observations add n ln(1 − x) and a constant whatever the rest: one term.
+        let mut clean = 0.0;
         let own = (1.0 - self.x[g]).ln();
         let grp = &self.p.groups[g];
         for &r in &grp.certain {
             let route = &self.p.routes[r as usize];
             let (n, m) = (route.sent as f64, route.lost as f64);
             if m == 0.0 {
-                // n ln(1 − x) plus a constant, whatever path the answers took.
-                c.push((n, 0.0, 0.0, 1.0));
+                clean += n;
                 continue;
             }
             let base = self.log_c[r as usize] - own;
@@ -318,12 +327,15 @@ impl<'a> Fit<'a> {
                 }
                 let (n, m) = (route.sent as f64, route.lost as f64);
                 if m == 0.0 {
-                    c.push((w * n, 0.0, 0.0, 1.0));
+                    clean += w * n;
                 } else {
                     let b = (self.log_c[r as usize] + l).exp().min(1.0);
                     c.push((w * n, w * m, 0.0, b));
                 }
             }
+        }
+        if clean > 0.0 {
+            c.push((clean, 0.0, 0.0, 1.0));
         }
     }
 
@@ -349,6 +361,12 @@ impl<'a> Fit<'a> {
         for _ in 0..rounds {
             self.expect();
             for (g, &faulty) in in_set.iter().enumerate() {
+                // A healthy loss of answers only is none: the link's own rate holds the
+                // background loss of answers as of probes.
+                if !faulty && self.p.groups[g].answer_only {
+                    self.set(g, MIN_RATE);
+                    continue;
+                }
                 self.others(g, c);
                 let v = argmax(c, MIN_RATE, if faulty { MAX_RATE } else { cap });
                 self.set(g, v);
@@ -420,8 +438,13 @@ impl<'a> Fit<'a> {
     fn terms_at(&self, g: usize, x: f64, logs: &mut Vec<(f64, bool)>, c: &mut Vec<Term>) {
         c.clear();
         let new = (1.0 - x).ln();
+        let mut clean = 0.0;
         self.through(g, x, logs, |route, logs| {
             let (n, m) = (route.sent as f64, route.lost as f64);
+            if m == 0.0 && logs.len() == 1 {
+                clean += n;
+                return;
+            }
             if logs.len() == 1 {
                 c.push((n, m, 0.0, (logs[0].0 - new).exp().min(1.0)));
                 return;
@@ -433,10 +456,17 @@ impl<'a> Fit<'a> {
                 let w = (v - top).exp() / sum;
                 // Alternatives g is not on are constant in x: no term.
                 if on && w > 1e-12 {
-                    c.push((w * n, w * m, 0.0, (l - new).exp().min(1.0)));
+                    if m == 0.0 {
+                        clean += w * n;
+                    } else {
+                        c.push((w * n, w * m, 0.0, (l - new).exp().min(1.0)));
+                    }
                 }
             }
         });
+        if clean > 0.0 {
+            c.push((clean, 0.0, 0.0, 1.0));
+        }
     }
 
     /// Gain of freeing g, the others as fitted: the best free fit minus the best healthy

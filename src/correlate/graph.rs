@@ -54,6 +54,8 @@ pub struct Group {
     pub alts: Vec<(u32, u32)>,
     pub sent: u64,
     pub lost: u64,
+    /// Every member is a loss of answers only ([`Dir::AnswerOnly`]).
+    pub answer_only: bool,
 }
 
 /// An unknown's observations for certain, and its (choice, alternative) pairs.
@@ -237,10 +239,12 @@ impl Problem {
                     alts: sig.1.to_vec(),
                     sent: 0,
                     lost: 0,
+                    answer_only: true,
                 });
                 groups.len() as u32 - 1
             });
-            let link = unknowns[u as usize].0;
+            let (link, dir) = unknowns[u as usize];
+            groups[g as usize].answer_only &= dir == Dir::AnswerOnly;
             if !groups[g as usize].links.contains(&link) {
                 groups[g as usize].links.push(link);
             }
