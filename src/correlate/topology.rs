@@ -113,10 +113,14 @@ pub fn infer(agg: &Aggregator) -> Problem {
                 .any(|c| !pa.is_disjoint(preds.get(c).unwrap_or(&empty)))
         })
     };
-    // Gateway rule: a host's first hops, and the last hops before it unless they are ECMP
-    // siblings (a destination reached over several routers is not behind one gateway).
+    // Gateway rule: a host's first hops, and the last hops before it unless one source saw
+    // several that are ECMP siblings (a server reached over several routers). A router
+    // answering toward the source shows one address per source (and those may be siblings);
+    // one answering from the arrival interface shows several to one source, not siblings.
     let mut first: HashMap<u32, BTreeSet<u32>> = HashMap::new();
     let mut last: HashMap<u32, BTreeSet<u32>> = HashMap::new();
+    let mut last_by_source: HashMap<(u32, u32), u32> = HashMap::new();
+    let mut ecmp_before: HashSet<u32> = HashSet::new();
     for r in &routes {
         // [s, ?, d]: a trace that saw nothing, one unknown stretch, not a gateway.
         if r.len() < 3 || (r.len() == 3 && silent(r[1])) {
@@ -129,11 +133,14 @@ pub fn infer(agg: &Aggregator) -> Problem {
         }
         if !endpoint[gd as usize] {
             last.entry(d).or_default().insert(gd);
+            if *last_by_source.entry((s, d)).or_insert(gd) != gd {
+                ecmp_before.insert(d);
+            }
         }
     }
     for (h, gws) in &last {
         let gws: Vec<u32> = gws.iter().copied().collect();
-        if siblings(&gws) {
+        if ecmp_before.contains(h) && siblings(&gws) {
             continue;
         }
         for w in gws.windows(2) {
