@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # lcorrelate's benchmark: accuracy of every --method over simulated runs (leaf-spine and
-# fat-tree, 0-16 faulty links, SEEDS runs each), and throughput on a simulated file of LINES
-# path records. Reproducible: the simulator follows its seeds. Writes bench/lcorrelate.md.
+# fat-tree, 0-16 faulty links, SEEDS runs each; then the conditions of real input: addressing,
+# round trips, silence, host links), and throughput on a simulated file of LINES path records.
+# Reproducible: the simulator follows its seeds. Writes bench/lcorrelate.md. The 10,000-host
+# scale run is bench/lcorrelate_scale.sh.
 #   bench/lcorrelate.sh [SEEDS] [LINES]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -32,5 +34,13 @@ rate=$(awk "BEGIN { printf \"%d\", $n / $secs }")
     echo "First record: \`$(head -1 "$tmp/links.jsonl" | cut -c1-200)…\`"
     echo
     $bench eval "$seeds"
+    echo
+    echo "## Real input (issue 12)"
+    echo
+    echo "Interface addresses without an alias file, round trips with untraced ECMP answers"
+    echo "(with and without lost_fwd/lost_rev), silent hops and routers, faults on core or host"
+    echo "links; k = 0, 1, 4, 8, 16; a record names a fault when one of its links is it."
+    echo
+    $bench real "$seeds"
 } > "$out"
 cat "$out"

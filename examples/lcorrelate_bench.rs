@@ -7,7 +7,9 @@
 
 use lopa::correlate::estimate::Params;
 use lopa::correlate::report::Method;
-use lopa::correlate::sim::{evaluate, simulate, simulate_into, Scenario, Tally, Topology};
+use lopa::correlate::sim::{
+    evaluate, simulate, simulate_into, Addressing, FaultAt, RoundTrip, Scenario, Tally, Topology,
+};
 use std::io::Write;
 
 const TOPOLOGIES: [Topology; 2] = [
@@ -19,6 +21,116 @@ const TOPOLOGIES: [Topology; 2] = [
     Topology::FatTree { k: 8 },
 ];
 const FAULTS: [usize; 6] = [0, 1, 2, 4, 8, 16];
+/// The faults of the conditions of real input (issue 12).
+const REAL_FAULTS: [usize; 5] = [0, 1, 4, 8, 16];
+
+/// A condition of real input: how routers answer, what the records measure, silence, and
+/// where faults are.
+struct Condition {
+    name: &'static str,
+    addressing: Addressing,
+    round_trip: RoundTrip,
+    silent_hops: f64,
+    silent_router: bool,
+    fault_at: FaultAt,
+}
+
+const fn cond(
+    name: &'static str,
+    addressing: Addressing,
+    round_trip: RoundTrip,
+    silent_hops: f64,
+    silent_router: bool,
+    fault_at: FaultAt,
+) -> Condition {
+    Condition {
+        name,
+        addressing,
+        round_trip,
+        silent_hops,
+        silent_router,
+        fault_at,
+    }
+}
+
+use Addressing::{Arrival, RouterNames, TowardSource};
+use RoundTrip::{Split, Total};
+
+const CONDITIONS: [Condition; 10] = [
+    cond(
+        "names, round trip",
+        RouterNames,
+        Total,
+        0.0,
+        false,
+        FaultAt::Any,
+    ),
+    cond(
+        "arrival, round trip",
+        Arrival,
+        Total,
+        0.0,
+        false,
+        FaultAt::Any,
+    ),
+    cond("arrival, split", Arrival, Split, 0.0, false, FaultAt::Any),
+    cond(
+        "toward source, round trip",
+        TowardSource,
+        Total,
+        0.0,
+        false,
+        FaultAt::Any,
+    ),
+    cond(
+        "toward source, split",
+        TowardSource,
+        Split,
+        0.0,
+        false,
+        FaultAt::Any,
+    ),
+    cond(
+        "arrival, round trip, 10 % silent hops",
+        Arrival,
+        Total,
+        0.1,
+        false,
+        FaultAt::Any,
+    ),
+    cond(
+        "arrival, round trip, silent spine",
+        Arrival,
+        Total,
+        0.0,
+        true,
+        FaultAt::Any,
+    ),
+    cond(
+        "arrival, round trip, core faults",
+        Arrival,
+        Total,
+        0.0,
+        false,
+        FaultAt::Core,
+    ),
+    cond(
+        "arrival, round trip, host faults",
+        Arrival,
+        Total,
+        0.0,
+        false,
+        FaultAt::Host,
+    ),
+    cond(
+        "arrival, split, host faults",
+        Arrival,
+        Split,
+        0.0,
+        false,
+        FaultAt::Host,
+    ),
+];
 const METHODS: [(Method, &str); 3] = [
     (Method::Flock, "flock"),
     (Method::Vote, "vote"),
@@ -31,6 +143,60 @@ fn main() {
         Some("eval") => {
             let seeds = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(100);
             eval(seeds);
+        }
+        Some("dump") => {
+            // dump CONDITION K SEED: one run's lines on stdout, its faults on stderr.
+            let c = CONDITIONS
+                .iter()
+                .find(|c| Some(c.name) == args.get(1).map(String::as_str))
+                .expect("a condition name");
+            let k: usize = args[2].parse().unwrap();
+            let seed: u64 = args[3].parse().unwrap();
+            let topo = TOPOLOGIES[args.get(4).map_or(0, |t| t.parse().unwrap())];
+            let run = simulate(&scenario(c, topo, k), seed * 1000 + k as u64);
+            for l in &run.lines {
+                println!("{l}");
+            }
+            for (a, b, p) in &run.faults {
+                eprintln!("fault: {a} -> {b} loss {:.3} %", p * 100.0);
+            }
+        }
+        Some("dc") => {
+            // dc FAULTS SEED [ROUNDS]: the 10,000-host data center of issue 12 (256 leaves x 16
+            // spines x 40 hosts, each host probing 16 destinations over 8 flows), round trips,
+            // routers answering from the arrival interface.
+            let faults = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(32);
+            let seed = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1);
+            let mut sc = Scenario::new(
+                Topology::LeafSpine {
+                    leaves: 256,
+                    spines: 16,
+                    hosts_per_leaf: 40,
+                },
+                faults,
+            );
+            sc.dsts_per_host = 16;
+            sc.flows_per_pair = 8;
+            sc.rounds = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1);
+            sc.addressing = Addressing::Arrival;
+            sc.round_trip = RoundTrip::Total;
+            let out = std::io::stdout();
+            let mut out = std::io::BufWriter::new(out.lock());
+            let faults = simulate_into(&sc, seed, &mut |l: &str| {
+                let _ = writeln!(out, "{l}");
+            });
+            let _ = out.flush();
+            for (a, b, p) in &faults {
+                eprintln!("fault: {a} -> {b} loss {:.3} %", p * 100.0);
+            }
+        }
+        Some("real") => {
+            let seeds = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(100);
+            real(
+                seeds,
+                args.get(2).map(String::as_str).unwrap_or(""),
+                args.get(3).map(String::as_str).unwrap_or(""),
+            );
         }
         Some("gen") => {
             let lines: usize = args
@@ -82,6 +248,60 @@ fn eval(seeds: u64) {
             let _ = std::io::stdout().flush();
         }
     }
+}
+
+/// One row per topology, condition, k and method; only conditions whose name contains
+/// `filter` and topologies whose name contains `topo_filter`.
+fn real(seeds: u64, filter: &str, topo_filter: &str) {
+    let params = Params::default();
+    let methods: Vec<Method> = METHODS.iter().map(|m| m.0).collect();
+    println!("| topology | condition | k | method | top-1 | recall@k | precision | recall | false alarms / run |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for topo in TOPOLOGIES
+        .into_iter()
+        .filter(|t| t.to_string().contains(topo_filter))
+    {
+        for c in CONDITIONS.iter().filter(|c| c.name.contains(filter)) {
+            for k in REAL_FAULTS {
+                let mut tallies = vec![Tally::default(); methods.len()];
+                for seed in 0..seeds {
+                    let run = simulate(&scenario(c, topo, k), seed * 1000 + k as u64);
+                    for (t, o) in tallies.iter_mut().zip(evaluate(&run, &methods, &params)) {
+                        t.add(&o);
+                    }
+                }
+                for ((_, name), t) in METHODS.iter().zip(&tallies) {
+                    let dash = |v: f64| {
+                        if k == 0 {
+                            "–".to_string()
+                        } else {
+                            format!("{v:.3}")
+                        }
+                    };
+                    println!(
+                        "| {topo} | {} | {k} | {name} | {} | {} | {:.3} | {} | {:.2} |",
+                        c.name,
+                        dash(t.top1()),
+                        dash(t.recall_at_k()),
+                        t.precision(),
+                        dash(t.recall()),
+                        t.false_alarms_per_run()
+                    );
+                }
+                let _ = std::io::stdout().flush();
+            }
+        }
+    }
+}
+
+fn scenario(c: &Condition, topo: Topology, k: usize) -> Scenario {
+    let mut sc = Scenario::new(topo, k);
+    sc.addressing = c.addressing;
+    sc.round_trip = c.round_trip;
+    sc.silent_hops = c.silent_hops;
+    sc.silent_router = c.silent_router;
+    sc.fault_at = c.fault_at;
+    sc
 }
 
 fn generate(lines: usize, seed: u64) {

@@ -530,6 +530,10 @@ pub struct LinkScore {
     /// All links of an inseparable group (crossed by exactly the same flows), this one first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<Vec<LinkEnds>>,
+    /// Every address pair this physical link showed as in traces (one per interface the
+    /// probes reached its upstream router through, with arrival addressing), when more than one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub covers: Option<Vec<LinkEnds>>,
 }
 
 /// Interface counters over an interval or a run (lpassive), as the kernel counts them:

@@ -734,6 +734,16 @@ fn every_member_records() -> Vec<Vec<u8>> {
                     to: "?spine1>fd00::2#1".into(),
                 },
             ]),
+            covers: Some(vec![
+                LinkEnds {
+                    from: "fd00::1".into(),
+                    to: "10.0.21.2".into(),
+                },
+                LinkEnds {
+                    from: "fd00::3".into(),
+                    to: "10.0.21.2".into(),
+                },
+            ]),
         }),
         Body::Sample(Sample {
             ifname: "eth0".into(),

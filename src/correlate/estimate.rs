@@ -13,11 +13,15 @@
 //! drop members the final fit no longer needs. A link's `score` is that gain with the others
 //! at their fitted rates: how much worse the data fit if this link were healthy.
 
-use super::graph::Problem;
+use super::graph::{Problem, Route};
 
 /// Rates never reach 0 or 1, so every log stays finite.
 const MIN_RATE: f64 = 1e-7;
 const MAX_RATE: f64 = 1.0 - 1e-9;
+
+/// The share of a faulty group's gain the other direction of its link must reach, in its
+/// place, to be named with it.
+const TWIN_SHARE: f64 = 0.75;
 
 /// Tuning of the estimators.
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +54,9 @@ pub struct Scores {
     pub faulty: Vec<bool>,
     /// The likelihood model's loss rate per group.
     pub loss_est: Vec<f64>,
+    /// Per faulty group, the other groups that explain the data about as well in its place
+    /// (within `penalty` of its gain): the data cannot tell them apart from it.
+    pub twins: Vec<Vec<u32>>,
 }
 
 /// The seed's score: sample-weighted loss of routes through the group minus that of the
@@ -190,32 +197,145 @@ fn iterate_votes(
     }
 }
 
-/// The likelihood model's state: rates per group and log-success per route.
+/// The likelihood model's state: rates per group, the log-success of each observation's
+/// certain part and of each alternative of each choice, and, per observation with a choice,
+/// how likely each alternative is to be the path it took (EM responsibilities).
 struct Fit<'a> {
     p: &'a Problem,
     x: Vec<f64>,
-    log_s: Vec<f64>,
+    log_c: Vec<f64>,
+    /// Per choice, per alternative: log-success of its own groups.
+    log_alt: Vec<Vec<f64>>,
+    /// Per observation with a choice, the offset of its responsibilities in `resp`.
+    resp_at: Vec<u32>,
+    resp: Vec<f64>,
 }
+
+/// One observation's success as a function of one group's rate x: a + b (1 − x), with its
+/// (weighted) probes and losses.
+type Term = (f64, f64, f64, f64);
 
 impl<'a> Fit<'a> {
     fn new(p: &'a Problem, x0: f64) -> Self {
-        let x = vec![x0; p.groups.len()];
-        let log_s = p
+        let x: Vec<f64> = p
+            .groups
+            .iter()
+            .map(|g| if g.answer_only { MIN_RATE } else { x0 })
+            .collect();
+        let l = |g: &u32| (1.0 - x[*g as usize]).ln();
+        let log_c = p
             .routes
             .iter()
-            .map(|r| r.groups.len() as f64 * (1.0 - x0).ln())
+            .map(|r| r.groups[..r.certain].iter().map(l).sum())
             .collect();
-        Fit { p, x, log_s }
+        let log_alt = p
+            .choices
+            .iter()
+            .map(|c| c.alts.iter().map(|a| a.iter().map(l).sum()).collect())
+            .collect();
+        let mut resp = Vec::new();
+        let resp_at = p
+            .routes
+            .iter()
+            .map(|r| match r.choice {
+                Some(c) => {
+                    let at = resp.len() as u32;
+                    let m = p.choices[c as usize].alts.len();
+                    resp.extend(std::iter::repeat_n(1.0 / m as f64, m));
+                    at
+                }
+                None => u32::MAX,
+            })
+            .collect();
+        Fit {
+            p,
+            x,
+            log_c,
+            log_alt,
+            resp_at,
+            resp,
+        }
     }
 
-    /// Success probability of each route through g, with g itself left out.
-    fn others(&self, g: usize, c: &mut Vec<(f64, f64, f64)>) {
+    /// E step: each observation's alternatives weighed by how well they explain its loss
+    /// (equally likely beforehand, as ECMP hashing makes them).
+    fn expect(&mut self) {
+        for (r, route) in self.p.routes.iter().enumerate() {
+            let Some(c) = route.choice else { continue };
+            let at = self.resp_at[r] as usize;
+            let logs = &self.log_alt[c as usize];
+            let (n, m) = (route.sent as f64, route.lost as f64);
+            let w = &mut self.resp[at..at + logs.len()];
+            if m == 0.0 {
+                // Clean: the likelier the more an alternative delivers.
+                for (w, l) in w.iter_mut().zip(logs) {
+                    *w = n * l;
+                }
+            } else {
+                for (w, l) in w.iter_mut().zip(logs) {
+                    let s = (self.log_c[r] + l).exp().min(1.0 - 1e-15);
+                    *w = (n - m) * s.ln() + m * (1.0 - s).max(1e-300).ln();
+                }
+            }
+            let top = w.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let mut sum = 0.0;
+            for v in w.iter_mut() {
+                *v = (*v - top).exp();
+                sum += *v;
+            }
+            for v in w.iter_mut() {
+                *v /= sum;
+            }
+        }
+    }
+
+    /// Every observation (and alternative) through g as a term of g's rate.
+    fn others(&self, g: usize, c: &mut Vec<Term>) {
         c.clear();
+        // Clean observations add n ln(1 − x) and a constant whatever the rest: one term.
+        let mut clean = 0.0;
         let own = (1.0 - self.x[g]).ln();
-        for &r in &self.p.groups[g].routes {
+        let grp = &self.p.groups[g];
+        for &r in &grp.certain {
             let route = &self.p.routes[r as usize];
-            let rest = (self.log_s[r as usize] - own).exp().min(1.0);
-            c.push((route.sent as f64, route.lost as f64, rest));
+            let (n, m) = (route.sent as f64, route.lost as f64);
+            if m == 0.0 {
+                clean += n;
+                continue;
+            }
+            let base = self.log_c[r as usize] - own;
+            match route.choice {
+                None => c.push((n, m, 0.0, base.exp().min(1.0))),
+                Some(ch) => {
+                    let at = self.resp_at[r as usize] as usize;
+                    for (j, l) in self.log_alt[ch as usize].iter().enumerate() {
+                        let w = self.resp[at + j];
+                        if w > 1e-12 {
+                            c.push((w * n, w * m, 0.0, (base + l).exp().min(1.0)));
+                        }
+                    }
+                }
+            }
+        }
+        for &(ch, j) in &grp.alts {
+            let l = self.log_alt[ch as usize][j as usize] - own;
+            for &r in &self.p.choices[ch as usize].routes {
+                let route = &self.p.routes[r as usize];
+                let w = self.resp[self.resp_at[r as usize] as usize + j as usize];
+                if w <= 1e-12 {
+                    continue;
+                }
+                let (n, m) = (route.sent as f64, route.lost as f64);
+                if m == 0.0 {
+                    clean += w * n;
+                } else {
+                    let b = (self.log_c[r as usize] + l).exp().min(1.0);
+                    c.push((w * n, w * m, 0.0, b));
+                }
+            }
+        }
+        if clean > 0.0 {
+            c.push((clean, 0.0, 0.0, 1.0));
         }
     }
 
@@ -224,41 +344,176 @@ impl<'a> Fit<'a> {
         if delta == 0.0 {
             return;
         }
-        for &r in &self.p.groups[g].routes {
-            self.log_s[r as usize] += delta;
+        let grp = &self.p.groups[g];
+        for &r in &grp.certain {
+            self.log_c[r as usize] += delta;
+        }
+        for &(ch, alt) in &grp.alts {
+            self.log_alt[ch as usize][alt as usize] += delta;
         }
         self.x[g] = v;
     }
 
-    /// Coordinate ascent: every rate in turn set to its exact maximizer, the others fixed;
-    /// healthy links capped at `cap`.
-    fn refit(&mut self, in_set: &[bool], cap: f64, c: &mut Vec<(f64, f64, f64)>) {
-        for _ in 0..4 {
+    /// EM: responsibilities, then coordinate ascent (every rate in turn set to its exact
+    /// maximizer, the others fixed; healthy links capped at `cap`).
+    fn refit(&mut self, in_set: &[bool], cap: f64, c: &mut Vec<Term>) {
+        let rounds = if self.p.choices.is_empty() { 4 } else { 8 };
+        for _ in 0..rounds {
+            self.expect();
             for (g, &faulty) in in_set.iter().enumerate() {
+                // A healthy loss of answers only is none: the link's own rate holds the
+                // background loss of answers as of probes.
+                if !faulty && self.p.groups[g].answer_only {
+                    self.set(g, MIN_RATE);
+                    continue;
+                }
                 self.others(g, c);
                 let v = argmax(c, MIN_RATE, if faulty { MAX_RATE } else { cap });
                 self.set(g, v);
             }
         }
+        self.expect();
     }
 
-    /// Gain of freeing g, the others as fitted: best free fit minus best healthy fit; and
-    /// the free rate.
-    fn gain(&self, g: usize, cap: f64, c: &mut Vec<(f64, f64, f64)>) -> (f64, f64) {
+    /// Calls `f` with every observation through g and its alternatives' log-success with
+    /// g's rate at x (one value when it has no choice), each with whether g is on it.
+    fn through(
+        &self,
+        g: usize,
+        x: f64,
+        logs: &mut Vec<(f64, bool)>,
+        mut f: impl FnMut(&Route, &[(f64, bool)]),
+    ) {
+        let own = (1.0 - self.x[g]).ln();
+        let new = (1.0 - x).ln();
+        let grp = &self.p.groups[g];
+        for &r in &grp.certain {
+            let route = &self.p.routes[r as usize];
+            let base = self.log_c[r as usize] - own + new;
+            logs.clear();
+            match route.choice {
+                None => logs.push((base, true)),
+                Some(ch) => logs.extend(self.log_alt[ch as usize].iter().map(|l| (base + l, true))),
+            }
+            f(route, logs);
+        }
+        let mut i = 0;
+        while i < grp.alts.len() {
+            let ch = grp.alts[i].0;
+            let alts = &self.log_alt[ch as usize];
+            let mut mine = vec![false; alts.len()];
+            while i < grp.alts.len() && grp.alts[i].0 == ch {
+                mine[grp.alts[i].1 as usize] = true;
+                i += 1;
+            }
+            for &r in &self.p.choices[ch as usize].routes {
+                let route = &self.p.routes[r as usize];
+                let base = self.log_c[r as usize];
+                logs.clear();
+                logs.extend(
+                    alts.iter()
+                        .zip(&mine)
+                        .map(|(l, &m)| (base + l + if m { new - own } else { 0.0 }, m)),
+                );
+                f(route, logs);
+            }
+        }
+    }
+
+    /// Log-likelihood of g's observations with g's rate at x, each a mixture of its
+    /// alternatives.
+    fn marginal(&self, g: usize, x: f64, logs: &mut Vec<(f64, bool)>) -> f64 {
+        let mut total = 0.0;
+        self.through(g, x, logs, |route, logs| {
+            let (n, m) = (route.sent as f64, route.lost as f64);
+            let ll: Vec<f64> = logs.iter().map(|&(l, _)| binomial_ll(n, m, l)).collect();
+            let top = ll.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let mean = ll.iter().map(|v| (v - top).exp()).sum::<f64>() / ll.len() as f64;
+            total += top + mean.ln();
+        });
+        total
+    }
+
+    /// g's terms with the responsibilities of its observations taken at g's rate x.
+    fn terms_at(&self, g: usize, x: f64, logs: &mut Vec<(f64, bool)>, c: &mut Vec<Term>) {
+        c.clear();
+        let new = (1.0 - x).ln();
+        let mut clean = 0.0;
+        self.through(g, x, logs, |route, logs| {
+            let (n, m) = (route.sent as f64, route.lost as f64);
+            if m == 0.0 && logs.len() == 1 {
+                clean += n;
+                return;
+            }
+            if logs.len() == 1 {
+                c.push((n, m, 0.0, (logs[0].0 - new).exp().min(1.0)));
+                return;
+            }
+            let ll: Vec<f64> = logs.iter().map(|&(l, _)| binomial_ll(n, m, l)).collect();
+            let top = ll.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let sum: f64 = ll.iter().map(|v| (v - top).exp()).sum();
+            for (&(l, on), v) in logs.iter().zip(&ll) {
+                let w = (v - top).exp() / sum;
+                // Alternatives g is not on are constant in x: no term.
+                if on && w > 1e-12 {
+                    if m == 0.0 {
+                        clean += w * n;
+                    } else {
+                        c.push((w * n, w * m, 0.0, (l - new).exp().min(1.0)));
+                    }
+                }
+            }
+        });
+        if clean > 0.0 {
+            c.push((clean, 0.0, 0.0, 1.0));
+        }
+    }
+
+    /// Gain of freeing g, the others as fitted: the best free fit minus the best healthy
+    /// one, each observation's answer path a mixture of its alternatives (a few EM steps on
+    /// g alone find the free rate); and that rate.
+    fn gain(&self, g: usize, cap: f64, c: &mut Vec<Term>) -> (f64, f64) {
         self.others(g, c);
-        let free = argmax(c, MIN_RATE, MAX_RATE);
+        let mut free = argmax(c, MIN_RATE, MAX_RATE);
+        let mut logs = Vec::new();
+        if !self.p.choices.is_empty() {
+            for _ in 0..6 {
+                self.terms_at(g, free.max(cap), &mut logs, c);
+                let next = argmax(c, MIN_RATE, MAX_RATE);
+                let settled = next <= cap || (next - free).abs() <= 1e-4 * next;
+                free = next;
+                if settled {
+                    break;
+                }
+            }
+        }
         if free <= cap {
             return (0.0, free);
         }
-        (loglik(c, free) - loglik(c, cap), free)
+        if self.p.choices.is_empty() {
+            return (loglik(c, free) - loglik(c, cap), free);
+        }
+        let gain = self.marginal(g, free, &mut logs) - self.marginal(g, cap, &mut logs);
+        (gain.max(0.0), free)
     }
 }
 
-/// Log-likelihood of g's routes as a function of g's rate x, the others fixed.
-fn loglik(c: &[(f64, f64, f64)], x: f64) -> f64 {
+/// Binomial log-likelihood (without its constant) of m lost of n at log-success l.
+fn binomial_ll(n: f64, m: f64, l: f64) -> f64 {
+    let s = l.exp().min(1.0 - 1e-15);
+    (n - m) * s.ln()
+        + if m > 0.0 {
+            m * (1.0 - s).max(1e-300).ln()
+        } else {
+            0.0
+        }
+}
+
+/// Log-likelihood of g's observations as a function of g's rate x, the others fixed.
+fn loglik(c: &[Term], x: f64) -> f64 {
     c.iter()
-        .map(|&(n, m, rest)| {
-            let s = rest * (1.0 - x);
+        .map(|&(n, m, a, b)| {
+            let s = (a + b * (1.0 - x)).clamp(1e-300, 1.0);
             (n - m) * s.ln()
                 + if m > 0.0 {
                     m * (1.0 - s).max(1e-300).ln()
@@ -271,22 +526,26 @@ fn loglik(c: &[(f64, f64, f64)], x: f64) -> f64 {
 
 /// The rate in [lo, hi] that maximizes [`loglik`] (concave in x): Newton steps kept inside
 /// a shrinking bracket, bisection when a step leaves it.
-fn argmax(c: &[(f64, f64, f64)], lo: f64, hi: f64) -> f64 {
+fn argmax(c: &[Term], lo: f64, hi: f64) -> f64 {
     let deriv = |x: f64| -> (f64, f64) {
         let mut d1 = 0.0;
         let mut d2 = 0.0;
-        for &(n, m, rest) in c {
-            d1 -= (n - m) / (1.0 - x);
-            d2 -= (n - m) / ((1.0 - x) * (1.0 - x));
+        for &(n, m, a, b) in c {
+            if b <= 0.0 {
+                continue;
+            }
+            let s = (a + b * (1.0 - x)).max(1e-300);
+            d1 -= (n - m) * b / s;
+            d2 -= (n - m) * b * b / (s * s);
             if m > 0.0 {
-                let q = (1.0 - rest * (1.0 - x)).max(1e-300);
-                d1 += m * rest / q;
-                d2 -= m * rest * rest / (q * q);
+                let q = (1.0 - s).max(1e-300);
+                d1 += m * b / q;
+                d2 -= m * b * b / (q * q);
             }
         }
         (d1, d2)
     };
-    if c.iter().all(|&(_, m, _)| m == 0.0) || deriv(lo).0 <= 0.0 {
+    if c.iter().all(|&(_, m, _, _)| m == 0.0) || deriv(lo).0 <= 0.0 {
         return lo;
     }
     if deriv(hi).0 >= 0.0 {
@@ -324,7 +583,7 @@ pub fn flock(p: &Problem, params: &Params) -> Scores {
         (
             s + r.sent as f64,
             l + r.lost as f64,
-            h + r.sent as f64 * r.groups.len() as f64,
+            h + r.sent as f64 * (r.certain + usize::from(r.choice.is_some())) as f64,
         )
     });
     let x0 = if hops > 0.0 {
@@ -377,10 +636,41 @@ pub fn flock(p: &Problem, params: &Params) -> Scores {
             loss_est[g] = free;
         }
     }
+    // Twins: the other direction of a faulty group's link, when with the group healthy
+    // again it would explain most of what the group does. Round trips cross a link one way
+    // and back the other; when answers retrace their probes' path (Linux hashes both
+    // directions of a flow alike), or on a host link, no measurement separates the two.
+    let mut twins = vec![Vec::new(); n];
+    for g in (0..n).filter(|&g| in_set[g]) {
+        let reverse: Vec<u32> = p.groups[g]
+            .links
+            .iter()
+            .filter_map(|&l| {
+                let (a, b) = p.links[l as usize];
+                p.links.iter().position(|&x| x == (b, a)).map(|r| r as u32)
+            })
+            .collect();
+        let kept = fit.x[g];
+        fit.set(g, cap);
+        for &l in &reverse {
+            for &h in &p.groups_of_link[l as usize] {
+                let h = h as usize;
+                if in_set[h] || h == g || !eligible(p, params, h) {
+                    continue;
+                }
+                let (gn, _) = fit.gain(h, cap, &mut c);
+                if gn > params.penalty && gn >= TWIN_SHARE * score[g] {
+                    twins[g].push(h as u32);
+                }
+            }
+        }
+        fit.set(g, kept);
+    }
     Scores {
         score,
         faulty: in_set,
         loss_est,
+        twins,
     }
 }
 
@@ -552,10 +842,16 @@ mod tests {
     #[test]
     fn argmax_solves_the_single_route_case_exactly() {
         // One route, nothing else on it: the rate is lost / sent.
-        let c = [(1000.0, 37.0, 1.0)];
+        let c = [(1000.0, 37.0, 0.0, 1.0)];
         assert!((argmax(&c, MIN_RATE, MAX_RATE) - 0.037).abs() < 1e-9);
         assert_eq!(argmax(&c, MIN_RATE, 0.01), 0.01);
-        assert_eq!(argmax(&[(10.0, 0.0, 1.0)], MIN_RATE, MAX_RATE), MIN_RATE);
-        assert_eq!(argmax(&[(10.0, 10.0, 1.0)], MIN_RATE, MAX_RATE), MAX_RATE);
+        assert_eq!(
+            argmax(&[(10.0, 0.0, 0.0, 1.0)], MIN_RATE, MAX_RATE),
+            MIN_RATE
+        );
+        assert_eq!(
+            argmax(&[(10.0, 10.0, 0.0, 1.0)], MIN_RATE, MAX_RATE),
+            MAX_RATE
+        );
     }
 }

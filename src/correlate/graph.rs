@@ -8,21 +8,65 @@ use super::input::Aggregator;
 use petgraph::graph::{DiGraph, NodeIndex};
 use std::collections::HashMap;
 
-/// One route with its links (as group ids) and what it carried.
+/// What packets an unknown loss rate of a link applies to.
+///
+/// Every packet crossing a link, probe or answer, meets its loss rate ([`Dir::Every`]); an
+/// answer also meets the link's loss of answers only ([`Dir::AnswerOnly`], healthy unless the
+/// data need it: a policer, an ACL or a queue that only answers go through).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dir {
+    Every,
+    AnswerOnly,
+}
+
+/// One observation: a flow's probes and losses over the unknowns it crossed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Route {
+    /// Every group the observation may have crossed: the certain ones first (`certain` of
+    /// them), then those of its alternatives (an untraced answer's ECMP choices).
     pub groups: Vec<u32>,
+    pub certain: usize,
+    /// The ECMP choice of its untraced part, if any.
+    pub choice: Option<u32>,
     pub sent: u64,
     pub lost: u64,
 }
 
-/// Links that always appear together.
+/// The paths an untraced answer may have taken, equally likely: each alternative lists the
+/// groups that path crosses beyond those every alternative crosses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Choice {
+    pub alts: Vec<Vec<u32>>,
+    /// Observations that took one of these paths.
+    pub routes: Vec<u32>,
+}
+
+/// Unknowns (a link in one direction of travel) that every observation crosses together.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Group {
-    /// Link ids, in the order a route crosses them.
+    /// Physical link ids, in the order a route crosses them, each once.
     pub links: Vec<u32>,
-    /// Ids of the measured routes through the group.
+    /// Ids of the observations through the group, for certain or as one of their choices.
     pub routes: Vec<u32>,
+    /// Observations through the group for certain.
+    pub certain: Vec<u32>,
+    /// (choice, alternative) pairs whose path crosses the group.
+    pub alts: Vec<(u32, u32)>,
+    pub sent: u64,
+    pub lost: u64,
+    /// Every member is a loss of answers only ([`Dir::AnswerOnly`]).
+    pub answer_only: bool,
+}
+
+/// An unknown's observations for certain, and its (choice, alternative) pairs.
+type Signature<'a> = (&'a [u32], &'a [(u32, u32)]);
+
+/// One observation as the builder takes it: unknown ids crossed for certain, and the
+/// alternatives of its untraced part (each a list of unknown ids), if any.
+#[derive(Debug, Clone, Default)]
+pub struct ObsSpec {
+    pub certain: Vec<u32>,
+    pub alts: Vec<Vec<u32>>,
     pub sent: u64,
     pub lost: u64,
 }
@@ -30,13 +74,25 @@ pub struct Group {
 /// What the estimators work on, and the names to report with.
 #[derive(Debug, Clone)]
 pub struct Problem {
+    /// Node names (routers after alias inference, or addresses).
     pub names: Vec<Box<str>>,
     /// Link id to (from, to) node ids.
     pub links: Vec<(u32, u32)>,
+    /// Per link, the (from, to) address pairs it showed as in traces, most seen first
+    /// (indexes into `addr_names`); empty for a link no trace showed (an answer's path).
+    pub covers: Vec<Vec<(u32, u32)>>,
+    pub addr_names: Vec<Box<str>>,
+    /// Unknown id to (link, direction).
+    pub unknowns: Vec<(u32, Dir)>,
     pub groups: Vec<Group>,
-    /// Measured routes only (sent > 0).
+    /// Measured observations only (sent > 0).
     pub routes: Vec<Route>,
-    /// Routes that carried no probes (topology only): their links are drawn, not scored.
+    pub choices: Vec<Choice>,
+    /// Per physical link, the groups holding one of its unknowns.
+    pub groups_of_link: Vec<Vec<u32>>,
+    /// Per node, whether it is a host (a route's source or destination); empty when not known.
+    pub endpoints: Vec<bool>,
+    /// Links of observations that carried no probes (topology only): drawn, not scored.
     pub unmeasured_links: Vec<u32>,
     /// The link graph, node weights are node ids; edge weights link ids.
     pub graph: DiGraph<u32, u32>,
@@ -44,139 +100,246 @@ pub struct Problem {
 
 impl Problem {
     pub fn from_aggregator(agg: &Aggregator) -> Problem {
-        // Node ids by name and routes sorted, so the result depends on neither the order
-        // of the input nor hash order: pre-aggregated input gives the very same answer.
-        let names = agg.names();
-        let mut by_name: Vec<u32> = (0..names.len() as u32).collect();
-        by_name.sort_unstable_by(|&a, &b| names[a as usize].cmp(&names[b as usize]));
-        let mut new_id = vec![0u32; names.len()];
-        for (new, &old) in by_name.iter().enumerate() {
-            new_id[old as usize] = new as u32;
-        }
-        let routes: Vec<(Vec<u32>, u64, u64)> = agg
-            .routes()
-            .map(|(r, s)| {
-                (
-                    r.iter().map(|&n| new_id[n as usize]).collect(),
-                    s.sent,
-                    s.lost,
-                )
-            })
-            .collect();
-        let sorted_names: Vec<Box<str>> =
-            by_name.iter().map(|&i| names[i as usize].clone()).collect();
-        let routes = fill_silent_hops(&sorted_names, routes);
-        Problem::build(
-            sorted_names,
-            routes.iter().map(|(r, s, l)| (&r[..], *s, *l)).collect(),
-        )
+        super::topology::infer(agg)
     }
 
-    /// Routes as node sequences with their sent and lost counts.
+    /// One-way routes as node sequences with their sent and lost counts: each link a probe
+    /// unknown, nothing coming back (the model of a loss that is all on the traced path).
     pub fn build(names: Vec<Box<str>>, raw: Vec<(&[u32], u64, u64)>) -> Problem {
-        let mut graph = DiGraph::new();
-        let mut node_index: HashMap<u32, NodeIndex> = HashMap::new();
         let mut link_ids: HashMap<(u32, u32), u32> = HashMap::new();
         let mut links = Vec::new();
-        // Per measured route, its distinct link ids in path order.
-        let mut route_links: Vec<(Vec<u32>, u64, u64)> = Vec::new();
-        let mut measured = Vec::new();
+        let mut obs = Vec::new();
         for (nodes, sent, lost) in raw {
-            let mut ls: Vec<u32> = Vec::with_capacity(nodes.len());
+            let mut certain = Vec::with_capacity(nodes.len());
             for w in nodes.windows(2) {
-                let key = (w[0], w[1]);
-                let id = *link_ids.entry(key).or_insert_with(|| {
-                    let a = *node_index
-                        .entry(w[0])
-                        .or_insert_with(|| graph.add_node(w[0]));
-                    let b = *node_index
-                        .entry(w[1])
-                        .or_insert_with(|| graph.add_node(w[1]));
-                    graph.add_edge(a, b, links.len() as u32);
-                    links.push(key);
+                let id = *link_ids.entry((w[0], w[1])).or_insert_with(|| {
+                    links.push((w[0], w[1]));
                     links.len() as u32 - 1
                 });
-                // A loop crosses a link twice; it still has one chance to drop the packet.
-                if !ls.contains(&id) {
-                    ls.push(id);
-                }
+                certain.push(id);
             }
-            if sent > 0 {
-                for &l in &ls {
-                    measured.push(l);
-                }
-                route_links.push((ls, sent, lost));
-            }
+            obs.push(ObsSpec {
+                certain,
+                alts: Vec::new(),
+                sent,
+                lost,
+            });
         }
-        // Routes through each link, in route order: the signature that forms groups.
-        let mut through: Vec<Vec<u32>> = vec![Vec::new(); links.len()];
-        for (ri, (ls, _, _)) in route_links.iter().enumerate() {
-            for &l in ls {
-                through[l as usize].push(ri as u32);
-            }
+        let unknowns = (0..links.len() as u32).map(|l| (l, Dir::Every)).collect();
+        let covers = vec![Vec::new(); links.len()];
+        Problem::assemble(names, links, covers, Vec::new(), unknowns, obs)
+    }
+
+    /// Groups the unknowns by the observations that cross them and builds the graph.
+    pub fn assemble(
+        names: Vec<Box<str>>,
+        links: Vec<(u32, u32)>,
+        covers: Vec<Vec<(u32, u32)>>,
+        addr_names: Vec<Box<str>>,
+        unknowns: Vec<(u32, Dir)>,
+        obs: Vec<ObsSpec>,
+    ) -> Problem {
+        let mut graph = DiGraph::new();
+        let mut node_index: HashMap<u32, NodeIndex> = HashMap::new();
+        for (l, &(a, b)) in links.iter().enumerate() {
+            let a = *node_index.entry(a).or_insert_with(|| graph.add_node(a));
+            let b = *node_index.entry(b).or_insert_with(|| graph.add_node(b));
+            graph.add_edge(a, b, l as u32);
         }
-        let mut group_of_sig: HashMap<&[u32], u32> = HashMap::new();
-        let mut group_of_link: Vec<Option<u32>> = vec![None; links.len()];
-        let mut groups: Vec<Group> = Vec::new();
-        // Visit links in route order so that group members come out in path order.
-        for (ls, _, _) in &route_links {
-            for &l in ls {
-                if group_of_link[l as usize].is_some() {
-                    continue;
-                }
-                let sig = &through[l as usize][..];
-                let g = *group_of_sig.entry(sig).or_insert_with(|| {
-                    groups.push(Group {
-                        links: Vec::new(),
-                        routes: sig.to_vec(),
-                        sent: 0,
-                        lost: 0,
-                    });
-                    groups.len() as u32 - 1
-                });
-                groups[g as usize].links.push(l);
-                group_of_link[l as usize] = Some(g);
+        // Choices shared by observations with the same alternatives.
+        let mut choice_ids: HashMap<Vec<Vec<u32>>, u32> = HashMap::new();
+        let mut choice_alts: Vec<Vec<Vec<u32>>> = Vec::new();
+        let mut measured: Vec<(Vec<u32>, Option<u32>, u64, u64)> = Vec::new();
+        let mut seen_link = vec![false; links.len()];
+        for o in obs {
+            if o.sent == 0 {
+                continue;
             }
-        }
-        let routes: Vec<Route> = route_links
-            .iter()
-            .map(|(ls, sent, lost)| {
-                let mut gs: Vec<u32> = ls
-                    .iter()
-                    .filter_map(|&l| group_of_link[l as usize])
+            let mut certain = o.certain;
+            certain.sort_unstable();
+            certain.dedup();
+            let choice = if o.alts.len() > 1 {
+                let mut alts: Vec<Vec<u32>> = o
+                    .alts
+                    .into_iter()
+                    .map(|mut a| {
+                        a.sort_unstable();
+                        a.dedup();
+                        a.retain(|u| certain.binary_search(u).is_err());
+                        a
+                    })
                     .collect();
-                gs.dedup();
+                alts.sort();
+                let next = choice_alts.len() as u32;
+                let id = *choice_ids.entry(alts.clone()).or_insert(next);
+                if id == next {
+                    choice_alts.push(alts);
+                }
+                Some(id)
+            } else {
+                for a in o.alts {
+                    certain.extend(a);
+                }
+                certain.sort_unstable();
+                certain.dedup();
+                None
+            };
+            for &u in &certain {
+                seen_link[unknowns[u as usize].0 as usize] = true;
+            }
+            if let Some(c) = choice {
+                for a in &choice_alts[c as usize] {
+                    for &u in a {
+                        seen_link[unknowns[u as usize].0 as usize] = true;
+                    }
+                }
+            }
+            measured.push((certain, choice, o.sent, o.lost));
+        }
+        // Each unknown's signature: the observations through it for certain, then the
+        // (choice, alternative) pairs through it. Equal signatures cannot be told apart.
+        let mut certain_of: Vec<Vec<u32>> = vec![Vec::new(); unknowns.len()];
+        let mut alts_of: Vec<Vec<(u32, u32)>> = vec![Vec::new(); unknowns.len()];
+        for (r, (certain, _, _, _)) in measured.iter().enumerate() {
+            for &u in certain {
+                certain_of[u as usize].push(r as u32);
+            }
+        }
+        for (c, alts) in choice_alts.iter().enumerate() {
+            for (j, a) in alts.iter().enumerate() {
+                for &u in a {
+                    alts_of[u as usize].push((c as u32, j as u32));
+                }
+            }
+        }
+        let mut group_of_sig: HashMap<Signature, u32> = HashMap::new();
+        let mut group_of: Vec<Option<u32>> = vec![None; unknowns.len()];
+        let mut groups: Vec<Group> = Vec::new();
+        // Unknowns in observation order, so that group members come out in path order.
+        let order = measured
+            .iter()
+            .flat_map(|(certain, choice, _, _)| {
+                certain.iter().copied().chain(
+                    choice
+                        .iter()
+                        .flat_map(|&c| choice_alts[c as usize].iter().flatten().copied()),
+                )
+            })
+            .collect::<Vec<u32>>();
+        for u in order {
+            if group_of[u as usize].is_some() {
+                continue;
+            }
+            let sig = (&certain_of[u as usize][..], &alts_of[u as usize][..]);
+            let g = *group_of_sig.entry(sig).or_insert_with(|| {
+                groups.push(Group {
+                    links: Vec::new(),
+                    routes: Vec::new(),
+                    certain: sig.0.to_vec(),
+                    alts: sig.1.to_vec(),
+                    sent: 0,
+                    lost: 0,
+                    answer_only: true,
+                });
+                groups.len() as u32 - 1
+            });
+            let (link, dir) = unknowns[u as usize];
+            groups[g as usize].answer_only &= dir == Dir::AnswerOnly;
+            if !groups[g as usize].links.contains(&link) {
+                groups[g as usize].links.push(link);
+            }
+            group_of[u as usize] = Some(g);
+        }
+        let choices: Vec<Choice> = choice_alts
+            .iter()
+            .map(|alts| {
+                let mut alts: Vec<Vec<u32>> = alts
+                    .iter()
+                    .map(|a| {
+                        let mut gs: Vec<u32> =
+                            a.iter().filter_map(|&u| group_of[u as usize]).collect();
+                        gs.sort_unstable();
+                        gs.dedup();
+                        gs
+                    })
+                    .collect();
+                alts.shrink_to_fit();
+                Choice {
+                    alts,
+                    routes: Vec::new(),
+                }
+            })
+            .collect();
+        let mut choices = choices;
+        let routes: Vec<Route> = measured
+            .iter()
+            .enumerate()
+            .map(|(r, (certain, choice, sent, lost))| {
+                let mut gs: Vec<u32> = certain
+                    .iter()
+                    .filter_map(|&u| group_of[u as usize])
+                    .collect();
                 gs.sort_unstable();
                 gs.dedup();
+                let n_certain = gs.len();
+                if let Some(c) = *choice {
+                    choices[c as usize].routes.push(r as u32);
+                    let mut maybe: Vec<u32> =
+                        choices[c as usize].alts.iter().flatten().copied().collect();
+                    maybe.sort_unstable();
+                    maybe.dedup();
+                    gs.extend(maybe);
+                }
                 Route {
                     groups: gs,
+                    certain: n_certain,
+                    choice: *choice,
                     sent: *sent,
                     lost: *lost,
                 }
             })
             .collect();
-        for g in &mut groups {
-            for &r in &g.routes {
-                g.sent += routes[r as usize].sent;
-                g.lost += routes[r as usize].lost;
+        for (r, route) in routes.iter().enumerate() {
+            for &g in &route.groups {
+                let grp = &mut groups[g as usize];
+                grp.routes.push(r as u32);
+                grp.sent += route.sent;
+                grp.lost += route.lost;
             }
         }
         let unmeasured_links = (0..links.len() as u32)
-            .filter(|&l| group_of_link[l as usize].is_none())
+            .filter(|&l| !seen_link[l as usize])
             .collect();
+        let mut groups_of_link: Vec<Vec<u32>> = vec![Vec::new(); links.len()];
+        for (g, grp) in groups.iter().enumerate() {
+            for &l in &grp.links {
+                groups_of_link[l as usize].push(g as u32);
+            }
+        }
         Problem {
+            groups_of_link,
+            endpoints: Vec::new(),
             names,
             links,
+            covers,
+            addr_names,
+            unknowns,
             groups,
             routes,
+            choices,
             unmeasured_links,
             graph,
         }
     }
 
     pub fn link_name(&self, l: u32) -> (&str, &str) {
-        let (a, b) = self.links[l as usize];
-        (&self.names[a as usize], &self.names[b as usize])
+        match self.covers[l as usize].first() {
+            Some(&(a, b)) => (&self.addr_names[a as usize], &self.addr_names[b as usize]),
+            None => {
+                let (a, b) = self.links[l as usize];
+                (&self.names[a as usize], &self.names[b as usize])
+            }
+        }
     }
 }
 
@@ -187,18 +350,37 @@ impl Problem {
 /// tells apart links that otherwise always go together, so the model may split its loss
 /// between the wrong one of them and the silent stretch. Routes that become the same merge.
 /// Returns the routes sorted.
-fn fill_silent_hops(
+pub fn fill_silent_hops(
     names: &[Box<str>],
     mut routes: Vec<(Vec<u32>, u64, u64)>,
 ) -> Vec<(Vec<u32>, u64, u64)> {
+    {
+        let mut seqs: Vec<&mut Vec<u32>> = routes.iter_mut().map(|r| &mut r.0).collect();
+        fill_in_place(names, &mut seqs);
+    }
+    routes.sort_unstable();
+    let mut merged: Vec<(Vec<u32>, u64, u64)> = Vec::with_capacity(routes.len());
+    for (r, sent, lost) in routes {
+        match merged.last_mut() {
+            Some(last) if last.0 == r => {
+                last.1 += sent;
+                last.2 += lost;
+            }
+            _ => merged.push((r, sent, lost)),
+        }
+    }
+    merged
+}
+
+/// [`fill_silent_hops`] without merging: each route's silent hops filled where they can be.
+pub fn fill_in_place(names: &[Box<str>], routes: &mut [&mut Vec<u32>]) {
     let silent = |n: u32| names[n as usize].starts_with('?');
-    if routes.iter().all(|(r, _, _)| !r.iter().any(|&n| silent(n))) {
-        routes.sort_unstable();
-        return routes;
+    if routes.iter().all(|r| !r.iter().any(|&n| silent(n))) {
+        return;
     }
     // (A, B) -> the one known node seen between them, or None when several were.
     let mut between: HashMap<(u32, u32), Option<u32>> = HashMap::new();
-    for (r, _, _) in &routes {
+    for r in routes.iter() {
         for w in r.windows(3) {
             if silent(w[0]) || silent(w[1]) || silent(w[2]) {
                 continue;
@@ -213,7 +395,7 @@ fn fill_silent_hops(
                 .or_insert(Some(w[1]));
         }
     }
-    for (r, _, _) in &mut routes {
+    for r in routes.iter_mut() {
         for i in 1..r.len().saturating_sub(1) {
             if silent(r[i]) && !silent(r[i - 1]) && !silent(r[i + 1]) {
                 if let Some(&Some(x)) = between.get(&(r[i - 1], r[i + 1])) {
@@ -222,18 +404,6 @@ fn fill_silent_hops(
             }
         }
     }
-    routes.sort_unstable();
-    let mut merged: Vec<(Vec<u32>, u64, u64)> = Vec::with_capacity(routes.len());
-    for (r, sent, lost) in routes {
-        match merged.last_mut() {
-            Some(last) if last.0 == r => {
-                last.1 += sent;
-                last.2 += lost;
-            }
-            _ => merged.push((r, sent, lost)),
-        }
-    }
-    merged
 }
 
 #[cfg(test)]

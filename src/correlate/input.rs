@@ -21,11 +21,25 @@ pub const MAX_REPORTED_PER_INPUT: u64 = 20;
 /// is not one, and is skipped (counted as malformed) without being held in memory.
 pub const MAX_LINE: usize = 1 << 20;
 
-/// What one route accumulated.
+/// What one flow on one route accumulated.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RouteStats {
+    /// Probes and round-trip losses of records without a direction split.
     pub sent: u64,
     pub lost: u64,
+    /// Probes of records that split their loss (`lost_fwd`, `lost_rev`), and the splits.
+    pub split_sent: u64,
+    pub lost_fwd: u64,
+    pub lost_rev: u64,
+}
+
+/// A flow on a route: the route's id (see [`Aggregator::route`]) and the flow's identity
+/// (protocol and ports): the answers of two flows on one route may come back on different
+/// ECMP paths, so they are kept apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FlowKey {
+    pub route: u32,
+    pub flow: u64,
 }
 
 /// Interface address (or any node name) to router name.
@@ -85,6 +99,12 @@ struct LineIn<'a> {
     reached: Option<bool>,
     sent: Option<u64>,
     lost: Option<u64>,
+    lost_fwd: Option<u64>,
+    lost_rev: Option<u64>,
+    #[serde(borrow)]
+    proto: Option<Cow<'a, str>>,
+    sport: Option<u16>,
+    dport: Option<u16>,
 }
 
 #[derive(Deserialize)]
@@ -106,7 +126,9 @@ pub struct Aggregator {
     aliases: Aliases,
     names: Vec<Box<str>>,
     ids: HashMap<Box<str>, u32>,
-    routes: HashMap<Box<[u32]>, RouteStats>,
+    route_ids: HashMap<Box<[u32]>, u32>,
+    route_seqs: Vec<Box<[u32]>>,
+    flows: HashMap<FlowKey, RouteStats>,
     /// `path` records taken in.
     pub records: u64,
     /// Lines of other record types.
@@ -130,13 +152,32 @@ impl Aggregator {
         &self.names
     }
 
-    /// Distinct routes (node id sequences) and what they carried.
+    /// A route's node ids, source first, destination last.
+    pub fn route(&self, id: u32) -> &[u32] {
+        &self.route_seqs[id as usize]
+    }
+
+    /// Distinct flows (route and flow identity) and what they carried.
+    pub fn flows(&self) -> impl Iterator<Item = (FlowKey, RouteStats)> + '_ {
+        self.flows.iter().map(|(k, v)| (*k, *v))
+    }
+
+    /// Distinct routes with what all their flows carried together.
     pub fn routes(&self) -> impl Iterator<Item = (&[u32], RouteStats)> {
-        self.routes.iter().map(|(k, v)| (&k[..], *v))
+        let mut sums = vec![RouteStats::default(); self.route_seqs.len()];
+        for (k, v) in &self.flows {
+            let e = &mut sums[k.route as usize];
+            e.sent += v.sent;
+            e.lost += v.lost;
+            e.split_sent += v.split_sent;
+            e.lost_fwd += v.lost_fwd;
+            e.lost_rev += v.lost_rev;
+        }
+        self.route_seqs.iter().map(|r| &r[..]).zip(sums)
     }
 
     pub fn route_count(&self) -> usize {
-        self.routes.len()
+        self.route_seqs.len()
     }
 
     fn intern(&mut self, name: &str) -> u32 {
@@ -183,6 +224,19 @@ impl Aggregator {
         let src = nonempty(rec.src.as_deref(), "src")?;
         let dst = nonempty(rec.dst.as_deref(), "dst")?;
         let hops = rec.hops.ok_or("path record without \"hops\"")?;
+        let split = match (rec.lost_fwd, rec.lost_rev, rec.sent) {
+            (Some(f), Some(r), Some(s)) if f + r <= s => Some((f, r)),
+            (Some(f), Some(r), Some(s)) => {
+                return Err(format!(
+                    "lost_fwd + lost_rev ({}) is more than sent ({s})",
+                    f + r
+                ))
+            }
+            (None, None, _) => None,
+            (Some(_), Some(_), None) => return Err("\"lost_fwd\" without \"sent\"".into()),
+            (Some(_), None, _) => return Err("\"lost_fwd\" without \"lost_rev\"".into()),
+            (None, Some(_), _) => return Err("\"lost_rev\" without \"lost_fwd\"".into()),
+        };
         let (sent, lost) = match (rec.sent, rec.lost) {
             (Some(s), Some(l)) if l <= s => (s, l),
             (Some(s), Some(l)) => return Err(format!("lost ({l}) is more than sent ({s})")),
@@ -197,7 +251,28 @@ impl Aggregator {
             return Err("a hop with an empty \"addr\"".into());
         }
         let reached = rec.reached.unwrap_or(true);
-        self.add_path(src, dst, &hops, reached, sent, lost);
+        let proto = match rec.proto.as_deref() {
+            Some("udp") => 1,
+            Some("tcp") => 2,
+            Some("icmp") => 3,
+            _ => 0,
+        };
+        let flow = (proto << 32)
+            | (u64::from(rec.sport.unwrap_or(0)) << 16)
+            | u64::from(rec.dport.unwrap_or(0));
+        let mut stats = RouteStats::default();
+        match split {
+            Some((f, r)) => {
+                stats.split_sent = sent;
+                stats.lost_fwd = f;
+                stats.lost_rev = r;
+            }
+            None => {
+                stats.sent = sent;
+                stats.lost = lost;
+            }
+        }
+        self.add_path(src, dst, &hops, reached, flow, stats);
         Ok(true)
     }
 
@@ -207,8 +282,8 @@ impl Aggregator {
         dst: &str,
         hops: &[HopIn],
         reached: bool,
-        sent: u64,
-        lost: u64,
+        flow: u64,
+        stats: RouteStats,
     ) {
         let src_id = self.intern(src);
         let dst_id = self.intern(dst);
@@ -279,13 +354,22 @@ impl Aggregator {
                 seq.push(id);
             }
         }
-        if let Some(r) = self.routes.get_mut(&seq[..]) {
-            r.sent += sent;
-            r.lost += lost;
-        } else {
-            self.routes
-                .insert(seq.clone().into_boxed_slice(), RouteStats { sent, lost });
-        }
+        let route = match self.route_ids.get(&seq[..]) {
+            Some(&id) => id,
+            None => {
+                let id = self.route_seqs.len() as u32;
+                let key: Box<[u32]> = seq.clone().into_boxed_slice();
+                self.route_seqs.push(key.clone());
+                self.route_ids.insert(key, id);
+                id
+            }
+        };
+        let e = self.flows.entry(FlowKey { route, flow }).or_default();
+        e.sent += stats.sent;
+        e.lost += stats.lost;
+        e.split_sent += stats.split_sent;
+        e.lost_fwd += stats.lost_fwd;
+        e.lost_rev += stats.lost_rev;
         self.records += 1;
         self.known = known;
         self.seq = seq;
@@ -506,7 +590,14 @@ mod tests {
             ["h1", "r1", "?r1>r4#1", "?r1>r4#2", "r4", "h2"],
             "the destination answering the last TTL is not a hop of its own"
         );
-        assert_eq!(r[0].1, RouteStats { sent: 10, lost: 1 });
+        assert_eq!(
+            r[0].1,
+            RouteStats {
+                sent: 10,
+                lost: 1,
+                ..Default::default()
+            }
+        );
     }
 
     #[test]
@@ -525,9 +616,23 @@ mod tests {
         let r = routes(&agg);
         assert_eq!(r.len(), 2);
         assert_eq!(r[0].0, ["h1", "l1", "s1", "h2"]);
-        assert_eq!(r[0].1, RouteStats { sent: 100, lost: 7 });
+        assert_eq!(
+            r[0].1,
+            RouteStats {
+                sent: 100,
+                lost: 7,
+                ..Default::default()
+            }
+        );
         assert_eq!(r[1].0, ["h1", "l1", "s2", "h2"]);
-        assert_eq!(r[1].1, RouteStats { sent: 250, lost: 1 });
+        assert_eq!(
+            r[1].1,
+            RouteStats {
+                sent: 250,
+                lost: 1,
+                ..Default::default()
+            }
+        );
     }
 
     #[test]
@@ -557,7 +662,14 @@ mod tests {
         let r = routes(&agg);
         assert_eq!(r.len(), 1, "{r:?}");
         assert_eq!(r[0].0, ["h1", "?h1>h2#1", "h2"]);
-        assert_eq!(r[0].1, RouteStats { sent: 40, lost: 12 });
+        assert_eq!(
+            r[0].1,
+            RouteStats {
+                sent: 40,
+                lost: 12,
+                ..Default::default()
+            }
+        );
         // The destination answering the first TTL is a direct link: it was seen.
         let mut agg = Aggregator::new(Aliases::new());
         let l = r#"{"type":"path","src":"h1","dst":"h2","hops":[{"ttl":1,"addr":"h2"}],"reached":true,"sent":10,"lost":0}"#;
@@ -576,7 +688,14 @@ mod tests {
         let r = routes(&agg);
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].0, ["h1", "spine1", "h2"]);
-        assert_eq!(r[0].1, RouteStats { sent: 10, lost: 2 });
+        assert_eq!(
+            r[0].1,
+            RouteStats {
+                sent: 10,
+                lost: 2,
+                ..Default::default()
+            }
+        );
         assert!(parse_aliases("r1\n")
             .unwrap_err()
             .to_string()

@@ -11,6 +11,7 @@ pub mod graph;
 pub mod input;
 pub mod report;
 pub mod sim;
+pub mod topology;
 
 use crate::cli::EXIT_OK;
 use crate::output::{Format as RecordFormat, RecordWriter};

@@ -33,6 +33,7 @@ pub fn score_with(p: &Problem, method: Method, params: &Params, model: Scores) -
                 score,
                 faulty,
                 loss_est: model.loss_est,
+                twins: model.twins,
             }
         }
         Method::Diff => {
@@ -42,6 +43,7 @@ pub fn score_with(p: &Problem, method: Method, params: &Params, model: Scores) -
                 score,
                 faulty,
                 loss_est: model.loss_est,
+                twins: model.twins,
             }
         }
     };
@@ -52,8 +54,11 @@ pub fn score_with(p: &Problem, method: Method, params: &Params, model: Scores) -
     s
 }
 
-/// One `link` record per group with enough samples, best suspect first: faulty before ok,
-/// then by score, then by lost packets.
+/// One `link` record per suspect, best first: faulty before ok, then by score, then by lost
+/// packets. A suspect is a group with enough samples, together with every other such group
+/// that shares a physical link with it (a link's probe and answer unknowns, or a host link's
+/// two directions that round trips cannot tell apart): one record names it, its `group`
+/// lists every physical link in it, and it is faulty when any of its groups is.
 pub fn rank(p: &Problem, s: &Scores, params: &Params) -> Vec<LinkScore> {
     let suspicion = estimate::diff(p);
     let mut order: Vec<usize> = (0..p.groups.len())
@@ -66,25 +71,75 @@ pub fn rank(p: &Problem, s: &Scores, params: &Params) -> Vec<LinkScore> {
             .then(p.groups[b].lost.cmp(&p.groups[a].lost))
             .then(a.cmp(&b))
     });
+    // Suspects: groups joined through shared physical links; the best group leads.
+    let mut lead: Vec<Option<usize>> = vec![None; p.groups.len()];
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); p.groups.len()];
+    for &g in &order {
+        // Breadth-first over shared links, from the best group not yet in a suspect.
+        if lead[g].is_some() {
+            continue;
+        }
+        let mut queue = vec![g];
+        lead[g] = Some(g);
+        while let Some(h) = queue.pop() {
+            members[g].push(h);
+            // Groups the data cannot tell from this one join it too.
+            for &t in &s.twins[h] {
+                let t = t as usize;
+                if lead[t].is_none() {
+                    lead[t] = Some(g);
+                    queue.push(t);
+                }
+            }
+            for &l in &p.groups[h].links {
+                for &other in &p.groups_of_link[l as usize] {
+                    let o = other as usize;
+                    if lead[o].is_none() && p.groups[o].sent >= params.min_samples.max(1) {
+                        lead[o] = Some(g);
+                        queue.push(o);
+                    }
+                }
+            }
+        }
+    }
+    merge_split_views(p, s, &order, &mut lead, &mut members);
+    let ends = |l: u32| {
+        let (from, to) = p.link_name(l);
+        LinkEnds {
+            from: from.into(),
+            to: to.into(),
+        }
+    };
     order
         .iter()
+        .filter(|&&g| lead[g] == Some(g))
         .enumerate()
         .map(|(i, &g)| {
             let grp = &p.groups[g];
-            let ends: Vec<LinkEnds> = grp
-                .links
-                .iter()
-                .map(|&l| {
-                    let (from, to) = p.link_name(l);
-                    LinkEnds {
-                        from: from.into(),
-                        to: to.into(),
+            let mut links: Vec<u32> = Vec::new();
+            for &h in &members[g] {
+                for &l in &p.groups[h].links {
+                    if !links.contains(&l) {
+                        links.push(l);
                     }
+                }
+            }
+            // Links no trace showed (an answer's path) are named only when nothing else is.
+            if links.iter().any(|&l| !p.covers[l as usize].is_empty()) {
+                links.retain(|&l| !p.covers[l as usize].is_empty());
+            }
+            let faulty = members[g].iter().any(|&h| s.faulty[h]);
+            let group: Vec<LinkEnds> = links.iter().map(|&l| ends(l)).collect();
+            let covers: Vec<LinkEnds> = p.covers[links[0] as usize]
+                .iter()
+                .map(|&(a, b)| LinkEnds {
+                    from: p.addr_names[a as usize].to_string(),
+                    to: p.addr_names[b as usize].to_string(),
                 })
                 .collect();
             LinkScore {
-                from: ends[0].from.clone(),
-                to: ends[0].to.clone(),
+                from: group[0].from.clone(),
+                to: group[0].to.clone(),
                 rank: i as u32 + 1,
                 score: finite(s.score[g]),
                 loss_est: finite(s.loss_est[g]),
@@ -92,15 +147,77 @@ pub fn rank(p: &Problem, s: &Scores, params: &Params) -> Vec<LinkScore> {
                 routes: grp.routes.len() as u64,
                 sent: grp.sent,
                 lost: grp.lost,
-                verdict: if s.faulty[g] {
-                    Verdict::Faulty
-                } else {
-                    Verdict::Ok
-                },
-                group: (ends.len() > 1).then_some(ends),
+                verdict: if faulty { Verdict::Faulty } else { Verdict::Ok },
+                group: (group.len() > 1).then_some(group),
+                covers: (covers.len() > 1).then_some(covers),
             }
         })
         .collect()
+}
+
+/// Joins faulty suspects that may be one physical link seen from different sources: routers
+/// that answer toward the source show one router as a different address to each part of the
+/// network, so a link into router B shows as several (A', B), (A'', B). A faulty suspect whose
+/// every link goes into a router that a link of an earlier faulty suspect goes into, from a
+/// router not known to be a different one (ECMP siblings are, hosts are never joined), is
+/// the same fault: its groups join the earlier suspect.
+fn merge_split_views(
+    p: &Problem,
+    s: &Scores,
+    order: &[usize],
+    lead: &mut [Option<usize>],
+    members: &mut [Vec<usize>],
+) {
+    if p.endpoints.is_empty() {
+        return;
+    }
+    let mut preds: Vec<Vec<u32>> = vec![Vec::new(); p.names.len()];
+    for &(a, b) in &p.links {
+        preds[b as usize].push(a);
+    }
+    for v in &mut preds {
+        v.sort_unstable();
+        v.dedup();
+    }
+    let distinct = |u: u32, v: u32| {
+        let (pu, pv) = (&preds[u as usize], &preds[v as usize]);
+        u != v && pu.iter().any(|x| pv.binary_search(x).is_ok())
+    };
+    let router = |n: u32| !p.endpoints[n as usize];
+    let links_of = |g: usize, members: &[Vec<usize>]| -> Vec<(u32, u32)> {
+        members[g]
+            .iter()
+            .flat_map(|&h| p.groups[h].links.iter().map(|&l| p.links[l as usize]))
+            .collect()
+    };
+    let leads: Vec<usize> = order
+        .iter()
+        .copied()
+        .filter(|&g| lead[g] == Some(g) && members[g].iter().any(|&h| s.faulty[h]))
+        .collect();
+    for (i, &b) in leads.iter().enumerate() {
+        let lb = links_of(b, members);
+        if lb.is_empty() || !lb.iter().all(|&(u, v)| router(u) && router(v)) {
+            continue;
+        }
+        let into = leads[..i].iter().copied().find(|&a| {
+            if lead[a] != Some(a) {
+                return false;
+            }
+            let la = links_of(a, members);
+            lb.iter().all(|&(u, v)| {
+                la.iter()
+                    .any(|&(x, y)| y == v && router(x) && x != u && !distinct(x, u))
+            })
+        });
+        if let Some(a) = into {
+            let moved = std::mem::take(&mut members[b]);
+            for &h in &moved {
+                lead[h] = Some(a);
+            }
+            members[a].extend(moved);
+        }
+    }
 }
 
 /// JSON has no NaN or infinity.

@@ -119,6 +119,51 @@ pub struct Scenario {
     pub probes: u64,
     /// Path records per flow (one per round).
     pub rounds: usize,
+    /// How routers answer traces.
+    pub addressing: Addressing,
+    /// Where loss is measured: the traced way only, or round trips.
+    pub round_trip: RoundTrip,
+    /// Share of trace hops that get no answer (rate limits), at random.
+    pub silent_hops: f64,
+    /// One spine (leaf-spine) or core (fat-tree) never answers traces.
+    pub silent_router: bool,
+    /// Which links may be faulty.
+    pub fault_at: FaultAt,
+}
+
+/// How a router answers a trace probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Addressing {
+    /// One name per router, whatever interface: the ideal (an alias file applied).
+    RouterNames,
+    /// The interface the probe arrived on (hardware routers, Linux with
+    /// `icmp_errors_use_inbound_ifaddr=1`).
+    Arrival,
+    /// The interface of the router's route back to the source (Linux's default); ECMP back
+    /// picks one per router and source.
+    TowardSource,
+}
+
+/// Which way probes lose packets, and what the records say of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoundTrip {
+    /// Loss on the traced forward path only.
+    Off,
+    /// Round trips: the answer comes back over its own untraced ECMP path; `lost` is the sum.
+    Total,
+    /// Round trips whose records carry `lost_fwd` and `lost_rev`.
+    Split,
+}
+
+/// Where faults are placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultAt {
+    /// Any link a flow crossed.
+    Any,
+    /// Links between routers.
+    Core,
+    /// Links between a host and its gateway, either direction.
+    Host,
 }
 
 impl Scenario {
@@ -130,6 +175,11 @@ impl Scenario {
             flows_per_pair: 4,
             probes: 100,
             rounds: 6,
+            addressing: Addressing::RouterNames,
+            round_trip: RoundTrip::Off,
+            silent_hops: 0.0,
+            silent_router: false,
+            fault_at: FaultAt::Any,
         }
     }
 }
@@ -169,6 +219,75 @@ impl Net {
 
     fn router(&self, j: usize) -> u32 {
         (self.first_router + j) as u32
+    }
+
+    fn is_host(&self, n: u32) -> bool {
+        (n as usize) < self.first_router
+    }
+
+    /// Node v's interface facing its neighbour u: the host's own address on a host, else an
+    /// address made of both ids (unique per link end).
+    fn iface(&self, v: u32, u: u32) -> String {
+        if self.is_host(v) {
+            self.names[v as usize].clone()
+        } else {
+            format!("fd00:{v:x}::{u:x}")
+        }
+    }
+
+    /// Neighbours of every node.
+    fn adjacency(&self) -> Vec<Vec<u32>> {
+        let mut adj: Vec<Vec<u32>> = vec![Vec::new(); self.names.len()];
+        let mut add = |a: u32, b: u32| {
+            adj[a as usize].push(b);
+            adj[b as usize].push(a);
+        };
+        match self.topo {
+            Topology::LeafSpine {
+                leaves,
+                spines,
+                hosts_per_leaf,
+            } => {
+                for h in 0..leaves * hosts_per_leaf {
+                    add(h as u32, self.router(h / hosts_per_leaf));
+                }
+                for l in 0..leaves {
+                    for sp in 0..spines {
+                        add(self.router(l), self.router(leaves + sp));
+                    }
+                }
+            }
+            Topology::FatTree { k } => {
+                let h = k / 2;
+                for host in 0..k * k * k / 4 {
+                    add(host as u32, self.router(host / h));
+                }
+                for pod in 0..k {
+                    for e in 0..h {
+                        for i in 0..h {
+                            add(self.router(pod * h + e), self.router(k * h + pod * h + i));
+                        }
+                    }
+                    for i in 0..h {
+                        for j in 0..h {
+                            add(
+                                self.router(k * h + pod * h + i),
+                                self.router(k * k + i * h + j),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        adj
+    }
+
+    /// The router that never answers, with `silent_router`: the first spine or core.
+    fn silent_router(&self) -> u32 {
+        match self.topo {
+            Topology::LeafSpine { leaves, .. } => self.router(leaves),
+            Topology::FatTree { k } => self.router(k * k),
+        }
     }
 
     /// Node sequence of a flow from host a to host b, the ECMP choices from `hash`.
@@ -235,21 +354,62 @@ struct Flow {
     dst: usize,
     sport: u16,
     path: Vec<u32>,
+    /// The answers' path (round trips), from dst back to src.
+    rev: Vec<u32>,
     probes: u64,
 }
 
 /// A simulated run: its path lines and the faults behind them.
 pub struct Run {
     pub lines: Vec<String>,
-    /// Faulty links, as (from, to) names, with their loss rates.
+    /// Faulty links, as (from, to) node names, with their loss rates.
     pub faults: Vec<(String, String, f64)>,
+    /// Node names by id: a host's address, a router's name (router names) or `10.0.x.y`.
+    pub nodes: Vec<String>,
+}
+
+impl Run {
+    /// The node a name in the records stands for: a node name or an interface address
+    /// (`fd00:V::U`, V's interface facing U); None for a silent hop.
+    pub fn node_of(&self, name: &str) -> Option<u32> {
+        if let Some(rest) = name.strip_prefix("fd00:") {
+            let v = rest.split("::").next()?;
+            return u32::from_str_radix(v, 16).ok();
+        }
+        self.nodes.iter().position(|n| n == name).map(|i| i as u32)
+    }
 }
 
 /// Simulates one run, keeping its lines.
 pub fn simulate(sc: &Scenario, seed: u64) -> Run {
     let mut lines = Vec::new();
     let faults = simulate_into(sc, seed, &mut |l: &str| lines.push(l.to_string()));
-    Run { lines, faults }
+    Run {
+        lines,
+        faults,
+        nodes: Net::new(sc.topology).names,
+    }
+}
+
+/// Hops from every node to host `s`.
+fn distances(adj: &[Vec<u32>], s: u32) -> Vec<u32> {
+    let mut dist = vec![u32::MAX; adj.len()];
+    dist[s as usize] = 0;
+    let mut queue = std::collections::VecDeque::from([s]);
+    while let Some(v) = queue.pop_front() {
+        for &n in &adj[v as usize] {
+            if dist[n as usize] == u32::MAX {
+                dist[n as usize] = dist[v as usize] + 1;
+                queue.push_back(n);
+            }
+        }
+    }
+    dist
+}
+
+/// A fixed hash of two ids, for choices that must not consume the run's random numbers.
+fn mix(a: u64, b: u64) -> u64 {
+    Rng::new(a.wrapping_mul(0x1_0000_0001) ^ b).next_u64()
 }
 
 /// Simulates one run, handing each line to `sink`; returns the faults.
@@ -280,11 +440,16 @@ pub fn simulate_into(
             for f in 0..sc.flows_per_pair {
                 let sport = 33434 + (rng.below(20000) as u16) + f as u16;
                 let hash = rng.next_u64();
+                let rev = match sc.round_trip {
+                    RoundTrip::Off => Vec::new(),
+                    _ => net.path(b, a, rng.next_u64()),
+                };
                 flows.push(Flow {
                     src: a,
                     dst: b,
                     sport,
                     path: net.path(a, b, hash),
+                    rev,
                     probes: ((sc.probes as f64 * weight).round() as u64).max(1),
                 });
             }
@@ -293,7 +458,12 @@ pub fn simulate_into(
     // Links that carry traffic, in a stable order.
     let mut used: Vec<(u32, u32)> = flows
         .iter()
-        .flat_map(|f| f.path.windows(2).map(|w| (w[0], w[1])))
+        .flat_map(|f| {
+            f.path
+                .windows(2)
+                .chain(f.rev.windows(2))
+                .map(|w| (w[0], w[1]))
+        })
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
@@ -303,7 +473,17 @@ pub fn simulate_into(
         .map(|&l| (l, rng.log_uniform(1e-6, 1e-4)))
         .collect();
     let mut faulty: Vec<(u32, u32)> = Vec::new();
+    let placeable: Vec<(u32, u32)> = used
+        .iter()
+        .copied()
+        .filter(|&(u, v)| match sc.fault_at {
+            FaultAt::Any => true,
+            FaultAt::Core => !net.is_host(u) && !net.is_host(v),
+            FaultAt::Host => net.is_host(u) || net.is_host(v),
+        })
+        .collect();
     if sc.faults > 0 {
+        let used = &placeable;
         let mut pool: Vec<(u32, u32)> = used.clone();
         if rng.f64() < 0.5 {
             // Concentrated: the faults sit on one switch's links, as far as it has enough.
@@ -337,21 +517,62 @@ pub fn simulate_into(
             p,
         ));
     }
-    let route_loss: Vec<f64> = flows
+    let path_loss = |path: &[u32]| {
+        let ok: f64 = path.windows(2).map(|w| 1.0 - loss[&(w[0], w[1])]).product();
+        1.0 - ok
+    };
+    let route_loss: Vec<(f64, f64)> = flows
         .iter()
-        .map(|f| {
-            let ok: f64 = f
-                .path
-                .windows(2)
-                .map(|w| 1.0 - loss[&(w[0], w[1])])
-                .product();
-            1.0 - ok
-        })
+        .map(|f| (path_loss(&f.path), path_loss(&f.rev)))
         .collect();
+    let adj = net.adjacency();
+    let dist: Vec<Vec<u32>> = match sc.addressing {
+        Addressing::TowardSource => (0..n_hosts as u32).map(|h| distances(&adj, h)).collect(),
+        _ => Vec::new(),
+    };
+    // The interface router v answers a probe from host s from: toward s, ECMP back picking
+    // one next hop per router and source.
+    let toward = |v: u32, s: usize| -> String {
+        let d = &dist[s];
+        let next: Vec<u32> = adj[v as usize]
+            .iter()
+            .copied()
+            .filter(|&n| d[n as usize] + 1 == d[v as usize])
+            .collect();
+        let n = next[(mix(u64::from(v), s as u64) % next.len() as u64) as usize];
+        net.iface(v, n)
+    };
+    let silent_node = sc.silent_router.then(|| net.silent_router());
+    let mut hops: Vec<Option<String>> = Vec::new();
     for _ in 0..sc.rounds {
-        for (f, &p) in flows.iter().zip(&route_loss) {
-            let lost = rng.binomial(f.probes, p);
-            sink(&path_line(&net, f, f.probes, lost));
+        for (f, &(pf, pr)) in flows.iter().zip(&route_loss) {
+            let (lost, split) = match sc.round_trip {
+                RoundTrip::Off => (rng.binomial(f.probes, pf), None),
+                RoundTrip::Total | RoundTrip::Split => {
+                    let fwd = rng.binomial(f.probes, pf);
+                    let rev = rng.binomial(f.probes - fwd, pr);
+                    let split = (sc.round_trip == RoundTrip::Split).then_some((fwd, rev));
+                    (fwd + rev, split)
+                }
+            };
+            hops.clear();
+            for (i, &n) in f.path[1..].iter().enumerate() {
+                let hop = if net.is_host(n) {
+                    Some(net.names[n as usize].clone())
+                } else if Some(n) == silent_node
+                    || (sc.silent_hops > 0.0 && rng.f64() < sc.silent_hops)
+                {
+                    None
+                } else {
+                    Some(match sc.addressing {
+                        Addressing::RouterNames => net.names[n as usize].clone(),
+                        Addressing::Arrival => net.iface(n, f.path[i]),
+                        Addressing::TowardSource => toward(n, f.src),
+                    })
+                };
+                hops.push(hop);
+            }
+            sink(&path_line(&net, f, &hops, f.probes, lost, split));
         }
     }
     faults
@@ -364,26 +585,43 @@ fn shuffle<T>(rng: &mut Rng, v: &mut [T]) {
     }
 }
 
-fn path_line(net: &Net, f: &Flow, sent: u64, lost: u64) -> String {
+fn path_line(
+    net: &Net,
+    f: &Flow,
+    hops: &[Option<String>],
+    sent: u64,
+    lost: u64,
+    split: Option<(u64, u64)>,
+) -> String {
     let mut s = String::with_capacity(400);
     let _ = write!(
         s,
         "{{\"type\":\"path\",\"tool\":\"ludp\",\"ts\":\"2026-11-22T10:00:00.000000000Z\",\"src\":\"{}\",\"dst\":\"{}\",\"proto\":\"udp\",\"sport\":{},\"dport\":8081,\"hops\":[",
         net.names[f.src], net.names[f.dst], f.sport
     );
-    for (i, &n) in f.path[1..].iter().enumerate() {
+    for (i, hop) in hops.iter().enumerate() {
         if i > 0 {
             s.push(',');
         }
-        let _ = write!(
-            s,
-            "{{\"ttl\":{},\"addr\":\"{}\",\"rtt_ms\":{:.3}}}",
-            i + 1,
-            net.names[n as usize],
-            0.05 * (i + 1) as f64
-        );
+        match hop {
+            Some(addr) => {
+                let _ = write!(
+                    s,
+                    "{{\"ttl\":{},\"addr\":\"{addr}\",\"rtt_ms\":{:.3}}}",
+                    i + 1,
+                    0.05 * (i + 1) as f64
+                );
+            }
+            None => {
+                let _ = write!(s, "{{\"ttl\":{}}}", i + 1);
+            }
+        }
     }
-    let _ = write!(s, "],\"reached\":true,\"sent\":{sent},\"lost\":{lost}}}");
+    let _ = write!(s, "],\"reached\":true,\"sent\":{sent},\"lost\":{lost}");
+    if let Some((fwd, rev)) = split {
+        let _ = write!(s, ",\"lost_fwd\":{fwd},\"lost_rev\":{rev}");
+    }
+    s.push('}');
     s
 }
 
@@ -408,10 +646,17 @@ pub fn evaluate(run: &Run, methods: &[Method], params: &Params) -> Vec<Outcome> 
         let _ = agg.add_line(l.as_bytes());
     }
     let p = Problem::from_aggregator(&agg);
-    let truth: HashSet<(String, String)> = run
+    // Records name links by addresses; the faults are node pairs.
+    let mut node_cache: HashMap<String, Option<u32>> = HashMap::new();
+    let mut node = |name: &str| {
+        *node_cache
+            .entry(name.to_string())
+            .or_insert_with(|| run.node_of(name))
+    };
+    let truth: HashSet<(Option<u32>, Option<u32>)> = run
         .faults
         .iter()
-        .map(|(a, b, _)| (a.clone(), b.clone()))
+        .map(|(a, b, _)| (node(a), node(b)))
         .collect();
     let model = super::estimate::flock(&p, params);
     methods
@@ -419,13 +664,13 @@ pub fn evaluate(run: &Run, methods: &[Method], params: &Params) -> Vec<Outcome> 
         .map(|&m| {
             let scores = report::score_with(&p, m, params, model.clone());
             let ranked = report::rank(&p, &scores, params);
-            let is_true = |ls: &crate::record::LinkScore| match &ls.group {
+            let mut is_true = |ls: &crate::record::LinkScore| match &ls.group {
                 Some(g) => g
                     .iter()
-                    .any(|e| truth.contains(&(e.from.clone(), e.to.clone()))),
-                None => truth.contains(&(ls.from.clone(), ls.to.clone())),
+                    .any(|e| truth.contains(&(node(&e.from), node(&e.to)))),
+                None => truth.contains(&(node(&ls.from), node(&ls.to))),
             };
-            let hits: Vec<bool> = ranked.iter().map(is_true).collect();
+            let hits: Vec<bool> = ranked.iter().map(&mut is_true).collect();
             let k = hits.iter().filter(|h| **h).count();
             let mut o = Outcome {
                 k,

@@ -301,15 +301,18 @@ fn link(s: &mut String, m: &mut Map<String, Value>) {
             let _ = write!(s, " {key} {n}");
         }
     }
-    if let Some(Value::Array(group)) = take(m, "group") {
-        let members: Vec<String> = group
+    for key in ["covers", "group"] {
+        let Some(Value::Array(ends)) = take(m, key) else {
+            continue;
+        };
+        let members: Vec<String> = ends
             .iter()
             .map(|e| {
                 let end = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("?").to_string();
                 format!("{} -> {}", end("from"), end("to"))
             })
             .collect();
-        let _ = write!(s, "  group: {}", members.join(", "));
+        let _ = write!(s, "  {key}: {}", members.join(", "));
     }
 }
 
@@ -547,6 +550,7 @@ mod tests {
             sent: 2400,
             lost: 195,
             verdict: Verdict::Faulty,
+            covers: None,
             group: Some(vec![
                 LinkEnds {
                     from: "10.2.1.1".into(),

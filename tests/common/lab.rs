@@ -933,3 +933,90 @@ pub fn assert_dropped_local_is_the_kernels(run: &ToolRun, kernel: u64, socket: &
     let said = format!("the kernel dropped {kernel} datagrams on {socket}, its receive queue full");
     assert!(run.stderr.contains(&said), "{}", run.stderr);
 }
+
+/// A leaf-spine of `leaves` leaves (2 to 9) and `spines` spines (1 to 9), one host per leaf,
+/// IPv4, ECMP at the leaves hashing the 5-tuple only, no ICMP rate limit anywhere:
+///
+/// * host `hosts[L-1]` eth0 10.L.1.1/24, default via its leaf's 10.L.1.254;
+/// * leaf L's interface `sS` 10.0.LS.1/24 faces spine S's interface `lL` 10.0.LS.2/24;
+/// * each leaf reaches every other leaf's host subnet over all spines, each spine every host
+///   subnet via that host's leaf.
+///
+/// `arrival`: routers answer traces from the interface a probe arrived on
+/// (`icmp_errors_use_inbound_ifaddr=1`, as hardware routers do); otherwise from the interface
+/// of their route back to the source (Linux's default).
+pub struct Fabric {
+    pub hosts: Vec<Netns>,
+    pub leaves: Vec<Netns>,
+    pub spines: Vec<Netns>,
+}
+
+impl Fabric {
+    pub fn new(test: &str, leaves: usize, spines: usize, arrival: bool) -> Fabric {
+        assert!((2..=9).contains(&leaves) && (1..=9).contains(&spines));
+        let ns = |role: String| Netns::new(&format!("{test}-{role}"));
+        let hosts: Vec<Netns> = (1..=leaves).map(|l| ns(format!("h{l}"))).collect();
+        let leaf_ns: Vec<Netns> = (1..=leaves).map(|l| ns(format!("l{l}"))).collect();
+        let spine_ns: Vec<Netns> = (1..=spines).map(|s| ns(format!("s{s}"))).collect();
+        for (i, (h, l)) in hosts.iter().zip(&leaf_ns).enumerate() {
+            let n = i + 1;
+            link(
+                h,
+                "eth0",
+                &[&format!("10.{n}.1.1/24")],
+                l,
+                "eth0",
+                &[&format!("10.{n}.1.254/24")],
+            );
+            for (j, s) in spine_ns.iter().enumerate() {
+                let m = j + 1;
+                link(
+                    l,
+                    &format!("s{m}"),
+                    &[&format!("10.0.{n}{m}.1/24")],
+                    s,
+                    &format!("l{n}"),
+                    &[&format!("10.0.{n}{m}.2/24")],
+                );
+            }
+        }
+        for r in hosts.iter().chain(&leaf_ns).chain(&spine_ns) {
+            r.sysctl("net.ipv4.icmp_ratelimit", "0");
+            r.sysctl("net.ipv4.icmp_ratemask", "0");
+            r.sysctl("net.ipv4.icmp_msgs_per_sec", "1000000");
+            r.sysctl("net.ipv4.icmp_msgs_burst", "1000000");
+        }
+        for r in leaf_ns.iter().chain(&spine_ns) {
+            r.enable_forwarding();
+            r.sysctl("net.ipv4.fib_multipath_hash_policy", "3");
+            r.sysctl("net.ipv4.fib_multipath_hash_fields", "0x37");
+            if arrival {
+                r.sysctl("net.ipv4.icmp_errors_use_inbound_ifaddr", "1");
+            }
+        }
+        for (i, h) in hosts.iter().enumerate() {
+            h.run(&format!("ip route add default via 10.{}.1.254", i + 1));
+        }
+        for (i, l) in leaf_ns.iter().enumerate() {
+            for other in (1..=leaves).filter(|&o| o != i + 1) {
+                let hops: String = (1..=spines)
+                    .map(|m| format!(" nexthop via 10.0.{}{m}.2", i + 1))
+                    .collect();
+                l.run(&format!("ip route add 10.{other}.1.0/24{hops}"));
+            }
+        }
+        for (j, s) in spine_ns.iter().enumerate() {
+            for n in 1..=leaves {
+                s.run(&format!(
+                    "ip route add 10.{n}.1.0/24 via 10.0.{n}{}.1",
+                    j + 1
+                ));
+            }
+        }
+        Fabric {
+            hosts,
+            leaves: leaf_ns,
+            spines: spine_ns,
+        }
+    }
+}

@@ -1,0 +1,646 @@
+//! From traced addresses to physical links, and from round trips to the paths their answers
+//! may have taken.
+//!
+//! # Routers from interface addresses
+//! A router answers a trace from one of its interfaces, so one router shows as many
+//! addresses. Two rules put addresses of one router together, without an alias file:
+//!
+//! - **Gateway**: the first hop of every trace from host H, and the last hop before H of every
+//!   trace to H, are H's gateway, whatever interface it answered from.
+//! - **Arrival**: routers that answer from the interface a probe arrived on (hardware routers,
+//!   Linux with `icmp_errors_use_inbound_ifaddr=1`) show, at each hop, the far end of the link
+//!   the probe came in on. Every address seen right before such an address B is then an
+//!   interface of the one router at the other end of B's link. The rule is used only where it
+//!   holds: B is left out when two addresses before it are ECMP siblings (both seen right
+//!   after one same address), the mark of routers that answer from the interface toward the
+//!   source (Linux's default), where paths that split meet again at one address. Hosts
+//!   (sources and destinations) are never merged by it (hosts share a gateway address on a LAN).
+//!
+//! A physical link is then a pair of routers. Each link keeps the address pairs it showed as
+//! (`covers`): with arrival addressing a link into B is named by B's arrival address.
+//!
+//! # Round trips
+//! ludp, ltcp and lping measure round trips: the answer comes back on its own path, hashed by
+//! ECMP on the reversed 5-tuple and never traced. It leaves the destination D through D's
+//! gateway, arrives through the source S's gateway, and between the two takes one of the
+//! paths that traces from D's gateway to S's gateway show (the mirror of S's own paths when
+//! none were traced that way). An answer meets each link's loss rate, as a probe does, and
+//! the link's loss of answers only ([`Dir::AnswerOnly`]).
+//! Without `lost_fwd`/`lost_rev` the whole loss is explained by probe and answer paths
+//! together; with them, each part by its own path.
+
+use super::graph::{fill_in_place, Dir, ObsSpec, Problem};
+use super::input::{Aggregator, FlowKey, RouteStats};
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+/// Union-find over node ids; the root of a set is its smallest id (names are sorted, so the
+/// result is independent of input order).
+struct Sets(Vec<u32>);
+
+impl Sets {
+    fn find(&mut self, mut a: u32) -> u32 {
+        while self.0[a as usize] != a {
+            let up = self.0[self.0[a as usize] as usize];
+            self.0[a as usize] = up;
+            a = up;
+        }
+        a
+    }
+
+    fn union(&mut self, a: u32, b: u32) {
+        let (a, b) = (self.find(a), self.find(b));
+        if a != b {
+            let (lo, hi) = (a.min(b), a.max(b));
+            self.0[hi as usize] = lo;
+        }
+    }
+}
+
+/// Builds the estimators' problem from what the aggregator read.
+pub fn infer(agg: &Aggregator) -> Problem {
+    // Node ids by name, so that nothing depends on the input's order.
+    let names = agg.names();
+    let mut by_name: Vec<u32> = (0..names.len() as u32).collect();
+    by_name.sort_unstable_by(|&a, &b| names[a as usize].cmp(&names[b as usize]));
+    let mut new_id = vec![0u32; names.len()];
+    for (new, &old) in by_name.iter().enumerate() {
+        new_id[old as usize] = new as u32;
+    }
+    let addr_names: Vec<Box<str>> = by_name.iter().map(|&i| names[i as usize].clone()).collect();
+    let silent = |n: u32| addr_names[n as usize].starts_with('?');
+
+    // Routes in the new ids, silent hops filled where the other routes show who is there;
+    // routes the fill makes equal become one.
+    let mut raw: Vec<Vec<u32>> = (0..agg.route_count() as u32)
+        .map(|r| agg.route(r).iter().map(|&n| new_id[n as usize]).collect())
+        .collect();
+    {
+        let mut seqs: Vec<&mut Vec<u32>> = raw.iter_mut().collect();
+        fill_in_place(&addr_names, &mut seqs);
+    }
+    let mut sorted: Vec<&Vec<u32>> = raw.iter().collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let routes: Vec<Vec<u32>> = sorted.into_iter().cloned().collect();
+    let index: HashMap<&[u32], u32> = routes
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (&r[..], i as u32))
+        .collect();
+    let route_of: Vec<u32> = raw.iter().map(|r| index[&r[..]]).collect();
+    drop(index);
+
+    let mut sets = Sets((0..addr_names.len() as u32).collect());
+    let mut endpoint = vec![false; addr_names.len()];
+    for r in &routes {
+        endpoint[r[0] as usize] = true;
+        endpoint[*r.last().unwrap() as usize] = true;
+    }
+    // Successors and predecessors of every address, for both rules.
+    let mut preds: HashMap<u32, BTreeSet<u32>> = HashMap::new();
+    for r in &routes {
+        for w in r.windows(2) {
+            preds.entry(w[1]).or_default().insert(w[0]);
+        }
+    }
+    let empty = BTreeSet::new();
+    // Addresses seen right after one same address: ECMP siblings, different routers.
+    let siblings = |set: &[u32]| {
+        set.iter().enumerate().any(|(i, a)| {
+            let pa = preds.get(a).unwrap_or(&empty);
+            set[i + 1..]
+                .iter()
+                .any(|c| !pa.is_disjoint(preds.get(c).unwrap_or(&empty)))
+        })
+    };
+    // Gateway rule: a host's first hops, and the last hops before it unless one source saw
+    // several that are ECMP siblings (a server reached over several routers). A router
+    // answering toward the source shows one address per source (and those may be siblings);
+    // one answering from the arrival interface shows several to one source, not siblings.
+    let mut first: HashMap<u32, BTreeSet<u32>> = HashMap::new();
+    let mut last: HashMap<u32, BTreeSet<u32>> = HashMap::new();
+    let mut last_by_source: HashMap<(u32, u32), u32> = HashMap::new();
+    let mut ecmp_before: HashSet<u32> = HashSet::new();
+    for r in &routes {
+        // [s, ?, d]: a trace that saw nothing, one unknown stretch, not a gateway.
+        if r.len() < 3 || (r.len() == 3 && silent(r[1])) {
+            continue;
+        }
+        let (s, d) = (r[0], r[r.len() - 1]);
+        let (gs, gd) = (r[1], r[r.len() - 2]);
+        if !endpoint[gs as usize] {
+            first.entry(s).or_default().insert(gs);
+        }
+        if !endpoint[gd as usize] {
+            last.entry(d).or_default().insert(gd);
+            if *last_by_source.entry((s, d)).or_insert(gd) != gd {
+                ecmp_before.insert(d);
+            }
+        }
+    }
+    for (h, gws) in &last {
+        let gws: Vec<u32> = gws.iter().copied().collect();
+        if ecmp_before.contains(h) && siblings(&gws) {
+            continue;
+        }
+        for w in gws.windows(2) {
+            sets.union(w[0], w[1]);
+        }
+        if let Some(f) = first.get(h) {
+            sets.union(gws[0], *f.iter().next().unwrap());
+        }
+    }
+    for gws in first.values() {
+        let gws: Vec<u32> = gws.iter().copied().collect();
+        for w in gws.windows(2) {
+            sets.union(w[0], w[1]);
+        }
+    }
+    // Arrival rule.
+    for before in preds.values() {
+        if before.len() < 2 || before.iter().any(|&a| endpoint[a as usize]) {
+            continue;
+        }
+        let before: Vec<u32> = before.iter().copied().collect();
+        if siblings(&before) {
+            continue;
+        }
+        for w in before.windows(2) {
+            sets.union(w[0], w[1]);
+        }
+    }
+    // Routers: named by their smallest answering address (a silent one only if all are).
+    let n = addr_names.len();
+    let mut root_of: Vec<u32> = (0..n as u32).map(|a| sets.find(a)).collect();
+    let mut rep: HashMap<u32, u32> = HashMap::new();
+    for a in 0..n as u32 {
+        let e = rep.entry(root_of[a as usize]).or_insert(a);
+        if silent(*e) && !silent(a) {
+            *e = a;
+        }
+    }
+    let mut router_names: Vec<Box<str>> = Vec::new();
+    let mut router_id: HashMap<u32, u32> = HashMap::new();
+    let mut roots: Vec<u32> = rep.keys().copied().collect();
+    roots.sort_unstable_by(|a, b| addr_names[rep[a] as usize].cmp(&addr_names[rep[b] as usize]));
+    for root in roots {
+        router_id.insert(root, router_names.len() as u32);
+        router_names.push(addr_names[rep[&root] as usize].clone());
+    }
+    for r in root_of.iter_mut() {
+        *r = router_id[r];
+    }
+
+    // Routes over routers, and the address pair of every link crossing.
+    let mut links: Vec<(u32, u32)> = Vec::new();
+    let mut link_id: HashMap<(u32, u32), u32> = HashMap::new();
+    let mut pair_count: Vec<HashMap<(u32, u32), u64>> = Vec::new();
+    let mut link_of = |a: u32, b: u32, links: &mut Vec<(u32, u32)>, pc: &mut Vec<HashMap<_, _>>| {
+        *link_id.entry((a, b)).or_insert_with(|| {
+            links.push((a, b));
+            pc.push(HashMap::new());
+            links.len() as u32 - 1
+        })
+    };
+    // Per route: its routers, and its link ids.
+    let mut router_routes: Vec<Vec<u32>> = Vec::with_capacity(routes.len());
+    let mut route_links: Vec<Vec<u32>> = Vec::with_capacity(routes.len());
+    for r in &routes {
+        let mut rs: Vec<u32> = Vec::with_capacity(r.len());
+        let mut ls: Vec<u32> = Vec::with_capacity(r.len());
+        let mut prev_addr = r[0];
+        rs.push(root_of[r[0] as usize]);
+        for &a in &r[1..] {
+            let ra = root_of[a as usize];
+            if rs.last() == Some(&ra) {
+                prev_addr = a;
+                continue;
+            }
+            let l = link_of(*rs.last().unwrap(), ra, &mut links, &mut pair_count);
+            *pair_count[l as usize].entry((prev_addr, a)).or_default() += 1;
+            if !ls.contains(&l) {
+                ls.push(l);
+            }
+            rs.push(ra);
+            prev_addr = a;
+        }
+        router_routes.push(rs);
+        route_links.push(ls);
+    }
+    // Router ids that are route ends (hosts): an answer's path does not cross them.
+    let mut host = vec![false; router_names.len()];
+    for rs in &router_routes {
+        host[rs[0] as usize] = true;
+        host[*rs.last().unwrap() as usize] = true;
+    }
+    // The links seen, from each router, for the answers' ECMP paths.
+    let mut next: Vec<Vec<u32>> = vec![Vec::new(); router_names.len()];
+    for &(a, b) in &links {
+        next[a as usize].push(b);
+    }
+    for n in &mut next {
+        n.sort_unstable();
+        n.dedup();
+    }
+    let mut paths_cache: HashMap<(u32, u32), Vec<Vec<u32>>> = HashMap::new();
+    let mut unknown_id: HashMap<(u32, Dir), u32> = HashMap::new();
+    let mut unknowns: Vec<(u32, Dir)> = Vec::new();
+    let mut unknown = |l: u32, d: Dir, unknowns: &mut Vec<(u32, Dir)>| {
+        *unknown_id.entry((l, d)).or_insert_with(|| {
+            unknowns.push((l, d));
+            unknowns.len() as u32 - 1
+        })
+    };
+    // The answers' alternatives per route (unknown id lists), computed once per route.
+    let mut answer_cache: HashMap<u32, Vec<Vec<u32>>> = HashMap::new();
+    let mut flows: Vec<(FlowKey, RouteStats)> = agg.flows().collect();
+    for f in &mut flows {
+        f.0.route = route_of[f.0.route as usize];
+    }
+    flows.sort_unstable_by_key(|f| f.0);
+    let mut obs: Vec<ObsSpec> = Vec::with_capacity(flows.len());
+    for (key, st) in flows {
+        let r = key.route;
+        let probe: Vec<u32> = route_links[r as usize]
+            .iter()
+            .map(|&l| unknown(l, Dir::Every, &mut unknowns))
+            .collect();
+        let alts = answer_cache.entry(r).or_insert_with(|| {
+            let rs = &router_routes[r as usize];
+            let (s, d) = (rs[0], *rs.last().unwrap());
+            let inner: Vec<Vec<u32>> = if rs.len() < 3 {
+                vec![Vec::new()]
+            } else {
+                let (gs, gd) = (rs[1], rs[rs.len() - 2]);
+                let found = paths_cache
+                    .entry((gd, gs))
+                    .or_insert_with(|| shortest_paths(&next, &host, gd, gs));
+                if found.is_empty() {
+                    // Nothing seen that way: the mirror of this route.
+                    vec![rs[1..rs.len() - 1].iter().rev().copied().collect()]
+                } else {
+                    found.clone()
+                }
+            };
+            inner
+                .into_iter()
+                .map(|mid| {
+                    let mut path = Vec::with_capacity(mid.len() + 2);
+                    path.push(d);
+                    path.extend(mid);
+                    path.push(s);
+                    path.dedup();
+                    path.windows(2)
+                        .flat_map(|w| {
+                            let l = link_of(w[0], w[1], &mut links, &mut pair_count);
+                            [
+                                unknown(l, Dir::Every, &mut unknowns),
+                                unknown(l, Dir::AnswerOnly, &mut unknowns),
+                            ]
+                        })
+                        .collect()
+                })
+                .collect()
+        });
+        if st.sent > 0 || st.split_sent == 0 {
+            let mut o = ObsSpec {
+                certain: probe.clone(),
+                alts: Vec::new(),
+                sent: st.sent,
+                lost: st.lost,
+            };
+            split_alts(alts, &mut o);
+            obs.push(o);
+        }
+        if st.split_sent > 0 {
+            obs.push(ObsSpec {
+                certain: probe,
+                alts: Vec::new(),
+                sent: st.split_sent,
+                lost: st.lost_fwd,
+            });
+            let mut o = ObsSpec {
+                certain: Vec::new(),
+                alts: Vec::new(),
+                sent: st.split_sent - st.lost_fwd,
+                lost: st.lost_rev,
+            };
+            split_alts(alts, &mut o);
+            obs.push(o);
+        }
+    }
+    let covers = pair_count
+        .into_iter()
+        .map(|m| {
+            let mut v: Vec<((u32, u32), u64)> = m.into_iter().collect();
+            v.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            v.into_iter().map(|(p, _)| p).collect()
+        })
+        .collect();
+    let mut p = Problem::assemble(router_names, links, covers, addr_names, unknowns, obs);
+    p.endpoints = host;
+    p
+}
+
+/// The most ECMP paths an answer is taken to choose from.
+const MAX_PATHS: usize = 64;
+
+/// Every shortest path from `from` to `to` over the links seen (hosts not crossed), as the
+/// router sequences from `from` to `to`: the ECMP choices of an answer between two gateways.
+/// Empty when `to` is not reachable, or there are more than [`MAX_PATHS`].
+fn shortest_paths(next: &[Vec<u32>], host: &[bool], from: u32, to: u32) -> Vec<Vec<u32>> {
+    if from == to {
+        return vec![vec![from]];
+    }
+    let mut dist: HashMap<u32, u32> = HashMap::from([(from, 0)]);
+    let mut preds: HashMap<u32, Vec<u32>> = HashMap::new();
+    let mut frontier = vec![from];
+    let mut d = 0;
+    while !frontier.is_empty() && !dist.contains_key(&to) {
+        d += 1;
+        let mut new = Vec::new();
+        for &v in &frontier {
+            for &n in &next[v as usize] {
+                if host[n as usize] && n != to {
+                    continue;
+                }
+                match dist.get(&n) {
+                    None => {
+                        dist.insert(n, d);
+                        preds.entry(n).or_default().push(v);
+                        new.push(n);
+                    }
+                    Some(&dn) if dn == d => preds.entry(n).or_default().push(v),
+                    _ => {}
+                }
+            }
+        }
+        frontier = new;
+    }
+    if !dist.contains_key(&to) {
+        return Vec::new();
+    }
+    // Back from `to`, every way.
+    let mut done: Vec<Vec<u32>> = Vec::new();
+    let mut partial: Vec<Vec<u32>> = vec![vec![to]];
+    while let Some(p) = partial.pop() {
+        let head = *p.last().unwrap();
+        if head == from {
+            let mut p = p;
+            p.reverse();
+            done.push(p);
+            if done.len() > MAX_PATHS {
+                return Vec::new();
+            }
+            continue;
+        }
+        for &v in preds.get(&head).map(Vec::as_slice).unwrap_or(&[]) {
+            let mut q = p.clone();
+            q.push(v);
+            partial.push(q);
+        }
+    }
+    done.sort();
+    done
+}
+
+/// Adds an answer's alternatives to an observation: links on every alternative are certain.
+fn split_alts(alts: &[Vec<u32>], o: &mut ObsSpec) {
+    let Some(first) = alts.first() else { return };
+    let common: Vec<u32> = first
+        .iter()
+        .copied()
+        .filter(|u| alts[1..].iter().all(|a| a.contains(u)))
+        .collect();
+    o.certain.extend(&common);
+    if alts.len() > 1 {
+        let common: HashSet<u32> = common.into_iter().collect();
+        o.alts = alts
+            .iter()
+            .map(|a| a.iter().copied().filter(|u| !common.contains(u)).collect())
+            .collect();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::correlate::estimate::Params;
+    use crate::correlate::input::Aliases;
+    use crate::correlate::report::{rank, score, Method};
+    use crate::record::{LinkScore, Verdict};
+
+    /// The issue's lab: leaves 1-3 with one host each (10.L.1.1 behind 10.L.1.254), spines
+    /// 1-2; leaf L's interface toward spine S is 10.0.LS.1, the spine's toward it 10.0.LS.2.
+    /// `arrival`: routers answer from the interface the probe came in on; else from the one
+    /// toward the source (the spine toward the source's leaf, a leaf toward spine 1).
+    fn hop_addrs(a: u8, b: u8, spine: u8, arrival: bool) -> Vec<String> {
+        let far_leaf = if arrival {
+            format!("10.0.{b}{spine}.1")
+        } else {
+            format!("10.0.{b}1.1")
+        };
+        vec![
+            format!("10.{a}.1.254"),
+            format!("10.0.{a}{spine}.2"),
+            far_leaf,
+            format!("10.{b}.1.1"),
+        ]
+    }
+
+    /// `lossy(a, b, spine_out, spine_back)`: probes (fwd) and answers (rev) lost per flow.
+    /// Every host probes every other over 16 flows, half over each spine, the answers coming
+    /// back over spine 1 for flows 0-3 and 8-11, spine 2 for the others.
+    fn lines(
+        arrival: bool,
+        split: bool,
+        lossy: &dyn Fn(u8, u8, u8, u8) -> (u64, u64),
+    ) -> Vec<String> {
+        lines_with(arrival, split, false, lossy)
+    }
+
+    /// `symmetric`: the answers come back over the spine their probes took (Linux hashes
+    /// both directions of a flow alike).
+    fn lines_with(
+        arrival: bool,
+        split: bool,
+        symmetric: bool,
+        lossy: &dyn Fn(u8, u8, u8, u8) -> (u64, u64),
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        for a in 1..=3u8 {
+            for b in (1..=3u8).filter(|&b| b != a) {
+                for f in 0..16u16 {
+                    let spine = 1 + (f % 2) as u8;
+                    let back = if symmetric {
+                        spine
+                    } else if (f / 4) % 2 == 0 {
+                        1
+                    } else {
+                        2
+                    };
+                    let (fwd, rev) = lossy(a, b, spine, back);
+                    let hops: Vec<String> = hop_addrs(a, b, spine, arrival)
+                        .iter()
+                        .enumerate()
+                        .map(|(i, h)| format!(r#"{{"ttl":{},"addr":"{h}"}}"#, i + 1))
+                        .collect();
+                    let counts = if split {
+                        format!(
+                            r#""sent":200,"lost":{},"lost_fwd":{fwd},"lost_rev":{rev}"#,
+                            fwd + rev
+                        )
+                    } else {
+                        format!(r#""sent":200,"lost":{}"#, fwd + rev)
+                    };
+                    out.push(format!(
+                        r#"{{"type":"path","tool":"ludp","src":"10.{a}.1.1","dst":"10.{b}.1.1","proto":"udp","sport":{},"dport":8081,"hops":[{}],"reached":true,{counts}}}"#,
+                        40000 + f,
+                        hops.join(",")
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    fn correlate(lines: &[String]) -> (Problem, Vec<LinkScore>) {
+        let mut agg = Aggregator::new(Aliases::new());
+        for l in lines {
+            agg.add_line(l.as_bytes()).unwrap();
+        }
+        let p = infer(&agg);
+        let params = Params::default();
+        let s = score(&p, Method::Flock, &params);
+        let r = rank(&p, &s, &params);
+        (p, r)
+    }
+
+    fn members(l: &LinkScore) -> Vec<(String, String)> {
+        match &l.group {
+            Some(g) => g.iter().map(|e| (e.from.clone(), e.to.clone())).collect(),
+            None => vec![(l.from.clone(), l.to.clone())],
+        }
+    }
+
+    fn faulty(r: &[LinkScore]) -> Vec<&LinkScore> {
+        r.iter().filter(|l| l.verdict == Verdict::Faulty).collect()
+    }
+
+    #[test]
+    fn arrival_addresses_make_one_router_and_one_link_each() {
+        let (p, _) = correlate(&lines(true, false, &|_, _, _, _| (0, 0)));
+        // 3 hosts, 3 leaves, 2 spines.
+        assert_eq!(p.names.len(), 8, "{:?}", p.names);
+        // Traced: 3 uplinks, 6 leaf>spine, 6 spine>leaf, 3 downlinks.
+        assert_eq!(p.links.len(), 18, "{:?}", p.links);
+        // Spine 1 into leaf 2 is one link, named by leaf 2's arrival address, covering the
+        // spine's addresses toward leaves 1 and 3.
+        let l = (0..p.links.len() as u32)
+            .find(|&l| p.link_name(l).1 == "10.0.21.1")
+            .unwrap();
+        let mut covers: Vec<&str> = p.covers[l as usize]
+            .iter()
+            .map(|&(a, _)| &*p.addr_names[a as usize])
+            .collect();
+        covers.sort_unstable();
+        assert_eq!(covers, ["10.0.11.2", "10.0.31.2"]);
+    }
+
+    #[test]
+    fn addresses_toward_the_source_are_not_taken_for_arrival_ones() {
+        // Leaf 2 answers 10.0.21.1 after either spine: the spines are not one router.
+        let (p, _) = correlate(&lines(false, false, &|_, _, _, _| (0, 0)));
+        let spines: Vec<&str> = p
+            .names
+            .iter()
+            .map(|n| &**n)
+            .filter(|n| n.ends_with(".2") && n.starts_with("10.0."))
+            .collect();
+        assert!(spines.len() >= 2, "{:?}", p.names);
+        assert!(p.names.iter().any(|n| &**n == "10.0.12.2"), "{:?}", p.names);
+    }
+
+    #[test]
+    fn loss_on_a_spine_to_leaf_link_is_named_there_alone() {
+        // 8 % on spine 1 -> leaf 2, probes and answers alike.
+        let hit = |fwd: bool, rev: bool| (u64::from(fwd) * 16, u64::from(rev) * 16);
+        for arrival in [true, false] {
+            for split in [false, true] {
+                let (_, r) = correlate(&lines(arrival, split, &|a, b, out, back| {
+                    hit(b == 2 && out == 1, a == 2 && back == 1)
+                }));
+                let f = faulty(&r);
+                assert_eq!(f.len(), 1, "arrival {arrival} split {split}: {r:#?}");
+                assert!(
+                    members(f[0])
+                        .iter()
+                        .any(|(_, to)| to.starts_with("10.0.2") && to.ends_with(".1")),
+                    "arrival {arrival} split {split}: {:?}",
+                    f[0]
+                );
+                assert_eq!(r[0].verdict, Verdict::Faulty);
+            }
+        }
+    }
+
+    #[test]
+    fn loss_on_the_answers_only_is_placed_on_their_link() {
+        // The issue's second lab: only answers crossing spine 1 -> leaf 2 are lost (the
+        // flows of host 2 whose answers came back over spine 1); no traced probe was.
+        for split in [true, false] {
+            let (_, r) = correlate(&lines(true, split, &|a, _, _, back| {
+                (0, if a == 2 && back == 1 { 16 } else { 0 })
+            }));
+            let f = faulty(&r);
+            assert_eq!(f.len(), 1, "split {split}: {r:#?}");
+            assert!(
+                members(f[0]).contains(&("10.0.11.2".into(), "10.0.21.1".into()))
+                    || members(f[0]).iter().any(|(_, to)| to == "10.0.21.1"),
+                "split {split}: {:?}",
+                f[0]
+            );
+        }
+    }
+
+    #[test]
+    fn answers_retracing_their_probes_make_a_links_directions_twins() {
+        // 8 % on spine 1 -> leaf 2, the answers over the probes' spine: every lossy flow
+        // crossed leaf 2 -> spine 1 one way or spine 1 -> leaf 2 the other, so both
+        // directions are named, in one record.
+        let (_, r) = correlate(&lines_with(true, false, true, &|a, b, out, _| {
+            let hit = out == 1 && (a == 2 || b == 2);
+            (if hit { 16 } else { 0 }, 0)
+        }));
+        let f = faulty(&r);
+        assert_eq!(f.len(), 1, "{r:#?}");
+        let m = members(f[0]);
+        assert!(m.iter().any(|(_, to)| to == "10.0.21.1"), "{m:?}");
+        assert!(m.iter().any(|(from, _)| from == "10.2.1.254"), "{m:?}");
+    }
+
+    #[test]
+    fn round_trips_cannot_tell_a_host_links_directions_apart() {
+        // 5 % on host 3's uplink: every flow from and to host 3 loses, probes or answers.
+        let (_, r) = correlate(&lines(true, false, &|a, b, _, _| {
+            (if a == 3 { 10 } else { 0 }, if b == 3 { 10 } else { 0 })
+        }));
+        let f = faulty(&r);
+        assert_eq!(f.len(), 1, "{r:#?}");
+        let m = members(f[0]);
+        assert!(
+            m.contains(&("10.3.1.1".into(), "10.3.1.254".into())),
+            "{m:?}"
+        );
+        // With the split counts the uplink stands alone.
+        let (_, r) = correlate(&lines(true, true, &|a, b, _, _| {
+            (if a == 3 { 10 } else { 0 }, if b == 3 { 10 } else { 0 })
+        }));
+        let f = faulty(&r);
+        assert_eq!(f.len(), 1, "{r:#?}");
+        assert_eq!(
+            members(f[0]),
+            [("10.3.1.1".to_string(), "10.3.1.254".to_string())]
+        );
+    }
+}
