@@ -598,7 +598,7 @@ fn a_truncated_gzip_file_keeps_the_records_before_the_cut() {
     assert_eq!(
         stderr(&out),
         format!(
-            "lcorrelate: {name}: truncated gzip stream after line {whole}\nlcorrelate: skipped 1 malformed lines\n"
+            "lcorrelate: {name}: truncated gzip stream after line {whole}\nlcorrelate: skipped 1 malformed line\n"
         )
     );
     assert_eq!(out.status.code(), Some(1));
@@ -624,4 +624,36 @@ fn a_truncated_gzip_file_keeps_the_records_before_the_cut() {
         format!("lcorrelate: {name}: truncated gzip stream after line {whole} (--strict)\n")
     );
     assert!(out.stdout.is_empty());
+}
+
+/// Run by hand with no file and a terminal on stdin, lcorrelate says it is reading standard
+/// input (a silent wait looks like a hang); piped input gets no such line (issue 17).
+#[test]
+fn on_a_terminal_without_files_it_says_it_reads_stdin() {
+    // A pseudo-terminal on stdin, then one Ctrl-D (one is enough: a second read of the
+    // terminal would wait for another): no records, so status 2 after the note.
+    let script = "import os,pty,subprocess,sys\n\
+        m,s=pty.openpty()\n\
+        p=subprocess.Popen([sys.argv[1]],stdin=s,stdout=subprocess.PIPE,stderr=subprocess.PIPE)\n\
+        os.close(s); os.write(m,b'\\x04')\n\
+        out,err=p.communicate(timeout=10)\n\
+        sys.stdout.write(str(p.returncode)+'\\n'+err.decode())\n";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, env!("CARGO_BIN_EXE_lcorrelate")])
+        .output()
+        .expect("python3");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("2"), "{text}");
+    assert_eq!(
+        lines.next(),
+        Some("lcorrelate: reading path records from standard input (end with Ctrl-D)"),
+        "{text}"
+    );
+    let piped = run(&[], Some(b""));
+    assert!(
+        !stderr(&piped).contains("reading path records"),
+        "{}",
+        stderr(&piped)
+    );
 }

@@ -420,7 +420,14 @@ pub fn open(name: &str) -> anyhow::Result<Input> {
     let magic = buf
         .fill_buf()
         .with_context(|| format!("cannot read {name}"))?;
-    if magic.starts_with(&[0x1f, 0x8b]) {
+    if magic.is_empty() {
+        // Already at its end: not read again (a terminal's one Ctrl-D is consumed by one read,
+        // and a second read would wait for another).
+        Ok(Input {
+            reader: Box::new(BufReader::new(std::io::empty())),
+            gzip: false,
+        })
+    } else if magic.starts_with(&[0x1f, 0x8b]) {
         Ok(Input {
             reader: Box::new(BufReader::with_capacity(
                 1 << 16,

@@ -144,6 +144,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         args.files.clone()
     };
     let mut stderr = std::io::stderr();
+    if args.files.is_empty() && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        // Run by hand with no file: say why nothing happens (cat's and jq's silence confuses).
+        eprintln!("lcorrelate: reading path records from standard input (end with Ctrl-D)");
+    }
     for name in &files {
         let mut input = input::open(name)?;
         input::read_into(
@@ -157,7 +161,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         )?;
     }
     if report.skipped > 0 {
-        eprintln!("lcorrelate: skipped {} malformed lines", report.skipped);
+        let lines = if report.skipped == 1 { "line" } else { "lines" };
+        eprintln!("lcorrelate: skipped {} malformed {lines}", report.skipped);
     }
     if agg.records == 0 {
         // No links and nothing faulty would read as healthy to a cron job: it is an error.
