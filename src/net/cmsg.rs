@@ -64,10 +64,13 @@ pub fn parse(buf: &[u8]) -> Ancillary {
         let len = usize::from_ne_bytes(buf[at..at + 8].try_into().unwrap_or_default());
         let level = i32::from_ne_bytes(buf[at + 8..at + 12].try_into().unwrap_or_default());
         let kind = i32::from_ne_bytes(buf[at + 12..at + 16].try_into().unwrap_or_default());
-        if len < HDR_LEN || at + len > buf.len() {
-            break;
-        }
-        let data = &buf[at + HDR_LEN..at + len];
+        // A length that overflows or runs past the buffer ends the walk (found by fuzzing:
+        // `at + len` wrapped and the slice below panicked).
+        let end = match at.checked_add(len) {
+            Some(end) if len >= HDR_LEN && end <= buf.len() => end,
+            _ => break,
+        };
+        let data = &buf[at + HDR_LEN..end];
         match (level, kind) {
             (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS) => out.rx_time = timespec(data),
             // struct scm_timestamping: software, (deprecated), hardware.
@@ -137,6 +140,19 @@ pub fn parse_sockaddr_ip(sa: &[u8]) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fuzzer's find: a second header whose length is `usize::MAX` made `at + len` wrap
+    /// (a panic in debug builds, a slice out of order in release). It ends the walk instead.
+    #[test]
+    fn a_length_that_overflows_ends_the_walk() {
+        let mut buf = Vec::new();
+        buf.extend_from_slice(&(HDR_LEN as u64).to_ne_bytes());
+        buf.extend_from_slice(&[0xbe; 8]);
+        buf.extend_from_slice(&u64::MAX.to_ne_bytes());
+        buf.extend_from_slice(&[0, 0, 0, 0xbe, 0xbe, 0xbe, 0xbe, 0xbe, 0xbe]);
+        let out = parse(&buf);
+        assert!(out.error.is_none() && out.ttl.is_none() && out.rx_time.is_none());
+    }
 
     fn cmsg(level: i32, kind: i32, data: &[u8]) -> Vec<u8> {
         let len = HDR_LEN + data.len();
