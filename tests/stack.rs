@@ -1065,3 +1065,36 @@ fn influxdb_accepts_every_record_kind_of_every_tool() {
     );
     assert!(body.contains(",3]"), "{body}");
 }
+
+/// ltcp's and ltwamp's expositions pass promtool too (with lping's, ludp's, lpassive's and
+/// lreflect's above: every tool that writes one), and count their probes (issue 15).
+#[test]
+fn ltcp_and_ltwamp_expositions_pass_promtool() {
+    let lab = Pair::new("stackrest");
+    let _reflector = lreflect_service(&lab.server, &["--twamp", "0.0.0.0:862"], 862);
+    for (program, target) in [
+        (env!("CARGO_BIN_EXE_ltcp"), "10.0.0.2:9"),
+        (env!("CARGO_BIN_EXE_ltwamp"), "10.0.0.2"),
+    ] {
+        let out = lab
+            .client
+            .command(program)
+            .args(["--format", "openmetrics", "-c", "3", "-i", "0.05", target])
+            .output()
+            .unwrap();
+        let text = stdout(&out);
+        let (ok, said) = promtool(&text);
+        assert!(ok, "{program}: {said}\n{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        assert_eq!(
+            value(&text, "lopa_probes_sent_total", &["addr=\"10.0.0.2\""]),
+            Some(3.0),
+            "{program}\n{text}"
+        );
+        assert_eq!(
+            value(&text, "lopa_rtt_seconds_count", &["addr=\"10.0.0.2\""]),
+            Some(3.0),
+            "{program}: a refused port (RST) and a reflector answer\n{text}"
+        );
+    }
+}
