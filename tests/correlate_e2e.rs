@@ -8,7 +8,7 @@ use common::lab::*;
 use serde_json::Value;
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Every router's interface addresses, so a router is one node whichever way a probe came in
 /// (the lab's routers answer from the inbound interface).
@@ -20,27 +20,13 @@ spine2 10.0.12.2 10.0.22.2
 ";
 
 /// lreflect on the default port 8081 with no rate limit (a host here takes 48 flows at once);
-/// returns once the socket is bound.
+/// returns once the socket is bound (the lab's [`lreflect_service`]).
 fn lreflect(ns: &Netns) -> Background {
-    let child = ns
-        .command(env!("CARGO_BIN_EXE_lreflect"))
-        .args(["--rate-limit", "0", "--max-pps", "0", "--stats-every", "0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start lreflect");
-    let reflector = Background(child);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while ns.run("ss -Hlun 'sport = :8081'").trim().is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "lreflect not bound in {}",
-            ns.name
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    reflector
+    lreflect_service(
+        ns,
+        &["--rate-limit", "0", "--max-pps", "0", "--stats-every", "0"],
+        8081,
+    )
 }
 
 /// The `link` records' ends, as "from>to", of the record's group (or the link alone).

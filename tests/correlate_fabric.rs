@@ -10,29 +10,14 @@ use common::lab::*;
 use serde_json::Value;
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-/// lreflect on port 8081 with no rate limit, once bound.
+/// lreflect on port 8081 with no rate limit, once bound (the lab's [`lreflect_service`]).
 fn lreflect(ns: &Netns) -> Background {
-    let child = ns
-        .command(env!("CARGO_BIN_EXE_lreflect"))
-        .args(["--rate-limit", "0", "--max-pps", "0", "--stats-every", "0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start lreflect");
-    let reflector = Background(child);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while ns.run("ss -Hlun 'sport = :8081'").trim().is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "lreflect not bound in {}",
-            ns.name
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    reflector
+    lreflect_service(
+        ns,
+        &["--rate-limit", "0", "--max-pps", "0", "--stats-every", "0"],
+        8081,
+    )
 }
 
 /// Drops `pct` % of what spine `spine` forwards to leaf `leaf`; `answers_only`: only
