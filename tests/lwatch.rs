@@ -147,6 +147,12 @@ impl Watch {
         out
     }
 
+    /// Asserts that nothing more arrives within `wait` (records nobody asked for).
+    fn assert_quiet_for(&mut self, wait: Duration) {
+        let extra: Vec<String> = self.rest(wait).iter().map(brief).collect();
+        assert!(extra.is_empty(), "records nobody asked for: {extra:#?}");
+    }
+
     /// SIGINT; the exit status must be 0.
     fn stop(self) {
         self.stop_with("INT");
@@ -669,12 +675,7 @@ fn the_oracle_sequence_gives_exactly_the_expected_records() {
             "link del w0 admin=false carrier=false oper=down mtu=1400",
         ],
     ));
-    let extra: Vec<String> = w
-        .rest(Duration::from_millis(500))
-        .iter()
-        .map(brief)
-        .collect();
-    assert!(extra.is_empty(), "records nobody asked for: {extra:#?}");
+    w.assert_quiet_for(Duration::from_millis(500));
     // A last change: once ip monitor has printed its route, it has printed everything.
     all.extend(step(
         &mut w,
@@ -2082,12 +2083,7 @@ fn the_interface_filter_passes_changes_that_take_a_route_or_a_name_away() {
         "ip link add rvdx9 type veth peer name p9",
         &["link new rvdx9 admin=false carrier=false oper=down mtu=1500"],
     ));
-    let extra: Vec<String> = w
-        .rest(Duration::from_millis(300))
-        .iter()
-        .map(brief)
-        .collect();
-    assert!(extra.is_empty(), "records nobody asked for: {extra:#?}");
+    w.assert_quiet_for(Duration::from_millis(300));
     w.stop();
     let everything = all.until("the unfiltered watch", |r| r["ifname"] == "rvdx9");
     all.stop();
@@ -3450,12 +3446,7 @@ fn routes_on_nexthop_objects_follow_their_objects() {
         ],
     );
     all.extend(carrier_lost);
-    let extra: Vec<String> = w
-        .rest(Duration::from_millis(500))
-        .iter()
-        .map(brief)
-        .collect();
-    assert!(extra.is_empty(), "records nobody asked for: {extra:#?}");
+    w.assert_quiet_for(Duration::from_millis(500));
     Picture::of(&all).assert_is_the_kernels(&ns);
     ns.run("ip addr add 10.99.0.1/32 dev lo");
     all.extend(w.until("the last route", |r| r["dst"] == "10.99.0.1/32"));
@@ -3927,12 +3918,7 @@ fn without_compat_mode_routes_on_objects_still_have_their_paths_and_changes() {
             "route del 10.98.0.0/16 t254 unicast boot dev w0 via 10.1.0.3 nhid 1 flushed",
         ],
     );
-    let extra: Vec<String> = w
-        .rest(Duration::from_millis(300))
-        .iter()
-        .map(brief)
-        .collect();
-    assert!(extra.is_empty(), "records nobody asked for: {extra:#?}");
+    w.assert_quiet_for(Duration::from_millis(300));
     w.stop();
     ns.run("ip nexthop add id 99 via 10.1.0.9 dev w0");
     let lines = monitor.stop_after(|l| l.contains("id 99 via"));
