@@ -104,7 +104,8 @@ fn check_replies(run: &ToolRun, target: &str, count: usize, reflector_ttl: u64) 
         assert!(f(&r["reflector_ms"]) >= 0.0, "{r}");
         assert!((fwd + rev - rtt).abs() < 1e-5, "fwd + rev = rtt: {r}");
         assert_eq!(u(&r["reflector_ttl"]), reflector_ttl, "{r}");
-        assert_eq!(u(&r["size"]), 44, "{r}");
+        // The 44-byte base packet and the Direct Measurement TLV ltwamp sends by default.
+        assert_eq!(u(&r["size"]), 60, "{r}");
         assert!(r["reflector_seq"].is_u64(), "{r}");
     }
     let total = run.total(target, None);
@@ -171,7 +172,7 @@ fn sequence_numbers_count_per_session_from_zero() {
     let run = ltwamp(
         &lab.client,
         &[
-            "-c", "4", "-i", "0.005", "--flows", "3", "10.0.0.2", "fd00::2",
+            "-c", "4", "-i", "0.005", "--flows", "3", "--tlv", "none", "10.0.0.2", "fd00::2",
         ],
     );
     assert_eq!(run.status, 0, "{}", run.stderr);
@@ -254,12 +255,33 @@ fn auto_cannot_tell_reverse_loss_from_a_stateless_reflector() {
     add_loss(&lab.router, "forward", "eth1", 30);
     let run = ltwamp(
         &lab.client,
-        &["-q", "-c", "60", "-i", "0.003", "-W", "1", "10.0.2.1"],
+        &[
+            "-q", "-c", "60", "-i", "0.003", "-W", "1", "--tlv", "none", "10.0.2.1",
+        ],
     );
     let total = run.total("10.0.2.1", None);
     assert!(u(&total["sent"]) > u(&total["received"]), "{total}");
     assert!(
         total.get("lost_fwd").is_none() && total.get("lost_rev").is_none(),
+        "{total}"
+    );
+    // With the Direct Measurement TLV (the default), the reflector's counters tell: every
+    // loss but the trailing ones is placed on the way back, none refused.
+    let run = ltwamp(
+        &lab.client,
+        &["-c", "60", "-i", "0.003", "-W", "1", "10.0.2.1"],
+    );
+    let total = run.total("10.0.2.1", None);
+    let lost = u(&total["sent"]) - u(&total["received"]);
+    assert!(lost > 0, "{total}");
+    let trailing = run.trailing_losses("10.0.2.1", u(&run.replies("10.0.2.1")[0]["flow"]["sport"]));
+    assert_eq!(
+        (
+            u(&total["lost_fwd"]),
+            u(&total["lost_rev"]) + trailing,
+            u(&total["refused"])
+        ),
+        (0, lost, 0),
         "{total}"
     );
     // --reflector stateless never places loss, even where it could.
