@@ -254,13 +254,10 @@ pub struct TlvFigures {
 pub enum ClockSource {
     Ntp,
     Ptp,
-    Gps,
-    Glonass,
-    LoranC,
-    Bds,
-    Galileo,
-    Local,
     SsuBits,
+    Gnss,
+    /// A local free-running clock.
+    Local,
     Unknown,
 }
 

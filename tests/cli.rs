@@ -581,7 +581,7 @@ fn every_member_records() -> Vec<Vec<u8>> {
                     reflector_clock: Some(ReflectorClock {
                         sync_in: Some(ClockSource::Ntp),
                         method_in: Some(StampMethod::Sw),
-                        sync_out: Some(ClockSource::LoranC),
+                        sync_out: Some(ClockSource::Gnss),
                         method_out: Some(StampMethod::ControlPlane),
                     }),
                     counters: Some(DirectCounters {

@@ -64,12 +64,14 @@ const COS_LEN: usize = 4;
 const DIRECT_LEN: usize = 12;
 const LOCATION_MIN: usize = 4;
 
-/// Synchronization sources (RFC 8972 §5.3 registry, as stamp-suite 1.0.0 encodes it).
+/// Synchronization sources (RFC 8972 §5.3 registry; stamp-suite 1.0.0 sends the same values).
 pub mod sync {
     pub const NTP: u8 = 1;
     pub const PTP: u8 = 2;
-    pub const GPS: u8 = 3;
-    pub const LOCAL: u8 = 8;
+    pub const SSU_BITS: u8 = 3;
+    pub const GNSS: u8 = 4;
+    /// A local free-running clock: no external source.
+    pub const LOCAL: u8 = 5;
 
     /// The source's name in records; `None` for 0 (not filled in).
     pub fn name(v: u8) -> Option<&'static str> {
@@ -77,13 +79,9 @@ pub mod sync {
             0 => return None,
             NTP => "ntp",
             PTP => "ptp",
-            GPS => "gps",
-            4 => "glonass",
-            5 => "loran-c",
-            6 => "bds",
-            7 => "galileo",
+            SSU_BITS => "ssu-bits",
+            GNSS => "gnss",
             LOCAL => "local",
-            9 => "ssu-bits",
             _ => "unknown",
         })
     }

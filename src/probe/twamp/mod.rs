@@ -446,13 +446,9 @@ fn tlv_figures(a: &Answer, reply_tos: Option<u8>) -> crate::record::TlvFigures {
         stamp_tlv::sync::name(v).map(|n| match n {
             "ntp" => ClockSource::Ntp,
             "ptp" => ClockSource::Ptp,
-            "gps" => ClockSource::Gps,
-            "glonass" => ClockSource::Glonass,
-            "loran-c" => ClockSource::LoranC,
-            "bds" => ClockSource::Bds,
-            "galileo" => ClockSource::Galileo,
-            "local" => ClockSource::Local,
             "ssu-bits" => ClockSource::SsuBits,
+            "gnss" => ClockSource::Gnss,
+            "local" => ClockSource::Local,
             _ => ClockSource::Unknown,
         })
     };
