@@ -21,7 +21,7 @@ pub const EXIT_NO_REPLY: u8 = 1;
 /// Exit status: usage or system error.
 pub const EXIT_ERROR: u8 = 2;
 
-/// Default `--rate`: probes per second over all targets. Chosen by measurement (README, "Probe
+/// Default `--rate`: probes per second over all targets. Chosen by measurement (docs/lping.md, "Probe
 /// rate"): on loopback, where lping answers itself, a sweep of a /16 at this rate lost no
 /// answer, and -i 1 holds for up to this many targets.
 pub const DEFAULT_RATE: f64 = 2000.0;
@@ -490,7 +490,7 @@ pub fn report_outcome(tool: &str, outcome: &crate::engine::Outcome) {
         eprintln!(
             "{tool}: the reflector refused {} probes (its rate limit): counted lost, and as \
              'refused' apart from the network's loss; raise lreflect's --rate-limit above the \
-             probes per second of each source (see the README)",
+             probes per second of each source (see docs/lreflect.md)",
             outcome.refused
         );
     }

@@ -2284,7 +2284,7 @@ fn a_flood_of_spoofed_flows_leaves_a_ludp_split_exact() {
     );
     assert!(
         rss_after <= 32 * 1024,
-        "{rss_after} KiB resident, the README says under 32 MiB"
+        "{rss_after} KiB resident, docs/lreflect.md says under 32 MiB"
     );
 }
 
