@@ -345,7 +345,7 @@ fn textfile_is_served_by_node_exporter() {
         .spawn()
         .expect("start lping");
     let mut lping = Background(lping);
-    let _exporter = node_exporter(&ns, &dir.path());
+    let _exporter = node_exporter(&ns, dir.path());
     // Two windows later the file holds counts, and node_exporter serves them.
     let scraped = scrape_until(&ns, "lping", |body| {
         value(body, "lopa_probes_sent_total", &["target=\"127.0.0.1\""]).unwrap_or(0.0) > 5.0
@@ -366,7 +366,7 @@ fn textfile_is_served_by_node_exporter() {
         total["sent"].as_f64(),
         "the textfile's final count is the total summary's\n{text}"
     );
-    let leftovers: Vec<_> = std::fs::read_dir(&dir.path())
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .filter_map(|e| e.ok())
         .map(|e| e.file_name())
@@ -444,7 +444,7 @@ const LREFLECT: &str = env!("CARGO_BIN_EXE_lreflect");
 fn textfile_dir(name: &str) -> TempDir {
     let dir = TempDir::new(name);
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
     dir
 }
 
@@ -481,7 +481,7 @@ fn lpassive_textfile_is_served_and_equals_its_records() {
         .spawn()
         .expect("start lpassive");
     let mut lpassive = Background(lpassive);
-    let _exporter = node_exporter(&lab.client, &dir.path());
+    let _exporter = node_exporter(&lab.client, dir.path());
     // Traffic over eth0 while lpassive samples it: 30 echo requests and their replies.
     let lping = lab
         .client
