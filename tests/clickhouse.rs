@@ -191,7 +191,7 @@ fn clickhouse_routes_of_a_simulated_fleet_give_lcorrelates_answer() {
     let raw = dir.file("raw.jsonl", &(lines.join("\n") + "\n"));
     let raw_first_hour = dir.file(
         "raw-10h.jsonl",
-        &first_hour
+        first_hour
             .iter()
             .map(|l| format!("{l}\n"))
             .collect::<String>(),

@@ -134,7 +134,7 @@ fn gzip_files_and_plain_files_read_alike() {
     let plain = dir.file("a.jsonl", a.as_bytes());
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(b.as_bytes()).unwrap();
-    let gz = dir.file("b.jsonl.gz", &gz.finish().unwrap());
+    let gz = dir.file("b.jsonl.gz", gz.finish().unwrap());
     let both = run(&[plain.to_str().unwrap(), gz.to_str().unwrap()], None);
     assert_eq!(stderr(&both), "");
     let all = run(&[], Some(lines.as_bytes()));
@@ -334,7 +334,7 @@ fn no_path_records_at_all_is_an_error_not_a_healthy_network() {
     let garbage = dir.file("garbage.jsonl", b"nope\n{\"type\":\n");
     let empty_gz = {
         let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        dir.file("empty.jsonl.gz", &gz.finish().unwrap())
+        dir.file("empty.jsonl.gz", gz.finish().unwrap())
     };
     let cases: Vec<(Vec<&str>, &[u8], String)> = vec![
         (
