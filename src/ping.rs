@@ -1,9 +1,9 @@
 //! `lping`: ICMP echo to one or many targets, as JSON lines.
 
+use crate::cli::trace::TraceArgs;
 use crate::cli::{self, AlertArgs, OutputArgs, RunArgs, SocketArgs, TargetArgs};
 use crate::net::IcmpSocketMode;
 use crate::probe::icmp::{IcmpProber, MAX_PAYLOAD, STABLE_PAYLOAD};
-use crate::probe::trace::run::TraceArgs;
 use anyhow::{bail, Result};
 use clap::Parser;
 use std::process::ExitCode;
@@ -84,7 +84,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
     }
     let ports = cli::Ports::None;
-    crate::probe::trace::run::probe("lping", common, ports, &args.trace, |targets| {
+    crate::cli::trace::probe("lping", common, ports, &args.trace, |targets| {
         IcmpProber::open(
             targets,
             args.socket_mode,

@@ -1,9 +1,9 @@
 //! `ltcp`: TCP connect probes over many flows, as JSON lines.
 
+use crate::cli::trace::{probe, TraceArgs};
 use crate::cli::{self, AlertArgs, OutputArgs, RunArgs, SocketArgs, TargetArgs};
 use crate::probe::syn::SynProber;
 use crate::probe::tcp::{TcpProber, TcpSpread};
-use crate::probe::trace::run::{probe, TraceArgs};
 use anyhow::{bail, Result};
 use clap::Parser;
 use std::process::ExitCode;

@@ -1,8 +1,8 @@
 //! `ltwamp`: TWAMP-Light / STAMP Session-Sender over many flows and DSCP classes, as JSON lines.
 
+use crate::cli::trace::TraceArgs;
 use crate::cli::{self, AlertArgs, FlowArgs, OutputArgs, RunArgs, SocketArgs, TargetArgs};
 use crate::probe::flows::MAX_PAYLOAD;
-use crate::probe::trace::run::TraceArgs;
 use crate::probe::twamp::{check_config, ReflectorMode, TwampConfig, TwampProber, DEFAULT_PORT};
 use anyhow::Result;
 use clap::Parser;
@@ -117,7 +117,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         cli::Ports::Default(Some(args.port)),
     )?;
     let mut prober = TwampProber::open(&targets, cfg, &args.socket.options())?;
-    crate::probe::trace::run::run(
+    crate::cli::trace::run(
         "ltwamp",
         &mut prober,
         targets,

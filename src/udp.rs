@@ -1,8 +1,8 @@
 //! `ludp`: UDP echo probes over many flows and DSCP classes, as JSON lines.
 
+use crate::cli::trace::TraceArgs;
 use crate::cli::{self, AlertArgs, FlowArgs, OutputArgs, RunArgs, SocketArgs, TargetArgs};
 use crate::probe::flows::MAX_PAYLOAD;
-use crate::probe::trace::run::TraceArgs;
 use crate::probe::udp::{check_payload_len, UdpProber};
 use anyhow::{bail, Result};
 use clap::Parser;
@@ -92,7 +92,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     let spread = args.flows.spread();
     let mut prober = UdpProber::open(&targets, spread, args.size as usize, &args.socket.options())?;
-    crate::probe::trace::run::run(
+    crate::cli::trace::run(
         "ludp",
         &mut prober,
         targets,

@@ -271,7 +271,7 @@ impl Prober for IcmpProber {
 
     fn retrace(
         &mut self,
-        totals: &[crate::engine::StreamTotal],
+        totals: &[crate::probe::StreamTotal],
     ) -> Result<Vec<(usize, crate::record::Path)>> {
         trace::retrace(self, totals)
     }

@@ -16,6 +16,20 @@ use std::io;
 use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime};
 
+/// The run's totals of one stream (a flow in a class) of a target, for records written after
+/// the run (a traced flow's `path` with its `sent`/`lost`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamTotal {
+    /// The target's index in the run.
+    pub target: usize,
+    pub flow: Option<Flow>,
+    pub sent: u64,
+    pub received: u64,
+    /// Lost probes placed on the way there and back, when the prober places loss by direction.
+    pub lost_fwd: Option<u64>,
+    pub lost_rev: Option<u64>,
+}
+
 /// Identifies one probe: the target's index in the run and the target's sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ProbeId {
@@ -248,7 +262,7 @@ pub trait Prober {
     /// Returns the `path` records to write, each with its target's index.
     fn retrace(
         &mut self,
-        _totals: &[crate::engine::StreamTotal],
+        _totals: &[StreamTotal],
     ) -> anyhow::Result<Vec<(usize, crate::record::Path)>> {
         Ok(Vec::new())
     }

@@ -313,7 +313,7 @@ impl Prober for SynProber {
 
     fn retrace(
         &mut self,
-        totals: &[crate::engine::StreamTotal],
+        totals: &[crate::probe::StreamTotal],
     ) -> Result<Vec<(usize, crate::record::Path)>> {
         trace::retrace(self, totals)
     }

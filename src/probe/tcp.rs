@@ -197,7 +197,7 @@ impl Prober for TcpProber {
 
     fn retrace(
         &mut self,
-        totals: &[crate::engine::StreamTotal],
+        totals: &[crate::probe::StreamTotal],
     ) -> anyhow::Result<Vec<(usize, crate::record::Path)>> {
         trace::retrace(self, totals)
     }

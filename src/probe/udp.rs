@@ -192,7 +192,7 @@ impl Prober for UdpProber {
 
     fn retrace(
         &mut self,
-        totals: &[crate::engine::StreamTotal],
+        totals: &[crate::probe::StreamTotal],
     ) -> Result<Vec<(usize, crate::record::Path)>> {
         trace::retrace(self, totals)
     }

@@ -14,7 +14,6 @@
 
 pub mod connect;
 pub mod history;
-pub mod run;
 
 pub use history::{flow_totals, FlowCounts, PathHistory};
 
@@ -40,7 +39,7 @@ static STOP: AtomicBool = AtomicBool::new(false);
 /// Makes SIGINT, SIGTERM and SIGHUP end a trace under way (with its results so far) instead of the
 /// process. The engine's own handling of the signals (stop sending, settle) is unaffected.
 pub fn stop_on_signals() -> Result<()> {
-    for signal in crate::cli::end_signals() {
+    for signal in crate::signals::end_signals() {
         signal_hook::flag::register(signal, &STOP).context("cannot install signal handlers")?;
     }
     Ok(())
@@ -660,7 +659,7 @@ pub trait Tracer: crate::probe::Prober {
     /// first. Each call is a new round: answers to an earlier round's probes are not taken.
     fn trace_flows(&mut self, targets: &[Target], cfg: &TraceConfig) -> Result<Vec<TracedFlow>>;
 
-    /// Where the followed paths live (`None` until [`run`] starts following them).
+    /// Where the followed paths live (`None` until the run starts following them).
     fn followed(&mut self) -> &mut Option<Followed>;
 }
 
@@ -668,7 +667,7 @@ pub trait Tracer: crate::probe::Prober {
 /// (see [`PathHistory::update`]). For [`crate::probe::Prober::retrace`].
 pub fn retrace<T: Tracer>(
     prober: &mut T,
-    totals: &[crate::engine::StreamTotal],
+    totals: &[crate::probe::StreamTotal],
 ) -> Result<Vec<(usize, Path)>> {
     let Some(mut followed) = prober.followed().take() else {
         return Ok(Vec::new());

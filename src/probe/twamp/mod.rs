@@ -415,7 +415,7 @@ impl Prober for TwampProber {
 
     fn retrace(
         &mut self,
-        totals: &[crate::engine::StreamTotal],
+        totals: &[crate::probe::StreamTotal],
     ) -> Result<Vec<(usize, crate::record::Path)>> {
         trace::retrace(self, totals)
     }

@@ -1,12 +1,13 @@
 //! `--trace`, `--trace-only` and `--trace-every` for every probing tool: the flags, and the
 //! run around the engine that writes the `path` records.
 
-use super::{
-    Followed, PathHistory, TraceConfig, TracedFlow, Tracer, DEFAULT_RATE, MAX_PROBES, MAX_TTL,
-};
 use crate::cli::{self, AlertArgs, OutputArgs, RunArgs};
 use crate::engine::Engine;
 use crate::output::RecordWriter;
+use crate::probe::trace::{
+    self as tracing, Followed, PathHistory, TraceConfig, TracedFlow, Tracer, DEFAULT_RATE,
+    MAX_PROBES, MAX_TTL,
+};
 use crate::record::{Body, Path, Record};
 use crate::target::Target;
 use anyhow::{Context, Result};
@@ -110,7 +111,7 @@ pub fn run<P: Tracer>(
     }
     crate::net::privilege::drop_privileges().context("cannot drop privileges")?;
     let cfg = trace.config(run.timeout);
-    super::stop_on_signals()?;
+    tracing::stop_on_signals()?;
     let mut traced = prober.trace_flows(&targets, &cfg)?;
     let tags: Vec<_> = targets.iter().map(|t| t.tags.clone()).collect();
     let mut out = output.writer()?;
@@ -124,7 +125,7 @@ pub fn run<P: Tracer>(
     };
     // Interrupted during the first trace: its paths so far, no probing, and (as a signal
     // ends any run) each target's total summary, of no probes.
-    let interrupted = !trace.trace_only && super::stopped();
+    let interrupted = !trace.trace_only && tracing::stopped();
     if trace.trace_only || interrupted {
         for tf in &traced {
             write_path(&mut out, tf.target, tf.path.clone())?;
@@ -178,7 +179,7 @@ pub fn run<P: Tracer>(
             history,
         });
     }
-    let run_cfg = cli::run_config(tool, run, alerts, output)?;
+    let run_cfg = run.config(tool, alerts, output)?;
     cli::say_if_stretched(tool, &run_cfg, targets.len());
     let outcome = Engine::new(run_cfg, targets, &mut out).run(prober)?;
     cli::report_outcome(tool, &outcome);
@@ -193,8 +194,8 @@ pub fn run<P: Tracer>(
         }
     }
     for tf in &traced {
-        let now = super::flow_totals(&outcome.streams, tf.target, tf.path.sport);
-        let path = super::history::with_counts(&tf.path, Default::default(), now);
+        let now = tracing::flow_totals(&outcome.streams, tf.target, tf.path.sport);
+        let path = tracing::history::with_counts(&tf.path, Default::default(), now);
         write_path(&mut out, tf.target, path)?;
     }
     Ok(ExitCode::from(if outcome.all_answered {

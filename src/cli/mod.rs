@@ -9,6 +9,11 @@ use crate::probe::flows::FlowSpread;
 use crate::record::Tags;
 use crate::target::{parse_tag, Family};
 use clap::Args;
+
+pub mod trace;
+
+/// For the tools that stop on signals.
+pub use crate::signals::end_signals;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,9 +33,6 @@ pub const DEFAULT_RATE: f64 = 2000.0;
 
 /// Highest `--rate`: beyond what one socket takes in.
 pub const MAX_RATE: f64 = 1_000_000.0;
-
-/// Default period of windowed summaries in continuous runs.
-pub const DEFAULT_SUMMARY_EVERY: Duration = Duration::from_secs(60);
 
 /// Targets, fping-style.
 #[derive(Debug, Clone, Args)]
@@ -278,46 +280,34 @@ impl SocketArgs {
     }
 }
 
-/// Builds the engine's configuration from the shared groups.
-pub fn run_config(
-    tool: &'static str,
-    run: &RunArgs,
-    alerts: &AlertArgs,
-    output: &OutputArgs,
-) -> anyhow::Result<RunConfig> {
-    let thresholds = Thresholds {
-        loss_pct: alerts.alert_loss,
-        rtt_ms: alerts.alert_rtt,
-    };
-    let continuous = run.count.is_none() && run.duration.is_none();
-    let summary_every = match run.summary_every {
-        Some(d) if d.is_zero() => None,
-        Some(d) => Some(d),
-        None if continuous || thresholds.any() => Some(DEFAULT_SUMMARY_EVERY),
-        None => None,
-    };
-    if thresholds.any() && summary_every.is_none() {
-        anyhow::bail!(
-            "--alert-loss and --alert-rtt judge summary windows: --summary-every 0 turns them off"
-        );
+impl RunArgs {
+    /// The engine's configuration from these flags and the alert and output groups.
+    pub fn config(
+        &self,
+        tool: &'static str,
+        alerts: &AlertArgs,
+        output: &OutputArgs,
+    ) -> anyhow::Result<RunConfig> {
+        RunConfig {
+            tool,
+            count: self.count,
+            duration: self.duration,
+            interval: self.interval,
+            rate: self.rate,
+            timeout: self.timeout,
+            summary_every: None,
+            thresholds: Thresholds {
+                loss_pct: alerts.alert_loss,
+                rtt_ms: alerts.alert_rtt,
+            },
+            // The writer leaves per-probe records out itself; an exposition needs them all.
+            quiet: output.quiet && !output.wants_metrics(),
+        }
+        .with_summary_every(self.summary_every)
     }
-    Ok(RunConfig {
-        tool,
-        count: run.count,
-        duration: run.duration,
-        interval: run.interval,
-        rate: run.rate,
-        timeout: run.timeout,
-        summary_every,
-        thresholds,
-        // The writer leaves per-probe records out itself; an exposition needs them all.
-        quiet: output.quiet && !output.wants_metrics(),
-    })
 }
 
-/// Longest duration any flag takes: a year, far beyond any useful probe schedule, and small
-/// enough that deadline arithmetic never overflows.
-pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+pub use crate::engine::MAX_DURATION;
 
 /// Shortest interval and timeout: the event loop schedules with millisecond resolution.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(1);
@@ -425,7 +415,7 @@ pub fn run_probe<P: crate::probe::Prober>(
 ) -> anyhow::Result<ExitCode> {
     use anyhow::Context;
     crate::net::privilege::drop_privileges().context("cannot drop privileges")?;
-    let cfg = run_config(tool, run, alerts, output)?;
+    let cfg = run.config(tool, alerts, output)?;
     say_if_stretched(tool, &cfg, targets.len());
     let mut out = output.writer()?;
     let outcome = crate::engine::Engine::new(cfg, targets, &mut out).run(prober)?;
@@ -502,28 +492,6 @@ pub fn report_outcome(tool: &str, outcome: &crate::engine::Outcome) {
             outcome.skipped_busy
         );
     }
-}
-
-/// The signals that end a run the way the end of a count does (what was found is written):
-/// SIGINT, SIGTERM, and SIGHUP, so a terminal or SSH session that goes away still leaves the
-/// summary in the file the output went to; but not SIGHUP when the process started with it
-/// ignored (`nohup`), which asked for the run to outlive the terminal.
-pub fn end_signals() -> Vec<i32> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut signals = vec![SIGINT, SIGTERM];
-    if !ignored_at_start(SIGHUP) {
-        signals.push(SIGHUP);
-    }
-    signals
-}
-
-/// Whether `signal`'s disposition is "ignore" (inherited through exec, as nohup sets it).
-fn ignored_at_start(signal: i32) -> bool {
-    // SAFETY: all zeroes is a valid sigaction.
-    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
-    // SAFETY: a null new action only reads the current one into `old`.
-    let rc = unsafe { libc::sigaction(signal, std::ptr::null(), &mut old) };
-    rc == 0 && old.sa_sigaction == libc::SIG_IGN
 }
 
 /// A value that means nothing when empty (an interface pattern, a command).
