@@ -5,6 +5,7 @@
 
 use crate::alert::{Alerts, Thresholds};
 use crate::output::RecordWriter;
+use crate::probe::trace::Tracer;
 use crate::probe::{
     ProbeEvent, ProbeId, ProbeLookup, Prober, ReflectorTimes, SendStamp, SocketDrops, StreamTotal,
 };
@@ -401,7 +402,7 @@ impl<'w, W: Write> Engine<'w, W> {
 
     /// Runs until every target sent its count (or the duration ran out, or a signal came)
     /// and every probe is settled; then writes the final summaries.
-    pub fn run<P: Prober>(mut self, prober: &mut P) -> Result<Outcome> {
+    pub fn run<P: Tracer>(mut self, prober: &mut P) -> Result<Outcome> {
         let mut poll = Poll::new().context("cannot create the event loop")?;
         let mut signals = Signals::new(crate::signals::end_signals())
             .context("cannot install signal handlers")?;
@@ -576,7 +577,7 @@ impl<'w, W: Write> Engine<'w, W> {
     /// Runs the prober's trace round (no probe is in flight), writes its records, and moves
     /// every target's send schedule later by the pause, so no probe is sent in a burst to
     /// catch up.
-    fn retrace<P: Prober>(&mut self, prober: &mut P) -> Result<()> {
+    fn retrace<P: Tracer>(&mut self, prober: &mut P) -> Result<()> {
         let Some(paused_at) = self.retrace_due.take() else {
             return Ok(());
         };
@@ -1196,6 +1197,8 @@ mod tests {
         drops_from: u64,
         /// The local address of each stream ([`Prober::source`]).
         sources: Vec<IpAddr>,
+        /// Never set: the rounds are scripted ([`Tracer::retrace`] is the fake's own).
+        followed: Option<crate::probe::trace::Followed>,
     }
 
     impl FakeProber {
@@ -1217,6 +1220,7 @@ mod tests {
                 drop_sockets: Vec::new(),
                 drops_from: 0,
                 sources: Vec::new(),
+                followed: None,
             }
         }
     }
@@ -1329,7 +1333,27 @@ mod tests {
             events.append(&mut self.pending);
         }
 
-        fn retrace_every(&self) -> Option<Duration> {
+        fn drain(&mut self, _: usize, _: &dyn ProbeLookup, events: &mut Vec<ProbeEvent>) {
+            let mut buf = [0u8; 64];
+            while matches!(self.wake_rx.read(&mut buf), Ok(n) if n > 0) {}
+            events.append(&mut self.ready);
+        }
+    }
+
+    impl Tracer for FakeProber {
+        fn trace_flows(
+            &mut self,
+            _: &[Target],
+            _: &crate::probe::trace::TraceConfig,
+        ) -> Result<Vec<crate::probe::trace::TracedFlow>> {
+            Ok(Vec::new())
+        }
+
+        fn followed(&mut self) -> &mut Option<crate::probe::trace::Followed> {
+            &mut self.followed
+        }
+
+        fn retrace_every(&mut self) -> Option<Duration> {
             self.retrace_every
         }
 
@@ -1353,12 +1377,6 @@ mod tests {
                 lost_rev: None,
             };
             Ok(vec![(0, path)])
-        }
-
-        fn drain(&mut self, _: usize, _: &dyn ProbeLookup, events: &mut Vec<ProbeEvent>) {
-            let mut buf = [0u8; 64];
-            while matches!(self.wake_rx.read(&mut buf), Ok(n) if n > 0) {}
-            events.append(&mut self.ready);
         }
     }
 

@@ -661,28 +661,33 @@ pub trait Tracer: crate::probe::Prober {
 
     /// Where the followed paths live (`None` until the run starts following them).
     fn followed(&mut self) -> &mut Option<Followed>;
-}
 
-/// A trace round of a prober that follows its paths: the `path` records the round gives
-/// (see [`PathHistory::update`]). For [`crate::probe::Prober::retrace`].
-pub fn retrace<T: Tracer>(
-    prober: &mut T,
-    totals: &[crate::probe::StreamTotal],
-) -> Result<Vec<(usize, Path)>> {
-    let Some(mut followed) = prober.followed().take() else {
-        return Ok(Vec::new());
-    };
-    let traced = prober.trace_flows(&followed.targets, &followed.cfg);
-    // A round a signal cut short tells no path change: the paths stay as they were.
-    let records = traced.map(|traced| {
-        if stopped() {
-            Vec::new()
-        } else {
-            followed.history.update(traced, totals)
-        }
-    });
-    *prober.followed() = Some(followed);
-    records
+    /// How often the engine pauses probing for a trace round ([`Tracer::retrace`]); `None`:
+    /// never (the paths are not followed).
+    fn retrace_every(&mut self) -> Option<Duration> {
+        self.followed().as_ref().map(|f| f.every)
+    }
+
+    /// A trace round of a prober that follows its paths: the `path` records the round gives
+    /// (see [`PathHistory::update`]), each with its target's index. The engine calls it with no
+    /// probe in flight and no probe leaving until it returns (it may block for about one
+    /// timeout); `totals` are every stream's totals so far.
+    fn retrace(&mut self, totals: &[crate::probe::StreamTotal]) -> Result<Vec<(usize, Path)>> {
+        let Some(mut followed) = self.followed().take() else {
+            return Ok(Vec::new());
+        };
+        let traced = self.trace_flows(&followed.targets, &followed.cfg);
+        // A round a signal cut short tells no path change: the paths stay as they were.
+        let records = traced.map(|traced| {
+            if stopped() {
+                Vec::new()
+            } else {
+                followed.history.update(traced, totals)
+            }
+        });
+        *self.followed() = Some(followed);
+        records
+    }
 }
 
 /// The trace-probe number of a round, TTL and probe in `bits` bits: the round in the high
