@@ -9,7 +9,8 @@
 //! arrived with, and a sequence number counted per session ([`session`]) or copied
 //! (`--stateless`); the RFC 8972 TLVs after the base packet are answered in place
 //! ([`crate::wire::stamp_tlv`]), with the session's Direct Measurement counters, in which a
-//! request the limits refused counts as received and not answered.
+//! request the limits refused counts as received and not answered (in a live session: refused
+//! traffic never starts one).
 //!
 //! Each datagram is answered or dropped for exactly one reason, checked in this order: the access list (`acl`), a source port that answers back (`loop`), empty,
 //! truncated or (TWAMP) under 14 bytes (`malformed`), the per-source token bucket (`rate_limit`), the global cap (`global_cap`),

@@ -196,17 +196,16 @@ impl Reflector {
         (up.seq, Some((received, up.seq)))
     }
 
-    /// Counts TWAMP request `i` on listener `idx`, refused by our limits, in its session.
-    fn refuse_twamp(&mut self, l: &Listener, idx: usize, i: usize, now_ns: u64) {
+    /// Counts TWAMP request `i` on listener `l`, refused by our limits, in its session (if it
+    /// has one already).
+    fn refuse_twamp(&mut self, l: &Listener, i: usize, now_ns: u64) {
         let Some(src) = self.batch.meta[i].src else {
             return;
         };
         let key = self.twamp_key(l, i, src);
-        let Some(table) = self.sessions.as_mut() else {
-            return;
-        };
-        let up = table.refuse(&key, idx as u16, now_ns);
-        self.note(idx, &up);
+        if let Some(table) = self.sessions.as_mut() {
+            table.refuse(&key, now_ns);
+        }
     }
 
     /// Processes the STAMP TLVs of the reply built in slot `i` (RFC 8972), and gives the
@@ -331,7 +330,7 @@ impl Reflector {
                             // Refused by our own limits: the flow's counts (echo) or the
                             // session's Direct Measurement counters (TWAMP) say so.
                             if l.is_twamp() {
-                                self.refuse_twamp(l, idx, i, now_ns);
+                                self.refuse_twamp(l, i, now_ns);
                             } else {
                                 self.count_flow(l, idx, i, now_ns, true);
                             }

@@ -154,14 +154,28 @@ impl SessionTable {
 
     /// Counts a packet of TWAMP session `key` that lreflect's limits refused: it gets no
     /// sequence number, but the session's Direct Measurement counters (RFC 8972 §4.5) count
-    /// it as received and not answered.
-    pub fn refuse(&mut self, key: &SessionKey, listener: u16, now_ns: u64) -> Update {
-        let (i, mut up) = self.find(key, listener, now_ns);
-        let e = &mut self.entries[i];
+    /// it as received and not answered. Only a live session counts it: refused traffic never
+    /// starts a session, so a flood the limits refuse cannot evict the sessions being answered.
+    /// Returns whether it was counted.
+    pub fn refuse(&mut self, key: &SessionKey, now_ns: u64) -> bool {
+        let set = (self.hasher.hash_one(key) as usize) & self.set_mask;
+        let base = set * WAYS;
+        let Some(w) = self.entries[base..base + WAYS]
+            .iter()
+            .position(|e| e.used && e.key == *key)
+        else {
+            return false;
+        };
+        let e = &mut self.entries[base + w];
+        if self
+            .timeout_ns
+            .is_some_and(|t| now_ns.saturating_sub(e.last_ns) > t)
+        {
+            return false;
+        }
         e.refused = e.refused.wrapping_add(1);
-        up.seq = e.next_seq;
-        up.refused = e.refused;
-        up
+        e.last_ns = now_ns;
+        true
     }
 
     /// Counts a probe of flow `key` received at `now_ns`, `refused` or answered; returns the
@@ -283,6 +297,25 @@ mod tests {
             862,
             ssid,
         )
+    }
+
+    #[test]
+    fn refused_packets_count_in_live_sessions_only() {
+        let mut t = SessionTable::new(64, Some(10 * SEC));
+        let (a, b) = (key(5000, 0), key(5001, 0));
+        // No session yet: a refused packet starts none.
+        assert!(!t.refuse(&a, SEC));
+        let up = t.next(&a, 0, SEC);
+        assert_eq!((up.seq, up.refused, up.started), (0, 0, true));
+        assert!(t.refuse(&a, 2 * SEC) && t.refuse(&a, 2 * SEC));
+        // The next answer: number 1, two refused before it (R_RxC 4, R_TxC 1).
+        let up = t.next(&a, 0, 3 * SEC);
+        assert_eq!((up.seq, up.refused, up.started), (1, 2, false));
+        assert!(!t.refuse(&b, 3 * SEC));
+        // An idle session is over: its refusals no longer count, and it starts again.
+        assert!(!t.refuse(&a, 20 * SEC));
+        let up = t.next(&a, 0, 20 * SEC);
+        assert_eq!((up.seq, up.refused, up.started), (0, 0, true));
     }
 
     #[test]
