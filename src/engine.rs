@@ -1106,6 +1106,7 @@ pub fn one_way(sent: SystemTime, rx_wall: Option<SystemTime>, r: &ReflectorTimes
         synced: r.synced && crate::clock::synchronized(),
         reflector_seq: r.seq,
         reflector_ttl: r.ttl,
+        tlv: r.tlv,
     }
 }
 
@@ -1685,6 +1686,7 @@ mod tests {
             seq: Some(0),
             ttl: None,
             net_of_hold: true,
+            tlv: None,
         };
         let rtt = Duration::from_micros(500);
         assert_eq!(net_of_hold(rtt, &times(120)), Duration::from_micros(380));

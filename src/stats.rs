@@ -382,6 +382,7 @@ mod tests {
             synced,
             reflector_seq: None,
             reflector_ttl,
+            tlv: None,
         }
     }
 

@@ -550,6 +550,33 @@ fn every_member_records() -> Vec<Vec<u8>> {
                 synced: false,
                 reflector_seq: Some(7),
                 reflector_ttl: Some(63),
+                tlv: Some(TlvFigures {
+                    dscp_rev: Some(0),
+                    reflector_clock: Some(ReflectorClock {
+                        sync_in: Some(ClockSource::Ntp),
+                        method_in: Some(StampMethod::Sw),
+                        sync_out: Some(ClockSource::Gnss),
+                        method_out: Some(StampMethod::ControlPlane),
+                    }),
+                    counters: Some(DirectCounters {
+                        sender_tx: 9,
+                        reflector_rx: 8,
+                        reflector_tx: 6,
+                    }),
+                    location: Some(SeenAt {
+                        src: Some(addr),
+                        sport: 40000,
+                        dst: Some("fd00::2".parse().unwrap()),
+                        dport: 862,
+                    }),
+                    tlv_unsupported: {
+                        let mut k = TlvKinds::default();
+                        k.insert(3);
+                        k.insert(9);
+                        k
+                    },
+                    tlv_malformed: Some(true),
+                }),
             }),
         }),
         Body::Timeout(Timeout {

@@ -254,6 +254,7 @@ impl UdpProber {
                         refused: st.counts.map(|c| c.refused),
                         ttl: None,
                         net_of_hold: false,
+                        tlv: None,
                     }),
                     result: None,
                     syn_retransmits: None,
