@@ -8,10 +8,10 @@ use std::io::Write;
 /// Every tool's clap command.
 pub fn commands() -> Vec<clap::Command> {
     vec![
-        crate::ping::Args::command(),
-        crate::udp::Args::command(),
-        crate::tcp::Args::command(),
-        crate::twamp::Args::command(),
+        crate::lping::Args::command(),
+        crate::ludp::Args::command(),
+        crate::ltcp::Args::command(),
+        crate::ltwamp::Args::command(),
         crate::correlate::Args::command(),
         crate::reflect::Args::command(),
         crate::passive::Args::command(),

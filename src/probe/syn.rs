@@ -100,7 +100,7 @@ impl SynProber {
             sources,
             pending: HashMap::new(),
             by_probe: HashMap::new(),
-            rng: super::icmp::random_u64() | 1,
+            rng: crate::random::random_u64() | 1,
             recv_buf: vec![0; 65_536],
             followed: None,
             round: 0,

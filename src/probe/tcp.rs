@@ -48,7 +48,7 @@ impl TcpSpread {
             let span = 60_999u32
                 .saturating_sub(32_768 + u32::from(self.flows))
                 .max(1);
-            (32_768 + super::icmp::random_u64() as u32 % span) as u16
+            (32_768 + crate::random::random_u64() as u32 % span) as u16
         });
         if u32::from(base) + u32::from(self.flows) > 65_536 {
             // The last flow's port would wrap.

@@ -13,7 +13,7 @@ use crate::net::socket::SocketOptions;
 use crate::net::Received;
 use crate::record::Flow;
 use crate::target::Target;
-use crate::wire::probe::{ProbeRepr, ReflectorStamps};
+use crate::wire::ludp_payload::{ProbeRepr, ReflectorStamps};
 use anyhow::{bail, Result};
 use std::io;
 use std::net::IpAddr;
@@ -42,7 +42,7 @@ impl UdpProber {
         opts: &SocketOptions,
     ) -> Result<UdpProber> {
         let sockets = FlowSockets::open(targets, spread, opts)?;
-        let cookie = super::icmp::random_u64() as u32;
+        let cookie = crate::random::random_u64() as u32;
         let tracker = Tracker::new(targets, sockets.flows(), sockets.streams(), true, false);
         Ok(UdpProber {
             tracker,
@@ -277,10 +277,10 @@ fn queued_error(data: &[u8], rx: &Received, v6: bool, ours: &Ours, events: &mut 
 
 /// Refuses a payload too short to carry the probe.
 pub fn check_payload_len(len: usize) -> Result<()> {
-    if len < crate::wire::probe::BASE_LEN {
+    if len < crate::wire::ludp_payload::BASE_LEN {
         bail!(
             "--size {len} is too small: ludp needs at least {} bytes",
-            crate::wire::probe::BASE_LEN
+            crate::wire::ludp_payload::BASE_LEN
         );
     }
     Ok(())

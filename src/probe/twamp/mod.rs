@@ -242,7 +242,7 @@ impl TwampProber {
             recv_buf: vec![0; 65_536],
             clock: None,
             tracker,
-            cookie: super::icmp::random_u64() as u32,
+            cookie: crate::random::random_u64() as u32,
             followed: None,
             round: 0,
         })
