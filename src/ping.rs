@@ -1,4 +1,5 @@
 //! `lping`: ICMP echo to one or many targets, as JSON lines.
+#![forbid(unsafe_code)]
 
 use crate::cli::{self, AlertArgs, OutputArgs, RunArgs, SocketArgs, TargetArgs};
 use crate::net::IcmpSocketMode;

@@ -1,4 +1,5 @@
 //! `ltcp`: TCP connect probes over many flows, as JSON lines.
+#![forbid(unsafe_code)]
 
 use crate::cli::{self, AlertArgs, OutputArgs, RunArgs, SocketArgs, TargetArgs};
 use crate::probe::syn::SynProber;

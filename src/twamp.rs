@@ -1,4 +1,5 @@
 //! `ltwamp`: TWAMP-Light / STAMP Session-Sender over many flows and DSCP classes, as JSON lines.
+#![forbid(unsafe_code)]
 
 use crate::cli::{self, AlertArgs, FlowArgs, OutputArgs, RunArgs, SocketArgs, TargetArgs};
 use crate::probe::flows::MAX_PAYLOAD;
