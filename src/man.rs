@@ -1,6 +1,7 @@
 //! Man pages, generated from the clap definitions. `man/<tool>.1` is checked in; a test fails
 //! when it differs from what the current definition renders (regenerate with
 //! `LOPA_UPDATE_MAN=1 cargo test --test cli man_pages`).
+#![forbid(unsafe_code)]
 
 use clap::CommandFactory;
 use std::io::Write;

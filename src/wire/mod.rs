@@ -1,5 +1,6 @@
 //! Pure encode/decode of packet formats. No I/O; every decoder takes `&[u8]` and returns a
 //! `Result`, never panics (the tests feed them arbitrary bytes).
+#![forbid(unsafe_code)]
 
 pub mod icmp;
 pub mod ip;
