@@ -2,6 +2,7 @@
 //! user space (a deadline heap whose nearest deadline is the poll timeout), signals through
 //! signal-hook-mio. Sends are scheduled on absolute deadlines (`start + k × interval`), so the
 //! schedule never drifts. The loop never formats output itself: records go to the writer.
+#![forbid(unsafe_code)]
 
 use crate::alert::{Alerts, Thresholds};
 use crate::output::RecordWriter;

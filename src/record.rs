@@ -9,6 +9,7 @@
 //! floats whose names end in `_ms`; absent values are omitted, never `null`. Readers must
 //! ignore members they do not know: members may be added, never renamed. The JSON Schemas in
 //! `schemas/` describe each kind and the tests validate real output against them.
+#![forbid(unsafe_code)]
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -6,8 +6,8 @@ mod common;
 
 use common::lab::*;
 use common::process::{spawn_streamed, Streamed};
+use lopa::wire::ludp_payload::{self, ProbeRepr};
 use lopa::wire::ntp::{ErrorEstimate, Format as NtpFormat, Timestamp};
-use lopa::wire::probe::{self, ProbeRepr};
 use lopa::wire::twamp::{self, ReflectorPacket, SenderPacket};
 use serde_json::Value;
 use socket2::{Domain, SockAddr, Socket, Type};
@@ -527,7 +527,7 @@ fn check_stamped(request: &[u8], answer: &Answer, before_ns: u64, after_ns: u64,
     assert_eq!(stamps.tos, tos, "the TOS the request arrived with");
     assert_eq!(stamps.synced, lopa::clock::synchronized());
     let mut expected = request.to_vec();
-    assert!(probe::stamp(&mut expected, &stamps));
+    assert!(ludp_payload::stamp(&mut expected, &stamps));
     assert_eq!(answer.data, expected, "nothing else changed");
 }
 
@@ -1401,7 +1401,7 @@ fn answers_read_in_one_batch_come_back_one_by_one_in_order() {
     assert_eq!(answers.len(), sent.len());
     for (k, (a, d)) in answers.iter().zip(&sent).enumerate() {
         assert_eq!(a.data.len(), d.len(), "answer {k}");
-        if probe::is_probe(d) {
+        if ludp_payload::is_probe(d) {
             assert_eq!(
                 ProbeRepr::parse(&a.data).unwrap().0,
                 ProbeRepr::parse(d).unwrap().0

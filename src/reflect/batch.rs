@@ -11,6 +11,13 @@
 //!
 //! Memory is allocated once and written at start (so it is resident from the first packet and
 //! the resident size never grows); nothing is allocated per datagram.
+//!
+//! Plain `libc`, not nix, for the system calls here: nix's `sendmmsg` takes one set of
+//! control messages for the whole batch, where each answer needs its own source address,
+//! TOS and GSO size (nix issue 1954), and its `recvmmsg` cannot reuse the headers, buffers
+//! and control space set up once here (nix PR 2813, open) without rebuilding them per call.
+//! So the receive control buffers are decoded by hand ([`parse_control`], which assumes the
+//! 64-bit Linux `cmsghdr` layout; fuzzed by fuzz/fuzz_targets/cmsg.rs).
 
 use crate::net::cmsg::parse_sockaddr_ip;
 use crate::wire::ntp::{Format, Timestamp};

@@ -15,6 +15,7 @@
 //! lreflect's echo sockets keep a second table of the same kind for the flows of ludp probes
 //! ([`SessionTable::count`]): per flow (the same key, SSID 0), the probes received and those its
 //! rate limits refused, stamped into every answer so ludp can place its loss by direction.
+#![forbid(unsafe_code)]
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;

@@ -7,6 +7,7 @@
 //! A session is a target and a flow (one source port, every DSCP class). Its sender sequence
 //! numbers count from 0 without gaps (RFC 8762 4.2.1): probe `n` of flow `f` is the target's
 //! probe `n × flows + f + 1`, because the engine gives the flows their probes in turn.
+#![forbid(unsafe_code)]
 
 pub mod direction;
 
@@ -242,7 +243,7 @@ impl TwampProber {
             recv_buf: vec![0; 65_536],
             clock: None,
             tracker,
-            cookie: super::icmp::random_u64() as u32,
+            cookie: crate::random::random_u64() as u32,
             followed: None,
             round: 0,
         })

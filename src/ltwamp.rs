@@ -1,4 +1,5 @@
 //! `ltwamp`: TWAMP-Light / STAMP Session-Sender over many flows and DSCP classes, as JSON lines.
+#![forbid(unsafe_code)]
 
 use crate::cli::trace::TraceArgs;
 use crate::cli::{
