@@ -21,8 +21,6 @@
 //! request ([`Request`]) and reads an answer ([`Answer::parse`]). No function here panics on
 //! any input: lengths are checked before every slice.
 
-#![forbid(unsafe_code)]
-
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// Not understood by the reflector (set by every sender).
