@@ -401,6 +401,11 @@ fn exit_status_follows_the_other_probes() {
         (&["--ssid", "7", "-s", "43", "10.0.0.2"][..], "--size 44"),
         (&["--ssid", "0", "10.0.0.2"][..], "--ssid"),
         (&["--reflector", "maybe", "10.0.0.2"][..], "possible values"),
+        (&["--tlv", "cos,hmac", "10.0.0.2"][..], "'hmac' is no TLV"),
+        (
+            &["-s", "30", "--tlv", "direct", "10.0.0.2"][..],
+            "--size 44",
+        ),
         (&["10.0.0.2:0"][..], "port 0"),
     ] {
         let run = ltwamp(&lab.client, args);
