@@ -383,6 +383,7 @@ mod tests {
             synced,
             reflector_seq: None,
             reflector_ttl,
+            tlv: None,
         }
     }
 

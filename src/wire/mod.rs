@@ -7,6 +7,7 @@ pub mod ip;
 pub mod ntp;
 pub mod payload;
 pub mod probe;
+pub mod stamp_tlv;
 pub mod tcp;
 pub mod twamp;
 
