@@ -15,9 +15,12 @@ pub fn end_signals() -> Vec<i32> {
 
 /// Whether `signal`'s disposition is "ignore" (inherited through exec, as nohup sets it).
 fn ignored_at_start(signal: i32) -> bool {
-    // SAFETY: all zeroes is a valid sigaction.
-    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
-    // SAFETY: a null new action only reads the current one into `old`.
-    let rc = unsafe { libc::sigaction(signal, std::ptr::null(), &mut old) };
+    // SAFETY: all zeroes is a valid sigaction, and with a null new action sigaction only
+    // reads the current one into `old`, which outlives the call. (nix's sigaction always
+    // installs a new action: it cannot only read one.)
+    let (rc, old) = unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        (libc::sigaction(signal, std::ptr::null(), &mut old), old)
+    };
     rc == 0 && old.sa_sigaction == libc::SIG_IGN
 }

@@ -1,6 +1,7 @@
 //! Argument groups shared by the probing tools, their value parsers ([`parse`]), the one
 //! pipeline of the four probes ([`pipeline`]) and the one way every binary turns a result into
 //! an exit status ([`exit`]).
+#![forbid(unsafe_code)]
 
 use crate::alert::Thresholds;
 use crate::engine::RunConfig;

@@ -1,4 +1,5 @@
 //! `lreflect`'s command line: its flags, their parsers and the help text's examples.
+#![forbid(unsafe_code)]
 
 use super::acl;
 use crate::cli::{self, parse_duration};

@@ -100,16 +100,22 @@ pub fn parse_control(buf: &[u8]) -> Control {
         let len = usize::from_ne_bytes(word(0, 8).try_into().unwrap_or_default());
         let level = i32::from_ne_bytes(word(8, 4).try_into().unwrap_or_default());
         let kind = i32::from_ne_bytes(word(12, 4).try_into().unwrap_or_default());
-        if len < HDR_LEN || at + len > buf.len() {
-            break;
-        }
-        let data = &buf[at + HDR_LEN..at + len];
+        // A length that overflows `at + len` or runs past the buffer ends the walk.
+        let end = match at.checked_add(len) {
+            Some(end) if len >= HDR_LEN && end <= buf.len() => end,
+            _ => break,
+        };
+        let data = &buf[at + HDR_LEN..end];
         match (level, kind) {
             (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS) if data.len() >= 16 => {
                 let sec = i64::from_ne_bytes(data[..8].try_into().unwrap_or_default());
                 let nsec = i64::from_ne_bytes(data[8..16].try_into().unwrap_or_default());
                 if sec > 0 && (0..1_000_000_000).contains(&nsec) {
-                    out.rx_ns = Some(sec as u64 * 1_000_000_000 + nsec as u64);
+                    // A time past 2554 (ns overflow a u64) is no stamp (found by fuzzing:
+                    // the product overflowed).
+                    out.rx_ns = (sec as u64)
+                        .checked_mul(1_000_000_000)
+                        .and_then(|ns| ns.checked_add(nsec as u64));
                 }
             }
             // IPv4 gives the TOS as one byte.
@@ -740,6 +746,29 @@ mod tests {
             &300i32.to_ne_bytes(),
         );
         assert_eq!(parse_control(&buf[..n]).ttl, None);
+    }
+
+    #[test]
+    fn fuzzer_finds_end_the_walk_or_read_as_no_stamp() {
+        // A receive timestamp whose seconds overflow the nanoseconds (the cmsg target's find,
+        // a panic in debug builds and a wrapped time in release ones): no stamp.
+        let mut ts = Vec::new();
+        ts.extend_from_slice(&(u64::MAX / 2).to_ne_bytes());
+        ts.extend_from_slice(&5i64.to_ne_bytes());
+        let mut buf = vec![0u8; 64];
+        let n = put_cmsg(&mut buf, 0, libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS, &ts);
+        assert_eq!(parse_control(&buf[..n]).rx_ns, None);
+        // A length that makes `at + len` wrap: the walk ends.
+        let mut buf = vec![0u8; 40];
+        let n = put_cmsg(
+            &mut buf,
+            0,
+            libc::IPPROTO_IP,
+            libc::IP_TTL,
+            &64i32.to_ne_bytes(),
+        );
+        buf[n..n + 8].copy_from_slice(&usize::MAX.to_ne_bytes());
+        assert_eq!(parse_control(&buf).ttl, Some(64));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! Tokens: [`SIGNAL_TOKEN`], then one per UDP listener from [`FIRST_SOCKET_TOKEN`]. Another
 //! kind of listener (e.g. a TWAMP-Control TCP server and its connections) takes its tokens
 //! from a range of its own above the UDP listeners' and gets a [`Wake`] variant.
+#![forbid(unsafe_code)]
 
 use super::listener::Listener;
 use super::report::{StatsClock, StatsWriter};

@@ -4,6 +4,7 @@
 //! [`Kind`] variant: [`open`] says which receive options it needs, the serving code which
 //! answer it gets. A listener that is not a UDP socket (e.g. TWAMP-Control's TCP one) keeps
 //! its own type and registers with the event loop under its own tokens ([`super::event_loop`]).
+#![forbid(unsafe_code)]
 
 use super::batch;
 use super::stats::SocketStats;

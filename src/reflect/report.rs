@@ -1,5 +1,6 @@
 //! What lreflect reports: the line on stderr once it answers, when each `stats` window
 //! closes, and the `stats` records themselves.
+#![forbid(unsafe_code)]
 
 use super::listener::Listener;
 use super::stats::Counters;

@@ -1,6 +1,7 @@
 //! The reflector's work on each datagram: the checks that answer or drop it, the TWAMP
 //! sequence numbers and ludp flow counts, and the batch sends; and the session bookkeeping
 //! the `stats` records report.
+#![forbid(unsafe_code)]
 
 use super::acl::Acl;
 use super::args::Args;
