@@ -778,13 +778,13 @@ mod tests {
                 SocketDrops {
                     socket: "v4".into(),
                     count: v4,
-                    v6: false,
+                    family: crate::wire::Family::V4,
                     sport: None,
                 },
                 SocketDrops {
                     socket: "v6".into(),
                     count: v6,
-                    v6: true,
+                    family: crate::wire::Family::V6,
                     sport: None,
                 },
             ]

@@ -564,7 +564,7 @@ mod tests {
                 .map(|&sport| SocketDrops {
                     socket: format!("socket {sport:?}"),
                     count: sent.saturating_sub(self.drops_from),
-                    v6: false,
+                    family: crate::wire::Family::V4,
                     sport,
                 })
                 .collect()

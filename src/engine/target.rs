@@ -186,12 +186,14 @@ impl TargetState {
 /// family, and of its flow when it is a flow's), since the counts `since` (by socket; none:
 /// since the sockets opened). `None` when there were none.
 fn dropped_for(summary: &record::Summary, drops: &[SocketDrops], since: &[u64]) -> Option<u64> {
-    let v6 = summary.addr.is_ipv6();
+    let family = crate::wire::Family::of(&summary.addr);
     let sport = summary.flow.map(|f| f.sport);
     let total: u64 = drops
         .iter()
         .enumerate()
-        .filter(|(_, d)| d.v6 == v6 && (sport.is_none() || d.sport.is_none() || d.sport == sport))
+        .filter(|(_, d)| {
+            d.family == family && (sport.is_none() || d.sport.is_none() || d.sport == sport)
+        })
         .map(|(i, d)| d.count.saturating_sub(since.get(i).copied().unwrap_or(0)))
         .sum();
     (total > 0).then_some(total)

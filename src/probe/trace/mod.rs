@@ -26,6 +26,7 @@ use crate::net::recv_msg;
 use crate::net::socket::send_unstamped;
 use crate::record::{self, Hop, Path};
 use crate::target::Target;
+use crate::wire::Family;
 use anyhow::{Context, Result};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
@@ -255,23 +256,23 @@ fn send(f: &TraceFlow, payload: &[u8], ttl: u8) -> io::Result<usize> {
     }
 }
 
-/// Whether an ICMP error (type, of ICMPv6 when `v6`) says the TTL ran out.
-pub fn is_time_exceeded(v6: bool, icmp_type: u8) -> bool {
-    if v6 {
-        icmp_type == 3
-    } else {
-        icmp_type == 11
-    }
-}
-
-/// What an ICMP error from `from` about a probe to `dst` says.
-pub fn classify_error(v6: bool, icmp_type: u8, from: IpAddr, dst: IpAddr) -> Answer {
+/// What an ICMP error (of `family`'s ICMP) from `from` about a probe to `dst` says.
+pub fn classify_error(family: Family, icmp_type: u8, from: IpAddr, dst: IpAddr) -> Answer {
     if from.to_canonical() == dst.to_canonical() {
         Answer::Destination
-    } else if is_time_exceeded(v6, icmp_type) {
+    } else if family.icmp_type(icmp_type).is_time_exceeded() {
         Answer::Hop
     } else {
         Answer::Unreachable
+    }
+}
+
+/// The ICMP version of an error-queue entry from ICMP (`SO_EE_ORIGIN_ICMP` or `_ICMP6`).
+pub fn origin_family(origin: u8) -> Family {
+    if origin == SO_EE_ORIGIN_ICMP6 {
+        Family::V6
+    } else {
+        Family::V4
     }
 }
 
@@ -322,8 +323,8 @@ fn drain(
                 else {
                     continue;
                 };
-                let v6 = err.origin == SO_EE_ORIGIN_ICMP6;
-                let kind = classify_error(v6, err.icmp_type, from, flows[flow].dst.ip());
+                let family = origin_family(err.origin);
+                let kind = classify_error(family, err.icmp_type, from, flows[flow].dst.ip());
                 tracker.answer(flow, ttl, n, from, kind, at);
             } else if let Some(from) = rx.from {
                 if let Some((flow, (ttl, n, who, kind))) = members.iter().find_map(|&i| {

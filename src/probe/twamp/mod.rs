@@ -420,7 +420,7 @@ impl Prober for TwampProber {
             let Some(s) = self.sockets.get_mut(token) else {
                 return;
             };
-            let (flow, v6) = (s.flow, s.v6);
+            let (flow, family) = (s.flow, s.family);
             let (peers, by_addr) = (&self.peers, &self.by_addr);
             let ours = |from: Option<IpAddr>, seq: u32, t1: Timestamp| {
                 match_probe(peers, by_addr, flows, flow, from?, seq, t1)
@@ -435,7 +435,7 @@ impl Prober for TwampProber {
                         return;
                     };
                     if let Some(id) = ours(rx.from, p.seq, p.timestamp) {
-                        events.extend(ProbeEvent::from_queued_error(id, v6, &err));
+                        events.extend(ProbeEvent::from_queued_error(id, family, &err));
                     }
                 },
                 |data, rx, rx_mono, events| {
