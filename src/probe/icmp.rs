@@ -134,10 +134,10 @@ impl IcmpProber {
     }
 
     /// Whether the socket for the family is raw (for diagnostics and tests).
-    pub fn is_raw(&self, v6: bool) -> Option<bool> {
+    pub fn is_raw(&self, family: Version) -> Option<bool> {
         self.sockets
             .iter()
-            .find(|s| (s.version == Version::V6) == v6)
+            .find(|s| s.version == family)
             .map(|s| s.raw)
     }
 }
@@ -256,11 +256,7 @@ impl Matcher {
         let Some(id) = self.match_echo(&echo, dst, lookup) else {
             return;
         };
-        events.extend(ProbeEvent::from_queued_error(
-            id,
-            version == Version::V6,
-            &err,
-        ));
+        events.extend(ProbeEvent::from_queued_error(id, version, &err));
     }
 }
 
@@ -285,7 +281,7 @@ impl Prober for IcmpProber {
                     }
                 ),
                 count: s.probe.dropped(),
-                v6: s.version == Version::V6,
+                family: s.version,
                 sport: None,
             })
             .collect()
@@ -461,12 +457,11 @@ impl trace::TraceCodec for TraceCodec {
                     return None;
                 }
                 let (ttl, n) = self.decode_echo(flow, &q.echo(version)?)?;
-                let v6 = version == Version::V6;
                 Some((
                     ttl,
                     n,
                     from,
-                    trace::classify_error(v6, icmp_type, from, dst),
+                    trace::classify_error(version, icmp_type, from, dst),
                 ))
             }
             _ => None,

@@ -12,6 +12,7 @@ pub mod udp;
 
 use crate::record::Flow;
 use crate::target::Target;
+use crate::wire::Family;
 use std::io;
 use std::net::IpAddr;
 use std::time::{Instant, SystemTime};
@@ -107,7 +108,7 @@ pub struct SocketDrops {
     /// Dropped since the socket opened.
     pub count: u64,
     /// The address family of the targets whose answers it receives.
-    pub v6: bool,
+    pub family: Family,
     /// The source port of the one flow it serves (the streams of that flow, of every target of
     /// the family); `None`: every stream.
     pub sport: Option<u16>,
@@ -156,22 +157,17 @@ impl ProbeEvent {
     /// router that sent it) or a local one; `None` for other origins.
     pub fn from_queued_error(
         id: ProbeId,
-        v6: bool,
+        family: Family,
         err: &crate::net::ExtendedError,
     ) -> Option<ProbeEvent> {
         use crate::net::cmsg::{SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6, SO_EE_ORIGIN_LOCAL};
-        let version = if v6 {
-            crate::wire::icmp::Version::V6
-        } else {
-            crate::wire::icmp::Version::V4
-        };
         match err.origin {
             SO_EE_ORIGIN_ICMP | SO_EE_ORIGIN_ICMP6 => Some(ProbeEvent::Error {
                 id,
                 from: err.offender,
                 icmp_type: Some(err.icmp_type),
                 icmp_code: Some(err.icmp_code),
-                reason: crate::wire::icmp::describe(version, err.icmp_type, err.icmp_code),
+                reason: crate::wire::icmp::describe(family, err.icmp_type, err.icmp_code),
             }),
             SO_EE_ORIGIN_LOCAL => Some(ProbeEvent::Error {
                 id,

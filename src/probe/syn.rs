@@ -332,7 +332,7 @@ impl Prober for SynProber {
                     if s.v6 { "IPv6" } else { "IPv4" }
                 ),
                 count: s.probe.dropped(),
-                v6: s.v6,
+                family: crate::wire::Family::from_v6(s.v6),
                 sport: None,
             })
             .collect()
@@ -432,7 +432,9 @@ impl Prober for SynProber {
             if !to_target || sport != p.sport || dport != p.dport {
                 continue;
             }
-            if let Some(event) = ProbeEvent::from_queued_error(p.id, v6, &err) {
+            if let Some(event) =
+                ProbeEvent::from_queued_error(p.id, crate::wire::Family::from_v6(v6), &err)
+            {
                 self.pending.remove(&key);
                 self.by_probe.remove(&p.id);
                 events.push(event);

@@ -288,7 +288,9 @@ impl Prober for TcpProber {
         // SYN again), and when it does, SO_ERROR alone says only "no route to host".
         while let Ok(rx) = crate::net::recv_msg(conn.sock.as_raw_fd(), &mut self.errbuf, true) {
             let Some(err) = rx.anc.error else { continue };
-            if let Some(event) = ProbeEvent::from_queued_error(id, from.is_ipv6(), &err) {
+            if let Some(event) =
+                ProbeEvent::from_queued_error(id, crate::wire::Family::of(&from), &err)
+            {
                 events.push(event);
                 self.close(token);
                 return;

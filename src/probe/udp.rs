@@ -15,6 +15,7 @@ use crate::net::Received;
 use crate::record::Flow;
 use crate::target::Target;
 use crate::wire::ludp_payload::{ProbeRepr, ReflectorStamps};
+use crate::wire::Family;
 use anyhow::{bail, Result};
 use std::io;
 use std::net::IpAddr;
@@ -220,7 +221,7 @@ impl UdpProber {
         let Some(s) = self.sockets.get_mut(token) else {
             return;
         };
-        let (flow, v6) = (s.flow, s.v6);
+        let (flow, family) = (s.flow, s.family);
         let ours = |payload: &[u8]| -> Option<(ProbeId, Option<ReflectorStamps>)> {
             let (repr, stamps) = ProbeRepr::parse(payload).ok()?;
             (repr.cookie == cookie && repr.flow == flow).then_some((
@@ -234,7 +235,7 @@ impl UdpProber {
         s.probe.drain(
             &mut self.recv_buf,
             events,
-            |data, rx, events| queued_error(data, rx, v6, &ours, events),
+            |data, rx, events| queued_error(data, rx, family, &ours, events),
             |data, rx, rx_mono, events| match (ours(data), rx.from) {
                 (Some((id, stamps)), Some(from)) => events.push(ProbeEvent::Reply {
                     id,
@@ -270,10 +271,16 @@ type Ours<'a> = dyn Fn(&[u8]) -> Option<(ProbeId, Option<ReflectorStamps>)> + 'a
 
 /// An error-queue entry: the kernel hands back our datagram's payload with the ICMP error
 /// (port or host unreachable, time exceeded) or local error that answered it.
-fn queued_error(data: &[u8], rx: &Received, v6: bool, ours: &Ours, events: &mut Vec<ProbeEvent>) {
+fn queued_error(
+    data: &[u8],
+    rx: &Received,
+    family: Family,
+    ours: &Ours,
+    events: &mut Vec<ProbeEvent>,
+) {
     let Some(err) = rx.anc.error else { return };
     let Some((id, _)) = ours(data) else { return };
-    events.extend(ProbeEvent::from_queued_error(id, v6, &err));
+    events.extend(ProbeEvent::from_queued_error(id, family, &err));
 }
 
 /// Refuses a payload too short to carry the probe.

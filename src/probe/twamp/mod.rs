@@ -615,7 +615,7 @@ impl Prober for TwampProber {
             let Some(s) = self.sockets.get_mut(token) else {
                 return;
             };
-            let (flow, v6) = (s.flow, s.v6);
+            let (flow, family) = (s.flow, s.family);
             let (peers, by_addr, tlvs) = (&self.peers, &self.by_addr, self.tlvs);
             let numbers = &mut numbers;
             let ours = |from: Option<IpAddr>, seq: u32, t1: Timestamp| {
@@ -631,7 +631,7 @@ impl Prober for TwampProber {
                         return;
                     };
                     if let Some(id) = ours(rx.from, p.seq, p.timestamp) {
-                        events.extend(ProbeEvent::from_queued_error(id, v6, &err));
+                        events.extend(ProbeEvent::from_queued_error(id, family, &err));
                     }
                 },
                 |data, rx, rx_mono, events| {

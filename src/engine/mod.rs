@@ -1,27 +1,30 @@
 //! The event loop every probing tool shares: one mio `Poll`, non-blocking sockets, timers in
 //! user space (a deadline heap whose nearest deadline is the poll timeout), signals through
-//! signal-hook-mio. Sends are scheduled on absolute deadlines (`start + k × interval`), so the
-//! schedule never drifts. The loop never formats output itself: records go to the writer.
+//! signal-hook-mio. The loop only moves things: what is due comes from the [`schedule`], what
+//! the prober finds goes into the [`ledger`], and the record bodies the ledger gives go to the
+//! writer. The loop never formats output itself.
 #![forbid(unsafe_code)]
 
-use crate::alert::{Alerts, Thresholds};
+mod ledger;
+mod measure;
+mod schedule;
+mod target;
+
+pub use ledger::{Entry, Launch, Ledger};
+pub use measure::{net_of_hold, one_way, rtt};
+pub use schedule::next_period;
+
+use crate::alert::Thresholds;
 use crate::output::RecordWriter;
 use crate::probe::trace::Tracer;
-use crate::probe::{
-    ProbeEvent, ProbeId, ProbeLookup, Prober, ReflectorTimes, SendStamp, SocketDrops, StreamTotal,
-};
-use crate::record::{
-    self, Alert, Body, Flow, OneWay, Record, Reply, Summary, Timeout, Unreachable,
-};
-use crate::stats::Stats;
+use crate::probe::{ProbeEvent, ProbeId, ProbeLookup, Prober, SendStamp, SocketDrops, StreamTotal};
+use crate::record::{Body, Record};
 use crate::target::Target;
 use anyhow::{Context, Result};
 use mio::{Events, Poll, Token};
+use schedule::{Schedule, Timer, PACE_SLACK};
 use signal_hook_mio::v1_0::Signals;
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io::Write;
-use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 /// How a run goes: its length, pace and what it reports.
@@ -74,91 +77,6 @@ pub struct Outcome {
     pub dropped_local: Vec<SocketDrops>,
 }
 
-/// Deadlines, earliest first; ties in insertion order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Timer {
-    Send(usize),
-    /// A send the rate delayed to its slot (with the time it was due): it leaves at the slot,
-    /// without taking another.
-    Paced(usize, Instant),
-    Expire(ProbeId),
-    Window,
-    Retrace,
-    /// `-w`: no probe leaves after this.
-    Stop,
-}
-
-/// What became of a probe. Kept for a while after settling, to recognise duplicates and
-/// late replies.
-#[derive(Debug, Clone, Copy)]
-enum Slot {
-    Pending(SendStamp),
-    Received(SendStamp),
-    Lost,
-    Failed,
-    /// Not sent: its flow was busy ([`Prober::flow_busy`]).
-    Skipped,
-}
-
-/// Longest plausible time from the send call to the kernel's transmit stamp.
-const MAX_TX_DELAY: Duration = Duration::from_secs(1);
-
-/// Settled slots kept behind the oldest pending one.
-const SETTLED_HISTORY: usize = 256;
-
-struct TargetState {
-    target: Target,
-    /// The next sequence number to send (sequence numbers start at 1).
-    next_seq: u64,
-    /// When the first probe was due; probe k is due at `first_due + k × interval`.
-    first_due: Instant,
-    sending: bool,
-    /// Slots of sequence numbers `base_seq..`, each with the number its records show.
-    slots: VecDeque<(Slot, u64)>,
-    /// Probes that left (or failed to), so far: the `seq` records show counts these, from 1
-    /// and without gaps, while the schedule's own numbers also count the probes not sent for
-    /// a busy flow ([`Slot::Skipped`]).
-    shown: u64,
-    base_seq: u64,
-    pending: usize,
-    answered: bool,
-    total: Stats,
-    window: Stats,
-    alerts: Alerts,
-    /// Flows × classes: probe k goes to stream (k − 1) mod streams.
-    streams: Vec<Stream>,
-    /// The local address every stream's probes leave from, when they share one (the target's
-    /// own summary and alerts show it).
-    src: Option<IpAddr>,
-}
-
-/// The statistics of one stream (a flow in a class) of a target.
-struct Stream {
-    flow: Option<Flow>,
-    /// The local address its probes leave from ([`Prober::source`]).
-    src: Option<IpAddr>,
-    total: Stats,
-    window: Stats,
-    /// Reordering is judged within a stream: different flows may take different paths.
-    highest_received: u64,
-    /// Probes that left on this stream (for `-c`: a probe not sent for a busy flow does not
-    /// count).
-    launched: u64,
-}
-
-impl Stream {
-    fn new(flow: Option<Flow>, src: Option<IpAddr>) -> Stream {
-        Stream {
-            flow,
-            src,
-            total: Stats::new(),
-            window: Stats::new(),
-            highest_received: 0,
-            launched: 0,
-        }
-    }
-}
-
 impl RunConfig {
     /// Sets the period of the windowed summaries from `--summary-every` as given: 0 turns
     /// windows off, and none given means [`DEFAULT_SUMMARY_EVERY`] in continuous runs and
@@ -194,140 +112,22 @@ impl RunConfig {
     }
 }
 
-/// How early the rate lets a probe leave: the event loop wakes with millisecond resolution, so
-/// the probes of one millisecond may leave together (at most `--rate` / 1000 + 1 of them).
-const PACE_SLACK: Duration = Duration::from_millis(1);
-
-/// Keeps the probes at most `--rate` per second however the sends fall due (a loop that woke
-/// late, a schedule shifted after a trace round): each probe takes the next free slot, one
-/// `gap` after the previous one's.
-#[derive(Debug)]
-struct Pacer {
-    gap: Duration,
-    next_free: Instant,
-}
-
-impl Pacer {
-    fn new(rate: f64, now: Instant) -> Pacer {
-        Pacer {
-            gap: Duration::try_from_secs_f64(1.0 / rate).unwrap_or(Duration::ZERO),
-            next_free: now,
-        }
-    }
-
-    /// Takes the next slot: `None` when it is now (within [`PACE_SLACK`]), else the time of the
-    /// slot, when the probe must leave instead. Slots are `gap` apart and every probe leaves
-    /// within [`PACE_SLACK`] of its own.
-    fn take(&mut self, now: Instant) -> Option<Instant> {
-        let slot = self.next_free.max(now);
-        self.next_free = slot + self.gap;
-        (slot > now + PACE_SLACK).then_some(slot)
-    }
-}
-
-impl TargetState {
-    fn slot_mut(&mut self, seq: u64) -> Option<&mut Slot> {
-        let i = usize::try_from(seq.checked_sub(self.base_seq)?).ok()?;
-        self.slots.get_mut(i).map(|(slot, _)| slot)
-    }
-
-    /// The `seq` the records of probe `seq` (a schedule number) show.
-    fn shown_seq(&self, seq: u64) -> u64 {
-        let i = seq
-            .checked_sub(self.base_seq)
-            .and_then(|i| usize::try_from(i).ok());
-        i.and_then(|i| self.slots.get(i))
-            .map_or(seq, |(_, shown)| *shown)
-    }
-
-    /// Appends the slot of the next schedule number; a probe that left takes the next shown
-    /// number.
-    fn push_slot(&mut self, slot: Slot) {
-        if !matches!(slot, Slot::Skipped) {
-            self.shown += 1;
-        }
-        self.slots.push_back((slot, self.shown));
-    }
-
-    fn stream_of(&self, seq: u64) -> usize {
-        (seq.saturating_sub(1) % self.streams.len().max(1) as u64) as usize
-    }
-
-    /// The local address probe `seq` left from.
-    fn src_of(&self, seq: u64) -> Option<IpAddr> {
-        self.streams.get(self.stream_of(seq)).and_then(|s| s.src)
-    }
-
-    fn flow(&self, seq: u64) -> Option<Flow> {
-        self.streams.get(self.stream_of(seq)).and_then(|s| s.flow)
-    }
-
-    /// Applies a probe's outcome to the target's and its stream's statistics, run and window.
-    fn settle(&mut self, seq: u64, outcome: impl Fn(&mut Stats)) {
-        outcome(&mut self.total);
-        outcome(&mut self.window);
-        let i = self.stream_of(seq);
-        if let Some(stream) = self.streams.get_mut(i) {
-            outcome(&mut stream.total);
-            outcome(&mut stream.window);
-        }
-    }
-
-    fn trim(&mut self) {
-        while self.slots.len() > SETTLED_HISTORY
-            && !matches!(self.slots.front(), Some((Slot::Pending(_), _)))
-        {
-            self.slots.pop_front();
-            self.base_seq += 1;
-        }
-    }
-}
-
-struct Lookup<'a> {
-    states: &'a [TargetState],
-    by_addr: &'a HashMap<IpAddr, Vec<usize>>,
-}
-
-impl ProbeLookup for Lookup<'_> {
-    fn by_addr_seq16(&self, addr: IpAddr, seq16: u16) -> Option<ProbeId> {
-        for &t in self.by_addr.get(&addr.to_canonical())? {
-            let st = &self.states[t];
-            // The newest sequence number with these low 16 bits that we still know.
-            let found = (0..st.slots.len())
-                .rev()
-                .map(|i| st.base_seq + i as u64)
-                .find(|seq| *seq as u16 == seq16);
-            if let Some(seq) = found {
-                return Some(ProbeId { target: t, seq });
-            }
-        }
-        None
-    }
-}
-
-/// The run: targets, their state and the deadline heap.
+/// The run: its configuration, the ledger, the schedule and the writer.
 pub struct Engine<'w, W: Write> {
     cfg: RunConfig,
-    states: Vec<TargetState>,
-    by_addr: HashMap<IpAddr, Vec<usize>>,
-    timers: BinaryHeap<Reverse<(Instant, u64, Timer)>>,
-    timer_serial: u64,
+    ledger: Ledger,
+    schedule: Schedule,
     out: &'w mut RecordWriter<W>,
-    window_name: String,
+    /// Record bodies the ledger gave, to write.
+    entries: Vec<Entry>,
+    /// Events a prober found, for the ledger.
+    found: Vec<ProbeEvent>,
     stopping: bool,
-    malformed: u64,
-    /// Targets still sending, and probes awaiting an answer: the run ends when both are 0.
-    sending_targets: usize,
-    pending_probes: usize,
+    /// `-w`: no probe is sent after this.
+    stop_at: Option<Instant>,
     /// A trace round is due (since then): no probe leaves until the probes in flight settled
     /// and the round ran.
     retrace_due: Option<Instant>,
-    skipped_busy: u64,
-    pacer: Pacer,
-    /// Between two probes to one target: `-i`, stretched to keep `--rate`.
-    interval: Duration,
-    /// Each socket's drop count when the current window began.
-    drops_at_window: Vec<u64>,
 }
 
 const SIGNAL_TOKEN: Token = Token(0);
@@ -335,70 +135,45 @@ const FIRST_SOCKET_TOKEN: usize = 1;
 
 impl<'w, W: Write> Engine<'w, W> {
     pub fn new(cfg: RunConfig, targets: Vec<Target>, out: &'w mut RecordWriter<W>) -> Self {
-        let mut by_addr: HashMap<IpAddr, Vec<usize>> = HashMap::new();
-        for (i, t) in targets.iter().enumerate() {
-            by_addr.entry(t.addr.to_canonical()).or_default().push(i);
-        }
         let window_name = cfg
             .summary_every
             .map(|d| humantime::format_duration(d).to_string())
             .unwrap_or_default();
-        let now = Instant::now();
-        let n_targets = targets.len();
-        let pacer = Pacer::new(cfg.rate, now);
-        let interval = cfg.paced_interval(n_targets);
-        let states: Vec<TargetState> = targets
-            .into_iter()
-            .map(|target| TargetState {
-                target,
-                next_seq: 1,
-                first_due: now,
-                sending: true,
-                slots: VecDeque::new(),
-                shown: 0,
-                base_seq: 1,
-                pending: 0,
-                answered: false,
-                total: Stats::new(),
-                window: Stats::new(),
-                alerts: Alerts::default(),
-                streams: vec![Stream::new(None, None)],
-                src: None,
-            })
-            .collect();
+        let interval = cfg.paced_interval(targets.len());
+        let schedule = Schedule::new(cfg.rate, interval, targets.len(), Instant::now());
+        let ledger = Ledger::new(targets, cfg.quiet, cfg.thresholds, window_name);
         Engine {
             cfg,
-            states,
-            by_addr,
-            timers: BinaryHeap::new(),
-            timer_serial: 0,
+            ledger,
+            schedule,
             out,
-            window_name,
+            entries: Vec::new(),
+            found: Vec::new(),
             stopping: false,
-            malformed: 0,
-            sending_targets: n_targets,
-            pending_probes: 0,
+            stop_at: None,
             retrace_due: None,
-            skipped_busy: 0,
-            pacer,
-            interval,
-            drops_at_window: Vec::new(),
         }
     }
 
-    fn schedule(&mut self, at: Instant, timer: Timer) {
-        self.timer_serial += 1;
-        self.timers.push(Reverse((at, self.timer_serial, timer)));
+    /// Writes the record bodies the ledger gave.
+    fn write_entries(&mut self) -> std::io::Result<()> {
+        for e in self.entries.drain(..) {
+            self.out.write(&Record {
+                tool: self.cfg.tool,
+                ts: e.ts,
+                tags: self.ledger.target(e.target).tags.clone(),
+                body: e.body,
+            })?;
+        }
+        Ok(())
     }
 
-    fn emit(&mut self, ts: SystemTime, t: usize, body: Body) -> std::io::Result<()> {
-        let record = Record {
-            tool: self.cfg.tool,
-            ts,
-            tags: self.states[t].target.tags.clone(),
-            body,
-        };
-        self.out.write(&record)
+    /// Hands what a prober found to the ledger, and writes the records it gives.
+    fn take_found(&mut self) -> std::io::Result<()> {
+        for e in self.found.drain(..) {
+            self.ledger.on_event(e, &mut self.entries);
+        }
+        self.write_entries()
     }
 
     /// Runs until every target sent its count (or the duration ran out, or a signal came)
@@ -414,69 +189,54 @@ impl<'w, W: Write> Engine<'w, W> {
             .context("cannot register sockets")?;
 
         let streams = prober.streams().max(1);
-        for (t, st) in self.states.iter_mut().enumerate() {
-            st.streams = (0..streams)
-                .map(|k| {
-                    let flow = prober.flow(&st.target, t, k);
-                    Stream::new(flow, prober.source(&st.target, t, k))
-                })
+        for t in 0..self.ledger.len() {
+            let target = self.ledger.target(t);
+            let of_stream = (0..streams)
+                .map(|k| (prober.flow(target, t, k), prober.source(target, t, k)))
                 .collect();
-            st.src = st.streams[0]
-                .src
-                .filter(|&src| st.streams.iter().all(|s| s.src == Some(src)));
+            self.ledger.set_streams(t, of_stream);
         }
         // Spread the first probes of many targets evenly over one interval, or over the run
         // when it is shorter, but never faster than the rate: every target is probed at least
         // once (its first probe leaves even after -w).
         let start = Instant::now();
-        let n = self.states.len().max(1) as u32;
+        let interval = self.schedule.interval();
         let spread = self
             .cfg
             .duration
-            .map_or(self.interval, |d| d.min(self.interval))
-            .max(self.cfg.once_over(self.states.len()));
-        for t in 0..self.states.len() {
-            let due = start + spread * t as u32 / n;
-            self.states[t].first_due = due;
-            self.schedule(due, Timer::Send(t));
-        }
-        let stop_at = self.cfg.duration.map(|d| start + d);
-        if let Some(at) = stop_at {
+            .map_or(interval, |d| d.min(interval))
+            .max(self.cfg.once_over(self.ledger.len()));
+        self.schedule.start(start, spread);
+        self.stop_at = self.cfg.duration.map(|d| start + d);
+        if let Some(at) = self.stop_at {
             // The run ends at the duration (once the probes in flight settle), not at the
             // next probe's due time after it.
-            self.schedule(at, Timer::Stop);
+            self.schedule.push(at, Timer::Stop);
         }
         if let Some(every) = self.cfg.summary_every {
-            self.schedule(start + every, Timer::Window);
+            self.schedule.push(start + every, Timer::Window);
         }
         if let Some(every) = prober.retrace_every() {
-            self.schedule(start + every, Timer::Retrace);
+            self.schedule.push(start + every, Timer::Retrace);
         }
 
         let mut events = Events::with_capacity(256);
-        let mut found = Vec::new();
         let mut interrupted = false;
         let mut signals_seen = 0;
         loop {
             let now = Instant::now();
-            while let Some(Reverse((at, _, timer))) = self.timers.peek().copied() {
-                if at > now {
-                    break;
-                }
-                self.timers.pop();
-                self.fire(timer, at, stop_at, prober)?;
+            while let Some((at, timer)) = self.schedule.pop_due(now) {
+                self.fire(timer, at, prober)?;
             }
-            if self.retrace_due.is_some() && self.pending_probes == 0 && !self.stopping {
+            if self.retrace_due.is_some() && self.ledger.pending_probes() == 0 && !self.stopping {
                 self.retrace(prober)?;
                 continue;
             }
-            if self.finished() {
+            if self.ledger.finished() {
                 break;
             }
-            let timeout = self
-                .timers
-                .peek()
-                .map(|Reverse((at, _, _))| at.saturating_duration_since(Instant::now()));
+            let timeout = (self.schedule.next_deadline())
+                .map(|at| at.saturating_duration_since(Instant::now()));
             match poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -490,15 +250,8 @@ impl<'w, W: Write> Engine<'w, W> {
                         interrupted = true;
                     }
                 } else if (FIRST_SOCKET_TOKEN..FIRST_SOCKET_TOKEN + sockets).contains(&token) {
-                    found.clear();
-                    let lookup = Lookup {
-                        states: &self.states,
-                        by_addr: &self.by_addr,
-                    };
-                    prober.drain(token - FIRST_SOCKET_TOKEN, &lookup, &mut found);
-                    for e in found.drain(..) {
-                        self.on_event(e)?;
-                    }
+                    prober.drain(token - FIRST_SOCKET_TOKEN, &self.ledger, &mut self.found);
+                    self.take_found()?;
                 }
             }
             if signals_seen == 1 && !self.stopping {
@@ -512,67 +265,18 @@ impl<'w, W: Write> Engine<'w, W> {
         }
 
         let drops = prober.dropped_local();
-        for t in 0..self.states.len() {
-            let st = &self.states[t];
-            let mut summaries = Vec::new();
-            if st.streams.len() > 1 {
-                for stream in &st.streams {
-                    summaries.push(Summary {
-                        src: stream.src,
-                        ..stream.total.summary(
-                            &st.target.name,
-                            st.target.addr,
-                            stream.flow,
-                            "total",
-                        )
-                    });
-                }
-            }
-            summaries.push(Summary {
-                src: st.src,
-                ..st.total
-                    .summary(&st.target.name, st.target.addr, None, "total")
-            });
-            for mut summary in summaries {
-                summary.dropped_local = dropped_for(&summary, &drops, &[]);
-                self.emit(SystemTime::now(), t, Body::Summary(summary))?;
-            }
-        }
+        self.entries = self.ledger.final_summaries(&drops);
+        self.write_entries()?;
         self.out.end_window()?;
-        let streams = self.stream_totals();
-        let refused = self
-            .states
-            .iter()
-            .filter_map(|st| st.total.summary("", st.target.addr, None, "total").refused)
-            .sum();
         Ok(Outcome {
-            all_answered: self.states.iter().all(|s| s.answered),
-            malformed: self.malformed,
-            skipped_busy: self.skipped_busy,
-            refused,
+            all_answered: self.ledger.all_answered(),
+            malformed: self.ledger.malformed(),
+            skipped_busy: self.ledger.skipped_busy(),
+            refused: self.ledger.refused(),
             interrupted,
-            streams,
+            streams: self.ledger.stream_totals(),
             dropped_local: drops.into_iter().filter(|d| d.count > 0).collect(),
         })
-    }
-
-    /// Every stream's totals so far.
-    fn stream_totals(&self) -> Vec<StreamTotal> {
-        let mut streams = Vec::new();
-        for (t, st) in self.states.iter().enumerate() {
-            for stream in &st.streams {
-                let s = stream.total.summary("", st.target.addr, None, "total");
-                streams.push(StreamTotal {
-                    target: t,
-                    flow: stream.flow,
-                    sent: s.sent,
-                    received: s.received,
-                    lost_fwd: s.lost_fwd,
-                    lost_rev: s.lost_rev,
-                });
-            }
-        }
-        streams
     }
 
     /// Runs the prober's trace round (no probe is in flight), writes its records, and moves
@@ -582,71 +286,36 @@ impl<'w, W: Write> Engine<'w, W> {
         let Some(paused_at) = self.retrace_due.take() else {
             return Ok(());
         };
-        let totals = self.stream_totals();
+        let totals = self.ledger.stream_totals();
         for (t, path) in prober.retrace(&totals)? {
-            if t < self.states.len() {
-                self.emit(SystemTime::now(), t, Body::Path(path))?;
+            if t < self.ledger.len() {
+                self.entries.push(Entry {
+                    target: t,
+                    ts: SystemTime::now(),
+                    body: Body::Path(path),
+                });
             }
         }
+        self.write_entries()?;
         let now = Instant::now();
         let pause = now.saturating_duration_since(paused_at);
-        // Sends the rate delayed go too: every sending target gets one send below.
-        self.timers
-            .retain(|Reverse((_, _, t))| !matches!(t, Timer::Send(_) | Timer::Paced(..)));
-        let interval = self.interval;
-        let mut sends = Vec::new();
-        for (t, st) in self.states.iter_mut().enumerate() {
-            st.first_due += pause;
-            if st.sending {
-                let k = u32::try_from(st.next_seq - 1).unwrap_or(u32::MAX);
-                let due = st.first_due + interval.saturating_mul(k);
-                // A send the rate had delayed past the round's start is overdue: it leaves now,
-                // and the target's later sends move with it.
-                st.first_due += now.saturating_duration_since(due);
-                sends.push((due.max(now), t));
-            }
-        }
-        for (at, t) in sends {
-            self.schedule(at, Timer::Send(t));
-        }
+        let ledger = &self.ledger;
+        self.schedule
+            .shift(pause, now, |t| ledger.next_probe(t).map(|id| id.seq));
         if let Some(every) = prober.retrace_every() {
-            if self.sending_targets > 0 {
-                self.schedule(now + every, Timer::Retrace);
+            if self.ledger.sending_targets() > 0 {
+                self.schedule.push(now + every, Timer::Retrace);
             }
         }
         Ok(())
     }
 
-    fn finished(&self) -> bool {
-        self.sending_targets == 0 && self.pending_probes == 0
-    }
-
-    /// `-w` ran out: no more probes, but the first of every target (a sweep at `--rate` can
-    /// take longer than `-w`).
-    fn stop_after_first(&mut self) {
-        for st in &mut self.states {
-            if st.sending && st.next_seq > 1 {
-                st.sending = false;
-                self.sending_targets -= 1;
-            }
-        }
-    }
-
     fn stop_sending(&mut self) {
         self.stopping = true;
-        self.sending_targets = 0;
-        for st in &mut self.states {
-            st.sending = false;
-        }
+        self.ledger.stop_all();
     }
 
-    fn fire<P: Prober>(
-        &mut self,
-        timer: Timer,
-        at: Instant,
-        stop_at: Option<Instant>,
-        prober: &mut P,
-    ) -> Result<()> {
+    fn fire<P: Prober>(&mut self, timer: Timer, at: Instant, prober: &mut P) -> Result<()> {
         match timer {
             // A send takes the next slot the rate allows; a delayed one that the loop reached
             // late takes a new slot rather than leave with the others that came due meanwhile.
@@ -658,59 +327,43 @@ impl<'w, W: Write> Engine<'w, W> {
                     Timer::Paced(_, due) => (due, now <= at + PACE_SLACK),
                     _ => (at, false),
                 };
-                match if on_time { None } else { self.pacer.take(now) } {
+                match self.schedule.take_slot(now, on_time) {
                     None => {
                         if due < at {
-                            self.states[t].first_due += now.saturating_duration_since(due);
+                            self.schedule.delay(t, now.saturating_duration_since(due));
                         }
-                        self.send(t, due, stop_at, prober)?
+                        self.send(t, due, prober)?
                     }
-                    Some(slot) => self.schedule(slot, Timer::Paced(t, due)),
+                    Some(slot) => self.schedule.push(slot, Timer::Paced(t, due)),
                 }
             }
             Timer::Expire(id) => {
-                let st = &mut self.states[id.target];
-                if let Some(slot @ Slot::Pending(_)) = st.slot_mut(id.seq) {
-                    *slot = Slot::Lost;
-                    st.pending -= 1;
-                    self.pending_probes -= 1;
+                if self.ledger.expire(id, &mut self.entries) {
                     prober.expired(id);
-                    st.settle(id.seq, Stats::lost);
-                    let shown = st.shown_seq(id.seq);
-                    st.trim();
-                    if !self.cfg.quiet {
-                        let body = Body::Timeout(Timeout {
-                            target: st.target.name.clone(),
-                            addr: st.target.addr,
-                            src: st.src_of(id.seq),
-                            seq: shown,
-                            flow: st.flow(id.seq),
-                        });
-                        self.emit(SystemTime::now(), id.target, body)?;
-                    }
-                    let mut found = Vec::new();
-                    prober.pending_events(&mut found);
-                    for e in found {
-                        self.on_event(e)?;
-                    }
+                    self.write_entries()?;
+                    prober.pending_events(&mut self.found);
+                    self.take_found()?;
                 }
             }
             Timer::Retrace => {
-                if self.sending_targets > 0 && !self.stopping {
+                if self.ledger.sending_targets() > 0 && !self.stopping {
                     self.retrace_due = Some(at);
                 }
             }
             Timer::Stop => {
                 if !self.stopping {
-                    self.stop_after_first();
+                    self.ledger.stop_after_first();
                 }
             }
             Timer::Window => {
                 let drops = prober.dropped_local();
-                self.close_window(&drops)?;
+                self.entries = self.ledger.close_window(&drops, SystemTime::now());
+                self.write_entries()?;
+                self.out.end_window()?;
                 if let Some(every) = self.cfg.summary_every {
-                    if !self.finished() {
-                        self.schedule(next_period(at, every, Instant::now()), Timer::Window);
+                    if !self.ledger.finished() {
+                        let next = next_period(at, every, Instant::now());
+                        self.schedule.push(next, Timer::Window);
                     }
                 }
             }
@@ -718,352 +371,60 @@ impl<'w, W: Write> Engine<'w, W> {
         Ok(())
     }
 
-    fn send<P: Prober>(
-        &mut self,
-        t: usize,
-        due: Instant,
-        stop_at: Option<Instant>,
-        prober: &mut P,
-    ) -> Result<()> {
-        let cfg_count = self.cfg.count;
+    /// Target `t`'s probe due at `due`: sent, or not (its flow busy, its stream done, the
+    /// run paused for a trace round or past `-w`), and the target's next send scheduled.
+    fn send<P: Prober>(&mut self, t: usize, due: Instant, prober: &mut P) -> Result<()> {
         if self.retrace_due.is_some() {
             // Paused for a trace round, which reschedules the send.
             return Ok(());
         }
-        let st = &mut self.states[t];
-        if !st.sending {
+        let Some(id) = self.ledger.next_probe(t) else {
+            return Ok(());
+        };
+        if self.stop_at.is_some_and(|s| due >= s) && id.seq > 1 {
+            self.ledger.stop(t);
             return Ok(());
         }
-        if stop_at.is_some_and(|s| due >= s) && st.next_seq > 1 {
-            st.sending = false;
-            self.sending_targets -= 1;
-            return Ok(());
-        }
-        let seq = st.next_seq;
-        let id = ProbeId { target: t, seq };
         if prober.flow_busy(id) {
             // An answer may be waiting unread: the flow is looked at before it is judged busy.
-            let mut found = Vec::new();
-            let lookup = Lookup {
-                states: &self.states,
-                by_addr: &self.by_addr,
-            };
-            prober.poll_flow(id, &lookup, &mut found);
-            for e in found {
-                self.on_event(e)?;
-            }
+            prober.poll_flow(id, &self.ledger, &mut self.found);
+            self.take_found()?;
         }
-        let st = &self.states[t];
-        let stream = st.stream_of(seq);
+        let count = self.cfg.count;
         // With -c, a stream that sent its count sends no more (its seqs pass unsent).
-        let done = cfg_count.is_some_and(|c| st.streams[stream].launched >= c);
+        let done = self.ledger.stream_done(id, count);
         let busy = !done && prober.flow_busy(id);
-        let st = &mut self.states[t];
-        st.next_seq += 1;
-        if st.slots.is_empty() {
-            st.base_seq = seq;
-        }
-        let sent = if busy || done {
+        let launch = if busy || done {
             // The flow's previous probe keeps its whole timeout; this one does not leave, and
             // the other flows keep their pace.
-            None
+            Launch::NotSent { busy }
         } else {
-            st.streams[stream].launched += 1;
-            Some(prober.send(&st.target, id))
-        };
-        let st = &mut self.states[t];
-        match sent {
-            None => {
-                st.push_slot(Slot::Skipped);
-                self.skipped_busy += u64::from(busy);
-            }
-            Some(sent) => match sent {
+            match prober.send(self.ledger.target(t), id) {
                 Ok(stamp) => {
-                    st.push_slot(Slot::Pending(stamp));
-                    st.pending += 1;
-                    self.pending_probes += 1;
-                    self.schedule(stamp.mono + self.cfg.timeout, Timer::Expire(id));
+                    self.schedule
+                        .push(stamp.mono + self.cfg.timeout, Timer::Expire(id));
+                    Launch::Sent(stamp)
                 }
-                Err(e) => {
-                    // The probe could not leave (no route, firewall, interface down): an answer
-                    // of sorts, from the local host.
-                    st.push_slot(Slot::Failed);
-                    st.settle(seq, Stats::unreachable);
-                    if !self.cfg.quiet {
-                        let body = Body::Unreachable(Unreachable {
-                            target: st.target.name.clone(),
-                            addr: st.target.addr,
-                            src: st.src_of(seq),
-                            seq: st.shown_seq(seq),
-                            from: None,
-                            icmp_type: None,
-                            icmp_code: None,
-                            reason: crate::net::socket::error_reason(&e),
-                            flow: st.flow(seq),
-                        });
-                        self.emit(SystemTime::now(), t, body)?;
-                    }
-                }
-            },
-        }
-        let st = &mut self.states[t];
-        st.trim();
-        let streams = st.streams.len() as u64;
-        let all_sent = |c: u64| st.streams.iter().all(|s| s.launched >= c);
-        if cfg_count.is_some_and(|c| seq >= c.saturating_mul(streams) && all_sent(c)) {
-            st.sending = false;
-            self.sending_targets -= 1;
-        } else {
+                Err(e) => Launch::Failed(e),
+            }
+        };
+        let sending = self.ledger.launched(id, launch, count, &mut self.entries);
+        self.write_entries()?;
+        if sending {
             // Absolute deadlines: probe k is due at first_due + k × interval.
-            let next = st.first_due
-                + self
-                    .interval
-                    .saturating_mul(u32::try_from(seq).unwrap_or(u32::MAX));
-            let next = if seq > u64::from(u32::MAX) {
-                due + self.interval
-            } else {
-                next
-            };
-            self.schedule(next, Timer::Send(t));
+            self.schedule.next_send(t, id.seq, due);
         }
-        Ok(())
-    }
-
-    fn on_event(&mut self, event: ProbeEvent) -> Result<()> {
-        match event {
-            ProbeEvent::Malformed(_) => self.malformed += 1,
-            ProbeEvent::Placed(p) => {
-                if let Some(st) = self.states.get_mut(p.id.target) {
-                    let place = |s: &mut Stats| s.placed(p.forward, p.reverse, p.refused);
-                    if p.one_stream {
-                        st.settle(p.id.seq, place);
-                    } else {
-                        place(&mut st.total);
-                        place(&mut st.window);
-                    }
-                }
-            }
-            ProbeEvent::Sent { id, tx_wall } => {
-                let Some(st) = self.states.get_mut(id.target) else {
-                    return Ok(());
-                };
-                if let Some(Slot::Pending(stamp)) = st.slot_mut(id.seq) {
-                    // The kernel stamps the packet after the send call began; anything else
-                    // (a clock step in between) is not trusted.
-                    if tx_wall
-                        .duration_since(stamp.wall)
-                        .is_ok_and(|d| d < MAX_TX_DELAY)
-                    {
-                        stamp.wall = tx_wall;
-                    }
-                }
-            }
-            ProbeEvent::Reply {
-                id,
-                from,
-                rx_wall,
-                rx_mono,
-                ttl,
-                size,
-                tos,
-                reflector,
-                result,
-                syn_retransmits,
-            } => {
-                let quiet = self.cfg.quiet;
-                let Some(st) = self.states.get_mut(id.target) else {
-                    return Ok(());
-                };
-                if from.to_canonical() != st.target.addr.to_canonical() {
-                    return Ok(()); // an answer from someone else: not a reply to this probe
-                }
-                let Some(slot) = st.slot_mut(id.seq) else {
-                    return Ok(());
-                };
-                let (sent, dup) = match *slot {
-                    Slot::Pending(sent) => {
-                        *slot = Slot::Received(sent);
-                        st.pending -= 1;
-                        self.pending_probes -= 1;
-                        (sent, false)
-                    }
-                    Slot::Received(sent) => (sent, true),
-                    Slot::Lost => {
-                        st.settle(id.seq, Stats::late);
-                        return Ok(());
-                    }
-                    Slot::Failed | Slot::Skipped => return Ok(()),
-                };
-                let shown = st.shown_seq(id.seq);
-                let rtt = match reflector {
-                    Some(r) if r.net_of_hold => net_of_hold(rtt(sent, rx_wall, rx_mono), &r),
-                    _ => rtt(sent, rx_wall, rx_mono),
-                };
-                if dup {
-                    st.settle(id.seq, Stats::duplicate);
-                } else {
-                    let i = st.stream_of(id.seq);
-                    let stream = &mut st.streams[i];
-                    let reordered = id.seq < stream.highest_received;
-                    stream.highest_received = stream.highest_received.max(id.seq);
-                    st.answered = true;
-                    let figures = reflector.map(|r| one_way(sent.wall, rx_wall, &r));
-                    st.settle(id.seq, |s| {
-                        s.reply(rtt, reordered);
-                        if let Some(ow) = &figures {
-                            s.one_way(ow, ttl);
-                        }
-                    });
-                    st.trim();
-                }
-                if !quiet {
-                    let one_way = reflector.map(|r| one_way(sent.wall, rx_wall, &r));
-                    let body = Body::Reply(Reply {
-                        target: st.target.name.clone(),
-                        addr: st.target.addr,
-                        src: st.src_of(id.seq),
-                        seq: shown,
-                        rtt_ms: record::ms(rtt),
-                        ttl,
-                        size,
-                        tos,
-                        flow: st.flow(id.seq),
-                        dup: dup.then_some(true),
-                        result: result.map(str::to_string),
-                        syn_retransmits,
-                        one_way,
-                    });
-                    self.emit(rx_wall.unwrap_or_else(SystemTime::now), id.target, body)?;
-                }
-            }
-            ProbeEvent::Error {
-                id,
-                from,
-                icmp_type,
-                icmp_code,
-                reason,
-            } => {
-                let quiet = self.cfg.quiet;
-                let Some(st) = self.states.get_mut(id.target) else {
-                    return Ok(());
-                };
-                let Some(slot) = st.slot_mut(id.seq) else {
-                    return Ok(());
-                };
-                if let Slot::Pending(_) = slot {
-                    *slot = Slot::Failed;
-                    st.pending -= 1;
-                    self.pending_probes -= 1;
-                    st.settle(id.seq, Stats::unreachable);
-                    let shown = st.shown_seq(id.seq);
-                    st.trim();
-                    if !quiet {
-                        let body = Body::Unreachable(Unreachable {
-                            target: st.target.name.clone(),
-                            addr: st.target.addr,
-                            src: st.src_of(id.seq),
-                            seq: shown,
-                            from,
-                            icmp_type,
-                            icmp_code,
-                            reason,
-                            flow: st.flow(id.seq),
-                        });
-                        self.emit(SystemTime::now(), id.target, body)?;
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Writes each target's window summary, evaluates alerts, starts new windows.
-    fn close_window(&mut self, drops: &[SocketDrops]) -> Result<()> {
-        let now = SystemTime::now();
-        let since = std::mem::replace(
-            &mut self.drops_at_window,
-            drops.iter().map(|d| d.count).collect(),
-        );
-        for t in 0..self.states.len() {
-            let st = &mut self.states[t];
-            let window = std::mem::take(&mut st.window);
-            let transitions = st.alerts.evaluate(&self.cfg.thresholds, &window);
-            let mut summaries = Vec::new();
-            if st.streams.len() > 1 {
-                for stream in &mut st.streams {
-                    let w = std::mem::take(&mut stream.window);
-                    summaries.push(Summary {
-                        src: stream.src,
-                        ..w.summary(
-                            &st.target.name,
-                            st.target.addr,
-                            stream.flow,
-                            &self.window_name,
-                        )
-                    });
-                }
-            }
-            summaries.push(Summary {
-                src: st.src,
-                ..window.summary(&st.target.name, st.target.addr, None, &self.window_name)
-            });
-            let (name, addr, src) = (st.target.name.clone(), st.target.addr, st.src);
-            for mut summary in summaries {
-                summary.dropped_local = dropped_for(&summary, drops, &since);
-                self.emit(now, t, Body::Summary(summary))?;
-            }
-            for tr in transitions {
-                let body = Body::Alert(Alert {
-                    state: tr.state,
-                    target: name.clone(),
-                    addr,
-                    src,
-                    flow: None,
-                    metric: tr.metric.to_string(),
-                    value: tr.value,
-                    threshold: tr.threshold,
-                    window: self.window_name.clone(),
-                });
-                self.emit(now, t, body)?;
-            }
-        }
-        self.out.end_window()?;
         Ok(())
     }
 
     /// Settles every pending probe as lost, now.
     fn expire_all(&mut self) -> Result<()> {
         self.stop_sending();
-        let pending: Vec<ProbeId> = self
-            .timers
-            .iter()
-            .filter_map(|Reverse((_, _, t))| match t {
-                Timer::Expire(id) => Some(*id),
-                _ => None,
-            })
-            .collect();
-        let mut pending = pending;
-        pending.sort();
-        for id in pending {
-            self.fire(Timer::Expire(id), Instant::now(), None, &mut NoProber)?;
+        for id in self.schedule.pending_expiries() {
+            self.fire(Timer::Expire(id), Instant::now(), &mut NoProber)?;
         }
         Ok(())
     }
-}
-
-/// The datagrams dropped on the sockets a summary's answers arrive on (those of its address
-/// family, and of its flow when it is a flow's), since the counts `since` (by socket; none:
-/// since the sockets opened). `None` when there were none.
-fn dropped_for(summary: &record::Summary, drops: &[SocketDrops], since: &[u64]) -> Option<u64> {
-    let v6 = summary.addr.is_ipv6();
-    let sport = summary.flow.map(|f| f.sport);
-    let total: u64 = drops
-        .iter()
-        .enumerate()
-        .filter(|(_, d)| d.v6 == v6 && (sport.is_none() || d.sport.is_none() || d.sport == sport))
-        .map(|(i, d)| d.count.saturating_sub(since.get(i).copied().unwrap_or(0)))
-        .sum();
-    (total > 0).then_some(total)
 }
 
 /// Stands in for the prober where a timer cannot send.
@@ -1079,63 +440,12 @@ impl Prober for NoProber {
     fn drain(&mut self, _: usize, _: &dyn ProbeLookup, _: &mut Vec<ProbeEvent>) {}
 }
 
-/// The first of the deadlines `at + k × every` (k ≥ 1) after `now`: periods do not drift, and
-/// a loop that stalled skips the periods it missed rather than catching up on them in a burst.
-pub fn next_period(at: Instant, every: Duration, now: Instant) -> Instant {
-    let next = at + every;
-    if next > now || every.is_zero() {
-        return next;
-    }
-    let missed = now.duration_since(next).as_nanos() / every.as_nanos() + 1;
-    next + every.saturating_mul(u32::try_from(missed).unwrap_or(u32::MAX))
-}
-
-/// One-way delays from a stamping reflector's clock against ours: forward from our send to its
-/// receive, reverse from its send to our receive (negative when the clocks disagree by more
-/// than the delay), and its own hold time. Meaningful only with synchronized clocks, which
-/// `synced` reports.
-pub fn one_way(sent: SystemTime, rx_wall: Option<SystemTime>, r: &ReflectorTimes) -> OneWay {
-    let signed_ms = |later: SystemTime, earlier: SystemTime| match later.duration_since(earlier) {
-        Ok(d) => record::ms(d),
-        Err(e) => -record::ms(e.duration()),
-    };
-    OneWay {
-        fwd_ms: signed_ms(r.rx, sent),
-        rev_ms: rx_wall.map(|w| signed_ms(w, r.tx)),
-        reflector_ms: signed_ms(r.tx, r.rx),
-        dscp_rx: r.tos.map(|tos| tos >> 2),
-        synced: r.synced && crate::clock::synchronized(),
-        reflector_seq: r.seq,
-        reflector_ttl: r.ttl,
-        tlv: r.tlv,
-    }
-}
-
-/// The RTT without the reflector's hold time (T3 − T2, by its clock), as TWAMP defines it:
-/// (T4 − T1) − (T3 − T2). A hold time that is negative or longer than the RTT (a reflector
-/// clock stepped in between) is not trusted: the RTT stays as it is.
-pub fn net_of_hold(rtt: Duration, r: &ReflectorTimes) -> Duration {
-    match r.tx.duration_since(r.rx) {
-        Ok(hold) if hold <= rtt => rtt - hold,
-        _ => rtt,
-    }
-}
-
-/// The round-trip time of a probe. The kernel's receive stamp against the wall clock read at
-/// send is the precise figure; the monotonic clock bounds it, because the kernel stamps a
-/// datagram before it is read. A wall-clock step (NTP, an operator) between send and receive
-/// makes the precise figure negative or larger than the bound: then the bound is used.
-pub fn rtt(sent: SendStamp, rx_wall: Option<SystemTime>, rx_mono: Instant) -> Duration {
-    let bound = rx_mono.saturating_duration_since(sent.mono);
-    match rx_wall.and_then(|w| w.duration_since(sent.wall).ok()) {
-        Some(precise) if precise <= bound => precise,
-        _ => bound,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probe::ReflectorTimes;
+    use crate::record::{self, Flow};
+    use std::net::IpAddr;
 
     #[test]
     fn next_period_is_the_first_deadline_after_now() {
@@ -1255,7 +565,7 @@ mod tests {
                 .map(|&sport| SocketDrops {
                     socket: format!("socket {sport:?}"),
                     count: sent.saturating_sub(self.drops_from),
-                    v6: false,
+                    family: crate::wire::Family::V4,
                     sport,
                 })
                 .collect()
