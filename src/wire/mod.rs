@@ -8,6 +8,7 @@ pub mod payload;
 pub mod probe;
 pub mod tcp;
 pub mod twamp;
+pub mod twamp_control;
 
 use std::fmt;
 
