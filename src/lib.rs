@@ -15,6 +15,7 @@
 //! - [`clock`]: whether the host clock is synchronized (for one-way figures).
 //! - [`ping`], [`udp`], [`tcp`], [`twamp`]: the `lping`, `ludp`, `ltcp` and `ltwamp` tools.
 //! - [`reflect`]: the `lreflect` echo reflector (access list, rate limits, batched I/O).
+//! - [`twamp_control`]: TWAMP-Control shared by client and server: keyed modes, keys file.
 //! - [`netlink`]: rtnetlink dumps and subscriptions (pure decoding in `netlink::parse` and
 //!   `netlink::rt`).
 //! - [`passive`]: the `lpassive` interface counter sampler.
@@ -44,6 +45,7 @@ pub mod stats;
 pub mod target;
 pub mod tcp;
 pub mod twamp;
+pub mod twamp_control;
 pub mod udp;
 pub mod watch;
 pub mod wire;
