@@ -5,8 +5,9 @@
 
 use crate::alert::{Alerts, Thresholds};
 use crate::output::RecordWriter;
+use crate::probe::trace::Tracer;
 use crate::probe::{
-    ProbeEvent, ProbeId, ProbeLookup, Prober, ReflectorTimes, SendStamp, SocketDrops,
+    ProbeEvent, ProbeId, ProbeLookup, Prober, ReflectorTimes, SendStamp, SocketDrops, StreamTotal,
 };
 use crate::record::{
     self, Alert, Body, Flow, OneWay, Record, Reply, Summary, Timeout, Unreachable,
@@ -44,19 +45,12 @@ pub struct RunConfig {
     pub quiet: bool,
 }
 
-/// The run's totals of one stream (a flow in a class) of a target, for records written after
-/// the run (a traced flow's `path` with its `sent`/`lost`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StreamTotal {
-    /// The target's index in the run.
-    pub target: usize,
-    pub flow: Option<Flow>,
-    pub sent: u64,
-    pub received: u64,
-    /// Lost probes placed on the way there and back, when the prober places loss by direction.
-    pub lost_fwd: Option<u64>,
-    pub lost_rev: Option<u64>,
-}
+/// Longest duration any flag takes: a year, far beyond any useful probe schedule, and small
+/// enough that deadline arithmetic never overflows.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Default period of windowed summaries in continuous runs.
+pub const DEFAULT_SUMMARY_EVERY: Duration = Duration::from_secs(60);
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,6 +159,25 @@ impl Stream {
 }
 
 impl RunConfig {
+    /// Sets the period of the windowed summaries from `--summary-every` as given: 0 turns
+    /// windows off, and none given means [`DEFAULT_SUMMARY_EVERY`] in continuous runs and
+    /// with alerts (which judge windows, so they refuse a run without them).
+    pub fn with_summary_every(mut self, asked: Option<Duration>) -> Result<RunConfig> {
+        let continuous = self.count.is_none() && self.duration.is_none();
+        self.summary_every = match asked {
+            Some(d) if d.is_zero() => None,
+            Some(d) => Some(d),
+            None if continuous || self.thresholds.any() => Some(DEFAULT_SUMMARY_EVERY),
+            None => None,
+        };
+        if self.thresholds.any() && self.summary_every.is_none() {
+            anyhow::bail!(
+                "--alert-loss and --alert-rtt judge summary windows: --summary-every 0 turns them off"
+            );
+        }
+        Ok(self)
+    }
+
     /// The time between two probes to one target for `targets` targets: `-i`, or longer when
     /// `-i` per target would send faster than `--rate` overall (each target sends one probe
     /// per interval, whatever its flows).
@@ -175,8 +188,8 @@ impl RunConfig {
     /// How long one probe to each of `targets` targets takes at `--rate`.
     pub fn once_over(&self, targets: usize) -> Duration {
         Duration::try_from_secs_f64(targets as f64 / self.rate)
-            .unwrap_or(crate::cli::MAX_DURATION)
-            .min(crate::cli::MAX_DURATION)
+            .unwrap_or(MAX_DURATION)
+            .min(MAX_DURATION)
     }
 }
 
@@ -389,10 +402,10 @@ impl<'w, W: Write> Engine<'w, W> {
 
     /// Runs until every target sent its count (or the duration ran out, or a signal came)
     /// and every probe is settled; then writes the final summaries.
-    pub fn run<P: Prober>(mut self, prober: &mut P) -> Result<Outcome> {
+    pub fn run<P: Tracer>(mut self, prober: &mut P) -> Result<Outcome> {
         let mut poll = Poll::new().context("cannot create the event loop")?;
-        let mut signals =
-            Signals::new(crate::cli::end_signals()).context("cannot install signal handlers")?;
+        let mut signals = Signals::new(crate::signals::end_signals())
+            .context("cannot install signal handlers")?;
         poll.registry()
             .register(&mut signals, SIGNAL_TOKEN, mio::Interest::READABLE)?;
         let sockets = prober
@@ -564,7 +577,7 @@ impl<'w, W: Write> Engine<'w, W> {
     /// Runs the prober's trace round (no probe is in flight), writes its records, and moves
     /// every target's send schedule later by the pause, so no probe is sent in a burst to
     /// catch up.
-    fn retrace<P: Prober>(&mut self, prober: &mut P) -> Result<()> {
+    fn retrace<P: Tracer>(&mut self, prober: &mut P) -> Result<()> {
         let Some(paused_at) = self.retrace_due.take() else {
             return Ok(());
         };
@@ -1184,6 +1197,8 @@ mod tests {
         drops_from: u64,
         /// The local address of each stream ([`Prober::source`]).
         sources: Vec<IpAddr>,
+        /// Never set: the rounds are scripted ([`Tracer::retrace`] is the fake's own).
+        followed: Option<crate::probe::trace::Followed>,
     }
 
     impl FakeProber {
@@ -1205,6 +1220,7 @@ mod tests {
                 drop_sockets: Vec::new(),
                 drops_from: 0,
                 sources: Vec::new(),
+                followed: None,
             }
         }
     }
@@ -1317,7 +1333,27 @@ mod tests {
             events.append(&mut self.pending);
         }
 
-        fn retrace_every(&self) -> Option<Duration> {
+        fn drain(&mut self, _: usize, _: &dyn ProbeLookup, events: &mut Vec<ProbeEvent>) {
+            let mut buf = [0u8; 64];
+            while matches!(self.wake_rx.read(&mut buf), Ok(n) if n > 0) {}
+            events.append(&mut self.ready);
+        }
+    }
+
+    impl Tracer for FakeProber {
+        fn trace_flows(
+            &mut self,
+            _: &[Target],
+            _: &crate::probe::trace::TraceConfig,
+        ) -> Result<Vec<crate::probe::trace::TracedFlow>> {
+            Ok(Vec::new())
+        }
+
+        fn followed(&mut self) -> &mut Option<crate::probe::trace::Followed> {
+            &mut self.followed
+        }
+
+        fn retrace_every(&mut self) -> Option<Duration> {
             self.retrace_every
         }
 
@@ -1342,12 +1378,6 @@ mod tests {
             };
             Ok(vec![(0, path)])
         }
-
-        fn drain(&mut self, _: usize, _: &dyn ProbeLookup, events: &mut Vec<ProbeEvent>) {
-            let mut buf = [0u8; 64];
-            while matches!(self.wake_rx.read(&mut buf), Ok(n) if n > 0) {}
-            events.append(&mut self.ready);
-        }
     }
 
     fn config(count: u64, interval_ms: u64, timeout_ms: u64) -> RunConfig {
@@ -1356,7 +1386,7 @@ mod tests {
             count: Some(count),
             duration: None,
             interval: Duration::from_millis(interval_ms),
-            rate: crate::cli::DEFAULT_RATE,
+            rate: 2000.0,
             timeout: Duration::from_millis(timeout_ms),
             summary_every: None,
             thresholds: Thresholds::default(),

@@ -41,6 +41,7 @@ pub mod probe;
 pub mod record;
 pub mod reflect;
 pub mod schema;
+pub mod signals;
 pub mod stats;
 pub mod target;
 pub mod tcp;

@@ -1,9 +1,9 @@
 //! `lping`: ICMP echo to one or many targets, as JSON lines.
 
-use crate::cli::{self, AlertArgs, OutputArgs, RunArgs, SocketArgs, TargetArgs};
+use crate::cli::trace::TraceArgs;
+use crate::cli::{self, probe_args, AlertArgs, OutputArgs, RunArgs, SocketArgs, TargetArgs};
 use crate::net::IcmpSocketMode;
 use crate::probe::icmp::{IcmpProber, MAX_PAYLOAD, STABLE_PAYLOAD};
-use crate::probe::trace::run::TraceArgs;
 use anyhow::{bail, Result};
 use clap::Parser;
 use std::process::ExitCode;
@@ -70,21 +70,13 @@ pub struct Args {
 
 /// Runs lping; the exit status follows ping and fping.
 pub fn run(args: Args) -> Result<ExitCode> {
-    let common = cli::ProbeArgs {
-        targets: &args.targets,
-        socket: &args.socket,
-        run: &args.run,
-        alerts: &args.alerts,
-        output: &args.output,
-    };
     if args.trace.any() && (args.size as usize) < STABLE_PAYLOAD {
         bail!(
             "--trace needs --size {STABLE_PAYLOAD} or more: the payload keeps the probes' \
              checksum constant (Paris traceroute)"
         );
     }
-    let ports = cli::Ports::None;
-    crate::probe::trace::run::probe("lping", common, ports, &args.trace, |targets| {
+    cli::pipeline::run("lping", probe_args!(args), cli::Ports::None, |targets| {
         IcmpProber::open(
             targets,
             args.socket_mode,

@@ -1,9 +1,11 @@
 //! `ltcp`: TCP connect probes over many flows, as JSON lines.
 
-use crate::cli::{self, AlertArgs, OutputArgs, RunArgs, SocketArgs, TargetArgs};
+use crate::cli::trace::TraceArgs;
+use crate::cli::{
+    self, pipeline, probe_args, AlertArgs, OutputArgs, RunArgs, SocketArgs, TargetArgs,
+};
 use crate::probe::syn::SynProber;
 use crate::probe::tcp::{TcpProber, TcpSpread};
-use crate::probe::trace::run::{probe, TraceArgs};
 use anyhow::{bail, Result};
 use clap::Parser;
 use std::process::ExitCode;
@@ -86,20 +88,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     let sport_base = spread.base()?;
     let options = args.socket.options();
-    let common = cli::ProbeArgs {
-        targets: &args.targets,
-        socket: &args.socket,
-        run: &args.run,
-        alerts: &args.alerts,
-        output: &args.output,
-    };
     let ports = cli::Ports::Default(args.port);
     if args.syn {
-        probe("ltcp", common, ports, &args.trace, |targets| {
+        pipeline::run("ltcp", probe_args!(args), ports, |targets| {
             SynProber::open(targets, spread, sport_base, &options)
         })
     } else {
-        probe("ltcp", common, ports, &args.trace, |targets| {
+        pipeline::run("ltcp", probe_args!(args), ports, |targets| {
             if let Some(t) = targets.iter().find(|t| t.port == 0) {
                 bail!(
                     "{}: port 0 takes no connection; use --syn, to which hosts answer RST",

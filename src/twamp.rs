@@ -1,8 +1,10 @@
 //! `ltwamp`: TWAMP-Light / STAMP Session-Sender over many flows and DSCP classes, as JSON lines.
 
-use crate::cli::{self, AlertArgs, FlowArgs, OutputArgs, RunArgs, SocketArgs, TargetArgs};
+use crate::cli::trace::TraceArgs;
+use crate::cli::{
+    self, probe_args, AlertArgs, FlowArgs, OutputArgs, RunArgs, SocketArgs, TargetArgs,
+};
 use crate::probe::flows::MAX_PAYLOAD;
-use crate::probe::trace::run::TraceArgs;
 use crate::probe::twamp::{check_config, ReflectorMode, TwampConfig, TwampProber, DEFAULT_PORT};
 use anyhow::Result;
 use clap::Parser;
@@ -109,21 +111,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         interval: args.run.interval,
         timeout: args.run.timeout,
     };
-    let targets = cli::resolve_targets(
-        "ltwamp",
-        &args.targets,
-        &args.socket,
-        &args.output,
-        cli::Ports::Default(Some(args.port)),
-    )?;
-    let mut prober = TwampProber::open(&targets, cfg, &args.socket.options())?;
-    crate::probe::trace::run::run(
-        "ltwamp",
-        &mut prober,
-        targets,
-        &args.trace,
-        &args.run,
-        &args.alerts,
-        &args.output,
-    )
+    let ports = cli::Ports::Default(Some(args.port));
+    cli::pipeline::run("ltwamp", probe_args!(args), ports, |targets| {
+        TwampProber::open(targets, cfg, &args.socket.options())
+    })
 }

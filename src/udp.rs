@@ -1,8 +1,10 @@
 //! `ludp`: UDP echo probes over many flows and DSCP classes, as JSON lines.
 
-use crate::cli::{self, AlertArgs, FlowArgs, OutputArgs, RunArgs, SocketArgs, TargetArgs};
+use crate::cli::trace::TraceArgs;
+use crate::cli::{
+    self, probe_args, AlertArgs, FlowArgs, OutputArgs, RunArgs, SocketArgs, TargetArgs,
+};
 use crate::probe::flows::MAX_PAYLOAD;
-use crate::probe::trace::run::TraceArgs;
 use crate::probe::udp::{check_payload_len, UdpProber};
 use anyhow::{bail, Result};
 use clap::Parser;
@@ -80,25 +82,12 @@ pub struct Args {
 /// Runs ludp; the exit status follows ping and fping.
 pub fn run(args: Args) -> Result<ExitCode> {
     check_payload_len(args.size as usize)?;
-    let targets = cli::resolve_targets(
-        "ludp",
-        &args.targets,
-        &args.socket,
-        &args.output,
-        cli::Ports::Default(Some(args.port)),
-    )?;
-    if let Some(t) = targets.iter().find(|t| t.port == 0) {
-        bail!("{}: UDP port 0 cannot be probed", t.name);
-    }
     let spread = args.flows.spread();
-    let mut prober = UdpProber::open(&targets, spread, args.size as usize, &args.socket.options())?;
-    crate::probe::trace::run::run(
-        "ludp",
-        &mut prober,
-        targets,
-        &args.trace,
-        &args.run,
-        &args.alerts,
-        &args.output,
-    )
+    let ports = cli::Ports::Default(Some(args.port));
+    cli::pipeline::run("ludp", probe_args!(args), ports, |targets| {
+        if let Some(t) = targets.iter().find(|t| t.port == 0) {
+            bail!("{}: UDP port 0 cannot be probed", t.name);
+        }
+        UdpProber::open(targets, spread, args.size as usize, &args.socket.options())
+    })
 }

@@ -9,10 +9,8 @@
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -20,6 +18,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 mod common;
 
 use common::lab::{require_root, Netns};
+use common::process::{spawn_streamed, Streamed};
+use common::temp::TempDir;
 
 const LPING: &str = env!("CARGO_BIN_EXE_lping");
 const KINDS: [&str; 16] = [
@@ -114,33 +114,16 @@ struct Running {
 impl Running {
     fn spawn(cmd: &mut Command) -> Running {
         let what = describe(cmd);
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut stderr = child.stderr.take().expect("piped stderr");
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
-            text
-        });
+        let Streamed {
+            child,
+            lines,
+            stderr,
+        } = spawn_streamed(cmd.stderr(Stdio::piped()));
         Running {
             what,
             child,
             lines,
-            stderr: Some(stderr),
+            stderr,
             started: Instant::now(),
         }
     }
@@ -216,17 +199,7 @@ impl Drop for Running {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Network namespaces and temporary files
-
-static SERIAL: AtomicUsize = AtomicUsize::new(0);
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        SERIAL.fetch_add(1, Ordering::SeqCst)
-    )
-}
+// Network namespaces
 
 /// lping, started inside a lab namespace.
 fn lping_in(ns: &Netns) -> Command {
@@ -238,29 +211,6 @@ fn silent_netns() -> Netns {
     let ns = Netns::new("cli");
     ns.run("ip route add 192.0.2.0/24 dev lo");
     ns
-}
-
-/// A temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let dir = std::env::temp_dir().join(unique("lopa-cli"));
-        fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-
-    fn file(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.join(name);
-        fs::write(&path, text).expect("write temp file");
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1482,7 +1432,7 @@ fn assert_one_line_error(out: &Output, what: &str) -> String {
 
 #[test]
 fn usage_errors_are_one_line_and_exit_2() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("cli");
     let empty = dir.file("empty.txt", "# edge routers\n\n   # none yet\n");
     let bad_tag = dir.file("bad-tag.txt", "127.0.0.1 dc=fra1\n127.0.0.2 nokey\n");
     let empty_arg = format!("--targets={}", empty.display());

@@ -5,12 +5,13 @@
 mod common;
 
 use common::lab::*;
+use common::process::{spawn_streamed, Streamed};
 use lopa::wire::ntp::{ErrorEstimate, Format as NtpFormat, Timestamp};
 use lopa::wire::probe::{self, ProbeRepr};
 use lopa::wire::twamp::{self, ReflectorPacket, SenderPacket};
 use serde_json::Value;
 use socket2::{Domain, SockAddr, Socket, Type};
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixDatagram;
@@ -26,21 +27,6 @@ const DEADLINE: Duration = Duration::from_secs(5);
 
 // ---------------------------------------------------------------------------------------------
 // Namespaces from inside the test process
-
-/// Runs `f` on a thread that has entered `ns`'s network namespace: sockets it creates live
-/// there, and keep working from any thread afterwards.
-fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/run/netns/{}", ns.name);
-    thread::spawn(move || {
-        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("cannot open {path}: {e}"));
-        // SAFETY: setns on a namespace file descriptor; affects this thread only.
-        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
-        f()
-    })
-    .join()
-    .expect("namespace thread panicked")
-}
 
 /// A directory with a copy of lreflect that any user may run; removed on drop, also when the
 /// test fails.
@@ -251,33 +237,15 @@ impl Reflector {
             std::fs::set_permissions(&dir, perms(0o755)).unwrap();
             std::fs::set_permissions(&path, perms(0o777)).unwrap();
         }
-        let mut child = cmd
-            .env("NOTIFY_SOCKET", &path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start lreflect");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut stderr = child.stderr.take().expect("stderr");
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stderr.read_to_string(&mut s);
-            s
-        });
+        let Streamed {
+            child,
+            lines,
+            stderr,
+        } = spawn_streamed(cmd.env("NOTIFY_SOCKET", &path).stderr(Stdio::piped()));
         let mut r = Reflector {
             child,
             lines,
-            stderr: Some(stderr),
+            stderr,
             notify,
             dir,
             started: Instant::now(),
@@ -2284,7 +2252,7 @@ fn a_flood_of_spoofed_flows_leaves_a_ludp_split_exact() {
     );
     assert!(
         rss_after <= 32 * 1024,
-        "{rss_after} KiB resident, the README says under 32 MiB"
+        "{rss_after} KiB resident, docs/lreflect.md says under 32 MiB"
     );
 }
 

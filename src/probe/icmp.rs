@@ -265,17 +265,6 @@ impl Matcher {
 }
 
 impl Prober for IcmpProber {
-    fn retrace_every(&self) -> Option<std::time::Duration> {
-        self.followed.as_ref().map(|f| f.every)
-    }
-
-    fn retrace(
-        &mut self,
-        totals: &[crate::engine::StreamTotal],
-    ) -> Result<Vec<(usize, crate::record::Path)>> {
-        trace::retrace(self, totals)
-    }
-
     /// The source the kernel picks for the target: unconnected ICMP sockets have none of
     /// their own (unless bound with `-I ADDR`), so the route's, looked up once per target.
     fn source(&self, target: &Target, _index: usize, _stream: usize) -> Option<IpAddr> {

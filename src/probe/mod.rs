@@ -14,7 +14,21 @@ use crate::record::Flow;
 use crate::target::Target;
 use std::io;
 use std::net::IpAddr;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
+
+/// The run's totals of one stream (a flow in a class) of a target, for records written after
+/// the run (a traced flow's `path` with its `sent`/`lost`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamTotal {
+    /// The target's index in the run.
+    pub target: usize,
+    pub flow: Option<Flow>,
+    pub sent: u64,
+    pub received: u64,
+    /// Lost probes placed on the way there and back, when the prober places loss by direction.
+    pub lost_fwd: Option<u64>,
+    pub lost_rev: Option<u64>,
+}
 
 /// Identifies one probe: the target's index in the run and the target's sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -236,20 +250,4 @@ pub trait Prober {
     /// Reads everything waiting on socket `token` (relative to `first`), including its error
     /// queue, and appends what it found to `events`.
     fn drain(&mut self, token: usize, lookup: &dyn ProbeLookup, events: &mut Vec<ProbeEvent>);
-
-    /// How often the engine pauses probing for a trace round ([`Prober::retrace`]); `None`:
-    /// never.
-    fn retrace_every(&self) -> Option<Duration> {
-        None
-    }
-
-    /// A trace round. The engine calls it with no probe in flight and no probe leaving until it
-    /// returns (it may block for about one timeout); `totals` are every stream's totals so far.
-    /// Returns the `path` records to write, each with its target's index.
-    fn retrace(
-        &mut self,
-        _totals: &[crate::engine::StreamTotal],
-    ) -> anyhow::Result<Vec<(usize, crate::record::Path)>> {
-        Ok(Vec::new())
-    }
 }

@@ -307,17 +307,6 @@ fn set_recv_errors(sock: &Socket, v6: bool, on: bool) -> Result<()> {
 }
 
 impl Prober for SynProber {
-    fn retrace_every(&self) -> Option<std::time::Duration> {
-        self.followed.as_ref().map(|f| f.every)
-    }
-
-    fn retrace(
-        &mut self,
-        totals: &[crate::engine::StreamTotal],
-    ) -> Result<Vec<(usize, crate::record::Path)>> {
-        trace::retrace(self, totals)
-    }
-
     fn streams(&self) -> usize {
         usize::from(self.spread.flows.max(1))
     }

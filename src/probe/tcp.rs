@@ -191,17 +191,6 @@ impl Tracer for TcpProber {
 }
 
 impl Prober for TcpProber {
-    fn retrace_every(&self) -> Option<Duration> {
-        self.followed.as_ref().map(|f| f.every)
-    }
-
-    fn retrace(
-        &mut self,
-        totals: &[crate::engine::StreamTotal],
-    ) -> anyhow::Result<Vec<(usize, crate::record::Path)>> {
-        trace::retrace(self, totals)
-    }
-
     fn streams(&self) -> usize {
         usize::from(self.spread.flows.max(1))
     }

@@ -186,17 +186,6 @@ impl Prober for UdpProber {
         self.tracker.take_pending(events);
     }
 
-    fn retrace_every(&self) -> Option<Duration> {
-        self.followed.as_ref().map(|f| f.every)
-    }
-
-    fn retrace(
-        &mut self,
-        totals: &[crate::engine::StreamTotal],
-    ) -> Result<Vec<(usize, crate::record::Path)>> {
-        trace::retrace(self, totals)
-    }
-
     fn drain(&mut self, token: usize, _lookup: &dyn ProbeLookup, events: &mut Vec<ProbeEvent>) {
         let start = events.len();
         self.drain_socket(token, events);

@@ -14,7 +14,6 @@
 
 pub mod connect;
 pub mod history;
-pub mod run;
 
 pub use history::{flow_totals, FlowCounts, PathHistory};
 
@@ -40,7 +39,7 @@ static STOP: AtomicBool = AtomicBool::new(false);
 /// Makes SIGINT, SIGTERM and SIGHUP end a trace under way (with its results so far) instead of the
 /// process. The engine's own handling of the signals (stop sending, settle) is unaffected.
 pub fn stop_on_signals() -> Result<()> {
-    for signal in crate::cli::end_signals() {
+    for signal in crate::signals::end_signals() {
         signal_hook::flag::register(signal, &STOP).context("cannot install signal handlers")?;
     }
     Ok(())
@@ -660,30 +659,35 @@ pub trait Tracer: crate::probe::Prober {
     /// first. Each call is a new round: answers to an earlier round's probes are not taken.
     fn trace_flows(&mut self, targets: &[Target], cfg: &TraceConfig) -> Result<Vec<TracedFlow>>;
 
-    /// Where the followed paths live (`None` until [`run`] starts following them).
+    /// Where the followed paths live (`None` until the run starts following them).
     fn followed(&mut self) -> &mut Option<Followed>;
-}
 
-/// A trace round of a prober that follows its paths: the `path` records the round gives
-/// (see [`PathHistory::update`]). For [`crate::probe::Prober::retrace`].
-pub fn retrace<T: Tracer>(
-    prober: &mut T,
-    totals: &[crate::engine::StreamTotal],
-) -> Result<Vec<(usize, Path)>> {
-    let Some(mut followed) = prober.followed().take() else {
-        return Ok(Vec::new());
-    };
-    let traced = prober.trace_flows(&followed.targets, &followed.cfg);
-    // A round a signal cut short tells no path change: the paths stay as they were.
-    let records = traced.map(|traced| {
-        if stopped() {
-            Vec::new()
-        } else {
-            followed.history.update(traced, totals)
-        }
-    });
-    *prober.followed() = Some(followed);
-    records
+    /// How often the engine pauses probing for a trace round ([`Tracer::retrace`]); `None`:
+    /// never (the paths are not followed).
+    fn retrace_every(&mut self) -> Option<Duration> {
+        self.followed().as_ref().map(|f| f.every)
+    }
+
+    /// A trace round of a prober that follows its paths: the `path` records the round gives
+    /// (see [`PathHistory::update`]), each with its target's index. The engine calls it with no
+    /// probe in flight and no probe leaving until it returns (it may block for about one
+    /// timeout); `totals` are every stream's totals so far.
+    fn retrace(&mut self, totals: &[crate::probe::StreamTotal]) -> Result<Vec<(usize, Path)>> {
+        let Some(mut followed) = self.followed().take() else {
+            return Ok(Vec::new());
+        };
+        let traced = self.trace_flows(&followed.targets, &followed.cfg);
+        // A round a signal cut short tells no path change: the paths stay as they were.
+        let records = traced.map(|traced| {
+            if stopped() {
+                Vec::new()
+            } else {
+                followed.history.update(traced, totals)
+            }
+        });
+        *self.followed() = Some(followed);
+        records
+    }
 }
 
 /// The trace-probe number of a round, TTL and probe in `bits` bits: the round in the high

@@ -409,17 +409,6 @@ impl Prober for TwampProber {
         self.unanswered(id, true);
     }
 
-    fn retrace_every(&self) -> Option<Duration> {
-        self.followed.as_ref().map(|f| f.every)
-    }
-
-    fn retrace(
-        &mut self,
-        totals: &[crate::engine::StreamTotal],
-    ) -> Result<Vec<(usize, crate::record::Path)>> {
-        trace::retrace(self, totals)
-    }
-
     fn pending_events(&mut self, events: &mut Vec<ProbeEvent>) {
         self.tracker.take_pending(events);
     }

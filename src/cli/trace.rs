@@ -1,18 +1,21 @@
 //! `--trace`, `--trace-only` and `--trace-every` for every probing tool: the flags, and the
-//! run around the engine that writes the `path` records.
+//! pipeline's two trace steps: before the engine (trace every flow, or only that) and after it
+//! (each traced flow's `path` record with its `sent`/`lost`).
 
-use super::{
-    Followed, PathHistory, TraceConfig, TracedFlow, Tracer, DEFAULT_RATE, MAX_PROBES, MAX_TTL,
-};
-use crate::cli::{self, AlertArgs, OutputArgs, RunArgs};
-use crate::engine::Engine;
+use crate::cli;
+use crate::engine::Outcome;
 use crate::output::RecordWriter;
-use crate::record::{Body, Path, Record};
+use crate::probe::trace::{
+    self as tracing, Followed, PathHistory, TraceConfig, TracedFlow, Tracer, DEFAULT_RATE,
+    MAX_PROBES, MAX_TTL,
+};
+use crate::record::{Body, Path, Record, Tags};
 use crate::target::Target;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use std::collections::HashSet;
-use std::process::ExitCode;
+use std::io::Write;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// Path tracing (Paris traceroute with each flow's own 5-tuple).
@@ -69,65 +72,61 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-/// [`cli::probe`] with `--trace`: resolve the targets, open the prober over them, then
-/// [`run`].
-pub fn probe<P: Tracer>(
-    tool: &'static str,
-    args: cli::ProbeArgs<'_>,
-    ports: cli::Ports,
-    trace: &TraceArgs,
-    open: impl FnOnce(&[Target]) -> Result<P>,
-) -> Result<ExitCode> {
-    let targets = cli::resolve_targets(tool, args.targets, args.socket, args.output, ports)?;
-    let mut prober = open(&targets)?;
-    run(
-        tool,
-        &mut prober,
-        targets,
-        trace,
-        args.run,
-        args.alerts,
-        args.output,
-    )
+/// What the trace before the engine leaves to the pipeline.
+pub enum First {
+    /// The run ends here: `--trace-only`, or a signal during the trace. Exit status 0 when
+    /// every target was reached by some flow (`--trace-only`).
+    Done { all_reached: bool },
+    /// Probing goes on; these flows' paths are written again, with their counts, at the end.
+    Probe(Traced),
 }
 
-/// Runs a probing tool with its `--trace` flags: without them, the plain run
-/// ([`cli::run_probe`]). `--trace-only` traces, writes the `path` records and one line per
-/// target on stderr, and ends (exit 0 when every target was reached by some flow); `--trace`
-/// traces first, probes, and writes each flow's `path` record with its `sent`/`lost` at the
-/// end; with `--trace-every` the prober follows the paths (records as [`PathHistory`] says).
-pub fn run<P: Tracer>(
+/// The flows traced before probing, for [`Traced::last`].
+pub struct Traced {
+    tool: &'static str,
+    flows: Vec<TracedFlow>,
+    tags: Vec<Option<Arc<Tags>>>,
+    /// `--trace-every`: the prober follows the paths, and their history ends the run.
+    followed: bool,
+}
+
+/// Writes a `path` record of target `target`.
+fn write_path<W: Write>(
+    out: &mut RecordWriter<W>,
+    tool: &'static str,
+    tags: &[Option<Arc<Tags>>],
+    target: usize,
+    path: Path,
+) -> std::io::Result<()> {
+    out.write(&Record {
+        tool,
+        ts: SystemTime::now(),
+        tags: tags.get(target).cloned().flatten(),
+        body: Body::Path(path),
+    })
+}
+
+/// The pipeline's step before the engine when some tracing is asked for. `--trace-only`
+/// traces, writes the `path` records and one line per target on stderr, and ends; `--trace`
+/// traces first, and with `--trace-every` hands the paths to the prober to follow (records as
+/// [`PathHistory`] says). A signal during the first trace ends the run with its paths so far,
+/// no probing, and (as a signal ends any run) each target's total summary, of no probes.
+pub fn first<P: Tracer, W: Write>(
     tool: &'static str,
     prober: &mut P,
-    targets: Vec<Target>,
+    targets: &[Target],
     trace: &TraceArgs,
-    run: &RunArgs,
-    alerts: &AlertArgs,
-    output: &OutputArgs,
-) -> Result<ExitCode> {
-    if !trace.any() {
-        return cli::run_probe(tool, prober, targets, run, alerts, output);
-    }
-    crate::net::privilege::drop_privileges().context("cannot drop privileges")?;
-    let cfg = trace.config(run.timeout);
-    super::stop_on_signals()?;
-    let mut traced = prober.trace_flows(&targets, &cfg)?;
+    timeout: Duration,
+    out: &mut RecordWriter<W>,
+) -> Result<First> {
+    let cfg = trace.config(timeout);
+    tracing::stop_on_signals()?;
+    let mut traced = prober.trace_flows(targets, &cfg)?;
     let tags: Vec<_> = targets.iter().map(|t| t.tags.clone()).collect();
-    let mut out = output.writer()?;
-    let write_path = |out: &mut RecordWriter<_>, target: usize, path: Path| {
-        out.write(&Record {
-            tool,
-            ts: SystemTime::now(),
-            tags: tags.get(target).cloned().flatten(),
-            body: Body::Path(path),
-        })
-    };
-    // Interrupted during the first trace: its paths so far, no probing, and (as a signal
-    // ends any run) each target's total summary, of no probes.
-    let interrupted = !trace.trace_only && super::stopped();
+    let interrupted = !trace.trace_only && tracing::stopped();
     if trace.trace_only || interrupted {
         for tf in &traced {
-            write_path(&mut out, tf.target, tf.path.clone())?;
+            write_path(out, tool, &tags, tf.target, tf.path.clone())?;
         }
         if interrupted {
             for (t, target) in targets.iter().enumerate() {
@@ -159,47 +158,53 @@ pub fn run<P: Tracer>(
                 plural(flows.len(), "flow", "flows"),
             );
         }
-        return Ok(ExitCode::from(if all_reached {
-            cli::EXIT_OK
-        } else {
-            cli::EXIT_NO_REPLY
-        }));
+        return Ok(First::Done { all_reached });
     }
     let followed = trace.trace_every.is_some();
     if let Some(every) = trace.trace_every {
         let (history, records) = PathHistory::start(std::mem::take(&mut traced));
         for (t, path) in records {
-            write_path(&mut out, t, path)?;
+            write_path(out, tool, &tags, t, path)?;
         }
         *prober.followed() = Some(Followed {
-            targets: targets.clone(),
+            targets: targets.to_vec(),
             cfg,
             every,
             history,
         });
     }
-    let run_cfg = cli::run_config(tool, run, alerts, output)?;
-    cli::say_if_stretched(tool, &run_cfg, targets.len());
-    let outcome = Engine::new(run_cfg, targets, &mut out).run(prober)?;
-    cli::report_outcome(tool, &outcome);
-    if followed {
-        let records = prober
-            .followed()
-            .as_ref()
-            .map(|f| f.history.finish(&outcome.streams))
-            .unwrap_or_default();
-        for (t, path) in records {
-            write_path(&mut out, t, path)?;
-        }
-    }
-    for tf in &traced {
-        let now = super::flow_totals(&outcome.streams, tf.target, tf.path.sport);
-        let path = super::history::with_counts(&tf.path, Default::default(), now);
-        write_path(&mut out, tf.target, path)?;
-    }
-    Ok(ExitCode::from(if outcome.all_answered {
-        cli::EXIT_OK
-    } else {
-        cli::EXIT_NO_REPLY
+    Ok(First::Probe(Traced {
+        tool,
+        flows: traced,
+        tags,
+        followed,
     }))
+}
+
+impl Traced {
+    /// The pipeline's step after the engine: the followed paths' last records
+    /// (`--trace-every`), then each flow traced first with its `sent`/`lost`.
+    pub fn last<P: Tracer, W: Write>(
+        self,
+        prober: &mut P,
+        outcome: &Outcome,
+        out: &mut RecordWriter<W>,
+    ) -> Result<()> {
+        if self.followed {
+            let records = prober
+                .followed()
+                .as_ref()
+                .map(|f| f.history.finish(&outcome.streams))
+                .unwrap_or_default();
+            for (t, path) in records {
+                write_path(out, self.tool, &self.tags, t, path)?;
+            }
+        }
+        for tf in &self.flows {
+            let now = tracing::flow_totals(&outcome.streams, tf.target, tf.path.sport);
+            let path = tracing::history::with_counts(&tf.path, Default::default(), now);
+            write_path(out, self.tool, &self.tags, tf.target, path)?;
+        }
+        Ok(())
+    }
 }
