@@ -5,6 +5,7 @@
 use super::acl::Acl;
 use super::args::Args;
 use super::batch::{self, Batch, SendOptions};
+use super::control::{Granted, TestKey};
 use super::limit::{Gcra, Limits, Refusal, SourceTable};
 use super::listener::{Kind, Listener};
 use super::loops::LoopGuard;
@@ -76,6 +77,8 @@ pub(super) struct Reflector {
     /// `stats` record.
     events: Vec<SessionEvents>,
     start: Instant,
+    /// TWAMP-Control's granted sessions: their test packets are noted (for REFWAIT).
+    pub(super) granted: Granted,
     /// Last send error reported on stderr, so a persistent one is said once, not per packet.
     reported_send_error: Option<i32>,
 }
@@ -113,13 +116,14 @@ impl Reflector {
             events: vec![SessionEvents::default(); listeners.len()],
             start: Instant::now(),
             reported_send_error: None,
+            granted: Granted::new(),
         };
         reflector.read_clock();
         reflector
     }
 
     /// Monotonic ns since the start.
-    fn now_ns(&self) -> u64 {
+    pub(super) fn now_ns(&self) -> u64 {
         self.start.elapsed().as_nanos() as u64
     }
 
@@ -246,6 +250,12 @@ impl Reflector {
                 let verdict = self.verdict(l, i, now_ns);
                 match verdict {
                     Ok(src) if l.is_twamp() => {
+                        if !self.granted.is_empty() {
+                            let key = TestKey::new(src, self.batch.source_port(i), l.local.port());
+                            if let Some(seen) = self.granted.get_mut(&key) {
+                                *seen = now_ns;
+                            }
+                        }
                         let seq = self.twamp_seq(l, idx, i, src, now_ns);
                         if self.batch.reflect_twamp(i, seq, self.error) {
                             self.batch.answer(i);

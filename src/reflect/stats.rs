@@ -129,6 +129,7 @@ impl Counters {
             flows: active
                 .filter(|_| mode == "echo")
                 .map(|active| self.table(active)),
+            control: None,
         }
     }
 }

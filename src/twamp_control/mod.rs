@@ -1,12 +1,13 @@
 //! TWAMP-Control (RFC 5357 3): what the control client (`ltwamp --control`) and the server
 //! (`lreflect --twamp-control`) share above the message codec of
 //! [`crate::wire::twamp_control`]: the keyed modes' cryptography ([`crypto`]), the keys file
-//! ([`keys`]), the server's protocol machine without I/O ([`server`]) and the client
-//! ([`client`]).
+//! ([`keys`]), the server's protocol machine without I/O ([`server`]), the client
+//! ([`client`]) and ltwamp's sessions over it ([`sender`]).
 
 pub mod client;
 pub mod crypto;
 pub mod keys;
+pub mod sender;
 pub mod server;
 
 #[cfg(test)]

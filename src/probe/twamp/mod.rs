@@ -103,6 +103,13 @@ pub struct TwampProber {
 const HISTORY: u64 = 256 + 64;
 
 impl TwampProber {
+    /// The source port of `flow`'s socket of one address family.
+    pub fn sport(&self, flow: u16, v6: bool) -> Option<u16> {
+        self.sockets
+            .index_of(flow, v6)
+            .map(|i| self.sockets[i].sport)
+    }
+
     /// Binds one socket per flow and address family the targets need.
     pub fn open(targets: &[Target], cfg: TwampConfig, opts: &SocketOptions) -> Result<TwampProber> {
         check_config(cfg.size, (cfg.ssid != 0).then_some(cfg.ssid))?;
