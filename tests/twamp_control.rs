@@ -40,7 +40,7 @@ impl Server {
         Server { child, out }
     }
 
-    /// Stops it (SIGTERM) and returns the control listeners' total stats records.
+    /// Stops it (SIGTERM) and returns its total stats records (every socket's).
     fn stop(mut self) -> Vec<Value> {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
@@ -49,7 +49,7 @@ impl Server {
         let text = std::fs::read_to_string(&self.out).unwrap();
         text.lines()
             .map(|l| serde_json::from_str::<Value>(l).unwrap())
-            .filter(|r| r["mode"] == "twamp-control" && r["window"] == "total")
+            .filter(|r| r["type"] == "stats" && r["window"] == "total")
             .collect()
     }
 }
@@ -89,10 +89,11 @@ fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not an integer: {v}"))
 }
 
-/// The sum of a control counter over the listeners' total records.
+/// The sum of a control counter over the control listeners' total records.
 fn count(stats: &[Value], path: &[&str]) -> u64 {
     stats
         .iter()
+        .filter(|r| r["mode"] == "twamp-control")
         .map(|r| {
             let mut v = &r["control"];
             for p in path {
@@ -317,7 +318,48 @@ fn refusals_give_their_accept_codes_and_exit_2() {
         "{}",
         run.stderr
     );
-    drop(server);
+    let stats = server.stop();
+    assert_eq!(
+        count(&stats, &["closed", "mode"]),
+        0,
+        "the client gave up first: {stats:?}"
+    );
+
+    // One connection per client: a second one while the first is open is greeted without modes.
+    let server = Server::start(
+        &lab.server,
+        &[
+            "--twamp-control",
+            "[::]:862",
+            "--control-per-client",
+            "1",
+            "--stats-every",
+            "0",
+        ],
+    );
+    let mut holder = Background(
+        lab.client
+            .command("/usr/bin/python3")
+            .args([
+                "-c",
+                "import socket, sys, time\n\
+                 s = socket.create_connection(('10.0.2.1', 862)); s.recv(64)\n\
+                 print('held', flush=True); time.sleep(30)",
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    let mut out = BufReader::new(holder.0.stdout.take().unwrap());
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "held");
+    let run = ltwamp(&lab.client, &["--control", "-c", "1", "10.0.2.1"]);
+    assert_eq!(run.status, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("offers no mode"), "{}", run.stderr);
+    drop(holder);
+    let stats = server.stop();
+    assert_eq!(count(&stats, &["closed", "limit"]), 1, "{stats:?}");
 }
 
 /// Captures TCP 862 on the server's eth0 while `f` runs; returns tshark's decoding of the
@@ -550,4 +592,98 @@ for _ in range(15):
     );
     assert_eq!(count(&stats, &["sessions", "accepted"]), 1, "{stats:?}");
     let _ = std::io::stdout().flush();
+}
+
+/// A program of the independent TWAMP peer, twamp-rs 0.2.0 (built by
+/// tests/fixtures/twamp-rs/build.sh, which .ci/run runs).
+fn twamp_rs(program: &str) -> String {
+    let p = format!(
+        "{}/target/peers/bin/twamp-rs-{program}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    assert!(
+        std::path::Path::new(&p).exists(),
+        "{p} is missing: .ci/run builds it (tests/fixtures/twamp-rs/build.sh)"
+    );
+    p
+}
+
+#[test]
+fn twamp_rs_controller_against_lreflect() {
+    let controller = twamp_rs("controller");
+    let lab = Routed::new("twctl-trsc");
+    let server = Server::start(
+        &lab.server,
+        &["--twamp-control", "10.0.2.1:862", "--stats-every", "0"],
+    );
+    let out = lab
+        .client
+        .command(&controller)
+        .args([
+            "--responder-addr",
+            "10.0.2.1",
+            "--controller-addr",
+            "10.0.1.1",
+        ])
+        .args([
+            "--responder-reflect-port",
+            "862",
+            "--number-of-test-packets",
+            "20",
+        ])
+        .args(["--timeout", "2", "--stop-session-sleep", "1"])
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{said}");
+    let stats = server.stop();
+    assert_eq!(count(&stats, &["connections"]), 1, "{stats:?}\n{said}");
+    assert_eq!(
+        count(&stats, &["sessions", "accepted"]),
+        1,
+        "{stats:?}\n{said}"
+    );
+    let closed = &stats.iter().find(|r| r["mode"] == "twamp-control").unwrap()["control"]["closed"];
+    assert!(
+        closed.as_object().unwrap().values().all(|v| v == 0),
+        "nothing refused or cut: {closed}\n{said}"
+    );
+    let test = stats.iter().find(|r| r["mode"] == "twamp").unwrap();
+    assert_eq!(u(&test["received"]), 20, "{test}\n{said}");
+    assert_eq!(u(&test["reflected"]), 20, "{test}\n{said}");
+}
+
+#[test]
+fn ltwamp_against_the_twamp_rs_responder() {
+    let responder = twamp_rs("responder");
+    let lab = Routed::new("twctl-trsr");
+    let _responder = Background(
+        lab.server
+            .command(&responder)
+            .args(["--addr", "10.0.2.1", "--port", "862"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let started = Instant::now();
+    while !lab.server.run("ss -Htln").contains(":862 ") {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the responder never listened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let run = ltwamp(
+        &lab.client,
+        &["--control", "-c", "10", "-i", "0.05", "-q", "10.0.2.1"],
+    );
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert_eq!(run.stderr, "");
+    let s = total(&run, "10.0.2.1");
+    assert_eq!((u(&s["sent"]), u(&s["received"])), (10, 10), "{s}");
 }

@@ -27,6 +27,8 @@ use std::time::{Duration, Instant, SystemTime};
 /// The most a connection may have buffered: one Set-Up-Response (the longest message) and a
 /// block. More means the peer is not waiting for answers: garbage.
 const MAX_INPUT: usize = 256;
+/// Refused requests after which a connection is closed.
+const MAX_REFUSED: u32 = 16;
 /// Unsent answers a connection may hold before the peer counts as not reading.
 const MAX_OUTPUT: usize = 64 * 1024;
 
@@ -72,6 +74,9 @@ struct Conn {
     /// After Stop-Sessions: when the sessions end (the requests' longest timeout).
     stop_at: Option<Instant>,
     timeout: Duration,
+    /// Requests refused so far: a client that keeps asking after refusals is cut off, so one
+    /// connection cannot keep the loop busy.
+    refused: u32,
     closing: bool,
 }
 
@@ -230,6 +235,7 @@ impl ControlServer {
                 sessions: Vec::new(),
                 stop_at: None,
                 timeout: Duration::ZERO,
+                refused: 0,
                 closing: false,
             });
             self.service(g, registry, slot);
@@ -308,6 +314,12 @@ impl ControlServer {
                 Event::Request(r) => {
                     let a = self.grant(g, c, &r);
                     c.proto.answer_request(&a);
+                    if a.accept != Accept::Ok {
+                        c.refused += 1;
+                        if c.refused > MAX_REFUSED {
+                            return Some(Fault::Garbage);
+                        }
+                    }
                 }
                 Event::Start => {
                     let accept = if c.sessions.is_empty() {
@@ -316,6 +328,12 @@ impl ControlServer {
                         Accept::Ok
                     };
                     c.proto.answer_start(accept);
+                    if accept != Accept::Ok {
+                        c.refused += 1;
+                        if c.refused > MAX_REFUSED {
+                            return Some(Fault::Garbage);
+                        }
+                    }
                 }
                 Event::Stop(_) => {
                     c.stop_at = Some(Instant::now() + c.timeout);
