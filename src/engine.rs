@@ -2,6 +2,7 @@
 //! user space (a deadline heap whose nearest deadline is the poll timeout), signals through
 //! signal-hook-mio. Sends are scheduled on absolute deadlines (`start + k × interval`), so the
 //! schedule never drifts. The loop never formats output itself: records go to the writer.
+#![forbid(unsafe_code)]
 
 use crate::alert::{Alerts, Thresholds};
 use crate::output::RecordWriter;
@@ -1106,6 +1107,7 @@ pub fn one_way(sent: SystemTime, rx_wall: Option<SystemTime>, r: &ReflectorTimes
         synced: r.synced && crate::clock::synchronized(),
         reflector_seq: r.seq,
         reflector_ttl: r.ttl,
+        tlv: r.tlv,
     }
 }
 
@@ -1685,6 +1687,7 @@ mod tests {
             seq: Some(0),
             ttl: None,
             net_of_hold: true,
+            tlv: None,
         };
         let rtt = Duration::from_micros(500);
         assert_eq!(net_of_hold(rtt, &times(120)), Duration::from_micros(380));

@@ -1,6 +1,7 @@
 //! Man pages, generated from the clap definitions. `man/<tool>.1` is checked in; a test fails
 //! when it differs from what the current definition renders (regenerate with
 //! `LOPA_UPDATE_MAN=1 cargo test --test cli man_pages`).
+#![forbid(unsafe_code)]
 
 use clap::CommandFactory;
 use std::io::Write;
@@ -8,10 +9,10 @@ use std::io::Write;
 /// Every tool's clap command.
 pub fn commands() -> Vec<clap::Command> {
     vec![
-        crate::ping::Args::command(),
-        crate::udp::Args::command(),
-        crate::tcp::Args::command(),
-        crate::twamp::Args::command(),
+        crate::lping::Args::command(),
+        crate::ludp::Args::command(),
+        crate::ltcp::Args::command(),
+        crate::ltwamp::Args::command(),
         crate::correlate::Args::command(),
         crate::reflect::Args::command(),
         crate::passive::Args::command(),

@@ -9,7 +9,7 @@ use crate::target::Target;
 use crate::wire;
 use crate::wire::icmp::{describe, EchoRepr, IcmpRepr, Quoted, Version, HEADER_LEN};
 use crate::wire::ip::Ipv4Repr;
-use crate::wire::payload::{ProbeMark, MARK_LEN};
+use crate::wire::lping_mark::{ProbeMark, MARK_LEN};
 use anyhow::{anyhow, Result};
 use mio::Token;
 use socket2::Socket;
@@ -106,7 +106,7 @@ impl IcmpProber {
                 wire_ident: 0,
             });
         }
-        let rand = random_u64();
+        let rand = crate::random::random_u64();
         let ident = (rand >> 48) as u16 ^ std::process::id() as u16;
         for s in &mut sockets {
             s.wire_ident = if s.raw {
@@ -587,22 +587,6 @@ fn socket_refused(e: io::Error, v6: bool, mode: IcmpSocketMode) -> anyhow::Error
         ),
         (Some(libc::EAFNOSUPPORT), _) => anyhow!("cannot open an {family} socket: this host has no {} support", if v6 { "IPv6" } else { "IPv4" }),
         _ => anyhow!("cannot open an {family} socket: {e}"),
-    }
-}
-
-/// 64 random bits from the kernel (falls back to time and pid if getrandom fails).
-pub fn random_u64() -> u64 {
-    let mut b = [0u8; 8];
-    // SAFETY: b is 8 writable bytes.
-    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), 8, 0) };
-    if n == 8 {
-        u64::from_ne_bytes(b)
-    } else {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        t ^ (u64::from(std::process::id()) << 32)
     }
 }
 

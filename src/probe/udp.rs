@@ -4,6 +4,7 @@
 //! lreflect, whose answers carry its counts of each flow's probes, lost probes are placed on
 //! the way there or back, and those it refused counted apart, by the same sessions as
 //! ltwamp's ([`super::twamp::direction`]): a session is a target and a flow.
+#![forbid(unsafe_code)]
 
 use super::flows::{FlowSockets, FlowSpread};
 use super::trace::{self, TraceConfig, TracedFlow, Tracer};
@@ -13,7 +14,7 @@ use crate::net::socket::SocketOptions;
 use crate::net::Received;
 use crate::record::Flow;
 use crate::target::Target;
-use crate::wire::probe::{ProbeRepr, ReflectorStamps};
+use crate::wire::ludp_payload::{ProbeRepr, ReflectorStamps};
 use anyhow::{bail, Result};
 use std::io;
 use std::net::IpAddr;
@@ -42,7 +43,7 @@ impl UdpProber {
         opts: &SocketOptions,
     ) -> Result<UdpProber> {
         let sockets = FlowSockets::open(targets, spread, opts)?;
-        let cookie = super::icmp::random_u64() as u32;
+        let cookie = crate::random::random_u64() as u32;
         let tracker = Tracker::new(targets, sockets.flows(), sockets.streams(), true, false);
         Ok(UdpProber {
             tracker,
@@ -254,6 +255,7 @@ impl UdpProber {
                         refused: st.counts.map(|c| c.refused),
                         ttl: None,
                         net_of_hold: false,
+                        tlv: None,
                     }),
                     result: None,
                     syn_retransmits: None,
@@ -276,10 +278,10 @@ fn queued_error(data: &[u8], rx: &Received, v6: bool, ours: &Ours, events: &mut 
 
 /// Refuses a payload too short to carry the probe.
 pub fn check_payload_len(len: usize) -> Result<()> {
-    if len < crate::wire::probe::BASE_LEN {
+    if len < crate::wire::ludp_payload::BASE_LEN {
         bail!(
             "--size {len} is too small: ludp needs at least {} bytes",
-            crate::wire::probe::BASE_LEN
+            crate::wire::ludp_payload::BASE_LEN
         );
     }
     Ok(())

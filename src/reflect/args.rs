@@ -61,7 +61,10 @@ With --twamp it is also (or only) a TWAMP-Light (RFC 5357) / STAMP (RFC 8762) Se
 unauthenticated: every request of 14 bytes or more gets the STAMP reply, max(request, 44) bytes, \
 with the kernel's receive time (T2), the send time read right before the send (T3), the \
 sender's sequence number, timestamp, error estimate and SSID copied, the TTL or hop limit the \
-request arrived with, bytes beyond 44 copied back, and an Error Estimate whose S bit says \
+request arrived with, the RFC 8972 TLVs after the first 44 bytes answered (Extra Padding, \
+Location, Timestamp Information, Class of Service: the answer leaves with the DSCP it asks for, \
+Direct Measurement: the session's counters; others with the U flag, a malformed one with M), \
+and an Error Estimate whose S bit says \
 whether the host clock is synchronized. Sequence numbers count per session (client and local \
 address and port, SSID) from 0, or copy the sender's with --stateless.\n\n\
 An access list, a token bucket per source and a global cap bound what it answers; drops are \

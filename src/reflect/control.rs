@@ -9,6 +9,7 @@
 //! sent a test packet for `--refwait` (RFC 5357 4.2's REFWAIT). The access list and the
 //! per-source rate limit apply to connections as to datagrams. Every refusal is counted by
 //! reason; a client that sends garbage loses its connection and nothing else.
+#![forbid(unsafe_code)]
 
 use super::acl::Acl;
 use super::limit::{Gcra, SourceTable};

@@ -7,8 +7,11 @@
 //! reflector reply ([`crate::wire::twamp`]), built over the request in the receive buffer:
 //! T2 the kernel's receive time, T3 read right before the send call, the TTL the request
 //! arrived with, and a sequence number counted per session ([`session`]) or copied
-//! (`--stateless`). Each datagram is answered or dropped for exactly one reason, checked in
-//! this order: the access list (`acl`), a source port that answers back (`loop`), empty,
+//! (`--stateless`); the RFC 8972 TLVs after the base packet are answered in place
+//! ([`crate::wire::stamp_tlv`]), with the session's Direct Measurement counters, in which a
+//! request the limits refused counts as received and not answered.
+//!
+//! Each datagram is answered or dropped for exactly one reason, checked in this order: the access list (`acl`), a source port that answers back (`loop`), empty,
 //! truncated or (TWAMP) under 14 bytes (`malformed`), the per-source token bucket (`rate_limit`), the global cap (`global_cap`),
 //! and a send that failed (`send_error`). Counters per listening socket are written as
 //! `stats` records.

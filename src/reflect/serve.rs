@@ -13,8 +13,10 @@ use super::session::{self, SessionKey, SessionTable};
 use super::stats::{Malformed, Reason, SessionEvents};
 use super::TOOL;
 use crate::clock::ClockState;
+use crate::wire::stamp_tlv;
+use crate::wire::twamp::STAMP_LEN;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
 
@@ -157,26 +159,89 @@ impl Reflector {
         }
     }
 
-    /// The sequence number of the reply to TWAMP request `i` on listener `idx`: the sender's
-    /// own (stateless), or its session's next.
-    fn twamp_seq(&mut self, l: &Listener, idx: usize, i: usize, src: IpAddr, now_ns: u64) -> u32 {
+    /// The session of TWAMP request `i` (from `src`): its key, with the SSID of a STAMP
+    /// request (a shorter, TWAMP-Light one has none).
+    fn twamp_key(&self, l: &Listener, i: usize, src: IpAddr) -> SessionKey {
         let request = self.batch.payload(i);
-        if self.sessions.is_none() {
-            return u32::from_be_bytes([request[0], request[1], request[2], request[3]]);
-        }
-        // The SSID of a STAMP request; a shorter (TWAMP-Light) one has none.
         let ssid = if request.len() >= crate::wire::twamp::STAMP_LEN {
             u16::from_be_bytes([request[14], request[15]])
         } else {
             0
         };
-        let key = self.session_key(l, i, src, ssid);
+        self.session_key(l, i, src, ssid)
+    }
+
+    /// The sequence number of the reply to TWAMP request `i` on listener `idx`: the sender's
+    /// own (stateless), or its session's next; and the session's packets received (this one
+    /// included) and answered (before this one), for a Direct Measurement TLV (none when
+    /// stateless).
+    fn twamp_seq(
+        &mut self,
+        l: &Listener,
+        idx: usize,
+        i: usize,
+        src: IpAddr,
+        now_ns: u64,
+    ) -> (u32, Option<(u32, u32)>) {
+        if self.sessions.is_none() {
+            let request = self.batch.payload(i);
+            let seq = u32::from_be_bytes([request[0], request[1], request[2], request[3]]);
+            return (seq, None);
+        }
+        let key = self.twamp_key(l, i, src);
         let Some(table) = self.sessions.as_mut() else {
-            return 0;
+            return (0, None);
         };
         let up = table.next(&key, idx as u16, now_ns);
         self.note(idx, &up);
-        up.seq
+        // R_RxC counts this request, R_TxC the answers sent before this one's (as stamp-suite
+        // counts them): this answer is not yet transmitted when they are written.
+        let received = up.seq.wrapping_add(up.refused).wrapping_add(1);
+        (up.seq, Some((received, up.seq)))
+    }
+
+    /// Counts TWAMP request `i` on listener `idx`, refused by our limits, in its session.
+    fn refuse_twamp(&mut self, l: &Listener, idx: usize, i: usize, now_ns: u64) {
+        let Some(src) = self.batch.meta[i].src else {
+            return;
+        };
+        let key = self.twamp_key(l, i, src);
+        let Some(table) = self.sessions.as_mut() else {
+            return;
+        };
+        let up = table.refuse(&key, idx as u16, now_ns);
+        self.note(idx, &up);
+    }
+
+    /// Processes the STAMP TLVs of the reply built in slot `i` (RFC 8972), and gives the
+    /// answer the DSCP a Class of Service TLV asks for.
+    fn reflect_tlvs(&mut self, l: &Listener, i: usize, src: IpAddr, counters: Option<(u32, u32)>) {
+        let m = self.batch.meta[i];
+        let local = match m.control.local {
+            Some(batch::Local::V4(a)) => IpAddr::from(a),
+            Some(batch::Local::V6(a)) => IpAddr::from(a),
+            None => l.local.ip(),
+        };
+        let info = stamp_tlv::ReflectorInfo {
+            tos: m.control.tos,
+            counters,
+            sync: if self.synced {
+                stamp_tlv::sync::NTP
+            } else {
+                stamp_tlv::sync::LOCAL
+            },
+            // T2 from the kernel's software stamp, T3 read in user space: both software.
+            method_in: stamp_tlv::method::SW_LOCAL,
+            method_out: stamp_tlv::method::SW_LOCAL,
+            src: SocketAddr::new(src, self.batch.source_port(i)),
+            dst: SocketAddr::new(local, l.local.port()),
+        };
+        let tlvs = &mut self.batch.payload_mut(i)[STAMP_LEN..];
+        let done = stamp_tlv::reflect(tlvs, &info);
+        if let Some(dscp) = done.dscp {
+            // The ECN bits stay those of an answer without the TLV (Not-ECT).
+            self.batch.set_answer_tos(i, dscp << 2);
+        }
     }
 
     /// Counts ludp probe `i` on echo listener `idx` in its flow, answered or `refused`; an
@@ -256,8 +321,11 @@ impl Reflector {
                                 *seen = now_ns;
                             }
                         }
-                        let seq = self.twamp_seq(l, idx, i, src, now_ns);
+                        let (seq, counters) = self.twamp_seq(l, idx, i, src, now_ns);
                         if self.batch.reflect_twamp(i, seq, self.error) {
+                            if self.batch.meta[i].len > STAMP_LEN {
+                                self.reflect_tlvs(l, i, src, counters);
+                            }
                             self.batch.answer(i);
                         } else {
                             // Cannot happen: length and truncation were checked above.
@@ -269,9 +337,14 @@ impl Reflector {
                         self.batch.answer(i);
                     }
                     Err(why) => {
-                        if !l.is_twamp() && matches!(why, Reason::RateLimit | Reason::GlobalCap) {
-                            // Refused by our own limits: the flow's counts say so.
-                            self.count_flow(l, idx, i, now_ns, true);
+                        if matches!(why, Reason::RateLimit | Reason::GlobalCap) {
+                            // Refused by our own limits: the flow's counts (echo) or the
+                            // session's Direct Measurement counters (TWAMP) say so.
+                            if l.is_twamp() {
+                                self.refuse_twamp(l, idx, i, now_ns);
+                            } else {
+                                self.count_flow(l, idx, i, now_ns, true);
+                            }
                         }
                         l.stats.window.drop(why)
                     }

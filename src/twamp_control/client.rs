@@ -2,6 +2,7 @@
 //! asked for, one Request-TW-Session per test session, Start-Sessions, Stop-Sessions. It
 //! reads and writes a blocking stream (`ltwamp` gives it a TCP stream with timeouts) one
 //! message at a time: the client always knows what comes next.
+#![forbid(unsafe_code)]
 
 use super::crypto::{self, Opener, Sealer, Token};
 use crate::wire::ntp::Timestamp;

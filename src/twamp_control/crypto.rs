@@ -15,6 +15,7 @@
 //!   the clear text of everything this side sent since its previous HMAC field (so Server-Start's
 //!   last block counts towards the server's first Accept-Session). The HMAC field itself is
 //!   then ciphered with the rest.
+#![forbid(unsafe_code)]
 
 use crate::wire::twamp_control::{BLOCK, HMAC_LEN, TOKEN_LEN};
 use aes::cipher::{BlockModeDecrypt, BlockModeEncrypt, IvState, KeyIvInit};
@@ -34,23 +35,7 @@ pub const DEFAULT_COUNT: u32 = 1024;
 pub const MAX_COUNT: u32 = 1 << 20;
 
 /// `N` bytes from the kernel's random generator.
-pub fn random<const N: usize>() -> io::Result<[u8; N]> {
-    let mut b = [0u8; N];
-    let mut at = 0;
-    while at < N {
-        // SAFETY: writes at most N - at bytes into the rest of `b`.
-        let n = unsafe { libc::getrandom(b[at..].as_mut_ptr().cast(), N - at, 0) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        at += n as usize;
-    }
-    Ok(b)
-}
+pub use crate::random::bytes as random;
 
 /// The AES key a shared secret gives under a greeting's salt and count.
 pub fn secret_key(secret: &[u8], salt: &[u8; 16], count: u32) -> [u8; 16] {

@@ -2,6 +2,7 @@
 //! per line, the secret in hex (`#` starts a comment; blank lines are skipped). The KeyID is
 //! what a client names in its Set-Up-Response (UTF-8, at most 80 bytes); the secret is the
 //! shared passphrase PBKDF2 derives the key from.
+#![forbid(unsafe_code)]
 
 use crate::wire::twamp_control::KEY_ID_LEN;
 use anyhow::{bail, Context, Result};

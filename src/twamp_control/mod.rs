@@ -3,6 +3,7 @@
 //! [`crate::wire::twamp_control`]: the keyed modes' cryptography ([`crypto`]), the keys file
 //! ([`keys`]), the server's protocol machine without I/O ([`server`]), the client
 //! ([`client`]) and ltwamp's sessions over it ([`sender`]).
+#![forbid(unsafe_code)]
 
 pub mod client;
 pub mod crypto;

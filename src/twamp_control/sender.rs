@@ -3,6 +3,7 @@
 //! Start-Sessions before the first test packet and Stop-Sessions after the last (and on a
 //! signal: the run ends as at its end). The test port the server grants becomes the target's
 //! port for the test packets.
+#![forbid(unsafe_code)]
 
 use super::client::{Client, ClientError, SetUp};
 use crate::target::Target;

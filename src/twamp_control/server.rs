@@ -4,6 +4,7 @@
 //! Request-TW-Session (answered by Accept-Session), Start-Sessions (Start-Ack), and during a
 //! test only Stop-Sessions. Anything else, a message that does not decode, or an HMAC that
 //! does not verify is a [`Fault`]: the owner closes the connection.
+#![forbid(unsafe_code)]
 
 use super::crypto::{self, Opener, Sealer, Token};
 use super::keys::Keys;

@@ -470,21 +470,21 @@ mod tests {
                         let _ = q.echo(v);
                     }
                 }
-                let _ = crate::wire::payload::ProbeMark::parse(&buf);
-                let _ = crate::wire::probe::ProbeRepr::parse(&buf);
+                let _ = crate::wire::lping_mark::ProbeMark::parse(&buf);
+                let _ = crate::wire::ludp_payload::ProbeRepr::parse(&buf);
                 let mut copy = buf.clone();
-                let stamps = crate::wire::probe::ReflectorStamps {
+                let stamps = crate::wire::ludp_payload::ReflectorStamps {
                     rx_ns: 1,
                     tx_ns: 2,
                     tos: 3,
                     synced: true,
-                    counts: Some(crate::wire::probe::FlowCounts {
+                    counts: Some(crate::wire::ludp_payload::FlowCounts {
                         received: 4,
                         refused: 5,
                     }),
                 };
-                crate::wire::probe::stamp(&mut copy, &stamps);
-                let _ = crate::wire::probe::is_countable(&copy);
+                crate::wire::ludp_payload::stamp(&mut copy, &stamps);
+                let _ = crate::wire::ludp_payload::is_countable(&copy);
             }
         }
     }

@@ -24,6 +24,7 @@
 //! ([`crate::twamp_control::crypto`] does that, and fills the HMAC fields, which this module
 //! leaves zero and does not check). MBZ fields are written as zero and not checked on reading
 //! (RFC 4656 3: "MUST be zero ... MUST be ignored"). All integers big-endian.
+#![forbid(unsafe_code)]
 
 use super::ntp::Timestamp;
 use super::{Error, Result};
