@@ -520,6 +520,41 @@ fn tshark_decodes_every_control_message_both_ways() {
 }
 
 #[test]
+fn a_signal_ends_the_run_with_stop_sessions_and_the_summaries() {
+    let lab = Routed::new("twctl-signal");
+    let _server = Server::start(
+        &lab.server,
+        &["--twamp-control", "[::]:862", "--stats-every", "0"],
+    );
+    let mut run = None;
+    let msgs = tshark_control(&lab, || {
+        // Continuous (no -c): only the signal ends it.
+        let child = lab
+            .client
+            .command(env!("CARGO_BIN_EXE_ltwamp"))
+            .args(["--control", "-i", "0.05", "-q", "fd02::1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        let _ = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+        run = Some(ToolRun::of(child.wait_with_output().unwrap()));
+    });
+    let run = run.unwrap();
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let s = total(&run, "fd02::1");
+    assert!(
+        u(&s["sent"]) >= 10 && u(&s["received"]) == u(&s["sent"]),
+        "{s}"
+    );
+    let last = msgs.last().expect("control messages");
+    assert!(!last.0 && last.1.starts_with("Stop Session"), "{msgs:?}");
+}
+
+#[test]
 fn garbage_and_slow_clients_cost_a_running_session_nothing() {
     let lab = Routed::new("twctl-abuse");
     let server = Server::start(
