@@ -40,6 +40,16 @@ impl Server {
         Server { child, out }
     }
 
+    /// Its resident memory, KiB.
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+
     /// Stops it (SIGTERM) and returns its total stats records (every socket's).
     fn stop(mut self) -> Vec<Value> {
         let _ = Command::new("kill")
@@ -721,4 +731,71 @@ fn ltwamp_against_the_twamp_rs_responder() {
     assert_eq!(run.stderr, "");
     let s = total(&run, "10.0.2.1");
     assert_eq!((u(&s["sent"]), u(&s["received"])), (10, 10), "{s}");
+}
+
+#[test]
+fn thousands_of_abusive_connections_keep_memory_flat() {
+    let lab = Routed::new("twctl-memory");
+    let server = Server::start(
+        &lab.server,
+        &[
+            "--twamp-control",
+            "[::]:862",
+            "--control-per-client",
+            "65536",
+            "--rate-limit",
+            "0",
+            "--stats-every",
+            "0",
+        ],
+    );
+    let warm = ltwamp(
+        &lab.client,
+        &["--control", "-c", "5", "-i", "0.01", "-q", "10.0.2.1"],
+    );
+    assert_eq!(warm.status, 0, "{}", warm.stderr);
+    let before = server.rss_kib();
+    // 4,000 connections that send garbage, and 200 held open at once (64 taken, the rest
+    // greeted without modes), in two rounds.
+    let abuse = r#"
+import os, socket, sys
+for _ in range(2):
+    for _ in range(2000):
+        s = socket.create_connection((sys.argv[1], 862), timeout=5)
+        s.recv(64); s.sendall(os.urandom(300)); s.close()
+    held = [socket.create_connection((sys.argv[1], 862), timeout=5) for _ in range(200)]
+    for h in held:
+        h.recv(64)
+    for h in held:
+        h.close()
+"#;
+    let out = lab
+        .client
+        .command("/usr/bin/python3")
+        .args(["-c", abuse, "10.0.2.1"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = server.rss_kib();
+    let run = ltwamp(
+        &lab.client,
+        &["--control", "-c", "20", "-i", "0.01", "-q", "fd02::1"],
+    );
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let s = total(&run, "fd02::1");
+    assert_eq!((u(&s["sent"]), u(&s["received"])), (20, 20), "{s}");
+    assert!(
+        after <= before + 512,
+        "resident memory grew from {before} to {after} KiB"
+    );
+    let stats = server.stop();
+    assert!(
+        count(&stats, &["closed", "limit"]) >= 2 * (200 - 64),
+        "{stats:?}"
+    );
+    assert!(count(&stats, &["closed", "garbage"]) + count(&stats, &["closed", "mode"]) >= 4000);
 }
