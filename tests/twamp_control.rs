@@ -799,3 +799,51 @@ for _ in range(2):
     );
     assert!(count(&stats, &["closed", "garbage"]) + count(&stats, &["closed", "mode"]) >= 4000);
 }
+
+#[test]
+fn refwait_ends_sessions_that_send_no_test_packet() {
+    let lab = Routed::new("twctl-refwait");
+    let server = Server::start(
+        &lab.server,
+        &[
+            "--twamp-control",
+            "[::]:862",
+            "--refwait",
+            "1s",
+            "--stats-every",
+            "0",
+        ],
+    );
+    // A client that sets a session up, starts it and sends no test packet: the server closes
+    // the connection once REFWAIT has passed (the loop looks every second).
+    let quiet = r#"
+import socket, struct, sys, time
+s = socket.create_connection((sys.argv[1], 862), timeout=10)
+assert len(s.recv(64, socket.MSG_WAITALL)) == 64
+s.sendall(struct.pack(">I", 1) + bytes(160))
+assert s.recv(48, socket.MSG_WAITALL)[15] == 0
+req = bytes([5, 4, 0, 0]) + bytes(8) + struct.pack(">HH", 40000, 862)
+req += socket.inet_aton("10.0.1.1") + bytes(12) + socket.inet_aton(sys.argv[1]) + bytes(12)
+req += bytes(16) + bytes(4) + bytes(8) + struct.pack(">II", 1, 0) + bytes(4) + bytes(8) + bytes(16)
+assert len(req) == 112
+s.sendall(req)
+assert s.recv(48, socket.MSG_WAITALL)[0] == 0
+s.sendall(bytes([2]) + bytes(31))
+assert s.recv(32, socket.MSG_WAITALL)[0] == 0
+assert s.recv(16) == b"", "closed"
+"#;
+    let out = lab
+        .client
+        .command("/usr/bin/python3")
+        .args(["-c", quiet, "10.0.2.1"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stats = server.stop();
+    assert_eq!(count(&stats, &["closed", "idle"]), 1, "{stats:?}");
+    assert_eq!(count(&stats, &["sessions", "accepted"]), 1, "{stats:?}");
+}
