@@ -531,6 +531,13 @@ pub struct Drops {
     pub malformed: u64,
     /// The reply could not be sent.
     pub send_error: u64,
+    /// On a `--twamp-control` test port, from a sender no granted session has (absent when 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub no_session: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The `malformed` drops of a reflector by reason.

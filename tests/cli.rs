@@ -668,6 +668,7 @@ fn every_member_records() -> Vec<Vec<u8>> {
                 global_cap: 1,
                 malformed: 1,
                 send_error: 1,
+                no_session: 1,
             },
             malformed_by: MalformedBy {
                 empty: 0,
@@ -703,6 +704,7 @@ fn every_member_records() -> Vec<Vec<u8>> {
                 global_cap: 1,
                 malformed: 1,
                 send_error: 1,
+                no_session: 1,
             },
             malformed_by: MalformedBy {
                 empty: 0,

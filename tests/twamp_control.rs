@@ -847,3 +847,30 @@ assert s.recv(16) == b"", "closed"
     assert_eq!(count(&stats, &["closed", "idle"]), 1, "{stats:?}");
     assert_eq!(count(&stats, &["sessions", "accepted"]), 1, "{stats:?}");
 }
+
+#[test]
+fn test_ports_answer_granted_sessions_only() {
+    let lab = Routed::new("twctl-nosess");
+    let server = Server::start(
+        &lab.server,
+        &["--twamp-control", "[::]:862", "--stats-every", "0"],
+    );
+    // TWAMP-Light to the test port, no session set up: nothing answered.
+    let light = ltwamp(
+        &lab.client,
+        &["-c", "5", "-i", "0.01", "-W", "0.3", "-q", "10.0.2.1"],
+    );
+    assert_eq!(light.status, 1, "{}", light.stderr);
+    assert_eq!(u(&total(&light, "10.0.2.1")["received"]), 0);
+    // The same with a session: all answered.
+    let full = ltwamp(
+        &lab.client,
+        &["--control", "-c", "5", "-i", "0.01", "-q", "10.0.2.1"],
+    );
+    assert_eq!(full.status, 0, "{}", full.stderr);
+    assert_eq!(u(&total(&full, "10.0.2.1")["received"]), 5);
+    let stats = server.stop();
+    let test = stats.iter().find(|r| r["mode"] == "twamp").unwrap();
+    assert_eq!(u(&test["dropped"]["no_session"]), 5, "{test}");
+    assert_eq!(u(&test["reflected"]), 5, "{test}");
+}

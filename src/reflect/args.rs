@@ -43,7 +43,8 @@ allowed), loop (from a port that answers back, so a spoofed datagram cannot star
 exchange between two reflectors: 7, 13, 19, 37 and lreflect's echo ports, and on echo sockets
 also 862 and its TWAMP ports, which TWAMP senders may send from; see --no-loop-guard), malformed (empty, longer than --max-size so only part of it could be read, or a
 TWAMP request under 14 bytes; by reason in malformed_by), rate_limit (over the source's token
-bucket), global_cap (over --max-pps), send_error.
+bucket), global_cap (over --max-pps), send_error, and on the test ports of --twamp-control
+no_session (a sender no granted session has).
 
 Exit status: 0 ended by SIGINT, SIGTERM or SIGHUP, 2 usage or system error (bad flag, address in use, no permission).";
 

@@ -12,7 +12,8 @@
 //! request the limits refused counts as received and not answered.
 //!
 //! Each datagram is answered or dropped for exactly one reason, checked in this order: the access list (`acl`), a source port that answers back (`loop`), empty,
-//! truncated or (TWAMP) under 14 bytes (`malformed`), the per-source token bucket (`rate_limit`), the global cap (`global_cap`),
+//! truncated or (TWAMP) under 14 bytes (`malformed`), on a `--twamp-control` test port a
+//! sender no granted session has (`no_session`), the per-source token bucket (`rate_limit`), the global cap (`global_cap`),
 //! and a send that failed (`send_error`). Counters per listening socket are written as
 //! `stats` records.
 //!
@@ -87,6 +88,13 @@ fn listen_addrs(args: &Args) -> Vec<(SocketAddr, Kind)> {
         .collect()
 }
 
+/// Whether `l` is one of the test sockets `--twamp-control` opened.
+fn is_test_port(args: &Args, l: &listener::Listener) -> bool {
+    args.twamp_control
+        .iter()
+        .any(|c| c.ip() == l.local.ip() && test_ports(args, c).contains(&l.local.port()))
+}
+
 /// The test ports of control address `c`.
 fn test_ports(args: &Args, c: &SocketAddr) -> Vec<u16> {
     match args.twamp_ports {
@@ -143,6 +151,9 @@ fn control_server(args: &Args) -> Result<Option<control::ControlServer>> {
 /// Runs lreflect until SIGINT, SIGTERM or SIGHUP.
 pub fn run(args: Args) -> Result<ExitCode> {
     let mut listeners = bind_all(&listen_addrs(&args), !args.no_gso)?;
+    for l in listeners.iter_mut() {
+        l.controlled = l.is_twamp() && !args.twamp.contains(&l.local) && is_test_port(&args, l);
+    }
     let mut control = control_server(&args)?;
     crate::net::privilege::drop_privileges_for_good().context("cannot drop privileges")?;
     // Checked as the user lreflect runs on as, before it says it is ready.

@@ -264,6 +264,19 @@ impl Reflector {
         }
     }
 
+    /// Notes a test packet of a granted TWAMP-Control session (for REFWAIT); whether there is
+    /// such a session.
+    fn note_test_packet(&mut self, l: &Listener, i: usize, src: IpAddr, now_ns: u64) -> bool {
+        let key = TestKey::new(src, self.batch.source_port(i), l.local.port());
+        match self.granted.get_mut(&key) {
+            Some(seen) => {
+                *seen = now_ns;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Whether received datagram `i` on `l` is answered (its source) or why not, checked in
     /// the order the module's documentation gives.
     fn verdict(&mut self, l: &Listener, i: usize, now_ns: u64) -> Result<IpAddr, Reason> {
@@ -283,6 +296,9 @@ impl Reflector {
             Some(_) if m.truncated => Err(Reason::Malformed(Malformed::TooLong)),
             Some(_) if l.is_twamp() && m.len < crate::wire::twamp::SENDER_MIN_LEN => {
                 Err(Reason::Malformed(Malformed::Short))
+            }
+            Some(src) if l.controlled && !self.note_test_packet(l, i, src, now_ns) => {
+                Err(Reason::NoSession)
             }
             Some(src) => self
                 .limits
@@ -315,11 +331,10 @@ impl Reflector {
                 let verdict = self.verdict(l, i, now_ns);
                 match verdict {
                     Ok(src) if l.is_twamp() => {
-                        if !self.granted.is_empty() {
-                            let key = TestKey::new(src, self.batch.source_port(i), l.local.port());
-                            if let Some(seen) = self.granted.get_mut(&key) {
-                                *seen = now_ns;
-                            }
+                        if !l.controlled && !self.granted.is_empty() {
+                            // A --twamp socket that is also a test port: sessions are noted,
+                            // every sender answered.
+                            self.note_test_packet(l, i, src, now_ns);
                         }
                         let (seq, counters) = self.twamp_seq(l, idx, i, src, now_ns);
                         if self.batch.reflect_twamp(i, seq, self.error) {
