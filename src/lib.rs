@@ -15,6 +15,7 @@
 //! - [`clock`]: whether the host clock is synchronized (for one-way figures).
 //! - [`lping`], [`ludp`], [`ltcp`], [`ltwamp`]: the four probing tools, each named as its binary.
 //! - [`reflect`]: the `lreflect` echo reflector (access list, rate limits, batched I/O).
+//! - [`twamp_control`]: TWAMP-Control shared by client and server: keyed modes, keys file.
 //! - [`netlink`]: rtnetlink dumps and subscriptions (pure decoding in `netlink::parse` and
 //!   `netlink::rt`).
 //! - [`passive`]: the `lpassive` interface counter sampler.
@@ -47,5 +48,6 @@ pub mod schema;
 pub mod signals;
 pub mod stats;
 pub mod target;
+pub mod twamp_control;
 pub mod watch;
 pub mod wire;

@@ -10,6 +10,10 @@ use crate::probe::twamp::{
     check_config, parse_tlv, probe_packet, ReflectorMode, TlvChoice, TwampConfig, TwampProber,
     DEFAULT_PORT,
 };
+use crate::twamp_control::client::SetUp;
+use crate::twamp_control::keys::Keys;
+use crate::twamp_control::sender::{self, Plan};
+use crate::wire::twamp_control::Mode;
 use anyhow::Result;
 use clap::Parser;
 use std::process::ExitCode;
@@ -28,6 +32,10 @@ Examples:
       continuous, windowed summaries and alerts
   ltwamp --flows 16 --trace -c 100 -q 10.0.0.2
       each flow's path (its own 5-tuple), with its loss split by direction
+  ltwamp --control --flows 4 --dscp EF,BE -c 100 -q twamp.example
+      full TWAMP: sessions set up over TWAMP-Control (TCP 862) first
+  ltwamp --control --auth-mode encrypted --key-file probe.pfs -c 10 10.0.0.2
+      encrypted control connection (keys file: 'KEYID HEXSECRET' lines)
   ltwamp --tlv cos,timestamp,direct,location --dscp AF41 -c 10 10.0.0.2
       RFC 8972 TLVs: the DSCP on arrival and back, the reflector's clock,
       its counters, the addresses it saw
@@ -108,6 +116,39 @@ pub struct Args {
         help_heading = "Probe"
     )]
     pub reflector: ReflectorMode,
+    /// Set the test sessions up over TWAMP-Control first (RFC 5357: a TWAMP server, not a
+    /// TWAMP-Light reflector): the target's port is its control port (862 unless given), one
+    /// session per flow and DSCP class, stopped at the end and on a signal. A refusal is one
+    /// line naming the server's Accept code, and exit status 2.
+    #[arg(long, help_heading = "TWAMP-Control")]
+    pub control: bool,
+    /// The control connection's mode: open (unauthenticated), authenticated or encrypted
+    /// (both need --key-file).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "MODE",
+        default_value = "open",
+        requires = "control",
+        help_heading = "TWAMP-Control"
+    )]
+    pub auth_mode: AuthMode,
+    /// Keys file: 'KEYID SECRET' lines, the secret in hex (owampd's pfs format).
+    #[arg(
+        long,
+        value_name = "PATH",
+        requires = "control",
+        help_heading = "TWAMP-Control"
+    )]
+    pub key_file: Option<std::path::PathBuf>,
+    /// Which KeyID of the keys file to use (needed when it holds more than one).
+    #[arg(
+        long,
+        value_name = "KEYID",
+        requires = "key_file",
+        help_heading = "TWAMP-Control"
+    )]
+    pub key_id: Option<String>,
     #[command(flatten)]
     pub trace: TraceArgs,
     #[command(flatten)]
@@ -116,6 +157,44 @@ pub struct Args {
     pub alerts: AlertArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// The TWAMP-Control modes, as `--auth-mode` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthMode {
+    Open,
+    Authenticated,
+    Encrypted,
+}
+
+impl AuthMode {
+    fn mode(self) -> Mode {
+        match self {
+            AuthMode::Open => Mode::Unauthenticated,
+            AuthMode::Authenticated => Mode::Authenticated,
+            AuthMode::Encrypted => Mode::Encrypted,
+        }
+    }
+}
+
+/// The control client's plan, from the arguments.
+fn control_plan(args: &Args) -> Result<Plan> {
+    let mode = args.auth_mode.mode();
+    let key = match (&args.key_file, mode.ciphered()) {
+        (Some(path), true) => {
+            let keys = Keys::load(path)?;
+            let (id, secret) = keys.pick(args.key_id.as_deref())?;
+            Some((id.to_string(), secret.to_vec()))
+        }
+        (None, true) => anyhow::bail!("--auth-mode {} needs --key-file", mode.name()),
+        (_, false) => None,
+    };
+    Ok(Plan {
+        set_up: SetUp { mode, key },
+        dscp: args.flows.spread().dscp,
+        size: args.size as usize,
+        timeout: args.run.timeout,
+    })
 }
 
 /// Runs ltwamp; the exit status follows ping and fping.
@@ -132,7 +211,26 @@ pub fn run(args: Args) -> Result<ExitCode> {
         tlv: args.tlv,
     };
     let ports = cli::Ports::Default(Some(args.port));
-    cli::pipeline::run("ltwamp", probe_args!(args), ports, |targets| {
-        TwampProber::open(targets, cfg, &args.socket.options())
-    })
+    if !args.control {
+        return cli::pipeline::run("ltwamp", probe_args!(args), ports, |targets| {
+            TwampProber::open(targets, cfg, &args.socket.options())
+        });
+    }
+    let plan = control_plan(&args)?;
+    let mut sessions = None;
+    let status = cli::pipeline::run("ltwamp", probe_args!(args), ports, |targets| {
+        let prober = TwampProber::open(targets, cfg, &args.socket.options())?;
+        let flows = args.flows.spread().flows;
+        sessions = Some(sender::start(
+            targets,
+            flows,
+            |flow, family| prober.sport(flow, family),
+            &plan,
+        )?);
+        Ok(prober)
+    });
+    if let Some(s) = sessions {
+        s.stop("ltwamp");
+    }
+    status
 }

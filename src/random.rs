@@ -16,3 +16,23 @@ pub fn random_u64() -> u64 {
         t ^ (u64::from(std::process::id()) << 32)
     }
 }
+
+/// `N` bytes from the kernel's random generator, or its error: key material (TWAMP-Control's
+/// session keys, IVs, challenges) has no fallback.
+pub fn bytes<const N: usize>() -> std::io::Result<[u8; N]> {
+    let mut b = [0u8; N];
+    let mut at = 0;
+    while at < N {
+        // SAFETY: writes at most N - at bytes into the rest of `b`.
+        let n = unsafe { libc::getrandom(b[at..].as_mut_ptr().cast(), N - at, 0) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        at += n as usize;
+    }
+    Ok(b)
+}

@@ -537,6 +537,13 @@ pub struct Drops {
     pub malformed: u64,
     /// The reply could not be sent.
     pub send_error: u64,
+    /// On a `--twamp-control` test port, from a sender no granted session has (absent when 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub no_session: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The `malformed` drops of a reflector by reason.
@@ -589,6 +596,64 @@ pub struct ReflectorStats {
     /// `expired` stays 0; `evicted` are flows that made room for new ones).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flows: Option<Sessions>,
+    /// TWAMP-Control listeners (`mode` `"twamp-control"`): connections and sessions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub control: Option<ControlStats>,
+}
+
+/// What a TWAMP-Control listener did over a window: connections set up, closed by reason,
+/// sessions granted and refused by Accept code.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlStats {
+    /// Connections taken (their greeting sent with modes) in the window.
+    pub connections: u64,
+    /// Connections open at the end of the window.
+    pub active: u64,
+    pub closed: ControlClosed,
+    pub sessions: ControlSessions,
+}
+
+/// Connections refused or closed by lreflect, by reason (a client closing its own is not
+/// counted).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlClosed {
+    /// Source not in --allow (greeting without modes).
+    pub acl: u64,
+    /// Over --control-connections or --control-per-client (greeting without modes).
+    pub limit: u64,
+    /// Over the source's token bucket (greeting without modes).
+    pub rate_limit: u64,
+    /// A mode not offered (Server-Start Accept 3).
+    pub mode: u64,
+    /// An unknown KeyID or the wrong secret (Server-Start Accept 1).
+    pub key: u64,
+    /// Bytes that are no message in order.
+    pub garbage: u64,
+    /// A keyed message whose HMAC did not verify.
+    pub hmac: u64,
+    /// No whole message for --control-idle, or no test packet for --refwait while testing.
+    pub idle: u64,
+}
+
+/// Test sessions of a TWAMP-Control listener.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlSessions {
+    pub accepted: u64,
+    /// Granted and not yet ended, at the end of the window.
+    pub active: u64,
+    pub refused: ControlRefused,
+}
+
+/// Requests refused, by the Accept code answered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlRefused {
+    /// Accept 3: Conf-Sender/Receiver, a schedule, a Type-P other than a DSCP, or another
+    /// receiver address.
+    pub not_supported: u64,
+    /// Accept 4: over --control-sessions on this connection.
+    pub permanent_limit: u64,
+    /// Accept 5: over --sessions in all, or no test port free for this sender.
+    pub temporary_limit: u64,
 }
 
 /// One hop of a traced path: the TTL probed and, when a router answered, its address.

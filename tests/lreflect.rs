@@ -2199,7 +2199,7 @@ fn tshark_decodes_the_replies_as_twamp_and_agrees_on_every_field() {
 }
 
 /// Every system call lreflect makes, run as the shipped systemd unit runs it (an unprivileged
-/// user with CAP_NET_BIND_SERVICE, echo and TWAMP sockets, stats, SIGTERM), is allowed by the
+/// user with CAP_NET_BIND_SERVICE, echo, TWAMP and TWAMP-Control sockets, stats, SIGTERM), is allowed by the
 /// unit's SystemCallFilter as systemd-analyze expands it: a call the filter refuses fails with
 /// EPERM under the unit, and (as with the clock's sync state, read with clock_adjtime) can
 /// silently change what lreflect reports.
@@ -2234,6 +2234,8 @@ fn the_systemd_units_syscall_filter_allows_every_call_lreflect_makes() {
             "[::]:8081",
             "--twamp",
             "[::]:862",
+            "--twamp-control",
+            "[::]:862",
             "--stats-every",
             "100ms",
         ])
@@ -2245,6 +2247,18 @@ fn the_systemd_units_syscall_filter_allows_every_call_lreflect_makes() {
     echo.echo(&ludp_payload(1, 64));
     let twamp = Client::new(&lab.client, "10.0.0.1:0", "10.0.0.2:862", 0);
     twamp.echo(&twamp_request(0, 0, 44));
+    // A TWAMP-Control session too (TCP 862: accept, the control messages, a closed connection).
+    let control = lab
+        .client
+        .command(env!("CARGO_BIN_EXE_ltwamp"))
+        .args(["--control", "-c", "1", "-q", "10.0.0.2"])
+        .output()
+        .expect("ltwamp --control");
+    assert!(
+        control.status.success(),
+        "{}",
+        String::from_utf8_lossy(&control.stderr)
+    );
     // Windows pass, the clock's state is read again (every second).
     thread::sleep(Duration::from_millis(1200));
     let pid = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", strace.id()))

@@ -12,17 +12,17 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 /// Runs a probing tool: resolves its targets, opens its prober over them (`open` may also
-/// refuse them), gives up privileges (the sockets are open), traces first when `--trace` or
+/// refuse them, or set their ports: ltwamp --control learns them from the server), gives up privileges (the sockets are open), traces first when `--trace` or
 /// `--trace-only` asks, runs the engine, says on stderr what the records cannot, and turns the
 /// outcome into the exit status ping and fping use.
 pub fn run<P: Tracer>(
     tool: &'static str,
     args: ProbeArgs<'_>,
     ports: Ports,
-    open: impl FnOnce(&[Target]) -> Result<P>,
+    open: impl FnOnce(&mut [Target]) -> Result<P>,
 ) -> Result<ExitCode> {
-    let targets = resolve_targets(tool, args.targets, args.socket, args.output, ports)?;
-    let mut prober = open(&targets)?;
+    let mut targets = resolve_targets(tool, args.targets, args.socket, args.output, ports)?;
+    let mut prober = open(&mut targets)?;
     crate::net::privilege::drop_privileges().context("cannot drop privileges")?;
     let cfg = args.run.config(tool, args.alerts, args.output)?;
     let mut out = args.output.writer()?;

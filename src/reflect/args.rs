@@ -27,6 +27,11 @@ Examples:
       both, TWAMP sessions idle for a minute end
   lreflect --twamp 192.0.2.10:862 --stateless
       replies carry the sender's sequence numbers
+  lreflect --twamp-control [::]:862 --twamp-ports 20000-20099
+      a TWAMP server: control on TCP 862, test sessions on UDP 20000-20099
+  lreflect --twamp-control [::]:862 --key-file /etc/lreflect/twamp.pfs \\
+    --require-auth
+      authenticated and encrypted modes only (lines 'KEYID HEXSECRET')
   lreflect --stats-every 1m \\
     --textfile /var/lib/prometheus/node-exporter/lreflect.prom
       its counters for node_exporter (in a directory nobody can write to:
@@ -39,7 +44,8 @@ allowed), loop (from a port that answers back, so a spoofed datagram cannot star
 exchange between two reflectors: 7, 13, 19, 37 and lreflect's echo ports, and on echo sockets
 also 862 and its TWAMP ports, which TWAMP senders may send from; see --no-loop-guard), malformed (empty, longer than --max-size so only part of it could be read, or a
 TWAMP request under 14 bytes; by reason in malformed_by), rate_limit (over the source's token
-bucket), global_cap (over --max-pps), send_error.
+bucket), global_cap (over --max-pps), send_error, and on the test ports of --twamp-control
+no_session (a sender no granted session has).
 
 Exit status: 0 ended by SIGINT, SIGTERM or SIGHUP, 2 usage or system error (bad flag, address in use, no permission).";
 
@@ -90,6 +96,50 @@ pub struct Args {
     #[arg(long = "twamp", value_name = "ADDR:PORT", value_parser = parse_echo,
           help_heading = "TWAMP")]
     pub twamp: Vec<SocketAddr>,
+    /// Be a TWAMP server (RFC 5357): TWAMP-Control on TCP ADDR:PORT (repeatable; 862 is the
+    /// standard port). Granted sessions' test packets go to UDP sockets on the same address
+    /// at --twamp-ports, answered as --twamp answers.
+    #[arg(long = "twamp-control", value_name = "ADDR:PORT", value_parser = parse_echo,
+          help_heading = "TWAMP-Control")]
+    pub twamp_control: Vec<SocketAddr>,
+    /// The UDP ports test sessions are given, LO-HI (default: the control port itself). A
+    /// sender's requested port is given when it is one of them and free for that sender.
+    #[arg(long, value_name = "LO-HI", value_parser = parse_ports,
+          requires = "twamp_control", help_heading = "TWAMP-Control")]
+    pub twamp_ports: Option<(u16, u16)>,
+    /// Keys file for the authenticated and encrypted modes: 'KEYID SECRET' lines, the secret
+    /// in hex (owampd's pfs format). Without it only the unauthenticated mode is offered.
+    #[arg(
+        long,
+        value_name = "PATH",
+        requires = "twamp_control",
+        help_heading = "TWAMP-Control"
+    )]
+    pub key_file: Option<std::path::PathBuf>,
+    /// Offer only the authenticated and encrypted modes (needs --key-file).
+    #[arg(long, requires = "key_file", help_heading = "TWAMP-Control")]
+    pub require_auth: bool,
+    /// Control connections at once, in all.
+    #[arg(long, value_name = "N", default_value_t = 64,
+          value_parser = clap::value_parser!(u64).range(1..=65536), help_heading = "TWAMP-Control")]
+    pub control_connections: u64,
+    /// Control connections at once from one client address.
+    #[arg(long, value_name = "N", default_value_t = 8,
+          value_parser = clap::value_parser!(u64).range(1..=65536), help_heading = "TWAMP-Control")]
+    pub control_per_client: u64,
+    /// Test sessions one control connection may hold (more are refused with Accept 4).
+    #[arg(long, value_name = "N", default_value_t = 64,
+          value_parser = clap::value_parser!(u64).range(1..=65536), help_heading = "TWAMP-Control")]
+    pub control_sessions: u64,
+    /// A control connection that sends no whole message this long, outside a test, is closed.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration,
+          help_heading = "TWAMP-Control")]
+    pub control_idle: Duration,
+    /// REFWAIT (RFC 5357 4.2): a testing connection none of whose sessions sent a test packet
+    /// this long is closed, and its sessions end.
+    #[arg(long, value_name = "DURATION", default_value = "900s", value_parser = parse_duration,
+          help_heading = "TWAMP-Control")]
+    pub refwait: Duration,
     /// Copy each request's sequence number into its reply, keeping no sessions; otherwise
     /// replies are counted per session from 0 (RFC 8762 stateful mode), so a sender can tell
     /// forward from reverse loss.
@@ -168,6 +218,22 @@ pub(super) fn parse_echo(s: &str) -> Result<SocketAddr, String> {
     })
 }
 
+fn parse_ports(s: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("'{s}' is not a port range LO-HI (e.g. 20000-20099)");
+    let (lo, hi) = s.trim().split_once('-').ok_or_else(bad)?;
+    let (lo, hi): (u16, u16) = (
+        lo.trim().parse().map_err(|_| bad())?,
+        hi.trim().parse().map_err(|_| bad())?,
+    );
+    if lo == 0 || lo > hi || hi - lo >= 1024 {
+        return Err(format!(
+            "{}: from 1 up, LO <= HI, at most 1024 ports",
+            bad()
+        ));
+    }
+    Ok((lo, hi))
+}
+
 fn parse_pps(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
         Ok(v) if v.is_finite() && (0.0..=1e9).contains(&v) => Ok(v),
@@ -191,6 +257,15 @@ mod tests {
         let e = parse_echo("8081").unwrap_err();
         assert!(e.contains("is not ADDR:PORT"), "{e}");
         assert!(parse_echo("localhost:8081").is_err());
+    }
+
+    #[test]
+    fn port_ranges_are_lo_hi() {
+        assert_eq!(parse_ports("20000-20099"), Ok((20000, 20099)));
+        assert_eq!(parse_ports(" 862-862 "), Ok((862, 862)));
+        for bad in ["862", "0-10", "20-10", "1-2000", "a-b", ""] {
+            assert!(parse_ports(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

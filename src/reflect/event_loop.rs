@@ -6,6 +6,7 @@
 //! from a range of its own above the UDP listeners' and gets a [`Wake`] variant.
 #![forbid(unsafe_code)]
 
+use super::control::ControlServer;
 use super::listener::Listener;
 use super::report::{StatsClock, StatsWriter};
 use super::serve::Reflector;
@@ -28,13 +29,21 @@ enum Wake {
     Signal,
     /// UDP listener `i` is readable.
     Listener(usize),
+    /// A TWAMP-Control listener or connection.
+    Control,
     /// Nothing lreflect registered.
     Unknown,
 }
 
+/// TWAMP-Control's tokens start here, far above any UDP listener's.
+const FIRST_CONTROL_TOKEN: usize = 1 << 20;
+
 fn wake(token: Token, listeners: usize) -> Wake {
     if token == SIGNAL_TOKEN {
         return Wake::Signal;
+    }
+    if token.0 >= FIRST_CONTROL_TOKEN {
+        return Wake::Control;
     }
     match token.0.checked_sub(FIRST_SOCKET_TOKEN) {
         Some(i) if i < listeners => Wake::Listener(i),
@@ -50,7 +59,10 @@ pub(super) struct EventLoop {
 
 impl EventLoop {
     /// Registers the end signals and every listener.
-    pub(super) fn new(listeners: &[Listener]) -> Result<EventLoop> {
+    pub(super) fn new(
+        listeners: &[Listener],
+        control: Option<&mut ControlServer>,
+    ) -> Result<EventLoop> {
         let poll = Poll::new().context("cannot create the event loop")?;
         let mut signals =
             Signals::new(crate::cli::end_signals()).context("cannot install signal handlers")?;
@@ -65,6 +77,10 @@ impl EventLoop {
                 )
                 .context("cannot register the sockets")?;
         }
+        if let Some(c) = control {
+            c.register(poll.registry(), FIRST_CONTROL_TOKEN)
+                .context("cannot register the TWAMP-Control sockets")?;
+        }
         Ok(EventLoop { poll, signals })
     }
 
@@ -74,6 +90,7 @@ impl EventLoop {
         &mut self,
         reflector: &mut Reflector,
         listeners: &mut [Listener],
+        mut control: Option<&mut ControlServer>,
         mut clock: StatsClock,
         stats: &mut StatsWriter,
     ) -> Result<()> {
@@ -84,12 +101,19 @@ impl EventLoop {
             if now >= next_sync {
                 reflector.read_clock();
                 next_sync = now + SYNC_CHECK;
+                if let Some(c) = control.as_deref_mut() {
+                    let now_ns = reflector.now_ns();
+                    c.sweep(&mut reflector.granted, self.poll.registry(), now_ns);
+                }
             }
             if let Some(name) = clock.close_due(now) {
                 let active = reflector.settle_sessions(listeners);
                 for (k, l) in listeners.iter_mut().enumerate() {
                     let w = l.stats.close_window();
                     stats.write(l, &w, &name, active.as_ref().map(|a| a[k]))?;
+                }
+                if let Some(c) = control.as_deref_mut() {
+                    stats.write_control(c, &name)?;
                 }
                 stats.out.end_window()?;
             }
@@ -113,6 +137,17 @@ impl EventLoop {
                         }
                     }
                     Wake::Listener(i) => listeners[i].ready = true,
+                    Wake::Control => {
+                        if let Some(c) = control.as_deref_mut() {
+                            let now_ns = reflector.now_ns();
+                            c.ready(
+                                &mut reflector.granted,
+                                self.poll.registry(),
+                                ev.token(),
+                                now_ns,
+                            );
+                        }
+                    }
                     Wake::Unknown => {}
                 }
             }
@@ -136,5 +171,6 @@ mod tests {
         assert_eq!(wake(Token(FIRST_SOCKET_TOKEN + 1), 2), Wake::Listener(1));
         assert_eq!(wake(Token(FIRST_SOCKET_TOKEN + 2), 2), Wake::Unknown);
         assert_eq!(wake(Token(FIRST_SOCKET_TOKEN), 0), Wake::Unknown);
+        assert_eq!(wake(Token(FIRST_CONTROL_TOKEN + 5), 2), Wake::Control);
     }
 }

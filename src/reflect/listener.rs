@@ -65,6 +65,9 @@ pub(super) struct Listener {
     pub(super) stats: SocketStats,
     /// Readable, and not yet drained.
     pub(super) ready: bool,
+    /// A test port of `--twamp-control` (not also given as `--twamp`): only the test packets of
+    /// granted sessions are answered.
+    pub(super) controlled: bool,
     /// Answers to one destination may be coalesced into UDP GSO sends.
     pub(super) gso: bool,
 }
@@ -174,6 +177,7 @@ pub(super) fn bind_all(addrs: &[(SocketAddr, Kind)], gso: bool) -> Result<Vec<Li
             wildcard: addr.ip().is_unspecified(),
             stats: SocketStats::default(),
             ready: false,
+            controlled: false,
         });
     }
     Ok(out)

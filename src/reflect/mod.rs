@@ -13,7 +13,8 @@
 //! traffic never starts one).
 //!
 //! Each datagram is answered or dropped for exactly one reason, checked in this order: the access list (`acl`), a source port that answers back (`loop`), empty,
-//! truncated or (TWAMP) under 14 bytes (`malformed`), the per-source token bucket (`rate_limit`), the global cap (`global_cap`),
+//! truncated or (TWAMP) under 14 bytes (`malformed`), on a `--twamp-control` test port a
+//! sender no granted session has (`no_session`), the per-source token bucket (`rate_limit`), the global cap (`global_cap`),
 //! and a send that failed (`send_error`). Counters per listening socket are written as
 //! `stats` records.
 //!
@@ -25,11 +26,14 @@
 //! - [`stats`]: the counters; [`notify`]: `READY=1` to systemd;
 //! - [`args`]: the command line; [`listener`]: the sockets and their kinds; [`serve`]: the
 //!   checks and answers per datagram; [`event_loop`]: the poll loop; [`report`]: the start
-//!   line and the `stats` records.
+//!   line and the `stats` records;
+//! - [`control`]: `--twamp-control`, the TWAMP server (RFC 5357 3) whose sessions' test
+//!   packets the TWAMP sockets at `--twamp-ports` answer.
 
 pub mod acl;
 mod args;
 pub mod batch;
+mod control;
 mod event_loop;
 pub mod limit;
 mod listener;
@@ -58,25 +62,100 @@ const TOOL: &str = "lreflect";
 const DEFAULT_ECHO_PORT: u16 = 8081;
 
 /// The addresses to listen on and what each answers: echo on the default port only when
-/// nothing at all is asked for.
+/// nothing at all is asked for; a TWAMP test socket on each control address at each of
+/// `--twamp-ports` (default: the control port), unless `--twamp` has it already.
 fn listen_addrs(args: &Args) -> Vec<(SocketAddr, Kind)> {
-    let echo: Vec<SocketAddr> = if args.echo.is_empty() && args.twamp.is_empty() {
-        vec![SocketAddr::from((
-            std::net::Ipv6Addr::UNSPECIFIED,
-            DEFAULT_ECHO_PORT,
-        ))]
-    } else {
-        args.echo.clone()
-    };
+    let echo: Vec<SocketAddr> =
+        if args.echo.is_empty() && args.twamp.is_empty() && args.twamp_control.is_empty() {
+            vec![SocketAddr::from((
+                std::net::Ipv6Addr::UNSPECIFIED,
+                DEFAULT_ECHO_PORT,
+            ))]
+        } else {
+            args.echo.clone()
+        };
+    let mut twamp = args.twamp.clone();
+    for c in &args.twamp_control {
+        for port in test_ports(args, c) {
+            let a = SocketAddr::new(c.ip(), port);
+            if !twamp.contains(&a) {
+                twamp.push(a);
+            }
+        }
+    }
     echo.iter()
         .map(|&a| (a, Kind::Echo))
-        .chain(args.twamp.iter().map(|&a| (a, Kind::Twamp)))
+        .chain(twamp.iter().map(|&a| (a, Kind::Twamp)))
         .collect()
+}
+
+/// Whether `l` is one of the test sockets `--twamp-control` opened.
+fn is_test_port(args: &Args, l: &listener::Listener) -> bool {
+    args.twamp_control
+        .iter()
+        .any(|c| c.ip() == l.local.ip() && test_ports(args, c).contains(&l.local.port()))
+}
+
+/// The test ports of control address `c`.
+fn test_ports(args: &Args, c: &SocketAddr) -> Vec<u16> {
+    match args.twamp_ports {
+        Some((lo, hi)) => (lo..=hi).collect(),
+        None => vec![c.port()],
+    }
+}
+
+/// The control server `args` ask for, if any.
+fn control_server(args: &Args) -> Result<Option<control::ControlServer>> {
+    let Some(first) = args.twamp_control.first() else {
+        return Ok(None);
+    };
+    use crate::wire::twamp_control::Mode;
+    let keys = match &args.key_file {
+        Some(p) => crate::twamp_control::keys::Keys::load(p)?,
+        None => Default::default(),
+    };
+    let mut modes = if args.require_auth {
+        0
+    } else {
+        Mode::Unauthenticated.bit()
+    };
+    if !keys.is_empty() {
+        modes |= Mode::Authenticated.bit() | Mode::Encrypted.bit();
+    } else if args.key_file.is_some() {
+        anyhow::bail!("the keys file holds no key");
+    }
+    let offer = crate::twamp_control::server::Offer {
+        modes,
+        keys,
+        count: crate::twamp_control::crypto::DEFAULT_COUNT,
+    };
+    let limits = control::Limits {
+        per_client: args.control_per_client as usize,
+        connections: args.control_connections as usize,
+        sessions_per_connection: args.control_sessions as usize,
+        sessions: args.sessions as usize,
+        idle: args.control_idle,
+        refwait: args.refwait,
+    };
+    let rate = (args.rate_limit > 0.0).then(|| limit::Gcra::new(args.rate_limit, args.burst));
+    control::ControlServer::bind(
+        &args.twamp_control,
+        offer,
+        limits,
+        acl::Acl::new(args.allow.clone()),
+        rate,
+        test_ports(args, first),
+    )
+    .map(Some)
 }
 
 /// Runs lreflect until SIGINT, SIGTERM or SIGHUP.
 pub fn run(args: Args) -> Result<ExitCode> {
     let mut listeners = bind_all(&listen_addrs(&args), !args.no_gso)?;
+    for l in listeners.iter_mut() {
+        l.controlled = l.is_twamp() && !args.twamp.contains(&l.local) && is_test_port(&args, l);
+    }
+    let mut control = control_server(&args)?;
     crate::net::privilege::drop_privileges_for_good().context("cannot drop privileges")?;
     // Checked as the user lreflect runs on as, before it says it is ready.
     let textfile = args
@@ -94,11 +173,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         })
         .transpose()?;
     let mut reflector = Reflector::new(&args, &listeners);
-    let mut event_loop = EventLoop::new(&listeners)?;
+    let mut event_loop = EventLoop::new(&listeners, control.as_mut())?;
 
     eprintln!(
         "{TOOL}: {}",
-        report::start_line(&listeners, args.stats_every)
+        report::start_line(&listeners, control.as_ref(), args.stats_every)
     );
     match notify::notify("READY=1") {
         Ok(_) => {}
@@ -109,12 +188,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let out = crate::output::RecordWriter::stdout(args.format).metrics(Vec::new(), textfile);
     let mut stats = StatsWriter::new(out, &args.tags);
     let clock = StatsClock::new(args.stats_every, Instant::now());
-    event_loop.run(&mut reflector, &mut listeners, clock, &mut stats)?;
+    event_loop.run(
+        &mut reflector,
+        &mut listeners,
+        control.as_mut(),
+        clock,
+        &mut stats,
+    )?;
 
     let _ = notify::notify("STOPPING=1");
     let active = reflector.settle_sessions(&mut listeners);
     for (k, l) in listeners.iter().enumerate() {
         stats.write(l, &l.stats.total(), "total", active.as_ref().map(|a| a[k]))?;
+    }
+    if let Some(c) = control.as_mut() {
+        stats.write_control(c, "total")?;
     }
     stats.out.end_window()?;
     Ok(ExitCode::from(crate::cli::EXIT_OK))

@@ -2,6 +2,7 @@
 //! closes, and the `stats` records themselves.
 #![forbid(unsafe_code)]
 
+use super::control::ControlServer;
 use super::listener::Listener;
 use super::stats::Counters;
 use super::TOOL;
@@ -15,10 +16,20 @@ use std::time::{Duration, Instant, SystemTime};
 pub(super) const FIRST_STATS: Duration = Duration::from_secs(10);
 
 /// What lreflect says on stderr once it answers: its sockets and its stats period.
-pub(super) fn start_line(listeners: &[Listener], stats_every: Duration) -> String {
+pub(super) fn start_line(
+    listeners: &[Listener],
+    control: Option<&ControlServer>,
+    stats_every: Duration,
+) -> String {
     let sockets: Vec<String> = listeners
         .iter()
         .map(|l| format!("{} on {}", l.kind.label(), l.listen))
+        .chain(
+            control
+                .into_iter()
+                .flat_map(|c| c.addresses())
+                .map(|a| format!("TWAMP-Control on {a}")),
+        )
         .collect();
     format!(
         "answering {}; {}",
@@ -113,6 +124,30 @@ impl StatsWriter {
             tags: self.tags.clone(),
             body: Body::Stats(counters.record(&l.listen, l.kind.mode(), window, active)),
         })
+    }
+}
+
+impl StatsWriter {
+    /// One record per TWAMP-Control listener: the window `window` (closing it), or the
+    /// run's total when `window` is "total".
+    pub(super) fn write_control(&mut self, c: &mut ControlServer, window: &str) -> io::Result<()> {
+        for i in 0..c.len() {
+            let counts = if window == "total" {
+                c.total(i)
+            } else {
+                c.close_window(i)
+            };
+            self.out.write(&Record {
+                tool: TOOL,
+                ts: SystemTime::now(),
+                tags: self.tags.clone(),
+                body: Body::Stats(crate::record::ReflectorStats {
+                    control: Some(counts),
+                    ..Counters::default().record(&c.listen(i), "twamp-control", window, None)
+                }),
+            })?;
+        }
+        Ok(())
     }
 }
 

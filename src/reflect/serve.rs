@@ -6,6 +6,7 @@
 use super::acl::Acl;
 use super::args::Args;
 use super::batch::{self, Batch, SendOptions};
+use super::control::{Granted, TestKey};
 use super::limit::{Gcra, Limits, Refusal, SourceTable};
 use super::listener::{Kind, Listener};
 use super::loops::LoopGuard;
@@ -79,6 +80,8 @@ pub(super) struct Reflector {
     /// `stats` record.
     events: Vec<SessionEvents>,
     start: Instant,
+    /// TWAMP-Control's granted sessions: their test packets are noted (for REFWAIT).
+    pub(super) granted: Granted,
     /// Last send error reported on stderr, so a persistent one is said once, not per packet.
     reported_send_error: Option<i32>,
 }
@@ -116,13 +119,14 @@ impl Reflector {
             events: vec![SessionEvents::default(); listeners.len()],
             start: Instant::now(),
             reported_send_error: None,
+            granted: Granted::new(),
         };
         reflector.read_clock();
         reflector
     }
 
     /// Monotonic ns since the start.
-    fn now_ns(&self) -> u64 {
+    pub(super) fn now_ns(&self) -> u64 {
         self.start.elapsed().as_nanos() as u64
     }
 
@@ -260,6 +264,19 @@ impl Reflector {
         }
     }
 
+    /// Notes a test packet of a granted TWAMP-Control session (for REFWAIT); whether there is
+    /// such a session.
+    fn note_test_packet(&mut self, l: &Listener, i: usize, src: IpAddr, now_ns: u64) -> bool {
+        let key = TestKey::new(src, self.batch.source_port(i), l.local.port());
+        match self.granted.get_mut(&key) {
+            Some(seen) => {
+                *seen = now_ns;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Whether received datagram `i` on `l` is answered (its source) or why not, checked in
     /// the order the module's documentation gives.
     fn verdict(&mut self, l: &Listener, i: usize, now_ns: u64) -> Result<IpAddr, Reason> {
@@ -279,6 +296,9 @@ impl Reflector {
             Some(_) if m.truncated => Err(Reason::Malformed(Malformed::TooLong)),
             Some(_) if l.is_twamp() && m.len < crate::wire::twamp::SENDER_MIN_LEN => {
                 Err(Reason::Malformed(Malformed::Short))
+            }
+            Some(src) if l.controlled && !self.note_test_packet(l, i, src, now_ns) => {
+                Err(Reason::NoSession)
             }
             Some(src) => self
                 .limits
@@ -311,6 +331,11 @@ impl Reflector {
                 let verdict = self.verdict(l, i, now_ns);
                 match verdict {
                     Ok(src) if l.is_twamp() => {
+                        if !l.controlled && !self.granted.is_empty() {
+                            // A --twamp socket that is also a test port: sessions are noted,
+                            // every sender answered.
+                            self.note_test_packet(l, i, src, now_ns);
+                        }
                         let (seq, counters) = self.twamp_seq(l, idx, i, src, now_ns);
                         if self.batch.reflect_twamp(i, seq, self.error) {
                             if self.batch.meta[i].len > STAMP_LEN {

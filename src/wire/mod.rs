@@ -10,6 +10,7 @@ pub mod ntp;
 pub mod stamp_tlv;
 pub mod tcp;
 pub mod twamp;
+pub mod twamp_control;
 
 /// The old name of [`ludp_payload`], for code not yet moved to the new one.
 pub use ludp_payload as probe;

@@ -22,6 +22,7 @@ use crate::target::Target;
 use crate::wire::ntp::{Format, Timestamp};
 use crate::wire::stamp_tlv::{self, Answer};
 use crate::wire::twamp::{ReflectorPacket, SenderPacket, SENDER_MIN_LEN, STAMP_LEN};
+use crate::wire::Family;
 use anyhow::{bail, Result};
 use direction::Tracker;
 use std::collections::HashMap;
@@ -196,6 +197,13 @@ pub struct TwampProber {
 const HISTORY: u64 = 256 + 64;
 
 impl TwampProber {
+    /// The source port of `flow`'s socket of one address family.
+    pub fn sport(&self, flow: u16, family: Family) -> Option<u16> {
+        self.sockets
+            .index_of(flow, family)
+            .map(|i| self.sockets[i].sport)
+    }
+
     /// Binds one socket per flow and address family the targets need.
     pub fn open(targets: &[Target], cfg: TwampConfig, opts: &SocketOptions) -> Result<TwampProber> {
         check_config(cfg.size, (cfg.ssid != 0).then_some(cfg.ssid))?;
