@@ -55,6 +55,8 @@
 #   FPING_INTERVAL=1  fping -i (ms between any two pings; empty: fping's default)
 #   SCHED_N=1000      probes of the schedule test (at 10 ms)
 #   SKIP_BUILD=0      1: use the existing target/release/lping
+#   LPING=PATH        the lping binary to measure (with SKIP_BUILD=1; e.g. an earlier commit's,
+#                     to compare two binaries in two runs back to back)
 set -euo pipefail
 
 N=${N:-500}
@@ -73,7 +75,7 @@ SKIP_BUILD=${SKIP_BUILD:-0}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-LPING=$ROOT/target/release/lping
+LPING=${LPING:-$ROOT/target/release/lping}
 RESULTS=$ROOT/bench/results.md
 
 die() { echo "lping.sh: $*" >&2; exit 1; }
