@@ -1,4 +1,5 @@
 //! `lping`: ICMP echo to one or many targets, as JSON lines.
+#![forbid(unsafe_code)]
 
 use crate::cli::trace::TraceArgs;
 use crate::cli::{self, probe_args, AlertArgs, OutputArgs, RunArgs, SocketArgs, TargetArgs};

@@ -1,4 +1,5 @@
 //! `ltcp`: TCP connect probes over many flows, as JSON lines.
+#![forbid(unsafe_code)]
 
 use crate::cli::trace::TraceArgs;
 use crate::cli::{

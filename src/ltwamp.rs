@@ -1,11 +1,15 @@
 //! `ltwamp`: TWAMP-Light / STAMP Session-Sender over many flows and DSCP classes, as JSON lines.
+#![forbid(unsafe_code)]
 
 use crate::cli::trace::TraceArgs;
 use crate::cli::{
     self, probe_args, AlertArgs, FlowArgs, OutputArgs, RunArgs, SocketArgs, TargetArgs,
 };
 use crate::probe::flows::MAX_PAYLOAD;
-use crate::probe::twamp::{check_config, ReflectorMode, TwampConfig, TwampProber, DEFAULT_PORT};
+use crate::probe::twamp::{
+    check_config, parse_tlv, probe_packet, ReflectorMode, TlvChoice, TwampConfig, TwampProber,
+    DEFAULT_PORT,
+};
 use anyhow::Result;
 use clap::Parser;
 use std::process::ExitCode;
@@ -24,6 +28,9 @@ Examples:
       continuous, windowed summaries and alerts
   ltwamp --flows 16 --trace -c 100 -q 10.0.0.2
       each flow's path (its own 5-tuple), with its loss split by direction
+  ltwamp --tlv cos,timestamp,direct,location --dscp AF41 -c 10 10.0.0.2
+      RFC 8972 TLVs: the DSCP on arrival and back, the reflector's clock,
+      its counters, the addresses it saw
 
 Each reply carries rtt_ms net of the reflector's own time ((T4 - T1) - (T3 - T2)), fwd_ms
 (T2 - T1), rev_ms (T4 - T3) and reflector_ms (T3 - T2): one-way figures compare two clocks,
@@ -34,7 +41,10 @@ seq counts from 1, as in every lopa tool; the STAMP sequence number on the wire 
 (RFC 8762), so it is seq - 1, and a stateless reflector's reflector_seq is seq - 1 too.
 
 Against a stateful reflector (its own sequence numbers per session), summaries split the loss
-into lost_fwd (on the way there) and lost_rev (on the way back). --reflector auto takes a
+into lost_fwd (on the way there) and lost_rev (on the way back). STAMP probes carry RFC 8972's
+Direct Measurement TLV unless --tlv says otherwise: a reflector that fills it in (lreflect,
+stamp-suite) gives its counters, so the split holds against any such reflector, and the probes
+it refused (lreflect's --rate-limit) are counted apart as refused, not as loss. --reflector auto takes a
 reflector for stateful once an answer's number differs from the probe's: until some probe is
 lost on the way there, a stateful reflector looks stateless; use --reflector stateful when
 it is known.
@@ -68,8 +78,9 @@ pub struct Args {
     #[arg(short = 'p', long, value_name = "PORT", default_value_t = DEFAULT_PORT,
           value_parser = clap::value_parser!(u16).range(1..), help_heading = "Probe")]
     pub port: u16,
-    /// UDP payload bytes per probe: 44 or more sends STAMP packets (padded with zeros), 14 to 43
-    /// TWAMP-Light packets without an SSID.
+    /// UDP payload bytes per probe: 44 or more sends STAMP packets, 14 to 43 TWAMP-Light
+    /// packets without an SSID or TLVs. STAMP packets are as long as their TLVs need, and an
+    /// Extra Padding TLV fills them up to this size.
     #[arg(short = 's', long, value_name = "BYTES", default_value_t = 44,
           value_parser = clap::value_parser!(u32).range(0..=MAX_PAYLOAD as i64), help_heading = "Probe")]
     pub size: u32,
@@ -77,6 +88,13 @@ pub struct Args {
     #[arg(long, value_name = "SSID", value_parser = clap::value_parser!(u16).range(1..),
           help_heading = "Probe")]
     pub ssid: Option<u16>,
+    /// STAMP TLVs (RFC 8972) every probe carries, comma-separated: direct (the reflector's
+    /// packet counters), cos (the DSCP the probe arrived with, the answer asked back in the
+    /// probe's class), timestamp (the reflector's clock sources), location (the addresses and
+    /// ports it saw), padding (an Extra Padding TLV up to --size), or none. Default: direct in
+    /// STAMP packets; a reflector that knows no TLVs answers them with the U flag.
+    #[arg(long, value_name = "LIST", value_parser = parse_tlv, help_heading = "Probe")]
+    pub tlv: Option<TlvChoice>,
     #[command(flatten)]
     pub flows: FlowArgs,
     /// How the reflector numbers its answers: stateful (its own numbers per session: loss is
@@ -103,6 +121,7 @@ pub struct Args {
 /// Runs ltwamp; the exit status follows ping and fping.
 pub fn run(args: Args) -> Result<ExitCode> {
     check_config(args.size as usize, args.ssid)?;
+    probe_packet(args.size as usize, args.tlv)?;
     let cfg = TwampConfig {
         spread: args.flows.spread(),
         size: args.size as usize,
@@ -110,6 +129,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         reflector: args.reflector,
         interval: args.run.interval,
         timeout: args.run.timeout,
+        tlv: args.tlv,
     };
     let ports = cli::Ports::Default(Some(args.port));
     cli::pipeline::run("ltwamp", probe_args!(args), ports, |targets| {

@@ -1,4 +1,5 @@
 //! `ludp`: UDP echo probes over many flows and DSCP classes, as JSON lines.
+#![forbid(unsafe_code)]
 
 use crate::cli::trace::TraceArgs;
 use crate::cli::{

@@ -5,8 +5,9 @@ complete -c ltwamp -l rate -d 'Most probes per second, over all targets: when -i
 complete -c ltwamp -s W -l timeout -d 'How long a probe waits for its reply' -r
 complete -c ltwamp -l summary-every -d 'Write a summary per target every DURATION, over that window (default 60s in continuous runs or with alerts; 0 turns windows off)' -r
 complete -c ltwamp -s p -l port -d 'Destination port of targets that do not name one' -r
-complete -c ltwamp -s s -l size -d 'UDP payload bytes per probe: 44 or more sends STAMP packets (padded with zeros), 14 to 43 TWAMP-Light packets without an SSID' -r
+complete -c ltwamp -s s -l size -d 'UDP payload bytes per probe: 44 or more sends STAMP packets, 14 to 43 TWAMP-Light packets without an SSID or TLVs. STAMP packets are as long as their TLVs need, and an Extra Padding TLV fills them up to this size' -r
 complete -c ltwamp -l ssid -d 'STAMP Session-Sender Identifier (RFC 8972), 1-65535; none (0) unless given' -r
+complete -c ltwamp -l tlv -d 'STAMP TLVs (RFC 8972) every probe carries, comma-separated: direct (the reflector\'s packet counters), cos (the DSCP the probe arrived with, the answer asked back in the probe\'s class), timestamp (the reflector\'s clock sources), location (the addresses and ports it saw), padding (an Extra Padding TLV up to --size), or none. Default: direct in STAMP packets; a reflector that knows no TLVs answers them with the U flag' -r
 complete -c ltwamp -l sport -d 'Source port of the first flow (the next flows take the next ports); ephemeral if unset' -r
 complete -c ltwamp -l dscp -d 'DSCP classes to probe every flow in (EF, AF41, CS1, … or 0-63; comma-separated or repeated)' -r
 complete -c ltwamp -l reflector -d 'How the reflector numbers its answers: stateful (its own numbers per session: loss is split into lost_fwd and lost_rev), stateless (it copies ours), or auto (stateful once an answer\'s number differs from the probe\'s)' -r -f -a "auto\t'Stateless until an answer\'s number differs from the probe\'s, then stateful'

@@ -1,6 +1,7 @@
 //! Argument groups shared by the probing tools, their value parsers ([`parse`]), the one
 //! pipeline of the four probes ([`pipeline`]) and the one way every binary turns a result into
 //! an exit status ([`exit`]).
+#![forbid(unsafe_code)]
 
 use crate::alert::Thresholds;
 use crate::engine::RunConfig;
@@ -26,7 +27,7 @@ pub use parse::*;
 pub(crate) use pipeline::probe_args;
 pub use pipeline::{Ports, ProbeArgs};
 
-/// Default `--rate`: probes per second over all targets. Chosen by measurement (README, "Probe
+/// Default `--rate`: probes per second over all targets. Chosen by measurement (docs/lping.md, "Probe
 /// rate"): on loopback, where lping answers itself, a sweep of a /16 at this rate lost no
 /// answer, and -i 1 holds for up to this many targets.
 pub const DEFAULT_RATE: f64 = 2000.0;

@@ -164,7 +164,7 @@ pub fn report_outcome(tool: &str, outcome: &Outcome) {
         eprintln!(
             "{tool}: the reflector refused {} probes (its rate limit): counted lost, and as \
              'refused' apart from the network's loss; raise lreflect's --rate-limit above the \
-             probes per second of each source (see the README)",
+             probes per second of each source (see docs/lreflect.md)",
             outcome.refused
         );
     }

@@ -5,6 +5,7 @@
 //! - [`estimate`]: the likelihood model (default), 007 voting, difference of means.
 //! - [`report`]: ranking into `link` records, Graphviz output.
 //! - [`sim`]: the simulator and evaluation behind the benchmark.
+#![forbid(unsafe_code)]
 
 pub mod estimate;
 pub mod graph;

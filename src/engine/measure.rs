@@ -22,6 +22,7 @@ pub fn one_way(sent: SystemTime, rx_wall: Option<SystemTime>, r: &ReflectorTimes
         synced: r.synced && crate::clock::synchronized(),
         reflector_seq: r.seq,
         reflector_ttl: r.ttl,
+        tlv: r.tlv,
     }
 }
 

@@ -3,6 +3,7 @@
 //! signal-hook-mio. The loop only moves things: what is due comes from the [`schedule`], what
 //! the prober finds goes into the [`ledger`], and the record bodies the ledger gives go to the
 //! writer. The loop never formats output itself.
+#![forbid(unsafe_code)]
 
 mod ledger;
 mod measure;
@@ -996,6 +997,7 @@ mod tests {
             seq: Some(0),
             ttl: None,
             net_of_hold: true,
+            tlv: None,
         };
         let rtt = Duration::from_micros(500);
         assert_eq!(net_of_hold(rtt, &times(120)), Duration::from_micros(380));

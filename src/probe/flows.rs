@@ -3,6 +3,7 @@
 //! run), so the flows spread over ECMP paths; and the streams (flows × DSCP classes) the
 //! engine probes in turn. What goes in the datagrams and how replies are matched stays with
 //! each prober.
+#![forbid(unsafe_code)]
 
 use super::sock::ProbeSocket;
 use super::trace::{self, TraceCodec, TraceConfig, TracedFlow};

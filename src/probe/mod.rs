@@ -77,6 +77,8 @@ pub struct ReflectorTimes {
     pub ttl: Option<u8>,
     /// The RTT is reported net of the reflector's hold time (`tx − rx`), as TWAMP defines it.
     pub net_of_hold: bool,
+    /// What the reflector answered in STAMP TLVs (ltwamp).
+    pub tlv: Option<crate::record::TlvFigures>,
 }
 
 /// Lost probes a prober could place on one direction of the path: on the way to the reflector

@@ -2,6 +2,7 @@
 //! SYN-ACK (`open`) or RST (`refused`) answers it, timed by kernel stamps at both ends; a
 //! SYN-ACK gets an RST back, so the target keeps no half-open connection. Port 0 works: a host
 //! answers RST with no listener at all. Needs CAP_NET_RAW.
+#![forbid(unsafe_code)]
 
 use super::sock::ProbeSocket;
 use super::tcp::TcpSpread;

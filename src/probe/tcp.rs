@@ -136,18 +136,20 @@ impl TcpProber {
 /// How many segments the kernel sent again on a connecting socket (`TCP_INFO`): for a probe,
 /// the SYNs retransmitted before the answer, each of which adds its timeout to the RTT.
 fn syn_retransmits(sock: &Socket) -> Option<u32> {
-    // SAFETY: tcp_info is plain data; all zeroes is a valid value.
-    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-    // SAFETY: info and len are valid for getsockopt's writes of at most len bytes.
-    let rc = unsafe {
-        libc::getsockopt(
+    // SAFETY: tcp_info is plain integers, so all zeroes is a valid value; `info` and `len`
+    // outlive the call and getsockopt writes at most `len` bytes into `info`. (nix has no
+    // TCP_INFO option.)
+    let (rc, info) = unsafe {
+        let mut info: libc::tcp_info = std::mem::zeroed();
+        let rc = libc::getsockopt(
             sock.as_raw_fd(),
             libc::IPPROTO_TCP,
             libc::TCP_INFO,
             (&mut info as *mut libc::tcp_info).cast(),
             &mut len,
-        )
+        );
+        (rc, info)
     };
     (rc == 0).then_some(info.tcpi_total_retrans)
 }

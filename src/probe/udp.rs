@@ -4,6 +4,7 @@
 //! lreflect, whose answers carry its counts of each flow's probes, lost probes are placed on
 //! the way there or back, and those it refused counted apart, by the same sessions as
 //! ltwamp's ([`super::twamp::direction`]): a session is a target and a flow.
+#![forbid(unsafe_code)]
 
 use super::flows::{FlowSockets, FlowSpread};
 use super::trace::{self, TraceConfig, TracedFlow, Tracer};
@@ -255,6 +256,7 @@ impl UdpProber {
                         refused: st.counts.map(|c| c.refused),
                         ttl: None,
                         net_of_hold: false,
+                        tlv: None,
                     }),
                     result: None,
                     syn_retransmits: None,

@@ -15,6 +15,7 @@
 //! lreflect's echo sockets keep a second table of the same kind for the flows of ludp probes
 //! ([`SessionTable::count`]): per flow (the same key, SSID 0), the probes received and those its
 //! rate limits refused, stamped into every answer so ludp can place its loss by direction.
+#![forbid(unsafe_code)]
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -80,6 +81,8 @@ struct Entry {
 pub struct Update {
     /// The reply's sequence number.
     pub seq: u32,
+    /// The session's packets refused so far ([`SessionTable::refuse`]; TWAMP sessions).
+    pub refused: u32,
     /// The packet began a session.
     pub started: bool,
     /// A session ended: idle past the timeout (`expired`) or made room (`evicted`); the
@@ -145,7 +148,20 @@ impl SessionTable {
         let (i, mut up) = self.find(key, listener, now_ns);
         let e = &mut self.entries[i];
         up.seq = e.next_seq;
+        up.refused = e.refused;
         e.next_seq = e.next_seq.wrapping_add(1);
+        up
+    }
+
+    /// Counts a packet of TWAMP session `key` that lreflect's limits refused: it gets no
+    /// sequence number, but the session's Direct Measurement counters (RFC 8972 §4.5) count
+    /// it as received and not answered.
+    pub fn refuse(&mut self, key: &SessionKey, listener: u16, now_ns: u64) -> Update {
+        let (i, mut up) = self.find(key, listener, now_ns);
+        let e = &mut self.entries[i];
+        e.refused = e.refused.wrapping_add(1);
+        up.seq = e.next_seq;
+        up.refused = e.refused;
         up
     }
 

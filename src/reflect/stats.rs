@@ -1,4 +1,5 @@
 //! Counters of one listening socket, and the `stats` records made of them.
+#![forbid(unsafe_code)]
 
 use crate::record::{Drops, MalformedBy, ReflectorStats, Sessions};
 

@@ -1,11 +1,13 @@
 //! Pure encode/decode of packet formats. No I/O; every decoder takes `&[u8]` and returns a
 //! `Result`, never panics (the tests feed them arbitrary bytes).
+#![forbid(unsafe_code)]
 
 pub mod icmp;
 pub mod ip;
 pub mod lping_mark;
 pub mod ludp_payload;
 pub mod ntp;
+pub mod stamp_tlv;
 pub mod tcp;
 pub mod twamp;
 

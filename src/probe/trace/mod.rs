@@ -11,6 +11,7 @@
 //! [`TraceCodec`] maps back to (TTL, probe). Nothing here knows a payload format, so every
 //! datagram prober reuses it; TCP connect probes, one connection per probe, are traced by
 //! [`connect::trace_connect`].
+#![forbid(unsafe_code)]
 
 pub mod connect;
 pub mod history;
