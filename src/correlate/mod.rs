@@ -2,11 +2,15 @@
 //!
 //! - [`input`]: reading `path` records (files, stdin, gzip), aggregation per route, aliases.
 //! - [`graph`]: links, the petgraph graph, and groups of inseparable links.
-//! - [`estimate`]: the likelihood model (default), 007 voting, difference of means.
+//! - [`estimate`]: the likelihood model (default), 007 voting, difference of means;
+//!   [`fit`]: the model's state and steps; [`flock`]: its search for the fault set.
 //! - [`report`]: ranking into `link` records, Graphviz output.
 //! - [`sim`]: the simulator and evaluation behind the benchmark.
 
+pub mod answers;
 pub mod estimate;
+pub mod fit;
+pub mod flock;
 pub mod graph;
 pub mod input;
 pub mod report;
