@@ -123,6 +123,7 @@ pub fn observations(
     // The route in hand: its id, probe unknowns, answer unknowns and answer choice.
     type Ways = (u32, Vec<u32>, Vec<u32>, Option<u32>);
     let mut per_route: Option<Ways> = None;
+    let mut route_obs: HashMap<(u8, u64, u64), usize> = HashMap::new();
     for &(r, st) in flows {
         if per_route.as_ref().is_none_or(|c| c.0 != r) {
             let rs = &routes[r as usize];
@@ -154,34 +155,47 @@ pub fn observations(
             back.sort_unstable();
             back.dedup();
             per_route = Some((r, probe, back, choice));
+            route_obs.clear();
         }
         let (_, probe, back, choice) = per_route.as_ref().unwrap();
-        let mut round_trip = |sent, lost| {
-            let mut certain = probe.clone();
-            certain.extend(back);
-            obs.push(ObsSpec {
-                certain,
-                choice: *choice,
-                sent,
-                lost,
-            });
+        // The route's observations so far, by kind and counts: identical flows of one route
+        // are one observation with copies (summed outright when there is no choice).
+        let mut add = |kind: u8, certain: &dyn Fn() -> Vec<u32>, choice: Option<u32>, n, m| {
+            let key = match choice {
+                Some(_) => (kind, n, m),
+                None => (kind, 0, 0),
+            };
+            match route_obs.get(&key) {
+                Some(&i) => {
+                    let o: &mut ObsSpec = &mut obs[i];
+                    o.sent += n;
+                    o.lost += m;
+                    o.copies += 1;
+                }
+                None => {
+                    route_obs.insert(key, obs.len());
+                    obs.push(ObsSpec {
+                        certain: certain(),
+                        choice,
+                        sent: n,
+                        lost: m,
+                        copies: 1,
+                    });
+                }
+            }
         };
         if st.sent > 0 || st.split_sent == 0 {
-            round_trip(st.sent, st.lost);
+            let both = || {
+                let mut c = probe.clone();
+                c.extend(back);
+                c
+            };
+            add(0, &both, *choice, st.sent, st.lost);
         }
         if st.split_sent > 0 {
-            obs.push(ObsSpec {
-                certain: probe.clone(),
-                choice: None,
-                sent: st.split_sent,
-                lost: st.lost_fwd,
-            });
-            obs.push(ObsSpec {
-                certain: back.clone(),
-                choice: *choice,
-                sent: st.split_sent - st.lost_fwd,
-                lost: st.lost_rev,
-            });
+            add(1, &|| probe.clone(), None, st.split_sent, st.lost_fwd);
+            let rev = st.split_sent - st.lost_fwd;
+            add(2, &|| back.clone(), *choice, rev, st.lost_rev);
         }
     }
     obs

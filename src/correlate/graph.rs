@@ -54,6 +54,11 @@ pub struct Choice {
     pub union: Vec<u32>,
     /// Observations that took one of these paths.
     pub routes: Vec<u32>,
+    /// Those of them that lost packets.
+    pub lossy: Vec<u32>,
+    /// Those that lost none, as (probes of one copy, copies): clean observations weigh the
+    /// alternatives alike whatever else they cross, so only their probe counts matter.
+    pub clean: Vec<(f64, f64)>,
 }
 
 /// Unknowns (a link in one direction of travel) that every observation crosses together.
@@ -65,6 +70,10 @@ pub struct Group {
     pub certain: Vec<u32>,
     /// (choice, alternative) pairs whose path crosses the group.
     pub alts: Vec<(u32, u32)>,
+    /// The observations through the group for certain that lost packets.
+    pub lossy: Vec<u32>,
+    /// Probes of those that lost none: they weigh on the group's rate as one sum.
+    pub clean_sent: f64,
     /// Flows through the group (for certain or as one of their choices).
     pub flows: u64,
     pub sent: u64,
@@ -85,6 +94,8 @@ pub struct ObsSpec {
     pub choice: Option<u32>,
     pub sent: u64,
     pub lost: u64,
+    /// Identical flows it stands for (with a choice; 0 is taken as 1).
+    pub copies: u32,
 }
 
 /// What the estimators work on, and the names to report with.
@@ -115,7 +126,7 @@ pub struct Problem {
 }
 
 impl Problem {
-    pub fn from_aggregator(agg: &Aggregator) -> Problem {
+    pub fn from_aggregator(agg: Aggregator) -> Problem {
         super::topology::infer(agg)
     }
 
@@ -139,6 +150,7 @@ impl Problem {
                 choice: None,
                 sent,
                 lost,
+                copies: 1,
             });
         }
         let unknowns = (0..links.len() as u32).map(|l| (l, Dir::Every)).collect();
@@ -168,10 +180,41 @@ impl Problem {
         )
     }
 
+    /// Sorts every observation into lossy ones, kept one by one, and clean ones, summed per
+    /// group and bundled per choice and probe count.
+    fn split_clean(&mut self) {
+        for grp in &mut self.groups {
+            for &r in &grp.certain {
+                let route = &self.routes[r as usize];
+                if route.lost > 0 {
+                    grp.lossy.push(r);
+                } else {
+                    grp.clean_sent += route.sent as f64;
+                }
+            }
+        }
+        for ch in &mut self.choices {
+            let mut bundles: HashMap<u64, f64> = HashMap::new();
+            for &r in &ch.routes {
+                let route = &self.routes[r as usize];
+                if route.lost > 0 {
+                    ch.lossy.push(r);
+                } else {
+                    let (n, _) = route.per_copy();
+                    *bundles.entry(n.to_bits()).or_default() += f64::from(route.copies.max(1));
+                }
+            }
+            ch.clean = bundles
+                .into_iter()
+                .map(|(n, k)| (f64::from_bits(n), k))
+                .collect();
+            ch.clean.sort_by(|a, b| a.0.total_cmp(&b.0));
+        }
+    }
+
     /// Groups the unknowns by the observations that cross them and builds the graph.
     /// `choice_alts`: the ECMP choices observations refer to, each alternative a list of
-    /// unknown ids. Observations that cross the same unknowns with the same counts are one,
-    /// with copies; those without a choice that cross the same unknowns are summed.
+    /// unknown ids.
     pub fn assemble(
         names: Vec<Box<str>>,
         links: Vec<(u32, u32)>,
@@ -188,12 +231,10 @@ impl Problem {
             let b = *node_index.entry(b).or_insert_with(|| graph.add_node(b));
             graph.add_edge(a, b, l as u32);
         }
-        // Observations, identical ones merged.
-        type Key = (Vec<u32>, Option<u32>, u64, u64);
-        let mut merged: HashMap<Key, u32> = HashMap::new();
+        // Measured observations.
         // (certain, choice, sent, lost, copies)
         type Measured = (Vec<u32>, Option<u32>, u64, u64, u32);
-        let mut measured: Vec<Measured> = Vec::new();
+        let mut measured: Vec<Measured> = Vec::with_capacity(obs.len());
         let mut seen_link = vec![false; links.len()];
         let mut choice_used = vec![false; choice_alts.len()];
         for o in obs {
@@ -203,18 +244,8 @@ impl Problem {
             let mut certain = o.certain;
             certain.sort_unstable();
             certain.dedup();
-            let key = match o.choice {
-                Some(c) => (certain, Some(c), o.sent, o.lost),
-                None => (certain, None, 0, 0),
-            };
-            if let Some(&i) = merged.get(&key) {
-                let m = &mut measured[i as usize];
-                m.2 += o.sent;
-                m.3 += o.lost;
-                m.4 += u32::from(o.choice.is_some());
-                continue;
-            }
-            for &u in &key.0 {
+            certain.shrink_to_fit();
+            for &u in &certain {
                 seen_link[unknowns[u as usize].0 as usize] = true;
             }
             if let Some(c) = o.choice {
@@ -224,10 +255,8 @@ impl Problem {
                     }
                 }
             }
-            merged.insert(key.clone(), measured.len() as u32);
-            measured.push((key.0, o.choice, o.sent, o.lost, 1));
+            measured.push((certain, o.choice, o.sent, o.lost, o.copies.max(1)));
         }
-        drop(merged);
         // Each unknown's signature: the observations through it for certain, then the
         // (choice, alternative) pairs through it. Equal signatures cannot be told apart.
         let mut certain_of: Vec<Vec<u32>> = vec![Vec::new(); unknowns.len()];
@@ -250,6 +279,7 @@ impl Problem {
         let mut group_of_sig: HashMap<Signature, u32> = HashMap::new();
         let mut group_of: Vec<Option<u32>> = vec![None; unknowns.len()];
         let mut groups: Vec<Group> = Vec::new();
+        let mut first_unknown: Vec<u32> = Vec::new();
         // Unknowns in observation order, so that group members come out in path order.
         let mut order: Vec<u32> = Vec::new();
         let mut choice_listed = vec![false; choice_alts.len()];
@@ -267,10 +297,13 @@ impl Problem {
             }
             let sig = (&certain_of[u as usize][..], &alts_of[u as usize][..]);
             let g = *group_of_sig.entry(sig).or_insert_with(|| {
+                first_unknown.push(u);
                 groups.push(Group {
                     links: Vec::new(),
-                    certain: sig.0.to_vec(),
-                    alts: sig.1.to_vec(),
+                    certain: Vec::new(),
+                    alts: Vec::new(),
+                    lossy: Vec::new(),
+                    clean_sent: 0.0,
                     flows: 0,
                     sent: 0,
                     lost: 0,
@@ -286,6 +319,13 @@ impl Problem {
             group_of[u as usize] = Some(g);
         }
         drop(group_of_sig);
+        // Each group's signature, moved rather than copied.
+        for (grp, &u) in groups.iter_mut().zip(&first_unknown) {
+            grp.certain = std::mem::take(&mut certain_of[u as usize]);
+            grp.alts = std::mem::take(&mut alts_of[u as usize]);
+        }
+        drop(certain_of);
+        drop(alts_of);
         let mut choices: Vec<Choice> = choice_alts
             .iter()
             .map(|alts| {
@@ -306,6 +346,8 @@ impl Problem {
                     alts,
                     union,
                     routes: Vec::new(),
+                    lossy: Vec::new(),
+                    clean: Vec::new(),
                 }
             })
             .collect();
@@ -366,6 +408,7 @@ impl Problem {
             }
         }
         p.groups_of_link = groups_of_link;
+        p.split_clean();
         p
     }
 

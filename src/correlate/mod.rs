@@ -178,7 +178,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             "no path records read{other}: they come from ludp, ltcp or lping with --trace"
         );
     }
-    let problem = graph::Problem::from_aggregator(&agg);
+    let problem = graph::Problem::from_aggregator(agg);
     let params = args.params();
     let scores = report::score(&problem, args.method, &params);
     let mut links = report::rank(&problem, &scores, &params);
@@ -223,7 +223,7 @@ mod tests {
         for l in lines {
             agg.add_line(l.as_bytes()).unwrap();
         }
-        let p = graph::Problem::from_aggregator(&agg);
+        let p = graph::Problem::from_aggregator(agg);
         let params = Params::default();
         let s = report::score(&p, Method::Flock, &params);
         report::rank(&p, &s, &params)

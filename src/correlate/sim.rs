@@ -645,7 +645,7 @@ pub fn evaluate(run: &Run, methods: &[Method], params: &Params) -> Vec<Outcome> 
         // The simulator writes valid lines only.
         let _ = agg.add_line(l.as_bytes());
     }
-    let p = Problem::from_aggregator(&agg);
+    let p = Problem::from_aggregator(agg);
     // Records name links by addresses; the faults are node pairs.
     let mut node_cache: HashMap<String, Option<u32>> = HashMap::new();
     let mut node = |name: &str| {

@@ -59,7 +59,7 @@ impl Sets {
 }
 
 /// Builds the estimators' problem from what the aggregator read.
-pub fn infer(agg: &Aggregator) -> Problem {
+pub fn infer(agg: Aggregator) -> Problem {
     // Node ids by name, so that nothing depends on the input's order.
     let names = agg.names();
     let mut by_name: Vec<u32> = (0..names.len() as u32).collect();
@@ -91,6 +91,15 @@ pub fn infer(agg: &Aggregator) -> Problem {
         .collect();
     let route_of: Vec<u32> = raw.iter().map(|r| index[&r[..]]).collect();
     drop(index);
+    drop(raw);
+    // The flows on the routes as numbered here; the records' memory goes back.
+    let mut flows: Vec<(u32, u64, RouteStats)> = agg
+        .flows()
+        .map(|(k, st)| (route_of[k.route as usize], k.flow, st))
+        .collect();
+    drop(agg);
+    flows.sort_unstable_by_key(|f| (f.0, f.1));
+    let flows: Vec<(u32, RouteStats)> = flows.into_iter().map(|(r, _, st)| (r, st)).collect();
 
     let mut sets = Sets((0..addr_names.len() as u32).collect());
     let mut endpoint = vec![false; addr_names.len()];
@@ -240,12 +249,6 @@ pub fn infer(agg: &Aggregator) -> Problem {
         n.sort_unstable();
         n.dedup();
     }
-    let mut flows: Vec<(u32, u64, RouteStats)> = agg
-        .flows()
-        .map(|(k, st)| (route_of[k.route as usize], k.flow, st))
-        .collect();
-    flows.sort_unstable_by_key(|f| (f.0, f.1));
-    let flows: Vec<(u32, RouteStats)> = flows.into_iter().map(|(r, _, st)| (r, st)).collect();
     let mut choices = Choices::default();
     let obs = observations(
         &router_routes,
@@ -366,7 +369,7 @@ mod tests {
         for l in lines {
             agg.add_line(l.as_bytes()).unwrap();
         }
-        let p = infer(&agg);
+        let p = infer(agg);
         let params = Params::default();
         let s = score(&p, Method::Flock, &params);
         let r = rank(&p, &s, &params);
