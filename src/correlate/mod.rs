@@ -5,10 +5,11 @@
 //! - [`estimate`]: the likelihood model (default), 007 voting, difference of means;
 //!   [`fit`]: the model's state and steps; [`flock`]: its search for the fault set.
 //! - [`report`]: ranking into `link` records, Graphviz output.
-//! - [`sim`]: the simulator and evaluation behind the benchmark.
+//! - [`sim`]: the simulator behind the benchmark; [`evaluation`]: its scoring of methods.
 
 pub mod answers;
 pub mod estimate;
+pub mod evaluation;
 pub mod fit;
 pub mod flock;
 pub mod graph;
