@@ -146,14 +146,17 @@ fn main() {
         }
         Some("dump") => {
             // dump CONDITION K SEED: one run's lines on stdout, its faults on stderr.
-            let c = CONDITIONS
-                .iter()
-                .find(|c| Some(c.name) == args.get(1).map(String::as_str))
-                .expect("a condition name");
+            // CONDITION "today": the original conditions (router names, forward loss only).
+            let name = args.get(1).map(String::as_str);
             let k: usize = args[2].parse().unwrap();
             let seed: u64 = args[3].parse().unwrap();
             let topo = TOPOLOGIES[args.get(4).map_or(0, |t| t.parse().unwrap())];
-            let run = simulate(&scenario(c, topo, k), seed * 1000 + k as u64);
+            let sc = match CONDITIONS.iter().find(|c| Some(c.name) == name) {
+                Some(c) => scenario(c, topo, k),
+                None if name == Some("today") => Scenario::new(topo, k),
+                None => panic!("a condition name, or today"),
+            };
+            let run = simulate(&sc, seed * 1000 + k as u64);
             for l in &run.lines {
                 println!("{l}");
             }

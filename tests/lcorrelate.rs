@@ -469,7 +469,12 @@ fn a_verdict_agrees_with_the_loss_estimate_and_min_loss() {
             );
             let cap = min_loss.parse::<f64>().unwrap() / 100.0;
             let recs = records(&out);
-            assert!(recs.len() > 50);
+            assert!(
+                recs.len() > 50,
+                "{method} {min_loss}: {} {}",
+                recs.len(),
+                String::from_utf8_lossy(&out.stderr)
+            );
             for r in &recs {
                 if r["verdict"] == "faulty" {
                     assert!(

@@ -11,25 +11,38 @@ use std::collections::HashMap;
 /// What packets an unknown loss rate of a link applies to.
 ///
 /// Every packet crossing a link, probe or answer, meets its loss rate ([`Dir::Every`]); an
-/// answer also meets the link's loss of answers only ([`Dir::AnswerOnly`], healthy unless the
-/// data need it: a policer, an ACL or a queue that only answers go through).
+/// answer also meets the link's loss of answers only ([`Dir::AnswerOnly`]), and a traced
+/// probe its loss of probes only ([`Dir::ProbeOnly`]). Both are healthy unless the data need
+/// them: a policer, an ACL or a queue that only one kind of packet goes through, or records
+/// whose loss was measured one way only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Dir {
     Every,
     AnswerOnly,
+    ProbeOnly,
 }
 
-/// One observation: a flow's probes and losses over the unknowns it crossed.
+/// One observation: a flow's probes and losses over the unknowns it crossed, or `copies`
+/// flows that crossed the same unknowns with the same counts (`sent` and `lost` are their
+/// sums; the likelihood of identical flows is that of one, `copies` times).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Route {
-    /// Every group the observation may have crossed: the certain ones first (`certain` of
-    /// them), then those of its alternatives (an untraced answer's ECMP choices).
+    /// The groups the observation crosses for certain (those of its choice's alternatives
+    /// are in [`Choice::union`]).
     pub groups: Vec<u32>,
-    pub certain: usize,
     /// The ECMP choice of its untraced part, if any.
     pub choice: Option<u32>,
     pub sent: u64,
     pub lost: u64,
+    pub copies: u32,
+}
+
+impl Route {
+    /// One copy's probes and losses.
+    pub fn per_copy(&self) -> (f64, f64) {
+        let c = f64::from(self.copies.max(1));
+        (self.sent as f64 / c, self.lost as f64 / c)
+    }
 }
 
 /// The paths an untraced answer may have taken, equally likely: each alternative lists the
@@ -37,8 +50,15 @@ pub struct Route {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Choice {
     pub alts: Vec<Vec<u32>>,
+    /// Every group of any alternative, once.
+    pub union: Vec<u32>,
     /// Observations that took one of these paths.
     pub routes: Vec<u32>,
+    /// Those of them that lost packets.
+    pub lossy: Vec<u32>,
+    /// Those that lost none, as (probes of one copy, copies): clean observations weigh the
+    /// alternatives alike whatever else they cross, so only their probe counts matter.
+    pub clean: Vec<(f64, f64)>,
 }
 
 /// Unknowns (a link in one direction of travel) that every observation crosses together.
@@ -46,29 +66,36 @@ pub struct Choice {
 pub struct Group {
     /// Physical link ids, in the order a route crosses them, each once.
     pub links: Vec<u32>,
-    /// Ids of the observations through the group, for certain or as one of their choices.
-    pub routes: Vec<u32>,
     /// Observations through the group for certain.
     pub certain: Vec<u32>,
     /// (choice, alternative) pairs whose path crosses the group.
     pub alts: Vec<(u32, u32)>,
+    /// The observations through the group for certain that lost packets.
+    pub lossy: Vec<u32>,
+    /// Probes of those that lost none: they weigh on the group's rate as one sum.
+    pub clean_sent: f64,
+    /// Flows through the group (for certain or as one of their choices).
+    pub flows: u64,
     pub sent: u64,
     pub lost: u64,
-    /// Every member is a loss of answers only ([`Dir::AnswerOnly`]).
-    pub answer_only: bool,
+    /// Every member is a loss of one kind of packet only ([`Dir::AnswerOnly`],
+    /// [`Dir::ProbeOnly`]): healthy at no loss at all.
+    pub excess_only: bool,
 }
 
 /// An unknown's observations for certain, and its (choice, alternative) pairs.
 type Signature<'a> = (&'a [u32], &'a [(u32, u32)]);
 
-/// One observation as the builder takes it: unknown ids crossed for certain, and the
-/// alternatives of its untraced part (each a list of unknown ids), if any.
+/// One observation as the builder takes it: unknown ids crossed for certain, and the ECMP
+/// choice of its untraced part (an index into the choices given to [`Problem::assemble`]).
 #[derive(Debug, Clone, Default)]
 pub struct ObsSpec {
     pub certain: Vec<u32>,
-    pub alts: Vec<Vec<u32>>,
+    pub choice: Option<u32>,
     pub sent: u64,
     pub lost: u64,
+    /// Identical flows it stands for (with a choice; 0 is taken as 1).
+    pub copies: u32,
 }
 
 /// What the estimators work on, and the names to report with.
@@ -99,7 +126,7 @@ pub struct Problem {
 }
 
 impl Problem {
-    pub fn from_aggregator(agg: &Aggregator) -> Problem {
+    pub fn from_aggregator(agg: Aggregator) -> Problem {
         super::topology::infer(agg)
     }
 
@@ -120,23 +147,81 @@ impl Problem {
             }
             obs.push(ObsSpec {
                 certain,
-                alts: Vec::new(),
+                choice: None,
                 sent,
                 lost,
+                copies: 1,
             });
         }
         let unknowns = (0..links.len() as u32).map(|l| (l, Dir::Every)).collect();
         let covers = vec![Vec::new(); links.len()];
-        Problem::assemble(names, links, covers, Vec::new(), unknowns, obs)
+        Problem::assemble(names, links, covers, Vec::new(), unknowns, Vec::new(), obs)
+    }
+
+    /// Every group observation `r` may cross: its certain ones, then its choice's.
+    pub fn route_groups<'a>(&'a self, r: &'a Route) -> impl Iterator<Item = u32> + 'a {
+        let maybe: &[u32] = match r.choice {
+            Some(c) => &self.choices[c as usize].union,
+            None => &[],
+        };
+        r.groups.iter().chain(maybe).copied()
+    }
+
+    /// Every observation through group `g`, for certain or as one of its choices (an
+    /// observation may come twice).
+    pub fn group_routes(&self, g: usize) -> impl Iterator<Item = u32> + '_ {
+        let grp = &self.groups[g];
+        let mut chosen: Vec<u32> = grp.alts.iter().map(|&(c, _)| c).collect();
+        chosen.dedup();
+        grp.certain.iter().copied().chain(
+            chosen
+                .into_iter()
+                .flat_map(|c| self.choices[c as usize].routes.iter().copied()),
+        )
+    }
+
+    /// Sorts every observation into lossy ones, kept one by one, and clean ones, summed per
+    /// group and bundled per choice and probe count.
+    fn split_clean(&mut self) {
+        for grp in &mut self.groups {
+            for &r in &grp.certain {
+                let route = &self.routes[r as usize];
+                if route.lost > 0 {
+                    grp.lossy.push(r);
+                } else {
+                    grp.clean_sent += route.sent as f64;
+                }
+            }
+        }
+        for ch in &mut self.choices {
+            let mut bundles: HashMap<u64, f64> = HashMap::new();
+            for &r in &ch.routes {
+                let route = &self.routes[r as usize];
+                if route.lost > 0 {
+                    ch.lossy.push(r);
+                } else {
+                    let (n, _) = route.per_copy();
+                    *bundles.entry(n.to_bits()).or_default() += f64::from(route.copies.max(1));
+                }
+            }
+            ch.clean = bundles
+                .into_iter()
+                .map(|(n, k)| (f64::from_bits(n), k))
+                .collect();
+            ch.clean.sort_by(|a, b| a.0.total_cmp(&b.0));
+        }
     }
 
     /// Groups the unknowns by the observations that cross them and builds the graph.
+    /// `choice_alts`: the ECMP choices observations refer to, each alternative a list of
+    /// unknown ids.
     pub fn assemble(
         names: Vec<Box<str>>,
         links: Vec<(u32, u32)>,
         covers: Vec<Vec<(u32, u32)>>,
         addr_names: Vec<Box<str>>,
         unknowns: Vec<(u32, Dir)>,
+        choice_alts: Vec<Vec<Vec<u32>>>,
         obs: Vec<ObsSpec>,
     ) -> Problem {
         let mut graph = DiGraph::new();
@@ -146,11 +231,12 @@ impl Problem {
             let b = *node_index.entry(b).or_insert_with(|| graph.add_node(b));
             graph.add_edge(a, b, l as u32);
         }
-        // Choices shared by observations with the same alternatives.
-        let mut choice_ids: HashMap<Vec<Vec<u32>>, u32> = HashMap::new();
-        let mut choice_alts: Vec<Vec<Vec<u32>>> = Vec::new();
-        let mut measured: Vec<(Vec<u32>, Option<u32>, u64, u64)> = Vec::new();
+        // Measured observations.
+        // (certain, choice, sent, lost, copies)
+        type Measured = (Vec<u32>, Option<u32>, u64, u64, u32);
+        let mut measured: Vec<Measured> = Vec::with_capacity(obs.len());
         let mut seen_link = vec![false; links.len()];
+        let mut choice_used = vec![false; choice_alts.len()];
         for o in obs {
             if o.sent == 0 {
                 continue;
@@ -158,54 +244,32 @@ impl Problem {
             let mut certain = o.certain;
             certain.sort_unstable();
             certain.dedup();
-            let choice = if o.alts.len() > 1 {
-                let mut alts: Vec<Vec<u32>> = o
-                    .alts
-                    .into_iter()
-                    .map(|mut a| {
-                        a.sort_unstable();
-                        a.dedup();
-                        a.retain(|u| certain.binary_search(u).is_err());
-                        a
-                    })
-                    .collect();
-                alts.sort();
-                let next = choice_alts.len() as u32;
-                let id = *choice_ids.entry(alts.clone()).or_insert(next);
-                if id == next {
-                    choice_alts.push(alts);
-                }
-                Some(id)
-            } else {
-                for a in o.alts {
-                    certain.extend(a);
-                }
-                certain.sort_unstable();
-                certain.dedup();
-                None
-            };
+            certain.shrink_to_fit();
             for &u in &certain {
                 seen_link[unknowns[u as usize].0 as usize] = true;
             }
-            if let Some(c) = choice {
-                for a in &choice_alts[c as usize] {
-                    for &u in a {
+            if let Some(c) = o.choice {
+                if !std::mem::replace(&mut choice_used[c as usize], true) {
+                    for &u in choice_alts[c as usize].iter().flatten() {
                         seen_link[unknowns[u as usize].0 as usize] = true;
                     }
                 }
             }
-            measured.push((certain, choice, o.sent, o.lost));
+            measured.push((certain, o.choice, o.sent, o.lost, o.copies.max(1)));
         }
         // Each unknown's signature: the observations through it for certain, then the
         // (choice, alternative) pairs through it. Equal signatures cannot be told apart.
         let mut certain_of: Vec<Vec<u32>> = vec![Vec::new(); unknowns.len()];
         let mut alts_of: Vec<Vec<(u32, u32)>> = vec![Vec::new(); unknowns.len()];
-        for (r, (certain, _, _, _)) in measured.iter().enumerate() {
-            for &u in certain {
+        for (r, m) in measured.iter().enumerate() {
+            for &u in &m.0 {
                 certain_of[u as usize].push(r as u32);
             }
         }
         for (c, alts) in choice_alts.iter().enumerate() {
+            if !choice_used[c] {
+                continue;
+            }
             for (j, a) in alts.iter().enumerate() {
                 for &u in a {
                     alts_of[u as usize].push((c as u32, j as u32));
@@ -215,45 +279,57 @@ impl Problem {
         let mut group_of_sig: HashMap<Signature, u32> = HashMap::new();
         let mut group_of: Vec<Option<u32>> = vec![None; unknowns.len()];
         let mut groups: Vec<Group> = Vec::new();
+        let mut first_unknown: Vec<u32> = Vec::new();
         // Unknowns in observation order, so that group members come out in path order.
-        let order = measured
-            .iter()
-            .flat_map(|(certain, choice, _, _)| {
-                certain.iter().copied().chain(
-                    choice
-                        .iter()
-                        .flat_map(|&c| choice_alts[c as usize].iter().flatten().copied()),
-                )
-            })
-            .collect::<Vec<u32>>();
+        let mut order: Vec<u32> = Vec::new();
+        let mut choice_listed = vec![false; choice_alts.len()];
+        for m in &measured {
+            order.extend(&m.0);
+            if let Some(c) = m.1 {
+                if !std::mem::replace(&mut choice_listed[c as usize], true) {
+                    order.extend(choice_alts[c as usize].iter().flatten());
+                }
+            }
+        }
         for u in order {
             if group_of[u as usize].is_some() {
                 continue;
             }
             let sig = (&certain_of[u as usize][..], &alts_of[u as usize][..]);
             let g = *group_of_sig.entry(sig).or_insert_with(|| {
+                first_unknown.push(u);
                 groups.push(Group {
                     links: Vec::new(),
-                    routes: Vec::new(),
-                    certain: sig.0.to_vec(),
-                    alts: sig.1.to_vec(),
+                    certain: Vec::new(),
+                    alts: Vec::new(),
+                    lossy: Vec::new(),
+                    clean_sent: 0.0,
+                    flows: 0,
                     sent: 0,
                     lost: 0,
-                    answer_only: true,
+                    excess_only: true,
                 });
                 groups.len() as u32 - 1
             });
             let (link, dir) = unknowns[u as usize];
-            groups[g as usize].answer_only &= dir == Dir::AnswerOnly;
+            groups[g as usize].excess_only &= dir != Dir::Every;
             if !groups[g as usize].links.contains(&link) {
                 groups[g as usize].links.push(link);
             }
             group_of[u as usize] = Some(g);
         }
-        let choices: Vec<Choice> = choice_alts
+        drop(group_of_sig);
+        // Each group's signature, moved rather than copied.
+        for (grp, &u) in groups.iter_mut().zip(&first_unknown) {
+            grp.certain = std::mem::take(&mut certain_of[u as usize]);
+            grp.alts = std::mem::take(&mut alts_of[u as usize]);
+        }
+        drop(certain_of);
+        drop(alts_of);
+        let mut choices: Vec<Choice> = choice_alts
             .iter()
             .map(|alts| {
-                let mut alts: Vec<Vec<u32>> = alts
+                let alts: Vec<Vec<u32>> = alts
                     .iter()
                     .map(|a| {
                         let mut gs: Vec<u32> =
@@ -263,61 +339,42 @@ impl Problem {
                         gs
                     })
                     .collect();
-                alts.shrink_to_fit();
+                let mut union: Vec<u32> = alts.iter().flatten().copied().collect();
+                union.sort_unstable();
+                union.dedup();
                 Choice {
                     alts,
+                    union,
                     routes: Vec::new(),
+                    lossy: Vec::new(),
+                    clean: Vec::new(),
                 }
             })
             .collect();
-        let mut choices = choices;
         let routes: Vec<Route> = measured
-            .iter()
+            .into_iter()
             .enumerate()
-            .map(|(r, (certain, choice, sent, lost))| {
+            .map(|(r, (certain, choice, sent, lost, copies))| {
                 let mut gs: Vec<u32> = certain
                     .iter()
                     .filter_map(|&u| group_of[u as usize])
                     .collect();
                 gs.sort_unstable();
                 gs.dedup();
-                let n_certain = gs.len();
-                if let Some(c) = *choice {
+                if let Some(c) = choice {
                     choices[c as usize].routes.push(r as u32);
-                    let mut maybe: Vec<u32> =
-                        choices[c as usize].alts.iter().flatten().copied().collect();
-                    maybe.sort_unstable();
-                    maybe.dedup();
-                    gs.extend(maybe);
                 }
                 Route {
                     groups: gs,
-                    certain: n_certain,
-                    choice: *choice,
-                    sent: *sent,
-                    lost: *lost,
+                    choice,
+                    sent,
+                    lost,
+                    copies,
                 }
             })
             .collect();
-        for (r, route) in routes.iter().enumerate() {
-            for &g in &route.groups {
-                let grp = &mut groups[g as usize];
-                grp.routes.push(r as u32);
-                grp.sent += route.sent;
-                grp.lost += route.lost;
-            }
-        }
-        let unmeasured_links = (0..links.len() as u32)
-            .filter(|&l| !seen_link[l as usize])
-            .collect();
-        let mut groups_of_link: Vec<Vec<u32>> = vec![Vec::new(); links.len()];
-        for (g, grp) in groups.iter().enumerate() {
-            for &l in &grp.links {
-                groups_of_link[l as usize].push(g as u32);
-            }
-        }
-        Problem {
-            groups_of_link,
+        let mut p = Problem {
+            groups_of_link: Vec::new(),
             endpoints: Vec::new(),
             names,
             links,
@@ -327,9 +384,32 @@ impl Problem {
             groups,
             routes,
             choices,
-            unmeasured_links,
+            unmeasured_links: Vec::new(),
             graph,
+        };
+        for r in 0..p.routes.len() {
+            let route = &p.routes[r];
+            let (sent, lost, copies) = (route.sent, route.lost, u64::from(route.copies));
+            let gs: Vec<u32> = p.route_groups(route).collect();
+            for g in gs {
+                let grp = &mut p.groups[g as usize];
+                grp.flows += copies;
+                grp.sent += sent;
+                grp.lost += lost;
+            }
         }
+        p.unmeasured_links = (0..p.links.len() as u32)
+            .filter(|&l| !seen_link[l as usize])
+            .collect();
+        let mut groups_of_link: Vec<Vec<u32>> = vec![Vec::new(); p.links.len()];
+        for (g, grp) in p.groups.iter().enumerate() {
+            for &l in &grp.links {
+                groups_of_link[l as usize].push(g as u32);
+            }
+        }
+        p.groups_of_link = groups_of_link;
+        p.split_clean();
+        p
     }
 
     pub fn link_name(&self, l: u32) -> (&str, &str) {

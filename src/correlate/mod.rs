@@ -2,12 +2,17 @@
 //!
 //! - [`input`]: reading `path` records (files, stdin, gzip), aggregation per route, aliases.
 //! - [`graph`]: links, the petgraph graph, and groups of inseparable links.
-//! - [`estimate`]: the likelihood model (default), 007 voting, difference of means.
+//! - [`estimate`]: the likelihood model (default), 007 voting, difference of means;
+//!   [`fit`]: the model's state and steps; [`flock`]: its search for the fault set.
 //! - [`report`]: ranking into `link` records, Graphviz output.
-//! - [`sim`]: the simulator and evaluation behind the benchmark.
+//! - [`sim`]: the simulator behind the benchmark; [`evaluation`]: its scoring of methods.
 #![forbid(unsafe_code)]
 
+pub mod answers;
 pub mod estimate;
+pub mod evaluation;
+pub mod fit;
+pub mod flock;
 pub mod graph;
 pub mod input;
 pub mod report;
@@ -175,7 +180,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             "no path records read{other}: they come from ludp, ltcp or lping with --trace"
         );
     }
-    let problem = graph::Problem::from_aggregator(&agg);
+    let problem = graph::Problem::from_aggregator(agg);
     let params = args.params();
     let scores = report::score(&problem, args.method, &params);
     let mut links = report::rank(&problem, &scores, &params);
@@ -220,7 +225,7 @@ mod tests {
         for l in lines {
             agg.add_line(l.as_bytes()).unwrap();
         }
-        let p = graph::Problem::from_aggregator(&agg);
+        let p = graph::Problem::from_aggregator(agg);
         let params = Params::default();
         let s = report::score(&p, Method::Flock, &params);
         report::rank(&p, &s, &params)

@@ -144,7 +144,7 @@ pub fn rank(p: &Problem, s: &Scores, params: &Params) -> Vec<LinkScore> {
                 score: finite(s.score[g]),
                 loss_est: finite(s.loss_est[g]),
                 suspicion: finite(suspicion[g]),
-                routes: grp.routes.len() as u64,
+                routes: grp.flows,
                 sent: grp.sent,
                 lost: grp.lost,
                 verdict: if faulty { Verdict::Faulty } else { Verdict::Ok },

@@ -25,12 +25,14 @@
 //! gateway, arrives through the source S's gateway, and between the two takes one of the
 //! paths that traces from D's gateway to S's gateway show (the mirror of S's own paths when
 //! none were traced that way). An answer meets each link's loss rate, as a probe does, and
-//! the link's loss of answers only ([`Dir::AnswerOnly`]).
+//! the link's loss of answers only; a traced probe its loss of probes only (see
+//! [`super::answers`]).
 //! Without `lost_fwd`/`lost_rev` the whole loss is explained by probe and answer paths
 //! together; with them, each part by its own path.
 
-use super::graph::{fill_in_place, Dir, ObsSpec, Problem};
-use super::input::{Aggregator, FlowKey, RouteStats};
+use super::answers::{observations, unknowns, Choices, LinkTable};
+use super::graph::{fill_in_place, Problem};
+use super::input::{Aggregator, RouteStats};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// Union-find over node ids; the root of a set is its smallest id (names are sorted, so the
@@ -57,7 +59,7 @@ impl Sets {
 }
 
 /// Builds the estimators' problem from what the aggregator read.
-pub fn infer(agg: &Aggregator) -> Problem {
+pub fn infer(agg: Aggregator) -> Problem {
     // Node ids by name, so that nothing depends on the input's order.
     let names = agg.names();
     let mut by_name: Vec<u32> = (0..names.len() as u32).collect();
@@ -89,6 +91,15 @@ pub fn infer(agg: &Aggregator) -> Problem {
         .collect();
     let route_of: Vec<u32> = raw.iter().map(|r| index[&r[..]]).collect();
     drop(index);
+    drop(raw);
+    // The flows on the routes as numbered here; the records' memory goes back.
+    let mut flows: Vec<(u32, u64, RouteStats)> = agg
+        .flows()
+        .map(|(k, st)| (route_of[k.route as usize], k.flow, st))
+        .collect();
+    drop(agg);
+    flows.sort_unstable_by_key(|f| (f.0, f.1));
+    let flows: Vec<(u32, RouteStats)> = flows.into_iter().map(|(r, _, st)| (r, st)).collect();
 
     let mut sets = Sets((0..addr_names.len() as u32).collect());
     let mut endpoint = vec![false; addr_names.len()];
@@ -96,21 +107,26 @@ pub fn infer(agg: &Aggregator) -> Problem {
         endpoint[r[0] as usize] = true;
         endpoint[*r.last().unwrap() as usize] = true;
     }
-    // Successors and predecessors of every address, for both rules.
-    let mut preds: HashMap<u32, BTreeSet<u32>> = HashMap::new();
+    // Predecessors of every address, for both rules.
+    let mut preds: Vec<Vec<u32>> = vec![Vec::new(); addr_names.len()];
     for r in &routes {
         for w in r.windows(2) {
-            preds.entry(w[1]).or_default().insert(w[0]);
+            preds[w[1] as usize].push(w[0]);
         }
     }
-    let empty = BTreeSet::new();
-    // Addresses seen right after one same address: ECMP siblings, different routers.
-    let siblings = |set: &[u32]| {
+    for p in &mut preds {
+        p.sort_unstable();
+        p.dedup();
+    }
+    // Addresses seen right after one same address: ECMP siblings, different routers. One
+    // pass over their predecessors: two of them share one when it is met twice.
+    let mut owner: HashMap<u32, usize> = HashMap::new();
+    let mut siblings = |set: &[u32]| {
+        owner.clear();
         set.iter().enumerate().any(|(i, a)| {
-            let pa = preds.get(a).unwrap_or(&empty);
-            set[i + 1..]
+            preds[*a as usize]
                 .iter()
-                .any(|c| !pa.is_disjoint(preds.get(c).unwrap_or(&empty)))
+                .any(|&p| *owner.entry(p).or_insert(i) != i)
         })
     };
     // Gateway rule: a host's first hops, and the last hops before it unless one source saw
@@ -157,12 +173,11 @@ pub fn infer(agg: &Aggregator) -> Problem {
         }
     }
     // Arrival rule.
-    for before in preds.values() {
+    for before in &preds {
         if before.len() < 2 || before.iter().any(|&a| endpoint[a as usize]) {
             continue;
         }
-        let before: Vec<u32> = before.iter().copied().collect();
-        if siblings(&before) {
+        if siblings(before) {
             continue;
         }
         for w in before.windows(2) {
@@ -192,16 +207,7 @@ pub fn infer(agg: &Aggregator) -> Problem {
     }
 
     // Routes over routers, and the address pair of every link crossing.
-    let mut links: Vec<(u32, u32)> = Vec::new();
-    let mut link_id: HashMap<(u32, u32), u32> = HashMap::new();
-    let mut pair_count: Vec<HashMap<(u32, u32), u64>> = Vec::new();
-    let mut link_of = |a: u32, b: u32, links: &mut Vec<(u32, u32)>, pc: &mut Vec<HashMap<_, _>>| {
-        *link_id.entry((a, b)).or_insert_with(|| {
-            links.push((a, b));
-            pc.push(HashMap::new());
-            links.len() as u32 - 1
-        })
-    };
+    let mut table = LinkTable::default();
     // Per route: its routers, and its link ids.
     let mut router_routes: Vec<Vec<u32>> = Vec::with_capacity(routes.len());
     let mut route_links: Vec<Vec<u32>> = Vec::with_capacity(routes.len());
@@ -216,8 +222,8 @@ pub fn infer(agg: &Aggregator) -> Problem {
                 prev_addr = a;
                 continue;
             }
-            let l = link_of(*rs.last().unwrap(), ra, &mut links, &mut pair_count);
-            *pair_count[l as usize].entry((prev_addr, a)).or_default() += 1;
+            let l = table.id(*rs.last().unwrap(), ra);
+            *table.pairs[l as usize].entry((prev_addr, a)).or_default() += 1;
             if !ls.contains(&l) {
                 ls.push(l);
             }
@@ -227,6 +233,7 @@ pub fn infer(agg: &Aggregator) -> Problem {
         router_routes.push(rs);
         route_links.push(ls);
     }
+    drop(routes);
     // Router ids that are route ends (hosts): an answer's path does not cross them.
     let mut host = vec![false; router_names.len()];
     for rs in &router_routes {
@@ -235,101 +242,25 @@ pub fn infer(agg: &Aggregator) -> Problem {
     }
     // The links seen, from each router, for the answers' ECMP paths.
     let mut next: Vec<Vec<u32>> = vec![Vec::new(); router_names.len()];
-    for &(a, b) in &links {
+    for &(a, b) in &table.links {
         next[a as usize].push(b);
     }
     for n in &mut next {
         n.sort_unstable();
         n.dedup();
     }
-    let mut paths_cache: HashMap<(u32, u32), Vec<Vec<u32>>> = HashMap::new();
-    let mut unknown_id: HashMap<(u32, Dir), u32> = HashMap::new();
-    let mut unknowns: Vec<(u32, Dir)> = Vec::new();
-    let mut unknown = |l: u32, d: Dir, unknowns: &mut Vec<(u32, Dir)>| {
-        *unknown_id.entry((l, d)).or_insert_with(|| {
-            unknowns.push((l, d));
-            unknowns.len() as u32 - 1
-        })
-    };
-    // The answers' alternatives per route (unknown id lists), computed once per route.
-    let mut answer_cache: HashMap<u32, Vec<Vec<u32>>> = HashMap::new();
-    let mut flows: Vec<(FlowKey, RouteStats)> = agg.flows().collect();
-    for f in &mut flows {
-        f.0.route = route_of[f.0.route as usize];
-    }
-    flows.sort_unstable_by_key(|f| f.0);
-    let mut obs: Vec<ObsSpec> = Vec::with_capacity(flows.len());
-    for (key, st) in flows {
-        let r = key.route;
-        let probe: Vec<u32> = route_links[r as usize]
-            .iter()
-            .map(|&l| unknown(l, Dir::Every, &mut unknowns))
-            .collect();
-        let alts = answer_cache.entry(r).or_insert_with(|| {
-            let rs = &router_routes[r as usize];
-            let (s, d) = (rs[0], *rs.last().unwrap());
-            let inner: Vec<Vec<u32>> = if rs.len() < 3 {
-                vec![Vec::new()]
-            } else {
-                let (gs, gd) = (rs[1], rs[rs.len() - 2]);
-                let found = paths_cache
-                    .entry((gd, gs))
-                    .or_insert_with(|| shortest_paths(&next, &host, gd, gs));
-                if found.is_empty() {
-                    // Nothing seen that way: the mirror of this route.
-                    vec![rs[1..rs.len() - 1].iter().rev().copied().collect()]
-                } else {
-                    found.clone()
-                }
-            };
-            inner
-                .into_iter()
-                .map(|mid| {
-                    let mut path = Vec::with_capacity(mid.len() + 2);
-                    path.push(d);
-                    path.extend(mid);
-                    path.push(s);
-                    path.dedup();
-                    path.windows(2)
-                        .flat_map(|w| {
-                            let l = link_of(w[0], w[1], &mut links, &mut pair_count);
-                            [
-                                unknown(l, Dir::Every, &mut unknowns),
-                                unknown(l, Dir::AnswerOnly, &mut unknowns),
-                            ]
-                        })
-                        .collect()
-                })
-                .collect()
-        });
-        if st.sent > 0 || st.split_sent == 0 {
-            let mut o = ObsSpec {
-                certain: probe.clone(),
-                alts: Vec::new(),
-                sent: st.sent,
-                lost: st.lost,
-            };
-            split_alts(alts, &mut o);
-            obs.push(o);
-        }
-        if st.split_sent > 0 {
-            obs.push(ObsSpec {
-                certain: probe,
-                alts: Vec::new(),
-                sent: st.split_sent,
-                lost: st.lost_fwd,
-            });
-            let mut o = ObsSpec {
-                certain: Vec::new(),
-                alts: Vec::new(),
-                sent: st.split_sent - st.lost_fwd,
-                lost: st.lost_rev,
-            };
-            split_alts(alts, &mut o);
-            obs.push(o);
-        }
-    }
-    let covers = pair_count
+    let mut choices = Choices::default();
+    let obs = observations(
+        &router_routes,
+        &route_links,
+        &next,
+        &host,
+        &flows,
+        &mut table,
+        &mut choices,
+    );
+    let covers = table
+        .pairs
         .into_iter()
         .map(|m| {
             let mut v: Vec<((u32, u32), u64)> = m.into_iter().collect();
@@ -337,89 +268,18 @@ pub fn infer(agg: &Aggregator) -> Problem {
             v.into_iter().map(|(p, _)| p).collect()
         })
         .collect();
-    let mut p = Problem::assemble(router_names, links, covers, addr_names, unknowns, obs);
+    let unknowns = unknowns(table.links.len());
+    let mut p = Problem::assemble(
+        router_names,
+        table.links,
+        covers,
+        addr_names,
+        unknowns,
+        choices.alts,
+        obs,
+    );
     p.endpoints = host;
     p
-}
-
-/// The most ECMP paths an answer is taken to choose from.
-const MAX_PATHS: usize = 64;
-
-/// Every shortest path from `from` to `to` over the links seen (hosts not crossed), as the
-/// router sequences from `from` to `to`: the ECMP choices of an answer between two gateways.
-/// Empty when `to` is not reachable, or there are more than [`MAX_PATHS`].
-fn shortest_paths(next: &[Vec<u32>], host: &[bool], from: u32, to: u32) -> Vec<Vec<u32>> {
-    if from == to {
-        return vec![vec![from]];
-    }
-    let mut dist: HashMap<u32, u32> = HashMap::from([(from, 0)]);
-    let mut preds: HashMap<u32, Vec<u32>> = HashMap::new();
-    let mut frontier = vec![from];
-    let mut d = 0;
-    while !frontier.is_empty() && !dist.contains_key(&to) {
-        d += 1;
-        let mut new = Vec::new();
-        for &v in &frontier {
-            for &n in &next[v as usize] {
-                if host[n as usize] && n != to {
-                    continue;
-                }
-                match dist.get(&n) {
-                    None => {
-                        dist.insert(n, d);
-                        preds.entry(n).or_default().push(v);
-                        new.push(n);
-                    }
-                    Some(&dn) if dn == d => preds.entry(n).or_default().push(v),
-                    _ => {}
-                }
-            }
-        }
-        frontier = new;
-    }
-    if !dist.contains_key(&to) {
-        return Vec::new();
-    }
-    // Back from `to`, every way.
-    let mut done: Vec<Vec<u32>> = Vec::new();
-    let mut partial: Vec<Vec<u32>> = vec![vec![to]];
-    while let Some(p) = partial.pop() {
-        let head = *p.last().unwrap();
-        if head == from {
-            let mut p = p;
-            p.reverse();
-            done.push(p);
-            if done.len() > MAX_PATHS {
-                return Vec::new();
-            }
-            continue;
-        }
-        for &v in preds.get(&head).map(Vec::as_slice).unwrap_or(&[]) {
-            let mut q = p.clone();
-            q.push(v);
-            partial.push(q);
-        }
-    }
-    done.sort();
-    done
-}
-
-/// Adds an answer's alternatives to an observation: links on every alternative are certain.
-fn split_alts(alts: &[Vec<u32>], o: &mut ObsSpec) {
-    let Some(first) = alts.first() else { return };
-    let common: Vec<u32> = first
-        .iter()
-        .copied()
-        .filter(|u| alts[1..].iter().all(|a| a.contains(u)))
-        .collect();
-    o.certain.extend(&common);
-    if alts.len() > 1 {
-        let common: HashSet<u32> = common.into_iter().collect();
-        o.alts = alts
-            .iter()
-            .map(|a| a.iter().copied().filter(|u| !common.contains(u)).collect())
-            .collect();
-    }
 }
 
 #[cfg(test)]
@@ -509,7 +369,7 @@ mod tests {
         for l in lines {
             agg.add_line(l.as_bytes()).unwrap();
         }
-        let p = infer(&agg);
+        let p = infer(agg);
         let params = Params::default();
         let s = score(&p, Method::Flock, &params);
         let r = rank(&p, &s, &params);

@@ -1,0 +1,314 @@
+//! The paths a round trip's untraced answer may have taken, and the observations of every
+//! flow over probe and answer unknowns.
+//!
+//! An answer leaves the destination D through D's gateway, arrives through the source S's
+//! gateway, and between the two takes one of the shortest paths the traces show from D's
+//! gateway to S's gateway (the mirror of S's own route when none is seen that way). Those
+//! alternatives depend only on the two gateways, so they are found once per gateway pair
+//! (one breadth-first search per destination gateway) and shared as one ECMP choice by every
+//! flow between the two.
+
+use super::graph::{Dir, ObsSpec};
+use super::input::RouteStats;
+use std::collections::HashMap;
+
+/// The most ECMP paths an answer is taken to choose from.
+const MAX_PATHS: usize = 64;
+
+/// Links by their ends, with the address pairs each showed as in traces.
+#[derive(Default)]
+pub struct LinkTable {
+    pub links: Vec<(u32, u32)>,
+    ids: HashMap<(u32, u32), u32>,
+    pub pairs: Vec<HashMap<(u32, u32), u64>>,
+}
+
+impl LinkTable {
+    pub fn id(&mut self, a: u32, b: u32) -> u32 {
+        *self.ids.entry((a, b)).or_insert_with(|| {
+            self.links.push((a, b));
+            self.pairs.push(HashMap::new());
+            self.links.len() as u32 - 1
+        })
+    }
+}
+
+/// Unknown ids are dense: three per link, one per [`Dir`].
+pub fn unknown(l: u32, d: Dir) -> u32 {
+    3 * l
+        + match d {
+            Dir::Every => 0,
+            Dir::AnswerOnly => 1,
+            Dir::ProbeOnly => 2,
+        }
+}
+
+/// Every unknown of `links` links, in id order.
+pub fn unknowns(links: usize) -> Vec<(u32, Dir)> {
+    (0..links as u32)
+        .flat_map(|l| [(l, Dir::Every), (l, Dir::AnswerOnly), (l, Dir::ProbeOnly)])
+        .collect()
+}
+
+/// ECMP choices interned by their alternatives (unknown ids each, sorted).
+#[derive(Default)]
+pub struct Choices {
+    ids: HashMap<Vec<Vec<u32>>, u32>,
+    pub alts: Vec<Vec<Vec<u32>>>,
+}
+
+impl Choices {
+    fn intern(&mut self, mut alts: Vec<Vec<u32>>) -> u32 {
+        alts.sort();
+        let next = self.alts.len() as u32;
+        let id = *self.ids.entry(alts.clone()).or_insert(next);
+        if id == next {
+            self.alts.push(alts);
+        }
+        id
+    }
+}
+
+/// An answer's way between two gateways: unknowns every alternative crosses, and the
+/// choice among the rest (none when there is one way).
+#[derive(Clone)]
+struct Between {
+    common: Vec<u32>,
+    choice: Option<u32>,
+}
+
+/// Builds the observations of every flow. `routes`: router sequences (host first and last);
+/// `route_links`: the traced links of each; `next`: the routers after each router on a
+/// traced link; `host`: route ends, never crossed by an answer between gateways;
+/// `flows`: (route, what it carried), sorted.
+pub fn observations(
+    routes: &[Vec<u32>],
+    route_links: &[Vec<u32>],
+    next: &[Vec<u32>],
+    host: &[bool],
+    flows: &[(u32, RouteStats)],
+    table: &mut LinkTable,
+    choices: &mut Choices,
+) -> Vec<ObsSpec> {
+    // Gateway pairs, grouped by the answer's arrival gateway (the search's target).
+    let mut pairs: Vec<(u32, u32)> = routes
+        .iter()
+        .filter(|rs| rs.len() >= 3)
+        .map(|rs| (rs[1], rs[rs.len() - 2]))
+        .collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    let mut between: HashMap<(u32, u32), Option<Between>> = HashMap::new();
+    let prev = reversed(next);
+    let mut dist = vec![u32::MAX; next.len()];
+    let mut i = 0;
+    while i < pairs.len() {
+        let gs = pairs[i].0;
+        distances_to(&prev, host, gs, &mut dist);
+        while i < pairs.len() && pairs[i].0 == gs {
+            let gd = pairs[i].1;
+            let found = paths(next, host, &dist, gd, gs);
+            let b = (!found.is_empty()).then(|| {
+                let alts: Vec<Vec<u32>> = found
+                    .iter()
+                    .map(|mid| answer_unknowns(mid, table))
+                    .collect();
+                split(alts, choices)
+            });
+            between.insert((gd, gs), b);
+            i += 1;
+        }
+    }
+    let mut obs = Vec::with_capacity(flows.len());
+    // The route in hand: its id, probe unknowns, answer unknowns and answer choice.
+    type Ways = (u32, Vec<u32>, Vec<u32>, Option<u32>);
+    let mut per_route: Option<Ways> = None;
+    let mut route_obs: HashMap<(u8, u64, u64), usize> = HashMap::new();
+    for &(r, st) in flows {
+        if per_route.as_ref().is_none_or(|c| c.0 != r) {
+            let rs = &routes[r as usize];
+            let (s, d) = (rs[0], rs[rs.len() - 1]);
+            let mut probe = Vec::with_capacity(2 * route_links[r as usize].len());
+            for &l in &route_links[r as usize] {
+                probe.push(unknown(l, Dir::Every));
+                probe.push(unknown(l, Dir::ProbeOnly));
+            }
+            let (mut back, choice) = if rs.len() < 3 {
+                (answer_unknowns(&[d, s], table), None)
+            } else {
+                let (gs, gd) = (rs[1], rs[rs.len() - 2]);
+                let mut ends = answer_unknowns(&[d, gd], table);
+                ends.extend(answer_unknowns(&[gs, s], table));
+                match &between[&(gd, gs)] {
+                    Some(b) => {
+                        ends.extend(&b.common);
+                        (ends, b.choice)
+                    }
+                    None => {
+                        // Nothing seen that way: the mirror of this route.
+                        let mirror: Vec<u32> = rs[1..rs.len() - 1].iter().rev().copied().collect();
+                        ends.extend(answer_unknowns(&mirror, table));
+                        (ends, None)
+                    }
+                }
+            };
+            back.sort_unstable();
+            back.dedup();
+            per_route = Some((r, probe, back, choice));
+            route_obs.clear();
+        }
+        let (_, probe, back, choice) = per_route.as_ref().unwrap();
+        // The route's observations so far, by kind and counts: identical flows of one route
+        // are one observation with copies (summed outright when there is no choice).
+        let mut add = |kind: u8, certain: &dyn Fn() -> Vec<u32>, choice: Option<u32>, n, m| {
+            let key = match choice {
+                Some(_) => (kind, n, m),
+                None => (kind, 0, 0),
+            };
+            match route_obs.get(&key) {
+                Some(&i) => {
+                    let o: &mut ObsSpec = &mut obs[i];
+                    o.sent += n;
+                    o.lost += m;
+                    o.copies += 1;
+                }
+                None => {
+                    route_obs.insert(key, obs.len());
+                    obs.push(ObsSpec {
+                        certain: certain(),
+                        choice,
+                        sent: n,
+                        lost: m,
+                        copies: 1,
+                    });
+                }
+            }
+        };
+        if st.sent > 0 || st.split_sent == 0 {
+            let both = || {
+                let mut c = probe.clone();
+                c.extend(back);
+                c
+            };
+            add(0, &both, *choice, st.sent, st.lost);
+        }
+        if st.split_sent > 0 {
+            add(1, &|| probe.clone(), None, st.split_sent, st.lost_fwd);
+            let rev = st.split_sent - st.lost_fwd;
+            add(2, &|| back.clone(), *choice, rev, st.lost_rev);
+        }
+    }
+    obs
+}
+
+/// The answer unknowns (every packet's and answers' own) of the links along `path`.
+fn answer_unknowns(path: &[u32], table: &mut LinkTable) -> Vec<u32> {
+    path.windows(2)
+        .filter(|w| w[0] != w[1])
+        .flat_map(|w| {
+            let l = table.id(w[0], w[1]);
+            [unknown(l, Dir::Every), unknown(l, Dir::AnswerOnly)]
+        })
+        .collect()
+}
+
+/// Alternatives into the unknowns on all of them and the choice among the rest.
+fn split(alts: Vec<Vec<u32>>, choices: &mut Choices) -> Between {
+    let first = &alts[0];
+    let mut common: Vec<u32> = first
+        .iter()
+        .copied()
+        .filter(|u| alts[1..].iter().all(|a| a.contains(u)))
+        .collect();
+    common.sort_unstable();
+    common.dedup();
+    if alts.len() < 2 {
+        return Between {
+            common,
+            choice: None,
+        };
+    }
+    let rest: Vec<Vec<u32>> = alts
+        .into_iter()
+        .map(|a| {
+            let mut a: Vec<u32> = a
+                .into_iter()
+                .filter(|u| common.binary_search(u).is_err())
+                .collect();
+            a.sort_unstable();
+            a.dedup();
+            a
+        })
+        .collect();
+    Between {
+        common,
+        choice: Some(choices.intern(rest)),
+    }
+}
+
+fn reversed(next: &[Vec<u32>]) -> Vec<Vec<u32>> {
+    let mut prev = vec![Vec::new(); next.len()];
+    for (a, ns) in next.iter().enumerate() {
+        for &b in ns {
+            prev[b as usize].push(a as u32);
+        }
+    }
+    prev
+}
+
+/// Hops from every router to `to` over the links seen, hosts other than `to` not crossed.
+fn distances_to(prev: &[Vec<u32>], host: &[bool], to: u32, dist: &mut [u32]) {
+    dist.fill(u32::MAX);
+    dist[to as usize] = 0;
+    let mut frontier = vec![to];
+    let mut d = 0;
+    while !frontier.is_empty() {
+        d += 1;
+        let mut new = Vec::new();
+        for &v in &frontier {
+            for &u in &prev[v as usize] {
+                if host[u as usize] || dist[u as usize] != u32::MAX {
+                    continue;
+                }
+                dist[u as usize] = d;
+                new.push(u);
+            }
+        }
+        frontier = new;
+    }
+}
+
+/// Every shortest path from `from` to `to` (router sequences, sorted), given the distances
+/// to `to`; empty when `to` is not reachable or there are more than [`MAX_PATHS`].
+fn paths(next: &[Vec<u32>], host: &[bool], dist: &[u32], from: u32, to: u32) -> Vec<Vec<u32>> {
+    if from == to {
+        return vec![vec![from]];
+    }
+    if dist[from as usize] == u32::MAX {
+        return Vec::new();
+    }
+    let mut done = Vec::new();
+    let mut stack = vec![vec![from]];
+    while let Some(p) = stack.pop() {
+        let head = *p.last().unwrap();
+        if head == to {
+            done.push(p);
+            if done.len() > MAX_PATHS {
+                return Vec::new();
+            }
+            continue;
+        }
+        // In reverse, so that the stack pops them in order.
+        for &n in next[head as usize].iter().rev() {
+            let closer = dist[n as usize].checked_add(1) == Some(dist[head as usize]);
+            if (host[n as usize] && n != to) || !closer {
+                continue;
+            }
+            let mut q = p.clone();
+            q.push(n);
+            stack.push(q);
+        }
+    }
+    done.sort();
+    done
+}

@@ -1,0 +1,526 @@
+//! The likelihood model's state and its steps: rates per group, EM over the answers' ECMP
+//! choices, exact one-dimensional maximization per group, and the gain of freeing a group.
+//! Every step touches only the observations through the groups it works on, so a change to
+//! one link costs what that link's observations cost (see [`super::flock`] for the search).
+
+use super::graph::{Problem, Route};
+
+/// Rates never reach 0 or 1, so every log stays finite.
+pub const MIN_RATE: f64 = 1e-7;
+pub const MAX_RATE: f64 = 1.0 - 1e-9;
+
+/// One observation's success as a function of one group's rate x: a + b (1 − x), with its
+/// (weighted) probes and losses.
+pub type Term = (f64, f64, f64, f64);
+
+/// The likelihood model's state: rates per group, the log-success of each lossy
+/// observation's certain part and of each alternative of each choice, and, per lossy
+/// observation with a choice, how likely each alternative is to be the path it took (EM
+/// responsibilities). Clean observations are never visited one by one: a clean one's
+/// likelihood is its certain part's (a sum of probes per group, fixed) times a mixture over
+/// its choice that depends on its probe count only, so per choice their responsibilities
+/// are summed into one clean mass per alternative.
+pub struct Fit<'a> {
+    pub p: &'a Problem,
+    pub x: Vec<f64>,
+    /// Per observation (kept up to date for lossy ones only).
+    log_c: Vec<f64>,
+    /// Per choice, per alternative: log-success of its own groups.
+    log_alt: Vec<Vec<f64>>,
+    /// Per lossy observation with a choice, the offset of its responsibilities in `resp`.
+    resp_at: Vec<u32>,
+    resp: Vec<f64>,
+    /// Per choice, per alternative: probes of clean observations times their
+    /// responsibility.
+    clean_mass: Vec<Vec<f64>>,
+}
+
+impl<'a> Fit<'a> {
+    pub fn new(p: &'a Problem, x0: f64) -> Self {
+        let x: Vec<f64> = p
+            .groups
+            .iter()
+            .map(|g| if g.excess_only { MIN_RATE } else { x0 })
+            .collect();
+        let l = |g: &u32| (1.0 - x[*g as usize]).ln();
+        let log_c = p
+            .routes
+            .iter()
+            .map(|r| {
+                if r.lost > 0 {
+                    r.groups.iter().map(l).sum()
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let log_alt = p
+            .choices
+            .iter()
+            .map(|c| c.alts.iter().map(|a| a.iter().map(l).sum()).collect())
+            .collect();
+        let mut resp = Vec::new();
+        let resp_at = p
+            .routes
+            .iter()
+            .map(|r| match r.choice {
+                Some(c) if r.lost > 0 => {
+                    let at = resp.len() as u32;
+                    let m = p.choices[c as usize].alts.len();
+                    resp.extend(std::iter::repeat_n(1.0 / m as f64, m));
+                    at
+                }
+                _ => u32::MAX,
+            })
+            .collect();
+        let clean_mass = p.choices.iter().map(|c| vec![0.0; c.alts.len()]).collect();
+        let mut fit = Fit {
+            p,
+            x,
+            log_c,
+            log_alt,
+            resp_at,
+            resp,
+            clean_mass,
+        };
+        fit.expect();
+        fit
+    }
+
+    /// E step over every observation.
+    pub fn expect(&mut self) {
+        for c in 0..self.p.choices.len() {
+            self.expect_choice(c);
+        }
+    }
+
+    /// E step over the observations through the groups `gs`.
+    pub fn expect_through(&mut self, gs: &[usize]) {
+        let mut chs: Vec<u32> = gs
+            .iter()
+            .flat_map(|&g| self.p.groups[g].alts.iter().map(|&(c, _)| c))
+            .collect();
+        let mut rs: Vec<u32> = gs
+            .iter()
+            .flat_map(|&g| self.p.groups[g].lossy.iter().copied())
+            .collect();
+        chs.sort_unstable();
+        chs.dedup();
+        rs.sort_unstable();
+        rs.dedup();
+        for r in rs {
+            self.expect_route(r as usize);
+        }
+        for c in chs {
+            self.expect_choice(c as usize);
+        }
+    }
+
+    /// A choice's lossy observations and its clean mass.
+    fn expect_choice(&mut self, c: usize) {
+        let p = self.p;
+        let ch = &p.choices[c];
+        for &r in &ch.lossy {
+            self.expect_route(r as usize);
+        }
+        let logs = &self.log_alt[c];
+        let mass = &mut self.clean_mass[c];
+        mass.fill(0.0);
+        let mut w = vec![0.0; logs.len()];
+        for &(n, copies) in &ch.clean {
+            // Clean: the likelier the more an alternative delivers.
+            softmax(logs.iter().map(|l| n * l), &mut w);
+            for (m, w) in mass.iter_mut().zip(&w) {
+                *m += copies * n * w;
+            }
+        }
+    }
+
+    /// One lossy observation's alternatives weighed by how well they explain its loss
+    /// (equally likely beforehand, as ECMP hashing makes them).
+    fn expect_route(&mut self, r: usize) {
+        let route = &self.p.routes[r];
+        let Some(c) = route.choice else { return };
+        let at = self.resp_at[r] as usize;
+        let logs = &self.log_alt[c as usize];
+        let (n, m) = route.per_copy();
+        let lc = self.log_c[r];
+        softmax(
+            logs.iter().map(|l| binomial_ll(n, m, lc + l)),
+            &mut self.resp[at..at + logs.len()],
+        );
+    }
+
+    /// Every observation (and alternative) through g as a term of g's rate.
+    pub fn others(&self, g: usize, c: &mut Vec<Term>) {
+        c.clear();
+        // Clean observations add n ln(1 − x) and a constant whatever the rest: one term.
+        let own = (1.0 - self.x[g]).ln();
+        let grp = &self.p.groups[g];
+        let mut clean = grp.clean_sent;
+        for &r in &grp.lossy {
+            let route = &self.p.routes[r as usize];
+            let (n, m) = (route.sent as f64, route.lost as f64);
+            let base = self.log_c[r as usize] - own;
+            match route.choice {
+                None => c.push((n, m, 0.0, base.exp().min(1.0))),
+                Some(ch) => {
+                    // The delivered probes weigh as clean ones whatever the alternative;
+                    // the lost ones per alternative, those that deliver alike as one.
+                    clean += n - m;
+                    let at = self.resp_at[r as usize] as usize;
+                    let from = c.len();
+                    for (j, l) in self.log_alt[ch as usize].iter().enumerate() {
+                        let w = self.resp[at + j];
+                        if w > 1e-12 {
+                            push_merged(c, from, w * m, (base + l).exp().min(1.0));
+                        }
+                    }
+                }
+            }
+        }
+        for &(ch, j) in &grp.alts {
+            clean += self.clean_mass[ch as usize][j as usize];
+            let l = self.log_alt[ch as usize][j as usize] - own;
+            for &r in &self.p.choices[ch as usize].lossy {
+                let route = &self.p.routes[r as usize];
+                let w = self.resp[self.resp_at[r as usize] as usize + j as usize];
+                if w <= 1e-12 {
+                    continue;
+                }
+                let (n, m) = (route.sent as f64, route.lost as f64);
+                let b = (self.log_c[r as usize] + l).exp().min(1.0);
+                c.push((w * n, w * m, 0.0, b));
+            }
+        }
+        if clean > 0.0 {
+            c.push((clean, 0.0, 0.0, 1.0));
+        }
+    }
+
+    pub fn set(&mut self, g: usize, v: f64) {
+        let delta = (1.0 - v).ln() - (1.0 - self.x[g]).ln();
+        if delta == 0.0 {
+            return;
+        }
+        let grp = &self.p.groups[g];
+        for &r in &grp.lossy {
+            self.log_c[r as usize] += delta;
+        }
+        for &(ch, alt) in &grp.alts {
+            self.log_alt[ch as usize][alt as usize] += delta;
+        }
+        self.x[g] = v;
+    }
+
+    /// EM over the groups `gs`: responsibilities of their observations, then coordinate
+    /// ascent (each rate in turn set to its exact maximizer, the others fixed; healthy ones
+    /// capped at `cap`), until no rate moves by more than a thousandth of itself.
+    pub fn refit(&mut self, gs: &[usize], in_set: &[bool], cap: f64, c: &mut Vec<Term>) {
+        let all = gs.len() == self.p.groups.len();
+        let rounds = if self.p.choices.is_empty() || all {
+            4
+        } else {
+            8
+        };
+        for round in 0..rounds {
+            // A full refit starts from a state its last E step left current.
+            if round > 0 || !all {
+                if all {
+                    self.expect();
+                } else {
+                    self.expect_through(gs);
+                }
+            }
+            let mut moved = false;
+            for &g in gs {
+                let faulty = in_set[g];
+                // A healthy excess (answers or probes only) is none: the link's own rate
+                // holds the background loss of every packet.
+                if !faulty && self.p.groups[g].excess_only {
+                    self.set(g, MIN_RATE);
+                    continue;
+                }
+                self.others(g, c);
+                let v = argmax(c, MIN_RATE, if faulty { MAX_RATE } else { cap });
+                moved |= (v - self.x[g]).abs() > 1e-3 * v.max(self.x[g]);
+                self.set(g, v);
+            }
+            if !moved {
+                break;
+            }
+        }
+        if all {
+            self.expect();
+        } else {
+            self.expect_through(gs);
+        }
+    }
+
+    /// Calls `f` with every lossy observation through g and its alternatives' log-success
+    /// with g's rate at x (one value when it has no choice), each with whether g is on it.
+    fn through(
+        &self,
+        g: usize,
+        x: f64,
+        logs: &mut Vec<(f64, bool)>,
+        mut f: impl FnMut(&Route, &[(f64, bool)]),
+    ) {
+        let own = (1.0 - self.x[g]).ln();
+        let new = (1.0 - x).ln();
+        let grp = &self.p.groups[g];
+        for &r in &grp.lossy {
+            let route = &self.p.routes[r as usize];
+            let base = self.log_c[r as usize] - own + new;
+            logs.clear();
+            match route.choice {
+                None => logs.push((base, true)),
+                Some(ch) => logs.extend(self.log_alt[ch as usize].iter().map(|l| (base + l, true))),
+            }
+            f(route, logs);
+        }
+        self.each_choice(g, |ch, mine| {
+            let alts = &self.log_alt[ch as usize];
+            for &r in &self.p.choices[ch as usize].lossy {
+                let route = &self.p.routes[r as usize];
+                let base = self.log_c[r as usize];
+                logs.clear();
+                logs.extend(
+                    alts.iter()
+                        .zip(mine)
+                        .map(|(l, &m)| (base + l + if m { new - own } else { 0.0 }, m)),
+                );
+                f(route, logs);
+            }
+        });
+    }
+
+    /// Calls `f` with every choice g is on, and on which of its alternatives.
+    fn each_choice(&self, g: usize, mut f: impl FnMut(u32, &[bool])) {
+        let grp = &self.p.groups[g];
+        let mut i = 0;
+        let mut mine = Vec::new();
+        while i < grp.alts.len() {
+            let ch = grp.alts[i].0;
+            mine.clear();
+            mine.resize(self.log_alt[ch as usize].len(), false);
+            while i < grp.alts.len() && grp.alts[i].0 == ch {
+                mine[grp.alts[i].1 as usize] = true;
+                i += 1;
+            }
+            f(ch, &mine);
+        }
+    }
+
+    /// The alternatives' log-success of choice `ch` with g's rate at x.
+    fn alts_at(&self, g: usize, x: f64, ch: u32, mine: &[bool], out: &mut Vec<f64>) {
+        let shift = (1.0 - x).ln() - (1.0 - self.x[g]).ln();
+        out.clear();
+        out.extend(
+            self.log_alt[ch as usize]
+                .iter()
+                .zip(mine)
+                .map(|(l, &m)| l + if m { shift } else { 0.0 }),
+        );
+    }
+
+    /// Log-likelihood of g's observations with g's rate at x, each a mixture of its
+    /// alternatives (up to a constant in x).
+    fn marginal(&self, g: usize, x: f64, logs: &mut Vec<(f64, bool)>) -> f64 {
+        let mut total = self.p.groups[g].clean_sent * (1.0 - x).ln();
+        let mut ll = Vec::new();
+        self.through(g, x, logs, |route, logs| {
+            let (n, m) = route.per_copy();
+            ll.clear();
+            ll.extend(logs.iter().map(|&(l, _)| binomial_ll(n, m, l)));
+            total += f64::from(route.copies.max(1)) * log_mean_exp(&ll);
+        });
+        let mut alts = Vec::new();
+        self.each_choice(g, |ch, mine| {
+            self.alts_at(g, x, ch, mine, &mut alts);
+            for &(n, copies) in &self.p.choices[ch as usize].clean {
+                ll.clear();
+                ll.extend(alts.iter().map(|l| n * l));
+                total += copies * log_mean_exp(&ll);
+            }
+        });
+        total
+    }
+
+    /// g's terms with the responsibilities of its observations taken at g's rate x.
+    fn terms_at(&self, g: usize, x: f64, logs: &mut Vec<(f64, bool)>, c: &mut Vec<Term>) {
+        c.clear();
+        let new = (1.0 - x).ln();
+        let mut clean = self.p.groups[g].clean_sent;
+        let mut w = Vec::new();
+        self.through(g, x, logs, |route, logs| {
+            let (n, m) = (route.sent as f64, route.lost as f64);
+            if logs.len() == 1 {
+                c.push((n, m, 0.0, (logs[0].0 - new).exp().min(1.0)));
+                return;
+            }
+            let (n1, m1) = route.per_copy();
+            w.resize(logs.len(), 0.0);
+            softmax(logs.iter().map(|&(l, _)| binomial_ll(n1, m1, l)), &mut w);
+            for (&(l, on), &w) in logs.iter().zip(&w) {
+                // Alternatives g is not on are constant in x: no term.
+                if on && w > 1e-12 {
+                    c.push((w * n, w * m, 0.0, (l - new).exp().min(1.0)));
+                }
+            }
+        });
+        let mut alts = Vec::new();
+        self.each_choice(g, |ch, mine| {
+            self.alts_at(g, x, ch, mine, &mut alts);
+            w.resize(alts.len(), 0.0);
+            for &(n, copies) in &self.p.choices[ch as usize].clean {
+                softmax(alts.iter().map(|l| n * l), &mut w);
+                let on: f64 = w.iter().zip(mine).filter(|(_, &m)| m).map(|(w, _)| w).sum();
+                clean += copies * n * on;
+            }
+        });
+        if clean > 0.0 {
+            c.push((clean, 0.0, 0.0, 1.0));
+        }
+    }
+
+    /// Gain of freeing g, the others as fitted: the best free fit minus the best healthy
+    /// one, each observation's answer path a mixture of its alternatives (a few EM steps on
+    /// g alone find the free rate); and that rate.
+    pub fn gain(&self, g: usize, cap: f64, c: &mut Vec<Term>) -> (f64, f64) {
+        self.others(g, c);
+        let mut free = argmax(c, MIN_RATE, MAX_RATE);
+        let mut logs = Vec::new();
+        if !self.p.choices.is_empty() && free > cap {
+            for _ in 0..6 {
+                self.terms_at(g, free.max(cap), &mut logs, c);
+                let next = argmax(c, MIN_RATE, MAX_RATE);
+                let settled = next <= cap || (next - free).abs() <= 1e-4 * next;
+                free = next;
+                if settled {
+                    break;
+                }
+            }
+        }
+        if free <= cap {
+            return (0.0, free);
+        }
+        if self.p.choices.is_empty() {
+            return (loglik(c, free) - loglik(c, cap), free);
+        }
+        let gain = self.marginal(g, free, &mut logs) - self.marginal(g, cap, &mut logs);
+        (gain.max(0.0), free)
+    }
+}
+
+/// Adds a term of lost probes only (m of m, at b) to `c`, into one of those from `from` on
+/// whose b is the same but for a thousandth of its loss.
+fn push_merged(c: &mut Vec<Term>, from: usize, m: f64, b: f64) {
+    for t in &mut c[from..] {
+        if (t.3 - b).abs() <= 1e-3 * (1.0 - b.max(t.3)).max(1e-12) {
+            t.3 = (t.0 * t.3 + m * b) / (t.0 + m);
+            t.0 += m;
+            t.1 += m;
+            return;
+        }
+    }
+    c.push((m, m, 0.0, b));
+}
+
+/// `out` = the softmax of `v`.
+fn softmax(v: impl Iterator<Item = f64>, out: &mut [f64]) {
+    let mut top = f64::NEG_INFINITY;
+    for (o, x) in out.iter_mut().zip(v) {
+        *o = x;
+        top = top.max(x);
+    }
+    let mut sum = 0.0;
+    for o in out.iter_mut() {
+        *o = (*o - top).exp();
+        sum += *o;
+    }
+    for o in out.iter_mut() {
+        *o /= sum;
+    }
+}
+
+/// ln of the mean of the exponentials of `v`.
+fn log_mean_exp(v: &[f64]) -> f64 {
+    let top = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    top + (v.iter().map(|x| (x - top).exp()).sum::<f64>() / v.len() as f64).ln()
+}
+
+/// Binomial log-likelihood (without its constant) of m lost of n at log-success l.
+fn binomial_ll(n: f64, m: f64, l: f64) -> f64 {
+    let s = l.exp().min(1.0 - 1e-15);
+    (n - m) * s.ln()
+        + if m > 0.0 {
+            m * (1.0 - s).max(1e-300).ln()
+        } else {
+            0.0
+        }
+}
+
+/// Log-likelihood of g's observations as a function of g's rate x, the others fixed.
+fn loglik(c: &[Term], x: f64) -> f64 {
+    c.iter()
+        .map(|&(n, m, a, b)| {
+            let s = (a + b * (1.0 - x)).clamp(1e-300, 1.0);
+            (n - m) * s.ln()
+                + if m > 0.0 {
+                    m * (1.0 - s).max(1e-300).ln()
+                } else {
+                    0.0
+                }
+        })
+        .sum()
+}
+
+/// The rate in [lo, hi] that maximizes [`loglik`] (concave in x): Newton steps kept inside
+/// a shrinking bracket, bisection when a step leaves it.
+pub fn argmax(c: &[Term], lo: f64, hi: f64) -> f64 {
+    let deriv = |x: f64| -> (f64, f64) {
+        let mut d1 = 0.0;
+        let mut d2 = 0.0;
+        for &(n, m, a, b) in c {
+            if b <= 0.0 {
+                continue;
+            }
+            let s = (a + b * (1.0 - x)).max(1e-300);
+            d1 -= (n - m) * b / s;
+            d2 -= (n - m) * b * b / (s * s);
+            if m > 0.0 {
+                let q = (1.0 - s).max(1e-300);
+                d1 += m * b / q;
+                d2 -= m * b * b / (q * q);
+            }
+        }
+        (d1, d2)
+    };
+    if c.iter().all(|&(_, m, _, _)| m == 0.0) || deriv(lo).0 <= 0.0 {
+        return lo;
+    }
+    if deriv(hi).0 >= 0.0 {
+        return hi;
+    }
+    let (mut a, mut b) = (lo, hi);
+    let mut x = lo;
+    for _ in 0..60 {
+        let (d1, d2) = deriv(x);
+        if d1 > 0.0 {
+            a = x;
+        } else {
+            b = x;
+        }
+        let step = if d2 < 0.0 { x - d1 / d2 } else { f64::NAN };
+        x = if step > a && step < b {
+            step
+        } else {
+            0.5 * (a + b)
+        };
+        if b - a < 1e-12 * b.max(1e-9) || d1.abs() < 1e-9 {
+            break;
+        }
+    }
+    x.clamp(lo, hi)
+}

@@ -1,0 +1,214 @@
+//! The likelihood model's search for the fault set (see [`super::estimate`] for the model).
+//!
+//! Greedy, as in Flock (CoNEXT 2023), made lazy: every candidate's gain is computed once, and
+//! afterwards only the best candidate's is recomputed, since adding a fault lowers (or leaves)
+//! the gains of the others. A candidate is added when its fresh gain still beats the next
+//! best stale one and the penalty; then only the faulty groups are refit (healthy rates stay
+//! under `min_loss` and barely move). When no candidate is left, one full refit, the backward
+//! pass, and one full pass of gains (which every record's score needs anyway) check that no
+//! candidate gained above the penalty meanwhile; if one did, the search goes on from there.
+//! The cost grows with the records and with the faults, each fault costing what its own
+//! observations cost.
+
+use super::estimate::{healthy_cap, Params, Scores};
+use super::fit::{argmax, Fit, MAX_RATE, MIN_RATE};
+use super::graph::Problem;
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+/// The share of a faulty group's gain the other direction of its link must reach, in its
+/// place, to be named with it.
+const TWIN_SHARE: f64 = 0.75;
+
+/// The share of its gain a group that no traced path crosses (only untraced answers may
+/// have) counts with when candidates are ranked: that explanation rests on where answers
+/// were assumed to go, and lets each flow pick the path that suits it, so a traced path that
+/// explains the same loss about as well goes first.
+const UNTRACED_SHARE: f64 = 0.5;
+
+/// Full checks (refit, backward pass, gains of all) before the search stops regardless.
+const MAX_CHECKS: usize = 4;
+
+fn eligible(p: &Problem, params: &Params, g: usize) -> bool {
+    p.groups[g].sent >= params.min_samples.max(1)
+}
+
+/// A candidate's rank in the lazy queue: its gain, less for an untraced one.
+fn rank(p: &Problem, g: usize, gain: f64) -> f64 {
+    if p.groups[g].certain.is_empty() {
+        gain * UNTRACED_SHARE
+    } else {
+        gain
+    }
+}
+
+/// A candidate in the lazy queue: its rank when last computed.
+#[derive(PartialEq)]
+struct Candidate(f64, usize);
+
+impl Eq for Candidate {}
+
+impl PartialOrd for Candidate {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Candidate {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // Higher gain first; ties to the lower id, as the eager search picked.
+        self.0.total_cmp(&other.0).then(other.1.cmp(&self.1))
+    }
+}
+
+/// The likelihood model. `score` is the log-likelihood gain of the link's own rate over the
+/// best healthy one, `faulty` the fault set found.
+pub fn flock(p: &Problem, params: &Params) -> Scores {
+    let n = p.groups.len();
+    let cap = healthy_cap(params);
+    // Start where every link shares the overall loss evenly, capped at healthy.
+    let (sent, lost, hops) = p.routes.iter().fold((0.0, 0.0, 0.0), |(s, l, h), r| {
+        (
+            s + r.sent as f64,
+            l + r.lost as f64,
+            h + r.sent as f64 * (r.groups.len() + usize::from(r.choice.is_some())) as f64,
+        )
+    });
+    let x0 = if hops > 0.0 {
+        (lost / sent) * (sent / hops)
+    } else {
+        0.0
+    };
+    let mut fit = Fit::new(p, x0.clamp(MIN_RATE, cap));
+    let mut in_set = vec![false; n];
+    let mut c = Vec::new();
+    let all: Vec<usize> = (0..n).collect();
+    fit.refit(&all, &in_set, cap, &mut c);
+
+    let mut score = vec![0.0; n];
+    let mut free = vec![0.0; n];
+    let gains = |fit: &Fit, score: &mut [f64], free: &mut [f64], c: &mut Vec<_>| {
+        for g in 0..n {
+            (score[g], free[g]) = fit.gain(g, cap, c);
+        }
+    };
+    gains(&fit, &mut score, &mut free, &mut c);
+    for _ in 0..MAX_CHECKS {
+        let mut queue: BinaryHeap<Candidate> = (0..n)
+            .filter(|&g| !in_set[g] && eligible(p, params, g) && score[g] > params.penalty)
+            .map(|g| Candidate(rank(p, g, score[g]), g))
+            .collect();
+        if queue.is_empty() {
+            break;
+        }
+        while let Some(Candidate(_, g)) = queue.pop() {
+            let (gn, _) = fit.gain(g, cap, &mut c);
+            if gn <= params.penalty {
+                continue;
+            }
+            if queue.peek().is_some_and(|next| rank(p, g, gn) < next.0) {
+                queue.push(Candidate(rank(p, g, gn), g));
+                continue;
+            }
+            in_set[g] = true;
+            fit.others(g, &mut c);
+            let v = argmax(&c, MIN_RATE, MAX_RATE);
+            fit.set(g, v);
+            let members: Vec<usize> = (0..n).filter(|&h| in_set[h]).collect();
+            fit.refit(&members, &in_set, cap, &mut c);
+        }
+        fit.refit(&all, &in_set, cap, &mut c);
+        // Backward pass: a member that later ones explain away goes back to healthy.
+        loop {
+            let weakest = (0..n)
+                .filter(|&g| in_set[g])
+                .map(|g| (g, fit.gain(g, cap, &mut c).0))
+                .filter(|&(_, gn)| gn <= params.penalty)
+                .min_by(|a, b| a.1.total_cmp(&b.1));
+            let Some((g, _)) = weakest else { break };
+            in_set[g] = false;
+            let mut members: Vec<usize> = (0..n).filter(|&h| in_set[h]).collect();
+            members.push(g);
+            fit.refit(&members, &in_set, cap, &mut c);
+        }
+        gains(&fit, &mut score, &mut free, &mut c);
+    }
+    let mut loss_est = fit.x.clone();
+    for g in 0..n {
+        if !in_set[g] {
+            // Not faulty: report the rate the data point to, which may exceed healthy.
+            loss_est[g] = free[g];
+        }
+    }
+    let twins = twins(p, params, &mut fit, &in_set, &score);
+    Scores {
+        score,
+        faulty: in_set,
+        loss_est,
+        twins,
+    }
+}
+
+/// Twins: the other direction of a faulty group's link, when with the group healthy again
+/// it would explain most of what the group does. Round trips cross a link one way and back
+/// the other; when answers retrace their probes' path (Linux hashes both directions of a
+/// flow alike), or on a host link, no measurement separates the two. Likewise, for a loss
+/// only untraced answers show, the other ECMP ways those answers may have taken.
+fn twins(
+    p: &Problem,
+    params: &Params,
+    fit: &mut Fit,
+    in_set: &[bool],
+    score: &[f64],
+) -> Vec<Vec<u32>> {
+    let n = p.groups.len();
+    let cap = healthy_cap(params);
+    let mut c = Vec::new();
+    let mut twins = vec![Vec::new(); n];
+    let faulty: Vec<usize> = (0..n).filter(|&g| in_set[g]).collect();
+    if faulty.is_empty() {
+        return twins;
+    }
+    let link_id: std::collections::HashMap<(u32, u32), u32> = p
+        .links
+        .iter()
+        .enumerate()
+        .map(|(l, &ends)| (ends, l as u32))
+        .collect();
+    for g in faulty {
+        let reverse: Vec<u32> = p.groups[g]
+            .links
+            .iter()
+            .filter_map(|&l| {
+                let (a, b) = p.links[l as usize];
+                link_id.get(&(b, a)).copied()
+            })
+            .collect();
+        let mut others: Vec<u32> = reverse
+            .iter()
+            .flat_map(|&l| p.groups_of_link[l as usize].iter().copied())
+            .collect();
+        // A group only untraced answers cross: the other ways of the same answers.
+        if p.groups[g].certain.is_empty() {
+            for &(ch, _) in &p.groups[g].alts {
+                others.extend(p.choices[ch as usize].alts.iter().flatten());
+            }
+        }
+        others.sort_unstable();
+        others.dedup();
+        let kept = fit.x[g];
+        fit.set(g, cap);
+        for h in others {
+            let h = h as usize;
+            if in_set[h] || h == g || !eligible(p, params, h) {
+                continue;
+            }
+            let (gn, _) = fit.gain(h, cap, &mut c);
+            if gn > params.penalty && gn >= TWIN_SHARE * score[g] {
+                twins[g].push(h as u32);
+            }
+        }
+        fit.set(g, kept);
+    }
+    twins
+}
