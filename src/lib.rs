@@ -14,12 +14,12 @@
 //! - [`net`]: socket set-up, `sendmsg`/`recvmsg` with control messages, privilege drop.
 //! - [`clock`]: whether the host clock is synchronized (for one-way figures).
 //! - [`lping`], [`ludp`], [`ltcp`], [`ltwamp`]: the four probing tools, each named as its binary.
-//! - [`reflect`]: the `lreflect` echo reflector (access list, rate limits, batched I/O).
+//! - [`lreflect`]: the `lreflect` echo reflector (access list, rate limits, batched I/O).
 //! - [`twamp_control`]: TWAMP-Control shared by client and server: keyed modes, keys file.
 //! - [`netlink`]: rtnetlink dumps and subscriptions (pure decoding in `netlink::parse` and
 //!   `netlink::rt`).
-//! - [`passive`]: the `lpassive` interface counter sampler.
-//! - [`watch`]: the `lwatch` netlink monitor (links, addresses, routes).
+//! - [`lpassive`]: the `lpassive` interface counter sampler.
+//! - [`lwatch`]: the `lwatch` netlink monitor (links, addresses, routes).
 //! - [`correlate`]: the `lcorrelate` tool (path records into per-link loss suspicion).
 //! - [`man`]: man page generation from the clap definitions.
 //! - [`completions`]: bash, zsh and fish completions from the same definitions.
@@ -31,23 +31,23 @@ pub mod completions;
 pub mod correlate;
 pub mod dscp;
 pub mod engine;
+pub mod lpassive;
 pub mod lping;
+pub mod lreflect;
 pub mod ltcp;
 pub mod ltwamp;
 pub mod ludp;
+pub mod lwatch;
 pub mod man;
 pub mod net;
 pub mod netlink;
 pub mod output;
-pub mod passive;
 pub mod probe;
 pub mod random;
 pub mod record;
-pub mod reflect;
 pub mod schema;
 pub mod signals;
 pub mod stats;
 pub mod target;
 pub mod twamp_control;
-pub mod watch;
 pub mod wire;

@@ -14,9 +14,9 @@ pub fn commands() -> Vec<clap::Command> {
         crate::ltcp::Args::command(),
         crate::ltwamp::Args::command(),
         crate::correlate::Args::command(),
-        crate::reflect::Args::command(),
-        crate::passive::Args::command(),
-        crate::watch::Args::command(),
+        crate::lreflect::Args::command(),
+        crate::lpassive::Args::command(),
+        crate::lwatch::Args::command(),
     ]
 }
 

@@ -4,7 +4,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use lopa::net::cmsg;
-use lopa::reflect::batch;
+use lopa::lreflect::batch;
 
 fuzz_target!(|data: &[u8]| {
     let _ = batch::parse_control(data);

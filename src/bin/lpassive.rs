@@ -2,8 +2,8 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    match lopa::cli::parse_args::<lopa::passive::Args>("lpassive") {
-        Ok(args) => lopa::cli::exit_code("lpassive", lopa::passive::run(args)),
+    match lopa::cli::parse_args::<lopa::lpassive::Args>("lpassive") {
+        Ok(args) => lopa::cli::exit_code("lpassive", lopa::lpassive::run(args)),
         Err(code) => code,
     }
 }

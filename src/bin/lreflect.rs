@@ -2,8 +2,8 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    match lopa::cli::parse_args::<lopa::reflect::Args>("lreflect") {
-        Ok(args) => lopa::cli::exit_code("lreflect", lopa::reflect::run(args)),
+    match lopa::cli::parse_args::<lopa::lreflect::Args>("lreflect") {
+        Ok(args) => lopa::cli::exit_code("lreflect", lopa::lreflect::run(args)),
         Err(code) => code,
     }
 }

@@ -1,6 +1,6 @@
 //! Decoding of `recvmsg` control messages: nix walks the buffer and types each message
 //! (`ControlMessageOwned`); this takes what lopa reads from them, pure so it is tested like
-//! `wire`. (The reflector's batched reads decode their own buffers: `reflect::batch`.)
+//! `wire`. (The reflector's batched reads decode their own buffers: `lreflect::batch`.)
 #![forbid(unsafe_code)]
 
 use nix::sys::socket::ControlMessageOwned;
@@ -103,7 +103,7 @@ fn extended_error(ee: &libc::sock_extended_err, offender: Option<IpAddr>) -> Ext
 }
 
 /// The address of a `sockaddr_in` / `sockaddr_in6` as bytes (family in host order, address in
-/// network order); `None` for `AF_UNSPEC` or a short buffer. For `reflect::batch`, whose
+/// network order); `None` for `AF_UNSPEC` or a short buffer. For `lreflect::batch`, whose
 /// `recvmmsg` fills plain buffers.
 pub fn parse_sockaddr_ip(sa: &[u8]) -> Option<IpAddr> {
     let family = i32::from(u16::from_ne_bytes(sa.get(..2)?.try_into().ok()?));

@@ -17,7 +17,7 @@
 //! MAC, Destination IP and Source IP sub-TLVs), Timestamp Information (3), Class of Service (4)
 //! and Direct Measurement (5). Every other type is answered with U.
 //!
-//! The reflector side ([`reflect`]) works in place on the answer; the sender side builds a
+//! The reflector side ([`lreflect`]) works in place on the answer; the sender side builds a
 //! request ([`Request`]) and reads an answer ([`Answer::parse`]). No function here panics on
 //! any input: lengths are checked before every slice.
 

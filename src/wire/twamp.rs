@@ -195,7 +195,7 @@ pub fn reflect(request: &[u8], r: &Reflection, out: &mut [u8]) -> Result<usize> 
     Ok(len)
 }
 
-/// [`reflect`] in place, for a reflector that answers from its receive buffer: `buf` holds the
+/// [`lreflect`] in place, for a reflector that answers from its receive buffer: `buf` holds the
 /// request in its first `request_len` bytes and has room for the reply
 /// (`reply_len(request_len)` bytes). The reply's first 44 bytes overwrite the request's; bytes
 /// beyond 44 are the request's own, so they are copied by staying where they are. Returns the
@@ -216,7 +216,7 @@ pub fn reflect_in_place(buf: &mut [u8], request_len: usize, r: &Reflection) -> R
     Ok(len)
 }
 
-/// Writes T3 into a reply built by [`reflect`].
+/// Writes T3 into a reply built by [`lreflect`].
 pub fn set_transmit_timestamp(reply: &mut [u8], t3: Timestamp) {
     if let Some(f) = reply.get_mut(field::TIMESTAMP) {
         f.copy_from_slice(&t3.to_bytes());
