@@ -293,7 +293,7 @@ impl State {
         let keys: Vec<Place> = self
             .routes
             .iter()
-            .filter(|(k, list)| k.0 == AF_INET && list.iter().any(|r| r.uses(index)))
+            .filter(|(k, list)| k.family == AF_INET && list.iter().any(|r| r.uses(index)))
             .map(|(k, _)| *k)
             .collect();
         for key in keys {

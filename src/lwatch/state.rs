@@ -31,12 +31,31 @@ pub type AddrKey = (u32, IpAddr, u8);
 /// `ip route append`/`prepend` put there (they differ in gateway, device, type, metrics …;
 /// only the first is used), IPv6 one per device and gateway (`ff00::/8` on every link; a
 /// device route and a gateway route on one link), its ECMP siblings as one multipath route.
-pub type Place = (u8, u32, IpAddr, u8, Option<IpAddr>, u8, u8, Option<u32>);
+/// The fields' order is the derived ordering, which the maps keyed by places (and so the order
+/// of lwatch's route records) follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Place {
+    pub family: u8,
+    pub table: u32,
+    pub dst: IpAddr,
+    pub dst_len: u8,
+    pub src: Option<IpAddr>,
+    pub src_len: u8,
+    pub tos: u8,
+    pub metric: Option<u32>,
+}
 
 pub fn place(r: &Route) -> Place {
-    (
-        r.family, r.table, r.dst, r.dst_len, r.src, r.src_len, r.tos, r.priority,
-    )
+    Place {
+        family: r.family,
+        table: r.table,
+        dst: r.dst,
+        dst_len: r.dst_len,
+        src: r.src,
+        src_len: r.src_len,
+        tos: r.tos,
+        metric: r.priority,
+    }
 }
 
 /// Everything lwatch follows.
