@@ -4,6 +4,7 @@
 //! options nix does not name ([`setsockopt_int`]).
 
 use super::cmsg::{self, Ancillary};
+use crate::wire::Family;
 use nix::sys::socket::{self as nixsock, sockopt, MsgFlags, SockaddrStorage};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::io;
@@ -36,23 +37,21 @@ pub struct SocketOptions {
     pub source: Option<IpAddr>,
 }
 
-fn domain(v6: bool) -> Domain {
-    if v6 {
-        Domain::IPV6
-    } else {
-        Domain::IPV4
+fn domain(family: Family) -> Domain {
+    match family {
+        Family::V4 => Domain::IPV4,
+        Family::V6 => Domain::IPV6,
     }
 }
 
 /// Opens an ICMP socket for the family; returns it and whether it is raw.
-pub fn open_icmp(v6: bool, mode: IcmpSocketMode) -> io::Result<(Socket, bool)> {
-    let proto = if v6 {
-        Protocol::ICMPV6
-    } else {
-        Protocol::ICMPV4
+pub fn open_icmp(family: Family, mode: IcmpSocketMode) -> io::Result<(Socket, bool)> {
+    let proto = match family {
+        Family::V4 => Protocol::ICMPV4,
+        Family::V6 => Protocol::ICMPV6,
     };
-    let dgram = || Socket::new(domain(v6), Type::DGRAM, Some(proto));
-    let raw = || Socket::new(domain(v6), Type::RAW, Some(proto));
+    let dgram = || Socket::new(domain(family), Type::DGRAM, Some(proto));
+    let raw = || Socket::new(domain(family), Type::RAW, Some(proto));
     match mode {
         IcmpSocketMode::Dgram => dgram().map(|s| (s, false)),
         IcmpSocketMode::Raw => raw().map(|s| (s, true)),
@@ -89,9 +88,9 @@ pub fn setsockopt_int(fd: RawFd, level: i32, name: i32, value: i32) -> io::Resul
 /// Asks for everything `recv_msg` decodes: kernel receive timestamps (enabled now, before the
 /// first probe, because the kernel turns timestamping on lazily), TTL/hop limit, TOS/traffic
 /// class and, when `errors`, ICMP errors on the error queue.
-pub fn enable_ancillary(sock: &Socket, v6: bool, errors: bool) -> io::Result<()> {
+pub fn enable_ancillary(sock: &Socket, family: Family, errors: bool) -> io::Result<()> {
     nixsock::setsockopt(sock, sockopt::ReceiveTimestampns, &true)?;
-    if v6 {
+    if family.is_v6() {
         nixsock::setsockopt(sock, sockopt::Ipv6RecvHopLimit, &true)?;
         nixsock::setsockopt(sock, sockopt::Ipv6RecvTClass, &true)?;
         if errors {
@@ -288,8 +287,9 @@ fn send_with(
 }
 
 /// Applies TTL, TOS, mark, device and source address; each failure names the option.
-pub fn apply_options(sock: &Socket, v6: bool, opts: &SocketOptions) -> anyhow::Result<()> {
+pub fn apply_options(sock: &Socket, family: Family, opts: &SocketOptions) -> anyhow::Result<()> {
     use anyhow::Context;
+    let v6 = family.is_v6();
     if let Some(ttl) = opts.ttl {
         if v6 {
             sock.set_unicast_hops_v6(u32::from(ttl))
@@ -327,15 +327,15 @@ pub fn apply_options(sock: &Socket, v6: bool, opts: &SocketOptions) -> anyhow::R
 /// `dst`'s family, else the source the kernel picks for the route to `dst`, which a throwaway UDP
 /// socket with the same interface and mark, connected to `dst` (no packet leaves), tells.
 pub fn route_source(dst: SocketAddr, opts: &SocketOptions) -> anyhow::Result<IpAddr> {
-    let v6 = dst.is_ipv6();
-    let sock = Socket::new(domain(v6), Type::DGRAM, Some(Protocol::UDP))?;
+    let family = Family::of(&dst.ip());
+    let sock = Socket::new(domain(family), Type::DGRAM, Some(Protocol::UDP))?;
     // Only what steers the route choice: the interface, the mark (policy routing), the source.
     let steer = SocketOptions {
         ttl: None,
         tos: None,
         ..opts.clone()
     };
-    apply_options(&sock, v6, &steer)?;
+    apply_options(&sock, family, &steer)?;
     let mut dst = dst;
     dst.set_port(dst.port().max(1));
     sock.connect(&SockAddr::from(dst))?;
@@ -430,10 +430,11 @@ mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     fn udp(addr: IpAddr, errors: bool) -> Socket {
-        let sock = Socket::new(domain(addr.is_ipv6()), Type::DGRAM, Some(Protocol::UDP)).unwrap();
+        let sock =
+            Socket::new(domain(Family::of(&addr)), Type::DGRAM, Some(Protocol::UDP)).unwrap();
         sock.bind(&SockAddr::from(SocketAddr::new(addr, 0)))
             .unwrap();
-        enable_ancillary(&sock, addr.is_ipv6(), errors).unwrap();
+        enable_ancillary(&sock, Family::of(&addr), errors).unwrap();
         sock.set_nonblocking(true).unwrap();
         sock
     }

@@ -80,7 +80,7 @@ impl FlowSockets {
                     })?,
                     None => 0,
                 };
-                let sock = open_flow_socket(family.is_v6(), port, opts)?;
+                let sock = open_flow_socket(family, port, opts)?;
                 let sport = sock
                     .local_addr()
                     .ok()
@@ -266,7 +266,8 @@ impl std::ops::Index<usize> for FlowSockets {
     }
 }
 
-fn open_flow_socket(v6: bool, port: u16, opts: &SocketOptions) -> Result<Socket> {
+fn open_flow_socket(family: Family, port: u16, opts: &SocketOptions) -> Result<Socket> {
+    let v6 = family.is_v6();
     let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
     let sock = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))
         .context("cannot open a UDP socket")?;
@@ -274,10 +275,10 @@ fn open_flow_socket(v6: bool, port: u16, opts: &SocketOptions) -> Result<Socket>
         sock.set_only_v6(true)?;
     }
     sock.set_nonblocking(true)?;
-    socket::enable_ancillary(&sock, v6, true)?;
+    socket::enable_ancillary(&sock, family, true)?;
     let mut opts = opts.clone();
     let source = opts.source.take().filter(|s| s.is_ipv6() == v6);
-    socket::apply_options(&sock, v6, &opts)?;
+    socket::apply_options(&sock, family, &opts)?;
     let ip = source.unwrap_or(if v6 {
         IpAddr::V6(Ipv6Addr::UNSPECIFIED)
     } else {

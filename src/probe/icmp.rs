@@ -10,6 +10,7 @@ use crate::wire;
 use crate::wire::icmp::{describe, EchoRepr, IcmpRepr, Quoted, Version, HEADER_LEN};
 use crate::wire::ip::Ipv4Repr;
 use crate::wire::lping_mark::{ProbeMark, MARK_LEN};
+use crate::wire::Family;
 use anyhow::{anyhow, Result};
 use mio::Token;
 use socket2::Socket;
@@ -85,23 +86,23 @@ impl IcmpProber {
         opts: &SocketOptions,
     ) -> Result<IcmpProber> {
         let mut sockets = Vec::new();
-        for v6 in [false, true] {
-            if !targets.iter().any(|t| t.addr.is_ipv6() == v6) {
+        for family in [Family::V4, Family::V6] {
+            if !targets.iter().any(|t| Family::of(&t.addr) == family) {
                 continue;
             }
             let (sock, raw) =
-                socket::open_icmp(v6, mode).map_err(|e| socket_refused(e, v6, mode))?;
+                socket::open_icmp(family, mode).map_err(|e| socket_refused(e, family, mode))?;
             sock.set_nonblocking(true)?;
-            socket::enable_ancillary(&sock, v6, !raw)?;
-            socket::apply_options(&sock, v6, opts)?;
+            socket::enable_ancillary(&sock, family, !raw)?;
+            socket::apply_options(&sock, family, opts)?;
             if raw {
-                install_raw_filter(&sock, v6)?;
+                install_raw_filter(&sock, family)?;
             }
             // Room for bursts: many targets answer at once.
             socket::size_receive_queue(&sock, 4 << 20);
             sockets.push(IcmpSocket {
                 probe: ProbeSocket::new(sock, !raw),
-                version: if v6 { Version::V6 } else { Version::V4 },
+                version: family,
                 raw,
                 wire_ident: 0,
             });
@@ -112,7 +113,7 @@ impl IcmpProber {
             s.wire_ident = if s.raw {
                 ident
             } else {
-                datagram_ident(&s.probe.sock, s.version == Version::V6)?
+                datagram_ident(&s.probe.sock, s.version)?
             };
         }
         Ok(IcmpProber {
@@ -517,7 +518,8 @@ impl Tracer for IcmpProber {
 
 /// The identifier the kernel gives a datagram ICMP socket's echo requests: its port, given at
 /// bind (bound here to the wildcard address unless `-I` bound it already).
-fn datagram_ident(sock: &Socket, v6: bool) -> Result<u16> {
+fn datagram_ident(sock: &Socket, family: Family) -> Result<u16> {
+    let v6 = family.is_v6();
     let port = |s: &Socket| {
         s.local_addr()
             .ok()
@@ -536,7 +538,8 @@ fn datagram_ident(sock: &Socket, v6: bool) -> Result<u16> {
 
 /// Lets only echo replies and the errors that quote a probe reach a raw socket, so other
 /// ICMP traffic (neighbour discovery, router advertisements) does not wake the loop.
-fn install_raw_filter(sock: &Socket, v6: bool) -> io::Result<()> {
+fn install_raw_filter(sock: &Socket, family: Family) -> io::Result<()> {
+    let v6 = family.is_v6();
     let fd = sock.as_raw_fd();
     if v6 {
         // struct icmp6_filter: 256 bits, a set bit blocks the type (linux/icmpv6.h).
@@ -568,7 +571,8 @@ fn install_raw_filter(sock: &Socket, v6: bool) -> io::Result<()> {
     }
 }
 
-fn socket_refused(e: io::Error, v6: bool, mode: IcmpSocketMode) -> anyhow::Error {
+fn socket_refused(e: io::Error, family: Family, mode: IcmpSocketMode) -> anyhow::Error {
+    let v6 = family.is_v6();
     let family = if v6 { "ICMPv6" } else { "ICMP" };
     match (e.raw_os_error(), mode) {
         (Some(libc::EACCES) | Some(libc::EPERM), IcmpSocketMode::Dgram) => anyhow!(

@@ -14,6 +14,7 @@ use crate::record::Flow;
 use crate::target::Target;
 use crate::wire::ip::Ipv4Repr;
 use crate::wire::tcp::{TcpRepr, ACK, HEADER_LEN, PROTO_TCP, RST, SYN};
+use crate::wire::Family;
 use anyhow::{anyhow, Context, Result};
 use mio::Token;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -24,7 +25,7 @@ use std::time::Instant;
 
 struct RawTcp {
     probe: ProbeSocket,
-    v6: bool,
+    family: Family,
 }
 
 /// What a sent SYN expects back.
@@ -62,11 +63,15 @@ impl SynProber {
         opts: &SocketOptions,
     ) -> Result<SynProber> {
         let mut sockets = Vec::new();
-        for v6 in [false, true] {
-            if !targets.iter().any(|t| t.addr.is_ipv6() == v6) {
+        for family in [Family::V4, Family::V6] {
+            if !targets.iter().any(|t| Family::of(&t.addr) == family) {
                 continue;
             }
-            let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
+            let domain = if family.is_v6() {
+                Domain::IPV6
+            } else {
+                Domain::IPV4
+            };
             let sock = Socket::new(domain, Type::RAW, Some(Protocol::TCP)).map_err(|e| {
                 if matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES)) {
                     anyhow!(
@@ -78,15 +83,15 @@ impl SynProber {
                 }
             })?;
             sock.set_nonblocking(true)?;
-            socket::enable_ancillary(&sock, v6, false)?;
-            socket::apply_options(&sock, v6, opts)?;
+            socket::enable_ancillary(&sock, family, false)?;
+            socket::apply_options(&sock, family, opts)?;
             socket::size_receive_queue(&sock, 4 << 20);
             // ICMP errors about the SYNs (a router's time exceeded or unreachable, a
             // firewall's reject) come back on the error queue.
-            set_recv_errors(&sock, v6, true)?;
+            set_recv_errors(&sock, family, true)?;
             sockets.push(RawTcp {
                 probe: ProbeSocket::new(sock, true),
-                v6,
+                family,
             });
         }
         let sources = targets
@@ -118,7 +123,7 @@ impl SynProber {
 
     fn send_segment(
         &mut self,
-        v6: bool,
+        family: Family,
         src: IpAddr,
         dst: IpAddr,
         tcp: TcpRepr,
@@ -129,7 +134,7 @@ impl SynProber {
         let s = self
             .sockets
             .iter_mut()
-            .find(|s| s.v6 == v6)
+            .find(|s| s.family == family)
             .ok_or_else(|| {
                 io::Error::new(
                     io::ErrorKind::Unsupported,
@@ -249,8 +254,8 @@ impl Tracer for SynProber {
         let mut ids = Vec::new();
         let mut flows = Vec::new();
         for (t, target) in targets.iter().enumerate() {
-            let v6 = target.addr.is_ipv6();
-            let Some(s) = self.sockets.iter().find(|s| s.v6 == v6) else {
+            let family = Family::of(&target.addr);
+            let Some(s) = self.sockets.iter().find(|s| s.family == family) else {
                 continue;
             };
             for flow in 0..self.spread.flows.max(1) {
@@ -292,8 +297,8 @@ impl Tracer for SynProber {
     }
 }
 
-fn set_recv_errors(sock: &Socket, v6: bool, on: bool) -> Result<()> {
-    let (level, name) = if v6 {
+fn set_recv_errors(sock: &Socket, family: Family, on: bool) -> Result<()> {
+    let (level, name) = if family.is_v6() {
         (libc::IPPROTO_IPV6, libc::IPV6_RECVERR)
     } else {
         (libc::IPPROTO_IP, libc::IP_RECVERR)
@@ -327,12 +332,9 @@ impl Prober for SynProber {
         self.sockets
             .iter()
             .map(|s| super::SocketDrops {
-                socket: format!(
-                    "the raw TCP socket ({})",
-                    if s.v6 { "IPv6" } else { "IPv4" }
-                ),
+                socket: format!("the raw TCP socket ({})", s.family.name()),
                 count: s.probe.dropped(),
-                family: crate::wire::Family::from_v6(s.v6),
+                family: s.family,
                 sport: None,
             })
             .collect()
@@ -358,7 +360,7 @@ impl Prober for SynProber {
             window: 64_240,
         };
         let src = self.sources[id.target];
-        let stamp = self.send_segment(target.addr.is_ipv6(), src, target.addr, syn, id)?;
+        let stamp = self.send_segment(Family::of(&target.addr), src, target.addr, syn, id)?;
         let expect = isn.wrapping_add(1);
         self.pending.insert(
             expect,
@@ -383,7 +385,8 @@ impl Prober for SynProber {
         let Some(s) = self.sockets.get_mut(token) else {
             return;
         };
-        let v6 = s.v6;
+        let family = s.family;
+        let v6 = family.is_v6();
         let mut answers: Vec<(Received, Instant, TcpRepr, Option<u8>)> = Vec::new();
         // ICMP errors, with the SYN they quote: its ports and sequence number.
         let mut errors = Vec::new();
@@ -432,9 +435,7 @@ impl Prober for SynProber {
             if !to_target || sport != p.sport || dport != p.dport {
                 continue;
             }
-            if let Some(event) =
-                ProbeEvent::from_queued_error(p.id, crate::wire::Family::from_v6(v6), &err)
-            {
+            if let Some(event) = ProbeEvent::from_queued_error(p.id, family, &err) {
                 self.pending.remove(&key);
                 self.by_probe.remove(&p.id);
                 events.push(event);
@@ -463,7 +464,7 @@ impl Prober for SynProber {
                     window: 0,
                 };
                 let src = self.sources[p.id.target];
-                let _ = self.send_segment(v6, src, from, rst, p.id);
+                let _ = self.send_segment(family, src, from, rst, p.id);
             }
             events.push(ProbeEvent::Reply {
                 id: p.id,

@@ -34,15 +34,6 @@ impl Family {
         }
     }
 
-    /// The family of code that still says it with a bool (`v6`).
-    pub fn from_v6(v6: bool) -> Family {
-        if v6 {
-            Family::V6
-        } else {
-            Family::V4
-        }
-    }
-
     pub fn is_v6(self) -> bool {
         self == Family::V6
     }

@@ -14,6 +14,7 @@ use super::{classify_error, origin_family, Answer, Pacer, TraceConfig, TraceResu
 use crate::net::cmsg::{SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6};
 use crate::net::recv_msg;
 use crate::net::socket::{self, SocketOptions};
+use crate::wire::Family;
 use anyhow::{Context, Result};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
@@ -52,7 +53,7 @@ pub fn connect(
     if ttl.is_some() {
         opts.ttl = ttl;
     }
-    socket::apply_options(&sock, v6, &opts).map_err(io::Error::other)?;
+    socket::apply_options(&sock, Family::of(&dst.ip()), &opts).map_err(io::Error::other)?;
     if recv_errors {
         let (level, name) = if v6 {
             (libc::IPPROTO_IPV6, libc::IPV6_RECVERR)
