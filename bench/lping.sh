@@ -57,6 +57,9 @@
 #   SKIP_BUILD=0      1: use the existing target/release/lping
 #   LPING=PATH        the lping binary to measure (with SKIP_BUILD=1; e.g. an earlier commit's,
 #                     to compare two binaries in two runs back to back)
+#   BASE=             another lping binary (e.g. main's release build) run in the scale test
+#                     too, right after this one, with a "vs base" CPU row (same run)
+#   BASE_NOTE=        what BASE is, for the results (default: its path)
 set -euo pipefail
 
 N=${N:-500}
@@ -72,6 +75,8 @@ SCALE_DGRAM=${SCALE_DGRAM:-1}
 FPING_INTERVAL=${FPING_INTERVAL-1}
 SCHED_N=${SCHED_N:-1000}
 SKIP_BUILD=${SKIP_BUILD:-0}
+BASE=${BASE:-}
+BASE_NOTE=${BASE_NOTE:-$BASE}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -109,7 +114,7 @@ trap 'exit 143' TERM
 T0=$(date +%s)
 CMDLINE="N=$N ROUNDS=$ROUNDS CONC_IVL=$CONC_IVL CALIB_N=$CALIB_N SEQ=$SEQ"
 [[ $SEQ == 1 ]] && CMDLINE+=" SEQ_ROUNDS=$SEQ_ROUNDS PACED=$PACED"
-CMDLINE+=" TARGETS=$TARGETS SCALE_COUNT=$SCALE_COUNT SCALE_DGRAM=$SCALE_DGRAM FPING_INTERVAL=$FPING_INTERVAL SCHED_N=$SCHED_N SKIP_BUILD=$SKIP_BUILD bench/lping.sh"
+CMDLINE+=" TARGETS=$TARGETS SCALE_COUNT=$SCALE_COUNT SCALE_DGRAM=$SCALE_DGRAM FPING_INTERVAL=$FPING_INTERVAL SCHED_N=$SCHED_N SKIP_BUILD=$SKIP_BUILD${BASE:+ BASE=$BASE} bench/lping.sh"
 # The commit the binary is built from, and whether the sources differed from it at build time.
 GIT_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')
 GIT_DIRTY=$(git -C "$ROOT" status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null | wc -l)
@@ -420,7 +425,8 @@ read -r F_SENT F_RECV < <(sed -n 's|.*xmt/rcv/%loss = \([0-9]*\)/\([0-9]*\)/.*|\
     awk '{s += $1; r += $2} END {print s + 0, r + 0}')
 log "  fping: wall $F_WALL s, cpu $F_CPU s, $F_RECV/$F_SENT, $F_OK/$TARGETS targets complete"
 
-declare -A L_WALL L_CPU L_SENT L_RECV L_OK L_USER L_SYS
+declare -A L_WALL L_CPU L_SENT L_RECV L_OK L_USER L_SYS B_CPU B_USER B_SYS B_RECV
+[[ -z $BASE || -x $BASE ]] || die "BASE=$BASE is not an executable"
 scale_kinds=(raw)
 [[ $SCALE_DGRAM == 1 ]] && scale_kinds+=(dgram)
 for kind in "${scale_kinds[@]}"; do
@@ -435,6 +441,15 @@ for kind in "${scale_kinds[@]}"; do
         [.[] | select(.type == "summary" and .window == "total")] |
         "\(map(.sent) | add // 0) \(map(.received) | add // 0) \(map(select(.sent == $c and .received == $c)) | length)"' "$out.out")
     log "  lping $kind: wall ${L_WALL[$kind]} s, cpu ${L_CPU[$kind]} s, ${L_RECV[$kind]}/${L_SENT[$kind]}, ${L_OK[$kind]}/$TARGETS targets complete"
+    if [[ -n $BASE ]]; then
+        rc=0
+        timed "$NS_L" "$out.base.out" "$out.base.err" "$out.base.time" "$BASE" --socket "$kind" -q -c "$SCALE_COUNT" -i 1 -f "$TFILE" || rc=$?
+        [[ $rc -le 1 ]] || { tail "$out.base.err" >&2; die "base lping scale ($kind) failed ($rc)"; }
+        read -r _ B_USER[$kind] B_SYS[$kind] <"$out.base.time"
+        B_CPU[$kind]=$(calc "%.3f" "${B_USER[$kind]} + ${B_SYS[$kind]}")
+        B_RECV[$kind]=$(jq -rs '[.[] | select(.type == "summary" and .window == "total")] | map(.received) | add // 0' "$out.base.out")
+        log "  base lping $kind: cpu ${B_CPU[$kind]} s, ${B_RECV[$kind]} received"
+    fi
 done
 ping_range "$NS_L" closed
 
@@ -499,6 +514,9 @@ FPING_FLAGS=${FPING_FLAGS/$TFILE/FILE}
     fi
     for kind in "${scale_kinds[@]}"; do
         echo "| 2. scale, --socket $kind | CPU user+sys (s) | ${L_CPU[$kind]} (${L_USER[$kind]}+${L_SYS[$kind]}) | $F_CPU ($F_USER+$F_SYS) (fping, raw) | $(ratio "${L_CPU[$kind]}" "$F_CPU") | $TARGETS targets × $SCALE_COUNT in fresh netns lo |"
+        if [[ -n $BASE ]]; then
+            echo "| 2. scale, --socket $kind | CPU user+sys (s), vs base | ${L_CPU[$kind]} | ${B_CPU[$kind]} (${B_USER[$kind]}+${B_SYS[$kind]}) ($BASE_NOTE) | $(ratio "${L_CPU[$kind]}" "${B_CPU[$kind]}") | the same test right after, same run; base received ${B_RECV[$kind]} |"
+        fi
         echo "| 2. scale, --socket $kind | wall (s) | ${L_WALL[$kind]} | $F_WALL | $(ratio "${L_WALL[$kind]}" "$F_WALL") | \`lping -q -c $SCALE_COUNT -i 1 -f FILE\` vs \`$FPING_FLAGS\` |"
         echo "| 2. scale, --socket $kind | probes received/sent | ${L_RECV[$kind]}/${L_SENT[$kind]} | $F_RECV/$F_SENT | | expected $EXPECT; targets with $SCALE_COUNT/$SCALE_COUNT: lping $(ok "${L_OK[$kind]}" "$TARGETS"), fping $(ok "$F_OK" "$TARGETS") |"
     done
