@@ -27,6 +27,11 @@
 #                          IPv4-mapped, replies carry IPV6_PKTINFO
 #   lreflect --no-gso      lreflect stateful, every reply its own send (what happens when
 #                          consecutive replies go to different senders)
+#   lreflect +direct       lreflect stateful, the requests 60 bytes with an RFC 8972 Direct
+#                          Measurement TLV (ltwamp's default), which it answers with its counters
+# With BASE=path/to/an/older/lreflect, the same run also measures that binary as
+# "lreflect (base)" and "lreflect (base) +direct" (it may copy the TLV back unprocessed), and
+# the lreflect rows get a "vs base" ratio: the reflector's speed against the previous binary.
 # lreflect runs with --rate-limit 0 --max-pps 0 (one source at full speed would otherwise be
 # limited, which is the point of the limits, not of this benchmark); stamp-suite has no limit
 # by default. Each lreflect row is compared with the stamp-suite row of the same mode (stateless
@@ -44,6 +49,8 @@
 #   LOAD_CPU=1        CPU the generator is pinned to
 #   SKIP_BUILD=0      1: use the existing release binaries
 #   STAMP_SUITE=target/peers/bin/stamp-suite
+#   BASE=             an older lreflect binary to compare with, in the same run
+#   BASE_NOTE=        what BASE is, for the results (default: its path)
 set -euo pipefail
 
 SECS=${SECS:-5}
@@ -52,6 +59,7 @@ WINDOW=${WINDOW:-192}
 REFLECTOR_CPU=${REFLECTOR_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 SKIP_BUILD=${SKIP_BUILD:-0}
+BASE=${BASE:-}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -95,7 +103,9 @@ HZ=$(getconf CLK_TCK)
 # utime + stime of a process (all its threads), in clock ticks (fields 14 and 15).
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-# run NAME PORT REFLECTOR-COMMAND...: one measured run; appends a result line.
+# run NAME PORT REFLECTOR-COMMAND...: one measured run; appends a result line. LOAD_ARGS:
+# what the generator sends besides --twamp.
+LOAD_ARGS=()
 run() {
     local name=$1 port=$2
     shift 2
@@ -108,12 +118,12 @@ run() {
         sleep 0.01
     done
     ip netns exec "$NS" taskset -c "$LOAD_CPU" "$LOAD" "127.0.0.1:$port" --twamp --seconds 0.5 \
-        --window "$WINDOW" >/dev/null
+        --window "$WINDOW" ${LOAD_ARGS[@]+"${LOAD_ARGS[@]}"} >/dev/null
     local t0 t1 gen threads
     threads=$(ls "/proc/$PID/task" | wc -l)
     t0=$(ticks "$PID")
     gen=$(ip netns exec "$NS" taskset -c "$LOAD_CPU" "$LOAD" "127.0.0.1:$port" --twamp \
-        --seconds "$SECS" --window "$WINDOW")
+        --seconds "$SECS" --window "$WINDOW" ${LOAD_ARGS[@]+"${LOAD_ARGS[@]}"})
     t1=$(ticks "$PID")
     kill -TERM "$PID"
     wait "$PID" 2>/dev/null || true
@@ -126,7 +136,11 @@ run() {
 }
 
 LR_OPTS=(--rate-limit 0 --max-pps 0 --stats-every 0)
-configs=(ss ss_stateful lr_stateless lr lr_any lr_nogso)
+configs=(ss ss_stateful lr_stateless lr lr_any lr_nogso lr_direct)
+if [ -n "$BASE" ]; then
+    [ -x "$BASE" ] || die "BASE=$BASE is not an executable"
+    configs+=(base base_direct)
+fi
 one() {
     case $1 in
     ss) run "stamp-suite" 9100 env RUST_LOG=warn "$STAMP_SUITE" -i -S 127.0.0.1 -o 9100 ;;
@@ -138,6 +152,15 @@ one() {
     lr_any) run "lreflect [::]" 9104 "$LREFLECT" --twamp '[::]:9104' "${LR_OPTS[@]}" ;;
     lr_nogso) run "lreflect --no-gso" 9105 "$LREFLECT" --twamp 127.0.0.1:9105 --no-gso \
         "${LR_OPTS[@]}" ;;
+    lr_direct)
+        LOAD_ARGS=(--direct)
+        run "lreflect +direct" 9106 "$LREFLECT" --twamp 127.0.0.1:9106 "${LR_OPTS[@]}"
+        LOAD_ARGS=() ;;
+    base) run "lreflect (base)" 9107 "$BASE" --twamp 127.0.0.1:9107 "${LR_OPTS[@]}" ;;
+    base_direct)
+        LOAD_ARGS=(--direct)
+        run "lreflect (base) +direct" 9108 "$BASE" --twamp 127.0.0.1:9108 "${LR_OPTS[@]}"
+        LOAD_ARGS=() ;;
     esac
 }
 for r in $(seq 1 "$ROUNDS"); do
@@ -154,12 +177,13 @@ COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 DIRTY=$(git status --porcelain --untracked-files=no -- src/reflect src/bin/lreflect.rs src/net \
     src/wire examples/udp_load.rs 2>/dev/null | grep -q . &&
     echo " (with uncommitted changes to lreflect)" || true)
-CMD="SECS=$SECS ROUNDS=$ROUNDS WINDOW=$WINDOW REFLECTOR_CPU=$REFLECTOR_CPU LOAD_CPU=$LOAD_CPU SKIP_BUILD=$SKIP_BUILD bench/twamp.sh"
+CMD="SECS=$SECS ROUNDS=$ROUNDS WINDOW=$WINDOW REFLECTOR_CPU=$REFLECTOR_CPU LOAD_CPU=$LOAD_CPU SKIP_BUILD=$SKIP_BUILD${BASE:+ BASE=$BASE} bench/twamp.sh"
 
 python3 - "$TMP/results" "$RESULTS" "$CMD" "$TOOK" "$COMMIT$DIRTY" "$(uname -r)" "$(nproc)" \
-    "$(date -u +%Y-%m-%dT%H:%MZ)" "$STAMP_VERSION" "$(cat /proc/loadavg | cut -d' ' -f1-3)" <<'EOF'
+    "$(date -u +%Y-%m-%dT%H:%MZ)" "$STAMP_VERSION" "$(cat /proc/loadavg | cut -d' ' -f1-3)" \
+    "${BASE_NOTE:-$BASE}" <<'EOF'
 import json, statistics, sys
-path, out, cmd, took, commit, kernel, ncpu, when, peer, load = sys.argv[1:]
+path, out, cmd, took, commit, kernel, ncpu, when, peer, load, base_bin = sys.argv[1:]
 rows = [json.loads(l) for l in open(path)]
 names = []
 for r in rows:
@@ -175,27 +199,34 @@ cpu_pct = lambda r: 100 * r["cpu_s"] / r["seconds"]
 gen_pct = lambda r: 100 * r["gen_cpu_s"] / r["seconds"]
 ns_per = lambda r: 1e9 * r["cpu_s"] / r["received"]
 base = {"lreflect --stateless": "stamp-suite", "lreflect": "stamp-suite stateful",
-        "lreflect [::]": "stamp-suite stateful", "lreflect --no-gso": "stamp-suite stateful"}
+        "lreflect [::]": "stamp-suite stateful", "lreflect --no-gso": "stamp-suite stateful",
+        "lreflect +direct": "stamp-suite stateful"}
+# The same configuration of an older binary (BASE), in the same run.
+older = {"lreflect": "lreflect (base)", "lreflect +direct": "lreflect (base) +direct"}
 lines = []
 lines.append(f"## TWAMP reflector benchmark — {when}\n")
 lines.append(f"Command: `{cmd}`; took {took} s.\n")
 lines.append(f"lreflect at commit {commit}; {peer}; kernel {kernel}, {ncpu} CPU(s), load average "
              f"at the end {load}; reflector and generator pinned to different CPUs, in a fresh "
-             "network namespace's loopback; 44-byte STAMP requests from one sender.\n")
-lines.append("| reflector | replies/s | reflector CPU | threads | CPU ns per reply | replies per CPU second | vs stamp-suite | generator CPU | lost |")
-lines.append("|---|---|---|---|---|---|---|---|---|")
+             "network namespace's loopback; 44-byte STAMP requests from one sender (60 bytes with a Direct Measurement TLV in the +direct rows)." + (f" Base: {base_bin}." if base_bin else "") + "\n")
+lines.append("| reflector | replies/s | reflector CPU | threads | CPU ns per reply | replies per CPU second | vs stamp-suite | vs base | generator CPU | lost |")
+lines.append("|---|---|---|---|---|---|---|---|---|---|")
+def versus(n, table):
+    if n not in table or table[n] not in names:
+        return ""
+    other = table[n]
+    ratio = f"{med(n, per_cpu) / med(other, per_cpu):.2f}x"
+    per_round = [per_cpu(a) / per_cpu(b) for a, b in zip(runs(n), runs(other))]
+    return ratio + " (rounds: " + ", ".join(f"{x:.2f}" for x in per_round) + ")"
 for n in names:
     rs = runs(n)
-    ratio = ""
-    if n in base and base[n] in names:
-        ratio = f"{med(n, per_cpu) / med(base[n], per_cpu):.2f}x"
-        per_round = [per_cpu(a) / per_cpu(b) for a, b in zip(runs(n), runs(base[n]))]
-        ratio += " (rounds: " + ", ".join(f"{x:.2f}" for x in per_round) + ")"
+    ratio = versus(n, base)
+    vs_base = versus(n, older)
     lost = sum(r["lost"] for r in rs)
     threads = max(r["threads"] for r in rs)
     lines.append(
         f"| {n} | {med(n, pps):,.0f} | {med(n, cpu_pct):.0f} % | {threads} | {med(n, ns_per):,.0f} | "
-        f"{med(n, per_cpu):,.0f} | {ratio} | {med(n, gen_pct):.0f} % | {lost} |")
+        f"{med(n, per_cpu):,.0f} | {ratio} | {vs_base} | {med(n, gen_pct):.0f} % | {lost} |")
 lines.append("")
 lines.append("Medians over the rounds. Every round, replies/s and replies per CPU second:\n")
 for n in names:
@@ -203,7 +234,8 @@ for n in names:
     lines.append(f"- {n}: {vals}")
 lines.append("")
 lines.append("`vs stamp-suite` divides replies per CPU second by stamp-suite's in the same mode "
-             "(`--stateless` by stamp-suite's default, the others by `--stateful-reflector`). CPU "
+             "(`--stateless` by stamp-suite's default, the others by `--stateful-reflector`); "
+             "`vs base` by the same configuration of the BASE binary, same run. CPU "
              "is user + system time of the whole reflector process while loaded (from "
              "/proc/PID/stat, 10 ms ticks); generator CPU is the load generator's own; lost are "
              "requests the generator gave up on (no reply within 20 ms).\n")

@@ -6,11 +6,12 @@
 //! answered, given up as lost, seconds, answers per second, the generator's own CPU seconds.
 //!
 //! Usage: udp_load ADDR:PORT [--seconds S] [--size BYTES] [--window N] [--ludp|--twamp]
-//! [--no-gso]
+//! [--direct] [--no-gso]
 //! (`--ludp` sends ludp probe payloads, which lreflect stamps; `--twamp` STAMP Session-Sender
 //! packets (sequence number, T1, SSID 0; 44 bytes unless `--size` says more), which a
-//! TWAMP-Light / STAMP reflector answers; else the payload is zeros with a leading 'x', which
-//! no one stamps.)
+//! TWAMP-Light / STAMP reflector answers, with `--direct` an RFC 8972 Direct Measurement TLV
+//! after them (60 bytes unless `--size` says more); else the payload is zeros with a leading
+//! 'x', which no one stamps.)
 
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -26,7 +27,7 @@ const GIVE_UP: Duration = Duration::from_millis(20);
 fn usage(msg: &str) -> ! {
     eprintln!("udp_load: {msg}");
     eprintln!(
-        "usage: udp_load ADDR:PORT [--seconds S] [--size BYTES] [--window N] [--ludp|--twamp] \
+        "usage: udp_load ADDR:PORT [--seconds S] [--size BYTES] [--window N] [--ludp|--twamp] [--direct] \
          [--no-gso]"
     );
     std::process::exit(2);
@@ -45,6 +46,7 @@ fn main() -> std::io::Result<()> {
     let mut to: Option<SocketAddr> = None;
     let (mut seconds, mut size, mut window, mut ludp, mut twamp, mut gso) =
         (5.0f64, 0usize, 128usize, false, false, true);
+    let mut direct = false;
     while let Some(a) = args.next() {
         let mut value = |name: &str| {
             args.next()
@@ -68,6 +70,7 @@ fn main() -> std::io::Result<()> {
             }
             "--ludp" => ludp = true,
             "--twamp" => twamp = true,
+            "--direct" => direct = true,
             "--no-gso" => gso = false,
             s => {
                 to = Some(
@@ -81,15 +84,29 @@ fn main() -> std::io::Result<()> {
     if ludp && twamp {
         usage("--ludp or --twamp, not both");
     }
+    let tlv = if direct {
+        let mut t = Vec::new();
+        lopa::wire::stamp_tlv::Request {
+            direct: true,
+            ..Default::default()
+        }
+        .write(&mut t);
+        t
+    } else {
+        Vec::new()
+    };
+    if direct && !twamp {
+        usage("--direct needs --twamp");
+    }
     if size == 0 {
         size = if twamp {
-            lopa::wire::twamp::STAMP_LEN
+            lopa::wire::twamp::STAMP_LEN + tlv.len()
         } else {
             32
         };
     }
-    if twamp && size < lopa::wire::twamp::STAMP_LEN {
-        usage("--twamp needs --size 44 or more");
+    if twamp && size < lopa::wire::twamp::STAMP_LEN + tlv.len() {
+        usage("--twamp needs --size 44 or more (60 with --direct)");
     }
     if ludp && size < lopa::wire::probe::REFLECTOR_LEN {
         usage("--ludp needs --size 52 or more");
@@ -108,6 +125,9 @@ fn main() -> std::io::Result<()> {
     let mut out = vec![0u8; BATCH * size];
     for d in out.chunks_mut(size) {
         d[0] = b'x';
+        if let Some(t) = d.get_mut(lopa::wire::twamp::STAMP_LEN..).filter(|_| direct) {
+            t[..tlv.len()].copy_from_slice(&tlv);
+        }
     }
     // Segments of `size` bytes; a kernel or device without UDP GSO refuses this or the send.
     gso = gso

@@ -1,5 +1,6 @@
 //! The threshold state machine: `firing` when a window exceeds a threshold, `resolved` when a
 //! later window is back at or under it. One transition per crossing, never a repeat.
+#![forbid(unsafe_code)]
 
 use crate::record::{ms, AlertState};
 use crate::stats::Stats;

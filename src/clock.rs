@@ -18,10 +18,12 @@ impl ClockState {
     /// Reads the state from the kernel; a failing `adjtimex` reads as unsynchronized with an
     /// error of 16 s.
     pub fn read() -> ClockState {
-        // SAFETY: a zeroed timex with modes 0 only reads the state.
-        let mut tx: libc::timex = unsafe { std::mem::zeroed() };
-        // SAFETY: tx is a valid timex.
-        let state = unsafe { libc::adjtimex(&mut tx) };
+        // SAFETY: timex is plain integers, so all zeroes is a valid value, and with `modes` 0
+        // adjtimex only reads the clock's state into it. (nix does not wrap adjtimex.)
+        let (state, tx): (libc::c_int, libc::timex) = unsafe {
+            let mut tx: libc::timex = std::mem::zeroed();
+            (libc::adjtimex(&mut tx), tx)
+        };
         if state < 0 {
             return ClockState {
                 synced: false,
@@ -29,6 +31,8 @@ impl ClockState {
             };
         }
         let synced = state != libc::TIME_ERROR && tx.status & libc::STA_UNSYNC == 0;
+        // c_long is i64 on 64-bit targets only.
+        #[allow(clippy::unnecessary_cast)]
         Self::from_adjtimex(synced, tx.esterror as i64, tx.maxerror as i64)
     }
 

@@ -2,6 +2,7 @@
 //! [`crate::man::commands`]). `completions/` is checked in and packaged; a test fails when a
 //! file differs from what the current definition renders (regenerate with
 //! `LOPA_UPDATE_MAN=1 cargo test --test cli completions`).
+#![forbid(unsafe_code)]
 
 use clap_complete::Shell;
 

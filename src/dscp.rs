@@ -1,5 +1,6 @@
 //! DSCP code points by name (RFC 4594's classes, RFC 8622's LE, RFC 5865's VOICE-ADMIT), both
 //! ways: `--dscp EF` reads a name, and records show the name beside the number.
+#![forbid(unsafe_code)]
 
 /// The standard name of a code point, if it has one: `46` → `EF`, `34` → `AF41`, `8` → `CS1`.
 pub fn name(dscp: u8) -> Option<&'static str> {

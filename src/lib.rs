@@ -13,8 +13,9 @@
 //! - [`wire`]: pure encode/decode of packet formats.
 //! - [`net`]: socket set-up, `sendmsg`/`recvmsg` with control messages, privilege drop.
 //! - [`clock`]: whether the host clock is synchronized (for one-way figures).
-//! - [`ping`], [`udp`], [`tcp`], [`twamp`]: the `lping`, `ludp`, `ltcp` and `ltwamp` tools.
+//! - [`lping`], [`ludp`], [`ltcp`], [`ltwamp`]: the four probing tools, each named as its binary.
 //! - [`reflect`]: the `lreflect` echo reflector (access list, rate limits, batched I/O).
+//! - [`twamp_control`]: TWAMP-Control shared by client and server: keyed modes, keys file.
 //! - [`netlink`]: rtnetlink dumps and subscriptions (pure decoding in `netlink::parse` and
 //!   `netlink::rt`).
 //! - [`passive`]: the `lpassive` interface counter sampler.
@@ -30,20 +31,23 @@ pub mod completions;
 pub mod correlate;
 pub mod dscp;
 pub mod engine;
+pub mod lping;
+pub mod ltcp;
+pub mod ltwamp;
+pub mod ludp;
 pub mod man;
 pub mod net;
 pub mod netlink;
 pub mod output;
 pub mod passive;
-pub mod ping;
 pub mod probe;
+pub mod random;
 pub mod record;
 pub mod reflect;
 pub mod schema;
+pub mod signals;
 pub mod stats;
 pub mod target;
-pub mod tcp;
-pub mod twamp;
-pub mod udp;
+pub mod twamp_control;
 pub mod watch;
 pub mod wire;

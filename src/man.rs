@@ -1,6 +1,7 @@
 //! Man pages, generated from the clap definitions. `man/<tool>.1` is checked in; a test fails
 //! when it differs from what the current definition renders (regenerate with
 //! `LOPA_UPDATE_MAN=1 cargo test --test cli man_pages`).
+#![forbid(unsafe_code)]
 
 use clap::CommandFactory;
 use std::io::Write;
@@ -8,10 +9,10 @@ use std::io::Write;
 /// Every tool's clap command.
 pub fn commands() -> Vec<clap::Command> {
     vec![
-        crate::ping::Args::command(),
-        crate::udp::Args::command(),
-        crate::tcp::Args::command(),
-        crate::twamp::Args::command(),
+        crate::lping::Args::command(),
+        crate::ludp::Args::command(),
+        crate::ltcp::Args::command(),
+        crate::ltwamp::Args::command(),
         crate::correlate::Args::command(),
         crate::reflect::Args::command(),
         crate::passive::Args::command(),
@@ -22,6 +23,7 @@ pub fn commands() -> Vec<clap::Command> {
 /// The roff source of a tool's man page: clap_mangen's sections, then EXAMPLES (the
 /// `after_help` text, kept verbatim so its columns stay aligned) and EXIT STATUS.
 pub fn render(cmd: clap::Command) -> std::io::Result<Vec<u8>> {
+    let name = cmd.get_name().to_string();
     let examples = cmd
         .get_after_help()
         .map(|h| h.to_string())
@@ -48,6 +50,13 @@ pub fn render(cmd: clap::Command) -> std::io::Result<Vec<u8>> {
     if let Some(status) = exit_status {
         writeln!(out, ".SH \"EXIT STATUS\"\n{}", roff_escape(status.trim()))?;
     }
+    // The man page is the flags' reference; the behaviour in depth is in docs/, which the
+    // Debian package installs.
+    writeln!(
+        out,
+        ".SH \"SEE ALSO\"\nThe full reference: /usr/share/doc/lopa/docs/{name}.md (docs/{name}.md in \
+         the source); the records: /usr/share/doc/lopa/docs/records.md."
+    )?;
     man.render_version_section(&mut out)?;
     Ok(out)
 }

@@ -9,12 +9,26 @@
 //! floats whose names end in `_ms`; absent values are omitted, never `null`. Readers must
 //! ignore members they do not know: members may be added, never renamed. The JSON Schemas in
 //! `schemas/` describe each kind and the tests validate real output against them.
+#![forbid(unsafe_code)]
+
+mod tlv;
+
+pub use tlv::{
+    ClockSource, DirectCounters, ReflectorClock, SeenAt, StampMethod, TlvFigures, TlvKinds,
+    TLV_NAMES,
+};
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+mod iface;
+mod watch;
+
+pub use iface::*;
+pub use watch::*;
 
 /// `key=value` labels attached to every record (`--tag`, targets file).
 pub type Tags = BTreeMap<String, String>;
@@ -212,6 +226,9 @@ pub struct OneWay {
     /// bytes or more).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reflector_ttl: Option<u8>,
+    /// What the reflector answered in the probe's STAMP TLVs (RFC 8972; ltwamp `--tlv`).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub tlv: Option<TlvFigures>,
 }
 
 /// `timeout`: no reply within the probe timeout.
@@ -390,6 +407,13 @@ pub struct Drops {
     pub malformed: u64,
     /// The reply could not be sent.
     pub send_error: u64,
+    /// On a `--twamp-control` test port, from a sender no granted session has (absent when 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub no_session: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The `malformed` drops of a reflector by reason.
@@ -442,6 +466,64 @@ pub struct ReflectorStats {
     /// `expired` stays 0; `evicted` are flows that made room for new ones).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flows: Option<Sessions>,
+    /// TWAMP-Control listeners (`mode` `"twamp-control"`): connections and sessions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub control: Option<ControlStats>,
+}
+
+/// What a TWAMP-Control listener did over a window: connections set up, closed by reason,
+/// sessions granted and refused by Accept code.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlStats {
+    /// Connections taken (their greeting sent with modes) in the window.
+    pub connections: u64,
+    /// Connections open at the end of the window.
+    pub active: u64,
+    pub closed: ControlClosed,
+    pub sessions: ControlSessions,
+}
+
+/// Connections refused or closed by lreflect, by reason (a client closing its own is not
+/// counted).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlClosed {
+    /// Source not in --allow (greeting without modes).
+    pub acl: u64,
+    /// Over --control-connections or --control-per-client (greeting without modes).
+    pub limit: u64,
+    /// Over the source's token bucket (greeting without modes).
+    pub rate_limit: u64,
+    /// A mode not offered (Server-Start Accept 3).
+    pub mode: u64,
+    /// An unknown KeyID or the wrong secret (Server-Start Accept 1).
+    pub key: u64,
+    /// Bytes that are no message in order.
+    pub garbage: u64,
+    /// A keyed message whose HMAC did not verify.
+    pub hmac: u64,
+    /// No whole message for --control-idle, or no test packet for --refwait while testing.
+    pub idle: u64,
+}
+
+/// Test sessions of a TWAMP-Control listener.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlSessions {
+    pub accepted: u64,
+    /// Granted and not yet ended, at the end of the window.
+    pub active: u64,
+    pub refused: ControlRefused,
+}
+
+/// Requests refused, by the Accept code answered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlRefused {
+    /// Accept 3: Conf-Sender/Receiver, a schedule, a Type-P other than a DSCP, or another
+    /// receiver address.
+    pub not_supported: u64,
+    /// Accept 4: over --control-sessions on this connection.
+    pub permanent_limit: u64,
+    /// Accept 5: over --sessions in all, or no test port free for this sender.
+    pub temporary_limit: u64,
 }
 
 /// One hop of a traced path: the TTL probed and, when a router answered, its address.
@@ -534,396 +616,6 @@ pub struct LinkScore {
     /// probes reached its upstream router through, with arrival addressing), when more than one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub covers: Option<Vec<LinkEnds>>,
-}
-
-/// Interface counters over an interval or a run (lpassive), as the kernel counts them:
-/// bytes include the link-layer header (14 bytes on Ethernet and veth).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IfaceCounters {
-    pub rx_bytes: u64,
-    pub tx_bytes: u64,
-    pub rx_packets: u64,
-    pub tx_packets: u64,
-    pub rx_errors: u64,
-    pub tx_errors: u64,
-    pub rx_dropped: u64,
-    pub tx_dropped: u64,
-    /// Received packets the NIC had no room for. Absent when the kernel does not send it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rx_missed: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub multicast: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub collisions: Option<u64>,
-}
-
-/// `sample`: one interface's counters over one interval (lpassive).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Sample {
-    pub ifname: String,
-    pub ifindex: u32,
-    /// The measured time between the two counter readings, in seconds.
-    pub interval_s: f64,
-    /// RFC 2863 operational state as `ip link` shows it: `up`, `down`, `lowerlayerdown`,
-    /// `dormant`, `testing`, `notpresent`, `unknown`.
-    pub oper: String,
-    pub carrier: bool,
-    /// Administratively up (`IFF_UP`).
-    pub admin: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mtu: Option<u32>,
-    /// Link speed in Mbit/s, where the driver reports one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub speed_mbps: Option<u32>,
-    /// The deltas over the interval.
-    #[serde(flatten)]
-    pub counters: IfaceCounters,
-    pub rx_bps: f64,
-    pub tx_bps: f64,
-    pub rx_pps: f64,
-    pub tx_pps: f64,
-    /// `true` when a counter went backwards (interface re-created, driver reset): the
-    /// deltas are then the counters since the reset.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reset: Option<bool>,
-}
-
-/// `link`: an interface appeared (`new`), went (`del`), was renamed (`rename`), or its
-/// judged state went `up` or `down` (lpassive).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LinkChange {
-    pub event: String,
-    pub ifname: String,
-    pub ifindex: u32,
-    /// The name before a rename.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub old_ifname: Option<String>,
-    /// For `up`/`down`: `admin`, `carrier` or `rx_threshold`, the condition that failed
-    /// (down) or came back (up).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub oper: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub carrier: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub admin: Option<bool>,
-}
-
-/// `iface_summary`: one interface over the whole run (lpassive).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct IfaceSummary {
-    pub ifname: String,
-    pub ifindex: u32,
-    /// `"total"`.
-    pub window: String,
-    pub samples: u64,
-    /// Samples whose counters had been reset.
-    pub resets: u64,
-    /// Seconds covered by the samples.
-    pub duration_s: f64,
-    /// Sums of the deltas.
-    #[serde(flatten)]
-    pub counters: IfaceCounters,
-    /// Averages over `duration_s`.
-    pub rx_bps: f64,
-    pub tx_bps: f64,
-    pub rx_pps: f64,
-    pub tx_pps: f64,
-    /// The highest rate of any one sample.
-    pub peak_rx_bps: f64,
-    pub peak_tx_bps: f64,
-    pub peak_rx_pps: f64,
-    pub peak_tx_pps: f64,
-}
-
-/// `alert` about an interface: its errors or drops per second crossed a threshold.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct IfaceAlert {
-    pub state: AlertState,
-    /// The interface name, as `ifname` (the member every alert has).
-    pub target: String,
-    pub ifname: String,
-    pub ifindex: u32,
-    /// `errors_pps` (rx + tx errors) or `drops_pps` (rx + tx dropped + rx missed).
-    pub metric: String,
-    pub value: f64,
-    pub threshold: f64,
-    /// The sampling interval the value was measured over.
-    pub window: String,
-}
-
-/// `link` (lwatch): `event` is `new`, `del`, `present` (`--dump`), `rename`, `up`/`down`
-/// (admin state), `carrier` (on or off: see `carrier`), `oper`, `mtu` or `address`. The
-/// interface's whole state after the change follows, so each record stands alone.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WatchLink {
-    pub event: String,
-    pub ifname: String,
-    pub ifindex: u32,
-    /// The name before a rename.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub old_ifname: Option<String>,
-    pub oper: String,
-    pub carrier: bool,
-    pub admin: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mtu: Option<u32>,
-    /// The link-layer (MAC) address, as `ip link` prints it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub address: Option<String>,
-    /// `true` when the change was found by re-reading the state after lost notifications.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub resync: Option<bool>,
-}
-
-/// `addr` (lwatch): `event` is `add`, `del`, `present`, or `change` (the address's flags
-/// changed: `tentative` gone after DAD, `dadfailed`, `deprecated`, `dynamic`, …).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WatchAddr {
-    pub event: String,
-    pub ifname: String,
-    pub ifindex: u32,
-    /// `inet` or `inet6`, as `ip -j addr` names them.
-    pub family: String,
-    pub addr: IpAddr,
-    pub prefixlen: u8,
-    /// `global`, `site`, `link`, `host`, `nowhere`, or the number.
-    pub scope: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub label: Option<String>,
-    /// The address's flags (`IFA_FLAGS`), named and ordered as `ip addr` prints them
-    /// (`tentative`, `dadfailed`, `deprecated`, `dynamic` for an address with a finite valid
-    /// lifetime, `secondary`, `nodad`, …); empty when `ip` prints none.
-    #[serde(default)]
-    pub flags: Vec<String>,
-    /// `change` only: the flags before the change.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub old_flags: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub resync: Option<bool>,
-}
-
-/// One nexthop of a multipath route.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WatchNexthop {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub gateway: Option<IpAddr>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dev: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ifindex: Option<u32>,
-    pub weight: u16,
-}
-
-/// `route` (lwatch): `event` is `add`, `replace`, `del` or `present`. A `replace` names the
-/// route it took the place of in `old_dev`, `old_ifindex`, `old_gateway` or `old_nexthops`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WatchRoute {
-    pub event: String,
-    pub family: String,
-    /// The destination prefix, e.g. `10.1.0.0/24` or `::/0` for a default route.
-    pub dst: String,
-    /// The routing table (`main` is 254, `local` 255).
-    pub table: u32,
-    /// `unicast`, `local`, `broadcast`, `multicast`, `blackhole`, `unreachable`, `prohibit`,
-    /// `throw`, `anycast`, …
-    #[serde(rename = "route_type")]
-    pub kind: String,
-    /// Who installed it: `kernel`, `boot`, `static`, `ra`, `dhcp`, … or the number.
-    pub protocol: String,
-    pub scope: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dev: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ifindex: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub gateway: Option<IpAddr>,
-    /// Every path of a multipath route.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub nexthops: Option<Vec<WatchNexthop>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub metric: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub prefsrc: Option<IpAddr>,
-    /// A source prefix (IPv6 source-specific routes).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub src: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tos: Option<u8>,
-    /// `replace` only: the replaced route's device.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub old_dev: Option<String>,
-    /// `replace` only: the replaced route's interface index.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub old_ifindex: Option<u32>,
-    /// `replace` only: the replaced route's gateway.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub old_gateway: Option<IpAddr>,
-    /// `replace` only: the replaced route's paths, when it was a multipath route.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub old_nexthops: Option<Vec<WatchNexthop>>,
-    /// `true` for a deletion the kernel made without a notification of the route's own:
-    /// IPv4 routes go silently with their link (found by re-reading the routes), and routes
-    /// on a nexthop object go with it (IPv4 silently; lwatch writes IPv6 ones then too).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub flushed: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub resync: Option<bool>,
-    /// The nexthop object the route uses (`nhid`); its path (`dev` and `gateway`, or
-    /// `nexthops` for a group) is the object's, resolved.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub nhid: Option<u32>,
-    /// `replace` only: the nexthop object of the route replaced.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub old_nhid: Option<u32>,
-}
-
-/// One member of a nexthop group.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WatchGroupMember {
-    pub id: u32,
-    pub weight: u16,
-}
-
-/// `nexthop` (lwatch): `event` is `add`, `replace` (`ip nexthop replace`, or a group the
-/// kernel took a deleted member out of; the `old_` members say what it was), `del` or
-/// `present`. A single nexthop has a `gateway` and/or a `dev`, or is a `blackhole`; a group
-/// has `group` (member ids and weights) and `group_type`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WatchNexthopObject {
-    pub event: String,
-    pub id: u32,
-    /// `inet` or `inet6`; absent for a group.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub family: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub gateway: Option<IpAddr>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dev: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ifindex: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub blackhole: Option<bool>,
-    /// For the bridge's forwarding database (VXLAN), not routes.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fdb: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub group: Option<Vec<WatchGroupMember>>,
-    /// `mpath` or `resilient`, for a group.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub group_type: Option<String>,
-    pub protocol: String,
-    pub scope: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub old_gateway: Option<IpAddr>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub old_dev: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub old_ifindex: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub old_blackhole: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub old_group: Option<Vec<WatchGroupMember>>,
-    /// `del` only: the kernel removed the object without a notification (its link went down
-    /// or away) or a group with its last member; lwatch found it by re-reading.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub flushed: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub resync: Option<bool>,
-}
-
-/// `neigh` (lwatch): `event` is `add`, `change` (its state, link-layer address or router flag
-/// changed: `old_state`, `old_lladdr`), `del` or `present`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WatchNeigh {
-    pub event: String,
-    pub family: String,
-    pub dst: IpAddr,
-    pub ifname: String,
-    pub ifindex: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lladdr: Option<String>,
-    /// As `ip neigh` prints it: `REACHABLE`, `STALE`, `DELAY`, `PROBE`, `INCOMPLETE`, `FAILED`,
-    /// `NOARP`, `PERMANENT`, `NONE`.
-    pub state: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub router: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub proxy: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub old_state: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub old_lladdr: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub resync: Option<bool>,
-}
-
-/// `rule` (lwatch): `event` is `add`, `del` or `present`: one policy routing rule, its
-/// selector and its action, as `ip rule` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WatchRule {
-    pub event: String,
-    pub family: String,
-    pub priority: u32,
-    /// `true` for `not`: the selector is inverted.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub not: Option<bool>,
-    /// The source prefix; absent for `from all`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub src: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dst: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tos: Option<u8>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fwmark: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fwmask: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub iif: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub oif: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub l3mdev: Option<bool>,
-    /// `start-end`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub uidrange: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ipproto: Option<u8>,
-    /// A port, or `start-end`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sport: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dport: Option<String>,
-    /// `lookup`, `goto`, `nop`, `blackhole`, `unreachable`, `prohibit`.
-    pub action: String,
-    /// `lookup` only: the table (main 254, local 255, default 253).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub table: Option<u32>,
-    /// `goto` only: the priority of the rule it jumps to.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub goto: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub suppress_prefixlength: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub suppress_ifgroup: Option<u32>,
-    /// Who installed it: `kernel`, `boot`, `static`, … or the number.
-    pub protocol: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub resync: Option<bool>,
-}
-
-/// `resync` (lwatch): notifications were lost (the receive buffer overflowed); links,
-/// addresses and routes were re-read and what changed was written with `"resync":true`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WatchResync {
-    /// `overflow`.
-    pub reason: String,
-    /// Records written with `"resync":true` before this one.
-    pub changes: u64,
-    /// The receive buffer the kernel granted, in bytes.
-    pub rcvbuf: u64,
 }
 
 /// Decimal places of every fractional figure written: a millisecond figure to the nanosecond,

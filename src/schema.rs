@@ -3,6 +3,7 @@
 //!
 //! The schemas are the documented contract (tests validate real output against them), so the
 //! member list follows them with no second copy to keep current.
+#![forbid(unsafe_code)]
 
 use crate::output::nested_name;
 use serde_json::Value;

@@ -1,5 +1,6 @@
 //! Accumulators for probe results: loss, RTT (exact min/avg/max/mdev from integer sums,
 //! percentiles by nearest rank), RFC 3550 jitter, duplicates, reordering.
+#![forbid(unsafe_code)]
 
 use crate::record::{ms, DelayStats, Flow, OneWay, RttStats, Summary};
 use std::net::IpAddr;
@@ -382,6 +383,7 @@ mod tests {
             synced,
             reflector_seq: None,
             reflector_ttl,
+            tlv: None,
         }
     }
 

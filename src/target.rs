@@ -1,5 +1,6 @@
 //! Target lists, fping-style: hosts, CIDR blocks and `--targets FILE` with per-line tags;
 //! names are resolved once, before the first probe.
+#![forbid(unsafe_code)]
 
 use crate::record::Tags;
 use anyhow::{anyhow, bail, Context, Result};
@@ -402,10 +403,7 @@ fn zone_index(zone: &str) -> Option<u32> {
     if let Ok(i) = zone.parse::<u32>() {
         return Some(i);
     }
-    let c = std::ffi::CString::new(zone).ok()?;
-    // SAFETY: c is a valid NUL-terminated string.
-    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    (i != 0).then_some(i)
+    nix::net::if_::if_nametoindex(zone).ok().filter(|&i| i != 0)
 }
 
 #[cfg(test)]

@@ -9,10 +9,8 @@
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -20,6 +18,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 mod common;
 
 use common::lab::{require_root, Netns};
+use common::process::{spawn_streamed, Streamed};
+use common::temp::TempDir;
 
 const LPING: &str = env!("CARGO_BIN_EXE_lping");
 const KINDS: [&str; 16] = [
@@ -114,33 +114,16 @@ struct Running {
 impl Running {
     fn spawn(cmd: &mut Command) -> Running {
         let what = describe(cmd);
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut stderr = child.stderr.take().expect("piped stderr");
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
-            text
-        });
+        let Streamed {
+            child,
+            lines,
+            stderr,
+        } = spawn_streamed(cmd.stderr(Stdio::piped()));
         Running {
             what,
             child,
             lines,
-            stderr: Some(stderr),
+            stderr,
             started: Instant::now(),
         }
     }
@@ -216,17 +199,7 @@ impl Drop for Running {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Network namespaces and temporary files
-
-static SERIAL: AtomicUsize = AtomicUsize::new(0);
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        SERIAL.fetch_add(1, Ordering::SeqCst)
-    )
-}
+// Network namespaces
 
 /// lping, started inside a lab namespace.
 fn lping_in(ns: &Netns) -> Command {
@@ -238,29 +211,6 @@ fn silent_netns() -> Netns {
     let ns = Netns::new("cli");
     ns.run("ip route add 192.0.2.0/24 dev lo");
     ns
-}
-
-/// A temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let dir = std::env::temp_dir().join(unique("lopa-cli"));
-        fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-
-    fn file(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.join(name);
-        fs::write(&path, text).expect("write temp file");
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -363,6 +313,10 @@ impl Contract {
             );
         }
         assert_figures_rounded(&v, line);
+        assert!(
+            !has_exponent_number(line),
+            "a figure in exponent notation (jq and awk users read decimals):\n{line}"
+        );
         let ts = v["ts"].as_str().expect("ts is a string");
         let ts = humantime::parse_rfc3339(ts)
             .unwrap_or_else(|e| panic!("ts does not parse ({e}): {line}"));
@@ -385,17 +339,37 @@ impl Contract {
     }
 }
 
+/// Whether a number outside the strings of a JSON line is written with an exponent (`9e-6`).
+fn has_exponent_number(line: &str) -> bool {
+    let (mut in_string, mut escaped, mut prev_digit) = (false, false, false);
+    for c in line.chars() {
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        if (c == 'e' || c == 'E') && prev_digit {
+            return true;
+        }
+        in_string = c == '"';
+        prev_digit = c.is_ascii_digit();
+    }
+    false
+}
+
 /// Every fractional figure has at most 6 decimals (issue 17: `16.666667`, not
 /// `16.666666666666668`), anywhere in the record.
 fn assert_figures_rounded(v: &Value, line: &str) {
     match v {
         Value::Number(n) if n.is_f64() => {
-            let text = n.to_string();
-            let decimals = text.split_once('.').map_or(0, |(_, frac)| frac.len());
-            assert!(
-                !text.contains(['e', 'E']) && decimals <= 6,
-                "{text} has more than 6 decimals:\n{line}"
-            );
+            // By value, not by serde_json's text for it, which writes 0.000009 as 9e-6.
+            let f = n.as_f64().expect("an f64");
+            let six: f64 = format!("{f:.6}").parse().expect("a number");
+            assert!(six == f, "{f} has more than 6 decimals:\n{line}");
         }
         Value::Array(items) => items.iter().for_each(|i| assert_figures_rounded(i, line)),
         Value::Object(members) => members
@@ -576,6 +550,33 @@ fn every_member_records() -> Vec<Vec<u8>> {
                 synced: false,
                 reflector_seq: Some(7),
                 reflector_ttl: Some(63),
+                tlv: Some(TlvFigures {
+                    dscp_rev: Some(0),
+                    reflector_clock: Some(ReflectorClock {
+                        sync_in: Some(ClockSource::Ntp),
+                        method_in: Some(StampMethod::Sw),
+                        sync_out: Some(ClockSource::Gnss),
+                        method_out: Some(StampMethod::ControlPlane),
+                    }),
+                    counters: Some(DirectCounters {
+                        sender_tx: 9,
+                        reflector_rx: 8,
+                        reflector_tx: 6,
+                    }),
+                    location: Some(SeenAt {
+                        src: Some(addr),
+                        sport: 40000,
+                        dst: Some("fd00::2".parse().unwrap()),
+                        dport: 862,
+                    }),
+                    tlv_unsupported: {
+                        let mut k = TlvKinds::default();
+                        k.insert(3);
+                        k.insert(9);
+                        k
+                    },
+                    tlv_malformed: Some(true),
+                }),
             }),
         }),
         Body::Timeout(Timeout {
@@ -667,6 +668,7 @@ fn every_member_records() -> Vec<Vec<u8>> {
                 global_cap: 1,
                 malformed: 1,
                 send_error: 1,
+                no_session: 1,
             },
             malformed_by: MalformedBy {
                 empty: 0,
@@ -685,6 +687,65 @@ fn every_member_records() -> Vec<Vec<u8>> {
                 started: 6,
                 expired: 0,
                 evicted: 1,
+            }),
+            control: None,
+        }),
+        Body::Stats(ReflectorStats {
+            listen: "[::]:862".into(),
+            mode: "twamp-control".into(),
+            window: "1m".into(),
+            received: 11,
+            reflected: 5,
+            stamped: 2,
+            dropped: Drops {
+                acl: 1,
+                looped: 1,
+                rate_limit: 1,
+                global_cap: 1,
+                malformed: 1,
+                send_error: 1,
+                no_session: 1,
+            },
+            malformed_by: MalformedBy {
+                empty: 0,
+                short: 1,
+                too_long: 0,
+                other: 0,
+            },
+            sessions: Some(Sessions {
+                active: 3,
+                started: 4,
+                expired: 1,
+                evicted: 0,
+            }),
+            flows: Some(Sessions {
+                active: 5,
+                started: 6,
+                expired: 0,
+                evicted: 1,
+            }),
+            control: Some(ControlStats {
+                connections: 3,
+                active: 1,
+                closed: ControlClosed {
+                    acl: 1,
+                    limit: 1,
+                    rate_limit: 1,
+                    mode: 1,
+                    key: 1,
+                    garbage: 1,
+                    hmac: 1,
+                    idle: 1,
+                },
+                sessions: ControlSessions {
+                    accepted: 2,
+                    active: 1,
+                    refused: ControlRefused {
+                        not_supported: 1,
+                        permanent_limit: 1,
+                        temporary_limit: 1,
+                    },
+                },
             }),
         }),
         Body::Path(lopa::record::Path {
@@ -1482,7 +1543,7 @@ fn assert_one_line_error(out: &Output, what: &str) -> String {
 
 #[test]
 fn usage_errors_are_one_line_and_exit_2() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("cli");
     let empty = dir.file("empty.txt", "# edge routers\n\n   # none yet\n");
     let bad_tag = dir.file("bad-tag.txt", "127.0.0.1 dc=fra1\n127.0.0.2 nokey\n");
     let empty_arg = format!("--targets={}", empty.display());

@@ -13,6 +13,7 @@
 mod common;
 
 use common::lab::*;
+use common::temp::TempDir;
 use lopa::correlate::sim::{simulate_into, Scenario, Topology};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -20,30 +21,6 @@ use std::process::{Command, Stdio};
 
 const LCORRELATE: &str = env!("CARGO_BIN_EXE_lcorrelate");
 const LUDP: &str = env!("CARGO_BIN_EXE_ludp");
-
-/// A directory under the system's temporary one, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let dir =
-            std::env::temp_dir().join(format!("lopa-clickhouse-{}-{tag}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn file(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The venv's Python with chdb, as `.ci/run` installs it.
 fn chdb_python() -> PathBuf {
@@ -210,11 +187,11 @@ fn clickhouse_routes_of_a_simulated_fleet_give_lcorrelates_answer() {
         .collect();
     assert!(first_hour.len() > half && first_hour.len() < lines.len());
 
-    let dir = TempDir::new("sim");
+    let dir = TempDir::new("clickhouse-sim");
     let raw = dir.file("raw.jsonl", &(lines.join("\n") + "\n"));
     let raw_first_hour = dir.file(
         "raw-10h.jsonl",
-        &first_hour
+        first_hour
             .iter()
             .map(|l| format!("{l}\n"))
             .collect::<String>(),
@@ -319,7 +296,7 @@ fn clickhouse_routes_of_ludp_traces_in_a_lab_give_lcorrelates_answer() {
          add rule inet chq quiet icmp type time-exceeded drop'",
     );
 
-    let dir = TempDir::new("lab");
+    let dir = TempDir::new("clickhouse-lab");
     let mut files = Vec::new();
     for round in 0..3 {
         for (ns, target) in [(&lab.h1, "10.2.1.1"), (&lab.h2, "10.1.1.1")] {

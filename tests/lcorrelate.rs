@@ -4,34 +4,16 @@
 //! The namespace test of the issue (ludp --trace over a leaf-spine lab with nftables loss)
 //! needs path tracing, which does not exist yet: it is not here.
 
+mod common;
+
+use common::temp::TempDir;
 use lopa::correlate::sim::{simulate, Scenario, Topology};
 use serde_json::Value;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 const LCORRELATE: &str = env!("CARGO_BIN_EXE_lcorrelate");
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("lcorrelate-{}-{tag}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-    fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, bytes).unwrap();
-        p
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut child = Command::new(LCORRELATE)
@@ -110,7 +92,7 @@ fn mixed_logs_on_stdin_name_the_faulty_link_first() {
 
 #[test]
 fn malformed_lines_are_reported_with_file_and_line_and_skipped() {
-    let dir = TempDir::new("bad");
+    let dir = TempDir::new("lcorrelate-bad");
     let (lines, fault) = one_fault(6);
     let mut text = String::from("{\"type\":\"path\",\"src\":\"a\"}\n");
     text.push_str(&lines);
@@ -144,7 +126,7 @@ fn malformed_lines_are_reported_with_file_and_line_and_skipped() {
 
 #[test]
 fn gzip_files_and_plain_files_read_alike() {
-    let dir = TempDir::new("gz");
+    let dir = TempDir::new("lcorrelate-gz");
     let (lines, _) = one_fault(7);
     let (a, b) = lines.split_at(lines.len() / 2);
     let cut = a.rfind('\n').unwrap() + 1;
@@ -152,7 +134,7 @@ fn gzip_files_and_plain_files_read_alike() {
     let plain = dir.file("a.jsonl", a.as_bytes());
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(b.as_bytes()).unwrap();
-    let gz = dir.file("b.jsonl.gz", &gz.finish().unwrap());
+    let gz = dir.file("b.jsonl.gz", gz.finish().unwrap());
     let both = run(&[plain.to_str().unwrap(), gz.to_str().unwrap()], None);
     assert_eq!(stderr(&both), "");
     let all = run(&[], Some(lines.as_bytes()));
@@ -169,7 +151,7 @@ fn gzip_files_and_plain_files_read_alike() {
 
 #[test]
 fn aliases_merge_interfaces_and_dot_draws_the_graph() {
-    let dir = TempDir::new("alias");
+    let dir = TempDir::new("lcorrelate-alias");
     let path = |hop: &str, lost: u64| {
         format!(
             "{{\"type\":\"path\",\"src\":\"10.1.0.1\",\"dst\":\"10.1.0.2\",\"hops\":[{{\"ttl\":1,\"addr\":\"{hop}\"}},{{\"ttl\":2}},{{\"ttl\":3,\"addr\":\"10.1.0.2\"}}],\"reached\":true,\"sent\":1000,\"lost\":{lost}}}\n"
@@ -345,14 +327,14 @@ fn usage_errors_and_missing_files_are_one_line() {
 #[test]
 fn no_path_records_at_all_is_an_error_not_a_healthy_network() {
     // Nothing printed and exit 0 would read as "no link faulty" to a cron job.
-    let dir = TempDir::new("none");
+    let dir = TempDir::new("lcorrelate-none");
     let hint = "they come from ludp, ltcp or lping with --trace";
     let twamp = r#"{"type":"reply","tool":"ltwamp","ts":"2026-11-22T10:00:00.000000000Z","target":"r","addr":"10.0.0.2","seq":1,"rtt_ms":0.2,"fwd_ms":0.1,"rev_ms":0.1}"#;
     let only_twamp = dir.file("twamp.jsonl", format!("{twamp}\n{twamp}\n").as_bytes());
     let garbage = dir.file("garbage.jsonl", b"nope\n{\"type\":\n");
     let empty_gz = {
         let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        dir.file("empty.jsonl.gz", &gz.finish().unwrap())
+        dir.file("empty.jsonl.gz", gz.finish().unwrap())
     };
     let cases: Vec<(Vec<&str>, &[u8], String)> = vec![
         (
@@ -538,7 +520,7 @@ fn a_trace_where_nothing_answered_invents_no_direct_link() {
 fn a_truncated_json_line_is_placed_by_file_line_and_column_only() {
     // A log cut mid-record (disk full, a copy interrupted): serde's own "at line 2 column 0"
     // counted the line end as a line of its own and contradicted FILE:LINE.
-    let dir = TempDir::new("cut");
+    let dir = TempDir::new("lcorrelate-cut");
     let (lines, fault) = one_fault(10);
     let first = lines.lines().next().unwrap();
     let cut = &first[..first.len() / 2];
@@ -567,7 +549,7 @@ fn a_truncated_json_line_is_placed_by_file_line_and_column_only() {
 
 #[test]
 fn a_truncated_gzip_file_keeps_the_records_before_the_cut() {
-    let dir = TempDir::new("gzcut");
+    let dir = TempDir::new("lcorrelate-gzcut");
     let (lines, fault) = one_fault(6);
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(lines.as_bytes()).unwrap();

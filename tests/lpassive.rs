@@ -6,32 +6,18 @@
 mod common;
 
 use common::lab::*;
+use common::process::{spawn_streamed, Streamed};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 const LPASSIVE: &str = env!("CARGO_BIN_EXE_lpassive");
 /// Longest any lpassive process may live in a test; past it the test fails.
 const DEADLINE: Duration = Duration::from_secs(20);
-
-/// Runs `f` on a thread that has entered `ns`'s network namespace.
-fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/run/netns/{}", ns.name);
-    thread::spawn(move || {
-        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("cannot open {path}: {e}"));
-        // SAFETY: setns on a namespace file descriptor; affects this thread only.
-        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
-        f()
-    })
-    .join()
-    .expect("namespace thread panicked")
-}
 
 /// Sends `n` UDP datagrams of `payload` bytes from inside `ns` to `to`.
 fn send_udp(ns: &Netns, to: &str, n: usize, payload: usize) {
@@ -139,10 +125,15 @@ fn settle(ns: &Netns, iface: &str) {
     }
 }
 
+/// One line of lpassive's output, which must be a JSON record.
+fn json(line: &str) -> Value {
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+}
+
 /// A running lpassive whose stdout is read as JSON records.
 struct Running {
     child: Child,
-    lines: Receiver<Value>,
+    lines: Receiver<String>,
     stderr: Option<JoinHandle<String>>,
     started: Instant,
     seen: Vec<Value>,
@@ -150,36 +141,15 @@ struct Running {
 
 impl Running {
     fn spawn(ns: &Netns, args: &[&str]) -> Running {
-        let mut child = ns
-            .command(LPASSIVE)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("cannot start lpassive");
-        let stdout = child.stdout.take().unwrap();
-        let mut stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let v: Value = serde_json::from_str(&line)
-                    .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-                if tx.send(v).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stderr.read_to_string(&mut s);
-            s
-        });
+        let Streamed {
+            child,
+            lines,
+            stderr,
+        } = spawn_streamed(ns.command(LPASSIVE).args(args).stderr(Stdio::piped()));
         Running {
             child,
             lines,
-            stderr: Some(stderr),
+            stderr,
             started: Instant::now(),
             seen: Vec::new(),
         }
@@ -189,7 +159,7 @@ impl Running {
     fn wait_for(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
         loop {
             let left = DEADLINE.saturating_sub(self.started.elapsed());
-            match self.lines.recv_timeout(left) {
+            match self.lines.recv_timeout(left).map(|l| json(&l)) {
                 Ok(v) => {
                     self.seen.push(v.clone());
                     if pred(&v) {
@@ -225,7 +195,7 @@ impl Running {
             .status();
         loop {
             let left = DEADLINE.saturating_sub(self.started.elapsed());
-            match self.lines.recv_timeout(left) {
+            match self.lines.recv_timeout(left).map(|l| json(&l)) {
                 Ok(v) => self.seen.push(v),
                 Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => panic!("lpassive did not end on SIG{sig}"),

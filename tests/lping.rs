@@ -5,53 +5,18 @@ mod common;
 
 use common::lab::*;
 use serde_json::Value;
-use std::process::Output;
 
-struct Run {
-    status: i32,
-    records: Vec<Value>,
-    stderr: String,
+/// The records of type `kind` among `records`.
+fn of_kind(kind: &str, records: &[Value]) -> Vec<Value> {
+    records
+        .iter()
+        .filter(|r| r["type"] == kind)
+        .cloned()
+        .collect()
 }
 
-impl Run {
-    fn of(kind: &str, records: &[Value]) -> Vec<Value> {
-        records
-            .iter()
-            .filter(|r| r["type"] == kind)
-            .cloned()
-            .collect()
-    }
-
-    fn kind(&self, kind: &str) -> Vec<Value> {
-        Run::of(kind, &self.records)
-    }
-
-    fn summary(&self, target: &str) -> Value {
-        self.records
-            .iter()
-            .find(|r| r["type"] == "summary" && r["window"] == "total" && r["target"] == target)
-            .cloned()
-            .unwrap_or_else(|| panic!("no total summary for {target}: {:?}", self.records))
-    }
-}
-
-fn lping(ns: &Netns, args: &[&str]) -> Run {
-    require_root();
-    let out: Output = ns
-        .command(env!("CARGO_BIN_EXE_lping"))
-        .args(args)
-        .output()
-        .expect("run lping");
-    let stdout = String::from_utf8(out.stdout).expect("utf-8 output");
-    let records = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect();
-    Run {
-        status: out.status.code().unwrap_or(-1),
-        records,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+fn lping(ns: &Netns, args: &[&str]) -> ToolRun {
+    run_tool(ns, env!("CARGO_BIN_EXE_lping"), args)
 }
 
 fn u(v: &Value) -> u64 {
@@ -71,7 +36,7 @@ fn neighbour_replies(ns_setup: impl Fn(&Pair), socket: &str) {
     assert_eq!(run.status, 0, "{}", run.stderr);
     assert_eq!(run.stderr, "");
     for target in ["10.0.0.2", "fd00::2"] {
-        let replies: Vec<Value> = run
+        let replies: Vec<&Value> = run
             .kind("reply")
             .into_iter()
             .filter(|r| r["target"] == target)
@@ -215,7 +180,7 @@ fn route_to_nowhere(socket: &str) {
         ],
     );
     assert_eq!(run.status, 1, "{}", run.stderr);
-    let v4: Vec<Value> = run
+    let v4: Vec<&Value> = run
         .kind("unreachable")
         .into_iter()
         .filter(|r| r["target"] == "10.99.0.1")
@@ -226,7 +191,7 @@ fn route_to_nowhere(socket: &str) {
         assert_eq!((u(&r["icmp_type"]), u(&r["icmp_code"])), (3, 1));
         assert_eq!(r["reason"], "host unreachable");
     }
-    let v6: Vec<Value> = run
+    let v6: Vec<&Value> = run
         .kind("unreachable")
         .into_iter()
         .filter(|r| r["target"] == "fd99::1")
@@ -313,7 +278,7 @@ fn two_raw_pingers_never_take_each_others_replies() {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        let replies = Run::of("reply", &records);
+        let replies = of_kind("reply", &records);
         assert_eq!(
             replies.len(),
             40,
@@ -598,7 +563,7 @@ fn the_rate_stretches_the_schedule_and_says_so() {
     let ts = |r: &Value| -> std::time::SystemTime {
         humantime::parse_rfc3339(r["ts"].as_str().unwrap()).unwrap()
     };
-    let mut at: Vec<std::time::SystemTime> = run.kind("reply").iter().map(ts).collect();
+    let mut at: Vec<std::time::SystemTime> = run.kind("reply").into_iter().map(ts).collect();
     assert_eq!(at.len(), 42);
     at.sort();
     for w in at.windows(6) {
@@ -609,7 +574,7 @@ fn the_rate_stretches_the_schedule_and_says_so() {
     for target in (1..=14).map(|i| format!("127.0.0.{i}")) {
         let mut mine: Vec<std::time::SystemTime> = run
             .kind("reply")
-            .iter()
+            .into_iter()
             .filter(|r| r["target"] == target.as_str())
             .map(ts)
             .collect();

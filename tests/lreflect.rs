@@ -5,12 +5,13 @@
 mod common;
 
 use common::lab::*;
+use common::process::{spawn_streamed, Streamed};
+use lopa::wire::ludp_payload::{self, ProbeRepr};
 use lopa::wire::ntp::{ErrorEstimate, Format as NtpFormat, Timestamp};
-use lopa::wire::probe::{self, ProbeRepr};
 use lopa::wire::twamp::{self, ReflectorPacket, SenderPacket};
 use serde_json::Value;
 use socket2::{Domain, SockAddr, Socket, Type};
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixDatagram;
@@ -26,21 +27,6 @@ const DEADLINE: Duration = Duration::from_secs(5);
 
 // ---------------------------------------------------------------------------------------------
 // Namespaces from inside the test process
-
-/// Runs `f` on a thread that has entered `ns`'s network namespace: sockets it creates live
-/// there, and keep working from any thread afterwards.
-fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/run/netns/{}", ns.name);
-    thread::spawn(move || {
-        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("cannot open {path}: {e}"));
-        // SAFETY: setns on a namespace file descriptor; affects this thread only.
-        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
-        f()
-    })
-    .join()
-    .expect("namespace thread panicked")
-}
 
 /// A directory with a copy of lreflect that any user may run; removed on drop, also when the
 /// test fails.
@@ -251,33 +237,15 @@ impl Reflector {
             std::fs::set_permissions(&dir, perms(0o755)).unwrap();
             std::fs::set_permissions(&path, perms(0o777)).unwrap();
         }
-        let mut child = cmd
-            .env("NOTIFY_SOCKET", &path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start lreflect");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut stderr = child.stderr.take().expect("stderr");
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stderr.read_to_string(&mut s);
-            s
-        });
+        let Streamed {
+            child,
+            lines,
+            stderr,
+        } = spawn_streamed(cmd.env("NOTIFY_SOCKET", &path).stderr(Stdio::piped()));
         let mut r = Reflector {
             child,
             lines,
-            stderr: Some(stderr),
+            stderr,
             notify,
             dir,
             started: Instant::now(),
@@ -559,7 +527,7 @@ fn check_stamped(request: &[u8], answer: &Answer, before_ns: u64, after_ns: u64,
     assert_eq!(stamps.tos, tos, "the TOS the request arrived with");
     assert_eq!(stamps.synced, lopa::clock::synchronized());
     let mut expected = request.to_vec();
-    assert!(probe::stamp(&mut expected, &stamps));
+    assert!(ludp_payload::stamp(&mut expected, &stamps));
     assert_eq!(answer.data, expected, "nothing else changed");
 }
 
@@ -1433,7 +1401,7 @@ fn answers_read_in_one_batch_come_back_one_by_one_in_order() {
     assert_eq!(answers.len(), sent.len());
     for (k, (a, d)) in answers.iter().zip(&sent).enumerate() {
         assert_eq!(a.data.len(), d.len(), "answer {k}");
-        if probe::is_probe(d) {
+        if ludp_payload::is_probe(d) {
             assert_eq!(
                 ProbeRepr::parse(&a.data).unwrap().0,
                 ProbeRepr::parse(d).unwrap().0
@@ -1486,7 +1454,8 @@ fn unix_ns(t: Timestamp) -> u64 {
 
 /// Checks a reply against its request: the length (max(request, 44), so never more than 30
 /// bytes above the request), sequence number `seq`, the sender's fields and SSID copied, the
-/// TTL the request arrived with, MBZ zero, bytes beyond 44 copied, a valid Error Estimate
+/// TTL the request arrived with, MBZ zero, bytes beyond 44 handled as a malformed TLV, a valid
+/// Error Estimate
 /// whose S bit is the host's sync state, and T2 and T3 in order between the request's send
 /// and the reply's arrival.
 fn check_twamp_reply(
@@ -1517,11 +1486,13 @@ fn check_twamp_reply(
     assert_eq!(p.sender_ttl, Some(ttl), "{len} bytes: TTL at the reflector");
     assert_eq!(&data[38..40], &[0, 0], "MBZ");
     assert_eq!(&data[41..44], &[0, 0, 0], "MBZ");
-    assert_eq!(
-        &data[44..],
-        &request[len.min(44)..],
-        "{len} bytes: beyond 44 copied"
-    );
+    if len > 44 {
+        // Bytes beyond 44 are RFC 8972 TLVs. This pattern is none (its first header claims
+        // 59,372 bytes of value): the reflector marks it malformed (the flags byte becomes
+        // M, 0x40) and copies the rest as it came (RFC 8972 section 4).
+        assert_eq!(data[44], 0x40, "{len} bytes: M flag on a malformed TLV");
+        assert_eq!(&data[45..], &request[45..], "{len} bytes: the rest copied");
+    }
     let e = ErrorEstimate::decode(p.error).expect("a valid Error Estimate (multiplier not 0)");
     assert_eq!(e.synced, lopa::clock::synchronized(), "S bit");
     assert_eq!(e.format, NtpFormat::Ntp);
@@ -1932,6 +1903,167 @@ fn stamp_suite_sender_sees_no_loss_and_the_sequence_numbers_it_expects() {
     assert_eq!(u(&f.total("[::]:863")["reflected"]), 4 * N);
 }
 
+/// stamp-suite's count of replies it rejected and of TLVs answered with U, with M, with I.
+type TlvFlags = (u64, u64, u64, u64);
+
+/// stamp-suite's own verdict on the TLVs of its run: its [`TlvFlags`], the count it observed
+/// of each type, and its Direct Measurement summary.
+fn stamp_suite_tlvs(s: &Value) -> (TlvFlags, Vec<(String, u64)>, Value) {
+    let t = &s["measurements"]["tlv_validation"];
+    let f = &t["flags"];
+    let by_type = t["by_type"]
+        .as_object()
+        .unwrap_or_else(|| panic!("stamp-suite saw no TLVs: {s}"))
+        .iter()
+        .map(|(k, v)| (k.clone(), u(&v["observed"])))
+        .collect();
+    (
+        (
+            u(&t["rejected_replies"]),
+            u(&f["unrecognized"]),
+            u(&f["malformed"]),
+            u(&f["integrity_failed"]),
+        ),
+        by_type,
+        s["measurements"]["direct_measurement"].clone(),
+    )
+}
+
+#[test]
+fn stamp_suite_sender_with_rfc_8972_tlvs_gets_them_answered() {
+    let lab = pair("lr-tlv");
+    let r = Reflector::start(
+        &lab.server,
+        &[
+            "--twamp",
+            "[::]:862",
+            "--twamp",
+            "[::]:863",
+            "--rate-limit",
+            "40",
+            "--burst",
+            "3",
+        ],
+    );
+    const N: u64 = 20;
+    let n = N.to_string();
+    let tlvs = [
+        "--cos",
+        "--dscp",
+        "34",
+        "--timestamp-info",
+        "--direct-measurement",
+        "--location",
+        "--extra-padding",
+        "8",
+    ];
+    for (dst, local) in [("10.0.0.2", "10.0.0.1"), ("fd00::2", "fd00::1")] {
+        let (s, _) = stamp_suite_run(
+            &lab.client,
+            &[
+                &["-r", dst, "-S", local, "-c", &n, "-d", "50", "-L", "2"][..],
+                &tlvs,
+            ]
+            .concat(),
+        );
+        assert_eq!(u(&s["packets_received"]), N, "{s}");
+        // Every TLV answered as understood (no U, M or I), each of the five types in every
+        // reply, by stamp-suite's own reading.
+        let (flags, by_type, dm) = stamp_suite_tlvs(&s);
+        assert_eq!(flags, (0, 0, 0, 0), "{dst}: {s}");
+        let want: Vec<(String, u64)> = (1..=5).map(|t| (t.to_string(), N)).collect();
+        assert_eq!(by_type, want, "{dst}: {s}");
+        // The counters: nothing missing either way; the last reply's R_TxC counts the answers
+        // before it.
+        assert_eq!(
+            (
+                u(&dm["forward_missing"]),
+                u(&dm["reverse_missing"]),
+                u(&dm["unavailable"])
+            ),
+            (0, 0, 0),
+            "{dm}"
+        );
+        let last = &dm["latest_transmit"];
+        assert_eq!(
+            (
+                u(&last["sender_tx"]),
+                u(&last["reflector_rx"]),
+                u(&last["reflector_tx"])
+            ),
+            (N, N, N - 1),
+            "{dm}"
+        );
+    }
+    // An unknown TLV (Access Report, sent once) comes back with U, a malformed one (its
+    // length overruns the packet) with M, and the Direct Measurement TLV before it is still
+    // answered.
+    for (extra, flags) in [
+        (
+            &["--access-report", "1", "--access-report-retries", "0"][..],
+            (0, 1, 0, 0),
+        ),
+        (&["--follow-up-telemetry"][..], (0, N, 0, 0)),
+        (&["--malformed", "bad-length"][..], (0, 0, N, 0)),
+    ] {
+        let (s, _) = stamp_suite_run(
+            &lab.client,
+            &[
+                &[
+                    "-r", "10.0.0.2", "-S", "10.0.0.1", "-c", &n, "-d", "50", "-L", "2",
+                ][..],
+                &["--direct-measurement"],
+                extra,
+            ]
+            .concat(),
+        );
+        let (got, by_type, dm) = stamp_suite_tlvs(&s);
+        assert_eq!(got, flags, "{extra:?}: {s}");
+        assert!(by_type.contains(&("5".to_string(), N)), "{extra:?}: {s}");
+        assert_eq!(u(&dm["unavailable"]), 0, "{extra:?}: {dm}");
+    }
+    // Rate-limited: stamp-suite's counters say the reflector received every probe and
+    // answered fewer; what it did not answer is exactly what lreflect counts as refused by its
+    // rate limit (before the last answer by the counters, after it by stamp-suite's own loss).
+    let (s, _) = stamp_suite_run(
+        &lab.client,
+        &[
+            "-r",
+            "10.0.0.2",
+            "-S",
+            "10.0.0.1",
+            "-p",
+            "863",
+            "-c",
+            "60",
+            "-d",
+            "2",
+            "-L",
+            "2",
+            "--direct-measurement",
+        ],
+    );
+    let (_, _, dm) = stamp_suite_tlvs(&s);
+    let last = &dm["latest_transmit"];
+    let (s_tx, r_rx, r_tx) = (
+        u(&last["sender_tx"]),
+        u(&last["reflector_rx"]),
+        u(&last["reflector_tx"]),
+    );
+    assert_eq!(s_tx, r_rx, "nothing lost on the way there: {dm}");
+    let refused_before_last = r_rx - 1 - r_tx;
+    let after_last = u(&s["packets_sent"]) - s_tx;
+    let f = r.stop();
+    let limited = u(&f.total("[::]:863")["dropped"]["rate_limit"]);
+    assert!(limited > 10, "the limit bit: {limited}");
+    assert_eq!(refused_before_last + after_last, limited, "{dm}");
+    assert_eq!(
+        u(&s["packets_received"]) + limited,
+        60,
+        "every probe answered or refused: {s}"
+    );
+}
+
 /// Unix ns of a time as tshark prints an absolute time field: `Nov 22, 2026 06:49:32.351655388
 /// UTC`.
 fn tshark_time_ns(s: &str) -> u64 {
@@ -2067,7 +2199,7 @@ fn tshark_decodes_the_replies_as_twamp_and_agrees_on_every_field() {
 }
 
 /// Every system call lreflect makes, run as the shipped systemd unit runs it (an unprivileged
-/// user with CAP_NET_BIND_SERVICE, echo and TWAMP sockets, stats, SIGTERM), is allowed by the
+/// user with CAP_NET_BIND_SERVICE, echo, TWAMP and TWAMP-Control sockets, stats, SIGTERM), is allowed by the
 /// unit's SystemCallFilter as systemd-analyze expands it: a call the filter refuses fails with
 /// EPERM under the unit, and (as with the clock's sync state, read with clock_adjtime) can
 /// silently change what lreflect reports.
@@ -2102,6 +2234,8 @@ fn the_systemd_units_syscall_filter_allows_every_call_lreflect_makes() {
             "[::]:8081",
             "--twamp",
             "[::]:862",
+            "--twamp-control",
+            "[::]:862",
             "--stats-every",
             "100ms",
         ])
@@ -2113,6 +2247,18 @@ fn the_systemd_units_syscall_filter_allows_every_call_lreflect_makes() {
     echo.echo(&ludp_payload(1, 64));
     let twamp = Client::new(&lab.client, "10.0.0.1:0", "10.0.0.2:862", 0);
     twamp.echo(&twamp_request(0, 0, 44));
+    // A TWAMP-Control session too (TCP 862: accept, the control messages, a closed connection).
+    let control = lab
+        .client
+        .command(env!("CARGO_BIN_EXE_ltwamp"))
+        .args(["--control", "-c", "1", "-q", "10.0.0.2"])
+        .output()
+        .expect("ltwamp --control");
+    assert!(
+        control.status.success(),
+        "{}",
+        String::from_utf8_lossy(&control.stderr)
+    );
     // Windows pass, the clock's state is read again (every second).
     thread::sleep(Duration::from_millis(1200));
     let pid = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", strace.id()))
@@ -2284,7 +2430,7 @@ fn a_flood_of_spoofed_flows_leaves_a_ludp_split_exact() {
     );
     assert!(
         rss_after <= 32 * 1024,
-        "{rss_after} KiB resident, the README says under 32 MiB"
+        "{rss_after} KiB resident, docs/lreflect.md says under 32 MiB"
     );
 }
 

@@ -104,7 +104,8 @@ fn check_replies(run: &ToolRun, target: &str, count: usize, reflector_ttl: u64) 
         assert!(f(&r["reflector_ms"]) >= 0.0, "{r}");
         assert!((fwd + rev - rtt).abs() < 1e-5, "fwd + rev = rtt: {r}");
         assert_eq!(u(&r["reflector_ttl"]), reflector_ttl, "{r}");
-        assert_eq!(u(&r["size"]), 44, "{r}");
+        // The 44-byte base packet and the Direct Measurement TLV ltwamp sends by default.
+        assert_eq!(u(&r["size"]), 60, "{r}");
         assert!(r["reflector_seq"].is_u64(), "{r}");
     }
     let total = run.total(target, None);
@@ -171,7 +172,7 @@ fn sequence_numbers_count_per_session_from_zero() {
     let run = ltwamp(
         &lab.client,
         &[
-            "-c", "4", "-i", "0.005", "--flows", "3", "10.0.0.2", "fd00::2",
+            "-c", "4", "-i", "0.005", "--flows", "3", "--tlv", "none", "10.0.0.2", "fd00::2",
         ],
     );
     assert_eq!(run.status, 0, "{}", run.stderr);
@@ -254,12 +255,33 @@ fn auto_cannot_tell_reverse_loss_from_a_stateless_reflector() {
     add_loss(&lab.router, "forward", "eth1", 30);
     let run = ltwamp(
         &lab.client,
-        &["-q", "-c", "60", "-i", "0.003", "-W", "1", "10.0.2.1"],
+        &[
+            "-q", "-c", "60", "-i", "0.003", "-W", "1", "--tlv", "none", "10.0.2.1",
+        ],
     );
     let total = run.total("10.0.2.1", None);
     assert!(u(&total["sent"]) > u(&total["received"]), "{total}");
     assert!(
         total.get("lost_fwd").is_none() && total.get("lost_rev").is_none(),
+        "{total}"
+    );
+    // With the Direct Measurement TLV (the default), the reflector's counters tell: every
+    // loss but the trailing ones is placed on the way back, none refused.
+    let run = ltwamp(
+        &lab.client,
+        &["-c", "60", "-i", "0.003", "-W", "1", "10.0.2.1"],
+    );
+    let total = run.total("10.0.2.1", None);
+    let lost = u(&total["sent"]) - u(&total["received"]);
+    assert!(lost > 0, "{total}");
+    let trailing = run.trailing_losses("10.0.2.1", u(&run.replies("10.0.2.1")[0]["flow"]["sport"]));
+    assert_eq!(
+        (
+            u(&total["lost_fwd"]),
+            u(&total["lost_rev"]) + trailing,
+            u(&total["refused"])
+        ),
+        (0, lost, 0),
         "{total}"
     );
     // --reflector stateless never places loss, even where it could.
@@ -379,6 +401,11 @@ fn exit_status_follows_the_other_probes() {
         (&["--ssid", "7", "-s", "43", "10.0.0.2"][..], "--size 44"),
         (&["--ssid", "0", "10.0.0.2"][..], "--ssid"),
         (&["--reflector", "maybe", "10.0.0.2"][..], "possible values"),
+        (&["--tlv", "cos,hmac", "10.0.0.2"][..], "'hmac' is no TLV"),
+        (
+            &["-s", "30", "--tlv", "direct", "10.0.0.2"][..],
+            "--size 44",
+        ),
         (&["10.0.0.2:0"][..], "port 0"),
     ] {
         let run = ltwamp(&lab.client, args);
@@ -598,4 +625,431 @@ fn datagrams_dropped_on_this_host_are_dropped_local_not_loss() {
     let _reflector = stamp_suite_reflector(&ns, "127.0.0.1", &[]);
     let program = env!("CARGO_BIN_EXE_ltwamp");
     assert_flow_socket_drops_counted(&ns, program, "127.0.0.1", 41600, "TWAMP");
+}
+
+/// lreflect in `ns` with `args` (`--stats-every 0`: only the totals, at the end), its records
+/// written to a file; `stop` ends it with SIGTERM and returns them.
+struct LreflectWithStats {
+    service: Background,
+    out: std::path::PathBuf,
+}
+
+impl LreflectWithStats {
+    fn start(ns: &Netns, args: &[&str], port: u16) -> LreflectWithStats {
+        let out = std::env::temp_dir().join(format!("lopa-ltwamp-{}.stats", ns.name));
+        let file = std::fs::File::create(&out).unwrap();
+        let child = ns
+            .command(env!("CARGO_BIN_EXE_lreflect"))
+            .args(args)
+            .args(["--stats-every", "0"])
+            .stdout(file)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start lreflect");
+        let service = Background(child);
+        wait_for_udp_socket(ns, &format!(":{port} "), "lreflect");
+        LreflectWithStats { service, out }
+    }
+
+    fn stop(self) -> Vec<Value> {
+        let pid = self.service.0.id().to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let mut service = self.service;
+        service.0.wait().unwrap();
+        let text = std::fs::read_to_string(&self.out).unwrap();
+        let _ = std::fs::remove_file(&self.out);
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
+}
+
+/// Checks the RFC 8972 figures of every reply to `target`: the counters of a session of one
+/// flow, the DSCP the probes left with (AF41) on arrival and back, the addresses the reflector
+/// saw, its clock as `sync` and `method`, and no TLV refused or malformed.
+fn check_tlv_replies(run: &ToolRun, target: &str, dport: u64, sync: &str, method: &str) {
+    let replies = run.replies(target);
+    assert_eq!(replies.len(), 5, "{target}: {}", run.stderr);
+    for r in replies {
+        let seq = u(&r["seq"]);
+        let c = &r["counters"];
+        assert_eq!(
+            (
+                u(&c["sender_tx"]),
+                u(&c["reflector_rx"]),
+                u(&c["reflector_tx"])
+            ),
+            (seq, seq, seq - 1),
+            "{r}"
+        );
+        assert_eq!(u(&r["dscp_rx"]), 34, "{r}");
+        assert_eq!(
+            u(&r["tos"]),
+            34 << 2,
+            "answered in the class asked for: {r}"
+        );
+        assert!(r.get("dscp_rev").is_none(), "{r}");
+        let l = &r["location"];
+        assert_eq!(
+            (&l["src"], &l["sport"], &l["dst"], u(&l["dport"])),
+            (
+                &Value::from("10.0.0.1"),
+                &r["flow"]["sport"],
+                &Value::from("10.0.0.2"),
+                dport
+            ),
+            "{r}"
+        );
+        assert_eq!(r["reflector_clock"]["sync_out"], sync, "{r}");
+        assert_eq!(r["reflector_clock"]["method_out"], method, "{r}");
+        assert!(r.get("tlv_unsupported").is_none() && r.get("tlv_malformed").is_none());
+        assert_eq!(u(&r["size"]), 160, "{r}");
+    }
+    let total = run.total(target, None);
+    assert_eq!(
+        (
+            u(&total["received"]),
+            u(&total["refused"]),
+            u(&total["lost_fwd"])
+        ),
+        (5, 0, 0),
+        "{total}"
+    );
+}
+
+#[test]
+fn rfc_8972_tlvs_against_lreflect_and_stamp_suite() {
+    let lab = Pair::new("twtlv");
+    let _lreflect = lreflect_service(&lab.server, &["--twamp", "[::]:863"], 863);
+    let _stamp_suite =
+        stamp_suite_reflector(&lab.server, "10.0.0.2", &["--clock-sync-source", "gps"]);
+    let run = ltwamp(
+        &lab.client,
+        &[
+            "-c",
+            "5",
+            "-i",
+            "0.01",
+            "--dscp",
+            "AF41",
+            "-s",
+            "160",
+            "--tlv",
+            "cos,timestamp,direct,location,padding",
+            "10.0.0.2",
+            "10.0.0.2:863",
+        ],
+    );
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    // stamp-suite reports the clock source it was told, lreflect the host clock's state.
+    // (GPS is one of the GNSS of RFC 8972's registry.)
+    check_tlv_replies(&run, "10.0.0.2", 862, "gnss", "sw");
+    let ours = if lopa::clock::synchronized() {
+        "ntp"
+    } else {
+        "local"
+    };
+    check_tlv_replies(&run, "10.0.0.2:863", 863, ours, "sw");
+    for r in run.replies("10.0.0.2:863") {
+        assert_eq!(r["reflector_clock"]["sync_in"], ours, "{r}");
+        assert_eq!(r["reflector_clock"]["method_in"], "sw", "{r}");
+    }
+    // A reflector that knows no TLVs (lreflect --stateless keeps no counters; it answers the
+    // Direct Measurement TLV with U): ltwamp reads the answer as before and says so.
+    let _stateless = lreflect_service(&lab.server, &["--twamp", "[::]:864", "--stateless"], 864);
+    let run = ltwamp(&lab.client, &["-c", "3", "-i", "0.01", "10.0.0.2:864"]);
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    for r in run.replies("10.0.0.2:864") {
+        assert_eq!(r["tlv_unsupported"], serde_json::json!(["direct"]), "{r}");
+        assert!(r.get("counters").is_none(), "{r}");
+    }
+    // --tlv in a TWAMP-Light packet: refused with what to do.
+    let run = ltwamp(&lab.client, &["-s", "20", "--tlv", "cos", "10.0.0.2"]);
+    assert_eq!(run.status, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("--size 44"), "{}", run.stderr);
+}
+
+#[test]
+fn refused_is_lreflects_rate_limit_not_network_loss() {
+    // ltwamp at 1,000 probes a second against lreflect's per-source limit of 100 a second:
+    // the Direct Measurement counters tell the probes it refused from those the network lost.
+    let lab = Routed::new("twrefused");
+    let reflector = LreflectWithStats::start(
+        &lab.server,
+        &["--twamp", "[::]:862", "--rate-limit", "100", "--burst", "5"],
+        862,
+    );
+    let run = ltwamp(
+        &lab.client,
+        &["-c", "400", "-i", "0.001", "-W", "1", "10.0.2.1"],
+    );
+    let records = reflector.stop();
+    let stats = records
+        .iter()
+        .find(|r| r["window"] == "total")
+        .unwrap_or_else(|| panic!("{records:?}"));
+    let limited = u(&stats["dropped"]["rate_limit"]);
+    assert!(limited > 200, "{stats}");
+    let total = run.total("10.0.2.1", None);
+    let sport = u(&run.replies("10.0.2.1")[0]["flow"]["sport"]);
+    // The probes after the last answer: refused too, but no answer came to count them.
+    let trailing = run.trailing_losses("10.0.2.1", sport);
+    assert_eq!(u(&total["refused"]) + trailing, limited, "{total} {stats}");
+    assert_eq!(
+        (u(&total["lost_fwd"]), u(&total["lost_rev"])),
+        (0, 0),
+        "no network loss: {total}"
+    );
+    assert_eq!(u(&total["received"]) + limited, 400, "{total} {stats}");
+    assert!(
+        run.stderr.contains("refused"),
+        "a line on stderr says so: {}",
+        run.stderr
+    );
+}
+
+/// An independent reading of STAMP TLVs (RFC 8972 section 4's layouts, with Python's struct,
+/// none of lopa's code): for each `srcport|payload hex` line on stdin, the TLVs after the
+/// 44-byte base packet, as JSON.
+const TLV_DECODER: &str = r#"
+import json, socket, struct, sys
+out = []
+for line in sys.stdin:
+    sport, payload = line.rstrip("\n").split("|")[:2]
+    b = bytes.fromhex(payload.replace(":", ""))
+    tlvs, at = [], 44
+    while at + 4 <= len(b):
+        flags, kind, length = struct.unpack_from("!BBH", b, at)
+        v = b[at + 4:at + 4 + length]
+        t = {"flags": flags, "type": kind, "length": length}
+        if kind == 4:  # Class of Service: DSCP1 (6) DSCP2 (6) ECN (2) RP (2), 16 reserved
+            w, reserved = struct.unpack_from("!HH", v)
+            t.update(dscp1=w >> 10, dscp2=(w >> 4) & 0x3F, ecn=(w >> 2) & 3, rp=w & 3,
+                     reserved=reserved)
+        elif kind == 5:  # Direct Measurement: S_TxC, R_RxC, R_TxC
+            t.update(zip(("s_txc", "r_rxc", "r_txc"), struct.unpack_from("!III", v)))
+        elif kind == 3:  # Timestamp Information
+            t.update(zip(("sync_in", "method_in", "sync_out", "method_out"), v))
+        elif kind == 2:  # Location: destination port, source port, sub-TLVs
+            t["dport"], t["sport"] = struct.unpack_from("!HH", v)
+            subs, s = [], 4
+            while s + 4 <= len(v):
+                f, st, sl = struct.unpack_from("!BBH", v, s)
+                sv = v[s + 4:s + 4 + sl]
+                sub = {"flags": f, "type": st, "length": sl}
+                if st in (5, 8):
+                    sub["addr"] = socket.inet_ntop(socket.AF_INET, sv[:4])
+                elif st in (6, 9):
+                    sub["addr"] = socket.inet_ntop(socket.AF_INET6, sv[:16])
+                else:
+                    sub["zero"] = not any(sv)
+                subs.append(sub)
+                s += 4 + sl
+            t["subs"] = subs
+        tlvs.append(t)
+        at += 4 + length
+    out.append({"sport": int(sport), "len": len(b), "rest": len(b) - at, "tlvs": tlvs})
+print(json.dumps(out))
+"#;
+
+#[test]
+fn tshark_and_an_independent_decoder_read_the_tlvs_on_the_wire() {
+    // Wireshark 4.0 (Debian 12) has no dissector for STAMP TLVs: its TWAMP-Test dissector
+    // shows them as padding. It checks the base packets; the TLVs are read from the capture
+    // by an independent decoder written from RFC 8972's figures.
+    let lab = Pair::new("twtlvwire");
+    let _reflector = lreflect_twamp(&lab.server, &[]);
+    let pcap = std::env::temp_dir().join(format!("lopa-ltwamp-{}.pcap", lab.server.name));
+    let _ = std::fs::remove_file(&pcap);
+    const N: usize = 3;
+    let mut capture = lab
+        .server
+        .command("tshark")
+        .args([
+            "-i",
+            "eth0",
+            "-f",
+            "udp port 862",
+            "-c",
+            &(2 * N).to_string(),
+        ])
+        .arg("-w")
+        .arg(&pcap)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tshark");
+    let mut said = String::new();
+    {
+        use std::io::BufRead;
+        let mut stderr = std::io::BufReader::new(capture.stderr.take().unwrap());
+        // "Capture started." once dumpcap captures.
+        while !said.contains("Capture started") {
+            let mut line = String::new();
+            if stderr.read_line(&mut line).unwrap() == 0 {
+                panic!("tshark ended: {said}");
+            }
+            said.push_str(&line);
+        }
+    }
+    let capture = Background(capture);
+    let run = ltwamp(
+        &lab.client,
+        &[
+            "-c",
+            "3",
+            "-i",
+            "0.01",
+            "--dscp",
+            "AF41",
+            "-s",
+            "160",
+            "--tlv",
+            "cos,timestamp,direct,location,padding",
+            "10.0.0.2",
+        ],
+    );
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let mut capture = capture;
+    let started = std::time::Instant::now();
+    while capture.0.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "tshark did not see {} packets",
+            2 * N
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    drop(capture);
+    let out = std::process::Command::new("tshark")
+        .arg("-r")
+        .arg(&pcap)
+        .args([
+            "-d",
+            "udp.port==862,twamp.test",
+            "-T",
+            "fields",
+            "-E",
+            "separator=|",
+        ])
+        .args([
+            "-e",
+            "udp.srcport",
+            "-e",
+            "udp.payload",
+            "-e",
+            "twamp.test.seq_number",
+        ])
+        .args([
+            "-e",
+            "twamp.test.sender_seq_number",
+            "-e",
+            "_ws.expert",
+            "-e",
+            "_ws.malformed",
+        ])
+        .stderr(Stdio::null())
+        .output()
+        .expect("run tshark");
+    let _ = std::fs::remove_file(&pcap);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 2 * N, "{text}");
+    for line in text.lines() {
+        let v: Vec<&str> = line.split('|').collect();
+        // tshark decodes every base packet as TWAMP-Test, without a warning.
+        assert!(!v[2].is_empty(), "a sequence number: {line}");
+        assert_eq!(
+            (v[4], v[5]),
+            ("", ""),
+            "no expert info, not malformed: {line}"
+        );
+    }
+    let mut python = std::process::Command::new("python3")
+        .args(["-c", TLV_DECODER])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    {
+        use std::io::Write;
+        python
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    let decoded = python.wait_with_output().unwrap();
+    let packets: Vec<Value> = serde_json::from_slice(&decoded.stdout).expect("the decoder's JSON");
+    let sport = u(&run.replies("10.0.0.2")[0]["flow"]["sport"]);
+    let (mut requests, mut answers) = (0u64, 0u64);
+    for p in &packets {
+        assert_eq!(
+            (u(&p["len"]), u(&p["rest"])),
+            (160, 0),
+            "TLVs fill the packet: {p}"
+        );
+        let t = p["tlvs"].as_array().unwrap();
+        let kinds: Vec<u64> = t.iter().map(|t| u(&t["type"])).collect();
+        assert_eq!(kinds, [2, 3, 4, 5, 1], "{p}");
+        let flags: Vec<u64> = t.iter().map(|t| u(&t["flags"])).collect();
+        let (loc, ts, cos, dm) = (&t[0], &t[1], &t[2], &t[3]);
+        assert_eq!(
+            (u(&cos["dscp1"]), u(&cos["rp"]), u(&cos["reserved"])),
+            (34, 0, 0),
+            "{p}"
+        );
+        if u(&p["sport"]) == 862 {
+            answers += 1;
+            // Every TLV understood: U clear; the reflector's fields filled in.
+            assert_eq!(flags, [0; 5], "{p}");
+            assert_eq!((u(&cos["dscp2"]), u(&cos["ecn"])), (34, 0), "{p}");
+            assert_eq!(
+                (u(&dm["s_txc"]), u(&dm["r_rxc"]), u(&dm["r_txc"])),
+                (answers, answers, answers - 1),
+                "{p}"
+            );
+            assert!(
+                matches!(u(&ts["sync_out"]), 1 | 5),
+                "NTP or free-running: {p}"
+            );
+            assert_eq!((u(&ts["method_in"]), u(&ts["method_out"])), (2, 2), "{p}");
+            assert_eq!((u(&loc["dport"]), u(&loc["sport"])), (862, sport), "{p}");
+            let subs: Vec<(u64, &Value)> = loc["subs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| (u(&s["type"]), &s["addr"]))
+                .collect();
+            assert_eq!(
+                subs,
+                [(5, &Value::from("10.0.0.2")), (8, &Value::from("10.0.0.1"))],
+                "Destination and Source IPv4 Address sub-TLVs: {p}"
+            );
+        } else {
+            requests += 1;
+            // A sender sets U on every TLV and leaves the reflector's fields zero.
+            assert_eq!(flags, [0x80; 5], "{p}");
+            assert_eq!(u(&cos["dscp2"]), 0, "{p}");
+            assert_eq!(
+                (u(&dm["s_txc"]), u(&dm["r_rxc"]), u(&dm["r_txc"])),
+                (requests, 0, 0),
+                "{p}"
+            );
+            assert_eq!((u(&ts["sync_out"]), u(&loc["dport"])), (0, 0), "{p}");
+            let subs: Vec<(u64, bool)> = loc["subs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| (u(&s["type"]), s["zero"] == true))
+                .collect();
+            assert_eq!(subs, [(4, true), (7, true)], "{p}");
+        }
+    }
+    assert_eq!((requests, answers), (N as u64, N as u64));
 }

@@ -19,11 +19,11 @@
 mod common;
 
 use common::lab::*;
+use common::process::{spawn_streamed, Streamed};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::Receiver;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -66,25 +66,12 @@ impl Watch {
 
     /// [`Watch::spawn`], lwatch's stderr to `stderr`.
     fn spawn_to(ns: &Netns, args: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Watch {
-        let mut child = ns
-            .command(LWATCH)
-            .args(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("start lwatch");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let Streamed { child, lines, .. } = spawn_streamed(
+            ns.command(LWATCH)
+                .args(args)
+                .envs(env.iter().copied())
+                .stderr(stderr),
+        );
         Watch { child, lines }
     }
 

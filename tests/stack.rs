@@ -9,9 +9,10 @@
 mod common;
 
 use common::lab::*;
+use common::temp::TempDir;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -265,14 +266,6 @@ fn http_get(ns: &Netns, port: u16, path: &str) -> Option<String> {
     out.status.success().then(|| stdout(&out))
 }
 
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A real node_exporter in `ns` on 127.0.0.1:9100, its textfile collector (only) on `dir`.
 fn node_exporter(ns: &Netns, dir: &Path) -> Background {
     let exporter = ns
@@ -340,9 +333,8 @@ fn stop_and_read(tool: &mut Background) -> Vec<serde_json::Value> {
 #[test]
 fn textfile_is_served_by_node_exporter() {
     let ns = Netns::new("stack-node");
-    let dir = TempDir(std::env::temp_dir().join(format!("lopa-textfile-{}", std::process::id())));
-    std::fs::create_dir_all(&dir.0).unwrap();
-    let prom = dir.0.join("lping.prom");
+    let dir = TempDir::new("textfile");
+    let prom = dir.path().join("lping.prom");
     let lping = ns
         .command(LPING)
         .args(["-q", "-i", "0.05", "--summary-every", "0.5"])
@@ -353,7 +345,7 @@ fn textfile_is_served_by_node_exporter() {
         .spawn()
         .expect("start lping");
     let mut lping = Background(lping);
-    let _exporter = node_exporter(&ns, &dir.0);
+    let _exporter = node_exporter(&ns, dir.path());
     // Two windows later the file holds counts, and node_exporter serves them.
     let scraped = scrape_until(&ns, "lping", |body| {
         value(body, "lopa_probes_sent_total", &["target=\"127.0.0.1\""]).unwrap_or(0.0) > 5.0
@@ -374,7 +366,7 @@ fn textfile_is_served_by_node_exporter() {
         total["sent"].as_f64(),
         "the textfile's final count is the total summary's\n{text}"
     );
-    let leftovers: Vec<_> = std::fs::read_dir(&dir.0)
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .filter_map(|e| e.ok())
         .map(|e| e.file_name())
@@ -415,12 +407,11 @@ fn bad_metrics_flags_are_one_line_errors() {
         .output()
         .unwrap();
     let ns = Netns::new("stack-badrefl");
-    let locked = TempDir(std::env::temp_dir().join(format!("lopa-locked-{}", std::process::id())));
-    std::fs::create_dir_all(&locked.0).unwrap();
+    let locked = TempDir::new("locked");
     let lreflect = ns
         .command(LREFLECT)
         .args(["--echo", "127.0.0.1:8081", "--textfile"])
-        .arg(locked.0.join("r.prom"))
+        .arg(locked.path().join("r.prom"))
         .output()
         .unwrap();
     for (out, says) in [
@@ -451,10 +442,9 @@ const LREFLECT: &str = env!("CARGO_BIN_EXE_lreflect");
 
 /// A directory for a textfile that lreflect, running as nobody after binding, can write to.
 fn textfile_dir(name: &str) -> TempDir {
-    let dir = TempDir(std::env::temp_dir().join(format!("lopa-{name}-{}", std::process::id())));
-    std::fs::create_dir_all(&dir.0).unwrap();
+    let dir = TempDir::new(name);
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
     dir
 }
 
@@ -480,7 +470,7 @@ fn wait_for_textfile(path: &Path, ready: impl Fn(&str) -> bool) -> String {
 fn lpassive_textfile_is_served_and_equals_its_records() {
     let lab = Pair::new("stackpas");
     let dir = textfile_dir("lpassive");
-    let prom = dir.0.join("lpassive.prom");
+    let prom = dir.path().join("lpassive.prom");
     let lpassive = lab
         .client
         .command(LPASSIVE)
@@ -491,7 +481,7 @@ fn lpassive_textfile_is_served_and_equals_its_records() {
         .spawn()
         .expect("start lpassive");
     let mut lpassive = Background(lpassive);
-    let _exporter = node_exporter(&lab.client, &dir.0);
+    let _exporter = node_exporter(&lab.client, dir.path());
     // Traffic over eth0 while lpassive samples it: 30 echo requests and their replies.
     let lping = lab
         .client
@@ -614,7 +604,7 @@ fn lpassive_writes_an_exposition_every_round() {
 fn lreflect_exposition_equals_its_stats() {
     let lab = Pair::new("stackrefl");
     let dir = textfile_dir("lreflect");
-    let prom = dir.0.join("lreflect.prom");
+    let prom = dir.path().join("lreflect.prom");
     let reflector = lab
         .server
         .command(LREFLECT)
@@ -752,10 +742,9 @@ struct Influx {
 
 impl Influx {
     fn start(ns: &Netns) -> Influx {
-        let dir = TempDir(std::env::temp_dir().join(format!("lopa-influx-{}", std::process::id())));
-        std::fs::create_dir_all(&dir.0).unwrap();
-        let d = dir.0.display();
-        let config = dir.0.join("influxdb.conf");
+        let dir = TempDir::new("influx");
+        let d = dir.path().display();
+        let config = dir.path().join("influxdb.conf");
         std::fs::write(
             &config,
             format!(

@@ -16,40 +16,31 @@ const LTCP: &str = env!("CARGO_BIN_EXE_ltcp");
 const LPING: &str = env!("CARGO_BIN_EXE_lping");
 const LTWAMP: &str = env!("CARGO_BIN_EXE_ltwamp");
 
+/// A tool's run (the lab's [`ToolRun`], which it dereferences to) and its `path` records.
 struct Run {
-    status: i32,
+    run: ToolRun,
     paths: Vec<Value>,
-    records: Vec<Value>,
-    stderr: String,
+}
+
+impl std::ops::Deref for Run {
+    type Target = ToolRun;
+    fn deref(&self) -> &ToolRun {
+        &self.run
+    }
 }
 
 /// Runs a tool in `ns`; every `path` record it writes must match the schema.
 fn tool(bin: &str, ns: &Netns, args: &[&str]) -> Run {
-    require_root();
-    let out = ns.command(bin).args(args).output().expect("run the tool");
-    let records: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect();
+    let run = run_tool(ns, bin, args);
     let schema = path_schema();
-    let paths: Vec<Value> = records
-        .iter()
-        .filter(|r| r["type"] == "path")
-        .cloned()
-        .collect();
+    let paths: Vec<Value> = run.kind("path").into_iter().cloned().collect();
     for p in &paths {
         schema
             .0
             .validate(p, schema.1)
             .unwrap_or_else(|e| panic!("{p}: {e:#}"));
     }
-    Run {
-        status: out.status.code().unwrap_or(-1),
-        paths,
-        records,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run { run, paths }
 }
 
 fn ludp(ns: &Netns, args: &[&str]) -> Run {

@@ -1,8 +1,8 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    match lopa::cli::parse_args::<lopa::tcp::Args>("ltcp") {
-        Ok(args) => lopa::cli::exit_code("ltcp", lopa::tcp::run(args)),
+    match lopa::cli::parse_args::<lopa::ltcp::Args>("ltcp") {
+        Ok(args) => lopa::cli::exit_code("ltcp", lopa::ltcp::run(args)),
         Err(code) => code,
     }
 }

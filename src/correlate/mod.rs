@@ -6,6 +6,7 @@
 //!   [`fit`]: the model's state and steps; [`flock`]: its search for the fault set.
 //! - [`report`]: ranking into `link` records, Graphviz output.
 //! - [`sim`]: the simulator behind the benchmark; [`evaluation`]: its scoring of methods.
+#![forbid(unsafe_code)]
 
 pub mod answers;
 pub mod estimate;

@@ -1,5 +1,10 @@
-//! Decoding of `recvmsg` control messages, pure over bytes so it is tested like `wire`.
+//! Decoding of `recvmsg` control messages: nix walks the buffer and types each message
+//! (`ControlMessageOwned`); this takes what lopa reads from them, pure so it is tested like
+//! `wire`. (The reflector's batched reads decode their own buffers: `reflect::batch`.)
+#![forbid(unsafe_code)]
 
+use nix::sys::socket::ControlMessageOwned;
+use nix::sys::time::TimeSpec;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -40,63 +45,43 @@ pub struct Ancillary {
     pub drops: Option<u32>,
 }
 
-const HDR_LEN: usize = std::mem::size_of::<libc::cmsghdr>();
-
-fn align(len: usize) -> usize {
-    let a = std::mem::size_of::<usize>();
-    (len + a - 1) & !(a - 1)
-}
-
-fn int_at(data: &[u8]) -> Option<i32> {
-    Some(i32::from_ne_bytes(data.get(..4)?.try_into().ok()?))
-}
-
-fn u32_at(data: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_ne_bytes(data.get(at..at + 4)?.try_into().ok()?))
-}
-
-/// Decodes a control buffer as filled by `recvmsg` (`msg_controllen` bytes). Unknown or
-/// malformed messages are skipped; decoding stops at the first header that does not fit.
-pub fn parse(buf: &[u8]) -> Ancillary {
+/// Decodes the control messages of one `recvmsg`, as nix read them for the platform's
+/// `cmsghdr` layout. Messages lopa did not ask for are skipped; a later message of a kind
+/// replaces an earlier one.
+pub fn from_messages(msgs: impl IntoIterator<Item = ControlMessageOwned>) -> Ancillary {
     let mut out = Ancillary::default();
-    let mut at = 0;
-    while at + HDR_LEN <= buf.len() {
-        let len = usize::from_ne_bytes(buf[at..at + 8].try_into().unwrap_or_default());
-        let level = i32::from_ne_bytes(buf[at + 8..at + 12].try_into().unwrap_or_default());
-        let kind = i32::from_ne_bytes(buf[at + 12..at + 16].try_into().unwrap_or_default());
-        // A length that overflows or runs past the buffer ends the walk (found by fuzzing:
-        // `at + len` wrapped and the slice below panicked).
-        let end = match at.checked_add(len) {
-            Some(end) if len >= HDR_LEN && end <= buf.len() => end,
-            _ => break,
-        };
-        let data = &buf[at + HDR_LEN..end];
-        match (level, kind) {
-            (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS) => out.rx_time = timespec(data),
+    for m in msgs {
+        match m {
+            ControlMessageOwned::ScmTimestampns(ts) => out.rx_time = system_time(ts),
             // struct scm_timestamping: software, (deprecated), hardware.
-            (libc::SOL_SOCKET, libc::SCM_TIMESTAMPING) => out.timestamping = timespec(data),
-            (libc::SOL_SOCKET, libc::SO_RXQ_OVFL) => out.drops = u32_at(data, 0),
-            (libc::IPPROTO_IP, libc::IP_TTL) | (libc::IPPROTO_IPV6, libc::IPV6_HOPLIMIT) => {
-                out.ttl = int_at(data).and_then(|v| u8::try_from(v).ok());
+            ControlMessageOwned::ScmTimestampsns(ts) => out.timestamping = system_time(ts.system),
+            ControlMessageOwned::RxqOvfl(drops) => out.drops = Some(drops),
+            ControlMessageOwned::Ipv4Ttl(v) | ControlMessageOwned::Ipv6HopLimit(v) => {
+                out.ttl = u8::try_from(v).ok();
             }
-            (libc::IPPROTO_IP, libc::IP_TOS) => out.tos = data.first().copied(),
-            (libc::IPPROTO_IPV6, libc::IPV6_TCLASS) => {
-                out.tos = int_at(data).and_then(|v| u8::try_from(v).ok());
+            ControlMessageOwned::Ipv4Tos(tos) => out.tos = Some(tos),
+            ControlMessageOwned::Ipv6TClass(v) => out.tos = u8::try_from(v).ok(),
+            ControlMessageOwned::Ipv4RecvErr(ee, sa) => {
+                let offender = sa
+                    .filter(|sa| i32::from(sa.sin_family) == libc::AF_INET)
+                    .map(|sa| IpAddr::V4(Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr))));
+                out.error = Some(extended_error(&ee, offender));
             }
-            (libc::IPPROTO_IP, libc::IP_RECVERR) | (libc::IPPROTO_IPV6, libc::IPV6_RECVERR) => {
-                out.error = parse_extended_error(data);
+            ControlMessageOwned::Ipv6RecvErr(ee, sa) => {
+                let offender = sa
+                    .filter(|sa| i32::from(sa.sin6_family) == libc::AF_INET6)
+                    .map(|sa| IpAddr::V6(Ipv6Addr::from(sa.sin6_addr.s6_addr)).to_canonical());
+                out.error = Some(extended_error(&ee, offender));
             }
             _ => {}
         }
-        at += align(len);
     }
     out
 }
 
-/// A `struct timespec` (CLOCK_REALTIME); `None` when zero or malformed.
-fn timespec(data: &[u8]) -> Option<SystemTime> {
-    let sec = i64::from_ne_bytes(data.get(..8)?.try_into().ok()?);
-    let nsec = i64::from_ne_bytes(data.get(8..16)?.try_into().ok()?);
+/// A `struct timespec` (CLOCK_REALTIME); `None` when zero or out of range.
+fn system_time(ts: TimeSpec) -> Option<SystemTime> {
+    let (sec, nsec) = (ts.tv_sec(), ts.tv_nsec());
     if sec > 0 && (0..1_000_000_000).contains(&nsec) {
         Some(UNIX_EPOCH + Duration::new(sec as u64, nsec as u32))
     } else {
@@ -104,24 +89,22 @@ fn timespec(data: &[u8]) -> Option<SystemTime> {
     }
 }
 
-/// `struct sock_extended_err` (16 bytes) followed by the offender's `sockaddr`.
-fn parse_extended_error(data: &[u8]) -> Option<ExtendedError> {
-    let errno = u32_at(data, 0)?;
-    let (origin, icmp_type, icmp_code) = (*data.get(4)?, *data.get(5)?, *data.get(6)?);
-    let info = u32_at(data, 8)?;
-    Some(ExtendedError {
-        errno,
-        origin,
-        icmp_type,
-        icmp_code,
-        info,
-        data: u32_at(data, 12)?,
-        offender: data.get(16..).and_then(parse_sockaddr_ip),
-    })
+/// `struct sock_extended_err` with the host that sent the ICMP error, if any.
+fn extended_error(ee: &libc::sock_extended_err, offender: Option<IpAddr>) -> ExtendedError {
+    ExtendedError {
+        errno: ee.ee_errno,
+        origin: ee.ee_origin,
+        icmp_type: ee.ee_type,
+        icmp_code: ee.ee_code,
+        info: ee.ee_info,
+        data: ee.ee_data,
+        offender,
+    }
 }
 
-/// The address of a `sockaddr_in` / `sockaddr_in6` (family in host order, address in network
-/// order); `None` for `AF_UNSPEC` or a short buffer.
+/// The address of a `sockaddr_in` / `sockaddr_in6` as bytes (family in host order, address in
+/// network order); `None` for `AF_UNSPEC` or a short buffer. For `reflect::batch`, whose
+/// `recvmmsg` fills plain buffers.
 pub fn parse_sockaddr_ip(sa: &[u8]) -> Option<IpAddr> {
     let family = i32::from(u16::from_ne_bytes(sa.get(..2)?.try_into().ok()?));
     match family {
@@ -140,99 +123,115 @@ pub fn parse_sockaddr_ip(sa: &[u8]) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::sys::socket::Timestamps;
 
-    /// The fuzzer's find: a second header whose length is `usize::MAX` made `at + len` wrap
-    /// (a panic in debug builds, a slice out of order in release). It ends the walk instead.
-    #[test]
-    fn a_length_that_overflows_ends_the_walk() {
-        let mut buf = Vec::new();
-        buf.extend_from_slice(&(HDR_LEN as u64).to_ne_bytes());
-        buf.extend_from_slice(&[0xbe; 8]);
-        buf.extend_from_slice(&u64::MAX.to_ne_bytes());
-        buf.extend_from_slice(&[0, 0, 0, 0xbe, 0xbe, 0xbe, 0xbe, 0xbe, 0xbe]);
-        let out = parse(&buf);
-        assert!(out.error.is_none() && out.ttl.is_none() && out.rx_time.is_none());
-    }
-
-    fn cmsg(level: i32, kind: i32, data: &[u8]) -> Vec<u8> {
-        let len = HDR_LEN + data.len();
-        let mut v = Vec::new();
-        v.extend_from_slice(&len.to_ne_bytes());
-        v.extend_from_slice(&level.to_ne_bytes());
-        v.extend_from_slice(&kind.to_ne_bytes());
-        v.extend_from_slice(data);
-        v.resize(align(len), 0);
-        v
+    fn sock_err(errno: i32, origin: u8, kind: u8, code: u8, data: u32) -> libc::sock_extended_err {
+        libc::sock_extended_err {
+            ee_errno: errno as u32,
+            ee_origin: origin,
+            ee_type: kind,
+            ee_code: code,
+            ee_pad: 0,
+            ee_info: 0,
+            ee_data: data,
+        }
     }
 
     #[test]
     fn decodes_timestamp_ttl_and_tos() {
-        let mut ts = Vec::new();
-        ts.extend_from_slice(&1_795_341_600i64.to_ne_bytes());
-        ts.extend_from_slice(&123_456_789i64.to_ne_bytes());
-        let mut buf = cmsg(libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS, &ts);
-        buf.extend(cmsg(libc::IPPROTO_IP, libc::IP_TTL, &63i32.to_ne_bytes()));
-        buf.extend(cmsg(libc::IPPROTO_IP, libc::IP_TOS, &[0xb8]));
-        let a = parse(&buf);
+        let a = from_messages([
+            ControlMessageOwned::ScmTimestampns(TimeSpec::new(1_795_341_600, 123_456_789)),
+            ControlMessageOwned::Ipv4Ttl(63),
+            ControlMessageOwned::Ipv4Tos(0xb8),
+        ]);
         assert_eq!(
             a.rx_time,
             Some(UNIX_EPOCH + Duration::new(1_795_341_600, 123_456_789))
         );
         assert_eq!((a.ttl, a.tos), (Some(63), Some(0xb8)));
+        // IPv6: hop limit and traffic class are ints.
+        let a = from_messages([
+            ControlMessageOwned::Ipv6HopLimit(64),
+            ControlMessageOwned::Ipv6TClass(0x20),
+        ]);
+        assert_eq!((a.ttl, a.tos), (Some(64), Some(0x20)));
+    }
+
+    #[test]
+    fn out_of_range_values_read_as_absent() {
+        let a = from_messages([
+            ControlMessageOwned::ScmTimestampns(TimeSpec::new(0, 0)),
+            ControlMessageOwned::Ipv6HopLimit(-1),
+            ControlMessageOwned::Ipv6TClass(256),
+        ]);
+        assert_eq!(a, Ancillary::default());
     }
 
     #[test]
     fn decodes_the_sockets_drop_count() {
-        let mut buf = cmsg(libc::IPPROTO_IP, libc::IP_TTL, &63i32.to_ne_bytes());
-        buf.extend(cmsg(
-            libc::SOL_SOCKET,
-            libc::SO_RXQ_OVFL,
-            &64_712u32.to_ne_bytes(),
-        ));
-        let a = parse(&buf);
+        let a = from_messages([
+            ControlMessageOwned::Ipv4Ttl(63),
+            ControlMessageOwned::RxqOvfl(64_712),
+        ]);
         assert_eq!((a.drops, a.ttl), (Some(64_712), Some(63)));
-        // Too short for its u32: ignored.
-        assert_eq!(
-            parse(&cmsg(libc::SOL_SOCKET, libc::SO_RXQ_OVFL, &[1, 2])).drops,
-            None
-        );
     }
 
     #[test]
     fn decodes_icmp_error_with_offender() {
-        let mut ee = Vec::new();
-        ee.extend_from_slice(&(libc::EHOSTUNREACH as u32).to_ne_bytes());
-        ee.extend_from_slice(&[SO_EE_ORIGIN_ICMP, 3, 1, 0]);
-        ee.extend_from_slice(&0u32.to_ne_bytes());
-        ee.extend_from_slice(&0u32.to_ne_bytes());
-        let mut sa = vec![0u8; 16];
-        sa[..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
-        sa[4..8].copy_from_slice(&[10, 0, 1, 254]);
-        ee.extend_from_slice(&sa);
-        let a = parse(&cmsg(libc::IPPROTO_IP, libc::IP_RECVERR, &ee));
-        let e = a.error.unwrap();
+        let sa = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: 0,
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(Ipv4Addr::new(10, 0, 1, 254)).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let ee = sock_err(libc::EHOSTUNREACH, SO_EE_ORIGIN_ICMP, 3, 1, 0);
+        let e = from_messages([ControlMessageOwned::Ipv4RecvErr(ee, Some(sa))])
+            .error
+            .unwrap();
         assert_eq!(
-            (e.origin, e.icmp_type, e.icmp_code),
-            (SO_EE_ORIGIN_ICMP, 3, 1)
+            (e.errno, e.origin, e.icmp_type, e.icmp_code),
+            (libc::EHOSTUNREACH as u32, SO_EE_ORIGIN_ICMP, 3, 1)
         );
         assert_eq!(e.offender, Some("10.0.1.254".parse().unwrap()));
     }
 
     #[test]
+    fn an_ipv6_offender_of_an_ipv4_packet_reads_as_ipv4() {
+        let sa = libc::sockaddr_in6 {
+            sin6_family: libc::AF_INET6 as libc::sa_family_t,
+            sin6_port: 0,
+            sin6_flowinfo: 0,
+            sin6_addr: libc::in6_addr {
+                s6_addr: "::ffff:10.0.1.254".parse::<Ipv6Addr>().unwrap().octets(),
+            },
+            sin6_scope_id: 0,
+        };
+        let ee = sock_err(libc::EHOSTUNREACH, SO_EE_ORIGIN_ICMP6, 1, 0, 0);
+        let e = from_messages([ControlMessageOwned::Ipv6RecvErr(ee, Some(sa))])
+            .error
+            .unwrap();
+        assert_eq!(e.offender, Some("10.0.1.254".parse().unwrap()));
+    }
+
+    #[test]
     fn decodes_tx_timestamp_with_its_key() {
-        let mut ts = Vec::new();
-        for (sec, nsec) in [(1_795_341_600i64, 42i64), (0, 0), (0, 0)] {
-            ts.extend_from_slice(&sec.to_ne_bytes());
-            ts.extend_from_slice(&nsec.to_ne_bytes());
-        }
-        let mut ee = Vec::new();
-        ee.extend_from_slice(&(libc::ENOMSG as u32).to_ne_bytes());
-        ee.extend_from_slice(&[SO_EE_ORIGIN_TIMESTAMPING, 0, 0, 0]);
-        ee.extend_from_slice(&0u32.to_ne_bytes());
-        ee.extend_from_slice(&1000u32.to_ne_bytes());
-        let mut buf = cmsg(libc::SOL_SOCKET, libc::SCM_TIMESTAMPING, &ts);
-        buf.extend(cmsg(libc::IPPROTO_IP, libc::IP_RECVERR, &ee));
-        let a = parse(&buf);
+        let sa = libc::sockaddr_in {
+            sin_family: libc::AF_UNSPEC as libc::sa_family_t,
+            sin_port: 0,
+            sin_addr: libc::in_addr { s_addr: 0 },
+            sin_zero: [0; 8],
+        };
+        let ee = sock_err(libc::ENOMSG, SO_EE_ORIGIN_TIMESTAMPING, 0, 0, 1000);
+        let a = from_messages([
+            ControlMessageOwned::ScmTimestampsns(Timestamps {
+                system: TimeSpec::new(1_795_341_600, 42),
+                hw_trans: TimeSpec::new(0, 0),
+                hw_raw: TimeSpec::new(0, 0),
+            }),
+            ControlMessageOwned::Ipv4RecvErr(ee, Some(sa)),
+        ]);
         assert_eq!(
             a.timestamping,
             Some(UNIX_EPOCH + Duration::new(1_795_341_600, 42))
@@ -245,19 +244,15 @@ mod tests {
     }
 
     #[test]
-    fn ipv6_hop_limit_and_lying_lengths() {
-        let buf = cmsg(
-            libc::IPPROTO_IPV6,
-            libc::IPV6_HOPLIMIT,
-            &64i32.to_ne_bytes(),
-        );
-        assert_eq!(parse(&buf).ttl, Some(64));
-        let mut bad = buf.clone();
-        bad[..8].copy_from_slice(&1000usize.to_ne_bytes());
-        assert_eq!(parse(&bad), Ancillary::default());
-        assert_eq!(parse(&buf[..10]), Ancillary::default());
-        let mut tiny = buf;
-        tiny[..8].copy_from_slice(&3usize.to_ne_bytes());
-        assert_eq!(parse(&tiny), Ancillary::default());
+    fn sockaddr_bytes_of_both_families() {
+        let mut sa = vec![0u8; 28];
+        sa[..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
+        sa[4..8].copy_from_slice(&[10, 0, 1, 254]);
+        assert_eq!(parse_sockaddr_ip(&sa), Some("10.0.1.254".parse().unwrap()));
+        sa[..2].copy_from_slice(&(libc::AF_INET6 as u16).to_ne_bytes());
+        sa[8..24].copy_from_slice(&"2001:db8::1".parse::<Ipv6Addr>().unwrap().octets());
+        assert_eq!(parse_sockaddr_ip(&sa), Some("2001:db8::1".parse().unwrap()));
+        assert_eq!(parse_sockaddr_ip(&sa[..20]), None);
+        assert_eq!(parse_sockaddr_ip(&[0; 28]), None);
     }
 }

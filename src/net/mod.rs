@@ -2,6 +2,7 @@
 //! messages (kernel receive timestamps, TTL/hop limit, TOS/traffic class, ICMP errors).
 
 pub mod cmsg;
+pub mod glob;
 pub mod privilege;
 pub mod socket;
 

@@ -1,8 +1,13 @@
-//! Socket creation, `sendmsg` and `recvmsg` around `libc` calls (with their `unsafe`).
+//! Socket creation, options, `sendmsg` and `recvmsg`: nix where it has the call or option,
+//! `libc` (with its `unsafe`) for the rest: a `sendmsg` with control messages nix has no
+//! type for (`SCM_TS_OPT_ID`, a per-send `SO_TIMESTAMPING`), `SO_MEMINFO`, and integer
+//! options nix does not name ([`setsockopt_int`]).
 
 use super::cmsg::{self, Ancillary};
+use nix::sys::socket::{self as nixsock, sockopt, MsgFlags, SockaddrStorage};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::io;
+use std::io::IoSliceMut;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 
@@ -61,7 +66,8 @@ pub fn open_icmp(v6: bool, mode: IcmpSocketMode) -> io::Result<(Socket, bool)> {
     }
 }
 
-/// Sets an integer socket option.
+/// Sets an integer socket option that nix has no type for (`ICMP_FILTER`, `UDP_SEGMENT`,
+/// `NETLINK_ADD_MEMBERSHIP`, `SO_TIMESTAMPING` with `OPT_RX_FILTER`…).
 pub fn setsockopt_int(fd: RawFd, level: i32, name: i32, value: i32) -> io::Result<()> {
     // SAFETY: `value` outlives the call and its size is passed exactly.
     let rc = unsafe {
@@ -84,19 +90,18 @@ pub fn setsockopt_int(fd: RawFd, level: i32, name: i32, value: i32) -> io::Resul
 /// first probe, because the kernel turns timestamping on lazily), TTL/hop limit, TOS/traffic
 /// class and, when `errors`, ICMP errors on the error queue.
 pub fn enable_ancillary(sock: &Socket, v6: bool, errors: bool) -> io::Result<()> {
-    let fd = sock.as_raw_fd();
-    setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1)?;
+    nixsock::setsockopt(sock, sockopt::ReceiveTimestampns, &true)?;
     if v6 {
-        setsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT, 1)?;
-        setsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVTCLASS, 1)?;
+        nixsock::setsockopt(sock, sockopt::Ipv6RecvHopLimit, &true)?;
+        nixsock::setsockopt(sock, sockopt::Ipv6RecvTClass, &true)?;
         if errors {
-            setsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVERR, 1)?;
+            nixsock::setsockopt(sock, sockopt::Ipv6RecvErr, &true)?;
         }
     } else {
-        setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_RECVTTL, 1)?;
-        setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_RECVTOS, 1)?;
+        nixsock::setsockopt(sock, sockopt::Ipv4RecvTtl, &true)?;
+        nixsock::setsockopt(sock, sockopt::IpRecvTos, &true)?;
         if errors {
-            setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_RECVERR, 1)?;
+            nixsock::setsockopt(sock, sockopt::Ipv4RecvErr, &true)?;
         }
     }
     Ok(())
@@ -105,7 +110,7 @@ pub fn enable_ancillary(sock: &Socket, v6: bool, errors: bool) -> io::Result<()>
 /// Asks the kernel to say, with every datagram, how many it dropped on this socket because its
 /// receive queue was full (`SO_RXQ_OVFL`): answers lost on this host, not on the network.
 pub fn enable_drop_count(sock: &Socket) -> io::Result<()> {
-    setsockopt_int(sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RXQ_OVFL, 1)
+    Ok(nixsock::setsockopt(sock, sockopt::RxqOvfl, &1)?)
 }
 
 /// The datagrams the kernel dropped on this socket so far (`SO_MEMINFO`'s drop count, the
@@ -139,15 +144,8 @@ pub fn size_receive_queue(sock: &Socket, bytes: usize) {
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
         .unwrap_or(bytes);
-    let value = i32::try_from(bytes).unwrap_or(i32::MAX);
-    if setsockopt_int(
-        sock.as_raw_fd(),
-        libc::SOL_SOCKET,
-        libc::SO_RCVBUFFORCE,
-        value,
-    )
-    .is_err()
-    {
+    let value = bytes.min(i32::MAX as usize);
+    if nixsock::setsockopt(sock, sockopt::RcvBufForce, &value).is_err() {
         let _ = sock.set_recv_buffer_size(bytes);
     }
 }
@@ -157,7 +155,8 @@ const SCM_TS_OPT_ID: i32 = 81;
 
 /// Asks the kernel for a software timestamp of every sent packet, reported on the error queue
 /// without a copy of the packet (`OPT_TSONLY`) and with the key each send gives (`OPT_ID`).
-/// `OPT_RX_FILTER` keeps these flags from adding a second stamp to received datagrams.
+/// `OPT_RX_FILTER` keeps these flags from adding a second stamp to received datagrams (nix's
+/// `TimestampingFlag` has no `OPT_RX_FILTER`, hence the plain integer).
 pub fn enable_tx_timestamps(sock: &Socket) -> io::Result<()> {
     let flags = libc::SOF_TIMESTAMPING_TX_SOFTWARE
         | libc::SOF_TIMESTAMPING_SOFTWARE
@@ -240,7 +239,8 @@ fn push_tos_ttl(
     }
 }
 
-/// `sendmsg` with up to three control messages of a 4-byte value each.
+/// `sendmsg` with up to three control messages of a 4-byte value each. Plain `libc`: nix's
+/// `ControlMessage` has no `SCM_TS_OPT_ID` and no per-send `SO_TIMESTAMPING`.
 fn send_with(
     sock: &Socket,
     buf: &[u8],
@@ -255,16 +255,18 @@ fn send_with(
     // Room for three cmsgs of a 4-byte value: 3 × CMSG_SPACE(4) = 72 bytes, u64-aligned.
     let mut control = [0u64; 9];
     let cmsgs = &cmsgs[..cmsgs.len().min(3)];
-    // SAFETY: zeroed msghdr is valid; every pointer set below outlives the call.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_name = addr.as_ptr() as *mut libc::c_void;
-    msg.msg_namelen = addr.len();
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    if !cmsgs.is_empty() {
-        // SAFETY: the control buffer holds CMSG_SPACE(4) bytes per cmsg, aligned for cmsghdr;
-        // CMSG_NXTHDR walks only within msg_controllen.
-        unsafe {
+    // SAFETY: an all-zero msghdr is valid (no name, no data, no control); every pointer set
+    // in it (address, iovec over `buf`, `control`) outlives the sendmsg call, which only
+    // reads them. The control buffer holds CMSG_SPACE(4) bytes for each of at most three
+    // cmsgs and is aligned for cmsghdr, so CMSG_FIRSTHDR/CMSG_NXTHDR stay within
+    // msg_controllen and every header and 4-byte value written lies inside it.
+    let n = unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_name = addr.as_ptr() as *mut libc::c_void;
+        msg.msg_namelen = addr.len();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        if !cmsgs.is_empty() {
             msg.msg_control = control.as_mut_ptr().cast();
             msg.msg_controllen = libc::CMSG_SPACE(4) as usize * cmsgs.len();
             let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
@@ -276,9 +278,8 @@ fn send_with(
                 cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
             }
         }
-    }
-    // SAFETY: msg describes valid buffers of the stated lengths.
-    let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, 0) };
+        libc::sendmsg(sock.as_raw_fd(), &msg, 0)
+    };
     if n < 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -367,48 +368,42 @@ pub struct Received {
 /// with its header, with room to spare (a short buffer truncates messages).
 const CONTROL_LEN: usize = 512;
 
+/// The control buffer, aligned for `cmsghdr` as nix's decoder reads headers in place.
+#[repr(C, align(8))]
+struct ControlBuf([u8; CONTROL_LEN]);
+
 /// `recvmsg` on a non-blocking socket; `errqueue` reads the error queue (`MSG_ERRQUEUE`).
+/// The control messages are nix's (`ControlMessageOwned`), decoded for the platform's
+/// `cmsghdr` layout.
 pub fn recv_msg(fd: RawFd, buf: &mut [u8], errqueue: bool) -> io::Result<Received> {
-    let mut control = [0u64; CONTROL_LEN / 8];
-    // SAFETY: zeroed sockaddr_storage is a valid value.
-    let mut from: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    // SAFETY: zeroed msghdr is valid; every pointer set below outlives the call.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_name = (&mut from as *mut libc::sockaddr_storage).cast();
-    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = CONTROL_LEN;
-    let flags =
-        libc::MSG_DONTWAIT | libc::MSG_TRUNC | if errqueue { libc::MSG_ERRQUEUE } else { 0 };
-    // SAFETY: msg describes valid buffers of the stated lengths.
-    let n = unsafe { libc::recvmsg(fd, &mut msg, flags) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
+    let mut control = ControlBuf([0; CONTROL_LEN]);
+    let buf_len = buf.len();
+    let mut iov = [IoSliceMut::new(buf)];
+    let mut flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC;
+    if errqueue {
+        flags |= MsgFlags::MSG_ERRQUEUE;
     }
-    let control_len = msg.msg_controllen.min(CONTROL_LEN);
-    // SAFETY: the control buffer is CONTROL_LEN initialised bytes.
-    let control_bytes =
-        unsafe { std::slice::from_raw_parts(control.as_ptr().cast::<u8>(), control_len) };
-    let name_len = (msg.msg_namelen as usize).min(std::mem::size_of::<libc::sockaddr_storage>());
-    // SAFETY: sockaddr_storage is plain bytes of this size.
-    let name = unsafe {
-        std::slice::from_raw_parts(
-            (&from as *const libc::sockaddr_storage).cast::<u8>(),
-            name_len,
-        )
-    };
+    let msg = nixsock::recvmsg::<SockaddrStorage>(fd, &mut iov, Some(&mut control.0), flags)?;
+    // The IP stacks (UDP, ping, raw sockets and their error queues) always write the
+    // sender's address.
+    let from = msg.address.as_ref().and_then(sockaddr_ip);
+    // A truncated control buffer (MSG_CTRUNC) cannot be walked safely: nothing is decoded.
+    let anc = msg.cmsgs().map(cmsg::from_messages).unwrap_or_default();
     Ok(Received {
-        len: n as usize,
-        truncated: n as usize > buf.len(),
-        from: cmsg::parse_sockaddr_ip(name),
-        anc: cmsg::parse(control_bytes),
+        len: msg.bytes,
+        truncated: msg.bytes > buf_len,
+        from,
+        anc,
     })
+}
+
+/// The address of an IPv4 or IPv6 socket address (IPv4-mapped IPv6 as IPv4).
+fn sockaddr_ip(sa: &SockaddrStorage) -> Option<IpAddr> {
+    if let Some(v4) = sa.as_sockaddr_in() {
+        return Some(IpAddr::V4(v4.ip()));
+    }
+    sa.as_sockaddr_in6()
+        .map(|v6| IpAddr::V6(v6.ip()).to_canonical())
 }
 
 /// An OS error in words, as a record's `reason`: "no route to host", without the errno suffix
@@ -429,6 +424,89 @@ pub fn error_reason(e: &io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::net::cmsg::{
+        SO_EE_ORIGIN_ICMP as SO_EE_ORIGIN_ICMP_V4, SO_EE_ORIGIN_ICMP6 as SO_EE_ORIGIN_ICMP_V6,
+    };
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    fn udp(addr: IpAddr, errors: bool) -> Socket {
+        let sock = Socket::new(domain(addr.is_ipv6()), Type::DGRAM, Some(Protocol::UDP)).unwrap();
+        sock.bind(&SockAddr::from(SocketAddr::new(addr, 0)))
+            .unwrap();
+        enable_ancillary(&sock, addr.is_ipv6(), errors).unwrap();
+        sock.set_nonblocking(true).unwrap();
+        sock
+    }
+
+    /// Reads one datagram (or error-queue entry), waiting for it to arrive.
+    fn recv_waiting(sock: &Socket, buf: &mut [u8], errqueue: bool) -> Received {
+        for _ in 0..2000 {
+            match recv_msg(sock.as_raw_fd(), buf, errqueue) {
+                Ok(r) => return r,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Err(e) => panic!("recvmsg: {e}"),
+            }
+        }
+        panic!("nothing arrived");
+    }
+
+    /// A real datagram over loopback: nix's control messages give the TTL and TOS it was
+    /// sent with (per datagram, through `send_msg_ttl`'s own cmsgs), a kernel timestamp and
+    /// the sender; a short buffer shows as truncated, with the datagram's real length.
+    #[test]
+    fn recv_msg_reads_what_the_kernel_says_of_a_datagram() {
+        for (addr, tos) in [
+            (IpAddr::V4(Ipv4Addr::LOCALHOST), 0x20),
+            (IpAddr::V6(Ipv6Addr::LOCALHOST), 0x28),
+        ] {
+            let rx = udp(addr, false);
+            let tx = udp(addr, false);
+            let to = rx.local_addr().unwrap().as_socket().unwrap();
+            let before = std::time::SystemTime::now();
+            send_msg_ttl(&tx, &[7; 100], to, None, Some(tos), Some(33)).unwrap();
+            let mut buf = [0u8; 64];
+            let r = recv_waiting(&rx, &mut buf, false);
+            assert_eq!(
+                (r.len, r.truncated, r.from),
+                (100, true, Some(addr)),
+                "{addr}"
+            );
+            assert_eq!((r.anc.ttl, r.anc.tos), (Some(33), Some(tos)), "{addr}");
+            assert!(r.anc.rx_time.unwrap() >= before - std::time::Duration::from_secs(1));
+            assert_eq!(r.anc.error, None);
+        }
+    }
+
+    /// A datagram to a closed port: the ICMP port unreachable comes back on the error queue
+    /// as an extended error with the offender's address.
+    #[test]
+    fn recv_msg_reads_an_icmp_error_from_the_error_queue() {
+        for (addr, icmp) in [
+            (
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                (SO_EE_ORIGIN_ICMP_V4, 3, 3),
+            ),
+            (
+                IpAddr::V6(Ipv6Addr::LOCALHOST),
+                (SO_EE_ORIGIN_ICMP_V6, 1, 4),
+            ),
+        ] {
+            let closed = udp(addr, false);
+            let to = closed.local_addr().unwrap().as_socket().unwrap();
+            drop(closed);
+            let tx = udp(addr, true);
+            send_msg(&tx, &[1; 20], to, None, None).unwrap();
+            let mut buf = [0u8; 64];
+            let r = recv_waiting(&tx, &mut buf, true);
+            let e = r.anc.error.expect("an extended error");
+            assert_eq!((e.origin, e.icmp_type, e.icmp_code), icmp, "{addr}");
+            assert_eq!(e.errno, libc::ECONNREFUSED as u32);
+            assert_eq!(e.offender, Some(addr));
+            assert_eq!(r.from, Some(addr));
+        }
+    }
 
     #[test]
     fn reasons_read_like_words() {

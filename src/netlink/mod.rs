@@ -5,6 +5,7 @@
 //! Hand-written rather than through neli or netlink-packet-route: lopa needs two requests and
 //! a handful of attributes, which is less code than either crate's API and adds no dependency.
 //! The decoding is in [`parse`] (pure, unit-tested); this module only does the I/O.
+#![forbid(unsafe_code)]
 
 pub mod neigh;
 pub mod nexthop;
@@ -13,12 +14,16 @@ pub mod rt;
 pub mod rule;
 
 use anyhow::{bail, Context, Result};
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{self as nixsock, sockopt, AddressFamily, MsgFlags, NetlinkAddr};
+use nix::sys::socket::{SockFlag, SockProtocol, SockType};
 use parse::{
     getlink_dump_request, getstats_dump_request, parse_dump, parse_stats_dump, Counters, Error,
     Link, Progress,
 };
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 /// How long a dump may take before it is given up (a healthy one takes milliseconds).
@@ -50,19 +55,14 @@ pub struct RouteSocket {
 
 /// A non-blocking, close-on-exec `NETLINK_ROUTE` socket.
 fn open_route_socket() -> Result<OwnedFd> {
-    // SAFETY: plain socket(2) call; the result is checked before use.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-            libc::NETLINK_ROUTE,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error()).context("cannot open a netlink socket");
-    }
-    // SAFETY: fd is a fresh descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    nixsock::socket(
+        AddressFamily::Netlink,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        SockProtocol::NetlinkRoute,
+    )
+    .map_err(io::Error::from)
+    .context("cannot open a netlink socket")
 }
 
 impl RouteSocket {
@@ -157,12 +157,10 @@ impl RouteSocket {
     ) -> Result<bool> {
         self.seq = self.seq.wrapping_add(1);
         let req = request(self.seq);
-        // SAFETY: req is a valid buffer of req.len() bytes; an unbound netlink socket sends
-        // to the kernel.
-        let sent = unsafe { libc::send(self.fd.as_raw_fd(), req.as_ptr().cast(), req.len(), 0) };
-        if sent < 0 {
-            return Err(io::Error::last_os_error()).context("cannot send a netlink dump request");
-        }
+        // An unbound netlink socket sends to the kernel.
+        nixsock::send(self.fd.as_raw_fd(), &req, MsgFlags::empty())
+            .map_err(io::Error::from)
+            .context("cannot send a netlink dump request")?;
         let deadline = Instant::now() + DUMP_TIMEOUT;
         let mut interrupted = false;
         let mut truncated = false;
@@ -253,50 +251,31 @@ impl Subscription {
     /// before dumping, so no change falls between the dump and the first notification.
     pub fn open(groups: &[u32], rcvbuf: usize) -> Result<Subscription> {
         let fd = open_route_socket()?;
-        let size = rcvbuf.min(i32::MAX as usize / 2) as libc::c_int;
-        if setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, size).is_err() {
-            setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, size)
+        let size = rcvbuf.min(i32::MAX as usize / 2);
+        if nixsock::setsockopt(&fd, sockopt::RcvBufForce, &size).is_err() {
+            nixsock::setsockopt(&fd, sockopt::RcvBuf, &size)
+                .map_err(io::Error::from)
                 .context("cannot set the netlink receive buffer")?;
         }
-        // SAFETY: a zeroed sockaddr_nl is valid; bound with no legacy groups.
-        let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-        // SAFETY: addr is a valid sockaddr_nl of the given length.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&addr as *const libc::sockaddr_nl).cast(),
-                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error()).context("cannot bind a netlink socket");
-        }
+        // Bound with no legacy groups: the groups are joined one by one below.
+        nixsock::bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0))
+            .map_err(io::Error::from)
+            .context("cannot bind a netlink socket")?;
         for &g in groups {
-            setsockopt_int(
-                &fd,
+            // nix has no option for NETLINK_ADD_MEMBERSHIP.
+            crate::net::socket::setsockopt_int(
+                fd.as_raw_fd(),
                 libc::SOL_NETLINK,
                 libc::NETLINK_ADD_MEMBERSHIP,
                 g as i32,
             )
             .with_context(|| format!("cannot join rtnetlink group {g}"))?;
         }
-        let mut got: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: got and len are valid for getsockopt's writes.
-        unsafe {
-            libc::getsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUF,
-                (&mut got as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
+        let got = nixsock::getsockopt(&fd, sockopt::RcvBuf).unwrap_or(0);
         Ok(Subscription {
             fd,
             buf: vec![0; 64 * 1024],
-            rcvbuf: got.max(0) as usize,
+            rcvbuf: got,
         })
     }
 
@@ -325,40 +304,11 @@ impl Subscription {
 /// is the datagram's real length, so a datagram longer than `buf` shows (and was cut).
 fn recv_trunc(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
     loop {
-        // SAFETY: buf is valid for buf.len() bytes.
-        let n = unsafe {
-            libc::recv(
-                fd.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                libc::MSG_TRUNC,
-            )
-        };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
+        match nixsock::recv(fd.as_raw_fd(), buf, MsgFlags::MSG_TRUNC) {
+            Err(Errno::EINTR) => continue,
+            r => return r.map_err(io::Error::from),
         }
     }
-}
-
-fn setsockopt_int(fd: &OwnedFd, level: i32, name: i32, value: libc::c_int) -> io::Result<()> {
-    // SAFETY: value is a valid c_int for the length given.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 fn wait(fd: &OwnedFd, deadline: Instant) -> Result<()> {
@@ -366,19 +316,10 @@ fn wait(fd: &OwnedFd, deadline: Instant) -> Result<()> {
     if left.is_zero() {
         bail!("the kernel did not finish a netlink dump within {DUMP_TIMEOUT:?}");
     }
-    let mut pfd = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
     let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
-    // SAFETY: pfd is one valid pollfd.
-    let r = unsafe { libc::poll(&mut pfd, 1, ms) };
-    if r < 0 {
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err).context("poll on the netlink socket failed");
-        }
+    let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
+    match nix::poll::poll(&mut [PollFd::new(fd.as_fd(), PollFlags::POLLIN)], timeout) {
+        Ok(_) | Err(Errno::EINTR) => Ok(()),
+        Err(e) => Err(io::Error::from(e)).context("poll on the netlink socket failed"),
     }
-    Ok(())
 }

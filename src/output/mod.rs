@@ -4,6 +4,7 @@
 //! Every record is flushed as soon as it is written, so `lping host | jq` is live. A closed
 //! pipe surfaces as an `io::ErrorKind::BrokenPipe` error that the binaries turn into a quiet
 //! exit with status 0 (see [`crate::cli::exit_code`]).
+#![forbid(unsafe_code)]
 
 pub mod metrics;
 pub mod text;

@@ -7,6 +7,7 @@
 //! - [`monitor`]: interfaces tracked by ifindex across dumps, turned into records;
 //! - this module: the arguments, the reading of the counters, and the loop (deadlines,
 //!   signals, the writer).
+#![forbid(unsafe_code)]
 
 pub mod counters;
 pub mod link;

@@ -36,13 +36,9 @@ impl Selection {
         if self.patterns.is_empty() {
             return self.all || !link.loopback();
         }
-        let Ok(name) = CString::new(link.name.as_str()) else {
-            return false;
-        };
-        self.patterns.iter().any(|(_, p)| {
-            // SAFETY: both are valid NUL-terminated strings.
-            unsafe { libc::fnmatch(p.as_ptr(), name.as_ptr(), 0) == 0 }
-        })
+        self.patterns
+            .iter()
+            .any(|(_, p)| crate::net::glob::matches(p, &link.name))
     }
 
     /// Every plain name (no glob characters) must name an existing interface: a typo is an

@@ -3,6 +3,7 @@
 //! run), so the flows spread over ECMP paths; and the streams (flows × DSCP classes) the
 //! engine probes in turn. What goes in the datagrams and how replies are matched stays with
 //! each prober.
+#![forbid(unsafe_code)]
 
 use super::sock::ProbeSocket;
 use super::trace::{self, TraceCodec, TraceConfig, TracedFlow};
@@ -10,6 +11,7 @@ use super::{ProbeId, SendStamp};
 use crate::net::socket::{self, SocketOptions};
 use crate::record::Flow;
 use crate::target::Target;
+use crate::wire::Family;
 use anyhow::{Context, Result};
 use mio::Token;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -34,7 +36,7 @@ pub struct FlowSpread {
 pub struct FlowSocket {
     pub probe: ProbeSocket,
     pub flow: u16,
-    pub v6: bool,
+    pub family: Family,
     /// The source port it is bound to.
     pub sport: u16,
 }
@@ -67,8 +69,8 @@ impl FlowSockets {
     ) -> Result<FlowSockets> {
         let flows = spread.flows.max(1);
         let mut sockets = Vec::new();
-        for v6 in [false, true] {
-            if !targets.iter().any(|t| t.addr.is_ipv6() == v6) {
+        for family in [Family::V4, Family::V6] {
+            if !targets.iter().any(|t| Family::of(&t.addr) == family) {
                 continue;
             }
             for flow in 0..flows {
@@ -78,7 +80,7 @@ impl FlowSockets {
                     })?,
                     None => 0,
                 };
-                let sock = open_flow_socket(v6, port, opts)?;
+                let sock = open_flow_socket(family.is_v6(), port, opts)?;
                 let sport = sock
                     .local_addr()
                     .ok()
@@ -88,7 +90,7 @@ impl FlowSockets {
                 sockets.push(FlowSocket {
                     probe: ProbeSocket::new(sock, true),
                     flow,
-                    v6,
+                    family,
                     sport,
                 });
             }
@@ -115,7 +117,7 @@ impl FlowSockets {
         let mut flows = Vec::new();
         for (t, target) in targets.iter().enumerate() {
             for flow in 0..self.flows() {
-                let Some(i) = self.index_of(flow, target.addr.is_ipv6()) else {
+                let Some(i) = self.index_of(flow, Family::of(&target.addr)) else {
                     continue;
                 };
                 ids.push((t, flow, i));
@@ -165,10 +167,10 @@ impl FlowSockets {
     }
 
     /// Index of the socket of `flow` in the family (IPv6 or not).
-    pub fn index_of(&self, flow: u16, v6: bool) -> Option<usize> {
+    pub fn index_of(&self, flow: u16, family: Family) -> Option<usize> {
         self.sockets
             .iter()
-            .position(|s| s.flow == flow && s.v6 == v6)
+            .position(|s| s.flow == flow && s.family == family)
     }
 
     /// Socket `index` (a token relative to the first), to drain.
@@ -180,7 +182,7 @@ impl FlowSockets {
     pub fn flow(&self, target: &Target, stream: usize) -> Option<Flow> {
         let (flow, dscp) = self.stream_class(stream);
         let sport = self
-            .index_of(flow, target.addr.is_ipv6())
+            .index_of(flow, Family::of(&target.addr))
             .map(|i| self.sockets[i].sport)?;
         Some(Flow {
             sport,
@@ -193,7 +195,7 @@ impl FlowSockets {
     /// socket is bound to, else the kernel's source for the route to the target.
     pub fn source(&self, target: &Target, stream: usize) -> Option<IpAddr> {
         let (flow, _) = self.stream_class(stream);
-        let sock = &self.sockets[self.index_of(flow, target.addr.is_ipv6())?];
+        let sock = &self.sockets[self.index_of(flow, Family::of(&target.addr))?];
         trace::bound_ip(&sock.probe.sock)
             .filter(|ip| !ip.is_unspecified())
             .or_else(|| socket::record_source(target.socket_addr(target.port), &self.opts))
@@ -208,10 +210,10 @@ impl FlowSockets {
                     "the {kind} socket of flow {} (source port {}, {})",
                     s.flow,
                     s.sport,
-                    if s.v6 { "IPv6" } else { "IPv4" }
+                    s.family.name()
                 ),
                 count: s.probe.dropped(),
-                v6: s.v6,
+                family: s.family,
                 sport: Some(s.sport),
             })
             .collect()
@@ -230,7 +232,7 @@ impl FlowSockets {
         let stream = ((seq - 1) % self.streams() as u64) as usize;
         let (flow, dscp) = self.stream_class(stream);
         let index = self
-            .index_of(flow, target.addr.is_ipv6())
+            .index_of(flow, Family::of(&target.addr))
             .ok_or_else(|| io::Error::new(io::ErrorKind::Unsupported, "no socket for this flow"))?;
         Ok(Selected {
             index,

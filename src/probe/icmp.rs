@@ -9,7 +9,7 @@ use crate::target::Target;
 use crate::wire;
 use crate::wire::icmp::{describe, EchoRepr, IcmpRepr, Quoted, Version, HEADER_LEN};
 use crate::wire::ip::Ipv4Repr;
-use crate::wire::payload::{ProbeMark, MARK_LEN};
+use crate::wire::lping_mark::{ProbeMark, MARK_LEN};
 use anyhow::{anyhow, Result};
 use mio::Token;
 use socket2::Socket;
@@ -106,7 +106,7 @@ impl IcmpProber {
                 wire_ident: 0,
             });
         }
-        let rand = random_u64();
+        let rand = crate::random::random_u64();
         let ident = (rand >> 48) as u16 ^ std::process::id() as u16;
         for s in &mut sockets {
             s.wire_ident = if s.raw {
@@ -134,10 +134,10 @@ impl IcmpProber {
     }
 
     /// Whether the socket for the family is raw (for diagnostics and tests).
-    pub fn is_raw(&self, v6: bool) -> Option<bool> {
+    pub fn is_raw(&self, family: Version) -> Option<bool> {
         self.sockets
             .iter()
-            .find(|s| (s.version == Version::V6) == v6)
+            .find(|s| s.version == family)
             .map(|s| s.raw)
     }
 }
@@ -256,26 +256,11 @@ impl Matcher {
         let Some(id) = self.match_echo(&echo, dst, lookup) else {
             return;
         };
-        events.extend(ProbeEvent::from_queued_error(
-            id,
-            version == Version::V6,
-            &err,
-        ));
+        events.extend(ProbeEvent::from_queued_error(id, version, &err));
     }
 }
 
 impl Prober for IcmpProber {
-    fn retrace_every(&self) -> Option<std::time::Duration> {
-        self.followed.as_ref().map(|f| f.every)
-    }
-
-    fn retrace(
-        &mut self,
-        totals: &[crate::engine::StreamTotal],
-    ) -> Result<Vec<(usize, crate::record::Path)>> {
-        trace::retrace(self, totals)
-    }
-
     /// The source the kernel picks for the target: unconnected ICMP sockets have none of
     /// their own (unless bound with `-I ADDR`), so the route's, looked up once per target.
     fn source(&self, target: &Target, _index: usize, _stream: usize) -> Option<IpAddr> {
@@ -296,7 +281,7 @@ impl Prober for IcmpProber {
                     }
                 ),
                 count: s.probe.dropped(),
-                v6: s.version == Version::V6,
+                family: s.version,
                 sport: None,
             })
             .collect()
@@ -472,12 +457,11 @@ impl trace::TraceCodec for TraceCodec {
                     return None;
                 }
                 let (ttl, n) = self.decode_echo(flow, &q.echo(version)?)?;
-                let v6 = version == Version::V6;
                 Some((
                     ttl,
                     n,
                     from,
-                    trace::classify_error(v6, icmp_type, from, dst),
+                    trace::classify_error(version, icmp_type, from, dst),
                 ))
             }
             _ => None,
@@ -598,22 +582,6 @@ fn socket_refused(e: io::Error, v6: bool, mode: IcmpSocketMode) -> anyhow::Error
         ),
         (Some(libc::EAFNOSUPPORT), _) => anyhow!("cannot open an {family} socket: this host has no {} support", if v6 { "IPv6" } else { "IPv4" }),
         _ => anyhow!("cannot open an {family} socket: {e}"),
-    }
-}
-
-/// 64 random bits from the kernel (falls back to time and pid if getrandom fails).
-pub fn random_u64() -> u64 {
-    let mut b = [0u8; 8];
-    // SAFETY: b is 8 writable bytes.
-    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), 8, 0) };
-    if n == 8 {
-        u64::from_ne_bytes(b)
-    } else {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        t ^ (u64::from(std::process::id()) << 32)
     }
 }
 

@@ -12,9 +12,24 @@ pub mod udp;
 
 use crate::record::Flow;
 use crate::target::Target;
+use crate::wire::Family;
 use std::io;
 use std::net::IpAddr;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
+
+/// The run's totals of one stream (a flow in a class) of a target, for records written after
+/// the run (a traced flow's `path` with its `sent`/`lost`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamTotal {
+    /// The target's index in the run.
+    pub target: usize,
+    pub flow: Option<Flow>,
+    pub sent: u64,
+    pub received: u64,
+    /// Lost probes placed on the way there and back, when the prober places loss by direction.
+    pub lost_fwd: Option<u64>,
+    pub lost_rev: Option<u64>,
+}
 
 /// Identifies one probe: the target's index in the run and the target's sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -62,6 +77,8 @@ pub struct ReflectorTimes {
     pub ttl: Option<u8>,
     /// The RTT is reported net of the reflector's hold time (`tx − rx`), as TWAMP defines it.
     pub net_of_hold: bool,
+    /// What the reflector answered in STAMP TLVs (ltwamp).
+    pub tlv: Option<crate::record::TlvFigures>,
 }
 
 /// Lost probes a prober could place on one direction of the path: on the way to the reflector
@@ -91,7 +108,7 @@ pub struct SocketDrops {
     /// Dropped since the socket opened.
     pub count: u64,
     /// The address family of the targets whose answers it receives.
-    pub v6: bool,
+    pub family: Family,
     /// The source port of the one flow it serves (the streams of that flow, of every target of
     /// the family); `None`: every stream.
     pub sport: Option<u16>,
@@ -140,22 +157,17 @@ impl ProbeEvent {
     /// router that sent it) or a local one; `None` for other origins.
     pub fn from_queued_error(
         id: ProbeId,
-        v6: bool,
+        family: Family,
         err: &crate::net::ExtendedError,
     ) -> Option<ProbeEvent> {
         use crate::net::cmsg::{SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6, SO_EE_ORIGIN_LOCAL};
-        let version = if v6 {
-            crate::wire::icmp::Version::V6
-        } else {
-            crate::wire::icmp::Version::V4
-        };
         match err.origin {
             SO_EE_ORIGIN_ICMP | SO_EE_ORIGIN_ICMP6 => Some(ProbeEvent::Error {
                 id,
                 from: err.offender,
                 icmp_type: Some(err.icmp_type),
                 icmp_code: Some(err.icmp_code),
-                reason: crate::wire::icmp::describe(version, err.icmp_type, err.icmp_code),
+                reason: crate::wire::icmp::describe(family, err.icmp_type, err.icmp_code),
             }),
             SO_EE_ORIGIN_LOCAL => Some(ProbeEvent::Error {
                 id,
@@ -236,20 +248,4 @@ pub trait Prober {
     /// Reads everything waiting on socket `token` (relative to `first`), including its error
     /// queue, and appends what it found to `events`.
     fn drain(&mut self, token: usize, lookup: &dyn ProbeLookup, events: &mut Vec<ProbeEvent>);
-
-    /// How often the engine pauses probing for a trace round ([`Prober::retrace`]); `None`:
-    /// never.
-    fn retrace_every(&self) -> Option<Duration> {
-        None
-    }
-
-    /// A trace round. The engine calls it with no probe in flight and no probe leaving until it
-    /// returns (it may block for about one timeout); `totals` are every stream's totals so far.
-    /// Returns the `path` records to write, each with its target's index.
-    fn retrace(
-        &mut self,
-        _totals: &[crate::engine::StreamTotal],
-    ) -> anyhow::Result<Vec<(usize, crate::record::Path)>> {
-        Ok(Vec::new())
-    }
 }

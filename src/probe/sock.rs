@@ -1,5 +1,6 @@
 //! A probe socket: sends with a kernel transmit stamp keyed to the probe, and drains its error
 //! queue (transmit stamps, ICMP errors) before its datagrams. Every datagram prober uses it.
+#![forbid(unsafe_code)]
 
 use super::{ProbeEvent, ProbeId, SendStamp};
 use crate::net::cmsg::SO_EE_ORIGIN_TIMESTAMPING;

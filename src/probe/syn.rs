@@ -2,6 +2,7 @@
 //! SYN-ACK (`open`) or RST (`refused`) answers it, timed by kernel stamps at both ends; a
 //! SYN-ACK gets an RST back, so the target keeps no half-open connection. Port 0 works: a host
 //! answers RST with no listener at all. Needs CAP_NET_RAW.
+#![forbid(unsafe_code)]
 
 use super::sock::ProbeSocket;
 use super::tcp::TcpSpread;
@@ -100,7 +101,7 @@ impl SynProber {
             sources,
             pending: HashMap::new(),
             by_probe: HashMap::new(),
-            rng: super::icmp::random_u64() | 1,
+            rng: crate::random::random_u64() | 1,
             recv_buf: vec![0; 65_536],
             followed: None,
             round: 0,
@@ -307,17 +308,6 @@ fn set_recv_errors(sock: &Socket, v6: bool, on: bool) -> Result<()> {
 }
 
 impl Prober for SynProber {
-    fn retrace_every(&self) -> Option<std::time::Duration> {
-        self.followed.as_ref().map(|f| f.every)
-    }
-
-    fn retrace(
-        &mut self,
-        totals: &[crate::engine::StreamTotal],
-    ) -> Result<Vec<(usize, crate::record::Path)>> {
-        trace::retrace(self, totals)
-    }
-
     fn streams(&self) -> usize {
         usize::from(self.spread.flows.max(1))
     }
@@ -342,7 +332,7 @@ impl Prober for SynProber {
                     if s.v6 { "IPv6" } else { "IPv4" }
                 ),
                 count: s.probe.dropped(),
-                v6: s.v6,
+                family: crate::wire::Family::from_v6(s.v6),
                 sport: None,
             })
             .collect()
@@ -442,7 +432,9 @@ impl Prober for SynProber {
             if !to_target || sport != p.sport || dport != p.dport {
                 continue;
             }
-            if let Some(event) = ProbeEvent::from_queued_error(p.id, v6, &err) {
+            if let Some(event) =
+                ProbeEvent::from_queued_error(p.id, crate::wire::Family::from_v6(v6), &err)
+            {
                 self.pending.remove(&key);
                 self.by_probe.remove(&p.id);
                 events.push(event);

@@ -48,7 +48,7 @@ impl TcpSpread {
             let span = 60_999u32
                 .saturating_sub(32_768 + u32::from(self.flows))
                 .max(1);
-            (32_768 + super::icmp::random_u64() as u32 % span) as u16
+            (32_768 + crate::random::random_u64() as u32 % span) as u16
         });
         if u32::from(base) + u32::from(self.flows) > 65_536 {
             // The last flow's port would wrap.
@@ -136,18 +136,20 @@ impl TcpProber {
 /// How many segments the kernel sent again on a connecting socket (`TCP_INFO`): for a probe,
 /// the SYNs retransmitted before the answer, each of which adds its timeout to the RTT.
 fn syn_retransmits(sock: &Socket) -> Option<u32> {
-    // SAFETY: tcp_info is plain data; all zeroes is a valid value.
-    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-    // SAFETY: info and len are valid for getsockopt's writes of at most len bytes.
-    let rc = unsafe {
-        libc::getsockopt(
+    // SAFETY: tcp_info is plain integers, so all zeroes is a valid value; `info` and `len`
+    // outlive the call and getsockopt writes at most `len` bytes into `info`. (nix has no
+    // TCP_INFO option.)
+    let (rc, info) = unsafe {
+        let mut info: libc::tcp_info = std::mem::zeroed();
+        let rc = libc::getsockopt(
             sock.as_raw_fd(),
             libc::IPPROTO_TCP,
             libc::TCP_INFO,
             (&mut info as *mut libc::tcp_info).cast(),
             &mut len,
-        )
+        );
+        (rc, info)
     };
     (rc == 0).then_some(info.tcpi_total_retrans)
 }
@@ -191,17 +193,6 @@ impl Tracer for TcpProber {
 }
 
 impl Prober for TcpProber {
-    fn retrace_every(&self) -> Option<Duration> {
-        self.followed.as_ref().map(|f| f.every)
-    }
-
-    fn retrace(
-        &mut self,
-        totals: &[crate::engine::StreamTotal],
-    ) -> anyhow::Result<Vec<(usize, crate::record::Path)>> {
-        trace::retrace(self, totals)
-    }
-
     fn streams(&self) -> usize {
         usize::from(self.spread.flows.max(1))
     }
@@ -297,7 +288,9 @@ impl Prober for TcpProber {
         // SYN again), and when it does, SO_ERROR alone says only "no route to host".
         while let Ok(rx) = crate::net::recv_msg(conn.sock.as_raw_fd(), &mut self.errbuf, true) {
             let Some(err) = rx.anc.error else { continue };
-            if let Some(event) = ProbeEvent::from_queued_error(id, from.is_ipv6(), &err) {
+            if let Some(event) =
+                ProbeEvent::from_queued_error(id, crate::wire::Family::of(&from), &err)
+            {
                 events.push(event);
                 self.close(token);
                 return;

@@ -4,6 +4,7 @@
 //! lreflect, whose answers carry its counts of each flow's probes, lost probes are placed on
 //! the way there or back, and those it refused counted apart, by the same sessions as
 //! ltwamp's ([`super::twamp::direction`]): a session is a target and a flow.
+#![forbid(unsafe_code)]
 
 use super::flows::{FlowSockets, FlowSpread};
 use super::trace::{self, TraceConfig, TracedFlow, Tracer};
@@ -13,7 +14,8 @@ use crate::net::socket::SocketOptions;
 use crate::net::Received;
 use crate::record::Flow;
 use crate::target::Target;
-use crate::wire::probe::{ProbeRepr, ReflectorStamps};
+use crate::wire::ludp_payload::{ProbeRepr, ReflectorStamps};
+use crate::wire::Family;
 use anyhow::{bail, Result};
 use std::io;
 use std::net::IpAddr;
@@ -42,7 +44,7 @@ impl UdpProber {
         opts: &SocketOptions,
     ) -> Result<UdpProber> {
         let sockets = FlowSockets::open(targets, spread, opts)?;
-        let cookie = super::icmp::random_u64() as u32;
+        let cookie = crate::random::random_u64() as u32;
         let tracker = Tracker::new(targets, sockets.flows(), sockets.streams(), true, false);
         Ok(UdpProber {
             tracker,
@@ -186,17 +188,6 @@ impl Prober for UdpProber {
         self.tracker.take_pending(events);
     }
 
-    fn retrace_every(&self) -> Option<Duration> {
-        self.followed.as_ref().map(|f| f.every)
-    }
-
-    fn retrace(
-        &mut self,
-        totals: &[crate::engine::StreamTotal],
-    ) -> Result<Vec<(usize, crate::record::Path)>> {
-        trace::retrace(self, totals)
-    }
-
     fn drain(&mut self, token: usize, _lookup: &dyn ProbeLookup, events: &mut Vec<ProbeEvent>) {
         let start = events.len();
         self.drain_socket(token, events);
@@ -230,7 +221,7 @@ impl UdpProber {
         let Some(s) = self.sockets.get_mut(token) else {
             return;
         };
-        let (flow, v6) = (s.flow, s.v6);
+        let (flow, family) = (s.flow, s.family);
         let ours = |payload: &[u8]| -> Option<(ProbeId, Option<ReflectorStamps>)> {
             let (repr, stamps) = ProbeRepr::parse(payload).ok()?;
             (repr.cookie == cookie && repr.flow == flow).then_some((
@@ -244,7 +235,7 @@ impl UdpProber {
         s.probe.drain(
             &mut self.recv_buf,
             events,
-            |data, rx, events| queued_error(data, rx, v6, &ours, events),
+            |data, rx, events| queued_error(data, rx, family, &ours, events),
             |data, rx, rx_mono, events| match (ours(data), rx.from) {
                 (Some((id, stamps)), Some(from)) => events.push(ProbeEvent::Reply {
                     id,
@@ -265,6 +256,7 @@ impl UdpProber {
                         refused: st.counts.map(|c| c.refused),
                         ttl: None,
                         net_of_hold: false,
+                        tlv: None,
                     }),
                     result: None,
                     syn_retransmits: None,
@@ -279,18 +271,24 @@ type Ours<'a> = dyn Fn(&[u8]) -> Option<(ProbeId, Option<ReflectorStamps>)> + 'a
 
 /// An error-queue entry: the kernel hands back our datagram's payload with the ICMP error
 /// (port or host unreachable, time exceeded) or local error that answered it.
-fn queued_error(data: &[u8], rx: &Received, v6: bool, ours: &Ours, events: &mut Vec<ProbeEvent>) {
+fn queued_error(
+    data: &[u8],
+    rx: &Received,
+    family: Family,
+    ours: &Ours,
+    events: &mut Vec<ProbeEvent>,
+) {
     let Some(err) = rx.anc.error else { return };
     let Some((id, _)) = ours(data) else { return };
-    events.extend(ProbeEvent::from_queued_error(id, v6, &err));
+    events.extend(ProbeEvent::from_queued_error(id, family, &err));
 }
 
 /// Refuses a payload too short to carry the probe.
 pub fn check_payload_len(len: usize) -> Result<()> {
-    if len < crate::wire::probe::BASE_LEN {
+    if len < crate::wire::ludp_payload::BASE_LEN {
         bail!(
             "--size {len} is too small: ludp needs at least {} bytes",
-            crate::wire::probe::BASE_LEN
+            crate::wire::ludp_payload::BASE_LEN
         );
     }
     Ok(())

@@ -1,4 +1,5 @@
 //! The access list (`--allow CIDR`): which sources lreflect answers.
+#![forbid(unsafe_code)]
 
 use ipnet::{IpNet, Ipv4Net};
 use std::net::IpAddr;

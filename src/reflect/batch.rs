@@ -11,6 +11,13 @@
 //!
 //! Memory is allocated once and written at start (so it is resident from the first packet and
 //! the resident size never grows); nothing is allocated per datagram.
+//!
+//! Plain `libc`, not nix, for the system calls here: nix's `sendmmsg` takes one set of
+//! control messages for the whole batch, where each answer needs its own source address,
+//! TOS and GSO size (nix issue 1954), and its `recvmmsg` cannot reuse the headers, buffers
+//! and control space set up once here (nix PR 2813, open) without rebuilding them per call.
+//! So the receive control buffers are decoded by hand ([`parse_control`], which assumes the
+//! 64-bit Linux `cmsghdr` layout; fuzzed by fuzz/fuzz_targets/cmsg.rs).
 
 use crate::net::cmsg::parse_sockaddr_ip;
 use crate::wire::ntp::{Format, Timestamp};
@@ -93,16 +100,22 @@ pub fn parse_control(buf: &[u8]) -> Control {
         let len = usize::from_ne_bytes(word(0, 8).try_into().unwrap_or_default());
         let level = i32::from_ne_bytes(word(8, 4).try_into().unwrap_or_default());
         let kind = i32::from_ne_bytes(word(12, 4).try_into().unwrap_or_default());
-        if len < HDR_LEN || at + len > buf.len() {
-            break;
-        }
-        let data = &buf[at + HDR_LEN..at + len];
+        // A length that overflows `at + len` or runs past the buffer ends the walk.
+        let end = match at.checked_add(len) {
+            Some(end) if len >= HDR_LEN && end <= buf.len() => end,
+            _ => break,
+        };
+        let data = &buf[at + HDR_LEN..end];
         match (level, kind) {
             (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS) if data.len() >= 16 => {
                 let sec = i64::from_ne_bytes(data[..8].try_into().unwrap_or_default());
                 let nsec = i64::from_ne_bytes(data[8..16].try_into().unwrap_or_default());
                 if sec > 0 && (0..1_000_000_000).contains(&nsec) {
-                    out.rx_ns = Some(sec as u64 * 1_000_000_000 + nsec as u64);
+                    // A time past 2554 (ns overflow a u64) is no stamp (found by fuzzing:
+                    // the product overflowed).
+                    out.rx_ns = (sec as u64)
+                        .checked_mul(1_000_000_000)
+                        .and_then(|ns| ns.checked_add(nsec as u64));
                 }
             }
             // IPv4 gives the TOS as one byte.
@@ -251,6 +264,9 @@ pub struct Batch {
     /// Per received datagram, its flow's counts to stamp into it (ludp payloads of a counted
     /// flow; see [`Batch::set_counts`]).
     counts: Vec<Option<FlowCounts>>,
+    /// Per received datagram, the TOS its answer must leave with whatever `reflect_tos` says
+    /// (a STAMP Class of Service TLV's DSCP; see [`Batch::set_answer_tos`]).
+    answer_tos: Vec<Option<u8>>,
     received: usize,
     /// Slots to answer, in order.
     queue: Vec<usize>,
@@ -305,6 +321,7 @@ impl Batch {
             tx_msgs,
             meta: vec![Meta::default(); BATCH],
             counts: vec![None; BATCH],
+            answer_tos: vec![None; BATCH],
             received: 0,
             queue: Vec::with_capacity(BATCH),
             is_probe: vec![false; BATCH],
@@ -321,6 +338,27 @@ impl Batch {
     pub fn payload(&self, i: usize) -> &[u8] {
         let len = self.meta[i].len.min(self.slot_len);
         &self.bufs[i * self.slot_len..i * self.slot_len + len]
+    }
+
+    /// The payload of received slot `i` to change in place (a TWAMP reply's TLVs).
+    pub fn payload_mut(&mut self, i: usize) -> &mut [u8] {
+        let len = self.meta[i].len.min(self.slot_len);
+        &mut self.bufs[i * self.slot_len..i * self.slot_len + len]
+    }
+
+    /// The answer to received slot `i` leaves with TOS `tos`.
+    pub fn set_answer_tos(&mut self, i: usize, tos: u8) {
+        debug_assert!(i < self.received);
+        self.answer_tos[i] = Some(tos);
+    }
+
+    /// The TOS the answer to slot `i` leaves with, if any is set.
+    fn tos_of(&self, i: usize, reflect_tos: bool) -> Option<u8> {
+        self.answer_tos[i].or(if reflect_tos {
+            self.meta[i].control.tos
+        } else {
+            None
+        })
     }
 
     /// The source port of received slot `i` (`sin_port` and `sin6_port` are at the same
@@ -356,6 +394,7 @@ impl Batch {
         }
         let n = n as usize;
         self.counts[..n].fill(None);
+        self.answer_tos[..n].fill(None);
         for i in 0..n {
             let h = &self.rx_msgs[i].msg_hdr;
             let namelen = (h.msg_namelen as usize).min(std::mem::size_of::<libc::sockaddr_in6>());
@@ -451,11 +490,7 @@ impl Batch {
             let i = self.queue[j];
             let m = self.meta[i];
             let ipv4 = matches!(m.src, Some(IpAddr::V4(_)));
-            let tos = if opts.reflect_tos {
-                m.control.tos
-            } else {
-                None
-            };
+            let tos = self.tos_of(i, opts.reflect_tos);
             let local = if opts.pktinfo { m.control.local } else { None };
             let cap = if self.is_probe[j] {
                 STAMP_GSO_CHUNK
@@ -470,7 +505,7 @@ impl Batch {
                         && self.is_probe[k] == self.is_probe[j]
                         && n.namelen == m.namelen
                         && same_name(&self.names[i], &self.names[self.queue[k]])
-                        && (!opts.reflect_tos || n.control.tos == m.control.tos)
+                        && self.tos_of(self.queue[k], opts.reflect_tos) == tos
                         && (!opts.pktinfo || n.control.local == m.control.local);
                     if !same {
                         break;
@@ -711,6 +746,29 @@ mod tests {
             &300i32.to_ne_bytes(),
         );
         assert_eq!(parse_control(&buf[..n]).ttl, None);
+    }
+
+    #[test]
+    fn fuzzer_finds_end_the_walk_or_read_as_no_stamp() {
+        // A receive timestamp whose seconds overflow the nanoseconds (the cmsg target's find,
+        // a panic in debug builds and a wrapped time in release ones): no stamp.
+        let mut ts = Vec::new();
+        ts.extend_from_slice(&(u64::MAX / 2).to_ne_bytes());
+        ts.extend_from_slice(&5i64.to_ne_bytes());
+        let mut buf = vec![0u8; 64];
+        let n = put_cmsg(&mut buf, 0, libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS, &ts);
+        assert_eq!(parse_control(&buf[..n]).rx_ns, None);
+        // A length that makes `at + len` wrap: the walk ends.
+        let mut buf = vec![0u8; 40];
+        let n = put_cmsg(
+            &mut buf,
+            0,
+            libc::IPPROTO_IP,
+            libc::IP_TTL,
+            &64i32.to_ne_bytes(),
+        );
+        buf[n..n + 8].copy_from_slice(&usize::MAX.to_ne_bytes());
+        assert_eq!(parse_control(&buf).ttl, Some(64));
     }
 
     #[test]

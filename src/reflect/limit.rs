@@ -10,6 +10,7 @@
 //! full bucket holds no state (a fresh entry starts full), so evicting an idle source loses
 //! nothing; only when every entry of a set is in debt does a busy source lose its debt, and
 //! the hash key is random per process, so senders cannot aim at one set.
+#![forbid(unsafe_code)]
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;

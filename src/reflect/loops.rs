@@ -9,6 +9,7 @@
 //! listens on; a TWAMP socket the same, except the TWAMP port 862 and lreflect's own TWAMP
 //! ports, which TWAMP-Light senders use as their source port too (862 to 862): there the
 //! rate limit and `--allow` are the bound. Dropped datagrams are counted under `loop`.
+#![forbid(unsafe_code)]
 
 /// Well-known UDP ports of services that answer any datagram: echo, daytime, chargen, time.
 pub const ANSWERING_PORTS: [u16; 4] = [7, 13, 19, 37];

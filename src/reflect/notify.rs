@@ -1,4 +1,5 @@
 //! The systemd notification protocol (`sd_notify`): one datagram to `$NOTIFY_SOCKET`.
+#![forbid(unsafe_code)]
 
 use std::io;
 use std::os::linux::net::SocketAddrExt;

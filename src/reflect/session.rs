@@ -15,6 +15,7 @@
 //! lreflect's echo sockets keep a second table of the same kind for the flows of ludp probes
 //! ([`SessionTable::count`]): per flow (the same key, SSID 0), the probes received and those its
 //! rate limits refused, stamped into every answer so ludp can place its loss by direction.
+#![forbid(unsafe_code)]
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -80,6 +81,8 @@ struct Entry {
 pub struct Update {
     /// The reply's sequence number.
     pub seq: u32,
+    /// The session's packets refused so far ([`SessionTable::refuse`]; TWAMP sessions).
+    pub refused: u32,
     /// The packet began a session.
     pub started: bool,
     /// A session ended: idle past the timeout (`expired`) or made room (`evicted`); the
@@ -145,8 +148,35 @@ impl SessionTable {
         let (i, mut up) = self.find(key, listener, now_ns);
         let e = &mut self.entries[i];
         up.seq = e.next_seq;
+        up.refused = e.refused;
         e.next_seq = e.next_seq.wrapping_add(1);
         up
+    }
+
+    /// Counts a packet of TWAMP session `key` that lreflect's limits refused: it gets no
+    /// sequence number, but the session's Direct Measurement counters (RFC 8972 §4.5) count
+    /// it as received and not answered. Only a live session counts it: refused traffic never
+    /// starts a session, so a flood the limits refuse cannot evict the sessions being answered.
+    /// Returns whether it was counted.
+    pub fn refuse(&mut self, key: &SessionKey, now_ns: u64) -> bool {
+        let set = (self.hasher.hash_one(key) as usize) & self.set_mask;
+        let base = set * WAYS;
+        let Some(w) = self.entries[base..base + WAYS]
+            .iter()
+            .position(|e| e.used && e.key == *key)
+        else {
+            return false;
+        };
+        let e = &mut self.entries[base + w];
+        if self
+            .timeout_ns
+            .is_some_and(|t| now_ns.saturating_sub(e.last_ns) > t)
+        {
+            return false;
+        }
+        e.refused = e.refused.wrapping_add(1);
+        e.last_ns = now_ns;
+        true
     }
 
     /// Counts a probe of flow `key` received at `now_ns`, `refused` or answered; returns the
@@ -268,6 +298,25 @@ mod tests {
             862,
             ssid,
         )
+    }
+
+    #[test]
+    fn refused_packets_count_in_live_sessions_only() {
+        let mut t = SessionTable::new(64, Some(10 * SEC));
+        let (a, b) = (key(5000, 0), key(5001, 0));
+        // No session yet: a refused packet starts none.
+        assert!(!t.refuse(&a, SEC));
+        let up = t.next(&a, 0, SEC);
+        assert_eq!((up.seq, up.refused, up.started), (0, 0, true));
+        assert!(t.refuse(&a, 2 * SEC) && t.refuse(&a, 2 * SEC));
+        // The next answer: number 1, two refused before it (R_RxC 4, R_TxC 1).
+        let up = t.next(&a, 0, 3 * SEC);
+        assert_eq!((up.seq, up.refused, up.started), (1, 2, false));
+        assert!(!t.refuse(&b, 3 * SEC));
+        // An idle session is over: its refusals no longer count, and it starts again.
+        assert!(!t.refuse(&a, 20 * SEC));
+        let up = t.next(&a, 0, 20 * SEC);
+        assert_eq!((up.seq, up.refused, up.started), (0, 0, true));
     }
 
     #[test]

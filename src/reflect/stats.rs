@@ -1,4 +1,5 @@
 //! Counters of one listening socket, and the `stats` records made of them.
+#![forbid(unsafe_code)]
 
 use crate::record::{Drops, MalformedBy, ReflectorStats, Sessions};
 
@@ -11,6 +12,8 @@ pub enum Reason {
     GlobalCap,
     Malformed(Malformed),
     SendError,
+    /// On a `--twamp-control` test port: no granted session has this sender and port.
+    NoSession,
 }
 
 /// Why a datagram is malformed.
@@ -64,12 +67,13 @@ impl Counters {
                 &mut d.malformed
             }
             Reason::SendError => &mut d.send_error,
+            Reason::NoSession => &mut d.no_session,
         } += 1;
     }
 
     pub fn dropped_total(&self) -> u64 {
         let d = &self.dropped;
-        d.acl + d.looped + d.rate_limit + d.global_cap + d.malformed + d.send_error
+        d.acl + d.looped + d.rate_limit + d.global_cap + d.malformed + d.send_error + d.no_session
     }
 
     pub fn add(&mut self, o: &Counters) {
@@ -83,6 +87,7 @@ impl Counters {
         d.global_cap += e.global_cap;
         d.malformed += e.malformed;
         d.send_error += e.send_error;
+        d.no_session += e.no_session;
         let (m, f) = (&mut self.malformed_by, &o.malformed_by);
         m.empty += f.empty;
         m.short += f.short;
@@ -129,6 +134,7 @@ impl Counters {
             flows: active
                 .filter(|_| mode == "echo")
                 .map(|active| self.table(active)),
+            control: None,
         }
     }
 }
@@ -187,7 +193,8 @@ mod tests {
                 rate_limit: 0,
                 global_cap: 1,
                 malformed: 1,
-                send_error: 1
+                send_error: 1,
+                no_session: 0,
             }
         );
         assert_eq!(

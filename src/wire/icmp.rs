@@ -5,6 +5,12 @@ use super::ip::{Ipv4Repr, Ipv6Repr};
 use super::{checksum, Error, Result};
 use std::net::IpAddr;
 
+mod types;
+
+pub use types::{
+    IcmpType, Icmpv4Type, Icmpv4Unreachable, Icmpv6Type, Icmpv6Unreachable, TimeExceeded,
+};
+
 mod field {
     pub type Field = std::ops::Range<usize>;
     pub const TYPE: usize = 0;
@@ -24,44 +30,35 @@ pub const HEADER_LEN: usize = field::HEADER_LEN;
 pub const PROTO_ICMPV4: u8 = 1;
 pub const PROTO_ICMPV6: u8 = 58;
 
-/// ICMP for IPv4 or ICMPv6: the type numbers differ.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Version {
-    V4,
-    V6,
-}
+/// ICMP for IPv4 or ICMPv6 (the type numbers differ): the address family.
+pub type Version = super::Family;
 
 impl Version {
-    pub fn of(addr: &IpAddr) -> Version {
-        if addr.is_ipv4() {
-            Version::V4
-        } else {
-            Version::V6
+    /// The type `icmp_type` means in this version.
+    pub fn icmp_type(self, icmp_type: u8) -> IcmpType {
+        match self {
+            Version::V4 => IcmpType::V4(icmp_type.into()),
+            Version::V6 => IcmpType::V6(icmp_type.into()),
         }
     }
 
     pub fn echo_request(self) -> u8 {
         match self {
-            Version::V4 => 8,
-            Version::V6 => 128,
+            Version::V4 => Icmpv4Type::EchoRequest.into(),
+            Version::V6 => Icmpv6Type::EchoRequest.into(),
         }
     }
 
     pub fn echo_reply(self) -> u8 {
         match self {
-            Version::V4 => 0,
-            Version::V6 => 129,
+            Version::V4 => Icmpv4Type::EchoReply.into(),
+            Version::V6 => Icmpv6Type::EchoReply.into(),
         }
     }
 
     /// Types whose body quotes the offending packet.
     fn is_error(self, icmp_type: u8) -> bool {
-        match self {
-            // destination unreachable, source quench, redirect, time exceeded, parameter problem
-            Version::V4 => matches!(icmp_type, 3 | 4 | 5 | 11 | 12),
-            // destination unreachable, packet too big, time exceeded, parameter problem
-            Version::V6 => matches!(icmp_type, 1..=4),
-        }
+        self.icmp_type(icmp_type).is_error()
     }
 }
 
@@ -255,40 +252,49 @@ impl<'a> Quoted<'a> {
 
 /// The meaning of an ICMP error type and code, in the words of RFC 792 / RFC 4443.
 pub fn describe(version: Version, icmp_type: u8, code: u8) -> String {
-    let s = match (version, icmp_type, code) {
-        (Version::V4, 3, 0) => "network unreachable",
-        (Version::V4, 3, 1) => "host unreachable",
-        (Version::V4, 3, 2) => "protocol unreachable",
-        (Version::V4, 3, 3) => "port unreachable",
-        (Version::V4, 3, 4) => "fragmentation needed",
-        (Version::V4, 3, 5) => "source route failed",
-        (Version::V4, 3, 6) => "destination network unknown",
-        (Version::V4, 3, 7) => "destination host unknown",
-        (Version::V4, 3, 9) => "network administratively prohibited",
-        (Version::V4, 3, 10) => "host administratively prohibited",
-        (Version::V4, 3, 11) => "network unreachable for TOS",
-        (Version::V4, 3, 12) => "host unreachable for TOS",
-        (Version::V4, 3, 13) => "communication administratively prohibited",
-        (Version::V4, 3, 14) => "host precedence violation",
-        (Version::V4, 3, 15) => "precedence cutoff in effect",
-        (Version::V4, 3, _) => "destination unreachable",
-        (Version::V4, 4, _) => "source quench",
-        (Version::V4, 5, _) => "redirect",
-        (Version::V4, 11, 0) => "time exceeded in transit",
-        (Version::V4, 11, _) => "fragment reassembly time exceeded",
-        (Version::V4, 12, _) => "parameter problem",
-        (Version::V6, 1, 0) => "no route to destination",
-        (Version::V6, 1, 1) => "communication administratively prohibited",
-        (Version::V6, 1, 2) => "beyond scope of source address",
-        (Version::V6, 1, 3) => "address unreachable",
-        (Version::V6, 1, 4) => "port unreachable",
-        (Version::V6, 1, 5) => "source address failed ingress/egress policy",
-        (Version::V6, 1, 6) => "reject route to destination",
-        (Version::V6, 1, _) => "destination unreachable",
-        (Version::V6, 2, _) => "packet too big",
-        (Version::V6, 3, 0) => "hop limit exceeded in transit",
-        (Version::V6, 3, _) => "fragment reassembly time exceeded",
-        (Version::V6, 4, _) => "parameter problem",
+    use {Icmpv4Type as V4, Icmpv4Unreachable as U4, Icmpv6Type as V6, Icmpv6Unreachable as U6};
+    let s = match version.icmp_type(icmp_type) {
+        IcmpType::V4(V4::DstUnreachable) => match U4::from(code) {
+            U4::NetUnreachable => "network unreachable",
+            U4::HostUnreachable => "host unreachable",
+            U4::ProtoUnreachable => "protocol unreachable",
+            U4::PortUnreachable => "port unreachable",
+            U4::FragRequired => "fragmentation needed",
+            U4::SrcRouteFailed => "source route failed",
+            U4::DstNetUnknown => "destination network unknown",
+            U4::DstHostUnknown => "destination host unknown",
+            U4::NetProhibited => "network administratively prohibited",
+            U4::HostProhibited => "host administratively prohibited",
+            U4::NetUnreachToS => "network unreachable for TOS",
+            U4::HostUnreachToS => "host unreachable for TOS",
+            U4::CommProhibited => "communication administratively prohibited",
+            U4::HostPrecedenceViolation => "host precedence violation",
+            U4::PrecedenceCutoff => "precedence cutoff in effect",
+            U4::Unknown(_) => "destination unreachable",
+        },
+        IcmpType::V4(V4::SourceQuench) => "source quench",
+        IcmpType::V4(V4::Redirect) => "redirect",
+        IcmpType::V4(V4::TimeExceeded) => match TimeExceeded::from(code) {
+            TimeExceeded::InTransit => "time exceeded in transit",
+            _ => "fragment reassembly time exceeded",
+        },
+        IcmpType::V4(V4::ParamProblem) => "parameter problem",
+        IcmpType::V6(V6::DstUnreachable) => match U6::from(code) {
+            U6::NoRoute => "no route to destination",
+            U6::AdminProhibited => "communication administratively prohibited",
+            U6::BeyondScope => "beyond scope of source address",
+            U6::AddrUnreachable => "address unreachable",
+            U6::PortUnreachable => "port unreachable",
+            U6::FailedPolicy => "source address failed ingress/egress policy",
+            U6::RejectRoute => "reject route to destination",
+            U6::Unknown(_) => "destination unreachable",
+        },
+        IcmpType::V6(V6::PktTooBig) => "packet too big",
+        IcmpType::V6(V6::TimeExceeded) => match TimeExceeded::from(code) {
+            TimeExceeded::InTransit => "hop limit exceeded in transit",
+            _ => "fragment reassembly time exceeded",
+        },
+        IcmpType::V6(V6::ParamProblem) => "parameter problem",
         _ => return format!("icmp type {icmp_type} code {code}"),
     };
     s.to_string()
@@ -470,21 +476,21 @@ mod tests {
                         let _ = q.echo(v);
                     }
                 }
-                let _ = crate::wire::payload::ProbeMark::parse(&buf);
-                let _ = crate::wire::probe::ProbeRepr::parse(&buf);
+                let _ = crate::wire::lping_mark::ProbeMark::parse(&buf);
+                let _ = crate::wire::ludp_payload::ProbeRepr::parse(&buf);
                 let mut copy = buf.clone();
-                let stamps = crate::wire::probe::ReflectorStamps {
+                let stamps = crate::wire::ludp_payload::ReflectorStamps {
                     rx_ns: 1,
                     tx_ns: 2,
                     tos: 3,
                     synced: true,
-                    counts: Some(crate::wire::probe::FlowCounts {
+                    counts: Some(crate::wire::ludp_payload::FlowCounts {
                         received: 4,
                         refused: 5,
                     }),
                 };
-                crate::wire::probe::stamp(&mut copy, &stamps);
-                let _ = crate::wire::probe::is_countable(&copy);
+                crate::wire::ludp_payload::stamp(&mut copy, &stamps);
+                let _ = crate::wire::ludp_payload::is_countable(&copy);
             }
         }
     }

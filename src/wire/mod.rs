@@ -1,15 +1,60 @@
 //! Pure encode/decode of packet formats. No I/O; every decoder takes `&[u8]` and returns a
 //! `Result`, never panics (the tests feed them arbitrary bytes).
+#![forbid(unsafe_code)]
 
 pub mod icmp;
 pub mod ip;
+pub mod lping_mark;
+pub mod ludp_payload;
 pub mod ntp;
-pub mod payload;
-pub mod probe;
+pub mod stamp_tlv;
 pub mod tcp;
 pub mod twamp;
+pub mod twamp_control;
+
+/// The old name of [`ludp_payload`], for code not yet moved to the new one.
+pub use ludp_payload as probe;
 
 use std::fmt;
+use std::net::IpAddr;
+
+/// The address family of a packet, a socket or a target: IPv4 or IPv6.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    pub fn of(addr: &IpAddr) -> Family {
+        if addr.is_ipv4() {
+            Family::V4
+        } else {
+            Family::V6
+        }
+    }
+
+    /// The family of code that still says it with a bool (`v6`).
+    pub fn from_v6(v6: bool) -> Family {
+        if v6 {
+            Family::V6
+        } else {
+            Family::V4
+        }
+    }
+
+    pub fn is_v6(self) -> bool {
+        self == Family::V6
+    }
+
+    /// "IPv4" or "IPv6", for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        }
+    }
+}
 
 /// Why a packet was not accepted; used to count drops by reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

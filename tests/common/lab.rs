@@ -199,6 +199,22 @@ impl Drop for Netns {
     }
 }
 
+/// Runs `f` on a thread that has entered `ns`'s network namespace: sockets it creates live
+/// there, and keep working from any thread afterwards.
+pub fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
+    use std::os::fd::AsRawFd;
+    let path = format!("/run/netns/{}", ns.name);
+    std::thread::spawn(move || {
+        let file = fs::File::open(&path).unwrap_or_else(|e| panic!("cannot open {path}: {e}"));
+        // SAFETY: setns on a namespace file descriptor; affects this thread only.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+        f()
+    })
+    .join()
+    .expect("namespace thread panicked")
+}
+
 /// Adds one CIDR address (IPv4 or IPv6; v6 gets `nodad`) to `iface` in `ns`.
 fn add_addr(ns: &Netns, iface: &str, cidr: &str) {
     let mut cmd = Command::new("ip");
@@ -776,6 +792,14 @@ impl ToolRun {
     /// The records of type `kind`.
     pub fn kind(&self, kind: &str) -> Vec<&serde_json::Value> {
         self.records.iter().filter(|r| r["type"] == kind).collect()
+    }
+
+    /// The target's summary over the whole run.
+    pub fn summary(&self, target: &str) -> &serde_json::Value {
+        self.records
+            .iter()
+            .find(|r| r["type"] == "summary" && r["window"] == "total" && r["target"] == target)
+            .unwrap_or_else(|| panic!("no total summary for {target}: {:?}", self.records))
     }
 
     /// Probes of the flow with source port `sport` to `target` that timed out after the

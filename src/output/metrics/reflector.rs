@@ -20,7 +20,7 @@ const COUNTER_HELP: &[(&str, &str)] = &[
     ),
     (
         "dropped",
-        "Datagrams not answered, by reason (acl, loop, rate_limit, global_cap, malformed, send_error).",
+        "Datagrams not answered, by reason (acl, loop, rate_limit, global_cap, malformed, send_error, no_session).",
     ),
     (
         "malformed",

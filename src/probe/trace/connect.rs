@@ -10,7 +10,7 @@
 //! after [`GAP_LIMIT`] silent TTLs in a row (a destination that drops SYNs). `--syn` traces
 //! all TTLs at once instead.
 
-use super::{classify_error, Answer, Pacer, TraceConfig, TraceResult, Tracker};
+use super::{classify_error, origin_family, Answer, Pacer, TraceConfig, TraceResult, Tracker};
 use crate::net::cmsg::{SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6};
 use crate::net::recv_msg;
 use crate::net::socket::{self, SocketOptions};
@@ -242,8 +242,8 @@ fn outcome(sock: &Socket, dst: SocketAddr, buf: &mut [u8]) -> Option<(IpAddr, An
         }
         let Some(from) = err.offender else { continue };
         let _ = sock.take_error();
-        let v6 = err.origin == SO_EE_ORIGIN_ICMP6;
-        return Some((from, classify_error(v6, err.icmp_type, from, dst.ip())));
+        let family = origin_family(err.origin);
+        return Some((from, classify_error(family, err.icmp_type, from, dst.ip())));
     }
     match sock.take_error() {
         Ok(None) => sock

@@ -2,7 +2,7 @@
 //! are each a route sample: a path and the probes the flow sent while it was the flow's path.
 
 use super::{HopResult, TraceResult, TracedFlow};
-use crate::engine::StreamTotal;
+use crate::probe::StreamTotal;
 use crate::record::Path;
 
 /// Every followed flow's current path and where its counts stood at its last record.

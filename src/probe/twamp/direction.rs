@@ -23,7 +23,7 @@
 //! is counted apart (`unreachable`): it is left out of the runs.
 //!
 //! ludp against lreflect reads the same numbers from the counts lreflect stamps into each answer
-//! ([`crate::wire::probe`]): the flow's probes it received, less one, is the answer's number.
+//! ([`crate::wire::ludp_payload`]): the flow's probes it received, less one, is the answer's number.
 //! Those counts also include the probes the reflector refused (its rate limit), with a second
 //! count of the refusals: of the `h` probes of a run that reached the reflector, the growth of
 //! that count were refused there (`refused`, the reflector's doing), the rest lost on the way

@@ -7,6 +7,7 @@
 //! A session is a target and a flow (one source port, every DSCP class). Its sender sequence
 //! numbers count from 0 without gaps (RFC 8762 4.2.1): probe `n` of flow `f` is the target's
 //! probe `n × flows + f + 1`, because the engine gives the flows their probes in turn.
+#![forbid(unsafe_code)]
 
 pub mod direction;
 
@@ -19,7 +20,9 @@ use crate::net::Received;
 use crate::record::Flow;
 use crate::target::Target;
 use crate::wire::ntp::{Format, Timestamp};
+use crate::wire::stamp_tlv::{self, Answer};
 use crate::wire::twamp::{ReflectorPacket, SenderPacket, SENDER_MIN_LEN, STAMP_LEN};
+use crate::wire::Family;
 use anyhow::{bail, Result};
 use direction::Tracker;
 use std::collections::HashMap;
@@ -54,6 +57,91 @@ pub struct TwampConfig {
     /// The run's interval and timeout, which bound how many probes a reply may answer.
     pub interval: Duration,
     pub timeout: Duration,
+    /// The STAMP TLVs (RFC 8972) each probe carries; `None`: `--tlv` not given (the Direct
+    /// Measurement TLV in STAMP packets, nothing in TWAMP-Light ones).
+    pub tlv: Option<TlvChoice>,
+}
+
+/// The STAMP TLVs ltwamp sends (`--tlv`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TlvChoice {
+    pub padding: bool,
+    pub location: bool,
+    pub timestamp: bool,
+    pub cos: bool,
+    pub direct: bool,
+}
+
+impl TlvChoice {
+    /// What ltwamp sends when `--tlv` is not given: the Direct Measurement TLV, so the
+    /// reflector's counters split the loss by direction and tell its refusals apart. A
+    /// reflector that knows no TLVs copies it back with the U flag set (RFC 8972 §4), and the
+    /// answer is read as before.
+    pub const DEFAULT: TlvChoice = TlvChoice {
+        padding: false,
+        location: false,
+        timestamp: false,
+        cos: false,
+        direct: true,
+    };
+
+    pub fn is_empty(&self) -> bool {
+        *self == TlvChoice::default()
+    }
+}
+
+/// Parses `--tlv`: a comma-separated list of padding, location, timestamp, cos, direct, or
+/// none.
+pub fn parse_tlv(s: &str) -> Result<TlvChoice, String> {
+    let mut c = TlvChoice::default();
+    for word in s.split(',').map(str::trim) {
+        match word {
+            "none" => {}
+            "padding" => c.padding = true,
+            "location" => c.location = true,
+            "timestamp" => c.timestamp = true,
+            "cos" => c.cos = true,
+            "direct" => c.direct = true,
+            _ => {
+                return Err(format!(
+                    "'{word}' is no TLV: give padding, location, timestamp, cos, direct or none"
+                ))
+            }
+        }
+    }
+    Ok(c)
+}
+
+/// The probe packet for `size` and `tlv`: its bytes (sequence number, T1 and SSID still to
+/// write) and where the per-probe TLV fields are. TLVs make the packet longer than `size`
+/// when they need the room; when `size` is longer than they are, an Extra Padding TLV fills
+/// the rest (zeros there would read as TLVs).
+pub fn probe_packet(size: usize, tlv: Option<TlvChoice>) -> Result<(Vec<u8>, stamp_tlv::Offsets)> {
+    let choice = match tlv {
+        Some(c) if !c.is_empty() && size < STAMP_LEN => {
+            bail!("--tlv needs a STAMP packet: --size {STAMP_LEN} or more (it is {size})")
+        }
+        Some(c) => c,
+        None if size < STAMP_LEN => TlvChoice::default(),
+        None => TlvChoice::DEFAULT,
+    };
+    if choice.is_empty() {
+        return Ok((vec![0; size], stamp_tlv::Offsets::default()));
+    }
+    let mut req = stamp_tlv::Request {
+        location: choice.location,
+        timestamp: choice.timestamp,
+        cos: choice.cos.then_some(0),
+        direct: choice.direct,
+        padding: None,
+    };
+    let extra = size.saturating_sub(STAMP_LEN + req.len_without_padding());
+    if choice.padding || extra > 0 {
+        req.padding = Some(extra.saturating_sub(stamp_tlv::HEADER));
+    }
+    let mut packet = vec![0; STAMP_LEN];
+    let at = req.write(&mut packet);
+    Ok((packet, at))
 }
 
 /// Refuses sizes and SSIDs that make no TWAMP packet.
@@ -90,6 +178,12 @@ pub struct TwampProber {
     /// Loss placed by direction (not with `--reflector stateless`, nor for a reflector listed
     /// twice); stateful given, or judged in auto mode.
     tracker: Tracker,
+    /// Where the per-probe TLV fields of `packet` are.
+    tlv_at: stamp_tlv::Offsets,
+    /// The probes carry TLVs: answers are read for theirs.
+    tlvs: bool,
+    /// The TOS of sockets without a DSCP class of their own (`-Q`).
+    default_tos: Option<u8>,
     /// Marks this process's trace probes (their T1's seconds).
     cookie: u32,
     /// `--trace-every`: what to trace again, how, how often, and the paths so far.
@@ -103,6 +197,13 @@ pub struct TwampProber {
 const HISTORY: u64 = 256 + 64;
 
 impl TwampProber {
+    /// The source port of `flow`'s socket of one address family.
+    pub fn sport(&self, flow: u16, family: Family) -> Option<u16> {
+        self.sockets
+            .index_of(flow, family)
+            .map(|i| self.sockets[i].sport)
+    }
+
     /// Binds one socket per flow and address family the targets need.
     pub fn open(targets: &[Target], cfg: TwampConfig, opts: &SocketOptions) -> Result<TwampProber> {
         check_config(cfg.size, (cfg.ssid != 0).then_some(cfg.ssid))?;
@@ -137,16 +238,20 @@ impl TwampProber {
             cfg.reflector != ReflectorMode::Stateless,
             cfg.reflector == ReflectorMode::Stateful,
         );
+        let (packet, tlv_at) = probe_packet(cfg.size, cfg.tlv)?;
         Ok(TwampProber {
             sockets,
-            packet: vec![0; cfg.size],
+            tlvs: packet.len() > STAMP_LEN,
+            packet,
+            tlv_at,
+            default_tos: opts.tos,
             cfg,
             peers,
             by_addr,
             recv_buf: vec![0; 65_536],
             clock: None,
             tracker,
-            cookie: super::icmp::random_u64() as u32,
+            cookie: crate::random::random_u64() as u32,
             followed: None,
             round: 0,
         })
@@ -175,12 +280,16 @@ impl TwampProber {
         self.tracker.session_of(seq)
     }
 
-    /// Probe `id` was answered with the reflector's number `reflector_seq`.
-    fn answered(&mut self, id: ProbeId, reflector_seq: u32, out: &mut Vec<ProbeEvent>) {
+    /// Probe `id` was answered with the reflector's number `reflector_seq` (and its count of
+    /// refusals, from a Direct Measurement TLV).
+    fn answered(&mut self, id: ProbeId, numbers: Numbers, out: &mut Vec<ProbeEvent>) {
         let (_, n) = self.session_of(id.seq);
         // A stateless reflector copies the sender's number: one that does not counts itself.
-        let shows = self.cfg.reflector == ReflectorMode::Auto && reflector_seq != n as u32;
-        self.tracker.answered(id, reflector_seq, None, shows, out);
+        // Direct Measurement counters count per session whatever the reflector's numbering.
+        let shows = self.cfg.reflector == ReflectorMode::Auto
+            && (numbers.refused.is_some() || numbers.seq != n as u32);
+        self.tracker
+            .answered(id, numbers.seq, numbers.refused, shows, out);
     }
 
     /// Probe `id` timed out (`lost`) or was answered by an error (not `lost`).
@@ -256,7 +365,7 @@ impl Tracer for TwampProber {
     /// resynchronized after the round ([`Tracker::resync`]).
     fn trace_flows(&mut self, targets: &[Target], cfg: &TraceConfig) -> Result<Vec<TracedFlow>> {
         self.round = self.round.wrapping_add(1);
-        let (cookie, len, round) = (self.cookie, self.cfg.size, self.round);
+        let (cookie, len, round) = (self.cookie, self.packet.len(), self.round);
         let ssid = (len >= STAMP_LEN).then_some(self.cfg.ssid);
         let traced = self.sockets.trace(targets, cfg, |flows| TraceCodec {
             flows,
@@ -313,11 +422,92 @@ fn ns_time(ns: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_nanos(ns)
 }
 
-/// The reply event for a reflector's answer to probe `id`.
+/// How the loss tracker numbers an answer: the reflector's sequence number, or, from a
+/// Direct Measurement TLV, the session's packets it received before this one and those of
+/// them it refused (as ludp reads lreflect's counts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Numbers {
+    seq: u32,
+    refused: Option<u32>,
+}
+
+impl Numbers {
+    fn of(p: &ReflectorPacket, answer: Option<&Answer>) -> Numbers {
+        match answer.and_then(|a| a.direct) {
+            // R_RxC counts this probe, R_TxC the answers before this one: the rest of what
+            // the reflector received it did not answer.
+            Some(d) if d.reflector_rx > 0 => Numbers {
+                seq: d.reflector_rx - 1,
+                refused: Some((d.reflector_rx - 1).wrapping_sub(d.reflector_tx)),
+            },
+            _ => Numbers {
+                seq: p.seq,
+                refused: None,
+            },
+        }
+    }
+}
+
+/// The record figures of an answer's TLVs; `reply_tos`: the TOS the answer arrived with.
+fn tlv_figures(a: &Answer, reply_tos: Option<u8>) -> crate::record::TlvFigures {
+    use crate::record::{ClockSource, DirectCounters, ReflectorClock, SeenAt, StampMethod};
+    let source = |v: u8| {
+        stamp_tlv::sync::name(v).map(|n| match n {
+            "ntp" => ClockSource::Ntp,
+            "ptp" => ClockSource::Ptp,
+            "ssu-bits" => ClockSource::SsuBits,
+            "gnss" => ClockSource::Gnss,
+            "local" => ClockSource::Local,
+            _ => ClockSource::Unknown,
+        })
+    };
+    let method = |v: u8| {
+        stamp_tlv::method::name(v).map(|n| match n {
+            "hw" => StampMethod::Hw,
+            "sw" => StampMethod::Sw,
+            "control-plane" => StampMethod::ControlPlane,
+            _ => StampMethod::Unknown,
+        })
+    };
+    let mut unsupported = crate::record::TlvKinds::default();
+    for &k in &a.unsupported {
+        unsupported.insert(k);
+    }
+    crate::record::TlvFigures {
+        dscp_rev: a
+            .cos
+            .zip(reply_tos)
+            .map(|(c, tos)| (c.answered_with(), tos >> 2))
+            .and_then(|(sent, got)| (sent != got).then_some(got)),
+        reflector_clock: a.timestamp.map(|t| ReflectorClock {
+            sync_in: source(t.sync_in),
+            method_in: method(t.method_in),
+            sync_out: source(t.sync_out),
+            method_out: method(t.method_out),
+        }),
+        counters: a.direct.map(|d| DirectCounters {
+            sender_tx: d.sender_tx,
+            reflector_rx: d.reflector_rx,
+            reflector_tx: d.reflector_tx,
+        }),
+        location: a.location.map(|l| SeenAt {
+            src: l.src,
+            sport: l.src_port,
+            dst: l.dst,
+            dport: l.dst_port,
+        }),
+        tlv_unsupported: unsupported,
+        tlv_malformed: a.malformed.then_some(true),
+    }
+}
+
+/// The reply event for a reflector's answer to probe `id` (`answer`: its TLVs, when the
+/// probe carried some).
 fn reply(
     id: ProbeId,
     from: IpAddr,
     p: &ReflectorPacket,
+    answer: Option<&Answer>,
     rx: &Received,
     len: usize,
     rx_mono: Instant,
@@ -336,12 +526,14 @@ fn reply(
         reflector: Some(ReflectorTimes {
             rx: ns_time(p.receive_timestamp.to_unix_ns(format, reference)),
             tx: ns_time(p.timestamp.to_unix_ns(format, reference)),
-            tos: None,
+            // The TOS the probe arrived with, from a Class of Service TLV.
+            tos: answer.and_then(|a| a.cos).map(|c| (c.dscp2 << 2) | c.ecn),
             synced: p.error_estimate().is_some_and(|e| e.synced),
             seq: Some(p.seq),
             refused: None,
             ttl: p.sender_ttl,
             net_of_hold: true,
+            tlv: answer.map(|a| tlv_figures(a, rx.anc.tos)),
         }),
         result: None,
         syn_retransmits: None,
@@ -394,6 +586,15 @@ impl Prober for TwampProber {
         packet
             .write(&mut self.packet)
             .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        if let Some(at) = self.tlv_at.s_txc {
+            // The session's probes sent, this one included (RFC 8972 §4.5).
+            stamp_tlv::set_s_txc(&mut self.packet, at, (n + 1) as u32);
+        }
+        if let Some(at) = self.tlv_at.cos {
+            // Ask for the answer in the probe's own class.
+            let tos = selected.tos.or(self.default_tos).unwrap_or(0);
+            stamp_tlv::set_dscp1(&mut self.packet, at, tos >> 2);
+        }
         let ring = peer.sent.len() as u64;
         peer.sent[(id.seq % ring) as usize] = (id.seq, t1);
         self.tracker.sent(id);
@@ -409,17 +610,6 @@ impl Prober for TwampProber {
         self.unanswered(id, true);
     }
 
-    fn retrace_every(&self) -> Option<Duration> {
-        self.followed.as_ref().map(|f| f.every)
-    }
-
-    fn retrace(
-        &mut self,
-        totals: &[crate::engine::StreamTotal],
-    ) -> Result<Vec<(usize, crate::record::Path)>> {
-        trace::retrace(self, totals)
-    }
-
     fn pending_events(&mut self, events: &mut Vec<ProbeEvent>) {
         self.tracker.take_pending(events);
     }
@@ -427,12 +617,15 @@ impl Prober for TwampProber {
     fn drain(&mut self, token: usize, _lookup: &dyn ProbeLookup, events: &mut Vec<ProbeEvent>) {
         let flows = self.flows();
         let start = events.len();
+        // How the tracker numbers each reply, in the order of the reply events.
+        let mut numbers: Vec<Numbers> = Vec::new();
         {
             let Some(s) = self.sockets.get_mut(token) else {
                 return;
             };
-            let (flow, v6) = (s.flow, s.v6);
-            let (peers, by_addr) = (&self.peers, &self.by_addr);
+            let (flow, family) = (s.flow, s.family);
+            let (peers, by_addr, tlvs) = (&self.peers, &self.by_addr, self.tlvs);
+            let numbers = &mut numbers;
             let ours = |from: Option<IpAddr>, seq: u32, t1: Timestamp| {
                 match_probe(peers, by_addr, flows, flow, from?, seq, t1)
             };
@@ -446,7 +639,7 @@ impl Prober for TwampProber {
                         return;
                     };
                     if let Some(id) = ours(rx.from, p.seq, p.timestamp) {
-                        events.extend(ProbeEvent::from_queued_error(id, v6, &err));
+                        events.extend(ProbeEvent::from_queued_error(id, family, &err));
                     }
                 },
                 |data, rx, rx_mono, events| {
@@ -456,7 +649,13 @@ impl Prober for TwampProber {
                     };
                     match (ours(rx.from, p.sender_seq, p.sender_timestamp), rx.from) {
                         (Some(id), Some(from)) => {
-                            events.push(reply(id, from, &p, rx, data.len(), rx_mono))
+                            let answer = data
+                                .get(STAMP_LEN..)
+                                .filter(|t| tlvs && !t.is_empty())
+                                .map(Answer::parse);
+                            numbers.push(Numbers::of(&p, answer.as_ref()));
+                            let len = data.len();
+                            events.push(reply(id, from, &p, answer.as_ref(), rx, len, rx_mono))
                         }
                         _ => events.push(ProbeEvent::Malformed(crate::wire::Error::NotOurs)),
                     }
@@ -466,18 +665,17 @@ impl Prober for TwampProber {
         // Loss placed by what came in: after the replies, so the engine counts them first.
         let mut placed = Vec::new();
         self.tracker.take_pending(&mut placed);
-        let found: Vec<(ProbeId, Option<u32>)> = events[start..]
+        let mut numbered = numbers.into_iter();
+        let found: Vec<(ProbeId, Option<Numbers>)> = events[start..]
             .iter()
             .filter_map(|e| match e {
-                ProbeEvent::Reply { id, reflector, .. } => {
-                    Some((*id, reflector.and_then(|r| r.seq)))
-                }
+                ProbeEvent::Reply { id, .. } => Some((*id, numbered.next())),
                 ProbeEvent::Error { id, .. } => Some((*id, None)),
                 _ => None,
             })
             .collect();
-        for (id, reflector_seq) in found {
-            match reflector_seq {
+        for (id, numbers) in found {
+            match numbers {
                 Some(r) => self.answered(id, r, &mut placed),
                 None => {
                     self.unanswered(id, false);
@@ -492,6 +690,75 @@ impl Prober for TwampProber {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tlv_lists_parse_and_say_what_they_take() {
+        let c = parse_tlv("cos, timestamp,direct").unwrap();
+        assert!(c.cos && c.timestamp && c.direct && !c.location && !c.padding);
+        assert!(parse_tlv("none").unwrap().is_empty());
+        let e = parse_tlv("cos,hmac").unwrap_err();
+        assert!(e.contains("'hmac' is no TLV"), "{e}");
+    }
+
+    #[test]
+    fn probe_packets_carry_the_tlvs_asked_for() {
+        // Default: Direct Measurement in STAMP packets, nothing in TWAMP-Light ones.
+        let (p, at) = probe_packet(44, None).unwrap();
+        assert_eq!(p.len(), 60);
+        assert_eq!(&p[44..48], &[0x80, 5, 0, 12]);
+        assert_eq!(at.s_txc, Some(48));
+        let (p, at) = probe_packet(14, None).unwrap();
+        assert_eq!((p.len(), at), (14, stamp_tlv::Offsets::default()));
+        // none: the base packet, zero padded to --size as before.
+        let (p, _) = probe_packet(100, Some(TlvChoice::default())).unwrap();
+        assert_eq!(p, vec![0; 100]);
+        // A longer --size: an Extra Padding TLV fills it exactly.
+        let (p, _) = probe_packet(100, None).unwrap();
+        assert_eq!(p.len(), 100);
+        assert_eq!(&p[60..64], &[0x80, 1, 0, 36]);
+        // TLVs asked for in a TWAMP-Light packet: refused, with what to do.
+        let cos = parse_tlv("cos").unwrap();
+        let e = probe_packet(20, Some(cos)).unwrap_err().to_string();
+        assert!(e.contains("--size 44"), "{e}");
+        let (p, at) = probe_packet(44, Some(cos)).unwrap();
+        assert_eq!((p.len(), at.cos), (52, Some(48)));
+    }
+
+    #[test]
+    fn direct_measurement_counters_number_answers_as_ludp_counts() {
+        let p = ReflectorPacket::parse(&[0u8; 44]).unwrap();
+        let mut a = Answer::default();
+        assert_eq!(Numbers::of(&p, Some(&a)), seq(0));
+        a.direct = Some(stamp_tlv::Direct {
+            sender_tx: 10,
+            reflector_rx: 9,
+            reflector_tx: 5,
+        });
+        // Nine received (this one the ninth: number 8), five answered before it: three
+        // refused.
+        assert_eq!(
+            Numbers::of(&p, Some(&a)),
+            Numbers {
+                seq: 8,
+                refused: Some(3)
+            }
+        );
+        let f = tlv_figures(&a, Some(0x88));
+        assert_eq!(f.counters.map(|c| c.reflector_rx), Some(9));
+        assert_eq!(f.dscp_rev, None, "no Class of Service TLV, no dscp_rev");
+        a.cos = Some(stamp_tlv::Cos {
+            dscp1: 34,
+            dscp2: 34,
+            ecn: 0,
+            rp: 0,
+        });
+        assert_eq!(tlv_figures(&a, Some(34 << 2)).dscp_rev, None);
+        assert_eq!(
+            tlv_figures(&a, Some(0)).dscp_rev,
+            Some(0),
+            "re-marked on the way back"
+        );
+    }
 
     #[test]
     fn sizes_and_ssids() {
@@ -524,6 +791,7 @@ mod tests {
             reflector: mode,
             interval: Duration::from_millis(10),
             timeout: Duration::from_secs(1),
+            tlv: None,
         }
     }
 
@@ -566,6 +834,11 @@ mod tests {
         ProbeId { target: 0, seq }
     }
 
+    /// An answer numbered by the reflector's sequence number alone.
+    fn seq(seq: u32) -> Numbers {
+        Numbers { seq, refused: None }
+    }
+
     fn losses(events: &[ProbeEvent]) -> Vec<(u64, u64, u64)> {
         events
             .iter()
@@ -583,23 +856,23 @@ mod tests {
         let mut p = prober(ReflectorMode::Auto, 1);
         sent(&mut p, 4);
         let mut out = Vec::new();
-        p.answered(id(1), 0, &mut out);
+        p.answered(id(1), seq(0), &mut out);
         // Probe 2's answer lost on the way back: the reflector numbered it, as a stateless
         // one would have. Nothing placed, nothing judged.
         p.unanswered(id(2), true);
-        p.answered(id(3), 2, &mut out);
+        p.answered(id(3), seq(2), &mut out);
         p.pending_events(&mut out);
         assert!(out.is_empty(), "{out:?}");
         // Probe 4 gets number 2 again: not a copy of ours (3). What was held comes out,
         // summed per stream (named by its first probe).
-        p.answered(id(4), 2, &mut out);
+        p.answered(id(4), seq(2), &mut out);
         assert_eq!(losses(&out), [(1, 0, 1)]);
         assert!(out.iter().all(|e| matches!(e, ProbeEvent::Placed(_))));
         // From here on, placements go straight out.
         let mut p2 = prober(ReflectorMode::Stateless, 1);
         sent(&mut p2, 2);
         p2.unanswered(id(1), true);
-        p2.answered(id(2), 9, &mut out);
+        p2.answered(id(2), seq(9), &mut out);
         p2.pending_events(&mut out);
         assert_eq!(losses(&out), [(1, 0, 1)], "stateless never places");
     }
@@ -610,13 +883,13 @@ mod tests {
         sent(&mut p, 3);
         let mut out = Vec::new();
         // Flow 0 holds probes 1, 3, 5; flow 1 probes 2, 4, 6. Probe 3 lost on the way there.
-        p.answered(id(1), 0, &mut out);
-        p.answered(id(2), 0, &mut out);
+        p.answered(id(1), seq(0), &mut out);
+        p.answered(id(2), seq(0), &mut out);
         p.unanswered(id(3), true);
         p.pending_events(&mut out);
-        p.answered(id(4), 1, &mut out);
-        p.answered(id(5), 1, &mut out);
-        p.answered(id(6), 2, &mut out);
+        p.answered(id(4), seq(1), &mut out);
+        p.answered(id(5), seq(1), &mut out);
+        p.answered(id(6), seq(2), &mut out);
         assert_eq!(losses(&out), [(3, 1, 0)]);
         let markers = out.len() - 1;
         assert_eq!(markers, 5, "every answer marks its stream: {out:?}");
