@@ -8,7 +8,8 @@
 use lopa::correlate::estimate::Params;
 use lopa::correlate::report::Method;
 use lopa::correlate::sim::{
-    evaluate, simulate, simulate_into, Addressing, FaultAt, RoundTrip, Scenario, Tally, Topology,
+    evaluate, node_names, simulate, simulate_into, Addressing, FaultAt, RoundTrip, Run, Scenario,
+    Tally, Topology,
 };
 use std::io::Write;
 
@@ -170,14 +171,7 @@ fn main() {
             // routers answering from the arrival interface.
             let faults = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(32);
             let seed = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1);
-            let mut sc = Scenario::new(
-                Topology::LeafSpine {
-                    leaves: 256,
-                    spines: 16,
-                    hosts_per_leaf: 40,
-                },
-                faults,
-            );
+            let mut sc = Scenario::new(dc_topology(), faults);
             sc.dsts_per_host = 16;
             sc.flows_per_pair = 8;
             sc.rounds = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1);
@@ -192,6 +186,60 @@ fn main() {
             for (a, b, p) in &faults {
                 eprintln!("fault: {a} -> {b} loss {:.3} %", p * 100.0);
             }
+        }
+        Some("dc-check") => {
+            // dc-check FAULTS_FILE LINKS_FILE: of the faults `dc` wrote, how many the faulty
+            // records name, and how many faulty records name none.
+            let faults: Vec<(String, String, f64)> = std::fs::read_to_string(&args[1])
+                .expect("the faults file")
+                .lines()
+                .filter_map(|l| {
+                    let w: Vec<&str> = l.split_whitespace().collect();
+                    Some((w.get(1)?.to_string(), w.get(3)?.to_string(), 0.0))
+                })
+                .collect();
+            let run = Run {
+                lines: Vec::new(),
+                faults,
+                nodes: node_names(dc_topology()),
+            };
+            let fault_nodes: Vec<(Option<u32>, Option<u32>)> = run
+                .faults
+                .iter()
+                .map(|(a, b, _)| (run.node_of(a), run.node_of(b)))
+                .collect();
+            let mut found = vec![false; fault_nodes.len()];
+            let mut false_alarms = 0;
+            let links = std::fs::read_to_string(&args[2]).expect("the links file");
+            for l in links.lines() {
+                let v: serde_json::Value = serde_json::from_str(l).expect("a link record");
+                if v["verdict"] != "faulty" {
+                    continue;
+                }
+                let members: Vec<&serde_json::Value> = match v["group"].as_array() {
+                    Some(g) => g.iter().collect(),
+                    None => vec![&v],
+                };
+                let mut named = false;
+                for m in members {
+                    let ends = (
+                        run.node_of(m["from"].as_str().unwrap_or("")),
+                        run.node_of(m["to"].as_str().unwrap_or("")),
+                    );
+                    for (f, hit) in fault_nodes.iter().zip(found.iter_mut()) {
+                        if *f == ends {
+                            *hit = true;
+                            named = true;
+                        }
+                    }
+                }
+                false_alarms += usize::from(!named);
+            }
+            let n = found.iter().filter(|&&f| f).count();
+            println!(
+                "{n} of {} faults named by faulty records, {false_alarms} faulty records naming none",
+                found.len()
+            );
         }
         Some("real") => {
             let seeds = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(100);
@@ -294,6 +342,15 @@ fn real(seeds: u64, filter: &str, topo_filter: &str) {
                 let _ = std::io::stdout().flush();
             }
         }
+    }
+}
+
+/// Issue 12's data center: 256 leaves x 16 spines x 40 hosts.
+fn dc_topology() -> Topology {
+    Topology::LeafSpine {
+        leaves: 256,
+        spines: 16,
+        hosts_per_leaf: 40,
     }
 }
 

@@ -24,7 +24,7 @@ const TWIN_SHARE: f64 = 0.75;
 /// have) counts with when candidates are ranked: that explanation rests on where answers
 /// were assumed to go, and lets each flow pick the path that suits it, so a traced path that
 /// explains the same loss about as well goes first.
-const UNTRACED_SHARE: f64 = 0.5;
+const UNTRACED_SHARE: f64 = 0.9;
 
 /// Full checks (refit, backward pass, gains of all) before the search stops regardless.
 const MAX_CHECKS: usize = 4;

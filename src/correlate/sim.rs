@@ -388,6 +388,11 @@ pub fn simulate(sc: &Scenario, seed: u64) -> Run {
     }
 }
 
+/// Node names by id of a topology: hosts first, then routers (see [`Run::nodes`]).
+pub fn node_names(topology: Topology) -> Vec<String> {
+    Net::new(topology).names
+}
+
 /// Hops from every node to host `s`.
 fn distances(adj: &[Vec<u32>], s: u32) -> Vec<u32> {
     let mut dist = vec![u32::MAX; adj.len()];
