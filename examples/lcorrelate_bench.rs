@@ -5,9 +5,9 @@
 //! `lcorrelate_bench gen LINES [SEED]`: at least LINES simulated path records on stdout, for
 //! the throughput measurement.
 
-use lopa::correlate::estimate::Params;
-use lopa::correlate::report::Method;
-use lopa::correlate::sim::{
+use lopa::lcorrelate::estimate::Params;
+use lopa::lcorrelate::report::Method;
+use lopa::lcorrelate::sim::{
     evaluate, node_names, simulate, simulate_into, Addressing, FaultAt, RoundTrip, Run, Scenario,
     Tally, Topology,
 };

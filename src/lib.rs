@@ -20,7 +20,7 @@
 //!   `netlink::rt`).
 //! - [`lpassive`]: the `lpassive` interface counter sampler.
 //! - [`lwatch`]: the `lwatch` netlink monitor (links, addresses, routes).
-//! - [`correlate`]: the `lcorrelate` tool (path records into per-link loss suspicion).
+//! - [`lcorrelate`]: the `lcorrelate` tool (path records into per-link loss suspicion).
 //! - [`man`]: man page generation from the clap definitions.
 //! - [`completions`]: bash, zsh and fish completions from the same definitions.
 
@@ -28,9 +28,9 @@ pub mod alert;
 pub mod cli;
 pub mod clock;
 pub mod completions;
-pub mod correlate;
 pub mod dscp;
 pub mod engine;
+pub mod lcorrelate;
 pub mod lpassive;
 pub mod lping;
 pub mod lreflect;

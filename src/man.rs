@@ -13,7 +13,7 @@ pub fn commands() -> Vec<clap::Command> {
         crate::ludp::Args::command(),
         crate::ltcp::Args::command(),
         crate::ltwamp::Args::command(),
-        crate::correlate::Args::command(),
+        crate::lcorrelate::Args::command(),
         crate::lreflect::Args::command(),
         crate::lpassive::Args::command(),
         crate::lwatch::Args::command(),

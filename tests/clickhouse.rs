@@ -14,7 +14,7 @@ mod common;
 
 use common::lab::*;
 use common::temp::TempDir;
-use lopa::correlate::sim::{simulate_into, Scenario, Topology};
+use lopa::lcorrelate::sim::{simulate_into, Scenario, Topology};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

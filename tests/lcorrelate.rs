@@ -7,7 +7,7 @@
 mod common;
 
 use common::temp::TempDir;
-use lopa::correlate::sim::{simulate, Scenario, Topology};
+use lopa::lcorrelate::sim::{simulate, Scenario, Topology};
 use serde_json::Value;
 use std::io::Write;
 use std::path::Path;
@@ -393,7 +393,7 @@ fn no_path_records_at_all_is_an_error_not_a_healthy_network() {
 /// `10.0.2.2>10.0.3.3`) loses, 10 %. Every flow crosses the client's first hop, most of them
 /// cleanly. Returns the lines and the lossy link.
 fn mesh(seed: u64) -> (String, (String, String)) {
-    let mut rng = lopa::correlate::sim::Rng::new(seed);
+    let mut rng = lopa::lcorrelate::sim::Rng::new(seed);
     let (client, gw, server) = ("10.9.0.1", "10.0.0.1", "10.9.9.1");
     let lossy = ("10.0.2.2".to_string(), "10.0.3.3".to_string());
     let mut text = String::new();

@@ -3,7 +3,7 @@
 //! inputs: a malformed line is counted and reported, never a panic.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use lopa::correlate::input::{self, Aggregator, ReadReport};
+use lopa::lcorrelate::input::{self, Aggregator, ReadReport};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {

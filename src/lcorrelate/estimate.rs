@@ -207,8 +207,8 @@ fn iterate_votes(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::correlate::fit::{argmax, MAX_RATE};
-    use crate::correlate::graph::Problem;
+    use crate::lcorrelate::fit::{argmax, MAX_RATE};
+    use crate::lcorrelate::graph::Problem;
 
     /// A small leaf-spine: hosts h0..h5 on leaves l0..l2 (two each), spines s0,s1; every
     /// host pair across leaves over both spines. `loss(from, to)` gives each link's rate.

@@ -630,8 +630,8 @@ fn path_line(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::correlate::estimate::Params;
-    use crate::correlate::report::Method;
+    use crate::lcorrelate::estimate::Params;
+    use crate::lcorrelate::report::Method;
 
     #[test]
     fn binomial_has_the_right_mean() {

@@ -285,9 +285,9 @@ pub fn infer(agg: Aggregator) -> Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::correlate::estimate::Params;
-    use crate::correlate::input::Aliases;
-    use crate::correlate::report::{rank, score, Method};
+    use crate::lcorrelate::estimate::Params;
+    use crate::lcorrelate::input::Aliases;
+    use crate::lcorrelate::report::{rank, score, Method};
     use crate::record::{LinkScore, Verdict};
 
     /// The lab: leaves 1-3 with one host each (10.L.1.1 behind 10.L.1.254), spines
