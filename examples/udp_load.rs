@@ -108,7 +108,7 @@ fn main() -> std::io::Result<()> {
     if twamp && size < lopa::wire::twamp::STAMP_LEN + tlv.len() {
         usage("--twamp needs --size 44 or more (60 with --direct)");
     }
-    if ludp && size < lopa::wire::probe::REFLECTOR_LEN {
+    if ludp && size < lopa::wire::ludp_payload::REFLECTOR_LEN {
         usage("--ludp needs --size 52 or more");
     }
     if size == 0 || window == 0 {
@@ -190,7 +190,7 @@ fn main() -> std::io::Result<()> {
                 }
                 for b in out.chunks_mut(size).take(room).filter(|_| ludp) {
                     seq += 1;
-                    lopa::wire::probe::ProbeRepr {
+                    lopa::wire::ludp_payload::ProbeRepr {
                         flow: 0,
                         seq,
                         sent_ns: now_ns,

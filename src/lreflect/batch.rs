@@ -20,8 +20,8 @@
 //! 64-bit Linux `cmsghdr` layout; fuzzed by fuzz/fuzz_targets/cmsg.rs).
 
 use crate::net::cmsg::parse_sockaddr_ip;
+use crate::wire::ludp_payload::{self, FlowCounts, ReflectorStamps, REFLECTOR_LEN};
 use crate::wire::ntp::{Format, Timestamp};
-use crate::wire::probe::{self, FlowCounts, ReflectorStamps, REFLECTOR_LEN};
 use crate::wire::twamp::{self, Reflection};
 use std::io;
 use std::net::IpAddr;
@@ -479,7 +479,7 @@ impl Batch {
             let len = self.meta[i].len.min(self.slot_len);
             self.meta[i].len = len;
             let buf = &self.bufs[i * self.slot_len..i * self.slot_len + len];
-            self.is_probe[j] = opts.twamp || (len >= REFLECTOR_LEN && probe::is_probe(buf));
+            self.is_probe[j] = opts.twamp || (len >= REFLECTOR_LEN && ludp_payload::is_probe(buf));
             self.tx_iovs[j].iov_base = self.rx_iovs[i].iov_base;
             self.tx_iovs[j].iov_len = len;
         }
@@ -633,7 +633,7 @@ impl Batch {
                     synced,
                     counts: self.counts[i],
                 };
-                probe::stamp(buf, &stamps);
+                ludp_payload::stamp(buf, &stamps);
             }
         }
     }
@@ -682,7 +682,7 @@ pub fn wall_ns() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::probe::ProbeRepr;
+    use crate::wire::ludp_payload::ProbeRepr;
     use std::net::{Ipv6Addr, UdpSocket};
     use std::os::fd::AsRawFd;
 

@@ -3,7 +3,7 @@
 //!
 //! On an echo socket every datagram goes back unchanged and at the same size to where it came
 //! from, from the address it was sent to; ludp payloads with room get the reflector's receive
-//! and send stamps ([`crate::wire::probe`]). On a TWAMP socket every request gets the STAMP
+//! and send stamps ([`crate::wire::ludp_payload`]). On a TWAMP socket every request gets the STAMP
 //! reflector reply ([`crate::wire::twamp`]), built over the request in the receive buffer:
 //! T2 the kernel's receive time, T3 read right before the send call, the TTL the request
 //! arrived with, and a sequence number counted per session ([`session`]) or copied

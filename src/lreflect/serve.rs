@@ -250,7 +250,7 @@ impl Reflector {
         let Some(src) = self.batch.meta[i].src else {
             return;
         };
-        if self.flows.is_none() || !crate::wire::probe::is_countable(self.batch.payload(i)) {
+        if self.flows.is_none() || !crate::wire::ludp_payload::is_countable(self.batch.payload(i)) {
             return;
         }
         let key = self.session_key(l, i, src, 0);

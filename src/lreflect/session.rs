@@ -187,13 +187,13 @@ impl SessionTable {
         listener: u16,
         now_ns: u64,
         refused: bool,
-    ) -> (Update, crate::wire::probe::FlowCounts) {
+    ) -> (Update, crate::wire::ludp_payload::FlowCounts) {
         let (i, mut up) = self.find(key, listener, now_ns);
         let e = &mut self.entries[i];
         up.seq = e.next_seq;
         e.next_seq = e.next_seq.wrapping_add(1);
         e.refused = e.refused.wrapping_add(u32::from(refused));
-        let counts = crate::wire::probe::FlowCounts {
+        let counts = crate::wire::ludp_payload::FlowCounts {
             received: e.next_seq,
             refused: e.refused,
         };

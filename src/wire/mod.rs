@@ -12,9 +12,6 @@ pub mod tcp;
 pub mod twamp;
 pub mod twamp_control;
 
-/// The old name of [`ludp_payload`], for code not yet moved to the new one.
-pub use ludp_payload as probe;
-
 use std::fmt;
 use std::net::IpAddr;
 
