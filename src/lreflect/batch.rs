@@ -20,6 +20,7 @@
 //! 64-bit Linux `cmsghdr` layout; fuzzed by fuzz/fuzz_targets/cmsg.rs).
 
 use crate::net::cmsg::parse_sockaddr_ip;
+use crate::twamp_control::test_packet::TestKeys;
 use crate::wire::ntp::{Format, Timestamp};
 use crate::wire::probe::{self, FlowCounts, ReflectorStamps, REFLECTOR_LEN};
 use crate::wire::twamp::{self, Reflection};
@@ -267,6 +268,9 @@ pub struct Batch {
     /// Per received datagram, the TOS its answer must leave with whatever `reflect_tos` says
     /// (a STAMP Class of Service TLV's DSCP; see [`Batch::set_answer_tos`]).
     answer_tos: Vec<Option<u8>>,
+    /// Per received datagram, its answer is a keyed TWAMP reply, sealed with its T3 already
+    /// ([`Batch::reflect_keyed`]): sending must not touch it.
+    sealed: Vec<bool>,
     received: usize,
     /// Slots to answer, in order.
     queue: Vec<usize>,
@@ -322,6 +326,7 @@ impl Batch {
             meta: vec![Meta::default(); BATCH],
             counts: vec![None; BATCH],
             answer_tos: vec![None; BATCH],
+            sealed: vec![false; BATCH],
             received: 0,
             queue: Vec::with_capacity(BATCH),
             is_probe: vec![false; BATCH],
@@ -395,6 +400,7 @@ impl Batch {
         let n = n as usize;
         self.counts[..n].fill(None);
         self.answer_tos[..n].fill(None);
+        self.sealed[..n].fill(false);
         for i in 0..n {
             let h = &self.rx_msgs[i].msg_hdr;
             let namelen = (h.msg_namelen as usize).min(std::mem::size_of::<libc::sockaddr_in6>());
@@ -429,6 +435,34 @@ impl Batch {
     /// leaving the slot as it was, for a request no reply can be built from (under 14 bytes,
     /// or truncated).
     pub fn reflect_twamp(&mut self, i: usize, seq: u32, error: u16) -> bool {
+        self.reflect_with(i, seq, error, |slot, len, r, _| {
+            twamp::reflect_in_place(slot, len, r).ok()
+        })
+    }
+
+    /// Builds over the keyed TWAMP request in received slot `i` its sealed reply under
+    /// `keys` ([`TestKeys::reflect_in_place`]), as [`Batch::reflect_twamp`] does an
+    /// unauthenticated one, but with T3 read now: in encrypted mode it is ciphered, so it
+    /// cannot wait for the send. Returns false, leaving the slot as it was, for a request
+    /// that does not verify under `keys` or a slot too small.
+    pub fn reflect_keyed(&mut self, i: usize, seq: u32, error: u16, keys: &TestKeys) -> bool {
+        let sealed = self.reflect_with(i, seq, error, |slot, len, r, rx_ns| {
+            let t3 = Timestamp::from_unix_ns(wall_ns().max(rx_ns), Format::Ntp);
+            keys.reflect_in_place(slot, len, r, t3).ok()
+        });
+        self.sealed[i] = sealed;
+        sealed
+    }
+
+    /// Builds a reply over received slot `i` with `build(slot, request length, what the
+    /// reflector adds, T2 in ns)`, which returns the reply's length (or `None`: no reply).
+    fn reflect_with(
+        &mut self,
+        i: usize,
+        seq: u32,
+        error: u16,
+        build: impl FnOnce(&mut [u8], usize, &Reflection, u64) -> Option<usize>,
+    ) -> bool {
         debug_assert!(i < self.received);
         let m = &mut self.meta[i];
         if m.truncated {
@@ -442,12 +476,12 @@ impl Batch {
             ttl: m.control.ttl.unwrap_or(255),
         };
         let slot = &mut self.bufs[i * self.slot_len..(i + 1) * self.slot_len];
-        match twamp::reflect_in_place(slot, m.len, &r) {
-            Ok(len) => {
+        match build(slot, m.len, &r, rx_ns) {
+            Some(len) => {
                 m.len = len;
                 true
             }
-            Err(_) => false,
+            None => false,
         }
     }
 
@@ -619,6 +653,9 @@ impl Batch {
                 let rx_ns = m.control.rx_ns.unwrap_or(tx_ns);
                 let buf = &mut self.bufs[i * self.slot_len..i * self.slot_len + m.len];
                 if twamp {
+                    if self.sealed[i] {
+                        continue;
+                    }
                     // T3 never before T2, should the wall clock step back in between.
                     let t3 = Timestamp::from_unix_ns(tx_ns.max(rx_ns), Format::Ntp);
                     twamp::set_transmit_timestamp(buf, t3);
