@@ -122,7 +122,13 @@ fn request(
         schedule_slots: 0,
         packets: 0,
         sid: [0; 16],
-        padding_length: plan.size.saturating_sub(crate::wire::twamp::SENDER_MIN_LEN) as u32,
+        // The padding after the sender packet's fields: 14 bytes of them unauthenticated, 48
+        // in the keyed layout.
+        padding_length: plan.size.saturating_sub(if plan.set_up.mode.ciphered() {
+            super::test_packet::SENDER_LEN
+        } else {
+            crate::wire::twamp::SENDER_MIN_LEN
+        }) as u32,
         start_time: Timestamp::from_unix_ns(now, Format::Ntp),
         timeout: Timestamp {
             secs: plan.timeout.as_secs() as u32,
