@@ -189,6 +189,16 @@ fn control_plan(args: &Args) -> Result<Plan> {
         (None, true) => anyhow::bail!("--auth-mode {} needs --key-file", mode.name()),
         (_, false) => None,
     };
+    // The keyed test packets have their own layout: no STAMP TLVs, and trace probes (which
+    // carry no session's HMAC) would go unanswered.
+    if mode.ciphered() && args.tlv.is_some_and(|t| !t.is_empty()) {
+        anyhow::bail!("--tlv needs --auth-mode open: keyed test packets carry no STAMP TLVs");
+    }
+    if mode.ciphered() && args.trace.any() {
+        anyhow::bail!(
+            "--trace needs --auth-mode open: a keyed session's reflector answers only packets with its HMAC"
+        );
+    }
     Ok(Plan {
         set_up: SetUp { mode, key },
         dscp: args.flows.spread().dscp,
@@ -219,14 +229,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let plan = control_plan(&args)?;
     let mut sessions = None;
     let status = cli::pipeline::run("ltwamp", probe_args!(args), ports, |targets| {
-        let prober = TwampProber::open(targets, cfg, &args.socket.options())?;
+        let mut prober = TwampProber::open(targets, cfg, &args.socket.options())?;
         let flows = args.flows.spread().flows;
-        sessions = Some(sender::start(
+        let mut started = sender::start(
             targets,
             flows,
             |flow, family| prober.sport(flow, family),
             &plan,
-        )?);
+        )?;
+        prober.use_keys(std::mem::take(&mut started.keys));
+        sessions = Some(started);
         Ok(prober)
     });
     if let Some(s) = sessions {

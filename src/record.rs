@@ -427,6 +427,10 @@ pub struct MalformedBy {
     pub too_long: u64,
     /// Anything else (a datagram without a usable source address).
     pub other: u64,
+    /// A test packet of a keyed `--twamp-control` session (authenticated or encrypted mode)
+    /// whose HMAC does not verify under any of its 5-tuple's sessions (absent when 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub hmac: u64,
 }
 
 /// The sessions of a stateful TWAMP reflector socket.

@@ -675,6 +675,7 @@ fn every_member_records() -> Vec<Vec<u8>> {
                 short: 1,
                 too_long: 0,
                 other: 0,
+                hmac: 1,
             },
             sessions: Some(Sessions {
                 active: 3,
@@ -711,6 +712,7 @@ fn every_member_records() -> Vec<Vec<u8>> {
                 short: 1,
                 too_long: 0,
                 other: 0,
+                hmac: 0,
             },
             sessions: Some(Sessions {
                 active: 3,

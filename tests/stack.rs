@@ -1087,3 +1087,126 @@ fn ltcp_and_ltwamp_expositions_pass_promtool() {
         );
     }
 }
+
+/// lreflect's TWAMP-Control counters in its --textfile equal its `stats` records: the control
+/// listener's `control` member (connections, closes and refused sessions by reason, accepted
+/// sessions, the open ones as gauges) and the test socket's `dropped.no_session`; promtool
+/// accepts it.
+#[test]
+fn lreflect_exposition_has_the_control_counters() {
+    let lab = Pair::new("stackctl");
+    let dir = textfile_dir("lreflect-control");
+    let prom = dir.path().join("lreflect.prom");
+    let reflector = lab
+        .server
+        .command(LREFLECT)
+        .args(["--twamp-control", "0.0.0.0:862", "--control-sessions", "1"])
+        .args(["--stats-every", "0", "--textfile"])
+        .arg(&prom)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start lreflect");
+    let mut reflector = Background(reflector);
+    wait_for_udp_socket(&lab.server, ":862 ", "lreflect");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !lab.server.run("ss -Htln").contains(":862 ") {
+        assert!(Instant::now() < deadline, "lreflect never listened on TCP");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let ltwamp = |args: &[&str]| {
+        lab.client
+            .command(env!("CARGO_BIN_EXE_ltwamp"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // A session (granted, its test packets answered), a second session over the limit of
+    // one per connection (Accept 4), and test packets of no session (dropped.no_session).
+    succeeded(&ltwamp(&[
+        "--control",
+        "-c",
+        "3",
+        "-i",
+        "0.05",
+        "-q",
+        "10.0.0.2",
+    ]));
+    let refused = ltwamp(&["--control", "--flows", "2", "-c", "1", "10.0.0.2"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stdout(&refused));
+    let _ = ltwamp(&["-c", "2", "-i", "0.05", "-W", "0.2", "-q", "10.0.0.2:862"]);
+
+    let records = stop_and_read(&mut reflector);
+    let text = std::fs::read_to_string(&prom).unwrap();
+    let (ok, said) = promtool(&text);
+    assert!(ok, "promtool refused it: {said}\n{text}");
+    let total = |mode: &str| {
+        records
+            .iter()
+            .find(|r| r["type"] == "stats" && r["window"] == "total" && r["mode"] == mode)
+            .unwrap_or_else(|| panic!("a total stats record of mode {mode}: {records:?}"))
+    };
+    let control = total("twamp-control");
+    let labels = ["listen=\"0.0.0.0:862\"", "mode=\"twamp-control\""];
+    let c = &control["control"];
+    let mut checked = 0;
+    let mut check = |name: &str, extra: Option<String>, want: &serde_json::Value| {
+        let mut with: Vec<&str> = labels.to_vec();
+        if let Some(e) = &extra {
+            with.push(e);
+        }
+        assert_eq!(
+            value(&text, name, &with),
+            want.as_f64(),
+            "{name} {extra:?}\n{text}"
+        );
+        checked += 1;
+    };
+    check(
+        "lopa_reflector_control_connections_total",
+        None,
+        &c["connections"],
+    );
+    check("lopa_reflector_control_active", None, &c["active"]);
+    check(
+        "lopa_reflector_control_sessions_accepted_total",
+        None,
+        &c["sessions"]["accepted"],
+    );
+    check(
+        "lopa_reflector_control_sessions_active",
+        None,
+        &c["sessions"]["active"],
+    );
+    for (family, object) in [
+        ("control_closed", &c["closed"]),
+        ("control_sessions_refused", &c["sessions"]["refused"]),
+    ] {
+        for (reason, n) in object.as_object().unwrap() {
+            check(
+                &format!("lopa_reflector_{family}_total"),
+                Some(format!("reason=\"{reason}\"")),
+                n,
+            );
+        }
+    }
+    assert!(checked >= 4 + 8 + 3, "every control counter checked");
+    assert_eq!(c["connections"], 2, "{control}");
+    assert_eq!(c["sessions"]["refused"]["permanent_limit"], 1, "{control}");
+    assert_eq!(c["sessions"]["accepted"], 2, "{control}");
+    let test = total("twamp");
+    let no_session = &test["dropped"]["no_session"];
+    assert_eq!(no_session, 2, "{test}");
+    assert_eq!(
+        value(
+            &text,
+            "lopa_reflector_dropped_total",
+            &[
+                "listen=\"0.0.0.0:862\"",
+                "mode=\"twamp\"",
+                "reason=\"no_session\""
+            ]
+        ),
+        no_session.as_f64(),
+        "{text}"
+    );
+}

@@ -372,15 +372,14 @@ fn refusals_give_their_accept_codes_and_exit_2() {
     assert_eq!(count(&stats, &["closed", "limit"]), 1, "{stats:?}");
 }
 
-/// Captures TCP 862 on the server's eth0 while `f` runs; returns tshark's decoding of the
-/// control messages: (direction, message, accept, malformed or expert info).
-fn tshark_control(lab: &Routed, f: impl FnOnce()) -> Vec<(bool, String, String, String)> {
+/// Captures what `filter` takes on the server's eth0 while `f` runs; returns the file.
+fn capture(lab: &Routed, filter: &str, f: impl FnOnce()) -> std::path::PathBuf {
     let pcap = std::env::temp_dir().join(format!("lopa-twctl-{}.pcap", lab.server.name));
     let _ = std::fs::remove_file(&pcap);
     let mut capture = lab
         .server
         .command("tshark")
-        .args(["-i", "eth0", "-f", "tcp port 862", "-w"])
+        .args(["-i", "eth0", "-f", filter, "-w"])
         .arg(&pcap)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -403,6 +402,13 @@ fn tshark_control(lab: &Routed, f: impl FnOnce()) -> Vec<(bool, String, String, 
         .args(["-INT", &capture.id().to_string()])
         .status();
     let _ = capture.wait();
+    pcap
+}
+
+/// Captures TCP 862 on the server's eth0 while `f` runs; returns tshark's decoding of the
+/// control messages: (direction, message, accept, malformed or expert info).
+fn tshark_control(lab: &Routed, f: impl FnOnce()) -> Vec<(bool, String, String, String)> {
+    let pcap = capture(lab, "tcp port 862", f);
     let out = Command::new("tshark")
         .arg("-r")
         .arg(&pcap)
@@ -873,4 +879,185 @@ fn test_ports_answer_granted_sessions_only() {
     let test = stats.iter().find(|r| r["mode"] == "twamp").unwrap();
     assert_eq!(u(&test["dropped"]["no_session"]), 5, "{test}");
     assert_eq!(u(&test["reflected"]), 5, "{test}");
+}
+
+/// Sends `count` UDP datagrams of random bytes from `ns` with a forged source port (a raw
+/// socket: the port is another process's), IPv4.
+fn forge(ns: &Netns, src: &str, sport: u16, dst: &str, dport: u16, len: usize, count: u32) {
+    let py = r#"
+import os, socket, struct, sys
+src, sport, dst, dport, n, count = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+for _ in range(count):
+    udp = struct.pack('!HHHH', sport, dport, 8 + n, 0) + os.urandom(n)
+    ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,
+                     socket.inet_aton(src), socket.inet_aton(dst))
+    s.sendto(ip + udp, (dst, 0))
+"#;
+    let out = ns
+        .command("/usr/bin/python3")
+        .args(["-c", py, src, &sport.to_string(), dst, &dport.to_string()])
+        .args([len.to_string(), count.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// lreflect serving TWAMP-Control on the server's IPv4 address with the test's keys file.
+fn keyed_server(lab: &Routed, tag: &str) -> (Server, std::path::PathBuf) {
+    let keys = keys_file(tag);
+    let args = [
+        "--twamp-control",
+        "0.0.0.0:862",
+        "--stats-every",
+        "0",
+        "--key-file",
+    ];
+    let server = Server::start(
+        &lab.server,
+        &[&args[..], &[keys.to_str().unwrap()]].concat(),
+    );
+    (server, keys)
+}
+
+/// The records of the test sockets (not the control listeners).
+fn test_sockets(stats: &[Value]) -> impl Iterator<Item = &Value> {
+    stats.iter().filter(|r| r["mode"] != "twamp-control")
+}
+
+#[test]
+fn keyed_test_packets_that_do_not_verify_are_counted_and_never_answered() {
+    let lab = Routed::new("twctl-tamper");
+    let (server, keys) = keyed_server(&lab, "tamper");
+    let keys = keys.to_str().unwrap();
+    for mode in ["authenticated", "encrypted"] {
+        let legit = lab
+            .client
+            .command(env!("CARGO_BIN_EXE_ltwamp"))
+            .args([
+                "--control",
+                "--auth-mode",
+                mode,
+                "--key-file",
+                keys,
+                "--key-id",
+                "probe-b",
+            ])
+            .args([
+                "-c", "40", "-i", "0.05", "--sport", "40000", "-q", "10.0.2.1",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // While the session runs: test packets of its 5-tuple that are no keyed packet of
+        // its keys (to the reflector), and answers that are none (to ltwamp).
+        std::thread::sleep(Duration::from_millis(700));
+        forge(&lab.client, "10.0.1.1", 40000, "10.0.2.1", 862, 48, 5);
+        forge(&lab.server, "10.0.2.1", 862, "10.0.1.1", 40000, 112, 3);
+        let run = ToolRun::of(legit.wait_with_output().unwrap());
+        assert_eq!(run.status, 0, "{mode}: {}", run.stderr);
+        let s = total(&run, "10.0.2.1");
+        assert_eq!((u(&s["sent"]), u(&s["received"])), (40, 40), "{mode}: {s}");
+        assert!(
+            run.stderr
+                .contains("dropped 3 datagrams that were not answers to its probes"),
+            "{mode}: the forged answers are counted: {}",
+            run.stderr
+        );
+    }
+    let stats = server.stop();
+    let hmac: u64 = test_sockets(&stats)
+        .map(|r| r["malformed_by"]["hmac"].as_u64().unwrap_or(0))
+        .sum();
+    let reflected: u64 = test_sockets(&stats).map(|r| u(&r["reflected"])).sum();
+    assert_eq!(hmac, 10, "the forged test packets, counted: {stats:?}");
+    assert_eq!(reflected, 80, "only the real ones answered: {stats:?}");
+}
+
+#[test]
+fn test_packets_go_in_each_modes_layout_and_answers_in_the_sessions_class() {
+    let lab = Routed::new("twctl-layout");
+    let (server, keys) = keyed_server(&lab, "layout");
+    let keys = keys.to_str().unwrap();
+    for mode in ["open", "authenticated", "encrypted"] {
+        let pcap = capture(&lab, "udp port 862", || {
+            let mut args = vec!["--control", "--auth-mode", mode, "-c", "5", "-i", "0.01"];
+            args.extend(["--dscp", "AF41", "--size", "20", "-q"]);
+            if mode != "open" {
+                args.extend(["--key-file", keys, "--key-id", "probe-a"]);
+            }
+            args.push("10.0.2.1");
+            let run = ltwamp(&lab.client, &args);
+            assert_eq!(run.status, 0, "{mode}: {}", run.stderr);
+            let s = total(&run, "10.0.2.1");
+            assert_eq!((u(&s["sent"]), u(&s["received"])), (5, 5), "{mode}: {s}");
+        });
+        let out = Command::new("tshark")
+            .arg("-r")
+            .arg(&pcap)
+            .args(["-T", "fields", "-E", "separator=|"])
+            .args([
+                "-e",
+                "udp.srcport",
+                "-e",
+                "ip.dsfield.dscp",
+                "-e",
+                "udp.length",
+            ])
+            .stderr(Stdio::null())
+            .output()
+            .expect("run tshark");
+        let _ = std::fs::remove_file(&pcap);
+        let text = String::from_utf8(out.stdout).unwrap();
+        let (mut asks, mut answers) = (Vec::new(), Vec::new());
+        for l in text.lines() {
+            let f: Vec<&str> = l.split('|').collect();
+            let (dscp, len): (u8, usize) = (f[1].parse().unwrap(), f[2].parse().unwrap());
+            if f[0] == "862" {
+                answers.push((dscp, len - 8));
+            } else {
+                asks.push((dscp, len - 8));
+            }
+        }
+        // The payloads: --size 20 in the open mode (answered in 44 bytes, STAMP's base);
+        // the keyed layouts' 48 and 112 bytes in the others (RFC 5357 4.1.2, 4.2.1 as
+        // amended by erratum 5045). Every answer in the session's class, AF41 (34).
+        let (ask, answer) = if mode == "open" { (20, 44) } else { (48, 112) };
+        assert_eq!(asks, vec![(34, ask); 5], "{mode}: {text}");
+        assert_eq!(answers, vec![(34, answer); 5], "{mode}: {text}");
+    }
+    let stats = server.stop();
+    assert_eq!(count(&stats, &["sessions", "accepted"]), 3, "{stats:?}");
+}
+
+#[test]
+fn keyed_modes_refuse_tlvs_and_trace_in_one_line() {
+    let keys = keys_file("refuse");
+    for (extra, says) in [
+        ("--tlv=cos", "--tlv needs --auth-mode open"),
+        ("--trace", "--trace needs --auth-mode open"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ltwamp"))
+            .args([
+                "--control",
+                "--auth-mode",
+                "encrypted",
+                "--key-id",
+                "probe-a",
+            ])
+            .arg("--key-file")
+            .arg(&keys)
+            .args([extra, "-c", "1", "127.0.0.1"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra}: {err}");
+        assert_eq!(err.lines().count(), 1, "{extra}: {err}");
+        assert!(err.contains(says), "{extra}: {err}");
+    }
 }

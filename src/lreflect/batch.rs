@@ -19,10 +19,11 @@
 //! So the receive control buffers are decoded by hand ([`parse_control`], which assumes the
 //! 64-bit Linux `cmsghdr` layout; fuzzed by fuzz/fuzz_targets/cmsg.rs).
 
+mod reply;
 use crate::net::cmsg::parse_sockaddr_ip;
 use crate::wire::ludp_payload::{self, FlowCounts, ReflectorStamps, REFLECTOR_LEN};
 use crate::wire::ntp::{Format, Timestamp};
-use crate::wire::twamp::{self, Reflection};
+use crate::wire::twamp;
 use std::io;
 use std::net::IpAddr;
 use std::os::fd::RawFd;
@@ -267,6 +268,9 @@ pub struct Batch {
     /// Per received datagram, the TOS its answer must leave with whatever `reflect_tos` says
     /// (a STAMP Class of Service TLV's DSCP; see [`Batch::set_answer_tos`]).
     answer_tos: Vec<Option<u8>>,
+    /// Per received datagram, its answer is a keyed TWAMP reply, sealed with its T3 already
+    /// ([`Batch::reflect_keyed`]): sending must not touch it.
+    sealed: Vec<bool>,
     received: usize,
     /// Slots to answer, in order.
     queue: Vec<usize>,
@@ -322,6 +326,7 @@ impl Batch {
             meta: vec![Meta::default(); BATCH],
             counts: vec![None; BATCH],
             answer_tos: vec![None; BATCH],
+            sealed: vec![false; BATCH],
             received: 0,
             queue: Vec::with_capacity(BATCH),
             is_probe: vec![false; BATCH],
@@ -395,6 +400,7 @@ impl Batch {
         let n = n as usize;
         self.counts[..n].fill(None);
         self.answer_tos[..n].fill(None);
+        self.sealed[..n].fill(false);
         for i in 0..n {
             let h = &self.rx_msgs[i].msg_hdr;
             let namelen = (h.msg_namelen as usize).min(std::mem::size_of::<libc::sockaddr_in6>());
@@ -420,35 +426,6 @@ impl Batch {
         }
         self.received = n;
         Ok(n)
-    }
-
-    /// Builds the TWAMP reply to the request in received slot `i` over it
-    /// ([`twamp::reflect_in_place`]): sequence number `seq`, Error Estimate `error`, the
-    /// kernel's receive time as T2 (the wall clock now if the kernel gave none) and the TTL or
-    /// hop limit the request arrived with (255 if the kernel did not say). Returns false,
-    /// leaving the slot as it was, for a request no reply can be built from (under 14 bytes,
-    /// or truncated).
-    pub fn reflect_twamp(&mut self, i: usize, seq: u32, error: u16) -> bool {
-        debug_assert!(i < self.received);
-        let m = &mut self.meta[i];
-        if m.truncated {
-            return false;
-        }
-        let rx_ns = m.control.rx_ns.unwrap_or_else(wall_ns);
-        let r = Reflection {
-            seq,
-            error,
-            receive_timestamp: Timestamp::from_unix_ns(rx_ns, Format::Ntp),
-            ttl: m.control.ttl.unwrap_or(255),
-        };
-        let slot = &mut self.bufs[i * self.slot_len..(i + 1) * self.slot_len];
-        match twamp::reflect_in_place(slot, m.len, &r) {
-            Ok(len) => {
-                m.len = len;
-                true
-            }
-            Err(_) => false,
-        }
     }
 
     /// Stamps `counts` into the answer to received slot `i` (a ludp payload with room for
@@ -619,6 +596,9 @@ impl Batch {
                 let rx_ns = m.control.rx_ns.unwrap_or(tx_ns);
                 let buf = &mut self.bufs[i * self.slot_len..i * self.slot_len + m.len];
                 if twamp {
+                    if self.sealed[i] {
+                        continue;
+                    }
                     // T3 never before T2, should the wall clock step back in between.
                     let t3 = Timestamp::from_unix_ns(tx_ns.max(rx_ns), Format::Ntp);
                     twamp::set_transmit_timestamp(buf, t3);

@@ -16,6 +16,7 @@ use super::limit::{Gcra, SourceTable};
 use crate::record::ControlStats;
 use crate::twamp_control::crypto;
 use crate::twamp_control::server::{Event, Fault, Offer, ServerConn, SetUpRefusal};
+use crate::twamp_control::test_packet::TestKeys;
 use crate::wire::ntp::{Format, Timestamp};
 use crate::wire::twamp_control::{Accept, AcceptSession, RequestTwSession};
 use mio::net::{TcpListener, TcpStream};
@@ -71,7 +72,8 @@ struct Conn {
     input: Vec<u8>,
     /// The last whole message received (or the connection's start).
     last_message: Instant,
-    sessions: Vec<TestKey>,
+    /// The connection's sessions: their 5-tuples and SIDs.
+    sessions: Vec<(TestKey, [u8; 16])>,
     /// After Stop-Sessions: when the sessions end (the requests' longest timeout).
     stop_at: Option<Instant>,
     timeout: Duration,
@@ -81,9 +83,44 @@ struct Conn {
     closing: bool,
 }
 
-/// Sessions granted, over every connection, and when a test packet of each last came (ns of
-/// the reflector's clock; 0: none yet). The reflector notes the test packets.
-pub(super) type Granted = HashMap<TestKey, u64>;
+/// One granted session on a test 5-tuple: its SID, the DSCP of its Type-P descriptor (its
+/// answers leave with it, RFC 5357 4.2.1), and its test keys in a keyed mode.
+#[derive(Debug, Clone)]
+pub(super) struct TestSession {
+    pub(super) sid: [u8; 16],
+    pub(super) dscp: u8,
+    pub(super) keys: Option<TestKeys>,
+}
+
+/// What the reflector knows of a test 5-tuple: its sessions (a sender's DSCP classes on one
+/// flow are sessions of their own), and when a test packet last came (ns of the reflector's
+/// clock; 0: none yet).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Watched {
+    pub(super) seen_ns: u64,
+    pub(super) sessions: Vec<TestSession>,
+}
+
+impl Watched {
+    /// The DSCP answers of this 5-tuple leave with: the session's whose class the request
+    /// arrived in (`tos`), else the first session's.
+    pub(super) fn dscp(&self, tos: Option<u8>) -> Option<u8> {
+        let got = tos.map(|t| t >> 2);
+        self.sessions
+            .iter()
+            .find(|s| Some(s.dscp) == got)
+            .or(self.sessions.first())
+            .map(|s| s.dscp)
+    }
+
+    pub(super) fn keyed(&self) -> bool {
+        self.sessions.iter().any(|s| s.keys.is_some())
+    }
+}
+
+/// Sessions granted, over every connection, by test 5-tuple. The reflector notes the test
+/// packets.
+pub(super) type Granted = HashMap<TestKey, Watched>;
 
 /// The TWAMP server: its listeners, connections and counters.
 pub(super) struct ControlServer {
@@ -387,7 +424,7 @@ impl ControlServer {
         };
         let port = if self.ports.contains(&r.receiver_port) {
             r.receiver_port
-        } else if let Some(k) = c.sessions.first() {
+        } else if let Some((k, _)) = c.sessions.first() {
             k.port
         } else {
             match self.ports.iter().copied().min_by_key(|&p| load(p)) {
@@ -399,9 +436,14 @@ impl ControlServer {
             }
         };
         let key = TestKey::new(sender, r.sender_port, port);
-        g.entry(key).or_insert(0);
+        let sid = sid(c.local.ip());
+        g.entry(key).or_default().sessions.push(TestSession {
+            sid,
+            dscp: r.dscp().unwrap_or(0),
+            keys: c.proto.test_keys(&sid),
+        });
         *self.refs.entry(key).or_insert(0) += 1;
-        c.sessions.push(key);
+        c.sessions.push((key, sid));
         let wait = Duration::from_secs(u64::from(r.timeout.secs))
             + Duration::from_nanos((u64::from(r.timeout.frac) * 1_000_000_000) >> 32);
         c.timeout = c.timeout.max(wait.min(Duration::from_secs(60)));
@@ -409,7 +451,7 @@ impl ControlServer {
         AcceptSession {
             accept: Accept::Ok,
             port,
-            sid: sid(c.local.ip()),
+            sid,
         }
     }
 
@@ -443,8 +485,8 @@ impl ControlServer {
                 let last = c
                     .sessions
                     .iter()
-                    .filter_map(|k| g.get(k))
-                    .fold(start_ns, |a, &b| a.max(b));
+                    .filter_map(|(k, _)| g.get(k))
+                    .fold(start_ns, |a, w| a.max(w.seen_ns));
                 (now_ns.saturating_sub(last) > refwait_ns).then_some(())
             } else {
                 (now.duration_since(c.last_message) > self.limits.idle).then_some(())
@@ -525,9 +567,12 @@ fn close(g: &mut Granted, refs: &mut HashMap<TestKey, u32>, registry: &Registry,
 fn end_sessions(
     g: &mut Granted,
     refs: &mut HashMap<TestKey, u32>,
-    keys: impl Iterator<Item = TestKey>,
+    keys: impl Iterator<Item = (TestKey, [u8; 16])>,
 ) {
-    for k in keys {
+    for (k, sid) in keys {
+        if let Some(w) = g.get_mut(&k) {
+            w.sessions.retain(|s| s.sid != sid);
+        }
         if let Some(n) = refs.get_mut(&k) {
             *n -= 1;
             if *n == 0 {

@@ -269,12 +269,53 @@ impl Reflector {
     fn note_test_packet(&mut self, l: &Listener, i: usize, src: IpAddr, now_ns: u64) -> bool {
         let key = TestKey::new(src, self.batch.source_port(i), l.local.port());
         match self.granted.get_mut(&key) {
-            Some(seen) => {
-                *seen = now_ns;
+            Some(w) => {
+                w.seen_ns = now_ns;
                 true
             }
             None => false,
         }
+    }
+
+    /// Answers keyed TWAMP request `i` of test 5-tuple `key` on listener `idx`: opened with
+    /// the keys of the 5-tuple's session it verifies under, numbered in its session (SSID
+    /// 0: a keyed packet has none), sealed, in that session's DSCP. A request no session's
+    /// keys verify is malformed.
+    fn answer_keyed(
+        &mut self,
+        l: &Listener,
+        idx: usize,
+        i: usize,
+        src: IpAddr,
+        key: TestKey,
+        now_ns: u64,
+    ) -> Result<(), Reason> {
+        let request = self.batch.payload(i);
+        let found = self.granted.get(&key).and_then(|w| {
+            w.sessions.iter().find_map(|s| {
+                let keys = s.keys.as_ref()?;
+                let (seq, _, _) = keys.open_sender(request).ok()?;
+                Some((keys.clone(), s.dscp, seq))
+            })
+        });
+        let Some((keys, dscp, sender_seq)) = found else {
+            return Err(Reason::Malformed(Malformed::Hmac));
+        };
+        let session = self.session_key(l, i, src, 0);
+        let seq = match self.sessions.as_mut() {
+            None => sender_seq,
+            Some(table) => {
+                let up = table.next(&session, idx as u16, now_ns);
+                self.note(idx, &up);
+                up.seq
+            }
+        };
+        if !self.batch.reflect_keyed(i, seq, self.error, &keys) {
+            // The slot is too small for a keyed reply (--max-size under 112).
+            return Err(Reason::Malformed(Malformed::TooLong));
+        }
+        self.batch.set_answer_tos(i, dscp << 2);
+        Ok(())
     }
 
     /// Whether received datagram `i` on `l` is answered (its source) or why not, checked in
@@ -331,13 +372,31 @@ impl Reflector {
                 let verdict = self.verdict(l, i, now_ns);
                 match verdict {
                     Ok(src) if l.is_twamp() => {
-                        if !l.controlled && !self.granted.is_empty() {
-                            // A --twamp socket that is also a test port: sessions are noted,
-                            // every sender answered.
+                        // A TWAMP-Control session's packet: its answer's DSCP, whether keyed.
+                        let mut dscp = None;
+                        if l.controlled || !self.granted.is_empty() {
+                            // (A --twamp socket that is also a test port: sessions are noted,
+                            // every sender answered.)
                             self.note_test_packet(l, i, src, now_ns);
+                            let key = TestKey::new(src, self.batch.source_port(i), l.local.port());
+                            if let Some(w) = self.granted.get(&key) {
+                                if w.keyed() {
+                                    match self.answer_keyed(l, idx, i, src, key, now_ns) {
+                                        Ok(()) => self.batch.answer(i),
+                                        Err(why) => l.stats.window.drop(why),
+                                    }
+                                    continue;
+                                }
+                                dscp = w.dscp(self.batch.meta[i].control.tos);
+                            }
                         }
                         let (seq, counters) = self.twamp_seq(l, idx, i, src, now_ns);
                         if self.batch.reflect_twamp(i, seq, self.error) {
+                            if let Some(d) = dscp {
+                                // RFC 5357 4.2.1: the answer in the session's own class (a
+                                // Class of Service TLV below may ask for another).
+                                self.batch.set_answer_tos(i, d << 2);
+                            }
                             if self.batch.meta[i].len > STAMP_LEN {
                                 self.reflect_tlvs(l, i, src, counters);
                             }

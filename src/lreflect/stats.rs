@@ -27,6 +27,8 @@ pub enum Malformed {
     TooLong,
     /// No usable source address.
     Other,
+    /// A keyed session's test packet whose HMAC does not verify.
+    Hmac,
 }
 
 /// Session events of a TWAMP socket over some period.
@@ -63,6 +65,7 @@ impl Counters {
                     Malformed::Short => &mut by.short,
                     Malformed::TooLong => &mut by.too_long,
                     Malformed::Other => &mut by.other,
+                    Malformed::Hmac => &mut by.hmac,
                 } += 1;
                 &mut d.malformed
             }
@@ -93,6 +96,7 @@ impl Counters {
         m.short += f.short;
         m.too_long += f.too_long;
         m.other += f.other;
+        m.hmac += f.hmac;
         let (s, t) = (&mut self.sessions, &o.sessions);
         s.started += t.started;
         s.expired += t.expired;

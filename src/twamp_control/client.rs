@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 use super::crypto::{self, Opener, Sealer, Token};
+use super::test_packet::TestKeys;
 use crate::wire::ntp::Timestamp;
 use crate::wire::twamp_control::{
     self as msg, Accept, AcceptSession, Greeting, Mode, RequestTwSession, ServerStart,
@@ -101,6 +102,8 @@ pub struct Client<S> {
     mode: Mode,
     seal: Option<Sealer>,
     open: Option<Opener>,
+    /// The session keys of a keyed mode, from which each test session's keys come.
+    token: Option<Token>,
     /// The server's Start-Time.
     pub server_start: Timestamp,
 }
@@ -155,6 +158,7 @@ impl<S: Read + Write> Client<S> {
             mode: want.mode,
             seal: None,
             open: None,
+            token: None,
             server_start: start.start_time,
         };
         if let Some(t) = token {
@@ -163,12 +167,19 @@ impl<S: Read + Write> Client<S> {
             c.server_start = Timestamp::from_bytes(s[32..40].try_into().unwrap_or_default());
             c.open = Some(open);
             c.seal = Some(Sealer::new(&t, &response.client_iv));
+            c.token = Some(t);
         }
         Ok(c)
     }
 
     pub fn mode(&self) -> Mode {
         self.mode
+    }
+
+    /// The test keys of granted session `sid`: `None` in unauthenticated mode.
+    pub fn test_keys(&self, sid: &[u8; 16]) -> Option<TestKeys> {
+        let t = self.token.as_ref()?;
+        TestKeys::derive(self.mode, &t.aes_key, &t.hmac_key, sid)
     }
 
     fn send(&mut self, m: &[u8]) -> Result<(), ClientError> {

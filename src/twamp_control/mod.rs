@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod keys;
 pub mod sender;
 pub mod server;
+pub mod test_packet;
 
 #[cfg(test)]
 mod tests {

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 use super::client::{Client, ClientError, SetUp};
+use super::test_packet::TestKeys;
 use crate::target::Target;
 use crate::wire::ntp::{Format, Timestamp};
 use crate::wire::twamp_control::RequestTwSession;
@@ -32,6 +33,9 @@ pub struct Plan {
 /// The started sessions of every target.
 pub struct Controlled {
     clients: Vec<(String, Client<TcpStream>, u32)>,
+    /// The test keys of each keyed session: (target, flow, DSCP class, keys). Empty in
+    /// unauthenticated mode.
+    pub keys: Vec<(usize, u16, u8, TestKeys)>,
 }
 
 /// Connects to each target's control port, asks for its sessions, starts them, and sets the
@@ -43,7 +47,8 @@ pub fn start(
     plan: &Plan,
 ) -> Result<Controlled> {
     let mut clients = Vec::new();
-    for t in targets.iter_mut() {
+    let mut keys = Vec::new();
+    for (ti, t) in targets.iter_mut().enumerate() {
         let control = t.socket_addr(t.port);
         let what = |e: ClientError| anyhow!("{} ({control}): {e}", t.name);
         let stream = TcpStream::connect_timeout(&control, CONTROL_TIMEOUT).map_err(|e| {
@@ -71,6 +76,9 @@ pub fn start(
                 let req = request(local, sp, control, dscp, plan);
                 let a = client.request(&req).map_err(what)?;
                 granted += 1;
+                if let Some(k) = client.test_keys(&a.sid) {
+                    keys.push((ti, flow, dscp, k));
+                }
                 match port {
                     None => port = Some(a.port),
                     Some(p) if p != a.port => bail!(
@@ -88,7 +96,7 @@ pub fn start(
         }
         clients.push((t.name.clone(), client, granted));
     }
-    Ok(Controlled { clients })
+    Ok(Controlled { clients, keys })
 }
 
 fn request(
@@ -114,7 +122,13 @@ fn request(
         schedule_slots: 0,
         packets: 0,
         sid: [0; 16],
-        padding_length: plan.size.saturating_sub(crate::wire::twamp::SENDER_MIN_LEN) as u32,
+        // The padding after the sender packet's fields: 14 bytes of them unauthenticated, 48
+        // in the keyed layout.
+        padding_length: plan.size.saturating_sub(if plan.set_up.mode.ciphered() {
+            super::test_packet::SENDER_LEN
+        } else {
+            crate::wire::twamp::SENDER_MIN_LEN
+        }) as u32,
         start_time: Timestamp::from_unix_ns(now, Format::Ntp),
         timeout: Timestamp {
             secs: plan.timeout.as_secs() as u32,

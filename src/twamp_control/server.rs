@@ -8,6 +8,7 @@
 
 use super::crypto::{self, Opener, Sealer, Token};
 use super::keys::Keys;
+use super::test_packet::TestKeys;
 use crate::wire::ntp::Timestamp;
 use crate::wire::twamp_control::{
     self as msg, Accept, AcceptSession, Command, Greeting, Mode, RequestTwSession, ServerStart,
@@ -81,6 +82,8 @@ pub struct ServerConn {
     greeting: Greeting,
     mode: Option<Mode>,
     key_id: Option<String>,
+    /// The session keys of a keyed mode, from which each test session's keys come.
+    token: Option<Token>,
     seal: Option<Sealer>,
     open: Option<Opener>,
     out: Vec<u8>,
@@ -102,6 +105,7 @@ impl ServerConn {
             greeting,
             mode: None,
             key_id: None,
+            token: None,
             seal: None,
             open: None,
             out: greeting.encode().to_vec(),
@@ -123,6 +127,13 @@ impl ServerConn {
 
     pub fn mode(&self) -> Option<Mode> {
         self.mode
+    }
+
+    /// The test keys of session `sid` granted on this connection: `None` in unauthenticated
+    /// mode (or before Server-Start).
+    pub fn test_keys(&self, sid: &[u8; 16]) -> Option<TestKeys> {
+        let t = self.token.as_ref()?;
+        TestKeys::derive(self.mode?, &t.aes_key, &t.hmac_key, sid)
     }
 
     pub fn key_id(&self) -> Option<&str> {
@@ -197,6 +208,7 @@ impl ServerConn {
             self.seal = Some(seal);
             self.open = Some(Opener::new(&token, &r.client_iv));
             self.key_id = Some(name.to_string());
+            self.token = Some(token);
         }
         self.out.extend_from_slice(&bytes);
         self.mode = Some(mode);

@@ -7,8 +7,14 @@ use super::{family, help_of, in_order, label_text, sanitize, with_tags, Labels, 
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Objects of counts by reason: (member, family stem).
-const BY_REASON: &[(&str, &str)] = &[("dropped", "dropped"), ("malformed_by", "malformed")];
+/// Objects of counts by reason: (member path, family stem). Other objects are walked into,
+/// their counts named by their path (`control.sessions.accepted`: `control_sessions_accepted`).
+const BY_REASON: &[(&str, &str)] = &[
+    ("dropped", "dropped"),
+    ("malformed_by", "malformed"),
+    ("control_closed", "control_closed"),
+    ("control_sessions_refused", "control_sessions_refused"),
+];
 
 /// Help of the counters lreflect writes, by family stem, in this order.
 const COUNTER_HELP: &[(&str, &str)] = &[
@@ -24,7 +30,20 @@ const COUNTER_HELP: &[(&str, &str)] = &[
     ),
     (
         "malformed",
-        "Malformed datagrams, by reason (empty, short, too_long, other).",
+        "Malformed datagrams, by reason (empty, short, too_long, other, hmac).",
+    ),
+    (
+        "control_connections",
+        "TWAMP-Control connections accepted (--twamp-control listeners).",
+    ),
+    (
+        "control_closed",
+        "TWAMP-Control connections closed or refused, by reason (acl, limit, rate_limit, mode, key, garbage, hmac, idle).",
+    ),
+    ("control_sessions_accepted", "TWAMP test sessions granted."),
+    (
+        "control_sessions_refused",
+        "TWAMP test sessions refused, by reason (not_supported, permanent_limit, temporary_limit).",
     ),
     ("sessions_started", "TWAMP sessions begun."),
     ("sessions_expired", "TWAMP sessions ended idle (--session-timeout)."),
@@ -52,6 +71,14 @@ const GAUGE_HELP: &[(&str, &str)] = &[
     (
         "flows_active",
         "ludp flows counted on the echo socket at the latest stats record.",
+    ),
+    (
+        "control_active",
+        "TWAMP-Control connections open at the latest stats record.",
+    ),
+    (
+        "control_sessions_active",
+        "TWAMP test sessions granted and not ended at the latest stats record.",
     ),
 ];
 
@@ -87,31 +114,7 @@ impl Sockets {
         }
         let socket = self.by_labels.entry(with_tags(labels, tags)).or_default();
         let mut counts: Vec<(Key, u64)> = Vec::new();
-        for (member, value) in body {
-            match value {
-                Value::Object(inner) => {
-                    let integers = inner
-                        .iter()
-                        .filter_map(|(k, v)| v.as_u64().map(|n| (k.as_str(), n)));
-                    match BY_REASON.iter().find(|(m, _)| m == member) {
-                        Some((_, stem)) => counts.extend(
-                            integers.map(|(k, n)| ((stem.to_string(), Some(k.to_string())), n)),
-                        ),
-                        None => {
-                            for (k, n) in integers {
-                                let name = format!("{member}_{k}");
-                                if k == "active" {
-                                    socket.gauges.insert(name, n);
-                                } else {
-                                    counts.push(((name, None), n));
-                                }
-                            }
-                        }
-                    }
-                }
-                other => counts.extend(other.as_u64().map(|n| ((member.clone(), None), n))),
-            }
-        }
+        walk("", body, &mut counts, &mut socket.gauges);
         socket.tally.add(counts, super::is_total(body));
     }
 
@@ -155,6 +158,42 @@ impl Sockets {
                 format!("The stats records' {m} member, added up.")
             });
             family(out, &name, "gauge", &help, &rows);
+        }
+    }
+}
+
+/// The counts of `obj` (member path `path`): integers are counters, but an `active` one
+/// inside an object is a gauge; objects of [`BY_REASON`] are one counter by reason, others
+/// are walked into.
+fn walk(
+    path: &str,
+    obj: &Map<String, Value>,
+    counts: &mut Vec<(Key, u64)>,
+    gauges: &mut BTreeMap<String, u64>,
+) {
+    for (k, v) in obj {
+        let name = if path.is_empty() {
+            k.clone()
+        } else {
+            format!("{path}_{k}")
+        };
+        match v {
+            Value::Object(inner) => {
+                match BY_REASON.iter().find(|(m, _)| *m == name) {
+                    Some((_, stem)) => counts.extend(inner.iter().filter_map(|(r, n)| {
+                        Some(((stem.to_string(), Some(r.clone())), n.as_u64()?))
+                    })),
+                    None => walk(&name, inner, counts, gauges),
+                }
+            }
+            other => {
+                let Some(n) = other.as_u64() else { continue };
+                if k == "active" && !path.is_empty() {
+                    gauges.insert(name, n);
+                } else {
+                    counts.push(((name, None), n));
+                }
+            }
         }
     }
 }
@@ -215,5 +254,49 @@ mod tests {
             text.contains(&format!("lopa_reflector_sessions_active{{{l}}} 0\n")),
             "{text}"
         );
+    }
+
+    #[test]
+    fn control_counters_and_no_session_drops_are_exposed() {
+        let rec = |window: &str, accepted: u64, active: u64| {
+            json!({
+                "listen": "0.0.0.0:862", "mode": "twamp-control", "window": window,
+                "received": 0, "reflected": 0, "stamped": 0,
+                "dropped": {"acl": 0, "loop": 0, "rate_limit": 0, "global_cap": 0,
+                            "malformed": 0, "send_error": 0, "no_session": 4},
+                "malformed_by": {"empty": 0, "short": 0, "too_long": 0, "other": 0, "hmac": 2},
+                "control": {"connections": 3, "active": active,
+                            "closed": {"acl": 1, "limit": 0, "rate_limit": 0, "mode": 0,
+                                       "key": 2, "garbage": 0, "hmac": 0, "idle": 0},
+                            "sessions": {"accepted": accepted, "active": active,
+                                         "refused": {"not_supported": 1, "permanent_limit": 0,
+                                                     "temporary_limit": 0}}}
+            })
+            .as_object()
+            .unwrap()
+            .clone()
+        };
+        let mut e = Exposition::new(Vec::new());
+        e.observe("stats", "lreflect", &rec("10s", 5, 2), None);
+        e.observe("stats", "lreflect", &rec("10s", 1, 1), None);
+        let l = r#"tool="lreflect",listen="0.0.0.0:862",mode="twamp-control""#;
+        let text = e.render();
+        for want in [
+            format!("lopa_reflector_dropped_total{{{l},reason=\"no_session\"}} 8"),
+            format!("lopa_reflector_malformed_total{{{l},reason=\"hmac\"}} 4"),
+            format!("lopa_reflector_control_connections_total{{{l}}} 6"),
+            format!("lopa_reflector_control_closed_total{{{l},reason=\"key\"}} 4"),
+            format!("lopa_reflector_control_closed_total{{{l},reason=\"acl\"}} 2"),
+            format!("lopa_reflector_control_sessions_accepted_total{{{l}}} 6"),
+            format!(
+                "lopa_reflector_control_sessions_refused_total{{{l},reason=\"not_supported\"}} 2"
+            ),
+            format!("lopa_reflector_control_active{{{l}}} 1"),
+            format!("lopa_reflector_control_sessions_active{{{l}}} 1"),
+            "# TYPE lopa_reflector_control_active gauge".to_string(),
+            "# TYPE lopa_reflector_control_closed_total counter".to_string(),
+        ] {
+            assert!(text.lines().any(|x| x == want), "{want} missing:\n{text}");
+        }
     }
 }

@@ -9,20 +9,22 @@
 //! probe `n × flows + f + 1`, because the engine gives the flows their probes in turn.
 #![forbid(unsafe_code)]
 
+mod answer;
 pub mod direction;
 
 use super::flows::{FlowSockets, FlowSpread};
 use super::trace::{self, TraceConfig, TracedFlow, Tracer};
-use super::{ProbeEvent, ProbeId, ProbeLookup, Prober, ReflectorTimes, SendStamp};
+use super::{ProbeEvent, ProbeId, ProbeLookup, Prober, SendStamp};
 use crate::clock::ClockState;
 use crate::net::socket::SocketOptions;
-use crate::net::Received;
 use crate::record::Flow;
 use crate::target::Target;
+use crate::twamp_control::test_packet::{self, TestKeys};
 use crate::wire::ntp::{Format, Timestamp};
 use crate::wire::stamp_tlv::{self, Answer};
 use crate::wire::twamp::{ReflectorPacket, SenderPacket, SENDER_MIN_LEN, STAMP_LEN};
 use crate::wire::Family;
+use answer::{reply, Numbers};
 use anyhow::{bail, Result};
 use direction::Tracker;
 use std::collections::HashMap;
@@ -190,6 +192,9 @@ pub struct TwampProber {
     followed: Option<trace::Followed>,
     /// Trace rounds so far: each round's probes carry its number.
     round: u32,
+    /// The test keys of keyed TWAMP-Control sessions by (target, flow): each DSCP class's.
+    /// Empty unless [`TwampProber::use_keys`] gave some.
+    keys: HashMap<(usize, u16), Vec<(u8, TestKeys)>>,
 }
 
 /// Probes remembered per target beyond those a reply may still answer: the engine keeps this
@@ -254,7 +259,25 @@ impl TwampProber {
             cookie: crate::random::random_u64() as u32,
             followed: None,
             round: 0,
+            keys: HashMap::new(),
         })
+    }
+
+    /// Sends the keyed layout of an authenticated or encrypted TWAMP-Control session (RFC
+    /// 5357 4.1.2) under these keys, (target, flow, DSCP class, keys) each, and reads
+    /// answers in the keyed reflector layout: one that verifies under none of its flow's
+    /// keys is malformed. No keys: nothing changes. The packet is the keyed one padded to
+    /// `--size` (at least 48 bytes), without STAMP TLVs.
+    pub fn use_keys(&mut self, keys: Vec<(usize, u16, u8, TestKeys)>) {
+        if keys.is_empty() {
+            return;
+        }
+        for (target, flow, dscp, k) in keys {
+            self.keys.entry((target, flow)).or_default().push((dscp, k));
+        }
+        self.packet = vec![0; self.cfg.size.max(test_packet::SENDER_LEN)];
+        self.tlv_at = stamp_tlv::Offsets::default();
+        self.tlvs = false;
     }
 
     fn flows(&self) -> u64 {
@@ -418,128 +441,6 @@ fn unix_ns(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-fn ns_time(ns: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_nanos(ns)
-}
-
-/// How the loss tracker numbers an answer: the reflector's sequence number, or, from a
-/// Direct Measurement TLV, the session's packets it received before this one and those of
-/// them it refused (as ludp reads lreflect's counts).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Numbers {
-    seq: u32,
-    refused: Option<u32>,
-}
-
-impl Numbers {
-    fn of(p: &ReflectorPacket, answer: Option<&Answer>) -> Numbers {
-        match answer.and_then(|a| a.direct) {
-            // R_RxC counts this probe, R_TxC the answers before this one: the rest of what
-            // the reflector received it did not answer.
-            Some(d) if d.reflector_rx > 0 => Numbers {
-                seq: d.reflector_rx - 1,
-                refused: Some((d.reflector_rx - 1).wrapping_sub(d.reflector_tx)),
-            },
-            _ => Numbers {
-                seq: p.seq,
-                refused: None,
-            },
-        }
-    }
-}
-
-/// The record figures of an answer's TLVs; `reply_tos`: the TOS the answer arrived with.
-fn tlv_figures(a: &Answer, reply_tos: Option<u8>) -> crate::record::TlvFigures {
-    use crate::record::{ClockSource, DirectCounters, ReflectorClock, SeenAt, StampMethod};
-    let source = |v: u8| {
-        stamp_tlv::sync::name(v).map(|n| match n {
-            "ntp" => ClockSource::Ntp,
-            "ptp" => ClockSource::Ptp,
-            "ssu-bits" => ClockSource::SsuBits,
-            "gnss" => ClockSource::Gnss,
-            "local" => ClockSource::Local,
-            _ => ClockSource::Unknown,
-        })
-    };
-    let method = |v: u8| {
-        stamp_tlv::method::name(v).map(|n| match n {
-            "hw" => StampMethod::Hw,
-            "sw" => StampMethod::Sw,
-            "control-plane" => StampMethod::ControlPlane,
-            _ => StampMethod::Unknown,
-        })
-    };
-    let mut unsupported = crate::record::TlvKinds::default();
-    for &k in &a.unsupported {
-        unsupported.insert(k);
-    }
-    crate::record::TlvFigures {
-        dscp_rev: a
-            .cos
-            .zip(reply_tos)
-            .map(|(c, tos)| (c.answered_with(), tos >> 2))
-            .and_then(|(sent, got)| (sent != got).then_some(got)),
-        reflector_clock: a.timestamp.map(|t| ReflectorClock {
-            sync_in: source(t.sync_in),
-            method_in: method(t.method_in),
-            sync_out: source(t.sync_out),
-            method_out: method(t.method_out),
-        }),
-        counters: a.direct.map(|d| DirectCounters {
-            sender_tx: d.sender_tx,
-            reflector_rx: d.reflector_rx,
-            reflector_tx: d.reflector_tx,
-        }),
-        location: a.location.map(|l| SeenAt {
-            src: l.src,
-            sport: l.src_port,
-            dst: l.dst,
-            dport: l.dst_port,
-        }),
-        tlv_unsupported: unsupported,
-        tlv_malformed: a.malformed.then_some(true),
-    }
-}
-
-/// The reply event for a reflector's answer to probe `id` (`answer`: its TLVs, when the
-/// probe carried some).
-fn reply(
-    id: ProbeId,
-    from: IpAddr,
-    p: &ReflectorPacket,
-    answer: Option<&Answer>,
-    rx: &Received,
-    len: usize,
-    rx_mono: Instant,
-) -> ProbeEvent {
-    // T2 and T3 in the reflector's format, in the era nearest our clock.
-    let format = p.timestamp_format();
-    let reference = unix_ns(rx.anc.rx_time.unwrap_or_else(SystemTime::now));
-    ProbeEvent::Reply {
-        id,
-        from,
-        rx_wall: rx.anc.rx_time,
-        rx_mono,
-        ttl: rx.anc.ttl,
-        size: Some(len),
-        tos: rx.anc.tos,
-        reflector: Some(ReflectorTimes {
-            rx: ns_time(p.receive_timestamp.to_unix_ns(format, reference)),
-            tx: ns_time(p.timestamp.to_unix_ns(format, reference)),
-            // The TOS the probe arrived with, from a Class of Service TLV.
-            tos: answer.and_then(|a| a.cos).map(|c| (c.dscp2 << 2) | c.ecn),
-            synced: p.error_estimate().is_some_and(|e| e.synced),
-            seq: Some(p.seq),
-            refused: None,
-            ttl: p.sender_ttl,
-            net_of_hold: true,
-            tlv: answer.map(|a| tlv_figures(a, rx.anc.tos)),
-        }),
-        result: None,
-        syn_retransmits: None,
-    }
-}
-
 impl Prober for TwampProber {
     fn streams(&self) -> usize {
         self.sockets.streams()
@@ -577,24 +478,38 @@ impl Prober for TwampProber {
         // T1: the clock right before the send. (The RTT starts from the kernel's transmit
         // stamp where there is one.)
         let t1 = Timestamp::from_unix_ns(unix_ns(SystemTime::now()), Format::Ntp);
-        let packet = SenderPacket {
-            seq: n as u32,
-            timestamp: t1,
-            error,
-            ssid: stamp.then_some(ssid),
-        };
-        packet
-            .write(&mut self.packet)
-            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        if let Some(at) = self.tlv_at.s_txc {
-            // The session's probes sent, this one included (RFC 8972 §4.5).
-            stamp_tlv::set_s_txc(&mut self.packet, at, (n + 1) as u32);
+        if let Some(keys) = self.keys.get(&(id.target, flow)) {
+            // The keys of the probe's class's session.
+            let class = selected.tos.or(self.default_tos).unwrap_or(0) >> 2;
+            let k = keys
+                .iter()
+                .find(|(d, _)| *d == class)
+                .or(keys.first())
+                .map(|(_, k)| k);
+            if let Some(k) = k {
+                k.seal_sender(&mut self.packet, n as u32, t1, error);
+            }
+        } else {
+            let packet = SenderPacket {
+                seq: n as u32,
+                timestamp: t1,
+                error,
+                ssid: stamp.then_some(ssid),
+            };
+            packet
+                .write(&mut self.packet)
+                .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+            if let Some(at) = self.tlv_at.s_txc {
+                // The session's probes sent, this one included (RFC 8972 §4.5).
+                stamp_tlv::set_s_txc(&mut self.packet, at, (n + 1) as u32);
+            }
+            if let Some(at) = self.tlv_at.cos {
+                // Ask for the answer in the probe's own class.
+                let tos = selected.tos.or(self.default_tos).unwrap_or(0);
+                stamp_tlv::set_dscp1(&mut self.packet, at, tos >> 2);
+            }
         }
-        if let Some(at) = self.tlv_at.cos {
-            // Ask for the answer in the probe's own class.
-            let tos = selected.tos.or(self.default_tos).unwrap_or(0);
-            stamp_tlv::set_dscp1(&mut self.packet, at, tos >> 2);
-        }
+        let peer = &mut self.peers[id.target];
         let ring = peer.sent.len() as u64;
         peer.sent[(id.seq % ring) as usize] = (id.seq, t1);
         self.tracker.sent(id);
@@ -629,23 +544,55 @@ impl Prober for TwampProber {
             let ours = |from: Option<IpAddr>, seq: u32, t1: Timestamp| {
                 match_probe(peers, by_addr, flows, flow, from?, seq, t1)
             };
+            // The keys of this flow's keyed sessions with the targets at `from`.
+            let keys = &self.keys;
+            let keyed = !keys.is_empty();
+            let keys_of = move |from: Option<IpAddr>| {
+                from.and_then(|a| by_addr.get(&a.to_canonical()))
+                    .into_iter()
+                    .flatten()
+                    .filter_map(move |&t| keys.get(&(t, flow)))
+                    .flatten()
+                    .map(|(_, k)| k)
+            };
             s.probe.drain(
                 &mut self.recv_buf,
                 events,
                 |data, rx, events| {
                     // Our own packet back with an ICMP (or local) error.
                     let Some(err) = rx.anc.error else { return };
-                    let Ok(p) = SenderPacket::parse(data) else {
-                        return;
+                    let (seq, t1) = if keyed {
+                        let Some((seq, t1, _)) =
+                            keys_of(rx.from).find_map(|k| k.open_sender(data).ok())
+                        else {
+                            return;
+                        };
+                        (seq, t1)
+                    } else {
+                        let Ok(p) = SenderPacket::parse(data) else {
+                            return;
+                        };
+                        (p.seq, p.timestamp)
                     };
-                    if let Some(id) = ours(rx.from, p.seq, p.timestamp) {
+                    if let Some(id) = ours(rx.from, seq, t1) {
                         events.extend(ProbeEvent::from_queued_error(id, family, &err));
                     }
                 },
                 |data, rx, rx_mono, events| {
-                    let Ok(p) = ReflectorPacket::parse(data) else {
-                        events.push(ProbeEvent::Malformed(crate::wire::Error::Truncated));
-                        return;
+                    let p = if keyed {
+                        // Not one of our sessions' answers, or tampered with.
+                        let Some(p) = keys_of(rx.from).find_map(|k| k.open_reflector(data).ok())
+                        else {
+                            events.push(ProbeEvent::Malformed(crate::wire::Error::BadChecksum));
+                            return;
+                        };
+                        p
+                    } else {
+                        let Ok(p) = ReflectorPacket::parse(data) else {
+                            events.push(ProbeEvent::Malformed(crate::wire::Error::Truncated));
+                            return;
+                        };
+                        p
                     };
                     match (ours(rx.from, p.sender_seq, p.sender_timestamp), rx.from) {
                         (Some(id), Some(from)) => {
@@ -689,6 +636,7 @@ impl Prober for TwampProber {
 
 #[cfg(test)]
 mod tests {
+    use super::answer::tlv_figures;
     use super::*;
 
     #[test]
