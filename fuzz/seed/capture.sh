@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Rebuilds the seed corpora fuzz/corpus/<target>/ from real traffic: the tools' packets in
+# Rebuilds the seed corpora fuzz/corpus/<target>/ from real traffic: the tools' packets (STAMP
+# with TLVs, a TWAMP-Control session) in
 # namespaces of their own (a host, a router, a host; captured with tshark), real rtnetlink
 # dumps (netlink.py), real recvmsg control messages over loopback (cmsg.py) and the tools'
 # own path records (correlate_input). Run as root from anywhere after `cargo build`; only
@@ -31,6 +32,8 @@ ip netns exec $R sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
 ip netns exec $A sysctl -qw net.ipv4.ping_group_range="0 2147483647"
 sleep 1
 ip netns exec $H "$B/lreflect" --twamp '[::]:862' --stats-every 0 >/dev/null 2>&1 &
+ip netns exec $H "$B/lreflect" --twamp-control '[::]:863' --twamp-ports 20000-20003 --stats-every 0 \
+    >/dev/null 2>&1 &
 ip netns exec $H python3 -c "
 import socket
 s = socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -48,6 +51,10 @@ $X "$B/ludp" -c 2 -i 0.1 10.9.2.2:8081 '[fd09:2::2]:8081' > /dev/null
 $X "$B/ludp" -c 1 10.9.2.2:9999 '[fd09:2::2]:9999' > /dev/null 2>&1
 $X "$B/ludp" --trace-only --flows 2 -W 0.3 10.9.2.2:8081 > /dev/null 2>&1
 $X "$B/ltwamp" -c 2 -i 0.1 10.9.2.2:862 '[fd09:2::2]:862' > /dev/null 2>&1
+# STAMP TLVs (RFC 8972) of every kind, and a whole TWAMP-Control session (both directions).
+$X "$B/ltwamp" --tlv cos,timestamp,direct,location -c 2 -i 0.1 10.9.2.2:862 '[fd09:2::2]:862' \
+    > /dev/null 2>&1
+$X "$B/ltwamp" --control --flows 2 --dscp EF,BE -c 2 -i 0.1 10.9.2.2:863 > /dev/null 2>&1
 $X "$B/ltcp" -c 2 -i 0.1 10.9.2.2:80 '[fd09:2::2]:80' 10.9.2.2:81 > /dev/null 2>&1
 $X "$B/ltcp" --syn -c 2 -i 0.1 10.9.2.2:80 '[fd09:2::2]:80' > /dev/null 2>&1
 $X "$B/ltcp" --trace-only -W 0.3 10.9.2.2:80 > /dev/null 2>&1
@@ -72,6 +79,6 @@ ip netns exec $N python3 "$SEED/netlink.py" "$OUT/netlink" \
     "ip route add 10.9.8.0/24 nexthop via 10.9.5.254 weight 2 nexthop via 10.9.5.253 weight 1" \
     "ip neigh add 10.9.5.77 lladdr 02:00:00:00:00:77 dev va" \
     "ip rule add from 10.9.5.0/24 table 100 prio 1000"
-for t in wire_icmp wire_ip_tcp wire_probe wire_twamp ntp netlink cmsg; do rm -rf "${CORPUS:?}/$t"; done
+for t in wire_icmp wire_ip_tcp wire_probe wire_twamp wire_stamp_tlv twamp_control ntp netlink cmsg; do rm -rf "${CORPUS:?}/$t"; done
 python3 "$SEED/split.py" "$OUT" "$CORPUS"
 ip netns exec $N python3 "$SEED/cmsg.py" "$CORPUS/cmsg"

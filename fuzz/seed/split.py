@@ -36,8 +36,10 @@ for _link, frame in pcap(f'{caps}/wire.pcap'):
     elif proto == 17:
         sport, dport = struct.unpack_from('!HH', payload)
         data = payload[8:]
-        if 862 in (sport, dport):
+        if 862 in (sport, dport) or 20000 <= sport <= 20003 or 20000 <= dport <= 20003:
             add('wire_twamp', data)
+            if len(data) > 44:
+                add('wire_stamp_tlv', data[44:])    # the TLVs after the base STAMP packet
             # ntp target: timestamp, a reference clock (now), the error estimate
             if len(data) >= 14:
                 now = int(time.time() * 1e9)
@@ -46,6 +48,10 @@ for _link, frame in pcap(f'{caps}/wire.pcap'):
             add('wire_probe', data)
     elif proto == 6:
         add('wire_ip_tcp', payload)
+        sport, dport = struct.unpack_from('!HH', payload)
+        data = payload[(payload[12] >> 4) * 4:]
+        if 863 in (sport, dport) and data:
+            add('twamp_control', data)              # one TWAMP-Control segment's messages
 for f in sorted(os.listdir(f'{caps}/netlink')):
     add('netlink', open(f'{caps}/netlink/{f}', 'rb').read())
 for target, items in seeds.items():
