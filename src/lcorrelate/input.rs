@@ -42,6 +42,8 @@ pub struct FlowKey {
     pub flow: u64,
 }
 
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Interface address (or any node name) to router name.
 pub type Aliases = HashMap<String, String>;
 
@@ -125,10 +127,12 @@ struct KindOnly<'a> {
 pub struct Aggregator {
     aliases: Aliases,
     names: Vec<Box<str>>,
-    ids: HashMap<Box<str>, u32>,
-    route_ids: HashMap<Box<[u32]>, u32>,
+    // foldhash: every record looks up each of its addresses, its route and its flow, and
+    // SipHash was most of reading's cost; these keys come from the user's own files.
+    ids: FastMap<Box<str>, u32>,
+    route_ids: FastMap<Box<[u32]>, u32>,
     route_seqs: Vec<Box<[u32]>>,
-    flows: HashMap<FlowKey, RouteStats>,
+    flows: FastMap<FlowKey, RouteStats>,
     /// `path` records taken in.
     pub records: u64,
     /// Lines of other record types.
