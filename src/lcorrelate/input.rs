@@ -6,6 +6,7 @@
 //! number of distinct routes, never with the number of records, and a pre-aggregated line
 //! counts the same as the raw lines it sums.
 
+use super::FastMap;
 use anyhow::{bail, Context};
 use serde::Deserialize;
 use std::borrow::Cow;
@@ -41,8 +42,6 @@ pub struct FlowKey {
     pub route: u32,
     pub flow: u64,
 }
-
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Interface address (or any node name) to router name.
 pub type Aliases = HashMap<String, String>;
@@ -127,8 +126,6 @@ struct KindOnly<'a> {
 pub struct Aggregator {
     aliases: Aliases,
     names: Vec<Box<str>>,
-    // foldhash: every record looks up each of its addresses, its route and its flow, and
-    // SipHash was most of reading's cost; these keys come from the user's own files.
     ids: FastMap<Box<str>, u32>,
     route_ids: FastMap<Box<[u32]>, u32>,
     route_seqs: Vec<Box<[u32]>>,
