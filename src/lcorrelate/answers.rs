@@ -10,7 +10,7 @@
 
 use super::graph::{Dir, ObsSpec};
 use super::input::RouteStats;
-use std::collections::HashMap;
+use super::FastMap;
 
 /// The most ECMP paths an answer is taken to choose from.
 const MAX_PATHS: usize = 64;
@@ -19,15 +19,15 @@ const MAX_PATHS: usize = 64;
 #[derive(Default)]
 pub struct LinkTable {
     pub links: Vec<(u32, u32)>,
-    ids: HashMap<(u32, u32), u32>,
-    pub pairs: Vec<HashMap<(u32, u32), u64>>,
+    ids: FastMap<(u32, u32), u32>,
+    pub pairs: Vec<FastMap<(u32, u32), u64>>,
 }
 
 impl LinkTable {
     pub fn id(&mut self, a: u32, b: u32) -> u32 {
         *self.ids.entry((a, b)).or_insert_with(|| {
             self.links.push((a, b));
-            self.pairs.push(HashMap::new());
+            self.pairs.push(FastMap::default());
             self.links.len() as u32 - 1
         })
     }
@@ -53,7 +53,7 @@ pub fn unknowns(links: usize) -> Vec<(u32, Dir)> {
 /// ECMP choices interned by their alternatives (unknown ids each, sorted).
 #[derive(Default)]
 pub struct Choices {
-    ids: HashMap<Vec<Vec<u32>>, u32>,
+    ids: FastMap<Vec<Vec<u32>>, u32>,
     pub alts: Vec<Vec<Vec<u32>>>,
 }
 
@@ -98,7 +98,7 @@ pub fn observations(
         .collect();
     pairs.sort_unstable();
     pairs.dedup();
-    let mut between: HashMap<(u32, u32), Option<Between>> = HashMap::new();
+    let mut between: FastMap<(u32, u32), Option<Between>> = FastMap::default();
     let prev = reversed(next);
     let mut dist = vec![u32::MAX; next.len()];
     let mut i = 0;
@@ -123,7 +123,7 @@ pub fn observations(
     // The route in hand: its id, probe unknowns, answer unknowns and answer choice.
     type Ways = (u32, Vec<u32>, Vec<u32>, Option<u32>);
     let mut per_route: Option<Ways> = None;
-    let mut route_obs: HashMap<(u8, u64, u64), usize> = HashMap::new();
+    let mut route_obs: FastMap<(u8, u64, u64), usize> = FastMap::default();
     for &(r, st) in flows {
         if per_route.as_ref().is_none_or(|c| c.0 != r) {
             let rs = &routes[r as usize];

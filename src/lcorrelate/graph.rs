@@ -5,8 +5,8 @@
 //! well, so the estimators score groups, and the output names every member.
 
 use super::input::Aggregator;
+use super::FastMap;
 use petgraph::graph::{DiGraph, NodeIndex};
-use std::collections::HashMap;
 
 /// What packets an unknown loss rate of a link applies to.
 ///
@@ -133,7 +133,7 @@ impl Problem {
     /// One-way routes as node sequences with their sent and lost counts: each link a probe
     /// unknown, nothing coming back (the model of a loss that is all on the traced path).
     pub fn build(names: Vec<Box<str>>, raw: Vec<(&[u32], u64, u64)>) -> Problem {
-        let mut link_ids: HashMap<(u32, u32), u32> = HashMap::new();
+        let mut link_ids: FastMap<(u32, u32), u32> = FastMap::default();
         let mut links = Vec::new();
         let mut obs = Vec::new();
         for (nodes, sent, lost) in raw {
@@ -194,7 +194,7 @@ impl Problem {
             }
         }
         for ch in &mut self.choices {
-            let mut bundles: HashMap<u64, f64> = HashMap::new();
+            let mut bundles: FastMap<u64, f64> = FastMap::default();
             for &r in &ch.routes {
                 let route = &self.routes[r as usize];
                 if route.lost > 0 {
@@ -225,7 +225,7 @@ impl Problem {
         obs: Vec<ObsSpec>,
     ) -> Problem {
         let mut graph = DiGraph::new();
-        let mut node_index: HashMap<u32, NodeIndex> = HashMap::new();
+        let mut node_index: FastMap<u32, NodeIndex> = FastMap::default();
         for (l, &(a, b)) in links.iter().enumerate() {
             let a = *node_index.entry(a).or_insert_with(|| graph.add_node(a));
             let b = *node_index.entry(b).or_insert_with(|| graph.add_node(b));
@@ -276,7 +276,7 @@ impl Problem {
                 }
             }
         }
-        let mut group_of_sig: HashMap<Signature, u32> = HashMap::new();
+        let mut group_of_sig: FastMap<Signature, u32> = FastMap::default();
         let mut group_of: Vec<Option<u32>> = vec![None; unknowns.len()];
         let mut groups: Vec<Group> = Vec::new();
         let mut first_unknown: Vec<u32> = Vec::new();
@@ -459,7 +459,7 @@ pub fn fill_in_place(names: &[Box<str>], routes: &mut [&mut Vec<u32>]) {
         return;
     }
     // (A, B) -> the one known node seen between them, or None when several were.
-    let mut between: HashMap<(u32, u32), Option<u32>> = HashMap::new();
+    let mut between: FastMap<(u32, u32), Option<u32>> = FastMap::default();
     for r in routes.iter() {
         for w in r.windows(3) {
             if silent(w[0]) || silent(w[1]) || silent(w[2]) {

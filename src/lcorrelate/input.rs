@@ -6,6 +6,7 @@
 //! number of distinct routes, never with the number of records, and a pre-aggregated line
 //! counts the same as the raw lines it sums.
 
+use super::FastMap;
 use anyhow::{bail, Context};
 use serde::Deserialize;
 use std::borrow::Cow;
@@ -125,10 +126,10 @@ struct KindOnly<'a> {
 pub struct Aggregator {
     aliases: Aliases,
     names: Vec<Box<str>>,
-    ids: HashMap<Box<str>, u32>,
-    route_ids: HashMap<Box<[u32]>, u32>,
+    ids: FastMap<Box<str>, u32>,
+    route_ids: FastMap<Box<[u32]>, u32>,
     route_seqs: Vec<Box<[u32]>>,
-    flows: HashMap<FlowKey, RouteStats>,
+    flows: FastMap<FlowKey, RouteStats>,
     /// `path` records taken in.
     pub records: u64,
     /// Lines of other record types.

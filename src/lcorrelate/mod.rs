@@ -51,6 +51,12 @@ Alias file: one router per line, its name then its interface IP addresses, # com
 Exit status: 0 no link faulty, 1 some link faulty, 2 usage or input error: no path records \
 read at all, or (--strict) a malformed line.";
 
+/// The maps of reading and of building the problem: every record, link and observation is
+/// hashed several times, and foldhash is several times faster than the standard SipHash.
+/// Seeded per process like std's, so no order is relied on that was not before.
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+pub(crate) type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+
 /// Exit status: some link is faulty.
 pub const EXIT_FAULTY: u8 = 1;
 

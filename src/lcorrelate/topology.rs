@@ -33,7 +33,8 @@
 use super::answers::{observations, unknowns, Choices, LinkTable};
 use super::graph::{fill_in_place, Problem};
 use super::input::{Aggregator, RouteStats};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use super::{FastMap, FastSet};
+use std::collections::BTreeSet;
 
 /// Union-find over node ids; the root of a set is its smallest id (names are sorted, so the
 /// result is independent of input order).
@@ -84,7 +85,7 @@ pub fn infer(agg: Aggregator) -> Problem {
     sorted.sort_unstable();
     sorted.dedup();
     let routes: Vec<Vec<u32>> = sorted.into_iter().cloned().collect();
-    let index: HashMap<&[u32], u32> = routes
+    let index: FastMap<&[u32], u32> = routes
         .iter()
         .enumerate()
         .map(|(i, r)| (&r[..], i as u32))
@@ -120,7 +121,7 @@ pub fn infer(agg: Aggregator) -> Problem {
     }
     // Addresses seen right after one same address: ECMP siblings, different routers. One
     // pass over their predecessors: two of them share one when it is met twice.
-    let mut owner: HashMap<u32, usize> = HashMap::new();
+    let mut owner: FastMap<u32, usize> = FastMap::default();
     let mut siblings = |set: &[u32]| {
         owner.clear();
         set.iter().enumerate().any(|(i, a)| {
@@ -133,10 +134,10 @@ pub fn infer(agg: Aggregator) -> Problem {
     // several that are ECMP siblings (a server reached over several routers). A router
     // answering toward the source shows one address per source (and those may be siblings);
     // one answering from the arrival interface shows several to one source, not siblings.
-    let mut first: HashMap<u32, BTreeSet<u32>> = HashMap::new();
-    let mut last: HashMap<u32, BTreeSet<u32>> = HashMap::new();
-    let mut last_by_source: HashMap<(u32, u32), u32> = HashMap::new();
-    let mut ecmp_before: HashSet<u32> = HashSet::new();
+    let mut first: FastMap<u32, BTreeSet<u32>> = FastMap::default();
+    let mut last: FastMap<u32, BTreeSet<u32>> = FastMap::default();
+    let mut last_by_source: FastMap<(u32, u32), u32> = FastMap::default();
+    let mut ecmp_before: FastSet<u32> = FastSet::default();
     for r in &routes {
         // [s, ?, d]: a trace that saw nothing, one unknown stretch, not a gateway.
         if r.len() < 3 || (r.len() == 3 && silent(r[1])) {
@@ -187,7 +188,7 @@ pub fn infer(agg: Aggregator) -> Problem {
     // Routers: named by their smallest answering address (a silent one only if all are).
     let n = addr_names.len();
     let mut root_of: Vec<u32> = (0..n as u32).map(|a| sets.find(a)).collect();
-    let mut rep: HashMap<u32, u32> = HashMap::new();
+    let mut rep: FastMap<u32, u32> = FastMap::default();
     for a in 0..n as u32 {
         let e = rep.entry(root_of[a as usize]).or_insert(a);
         if silent(*e) && !silent(a) {
@@ -195,7 +196,7 @@ pub fn infer(agg: Aggregator) -> Problem {
         }
     }
     let mut router_names: Vec<Box<str>> = Vec::new();
-    let mut router_id: HashMap<u32, u32> = HashMap::new();
+    let mut router_id: FastMap<u32, u32> = FastMap::default();
     let mut roots: Vec<u32> = rep.keys().copied().collect();
     roots.sort_unstable_by(|a, b| addr_names[rep[a] as usize].cmp(&addr_names[rep[b] as usize]));
     for root in roots {
