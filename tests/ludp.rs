@@ -15,16 +15,11 @@ impl ToolRun {
             .iter()
             .filter(|r| r["type"] == "summary" && r["window"] == "total" && r["target"] == target)
             .collect();
-        let per_target = all
-            .iter()
-            .find(|r| r.get("flow").is_none())
-            .copied()
-            .expect("target summary");
         (
             all.into_iter()
                 .filter(|r| r.get("flow").is_some())
                 .collect(),
-            per_target,
+            self.summary(target),
         )
     }
 }

@@ -6,6 +6,7 @@
 mod common;
 
 use common::lab::*;
+use common::temp::TempDir;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -72,27 +73,33 @@ impl Drop for Server {
     }
 }
 
-fn keys_file(tag: &str) -> std::path::PathBuf {
-    let p = std::env::temp_dir().join(format!("lopa-twctl-{tag}-{}.pfs", std::process::id()));
-    std::fs::write(&p, KEYS).unwrap();
-    p
+/// The test's keys file, removed with its directory when dropped.
+struct KeysFile {
+    _dir: TempDir,
+    path: std::path::PathBuf,
+}
+
+impl std::ops::Deref for KeysFile {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+impl AsRef<std::path::Path> for KeysFile {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+fn keys_file(tag: &str) -> KeysFile {
+    let dir = TempDir::new(&format!("twctl-{tag}"));
+    let path = dir.file("keys.pfs", KEYS);
+    KeysFile { _dir: dir, path }
 }
 
 fn ltwamp(ns: &Netns, args: &[&str]) -> ToolRun {
     run_tool(ns, env!("CARGO_BIN_EXE_ltwamp"), args)
-}
-
-/// The per-target total summary (the one without a flow).
-fn total<'a>(run: &'a ToolRun, target: &str) -> &'a Value {
-    run.records
-        .iter()
-        .find(|r| {
-            r["type"] == "summary"
-                && r["window"] == "total"
-                && r["target"] == target
-                && r["flow"].is_null()
-        })
-        .unwrap_or_else(|| panic!("no total summary of {target}: {:?}", run.records))
 }
 
 fn u(v: &Value) -> u64 {
@@ -153,7 +160,7 @@ fn every_mode_across_a_router_both_families() {
         assert_eq!(run.status, 0, "{mode}: {}", run.stderr);
         assert_eq!(run.stderr, "", "{mode}");
         for target in ["10.0.2.1", "fd02::1"] {
-            let s = total(&run, target);
+            let s = run.summary(target);
             // Two flows in two classes, five probes each, all answered by the reflector
             // path the sessions were granted on (the control port's number, on UDP).
             assert_eq!(
@@ -253,7 +260,6 @@ fn refusals_give_their_accept_codes_and_exit_2() {
     );
     assert_eq!(run.status, 2, "{}", run.stderr);
     assert!(run.stderr.contains("Accept 1"), "{}", run.stderr);
-    let _ = std::fs::remove_file(&other);
     let stats = server.stop();
     assert_eq!(
         count(&stats, &["sessions", "refused", "permanent_limit"]),
@@ -561,7 +567,7 @@ fn a_signal_ends_the_run_with_stop_sessions_and_the_summaries() {
     });
     let run = run.unwrap();
     assert_eq!(run.status, 0, "{}", run.stderr);
-    let s = total(&run, "fd02::1");
+    let s = run.summary("fd02::1");
     assert!(
         u(&s["sent"]) >= 10 && u(&s["received"]) == u(&s["sent"]),
         "{s}"
@@ -631,7 +637,7 @@ for _ in range(15):
     let legit = legit.wait_with_output().unwrap();
     let run = ToolRun::of(legit);
     assert_eq!(run.status, 0, "{}", run.stderr);
-    let s = total(&run, "fd02::1");
+    let s = run.summary("fd02::1");
     assert_eq!((u(&s["sent"]), u(&s["received"])), (300, 300), "{s}");
     let stats = server.stop();
     // Random bytes read as a Set-Up-Response may name no mode of ours: refused as a mode.
@@ -735,7 +741,7 @@ fn ltwamp_against_the_twamp_rs_responder() {
     );
     assert_eq!(run.status, 0, "{}", run.stderr);
     assert_eq!(run.stderr, "");
-    let s = total(&run, "10.0.2.1");
+    let s = run.summary("10.0.2.1");
     assert_eq!((u(&s["sent"]), u(&s["received"])), (10, 10), "{s}");
 }
 
@@ -792,7 +798,7 @@ for _ in range(2):
         &["--control", "-c", "20", "-i", "0.01", "-q", "fd02::1"],
     );
     assert_eq!(run.status, 0, "{}", run.stderr);
-    let s = total(&run, "fd02::1");
+    let s = run.summary("fd02::1");
     assert_eq!((u(&s["sent"]), u(&s["received"])), (20, 20), "{s}");
     assert!(
         after <= before + 512,
@@ -867,14 +873,14 @@ fn test_ports_answer_granted_sessions_only() {
         &["-c", "5", "-i", "0.01", "-W", "0.3", "-q", "10.0.2.1"],
     );
     assert_eq!(light.status, 1, "{}", light.stderr);
-    assert_eq!(u(&total(&light, "10.0.2.1")["received"]), 0);
+    assert_eq!(u(&light.summary("10.0.2.1")["received"]), 0);
     // The same with a session: all answered.
     let full = ltwamp(
         &lab.client,
         &["--control", "-c", "5", "-i", "0.01", "-q", "10.0.2.1"],
     );
     assert_eq!(full.status, 0, "{}", full.stderr);
-    assert_eq!(u(&total(&full, "10.0.2.1")["received"]), 5);
+    assert_eq!(u(&full.summary("10.0.2.1")["received"]), 5);
     let stats = server.stop();
     let test = stats.iter().find(|r| r["mode"] == "twamp").unwrap();
     assert_eq!(u(&test["dropped"]["no_session"]), 5, "{test}");
@@ -908,7 +914,7 @@ for _ in range(count):
 }
 
 /// lreflect serving TWAMP-Control on the server's IPv4 address with the test's keys file.
-fn keyed_server(lab: &Routed, tag: &str) -> (Server, std::path::PathBuf) {
+fn keyed_server(lab: &Routed, tag: &str) -> (Server, KeysFile) {
     let keys = keys_file(tag);
     let args = [
         "--twamp-control",
@@ -961,7 +967,7 @@ fn keyed_test_packets_that_do_not_verify_are_counted_and_never_answered() {
         forge(&lab.server, "10.0.2.1", 862, "10.0.1.1", 40000, 112, 3);
         let run = ToolRun::of(legit.wait_with_output().unwrap());
         assert_eq!(run.status, 0, "{mode}: {}", run.stderr);
-        let s = total(&run, "10.0.2.1");
+        let s = run.summary("10.0.2.1");
         assert_eq!((u(&s["sent"]), u(&s["received"])), (40, 40), "{mode}: {s}");
         assert!(
             run.stderr
@@ -994,7 +1000,7 @@ fn test_packets_go_in_each_modes_layout_and_answers_in_the_sessions_class() {
             args.push("10.0.2.1");
             let run = ltwamp(&lab.client, &args);
             assert_eq!(run.status, 0, "{mode}: {}", run.stderr);
-            let s = total(&run, "10.0.2.1");
+            let s = run.summary("10.0.2.1");
             assert_eq!((u(&s["sent"]), u(&s["received"])), (5, 5), "{mode}: {s}");
         });
         let out = Command::new("tshark")
@@ -1051,7 +1057,7 @@ fn keyed_modes_refuse_tlvs_and_trace_in_one_line() {
                 "probe-a",
             ])
             .arg("--key-file")
-            .arg(&keys)
+            .arg(&*keys)
             .args([extra, "-c", "1", "127.0.0.1"])
             .output()
             .unwrap();

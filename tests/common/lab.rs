@@ -794,11 +794,16 @@ impl ToolRun {
         self.records.iter().filter(|r| r["type"] == kind).collect()
     }
 
-    /// The target's summary over the whole run.
+    /// The target's own summary over the whole run (not one of its flows').
     pub fn summary(&self, target: &str) -> &serde_json::Value {
         self.records
             .iter()
-            .find(|r| r["type"] == "summary" && r["window"] == "total" && r["target"] == target)
+            .find(|r| {
+                r["type"] == "summary"
+                    && r["window"] == "total"
+                    && r["target"] == target
+                    && r.get("flow").is_none()
+            })
             .unwrap_or_else(|| panic!("no total summary for {target}: {:?}", self.records))
     }
 
