@@ -34,6 +34,17 @@ pub struct RouteStats {
     pub lost_rev: u64,
 }
 
+impl RouteStats {
+    /// Adds what another record (or flow) carried.
+    pub fn add(&mut self, o: &RouteStats) {
+        self.sent += o.sent;
+        self.lost += o.lost;
+        self.split_sent += o.split_sent;
+        self.lost_fwd += o.lost_fwd;
+        self.lost_rev += o.lost_rev;
+    }
+}
+
 /// A flow on a route: the route's id (see [`Aggregator::route`]) and the flow's identity
 /// (protocol and ports): the answers of two flows on one route may come back on different
 /// ECMP paths, so they are kept apart.
@@ -167,12 +178,7 @@ impl Aggregator {
     pub fn routes(&self) -> impl Iterator<Item = (&[u32], RouteStats)> {
         let mut sums = vec![RouteStats::default(); self.route_seqs.len()];
         for (k, v) in &self.flows {
-            let e = &mut sums[k.route as usize];
-            e.sent += v.sent;
-            e.lost += v.lost;
-            e.split_sent += v.split_sent;
-            e.lost_fwd += v.lost_fwd;
-            e.lost_rev += v.lost_rev;
+            sums[k.route as usize].add(v);
         }
         self.route_seqs.iter().map(|r| &r[..]).zip(sums)
     }
@@ -365,12 +371,10 @@ impl Aggregator {
                 id
             }
         };
-        let e = self.flows.entry(FlowKey { route, flow }).or_default();
-        e.sent += stats.sent;
-        e.lost += stats.lost;
-        e.split_sent += stats.split_sent;
-        e.lost_fwd += stats.lost_fwd;
-        e.lost_rev += stats.lost_rev;
+        self.flows
+            .entry(FlowKey { route, flow })
+            .or_default()
+            .add(&stats);
         self.records += 1;
         self.known = known;
         self.seq = seq;

@@ -4,6 +4,8 @@
 //! - [`graph`]: links, the petgraph graph, and groups of inseparable links.
 //! - [`estimate`]: the likelihood model (default), 007 voting, difference of means;
 //!   [`fit`]: the model's state and steps; [`flock`]: its search for the fault set.
+//! - [`topology`]: routers from interface addresses, the answers' paths; [`silent`]: silent
+//!   hops filled from the same flow's other traces.
 //! - [`report`]: ranking into `link` records, Graphviz output.
 //! - [`sim`]: the simulator behind the benchmark; [`evaluation`]: its scoring of methods.
 #![forbid(unsafe_code)]
@@ -16,6 +18,7 @@ pub mod flock;
 pub mod graph;
 pub mod input;
 pub mod report;
+pub mod silent;
 pub mod sim;
 pub mod topology;
 

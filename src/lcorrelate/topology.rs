@@ -32,7 +32,8 @@
 
 use super::answers::{observations, unknowns, Choices, LinkTable};
 use super::graph::{fill_in_place, Problem};
-use super::input::{Aggregator, RouteStats};
+use super::input::{Aggregator, FlowKey, RouteStats};
+use super::silent::fill_from_same_flow;
 use super::{FastMap, FastSet};
 use std::collections::BTreeSet;
 
@@ -77,6 +78,12 @@ pub fn infer(agg: Aggregator) -> Problem {
     let mut raw: Vec<Vec<u32>> = (0..agg.route_count() as u32)
         .map(|r| agg.route(r).iter().map(|&n| new_id[n as usize]).collect())
         .collect();
+    // First from the same flow's other traces, then from the other flows'.
+    let flows_in: Vec<(FlowKey, RouteStats)> = agg.flows().collect();
+    drop(agg);
+    let keys: Vec<FlowKey> = flows_in.iter().map(|f| f.0).collect();
+    let flow_route = fill_from_same_flow(&mut raw, &silent, &keys);
+    drop(keys);
     {
         let mut seqs: Vec<&mut Vec<u32>> = raw.iter_mut().collect();
         fill_in_place(&addr_names, &mut seqs);
@@ -93,14 +100,22 @@ pub fn infer(agg: Aggregator) -> Problem {
     let route_of: Vec<u32> = raw.iter().map(|r| index[&r[..]]).collect();
     drop(index);
     drop(raw);
-    // The flows on the routes as numbered here; the records' memory goes back.
-    let mut flows: Vec<(u32, u64, RouteStats)> = agg
-        .flows()
-        .map(|(k, st)| (route_of[k.route as usize], k.flow, st))
+    // The flows on the routes as numbered here; one flow's traces that the fill made one
+    // route are one flow again.
+    let mut flows: Vec<(u32, u64, RouteStats)> = flows_in
+        .into_iter()
+        .zip(flow_route)
+        .map(|((k, st), r)| (route_of[r as usize], k.flow, st))
         .collect();
-    drop(agg);
     flows.sort_unstable_by_key(|f| (f.0, f.1));
-    let flows: Vec<(u32, RouteStats)> = flows.into_iter().map(|(r, _, st)| (r, st)).collect();
+    let mut merged: Vec<(u32, u64, RouteStats)> = Vec::with_capacity(flows.len());
+    for (r, f, st) in flows {
+        match merged.last_mut() {
+            Some(last) if (last.0, last.1) == (r, f) => last.2.add(&st),
+            _ => merged.push((r, f, st)),
+        }
+    }
+    let flows: Vec<(u32, RouteStats)> = merged.into_iter().map(|(r, _, st)| (r, st)).collect();
 
     let mut sets = Sets((0..addr_names.len() as u32).collect());
     let mut endpoint = vec![false; addr_names.len()];
