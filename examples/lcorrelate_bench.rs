@@ -34,6 +34,9 @@ struct Condition {
     silent_hops: f64,
     silent_router: bool,
     fault_at: FaultAt,
+    /// One trace per flow (the probes of six rounds in one), as when every run of a prober
+    /// picks new source ports; else six traces per flow.
+    one_trace: bool,
 }
 
 const fn cond(
@@ -51,13 +54,22 @@ const fn cond(
         silent_hops,
         silent_router,
         fault_at,
+        one_trace: false,
+    }
+}
+
+/// [`cond`] with one trace per flow.
+const fn one_trace(c: Condition) -> Condition {
+    Condition {
+        one_trace: true,
+        ..c
     }
 }
 
 use Addressing::{Arrival, RouterNames, TowardSource};
 use RoundTrip::{Split, Total};
 
-const CONDITIONS: [Condition; 10] = [
+const CONDITIONS: [Condition; 11] = [
     cond(
         "names, round trip",
         RouterNames,
@@ -99,6 +111,14 @@ const CONDITIONS: [Condition; 10] = [
         false,
         FaultAt::Any,
     ),
+    one_trace(cond(
+        "arrival, round trip, 10 % silent hops, one trace per flow",
+        Arrival,
+        Total,
+        0.1,
+        false,
+        FaultAt::Any,
+    )),
     cond(
         "arrival, round trip, silent spine",
         Arrival,
@@ -361,6 +381,10 @@ fn scenario(c: &Condition, topo: Topology, k: usize) -> Scenario {
     sc.silent_hops = c.silent_hops;
     sc.silent_router = c.silent_router;
     sc.fault_at = c.fault_at;
+    if c.one_trace {
+        sc.probes *= sc.rounds as u64;
+        sc.rounds = 1;
+    }
     sc
 }
 

@@ -165,14 +165,17 @@ pub fn infer(agg: Aggregator) -> Problem {
         }
         if !endpoint[gd as usize] {
             last.entry(d).or_default().insert(gd);
-            if *last_by_source.entry((s, d)).or_insert(gd) != gd {
+            if !silent(gd) && *last_by_source.entry((s, d)).or_insert(gd) != gd {
                 ecmp_before.insert(d);
             }
         }
     }
+    // Silent hops do not tell siblings: one stands for whichever router did not answer, and
+    // shares the address before it with the routers that did.
+    let known = |set: &[u32]| -> Vec<u32> { set.iter().copied().filter(|&a| !silent(a)).collect() };
     for (h, gws) in &last {
         let gws: Vec<u32> = gws.iter().copied().collect();
-        if ecmp_before.contains(h) && siblings(&gws) {
+        if ecmp_before.contains(h) && siblings(&known(&gws)) {
             continue;
         }
         for w in gws.windows(2) {
@@ -188,12 +191,16 @@ pub fn infer(agg: Aggregator) -> Problem {
             sets.union(w[0], w[1]);
         }
     }
-    // Arrival rule.
+    // Arrival rule. A silent hop right before B joins B's other predecessors only where the
+    // rule is seen to hold (two or more that are not siblings), or where none answered (a
+    // router that never does): one answering address alone may be the interface toward the
+    // source, and then the silent hop any router before B.
     for before in &preds {
         if before.len() < 2 || before.iter().any(|&a| endpoint[a as usize]) {
             continue;
         }
-        if siblings(before) {
+        let answered = known(before);
+        if answered.len() == 1 || siblings(&answered) {
             continue;
         }
         for w in before.windows(2) {
