@@ -222,6 +222,7 @@ fn main() {
                 lines: Vec::new(),
                 faults,
                 nodes: node_names(dc_topology()),
+                silent: Default::default(),
             };
             let fault_nodes: Vec<(Option<u32>, Option<u32>)> = run
                 .faults

@@ -7,18 +7,24 @@ use super::input::{Aggregator, Aliases};
 use super::report::{self, Method};
 use super::sim::Run;
 use crate::record::Verdict;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
-/// What one method got right and wrong in one run.
+/// What one method got right and wrong in one run. A record names a fault when its link,
+/// or one of its group's links, is that physical link (its addresses, silent hops included,
+/// stand for the fault's two nodes); one fault may be named by several records (a router
+/// seen under several addresses that nothing joins).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Outcome {
-    /// Distinct link groups holding a fault.
+    /// Faults injected (distinct physical links).
     pub k: usize,
+    /// The first record names a fault.
     pub top1: bool,
-    /// Faulty groups among the first k, over k.
+    /// Faults named by the first k records, over k.
     pub recall_at_k: f64,
+    /// Faulty records that name a fault, and that name none.
     pub tp: usize,
     pub fp: usize,
+    /// Faults no faulty record names.
     pub fn_: usize,
 }
 
@@ -37,43 +43,60 @@ pub fn evaluate(run: &Run, methods: &[Method], params: &Params) -> Vec<Outcome> 
             .entry(name.to_string())
             .or_insert_with(|| run.node_of(name))
     };
-    let truth: HashSet<(Option<u32>, Option<u32>)> = run
+    let mut truth: Vec<(Option<u32>, Option<u32>)> = run
         .faults
         .iter()
         .map(|(a, b, _)| (node(a), node(b)))
         .collect();
+    truth.sort_unstable();
+    truth.dedup();
     let model = super::estimate::flock(&p, params);
     methods
         .iter()
         .map(|&m| {
             let scores = report::score_with(&p, m, params, model.clone());
             let ranked = report::rank(&p, &scores, params);
-            let mut is_true = |ls: &crate::record::LinkScore| match &ls.group {
-                Some(g) => g
-                    .iter()
-                    .any(|e| truth.contains(&(node(&e.from), node(&e.to)))),
-                None => truth.contains(&(node(&ls.from), node(&ls.to))),
+            // Per record, the faults it names (indices into `truth`).
+            let mut named = |ls: &crate::record::LinkScore| -> Vec<usize> {
+                let ends: Vec<(Option<u32>, Option<u32>)> = match &ls.group {
+                    Some(g) => g.iter().map(|e| (node(&e.from), node(&e.to))).collect(),
+                    None => vec![(node(&ls.from), node(&ls.to))],
+                };
+                (0..truth.len())
+                    .filter(|&f| ends.contains(&truth[f]))
+                    .collect()
             };
-            let hits: Vec<bool> = ranked.iter().map(&mut is_true).collect();
-            let k = hits.iter().filter(|h| **h).count();
+            let names: Vec<Vec<usize>> = ranked.iter().map(&mut named).collect();
+            let k = truth.len();
             let mut o = Outcome {
                 k,
                 ..Default::default()
             };
-            o.top1 = hits.first().copied().unwrap_or(false);
+            o.top1 = names.first().is_some_and(|n| !n.is_empty());
+            let found = |records: &mut dyn Iterator<Item = &Vec<usize>>| {
+                let mut seen = vec![false; k];
+                for &f in records.flatten() {
+                    seen[f] = true;
+                }
+                seen.iter().filter(|&&s| s).count()
+            };
             o.recall_at_k = if k == 0 {
                 1.0
             } else {
-                hits.iter().take(k).filter(|h| **h).count() as f64 / k as f64
+                found(&mut names.iter().take(k)) as f64 / k as f64
             };
-            for (ls, &hit) in ranked.iter().zip(&hits) {
-                match (ls.verdict == Verdict::Faulty, hit) {
-                    (true, true) => o.tp += 1,
-                    (true, false) => o.fp += 1,
-                    (false, true) => o.fn_ += 1,
+            let faulty: Vec<bool> = ranked
+                .iter()
+                .map(|l| l.verdict == Verdict::Faulty)
+                .collect();
+            for (n, &f) in names.iter().zip(&faulty) {
+                match (f, n.is_empty()) {
+                    (true, false) => o.tp += 1,
+                    (true, true) => o.fp += 1,
                     _ => {}
                 }
             }
+            o.fn_ = k - found(&mut names.iter().zip(&faulty).filter(|x| *x.1).map(|x| x.0));
             o
         })
         .collect()
@@ -89,6 +112,8 @@ pub struct Tally {
     pub tp: usize,
     pub fp: usize,
     pub fn_: usize,
+    /// Faults injected over all runs.
+    pub faults: usize,
 }
 
 impl Tally {
@@ -102,6 +127,7 @@ impl Tally {
         self.tp += o.tp;
         self.fp += o.fp;
         self.fn_ += o.fn_;
+        self.faults += o.k;
     }
 
     pub fn top1(&self) -> f64 {
@@ -117,11 +143,12 @@ impl Tally {
             self.tp as f64 / (self.tp + self.fp) as f64
         }
     }
+    /// Faults named by some faulty record, over the faults.
     pub fn recall(&self) -> f64 {
-        if self.tp + self.fn_ == 0 {
+        if self.faults == 0 {
             1.0
         } else {
-            self.tp as f64 / (self.tp + self.fn_) as f64
+            (self.faults - self.fn_) as f64 / self.faults as f64
         }
     }
     pub fn f1(&self) -> f64 {

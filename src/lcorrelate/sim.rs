@@ -363,12 +363,19 @@ pub struct Run {
     pub faults: Vec<(String, String, f64)>,
     /// Node names by id: a host's address, a router's name (router names) or `10.0.x.y`.
     pub nodes: Vec<String>,
+    /// The silent hops' names as lcorrelate gives them (`?PREV>NEXT#N`), each with the node
+    /// it stood for: None when it stood for several (different flows, different routers).
+    pub silent: HashMap<String, Option<u32>>,
 }
 
 impl Run {
-    /// The node a name in the records stands for: a node name or an interface address
-    /// (`fd00:V::U`, V's interface facing U); None for a silent hop.
+    /// The node a name in the records stands for: a node name, an interface address
+    /// (`fd00:V::U`, V's interface facing U) or a silent hop's name that always stood for
+    /// the same node; else None.
     pub fn node_of(&self, name: &str) -> Option<u32> {
+        if name.starts_with('?') {
+            return self.silent.get(name).copied().flatten();
+        }
         if let Some(rest) = name.strip_prefix("fd00:") {
             let v = rest.split("::").next()?;
             return u32::from_str_radix(v, 16).ok();
@@ -380,11 +387,18 @@ impl Run {
 /// Simulates one run, keeping its lines.
 pub fn simulate(sc: &Scenario, seed: u64) -> Run {
     let mut lines = Vec::new();
-    let faults = simulate_into(sc, seed, &mut |l: &str| lines.push(l.to_string()));
+    let mut silent = HashMap::new();
+    let faults = simulate_with(
+        sc,
+        seed,
+        &mut |l: &str| lines.push(l.to_string()),
+        Some(&mut silent),
+    );
     Run {
         lines,
         faults,
         nodes: Net::new(sc.topology).names,
+        silent,
     }
 }
 
@@ -419,6 +433,16 @@ pub fn simulate_into(
     sc: &Scenario,
     seed: u64,
     sink: &mut dyn FnMut(&str),
+) -> Vec<(String, String, f64)> {
+    simulate_with(sc, seed, sink, None)
+}
+
+/// [`simulate_into`], noting in `silent` what node each silent hop's name stood for.
+fn simulate_with(
+    sc: &Scenario,
+    seed: u64,
+    sink: &mut dyn FnMut(&str),
+    mut silent: Option<&mut HashMap<String, Option<u32>>>,
 ) -> Vec<(String, String, f64)> {
     let mut rng = Rng::new(seed);
     let net = Net::new(sc.topology);
@@ -574,10 +598,51 @@ pub fn simulate_into(
                 };
                 hops.push(hop);
             }
+            if let Some(truth) = silent.as_deref_mut() {
+                note_silent(&net, f, &hops, truth);
+            }
             sink(&path_line(&net, f, &hops, f.probes, lost, split));
         }
     }
     faults
+}
+
+/// Notes the node behind each silent hop of one record, under the name lcorrelate's reader
+/// gives it: `?PREV>NEXT#N`, PREV and NEXT the nearest answering hops (or the source and
+/// destination), N the distance from PREV.
+fn note_silent(
+    net: &Net,
+    f: &Flow,
+    hops: &[Option<String>],
+    truth: &mut HashMap<String, Option<u32>>,
+) {
+    let src = &net.names[f.src];
+    for (i, hop) in hops.iter().enumerate() {
+        if hop.is_some() {
+            continue;
+        }
+        let (prev_at, prev) = hops[..i]
+            .iter()
+            .enumerate()
+            .rev()
+            .find_map(|(j, h)| h.as_ref().map(|h| (j + 1, h)))
+            .unwrap_or((0, src));
+        let next = hops[i + 1..]
+            .iter()
+            .flatten()
+            .next()
+            .unwrap_or(&net.names[f.dst]);
+        let name = format!("?{prev}>{next}#{}", i + 1 - prev_at);
+        let node = f.path[i + 1];
+        truth
+            .entry(name)
+            .and_modify(|n| {
+                if *n != Some(node) {
+                    *n = None;
+                }
+            })
+            .or_insert(Some(node));
+    }
 }
 
 fn shuffle<T>(rng: &mut Rng, v: &mut [T]) {
@@ -660,6 +725,54 @@ mod tests {
     }
 
     #[test]
+    fn every_silent_hop_the_reader_names_is_known_to_the_simulator() {
+        let mut sc = Scenario::new(
+            Topology::LeafSpine {
+                leaves: 4,
+                spines: 2,
+                hosts_per_leaf: 4,
+            },
+            1,
+        );
+        sc.addressing = Addressing::Arrival;
+        sc.silent_hops = 0.3;
+        let run = simulate(&sc, 5);
+        let mut agg = crate::lcorrelate::input::Aggregator::new(Default::default());
+        for l in &run.lines {
+            agg.add_line(l.as_bytes()).unwrap();
+        }
+        let silent: Vec<&str> = agg
+            .names()
+            .iter()
+            .map(|n| &**n)
+            .filter(|n| n.starts_with('?'))
+            .collect();
+        assert!(silent.len() > 10, "{silent:?}");
+        for name in silent {
+            assert!(run.silent.contains_key(name), "{name}");
+        }
+        // With arrival addressing, a lone silent hop before a router's interface (no `#2`
+        // on that stretch) is the router at the other end of that interface's link.
+        let mut lone: Vec<(&String, &Option<u32>)> = run
+            .silent
+            .iter()
+            .filter(|(n, _)| n.ends_with("#1") && n.contains(">fd00:"))
+            .filter(|(n, _)| !run.silent.contains_key(&n.replace("#1", "#2")))
+            .collect();
+        lone.sort();
+        assert!(lone.len() > 5, "{lone:?}");
+        for (name, node) in lone {
+            let next = name.split('>').nth(1).unwrap().trim_end_matches("#1");
+            let facing = next.rsplit("::").next().unwrap();
+            assert_eq!(
+                *node,
+                Some(u32::from_str_radix(facing, 16).unwrap()),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
     fn simulation_is_reproducible_and_the_model_finds_a_fault() {
         let sc = Scenario::new(
             Topology::LeafSpine {
@@ -675,5 +788,7 @@ mod tests {
         assert_eq!(a.faults.len(), 1);
         let o = evaluate(&a, &[Method::Flock], &Params::default());
         assert_eq!(o[0].k, 1);
+        assert!(o[0].top1 && o[0].recall_at_k == 1.0, "{o:?}");
+        assert_eq!((o[0].tp > 0, o[0].fp, o[0].fn_), (true, 0, 0), "{o:?}");
     }
 }
