@@ -207,6 +207,11 @@ pub fn infer(agg: Aggregator) -> Problem {
             sets.union(w[0], w[1]);
         }
     }
+    let mut flows_on = vec![0u32; routes.len()];
+    for &(r, _) in &flows {
+        flows_on[r as usize] += 1;
+    }
+    merge_never_answering(&routes, &flows_on, &preds, &silent, &mut sets);
     // Routers: named by their smallest answering address (a silent one only if all are).
     let n = addr_names.len();
     let mut root_of: Vec<u32> = (0..n as u32).map(|a| sets.find(a)).collect();
@@ -305,6 +310,87 @@ pub fn infer(agg: Aggregator) -> Problem {
     p
 }
 
+/// Flows that must have reached an address through silent hops only before the router
+/// before it is taken for one that never answers: with hops silent at random (rate limits)
+/// 10 % of the time, three flows all meet silence there once in a thousand.
+const NEVER_ANSWERED_FLOWS: u32 = 3;
+
+/// A router that never answers traces shows as one silent stretch per address after it (the
+/// arrival rule joins the stretches before one address, nothing joins those before two). Such
+/// stretches (silent routers every address after which was reached through silent hops only,
+/// by [`NEVER_ANSWERED_FLOWS`] flows or more) that follow one router R are taken for one
+/// router when toward each router after them there is exactly one of them: the one member of
+/// R's ECMP group that never answers, as a spine that never answers is to every leaf. With
+/// two such members the stretches stay apart, since nothing tells which is which.
+fn merge_never_answering(
+    routes: &[Vec<u32>],
+    flows_on: &[u32],
+    preds: &[Vec<u32>],
+    silent: &dyn Fn(u32) -> bool,
+    sets: &mut Sets,
+) {
+    let n = preds.len();
+    // Routers with an answering address.
+    let mut answers = vec![false; n];
+    for a in 0..n as u32 {
+        if !silent(a) {
+            let root = sets.find(a);
+            answers[root as usize] = true;
+        }
+    }
+    // Flows that reached each address right after a silent hop.
+    let mut after_silent = vec![0u32; n];
+    for (r, &f) in routes.iter().zip(flows_on) {
+        for w in r.windows(2) {
+            if silent(w[0]) {
+                after_silent[w[1] as usize] += f;
+            }
+        }
+    }
+    // Silent routers that share an address after them with an answering one, or before an
+    // address too few flows reached: they may be a router that answered other probes (a
+    // rate-limited one).
+    let mut beside_answering = vec![false; n];
+    for (b, before) in preds.iter().enumerate() {
+        if before.iter().any(|&a| !silent(a)) || after_silent[b] < NEVER_ANSWERED_FLOWS {
+            for &a in before.iter().filter(|&&a| silent(a)) {
+                let root = sets.find(a);
+                beside_answering[root as usize] = true;
+            }
+        }
+    }
+    // (router before, router after) -> the never-answering stretches between them.
+    let mut between: FastMap<(u32, u32), Vec<u32>> = FastMap::default();
+    for r in routes {
+        for w in r.windows(3) {
+            let (p, z, q) = (sets.find(w[0]), sets.find(w[1]), sets.find(w[2]));
+            if answers[z as usize] || beside_answering[z as usize] {
+                continue;
+            }
+            if !answers[p as usize] || !answers[q as usize] {
+                continue;
+            }
+            let e = between.entry((p, q)).or_default();
+            if !e.contains(&z) {
+                e.push(z);
+            }
+        }
+    }
+    let mut by_before: FastMap<u32, (bool, Vec<u32>)> = FastMap::default();
+    for ((p, _), zs) in between {
+        let e = by_before.entry(p).or_insert((true, Vec::new()));
+        e.0 &= zs.len() == 1;
+        e.1.extend(zs);
+    }
+    for (one_each, zs) in by_before.into_values() {
+        if one_each {
+            for w in zs.windows(2) {
+                sets.union(w[0], w[1]);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,15 +425,17 @@ mod tests {
         split: bool,
         lossy: &dyn Fn(u8, u8, u8, u8) -> (u64, u64),
     ) -> Vec<String> {
-        lines_with(arrival, split, false, lossy)
+        lines_with(arrival, split, false, 0, lossy)
     }
 
     /// `symmetric`: the answers come back over the spine their probes took (Linux hashes
-    /// both directions of a flow alike).
+    /// both directions of a flow alike); `silent_spine`: that spine never answers (0: all
+    /// answer).
     fn lines_with(
         arrival: bool,
         split: bool,
         symmetric: bool,
+        silent_spine: u8,
         lossy: &dyn Fn(u8, u8, u8, u8) -> (u64, u64),
     ) -> Vec<String> {
         let mut out = Vec::new();
@@ -366,7 +454,10 @@ mod tests {
                     let hops: Vec<String> = hop_addrs(a, b, spine, arrival)
                         .iter()
                         .enumerate()
-                        .map(|(i, h)| format!(r#"{{"ttl":{},"addr":"{h}"}}"#, i + 1))
+                        .map(|(i, h)| match i == 1 && spine == silent_spine {
+                            true => format!(r#"{{"ttl":{}}}"#, i + 1),
+                            false => format!(r#"{{"ttl":{},"addr":"{h}"}}"#, i + 1),
+                        })
                         .collect();
                     let counts = if split {
                         format!(
@@ -491,7 +582,7 @@ mod tests {
         // 8 % on spine 1 -> leaf 2, the answers over the probes' spine: every lossy flow
         // crossed leaf 2 -> spine 1 one way or spine 1 -> leaf 2 the other, so both
         // directions are named, in one record.
-        let (_, r) = correlate(&lines_with(true, false, true, &|a, b, out, _| {
+        let (_, r) = correlate(&lines_with(true, false, true, 0, &|a, b, out, _| {
             let hit = out == 1 && (a == 2 || b == 2);
             (if hit { 16 } else { 0 }, 0)
         }));
@@ -500,6 +591,30 @@ mod tests {
         let m = members(f[0]);
         assert!(m.iter().any(|(_, to)| to == "10.0.21.1"), "{m:?}");
         assert!(m.iter().any(|(from, _)| from == "10.2.1.254"), "{m:?}");
+    }
+
+    #[test]
+    fn a_spine_that_never_answers_is_one_router() {
+        // Spine 2 never answers; 8 % on leaf 1 -> spine 2, probes and answers alike. Its
+        // stretch before leaf 2 and its stretch before leaf 3 are one router: one record.
+        let (p, r) = correlate(&lines_with(true, false, false, 2, &|a, b, out, back| {
+            (
+                if a == 1 && out == 2 { 16 } else { 0 },
+                if b == 1 && back == 2 { 16 } else { 0 },
+            )
+        }));
+        let silent_routers = p.names.iter().filter(|n| n.starts_with('?')).count();
+        assert_eq!(silent_routers, 1, "{:?}", p.names);
+        let f = faulty(&r);
+        assert_eq!(f.len(), 1, "{r:#?}");
+        assert!(
+            members(f[0])
+                .iter()
+                .any(|(from, to)| from == "10.1.1.254" && to.starts_with('?')),
+            "{:?}",
+            f[0]
+        );
+        assert_eq!(r[0].verdict, Verdict::Faulty);
     }
 
     #[test]
