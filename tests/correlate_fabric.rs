@@ -1,8 +1,9 @@
 //! End to end on real input as meshes produce it: a leaf-spine of namespaces (3 leaves,
 //! 2 spines, one host per leaf), no alias file, routers answering from the interface a probe
 //! arrived on or (Linux's default) toward the source, loss on one spine->leaf link for every
-//! packet or for the answers only, and the round-trip tools' `--trace` records from every
-//! host to every other piped into `lcorrelate`. Needs root (CI runs as root).
+//! packet or for the answers only, a spine that never answers traces, and the round-trip
+//! tools' `--trace` records from every host to every other piped into `lcorrelate`. Needs
+//! root (CI runs as root).
 
 mod common;
 
@@ -192,6 +193,49 @@ fn loss_of_the_answers_only_is_placed_on_their_link() {
     let outputs = probe_all(&fabric, env!("CARGO_BIN_EXE_ludp"), LUDP);
     let (code, links, text) = correlate(&outputs);
     assert_found_alone(code, &links, &text, "s1", "l2");
+}
+
+/// Spine `spine` never answers traces: the time-exceeded messages it would send are dropped.
+fn never_answer(fabric: &Fabric, spine: usize) {
+    fabric.spines[spine - 1].run(
+        "nft 'add table inet quiet; \
+         add chain inet quiet out { type filter hook output priority filter; policy accept; }; \
+         add rule inet quiet out icmp type time-exceeded drop'",
+    );
+}
+
+#[test]
+fn a_spine_that_never_answers_neither_hides_a_fault_nor_takes_the_blame() {
+    require_root();
+    let fabric = Fabric::new("cf-sil", 3, 2, true);
+    let _r: Vec<Background> = fabric.hosts.iter().map(lreflect).collect();
+    never_answer(&fabric, 2);
+    // The loss is on a link seen: the silent spine's stretches are clean.
+    loss_to_leaf(&fabric, 1, 2, 8, false);
+    let outputs = probe_all(&fabric, env!("CARGO_BIN_EXE_ludp"), LUDP);
+    assert!(
+        outputs.iter().any(|o| o.contains(r#"{"ttl":2}"#)),
+        "spine 2 is silent in the traces"
+    );
+    let (code, links, text) = correlate(&outputs);
+    assert_found_alone(code, &links, &text, "s1", "l2");
+    // The loss is on the silent spine's link into leaf 2: named by leaf 2's arrival
+    // address from it, the silent router before it.
+    fabric.spines[0].run("nft delete table inet e2e");
+    loss_to_leaf(&fabric, 2, 2, 8, false);
+    let outputs = probe_all(&fabric, env!("CARGO_BIN_EXE_ludp"), LUDP);
+    let (code, links, text) = correlate(&outputs);
+    assert_eq!(code, Some(1), "a link is faulty:\n{text}");
+    assert_eq!(links[0]["verdict"], "faulty", "{text}");
+    assert!(
+        members(&links[0])
+            .iter()
+            .any(|(from, to)| from.starts_with('?') && to == "10.0.22.1"),
+        "the silent spine's link into leaf 2 first:\n{text}"
+    );
+    for l in &links[1..] {
+        assert_eq!(l["verdict"], "ok", "only that link is faulty:\n{text}");
+    }
 }
 
 #[test]
