@@ -201,6 +201,93 @@ pub fn observations(
     obs
 }
 
+/// `next` with each ECMP group's members given the links most of the group has: two routers
+/// right after one same router R on the way to one same destination are R's ECMP siblings,
+/// and siblings (the spines of a leaf) reach the same routers. An answer may take a link of a
+/// sibling that no trace happened to show: where routers answer toward the source, a spine
+/// shows one address per source leaf, and its link into a leaf is seen only where a flow from
+/// that leaf took it; without it an answer's real path would be missing from its
+/// alternatives, and its loss put on one of the others. A router only one sibling (or fewer
+/// than half) leads to is that sibling's own (a fat-tree's aggregation switches each reach
+/// their own cores). `host`: routers left out, as members and as ends (hosts, and silent
+/// stretches, which may be anyone).
+pub fn with_siblings_links(next: &[Vec<u32>], routes: &[Vec<u32>], host: &[bool]) -> Vec<Vec<u32>> {
+    // (router, destination, router after it) of every route.
+    let mut steps: Vec<(u32, u32, u32)> = routes
+        .iter()
+        .flat_map(|rs| {
+            let d = rs[rs.len() - 1];
+            rs.windows(2)
+                .filter(|w| !host[w[0] as usize] && !host[w[1] as usize])
+                .map(move |w| (w[0], d, w[1]))
+        })
+        .collect();
+    steps.sort_unstable();
+    steps.dedup();
+    // Per router, its ECMP groups: union-find over the routers after it.
+    let mut sets: FastMap<u32, u32> = FastMap::default();
+    fn find(sets: &mut FastMap<u32, u32>, x: u32) -> u32 {
+        let mut x = x;
+        while let Some(&up) = sets.get(&x) {
+            if up == x {
+                break;
+            }
+            x = up;
+        }
+        x
+    }
+    let mut out = next.to_vec();
+    let mut at = 0;
+    while at < steps.len() {
+        let r = steps[at].0;
+        let end = at + steps[at..].iter().take_while(|s| s.0 == r).count();
+        sets.clear();
+        for run in steps[at..end].chunk_by(|a, b| a.1 == b.1) {
+            for s in run {
+                sets.entry(s.2).or_insert(s.2);
+            }
+            for w in run.windows(2) {
+                let (a, b) = (find(&mut sets, w[0].2), find(&mut sets, w[1].2));
+                if a != b {
+                    sets.insert(a.max(b), a.min(b));
+                }
+            }
+        }
+        at = end;
+        let mut members: Vec<(u32, u32)> = sets
+            .keys()
+            .copied()
+            .collect::<Vec<u32>>()
+            .into_iter()
+            .map(|x| (find(&mut sets, x), x))
+            .collect();
+        members.sort_unstable();
+        for group in members.chunk_by(|a, b| a.0 == b.0) {
+            if group.len() < 2 {
+                continue;
+            }
+            let mut led: Vec<u32> = group
+                .iter()
+                .flat_map(|&(_, x)| next[x as usize].iter().copied())
+                .filter(|&n| !host[n as usize])
+                .collect();
+            led.sort_unstable();
+            for run in led.chunk_by(|a, b| a == b) {
+                if run.len() >= 2 && 2 * run.len() >= group.len() {
+                    for &(_, x) in group {
+                        out[x as usize].push(run[0]);
+                    }
+                }
+            }
+        }
+    }
+    for n in &mut out {
+        n.sort_unstable();
+        n.dedup();
+    }
+    out
+}
+
 /// The answer unknowns (every packet's and answers' own) of the links along `path`.
 fn answer_unknowns(path: &[u32], table: &mut LinkTable) -> Vec<u32> {
     path.windows(2)
@@ -311,4 +398,42 @@ fn paths(next: &[Vec<u32>], host: &[bool], dist: &[u32], from: u32, to: u32) -> 
     }
     done.sort();
     done
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ecmp_siblings_get_the_links_most_of_their_group_has() {
+        // Host 10 behind router 0; 1, 2 and 3 after 0 toward host 11 (siblings); 4 after 0
+        // toward host 12 only. 1 and 2 lead to 5 and 6, 3 to 5 only: 3 may lead to 6 too.
+        // 1 alone leads to 8: its own. 4 is no sibling: it gets nothing.
+        let routes = vec![
+            vec![10, 0, 1, 5, 11],
+            vec![10, 0, 2, 5, 11],
+            vec![10, 0, 3, 5, 11],
+            vec![10, 0, 1, 6, 13],
+            vec![10, 0, 2, 6, 13],
+            vec![10, 0, 1, 8, 14],
+            vec![10, 0, 4, 7, 12],
+        ];
+        let mut next = vec![Vec::new(); 15];
+        for r in &routes {
+            for w in r.windows(2) {
+                next[w[0] as usize].push(w[1]);
+            }
+        }
+        for n in &mut next {
+            n.sort_unstable();
+            n.dedup();
+        }
+        let host: Vec<bool> = (0..15).map(|n| n >= 10).collect();
+        let out = with_siblings_links(&next, &routes, &host);
+        assert_eq!(out[3], [5, 6]);
+        assert_eq!(out[1], [5, 6, 8]);
+        assert_eq!(out[2], [5, 6]);
+        assert_eq!(out[4], [7]);
+        assert_eq!(out[0], next[0]);
+    }
 }

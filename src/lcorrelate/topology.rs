@@ -30,7 +30,7 @@
 //! Without `lost_fwd`/`lost_rev` the whole loss is explained by probe and answer paths
 //! together; with them, each part by its own path.
 
-use super::answers::{observations, unknowns, Choices, LinkTable};
+use super::answers::{observations, unknowns, with_siblings_links, Choices, LinkTable};
 use super::graph::{fill_in_place, Problem};
 use super::input::{Aggregator, FlowKey, RouteStats};
 use super::silent::fill_from_same_flow;
@@ -277,6 +277,10 @@ pub fn infer(agg: Aggregator) -> Problem {
         n.sort_unstable();
         n.dedup();
     }
+    let left_out: Vec<bool> = (0..router_names.len())
+        .map(|r| host[r] || router_names[r].starts_with('?'))
+        .collect();
+    let next = with_siblings_links(&next, &router_routes, &left_out);
     let mut choices = Choices::default();
     let obs = observations(
         &router_routes,
