@@ -10,6 +10,7 @@
 
 use super::graph::{Dir, ObsSpec};
 use super::input::RouteStats;
+use super::seqs::Seqs;
 use super::FastMap;
 
 /// The most ECMP paths an answer is taken to choose from.
@@ -82,8 +83,8 @@ struct Between {
 /// traced link; `host`: route ends, never crossed by an answer between gateways;
 /// `flows`: (route, what it carried), sorted.
 pub fn observations(
-    routes: &[Vec<u32>],
-    route_links: &[Vec<u32>],
+    routes: &Seqs,
+    route_links: &Seqs,
     next: &[Vec<u32>],
     host: &[bool],
     flows: &[(u32, RouteStats)],
@@ -126,10 +127,11 @@ pub fn observations(
     let mut route_obs: FastMap<(u8, u64, u64), usize> = FastMap::default();
     for &(r, st) in flows {
         if per_route.as_ref().is_none_or(|c| c.0 != r) {
-            let rs = &routes[r as usize];
+            let rs = routes.get(r as usize);
             let (s, d) = (rs[0], rs[rs.len() - 1]);
-            let mut probe = Vec::with_capacity(2 * route_links[r as usize].len());
-            for &l in &route_links[r as usize] {
+            let links = route_links.get(r as usize);
+            let mut probe = Vec::with_capacity(2 * links.len());
+            for &l in links {
                 probe.push(unknown(l, Dir::Every));
                 probe.push(unknown(l, Dir::ProbeOnly));
             }

@@ -98,6 +98,41 @@ pub struct ObsSpec {
     pub copies: u32,
 }
 
+/// The measured observations through each unknown for certain, in observation order: one
+/// flat list with offsets, not a list per unknown (those grow by doubling, and there are
+/// millions of entries at data-center scale).
+struct ObsOfUnknown {
+    start: Vec<u32>,
+    obs: Vec<u32>,
+}
+
+impl ObsOfUnknown {
+    fn new<T>(unknowns: usize, measured: &[(Vec<u32>, T, u64, u64, u32)]) -> Self {
+        let mut start = vec![0u32; unknowns + 1];
+        for m in measured {
+            for &u in &m.0 {
+                start[u as usize + 1] += 1;
+            }
+        }
+        for u in 0..unknowns {
+            start[u + 1] += start[u];
+        }
+        let mut fill = start.clone();
+        let mut obs = vec![0u32; start[unknowns] as usize];
+        for (r, m) in measured.iter().enumerate() {
+            for &u in &m.0 {
+                obs[fill[u as usize] as usize] = r as u32;
+                fill[u as usize] += 1;
+            }
+        }
+        ObsOfUnknown { start, obs }
+    }
+
+    fn get(&self, u: u32) -> &[u32] {
+        &self.obs[self.start[u as usize] as usize..self.start[u as usize + 1] as usize]
+    }
+}
+
 /// What the estimators work on, and the names to report with.
 #[derive(Debug, Clone)]
 pub struct Problem {
@@ -259,13 +294,8 @@ impl Problem {
         }
         // Each unknown's signature: the observations through it for certain, then the
         // (choice, alternative) pairs through it. Equal signatures cannot be told apart.
-        let mut certain_of: Vec<Vec<u32>> = vec![Vec::new(); unknowns.len()];
+        let certain_of = ObsOfUnknown::new(unknowns.len(), &measured);
         let mut alts_of: Vec<Vec<(u32, u32)>> = vec![Vec::new(); unknowns.len()];
-        for (r, m) in measured.iter().enumerate() {
-            for &u in &m.0 {
-                certain_of[u as usize].push(r as u32);
-            }
-        }
         for (c, alts) in choice_alts.iter().enumerate() {
             if !choice_used[c] {
                 continue;
@@ -295,7 +325,7 @@ impl Problem {
             if group_of[u as usize].is_some() {
                 continue;
             }
-            let sig = (&certain_of[u as usize][..], &alts_of[u as usize][..]);
+            let sig = (certain_of.get(u), &alts_of[u as usize][..]);
             let g = *group_of_sig.entry(sig).or_insert_with(|| {
                 first_unknown.push(u);
                 groups.push(Group {
@@ -321,7 +351,7 @@ impl Problem {
         drop(group_of_sig);
         // Each group's signature, moved rather than copied.
         for (grp, &u) in groups.iter_mut().zip(&first_unknown) {
-            grp.certain = std::mem::take(&mut certain_of[u as usize]);
+            grp.certain = certain_of.get(u).to_vec();
             grp.alts = std::mem::take(&mut alts_of[u as usize]);
         }
         drop(certain_of);
@@ -355,12 +385,19 @@ impl Problem {
             .into_iter()
             .enumerate()
             .map(|(r, (certain, choice, sent, lost, copies))| {
-                let mut gs: Vec<u32> = certain
-                    .iter()
-                    .filter_map(|&u| group_of[u as usize])
-                    .collect();
+                // The unknowns' list becomes the groups' in place: one allocation fewer per
+                // observation, of which there may be millions.
+                let mut gs = certain;
+                gs.retain_mut(|u| match group_of[*u as usize] {
+                    Some(g) => {
+                        *u = g;
+                        true
+                    }
+                    None => false,
+                });
                 gs.sort_unstable();
                 gs.dedup();
+                gs.shrink_to_fit();
                 if let Some(c) = choice {
                     choices[c as usize].routes.push(r as u32);
                 }

@@ -5,6 +5,7 @@
 //! - [`estimate`]: the likelihood model (default), 007 voting, difference of means;
 //!   [`fit`]: the model's state and steps; [`flock`]: its search for the fault set.
 //! - [`report`]: ranking into `link` records, Graphviz output.
+//! - [`seqs`]: many short id sequences in one flat list.
 //! - [`sim`]: the simulator behind the benchmark; [`evaluation`]: its scoring of methods.
 #![forbid(unsafe_code)]
 
@@ -16,6 +17,7 @@ pub mod flock;
 pub mod graph;
 pub mod input;
 pub mod report;
+pub mod seqs;
 pub mod sim;
 pub mod topology;
 
@@ -56,6 +58,7 @@ read at all, or (--strict) a malformed line.";
 /// Seeded per process like std's, so no order is relied on that was not before.
 pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 pub(crate) type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+
 
 /// Exit status: some link is faulty.
 pub const EXIT_FAULTY: u8 = 1;

@@ -33,6 +33,7 @@
 use super::answers::{observations, unknowns, Choices, LinkTable};
 use super::graph::{fill_in_place, Problem};
 use super::input::{Aggregator, RouteStats};
+use super::seqs::Seqs;
 use super::{FastMap, FastSet};
 use std::collections::BTreeSet;
 
@@ -210,11 +211,13 @@ pub fn infer(agg: Aggregator) -> Problem {
     // Routes over routers, and the address pair of every link crossing.
     let mut table = LinkTable::default();
     // Per route: its routers, and its link ids.
-    let mut router_routes: Vec<Vec<u32>> = Vec::with_capacity(routes.len());
-    let mut route_links: Vec<Vec<u32>> = Vec::with_capacity(routes.len());
+    let ids: usize = routes.iter().map(Vec::len).sum();
+    let mut router_routes = Seqs::with_capacity(routes.len(), ids);
+    let mut route_links = Seqs::with_capacity(routes.len(), ids);
+    let (mut rs, mut ls) = (Vec::new(), Vec::new());
     for r in &routes {
-        let mut rs: Vec<u32> = Vec::with_capacity(r.len());
-        let mut ls: Vec<u32> = Vec::with_capacity(r.len());
+        rs.clear();
+        ls.clear();
         let mut prev_addr = r[0];
         rs.push(root_of[r[0] as usize]);
         for &a in &r[1..] {
@@ -231,13 +234,13 @@ pub fn infer(agg: Aggregator) -> Problem {
             rs.push(ra);
             prev_addr = a;
         }
-        router_routes.push(rs);
-        route_links.push(ls);
+        router_routes.push(&rs);
+        route_links.push(&ls);
     }
     drop(routes);
     // Router ids that are route ends (hosts): an answer's path does not cross them.
     let mut host = vec![false; router_names.len()];
-    for rs in &router_routes {
+    for rs in router_routes.iter() {
         host[rs[0] as usize] = true;
         host[*rs.last().unwrap() as usize] = true;
     }
@@ -260,6 +263,9 @@ pub fn infer(agg: Aggregator) -> Problem {
         &mut table,
         &mut choices,
     );
+    // Routes and flows live on in the observations: their memory goes back before the
+    // groups are built, the peak of building.
+    drop((router_routes, route_links, flows, next));
     let covers = table
         .pairs
         .into_iter()
