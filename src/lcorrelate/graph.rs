@@ -311,16 +311,17 @@ impl Problem {
         let mut groups: Vec<Group> = Vec::new();
         let mut first_unknown: Vec<u32> = Vec::new();
         // Unknowns in observation order, so that group members come out in path order.
-        let mut order: Vec<u32> = Vec::new();
+        // (Walked, not collected: that list would hold every observation's unknowns again.)
         let mut choice_listed = vec![false; choice_alts.len()];
-        for m in &measured {
-            order.extend(&m.0);
-            if let Some(c) = m.1 {
-                if !std::mem::replace(&mut choice_listed[c as usize], true) {
-                    order.extend(choice_alts[c as usize].iter().flatten());
+        let order = measured.iter().flat_map(|m| {
+            let alts: &[Vec<u32>] = match m.1 {
+                Some(c) if !std::mem::replace(&mut choice_listed[c as usize], true) => {
+                    &choice_alts[c as usize]
                 }
-            }
-        }
+                _ => &[],
+            };
+            m.0.iter().chain(alts.iter().flatten()).copied()
+        });
         for u in order {
             if group_of[u as usize].is_some() {
                 continue;
@@ -349,7 +350,7 @@ impl Problem {
             group_of[u as usize] = Some(g);
         }
         drop(group_of_sig);
-        // Each group's signature, moved rather than copied.
+        // Each group's signature.
         for (grp, &u) in groups.iter_mut().zip(&first_unknown) {
             grp.certain = certain_of.get(u).to_vec();
             grp.alts = std::mem::take(&mut alts_of[u as usize]);

@@ -59,7 +59,6 @@ read at all, or (--strict) a malformed line.";
 pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 pub(crate) type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
-
 /// Exit status: some link is faulty.
 pub const EXIT_FAULTY: u8 = 1;
 
