@@ -188,7 +188,10 @@ pub fn observations(
         };
         if st.sent > 0 || st.split_sent == 0 {
             let both = || {
-                let mut c = probe.clone();
+                // Sized at once: a million of these at scale, and growing one by extending
+                // a clone would double its allocation.
+                let mut c = Vec::with_capacity(probe.len() + back.len());
+                c.extend(probe);
                 c.extend(back);
                 c
             };
