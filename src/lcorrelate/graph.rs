@@ -83,6 +83,15 @@ pub struct Group {
     pub excess_only: bool,
 }
 
+impl Group {
+    /// Adds (flows, probes, losses) that crossed the group.
+    fn add_carried(&mut self, (flows, sent, lost): (u64, u64, u64)) {
+        self.flows += flows;
+        self.sent += sent;
+        self.lost += lost;
+    }
+}
+
 /// An unknown's observations for certain, and its (choice, alternative) pairs.
 type Signature<'a> = (&'a [u32], &'a [(u32, u32)]);
 
@@ -357,19 +366,21 @@ impl Problem {
         }
         drop(certain_of);
         drop(alts_of);
+        // Each alternative's unknowns become its groups in place, as observations' do below.
         let mut choices: Vec<Choice> = choice_alts
-            .iter()
-            .map(|alts| {
-                let alts: Vec<Vec<u32>> = alts
-                    .iter()
-                    .map(|a| {
-                        let mut gs: Vec<u32> =
-                            a.iter().filter_map(|&u| group_of[u as usize]).collect();
-                        gs.sort_unstable();
-                        gs.dedup();
-                        gs
-                    })
-                    .collect();
+            .into_iter()
+            .map(|mut alts| {
+                for gs in &mut alts {
+                    gs.retain_mut(|u| match group_of[*u as usize] {
+                        Some(g) => {
+                            *u = g;
+                            true
+                        }
+                        None => false,
+                    });
+                    gs.sort_unstable();
+                    gs.dedup();
+                }
                 let mut union: Vec<u32> = alts.iter().flatten().copied().collect();
                 union.sort_unstable();
                 union.dedup();
@@ -425,15 +436,25 @@ impl Problem {
             unmeasured_links: Vec::new(),
             graph,
         };
-        for r in 0..p.routes.len() {
-            let route = &p.routes[r];
-            let (sent, lost, copies) = (route.sent, route.lost, u64::from(route.copies));
-            let gs: Vec<u32> = p.route_groups(route).collect();
-            for g in gs {
-                let grp = &mut p.groups[g as usize];
-                grp.flows += copies;
-                grp.sent += sent;
-                grp.lost += lost;
+        // What crossed each group: an observation's counts go to its certain groups one by
+        // one, and to its choice's groups summed per choice (integers: the same totals,
+        // without visiting every alternative's groups once per observation).
+        let mut per_choice = vec![(0u64, 0u64, 0u64); p.choices.len()];
+        for route in &p.routes {
+            let carried = (u64::from(route.copies), route.sent, route.lost);
+            for &g in &route.groups {
+                p.groups[g as usize].add_carried(carried);
+            }
+            if let Some(c) = route.choice {
+                let sum = &mut per_choice[c as usize];
+                sum.0 += carried.0;
+                sum.1 += carried.1;
+                sum.2 += carried.2;
+            }
+        }
+        for (ch, carried) in p.choices.iter().zip(per_choice) {
+            for &g in &ch.union {
+                p.groups[g as usize].add_carried(carried);
             }
         }
         p.unmeasured_links = (0..p.links.len() as u32)

@@ -7,8 +7,9 @@
 #[derive(Debug, Clone, Default)]
 pub struct Seqs {
     ids: Vec<u32>,
-    /// Where each sequence ends in `ids` (it starts where the one before ends).
-    ends: Vec<usize>,
+    /// Where each sequence ends in `ids` (it starts where the one before ends); 32 bits,
+    /// as ids are.
+    ends: Vec<u32>,
 }
 
 impl Seqs {
@@ -21,7 +22,8 @@ impl Seqs {
 
     pub fn push(&mut self, seq: &[u32]) {
         self.ids.extend_from_slice(seq);
-        self.ends.push(self.ids.len());
+        let end = u32::try_from(self.ids.len()).expect("fewer than 2^32 ids in all");
+        self.ends.push(end);
     }
 
     pub fn len(&self) -> usize {
@@ -33,8 +35,8 @@ impl Seqs {
     }
 
     pub fn get(&self, i: usize) -> &[u32] {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.ids[start..self.ends[i]]
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.ids[start..self.ends[i] as usize]
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &[u32]> + '_ {
