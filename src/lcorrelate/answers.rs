@@ -21,6 +21,8 @@ const MAX_PATHS: usize = 64;
 pub struct LinkTable {
     pub links: Vec<(u32, u32)>,
     ids: FastMap<(u32, u32), u32>,
+    /// Per link, its address pairs and how often each was crossed; taken (left empty) once
+    /// the traced links are all known, so not kept up to date for the answers' links.
     pub pairs: Vec<FastMap<(u32, u32), u64>>,
 }
 

@@ -253,6 +253,16 @@ pub fn infer(agg: Aggregator) -> Problem {
         n.sort_unstable();
         n.dedup();
     }
+    // The address pairs each traced link showed as, most seen first: complete here, and
+    // their maps' memory goes back before the observations are built (the peak).
+    let mut covers: Vec<Vec<(u32, u32)>> = std::mem::take(&mut table.pairs)
+        .into_iter()
+        .map(|m| {
+            let mut v: Vec<((u32, u32), u64)> = m.into_iter().collect();
+            v.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            v.into_iter().map(|(p, _)| p).collect()
+        })
+        .collect();
     let mut choices = Choices::default();
     let obs = observations(
         &router_routes,
@@ -266,15 +276,8 @@ pub fn infer(agg: Aggregator) -> Problem {
     // Routes and flows live on in the observations: their memory goes back before the
     // groups are built, the peak of building.
     drop((router_routes, route_links, flows, next));
-    let covers = table
-        .pairs
-        .into_iter()
-        .map(|m| {
-            let mut v: Vec<((u32, u32), u64)> = m.into_iter().collect();
-            v.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-            v.into_iter().map(|(p, _)| p).collect()
-        })
-        .collect();
+    // Links only answers cross (added by the observations) showed as no address pair.
+    covers.resize(table.links.len(), Vec::new());
     let unknowns = unknowns(table.links.len());
     let mut p = Problem::assemble(
         router_names,
