@@ -80,13 +80,12 @@ struct Between {
     choice: Option<u32>,
 }
 
-/// Builds the observations of every flow. `routes`: router sequences (host first and last);
-/// `route_links`: the traced links of each; `next`: the routers after each router on a
+/// Builds the observations of every flow. `routes`: router sequences (host first and last),
+/// each pair in a row a traced link of `table`; `next`: the routers after each router on a
 /// traced link; `host`: route ends, never crossed by an answer between gateways;
 /// `flows`: (route, what it carried), sorted.
 pub fn observations(
     routes: &Seqs,
-    route_links: &Seqs,
     next: &[Vec<u32>],
     host: &[bool],
     flows: &[(u32, RouteStats)],
@@ -131,11 +130,15 @@ pub fn observations(
         if per_route.as_ref().is_none_or(|c| c.0 != r) {
             let rs = routes.get(r as usize);
             let (s, d) = (rs[0], rs[rs.len() - 1]);
-            let links = route_links.get(r as usize);
-            let mut probe = Vec::with_capacity(2 * links.len());
-            for &l in links {
-                probe.push(unknown(l, Dir::Every));
-                probe.push(unknown(l, Dir::ProbeOnly));
+            // The traced links, each once, in the order crossed.
+            let mut probe = Vec::with_capacity(2 * (rs.len() - 1));
+            for w in rs.windows(2) {
+                let l = table.id(w[0], w[1]);
+                let every = unknown(l, Dir::Every);
+                if !probe.contains(&every) {
+                    probe.push(every);
+                    probe.push(unknown(l, Dir::ProbeOnly));
+                }
             }
             let (mut back, choice) = if rs.len() < 3 {
                 (answer_unknowns(&[d, s], table), None)

@@ -380,6 +380,7 @@ impl Problem {
                     });
                     gs.sort_unstable();
                     gs.dedup();
+                    gs.shrink_to_fit();
                 }
                 let mut union: Vec<u32> = alts.iter().flatten().copied().collect();
                 union.sort_unstable();

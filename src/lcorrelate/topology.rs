@@ -210,14 +210,12 @@ pub fn infer(agg: Aggregator) -> Problem {
 
     // Routes over routers, and the address pair of every link crossing.
     let mut table = LinkTable::default();
-    // Per route: its routers, and its link ids.
+    // Per route, its routers (its links are their pairs, looked up again when needed).
     let ids: usize = routes.iter().map(Vec::len).sum();
     let mut router_routes = Seqs::with_capacity(routes.len(), ids);
-    let mut route_links = Seqs::with_capacity(routes.len(), ids);
-    let (mut rs, mut ls) = (Vec::new(), Vec::new());
+    let mut rs = Vec::new();
     for r in &routes {
         rs.clear();
-        ls.clear();
         let mut prev_addr = r[0];
         rs.push(root_of[r[0] as usize]);
         for &a in &r[1..] {
@@ -228,14 +226,10 @@ pub fn infer(agg: Aggregator) -> Problem {
             }
             let l = table.id(*rs.last().unwrap(), ra);
             *table.pairs[l as usize].entry((prev_addr, a)).or_default() += 1;
-            if !ls.contains(&l) {
-                ls.push(l);
-            }
             rs.push(ra);
             prev_addr = a;
         }
         router_routes.push(&rs);
-        route_links.push(&ls);
     }
     drop(routes);
     // Router ids that are route ends (hosts): an answer's path does not cross them.
@@ -266,7 +260,6 @@ pub fn infer(agg: Aggregator) -> Problem {
     let mut choices = Choices::default();
     let obs = observations(
         &router_routes,
-        &route_links,
         &next,
         &host,
         &flows,
@@ -275,7 +268,7 @@ pub fn infer(agg: Aggregator) -> Problem {
     );
     // Routes and flows live on in the observations: their memory goes back before the
     // groups are built, the peak of building.
-    drop((router_routes, route_links, flows, next));
+    drop((router_routes, flows, next));
     // Links only answers cross (added by the observations) showed as no address pair.
     covers.resize(table.links.len(), Vec::new());
     let unknowns = unknowns(table.links.len());
