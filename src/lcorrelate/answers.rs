@@ -10,6 +10,7 @@
 
 use super::graph::{Dir, ObsSpec};
 use super::input::RouteStats;
+use super::seqs::Seqs;
 use super::FastMap;
 
 /// The most ECMP paths an answer is taken to choose from.
@@ -20,6 +21,8 @@ const MAX_PATHS: usize = 64;
 pub struct LinkTable {
     pub links: Vec<(u32, u32)>,
     ids: FastMap<(u32, u32), u32>,
+    /// Per link, its address pairs and how often each was crossed; taken (left empty) once
+    /// the traced links are all known, so not kept up to date for the answers' links.
     pub pairs: Vec<FastMap<(u32, u32), u64>>,
 }
 
@@ -77,13 +80,12 @@ struct Between {
     choice: Option<u32>,
 }
 
-/// Builds the observations of every flow. `routes`: router sequences (host first and last);
-/// `route_links`: the traced links of each; `next`: the routers after each router on a
+/// Builds the observations of every flow. `routes`: router sequences (host first and last),
+/// each pair in a row a traced link of `table`; `next`: the routers after each router on a
 /// traced link; `host`: route ends, never crossed by an answer between gateways;
 /// `flows`: (route, what it carried), sorted.
 pub fn observations(
-    routes: &[Vec<u32>],
-    route_links: &[Vec<u32>],
+    routes: &Seqs,
     next: &[Vec<u32>],
     host: &[bool],
     flows: &[(u32, RouteStats)],
@@ -126,12 +128,17 @@ pub fn observations(
     let mut route_obs: FastMap<(u8, u64, u64), usize> = FastMap::default();
     for &(r, st) in flows {
         if per_route.as_ref().is_none_or(|c| c.0 != r) {
-            let rs = &routes[r as usize];
+            let rs = routes.get(r as usize);
             let (s, d) = (rs[0], rs[rs.len() - 1]);
-            let mut probe = Vec::with_capacity(2 * route_links[r as usize].len());
-            for &l in &route_links[r as usize] {
-                probe.push(unknown(l, Dir::Every));
-                probe.push(unknown(l, Dir::ProbeOnly));
+            // The traced links, each once, in the order crossed.
+            let mut probe = Vec::with_capacity(2 * (rs.len() - 1));
+            for w in rs.windows(2) {
+                let l = table.id(w[0], w[1]);
+                let every = unknown(l, Dir::Every);
+                if !probe.contains(&every) {
+                    probe.push(every);
+                    probe.push(unknown(l, Dir::ProbeOnly));
+                }
             }
             let (mut back, choice) = if rs.len() < 3 {
                 (answer_unknowns(&[d, s], table), None)
@@ -186,7 +193,10 @@ pub fn observations(
         };
         if st.sent > 0 || st.split_sent == 0 {
             let both = || {
-                let mut c = probe.clone();
+                // Sized at once: a million of these at scale, and growing one by extending
+                // a clone would double its allocation.
+                let mut c = Vec::with_capacity(probe.len() + back.len());
+                c.extend(probe);
                 c.extend(back);
                 c
             };
@@ -211,11 +221,11 @@ pub fn observations(
 /// than half) leads to is that sibling's own (a fat-tree's aggregation switches each reach
 /// their own cores). `host`: routers left out, as members and as ends (hosts, and silent
 /// stretches, which may be anyone).
-pub fn with_siblings_links(next: &[Vec<u32>], routes: &[Vec<u32>], host: &[bool]) -> Vec<Vec<u32>> {
+pub fn with_siblings_links(next: &[Vec<u32>], routes: &Seqs, host: &[bool]) -> Vec<Vec<u32>> {
     // (router, destination, router after it) of every route.
     let mut steps: Vec<(u32, u32, u32)> = routes
         .iter()
-        .flat_map(|rs| {
+        .flat_map(|rs: &[u32]| {
             let d = rs[rs.len() - 1];
             rs.windows(2)
                 .filter(|w| !host[w[0] as usize] && !host[w[1] as usize])
@@ -409,7 +419,7 @@ mod tests {
         // Host 10 behind router 0; 1, 2 and 3 after 0 toward host 11 (siblings); 4 after 0
         // toward host 12 only. 1 and 2 lead to 5 and 6, 3 to 5 only: 3 may lead to 6 too.
         // 1 alone leads to 8: its own. 4 is no sibling: it gets nothing.
-        let routes = vec![
+        let lists = [
             vec![10, 0, 1, 5, 11],
             vec![10, 0, 2, 5, 11],
             vec![10, 0, 3, 5, 11],
@@ -418,8 +428,12 @@ mod tests {
             vec![10, 0, 1, 8, 14],
             vec![10, 0, 4, 7, 12],
         ];
+        let mut routes = Seqs::default();
+        for r in &lists {
+            routes.push(r);
+        }
         let mut next = vec![Vec::new(); 15];
-        for r in &routes {
+        for r in &lists {
             for w in r.windows(2) {
                 next[w[0] as usize].push(w[1]);
             }

@@ -23,7 +23,20 @@ pub type Term = (f64, f64, f64, f64);
 pub struct Fit<'a> {
     pub p: &'a Problem,
     pub x: Vec<f64>,
-    /// Per observation (kept up to date for lossy ones only).
+    /// Per observation, its index among the lossy ones (`u32::MAX` when clean). A choice's
+    /// lossy observations are numbered consecutively, so that the inner loop over them
+    /// reads the arrays below in order instead of all over a million observations.
+    lossy_at: Vec<u32>,
+    /// Per choice, where its lossy observations start in the lossy numbering (and, last,
+    /// where those of every choice end).
+    choice_from: Vec<u32>,
+    /// Per group, its lossy observations for certain in the lossy numbering.
+    group_lossy: Vec<Vec<u32>>,
+    /// Per lossy observation: its probes and losses.
+    counts: Vec<(f64, f64)>,
+    /// Per lossy observation with a choice (those numbered first): the choice.
+    lossy_choice: Vec<u32>,
+    /// Per lossy observation: log-success of its certain part.
     log_c: Vec<f64>,
     /// Per choice, per alternative: log-success of its own groups.
     log_alt: Vec<Vec<f64>>,
@@ -43,16 +56,39 @@ impl<'a> Fit<'a> {
             .map(|g| if g.excess_only { MIN_RATE } else { x0 })
             .collect();
         let l = |g: &u32| (1.0 - x[*g as usize]).ln();
-        let log_c = p
-            .routes
+        // Lossy observations with a choice first, choice by choice, then the others.
+        let mut lossy_at = vec![u32::MAX; p.routes.len()];
+        let mut lossy: Vec<u32> = Vec::new();
+        let mut choice_from = Vec::with_capacity(p.choices.len() + 1);
+        for ch in &p.choices {
+            choice_from.push(lossy.len() as u32);
+            for &r in &ch.lossy {
+                lossy_at[r as usize] = lossy.len() as u32;
+                lossy.push(r);
+            }
+        }
+        choice_from.push(lossy.len() as u32);
+        for (r, route) in p.routes.iter().enumerate() {
+            if route.lost > 0 && lossy_at[r] == u32::MAX {
+                lossy_at[r] = lossy.len() as u32;
+                lossy.push(r as u32);
+            }
+        }
+        let counts = lossy
             .iter()
-            .map(|r| {
-                if r.lost > 0 {
-                    r.groups.iter().map(l).sum()
-                } else {
-                    0.0
-                }
+            .map(|&r| {
+                let route = &p.routes[r as usize];
+                (route.sent as f64, route.lost as f64)
             })
+            .collect();
+        let log_c = lossy
+            .iter()
+            .map(|&r| p.routes[r as usize].groups.iter().map(l).sum())
+            .collect();
+        let group_lossy = p
+            .groups
+            .iter()
+            .map(|g| g.lossy.iter().map(|&r| lossy_at[r as usize]).collect())
             .collect();
         let log_alt = p
             .choices
@@ -60,23 +96,29 @@ impl<'a> Fit<'a> {
             .map(|c| c.alts.iter().map(|a| a.iter().map(l).sum()).collect())
             .collect();
         let mut resp = Vec::new();
-        let resp_at = p
-            .routes
+        let with_choice = choice_from[p.choices.len()] as usize;
+        let lossy_choice: Vec<u32> = lossy[..with_choice]
             .iter()
-            .map(|r| match r.choice {
-                Some(c) if r.lost > 0 => {
-                    let at = resp.len() as u32;
-                    let m = p.choices[c as usize].alts.len();
-                    resp.extend(std::iter::repeat_n(1.0 / m as f64, m));
-                    at
-                }
-                _ => u32::MAX,
+            .map(|&r| p.routes[r as usize].choice.expect("a choice's observation"))
+            .collect();
+        let resp_at = lossy_choice
+            .iter()
+            .map(|&c| {
+                let at = resp.len() as u32;
+                let m = p.choices[c as usize].alts.len();
+                resp.extend(std::iter::repeat_n(1.0 / m as f64, m));
+                at
             })
             .collect();
         let clean_mass = p.choices.iter().map(|c| vec![0.0; c.alts.len()]).collect();
         let mut fit = Fit {
             p,
             x,
+            lossy_at,
+            choice_from,
+            group_lossy,
+            counts,
+            lossy_choice,
             log_c,
             log_alt,
             resp_at,
@@ -141,10 +183,11 @@ impl<'a> Fit<'a> {
     fn expect_route(&mut self, r: usize) {
         let route = &self.p.routes[r];
         let Some(c) = route.choice else { return };
-        let at = self.resp_at[r] as usize;
+        let k = self.lossy_at[r] as usize;
+        let at = self.resp_at[k] as usize;
         let logs = &self.log_alt[c as usize];
         let (n, m) = route.per_copy();
-        let lc = self.log_c[r];
+        let lc = self.log_c[k];
         softmax(
             logs.iter().map(|l| binomial_ll(n, m, lc + l)),
             &mut self.resp[at..at + logs.len()],
@@ -158,17 +201,17 @@ impl<'a> Fit<'a> {
         let own = (1.0 - self.x[g]).ln();
         let grp = &self.p.groups[g];
         let mut clean = grp.clean_sent;
-        for &r in &grp.lossy {
-            let route = &self.p.routes[r as usize];
-            let (n, m) = (route.sent as f64, route.lost as f64);
-            let base = self.log_c[r as usize] - own;
-            match route.choice {
+        for &k in &self.group_lossy[g] {
+            let k = k as usize;
+            let (n, m) = self.counts[k];
+            let base = self.log_c[k] - own;
+            match self.lossy_choice.get(k) {
                 None => c.push((n, m, 0.0, base.exp().min(1.0))),
-                Some(ch) => {
+                Some(&ch) => {
                     // The delivered probes weigh as clean ones whatever the alternative;
                     // the lost ones per alternative, those that deliver alike as one.
                     clean += n - m;
-                    let at = self.resp_at[r as usize] as usize;
+                    let at = self.resp_at[k] as usize;
                     let from = c.len();
                     for (j, l) in self.log_alt[ch as usize].iter().enumerate() {
                         let w = self.resp[at + j];
@@ -182,14 +225,14 @@ impl<'a> Fit<'a> {
         for &(ch, j) in &grp.alts {
             clean += self.clean_mass[ch as usize][j as usize];
             let l = self.log_alt[ch as usize][j as usize] - own;
-            for &r in &self.p.choices[ch as usize].lossy {
-                let route = &self.p.routes[r as usize];
-                let w = self.resp[self.resp_at[r as usize] as usize + j as usize];
+            let ch = ch as usize;
+            for k in self.choice_from[ch] as usize..self.choice_from[ch + 1] as usize {
+                let w = self.resp[self.resp_at[k] as usize + j as usize];
                 if w <= 1e-12 {
                     continue;
                 }
-                let (n, m) = (route.sent as f64, route.lost as f64);
-                let b = (self.log_c[r as usize] + l).exp().min(1.0);
+                let (n, m) = self.counts[k];
+                let b = (self.log_c[k] + l).exp().min(1.0);
                 c.push((w * n, w * m, 0.0, b));
             }
         }
@@ -204,8 +247,8 @@ impl<'a> Fit<'a> {
             return;
         }
         let grp = &self.p.groups[g];
-        for &r in &grp.lossy {
-            self.log_c[r as usize] += delta;
+        for &k in &self.group_lossy[g] {
+            self.log_c[k as usize] += delta;
         }
         for &(ch, alt) in &grp.alts {
             self.log_alt[ch as usize][alt as usize] += delta;
@@ -271,7 +314,7 @@ impl<'a> Fit<'a> {
         let grp = &self.p.groups[g];
         for &r in &grp.lossy {
             let route = &self.p.routes[r as usize];
-            let base = self.log_c[r as usize] - own + new;
+            let base = self.log_c[self.lossy_at[r as usize] as usize] - own + new;
             logs.clear();
             match route.choice {
                 None => logs.push((base, true)),
@@ -283,7 +326,7 @@ impl<'a> Fit<'a> {
             let alts = &self.log_alt[ch as usize];
             for &r in &self.p.choices[ch as usize].lossy {
                 let route = &self.p.routes[r as usize];
-                let base = self.log_c[r as usize];
+                let base = self.log_c[self.lossy_at[r as usize] as usize];
                 logs.clear();
                 logs.extend(
                     alts.iter()
@@ -497,7 +540,11 @@ pub fn argmax(c: &[Term], lo: f64, hi: f64) -> f64 {
         }
         (d1, d2)
     };
-    if c.iter().all(|&(_, m, _, _)| m == 0.0) || deriv(lo).0 <= 0.0 {
+    if c.iter().all(|&(_, m, _, _)| m == 0.0) {
+        return lo;
+    }
+    let at_lo = deriv(lo);
+    if at_lo.0 <= 0.0 {
         return lo;
     }
     if deriv(hi).0 >= 0.0 {
@@ -505,8 +552,10 @@ pub fn argmax(c: &[Term], lo: f64, hi: f64) -> f64 {
     }
     let (mut a, mut b) = (lo, hi);
     let mut x = lo;
+    // The first step is from lo, whose derivatives are at hand.
+    let mut known = Some(at_lo);
     for _ in 0..60 {
-        let (d1, d2) = deriv(x);
+        let (d1, d2) = known.take().unwrap_or_else(|| deriv(x));
         if d1 > 0.0 {
             a = x;
         } else {

@@ -83,6 +83,15 @@ pub struct Group {
     pub excess_only: bool,
 }
 
+impl Group {
+    /// Adds (flows, probes, losses) that crossed the group.
+    fn add_carried(&mut self, (flows, sent, lost): (u64, u64, u64)) {
+        self.flows += flows;
+        self.sent += sent;
+        self.lost += lost;
+    }
+}
+
 /// An unknown's observations for certain, and its (choice, alternative) pairs.
 type Signature<'a> = (&'a [u32], &'a [(u32, u32)]);
 
@@ -96,6 +105,41 @@ pub struct ObsSpec {
     pub lost: u64,
     /// Identical flows it stands for (with a choice; 0 is taken as 1).
     pub copies: u32,
+}
+
+/// The measured observations through each unknown for certain, in observation order: one
+/// flat list with offsets, not a list per unknown (those grow by doubling, and there are
+/// millions of entries at data-center scale).
+struct ObsOfUnknown {
+    start: Vec<u32>,
+    obs: Vec<u32>,
+}
+
+impl ObsOfUnknown {
+    fn new<T>(unknowns: usize, measured: &[(Vec<u32>, T, u64, u64, u32)]) -> Self {
+        let mut start = vec![0u32; unknowns + 1];
+        for m in measured {
+            for &u in &m.0 {
+                start[u as usize + 1] += 1;
+            }
+        }
+        for u in 0..unknowns {
+            start[u + 1] += start[u];
+        }
+        let mut fill = start.clone();
+        let mut obs = vec![0u32; start[unknowns] as usize];
+        for (r, m) in measured.iter().enumerate() {
+            for &u in &m.0 {
+                obs[fill[u as usize] as usize] = r as u32;
+                fill[u as usize] += 1;
+            }
+        }
+        ObsOfUnknown { start, obs }
+    }
+
+    fn get(&self, u: u32) -> &[u32] {
+        &self.obs[self.start[u as usize] as usize..self.start[u as usize + 1] as usize]
+    }
 }
 
 /// What the estimators work on, and the names to report with.
@@ -259,13 +303,8 @@ impl Problem {
         }
         // Each unknown's signature: the observations through it for certain, then the
         // (choice, alternative) pairs through it. Equal signatures cannot be told apart.
-        let mut certain_of: Vec<Vec<u32>> = vec![Vec::new(); unknowns.len()];
+        let certain_of = ObsOfUnknown::new(unknowns.len(), &measured);
         let mut alts_of: Vec<Vec<(u32, u32)>> = vec![Vec::new(); unknowns.len()];
-        for (r, m) in measured.iter().enumerate() {
-            for &u in &m.0 {
-                certain_of[u as usize].push(r as u32);
-            }
-        }
         for (c, alts) in choice_alts.iter().enumerate() {
             if !choice_used[c] {
                 continue;
@@ -281,21 +320,22 @@ impl Problem {
         let mut groups: Vec<Group> = Vec::new();
         let mut first_unknown: Vec<u32> = Vec::new();
         // Unknowns in observation order, so that group members come out in path order.
-        let mut order: Vec<u32> = Vec::new();
+        // (Walked, not collected: that list would hold every observation's unknowns again.)
         let mut choice_listed = vec![false; choice_alts.len()];
-        for m in &measured {
-            order.extend(&m.0);
-            if let Some(c) = m.1 {
-                if !std::mem::replace(&mut choice_listed[c as usize], true) {
-                    order.extend(choice_alts[c as usize].iter().flatten());
+        let order = measured.iter().flat_map(|m| {
+            let alts: &[Vec<u32>] = match m.1 {
+                Some(c) if !std::mem::replace(&mut choice_listed[c as usize], true) => {
+                    &choice_alts[c as usize]
                 }
-            }
-        }
+                _ => &[],
+            };
+            m.0.iter().chain(alts.iter().flatten()).copied()
+        });
         for u in order {
             if group_of[u as usize].is_some() {
                 continue;
             }
-            let sig = (&certain_of[u as usize][..], &alts_of[u as usize][..]);
+            let sig = (certain_of.get(u), &alts_of[u as usize][..]);
             let g = *group_of_sig.entry(sig).or_insert_with(|| {
                 first_unknown.push(u);
                 groups.push(Group {
@@ -319,26 +359,29 @@ impl Problem {
             group_of[u as usize] = Some(g);
         }
         drop(group_of_sig);
-        // Each group's signature, moved rather than copied.
+        // Each group's signature.
         for (grp, &u) in groups.iter_mut().zip(&first_unknown) {
-            grp.certain = std::mem::take(&mut certain_of[u as usize]);
+            grp.certain = certain_of.get(u).to_vec();
             grp.alts = std::mem::take(&mut alts_of[u as usize]);
         }
         drop(certain_of);
         drop(alts_of);
+        // Each alternative's unknowns become its groups in place, as observations' do below.
         let mut choices: Vec<Choice> = choice_alts
-            .iter()
-            .map(|alts| {
-                let alts: Vec<Vec<u32>> = alts
-                    .iter()
-                    .map(|a| {
-                        let mut gs: Vec<u32> =
-                            a.iter().filter_map(|&u| group_of[u as usize]).collect();
-                        gs.sort_unstable();
-                        gs.dedup();
-                        gs
-                    })
-                    .collect();
+            .into_iter()
+            .map(|mut alts| {
+                for gs in &mut alts {
+                    gs.retain_mut(|u| match group_of[*u as usize] {
+                        Some(g) => {
+                            *u = g;
+                            true
+                        }
+                        None => false,
+                    });
+                    gs.sort_unstable();
+                    gs.dedup();
+                    gs.shrink_to_fit();
+                }
                 let mut union: Vec<u32> = alts.iter().flatten().copied().collect();
                 union.sort_unstable();
                 union.dedup();
@@ -355,12 +398,19 @@ impl Problem {
             .into_iter()
             .enumerate()
             .map(|(r, (certain, choice, sent, lost, copies))| {
-                let mut gs: Vec<u32> = certain
-                    .iter()
-                    .filter_map(|&u| group_of[u as usize])
-                    .collect();
+                // The unknowns' list becomes the groups' in place: one allocation fewer per
+                // observation, of which there may be millions.
+                let mut gs = certain;
+                gs.retain_mut(|u| match group_of[*u as usize] {
+                    Some(g) => {
+                        *u = g;
+                        true
+                    }
+                    None => false,
+                });
                 gs.sort_unstable();
                 gs.dedup();
+                gs.shrink_to_fit();
                 if let Some(c) = choice {
                     choices[c as usize].routes.push(r as u32);
                 }
@@ -387,15 +437,25 @@ impl Problem {
             unmeasured_links: Vec::new(),
             graph,
         };
-        for r in 0..p.routes.len() {
-            let route = &p.routes[r];
-            let (sent, lost, copies) = (route.sent, route.lost, u64::from(route.copies));
-            let gs: Vec<u32> = p.route_groups(route).collect();
-            for g in gs {
-                let grp = &mut p.groups[g as usize];
-                grp.flows += copies;
-                grp.sent += sent;
-                grp.lost += lost;
+        // What crossed each group: an observation's counts go to its certain groups one by
+        // one, and to its choice's groups summed per choice (integers: the same totals,
+        // without visiting every alternative's groups once per observation).
+        let mut per_choice = vec![(0u64, 0u64, 0u64); p.choices.len()];
+        for route in &p.routes {
+            let carried = (u64::from(route.copies), route.sent, route.lost);
+            for &g in &route.groups {
+                p.groups[g as usize].add_carried(carried);
+            }
+            if let Some(c) = route.choice {
+                let sum = &mut per_choice[c as usize];
+                sum.0 += carried.0;
+                sum.1 += carried.1;
+                sum.2 += carried.2;
+            }
+        }
+        for (ch, carried) in p.choices.iter().zip(per_choice) {
+            for &g in &ch.union {
+                p.groups[g as usize].add_carried(carried);
             }
         }
         p.unmeasured_links = (0..p.links.len() as u32)

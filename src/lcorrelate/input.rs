@@ -6,12 +6,14 @@
 //! number of distinct routes, never with the number of records, and a pre-aggregated line
 //! counts the same as the raw lines it sums.
 
+use super::seqs::Seqs;
 use super::FastMap;
 use anyhow::{bail, Context};
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::hash::BuildHasher as _;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
@@ -138,8 +140,11 @@ pub struct Aggregator {
     aliases: Aliases,
     names: Vec<Box<str>>,
     ids: FastMap<Box<str>, u32>,
-    route_ids: FastMap<Box<[u32]>, u32>,
-    route_seqs: Vec<Box<[u32]>>,
+    /// Distinct routes by id, each stored once: found by the hash of its node ids, the
+    /// table holding only ids (a map keyed by the sequence would keep a second copy of it).
+    route_seqs: Seqs,
+    route_index: hashbrown::HashTable<u32>,
+    route_hasher: foldhash::fast::RandomState,
     flows: FastMap<FlowKey, RouteStats>,
     /// `path` records taken in.
     pub records: u64,
@@ -166,7 +171,7 @@ impl Aggregator {
 
     /// A route's node ids, source first, destination last.
     pub fn route(&self, id: u32) -> &[u32] {
-        &self.route_seqs[id as usize]
+        self.route_seqs.get(id as usize)
     }
 
     /// Distinct flows (route and flow identity) and what they carried.
@@ -180,7 +185,7 @@ impl Aggregator {
         for (k, v) in &self.flows {
             sums[k.route as usize].add(v);
         }
-        self.route_seqs.iter().map(|r| &r[..]).zip(sums)
+        self.route_seqs.iter().zip(sums)
     }
 
     pub fn route_count(&self) -> usize {
@@ -207,7 +212,13 @@ impl Aggregator {
         // Without its line end, so that serde places an error on this line, not the next.
         let line = line.strip_suffix(b"\n").unwrap_or(line);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let rec: LineIn = match serde_json::from_slice(line) {
+        // Checked for UTF-8 once, so that serde_json need not check every string it borrows;
+        // a line that is not goes the slower way, to the same result and error message.
+        let parsed = match std::str::from_utf8(line) {
+            Ok(text) => serde_json::from_str(text),
+            Err(_) => serde_json::from_slice(line),
+        };
+        let rec: LineIn = match parsed {
             Ok(r) => r,
             Err(e) => {
                 // A record of another kind may use these member names with other types.
@@ -361,13 +372,19 @@ impl Aggregator {
                 seq.push(id);
             }
         }
-        let route = match self.route_ids.get(&seq[..]) {
+        let hash = self.route_hasher.hash_one(&seq[..]);
+        let seqs = &self.route_seqs;
+        let route = match self
+            .route_index
+            .find(hash, |&id| seqs.get(id as usize) == seq)
+        {
             Some(&id) => id,
             None => {
                 let id = self.route_seqs.len() as u32;
-                let key: Box<[u32]> = seq.clone().into_boxed_slice();
-                self.route_seqs.push(key.clone());
-                self.route_ids.insert(key, id);
+                self.route_seqs.push(&seq);
+                let (seqs, hasher) = (&self.route_seqs, &self.route_hasher);
+                self.route_index
+                    .insert_unique(hash, id, |&id| hasher.hash_one(seqs.get(id as usize)));
                 id
             }
         };

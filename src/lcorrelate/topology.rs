@@ -33,6 +33,7 @@
 use super::answers::{observations, unknowns, with_siblings_links, Choices, LinkTable};
 use super::graph::{fill_in_place, Problem};
 use super::input::{Aggregator, FlowKey, RouteStats};
+use super::seqs::Seqs;
 use super::silent::fill_from_same_flow;
 use super::{FastMap, FastSet};
 use std::collections::BTreeSet;
@@ -236,12 +237,12 @@ pub fn infer(agg: Aggregator) -> Problem {
 
     // Routes over routers, and the address pair of every link crossing.
     let mut table = LinkTable::default();
-    // Per route: its routers, and its link ids.
-    let mut router_routes: Vec<Vec<u32>> = Vec::with_capacity(routes.len());
-    let mut route_links: Vec<Vec<u32>> = Vec::with_capacity(routes.len());
+    // Per route, its routers (its links are their pairs, looked up again when needed).
+    let ids: usize = routes.iter().map(Vec::len).sum();
+    let mut router_routes = Seqs::with_capacity(routes.len(), ids);
+    let mut rs = Vec::new();
     for r in &routes {
-        let mut rs: Vec<u32> = Vec::with_capacity(r.len());
-        let mut ls: Vec<u32> = Vec::with_capacity(r.len());
+        rs.clear();
         let mut prev_addr = r[0];
         rs.push(root_of[r[0] as usize]);
         for &a in &r[1..] {
@@ -252,19 +253,15 @@ pub fn infer(agg: Aggregator) -> Problem {
             }
             let l = table.id(*rs.last().unwrap(), ra);
             *table.pairs[l as usize].entry((prev_addr, a)).or_default() += 1;
-            if !ls.contains(&l) {
-                ls.push(l);
-            }
             rs.push(ra);
             prev_addr = a;
         }
-        router_routes.push(rs);
-        route_links.push(ls);
+        router_routes.push(&rs);
     }
     drop(routes);
     // Router ids that are route ends (hosts): an answer's path does not cross them.
     let mut host = vec![false; router_names.len()];
-    for rs in &router_routes {
+    for rs in router_routes.iter() {
         host[rs[0] as usize] = true;
         host[*rs.last().unwrap() as usize] = true;
     }
@@ -277,22 +274,9 @@ pub fn infer(agg: Aggregator) -> Problem {
         n.sort_unstable();
         n.dedup();
     }
-    let left_out: Vec<bool> = (0..router_names.len())
-        .map(|r| host[r] || router_names[r].starts_with('?'))
-        .collect();
-    let next = with_siblings_links(&next, &router_routes, &left_out);
-    let mut choices = Choices::default();
-    let obs = observations(
-        &router_routes,
-        &route_links,
-        &next,
-        &host,
-        &flows,
-        &mut table,
-        &mut choices,
-    );
-    let covers = table
-        .pairs
+    // The address pairs each traced link showed as, most seen first: complete here, and
+    // their maps' memory goes back before the observations are built (the peak).
+    let mut covers: Vec<Vec<(u32, u32)>> = std::mem::take(&mut table.pairs)
         .into_iter()
         .map(|m| {
             let mut v: Vec<((u32, u32), u64)> = m.into_iter().collect();
@@ -300,6 +284,24 @@ pub fn infer(agg: Aggregator) -> Problem {
             v.into_iter().map(|(p, _)| p).collect()
         })
         .collect();
+    let left_out: Vec<bool> = (0..router_names.len())
+        .map(|r| host[r] || router_names[r].starts_with('?'))
+        .collect();
+    let next = with_siblings_links(&next, &router_routes, &left_out);
+    let mut choices = Choices::default();
+    let obs = observations(
+        &router_routes,
+        &next,
+        &host,
+        &flows,
+        &mut table,
+        &mut choices,
+    );
+    // Routes and flows live on in the observations: their memory goes back before the
+    // groups are built, the peak of building.
+    drop((router_routes, flows, next));
+    // Links only answers cross (added by the observations) showed as no address pair.
+    covers.resize(table.links.len(), Vec::new());
     let unknowns = unknowns(table.links.len());
     let mut p = Problem::assemble(
         router_names,

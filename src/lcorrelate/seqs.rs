@@ -1,0 +1,63 @@
+//! Many short sequences of ids (routes, their links) in one flat list.
+//!
+//! A data center's probes make a million routes of a few ids each: as one `Vec` each they
+//! cost an allocation and a 24-byte header apiece, more than their ids.
+
+/// Sequences of ids, numbered in the order they were pushed.
+#[derive(Debug, Clone, Default)]
+pub struct Seqs {
+    ids: Vec<u32>,
+    /// Where each sequence ends in `ids` (it starts where the one before ends); 32 bits,
+    /// as ids are.
+    ends: Vec<u32>,
+}
+
+impl Seqs {
+    pub fn with_capacity(seqs: usize, ids: usize) -> Self {
+        Seqs {
+            ids: Vec::with_capacity(ids),
+            ends: Vec::with_capacity(seqs),
+        }
+    }
+
+    pub fn push(&mut self, seq: &[u32]) {
+        self.ids.extend_from_slice(seq);
+        let end = u32::try_from(self.ids.len()).expect("fewer than 2^32 ids in all");
+        self.ends.push(end);
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn get(&self, i: usize) -> &[u32] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.ids[start..self.ends[i] as usize]
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &[u32]> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequences_come_back_as_pushed() {
+        let mut s = Seqs::default();
+        assert!(s.is_empty());
+        s.push(&[3, 1]);
+        s.push(&[]);
+        s.push(&[7]);
+        assert_eq!(s.len(), 3);
+        assert_eq!(s.get(0), [3, 1]);
+        assert!(s.get(1).is_empty());
+        assert_eq!(s.iter().collect::<Vec<_>>(), [&[3, 1][..], &[], &[7]]);
+    }
+}
