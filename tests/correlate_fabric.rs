@@ -99,11 +99,25 @@ fn correlate(outputs: &[String]) -> (Option<i32>, Vec<Value>, String) {
         }
     }
     let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
+    let mut text = String::from_utf8(out.stdout).unwrap();
     let links = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    // A few records (lping's, one flow per target) are the whole story of a failure: with
+    // the output, so that a failed run can be replayed.
+    let paths: Vec<&str> = outputs
+        .iter()
+        .flat_map(|o| o.lines())
+        .filter(|l| l.contains("\"type\":\"path\""))
+        .collect();
+    if paths.len() <= 24 {
+        text.push_str("input:\n");
+        for p in paths {
+            text.push_str(p);
+            text.push('\n');
+        }
+    }
     (out.status.code(), links, text)
 }
 
