@@ -371,16 +371,7 @@ impl Problem {
             .into_iter()
             .map(|mut alts| {
                 for gs in &mut alts {
-                    gs.retain_mut(|u| match group_of[*u as usize] {
-                        Some(g) => {
-                            *u = g;
-                            true
-                        }
-                        None => false,
-                    });
-                    gs.sort_unstable();
-                    gs.dedup();
-                    gs.shrink_to_fit();
+                    into_groups(gs, &group_of);
                 }
                 let mut union: Vec<u32> = alts.iter().flatten().copied().collect();
                 union.sort_unstable();
@@ -401,16 +392,7 @@ impl Problem {
                 // The unknowns' list becomes the groups' in place: one allocation fewer per
                 // observation, of which there may be millions.
                 let mut gs = certain;
-                gs.retain_mut(|u| match group_of[*u as usize] {
-                    Some(g) => {
-                        *u = g;
-                        true
-                    }
-                    None => false,
-                });
-                gs.sort_unstable();
-                gs.dedup();
-                gs.shrink_to_fit();
+                into_groups(&mut gs, &group_of);
                 if let Some(c) = choice {
                     choices[c as usize].routes.push(r as u32);
                 }
@@ -481,6 +463,21 @@ impl Problem {
             }
         }
     }
+}
+
+/// A list of unknown ids made, in place, the sorted list of their groups (unknowns in no
+/// group left out).
+fn into_groups(list: &mut Vec<u32>, group_of: &[Option<u32>]) {
+    list.retain_mut(|u| match group_of[*u as usize] {
+        Some(g) => {
+            *u = g;
+            true
+        }
+        None => false,
+    });
+    list.sort_unstable();
+    list.dedup();
+    list.shrink_to_fit();
 }
 
 /// A silent hop (a `?` node) between two known nodes A and B is the node X when every route
