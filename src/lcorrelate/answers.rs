@@ -3,7 +3,8 @@
 //!
 //! An answer leaves the destination D through D's gateway, arrives through the source S's
 //! gateway, and between the two takes one of the shortest paths the traces show from D's
-//! gateway to S's gateway (the mirror of S's own route when none is seen that way). Those
+//! gateway to S's gateway (the mirror of S's own route when none is seen that way), ECMP
+//! siblings taken to reach what most of their group reaches ([`with_siblings_links`]). Those
 //! alternatives depend only on the two gateways, so they are found once per gateway pair
 //! (one breadth-first search per destination gateway) and shared as one ECMP choice by every
 //! flow between the two.
@@ -11,6 +12,7 @@
 use super::graph::{Dir, ObsSpec};
 use super::input::RouteStats;
 use super::seqs::Seqs;
+use super::sets::Sets;
 use super::FastMap;
 
 /// The most ECMP paths an answer is taken to choose from.
@@ -234,42 +236,22 @@ pub fn with_siblings_links(next: &[Vec<u32>], routes: &Seqs, host: &[bool]) -> V
         .collect();
     steps.sort_unstable();
     steps.dedup();
-    // Per router, its ECMP groups: union-find over the routers after it.
-    let mut sets: FastMap<u32, u32> = FastMap::default();
-    fn find(sets: &mut FastMap<u32, u32>, x: u32) -> u32 {
-        let mut x = x;
-        while let Some(&up) = sets.get(&x) {
-            if up == x {
-                break;
-            }
-            x = up;
-        }
-        x
-    }
     let mut out = next.to_vec();
-    let mut at = 0;
-    while at < steps.len() {
-        let r = steps[at].0;
-        let end = at + steps[at..].iter().take_while(|s| s.0 == r).count();
-        sets.clear();
-        for run in steps[at..end].chunk_by(|a, b| a.1 == b.1) {
-            for s in run {
-                sets.entry(s.2).or_insert(s.2);
-            }
+    for steps in steps.chunk_by(|a, b| a.0 == b.0) {
+        // The router's ECMP groups: the routers after it, joined where two lead to one same
+        // destination.
+        let mut after: Vec<u32> = steps.iter().map(|s| s.2).collect();
+        after.sort_unstable();
+        after.dedup();
+        let at = |x: u32| after.binary_search(&x).unwrap() as u32;
+        let mut sets = Sets::new(after.len());
+        for run in steps.chunk_by(|a, b| a.1 == b.1) {
             for w in run.windows(2) {
-                let (a, b) = (find(&mut sets, w[0].2), find(&mut sets, w[1].2));
-                if a != b {
-                    sets.insert(a.max(b), a.min(b));
-                }
+                sets.union(at(w[0].2), at(w[1].2));
             }
         }
-        at = end;
-        let mut members: Vec<(u32, u32)> = sets
-            .keys()
-            .copied()
-            .collect::<Vec<u32>>()
-            .into_iter()
-            .map(|x| (find(&mut sets, x), x))
+        let mut members: Vec<(u32, u32)> = (0..after.len() as u32)
+            .map(|i| (sets.find(i), after[i as usize]))
             .collect();
         members.sort_unstable();
         for group in members.chunk_by(|a, b| a.0 == b.0) {

@@ -7,7 +7,7 @@
 //! - [`topology`]: routers from interface addresses, the answers' paths; [`silent`]: silent
 //!   hops filled from the same flow's other traces.
 //! - [`report`]: ranking into `link` records, Graphviz output.
-//! - [`seqs`]: many short id sequences in one flat list.
+//! - [`seqs`]: many short id sequences in one flat list; [`sets`]: union-find.
 //! - [`sim`]: the simulator behind the benchmark; [`evaluation`]: its scoring of methods.
 #![forbid(unsafe_code)]
 
@@ -20,6 +20,7 @@ pub mod graph;
 pub mod input;
 pub mod report;
 pub mod seqs;
+pub mod sets;
 pub mod silent;
 pub mod sim;
 pub mod topology;

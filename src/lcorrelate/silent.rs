@@ -69,7 +69,7 @@ pub fn fill_from_same_flow(
 /// there, when they all saw the same one; None when nothing could be filled.
 fn fill_one<'a>(
     route: &[u32],
-    others: impl Iterator<Item = &'a Vec<u32>> + Clone,
+    others: impl Iterator<Item = &'a Vec<u32>>,
     silent: &dyn Fn(u32) -> bool,
 ) -> Option<Vec<u32>> {
     // Traces of the same path: as long, and equal wherever both saw a router.

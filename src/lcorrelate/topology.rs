@@ -16,6 +16,12 @@
 //!   source (Linux's default), where paths that split meet again at one address. Hosts
 //!   (sources and destinations) are never merged by it (hosts share a gateway address on a LAN).
 //!
+//! Silent hops are first filled from the same flow's other traces ([`super::silent`]) and
+//! from the one node other routes show there; one left silent never makes the routers that
+//! did answer look like ECMP siblings, and joins a rule's addresses where the rule is seen to
+//! hold. A router that never answers is one router where it is the one never-answering
+//! member of a router's ECMP group toward every next router.
+//!
 //! A physical link is then a pair of routers. Each link keeps the address pairs it showed as
 //! (`covers`): with arrival addressing a link into B is named by B's arrival address.
 //!
@@ -34,32 +40,10 @@ use super::answers::{observations, unknowns, with_siblings_links, Choices, LinkT
 use super::graph::{fill_in_place, Problem};
 use super::input::{Aggregator, FlowKey, RouteStats};
 use super::seqs::Seqs;
+use super::sets::Sets;
 use super::silent::fill_from_same_flow;
 use super::{FastMap, FastSet};
 use std::collections::BTreeSet;
-
-/// Union-find over node ids; the root of a set is its smallest id (names are sorted, so the
-/// result is independent of input order).
-struct Sets(Vec<u32>);
-
-impl Sets {
-    fn find(&mut self, mut a: u32) -> u32 {
-        while self.0[a as usize] != a {
-            let up = self.0[self.0[a as usize] as usize];
-            self.0[a as usize] = up;
-            a = up;
-        }
-        a
-    }
-
-    fn union(&mut self, a: u32, b: u32) {
-        let (a, b) = (self.find(a), self.find(b));
-        if a != b {
-            let (lo, hi) = (a.min(b), a.max(b));
-            self.0[hi as usize] = lo;
-        }
-    }
-}
 
 /// Builds the estimators' problem from what the aggregator read.
 pub fn infer(agg: Aggregator) -> Problem {
@@ -118,7 +102,7 @@ pub fn infer(agg: Aggregator) -> Problem {
     }
     let flows: Vec<(u32, RouteStats)> = merged.into_iter().map(|(r, _, st)| (r, st)).collect();
 
-    let mut sets = Sets((0..addr_names.len() as u32).collect());
+    let mut sets = Sets::new(addr_names.len());
     let mut endpoint = vec![false; addr_names.len()];
     for r in &routes {
         endpoint[r[0] as usize] = true;
