@@ -37,22 +37,22 @@ pub struct Fit<'a> {
     log_c: Vec<f64>,
     succ_c: Vec<f64>,
     /// Per choice, per alternative: log-success of its own groups, and that success.
-    log_alt: Vec<Vec<f64>>,
-    succ_alt: Vec<Vec<f64>>,
+    log_alt: Vec<f64>,
+    succ_alt: Vec<f64>,
+    /// Per choice, where its alternatives start in `log_alt`, `succ_alt` and `clean_mass`
+    /// (one flat array each: a list per choice costs a header and an allocation, and there
+    /// are tens of thousands of choices).
+    alt_at: Vec<u32>,
     /// Per lossy observation with a choice, the offset of its responsibilities in `resp`.
     resp_at: Vec<u32>,
     resp: Vec<f64>,
     /// Per choice, per alternative: probes of clean observations times their
     /// responsibility.
-    clean_mass: Vec<Vec<f64>>,
+    clean_mass: Vec<f64>,
     /// Per group, the clean mass of every alternative it is on: kept up to date by the E
     /// step, which visits choices in order, so that a group's terms need not gather it from
     /// hundreds of choices scattered in memory.
     alt_clean: Vec<f64>,
-    /// Per group, the (choice, alternative) pairs it is on whose choice has lossy
-    /// observations (the others add clean mass only), from `lossy_alts_at[g]`.
-    lossy_alts_at: Vec<u32>,
-    lossy_alts: Vec<(u32, u32)>,
     /// Buffers of the E step.
     scratch: (Vec<f64>, Vec<f64>),
 }
@@ -100,15 +100,14 @@ impl<'a> Fit<'a> {
             .iter()
             .map(|g| g.lossy.iter().map(|&r| lossy_at[r as usize]).collect())
             .collect();
-        let log_alt: Vec<Vec<f64>> = p
-            .choices
-            .iter()
-            .map(|c| c.alts.iter().map(|a| a.iter().map(l).sum()).collect())
-            .collect();
-        let succ_alt = log_alt
-            .iter()
-            .map(|ls| ls.iter().map(|l| l.exp()).collect())
-            .collect();
+        let mut alt_at = Vec::with_capacity(p.choices.len() + 1);
+        let mut log_alt = Vec::new();
+        for ch in &p.choices {
+            alt_at.push(log_alt.len() as u32);
+            log_alt.extend(ch.alts.iter().map(|a| a.iter().map(l).sum::<f64>()));
+        }
+        alt_at.push(log_alt.len() as u32);
+        let succ_alt = log_alt.iter().map(|l| l.exp()).collect();
         let mut resp = Vec::new();
         let with_choice = choice_from[p.choices.len()] as usize;
         let lossy_choice: Vec<u32> = lossy[..with_choice]
@@ -124,18 +123,7 @@ impl<'a> Fit<'a> {
                 at
             })
             .collect();
-        let clean_mass = p.choices.iter().map(|c| vec![0.0; c.alts.len()]).collect();
-        let mut lossy_alts_at = Vec::with_capacity(p.groups.len() + 1);
-        let mut lossy_alts = Vec::new();
-        for grp in &p.groups {
-            lossy_alts_at.push(lossy_alts.len() as u32);
-            lossy_alts.extend(
-                grp.alts
-                    .iter()
-                    .filter(|&&(ch, _)| !p.choices[ch as usize].lossy.is_empty()),
-            );
-        }
-        lossy_alts_at.push(lossy_alts.len() as u32);
+        let clean_mass = vec![0.0; log_alt.len()];
         let mut fit = Fit {
             p,
             x,
@@ -148,25 +136,27 @@ impl<'a> Fit<'a> {
             succ_c,
             log_alt,
             succ_alt,
+            alt_at,
             resp_at,
             resp,
             clean_mass,
             alt_clean: vec![0.0; p.groups.len()],
-            lossy_alts_at,
-            lossy_alts,
             scratch: Default::default(),
         };
         fit.expect();
         fit
     }
 
+    /// Where choice c's alternatives are in the flat per-alternative arrays.
+    fn alts(&self, c: usize) -> std::ops::Range<usize> {
+        self.alt_at[c] as usize..self.alt_at[c + 1] as usize
+    }
+
     /// E step over every observation.
     pub fn expect(&mut self) {
         // Sums from scratch, so that no rounding carries over from step to step.
         self.alt_clean.fill(0.0);
-        for m in &mut self.clean_mass {
-            m.fill(0.0);
-        }
+        self.clean_mass.fill(0.0);
         for c in 0..self.p.choices.len() {
             self.expect_choice(c);
         }
@@ -204,7 +194,7 @@ impl<'a> Fit<'a> {
         if ch.clean.is_empty() {
             return;
         }
-        let logs = &self.log_alt[c];
+        let logs = &self.log_alt[self.alts(c)];
         let (mut w, mut mass) = std::mem::take(&mut self.scratch);
         w.resize(logs.len(), 0.0);
         mass.clear();
@@ -216,7 +206,8 @@ impl<'a> Fit<'a> {
                 *m += copies * n * w;
             }
         }
-        for ((new, old), groups) in mass.iter().zip(&mut self.clean_mass[c]).zip(&ch.alts) {
+        let alts = self.alts(c);
+        for ((new, old), groups) in mass.iter().zip(&mut self.clean_mass[alts]).zip(&ch.alts) {
             let delta = new - *old;
             if delta != 0.0 {
                 for &h in groups {
@@ -235,8 +226,8 @@ impl<'a> Fit<'a> {
         let Some(c) = route.choice else { return };
         let k = self.lossy_at[r] as usize;
         let at = self.resp_at[k] as usize;
-        let logs = &self.log_alt[c as usize];
-        let succ = &self.succ_alt[c as usize];
+        let logs = &self.log_alt[self.alts(c as usize)];
+        let succ = &self.succ_alt[self.alts(c as usize)];
         let (n, m) = route.per_copy();
         let (lc, sc) = (self.log_c[k], self.succ_c[k]);
         softmax(
@@ -266,7 +257,7 @@ impl<'a> Fit<'a> {
                     c.delivered += n - m;
                     let at = self.resp_at[k] as usize;
                     let from = c.lost.len();
-                    for (j, s) in self.succ_alt[ch as usize].iter().enumerate() {
+                    for (j, s) in self.succ_alt[self.alts(ch as usize)].iter().enumerate() {
                         let w = self.resp[at + j];
                         if w > 1e-12 {
                             c.push_lost_merged(from, w * m, (base * s).min(1.0));
@@ -276,11 +267,15 @@ impl<'a> Fit<'a> {
             }
         }
         c.delivered += self.alt_clean[g];
-        let alts = self.lossy_alts_at[g] as usize..self.lossy_alts_at[g + 1] as usize;
-        for &(ch, j) in &self.lossy_alts[alts] {
+        for &(ch, j) in &grp.alts {
             let ch = ch as usize;
-            let alt = self.succ_alt[ch][j as usize] / own;
-            for k in self.choice_from[ch] as usize..self.choice_from[ch + 1] as usize {
+            let lossy = self.choice_from[ch] as usize..self.choice_from[ch + 1] as usize;
+            if lossy.is_empty() {
+                // Clean observations only: in alt_clean.
+                continue;
+            }
+            let alt = self.succ_alt[self.alt_at[ch] as usize + j as usize] / own;
+            for k in lossy {
                 let w = self.resp[self.resp_at[k] as usize + j as usize];
                 if w <= 1e-12 {
                     continue;
@@ -303,15 +298,18 @@ impl<'a> Fit<'a> {
             self.succ_c[k as usize] *= factor;
         }
         for &(ch, alt) in &grp.alts {
-            self.log_alt[ch as usize][alt as usize] += delta;
-            self.succ_alt[ch as usize][alt as usize] *= factor;
+            let at = self.alt_at[ch as usize] as usize + alt as usize;
+            self.log_alt[at] += delta;
+            self.succ_alt[at] *= factor;
         }
         self.x[g] = v;
     }
 
     /// EM over the groups `gs`: responsibilities of their observations, then coordinate
     /// ascent (each rate in turn set to its exact maximizer, the others fixed; healthy ones
-    /// capped at `cap`), until no rate moves by more than a thousandth of itself.
+    /// capped at `cap`), until no rate moves by more than a thousandth of itself. After the
+    /// first round only the faulty groups and those that moved are visited again: most rates
+    /// settle in one round, and the gains that follow a refit look at every group anyway.
     pub fn refit(&mut self, gs: &[usize], in_set: &[bool], cap: f64, c: &mut Terms) {
         let all = gs.len() == self.p.groups.len();
         let rounds = if self.p.choices.is_empty() || all {
@@ -319,6 +317,8 @@ impl<'a> Fit<'a> {
         } else {
             8
         };
+        let mut active = gs.to_vec();
+        let mut next = Vec::with_capacity(gs.len());
         for round in 0..rounds {
             // A full refit starts from a state its last E step left current.
             if round > 0 || !all {
@@ -328,8 +328,9 @@ impl<'a> Fit<'a> {
                     self.expect_through(gs);
                 }
             }
-            let mut moved = false;
-            for &g in gs {
+            next.clear();
+            let mut moved_any = false;
+            for &g in &active {
                 let faulty = in_set[g];
                 // A healthy excess (answers or probes only) is none: the link's own rate
                 // holds the background loss of every packet.
@@ -340,12 +341,17 @@ impl<'a> Fit<'a> {
                 self.others(g, c);
                 let hi = if faulty { MAX_RATE } else { cap };
                 let v = argmax(c, MIN_RATE, hi, self.x[g]);
-                moved |= (v - self.x[g]).abs() > 1e-3 * v.max(self.x[g]);
+                let moved = (v - self.x[g]).abs() > 1e-3 * v.max(self.x[g]);
+                moved_any |= moved;
+                if moved || faulty {
+                    next.push(g);
+                }
                 self.set(g, v);
             }
-            if !moved {
+            if !moved_any {
                 break;
             }
+            std::mem::swap(&mut active, &mut next);
         }
         if all {
             self.expect();
@@ -372,12 +378,16 @@ impl<'a> Fit<'a> {
             logs.clear();
             match route.choice {
                 None => logs.push((base, true)),
-                Some(ch) => logs.extend(self.log_alt[ch as usize].iter().map(|l| (base + l, true))),
+                Some(ch) => logs.extend(
+                    self.log_alt[self.alts(ch as usize)]
+                        .iter()
+                        .map(|l| (base + l, true)),
+                ),
             }
             f(route, logs);
         }
         self.each_choice(g, |ch, mine| {
-            let alts = &self.log_alt[ch as usize];
+            let alts = &self.log_alt[self.alts(ch as usize)];
             for &r in &self.p.choices[ch as usize].lossy {
                 let route = &self.p.routes[r as usize];
                 let base = self.log_c[self.lossy_at[r as usize] as usize];
@@ -400,7 +410,7 @@ impl<'a> Fit<'a> {
         while i < grp.alts.len() {
             let ch = grp.alts[i].0;
             mine.clear();
-            mine.resize(self.log_alt[ch as usize].len(), false);
+            mine.resize(self.alts(ch as usize).len(), false);
             while i < grp.alts.len() && grp.alts[i].0 == ch {
                 mine[grp.alts[i].1 as usize] = true;
                 i += 1;
@@ -414,7 +424,7 @@ impl<'a> Fit<'a> {
         let shift = (1.0 - x).ln() - (1.0 - self.x[g]).ln();
         out.clear();
         out.extend(
-            self.log_alt[ch as usize]
+            self.log_alt[self.alts(ch as usize)]
                 .iter()
                 .zip(mine)
                 .map(|(l, &m)| l + if m { shift } else { 0.0 }),
