@@ -55,6 +55,10 @@ pub struct Fit<'a> {
     alt_clean: Vec<f64>,
     /// Buffers of the E step.
     scratch: (Vec<f64>, Vec<f64>),
+    /// Groups whose rate changed since the last E step over their observations: only
+    /// those observations' responsibilities can have changed.
+    changed: Vec<usize>,
+    is_changed: Vec<bool>,
 }
 
 impl<'a> Fit<'a> {
@@ -142,6 +146,8 @@ impl<'a> Fit<'a> {
             clean_mass,
             alt_clean: vec![0.0; p.groups.len()],
             scratch: Default::default(),
+            changed: Vec::new(),
+            is_changed: vec![false; p.groups.len()],
         };
         fit.expect();
         fit
@@ -154,6 +160,9 @@ impl<'a> Fit<'a> {
 
     /// E step over every observation.
     pub fn expect(&mut self) {
+        for g in self.changed.drain(..) {
+            self.is_changed[g] = false;
+        }
         // Sums from scratch, so that no rounding carries over from step to step.
         self.alt_clean.fill(0.0);
         self.clean_mass.fill(0.0);
@@ -162,8 +171,12 @@ impl<'a> Fit<'a> {
         }
     }
 
-    /// E step over the observations through the groups `gs`.
-    pub fn expect_through(&mut self, gs: &[usize]) {
+    /// E step over the observations through the groups whose rate changed since the last.
+    pub fn expect_changed(&mut self) {
+        let gs = std::mem::take(&mut self.changed);
+        for &g in &gs {
+            self.is_changed[g] = false;
+        }
         let mut chs: Vec<u32> = gs
             .iter()
             .flat_map(|&g| self.p.groups[g].alts.iter().map(|&(c, _)| c))
@@ -182,6 +195,8 @@ impl<'a> Fit<'a> {
         for c in chs {
             self.expect_choice(c as usize);
         }
+        self.changed = gs;
+        self.changed.clear();
     }
 
     /// A choice's lossy observations and its clean mass.
@@ -303,6 +318,10 @@ impl<'a> Fit<'a> {
             self.succ_alt[at] *= factor;
         }
         self.x[g] = v;
+        if !self.is_changed[g] {
+            self.is_changed[g] = true;
+            self.changed.push(g);
+        }
     }
 
     /// EM over the groups `gs`: responsibilities of their observations, then coordinate
@@ -325,7 +344,7 @@ impl<'a> Fit<'a> {
                 if all {
                     self.expect();
                 } else {
-                    self.expect_through(gs);
+                    self.expect_changed();
                 }
             }
             next.clear();
@@ -356,7 +375,7 @@ impl<'a> Fit<'a> {
         if all {
             self.expect();
         } else {
-            self.expect_through(gs);
+            self.expect_changed();
         }
     }
 
