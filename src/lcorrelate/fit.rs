@@ -326,9 +326,7 @@ impl<'a> Fit<'a> {
 
     /// EM over the groups `gs`: responsibilities of their observations, then coordinate
     /// ascent (each rate in turn set to its exact maximizer, the others fixed; healthy ones
-    /// capped at `cap`), until no rate moves by more than a thousandth of itself. After the
-    /// first round only the faulty groups and those that moved are visited again: most rates
-    /// settle in one round, and the gains that follow a refit look at every group anyway.
+    /// capped at `cap`), until no rate moves by more than a thousandth of itself.
     pub fn refit(&mut self, gs: &[usize], in_set: &[bool], cap: f64, c: &mut Terms) {
         let all = gs.len() == self.p.groups.len();
         let rounds = if self.p.choices.is_empty() || all {
@@ -336,8 +334,6 @@ impl<'a> Fit<'a> {
         } else {
             8
         };
-        let mut active = gs.to_vec();
-        let mut next = Vec::with_capacity(gs.len());
         for round in 0..rounds {
             // A full refit starts from a state its last E step left current.
             if round > 0 || !all {
@@ -347,9 +343,8 @@ impl<'a> Fit<'a> {
                     self.expect_changed();
                 }
             }
-            next.clear();
-            let mut moved_any = false;
-            for &g in &active {
+            let mut moved = false;
+            for &g in gs {
                 let faulty = in_set[g];
                 // A healthy excess (answers or probes only) is none: the link's own rate
                 // holds the background loss of every packet.
@@ -360,17 +355,12 @@ impl<'a> Fit<'a> {
                 self.others(g, c);
                 let hi = if faulty { MAX_RATE } else { cap };
                 let v = argmax(c, MIN_RATE, hi, self.x[g]);
-                let moved = (v - self.x[g]).abs() > 1e-3 * v.max(self.x[g]);
-                moved_any |= moved;
-                if moved || faulty {
-                    next.push(g);
-                }
+                moved |= (v - self.x[g]).abs() > 1e-3 * v.max(self.x[g]);
                 self.set(g, v);
             }
-            if !moved_any {
+            if !moved {
                 break;
             }
-            std::mem::swap(&mut active, &mut next);
         }
         if all {
             self.expect();
