@@ -556,17 +556,21 @@ impl Terms {
         }
     }
 
-    /// Adds m lost probes at b into a share from `from` on whose b is the same but for a
-    /// thousandth of its loss, or as a share of their own.
+    /// Adds m lost probes at b into the last share if it is from `from` on and its b is the
+    /// same but for a thousandth of its loss, or as a share of their own. (Only the last:
+    /// an observation's alternatives differ by their background loss, so most stay apart,
+    /// and looking at every share made this quadratic in the alternatives.)
     fn push_lost_merged(&mut self, from: usize, m: f64, b: f64) {
         if b <= 0.0 {
             return;
         }
-        for t in &mut self.lost[from..] {
-            if (t.1 - b).abs() <= 1e-3 * (1.0 - b.max(t.1)).max(1e-12) {
-                t.1 = (t.0 * t.1 + m * b) / (t.0 + m);
-                t.0 += m;
-                return;
+        if self.lost.len() > from {
+            if let Some(t) = self.lost.last_mut() {
+                if (t.1 - b).abs() <= 1e-3 * (1.0 - b.max(t.1)).max(1e-12) {
+                    t.1 = (t.0 * t.1 + m * b) / (t.0 + m);
+                    t.0 += m;
+                    return;
+                }
             }
         }
         self.lost.push((m, b));
