@@ -1,6 +1,7 @@
 //! `lcorrelate`: per-flow paths and loss, from many hosts, into per-link suspicion.
 //!
-//! - [`input`]: reading `path` records (files, stdin, gzip), aggregation per route, aliases.
+//! - [`input`]: reading `path` records (files, stdin, gzip), aggregation per route, aliases;
+//!   [`line`]: one line's members, scanned without serde when the line is plain.
 //! - [`graph`]: links, the petgraph graph, and groups of inseparable links.
 //! - [`estimate`]: the likelihood model (default), 007 voting, difference of means;
 //!   [`fit`]: the model's state and steps; [`flock`]: its search for the fault set.
@@ -18,6 +19,7 @@ pub mod fit;
 pub mod flock;
 pub mod graph;
 pub mod input;
+pub mod line;
 pub mod report;
 pub mod seqs;
 pub mod sets;
