@@ -120,15 +120,30 @@ pub fn infer(agg: Aggregator) -> Problem {
         p.dedup();
     }
     // Addresses seen right after one same address: ECMP siblings, different routers. One
-    // pass over their predecessors: two of them share one when it is met twice.
-    let mut owner: FastMap<u32, usize> = FastMap::default();
+    // pass over their predecessors: two of them share one when it is met twice. Answered
+    // once per set: every host behind one leaf asks about the same set (in a data center
+    // that is tens of millions of predecessors visited again).
+    let mut answered_sets: FastMap<Vec<u32>, bool> = FastMap::default();
+    // Per predecessor, the pass that met it last and which member of the set it came before.
+    let mut met: Vec<(u32, u32)> = vec![(0, 0); addr_names.len()];
+    let mut pass = 0u32;
     let mut siblings = |set: &[u32]| {
-        owner.clear();
-        set.iter().enumerate().any(|(i, a)| {
-            preds[*a as usize]
-                .iter()
-                .any(|&p| *owner.entry(p).or_insert(i) != i)
-        })
+        if let Some(&found) = answered_sets.get(set) {
+            return found;
+        }
+        pass += 1;
+        let found = set.iter().enumerate().any(|(i, a)| {
+            preds[*a as usize].iter().any(|&p| {
+                let m = &mut met[p as usize];
+                let shared = m.0 == pass && m.1 != i as u32;
+                if m.0 != pass {
+                    *m = (pass, i as u32);
+                }
+                shared
+            })
+        });
+        answered_sets.insert(set.to_vec(), found);
+        found
     };
     // Gateway rule: a host's first hops, and the last hops before it unless one source saw
     // several that are ECMP siblings (a server reached over several routers). A router
