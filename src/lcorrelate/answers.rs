@@ -10,7 +10,7 @@
 //! flow between the two.
 
 use super::graph::{Dir, ObsSpec};
-use super::input::RouteStats;
+use super::input::{FlowKey, RouteStats};
 use super::seqs::Seqs;
 use super::sets::Sets;
 use super::FastMap;
@@ -85,12 +85,12 @@ struct Between {
 /// Builds the observations of every flow. `routes`: router sequences (host first and last),
 /// each pair in a row a traced link of `table`; `next`: the routers after each router on a
 /// traced link; `host`: route ends, never crossed by an answer between gateways;
-/// `flows`: (route, what it carried), sorted.
+/// `flows`: (route and flow, what it carried), sorted.
 pub fn observations(
     routes: &Seqs,
     next: &[Vec<u32>],
     host: &[bool],
-    flows: &[(u32, RouteStats)],
+    flows: &[(FlowKey, RouteStats)],
     table: &mut LinkTable,
     choices: &mut Choices,
 ) -> Vec<ObsSpec> {
@@ -128,7 +128,7 @@ pub fn observations(
     type Ways = (u32, Vec<u32>, Vec<u32>, Option<u32>);
     let mut per_route: Option<Ways> = None;
     let mut route_obs: FastMap<(u8, u64, u64), usize> = FastMap::default();
-    for &(r, st) in flows {
+    for &(FlowKey { route: r, .. }, st) in flows {
         if per_route.as_ref().is_none_or(|c| c.0 != r) {
             let rs = routes.get(r as usize);
             let (s, d) = (rs[0], rs[rs.len() - 1]);

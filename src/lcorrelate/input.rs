@@ -151,6 +151,16 @@ impl Aggregator {
         self.route_seqs.iter().zip(sums)
     }
 
+    /// What was read, the maps to find it by left behind: node names by id, the distinct
+    /// routes by id, and the flows.
+    pub fn into_parts(self) -> (Vec<Box<str>>, Seqs, Vec<(FlowKey, RouteStats)>) {
+        (
+            self.names,
+            self.route_seqs,
+            self.flows.into_iter().collect(),
+        )
+    }
+
     pub fn route_count(&self) -> usize {
         self.route_seqs.len()
     }
