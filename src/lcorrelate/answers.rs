@@ -10,10 +10,11 @@
 //! flow between the two.
 
 use super::graph::{Dir, ObsSpec};
-use super::input::RouteStats;
+use super::input::{FlowKey, RouteStats};
 use super::seqs::Seqs;
 use super::sets::Sets;
 use super::FastMap;
+use std::hash::BuildHasher as _;
 
 /// The most ECMP paths an answer is taken to choose from.
 const MAX_PATHS: usize = 64;
@@ -55,21 +56,26 @@ pub fn unknowns(links: usize) -> Vec<(u32, Dir)> {
         .collect()
 }
 
-/// ECMP choices interned by their alternatives (unknown ids each, sorted).
+/// ECMP choices interned by their alternatives (unknown ids each, sorted): found by their
+/// hash, each stored once.
 #[derive(Default)]
 pub struct Choices {
-    ids: FastMap<Vec<Vec<u32>>, u32>,
+    ids: hashbrown::HashTable<u32>,
+    hasher: foldhash::fast::RandomState,
     pub alts: Vec<Vec<Vec<u32>>>,
 }
 
 impl Choices {
     fn intern(&mut self, mut alts: Vec<Vec<u32>>) -> u32 {
         alts.sort();
-        let next = self.alts.len() as u32;
-        let id = *self.ids.entry(alts.clone()).or_insert(next);
-        if id == next {
-            self.alts.push(alts);
+        let hash = self.hasher.hash_one(&alts);
+        let (ids, stored, hasher) = (&mut self.ids, &mut self.alts, &self.hasher);
+        if let Some(&id) = ids.find(hash, |&id| stored[id as usize] == alts) {
+            return id;
         }
+        let id = stored.len() as u32;
+        stored.push(alts);
+        ids.insert_unique(hash, id, |&id| hasher.hash_one(&stored[id as usize]));
         id
     }
 }
@@ -85,12 +91,12 @@ struct Between {
 /// Builds the observations of every flow. `routes`: router sequences (host first and last),
 /// each pair in a row a traced link of `table`; `next`: the routers after each router on a
 /// traced link; `host`: route ends, never crossed by an answer between gateways;
-/// `flows`: (route, what it carried), sorted.
+/// `flows`: (route and flow, what it carried), sorted.
 pub fn observations(
     routes: &Seqs,
     next: &[Vec<u32>],
     host: &[bool],
-    flows: &[(u32, RouteStats)],
+    flows: &[(FlowKey, RouteStats)],
     table: &mut LinkTable,
     choices: &mut Choices,
 ) -> Vec<ObsSpec> {
@@ -104,14 +110,14 @@ pub fn observations(
     pairs.dedup();
     let mut between: FastMap<(u32, u32), Option<Between>> = FastMap::default();
     let prev = reversed(next);
-    let mut dist = vec![u32::MAX; next.len()];
+    let mut toward = Toward::new(next.len());
     let mut i = 0;
     while i < pairs.len() {
         let gs = pairs[i].0;
-        distances_to(&prev, host, gs, &mut dist);
+        toward.search(&prev, host, gs);
         while i < pairs.len() && pairs[i].0 == gs {
             let gd = pairs[i].1;
-            let found = paths(next, host, &dist, gd, gs);
+            let found = toward.paths(gd, gs);
             let b = (!found.is_empty()).then(|| {
                 let alts: Vec<Vec<u32>> = found
                     .iter()
@@ -128,7 +134,7 @@ pub fn observations(
     type Ways = (u32, Vec<u32>, Vec<u32>, Option<u32>);
     let mut per_route: Option<Ways> = None;
     let mut route_obs: FastMap<(u8, u64, u64), usize> = FastMap::default();
-    for &(r, st) in flows {
+    for &(FlowKey { route: r, .. }, st) in flows {
         if per_route.as_ref().is_none_or(|c| c.0 != r) {
             let rs = routes.get(r as usize);
             let (s, d) = (rs[0], rs[rs.len() - 1]);
@@ -335,66 +341,122 @@ fn reversed(next: &[Vec<u32>]) -> Vec<Vec<u32>> {
     prev
 }
 
-/// Hops from every router to `to` over the links seen, hosts other than `to` not crossed.
-fn distances_to(prev: &[Vec<u32>], host: &[bool], to: u32, dist: &mut [u32]) {
-    dist.fill(u32::MAX);
-    dist[to as usize] = 0;
-    let mut frontier = vec![to];
-    let mut d = 0;
-    while !frontier.is_empty() {
-        d += 1;
-        let mut new = Vec::new();
-        for &v in &frontier {
-            for &u in &prev[v as usize] {
-                if host[u as usize] || dist[u as usize] != u32::MAX {
-                    continue;
-                }
-                dist[u as usize] = d;
-                new.push(u);
-            }
-        }
-        frontier = new;
-    }
+/// Shortest paths toward one router over the links seen, hosts other than it not crossed.
+struct Toward {
+    /// Hops from each router to the target (`u32::MAX`: not reachable).
+    dist: Vec<u32>,
+    /// From each router, the links one hop closer: the shortest paths are made of these, and
+    /// following only them spares looking at every link of a router with many (a spine's
+    /// hundreds of leaves) at every step of every path.
+    closer: Vec<Vec<u32>>,
+    /// Routers the last search reached, to reset.
+    reached: Vec<u32>,
 }
 
-/// Every shortest path from `from` to `to` (router sequences, sorted), given the distances
-/// to `to`; empty when `to` is not reachable or there are more than [`MAX_PATHS`].
-fn paths(next: &[Vec<u32>], host: &[bool], dist: &[u32], from: u32, to: u32) -> Vec<Vec<u32>> {
-    if from == to {
-        return vec![vec![from]];
-    }
-    if dist[from as usize] == u32::MAX {
-        return Vec::new();
-    }
-    let mut done = Vec::new();
-    let mut stack = vec![vec![from]];
-    while let Some(p) = stack.pop() {
-        let head = *p.last().unwrap();
-        if head == to {
-            done.push(p);
-            if done.len() > MAX_PATHS {
-                return Vec::new();
-            }
-            continue;
+impl Toward {
+    fn new(routers: usize) -> Self {
+        Toward {
+            dist: vec![u32::MAX; routers],
+            closer: vec![Vec::new(); routers],
+            reached: Vec::new(),
         }
-        // In reverse, so that the stack pops them in order.
-        for &n in next[head as usize].iter().rev() {
-            let closer = dist[n as usize].checked_add(1) == Some(dist[head as usize]);
-            if (host[n as usize] && n != to) || !closer {
+    }
+
+    /// Breadth-first from `to` over the links backward (`prev`).
+    fn search(&mut self, prev: &[Vec<u32>], host: &[bool], to: u32) {
+        for &r in &self.reached {
+            self.dist[r as usize] = u32::MAX;
+            self.closer[r as usize].clear();
+        }
+        self.reached.clear();
+        self.dist[to as usize] = 0;
+        self.reached.push(to);
+        let mut frontier = vec![to];
+        let mut d = 0;
+        while !frontier.is_empty() {
+            d += 1;
+            let mut new = Vec::new();
+            for &v in &frontier {
+                for &u in &prev[v as usize] {
+                    if host[u as usize] {
+                        continue;
+                    }
+                    if self.dist[u as usize] == u32::MAX {
+                        self.dist[u as usize] = d;
+                        self.reached.push(u);
+                        new.push(u);
+                    }
+                    if self.dist[u as usize] == d {
+                        self.closer[u as usize].push(v);
+                    }
+                }
+            }
+            frontier = new;
+        }
+    }
+
+    /// Every shortest path from `from` to the target `to` of the last search (router
+    /// sequences, sorted); empty when `to` is not reachable or there are more than
+    /// [`MAX_PATHS`].
+    fn paths(&self, from: u32, to: u32) -> Vec<Vec<u32>> {
+        if from == to {
+            return vec![vec![from]];
+        }
+        if self.dist[from as usize] == u32::MAX {
+            return Vec::new();
+        }
+        let mut done = Vec::new();
+        let mut stack = vec![vec![from]];
+        while let Some(p) = stack.pop() {
+            let head = *p.last().unwrap();
+            if head == to {
+                done.push(p);
+                if done.len() > MAX_PATHS {
+                    return Vec::new();
+                }
                 continue;
             }
-            let mut q = p.clone();
-            q.push(n);
-            stack.push(q);
+            for &n in &self.closer[head as usize] {
+                let mut q = p.clone();
+                q.push(n);
+                stack.push(q);
+            }
         }
+        done.sort();
+        done
     }
-    done.sort();
-    done
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn answers_take_every_shortest_path_up_to_a_limit() {
+        // 0 -> 1 | 2 -> 3, and a longer way 0 -> 4 -> 5 -> 3; 6 is a host, not crossed.
+        let mut next = vec![vec![1, 2, 4, 6], vec![3], vec![3], vec![], vec![5], vec![3]];
+        next.push(vec![3]);
+        let host = [false, false, false, false, false, false, true];
+        let mut toward = Toward::new(next.len());
+        toward.search(&reversed(&next), &host, 3);
+        assert_eq!(toward.paths(0, 3), [vec![0, 1, 3], vec![0, 2, 3]]);
+        assert_eq!(toward.paths(4, 3), [vec![4, 5, 3]]);
+        assert_eq!(toward.paths(3, 3), [vec![3]]);
+        assert!(toward.paths(6, 3).is_empty());
+        // Searched again toward another router: nothing of the last search is left.
+        toward.search(&reversed(&next), &host, 5);
+        assert_eq!(toward.paths(0, 5), [vec![0, 4, 5]]);
+        assert!(toward.paths(1, 5).is_empty());
+        // More ways than MAX_PATHS: none taken.
+        let n = MAX_PATHS + 1;
+        let mut next: Vec<Vec<u32>> = vec![(1..=n as u32).collect()];
+        next.extend((0..n).map(|_| vec![n as u32 + 1]));
+        next.push(vec![]);
+        let host = vec![false; next.len()];
+        toward = Toward::new(next.len());
+        toward.search(&reversed(&next), &host, n as u32 + 1);
+        assert!(toward.paths(0, n as u32 + 1).is_empty());
+    }
 
     #[test]
     fn ecmp_siblings_get_the_links_most_of_their_group_has() {

@@ -492,7 +492,7 @@ pub fn fill_silent_hops(
     mut routes: Vec<(Vec<u32>, u64, u64)>,
 ) -> Vec<(Vec<u32>, u64, u64)> {
     {
-        let mut seqs: Vec<&mut Vec<u32>> = routes.iter_mut().map(|r| &mut r.0).collect();
+        let mut seqs: Vec<&mut [u32]> = routes.iter_mut().map(|r| &mut r.0[..]).collect();
         fill_in_place(names, &mut seqs);
     }
     routes.sort_unstable();
@@ -510,7 +510,7 @@ pub fn fill_silent_hops(
 }
 
 /// [`fill_silent_hops`] without merging: each route's silent hops filled where they can be.
-pub fn fill_in_place(names: &[Box<str>], routes: &mut [&mut Vec<u32>]) {
+pub fn fill_in_place(names: &[Box<str>], routes: &mut [&mut [u32]]) {
     let silent = |n: u32| names[n as usize].starts_with('?');
     if routes.iter().all(|r| !r.iter().any(|&n| silent(n))) {
         return;

@@ -6,11 +6,10 @@
 //! number of distinct routes, never with the number of records, and a pre-aggregated line
 //! counts the same as the raw lines it sums.
 
+use super::line::{self, HopIn};
 use super::seqs::Seqs;
 use super::FastMap;
 use anyhow::{bail, Context};
-use serde::Deserialize;
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::hash::BuildHasher as _;
@@ -98,42 +97,6 @@ pub fn parse_aliases(text: &str) -> anyhow::Result<Aliases> {
     Ok(map)
 }
 
-/// The members of a line lcorrelate reads; everything else is ignored. Borrowed where the
-/// JSON has no escapes, so the hot path does not allocate per member.
-#[derive(Deserialize)]
-struct LineIn<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    src: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    dst: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    hops: Option<Vec<HopIn<'a>>>,
-    reached: Option<bool>,
-    sent: Option<u64>,
-    lost: Option<u64>,
-    lost_fwd: Option<u64>,
-    lost_rev: Option<u64>,
-    #[serde(borrow)]
-    proto: Option<Cow<'a, str>>,
-    sport: Option<u16>,
-    dport: Option<u16>,
-}
-
-#[derive(Deserialize)]
-struct HopIn<'a> {
-    #[serde(borrow)]
-    addr: Option<Cow<'a, str>>,
-}
-
-/// Only the type, to tell a record of another kind from a malformed `path` record.
-#[derive(Deserialize)]
-struct KindOnly<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Option<Cow<'a, str>>,
-}
-
 /// Streams records in and keeps one entry per distinct route.
 #[derive(Debug, Default)]
 pub struct Aggregator {
@@ -188,6 +151,16 @@ impl Aggregator {
         self.route_seqs.iter().zip(sums)
     }
 
+    /// What was read, the maps to find it by left behind: node names by id, the distinct
+    /// routes by id, and the flows.
+    pub fn into_parts(self) -> (Vec<Box<str>>, Seqs, Vec<(FlowKey, RouteStats)>) {
+        (
+            self.names,
+            self.route_seqs,
+            self.flows.into_iter().collect(),
+        )
+    }
+
     pub fn route_count(&self) -> usize {
         self.route_seqs.len()
     }
@@ -212,24 +185,13 @@ impl Aggregator {
         // Without its line end, so that serde places an error on this line, not the next.
         let line = line.strip_suffix(b"\n").unwrap_or(line);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        // Checked for UTF-8 once, so that serde_json need not check every string it borrows;
-        // a line that is not goes the slower way, to the same result and error message.
-        let parsed = match std::str::from_utf8(line) {
-            Ok(text) => serde_json::from_str(text),
-            Err(_) => serde_json::from_slice(line),
-        };
-        let rec: LineIn = match parsed {
+        let rec = match line::decode(line) {
             Ok(r) => r,
-            Err(e) => {
-                // A record of another kind may use these member names with other types.
-                return match serde_json::from_slice::<KindOnly>(line) {
-                    Ok(k) if k.kind.as_deref().is_some_and(|k| k != "path") => {
-                        self.ignored += 1;
-                        Ok(false)
-                    }
-                    _ => Err(format!("not a JSON record: {}", json_error(&e))),
-                };
+            Err(_) if line::other_kind(line) => {
+                self.ignored += 1;
+                return Ok(false);
             }
+            Err(e) => return Err(format!("not a JSON record: {}", json_error(&e))),
         };
         match rec.kind.as_deref() {
             Some("path") => {}

@@ -1,6 +1,7 @@
 //! `lcorrelate`: per-flow paths and loss, from many hosts, into per-link suspicion.
 //!
-//! - [`input`]: reading `path` records (files, stdin, gzip), aggregation per route, aliases.
+//! - [`input`]: reading `path` records (files, stdin, gzip), aggregation per route, aliases;
+//!   [`line`]: one line's members, scanned without serde when the line is plain.
 //! - [`graph`]: links, the petgraph graph, and groups of inseparable links.
 //! - [`estimate`]: the likelihood model (default), 007 voting, difference of means;
 //!   [`fit`]: the model's state and steps; [`flock`]: its search for the fault set.
@@ -18,6 +19,7 @@ pub mod fit;
 pub mod flock;
 pub mod graph;
 pub mod input;
+pub mod line;
 pub mod report;
 pub mod seqs;
 pub mod sets;
@@ -27,7 +29,7 @@ pub mod topology;
 
 use crate::cli::EXIT_OK;
 use crate::output::{Format as RecordFormat, RecordWriter};
-use crate::record::{Body, Record, Verdict};
+use crate::record::{Body, Record};
 use anyhow::Result;
 use clap::Parser;
 use estimate::Params;
@@ -195,11 +197,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let problem = graph::Problem::from_aggregator(agg);
     let params = args.params();
     let scores = report::score(&problem, args.method, &params);
-    let mut links = report::rank(&problem, &scores, &params);
-    let faulty = links.iter().any(|l| l.verdict == Verdict::Faulty);
-    if let Some(n) = args.top {
-        links.truncate(n);
-    }
+    // The records made one at a time as they are written (all at once, they took more memory
+    // than the fit).
+    let ranking = report::ranking(&problem, &scores, &params);
+    let faulty = ranking.any_faulty();
+    let links = ranking.records().take(args.top.unwrap_or(usize::MAX));
     match args.format {
         Format::Json | Format::Text => {
             let mut out = RecordWriter::stdout(if args.format == Format::Json {
@@ -218,6 +220,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             }
         }
         Format::Dot => {
+            let links: Vec<_> = links.collect();
             let text = report::dot(&problem, &links, params.penalty);
             let mut out = std::io::stdout().lock();
             out.write_all(text.as_bytes())?;
@@ -230,6 +233,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::Verdict;
 
     /// Runs the whole pipeline over lines; the records as JSON values.
     fn correlate(lines: &[String]) -> Vec<crate::record::LinkScore> {

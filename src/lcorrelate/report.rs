@@ -60,6 +60,24 @@ pub fn score_with(p: &Problem, method: Method, params: &Params, model: Scores) -
 /// two directions that round trips cannot tell apart): one record names it, its `group`
 /// lists every physical link in it, and it is faulty when any of its groups is.
 pub fn rank(p: &Problem, s: &Scores, params: &Params) -> Vec<LinkScore> {
+    ranking(p, s, params).records().collect()
+}
+
+/// The suspects of [`rank`], best first, whose records are made one at a time: at data-center
+/// scale the records all at once (each with its address pairs as strings) took more memory
+/// than the model's fit.
+pub struct Ranking<'a> {
+    p: &'a Problem,
+    s: &'a Scores,
+    suspicion: Vec<f64>,
+    /// The groups leading a suspect, best first.
+    leads: Vec<usize>,
+    /// Per leading group, the groups of its suspect.
+    members: Vec<Vec<usize>>,
+}
+
+/// The suspects: groups with enough samples, joined as [`rank`] says.
+pub fn ranking<'a>(p: &'a Problem, s: &'a Scores, params: &Params) -> Ranking<'a> {
     let suspicion = estimate::diff(p);
     let mut order: Vec<usize> = (0..p.groups.len())
         .filter(|&g| p.groups[g].sent >= params.min_samples.max(1))
@@ -103,56 +121,80 @@ pub fn rank(p: &Problem, s: &Scores, params: &Params) -> Vec<LinkScore> {
         }
     }
     merge_split_views(p, s, &order, &mut lead, &mut members);
-    let ends = |l: u32| {
-        let (from, to) = p.link_name(l);
-        LinkEnds {
-            from: from.into(),
-            to: to.into(),
-        }
-    };
-    order
-        .iter()
-        .filter(|&&g| lead[g] == Some(g))
-        .enumerate()
-        .map(|(i, &g)| {
-            let grp = &p.groups[g];
-            let mut links: Vec<u32> = Vec::new();
-            for &h in &members[g] {
-                for &l in &p.groups[h].links {
-                    if !links.contains(&l) {
-                        links.push(l);
-                    }
+    Ranking {
+        p,
+        s,
+        suspicion,
+        leads: order.into_iter().filter(|&g| lead[g] == Some(g)).collect(),
+        members,
+    }
+}
+
+impl Ranking<'_> {
+    /// Whether any suspect is faulty (the exit status).
+    pub fn any_faulty(&self) -> bool {
+        self.leads.iter().any(|&g| self.faulty(g))
+    }
+
+    fn faulty(&self, g: usize) -> bool {
+        self.members[g].iter().any(|&h| self.s.faulty[h])
+    }
+
+    /// One `link` record per suspect, best first.
+    pub fn records(&self) -> impl Iterator<Item = LinkScore> + '_ {
+        self.leads
+            .iter()
+            .enumerate()
+            .map(|(i, &g)| self.record(i, g))
+    }
+
+    /// The record of the suspect led by group `g`, ranked `i` from 0.
+    fn record(&self, i: usize, g: usize) -> LinkScore {
+        let (p, s, members, suspicion) = (self.p, self.s, &self.members, &self.suspicion);
+        let ends = |l: u32| {
+            let (from, to) = p.link_name(l);
+            LinkEnds {
+                from: from.into(),
+                to: to.into(),
+            }
+        };
+        let grp = &p.groups[g];
+        let mut links: Vec<u32> = Vec::new();
+        for &h in &members[g] {
+            for &l in &p.groups[h].links {
+                if !links.contains(&l) {
+                    links.push(l);
                 }
             }
-            // Links no trace showed (an answer's path) are named only when nothing else is.
-            if links.iter().any(|&l| !p.covers[l as usize].is_empty()) {
-                links.retain(|&l| !p.covers[l as usize].is_empty());
-            }
-            let faulty = members[g].iter().any(|&h| s.faulty[h]);
-            let group: Vec<LinkEnds> = links.iter().map(|&l| ends(l)).collect();
-            let covers: Vec<LinkEnds> = p.covers[links[0] as usize]
-                .iter()
-                .map(|&(a, b)| LinkEnds {
-                    from: p.addr_names[a as usize].to_string(),
-                    to: p.addr_names[b as usize].to_string(),
-                })
-                .collect();
-            LinkScore {
-                from: group[0].from.clone(),
-                to: group[0].to.clone(),
-                rank: i as u32 + 1,
-                score: finite(s.score[g]),
-                loss_est: finite(s.loss_est[g]),
-                suspicion: finite(suspicion[g]),
-                routes: grp.flows,
-                sent: grp.sent,
-                lost: grp.lost,
-                verdict: if faulty { Verdict::Faulty } else { Verdict::Ok },
-                group: (group.len() > 1).then_some(group),
-                covers: (covers.len() > 1).then_some(covers),
-            }
-        })
-        .collect()
+        }
+        // Links no trace showed (an answer's path) are named only when nothing else is.
+        if links.iter().any(|&l| !p.covers[l as usize].is_empty()) {
+            links.retain(|&l| !p.covers[l as usize].is_empty());
+        }
+        let faulty = self.faulty(g);
+        let group: Vec<LinkEnds> = links.iter().map(|&l| ends(l)).collect();
+        let covers: Vec<LinkEnds> = p.covers[links[0] as usize]
+            .iter()
+            .map(|&(a, b)| LinkEnds {
+                from: p.addr_names[a as usize].to_string(),
+                to: p.addr_names[b as usize].to_string(),
+            })
+            .collect();
+        LinkScore {
+            from: group[0].from.clone(),
+            to: group[0].to.clone(),
+            rank: i as u32 + 1,
+            score: finite(s.score[g]),
+            loss_est: finite(s.loss_est[g]),
+            suspicion: finite(suspicion[g]),
+            routes: grp.flows,
+            sent: grp.sent,
+            lost: grp.lost,
+            verdict: if faulty { Verdict::Faulty } else { Verdict::Ok },
+            group: (group.len() > 1).then_some(group),
+            covers: (covers.len() > 1).then_some(covers),
+        }
+    }
 }
 
 /// Joins faulty suspects that may be one physical link seen from different sources: routers

@@ -42,6 +42,23 @@ impl Seqs {
     pub fn iter(&self) -> impl Iterator<Item = &[u32]> + '_ {
         (0..self.len()).map(|i| self.get(i))
     }
+
+    /// Every sequence, to change ids in place (not lengths).
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut [u32]> + '_ {
+        let mut rest: &mut [u32] = &mut self.ids;
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let (seq, tail) = std::mem::take(&mut rest).split_at_mut(end as usize - start);
+            rest = tail;
+            start = end as usize;
+            seq
+        })
+    }
+
+    /// The ids of all sequences, one after the other.
+    pub fn ids_mut(&mut self) -> &mut [u32] {
+        &mut self.ids
+    }
 }
 
 #[cfg(test)]
@@ -59,5 +76,10 @@ mod tests {
         assert_eq!(s.get(0), [3, 1]);
         assert!(s.get(1).is_empty());
         assert_eq!(s.iter().collect::<Vec<_>>(), [&[3, 1][..], &[], &[7]]);
+        for seq in s.iter_mut() {
+            seq.reverse();
+        }
+        s.ids_mut()[2] += 1;
+        assert_eq!(s.iter().collect::<Vec<_>>(), [&[1, 3][..], &[], &[8]]);
     }
 }

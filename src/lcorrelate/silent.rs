@@ -10,13 +10,14 @@
 //! [`super::graph::fill_in_place`].)
 
 use super::input::FlowKey;
+use super::seqs::Seqs;
 
 /// Fills, per flow, the silent hops of its routes from its other routes. `routes`: node
 /// sequences (source first, destination last); `silent`: whether a node is a silent hop;
 /// `flows`: the flows and the route each took. Filled routes are appended to `routes`;
 /// returns each flow's route index (the filled one where something was filled).
 pub fn fill_from_same_flow(
-    routes: &mut Vec<Vec<u32>>,
+    routes: &mut Seqs,
     silent: &dyn Fn(u32) -> bool,
     flows: &[FlowKey],
 ) -> Vec<u32> {
@@ -30,7 +31,7 @@ pub fn fill_from_same_flow(
     }
     // The flows, grouped by identity: source, destination, protocol and ports.
     let identity = |i: usize| {
-        let r = &routes[flows[i].route as usize];
+        let r = routes.get(flows[i].route as usize);
         (r[0], r[r.len() - 1], flows[i].flow)
     };
     let mut order: Vec<usize> = (0..flows.len()).collect();
@@ -54,14 +55,16 @@ pub fn fill_from_same_flow(
             if !has_silent[r] {
                 continue;
             }
-            let others = group.iter().map(|&j| &routes[flows[j].route as usize]);
-            if let Some(seq) = fill_one(&routes[r], others, silent) {
+            let others = group.iter().map(|&j| routes.get(flows[j].route as usize));
+            if let Some(seq) = fill_one(routes.get(r), others, silent) {
                 route_of[i] = (routes.len() + filled.len()) as u32;
                 filled.push(seq);
             }
         }
     }
-    routes.extend(filled);
+    for seq in &filled {
+        routes.push(seq);
+    }
     route_of
 }
 
@@ -69,17 +72,17 @@ pub fn fill_from_same_flow(
 /// there, when they all saw the same one; None when nothing could be filled.
 fn fill_one<'a>(
     route: &[u32],
-    others: impl Iterator<Item = &'a Vec<u32>>,
+    others: impl Iterator<Item = &'a [u32]>,
     silent: &dyn Fn(u32) -> bool,
 ) -> Option<Vec<u32>> {
     // Traces of the same path: as long, and equal wherever both saw a router.
-    let agrees = |o: &Vec<u32>| {
+    let agrees = |o: &[u32]| {
         o.len() == route.len()
             && o.iter()
                 .zip(route)
                 .all(|(&a, &b)| a == b || silent(a) || silent(b))
     };
-    let same: Vec<&Vec<u32>> = others.filter(|o| agrees(o)).collect();
+    let same: Vec<&[u32]> = others.filter(|o| agrees(o)).collect();
     let mut out = route.to_vec();
     let mut changed = false;
     for (i, n) in out.iter_mut().enumerate() {
@@ -110,15 +113,23 @@ mod tests {
         FlowKey { route, flow }
     }
 
+    fn seqs(lists: &[&[u32]]) -> Seqs {
+        let mut s = Seqs::default();
+        for l in lists {
+            s.push(l);
+        }
+        s
+    }
+
     #[test]
     fn a_flows_silent_hop_is_the_router_its_other_traces_saw() {
         // Flow 1: 0 1 2 3 4 once, 0 1 ? 3 4 once; flow 2 (other ports) 0 1 ? 3 4 alone
         // stays, though flow 1 went over 2 there: ECMP may send flow 2 elsewhere.
-        let mut routes = vec![vec![0, 1, 2, 3, 4], vec![0, 1, 9, 3, 4]];
+        let mut routes = seqs(&[&[0, 1, 2, 3, 4], &[0, 1, 9, 3, 4]]);
         let flows = [key(0, 1), key(1, 1), key(1, 2)];
         let of = fill_from_same_flow(&mut routes, &silent, &flows);
         assert_eq!(of[0], 0);
-        assert_eq!(routes[of[1] as usize], [0, 1, 2, 3, 4]);
+        assert_eq!(routes.get(of[1] as usize), [0, 1, 2, 3, 4]);
         assert_eq!(of[2], 1);
     }
 
@@ -126,26 +137,26 @@ mod tests {
     fn traces_that_disagree_fill_nothing() {
         // The route changed between the traces (5 instead of 1 at the first hop), and two
         // other traces saw different routers at the silent TTL: nothing is filled.
-        let mut routes = vec![
-            vec![0, 5, 2, 3, 4],
-            vec![0, 1, 9, 3, 4],
-            vec![0, 1, 2, 10, 4],
-            vec![0, 1, 6, 10, 4],
-        ];
+        let mut routes = seqs(&[
+            &[0, 5, 2, 3, 4],
+            &[0, 1, 9, 3, 4],
+            &[0, 1, 2, 10, 4],
+            &[0, 1, 6, 10, 4],
+        ]);
         let flows = [key(0, 1), key(1, 1), key(2, 3), key(3, 3)];
-        let before = routes.clone();
+        let before: Vec<Vec<u32>> = routes.iter().map(<[u32]>::to_vec).collect();
         let of = fill_from_same_flow(&mut routes, &silent, &flows);
         assert_eq!(of, [0, 1, 2, 3]);
-        assert_eq!(routes, before);
+        assert_eq!(routes.iter().collect::<Vec<_>>(), before);
     }
 
     #[test]
     fn several_traces_fill_different_hops_of_one() {
         // Two traces, each silent at a different TTL, fill each other.
-        let mut routes = vec![vec![0, 9, 2, 3, 4], vec![0, 1, 2, 10, 4]];
+        let mut routes = seqs(&[&[0, 9, 2, 3, 4], &[0, 1, 2, 10, 4]]);
         let flows = [key(0, 7), key(1, 7)];
         let of = fill_from_same_flow(&mut routes, &silent, &flows);
-        assert_eq!(routes[of[0] as usize], [0, 1, 2, 3, 4]);
-        assert_eq!(routes[of[1] as usize], [0, 1, 2, 3, 4]);
+        assert_eq!(routes.get(of[0] as usize), [0, 1, 2, 3, 4]);
+        assert_eq!(routes.get(of[1] as usize), [0, 1, 2, 3, 4]);
     }
 }

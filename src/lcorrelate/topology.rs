@@ -38,7 +38,7 @@
 
 use super::answers::{observations, unknowns, with_siblings_links, Choices, LinkTable};
 use super::graph::{fill_in_place, Problem};
-use super::input::{Aggregator, FlowKey, RouteStats};
+use super::input::{Aggregator, FlowKey};
 use super::seqs::Seqs;
 use super::sets::Sets;
 use super::silent::fill_from_same_flow;
@@ -48,69 +48,72 @@ use std::collections::BTreeSet;
 /// Builds the estimators' problem from what the aggregator read.
 pub fn infer(agg: Aggregator) -> Problem {
     // Node ids by name, so that nothing depends on the input's order.
-    let names = agg.names();
+    let (names, mut raw, mut flows) = agg.into_parts();
     let mut by_name: Vec<u32> = (0..names.len() as u32).collect();
     by_name.sort_unstable_by(|&a, &b| names[a as usize].cmp(&names[b as usize]));
     let mut new_id = vec![0u32; names.len()];
     for (new, &old) in by_name.iter().enumerate() {
         new_id[old as usize] = new as u32;
     }
-    let addr_names: Vec<Box<str>> = by_name.iter().map(|&i| names[i as usize].clone()).collect();
+    let mut names: Vec<Option<Box<str>>> = names.into_iter().map(Some).collect();
+    let addr_names: Vec<Box<str>> = by_name
+        .iter()
+        .map(|&i| names[i as usize].take().unwrap())
+        .collect();
+    drop(names);
     let silent = |n: u32| addr_names[n as usize].starts_with('?');
 
     // Routes in the new ids, silent hops filled where the other routes show who is there;
     // routes the fill makes equal become one.
-    let mut raw: Vec<Vec<u32>> = (0..agg.route_count() as u32)
-        .map(|r| agg.route(r).iter().map(|&n| new_id[n as usize]).collect())
-        .collect();
+    for n in raw.ids_mut() {
+        *n = new_id[*n as usize];
+    }
     // First from the same flow's other traces, then from the other flows'.
-    let flows_in: Vec<(FlowKey, RouteStats)> = agg.flows().collect();
-    drop(agg);
-    let keys: Vec<FlowKey> = flows_in.iter().map(|f| f.0).collect();
+    let keys: Vec<FlowKey> = flows.iter().map(|f| f.0).collect();
     let flow_route = fill_from_same_flow(&mut raw, &silent, &keys);
     drop(keys);
-    {
-        let mut seqs: Vec<&mut Vec<u32>> = raw.iter_mut().collect();
+    if raw.ids_mut().iter().any(|&n| silent(n)) {
+        let mut seqs: Vec<&mut [u32]> = raw.iter_mut().collect();
         fill_in_place(&addr_names, &mut seqs);
     }
-    let mut sorted: Vec<&Vec<u32>> = raw.iter().collect();
-    sorted.sort_unstable();
-    sorted.dedup();
-    let routes: Vec<Vec<u32>> = sorted.into_iter().cloned().collect();
-    let index: FastMap<&[u32], u32> = routes
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (&r[..], i as u32))
-        .collect();
-    let route_of: Vec<u32> = raw.iter().map(|r| index[&r[..]]).collect();
-    drop(index);
-    drop(raw);
+    // Sorted, each once: the index of each in sorted order, sorting indexes rather than
+    // the routes (a million of them in a data center).
+    let mut order: Vec<u32> = (0..raw.len() as u32).collect();
+    order.sort_unstable_by(|&a, &b| raw.get(a as usize).cmp(raw.get(b as usize)));
+    let mut routes = Seqs::with_capacity(raw.len(), raw.ids_mut().len());
+    let mut route_of = vec![0u32; raw.len()];
+    for (k, &r) in order.iter().enumerate() {
+        let seq = raw.get(r as usize);
+        if k == 0 || raw.get(order[k - 1] as usize) != seq {
+            routes.push(seq);
+        }
+        route_of[r as usize] = routes.len() as u32 - 1;
+    }
+    drop((order, raw));
     // The flows on the routes as numbered here; one flow's traces that the fill made one
     // route are one flow again.
-    let mut flows: Vec<(u32, u64, RouteStats)> = flows_in
-        .into_iter()
-        .zip(flow_route)
-        .map(|((k, st), r)| (route_of[r as usize], k.flow, st))
-        .collect();
-    flows.sort_unstable_by_key(|f| (f.0, f.1));
-    let mut merged: Vec<(u32, u64, RouteStats)> = Vec::with_capacity(flows.len());
-    for (r, f, st) in flows {
-        match merged.last_mut() {
-            Some(last) if (last.0, last.1) == (r, f) => last.2.add(&st),
-            _ => merged.push((r, f, st)),
-        }
+    for (f, r) in flows.iter_mut().zip(flow_route) {
+        f.0.route = route_of[r as usize];
     }
-    let flows: Vec<(u32, RouteStats)> = merged.into_iter().map(|(r, _, st)| (r, st)).collect();
+    drop(route_of);
+    flows.sort_unstable_by_key(|f| f.0);
+    flows.dedup_by(|later, kept| {
+        let same = later.0 == kept.0;
+        if same {
+            kept.1.add(&later.1);
+        }
+        same
+    });
 
     let mut sets = Sets::new(addr_names.len());
     let mut endpoint = vec![false; addr_names.len()];
-    for r in &routes {
+    for r in routes.iter() {
         endpoint[r[0] as usize] = true;
         endpoint[*r.last().unwrap() as usize] = true;
     }
     // Predecessors of every address, for both rules.
     let mut preds: Vec<Vec<u32>> = vec![Vec::new(); addr_names.len()];
-    for r in &routes {
+    for r in routes.iter() {
         for w in r.windows(2) {
             preds[w[1] as usize].push(w[0]);
         }
@@ -120,15 +123,30 @@ pub fn infer(agg: Aggregator) -> Problem {
         p.dedup();
     }
     // Addresses seen right after one same address: ECMP siblings, different routers. One
-    // pass over their predecessors: two of them share one when it is met twice.
-    let mut owner: FastMap<u32, usize> = FastMap::default();
+    // pass over their predecessors: two of them share one when it is met twice. Answered
+    // once per set: every host behind one leaf asks about the same set (in a data center
+    // that is tens of millions of predecessors visited again).
+    let mut answered_sets: FastMap<Vec<u32>, bool> = FastMap::default();
+    // Per predecessor, the pass that met it last and which member of the set it came before.
+    let mut met: Vec<(u32, u32)> = vec![(0, 0); addr_names.len()];
+    let mut pass = 0u32;
     let mut siblings = |set: &[u32]| {
-        owner.clear();
-        set.iter().enumerate().any(|(i, a)| {
-            preds[*a as usize]
-                .iter()
-                .any(|&p| *owner.entry(p).or_insert(i) != i)
-        })
+        if let Some(&found) = answered_sets.get(set) {
+            return found;
+        }
+        pass += 1;
+        let found = set.iter().enumerate().any(|(i, a)| {
+            preds[*a as usize].iter().any(|&p| {
+                let m = &mut met[p as usize];
+                let shared = m.0 == pass && m.1 != i as u32;
+                if m.0 != pass {
+                    *m = (pass, i as u32);
+                }
+                shared
+            })
+        });
+        answered_sets.insert(set.to_vec(), found);
+        found
     };
     // Gateway rule: a host's first hops, and the last hops before it unless one source saw
     // several that are ECMP siblings (a server reached over several routers). A router
@@ -138,7 +156,7 @@ pub fn infer(agg: Aggregator) -> Problem {
     let mut last: FastMap<u32, BTreeSet<u32>> = FastMap::default();
     let mut last_by_source: FastMap<(u32, u32), u32> = FastMap::default();
     let mut ecmp_before: FastSet<u32> = FastSet::default();
-    for r in &routes {
+    for r in routes.iter() {
         // [s, ?, d]: a trace that saw nothing, one unknown stretch, not a gateway.
         if r.len() < 3 || (r.len() == 3 && silent(r[1])) {
             continue;
@@ -193,8 +211,8 @@ pub fn infer(agg: Aggregator) -> Problem {
         }
     }
     let mut flows_on = vec![0u32; routes.len()];
-    for &(r, _) in &flows {
-        flows_on[r as usize] += 1;
+    for (k, _) in &flows {
+        flows_on[k.route as usize] += 1;
     }
     merge_never_answering(&routes, &flows_on, &preds, &silent, &mut sets);
     // Routers: named by their smallest answering address (a silent one only if all are).
@@ -222,10 +240,10 @@ pub fn infer(agg: Aggregator) -> Problem {
     // Routes over routers, and the address pair of every link crossing.
     let mut table = LinkTable::default();
     // Per route, its routers (its links are their pairs, looked up again when needed).
-    let ids: usize = routes.iter().map(Vec::len).sum();
+    let ids: usize = routes.iter().map(<[u32]>::len).sum();
     let mut router_routes = Seqs::with_capacity(routes.len(), ids);
     let mut rs = Vec::new();
-    for r in &routes {
+    for r in routes.iter() {
         rs.clear();
         let mut prev_addr = r[0];
         rs.push(root_of[r[0] as usize]);
@@ -313,7 +331,7 @@ const NEVER_ANSWERED_FLOWS: u32 = 3;
 /// R's ECMP group that never answers, as a spine that never answers is to every leaf. With
 /// two such members the stretches stay apart, since nothing tells which is which.
 fn merge_never_answering(
-    routes: &[Vec<u32>],
+    routes: &Seqs,
     flows_on: &[u32],
     preds: &[Vec<u32>],
     silent: &dyn Fn(u32) -> bool,
@@ -351,7 +369,7 @@ fn merge_never_answering(
     }
     // (router before, router after) -> the never-answering stretches between them.
     let mut between: FastMap<(u32, u32), Vec<u32>> = FastMap::default();
-    for r in routes {
+    for r in routes.iter() {
         for w in r.windows(3) {
             let (p, z, q) = (sets.find(w[0]), sets.find(w[1]), sets.find(w[2]));
             if answers[z as usize] || beside_answering[z as usize] {
