@@ -9,6 +9,10 @@ use super::graph::{Problem, Route};
 pub const MIN_RATE: f64 = 1e-7;
 pub const MAX_RATE: f64 = 1.0 - 1e-9;
 
+/// One observation's success as a function of one group's rate x: a + b (1 − x), with its
+/// (weighted) probes and losses.
+pub type Term = (f64, f64, f64, f64);
+
 /// The likelihood model's state: rates per group, the log-success of each lossy
 /// observation's certain part and of each alternative of each choice, and, per lossy
 /// observation with a choice, how likely each alternative is to be the path it took (EM
@@ -32,33 +36,16 @@ pub struct Fit<'a> {
     counts: Vec<(f64, f64)>,
     /// Per lossy observation with a choice (those numbered first): the choice.
     lossy_choice: Vec<u32>,
-    /// Per lossy observation: log-success of its certain part, and that success itself
-    /// (both kept, so that the inner loops multiply instead of calling exp).
+    /// Per lossy observation: log-success of its certain part.
     log_c: Vec<f64>,
-    succ_c: Vec<f64>,
-    /// Per choice, per alternative: log-success of its own groups, and that success.
-    log_alt: Vec<f64>,
-    succ_alt: Vec<f64>,
-    /// Per choice, where its alternatives start in `log_alt`, `succ_alt` and `clean_mass`
-    /// (one flat array each: a list per choice costs a header and an allocation, and there
-    /// are tens of thousands of choices).
-    alt_at: Vec<u32>,
+    /// Per choice, per alternative: log-success of its own groups.
+    log_alt: Vec<Vec<f64>>,
     /// Per lossy observation with a choice, the offset of its responsibilities in `resp`.
     resp_at: Vec<u32>,
     resp: Vec<f64>,
     /// Per choice, per alternative: probes of clean observations times their
     /// responsibility.
-    clean_mass: Vec<f64>,
-    /// Per group, the clean mass of every alternative it is on: kept up to date by the E
-    /// step, which visits choices in order, so that a group's terms need not gather it from
-    /// hundreds of choices scattered in memory.
-    alt_clean: Vec<f64>,
-    /// Buffers of the E step.
-    scratch: (Vec<f64>, Vec<f64>),
-    /// Groups whose rate changed since the last E step over their observations: only
-    /// those observations' responsibilities can have changed.
-    changed: Vec<usize>,
-    is_changed: Vec<bool>,
+    clean_mass: Vec<Vec<f64>>,
 }
 
 impl<'a> Fit<'a> {
@@ -94,24 +81,20 @@ impl<'a> Fit<'a> {
                 (route.sent as f64, route.lost as f64)
             })
             .collect();
-        let log_c: Vec<f64> = lossy
+        let log_c = lossy
             .iter()
             .map(|&r| p.routes[r as usize].groups.iter().map(l).sum())
             .collect();
-        let succ_c = log_c.iter().map(|l| l.exp()).collect();
         let group_lossy = p
             .groups
             .iter()
             .map(|g| g.lossy.iter().map(|&r| lossy_at[r as usize]).collect())
             .collect();
-        let mut alt_at = Vec::with_capacity(p.choices.len() + 1);
-        let mut log_alt = Vec::new();
-        for ch in &p.choices {
-            alt_at.push(log_alt.len() as u32);
-            log_alt.extend(ch.alts.iter().map(|a| a.iter().map(l).sum::<f64>()));
-        }
-        alt_at.push(log_alt.len() as u32);
-        let succ_alt = log_alt.iter().map(|l| l.exp()).collect();
+        let log_alt = p
+            .choices
+            .iter()
+            .map(|c| c.alts.iter().map(|a| a.iter().map(l).sum()).collect())
+            .collect();
         let mut resp = Vec::new();
         let with_choice = choice_from[p.choices.len()] as usize;
         let lossy_choice: Vec<u32> = lossy[..with_choice]
@@ -127,7 +110,7 @@ impl<'a> Fit<'a> {
                 at
             })
             .collect();
-        let clean_mass = vec![0.0; log_alt.len()];
+        let clean_mass = p.choices.iter().map(|c| vec![0.0; c.alts.len()]).collect();
         let mut fit = Fit {
             p,
             x,
@@ -137,46 +120,24 @@ impl<'a> Fit<'a> {
             counts,
             lossy_choice,
             log_c,
-            succ_c,
             log_alt,
-            succ_alt,
-            alt_at,
             resp_at,
             resp,
             clean_mass,
-            alt_clean: vec![0.0; p.groups.len()],
-            scratch: Default::default(),
-            changed: Vec::new(),
-            is_changed: vec![false; p.groups.len()],
         };
         fit.expect();
         fit
     }
 
-    /// Where choice c's alternatives are in the flat per-alternative arrays.
-    fn alts(&self, c: usize) -> std::ops::Range<usize> {
-        self.alt_at[c] as usize..self.alt_at[c + 1] as usize
-    }
-
     /// E step over every observation.
     pub fn expect(&mut self) {
-        for g in self.changed.drain(..) {
-            self.is_changed[g] = false;
-        }
-        // Sums from scratch, so that no rounding carries over from step to step.
-        self.alt_clean.fill(0.0);
-        self.clean_mass.fill(0.0);
         for c in 0..self.p.choices.len() {
             self.expect_choice(c);
         }
     }
 
-    /// E step over the observations through the groups whose rate changed since the last.
-    pub fn expect_changed(&mut self) {
-        let gs = std::mem::take(&mut self.changed);
-        for &g in &gs {
-            self.is_changed[g] = false;
-        }
+    /// E step over the observations through the groups `gs`.
+    pub fn expect_through(&mut self, gs: &[usize]) {
         let mut chs: Vec<u32> = gs
             .iter()
             .flat_map(|&g| self.p.groups[g].alts.iter().map(|&(c, _)| c))
@@ -195,8 +156,6 @@ impl<'a> Fit<'a> {
         for c in chs {
             self.expect_choice(c as usize);
         }
-        self.changed = gs;
-        self.changed.clear();
     }
 
     /// A choice's lossy observations and its clean mass.
@@ -206,14 +165,10 @@ impl<'a> Fit<'a> {
         for &r in &ch.lossy {
             self.expect_route(r as usize);
         }
-        if ch.clean.is_empty() {
-            return;
-        }
-        let logs = &self.log_alt[self.alts(c)];
-        let (mut w, mut mass) = std::mem::take(&mut self.scratch);
-        w.resize(logs.len(), 0.0);
-        mass.clear();
-        mass.resize(logs.len(), 0.0);
+        let logs = &self.log_alt[c];
+        let mass = &mut self.clean_mass[c];
+        mass.fill(0.0);
+        let mut w = vec![0.0; logs.len()];
         for &(n, copies) in &ch.clean {
             // Clean: the likelier the more an alternative delivers.
             softmax(logs.iter().map(|l| n * l), &mut w);
@@ -221,17 +176,6 @@ impl<'a> Fit<'a> {
                 *m += copies * n * w;
             }
         }
-        let alts = self.alts(c);
-        for ((new, old), groups) in mass.iter().zip(&mut self.clean_mass[alts]).zip(&ch.alts) {
-            let delta = new - *old;
-            if delta != 0.0 {
-                for &h in groups {
-                    self.alt_clean[h as usize] += delta;
-                }
-            }
-            *old = *new;
-        }
-        self.scratch = (w, mass);
     }
 
     /// One lossy observation's alternatives weighed by how well they explain its loss
@@ -241,63 +185,59 @@ impl<'a> Fit<'a> {
         let Some(c) = route.choice else { return };
         let k = self.lossy_at[r] as usize;
         let at = self.resp_at[k] as usize;
-        let logs = &self.log_alt[self.alts(c as usize)];
-        let succ = &self.succ_alt[self.alts(c as usize)];
+        let logs = &self.log_alt[c as usize];
         let (n, m) = route.per_copy();
-        let (lc, sc) = (self.log_c[k], self.succ_c[k]);
+        let lc = self.log_c[k];
         softmax(
-            logs.iter()
-                .zip(succ)
-                .map(|(l, s)| binomial_ll_at(n, m, lc + l, sc * s)),
+            logs.iter().map(|l| binomial_ll(n, m, lc + l)),
             &mut self.resp[at..at + logs.len()],
         );
     }
 
     /// Every observation (and alternative) through g as a term of g's rate.
-    pub fn others(&self, g: usize, c: &mut Terms) {
+    pub fn others(&self, g: usize, c: &mut Vec<Term>) {
         c.clear();
         // Clean observations add n ln(1 − x) and a constant whatever the rest: one term.
-        let own = 1.0 - self.x[g];
+        let own = (1.0 - self.x[g]).ln();
         let grp = &self.p.groups[g];
-        c.delivered = grp.clean_sent;
+        let mut clean = grp.clean_sent;
         for &k in &self.group_lossy[g] {
             let k = k as usize;
             let (n, m) = self.counts[k];
-            let base = self.succ_c[k] / own;
+            let base = self.log_c[k] - own;
             match self.lossy_choice.get(k) {
-                None => c.push(n, m, base.min(1.0)),
+                None => c.push((n, m, 0.0, base.exp().min(1.0))),
                 Some(&ch) => {
                     // The delivered probes weigh as clean ones whatever the alternative;
                     // the lost ones per alternative, those that deliver alike as one.
-                    c.delivered += n - m;
+                    clean += n - m;
                     let at = self.resp_at[k] as usize;
-                    let from = c.lost.len();
-                    for (j, s) in self.succ_alt[self.alts(ch as usize)].iter().enumerate() {
+                    let from = c.len();
+                    for (j, l) in self.log_alt[ch as usize].iter().enumerate() {
                         let w = self.resp[at + j];
                         if w > 1e-12 {
-                            c.push_lost_merged(from, w * m, (base * s).min(1.0));
+                            push_merged(c, from, w * m, (base + l).exp().min(1.0));
                         }
                     }
                 }
             }
         }
-        c.delivered += self.alt_clean[g];
         for &(ch, j) in &grp.alts {
+            clean += self.clean_mass[ch as usize][j as usize];
+            let l = self.log_alt[ch as usize][j as usize] - own;
             let ch = ch as usize;
-            let lossy = self.choice_from[ch] as usize..self.choice_from[ch + 1] as usize;
-            if lossy.is_empty() {
-                // Clean observations only: in alt_clean.
-                continue;
-            }
-            let alt = self.succ_alt[self.alt_at[ch] as usize + j as usize] / own;
-            for k in lossy {
+            for k in self.choice_from[ch] as usize..self.choice_from[ch + 1] as usize {
                 let w = self.resp[self.resp_at[k] as usize + j as usize];
                 if w <= 1e-12 {
                     continue;
                 }
                 let (n, m) = self.counts[k];
-                c.push(w * n, w * m, (self.succ_c[k] * alt).min(1.0));
+                let b = (self.log_c[k] + l).exp().min(1.0);
+                c.push((w * n, w * m, 0.0, b));
             }
+        }
+        if clean > 0.0 {
+            c.push((clean, 0.0, 0.0, 1.0));
         }
     }
 
@@ -306,28 +246,20 @@ impl<'a> Fit<'a> {
         if delta == 0.0 {
             return;
         }
-        let factor = (1.0 - v) / (1.0 - self.x[g]);
         let grp = &self.p.groups[g];
         for &k in &self.group_lossy[g] {
             self.log_c[k as usize] += delta;
-            self.succ_c[k as usize] *= factor;
         }
         for &(ch, alt) in &grp.alts {
-            let at = self.alt_at[ch as usize] as usize + alt as usize;
-            self.log_alt[at] += delta;
-            self.succ_alt[at] *= factor;
+            self.log_alt[ch as usize][alt as usize] += delta;
         }
         self.x[g] = v;
-        if !self.is_changed[g] {
-            self.is_changed[g] = true;
-            self.changed.push(g);
-        }
     }
 
     /// EM over the groups `gs`: responsibilities of their observations, then coordinate
     /// ascent (each rate in turn set to its exact maximizer, the others fixed; healthy ones
     /// capped at `cap`), until no rate moves by more than a thousandth of itself.
-    pub fn refit(&mut self, gs: &[usize], in_set: &[bool], cap: f64, c: &mut Terms) {
+    pub fn refit(&mut self, gs: &[usize], in_set: &[bool], cap: f64, c: &mut Vec<Term>) {
         let all = gs.len() == self.p.groups.len();
         let rounds = if self.p.choices.is_empty() || all {
             4
@@ -340,7 +272,7 @@ impl<'a> Fit<'a> {
                 if all {
                     self.expect();
                 } else {
-                    self.expect_changed();
+                    self.expect_through(gs);
                 }
             }
             let mut moved = false;
@@ -353,8 +285,7 @@ impl<'a> Fit<'a> {
                     continue;
                 }
                 self.others(g, c);
-                let hi = if faulty { MAX_RATE } else { cap };
-                let v = argmax(c, MIN_RATE, hi, self.x[g]);
+                let v = argmax(c, MIN_RATE, if faulty { MAX_RATE } else { cap });
                 moved |= (v - self.x[g]).abs() > 1e-3 * v.max(self.x[g]);
                 self.set(g, v);
             }
@@ -365,7 +296,7 @@ impl<'a> Fit<'a> {
         if all {
             self.expect();
         } else {
-            self.expect_changed();
+            self.expect_through(gs);
         }
     }
 
@@ -387,16 +318,12 @@ impl<'a> Fit<'a> {
             logs.clear();
             match route.choice {
                 None => logs.push((base, true)),
-                Some(ch) => logs.extend(
-                    self.log_alt[self.alts(ch as usize)]
-                        .iter()
-                        .map(|l| (base + l, true)),
-                ),
+                Some(ch) => logs.extend(self.log_alt[ch as usize].iter().map(|l| (base + l, true))),
             }
             f(route, logs);
         }
         self.each_choice(g, |ch, mine| {
-            let alts = &self.log_alt[self.alts(ch as usize)];
+            let alts = &self.log_alt[ch as usize];
             for &r in &self.p.choices[ch as usize].lossy {
                 let route = &self.p.routes[r as usize];
                 let base = self.log_c[self.lossy_at[r as usize] as usize];
@@ -419,7 +346,7 @@ impl<'a> Fit<'a> {
         while i < grp.alts.len() {
             let ch = grp.alts[i].0;
             mine.clear();
-            mine.resize(self.alts(ch as usize).len(), false);
+            mine.resize(self.log_alt[ch as usize].len(), false);
             while i < grp.alts.len() && grp.alts[i].0 == ch {
                 mine[grp.alts[i].1 as usize] = true;
                 i += 1;
@@ -433,7 +360,7 @@ impl<'a> Fit<'a> {
         let shift = (1.0 - x).ln() - (1.0 - self.x[g]).ln();
         out.clear();
         out.extend(
-            self.log_alt[self.alts(ch as usize)]
+            self.log_alt[ch as usize]
                 .iter()
                 .zip(mine)
                 .map(|(l, &m)| l + if m { shift } else { 0.0 }),
@@ -464,7 +391,7 @@ impl<'a> Fit<'a> {
     }
 
     /// g's terms with the responsibilities of its observations taken at g's rate x.
-    fn terms_at(&self, g: usize, x: f64, logs: &mut Vec<(f64, bool)>, c: &mut Terms) {
+    fn terms_at(&self, g: usize, x: f64, logs: &mut Vec<(f64, bool)>, c: &mut Vec<Term>) {
         c.clear();
         let new = (1.0 - x).ln();
         let mut clean = self.p.groups[g].clean_sent;
@@ -472,7 +399,7 @@ impl<'a> Fit<'a> {
         self.through(g, x, logs, |route, logs| {
             let (n, m) = (route.sent as f64, route.lost as f64);
             if logs.len() == 1 {
-                c.push(n, m, (logs[0].0 - new).exp().min(1.0));
+                c.push((n, m, 0.0, (logs[0].0 - new).exp().min(1.0)));
                 return;
             }
             let (n1, m1) = route.per_copy();
@@ -481,7 +408,7 @@ impl<'a> Fit<'a> {
             for (&(l, on), &w) in logs.iter().zip(&w) {
                 // Alternatives g is not on are constant in x: no term.
                 if on && w > 1e-12 {
-                    c.push(w * n, w * m, (l - new).exp().min(1.0));
+                    c.push((w * n, w * m, 0.0, (l - new).exp().min(1.0)));
                 }
             }
         });
@@ -495,20 +422,22 @@ impl<'a> Fit<'a> {
                 clean += copies * n * on;
             }
         });
-        c.delivered += clean;
+        if clean > 0.0 {
+            c.push((clean, 0.0, 0.0, 1.0));
+        }
     }
 
     /// Gain of freeing g, the others as fitted: the best free fit minus the best healthy
     /// one, each observation's answer path a mixture of its alternatives (a few EM steps on
     /// g alone find the free rate); and that rate.
-    pub fn gain(&self, g: usize, cap: f64, c: &mut Terms) -> (f64, f64) {
+    pub fn gain(&self, g: usize, cap: f64, c: &mut Vec<Term>) -> (f64, f64) {
         self.others(g, c);
-        let mut free = argmax(c, MIN_RATE, MAX_RATE, self.x[g]);
+        let mut free = argmax(c, MIN_RATE, MAX_RATE);
         let mut logs = Vec::new();
         if !self.p.choices.is_empty() && free > cap {
             for _ in 0..6 {
                 self.terms_at(g, free.max(cap), &mut logs, c);
-                let next = argmax(c, MIN_RATE, MAX_RATE, free);
+                let next = argmax(c, MIN_RATE, MAX_RATE);
                 let settled = next <= cap || (next - free).abs() <= 1e-4 * next;
                 free = next;
                 if settled {
@@ -527,67 +456,18 @@ impl<'a> Fit<'a> {
     }
 }
 
-/// One group's observations as a function of its rate x, the others fixed: probes that
-/// crossed it and were delivered weigh `delivered · ln(1 − x)` whatever else they crossed, and
-/// each share of lost probes `(m, b)` weighs `m · ln(1 − b (1 − x))`, b being the chance that
-/// the rest of its path delivers. Kept in this form, a clean observation costs one addition
-/// and the solver's passes visit lost probes only.
-#[derive(Debug, Clone, Default)]
-pub struct Terms {
-    pub delivered: f64,
-    pub lost: Vec<(f64, f64)>,
-}
-
-impl Terms {
-    pub fn clear(&mut self) {
-        self.delivered = 0.0;
-        self.lost.clear();
-    }
-
-    /// n probes, m of them lost, over a rest of path that delivers with chance b.
-    pub fn push(&mut self, n: f64, m: f64, b: f64) {
-        // A rest that delivers nothing says nothing about x.
-        if b <= 0.0 {
+/// Adds a term of lost probes only (m of m, at b) to `c`, into one of those from `from` on
+/// whose b is the same but for a thousandth of its loss.
+fn push_merged(c: &mut Vec<Term>, from: usize, m: f64, b: f64) {
+    for t in &mut c[from..] {
+        if (t.3 - b).abs() <= 1e-3 * (1.0 - b.max(t.3)).max(1e-12) {
+            t.3 = (t.0 * t.3 + m * b) / (t.0 + m);
+            t.0 += m;
+            t.1 += m;
             return;
         }
-        self.delivered += n - m;
-        if m > 0.0 {
-            self.lost.push((m, b));
-        }
     }
-
-    /// Adds m lost probes at b into the last share if it is from `from` on and its b is the
-    /// same but for a thousandth of its loss, or as a share of their own. (Only the last:
-    /// an observation's alternatives differ by their background loss, so most stay apart,
-    /// and looking at every share made this quadratic in the alternatives.)
-    fn push_lost_merged(&mut self, from: usize, m: f64, b: f64) {
-        if b <= 0.0 {
-            return;
-        }
-        if self.lost.len() > from {
-            if let Some(t) = self.lost.last_mut() {
-                if (t.1 - b).abs() <= 1e-3 * (1.0 - b.max(t.1)).max(1e-12) {
-                    t.1 = (t.0 * t.1 + m * b) / (t.0 + m);
-                    t.0 += m;
-                    return;
-                }
-            }
-        }
-        self.lost.push((m, b));
-    }
-
-    /// The log-likelihood's first and second derivative at x.
-    fn deriv(&self, x: f64) -> (f64, f64) {
-        let keep = 1.0 - x;
-        let mut d1 = -self.delivered / keep;
-        let mut d2 = -self.delivered / (keep * keep);
-        for &(m, b) in &self.lost {
-            let r = b / (1.0 - b * keep).max(1e-300);
-            d1 += m * r;
-            d2 -= m * r * r;
-        }
-        (d1, d2)
-    }
+    c.push((m, m, 0.0, b));
 }
 
 /// `out` = the softmax of `v`.
@@ -615,14 +495,8 @@ fn log_mean_exp(v: &[f64]) -> f64 {
 
 /// Binomial log-likelihood (without its constant) of m lost of n at log-success l.
 fn binomial_ll(n: f64, m: f64, l: f64) -> f64 {
-    binomial_ll_at(n, m, l, l.exp())
-}
-
-/// [`binomial_ll`] with the success chance s = e^l at hand (both kept below 1, so that a
-/// loss always has a finite log).
-fn binomial_ll_at(n: f64, m: f64, l: f64, s: f64) -> f64 {
-    let s = s.min(1.0 - 1e-15);
-    (n - m) * l.min(-1e-15)
+    let s = l.exp().min(1.0 - 1e-15);
+    (n - m) * s.ln()
         + if m > 0.0 {
             m * (1.0 - s).max(1e-300).ln()
         } else {
@@ -630,64 +504,72 @@ fn binomial_ll_at(n: f64, m: f64, l: f64, s: f64) -> f64 {
         }
 }
 
-/// Log-likelihood of g's observations as a function of g's rate x (up to a constant).
-fn loglik(t: &Terms, x: f64) -> f64 {
-    let keep = 1.0 - x;
-    t.delivered * keep.ln()
-        + t.lost
-            .iter()
-            .map(|&(m, b)| m * (1.0 - b * keep).max(1e-300).ln())
-            .sum::<f64>()
+/// Log-likelihood of g's observations as a function of g's rate x, the others fixed.
+fn loglik(c: &[Term], x: f64) -> f64 {
+    c.iter()
+        .map(|&(n, m, a, b)| {
+            let s = (a + b * (1.0 - x)).clamp(1e-300, 1.0);
+            (n - m) * s.ln()
+                + if m > 0.0 {
+                    m * (1.0 - s).max(1e-300).ln()
+                } else {
+                    0.0
+                }
+        })
+        .sum()
 }
 
-/// The rate in [lo, hi] that maximizes [`loglik`] (concave in x): Newton steps from `start`
-/// kept inside a shrinking bracket, bisection when a step leaves it. An end of the range is
-/// looked at only when a step heads past it, so a start near the answer (the rate before)
-/// settles in two or three passes over the terms.
-pub fn argmax(t: &Terms, lo: f64, hi: f64, start: f64) -> f64 {
-    if t.lost.is_empty() {
+/// The rate in [lo, hi] that maximizes [`loglik`] (concave in x): Newton steps kept inside
+/// a shrinking bracket, bisection when a step leaves it.
+pub fn argmax(c: &[Term], lo: f64, hi: f64) -> f64 {
+    let deriv = |x: f64| -> (f64, f64) {
+        let mut d1 = 0.0;
+        let mut d2 = 0.0;
+        for &(n, m, a, b) in c {
+            if b <= 0.0 {
+                continue;
+            }
+            let s = (a + b * (1.0 - x)).max(1e-300);
+            d1 -= (n - m) * b / s;
+            d2 -= (n - m) * b * b / (s * s);
+            if m > 0.0 {
+                let q = (1.0 - s).max(1e-300);
+                d1 += m * b / q;
+                d2 -= m * b * b / (q * q);
+            }
+        }
+        (d1, d2)
+    };
+    if c.iter().all(|&(_, m, _, _)| m == 0.0) {
         return lo;
     }
+    let at_lo = deriv(lo);
+    if at_lo.0 <= 0.0 {
+        return lo;
+    }
+    if deriv(hi).0 >= 0.0 {
+        return hi;
+    }
     let (mut a, mut b) = (lo, hi);
-    // Whether a and b are known to bracket the maximum (the derivative points inward).
-    let (mut a_known, mut b_known) = (false, false);
-    let mut x = start.clamp(lo, hi);
+    let mut x = lo;
+    // The first step is from lo, whose derivatives are at hand.
+    let mut known = Some(at_lo);
     for _ in 0..60 {
-        let (d1, d2) = t.deriv(x);
+        let (d1, d2) = known.take().unwrap_or_else(|| deriv(x));
         if d1 > 0.0 {
-            if x >= hi {
-                return hi;
-            }
-            (a, a_known) = (x, true);
+            a = x;
         } else {
-            if x <= lo {
-                return lo;
-            }
-            (b, b_known) = (x, true);
+            b = x;
         }
-        if d1.abs() < 1e-9 || (a_known && b_known && b - a < 1e-12 * b.max(1e-9)) {
-            break;
-        }
-        let step = if d2 < 0.0 {
-            x - d1 / d2
-        } else if d1 > 0.0 {
-            f64::INFINITY
-        } else {
-            f64::NEG_INFINITY
-        };
-        if step == x {
-            // The step is below the resolution of x: x is the maximum.
-            break;
-        }
-        x = if step >= a && step <= b {
+        let step = if d2 < 0.0 { x - d1 / d2 } else { f64::NAN };
+        x = if step > a && step < b {
             step
-        } else if step > b && !b_known {
-            hi
-        } else if step < a && !a_known {
-            lo
         } else {
             0.5 * (a + b)
         };
+        if b - a < 1e-12 * b.max(1e-9) || d1.abs() < 1e-9 {
+            break;
+        }
     }
     x.clamp(lo, hi)
 }
