@@ -56,6 +56,11 @@ impl Seqs {
     }
 
     /// The ids of all sequences, one after the other.
+    pub fn ids(&self) -> &[u32] {
+        &self.ids
+    }
+
+    /// [`Seqs::ids`], to change in place.
     pub fn ids_mut(&mut self) -> &mut [u32] {
         &mut self.ids
     }

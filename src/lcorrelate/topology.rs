@@ -72,7 +72,7 @@ pub fn infer(agg: Aggregator) -> Problem {
     let keys: Vec<FlowKey> = flows.iter().map(|f| f.0).collect();
     let flow_route = fill_from_same_flow(&mut raw, &silent, &keys);
     drop(keys);
-    if raw.ids_mut().iter().any(|&n| silent(n)) {
+    if raw.ids().iter().any(|&n| silent(n)) {
         let mut seqs: Vec<&mut [u32]> = raw.iter_mut().collect();
         fill_in_place(&addr_names, &mut seqs);
     }
@@ -80,7 +80,7 @@ pub fn infer(agg: Aggregator) -> Problem {
     // the routes (a million of them in a data center).
     let mut order: Vec<u32> = (0..raw.len() as u32).collect();
     order.sort_unstable_by(|&a, &b| raw.get(a as usize).cmp(raw.get(b as usize)));
-    let mut routes = Seqs::with_capacity(raw.len(), raw.ids_mut().len());
+    let mut routes = Seqs::with_capacity(raw.len(), raw.ids().len());
     let mut route_of = vec![0u32; raw.len()];
     for (k, &r) in order.iter().enumerate() {
         let seq = raw.get(r as usize);
@@ -240,8 +240,7 @@ pub fn infer(agg: Aggregator) -> Problem {
     // Routes over routers, and the address pair of every link crossing.
     let mut table = LinkTable::default();
     // Per route, its routers (its links are their pairs, looked up again when needed).
-    let ids: usize = routes.iter().map(<[u32]>::len).sum();
-    let mut router_routes = Seqs::with_capacity(routes.len(), ids);
+    let mut router_routes = Seqs::with_capacity(routes.len(), routes.ids().len());
     let mut rs = Vec::new();
     for r in routes.iter() {
         rs.clear();
