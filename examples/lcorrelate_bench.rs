@@ -1,7 +1,8 @@
 //! lcorrelate's benchmark (see `bench/lcorrelate.sh`).
 //!
-//! `lcorrelate_bench eval [SEEDS]`: every method over SEEDS simulated runs per topology and
-//! number of faults; writes a Markdown table.
+//! `lcorrelate_bench eval [SEEDS] [TOPOLOGY] [METHOD]`: the methods over SEEDS simulated runs
+//! per topology and number of faults (only topologies and methods whose names contain the
+//! filters given); writes a Markdown table.
 //! `lcorrelate_bench gen LINES [SEED]`: at least LINES simulated path records on stdout, for
 //! the throughput measurement.
 
@@ -163,7 +164,11 @@ fn main() {
     match args.first().map(String::as_str) {
         Some("eval") => {
             let seeds = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(100);
-            eval(seeds);
+            eval(
+                seeds,
+                args.get(2).map(String::as_str).unwrap_or(""),
+                args.get(3).map(String::as_str).unwrap_or(""),
+            );
         }
         Some("dump") => {
             // dump CONDITION K SEED: one run's lines on stdout, its faults on stderr.
@@ -279,18 +284,29 @@ fn main() {
             generate(lines, seed);
         }
         _ => {
-            eprintln!("usage: lcorrelate_bench eval [SEEDS] | gen [LINES] [SEED]");
+            eprintln!(
+                "usage: lcorrelate_bench eval [SEEDS] [TOPOLOGY] [METHOD] | gen [LINES] [SEED]"
+            );
             std::process::exit(2);
         }
     }
 }
 
-fn eval(seeds: u64) {
+/// One row per topology, k and method; only topologies whose name contains `topo_filter` and
+/// methods whose name contains `method_filter`.
+fn eval(seeds: u64, topo_filter: &str, method_filter: &str) {
     let params = Params::default();
-    let methods: Vec<Method> = METHODS.iter().map(|m| m.0).collect();
+    let chosen: Vec<&(Method, &str)> = METHODS
+        .iter()
+        .filter(|m| m.1.contains(method_filter))
+        .collect();
+    let methods: Vec<Method> = chosen.iter().map(|m| m.0).collect();
     println!("| topology | k | method | top-1 | recall@k | precision | recall | F1 | false alarms / run |");
     println!("|---|---|---|---|---|---|---|---|---|");
-    for topo in TOPOLOGIES {
+    for topo in TOPOLOGIES
+        .into_iter()
+        .filter(|t| t.to_string().contains(topo_filter))
+    {
         for k in FAULTS {
             let mut tallies = vec![Tally::default(); methods.len()];
             for seed in 0..seeds {
@@ -299,7 +315,7 @@ fn eval(seeds: u64) {
                     t.add(&o);
                 }
             }
-            for ((_, name), t) in METHODS.iter().zip(&tallies) {
+            for ((_, name), t) in chosen.iter().zip(&tallies) {
                 let dash = |v: f64| {
                     if k == 0 {
                         "–".to_string()

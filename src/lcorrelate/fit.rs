@@ -9,9 +9,63 @@ use super::graph::{Problem, Route};
 pub const MIN_RATE: f64 = 1e-7;
 pub const MAX_RATE: f64 = 1.0 - 1e-9;
 
-/// One observation's success as a function of one group's rate x: a + b (1 − x), with its
-/// (weighted) probes and losses.
-pub type Term = (f64, f64, f64, f64);
+/// One group's observations as a function of its rate x. An observation of n probes, m of
+/// them lost, whose rest of path delivers with chance b, succeeds with chance b (1 − x): its
+/// delivered probes weigh (n − m) ln(1 − x) whatever b (plus a constant), so they are one
+/// sum, and only the lost ones are kept one by one.
+#[derive(Debug, Default, Clone)]
+pub struct Terms {
+    pub delivered: f64,
+    pub lost: Vec<(f64, f64)>,
+}
+
+impl Terms {
+    pub fn clear(&mut self) {
+        self.delivered = 0.0;
+        self.lost.clear();
+    }
+
+    /// n probes, m of them lost, over a rest of path that delivers with chance b.
+    pub fn push(&mut self, n: f64, m: f64, b: f64) {
+        // A rest that delivers nothing says nothing about x.
+        if b <= 0.0 {
+            return;
+        }
+        self.delivered += n - m;
+        if m > 0.0 {
+            self.lost.push((m, b));
+        }
+    }
+
+    /// Adds m lost probes at b into a share from `from` on whose b is the same but for a
+    /// thousandth of its loss, or as a share of their own.
+    fn push_lost_merged(&mut self, from: usize, m: f64, b: f64) {
+        if b <= 0.0 {
+            return;
+        }
+        for t in &mut self.lost[from..] {
+            if (t.1 - b).abs() <= 1e-3 * (1.0 - b.max(t.1)).max(1e-12) {
+                t.1 = (t.0 * t.1 + m * b) / (t.0 + m);
+                t.0 += m;
+                return;
+            }
+        }
+        self.lost.push((m, b));
+    }
+
+    /// The log-likelihood's first and second derivatives at x.
+    fn deriv(&self, x: f64) -> (f64, f64) {
+        let keep = 1.0 - x;
+        let mut d1 = -self.delivered / keep;
+        let mut d2 = -self.delivered / (keep * keep);
+        for &(m, b) in &self.lost {
+            let r = b / (1.0 - b * keep).max(1e-300);
+            d1 += m * r;
+            d2 -= m * r * r;
+        }
+        (d1, d2)
+    }
+}
 
 /// The likelihood model's state: rates per group, the log-success of each lossy
 /// observation's certain part and of each alternative of each choice, and, per lossy
@@ -195,7 +249,7 @@ impl<'a> Fit<'a> {
     }
 
     /// Every observation (and alternative) through g as a term of g's rate.
-    pub fn others(&self, g: usize, c: &mut Vec<Term>) {
+    pub fn others(&self, g: usize, c: &mut Terms) {
         c.clear();
         // Clean observations add n ln(1 − x) and a constant whatever the rest: one term.
         let own = (1.0 - self.x[g]).ln();
@@ -206,17 +260,17 @@ impl<'a> Fit<'a> {
             let (n, m) = self.counts[k];
             let base = self.log_c[k] - own;
             match self.lossy_choice.get(k) {
-                None => c.push((n, m, 0.0, base.exp().min(1.0))),
+                None => c.push(n, m, base.exp().min(1.0)),
                 Some(&ch) => {
                     // The delivered probes weigh as clean ones whatever the alternative;
                     // the lost ones per alternative, those that deliver alike as one.
                     clean += n - m;
                     let at = self.resp_at[k] as usize;
-                    let from = c.len();
+                    let from = c.lost.len();
                     for (j, l) in self.log_alt[ch as usize].iter().enumerate() {
                         let w = self.resp[at + j];
                         if w > 1e-12 {
-                            push_merged(c, from, w * m, (base + l).exp().min(1.0));
+                            c.push_lost_merged(from, w * m, (base + l).exp().min(1.0));
                         }
                     }
                 }
@@ -233,11 +287,11 @@ impl<'a> Fit<'a> {
                 }
                 let (n, m) = self.counts[k];
                 let b = (self.log_c[k] + l).exp().min(1.0);
-                c.push((w * n, w * m, 0.0, b));
+                c.push(w * n, w * m, b);
             }
         }
         if clean > 0.0 {
-            c.push((clean, 0.0, 0.0, 1.0));
+            c.push(clean, 0.0, 1.0);
         }
     }
 
@@ -259,7 +313,7 @@ impl<'a> Fit<'a> {
     /// EM over the groups `gs`: responsibilities of their observations, then coordinate
     /// ascent (each rate in turn set to its exact maximizer, the others fixed; healthy ones
     /// capped at `cap`), until no rate moves by more than a thousandth of itself.
-    pub fn refit(&mut self, gs: &[usize], in_set: &[bool], cap: f64, c: &mut Vec<Term>) {
+    pub fn refit(&mut self, gs: &[usize], in_set: &[bool], cap: f64, c: &mut Terms) {
         let all = gs.len() == self.p.groups.len();
         let rounds = if self.p.choices.is_empty() || all {
             4
@@ -285,7 +339,7 @@ impl<'a> Fit<'a> {
                     continue;
                 }
                 self.others(g, c);
-                let v = argmax(c, MIN_RATE, if faulty { MAX_RATE } else { cap });
+                let v = argmax(c, MIN_RATE, if faulty { MAX_RATE } else { cap }, self.x[g]);
                 moved |= (v - self.x[g]).abs() > 1e-3 * v.max(self.x[g]);
                 self.set(g, v);
             }
@@ -391,7 +445,7 @@ impl<'a> Fit<'a> {
     }
 
     /// g's terms with the responsibilities of its observations taken at g's rate x.
-    fn terms_at(&self, g: usize, x: f64, logs: &mut Vec<(f64, bool)>, c: &mut Vec<Term>) {
+    fn terms_at(&self, g: usize, x: f64, logs: &mut Vec<(f64, bool)>, c: &mut Terms) {
         c.clear();
         let new = (1.0 - x).ln();
         let mut clean = self.p.groups[g].clean_sent;
@@ -399,7 +453,7 @@ impl<'a> Fit<'a> {
         self.through(g, x, logs, |route, logs| {
             let (n, m) = (route.sent as f64, route.lost as f64);
             if logs.len() == 1 {
-                c.push((n, m, 0.0, (logs[0].0 - new).exp().min(1.0)));
+                c.push(n, m, (logs[0].0 - new).exp().min(1.0));
                 return;
             }
             let (n1, m1) = route.per_copy();
@@ -408,7 +462,7 @@ impl<'a> Fit<'a> {
             for (&(l, on), &w) in logs.iter().zip(&w) {
                 // Alternatives g is not on are constant in x: no term.
                 if on && w > 1e-12 {
-                    c.push((w * n, w * m, 0.0, (l - new).exp().min(1.0)));
+                    c.push(w * n, w * m, (l - new).exp().min(1.0));
                 }
             }
         });
@@ -423,21 +477,21 @@ impl<'a> Fit<'a> {
             }
         });
         if clean > 0.0 {
-            c.push((clean, 0.0, 0.0, 1.0));
+            c.push(clean, 0.0, 1.0);
         }
     }
 
     /// Gain of freeing g, the others as fitted: the best free fit minus the best healthy
     /// one, each observation's answer path a mixture of its alternatives (a few EM steps on
     /// g alone find the free rate); and that rate.
-    pub fn gain(&self, g: usize, cap: f64, c: &mut Vec<Term>) -> (f64, f64) {
+    pub fn gain(&self, g: usize, cap: f64, c: &mut Terms) -> (f64, f64) {
         self.others(g, c);
-        let mut free = argmax(c, MIN_RATE, MAX_RATE);
+        let mut free = argmax(c, MIN_RATE, MAX_RATE, self.x[g]);
         let mut logs = Vec::new();
         if !self.p.choices.is_empty() && free > cap {
             for _ in 0..6 {
                 self.terms_at(g, free.max(cap), &mut logs, c);
-                let next = argmax(c, MIN_RATE, MAX_RATE);
+                let next = argmax(c, MIN_RATE, MAX_RATE, free);
                 let settled = next <= cap || (next - free).abs() <= 1e-4 * next;
                 free = next;
                 if settled {
@@ -454,20 +508,6 @@ impl<'a> Fit<'a> {
         let gain = self.marginal(g, free, &mut logs) - self.marginal(g, cap, &mut logs);
         (gain.max(0.0), free)
     }
-}
-
-/// Adds a term of lost probes only (m of m, at b) to `c`, into one of those from `from` on
-/// whose b is the same but for a thousandth of its loss.
-fn push_merged(c: &mut Vec<Term>, from: usize, m: f64, b: f64) {
-    for t in &mut c[from..] {
-        if (t.3 - b).abs() <= 1e-3 * (1.0 - b.max(t.3)).max(1e-12) {
-            t.3 = (t.0 * t.3 + m * b) / (t.0 + m);
-            t.0 += m;
-            t.1 += m;
-            return;
-        }
-    }
-    c.push((m, m, 0.0, b));
 }
 
 /// `out` = the softmax of `v`.
@@ -504,72 +544,66 @@ fn binomial_ll(n: f64, m: f64, l: f64) -> f64 {
         }
 }
 
-/// Log-likelihood of g's observations as a function of g's rate x, the others fixed.
-fn loglik(c: &[Term], x: f64) -> f64 {
-    c.iter()
-        .map(|&(n, m, a, b)| {
-            let s = (a + b * (1.0 - x)).clamp(1e-300, 1.0);
-            (n - m) * s.ln()
-                + if m > 0.0 {
-                    m * (1.0 - s).max(1e-300).ln()
-                } else {
-                    0.0
-                }
-        })
-        .sum()
+/// Log-likelihood of g's observations as a function of g's rate x, the others fixed (up to
+/// a constant).
+fn loglik(t: &Terms, x: f64) -> f64 {
+    let keep = 1.0 - x;
+    t.delivered * keep.ln()
+        + t.lost
+            .iter()
+            .map(|&(m, b)| m * (1.0 - b * keep).max(1e-300).ln())
+            .sum::<f64>()
 }
 
-/// The rate in [lo, hi] that maximizes [`loglik`] (concave in x): Newton steps kept inside
-/// a shrinking bracket, bisection when a step leaves it.
-pub fn argmax(c: &[Term], lo: f64, hi: f64) -> f64 {
-    let deriv = |x: f64| -> (f64, f64) {
-        let mut d1 = 0.0;
-        let mut d2 = 0.0;
-        for &(n, m, a, b) in c {
-            if b <= 0.0 {
-                continue;
-            }
-            let s = (a + b * (1.0 - x)).max(1e-300);
-            d1 -= (n - m) * b / s;
-            d2 -= (n - m) * b * b / (s * s);
-            if m > 0.0 {
-                let q = (1.0 - s).max(1e-300);
-                d1 += m * b / q;
-                d2 -= m * b * b / (q * q);
-            }
-        }
-        (d1, d2)
-    };
-    if c.iter().all(|&(_, m, _, _)| m == 0.0) {
+/// The rate in [lo, hi] that maximizes [`loglik`] (concave in x): Newton steps from `start`
+/// kept inside a shrinking bracket, bisection when a step leaves it. An end of the range is
+/// looked at only when a step heads past it, so a start near the answer (the rate before)
+/// settles in a few passes over the terms. It stops where the derivative vanishes: a
+/// bisection step taken there would leave the maximum.
+pub fn argmax(t: &Terms, lo: f64, hi: f64, start: f64) -> f64 {
+    if t.lost.is_empty() {
         return lo;
-    }
-    let at_lo = deriv(lo);
-    if at_lo.0 <= 0.0 {
-        return lo;
-    }
-    if deriv(hi).0 >= 0.0 {
-        return hi;
     }
     let (mut a, mut b) = (lo, hi);
-    let mut x = lo;
-    // The first step is from lo, whose derivatives are at hand.
-    let mut known = Some(at_lo);
+    // Whether a and b are known to bracket the maximum (the derivative points inward).
+    let (mut a_known, mut b_known) = (false, false);
+    let mut x = start.clamp(lo, hi);
     for _ in 0..60 {
-        let (d1, d2) = known.take().unwrap_or_else(|| deriv(x));
+        let (d1, d2) = t.deriv(x);
         if d1 > 0.0 {
-            a = x;
+            if x >= hi {
+                return hi;
+            }
+            (a, a_known) = (x, true);
         } else {
-            b = x;
+            if x <= lo {
+                return lo;
+            }
+            (b, b_known) = (x, true);
         }
-        let step = if d2 < 0.0 { x - d1 / d2 } else { f64::NAN };
-        x = if step > a && step < b {
+        if d1.abs() < 1e-9 || (a_known && b_known && b - a < 1e-12 * b.max(1e-9)) {
+            break;
+        }
+        let step = if d2 < 0.0 {
+            x - d1 / d2
+        } else if d1 > 0.0 {
+            f64::INFINITY
+        } else {
+            f64::NEG_INFINITY
+        };
+        if step == x {
+            // The step is below the resolution of x: x is the maximum.
+            break;
+        }
+        x = if step >= a && step <= b {
             step
+        } else if step > b && !b_known {
+            hi
+        } else if step < a && !a_known {
+            lo
         } else {
             0.5 * (a + b)
         };
-        if b - a < 1e-12 * b.max(1e-9) || d1.abs() < 1e-9 {
-            break;
-        }
     }
     x.clamp(lo, hi)
 }

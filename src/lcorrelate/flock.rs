@@ -11,7 +11,7 @@
 //! observations cost.
 
 use super::estimate::{healthy_cap, Params, Scores};
-use super::fit::{argmax, Fit, MAX_RATE, MIN_RATE};
+use super::fit::{argmax, Fit, Terms, MAX_RATE, MIN_RATE};
 use super::graph::Problem;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -81,13 +81,13 @@ pub fn flock(p: &Problem, params: &Params) -> Scores {
     };
     let mut fit = Fit::new(p, x0.clamp(MIN_RATE, cap));
     let mut in_set = vec![false; n];
-    let mut c = Vec::new();
+    let mut c = Terms::default();
     let all: Vec<usize> = (0..n).collect();
     fit.refit(&all, &in_set, cap, &mut c);
 
     let mut score = vec![0.0; n];
     let mut free = vec![0.0; n];
-    let gains = |fit: &Fit, score: &mut [f64], free: &mut [f64], c: &mut Vec<_>| {
+    let gains = |fit: &Fit, score: &mut [f64], free: &mut [f64], c: &mut Terms| {
         for g in 0..n {
             (score[g], free[g]) = fit.gain(g, cap, c);
         }
@@ -112,7 +112,7 @@ pub fn flock(p: &Problem, params: &Params) -> Scores {
             }
             in_set[g] = true;
             fit.others(g, &mut c);
-            let v = argmax(&c, MIN_RATE, MAX_RATE);
+            let v = argmax(&c, MIN_RATE, MAX_RATE, fit.x[g]);
             fit.set(g, v);
             let members: Vec<usize> = (0..n).filter(|&h| in_set[h]).collect();
             fit.refit(&members, &in_set, cap, &mut c);
@@ -163,7 +163,7 @@ fn twins(
 ) -> Vec<Vec<u32>> {
     let n = p.groups.len();
     let cap = healthy_cap(params);
-    let mut c = Vec::new();
+    let mut c = Terms::default();
     let mut twins = vec![Vec::new(); n];
     let faulty: Vec<usize> = (0..n).filter(|&g| in_set[g]).collect();
     if faulty.is_empty() {
