@@ -9,64 +9,6 @@ use super::graph::{Problem, Route};
 pub const MIN_RATE: f64 = 1e-7;
 pub const MAX_RATE: f64 = 1.0 - 1e-9;
 
-/// One group's observations as a function of its rate x. An observation of n probes, m of
-/// them lost, whose rest of path delivers with chance b, succeeds with chance b (1 − x): its
-/// delivered probes weigh (n − m) ln(1 − x) whatever b (plus a constant), so they are one
-/// sum, and only the lost ones are kept one by one.
-#[derive(Debug, Default, Clone)]
-pub struct Terms {
-    pub delivered: f64,
-    pub lost: Vec<(f64, f64)>,
-}
-
-impl Terms {
-    pub fn clear(&mut self) {
-        self.delivered = 0.0;
-        self.lost.clear();
-    }
-
-    /// n probes, m of them lost, over a rest of path that delivers with chance b.
-    pub fn push(&mut self, n: f64, m: f64, b: f64) {
-        // A rest that delivers nothing says nothing about x.
-        if b <= 0.0 {
-            return;
-        }
-        self.delivered += n - m;
-        if m > 0.0 {
-            self.lost.push((m, b));
-        }
-    }
-
-    /// Adds m lost probes at b into a share from `from` on whose b is the same but for a
-    /// thousandth of its loss, or as a share of their own.
-    fn push_lost_merged(&mut self, from: usize, m: f64, b: f64) {
-        if b <= 0.0 {
-            return;
-        }
-        for t in &mut self.lost[from..] {
-            if (t.1 - b).abs() <= 1e-3 * (1.0 - b.max(t.1)).max(1e-12) {
-                t.1 = (t.0 * t.1 + m * b) / (t.0 + m);
-                t.0 += m;
-                return;
-            }
-        }
-        self.lost.push((m, b));
-    }
-
-    /// The log-likelihood's first and second derivatives at x.
-    fn deriv(&self, x: f64) -> (f64, f64) {
-        let keep = 1.0 - x;
-        let mut d1 = -self.delivered / keep;
-        let mut d2 = -self.delivered / (keep * keep);
-        for &(m, b) in &self.lost {
-            let r = b / (1.0 - b * keep).max(1e-300);
-            d1 += m * r;
-            d2 -= m * r * r;
-        }
-        (d1, d2)
-    }
-}
-
 /// The likelihood model's state: rates per group, the log-success of each lossy
 /// observation's certain part and of each alternative of each choice, and, per lossy
 /// observation with a choice, how likely each alternative is to be the path it took (EM
@@ -90,16 +32,29 @@ pub struct Fit<'a> {
     counts: Vec<(f64, f64)>,
     /// Per lossy observation with a choice (those numbered first): the choice.
     lossy_choice: Vec<u32>,
-    /// Per lossy observation: log-success of its certain part.
+    /// Per lossy observation: log-success of its certain part, and that success itself
+    /// (both kept, so that the inner loops multiply instead of calling exp).
     log_c: Vec<f64>,
-    /// Per choice, per alternative: log-success of its own groups.
+    succ_c: Vec<f64>,
+    /// Per choice, per alternative: log-success of its own groups, and that success.
     log_alt: Vec<Vec<f64>>,
+    succ_alt: Vec<Vec<f64>>,
     /// Per lossy observation with a choice, the offset of its responsibilities in `resp`.
     resp_at: Vec<u32>,
     resp: Vec<f64>,
     /// Per choice, per alternative: probes of clean observations times their
     /// responsibility.
     clean_mass: Vec<Vec<f64>>,
+    /// Per group, the clean mass of every alternative it is on: kept up to date by the E
+    /// step, which visits choices in order, so that a group's terms need not gather it from
+    /// hundreds of choices scattered in memory.
+    alt_clean: Vec<f64>,
+    /// Per group, whether any lossy observation may cross it (for certain, or on an
+    /// alternative of a choice). A group no loss crosses fits at the lowest rate and gains
+    /// nothing from freeing, whatever the other rates: its terms need not be built.
+    lossless: Vec<bool>,
+    /// Buffers of the E step.
+    scratch: (Vec<f64>, Vec<f64>),
 }
 
 impl<'a> Fit<'a> {
@@ -135,19 +90,24 @@ impl<'a> Fit<'a> {
                 (route.sent as f64, route.lost as f64)
             })
             .collect();
-        let log_c = lossy
+        let log_c: Vec<f64> = lossy
             .iter()
             .map(|&r| p.routes[r as usize].groups.iter().map(l).sum())
             .collect();
+        let succ_c = log_c.iter().map(|l| l.exp()).collect();
         let group_lossy = p
             .groups
             .iter()
             .map(|g| g.lossy.iter().map(|&r| lossy_at[r as usize]).collect())
             .collect();
-        let log_alt = p
+        let log_alt: Vec<Vec<f64>> = p
             .choices
             .iter()
             .map(|c| c.alts.iter().map(|a| a.iter().map(l).sum()).collect())
+            .collect();
+        let succ_alt = log_alt
+            .iter()
+            .map(|ls| ls.iter().map(|l| l.exp()).collect())
             .collect();
         let mut resp = Vec::new();
         let with_choice = choice_from[p.choices.len()] as usize;
@@ -165,6 +125,17 @@ impl<'a> Fit<'a> {
             })
             .collect();
         let clean_mass = p.choices.iter().map(|c| vec![0.0; c.alts.len()]).collect();
+        let lossless =
+            p.groups
+                .iter()
+                .zip(&group_lossy)
+                .map(|(grp, certain): (_, &Vec<u32>)| {
+                    certain.is_empty()
+                        && grp.alts.iter().all(|&(ch, _)| {
+                            choice_from[ch as usize] == choice_from[ch as usize + 1]
+                        })
+                })
+                .collect();
         let mut fit = Fit {
             p,
             x,
@@ -174,10 +145,15 @@ impl<'a> Fit<'a> {
             counts,
             lossy_choice,
             log_c,
+            succ_c,
             log_alt,
+            succ_alt,
             resp_at,
             resp,
             clean_mass,
+            alt_clean: vec![0.0; p.groups.len()],
+            lossless,
+            scratch: Default::default(),
         };
         fit.expect();
         fit
@@ -185,6 +161,11 @@ impl<'a> Fit<'a> {
 
     /// E step over every observation.
     pub fn expect(&mut self) {
+        // Sums from scratch, so that no rounding carries over from step to step.
+        self.alt_clean.fill(0.0);
+        for m in &mut self.clean_mass {
+            m.fill(0.0);
+        }
         for c in 0..self.p.choices.len() {
             self.expect_choice(c);
         }
@@ -219,10 +200,14 @@ impl<'a> Fit<'a> {
         for &r in &ch.lossy {
             self.expect_route(r as usize);
         }
+        if ch.clean.is_empty() {
+            return;
+        }
         let logs = &self.log_alt[c];
-        let mass = &mut self.clean_mass[c];
-        mass.fill(0.0);
-        let mut w = vec![0.0; logs.len()];
+        let (mut w, mut mass) = std::mem::take(&mut self.scratch);
+        w.resize(logs.len(), 0.0);
+        mass.clear();
+        mass.resize(logs.len(), 0.0);
         for &(n, copies) in &ch.clean {
             // Clean: the likelier the more an alternative delivers.
             softmax(logs.iter().map(|l| n * l), &mut w);
@@ -230,6 +215,16 @@ impl<'a> Fit<'a> {
                 *m += copies * n * w;
             }
         }
+        for ((new, old), groups) in mass.iter().zip(&mut self.clean_mass[c]).zip(&ch.alts) {
+            let delta = new - *old;
+            if delta != 0.0 {
+                for &h in groups {
+                    self.alt_clean[h as usize] += delta;
+                }
+            }
+            *old = *new;
+        }
+        self.scratch = (w, mass);
     }
 
     /// One lossy observation's alternatives weighed by how well they explain its loss
@@ -240,10 +235,13 @@ impl<'a> Fit<'a> {
         let k = self.lossy_at[r] as usize;
         let at = self.resp_at[k] as usize;
         let logs = &self.log_alt[c as usize];
+        let succ = &self.succ_alt[c as usize];
         let (n, m) = route.per_copy();
-        let lc = self.log_c[k];
+        let (lc, sc) = (self.log_c[k], self.succ_c[k]);
         softmax(
-            logs.iter().map(|l| binomial_ll(n, m, lc + l)),
+            logs.iter()
+                .zip(succ)
+                .map(|(l, s)| binomial_ll_at(n, m, lc + l, sc * s)),
             &mut self.resp[at..at + logs.len()],
         );
     }
@@ -252,46 +250,47 @@ impl<'a> Fit<'a> {
     pub fn others(&self, g: usize, c: &mut Terms) {
         c.clear();
         // Clean observations add n ln(1 − x) and a constant whatever the rest: one term.
-        let own = (1.0 - self.x[g]).ln();
+        let own = 1.0 - self.x[g];
         let grp = &self.p.groups[g];
-        let mut clean = grp.clean_sent;
+        c.delivered = grp.clean_sent;
         for &k in &self.group_lossy[g] {
             let k = k as usize;
             let (n, m) = self.counts[k];
-            let base = self.log_c[k] - own;
+            let base = self.succ_c[k] / own;
             match self.lossy_choice.get(k) {
-                None => c.push(n, m, base.exp().min(1.0)),
+                None => c.push(n, m, base.min(1.0)),
                 Some(&ch) => {
                     // The delivered probes weigh as clean ones whatever the alternative;
                     // the lost ones per alternative, those that deliver alike as one.
-                    clean += n - m;
+                    c.delivered += n - m;
                     let at = self.resp_at[k] as usize;
                     let from = c.lost.len();
-                    for (j, l) in self.log_alt[ch as usize].iter().enumerate() {
+                    for (j, s) in self.succ_alt[ch as usize].iter().enumerate() {
                         let w = self.resp[at + j];
                         if w > 1e-12 {
-                            c.push_lost_merged(from, w * m, (base + l).exp().min(1.0));
+                            c.push_lost_merged(from, w * m, (base * s).min(1.0));
                         }
                     }
                 }
             }
         }
+        c.delivered += self.alt_clean[g];
         for &(ch, j) in &grp.alts {
-            clean += self.clean_mass[ch as usize][j as usize];
-            let l = self.log_alt[ch as usize][j as usize] - own;
             let ch = ch as usize;
-            for k in self.choice_from[ch] as usize..self.choice_from[ch + 1] as usize {
+            let lossy = self.choice_from[ch] as usize..self.choice_from[ch + 1] as usize;
+            // A choice without lossy observations adds its clean mass only (above).
+            if lossy.is_empty() {
+                continue;
+            }
+            let alt = self.succ_alt[ch][j as usize] / own;
+            for k in lossy {
                 let w = self.resp[self.resp_at[k] as usize + j as usize];
                 if w <= 1e-12 {
                     continue;
                 }
                 let (n, m) = self.counts[k];
-                let b = (self.log_c[k] + l).exp().min(1.0);
-                c.push(w * n, w * m, b);
+                c.push(w * n, w * m, (self.succ_c[k] * alt).min(1.0));
             }
-        }
-        if clean > 0.0 {
-            c.push(clean, 0.0, 1.0);
         }
     }
 
@@ -300,12 +299,15 @@ impl<'a> Fit<'a> {
         if delta == 0.0 {
             return;
         }
+        let factor = (1.0 - v) / (1.0 - self.x[g]);
         let grp = &self.p.groups[g];
         for &k in &self.group_lossy[g] {
             self.log_c[k as usize] += delta;
+            self.succ_c[k as usize] *= factor;
         }
         for &(ch, alt) in &grp.alts {
             self.log_alt[ch as usize][alt as usize] += delta;
+            self.succ_alt[ch as usize][alt as usize] *= factor;
         }
         self.x[g] = v;
     }
@@ -338,8 +340,12 @@ impl<'a> Fit<'a> {
                     self.set(g, MIN_RATE);
                     continue;
                 }
-                self.others(g, c);
-                let v = argmax(c, MIN_RATE, if faulty { MAX_RATE } else { cap }, self.x[g]);
+                let v = if self.lossless[g] {
+                    MIN_RATE
+                } else {
+                    self.others(g, c);
+                    argmax(c, MIN_RATE, if faulty { MAX_RATE } else { cap }, self.x[g])
+                };
                 moved |= (v - self.x[g]).abs() > 1e-3 * v.max(self.x[g]);
                 self.set(g, v);
             }
@@ -476,15 +482,16 @@ impl<'a> Fit<'a> {
                 clean += copies * n * on;
             }
         });
-        if clean > 0.0 {
-            c.push(clean, 0.0, 1.0);
-        }
+        c.delivered += clean;
     }
 
     /// Gain of freeing g, the others as fitted: the best free fit minus the best healthy
     /// one, each observation's answer path a mixture of its alternatives (a few EM steps on
     /// g alone find the free rate); and that rate.
     pub fn gain(&self, g: usize, cap: f64, c: &mut Terms) -> (f64, f64) {
+        if self.lossless[g] {
+            return (0.0, MIN_RATE);
+        }
         self.others(g, c);
         let mut free = argmax(c, MIN_RATE, MAX_RATE, self.x[g]);
         let mut logs = Vec::new();
@@ -507,6 +514,65 @@ impl<'a> Fit<'a> {
         }
         let gain = self.marginal(g, free, &mut logs) - self.marginal(g, cap, &mut logs);
         (gain.max(0.0), free)
+    }
+}
+
+/// One group's observations as a function of its rate x, the others fixed: probes that
+/// crossed it and were delivered weigh `delivered · ln(1 − x)` whatever else they crossed, and
+/// each share of lost probes `(m, b)` weighs `m · ln(1 − b (1 − x))`, b being the chance that
+/// the rest of its path delivers. Kept in this form, a clean observation costs one addition
+/// and the solver's passes visit lost probes only.
+#[derive(Debug, Clone, Default)]
+pub struct Terms {
+    pub delivered: f64,
+    pub lost: Vec<(f64, f64)>,
+}
+
+impl Terms {
+    pub fn clear(&mut self) {
+        self.delivered = 0.0;
+        self.lost.clear();
+    }
+
+    /// n probes, m of them lost, over a rest of path that delivers with chance b.
+    pub fn push(&mut self, n: f64, m: f64, b: f64) {
+        // A rest that delivers nothing says nothing about x.
+        if b <= 0.0 {
+            return;
+        }
+        self.delivered += n - m;
+        if m > 0.0 {
+            self.lost.push((m, b));
+        }
+    }
+
+    /// Adds m lost probes at b into a share from `from` on whose b is the same but for a
+    /// thousandth of its loss, or as a share of their own.
+    fn push_lost_merged(&mut self, from: usize, m: f64, b: f64) {
+        if b <= 0.0 {
+            return;
+        }
+        for t in &mut self.lost[from..] {
+            if (t.1 - b).abs() <= 1e-3 * (1.0 - b.max(t.1)).max(1e-12) {
+                t.1 = (t.0 * t.1 + m * b) / (t.0 + m);
+                t.0 += m;
+                return;
+            }
+        }
+        self.lost.push((m, b));
+    }
+
+    /// The log-likelihood's first and second derivative at x.
+    fn deriv(&self, x: f64) -> (f64, f64) {
+        let keep = 1.0 - x;
+        let mut d1 = -self.delivered / keep;
+        let mut d2 = -self.delivered / (keep * keep);
+        for &(m, b) in &self.lost {
+            let r = b / (1.0 - b * keep).max(1e-300);
+            d1 += m * r;
+            d2 -= m * r * r;
+        }
+        (d1, d2)
     }
 }
 
@@ -535,8 +601,14 @@ fn log_mean_exp(v: &[f64]) -> f64 {
 
 /// Binomial log-likelihood (without its constant) of m lost of n at log-success l.
 fn binomial_ll(n: f64, m: f64, l: f64) -> f64 {
-    let s = l.exp().min(1.0 - 1e-15);
-    (n - m) * s.ln()
+    binomial_ll_at(n, m, l, l.exp())
+}
+
+/// [`binomial_ll`] with the success chance s = e^l at hand (both kept below 1, so that a
+/// loss always has a finite log).
+fn binomial_ll_at(n: f64, m: f64, l: f64, s: f64) -> f64 {
+    let s = s.min(1.0 - 1e-15);
+    (n - m) * l.min(-1e-15)
         + if m > 0.0 {
             m * (1.0 - s).max(1e-300).ln()
         } else {
@@ -544,8 +616,7 @@ fn binomial_ll(n: f64, m: f64, l: f64) -> f64 {
         }
 }
 
-/// Log-likelihood of g's observations as a function of g's rate x, the others fixed (up to
-/// a constant).
+/// Log-likelihood of g's observations as a function of g's rate x (up to a constant).
 fn loglik(t: &Terms, x: f64) -> f64 {
     let keep = 1.0 - x;
     t.delivered * keep.ln()
@@ -558,8 +629,7 @@ fn loglik(t: &Terms, x: f64) -> f64 {
 /// The rate in [lo, hi] that maximizes [`loglik`] (concave in x): Newton steps from `start`
 /// kept inside a shrinking bracket, bisection when a step leaves it. An end of the range is
 /// looked at only when a step heads past it, so a start near the answer (the rate before)
-/// settles in a few passes over the terms. It stops where the derivative vanishes: a
-/// bisection step taken there would leave the maximum.
+/// settles in two or three passes over the terms.
 pub fn argmax(t: &Terms, lo: f64, hi: f64, start: f64) -> f64 {
     if t.lost.is_empty() {
         return lo;
