@@ -19,23 +19,24 @@ use std::hash::BuildHasher as _;
 /// The most ECMP paths an answer is taken to choose from.
 const MAX_PATHS: usize = 64;
 
-/// Links by their ends, with the address pairs each showed as in traces.
+/// Links by their ends, numbered in the order first met.
 #[derive(Default)]
 pub struct LinkTable {
     pub links: Vec<(u32, u32)>,
     ids: FastMap<(u32, u32), u32>,
-    /// Per link, its address pairs and how often each was crossed; taken (left empty) once
-    /// the traced links are all known, so not kept up to date for the answers' links.
-    pub pairs: Vec<FastMap<(u32, u32), u64>>,
 }
 
 impl LinkTable {
     pub fn id(&mut self, a: u32, b: u32) -> u32 {
         *self.ids.entry((a, b)).or_insert_with(|| {
             self.links.push((a, b));
-            self.pairs.push(FastMap::default());
             self.links.len() as u32 - 1
         })
+    }
+
+    /// The id of a link already met.
+    pub fn get(&self, a: u32, b: u32) -> Option<u32> {
+        self.ids.get(&(a, b)).copied()
     }
 }
 

@@ -111,15 +111,21 @@ pub fn infer(agg: Aggregator) -> Problem {
         endpoint[r[0] as usize] = true;
         endpoint[*r.last().unwrap() as usize] = true;
     }
-    // Predecessors of every address, for both rules.
+    // Predecessors of every address, for both rules; and how many times each such address
+    // pair was crossed, in the order of `preds` (a link's pairs are ranked by it, and counted
+    // here they cost no map lookup per crossing, of which there are millions).
     let mut preds: Vec<Vec<u32>> = vec![Vec::new(); addr_names.len()];
     for r in routes.iter() {
         for w in r.windows(2) {
             preds[w[1] as usize].push(w[0]);
         }
     }
+    let mut crossings: Vec<u32> = Vec::new();
     for p in &mut preds {
         p.sort_unstable();
+        for run in p.chunk_by(|a, b| a == b) {
+            crossings.push(run.len() as u32);
+        }
         p.dedup();
     }
     // Addresses seen right after one same address: ECMP siblings, different routers. One
@@ -237,25 +243,21 @@ pub fn infer(agg: Aggregator) -> Problem {
         *r = router_id[r];
     }
 
-    // Routes over routers, and the address pair of every link crossing.
+    // Routes over routers, their links numbered in the order first crossed.
     let mut table = LinkTable::default();
     // Per route, its routers (its links are their pairs, looked up again when needed).
     let mut router_routes = Seqs::with_capacity(routes.len(), routes.ids().len());
     let mut rs = Vec::new();
     for r in routes.iter() {
         rs.clear();
-        let mut prev_addr = r[0];
         rs.push(root_of[r[0] as usize]);
         for &a in &r[1..] {
             let ra = root_of[a as usize];
             if rs.last() == Some(&ra) {
-                prev_addr = a;
                 continue;
             }
-            let l = table.id(*rs.last().unwrap(), ra);
-            *table.pairs[l as usize].entry((prev_addr, a)).or_default() += 1;
+            table.id(*rs.last().unwrap(), ra);
             rs.push(ra);
-            prev_addr = a;
         }
         router_routes.push(&rs);
     }
@@ -275,12 +277,24 @@ pub fn infer(agg: Aggregator) -> Problem {
         n.sort_unstable();
         n.dedup();
     }
-    // The address pairs each traced link showed as, most seen first: complete here, and
-    // their maps' memory goes back before the observations are built (the peak).
-    let mut covers: Vec<Vec<(u32, u32)>> = std::mem::take(&mut table.pairs)
+    // The address pairs each traced link showed as (those of addresses of two routers),
+    // most crossed first.
+    let mut shown: Vec<Vec<((u32, u32), u32)>> = vec![Vec::new(); table.links.len()];
+    let mut pair_crossings = crossings.iter();
+    for (a, before) in preds.iter().enumerate() {
+        let ra = root_of[a];
+        for (&p, &n) in before.iter().zip(&mut pair_crossings) {
+            let rp = root_of[p as usize];
+            if rp != ra {
+                let l = table.get(rp, ra).expect("a crossed link");
+                shown[l as usize].push(((p, a as u32), n));
+            }
+        }
+    }
+    drop((preds, crossings));
+    let mut covers: Vec<Vec<(u32, u32)>> = shown
         .into_iter()
-        .map(|m| {
-            let mut v: Vec<((u32, u32), u64)> = m.into_iter().collect();
+        .map(|mut v| {
             v.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
             v.into_iter().map(|(p, _)| p).collect()
         })
