@@ -108,7 +108,13 @@ pub struct Aggregator {
     route_seqs: Seqs,
     route_index: hashbrown::HashTable<u32>,
     route_hasher: foldhash::fast::RandomState,
-    flows: FastMap<FlowKey, RouteStats>,
+    /// Per route, the first flow read on it and what it carried. Most routes have one flow
+    /// (ECMP spreads a host pair's flows over its routes), so most flows are kept next to
+    /// their route's turn, in order, and the map of the others stays small: a map of every
+    /// flow cost a cache miss per record and most of the time spent aggregating.
+    first_flows: Vec<(u64, RouteStats)>,
+    /// The other flows of each route.
+    more_flows: FastMap<FlowKey, RouteStats>,
     /// `path` records taken in.
     pub records: u64,
     /// Lines of other record types.
@@ -139,26 +145,27 @@ impl Aggregator {
 
     /// Distinct flows (route and flow identity) and what they carried.
     pub fn flows(&self) -> impl Iterator<Item = (FlowKey, RouteStats)> + '_ {
-        self.flows.iter().map(|(k, v)| (*k, *v))
+        let first = (0..)
+            .zip(&self.first_flows)
+            .map(|(route, &(flow, stats))| (FlowKey { route, flow }, stats));
+        first.chain(self.more_flows.iter().map(|(k, v)| (*k, *v)))
     }
 
     /// Distinct routes with what all their flows carried together.
     pub fn routes(&self) -> impl Iterator<Item = (&[u32], RouteStats)> {
-        let mut sums = vec![RouteStats::default(); self.route_seqs.len()];
-        for (k, v) in &self.flows {
+        let mut sums: Vec<RouteStats> = self.first_flows.iter().map(|f| f.1).collect();
+        for (k, v) in &self.more_flows {
             sums[k.route as usize].add(v);
         }
         self.route_seqs.iter().zip(sums)
     }
 
     /// What was read, the maps to find it by left behind: node names by id, the distinct
-    /// routes by id, and the flows.
+    /// routes by id, and the flows (in no order).
     pub fn into_parts(self) -> (Vec<Box<str>>, Seqs, Vec<(FlowKey, RouteStats)>) {
-        (
-            self.names,
-            self.route_seqs,
-            self.flows.into_iter().collect(),
-        )
+        let mut flows = Vec::with_capacity(self.first_flows.len() + self.more_flows.len());
+        flows.extend(self.flows());
+        (self.names, self.route_seqs, flows)
     }
 
     pub fn route_count(&self) -> usize {
@@ -336,24 +343,27 @@ impl Aggregator {
         }
         let hash = self.route_hasher.hash_one(&seq[..]);
         let seqs = &self.route_seqs;
-        let route = match self
+        match self
             .route_index
             .find(hash, |&id| seqs.get(id as usize) == seq)
         {
-            Some(&id) => id,
+            Some(&route) => match &mut self.first_flows[route as usize] {
+                (first, sum) if *first == flow => sum.add(&stats),
+                _ => self
+                    .more_flows
+                    .entry(FlowKey { route, flow })
+                    .or_default()
+                    .add(&stats),
+            },
             None => {
                 let id = self.route_seqs.len() as u32;
                 self.route_seqs.push(&seq);
                 let (seqs, hasher) = (&self.route_seqs, &self.route_hasher);
                 self.route_index
                     .insert_unique(hash, id, |&id| hasher.hash_one(seqs.get(id as usize)));
-                id
+                self.first_flows.push((flow, stats));
             }
-        };
-        self.flows
-            .entry(FlowKey { route, flow })
-            .or_default()
-            .add(&stats);
+        }
         self.records += 1;
         self.known = known;
         self.seq = seq;
