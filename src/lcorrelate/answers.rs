@@ -131,9 +131,15 @@ pub fn observations(
         }
     }
     let mut obs = Vec::with_capacity(flows.len());
-    // The route in hand: its id, probe unknowns, answer unknowns and answer choice.
-    type Ways = (u32, Vec<u32>, Vec<u32>, Option<u32>);
-    let mut per_route: Option<Ways> = None;
+    // The answer's unknowns and choice of each route. They depend only on its ends (source,
+    // gateways, destination) where traces show the way between the gateways, and a source's
+    // routes to one destination (one per spine) share them: so those are made once and kept
+    // while the source is the same (routes come sorted, a source's together).
+    let mut ways: Vec<(Vec<u32>, Option<u32>)> = Vec::new();
+    let mut way_of: FastMap<(u32, u32, u32), usize> = FastMap::default();
+    let mut ways_source = None;
+    // The route in hand: its id, probe unknowns and answer's way (in `ways`).
+    let mut per_route: Option<(u32, Vec<u32>, usize)> = None;
     let mut route_obs: FastMap<(u8, u64, u64), usize> = FastMap::default();
     for &(FlowKey { route: r, .. }, st) in flows {
         if per_route.as_ref().is_none_or(|c| c.0 != r) {
@@ -149,31 +155,28 @@ pub fn observations(
                     probe.push(unknown(l, Dir::ProbeOnly));
                 }
             }
-            let (mut back, choice) = if rs.len() < 3 {
-                (answer_unknowns(&[d, s], table), None)
-            } else {
-                let (gs, gd) = (rs[1], rs[rs.len() - 2]);
-                let mut ends = answer_unknowns(&[d, gd], table);
-                ends.extend(answer_unknowns(&[gs, s], table));
-                match &between[&(gd, gs)] {
-                    Some(b) => {
-                        ends.extend(&b.common);
-                        (ends, b.choice)
+            if ways_source != Some(s) {
+                ways.clear();
+                way_of.clear();
+                ways_source = Some(s);
+            }
+            let ends = (rs.len() >= 3).then(|| (rs[1], rs[rs.len() - 2], d));
+            let way = match ends.and_then(|e| way_of.get(&e)) {
+                Some(&w) => w,
+                None => {
+                    let (back, choice, shared) = answer_way(rs, &between, table);
+                    ways.push((back, choice));
+                    if let (true, Some(e)) = (shared, ends) {
+                        way_of.insert(e, ways.len() - 1);
                     }
-                    None => {
-                        // Nothing seen that way: the mirror of this route.
-                        let mirror: Vec<u32> = rs[1..rs.len() - 1].iter().rev().copied().collect();
-                        ends.extend(answer_unknowns(&mirror, table));
-                        (ends, None)
-                    }
+                    ways.len() - 1
                 }
             };
-            back.sort_unstable();
-            back.dedup();
-            per_route = Some((r, probe, back, choice));
+            per_route = Some((r, probe, way));
             route_obs.clear();
         }
-        let (_, probe, back, choice) = per_route.as_ref().unwrap();
+        let (_, probe, way) = per_route.as_ref().unwrap();
+        let (back, choice) = &ways[*way];
         // The route's observations so far, by kind and counts: identical flows of one route
         // are one observation with copies (summed outright when there is no choice).
         let mut add = |kind: u8, certain: &dyn Fn() -> Vec<u32>, choice: Option<u32>, n, m| {
@@ -218,6 +221,38 @@ pub fn observations(
         }
     }
     obs
+}
+
+/// The answer unknowns (sorted) and choice of router route `rs`, and whether they depend on
+/// its ends only (not on the mirror of its middle, taken where no trace shows a way back).
+fn answer_way(
+    rs: &[u32],
+    between: &FastMap<(u32, u32), Option<Between>>,
+    table: &mut LinkTable,
+) -> (Vec<u32>, Option<u32>, bool) {
+    let (s, d) = (rs[0], rs[rs.len() - 1]);
+    let (mut back, choice, ends_only) = if rs.len() < 3 {
+        (answer_unknowns(&[d, s], table), None, true)
+    } else {
+        let (gs, gd) = (rs[1], rs[rs.len() - 2]);
+        let mut ends = answer_unknowns(&[d, gd], table);
+        ends.extend(answer_unknowns(&[gs, s], table));
+        match &between[&(gd, gs)] {
+            Some(b) => {
+                ends.extend(&b.common);
+                (ends, b.choice, true)
+            }
+            None => {
+                // Nothing seen that way: the mirror of this route.
+                let mirror: Vec<u32> = rs[1..rs.len() - 1].iter().rev().copied().collect();
+                ends.extend(answer_unknowns(&mirror, table));
+                (ends, None, false)
+            }
+        }
+    };
+    back.sort_unstable();
+    back.dedup();
+    (back, choice, ends_only)
 }
 
 /// `next` with each ECMP group's members given the links most of the group has: two routers
