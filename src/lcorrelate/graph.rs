@@ -227,16 +227,24 @@ impl Problem {
     /// Sorts every observation into lossy ones, kept one by one, and clean ones, summed per
     /// group and bundled per choice and probe count.
     fn split_clean(&mut self) {
+        // Each observation's probes, NaN where it lost some: every group's observations are
+        // visited (millions in all), and this list is 7 times smaller than theirs.
+        let clean_sent: Vec<f64> = self
+            .routes
+            .iter()
+            .map(|r| if r.lost > 0 { f64::NAN } else { r.sent as f64 })
+            .collect();
         for grp in &mut self.groups {
             for &r in &grp.certain {
-                let route = &self.routes[r as usize];
-                if route.lost > 0 {
+                let sent = clean_sent[r as usize];
+                if sent.is_nan() {
                     grp.lossy.push(r);
                 } else {
-                    grp.clean_sent += route.sent as f64;
+                    grp.clean_sent += sent;
                 }
             }
         }
+        drop(clean_sent);
         for ch in &mut self.choices {
             let mut bundles: FastMap<u64, f64> = FastMap::default();
             for &r in &ch.routes {
