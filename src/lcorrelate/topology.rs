@@ -38,7 +38,7 @@
 
 use super::answers::{observations, unknowns, with_siblings_links, Choices, LinkTable};
 use super::graph::{fill_in_place, Problem};
-use super::input::{Aggregator, FlowKey};
+use super::input::{Aggregator, FlowKey, RouteStats};
 use super::seqs::Seqs;
 use super::sets::Sets;
 use super::silent::fill_from_same_flow;
@@ -96,7 +96,7 @@ pub fn infer(agg: Aggregator) -> Problem {
         f.0.route = route_of[r as usize];
     }
     drop(route_of);
-    flows.sort_unstable_by_key(|f| f.0);
+    let mut flows = sorted_by_route(flows, routes.len());
     flows.dedup_by(|later, kept| {
         let same = later.0 == kept.0;
         if same {
@@ -329,6 +329,36 @@ pub fn infer(agg: Aggregator) -> Problem {
     );
     p.endpoints = host;
     p
+}
+
+/// `flows` sorted by key: placed by route (one move each of the flows, 56 bytes, which a
+/// sort of them all moved many times), then each route's few sorted among themselves.
+fn sorted_by_route(flows: Vec<(FlowKey, RouteStats)>, routes: usize) -> Vec<(FlowKey, RouteStats)> {
+    // Where each route's flows start, then where the next of them goes.
+    let mut start = vec![0u32; routes + 1];
+    for f in &flows {
+        start[f.0.route as usize + 1] += 1;
+    }
+    for r in 0..routes {
+        start[r + 1] += start[r];
+    }
+    let mut next = start.clone();
+    let mut order = vec![0u32; flows.len()];
+    for (i, f) in flows.iter().enumerate() {
+        let at = &mut next[f.0.route as usize];
+        order[*at as usize] = i as u32;
+        *at += 1;
+    }
+    drop(next);
+    let mut sorted: Vec<(FlowKey, RouteStats)> = order.iter().map(|&i| flows[i as usize]).collect();
+    drop((order, flows));
+    for w in start.windows(2) {
+        let of_route = &mut sorted[w[0] as usize..w[1] as usize];
+        if of_route.len() > 1 {
+            of_route.sort_unstable_by_key(|f| f.0);
+        }
+    }
+    sorted
 }
 
 /// Flows that must have reached an address through silent hops only before the router
