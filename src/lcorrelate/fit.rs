@@ -636,7 +636,9 @@ fn loglik(t: &Terms, x: f64) -> f64 {
 /// The rate in [lo, hi] that maximizes [`loglik`] (concave in x): Newton steps from `start`
 /// kept inside a shrinking bracket, bisection when a step leaves it. An end of the range is
 /// looked at only when a step heads past it, so a start near the answer (the rate before)
-/// settles in two or three passes over the terms.
+/// settles in two or three passes over the terms. It stops where the derivative vanishes,
+/// before stepping again: a bisection step taken there once returned the midpoint between
+/// the maximum and the range's end.
 pub fn argmax(t: &Terms, lo: f64, hi: f64, start: f64) -> f64 {
     if t.lost.is_empty() {
         return lo;
