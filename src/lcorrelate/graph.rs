@@ -5,6 +5,7 @@
 //! well, so the estimators score groups, and the output names every member.
 
 use super::input::Aggregator;
+use super::seqs::Seqs;
 use super::FastMap;
 use petgraph::graph::{DiGraph, NodeIndex};
 
@@ -105,41 +106,6 @@ pub struct ObsSpec {
     pub lost: u64,
     /// Identical flows it stands for (with a choice; 0 is taken as 1).
     pub copies: u32,
-}
-
-/// The measured observations through each unknown for certain, in observation order: one
-/// flat list with offsets, not a list per unknown (those grow by doubling, and there are
-/// millions of entries at data-center scale).
-struct ObsOfUnknown {
-    start: Vec<u32>,
-    obs: Vec<u32>,
-}
-
-impl ObsOfUnknown {
-    fn new<T>(unknowns: usize, measured: &[(Vec<u32>, T, u64, u64, u32)]) -> Self {
-        let mut start = vec![0u32; unknowns + 1];
-        for m in measured {
-            for &u in &m.0 {
-                start[u as usize + 1] += 1;
-            }
-        }
-        for u in 0..unknowns {
-            start[u + 1] += start[u];
-        }
-        let mut fill = start.clone();
-        let mut obs = vec![0u32; start[unknowns] as usize];
-        for (r, m) in measured.iter().enumerate() {
-            for &u in &m.0 {
-                obs[fill[u as usize] as usize] = r as u32;
-                fill[u as usize] += 1;
-            }
-        }
-        ObsOfUnknown { start, obs }
-    }
-
-    fn get(&self, u: u32) -> &[u32] {
-        &self.obs[self.start[u as usize] as usize..self.start[u as usize + 1] as usize]
-    }
 }
 
 /// What the estimators work on, and the names to report with.
@@ -311,7 +277,15 @@ impl Problem {
         }
         // Each unknown's signature: the observations through it for certain, then the
         // (choice, alternative) pairs through it. Equal signatures cannot be told apart.
-        let certain_of = ObsOfUnknown::new(unknowns.len(), &measured);
+        // The observations through each unknown for certain, in observation order: one flat
+        // list (a list per unknown grows by doubling, and there are millions of entries at
+        // data-center scale).
+        let certain_of = Seqs::grouped(unknowns.len(), || {
+            measured
+                .iter()
+                .zip(0..)
+                .flat_map(|(m, r)| m.0.iter().map(move |&u| (u, r)))
+        });
         let mut alts_of: Vec<Vec<(u32, u32)>> = vec![Vec::new(); unknowns.len()];
         for (c, alts) in choice_alts.iter().enumerate() {
             if !choice_used[c] {
@@ -343,7 +317,7 @@ impl Problem {
             if group_of[u as usize].is_some() {
                 continue;
             }
-            let sig = (certain_of.get(u), &alts_of[u as usize][..]);
+            let sig = (certain_of.get(u as usize), &alts_of[u as usize][..]);
             let g = *group_of_sig.entry(sig).or_insert_with(|| {
                 first_unknown.push(u);
                 groups.push(Group {
@@ -369,7 +343,7 @@ impl Problem {
         drop(group_of_sig);
         // Each group's signature.
         for (grp, &u) in groups.iter_mut().zip(&first_unknown) {
-            grp.certain = certain_of.get(u).to_vec();
+            grp.certain = certain_of.get(u as usize).to_vec();
             grp.alts = std::mem::take(&mut alts_of[u as usize]);
         }
         drop(certain_of);

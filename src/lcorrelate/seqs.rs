@@ -20,6 +20,31 @@ impl Seqs {
         }
     }
 
+    /// `groups` sequences, sequence g holding the values paired with key g, in the order
+    /// `pairs` gives them (it is called twice: to count, then to place).
+    pub fn grouped<I>(groups: usize, pairs: impl Fn() -> I) -> Self
+    where
+        I: Iterator<Item = (u32, u32)>,
+    {
+        // Where each group starts, then where its next value goes.
+        let mut next = vec![0u32; groups + 1];
+        for (g, _) in pairs() {
+            next[g as usize + 1] += 1;
+        }
+        for g in 0..groups {
+            next[g + 1] += next[g];
+        }
+        let mut ids = vec![0u32; next[groups] as usize];
+        for (g, v) in pairs() {
+            let at = &mut next[g as usize];
+            ids[*at as usize] = v;
+            *at += 1;
+        }
+        // Each group's next place is now where it ends.
+        next.truncate(groups);
+        Seqs { ids, ends: next }
+    }
+
     pub fn push(&mut self, seq: &[u32]) {
         self.ids.extend_from_slice(seq);
         let end = u32::try_from(self.ids.len()).expect("fewer than 2^32 ids in all");
@@ -86,5 +111,16 @@ mod tests {
         }
         s.ids_mut()[2] += 1;
         assert_eq!(s.iter().collect::<Vec<_>>(), [&[1, 3][..], &[], &[8]]);
+    }
+
+    #[test]
+    fn grouped_keeps_each_keys_values_in_order() {
+        let pairs = [(2, 10), (0, 11), (2, 12), (2, 13), (0, 14)];
+        let s = Seqs::grouped(4, || pairs.iter().copied());
+        assert_eq!(
+            s.iter().collect::<Vec<_>>(),
+            [&[11, 14][..], &[], &[10, 12, 13], &[]]
+        );
+        assert!(Seqs::grouped(0, std::iter::empty).is_empty());
     }
 }

@@ -334,29 +334,16 @@ pub fn infer(agg: Aggregator) -> Problem {
 /// `flows` sorted by key: placed by route (one move each of the flows, 56 bytes, which a
 /// sort of them all moved many times), then each route's few sorted among themselves.
 fn sorted_by_route(flows: Vec<(FlowKey, RouteStats)>, routes: usize) -> Vec<(FlowKey, RouteStats)> {
-    // Where each route's flows start, then where the next of them goes.
-    let mut start = vec![0u32; routes + 1];
-    for f in &flows {
-        start[f.0.route as usize + 1] += 1;
-    }
-    for r in 0..routes {
-        start[r + 1] += start[r];
-    }
-    let mut next = start.clone();
-    let mut order = vec![0u32; flows.len()];
-    for (i, f) in flows.iter().enumerate() {
-        let at = &mut next[f.0.route as usize];
-        order[*at as usize] = i as u32;
-        *at += 1;
-    }
-    drop(next);
-    let mut sorted: Vec<(FlowKey, RouteStats)> = order.iter().map(|&i| flows[i as usize]).collect();
-    drop((order, flows));
-    for w in start.windows(2) {
-        let of_route = &mut sorted[w[0] as usize..w[1] as usize];
-        if of_route.len() > 1 {
-            of_route.sort_unstable_by_key(|f| f.0);
+    let by_route = Seqs::grouped(routes, || flows.iter().map(|f| f.0.route).zip(0..));
+    let mut sorted: Vec<(FlowKey, RouteStats)> =
+        by_route.ids().iter().map(|&i| flows[i as usize]).collect();
+    drop(flows);
+    let mut at = 0;
+    for of_route in by_route.iter().map(<[u32]>::len) {
+        if of_route > 1 {
+            sorted[at..at + of_route].sort_unstable_by_key(|f| f.0);
         }
+        at += of_route;
     }
     sorted
 }
