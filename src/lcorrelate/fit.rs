@@ -95,7 +95,7 @@ impl<'a> Fit<'a> {
             .map(|&r| p.routes[r as usize].groups.iter().map(l).sum())
             .collect();
         let succ_c = log_c.iter().map(|l| l.exp()).collect();
-        let group_lossy = p
+        let group_lossy: Vec<Vec<u32>> = p
             .groups
             .iter()
             .map(|g| g.lossy.iter().map(|&r| lossy_at[r as usize]).collect())
@@ -125,17 +125,16 @@ impl<'a> Fit<'a> {
             })
             .collect();
         let clean_mass = p.choices.iter().map(|c| vec![0.0; c.alts.len()]).collect();
-        let lossless =
-            p.groups
-                .iter()
-                .zip(&group_lossy)
-                .map(|(grp, certain): (_, &Vec<u32>)| {
-                    certain.is_empty()
-                        && grp.alts.iter().all(|&(ch, _)| {
-                            choice_from[ch as usize] == choice_from[ch as usize + 1]
-                        })
-                })
-                .collect();
+        let lossless = p
+            .groups
+            .iter()
+            .zip(&group_lossy)
+            .map(|(grp, certain)| {
+                let choice_lossy =
+                    |ch: u32| choice_from[ch as usize] < choice_from[ch as usize + 1];
+                certain.is_empty() && !grp.alts.iter().any(|&(ch, _)| choice_lossy(ch))
+            })
+            .collect();
         let mut fit = Fit {
             p,
             x,
@@ -249,7 +248,7 @@ impl<'a> Fit<'a> {
     /// Every observation (and alternative) through g as a term of g's rate.
     pub fn others(&self, g: usize, c: &mut Terms) {
         c.clear();
-        // Clean observations add n ln(1 − x) and a constant whatever the rest: one term.
+        // Clean observations add n ln(1 − x) and a constant whatever the rest: one sum.
         let own = 1.0 - self.x[g];
         let grp = &self.p.groups[g];
         c.delivered = grp.clean_sent;
