@@ -366,6 +366,52 @@ impl<'a> Fit<'a> {
         }
     }
 
+    /// The log-likelihood of every observation at the current rates (up to a constant),
+    /// each answer's path a mixture of its alternatives: what the search compares two fault
+    /// sets by.
+    pub fn log_likelihood(&self) -> f64 {
+        let p = self.p;
+        let mut total: f64 = p
+            .groups
+            .iter()
+            .zip(&self.x)
+            .map(|(g, x)| g.clean_sent * (1.0 - x).ln())
+            .sum();
+        let mut ll = Vec::new();
+        for (c, ch) in p.choices.iter().enumerate() {
+            for &(n, copies) in &ch.clean {
+                ll.clear();
+                ll.extend(self.log_alt[c].iter().map(|l| n * l));
+                total += copies * log_mean_exp(&ll);
+            }
+        }
+        for (r, route) in p.routes.iter().enumerate() {
+            let k = self.lossy_at[r];
+            if k == u32::MAX {
+                continue;
+            }
+            let (lc, sc) = (self.log_c[k as usize], self.succ_c[k as usize]);
+            total += match route.choice {
+                None => {
+                    let (n, m) = self.counts[k as usize];
+                    binomial_ll_at(n, m, lc, sc)
+                }
+                Some(c) => {
+                    let (n, m) = route.per_copy();
+                    ll.clear();
+                    ll.extend(
+                        self.log_alt[c as usize]
+                            .iter()
+                            .zip(&self.succ_alt[c as usize])
+                            .map(|(l, s)| binomial_ll_at(n, m, lc + l, sc * s)),
+                    );
+                    f64::from(route.copies.max(1)) * log_mean_exp(&ll)
+                }
+            };
+        }
+        total
+    }
+
     /// Calls `f` with every lossy observation through g and its alternatives' log-success
     /// with g's rate at x (one value when it has no choice), each with whether g is on it.
     fn through(
@@ -684,4 +730,55 @@ pub fn argmax(t: &Terms, lo: f64, hi: f64, start: f64) -> f64 {
         };
     }
     x.clamp(lo, hi)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lcorrelate::input::{Aggregator, Aliases};
+    use crate::lcorrelate::sim::{simulate, RoundTrip, Scenario, Topology};
+
+    #[test]
+    fn the_whole_log_likelihood_moves_as_one_groups_marginal_does() {
+        // Two ways to the same number: the sum over every observation (what the search
+        // compares fault sets by) and one group's observations alone (what its gain is).
+        let mut sc = Scenario::new(
+            Topology::LeafSpine {
+                leaves: 4,
+                spines: 2,
+                hosts_per_leaf: 3,
+            },
+            2,
+        );
+        sc.round_trip = RoundTrip::Total;
+        let run = simulate(&sc, 5);
+        let mut agg = Aggregator::new(Aliases::new());
+        for l in &run.lines {
+            agg.add_line(l.as_bytes()).unwrap();
+        }
+        let p = Problem::from_aggregator(agg);
+        assert!(!p.choices.is_empty(), "answers with ECMP choices");
+        let mut fit = Fit::new(&p, 1e-4);
+        let mut logs = Vec::new();
+        let mut checked = 0;
+        let lossy: Vec<usize> = (0..p.groups.len()).filter(|&g| !fit.lossless[g]).collect();
+        for g in lossy {
+            for (a, b) in [(1e-4, 0.02), (0.3, 1e-6)] {
+                let marginal = fit.marginal(g, a, &mut logs) - fit.marginal(g, b, &mut logs);
+                let kept = fit.x[g];
+                fit.set(g, a);
+                let at_a = fit.log_likelihood();
+                fit.set(g, b);
+                let at_b = fit.log_likelihood();
+                fit.set(g, kept);
+                let whole = at_a - at_b;
+                assert!(
+                    (whole - marginal).abs() <= 1e-6 * marginal.abs().max(1.0),
+                    "group {g}: {whole} against {marginal}"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 20, "{checked} groups checked");
+    }
 }

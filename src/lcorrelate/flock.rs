@@ -7,6 +7,8 @@
 //! under `min_loss` and barely move). When no candidate is left, one full refit, the backward
 //! pass, and one full pass of gains (which every record's score needs anyway) check that no
 //! candidate gained above the penalty meanwhile; if one did, the search goes on from there.
+//! Last, the exchange: faulty groups that no traced path crosses are taken out and the
+//! search run again without them, and the better of the two sets is kept.
 //! The cost grows with the records and with the faults, each fault costing what its own
 //! observations cost.
 
@@ -80,59 +82,30 @@ pub fn flock(p: &Problem, params: &Params) -> Scores {
         0.0
     };
     let mut fit = Fit::new(p, x0.clamp(MIN_RATE, cap));
-    let mut in_set = vec![false; n];
+    let in_set = vec![false; n];
     let mut c = Terms::default();
     let all: Vec<usize> = (0..n).collect();
     fit.refit(&all, &in_set, cap, &mut c);
 
     let mut score = vec![0.0; n];
     let mut free = vec![0.0; n];
-    let gains = |fit: &Fit, score: &mut [f64], free: &mut [f64], c: &mut Terms| {
-        for g in 0..n {
-            (score[g], free[g]) = fit.gain(g, cap, c);
-        }
+    gains(&fit, cap, &mut score, &mut free, &mut c);
+    let mut s = Search {
+        params,
+        cap,
+        in_set,
+        score,
+        free,
+        c,
     };
-    gains(&fit, &mut score, &mut free, &mut c);
-    for _ in 0..MAX_CHECKS {
-        let mut queue: BinaryHeap<Candidate> = (0..n)
-            .filter(|&g| !in_set[g] && eligible(p, params, g) && score[g] > params.penalty)
-            .map(|g| Candidate(rank(p, g, score[g]), g))
-            .collect();
-        if queue.is_empty() {
-            break;
-        }
-        while let Some(Candidate(_, g)) = queue.pop() {
-            let (gn, _) = fit.gain(g, cap, &mut c);
-            if gn <= params.penalty {
-                continue;
-            }
-            if queue.peek().is_some_and(|next| rank(p, g, gn) < next.0) {
-                queue.push(Candidate(rank(p, g, gn), g));
-                continue;
-            }
-            in_set[g] = true;
-            fit.others(g, &mut c);
-            let v = argmax(&c, MIN_RATE, MAX_RATE, fit.x[g]);
-            fit.set(g, v);
-            let members: Vec<usize> = (0..n).filter(|&h| in_set[h]).collect();
-            fit.refit(&members, &in_set, cap, &mut c);
-        }
-        fit.refit(&all, &in_set, cap, &mut c);
-        // Backward pass: a member that later ones explain away goes back to healthy.
-        loop {
-            let weakest = (0..n)
-                .filter(|&g| in_set[g])
-                .map(|g| (g, fit.gain(g, cap, &mut c).0))
-                .filter(|&(_, gn)| gn <= params.penalty)
-                .min_by(|a, b| a.1.total_cmp(&b.1));
-            let Some((g, _)) = weakest else { break };
-            in_set[g] = false;
-            let mut members: Vec<usize> = (0..n).filter(|&h| in_set[h]).collect();
-            members.push(g);
-            fit.refit(&members, &in_set, cap, &mut c);
-        }
-        gains(&fit, &mut score, &mut free, &mut c);
-    }
+    s.run(&mut fit, &[]);
+    s.exchange_untraced(&mut fit);
+    let Search {
+        in_set,
+        score,
+        free,
+        ..
+    } = s;
     let mut loss_est = fit.x.clone();
     for g in 0..n {
         if !in_set[g] {
@@ -146,6 +119,138 @@ pub fn flock(p: &Problem, params: &Params) -> Scores {
         faulty: in_set,
         loss_est,
         twins,
+    }
+}
+
+/// Every group's gain and free rate, the others as fitted.
+fn gains(fit: &Fit, cap: f64, score: &mut [f64], free: &mut [f64], c: &mut Terms) {
+    for g in 0..score.len() {
+        (score[g], free[g]) = fit.gain(g, cap, c);
+    }
+}
+
+/// The search's state: the fault set, and every group's gain and free rate as last
+/// computed.
+struct Search<'a> {
+    params: &'a Params,
+    cap: f64,
+    in_set: Vec<bool>,
+    score: Vec<f64>,
+    free: Vec<f64>,
+    c: Terms,
+}
+
+impl Search<'_> {
+    /// The lazy greedy search from the current set, then full checks (refit, backward pass,
+    /// gains of all) until no candidate gains above the penalty; `banned` are never added.
+    fn run(&mut self, fit: &mut Fit, banned: &[usize]) {
+        let p = fit.p;
+        let n = p.groups.len();
+        let (params, cap) = (self.params, self.cap);
+        let all: Vec<usize> = (0..n).collect();
+        for _ in 0..MAX_CHECKS {
+            let mut queue: BinaryHeap<Candidate> = (0..n)
+                .filter(|&g| {
+                    !self.in_set[g]
+                        && !banned.contains(&g)
+                        && eligible(p, params, g)
+                        && self.score[g] > params.penalty
+                })
+                .map(|g| Candidate(rank(p, g, self.score[g]), g))
+                .collect();
+            if queue.is_empty() {
+                break;
+            }
+            while let Some(Candidate(_, g)) = queue.pop() {
+                let (gn, _) = fit.gain(g, cap, &mut self.c);
+                if gn <= params.penalty {
+                    continue;
+                }
+                if queue.peek().is_some_and(|next| rank(p, g, gn) < next.0) {
+                    queue.push(Candidate(rank(p, g, gn), g));
+                    continue;
+                }
+                self.in_set[g] = true;
+                fit.others(g, &mut self.c);
+                let v = argmax(&self.c, MIN_RATE, MAX_RATE, fit.x[g]);
+                fit.set(g, v);
+                let members: Vec<usize> = (0..n).filter(|&h| self.in_set[h]).collect();
+                fit.refit(&members, &self.in_set, cap, &mut self.c);
+            }
+            fit.refit(&all, &self.in_set, cap, &mut self.c);
+            // Backward pass: a member that later ones explain away goes back to healthy.
+            loop {
+                let weakest = (0..n)
+                    .filter(|&g| self.in_set[g])
+                    .map(|g| (g, fit.gain(g, cap, &mut self.c).0))
+                    .filter(|&(_, gn)| gn <= params.penalty)
+                    .min_by(|a, b| a.1.total_cmp(&b.1));
+                let Some((g, _)) = weakest else { break };
+                self.in_set[g] = false;
+                let mut members: Vec<usize> = (0..n).filter(|&h| self.in_set[h]).collect();
+                members.push(g);
+                fit.refit(&members, &self.in_set, cap, &mut self.c);
+            }
+            gains(fit, cap, &mut self.score, &mut self.free, &mut self.c);
+        }
+    }
+
+    /// The penalized log-likelihood the search maximizes.
+    fn objective(&self, fit: &Fit) -> f64 {
+        let members = self.in_set.iter().filter(|&&f| f).count();
+        fit.log_likelihood() - self.params.penalty * members as f64
+    }
+
+    /// Greedy order can let a group that no traced path crosses (a loss only untraced
+    /// answers show) take a loss first, because each flow's answer may pick the way that
+    /// suits it; the traced links that explain the same loss better then gain too little to
+    /// join. So such members are taken out, all together and then one at a time, and the
+    /// search run again without them; the set that fits better is kept.
+    fn exchange_untraced(&mut self, fit: &mut Fit) {
+        let p = fit.p;
+        let mut untraced: Vec<usize> = (0..p.groups.len())
+            .filter(|&g| self.in_set[g] && p.groups[g].certain.is_empty())
+            .collect();
+        untraced.sort_by(|&a, &b| self.score[a].total_cmp(&self.score[b]));
+        if untraced.len() > 1 {
+            self.exchange(fit, &untraced);
+        }
+        for g in untraced {
+            if self.in_set[g] {
+                self.exchange(fit, &[g]);
+            }
+        }
+    }
+
+    /// Takes `out` out of the set and searches again without them; keeps the result if it
+    /// fits clearly better, else goes back to the set before.
+    fn exchange(&mut self, fit: &mut Fit, out: &[usize]) {
+        let n = fit.p.groups.len();
+        let before = self.objective(fit);
+        let kept = (
+            fit.x.clone(),
+            self.in_set.clone(),
+            self.score.clone(),
+            self.free.clone(),
+        );
+        for &g in out {
+            self.in_set[g] = false;
+        }
+        let all: Vec<usize> = (0..n).collect();
+        fit.refit(&all, &self.in_set, self.cap, &mut self.c);
+        gains(fit, self.cap, &mut self.score, &mut self.free, &mut self.c);
+        self.run(fit, out);
+        // Better by what one more fault would cost, not by a tie: with the answers' ways
+        // unknown, two ways that explain a loss equally well are common, and the data
+        // favour neither.
+        if self.objective(fit) <= before + self.params.penalty {
+            let (x, in_set, score, free) = kept;
+            for (h, v) in x.into_iter().enumerate() {
+                fit.set(h, v);
+            }
+            fit.expect();
+            (self.in_set, self.score, self.free) = (in_set, score, free);
+        }
     }
 }
 

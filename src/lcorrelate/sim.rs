@@ -773,6 +773,22 @@ mod tests {
     }
 
     #[test]
+    fn loss_the_answers_do_not_meet_is_not_put_on_the_answers_ways() {
+        // Today's conditions: loss on the traced probes' way only (measured one way), so the
+        // answers that leave through a lossy host link lose nothing. A link that only
+        // untraced answers cross, each flow's answer picking the way that suits it, explains
+        // much of such loss; the greedy search once took those links first and kept them,
+        // a false alarm in place of the host's link (2 in these 8 runs).
+        let sc = Scenario::new(Topology::FatTree { k: 8 }, 8);
+        let mut fp = 0;
+        for seed in 0..8 {
+            let run = simulate(&sc, seed * 1000 + 8);
+            fp += evaluate(&run, &[Method::Flock], &Params::default())[0].fp;
+        }
+        assert_eq!(fp, 0, "false alarms over 8 runs");
+    }
+
+    #[test]
     fn simulation_is_reproducible_and_the_model_finds_a_fault() {
         let sc = Scenario::new(
             Topology::LeafSpine {
