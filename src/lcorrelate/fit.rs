@@ -371,33 +371,62 @@ impl<'a> Fit<'a> {
     /// sets by.
     pub fn log_likelihood(&self) -> f64 {
         let p = self.p;
-        let mut total: f64 = p
-            .groups
+        let lossy = (0..p.routes.len()).filter(|&r| self.lossy_at[r] != u32::MAX);
+        self.log_likelihood_of(0..p.groups.len(), 0..p.choices.len(), lossy)
+    }
+
+    /// The part of [`Fit::log_likelihood`] that depends on the rates of `gs`: two states
+    /// that differ only there differ by as much in this as in the whole, at the cost of the
+    /// observations through `gs` alone.
+    pub fn log_likelihood_through(&self, gs: &[usize]) -> f64 {
+        let p = self.p;
+        let mut chs: Vec<usize> = gs
             .iter()
-            .zip(&self.x)
-            .map(|(g, x)| g.clean_sent * (1.0 - x).ln())
+            .flat_map(|&g| p.groups[g].alts.iter().map(|&(c, _)| c as usize))
+            .collect();
+        chs.sort_unstable();
+        chs.dedup();
+        let mut lossy: Vec<usize> = gs
+            .iter()
+            .flat_map(|&g| p.groups[g].lossy.iter())
+            .chain(chs.iter().flat_map(|&c| p.choices[c].lossy.iter()))
+            .map(|&r| r as usize)
+            .collect();
+        lossy.sort_unstable();
+        lossy.dedup();
+        self.log_likelihood_of(gs.iter().copied(), chs.into_iter(), lossy.into_iter())
+    }
+
+    /// The clean probes of `groups` for certain, the clean observations of `choices`, and
+    /// the lossy observations `lossy`.
+    fn log_likelihood_of(
+        &self,
+        groups: impl Iterator<Item = usize>,
+        choices: impl Iterator<Item = usize>,
+        lossy: impl Iterator<Item = usize>,
+    ) -> f64 {
+        let p = self.p;
+        let mut total: f64 = groups
+            .map(|g| p.groups[g].clean_sent * (1.0 - self.x[g]).ln())
             .sum();
         let mut ll = Vec::new();
-        for (c, ch) in p.choices.iter().enumerate() {
-            for &(n, copies) in &ch.clean {
+        for c in choices {
+            for &(n, copies) in &p.choices[c].clean {
                 ll.clear();
                 ll.extend(self.log_alt[c].iter().map(|l| n * l));
                 total += copies * log_mean_exp(&ll);
             }
         }
-        for (r, route) in p.routes.iter().enumerate() {
-            let k = self.lossy_at[r];
-            if k == u32::MAX {
-                continue;
-            }
-            let (lc, sc) = (self.log_c[k as usize], self.succ_c[k as usize]);
-            total += match route.choice {
+        for r in lossy {
+            let k = self.lossy_at[r] as usize;
+            let (lc, sc) = (self.log_c[k], self.succ_c[k]);
+            total += match p.routes[r].choice {
                 None => {
-                    let (n, m) = self.counts[k as usize];
+                    let (n, m) = self.counts[k];
                     binomial_ll_at(n, m, lc, sc)
                 }
                 Some(c) => {
-                    let (n, m) = route.per_copy();
+                    let (n, m) = p.routes[r].per_copy();
                     ll.clear();
                     ll.extend(
                         self.log_alt[c as usize]
@@ -405,11 +434,31 @@ impl<'a> Fit<'a> {
                             .zip(&self.succ_alt[c as usize])
                             .map(|(l, s)| binomial_ll_at(n, m, lc + l, sc * s)),
                     );
-                    f64::from(route.copies.max(1)) * log_mean_exp(&ll)
+                    f64::from(p.routes[r].copies.max(1)) * log_mean_exp(&ll)
                 }
             };
         }
         total
+    }
+
+    /// Groups that a lossy observation through one of `gs` (for certain or on one of its
+    /// ways) crosses for certain: the traced explanations of the loss `gs` explain.
+    pub fn neighbours(&self, gs: &[usize]) -> Vec<usize> {
+        let p = self.p;
+        let mut out: Vec<usize> = Vec::new();
+        for &g in gs {
+            let through = p.groups[g].alts.iter().map(|&(c, _)| c as usize);
+            let lossy = p.groups[g]
+                .lossy
+                .iter()
+                .chain(through.flat_map(|c| p.choices[c].lossy.iter()));
+            for &r in lossy {
+                out.extend(p.routes[r as usize].groups.iter().map(|&h| h as usize));
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 
     /// Calls `f` with every lossy observation through g and its alternatives' log-success
@@ -771,6 +820,16 @@ mod tests {
                 fit.set(g, b);
                 let at_b = fit.log_likelihood();
                 fit.set(g, kept);
+                fit.set(g, a);
+                let through_a = fit.log_likelihood_through(&[g]);
+                fit.set(g, b);
+                let through_b = fit.log_likelihood_through(&[g]);
+                fit.set(g, kept);
+                assert!(
+                    ((through_a - through_b) - (at_a - at_b)).abs()
+                        <= 1e-6 * (at_a - at_b).abs().max(1.0),
+                    "group {g}: its part moves as the whole"
+                );
                 let whole = at_a - at_b;
                 assert!(
                     (whole - marginal).abs() <= 1e-6 * marginal.abs().max(1.0),

@@ -144,38 +144,12 @@ impl Search<'_> {
     /// The lazy greedy search from the current set, then full checks (refit, backward pass,
     /// gains of all) until no candidate gains above the penalty; `banned` are never added.
     fn run(&mut self, fit: &mut Fit, banned: &[usize]) {
-        let p = fit.p;
-        let n = p.groups.len();
+        let n = fit.p.groups.len();
         let (params, cap) = (self.params, self.cap);
         let all: Vec<usize> = (0..n).collect();
         for _ in 0..MAX_CHECKS {
-            let mut queue: BinaryHeap<Candidate> = (0..n)
-                .filter(|&g| {
-                    !self.in_set[g]
-                        && !banned.contains(&g)
-                        && eligible(p, params, g)
-                        && self.score[g] > params.penalty
-                })
-                .map(|g| Candidate(rank(p, g, self.score[g]), g))
-                .collect();
-            if queue.is_empty() {
+            if !self.add_greedily(fit, banned) {
                 break;
-            }
-            while let Some(Candidate(_, g)) = queue.pop() {
-                let (gn, _) = fit.gain(g, cap, &mut self.c);
-                if gn <= params.penalty {
-                    continue;
-                }
-                if queue.peek().is_some_and(|next| rank(p, g, gn) < next.0) {
-                    queue.push(Candidate(rank(p, g, gn), g));
-                    continue;
-                }
-                self.in_set[g] = true;
-                fit.others(g, &mut self.c);
-                let v = argmax(&self.c, MIN_RATE, MAX_RATE, fit.x[g]);
-                fit.set(g, v);
-                let members: Vec<usize> = (0..n).filter(|&h| self.in_set[h]).collect();
-                fit.refit(&members, &self.in_set, cap, &mut self.c);
             }
             fit.refit(&all, &self.in_set, cap, &mut self.c);
             // Backward pass: a member that later ones explain away goes back to healthy.
@@ -195,10 +169,41 @@ impl Search<'_> {
         }
     }
 
-    /// The penalized log-likelihood the search maximizes.
-    fn objective(&self, fit: &Fit) -> f64 {
-        let members = self.in_set.iter().filter(|&&f| f).count();
-        fit.log_likelihood() - self.params.penalty * members as f64
+    /// The lazy greedy additions, the members refit after each; whether any candidate
+    /// gained above the penalty when last computed.
+    fn add_greedily(&mut self, fit: &mut Fit, banned: &[usize]) -> bool {
+        let p = fit.p;
+        let n = p.groups.len();
+        let (params, cap) = (self.params, self.cap);
+        let mut queue: BinaryHeap<Candidate> = (0..n)
+            .filter(|&g| {
+                !self.in_set[g]
+                    && !banned.contains(&g)
+                    && eligible(p, params, g)
+                    && self.score[g] > params.penalty
+            })
+            .map(|g| Candidate(rank(p, g, self.score[g]), g))
+            .collect();
+        if queue.is_empty() {
+            return false;
+        }
+        while let Some(Candidate(_, g)) = queue.pop() {
+            let (gn, _) = fit.gain(g, cap, &mut self.c);
+            if gn <= params.penalty {
+                continue;
+            }
+            if queue.peek().is_some_and(|next| rank(p, g, gn) < next.0) {
+                queue.push(Candidate(rank(p, g, gn), g));
+                continue;
+            }
+            self.in_set[g] = true;
+            fit.others(g, &mut self.c);
+            let v = argmax(&self.c, MIN_RATE, MAX_RATE, fit.x[g]);
+            fit.set(g, v);
+            let members: Vec<usize> = (0..n).filter(|&h| self.in_set[h]).collect();
+            fit.refit(&members, &self.in_set, cap, &mut self.c);
+        }
+        true
     }
 
     /// Greedy order can let a group that no traced path crosses (a loss only untraced
@@ -222,34 +227,53 @@ impl Search<'_> {
         }
     }
 
-    /// Takes `out` out of the set and searches again without them; keeps the result if it
-    /// fits clearly better, else goes back to the set before.
+    /// Takes `out` out of the set and adds candidates greedily without them; keeps the
+    /// result if it fits clearly better (and then finishes the search from it), else goes
+    /// back to the set before. Only what `out` touches is visited: the members' refit, the
+    /// gains of the traced groups on the lossy observations `out` explained, and the
+    /// likelihood of the observations through groups whose rate changed; so an exchange
+    /// costs what those observations cost, not a pass over all of them.
     fn exchange(&mut self, fit: &mut Fit, out: &[usize]) {
         let n = fit.p.groups.len();
-        let before = self.objective(fit);
-        let kept = (
-            fit.x.clone(),
-            self.in_set.clone(),
-            self.score.clone(),
-            self.free.clone(),
-        );
+        let penalty = self.params.penalty;
+        let x_before = fit.x.clone();
+        let kept = (self.in_set.clone(), self.score.clone(), self.free.clone());
         for &g in out {
             self.in_set[g] = false;
         }
-        let all: Vec<usize> = (0..n).collect();
-        fit.refit(&all, &self.in_set, self.cap, &mut self.c);
-        gains(fit, self.cap, &mut self.score, &mut self.free, &mut self.c);
-        self.run(fit, out);
+        let mut members: Vec<usize> = (0..n).filter(|&h| self.in_set[h]).collect();
+        members.extend_from_slice(out);
+        fit.refit(&members, &self.in_set, self.cap, &mut self.c);
+        for h in fit.neighbours(out) {
+            (self.score[h], self.free[h]) = fit.gain(h, self.cap, &mut self.c);
+        }
+        self.add_greedily(fit, out);
+        let changed: Vec<usize> = (0..n).filter(|&h| fit.x[h] != x_before[h]).collect();
+        let x_after: Vec<f64> = changed.iter().map(|&h| fit.x[h]).collect();
+        let count = |set: &[bool]| set.iter().filter(|&&f| f).count() as f64;
+        // With nothing added in their place the set fits worse (each member gained more
+        // than the penalty): no need to weigh it.
+        let added = (0..n).any(|h| self.in_set[h] && !kept.0[h]);
+        let after =
+            added.then(|| fit.log_likelihood_through(&changed) - penalty * count(&self.in_set));
+        for &h in &changed {
+            fit.set(h, x_before[h]);
+        }
         // Better by what one more fault would cost, not by a tie: with the answers' ways
         // unknown, two ways that explain a loss equally well are common, and the data
         // favour neither.
-        if self.objective(fit) <= before + self.params.penalty {
-            let (x, in_set, score, free) = kept;
-            for (h, v) in x.into_iter().enumerate() {
+        let better = after.is_some_and(|after| {
+            after > fit.log_likelihood_through(&changed) - penalty * count(&kept.0) + penalty
+        });
+        if better {
+            for (&h, &v) in changed.iter().zip(&x_after) {
                 fit.set(h, v);
             }
-            fit.expect();
-            (self.in_set, self.score, self.free) = (in_set, score, free);
+            fit.expect_through(&changed);
+            self.run(fit, out);
+        } else {
+            fit.expect_through(&changed);
+            (self.in_set, self.score, self.free) = kept;
         }
     }
 }
