@@ -28,14 +28,21 @@ pub struct Outcome {
     pub fn_: usize,
 }
 
+impl Run {
+    /// The problem lcorrelate builds from the run's records.
+    pub fn problem(&self) -> Problem {
+        let mut agg = Aggregator::new(Aliases::new());
+        for l in &self.lines {
+            // The simulator writes valid lines only.
+            let _ = agg.add_line(l.as_bytes());
+        }
+        Problem::from_aggregator(agg)
+    }
+}
+
 /// Runs every method on one simulated run.
 pub fn evaluate(run: &Run, methods: &[Method], params: &Params) -> Vec<Outcome> {
-    let mut agg = Aggregator::new(Aliases::new());
-    for l in &run.lines {
-        // The simulator writes valid lines only.
-        let _ = agg.add_line(l.as_bytes());
-    }
-    let p = Problem::from_aggregator(agg);
+    let p = run.problem();
     // Records name links by addresses; the faults are node pairs.
     let mut node_cache: HashMap<String, Option<u32>> = HashMap::new();
     let mut node = |name: &str| {

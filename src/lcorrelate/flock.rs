@@ -7,8 +7,8 @@
 //! under `min_loss` and barely move). When no candidate is left, one full refit, the backward
 //! pass, and one full pass of gains (which every record's score needs anyway) check that no
 //! candidate gained above the penalty meanwhile; if one did, the search goes on from there.
-//! Last, the exchange: faulty groups that no traced path crosses are taken out and the
-//! search run again without them, and the better of the two sets is kept.
+//! Last, the exchange: faulty groups that no traced path crosses are taken out, candidates
+//! are added greedily without them, and the new set is kept if it fits clearly better.
 //! The cost grows with the records and with the faults, each fault costing what its own
 //! observations cost.
 
@@ -82,22 +82,17 @@ pub fn flock(p: &Problem, params: &Params) -> Scores {
         0.0
     };
     let mut fit = Fit::new(p, x0.clamp(MIN_RATE, cap));
-    let in_set = vec![false; n];
-    let mut c = Terms::default();
-    let all: Vec<usize> = (0..n).collect();
-    fit.refit(&all, &in_set, cap, &mut c);
-
-    let mut score = vec![0.0; n];
-    let mut free = vec![0.0; n];
-    gains(&fit, cap, &mut score, &mut free, &mut c);
     let mut s = Search {
         params,
         cap,
-        in_set,
-        score,
-        free,
-        c,
+        in_set: vec![false; n],
+        score: vec![0.0; n],
+        free: vec![0.0; n],
+        c: Terms::default(),
     };
+    let all: Vec<usize> = (0..n).collect();
+    fit.refit(&all, &s.in_set, cap, &mut s.c);
+    gains(&fit, cap, &mut s.score, &mut s.free, &mut s.c);
     s.run(&mut fit, &[]);
     s.exchange_untraced(&mut fit);
     let Search {
