@@ -442,6 +442,32 @@ impl<'a> Fit<'a> {
         total
     }
 
+    /// Groups whose terms depend on the rate of g: those on a lossy observation through it
+    /// (for certain or on one of its ways), and those on a choice it is on (whose clean mass
+    /// moves with it). Sorted.
+    pub fn coupled(&self, g: usize) -> Vec<usize> {
+        let p = self.p;
+        let mut out: Vec<usize> = vec![g];
+        let mut choices: Vec<u32> = p.groups[g].alts.iter().map(|&(c, _)| c).collect();
+        for &r in &p.groups[g].lossy {
+            let route = &p.routes[r as usize];
+            out.extend(route.groups.iter().map(|&h| h as usize));
+            choices.extend(route.choice);
+        }
+        choices.sort_unstable();
+        choices.dedup();
+        for c in choices {
+            let choice = &p.choices[c as usize];
+            out.extend(choice.union.iter().map(|&h| h as usize));
+            for &r in &choice.lossy {
+                out.extend(p.routes[r as usize].groups.iter().map(|&h| h as usize));
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// Groups that a lossy observation through one of `gs` (for certain or on one of its
     /// ways) crosses for certain: the traced explanations of the loss `gs` explain.
     pub fn neighbours(&self, gs: &[usize]) -> Vec<usize> {

@@ -3,8 +3,8 @@
 //! Greedy, as in Flock (CoNEXT 2023), made lazy: every candidate's gain is computed once, and
 //! afterwards only the best candidate's is recomputed, since adding a fault lowers (or leaves)
 //! the gains of the others. A candidate is added when its fresh gain still beats the next
-//! best stale one and the penalty; then only the faulty groups are refit (healthy rates stay
-//! under `min_loss` and barely move). When no candidate is left, one full refit, the backward
+//! best stale one and the penalty; then only the faulty groups whose terms its rate reaches
+//! are refit (healthy rates stay under `min_loss` and barely move). When no candidate is left, one full refit, the backward
 //! pass, and one full pass of gains (which every record's score needs anyway) check that no
 //! candidate gained above the penalty meanwhile; if one did, the search goes on from there.
 //! Last, the exchange: faulty groups that no traced path crosses are taken out, candidates
@@ -15,6 +15,7 @@
 use super::estimate::{healthy_cap, Params, Scores};
 use super::fit::{argmax, Fit, Terms, MAX_RATE, MIN_RATE};
 use super::graph::Problem;
+use super::{FastMap, FastSet};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
@@ -89,6 +90,7 @@ pub fn flock(p: &Problem, params: &Params) -> Scores {
         score: vec![0.0; n],
         free: vec![0.0; n],
         c: Terms::default(),
+        coupled: FastMap::default(),
     };
     let all: Vec<usize> = (0..n).collect();
     fit.refit(&all, &s.in_set, cap, &mut s.c);
@@ -133,6 +135,9 @@ struct Search<'a> {
     score: Vec<f64>,
     free: Vec<f64>,
     c: Terms,
+    /// Per group met as a member, the groups coupled to it ([`Fit::coupled`]: fixed by the
+    /// problem, so found once).
+    coupled: FastMap<usize, Vec<usize>>,
 }
 
 impl Search<'_> {
@@ -195,10 +200,30 @@ impl Search<'_> {
             fit.others(g, &mut self.c);
             let v = argmax(&self.c, MIN_RATE, MAX_RATE, fit.x[g]);
             fit.set(g, v);
-            let members: Vec<usize> = (0..n).filter(|&h| self.in_set[h]).collect();
+            let members = self.members_reached(fit, g);
             fit.refit(&members, &self.in_set, cap, &mut self.c);
         }
         true
+    }
+
+    /// The members g's rate reaches: coupled to it, or to a member so reached. The others'
+    /// terms stay as they were whatever g's rate, so refitting them would move nothing.
+    fn members_reached(&mut self, fit: &Fit, g: usize) -> Vec<usize> {
+        let mut reached = vec![g];
+        let mut seen: FastSet<usize> = [g].into_iter().collect();
+        let mut at = 0;
+        while at < reached.len() {
+            let h = reached[at];
+            at += 1;
+            let coupled = self.coupled.entry(h).or_insert_with(|| fit.coupled(h));
+            for &k in coupled.iter() {
+                if self.in_set[k] && seen.insert(k) {
+                    reached.push(k);
+                }
+            }
+        }
+        reached.sort_unstable();
+        reached
     }
 
     /// Greedy order can let a group that no traced path crosses (a loss only untraced

@@ -227,6 +227,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             out.flush()?;
         }
     }
+    // The process ends with this call (the binary's only one): its memory goes back with
+    // it, without a free for each of a million observations (a tenth of a second).
+    std::mem::forget(problem);
     Ok(ExitCode::from(if faulty { EXIT_FAULTY } else { EXIT_OK }))
 }
 
