@@ -276,8 +276,7 @@ pub fn with_siblings_links(next: &[Vec<u32>], routes: &Seqs, host: &[bool]) -> V
                 .map(move |w| (w[0], d, w[1]))
         })
         .collect();
-    steps.sort_unstable();
-    steps.dedup();
+    sort_dedup_triples(&mut steps);
     let mut out = next.to_vec();
     for steps in steps.chunk_by(|a, b| a.0 == b.0) {
         // The router's ECMP groups: the routers after it, joined where two lead to one same
@@ -320,6 +319,32 @@ pub fn with_siblings_links(next: &[Vec<u32>], routes: &Seqs, host: &[bool]) -> V
         n.dedup();
     }
     out
+}
+
+/// Sorts and dedups `v`; as one number each where the ids allow (about twice as fast as
+/// comparing triples, on the millions of steps of a data center).
+fn sort_dedup_triples(v: &mut Vec<(u32, u32, u32)>) {
+    const BITS: u32 = 21;
+    if v.iter().all(|&(a, b, c)| (a | b | c) < 1 << BITS) {
+        let mut packed: Vec<u64> = v
+            .iter()
+            .map(|&(a, b, c)| (u64::from(a) << (2 * BITS)) | (u64::from(b) << BITS) | u64::from(c))
+            .collect();
+        packed.sort_unstable();
+        packed.dedup();
+        let low = (1u64 << BITS) - 1;
+        v.clear();
+        v.extend(packed.into_iter().map(|k| {
+            (
+                (k >> (2 * BITS)) as u32,
+                ((k >> BITS) & low) as u32,
+                (k & low) as u32,
+            )
+        }));
+    } else {
+        v.sort_unstable();
+        v.dedup();
+    }
 }
 
 /// The answer unknowns (every packet's and answers' own) of the links along `path`.
@@ -441,22 +466,21 @@ impl Toward {
         if self.dist[from as usize] == u32::MAX {
             return Vec::new();
         }
+        // Depth first, one path in hand: each router on the stack with its place on it.
         let mut done = Vec::new();
-        let mut stack = vec![vec![from]];
-        while let Some(p) = stack.pop() {
-            let head = *p.last().unwrap();
+        let mut path = Vec::new();
+        let mut stack = vec![(from, 0)];
+        while let Some((head, at)) = stack.pop() {
+            path.truncate(at);
+            path.push(head);
             if head == to {
-                done.push(p);
+                done.push(path.clone());
                 if done.len() > MAX_PATHS {
                     return Vec::new();
                 }
                 continue;
             }
-            for &n in &self.closer[head as usize] {
-                let mut q = p.clone();
-                q.push(n);
-                stack.push(q);
-            }
+            stack.extend(self.closer[head as usize].iter().map(|&n| (n, at + 1)));
         }
         done.sort();
         done
@@ -466,6 +490,26 @@ impl Toward {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn triples_sort_alike_packed_or_not() {
+        let mut rng = crate::lcorrelate::sim::Rng::new(7);
+        // Packed (the top id fits in 21 bits), and not.
+        for top in [8u32, (1 << 21) - 1, u32::MAX] {
+            let v: Vec<(u32, u32, u32)> = (0..2000)
+                .map(|_| {
+                    let mut id = || (rng.next_u64() % (u64::from(top) + 1)) as u32;
+                    (id(), id(), id())
+                })
+                .collect();
+            let mut want = v.clone();
+            want.sort_unstable();
+            want.dedup();
+            let mut got = v;
+            sort_dedup_triples(&mut got);
+            assert_eq!(got, want, "ids up to {top}");
+        }
+    }
 
     #[test]
     fn answers_take_every_shortest_path_up_to_a_limit() {
