@@ -445,22 +445,22 @@ impl<'a> Fit<'a> {
     /// Groups whose terms depend on the rate of g: those on a lossy observation through it
     /// (for certain or on one of its ways), and those on a choice it is on (whose clean mass
     /// moves with it). Sorted.
-    pub fn coupled(&self, g: usize) -> Vec<usize> {
+    pub fn coupled(&self, g: usize) -> Vec<u32> {
         let p = self.p;
-        let mut out: Vec<usize> = vec![g];
+        let mut out: Vec<u32> = vec![g as u32];
         let mut choices: Vec<u32> = p.groups[g].alts.iter().map(|&(c, _)| c).collect();
         for &r in &p.groups[g].lossy {
             let route = &p.routes[r as usize];
-            out.extend(route.groups.iter().map(|&h| h as usize));
+            out.extend(&route.groups);
             choices.extend(route.choice);
         }
         choices.sort_unstable();
         choices.dedup();
         for c in choices {
             let choice = &p.choices[c as usize];
-            out.extend(choice.union.iter().map(|&h| h as usize));
+            out.extend(&choice.union);
             for &r in &choice.lossy {
-                out.extend(p.routes[r as usize].groups.iter().map(|&h| h as usize));
+                out.extend(&p.routes[r as usize].groups);
             }
         }
         out.sort_unstable();
@@ -916,6 +916,51 @@ mod tests {
             fit.set(g, x);
         }
         out
+    }
+
+    #[test]
+    fn a_rate_moves_the_terms_of_the_groups_coupled_to_it_only() {
+        // What the greedy step relies on to refit only some members: after g's rate and the
+        // E step through g change, every group outside `coupled(g)` has the same terms.
+        let mut sc = Scenario::new(
+            Topology::LeafSpine {
+                leaves: 4,
+                spines: 2,
+                hosts_per_leaf: 3,
+            },
+            2,
+        );
+        sc.round_trip = RoundTrip::Total;
+        let p = simulate(&sc, 5).problem();
+        let mut fit = Fit::new(&p, 1e-4);
+        fn terms(fit: &Fit, h: usize) -> (f64, Vec<(f64, f64)>) {
+            let mut c = Terms::default();
+            fit.others(h, &mut c);
+            (c.delivered, c.lost)
+        }
+        let (mut outside, mut moved) = (0, 0);
+        let lossy: Vec<usize> = (0..p.groups.len()).filter(|&g| !fit.lossless[g]).collect();
+        for g in lossy {
+            let before: Vec<_> = (0..p.groups.len()).map(|h| terms(&fit, h)).collect();
+            let kept = fit.x[g];
+            fit.set(g, 0.05);
+            fit.expect_through(&[g]);
+            let coupled = fit.coupled(g);
+            for (h, before) in before.iter().enumerate() {
+                if coupled.binary_search(&(h as u32)).is_err() {
+                    outside += 1;
+                    assert_eq!(&terms(&fit, h), before, "group {h}, outside group {g}'s");
+                } else {
+                    moved += usize::from(&terms(&fit, h) != before);
+                }
+            }
+            fit.set(g, kept);
+            fit.expect_through(&[g]);
+        }
+        assert!(
+            outside > 100 && moved > 100,
+            "{outside} outside, {moved} moved"
+        );
     }
 
     #[test]

@@ -137,7 +137,7 @@ struct Search<'a> {
     c: Terms,
     /// Per group met as a member, the groups coupled to it ([`Fit::coupled`]: fixed by the
     /// problem, so found once).
-    coupled: FastMap<usize, Vec<usize>>,
+    coupled: FastMap<usize, Vec<u32>>,
 }
 
 impl Search<'_> {
@@ -200,30 +200,44 @@ impl Search<'_> {
             fit.others(g, &mut self.c);
             let v = argmax(&self.c, MIN_RATE, MAX_RATE, fit.x[g]);
             fit.set(g, v);
-            let members = self.members_reached(fit, g);
-            fit.refit(&members, &self.in_set, cap, &mut self.c);
+            self.refit_reached(fit, g);
         }
         true
     }
 
-    /// The members g's rate reaches: coupled to it, or to a member so reached. The others'
-    /// terms stay as they were whatever g's rate, so refitting them would move nothing.
-    fn members_reached(&mut self, fit: &Fit, g: usize) -> Vec<usize> {
-        let mut reached = vec![g];
-        let mut seen: FastSet<usize> = [g].into_iter().collect();
-        let mut at = 0;
-        while at < reached.len() {
-            let h = reached[at];
-            at += 1;
-            let coupled = self.coupled.entry(h).or_insert_with(|| fit.coupled(h));
-            for &k in coupled.iter() {
-                if self.in_set[k] && seen.insert(k) {
-                    reached.push(k);
+    /// Refits the members g's new rate reaches: first those coupled to g, then those
+    /// coupled to a member that moved by more than a thousandth (where a refit's rounds
+    /// stop), until none did. The others' terms stay as they were, or about, so refitting
+    /// them would move nothing; with many faults, refitting every member at each addition
+    /// made the greedy pass grow with the square of the faults.
+    fn refit_reached(&mut self, fit: &mut Fit, g: usize) {
+        let mut sources = vec![g];
+        let mut taken: FastSet<usize> = FastSet::default();
+        let mut members: Vec<usize> = Vec::new();
+        loop {
+            let before = members.len();
+            for h in sources {
+                let coupled = self.coupled.entry(h).or_insert_with(|| fit.coupled(h));
+                for &k in coupled.iter() {
+                    let k = k as usize;
+                    if self.in_set[k] && taken.insert(k) {
+                        members.push(k);
+                    }
                 }
             }
+            if members.len() == before {
+                return;
+            }
+            members.sort_unstable();
+            let x: Vec<f64> = members.iter().map(|&h| fit.x[h]).collect();
+            fit.refit(&members, &self.in_set, self.cap, &mut self.c);
+            sources = members
+                .iter()
+                .zip(x)
+                .filter(|&(&h, x)| (fit.x[h] - x).abs() > 1e-3 * fit.x[h].max(x))
+                .map(|(&h, _)| h)
+                .collect();
         }
-        reached.sort_unstable();
-        reached
     }
 
     /// Greedy order can let a group that no traced path crosses (a loss only untraced
