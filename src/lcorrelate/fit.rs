@@ -576,7 +576,7 @@ impl<'a> Fit<'a> {
         if self.p.choices.is_empty() {
             return (loglik(c, free) - loglik(c, cap), free);
         }
-        let alone = self.alone(g);
+        let mut alone = self.alone(g);
         for _ in 0..6 {
             alone.terms_at(free.max(cap), c);
             let next = argmax(c, MIN_RATE, MAX_RATE, free);
@@ -633,7 +633,7 @@ struct Alone {
     rests: Vec<(f64, f64)>,
     bundles: Vec<Bundle>,
     /// Buffer of the E step.
-    w: std::cell::RefCell<Vec<f64>>,
+    w: Vec<f64>,
 }
 
 impl Alone {
@@ -670,10 +670,10 @@ impl Alone {
     }
 
     /// The terms with every observation's responsibilities taken at x.
-    fn terms_at(&self, x: f64, c: &mut Terms) {
+    fn terms_at(&mut self, x: f64, c: &mut Terms) {
         c.clear();
         let (keep, new) = (1.0 - x, (1.0 - x).ln());
-        let mut w = self.w.borrow_mut();
+        let mut w = std::mem::take(&mut self.w);
         for o in &self.lossy {
             let (n, m) = o.total;
             let rests = &self.rests[o.from as usize..o.to as usize];
@@ -700,13 +700,14 @@ impl Alone {
             c.delivered += b.copies * b.n * (on - log_sum_exp(&[b.off, on])).exp();
         }
         c.delivered += self.clean_sent;
+        self.w = w;
     }
 
     /// The log-likelihood at x (up to a constant in x), each answer's path a mixture of
     /// its alternatives.
-    fn marginal(&self, x: f64) -> f64 {
+    fn marginal(&mut self, x: f64) -> f64 {
         let (keep, new) = (1.0 - x, (1.0 - x).ln());
-        let mut w = self.w.borrow_mut();
+        let mut w = std::mem::take(&mut self.w);
         let mut total = self.clean_sent * new;
         for o in &self.lossy {
             self.on_at(o, new, keep, &mut w);
@@ -716,6 +717,7 @@ impl Alone {
         for b in &self.bundles {
             total += b.copies * (log_sum_exp(&[b.off, b.on + b.n * new]) - b.ln_ways);
         }
+        self.w = w;
         total
     }
 }
@@ -997,7 +999,7 @@ mod tests {
                         - with_rates(&mut fit, gs, b, |f| f.log_likelihood_through(gs));
                     assert!(close(through, whole), "{gs:?}: {through} against {whole}");
                     if gs.len() == 1 {
-                        let alone = fit.alone(g);
+                        let mut alone = fit.alone(g);
                         let marginal = alone.marginal(a) - alone.marginal(b);
                         assert!(close(whole, marginal), "{g}: {whole} against {marginal}");
                     }

@@ -4,9 +4,10 @@
 //! afterwards only the best candidate's is recomputed, since adding a fault lowers (or leaves)
 //! the gains of the others. A candidate is added when its fresh gain still beats the next
 //! best stale one and the penalty; then only the faulty groups whose terms its rate reaches
-//! are refit (healthy rates stay under `min_loss` and barely move). When no candidate is left, one full refit, the backward
-//! pass, and one full pass of gains (which every record's score needs anyway) check that no
-//! candidate gained above the penalty meanwhile; if one did, the search goes on from there.
+//! are refit (healthy rates stay under `min_loss` and barely move). When no candidate is
+//! left, one full refit, the backward pass, and one full pass of gains (which every record's
+//! score needs anyway) check that no candidate gained above the penalty meanwhile; if one
+//! did, the search goes on from there.
 //! Last, the exchange: faulty groups that no traced path crosses are taken out, candidates
 //! are added greedily without them, and the new set is kept if it fits clearly better.
 //! The cost grows with the records and with the faults, each fault costing what its own
