@@ -503,18 +503,14 @@ impl<'a> Fit<'a> {
         for &r in &grp.lossy {
             let route = &p.routes[r as usize];
             let rest = self.log_c[self.lossy_at[r as usize] as usize] - own;
-            match route.choice {
-                None => a.push_lossy(route, f64::NEG_INFINITY, 1, [rest].into_iter()),
-                Some(ch) => {
-                    let logs = &self.log_alt[ch as usize];
-                    a.push_lossy(
-                        route,
-                        f64::NEG_INFINITY,
-                        logs.len(),
-                        logs.iter().map(|l| rest + l),
-                    );
-                }
-            }
+            // Without a choice, one way that adds nothing to the rest.
+            let logs: &[f64] = route.choice.map_or(&[0.0], |ch| &self.log_alt[ch as usize]);
+            a.push_lossy(
+                route,
+                f64::NEG_INFINITY,
+                logs.len(),
+                logs.iter().map(|l| rest + l),
+            );
         }
         // Choices g is on some alternatives of: the others are constant in g's rate.
         let mut i = 0;
@@ -810,10 +806,9 @@ fn log_sum_exp(v: &[f64]) -> f64 {
     top + v.iter().map(|x| (x - top).exp()).sum::<f64>().ln()
 }
 
-/// ln of the mean of the exponentials of `v`.
+/// ln of the mean of the exponentials of `v` (not empty).
 fn log_mean_exp(v: &[f64]) -> f64 {
-    let top = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    top + (v.iter().map(|x| (x - top).exp()).sum::<f64>() / v.len() as f64).ln()
+    log_sum_exp(v) - (v.len() as f64).ln()
 }
 
 /// Binomial log-likelihood (without its constant) of m lost of n at log-success l.
@@ -920,10 +915,8 @@ mod tests {
         out
     }
 
-    #[test]
-    fn a_rate_moves_the_terms_of_the_groups_coupled_to_it_only() {
-        // What the greedy step relies on to refit only some members: after g's rate and the
-        // E step through g change, every group outside `coupled(g)` has the same terms.
+    /// A small leaf-spine's round trips, two faults: answers with ECMP choices.
+    fn round_trip_problem() -> Problem {
         let mut sc = Scenario::new(
             Topology::LeafSpine {
                 leaves: 4,
@@ -933,7 +926,14 @@ mod tests {
             2,
         );
         sc.round_trip = RoundTrip::Total;
-        let p = simulate(&sc, 5).problem();
+        simulate(&sc, 5).problem()
+    }
+
+    #[test]
+    fn a_rate_moves_the_terms_of_the_groups_coupled_to_it_only() {
+        // What the greedy step relies on to refit only some members: after g's rate and the
+        // E step through g change, every group outside `coupled(g)` has the same terms.
+        let p = round_trip_problem();
         let mut fit = Fit::new(&p, 1e-4);
         fn terms(fit: &Fit, h: usize) -> (f64, Vec<(f64, f64)>) {
             let mut c = Terms::default();
@@ -970,16 +970,7 @@ mod tests {
         // Three ways to the same number: the sum over every observation, the part through
         // the groups whose rates change (what the search compares fault sets by), and one
         // group's observations alone (what its gain is).
-        let mut sc = Scenario::new(
-            Topology::LeafSpine {
-                leaves: 4,
-                spines: 2,
-                hosts_per_leaf: 3,
-            },
-            2,
-        );
-        sc.round_trip = RoundTrip::Total;
-        let p = simulate(&sc, 5).problem();
+        let p = round_trip_problem();
         assert!(!p.choices.is_empty(), "answers with ECMP choices");
         let mut fit = Fit::new(&p, 1e-4);
         let close = |a: f64, b: f64| (a - b).abs() <= 1e-6 * b.abs().max(1.0);

@@ -142,6 +142,11 @@ struct Search<'a> {
 }
 
 impl Search<'_> {
+    /// The fault set, as group ids.
+    fn members(&self) -> Vec<usize> {
+        (0..self.in_set.len()).filter(|&h| self.in_set[h]).collect()
+    }
+
     /// The lazy greedy search from the current set, then full checks (refit, backward pass,
     /// gains of all) until no candidate gains above the penalty; `banned` are never added.
     fn run(&mut self, fit: &mut Fit, banned: &[usize]) {
@@ -162,7 +167,7 @@ impl Search<'_> {
                     .min_by(|a, b| a.1.total_cmp(&b.1));
                 let Some((g, _)) = weakest else { break };
                 self.in_set[g] = false;
-                let mut members: Vec<usize> = (0..n).filter(|&h| self.in_set[h]).collect();
+                let mut members = self.members();
                 members.push(g);
                 fit.refit(&members, &self.in_set, cap, &mut self.c);
             }
@@ -276,7 +281,7 @@ impl Search<'_> {
         for &g in out {
             self.in_set[g] = false;
         }
-        let mut members: Vec<usize> = (0..n).filter(|&h| self.in_set[h]).collect();
+        let mut members = self.members();
         members.extend_from_slice(out);
         fit.refit(&members, &self.in_set, self.cap, &mut self.c);
         for h in fit.neighbours(out) {

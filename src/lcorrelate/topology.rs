@@ -330,8 +330,6 @@ pub fn infer(agg: Aggregator) -> Problem {
     p
 }
 
-/// `flows` sorted by key: placed by route (one move each of the flows, 56 bytes, which a
-/// sort of them all moved many times), then each route's few sorted among themselves.
 /// The indexes of `seqs` in their sorted order. Sorted first by their first three ids at
 /// once (a route's source, gateway and next router mostly set it apart), then each run of
 /// equal ones by the whole sequence: most comparisons are then of one number, not of two
@@ -359,6 +357,8 @@ fn sorted_order(seqs: &Seqs) -> Vec<u32> {
     order
 }
 
+/// `flows` sorted by key: placed by route (one move each of the flows, 56 bytes, which a
+/// sort of them all moved many times), then each route's few sorted among themselves.
 fn sorted_by_route(flows: Vec<(FlowKey, RouteStats)>, routes: usize) -> Vec<(FlowKey, RouteStats)> {
     let by_route = Seqs::grouped(routes, || flows.iter().map(|f| f.0.route).zip(0..));
     let mut sorted: Vec<(FlowKey, RouteStats)> =
