@@ -171,7 +171,7 @@ fn main() {
             );
         }
         Some("dump") => {
-            // dump CONDITION K SEED: one run's lines on stdout, its faults on stderr.
+            // dump CONDITION K SEED: one run's lines on stdout, its faults and node names on stderr.
             // CONDITION "today": the original conditions (router names, forward loss only).
             let name = args.get(1).map(String::as_str);
             let k: usize = args[2].parse().unwrap();
@@ -188,6 +188,10 @@ fn main() {
             }
             for (a, b, p) in &run.faults {
                 eprintln!("fault: {a} -> {b} loss {:.3} %", p * 100.0);
+            }
+            // Node ids (interface addresses `fd00:V::U` are V's, in hexadecimal) and names.
+            for (i, name) in run.nodes.iter().enumerate() {
+                eprintln!("node: {i:x} {name}");
             }
         }
         Some("dc") => {

@@ -53,6 +53,24 @@ pub struct Scores {
     pub twins: Vec<Vec<u32>>,
 }
 
+impl Scores {
+    /// The links of the faulty groups, by name, sorted, each once.
+    #[cfg(test)]
+    pub fn faulty_links(&self, p: &Problem) -> Vec<(String, String)> {
+        let mut found: Vec<(String, String)> = (0..self.faulty.len())
+            .filter(|&g| self.faulty[g])
+            .flat_map(|g| p.groups[g].links.clone())
+            .map(|l| {
+                let (a, b) = p.link_name(l);
+                (a.to_string(), b.to_string())
+            })
+            .collect();
+        found.sort();
+        found.dedup();
+        found
+    }
+}
+
 /// The seed's score: sample-weighted loss of routes through the group minus that of the
 /// routes not through it (0 when there are none).
 pub fn diff(p: &Problem) -> Vec<f64> {
@@ -342,15 +360,7 @@ mod tests {
             200_000,
         );
         let s = flock(&p, &Params::default());
-        let mut found: Vec<(String, String)> = (0..s.faulty.len())
-            .filter(|&g| s.faulty[g])
-            .flat_map(|g| p.groups[g].links.clone())
-            .map(|l| {
-                let (a, b) = p.link_name(l);
-                (a.to_string(), b.to_string())
-            })
-            .collect();
-        found.sort();
+        let found = s.faulty_links(&p);
         assert_eq!(
             found,
             [("l0".into(), "s1".into()), ("s0".into(), "l1".into())]

@@ -491,6 +491,41 @@ impl<'a> Fit<'a> {
     /// g's observations as functions of g's rate alone, the others as fitted: what the
     /// gain evaluates at many rates, built once.
     fn alone(&self, g: usize) -> Alone {
+        let mut a = self.alone_certain(g);
+        self.add_choices(g, &mut a);
+        a
+    }
+
+    /// EM's fixed point can hide a fault: when the current responsibilities send each
+    /// lossy observation through g along an alternative that already loses, g's own rate
+    /// has nothing left to explain, and EM from here does not reach the likelihood's other
+    /// mode. So where g carries lossy observations that have a choice, look once at the
+    /// rate g's observations lose overall, responsibilities taken afresh there: that rate,
+    /// and g's observations as functions of its rate, when it fits better than healthy.
+    /// The observations through g for certain decide first (they are what such a mode
+    /// rests on, and cost little); the choices g is on are weighed only after.
+    fn second_look(&self, g: usize, cap: f64) -> Option<(Alone, f64)> {
+        let p = self.p;
+        let grp = &p.groups[g];
+        let raw = grp.lost as f64 / grp.sent.max(1) as f64;
+        if raw <= cap
+            || !grp
+                .lossy
+                .iter()
+                .any(|&r| p.routes[r as usize].choice.is_some())
+        {
+            return None;
+        }
+        let mut alone = self.alone_certain(g);
+        if alone.marginal(raw) <= alone.marginal(cap) {
+            return None;
+        }
+        self.add_choices(g, &mut alone);
+        (alone.marginal(raw) > alone.marginal(cap)).then_some((alone, raw))
+    }
+
+    /// [`Alone`] of the observations through g for certain: every alternative crosses g.
+    fn alone_certain(&self, g: usize) -> Alone {
         let p = self.p;
         let grp = &p.groups[g];
         let own = (1.0 - self.x[g]).ln();
@@ -498,8 +533,6 @@ impl<'a> Fit<'a> {
             clean_sent: grp.clean_sent,
             ..Alone::default()
         };
-        let mut off = Vec::new();
-        // Observations through g for certain: every alternative crosses g.
         for &r in &grp.lossy {
             let route = &p.routes[r as usize];
             let rest = self.log_c[self.lossy_at[r as usize] as usize] - own;
@@ -512,7 +545,16 @@ impl<'a> Fit<'a> {
                 logs.iter().map(|l| rest + l),
             );
         }
-        // Choices g is on some alternatives of: the others are constant in g's rate.
+        a
+    }
+
+    /// Adds to `a` the observations of the choices g is on some alternatives of: the
+    /// other alternatives are constant in g's rate.
+    fn add_choices(&self, g: usize, a: &mut Alone) {
+        let p = self.p;
+        let grp = &p.groups[g];
+        let own = (1.0 - self.x[g]).ln();
+        let mut off = Vec::new();
         let mut i = 0;
         let mut mine = Vec::new();
         while i < grp.alts.len() {
@@ -554,7 +596,6 @@ impl<'a> Fit<'a> {
                 });
             }
         }
-        a
     }
 
     /// Gain of freeing g, the others as fitted: the best free fit minus the best healthy
@@ -566,13 +607,23 @@ impl<'a> Fit<'a> {
         }
         self.others(g, c);
         let mut free = argmax(c, MIN_RATE, MAX_RATE, self.x[g]);
-        if free <= cap {
-            return (0.0, free);
-        }
         if self.p.choices.is_empty() {
+            if free <= cap {
+                return (0.0, free);
+            }
             return (loglik(c, free) - loglik(c, cap), free);
         }
-        let mut alone = self.alone(g);
+        let mut alone = if free <= cap {
+            match self.second_look(g, cap) {
+                Some((alone, raw)) => {
+                    free = raw;
+                    alone
+                }
+                None => return (0.0, free),
+            }
+        } else {
+            self.alone(g)
+        };
         for _ in 0..6 {
             alone.terms_at(free.max(cap), c);
             let next = argmax(c, MIN_RATE, MAX_RATE, free);
