@@ -468,6 +468,24 @@ impl<'a> Fit<'a> {
         out
     }
 
+    /// Whether most observations through g for certain lost packets that the rest of
+    /// their certain part does not explain (less than half), so that only the ways their
+    /// answers may have taken do: how a loss on g looks when it is hidden by a member on
+    /// those ways. A loss on an answer's way reaches one flow in as many as there are ways;
+    /// one on g reaches every flow through it.
+    pub fn left_to_answers(&self, g: usize) -> bool {
+        let grp = &self.p.groups[g];
+        let left = self.group_lossy[g]
+            .iter()
+            .filter(|&&k| {
+                let k = k as usize;
+                let (n, m) = self.counts[k];
+                self.lossy_choice.get(k).is_some() && n * (1.0 - self.succ_c[k]) < 0.5 * m
+            })
+            .count();
+        left >= 3 && 2 * left >= grp.certain.len()
+    }
+
     /// Groups that a lossy observation through one of `gs` (for certain or on one of its
     /// ways) crosses for certain: the traced explanations of the loss `gs` explain.
     pub fn neighbours(&self, gs: &[usize]) -> Vec<usize> {
@@ -505,6 +523,16 @@ impl<'a> Fit<'a> {
     /// The observations through g for certain decide first (they are what such a mode
     /// rests on, and cost little); the choices g is on are weighed only after.
     fn second_look(&self, g: usize, cap: f64) -> Option<(Alone, f64)> {
+        let (mut alone, raw) = self.hidden_loss(g, cap)?;
+        self.add_choices(g, &mut alone);
+        (alone.marginal(raw) > alone.marginal(cap)).then_some((alone, raw))
+    }
+
+    /// Whether g's observations for certain, with a choice among them, fit better at the
+    /// rate they lose overall than at healthy, responsibilities taken afresh: a loss the
+    /// current responsibilities may hide. Then those observations as functions of g's
+    /// rate, and that rate.
+    fn hidden_loss(&self, g: usize, cap: f64) -> Option<(Alone, f64)> {
         let p = self.p;
         let grp = &p.groups[g];
         let raw = grp.lost as f64 / grp.sent.max(1) as f64;
@@ -517,10 +545,6 @@ impl<'a> Fit<'a> {
             return None;
         }
         let mut alone = self.alone_certain(g);
-        if alone.marginal(raw) <= alone.marginal(cap) {
-            return None;
-        }
-        self.add_choices(g, &mut alone);
         (alone.marginal(raw) > alone.marginal(cap)).then_some((alone, raw))
     }
 

@@ -8,8 +8,10 @@
 //! left, one full refit, the backward pass, and one full pass of gains (which every record's
 //! score needs anyway) check that no candidate gained above the penalty meanwhile; if one
 //! did, the search goes on from there.
-//! Last, the exchange: faulty groups that no traced path crosses are taken out, candidates
-//! are added greedily without them, and the new set is kept if it fits clearly better.
+//! Last, the exchanges: faulty groups that no traced path crosses are taken out, candidates
+//! are added greedily without them, and the new set is kept if it fits clearly better; then
+//! the same for each traced member on the answers' ways of a loss it may hide (a host link
+//! whose flows all lost what only their answers' ways explain).
 //! The cost grows with the records and with the faults, each fault costing what its own
 //! observations cost.
 
@@ -98,6 +100,7 @@ pub fn flock(p: &Problem, params: &Params) -> Scores {
     gains(&fit, cap, &mut s.score, &mut s.free, &mut s.c);
     s.run(&mut fit, &[]);
     s.exchange_untraced(&mut fit);
+    s.exchange_hiding(&mut fit);
     let Search {
         in_set,
         score,
@@ -267,6 +270,37 @@ impl Search<'_> {
         }
     }
 
+    /// A traced member can hide a loss nearby: a link that lost only the probes crossing
+    /// it, taken as losing everything, also takes (through the answers that may have
+    /// crossed it) the loss of a host link whose flows' answers may have come that way, and
+    /// that host link then gains too little to join. So where a group that is not a member
+    /// shows such a hidden loss ([`Fit::left_to_answers`]), the traced members on the ways of
+    /// its observations' answers are taken out in turn, weakest first, and the search run
+    /// again without each; the set that fits better is kept.
+    fn exchange_hiding(&mut self, fit: &mut Fit) {
+        let p = fit.p;
+        let mut hiding: Vec<usize> = Vec::new();
+        for h in 0..p.groups.len() {
+            if self.in_set[h] || !fit.left_to_answers(h) {
+                continue;
+            }
+            for &r in &p.groups[h].lossy {
+                if let Some(ch) = p.routes[r as usize].choice {
+                    hiding.extend(p.choices[ch as usize].union.iter().map(|&g| g as usize));
+                }
+            }
+        }
+        hiding.sort_unstable();
+        hiding.dedup();
+        hiding.retain(|&g| self.in_set[g] && !p.groups[g].certain.is_empty());
+        hiding.sort_by(|&a, &b| self.score[a].total_cmp(&self.score[b]));
+        for g in hiding {
+            if self.in_set[g] {
+                self.exchange(fit, &[g]);
+            }
+        }
+    }
+
     /// Takes `out` out of the set and adds candidates greedily without them; keeps the
     /// result if it fits clearly better (and then finishes the search from it), else goes
     /// back to the set before. Only what `out` touches is visited: the members' refit, the
@@ -387,8 +421,9 @@ mod tests {
     use super::*;
     use crate::lcorrelate::graph::Problem;
     use crate::lcorrelate::input::{Aggregator, Aliases};
+    use crate::lcorrelate::sim::{simulate, Scenario, Topology};
 
-    /// Round trips on a leaf-spine with router names: leaves l0..l2 with three hosts each
+    /// Round trips on a leaf-spine with router names: leaves l0..l2 with four hosts each
     /// (10.0.L.H), spines s0..s3, eight flows per host pair across leaves. Each flow's probes
     /// and its answer take a spine of their own (a hash, as ECMP). `probe_loss` and
     /// `answer_loss` give a link's rate for the probes and for the answers crossing it; the
@@ -410,7 +445,7 @@ mod tests {
             path.windows(2).map(|w| 1.0 - loss(w[0], w[1])).product()
         };
         for (la, lb) in [(0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1)] {
-            for (ha, hb) in (1..=3).flat_map(|a| (1..=3).map(move |b| (a, b))) {
+            for (ha, hb) in (1..=4).flat_map(|a| (1..=4).map(move |b| (a, b))) {
                 let (a, b) = (host(la, ha), host(lb, hb));
                 let (leaf_a, leaf_b) = (format!("l{la}"), format!("l{lb}"));
                 for port in 0..8 {
@@ -465,6 +500,45 @@ mod tests {
                 .iter()
                 .all(|(a, b)| (a == "l0" && b == "s3")
                     || [a.as_str(), b.as_str()].contains(&"10.0.0.2")),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn host_links_a_probes_only_loss_hides_are_still_found() {
+        // Today's conditions (loss on the traced way only) on a k = 4 fat-tree: a run whose
+        // faults are an aggregation switch's link down to edge switch 10.0.0.4 and three
+        // links of that edge switch's hosts. Taken as losing everything, the downlink also
+        // explains the hosts' flows (each answer may have come back over it), and their
+        // links gain too little to join until it is taken out and the search run again.
+        let sc = Scenario::new(Topology::FatTree { k: 4 }, 4);
+        let run = simulate(&sc, 41);
+        let edge = "10.0.0.4";
+        assert!(
+            run.faults.iter().all(|f| f.0 == edge || f.1 == edge),
+            "{:?}",
+            run.faults
+        );
+        assert!(run
+            .faults
+            .iter()
+            .any(|f| f.1 == edge && f.0.starts_with("10.0.0.")));
+        let p = run.problem();
+        let s = flock(&p, &Params::default());
+        let found = s.faulty_links(&p);
+        for (a, b, _) in &run.faults {
+            assert!(
+                found.contains(&(a.clone(), b.clone())),
+                "{a}>{b}: {found:?}"
+            );
+        }
+        // Nothing else but a host link's other direction (one group with it).
+        let host = |n: &str| n.starts_with("10.1.");
+        assert!(
+            found.iter().all(|(a, b)| run
+                .faults
+                .iter()
+                .any(|f| (&f.0, &f.1) == (a, b) || (host(a) || host(b)) && (&f.1, &f.0) == (a, b))),
             "{found:?}"
         );
     }
