@@ -170,3 +170,32 @@ impl Tally {
         self.fp as f64 / self.runs.max(1) as f64
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lcorrelate::sim::{simulate, Addressing, RoundTrip, Scenario, Topology};
+
+    #[test]
+    fn a_link_losing_every_packet_is_not_split_into_two_kinds_of_loss() {
+        // Arrival addressing, round trips, a 4 x 4 leaf-spine with four faults (seed 208):
+        // among them spine 10.0.0.6's link down to leaf 10.0.0.2, losing every packet. Its
+        // probes-only rate and an answers-only rate on another spine's link into that leaf
+        // (the answers may arrive over any spine) fit about as well as its one rate for
+        // every packet; taking that pair named 10.0.0.8 -> 10.0.0.2 faulty. The whole rate
+        // goes first when it gains about as much.
+        let mut sc = Scenario::new(
+            Topology::LeafSpine {
+                leaves: 4,
+                spines: 4,
+                hosts_per_leaf: 4,
+            },
+            4,
+        );
+        sc.addressing = Addressing::Arrival;
+        sc.round_trip = RoundTrip::Total;
+        let run = simulate(&sc, 208);
+        let o = evaluate(&run, &[Method::Flock], &Params::default())[0];
+        assert_eq!((o.fn_, o.fp), (0, 0), "{o:?} {:?}", run.faults);
+    }
+}

@@ -53,6 +53,9 @@ pub struct Fit<'a> {
     /// alternative of a choice). A group no loss crosses fits at the lowest rate and gains
     /// nothing from freeing, whatever the other rates: its terms need not be built.
     lossless: Vec<bool>,
+    /// Per group of excess rates (answers or probes only), the groups of the same links'
+    /// rates for every packet: a link is healthy while all it loses is within `min_loss`.
+    kin: Vec<Vec<u32>>,
     /// Buffers of the E step.
     scratch: (Vec<f64>, Vec<f64>),
 }
@@ -135,6 +138,28 @@ impl<'a> Fit<'a> {
                 certain.is_empty() && !grp.alts.iter().any(|&(ch, _)| choice_lossy(ch))
             })
             .collect();
+        let mut whole_of_link = vec![u32::MAX; p.links.len()];
+        for (g, grp) in p.groups.iter().enumerate() {
+            if !grp.excess_only {
+                for &l in &grp.links {
+                    whole_of_link[l as usize] = g as u32;
+                }
+            }
+        }
+        let kin = p
+            .groups
+            .iter()
+            .map(|grp| {
+                let mut k: Vec<u32> = Vec::new();
+                if grp.excess_only {
+                    k.extend(grp.links.iter().map(|&l| whole_of_link[l as usize]));
+                    k.retain(|&h| h != u32::MAX);
+                    k.sort_unstable();
+                    k.dedup();
+                }
+                k
+            })
+            .collect();
         let mut fit = Fit {
             p,
             x,
@@ -152,6 +177,7 @@ impl<'a> Fit<'a> {
             clean_mass,
             alt_clean: vec![0.0; p.groups.len()],
             lossless,
+            kin,
             scratch: Default::default(),
         };
         fit.expect();
@@ -622,6 +648,28 @@ impl<'a> Fit<'a> {
         }
     }
 
+    /// For a group of excess rates (answers or probes only), the groups of the same links'
+    /// rates for every packet.
+    pub fn kin(&self, g: usize) -> impl Iterator<Item = usize> + '_ {
+        self.kin[g].iter().map(|&h| h as usize)
+    }
+
+    /// The most g may lose while its links stay healthy: `cap` for a link's rate for every
+    /// packet; for an excess rate, what that rate leaves of `cap`. Measured from `cap`
+    /// instead, a host link that lost its probes only (its all-packets rate at `cap`
+    /// already) had to make its case twice; from nothing, a fault on every packet split
+    /// into a probes-only rate and an answers-only one elsewhere.
+    fn healthy_up_to(&self, g: usize, cap: f64) -> f64 {
+        if !self.p.groups[g].excess_only {
+            return cap;
+        }
+        let whole = self.kin[g]
+            .iter()
+            .map(|&h| self.x[h as usize])
+            .fold(0.0, f64::max);
+        (cap - whole).max(MIN_RATE)
+    }
+
     /// Gain of freeing g, the others as fitted: the best free fit minus the best healthy
     /// one, each observation's answer path a mixture of its alternatives (a few EM steps on
     /// g alone find the free rate); and that rate.
@@ -629,6 +677,7 @@ impl<'a> Fit<'a> {
         if self.lossless[g] {
             return (0.0, MIN_RATE);
         }
+        let cap = self.healthy_up_to(g, cap);
         self.others(g, c);
         let mut free = argmax(c, MIN_RATE, MAX_RATE, self.x[g]);
         if self.p.choices.is_empty() {
