@@ -570,8 +570,38 @@ impl<'a> Fit<'a> {
         {
             return None;
         }
+        if self.certain_gain_bound(g, raw, cap) <= 0.0 {
+            return None;
+        }
         let mut alone = self.alone_certain(g);
         (alone.marginal(raw) > alone.marginal(cap)).then_some((alone, raw))
+    }
+
+    /// An upper bound on what g's observations for certain gain from g's rate going from
+    /// `cap` to `raw`, cheap: a mixture's ratio is at most its best alternative's, and a
+    /// binomial's gain from a higher rate is largest on the alternative whose rest delivers
+    /// best. Where it is not positive, [`Fit::hidden_loss`] need not build anything.
+    fn certain_gain_bound(&self, g: usize, raw: f64, cap: f64) -> f64 {
+        let p = self.p;
+        let grp = &p.groups[g];
+        let own = 1.0 - self.x[g];
+        let delivered = ((1.0 - raw) / (1.0 - cap)).ln();
+        let mut bound = grp.clean_sent * delivered;
+        for &r in &grp.lossy {
+            let route = &p.routes[r as usize];
+            let k = self.lossy_at[r as usize] as usize;
+            let best = route.choice.map_or(1.0, |ch| {
+                self.succ_alt[ch as usize]
+                    .iter()
+                    .fold(0.0, |a: f64, &b| a.max(b))
+            });
+            let s = (self.succ_c[k] / own * best).min(1.0);
+            let (n, m) = route.per_copy();
+            let copies = f64::from(route.copies.max(1));
+            let lost = ((1.0 - s * (1.0 - raw)) / (1.0 - s * (1.0 - cap))).ln();
+            bound += copies * (m * lost + (n - m) * delivered);
+        }
+        bound
     }
 
     /// [`Alone`] of the observations through g for certain: every alternative crosses g.
