@@ -1153,4 +1153,41 @@ mod tests {
         }
         assert!(pairs > 10, "{pairs} pairs checked");
     }
+
+    #[test]
+    fn the_certain_gain_bound_is_never_below_the_gain() {
+        // What lets `hidden_loss` skip building anything: the bound holds for every group
+        // with lossy observations for certain, at rates the fit may be at.
+        let p = round_trip_problem();
+        let cap = 5e-4;
+        let (mut checked, mut positive) = (0, 0);
+        for x0 in [1e-5, 2e-4, 3e-3] {
+            let mut fit = Fit::new(&p, x0);
+            // Alternatives that deliver unlike each other: some groups lose a lot.
+            for g in (0..p.groups.len()).step_by(7) {
+                fit.set(g, 0.05);
+            }
+            fit.expect();
+            for g in 0..p.groups.len() {
+                if p.groups[g].lossy.is_empty() {
+                    continue;
+                }
+                for raw in [1e-3, 1e-2, 0.1] {
+                    let mut alone = fit.alone_certain(g);
+                    let gain = alone.marginal(raw) - alone.marginal(cap);
+                    let bound = fit.certain_gain_bound(g, raw, cap);
+                    assert!(
+                        bound >= gain - 1e-9 * gain.abs().max(1.0),
+                        "g{g} {bound} {gain}"
+                    );
+                    checked += 1;
+                    positive += usize::from(gain > 0.0);
+                }
+            }
+        }
+        assert!(
+            checked > 50 && positive > 5,
+            "{checked} checked, {positive} gained"
+        );
+    }
 }
