@@ -547,18 +547,9 @@ impl<'a> Fit<'a> {
     /// rate g's observations lose overall, responsibilities taken afresh there: that rate,
     /// and g's observations as functions of its rate, when it fits better than healthy.
     /// The observations through g for certain decide first (they are what such a mode
-    /// rests on, and cost little); the choices g is on are weighed only after.
+    /// rests on, and cost little: a bound, then their likelihoods); the choices g is on
+    /// are weighed only after.
     fn second_look(&self, g: usize, cap: f64) -> Option<(Alone, f64)> {
-        let (mut alone, raw) = self.hidden_loss(g, cap)?;
-        self.add_choices(g, &mut alone);
-        (alone.marginal(raw) > alone.marginal(cap)).then_some((alone, raw))
-    }
-
-    /// Whether g's observations for certain, with a choice among them, fit better at the
-    /// rate they lose overall than at healthy, responsibilities taken afresh: a loss the
-    /// current responsibilities may hide. Then those observations as functions of g's
-    /// rate, and that rate.
-    fn hidden_loss(&self, g: usize, cap: f64) -> Option<(Alone, f64)> {
         let p = self.p;
         let grp = &p.groups[g];
         let raw = grp.lost as f64 / grp.sent.max(1) as f64;
@@ -567,20 +558,22 @@ impl<'a> Fit<'a> {
                 .lossy
                 .iter()
                 .any(|&r| p.routes[r as usize].choice.is_some())
+            || self.certain_gain_bound(g, raw, cap) <= 0.0
         {
             return None;
         }
-        if self.certain_gain_bound(g, raw, cap) <= 0.0 {
+        let mut alone = self.alone_certain(g);
+        if alone.marginal(raw) <= alone.marginal(cap) {
             return None;
         }
-        let mut alone = self.alone_certain(g);
+        self.add_choices(g, &mut alone);
         (alone.marginal(raw) > alone.marginal(cap)).then_some((alone, raw))
     }
 
     /// An upper bound on what g's observations for certain gain from g's rate going from
     /// `cap` to `raw`, cheap: a mixture's ratio is at most its best alternative's, and a
     /// binomial's gain from a higher rate is largest on the alternative whose rest delivers
-    /// best. Where it is not positive, [`Fit::hidden_loss`] need not build anything.
+    /// best. Where it is not positive, [`Fit::second_look`] need not build anything.
     fn certain_gain_bound(&self, g: usize, raw: f64, cap: f64) -> f64 {
         let p = self.p;
         let grp = &p.groups[g];
@@ -1156,7 +1149,7 @@ mod tests {
 
     #[test]
     fn the_certain_gain_bound_is_never_below_the_gain() {
-        // What lets `hidden_loss` skip building anything: the bound holds for every group
+        // What lets `second_look` skip building anything: the bound holds for every group
         // with lossy observations for certain, at rates the fit may be at.
         let p = round_trip_problem();
         let cap = 5e-4;

@@ -438,7 +438,7 @@ mod tests {
     use super::*;
     use crate::lcorrelate::graph::Problem;
     use crate::lcorrelate::input::{Aggregator, Aliases};
-    use crate::lcorrelate::sim::{simulate, Scenario, Topology};
+    use crate::lcorrelate::sim::{simulate, Rng, Scenario, Topology};
 
     /// Round trips on a leaf-spine with router names: leaves l0..l2 with four hosts each
     /// (10.0.L.H), spines s0..s3, eight flows per host pair across leaves. Each flow's probes
@@ -451,13 +451,8 @@ mod tests {
     ) -> Problem {
         let host = |l: usize, h: usize| format!("10.0.{l}.{h}");
         let mut agg = Aggregator::new(Aliases::new());
-        let mut hash = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut spine = || {
-            hash ^= hash << 13;
-            hash ^= hash >> 7;
-            hash ^= hash << 17;
-            format!("s{}", hash % 4)
-        };
+        let mut rng = Rng::new(1);
+        let mut spine = || format!("s{}", rng.below(4));
         let ok = |path: &[&str], loss: &dyn Fn(&str, &str) -> f64| -> f64 {
             path.windows(2).map(|w| 1.0 - loss(w[0], w[1])).product()
         };
